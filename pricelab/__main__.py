@@ -1,0 +1,6 @@
+"""``python -m pricelab``."""
+
+from pricelab.cli.app import main
+
+if __name__ == "__main__":
+    main()
