@@ -1,0 +1,1 @@
+"""The ``pricelab`` command line: parse options, call one library function, print."""

@@ -1,0 +1,112 @@
+"""Options every command shares, printing, and the one place errors become exit codes.
+
+Exit codes (contract): 0 success; 1 the job ran but a check failed; 2 bad usage or input;
+3 an internal error (a bug: rerun with --debug and report it).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import polars as pl
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from pricelab.errors import PricelabError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+DbOpt = Annotated[
+    Path | None,
+    typer.Option("--db", help="DuckDB file (default: $PRICELAB_DB, else ./pricelab.duckdb).",
+                 show_default=False),
+]
+JsonOpt = Annotated[
+    bool, typer.Option("--json", help="Print one JSON document on stdout instead of tables.")
+]
+OutputOpt = Annotated[
+    Path | None,
+    typer.Option("--output", "-o", help="Write the main result as CSV, Parquet or JSON "
+                 "(by extension).", show_default=False),
+]
+DebugOpt = Annotated[bool, typer.Option("--debug", help="Show tracebacks on errors.")]
+
+console = Console(soft_wrap=False)
+err_console = Console(stderr=True, soft_wrap=True)
+
+EXIT_INTERNAL = 3
+
+
+def guarded(fn: F) -> F:
+    """Run a command body; turn pricelab errors into one line on stderr and an exit code."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        debug = bool(kwargs.get("debug", False))
+        try:
+            return fn(*args, **kwargs)
+        except typer.Exit:
+            raise
+        except PricelabError as exc:
+            if debug:
+                raise
+            lines = str(exc).splitlines() or [type(exc).__name__]
+            err_console.print(f"[bold red]error:[/] {lines[0]}", highlight=False, markup=True)
+            for line in lines[1:]:
+                err_console.print(f"  {line}", highlight=False, markup=False)
+            raise typer.Exit(exc.exit_code) from None
+        except KeyboardInterrupt:
+            err_console.print("interrupted")
+            raise typer.Exit(130) from None
+        except Exception as exc:  # noqa: BLE001 - last line of defence, no traceback for users
+            if debug:
+                raise
+            first = (str(exc).splitlines() or [""])[0]
+            err_console.print(
+                f"[bold red]internal error:[/] {type(exc).__name__}: {first} "
+                "(rerun with --debug for the traceback and report it)", highlight=False
+            )
+            raise typer.Exit(EXIT_INTERNAL) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def print_json(doc: Any) -> None:
+    """Print one JSON document on stdout."""
+    sys.stdout.write(json.dumps(doc, indent=2, default=str, sort_keys=False) + "\n")
+    sys.stdout.flush()
+
+
+def frame_table(df: pl.DataFrame, title: str | None = None, *, max_rows: int = 20,
+                floats: int = 3) -> Table:
+    """A rich table of the first ``max_rows`` rows of ``df``."""
+    table = Table(title=title, show_lines=False, header_style="bold")
+    for col, dtype in df.schema.items():
+        table.add_column(col, justify="right" if dtype.is_numeric() else "left")
+    for row in df.head(max_rows).iter_rows():
+        cells = []
+        for v in row:
+            if isinstance(v, float):
+                cells.append("nan" if v != v else f"{v:,.{floats}f}")
+            else:
+                cells.append("" if v is None else str(v))
+        table.add_row(*cells)
+    if df.height > max_rows:
+        table.caption = f"{max_rows} of {df.height} rows shown"
+    return table
+
+
+def write_output(df: pl.DataFrame, output: Path | None) -> None:
+    """Write ``df`` to ``--output`` when given, and say so on stderr."""
+    if output is None:
+        return
+    from pricelab.io import write_table
+
+    write_table(df, output)
+    err_console.print(f"wrote {df.height} rows to {output}", highlight=False)

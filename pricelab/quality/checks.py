@@ -1,0 +1,94 @@
+"""Findings of data-quality checks: what is wrong, where, and how bad."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import polars as pl
+
+
+@dataclass(frozen=True)
+class Issue:
+    """One finding: an error stops ingest, a warning is reported and ingest goes on."""
+
+    level: str  # "error" | "warning"
+    source: str  # file name or table name
+    column: str | None
+    rule: str
+    count: int = 0
+    examples: tuple[str, ...] = ()
+
+    def message(self) -> str:
+        """One line naming the source, column, rule and the first offending rows."""
+        where = f"{self.source}: column '{self.column}'" if self.column else self.source
+        text = f"{where}: {self.rule}"
+        if self.count:
+            text += f" ({self.count} row{'s' if self.count != 1 else ''}"
+            if self.examples:
+                text += "; first: " + ", ".join(self.examples)
+            text += ")"
+        return text
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able form."""
+        return {
+            "level": self.level, "source": self.source, "column": self.column,
+            "rule": self.rule, "count": self.count, "examples": list(self.examples),
+            "message": self.message(),
+        }
+
+
+@dataclass
+class QualityReport:
+    """All findings of a validation."""
+
+    issues: list[Issue] = field(default_factory=list)
+
+    @property
+    def errors(self) -> list[Issue]:
+        """Findings that stop an ingest."""
+        return [i for i in self.issues if i.level == "error"]
+
+    @property
+    def warnings(self) -> list[Issue]:
+        """Findings that are reported only."""
+        return [i for i in self.issues if i.level == "warning"]
+
+    @property
+    def ok(self) -> bool:
+        """True when there are no errors."""
+        return not self.errors
+
+    def extend(self, other: QualityReport) -> None:
+        """Add another report's findings."""
+        self.issues.extend(other.issues)
+
+    def error_text(self) -> str:
+        """The errors as one message: the first on the first line, the rest below."""
+        return "\n".join(i.message() for i in self.errors)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able form."""
+        return {
+            "ok": self.ok,
+            "errors": [i.to_dict() for i in self.errors],
+            "warnings": [i.to_dict() for i in self.warnings],
+        }
+
+
+def row_examples(df: pl.DataFrame, mask: pl.Series, column: str | None, *,
+                 line_offset: int | None, limit: int = 3) -> tuple[int, tuple[str, ...]]:
+    """Count rows where ``mask`` holds and describe the first few (row, file line, value)."""
+    idx = df.with_row_index("__row").filter(mask)
+    n = idx.height
+    out = []
+    for rec in idx.head(limit).iter_rows(named=True):
+        row = rec["__row"] + 1
+        desc = f"row {row}"
+        if line_offset is not None:
+            desc += f" (line {row + line_offset})"
+        if column is not None and column in rec:
+            desc += f" value {rec[column]!r}"
+        out.append(desc)
+    return n, tuple(out)

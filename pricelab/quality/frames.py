@@ -1,0 +1,163 @@
+"""Rules for one input file: columns, types, values and duplicate keys.
+
+Frames arrive with every column as text, so a bad cell is found and named instead of
+breaking the parser. The typed, cleaned frame comes back with the report.
+"""
+
+from __future__ import annotations
+
+import polars as pl
+
+from pricelab.quality.checks import Issue, QualityReport, row_examples
+
+REQUIRED: dict[str, tuple[str, ...]] = {
+    "sales": ("item_id", "market", "date", "price", "quantity"),
+    "items": ("item_id",),
+    "costs": ("item_id", "unit_cost"),
+    "markets": ("market", "fx_rate"),
+    "inventory": ("item_id", "stock"),
+}
+OPTIONAL: dict[str, tuple[str, ...]] = {
+    "sales": ("promo", "unit_cost"),
+    "items": ("category", "brand", "boutique_id"),
+    "costs": ("market",),
+    "markets": ("currency", "vat_rate"),
+    "inventory": ("market",),
+}
+KEYS: dict[str, tuple[str, ...]] = {
+    "sales": ("item_id", "market", "date"),
+    "items": ("item_id",),
+    "costs": ("item_id", "market"),
+    "markets": ("market",),
+    "inventory": ("item_id", "market"),
+}
+
+
+class _Checker:
+    def __init__(self, kind: str, df: pl.DataFrame, source: str, line_offset: int | None):
+        self.kind, self.df, self.source, self.offset = kind, df, source, line_offset
+        self.report = QualityReport()
+        self.out: dict[str, pl.Series] = {}
+
+    def flag(self, column: str | None, rule: str, mask: pl.Series, level: str = "error") -> None:
+        mask = mask.fill_null(False)
+        if mask.any():
+            n, ex = row_examples(self.df, mask, column, line_offset=self.offset)
+            self.report.issues.append(Issue(level, self.source, column, rule, n, ex))
+
+    def text(self, col: str, required: bool) -> None:
+        s = self.df[col].cast(pl.String).str.strip_chars()
+        if required:
+            self.flag(col, "must not be empty", s.is_null() | (s == ""))
+        self.out[col] = s.replace("", None) if not required else s
+
+    def number(self, col: str, *, positive: bool = False, nonneg: bool = False,
+               integer: bool = False, binary: bool = False, required: bool = True) -> None:
+        raw = self.df[col].cast(pl.String).str.strip_chars()
+        num = raw.cast(pl.Float64, strict=False)
+        present = raw.is_not_null() & (raw != "")
+        if required:
+            self.flag(col, "missing value", ~present)
+        self.flag(col, "not a number", present & num.is_null())
+        finite = num.is_finite()
+        self.flag(col, "must be finite (NaN or infinite found)", num.is_not_null() & ~finite)
+        ok = num.is_not_null() & finite
+        if positive:
+            self.flag(col, "must be > 0", ok & (num <= 0))
+        if nonneg:
+            self.flag(col, "must be >= 0", ok & (num < 0))
+        if integer:
+            self.flag(col, "must be a whole number", ok & (num != num.round(0)))
+        if binary:
+            self.flag(col, "must be 0 or 1", ok & ~num.is_in([0.0, 1.0]))
+        self.out[col] = num
+
+    def date(self, col: str) -> None:
+        raw = self.df[col].cast(pl.String).str.strip_chars()
+        parsed = raw.str.slice(0, 10).str.to_date("%Y-%m-%d", strict=False)
+        bad_len = raw.str.len_chars() > 10
+        tail_ok = raw.str.slice(10).str.contains(r"^([ T]00:00(:00(\.0+)?)?)?$")
+        parsed = pl.select(
+            pl.when(bad_len & ~tail_ok).then(None).otherwise(parsed)
+        ).to_series()
+        self.flag(col, "missing value", raw.is_null() | (raw == ""))
+        self.flag(col, "unparseable date (expected ISO YYYY-MM-DD)",
+                  raw.is_not_null() & (raw != "") & parsed.is_null())
+        self.out[col] = parsed
+
+
+def validate_frame(kind: str, df: pl.DataFrame, source: str, *,
+                   line_offset: int | None = 1) -> tuple[pl.DataFrame, QualityReport]:
+    """Check one input table given as text columns; return the typed frame and findings.
+
+    Parameters
+    ----------
+    kind:
+        ``sales``, ``items``, ``costs``, ``markets`` or ``inventory``.
+    df:
+        The file's content with every column as text.
+    source:
+        Name used in messages (the file name).
+    line_offset:
+        File line of data row 1 minus 1 (1 for a CSV with a header; None for Parquet).
+    """
+    report = QualityReport()
+    missing = [c for c in REQUIRED[kind] if c not in df.columns]
+    if missing:
+        for col in missing:
+            report.issues.append(Issue(
+                "error", source, col,
+                f"missing required column (found: {', '.join(df.columns)})"))
+        return df, report
+    c = _Checker(kind, df, source, line_offset)
+    if kind == "sales":
+        c.text("item_id", True)
+        c.text("market", True)
+        c.date("date")
+        c.number("price", positive=True)
+        c.number("quantity", nonneg=True, integer=True)
+        if "promo" in df.columns:
+            c.number("promo", binary=True, required=False)
+        if "unit_cost" in df.columns:
+            c.number("unit_cost", nonneg=True, required=False)
+    elif kind == "items":
+        c.text("item_id", True)
+        for col in df.columns:
+            if col != "item_id":
+                c.text(col, False)
+    elif kind == "costs":
+        c.text("item_id", True)
+        c.number("unit_cost", nonneg=True)
+        c.text("market", False) if "market" in df.columns else None
+    elif kind == "markets":
+        c.text("market", True)
+        c.number("fx_rate", positive=True)
+        if "currency" in df.columns:
+            c.text("currency", False)
+        if "vat_rate" in df.columns:
+            c.number("vat_rate", nonneg=True, required=False)
+    elif kind == "inventory":
+        c.text("item_id", True)
+        c.number("stock", nonneg=True)
+        c.text("market", False) if "market" in df.columns else None
+    report.extend(c.report)
+    typed = pl.DataFrame(c.out)
+    if kind == "sales":
+        typed = typed.with_columns(pl.col("quantity").cast(pl.Int64, strict=False))
+        if "promo" in typed.columns:
+            typed = typed.with_columns(pl.col("promo").cast(pl.Int8, strict=False))
+    for col in KEYS[kind]:
+        if col not in typed.columns:
+            typed = typed.with_columns(pl.lit(None, dtype=pl.String).alias(col))
+    if report.ok:
+        keys = list(KEYS[kind])
+        dup = typed.select(keys).is_duplicated()
+        if dup.any():
+            n, ex = row_examples(typed, dup, None, line_offset=line_offset)
+            sample = typed.filter(dup).row(0, named=True)
+            key_txt = ", ".join(f"{k}={sample[k]}" for k in keys)
+            report.issues.append(Issue(
+                "error", source, None,
+                f"duplicate ({', '.join(keys)}) rows, e.g. {key_txt}; rows are not summed",
+                n, ex))
+    return typed, report

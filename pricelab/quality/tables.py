@@ -1,0 +1,64 @@
+"""Checks across the loaded tables: references between tables and series health."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from pricelab.quality.checks import Issue, QualityReport
+
+if TYPE_CHECKING:
+    from pricelab.store.db import Store
+
+MIN_WEEKS = 8
+JUMP_RATIO = 10.0
+
+
+def _examples(rows: list[tuple[object, ...]]) -> tuple[str, ...]:
+    return tuple("/".join(str(v) for v in r if v is not None) for r in rows[:3])
+
+
+def _check(store: Store, report: QualityReport, level: str, source: str, column: str | None,
+           rule: str, sql: str) -> None:
+    rows = store.execute(sql)
+    if rows:
+        n = store.execute(f"SELECT count(*) FROM ({sql})")[0][0]
+        report.issues.append(Issue(level, source, column, rule, int(n), _examples(rows[:3])))
+
+
+def check_loaded(store: Store, *, warnings: bool = True) -> QualityReport:
+    """Referential rules (errors) and series-health rules (warnings) on the database."""
+    r = QualityReport()
+    known_items = "(SELECT item_id FROM sales UNION SELECT item_id FROM items)"
+    known_markets = "(SELECT market FROM sales UNION SELECT market FROM markets)"
+    for table in ("costs", "inventory"):
+        _check(store, r, "error", table, "item_id", "names items that are in neither sales nor items",
+               f"SELECT DISTINCT item_id FROM {table} WHERE item_id NOT IN {known_items} "
+               "ORDER BY 1 LIMIT 1000")
+        _check(store, r, "error", table, "market", "names markets that are in neither sales nor markets",
+               f"SELECT DISTINCT market FROM {table} WHERE market IS NOT NULL "
+               f"AND market NOT IN {known_markets} ORDER BY 1 LIMIT 1000")
+    if store.count("markets"):
+        _check(store, r, "error", "markets", "market",
+               "is missing markets used in sales (add them with their fx_rate)",
+               "SELECT DISTINCT market FROM sales WHERE market NOT IN (SELECT market FROM markets) "
+               "ORDER BY 1 LIMIT 1000")
+    if not warnings or store.count("sales") == 0:
+        return r
+    _check(store, r, "warning", "sales", "date", "weekly series with gaps (missing weeks)",
+           "SELECT item_id, market FROM sales GROUP BY 1, 2 "
+           "HAVING count(*) < date_diff('week', min(date), max(date)) + 1 ORDER BY 1, 2")
+    _check(store, r, "warning", "sales", "price",
+           f"price jumps more than {JUMP_RATIO:g}x week over week",
+           "SELECT item_id, market, date FROM ("
+           "  SELECT item_id, market, date, price / lag(price) OVER "
+           "  (PARTITION BY item_id, market ORDER BY date) AS ratio FROM sales) "
+           f"WHERE ratio > {JUMP_RATIO} OR ratio < {1 / JUMP_RATIO} ORDER BY 1, 2, 3")
+    _check(store, r, "warning", "sales", "unit_cost",
+           "items without a unit cost (no unit_cost in sales and no costs row)",
+           "SELECT item_id FROM sales GROUP BY 1 HAVING count(unit_cost) = 0 "
+           "AND item_id NOT IN (SELECT item_id FROM costs) ORDER BY 1")
+    _check(store, r, "warning", "sales", "date",
+           f"series shorter than {MIN_WEEKS} weeks (too short to estimate reliably)",
+           f"SELECT item_id, market FROM sales GROUP BY 1, 2 HAVING count(*) < {MIN_WEEKS} "
+           "ORDER BY 1, 2")
+    return r

@@ -1,0 +1,259 @@
+"""Opening the DuckDB file, migrating its schema and moving frames in and out."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import polars as pl
+
+from pricelab.errors import EmptyStoreError, StoreError
+from pricelab.store.schema import INPUT_TABLES, MIGRATIONS, SCHEMA_VERSION
+
+DEFAULT_DB = "pricelab.duckdb"
+_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def resolve_db_path(db: str | os.PathLike[str] | None) -> Path:
+    """``--db`` if given, else ``$PRICELAB_DB``, else ``./pricelab.duckdb``."""
+    if db is None or str(db) == "":
+        db = os.environ.get("PRICELAB_DB") or DEFAULT_DB
+    return Path(db)
+
+
+def _ident(name: str) -> str:
+    if not _IDENT.match(name):
+        raise StoreError(f"invalid table or column name {name!r}")
+    return f'"{name}"'
+
+
+class Store:
+    """A pricelab database: one DuckDB file with the input tables, results and runs.
+
+    Use :meth:`open` (or the context manager form ``with Store.open(path) as store``).
+    """
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, path: Path, read_only: bool) -> None:
+        self.con = con
+        self.path = path
+        self.read_only = read_only
+
+    # -- opening -------------------------------------------------------------------------
+    @classmethod
+    def open(
+        cls, db: str | os.PathLike[str] | None = None, *, read_only: bool = False,
+        must_exist: bool = False,
+    ) -> Store:
+        """Open (and create or migrate) the database at ``db``.
+
+        Raises
+        ------
+        StoreError
+            The folder does not exist, the file is not a DuckDB database, another process
+            holds the lock, or the database was written by a newer pricelab.
+        """
+        path = resolve_db_path(db)
+        if not path.parent.exists():
+            raise StoreError(f"{path}: folder {path.parent} does not exist; create it first")
+        if path.is_dir():
+            raise StoreError(f"{path}: is a directory, expected a DuckDB database file")
+        exists = path.exists()
+        if must_exist and not exists:
+            raise EmptyStoreError(
+                f"{path}: no database here; load data first with 'pricelab ingest --db {path}'"
+            )
+        if read_only and not exists:
+            read_only = False  # nothing to protect; we create an empty one
+        try:
+            con = duckdb.connect(str(path), read_only=read_only)
+        except duckdb.IOException as exc:
+            msg = str(exc)
+            if "lock" in msg.lower():
+                pid = re.search(r"PID (\d+)", msg)
+                who = f" (process {pid.group(1)})" if pid else ""
+                raise StoreError(
+                    f"{path}: database is locked by another process{who}; "
+                    "retry when that command has finished"
+                ) from exc
+            if "not a valid DuckDB database" in msg or "not a valid" in msg:
+                raise StoreError(f"{path}: is not a DuckDB database file") from exc
+            raise StoreError(f"{path}: cannot open database: {msg}") from exc
+        except duckdb.Error as exc:
+            raise StoreError(f"{path}: cannot open database: {exc}") from exc
+        store = cls(con, path, read_only)
+        try:
+            store._migrate()
+        except BaseException:
+            con.close()
+            raise
+        return store
+
+    def _migrate(self) -> None:
+        tables = set(self.table_names())
+        current = 0
+        if "meta" in tables:
+            rows = self.execute("SELECT value FROM meta WHERE key = 'schema_version'")
+            current = int(rows[0][0]) if rows else 0
+        elif tables:
+            raise StoreError(
+                f"{self.path}: is a DuckDB database but not a pricelab one (no meta table)"
+            )
+        if current > SCHEMA_VERSION:
+            raise StoreError(
+                f"{self.path}: database schema version {current} was written by a newer "
+                f"pricelab (this one reads up to {SCHEMA_VERSION}); upgrade pricelab"
+            )
+        if current == SCHEMA_VERSION:
+            return
+        if self.read_only:
+            raise StoreError(f"{self.path}: database needs a schema upgrade; open it writable")
+        with self.transaction():
+            for version in range(current, SCHEMA_VERSION):
+                for stmt in MIGRATIONS[version]:
+                    self.con.execute(stmt).fetchall()
+            self.con.execute(
+                "INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)]
+            ).fetchall()
+            self.con.execute(
+                "INSERT INTO meta SELECT 'base_currency', 'EUR' "
+                "WHERE NOT EXISTS (SELECT 1 FROM meta WHERE key = 'base_currency')"
+            ).fetchall()
+
+    def close(self) -> None:
+        """Close the connection (the file lock is released)."""
+        self.con.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- transactions --------------------------------------------------------------------
+    @contextmanager
+    def transaction(self) -> Iterator[Store]:
+        """All writes inside happen together or not at all."""
+        self.con.execute("BEGIN TRANSACTION").fetchall()
+        try:
+            yield self
+        except BaseException:
+            self.con.execute("ROLLBACK").fetchall()
+            raise
+        else:
+            self.con.execute("COMMIT").fetchall()
+
+    # -- reading and writing -------------------------------------------------------------
+    def execute(self, sql: str, params: Sequence[Any] | None = None) -> list[tuple[Any, ...]]:
+        """Run one statement with bound parameters and return all rows."""
+        return self.con.execute(sql, params or []).fetchall()
+
+    def query(self, sql: str, params: Sequence[Any] | None = None) -> pl.DataFrame:
+        """Run a query with bound parameters and return a polars frame."""
+        return self.con.sql(sql, params=list(params or [])).pl()
+
+    def table_names(self) -> list[str]:
+        """Names of the tables in the main schema."""
+        rows = self.con.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = 'main' "
+            "ORDER BY table_name"
+        ).fetchall()
+        return [r[0] for r in rows]
+
+    def has_table(self, name: str) -> bool:
+        """True when ``name`` exists."""
+        return name in self.table_names()
+
+    def table(self, name: str) -> pl.DataFrame:
+        """The whole table ``name`` as a polars frame."""
+        return self.query(f"SELECT * FROM {_ident(name)}")
+
+    def count(self, name: str) -> int:
+        """Number of rows of ``name`` (0 when it does not exist)."""
+        if not self.has_table(name):
+            return 0
+        return int(self.execute(f"SELECT count(*) FROM {_ident(name)}")[0][0])
+
+    def meta(self, key: str, default: str | None = None) -> str | None:
+        """A value of the ``meta`` table (e.g. ``base_currency``)."""
+        rows = self.execute("SELECT value FROM meta WHERE key = ?", [key])
+        return rows[0][0] if rows else default
+
+    @contextmanager
+    def registered(self, name: str, df: pl.DataFrame) -> Iterator[str]:
+        """Expose ``df`` to SQL as view ``name`` for the duration of the block."""
+        self.con.register(name, df.to_arrow())
+        try:
+            yield name
+        finally:
+            self.con.unregister(name)
+
+    def insert_frame(self, name: str, df: pl.DataFrame) -> None:
+        """Append ``df`` to table ``name`` by column name (Arrow, never row by row)."""
+        if df.height == 0:
+            return
+        cols = ", ".join(_ident(c) for c in df.columns)
+        with self.registered("__pricelab_insert", df) as view:
+            self.con.execute(
+                f"INSERT INTO {_ident(name)} ({cols}) SELECT {cols} FROM {view}"
+            ).fetchall()
+
+    def write_result(self, name: str, df: pl.DataFrame, run_id: str) -> None:
+        """Store a result frame under ``run_id`` in table ``name`` (created on first use).
+
+        New columns in later runs are added to the table; missing ones are NULL.
+        """
+        frame = df.with_columns(pl.lit(run_id).alias("run_id")).select(
+            ["run_id", *[c for c in df.columns if c != "run_id"]]
+        )
+        with self.registered("__pricelab_result", frame):
+            self._write_result(name, frame)
+
+    def _write_result(self, name: str, frame: pl.DataFrame) -> None:
+        arrow = "__pricelab_result"
+        if not self.has_table(name):
+            self.con.execute(
+                f"CREATE TABLE {_ident(name)} AS SELECT * FROM {arrow} LIMIT 0"
+            ).fetchall()
+        existing = set(self.query(f"SELECT * FROM {_ident(name)} LIMIT 0").columns)
+        for col in frame.columns:
+            if col not in existing:
+                rel = self.con.sql(f"SELECT {_ident(col)} FROM {arrow} LIMIT 0")
+                dtype = rel.types[0]
+                self.con.execute(
+                    f"ALTER TABLE {_ident(name)} ADD COLUMN {_ident(col)} {dtype}"
+                ).fetchall()
+        cols = ", ".join(_ident(c) for c in frame.columns)
+        self.con.execute(
+            f"INSERT INTO {_ident(name)} ({cols}) SELECT {cols} FROM {arrow}"
+        ).fetchall()
+
+    def read_result(self, name: str, run_id: str) -> pl.DataFrame:
+        """The rows of result table ``name`` stored under ``run_id`` (without the run_id column)."""
+        if not self.has_table(name):
+            return pl.DataFrame()
+        df = self.query(f"SELECT * FROM {_ident(name)} WHERE run_id = ?", [run_id])
+        return df.drop("run_id")
+
+    def require_sales(self) -> None:
+        """Raise :class:`EmptyStoreError` when no sales are loaded."""
+        if self.count("sales") == 0:
+            raise EmptyStoreError(
+                f"{self.path}: no sales loaded; run 'pricelab ingest --sales FILE --db {self.path}'"
+            )
+
+    def snapshot(self) -> dict[str, pl.DataFrame]:
+        """Every table's full content, sorted (for before/after comparisons in tests)."""
+        out: dict[str, pl.DataFrame] = {}
+        for name in self.table_names():
+            df = self.table(name)
+            out[name] = df.sort(df.columns) if df.height else df
+        return out
+
+    def input_tables(self) -> tuple[str, ...]:
+        """The input tables of the contract."""
+        return INPUT_TABLES

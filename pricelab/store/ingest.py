@@ -1,0 +1,196 @@
+"""Ingest: validate input files, then load them into DuckDB in one transaction."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import signal
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from pricelab.errors import DataError
+from pricelab.io import read_table, table_format
+from pricelab.quality.checks import QualityReport
+from pricelab.quality.frames import KEYS, OPTIONAL, REQUIRED, validate_frame
+from pricelab.quality.tables import check_loaded
+from pricelab.store.db import Store, _ident
+from pricelab.store.runs import start_run
+
+KINDS = ("sales", "items", "costs", "markets", "inventory")
+
+
+@dataclass
+class IngestResult:
+    """What an ingest loaded, replaced and warned about."""
+
+    run_id: str
+    loaded: dict[str, int] = field(default_factory=dict)
+    replaced: dict[str, int] = field(default_factory=dict)
+    aggregated_rows: int = 0
+    report: QualityReport = field(default_factory=QualityReport)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able summary."""
+        return {
+            "run_id": self.run_id, "loaded": self.loaded, "replaced": self.replaced,
+            "daily_rows_summed_to_weeks": self.aggregated_rows,
+            "warnings": [i.to_dict() for i in self.report.warnings],
+        }
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def to_weeks(sales: pl.DataFrame) -> tuple[pl.DataFrame, int]:
+    """Sum finer-than-weekly rows to weeks starting on Monday.
+
+    Quantity is summed, price is revenue-weighted (plain mean when no unit sold), promo is
+    1 if any day had it, unit_cost is the quantity-weighted mean. Returns the frame and how
+    many input rows were merged into others.
+    """
+    wk = sales.with_columns(pl.col("date").dt.truncate("1w").alias("date"))
+    aggs = [
+        pl.col("quantity").sum().alias("quantity"),
+        pl.when(pl.col("quantity").sum() > 0)
+        .then((pl.col("price") * pl.col("quantity")).sum() / pl.col("quantity").sum())
+        .otherwise(pl.col("price").mean()).alias("price"),
+        pl.len().alias("__n"),
+    ]
+    if "promo" in wk.columns:
+        aggs.append(pl.col("promo").max().alias("promo"))
+    if "unit_cost" in wk.columns:
+        aggs.append(
+            pl.when(pl.col("quantity").filter(pl.col("unit_cost").is_not_null()).sum() > 0)
+            .then((pl.col("unit_cost") * pl.col("quantity")).sum()
+                  / pl.col("quantity").filter(pl.col("unit_cost").is_not_null()).sum())
+            .otherwise(pl.col("unit_cost").mean()).alias("unit_cost"))
+    keys = ["item_id", "market", "date"]
+    if not wk.select(pl.struct(keys).is_duplicated().any()).item():
+        return wk, 0
+    out = wk.group_by(keys, maintain_order=True).agg(aggs)
+    merged = int(out["__n"].sum() - out.height)
+    return out.drop("__n"), merged
+
+
+def _read_validated(kind: str, path: Path) -> tuple[pl.DataFrame, QualityReport]:
+    df = read_table(path, all_strings=True)
+    offset = 1 if table_format(path) == "csv" else None
+    return validate_frame(kind, df, path.name, line_offset=offset)
+
+
+def _existing_keys(store: Store, kind: str, frame: pl.DataFrame) -> pl.DataFrame:
+    keys = list(KEYS[kind])
+    cond = " AND ".join(f"t.{_ident(k)} IS NOT DISTINCT FROM n.{_ident(k)}" for k in keys)
+    cols = ", ".join(f"n.{_ident(k)}" for k in keys)
+    with store.registered("__pricelab_new", frame.select(keys).unique().sort(keys)) as view:
+        return store.query(
+            f"SELECT {cols} FROM {view} n "
+            f"WHERE EXISTS (SELECT 1 FROM {_ident(kind)} t WHERE {cond}) ORDER BY {cols}"
+        )
+
+
+def _delete_keys(store: Store, kind: str, keys_df: pl.DataFrame) -> int:
+    keys = list(KEYS[kind])
+    cond = " AND ".join(f"t.{_ident(c)} IS NOT DISTINCT FROM k.{_ident(c)}" for c in keys)
+    before = store.count(kind)
+    with store.registered("__pricelab_keys", keys_df) as view:
+        store.execute(
+            f"DELETE FROM {_ident(kind)} t WHERE EXISTS (SELECT 1 FROM {view} k WHERE {cond})"
+        )
+    return before - store.count(kind)
+
+
+def _conform(store: Store, kind: str, frame: pl.DataFrame) -> pl.DataFrame:
+    """Add further attribute columns (items) to the table; order columns like the table."""
+    cols = store.query(f"SELECT * FROM {_ident(kind)} LIMIT 0").columns
+    if kind == "items":
+        for extra in [c for c in frame.columns if c not in cols]:
+            store.execute(f"ALTER TABLE items ADD COLUMN {_ident(extra)} VARCHAR")
+            cols.append(extra)
+    known = set(REQUIRED[kind]) | set(OPTIONAL[kind])
+    keep = [c for c in frame.columns if c in cols and (kind == "items" or c in known)]
+    return frame.select(keep)
+
+
+def _fault(point: str) -> None:
+    """Test hook: PRICELAB_FAULT=<point> kills this process there (crash-safety tests)."""
+    if os.environ.get("PRICELAB_FAULT") == point:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def ingest(store: Store, files: dict[str, str | Path | None], *, replace: bool = False) -> IngestResult:
+    """Validate every given file, then load them all in one transaction.
+
+    Parameters
+    ----------
+    store:
+        An open, writable :class:`~pricelab.store.db.Store`.
+    files:
+        Paths by table kind (``sales``, ``items``, ``costs``, ``markets``, ``inventory``).
+    replace:
+        Replace rows whose keys already exist instead of failing.
+
+    Raises
+    ------
+    InputFileError, DataError
+        A file is unreadable or breaks a rule; nothing has been written.
+    """
+    given = {k: Path(str(v)) for k, v in files.items() if v is not None}
+    unknown = set(given) - set(KINDS)
+    if unknown:
+        raise DataError(f"unknown table kind(s): {', '.join(sorted(unknown))}")
+    if not given:
+        raise DataError("nothing to ingest: give at least one of --sales, --items, --costs, "
+                        "--markets, --inventory")
+    report = QualityReport()
+    frames: dict[str, pl.DataFrame] = {}
+    for kind in KINDS:
+        if kind in given:
+            frame, rep = _read_validated(kind, given[kind])
+            report.extend(rep)
+            frames[kind] = frame
+    if not report.ok:
+        raise DataError(report.error_text())
+    aggregated = 0
+    if "sales" in frames:
+        frames["sales"], aggregated = to_weeks(frames["sales"])
+    result = IngestResult(run_id="")
+    params: dict[str, Any] = {
+        "files": {k: {"path": str(p.resolve()), "sha256": _sha256(p)} for k, p in given.items()},
+        "replace": replace,
+    }
+    run = start_run(store, "ingest", params)
+    result.run_id = run.run_id
+    with store.transaction():
+        for kind in KINDS:
+            if kind not in frames:
+                continue
+            frame = _conform(store, kind, frames[kind])
+            existing = _existing_keys(store, kind, frame)
+            if existing.height:
+                if not replace:
+                    first = ", ".join(f"{k}={v}" for k, v in existing.row(0, named=True).items())
+                    raise DataError(
+                        f"{given[kind].name}: {existing.height} {kind} key(s) already loaded, "
+                        f"e.g. {first}; use --replace to replace them"
+                    )
+                result.replaced[kind] = _delete_keys(store, kind, existing)
+            store.insert_frame(kind, frame)
+            result.loaded[kind] = frame.height
+            _fault(f"ingest:after-{kind}")
+        cross = check_loaded(store)
+        report.extend(cross)
+        if not cross.ok:
+            raise DataError(cross.error_text())
+        result.report = report
+        result.aggregated_rows = aggregated
+        run.finish(result.to_dict())
+    return result

@@ -1,0 +1,137 @@
+"""Runs: every command that writes records what ran, on which data, with which version."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import subprocess
+import sys
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from pricelab.errors import NotFoundError
+from pricelab.store.db import Store, _ident
+from pricelab.store.schema import INPUT_TABLES
+
+_HASH_COLUMNS: dict[str, str] = {
+    "sales": "item_id, market, date, price, quantity, promo, unit_cost",
+    "items": "item_id, category, brand, boutique_id",
+    "costs": "item_id, market, unit_cost",
+    "markets": "market, currency, fx_rate, vat_rate",
+    "inventory": "item_id, market, stock",
+}
+
+
+def table_fingerprint(store: Store, name: str) -> dict[str, Any]:
+    """Row count, date range (sales) and an order-independent content hash of one table."""
+    t = _ident(name)
+    n, h = store.execute(
+        f"SELECT count(*), coalesce(bit_xor(hash({_HASH_COLUMNS[name]})), 0) FROM {t}"
+    )[0]
+    fp: dict[str, Any] = {"rows": int(n), "hash": f"{int(h):016x}"}
+    if name == "sales":
+        lo, hi = store.execute(f"SELECT min(date), max(date) FROM {t}")[0]
+        fp["date_min"] = str(lo) if lo is not None else None
+        fp["date_max"] = str(hi) if hi is not None else None
+    return fp
+
+
+def input_fingerprint(store: Store) -> dict[str, Any]:
+    """Fingerprint of every input table; equal data gives an equal fingerprint."""
+    return {name: table_fingerprint(store, name) for name in INPUT_TABLES}
+
+
+def fingerprint_digest(fp: dict[str, Any]) -> str:
+    """A short stable digest of a fingerprint dict."""
+    return hashlib.sha256(json.dumps(fp, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _git_commit() -> str | None:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=2,
+            cwd=Path.cwd(),
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None if out.returncode == 0 else None
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
+
+
+@dataclass
+class Run:
+    """A run being recorded; call :meth:`finish` inside the transaction that writes results."""
+
+    store: Store
+    command: str
+    parameters: dict[str, Any]
+    parents: list[str] = field(default_factory=list)
+    run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
+    started_at: dt.datetime = field(default_factory=_now)
+
+    def finish(self, summary: dict[str, Any] | None = None, status: str = "ok") -> None:
+        """Write the run row (fingerprint taken now, after the command's own writes)."""
+        from pricelab import __version__
+
+        fp = input_fingerprint(self.store)
+        self.store.execute(
+            "INSERT INTO runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                self.run_id, self.command, status,
+                json.dumps(self.parameters, sort_keys=True, default=str),
+                json.dumps(fp, sort_keys=True), fingerprint_digest(fp),
+                json.dumps(self.parents), __version__, _git_commit(),
+                json.dumps(sys.argv[1:]), self.started_at, _now(),
+                json.dumps(summary or {}, sort_keys=True, default=str),
+            ],
+        )
+
+
+def start_run(
+    store: Store, command: str, parameters: dict[str, Any], parents: list[str] | None = None
+) -> Run:
+    """Begin recording a run of ``command`` with ``parameters``."""
+    return Run(store, command, dict(parameters), list(parents or []))
+
+
+def list_runs(store: Store, command: str | None = None) -> pl.DataFrame:
+    """All runs, newest first (optionally of one command)."""
+    sql = (
+        "SELECT run_id, command, status, started_at, ended_at, input_fingerprint, version, "
+        "parents, parameters FROM runs"
+    )
+    params: list[Any] = []
+    if command:
+        sql += " WHERE command = ?"
+        params.append(command)
+    return store.query(sql + " ORDER BY started_at DESC, run_id DESC", params)
+
+
+def latest_run(store: Store, command: str) -> str | None:
+    """The id of the newest successful run of ``command``, or None."""
+    rows = store.execute(
+        "SELECT run_id FROM runs WHERE command = ? AND status = 'ok' "
+        "ORDER BY started_at DESC, run_id DESC LIMIT 1",
+        [command],
+    )
+    return rows[0][0] if rows else None
+
+
+def get_run(store: Store, run_id: str) -> dict[str, Any]:
+    """One run as a dict with parsed JSON fields; ``latest`` is not resolved here."""
+    df = store.query("SELECT * FROM runs WHERE run_id = ?", [run_id])
+    if df.height == 0:
+        raise NotFoundError(f"run {run_id!r} not found; see 'pricelab runs list'")
+    rec = df.row(0, named=True)
+    for key in ("parameters", "inputs", "parents", "argv", "summary"):
+        if rec.get(key):
+            rec[key] = json.loads(rec[key])
+    return rec
