@@ -1,0 +1,204 @@
+"""``estimate``: the one entry point of the elasticity library, and ``fit_partition``.
+
+All five models share the same path: check the input, build a group-sorted design
+(:mod:`.design`), run batched kernels chunk by chunk (:mod:`.groupfit`, :mod:`.iv`,
+:mod:`.panel`, :mod:`.hierarchical`) and wrap the per-group arrays in an
+:class:`~pricelab.elasticity.results.ElasticityResults`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import polars as pl
+from scipy import stats
+
+from pricelab.errors import UsageError
+
+from . import design as D
+from .groupfit import fit_ols, fit_poisson, flag_signs, flag_strings
+from .results import ElasticityResults
+
+MODELS = ("ols", "poisson", "panel", "hierarchical", "iv")
+SE_TYPES = ("HC0", "HC1", "nonrobust")
+FIT_STAT = {"ols": "r2", "poisson": "pseudo_r2", "hierarchical": "pseudo_r2", "iv": "r2",
+            "iv-cf": "pseudo_r2", "panel": "within_r2"}
+
+
+def _norm_by(by: str | Sequence[str] | None) -> list[str]:
+    if by is None:
+        return []
+    if isinstance(by, str):
+        return [c.strip() for c in by.split(",") if c.strip()]
+    return list(by)
+
+
+def estimate(sales: pl.DataFrame, *, model: str = "hierarchical",
+             by: str | Sequence[str] | None = ("item_id", "market"),
+             instrument: str | Sequence[str] | None = None, items: pl.DataFrame | None = None,
+             slope: str = "item", controls: str | Sequence[str] | None = "default",
+             fixed_effects: Sequence[str] | None = None, se: str = "HC1", alpha: float = 0.05,
+             min_obs: int = 8, iv_method: str = "2sls", pool_by: Sequence[str] | None = None,
+             max_cells: float = 4e6) -> ElasticityResults:
+    """Estimate constant price elasticities per group.
+
+    Parameters
+    ----------
+    sales:
+        polars frame ``item_id, market, date, price, quantity`` (+ ``promo``,
+        ``unit_cost``, any control/instrument column); one row per group × week.
+    model:
+        ``ols`` (log q on log p, weeks with q > 0), ``poisson`` (PML, zeros included),
+        ``panel`` (pooled within ``pool_by`` with item and week fixed effects),
+        ``hierarchical`` (Poisson per group shrunk by empirical Bayes, the default) or
+        ``iv`` (2SLS, or a Poisson control function with ``iv_method="cf"``).
+    by:
+        Group columns (from ``sales`` or ``items``); ``None`` pools every row.
+    instrument:
+        ``iv`` only: a column name (``unit_cost`` enters as its log), ``hausman`` (mean log
+        price of the item in the other markets that week) or a list of columns.
+    items:
+        Optional ``item_id, category, brand, boutique_id`` table (hierarchy, ``by``).
+    slope:
+        ``panel`` only: ``item`` (one slope per item) or ``common``.
+    controls:
+        ``"default"`` (promo, Fourier pair of week of year, trend), ``None`` or a list
+        of names (``promo, fourier, fourier2, trend`` or numeric columns of ``sales``).
+    fixed_effects:
+        ``ols`` and ``panel``: columns whose levels are absorbed within each group.
+    se:
+        ``HC1`` (default), ``HC0`` or ``nonrobust``; ``panel`` always clusters by item.
+    alpha:
+        Confidence intervals are at level ``1 - alpha``.
+    min_obs:
+        Groups with fewer usable weeks are reported as NaN with flag ``few_obs``.
+    pool_by:
+        ``panel``/``hierarchical``: the pooling level (default category × market when
+        ``items`` has a category, else market).
+
+    Returns
+    -------
+    ElasticityResults
+
+    Raises
+    ------
+    UsageError
+        Unknown model, ``by`` column, instrument or option.
+    EmptyStoreError, DataError
+        Empty input, missing or invalid columns.
+    """
+    if model not in MODELS:
+        raise UsageError(f"unknown model '{model}'; choose one of {', '.join(MODELS)}")
+    if se not in SE_TYPES:
+        raise UsageError(f"unknown se '{se}'; choose one of {', '.join(SE_TYPES)}")
+    if slope not in ("item", "common"):
+        raise UsageError(f"unknown slope '{slope}'; choose item or common")
+    if not 0 < alpha < 1:
+        raise UsageError(f"alpha must be in (0, 1), got {alpha}")
+    by_cols = _norm_by(by)
+    if isinstance(sales, pl.DataFrame) and sales.height:
+        df = D.with_items(sales, items)
+    else:
+        df = sales
+    D.check_sales(df, by_cols)
+    ctrl = D.resolve_controls(controls)
+    fe = list(fixed_effects or [])
+    for c in fe:
+        if c not in df.columns:
+            raise UsageError(f"unknown fixed-effect column '{c}'")
+    params: dict[str, Any] = {"model": model, "by": by_cols, "controls": ctrl, "se": se,
+                              "alpha": alpha, "min_obs": min_obs, "fixed_effects": fe}
+    method = model
+    if model == "iv":
+        from .iv import fit_iv, resolve_instruments
+        df, zcols = resolve_instruments(df, instrument)
+        d = D.build(df, by_cols, ctrl)
+        out = fit_iv(d, zcols, se=se, min_obs=min_obs, method=iv_method, max_cells=max_cells)
+        params.update(instrument=instrument, iv_method=iv_method)
+        method = "iv-cf" if iv_method == "cf" else "iv"
+    elif instrument is not None:
+        raise UsageError("instrument is only used by model 'iv'")
+    elif model == "panel":
+        from .panel import default_pool, fit_panel
+        pool = list(pool_by) if pool_by else default_pool(df)
+        for c in pool:
+            if c not in df.columns:
+                raise UsageError(f"unknown pooling column '{c}'")
+        out, keys, pnames = fit_panel(df, by_cols, pool, ctrl, fe, slope=slope, min_obs=min_obs)
+        params.update(pool_by=pool, slope=slope, se="cluster(item_id)")
+        params["origin"] = str(df["date"].min()) if "date" in df.columns else None
+        return _wrap(out, keys, pnames, model, method, params, alpha)
+    elif model == "ols" and fe:
+        from .panel import fit_absorbed_ols
+        d = D.build(df, by_cols, ctrl)
+        out = fit_absorbed_ols(d, fe, se=se, min_obs=min_obs)
+    else:
+        d = D.build(df, by_cols, ctrl)
+        if model == "ols":
+            out = fit_ols(d, se=se, min_obs=min_obs, max_cells=max_cells)
+        else:
+            out = fit_poisson(d, se=se, min_obs=min_obs, max_cells=max_cells)
+        if model == "hierarchical":
+            from .hierarchical import shrink
+            pool = list(pool_by) if pool_by else None
+            out, used = shrink(out, d, df, pool)
+            params["pool_by"] = used
+    params["origin"] = str(d.origin) if d.origin is not None else None
+    return _wrap(out, d.keys, d.names, model, method, params, alpha)
+
+
+def _wrap(out: dict[str, np.ndarray], keys: pl.DataFrame, names: list[str], model: str,
+          method: str, params: dict[str, Any], alpha: float) -> ElasticityResults:
+    flag_signs(out)
+    z = float(stats.norm.ppf(1 - alpha / 2))
+    e, s = out["elasticity"], out["std_error"]
+    G = e.shape[0]
+    table = pl.DataFrame({
+        "elasticity": e, "std_error": s, "ci_low": e - z * s, "ci_high": e + z * s,
+        "n_obs": out["n_obs"], "method": [method] * G, "n_zero": out["n_zero"],
+        "price_variation": out["price_variation"], "fit_stat": out["fit_stat"],
+        "fit_stat_name": [FIT_STAT[method]] * G, "first_stage_f": out["first_stage_f"],
+        "flags": flag_strings(out["flags"]),
+    }, schema_overrides={"method": pl.String, "fit_stat_name": pl.String, "flags": pl.String})
+    lead = [c for c in ("item_id", "market") if c in keys.columns]
+    if keys.width:
+        table = pl.concat([keys, table], how="horizontal")
+    for c in ("item_id", "market"):
+        if c not in table.columns:
+            table = table.with_columns(pl.lit(None, dtype=pl.String).alias(c))
+    other = [c for c in keys.columns if c not in lead]
+    from .results import CONTRACT, DIAGNOSTICS
+    table = table.select([*CONTRACT, *DIAGNOSTICS, *other])
+    pframe = pl.DataFrame({D.control_label(n) if n.startswith("_c_") else n: out["params"][:, j]
+                           for j, n in enumerate(names)})
+    pframe = pframe.with_columns(pl.Series("smearing", out["smearing"]))
+    if keys.width:
+        pframe = pl.concat([keys, pframe], how="horizontal")
+    return ElasticityResults(table, pframe, model, params)
+
+
+def fit_partition(frame: Any, spec: dict[str, Any]) -> Any:
+    """Estimate every group held in one partition (for a Spark ``applyInPandas``).
+
+    ``frame`` is a pandas frame, Arrow table or polars frame holding *whole* groups (for
+    ``hierarchical`` and ``panel``: whole pooling levels); ``spec`` holds the keyword
+    arguments of :func:`estimate` (``items`` may be included). Returns the elasticities
+    joined with the coefficients (prefixed ``b_``), in the input's frame type.
+    """
+    kind = type(frame).__module__.split(".")[0]
+    df = pl.from_arrow(frame) if kind == "pyarrow" else (
+        pl.from_pandas(frame) if kind == "pandas" else frame)
+    if "date" in df.columns and df.schema["date"] != pl.Date:
+        df = df.with_columns(pl.col("date").cast(pl.Date))
+    res = estimate(df, **spec)
+    by = res.by
+    p = res.params.rename({c: f"b_{c}" for c in res.params.columns if c not in by})
+    out = res.elasticities.join(p, on=by, how="left") if by else \
+        pl.concat([res.elasticities, p], how="horizontal")
+    if kind == "pandas":
+        return out.to_pandas()
+    if kind == "pyarrow":
+        return out.to_arrow()
+    return out
