@@ -10,7 +10,15 @@ import typer
 
 from pricelab import api
 from pricelab.cli._common import (
-    DbOpt, DebugOpt, JsonOpt, OutputOpt, console, frame_table, guarded, print_json, write_output,
+    DbOpt,
+    DebugOpt,
+    JsonOpt,
+    OutputOpt,
+    console,
+    frame_table,
+    guarded,
+    print_json,
+    write_output,
 )
 from pricelab.errors import CheckFailed
 from pricelab.quality import QualityReport

@@ -9,7 +9,15 @@ import typer
 
 from pricelab import api
 from pricelab.cli._common import (
-    DbOpt, DebugOpt, JsonOpt, OutputOpt, console, frame_table, guarded, print_json, write_output,
+    DbOpt,
+    DebugOpt,
+    JsonOpt,
+    OutputOpt,
+    console,
+    frame_table,
+    guarded,
+    print_json,
+    write_output,
 )
 
 runs_app = typer.Typer(help="Every recorded run with its lineage.", no_args_is_help=True)

@@ -83,7 +83,7 @@ def to_weeks(sales: pl.DataFrame) -> tuple[pl.DataFrame, int]:
 def _read_validated(kind: str, path: Path) -> tuple[pl.DataFrame, QualityReport]:
     df = read_table(path, all_strings=True)
     offset = 1 if table_format(path) == "csv" else None
-    return validate_frame(kind, df, path.name, line_offset=offset)
+    return validate_frame(kind, df, str(path), line_offset=offset)
 
 
 def _existing_keys(store: Store, kind: str, frame: pl.DataFrame) -> pl.DataFrame:
@@ -179,7 +179,7 @@ def ingest(store: Store, files: dict[str, str | Path | None], *, replace: bool =
                 if not replace:
                     first = ", ".join(f"{k}={v}" for k, v in existing.row(0, named=True).items())
                     raise DataError(
-                        f"{given[kind].name}: {existing.height} {kind} key(s) already loaded, "
+                        f"{given[kind]}: {existing.height} {kind} key(s) already loaded, "
                         f"e.g. {first}; use --replace to replace them"
                     )
                 result.replaced[kind] = _delete_keys(store, kind, existing)
