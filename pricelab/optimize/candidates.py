@@ -1,0 +1,206 @@
+"""Candidate-price MILP (optimization.md 5 and 6): ladders, parity, budgets, CVaR.
+
+Each row chooses one of its candidate prices (x_ik binary, sum_k x_ik = 1). Parity uses
+one continuous band variable L per item (L <= b_ik-weighted price <= (1 + g) L);
+volume floors, stock pools and average-change budgets are single linear rows. Solved with
+HiGHS through ``scipy.optimize.milp``; the LP relaxation gives the reported bound.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+from scipy.optimize import Bounds, LinearConstraint, milp
+
+from pricelab.errors import SolverError
+from pricelab.optimize.closed_form import unconstrained_price
+from pricelab.optimize.problem import Problem
+
+MAX_CANDIDATES = 400
+
+
+def ladder_points(lo: float, hi: float, spacing: float, offset: float) -> np.ndarray:
+    """Ladder prices k * spacing + offset inside [lo, hi] (with a 1e-9 tolerance)."""
+    tol = 1e-9 * max(1.0, abs(hi) if np.isfinite(hi) else abs(lo))
+    k0 = np.ceil((lo - offset - tol) / spacing)
+    k1 = np.floor((hi - offset + tol) / spacing)
+    if k1 - k0 + 1 > MAX_CANDIDATES:
+        return np.full(MAX_CANDIDATES + 1, np.nan)
+    return np.arange(k0, k1 + 1) * spacing + offset
+
+
+def candidate_matrix(prob: Problem, n_grid: int = 25) -> np.ndarray:
+    """(n, K) candidate prices, NaN-padded: ladder points, or a grid plus key prices."""
+    cols: list[np.ndarray] = []
+    ps = unconstrained_price(prob.cost, prob.e)
+    for i in range(prob.n):
+        lo, hi = prob.lo[i], prob.hi[i]
+        if not np.isnan(prob.ladder_spacing[i]):
+            pts = ladder_points(lo, hi, prob.ladder_spacing[i], prob.ladder_offset[i])
+            pts = np.clip(pts, lo, hi) if pts.size else pts
+        elif lo == hi:
+            pts = np.array([lo])
+        else:
+            top = hi if np.isfinite(hi) else max(2 * ps[i] if np.isfinite(ps[i]) else 0,
+                                                 2 * prob.p0[i], 2 * lo)
+            base = max(lo, 1e-6 * prob.p0[i])
+            grid = base * (top / base) ** np.linspace(0, 1, n_grid)
+            extra = [x for x in (prob.p0[i], ps[i]) if lo <= x <= top]
+            pts = np.unique(np.concatenate([grid, extra]))
+        cols.append(pts)
+    k = max((c.size for c in cols), default=1)
+    out = np.full((prob.n, max(k, 1)), np.nan)
+    for i, c in enumerate(cols):
+        out[i, : c.size] = c
+    return out
+
+
+@dataclass
+class MilpResult:
+    """Chosen prices and certificates of the candidate MILP."""
+
+    prices: np.ndarray
+    objective: float  # scaled back to money
+    dual_bound: float  # HiGHS bound (money)
+    lp_bound: float  # LP relaxation bound (money)
+    status: str
+
+
+def solve_milp(prob: Problem, P: np.ndarray, value: np.ndarray, *, parity_groups: np.ndarray,
+               parity_gap: np.ndarray, draws_profit: np.ndarray | None = None,
+               cvar: tuple[float, float] | None = None, time_limit: float = 600.0,
+               slack: bool = False) -> MilpResult:
+    """Build and solve the MILP.
+
+    ``value`` (n, K) is the objective per candidate; ``draws_profit`` (S, n, K) and
+    ``cvar`` = (alpha, floor) add the Rockafellar-Uryasev constraint
+    CVaR_alpha(profit) >= floor. With ``slack=True`` every linking row gets a slack
+    variable and the objective minimises total (scaled) slack: used for diagnosis.
+    """
+    n, K = P.shape
+    valid = ~np.isnan(P)
+    ri, ki = np.nonzero(valid)
+    nx = ri.size
+    scale = max(float(np.abs(np.nan_to_num(value)).max(axis=1).mean()), 1e-12)
+    Q = prob.quantity(np.where(valid, P, 1.0))[ri, ki]
+    Pv = P[ri, ki]
+    blocks: list[sp.csr_matrix] = []
+    lbs: list[np.ndarray] = []
+    ubs: list[np.ndarray] = []
+
+    def add(rows, cols, vals, nrows, lb, ub, extra_cols=None):
+        blocks.append((rows, cols, vals, nrows, extra_cols))
+        lbs.append(np.asarray(lb, dtype=float))
+        ubs.append(np.asarray(ub, dtype=float))
+
+    add(ri, np.arange(nx), np.ones(nx), n, np.ones(n), np.ones(n))  # one price per row
+    link_rows = []
+    for lk in prob.links:
+        m = np.isin(ri, lk.rows)
+        if lk.kind == "min_volume_pct":
+            t = lk.value / 100 * prob.q0[lk.rows].sum()
+            add(np.zeros(m.sum(), int), np.flatnonzero(m), Q[m] / t, 1, [1.0], [np.inf])
+        elif lk.kind == "inventory":
+            add(np.zeros(m.sum(), int), np.flatnonzero(m), prob.horizon * Q[m] / lk.value, 1,
+                [-np.inf], [1.0])
+        else:
+            w = prob.p0 * prob.q0 / prob.fx
+            w = w / w[lk.rows].sum()
+            x = lk.value / 100
+            add(np.zeros(m.sum(), int), np.flatnonzero(m), (w[ri] * Pv / prob.p0[ri])[m], 1,
+                [1 - x], [1 + x])
+        link_rows.append(lk.name)
+    ng = int(parity_groups.max()) + 1 if (parity_groups >= 0).any() else 0
+    if ng:
+        m = parity_groups[ri] >= 0
+        g = parity_groups[ri][m]
+        ref = np.bincount(parity_groups[parity_groups >= 0],
+                          weights=(prob.p0 / prob.fx)[parity_groups >= 0], minlength=ng)
+        ref /= np.bincount(parity_groups[parity_groups >= 0], minlength=ng)
+        b = (Pv / prob.fx[ri])[m] / ref[g]
+        rows_map = -np.ones(n, int)
+        prow = np.flatnonzero(parity_groups >= 0)
+        rows_map[prow] = np.arange(prow.size)
+        r = rows_map[ri[m]]
+        cols = np.flatnonzero(m)
+        gap_row = parity_gap[prow]
+        # b_i - L_g >= 0  and  b_i - (1+g) L_g <= 0, L scaled by ref
+        add(r, cols, b, prow.size, np.zeros(prow.size), np.full(prow.size, np.inf),
+            ("L", np.arange(prow.size), parity_groups[prow], -np.ones(prow.size)))
+        add(r, cols, b, prow.size, np.full(prow.size, -np.inf), np.zeros(prow.size),
+            ("L", np.arange(prow.size), parity_groups[prow], -(1 + gap_row)))
+    nS = 0
+    if cvar is not None and draws_profit is not None:
+        alpha, floor = cvar
+        nS = draws_profit.shape[0]
+        D = draws_profit[:, ri, ki] / scale  # (S, nx)
+        # u_s + sum x D_s - t >= 0 ; t - 1/(alpha S) sum u >= floor
+        rows = np.repeat(np.arange(nS), nx)
+        cols = np.tile(np.arange(nx), nS)
+        add(rows, cols, D.ravel(), nS, np.zeros(nS), np.full(nS, np.inf),
+            ("U", np.arange(nS), np.arange(nS), np.ones(nS), -np.ones(nS)))
+        add(np.zeros(0, int), np.zeros(0, int), np.zeros(0), 1, [floor / scale], [np.inf],
+            ("T", alpha, nS))
+    # variable layout: x (nx) | L (ng) | u (nS) | t (1 if nS) | slacks (len links)
+    off_L, off_u = nx, nx + ng
+    off_t = off_u + nS
+    off_s = off_t + (1 if nS else 0)
+    nvar = off_s + (2 * len(link_rows) if slack else 0)
+    mats, lb_all, ub_all = [], [], []
+    for bi, (rows, cols, vals, nrows, extra) in enumerate(blocks):
+        R, C, V = [rows], [cols], [vals]
+        if extra is not None and extra[0] == "L":
+            R.append(extra[1]); C.append(off_L + extra[2]); V.append(extra[3])  # noqa: E702
+        elif extra is not None and extra[0] == "U":
+            R += [extra[1], extra[2]]
+            C += [off_u + extra[1], np.full(nS, off_t)]
+            V += [extra[3], extra[4]]
+        elif extra is not None and extra[0] == "T":
+            R += [np.zeros(nS, int), np.zeros(1, int)]
+            C += [off_u + np.arange(nS), np.array([off_t])]
+            V += [np.full(nS, -1.0 / (extra[1] * nS)), np.array([1.0])]
+        if slack and 1 <= bi <= len(link_rows):  # row + s_up - s_down within [lb, ub]
+            R += [np.zeros(2, int)]
+            C += [np.array([off_s + 2 * (bi - 1), off_s + 2 * (bi - 1) + 1])]
+            V += [np.array([1.0, -1.0])]
+        mats.append(sp.csr_matrix((np.concatenate(V), (np.concatenate(R), np.concatenate(C))),
+                                  shape=(nrows, nvar)))
+        lb_all.append(lbs[bi])
+        ub_all.append(ubs[bi])
+    A = sp.vstack(mats).tocsr()
+    lb, ub = np.concatenate(lb_all), np.concatenate(ub_all)
+    c = np.zeros(nvar)
+    if slack:
+        c[off_s:] = 1.0
+    else:
+        c[:nx] = -value[ri, ki] / scale
+    integ = np.zeros(nvar)
+    integ[:nx] = 1
+    vlb, vub = np.zeros(nvar), np.ones(nvar)
+    vub[off_L:] = np.inf
+    if nS:
+        vlb[off_t] = -np.inf
+    vlb[off_s:] = 0.0
+    cons = LinearConstraint(A, lb, ub)
+    opts = {"time_limit": time_limit, "mip_rel_gap": 1e-5, "presolve": True}
+    res = milp(c, constraints=cons, integrality=integ, bounds=Bounds(vlb, vub), options=opts)
+    if res.status == 2:
+        return MilpResult(np.full(n, np.nan), np.nan, np.nan, np.nan, "infeasible")
+    if res.x is None:
+        raise SolverError(f"HiGHS MILP failed: {res.message}")
+    x = res.x
+    if slack:
+        s = x[off_s:].reshape(-1, 2)
+        return MilpResult(s[:, 0] - s[:, 1], float(s.sum()), np.nan, np.nan, "slack")
+    lp = milp(c, constraints=cons, integrality=np.zeros(nvar), bounds=Bounds(vlb, vub),
+              options={"time_limit": time_limit})
+    lp_bound = -lp.fun * scale if lp.status == 0 else np.nan
+    choose = np.zeros((n, K))
+    choose[ri, ki] = x[:nx]
+    prices = P[np.arange(n), np.argmax(np.where(valid, choose, -1), axis=1)]
+    dual = getattr(res, "mip_dual_bound", None)
+    status = "optimal" if res.status == 0 else "time_limit"
+    return MilpResult(prices, -res.fun * scale,
+                      -dual * scale if dual is not None else np.nan, lp_bound, status)

@@ -1,0 +1,124 @@
+"""Infeasibility diagnosis: name the rows and constraints that conflict, with numbers.
+
+Row-level conflicts come from per-row interval checks (every lower limit against every
+upper limit); parity from each item's feasible band; each linking constraint from its
+achievable range. Conflicts that only appear jointly are found by relaxing every linking
+constraint with slack variables in the candidate MILP and naming the ones whose slack is
+non-zero.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from pricelab.errors import InfeasibleError
+from pricelab.optimize.band import Blocks, feasible_range
+from pricelab.optimize.problem import Problem
+
+MAX_LISTED = 10
+LOWER = ("max_decrease_pct", "min_margin_pct", "inventory")
+
+
+def _setting(prob: Problem, name: str, i: int) -> str:
+    if name == "inventory":
+        return (f"inventory (stock {prob.settings['stock'][i]:g} over "
+                f"{prob.horizon:g} weeks)")
+    return f"{name} {prob.settings[name][i]:g}"
+
+
+def row_conflicts(prob: Problem) -> list[str]:
+    """Rows whose own lower limits exceed their upper limit."""
+    tol = 1e-9 * np.maximum(1.0, np.abs(prob.p0))
+    bad = np.flatnonzero(prob.lo > prob.hi + tol)
+    msgs = []
+    for i in bad:
+        if prob.frozen[i]:
+            continue
+        hi = prob.hi[i]
+        for name in LOWER:
+            v = prob.sources[name][i]
+            if not np.isnan(v) and v > hi + tol[i]:
+                msgs.append(f"{prob.label(i)}: {_setting(prob, name, i)} needs price >= {v:.2f} "
+                            f"but {_setting(prob, 'max_increase_pct', i)} caps it at {hi:.2f}")
+    return msgs
+
+
+def ladder_conflicts(prob: Problem, P: np.ndarray) -> list[str]:
+    """Ladder rows with no allowed price point inside their interval."""
+    empty = np.flatnonzero(np.all(np.isnan(P), axis=1))
+    out = []
+    for i in empty:
+        out.append(f"{prob.label(i)}: ladder (points every {prob.ladder_spacing[i]:g}"
+                   f"{'' if prob.ladder_offset[i] == 0 else f' ending {prob.ladder_offset[i]:g}'}) "
+                   f"has no price between {prob.lo[i]:.2f} ({prob.lo_src[i] or 'no floor'}) and "
+                   f"{prob.hi[i]:.2f} ({prob.hi_src[i] or 'no cap'})")
+    return out
+
+
+def parity_conflicts(prob: Problem, groups: np.ndarray) -> list[str]:
+    """Items whose markets cannot fit into one parity band."""
+    if not (groups >= 0).any():
+        return []
+    b = Blocks.build(groups, np.nan_to_num(prob.parity_gap))
+    lmin, lmax = feasible_range(b, prob.lo, prob.hi, prob.fx)
+    out = []
+    for g in np.flatnonzero(lmin > lmax * (1 + 1e-9)):
+        rows = b.rows[g][b.rows[g] >= 0]
+        lo_b, hi_b = prob.lo[rows] / prob.fx[rows], prob.hi[rows] / prob.fx[rows]
+        a, z = rows[np.argmax(lo_b)], rows[np.argmin(hi_b)]
+        out.append(
+            f"{prob.item[a]}: parity max_gap_pct {100 * b.gap[g]:g}: {prob.market[a]} needs base "
+            f"price >= {lo_b.max():.2f} ({prob.lo_src[a] or 'floor'}) but {prob.market[z]} is capped "
+            f"at {hi_b.min():.2f} ({prob.hi_src[z] or 'cap'}); gap needed "
+            f"{100 * (lo_b.max() / hi_b.min() - 1):.1f}%")
+    return out
+
+
+def link_conflicts(prob: Problem) -> list[str]:
+    """Linking constraints that no prices within the row limits can meet."""
+    out = []
+    q_lo, q_hi = prob.quantity(prob.lo), prob.quantity(prob.hi)
+    for lk in prob.links:
+        r = lk.rows
+        if lk.kind == "min_volume_pct":
+            need = lk.value / 100 * prob.q0[r].sum() * prob.horizon
+            best = q_lo[r].sum() * prob.horizon
+            if best < need * (1 - 1e-9):
+                top = r[np.argsort(prob.lo[r] / prob.p0[r])[::-1][:3]]
+                held = ", ".join(f"{prob.label(i)} >= {prob.lo[i]:.2f} ({prob.lo_src[i]})"
+                                 for i in top)
+                out.append(f"{lk.name} needs >= {need:.1f} units over {prob.horizon:g} weeks but "
+                           f"the lowest allowed prices sell at most {best:.1f} (floors: {held})")
+        elif lk.kind == "inventory":
+            least = q_hi[r].sum() * prob.horizon
+            if least > lk.value * (1 + 1e-9):
+                caps = ", ".join(f"{prob.label(i)} <= {prob.hi[i]:.2f}" for i in r[:3])
+                out.append(f"{lk.name}: even the highest allowed prices sell {least:.1f} units "
+                           f"over {prob.horizon:g} weeks (caps: {caps})")
+        else:
+            w = prob.p0[r] * prob.q0[r] / prob.fx[r]
+            w = w / w.sum()
+            lo_c = 100 * (w @ (prob.lo[r] / prob.p0[r]) - 1)
+            hi_c = 100 * (w @ (np.minimum(prob.hi[r], 1e300) / prob.p0[r]) - 1)
+            if lo_c > lk.value + 1e-9 or hi_c < -lk.value - 1e-9:
+                out.append(f"{lk.name}: achievable average change is [{lo_c:.2f}%, {hi_c:.2f}%], "
+                           f"outside ±{lk.value:g}%")
+    return out
+
+
+def joint_conflicts(prob: Problem, slack: np.ndarray) -> list[str]:
+    """Name the linking constraints whose slack is non-zero in the relaxed MILP."""
+    out = []
+    for lk, s in zip(prob.links, slack, strict=True):
+        if abs(s) > 1e-7:
+            out.append(f"{lk.name} cannot be met together with the other constraints "
+                       f"(short by {100 * abs(s):.2f}% of its limit)")
+    return out or ["the constraints conflict jointly (no single linking constraint named)"]
+
+
+def raise_infeasible(msgs: list[str]) -> None:
+    """Raise :class:`InfeasibleError` listing the first conflicts."""
+    more = len(msgs) - MAX_LISTED
+    text = "; ".join(msgs[:MAX_LISTED]) + (f"; and {more} more" if more > 0 else "")
+    raise InfeasibleError(f"infeasible: {text}",
+                          hint="relax the named constraints or add an override")

@@ -1,0 +1,123 @@
+"""The result of an optimisation: the plan table plus status and certificates."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import polars as pl
+
+PLAN_COLUMNS = ("item_id", "market", "current_price", "recommended_price", "expected_quantity",
+                "expected_revenue", "expected_profit", "baseline_quantity", "baseline_revenue",
+                "baseline_profit", "binding")
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A price plan.
+
+    Attributes
+    ----------
+    table : polars.DataFrame
+        Contract plan columns (money in market currency, over the horizon) plus
+        ``category``, ``fx_rate``, ``price_change_pct``, ``inelastic`` and, with draws,
+        ``profit_p5`` / ``profit_p95``.
+    status : str
+        ``optimal`` or ``time_limit`` (feasible, gap reported).
+    formulation : str
+        Which exact formulation produced the plan.
+    objective, baseline_objective : float
+        Total objective (profit or revenue, base currency) of the plan and of current prices.
+    gap : float
+        Proven relative distance to the optimum: (bound - objective) / |objective|.
+    certificate : str
+        How the bound was obtained.
+    skipped : polars.DataFrame
+        Rows not optimised, with ``reason``.
+    """
+
+    table: pl.DataFrame
+    status: str
+    formulation: str
+    objective_name: str
+    objective: float
+    baseline_objective: float
+    gap: float
+    certificate: str
+    skipped: pl.DataFrame
+    multipliers: dict[str, float] = field(default_factory=dict)
+    intervals: dict[str, float] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_polars(self) -> pl.DataFrame:
+        """The plan table."""
+        return self.table
+
+    @property
+    def uplift_pct(self) -> float:
+        """Objective change against current prices, in percent."""
+        b = self.baseline_objective
+        return 100.0 * (self.objective - b) / abs(b) if b else float("nan")
+
+    def binding_counts(self) -> dict[str, int]:
+        """How many rows each constraint holds."""
+        counts: dict[str, int] = {}
+        for b in self.table["binding"].to_list():
+            for name in filter(None, b.split(",")):
+                counts[name] = counts.get(name, 0) + 1
+        return dict(sorted(counts.items(), key=lambda kv: -kv[1]))
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able summary (for ``--json``)."""
+        t = self.table
+        return {
+            "status": self.status, "formulation": self.formulation,
+            "objective_name": self.objective_name, "objective": self.objective,
+            "baseline_objective": self.baseline_objective, "uplift_pct": self.uplift_pct,
+            "gap": self.gap, "certificate": self.certificate, "rows": t.height,
+            "skipped": self.skipped.to_dicts(), "inelastic_rows": int(t["inelastic"].sum()),
+            "binding_counts": self.binding_counts(), "multipliers": self.multipliers,
+            "intervals": self.intervals, **self.extra,
+        }
+
+    @property
+    def summary(self) -> str:
+        """Readable text summary."""
+        t = self.table
+        lines = [
+            f"Price plan: {t.height} item-markets, {self.formulation}, status {self.status}",
+            f"{self.objective_name}: {self.objective:,.2f} vs baseline "
+            f"{self.baseline_objective:,.2f} ({self.uplift_pct:+.2f}%), base currency",
+            f"gap {self.gap:.2e} ({self.certificate})",
+        ]
+        if self.intervals:
+            iv = self.intervals
+            lines.append(f"profit P5-P95: plan {iv['plan_p5']:,.2f} to {iv['plan_p95']:,.2f}; "
+                         f"baseline {iv['baseline_p5']:,.2f} to {iv['baseline_p95']:,.2f} "
+                         f"({iv['draws']:.0f} elasticity draws)")
+        bc = self.binding_counts()
+        if bc:
+            lines.append("binding: " + ", ".join(f"{k} {v}" for k, v in bc.items()))
+        n_in = int(t["inelastic"].sum())
+        if n_in:
+            lines.append(f"{n_in} inelastic row(s) (-1 <= e < 0): pushed to their upper bound; "
+                         "check these estimates")
+        if self.skipped.height:
+            reasons = self.skipped.group_by("reason").len().sort("len", descending=True)
+            lines.append(f"skipped {self.skipped.height} row(s): " + "; ".join(
+                f"{r} ({n})" for r, n in reasons.iter_rows()))
+        if t.height:
+            by_m = (t.with_columns((pl.col("expected_profit") / pl.col("fx_rate")).alias("p"),
+                                   (pl.col("baseline_profit") / pl.col("fx_rate")).alias("b"))
+                    .group_by("market").agg(pl.col("p").sum(), pl.col("b").sum()).sort("market"))
+            lines.append("profit uplift by market: " + ", ".join(
+                f"{m} {100 * (p - b) / abs(b):+.1f}%" if b else f"{m} n/a"
+                for m, p, b in by_m.iter_rows()))
+            top = t.sort(pl.col("price_change_pct").abs(), descending=True).head(5)
+            lines.append("largest changes: " + ", ".join(
+                f"{r['item_id']}/{r['market']} {r['price_change_pct']:+.1f}%"
+                for r in top.iter_rows(named=True)))
+        return "\n".join(lines)
+
+    def __str__(self) -> str:
+        return self.summary

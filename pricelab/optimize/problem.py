@@ -1,0 +1,247 @@
+"""From a demand table and constraints to per-row arrays the formulations use.
+
+Rows that cannot be optimised (NaN or non-negative elasticity, missing or
+non-positive base price / quantity / cost, negative stock) are skipped with a reason
+(or raise :class:`DataError` with ``strict=True``). Each row gets a price interval
+[lo, hi] from bounds, margin floor, dedicated inventory and frozen items, with the
+name of the constraint that sets each end (for ``binding`` and for diagnosis).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import polars as pl
+
+from pricelab.errors import DataError
+from pricelab.optimize.constraints import Constraints, Rules
+
+REQUIRED = ("item_id", "market", "elasticity", "base_price", "base_quantity", "unit_cost")
+
+
+@dataclass
+class Linking:
+    """A constraint over several rows: volume floor, average-change budget or stock pool."""
+
+    kind: str  # "min_volume_pct" | "max_avg_change_pct" | "inventory"
+    name: str
+    rows: np.ndarray  # integer row indices
+    value: float  # pct for volume / avg change, stock units for inventory
+
+
+@dataclass
+class Problem:
+    """Row arrays (kept rows only) plus linking constraints."""
+
+    frame: pl.DataFrame
+    item: np.ndarray
+    market: np.ndarray
+    p0: np.ndarray
+    q0: np.ndarray
+    e: np.ndarray
+    c: np.ndarray
+    fx: np.ndarray
+    horizon: float
+    objective: str
+    lo: np.ndarray
+    hi: np.ndarray
+    lo_src: np.ndarray
+    hi_src: np.ndarray
+    frozen: np.ndarray
+    parity_gap: np.ndarray  # NaN where no parity
+    ladder_spacing: np.ndarray  # NaN where no ladder
+    ladder_offset: np.ndarray
+    sources: dict[str, np.ndarray]  # each row-level limit: name -> (lo or hi) value
+    settings: dict[str, np.ndarray]  # each constraint's setting per row (for messages)
+    links: list[Linking] = field(default_factory=list)
+    skipped: pl.DataFrame | None = None
+
+    @property
+    def n(self) -> int:
+        """Number of rows optimised."""
+        return int(self.p0.size)
+
+    @property
+    def cost(self) -> np.ndarray:
+        """Unit cost in the objective (zero when maximising revenue)."""
+        return self.c if self.objective == "profit" else np.zeros_like(self.c)
+
+    @property
+    def inelastic(self) -> np.ndarray:
+        """Rows with -1 <= e < 0: profit rises with price up to the upper bound."""
+        return self.e >= -1.0
+
+    def label(self, i: int) -> str:
+        """``ITEM/MARKET`` for messages."""
+        return f"{self.item[i]}/{self.market[i]}"
+
+    def quantity(self, p: np.ndarray) -> np.ndarray:
+        """Weekly units at prices ``p`` (rows broadcast along the last axis)."""
+        return self.q0 * (p / self.p0) ** self.e
+
+    def objective_value(self, p: np.ndarray) -> np.ndarray:
+        """Per-row objective over the horizon at prices ``p``, in base currency."""
+        return self.horizon * (p - self.cost) * self.quantity(p) / self.fx
+
+
+def _skip_reasons(df: pl.DataFrame) -> pl.Series:
+    def bad(col: str, rule: pl.Expr) -> pl.Expr:
+        return pl.when(rule).then(pl.lit(col)).otherwise(pl.lit(None))
+
+    e = pl.col("elasticity")
+    reasons = [
+        bad("elasticity is missing or NaN", e.is_null() | e.is_nan()),
+        bad("elasticity >= 0 (no finite optimum)", e >= 0),
+        bad("base_price missing or <= 0", pl.col("base_price").is_null()
+            | ~(pl.col("base_price") > 0)),
+        bad("base_quantity missing or <= 0", pl.col("base_quantity").is_null()
+            | ~(pl.col("base_quantity") > 0)),
+        bad("unit_cost missing or < 0", pl.col("unit_cost").is_null()
+            | ~(pl.col("unit_cost") >= 0)),
+        bad("fx_rate <= 0", pl.col("fx_rate").is_null() | ~(pl.col("fx_rate") > 0)),
+        bad("stock < 0", pl.col("stock") < 0),
+    ]
+    return df.select(pl.concat_str(reasons, separator="; ", ignore_nulls=True)
+                     .alias("reason")).to_series()
+
+
+def _prepare(demand: pl.DataFrame, strict: bool) -> tuple[pl.DataFrame, pl.DataFrame]:
+    missing = [c for c in REQUIRED if c not in demand.columns]
+    if missing:
+        raise DataError(f"demand table: missing column(s) {', '.join(missing)}; "
+                        f"required: {', '.join(REQUIRED)}")
+    df = demand
+    for col, default in (("fx_rate", 1.0), ("stock", None), ("std_error", None)):
+        if col not in df.columns:
+            df = df.with_columns(pl.lit(default, dtype=pl.Float64).alias(col))
+    if "category" not in df.columns:
+        df = df.with_columns(pl.lit(None, dtype=pl.String).alias("category"))
+    num = ("elasticity", "base_price", "base_quantity", "unit_cost", "fx_rate", "stock",
+           "std_error")
+    try:
+        df = df.with_columns([pl.col(c).cast(pl.Float64) for c in num]
+                             + [pl.col(c).cast(pl.String) for c in ("item_id", "market",
+                                                                    "category")])
+    except pl.exceptions.PolarsError as exc:
+        raise DataError(f"demand table: non-numeric value: {str(exc).splitlines()[0]}") from exc
+    dup = df.group_by("item_id", "market").len().filter(pl.col("len") > 1)
+    if dup.height:
+        r = dup.row(0)
+        raise DataError(f"demand table: duplicate row for item_id {r[0]}, market {r[1]}")
+    df = df.with_columns(_skip_reasons(df).alias("reason"))
+    bad = df.filter(pl.col("reason") != "")
+    if strict and bad.height:
+        r = bad.row(0, named=True)
+        raise DataError(f"demand table: {bad.height} row(s) cannot be optimised, first "
+                        f"{r['item_id']}/{r['market']}: {r['reason']}")
+    skipped = bad.select("item_id", "market", "reason")
+    return df.filter(pl.col("reason") == "").drop("reason"), skipped
+
+
+def _rules_per_row(df: pl.DataFrame, cons: Constraints) -> list[Rules]:
+    cols = {k: df[k].to_list() for k in ("item_id", "market", "category")}
+    frozen = set(cons.frozen_items)
+    active: list[dict] = [{} for _ in range(df.height)]
+    for ov in cons.overrides:
+        for i, hit in enumerate(ov.mask(cols)):
+            if hit:
+                cur = active[i]
+                for k, v in ov.settings.items():
+                    cur[k] = {**cur.get(k, {}), **v} if k == "bounds" else v
+    out = []
+    for i in range(df.height):
+        r = cons.rules_for(active[i])
+        if cols["item_id"][i] in frozen and "frozen" not in active[i]:
+            r = Rules(r.bounds, r.min_margin_pct, r.parity_gap_pct, r.ladder, r.inventory, True)
+        out.append(r)
+    return out
+
+
+def build_problem(demand: pl.DataFrame, cons: Constraints, *, strict: bool = False) -> Problem:
+    """Validate the demand table and compute each row's price interval and links."""
+    df, skipped = _prepare(demand, strict)
+    rules = _rules_per_row(df, cons)
+    n = df.height
+    f = {c: df[c].to_numpy().astype(float) for c in
+         ("elasticity", "base_price", "base_quantity", "unit_cost", "fx_rate", "stock")}
+    p0, q0, e, c, h = (f["base_price"], f["base_quantity"], f["elasticity"], f["unit_cost"],
+                       cons.horizon_weeks)
+    nan = np.full(n, np.nan)
+    inc = np.array([np.nan if r.bounds.max_increase_pct is None else r.bounds.max_increase_pct
+                    for r in rules])
+    dec = np.array([np.nan if r.bounds.max_decrease_pct is None else r.bounds.max_decrease_pct
+                    for r in rules])
+    marg = np.array([np.nan if r.min_margin_pct is None else r.min_margin_pct for r in rules])
+    inv = np.array([r.inventory for r in rules], dtype=bool)
+    frozen = np.array([r.frozen for r in rules], dtype=bool)
+    has_pool = "stock_pool" in df.columns
+    pool = df["stock_pool"].cast(pl.String).to_numpy() if has_pool else np.full(n, None)
+    stock = f["stock"]
+    dedicated = inv & ~np.isnan(stock) & np.array([x is None for x in pool])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        lo_s = np.where(dedicated, p0 * (stock / (h * q0)) ** (1.0 / e), np.nan)
+    sources = {
+        "max_decrease_pct": np.where(np.isnan(dec), np.nan, p0 * (1 - dec / 100)),
+        "min_margin_pct": np.where(np.isnan(marg), np.nan, c / (1 - marg / 100)),
+        "inventory": lo_s,
+        "max_increase_pct": np.where(np.isnan(inc), np.nan, p0 * (1 + inc / 100)),
+    }
+    lo_names = ["max_decrease_pct", "min_margin_pct", "inventory"]
+    lo_mat = np.vstack([np.nan_to_num(sources[k], nan=0.0) for k in lo_names])
+    lo = lo_mat.max(axis=0)
+    lo_src = np.where(lo > 0, np.array(lo_names, dtype=object)[lo_mat.argmax(axis=0)], "")
+    hi = np.nan_to_num(sources["max_increase_pct"], nan=np.inf)
+    hi_src = np.where(np.isfinite(hi), "max_increase_pct", "").astype(object)
+    lo = np.where(frozen, p0, lo)
+    hi = np.where(frozen, p0, hi)
+    lo_src = np.where(frozen, "frozen", lo_src).astype(object)
+    hi_src = np.where(frozen, "frozen", hi_src).astype(object)
+    lad = [r.ladder for r in rules]
+    prob = Problem(
+        frame=df, item=df["item_id"].to_numpy().astype(object),
+        market=df["market"].to_numpy().astype(object), p0=p0, q0=q0, e=e, c=c,
+        fx=f["fx_rate"], horizon=h, objective=cons.objective, lo=lo, hi=hi,
+        lo_src=lo_src, hi_src=hi_src, frozen=frozen,
+        parity_gap=np.array([np.nan if r.parity_gap_pct is None else r.parity_gap_pct / 100
+                             for r in rules]),
+        ladder_spacing=np.array([np.nan if (x is None or fr) else x.spacing
+                                 for x, fr in zip(lad, frozen, strict=True)]),
+        ladder_offset=np.array([0.0 if x is None else x.offset for x in lad]),
+        sources=sources,
+        settings={"max_increase_pct": inc, "max_decrease_pct": dec, "min_margin_pct": marg,
+                  "stock": stock, "inventory": stock},
+        skipped=skipped,
+    )
+    prob.links = _links(prob, cons, rules, inv, pool, stock, nan)
+    return prob
+
+
+def _links(prob: Problem, cons: Constraints, rules: list[Rules], inv: np.ndarray,
+           pool: np.ndarray, stock: np.ndarray, nan: np.ndarray) -> list[Linking]:
+    links: list[Linking] = []
+    everyone = np.arange(prob.n)
+    for kind, val in (("min_volume_pct", cons.min_volume_pct),
+                      ("max_avg_change_pct", cons.max_avg_change_pct)):
+        if val is not None and prob.n:
+            links.append(Linking(kind, f"{kind} {val:g} (all rows)", everyone, val))
+    cols = {k: prob.frame[k].to_list() for k in ("item_id", "market", "category")}
+    for ov in cons.overrides:
+        rows = np.flatnonzero(ov.mask(cols)) if prob.n else everyone
+        where = ", ".join(f"{k}={'|'.join(v)}" for k, v in ov.where.items())
+        for kind in ("min_volume_pct", "max_avg_change_pct"):
+            if kind in ov.settings and rows.size:
+                val = ov.settings[kind]
+                links.append(Linking(kind, f"{kind} {val:g} ({where})", rows, val))
+    pools: dict[str, list[int]] = {}
+    for i, pid in enumerate(pool):
+        if pid is not None and inv[i] and not np.isnan(stock[i]):
+            pools.setdefault(pid, []).append(i)
+    for pid, rows in pools.items():
+        vals = stock[rows]
+        if np.ptp(vals) > 1e-9 * max(1.0, abs(vals[0])):
+            raise DataError(f"demand table: stock_pool {pid}: rows disagree on the pool's stock "
+                            f"({', '.join(f'{v:g}' for v in np.unique(vals))})")
+        links.append(Linking("inventory", f"inventory pool {pid} (stock {vals[0]:g})",
+                             np.array(rows), float(vals[0])))
+    return links
