@@ -136,9 +136,9 @@ def _fit(sales: pl.DataFrame, truth: pl.DataFrame, item: str, market: str):
     series = sales.filter((pl.col("item_id") == item) & (pl.col("market") == market))
     row = truth.filter((pl.col("item_id") == item) & (pl.col("market") == market)).row(
         0, named=True)
-    week = np.array([d.isocalendar().week for d in series["date"]])
-    theta = 2 * np.pi * week / 52
-    trend = np.array([(d - START).days / 7 / 52 for d in series["date"]])
+    # controls as pricelab.elasticity builds them: day-of-year Fourier pair, years since start
+    theta = 2 * np.pi * np.array([d.timetuple().tm_yday for d in series["date"]]) / 365.25
+    trend = np.array([(d - START).days for d in series["date"]]) / 365.25
     x = np.column_stack([
         np.ones(series.height), np.log(series["price"].to_numpy() / row["ref_price"]),
         np.sin(theta), np.cos(theta), trend, series["promo"].to_numpy()])

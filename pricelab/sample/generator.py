@@ -3,8 +3,11 @@
 Demand per item × market × week is Poisson with a constant-elasticity mean::
 
     log mu = log(baseline) + elasticity * log(price / ref_price)
-             + season_sin * sin(2 pi isoweek / 52) + season_cos * cos(2 pi isoweek / 52)
-             + promo_effect * promo + trend * weeks_since_start / 52
+             + season_sin * sin(2 pi doy / 365.25) + season_cos * cos(2 pi doy / 365.25)
+             + promo_effect * promo + trend * days_since_start / 365.25
+
+(``doy`` is the day of year of the week's Monday), the same promo, Fourier and trend
+controls that :mod:`pricelab.elasticity` uses by default.
 
 Prices follow a schedule drawn before, and independently of, the demand noise (list-price
 changes, end-of-season markdown spells, short promotions), so unbiased estimators recover
@@ -46,6 +49,7 @@ BRANDS = (
 SEASONS = ("SS", "FW", "CORE")
 SALE_WEEK = {"SS": 26, "FW": 51}  # ISO week in which each end-of-season sale starts
 TEST_STEPS = (-0.15, -0.10, -0.05, 0.05, 0.10, 0.15)
+YEAR_DAYS = 365.25
 FILES = ("sales", "items", "costs", "markets", "inventory", "true_elasticities")
 
 
@@ -92,7 +96,8 @@ def _items(rng: np.random.Generator, n_items: int, n_weeks: int) -> dict[str, np
 def _pairs(rng: np.random.Generator, n_items: int) -> tuple[np.ndarray, np.ndarray]:
     listed = rng.random((n_items, len(MARKETS))) < np.array(MARKET_SHARE)
     listed[~listed.any(axis=1), 0] = True
-    return np.nonzero(listed)
+    item_idx, market_idx = np.nonzero(listed)
+    return item_idx, market_idx
 
 
 def _truth(rng, items, pi, pm) -> dict[str, np.ndarray]:
@@ -123,20 +128,20 @@ def _list_changes(rng, items, pi, n_weeks) -> tuple[np.ndarray, np.ndarray]:
         for _ in range(1 + int(rng.random() < 0.5)):  # brand-wide list-price increases
             week, pct = int(rng.integers(8, max(n_weeks - 4, 9))), rng.uniform(0.03, 0.09)
             rows = np.nonzero(pi == i)[0]
-            for p, lag in zip(rows, rng.integers(0, 5, len(rows)), strict=True):
-                log_list[p, week + lag:] += np.log1p(pct)
+            for row, lag in zip(rows, rng.integers(0, 5, len(rows)), strict=True):
+                log_list[row, week + lag:] += np.log1p(pct)
             if rng.random() < 0.6:  # cost-driven: the boutique's cost rose too
                 log_cost[i, week:] += np.log1p(pct * rng.uniform(0.8, 1.2))
         if rng.random() < 0.3:  # a supplier cost change that is not passed on
             log_cost[i, int(rng.integers(4, n_weeks)):] += np.log1p(rng.uniform(-0.06, 0.06))
     for p in range(n):  # boutiques reprice (the buy-box moves): piecewise-constant levels
-        cuts = np.sort(rng.integers(1, n_weeks, rng.poisson(5))).tolist()
+        cuts: list[int] = np.sort(rng.integers(1, n_weeks, rng.poisson(5))).tolist()
         for a, b in zip([0, *cuts], [*cuts, n_weeks], strict=True):
             log_list[p, a:b] += np.clip(rng.normal(0.0, 0.08), -0.2, 0.2)
         if rng.random() < 0.7:  # a randomised price test of 4-8 weeks
             w = int(rng.integers(0, n_weeks - 4))
             log_list[p, w:w + int(rng.integers(4, 9))] += np.log1p(rng.choice(TEST_STEPS))
-    for p in np.nonzero(rng.random(n) < 0.3)[0]:  # permanent reprice of a slow carry-over
+    for p in np.nonzero(rng.random(n) < 0.3)[0].tolist():  # permanent reprice of a slow carry-over
         week = int(rng.integers(min(20, n_weeks // 2), n_weeks))
         log_list[p, week:] += np.log1p(-rng.uniform(0.10, 0.25))
     return log_list, log_cost
@@ -152,7 +157,7 @@ def _discounts(rng, season, n_weeks, isoweek) -> tuple[np.ndarray, np.ndarray]:
             own = season == SEASONS.index(s_name)
             core = season == SEASONS.index("CORE")
             join = (own & (rng.random(n) < 0.8)) | (core & (rng.random(n) < 0.2))
-            for p in np.nonzero(join)[0]:
+            for p in np.nonzero(join)[0].tolist():
                 start = int(k + rng.integers(-1, 3))
                 b = start + int(rng.integers(1, 3))  # markdowns deepen in three stages
                 c, end = b + int(rng.integers(1, 3)), b + int(rng.integers(3, 7))
@@ -163,11 +168,11 @@ def _discounts(rng, season, n_weeks, isoweek) -> tuple[np.ndarray, np.ndarray]:
                 disc[p, a:b], disc[p, b:c], disc[p, c:end] = d1, d2, d3
                 promo[p, a:end] = 1
     for p in range(n):  # short promotions (private sales, features), sometimes with a discount
-        for w in np.nonzero(rng.random(n_weeks) < 0.03)[0]:
-            end = w + int(rng.integers(1, 3))
+        for w in np.nonzero(rng.random(n_weeks) < 0.03)[0].tolist():
+            stop = w + int(rng.integers(1, 3))
             d = 0.0 if rng.random() < 0.5 else rng.uniform(0.10, 0.15)
-            disc[p, w:end] = np.maximum(disc[p, w:end], d)
-            promo[p, w:end] = 1
+            disc[p, w:stop] = np.maximum(disc[p, w:stop], d)
+            promo[p, w:stop] = 1
     return disc, promo
 
 
@@ -233,11 +238,12 @@ def generate_sample(
     ref_price = np.round(list_net[:, 0], 2)
     cost = np.round(items["list_eur"][:, None] * items["cost_ratio"][:, None] * np.exp(log_cost), 2)
 
-    theta = 2 * np.pi * isoweek / 52
+    theta = 2 * np.pi * np.array([d.timetuple().tm_yday for d in dates]) / YEAR_DAYS
+    years = np.array([(d - t0).days for d in dates]) / YEAR_DAYS
     log_mu = (np.log(truth["baseline_quantity"])[:, None]
               + truth["elasticity"][:, None] * np.log(price / ref_price[:, None])
               + truth["season_sin"][:, None] * np.sin(theta) + truth["season_cos"][:, None] * np.cos(theta)
-              + truth["promo_effect"][:, None] * promo + truth["trend"][:, None] * np.arange(n_weeks) / 52)
+              + truth["promo_effect"][:, None] * promo + truth["trend"][:, None] * years)
     qty = rng.poisson(np.exp(log_mu))
 
     keep = np.arange(n_weeks)[None, :] >= items["launch"][pi][:, None]
@@ -272,7 +278,9 @@ def generate_sample(
     # inventory: shared stock, stock dedicated to one market, or both
     weekly = np.exp(log_mu[:, -1])
     kind = rng.choice(3, size=n_items, p=(0.7, 0.2, 0.1))  # shared, shared + one, dedicated
-    inv_item, inv_mkt, inv_stock = [], [], []
+    inv_item: list[str] = []
+    inv_mkt: list[str | None] = []
+    inv_stock: list[int] = []
     for i in range(n_items):
         rows = np.nonzero(pi == i)[0]
         if kind[i] < 2:
