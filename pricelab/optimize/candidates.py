@@ -14,7 +14,7 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.optimize import Bounds, LinearConstraint, milp
 
-from pricelab.errors import SolverError
+from pricelab.errors import SolverError, UsageError
 from pricelab.optimize.closed_form import unconstrained_price
 from pricelab.optimize.problem import Problem
 
@@ -39,6 +39,10 @@ def candidate_matrix(prob: Problem, n_grid: int = 25) -> np.ndarray:
         lo, hi = prob.lo[i], prob.hi[i]
         if not np.isnan(prob.ladder_spacing[i]):
             pts = ladder_points(lo, hi, prob.ladder_spacing[i], prob.ladder_offset[i])
+            if pts.size > MAX_CANDIDATES:
+                raise UsageError(f"{prob.label(i)}: ladder step {prob.ladder_spacing[i]:g} gives "
+                                 f"more than {MAX_CANDIDATES} prices between {lo:.2f} and "
+                                 f"{hi:.2f}; use a coarser step (override per market)")
             pts = np.clip(pts, lo, hi) if pts.size else pts
         elif lo == hi:
             pts = np.array([lo])

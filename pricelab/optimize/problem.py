@@ -76,13 +76,21 @@ class Problem:
         """``ITEM/MARKET`` for messages."""
         return f"{self.item[i]}/{self.market[i]}"
 
-    def quantity(self, p: np.ndarray) -> np.ndarray:
-        """Weekly units at prices ``p`` (rows broadcast along the last axis)."""
-        return self.q0 * (p / self.p0) ** self.e
+    def _rows(self, x: np.ndarray, p: np.ndarray) -> np.ndarray:
+        """Row array shaped to broadcast against ``p`` ((n,) or (n, K) candidates)."""
+        return x[:, None] if np.ndim(p) == 2 else x
+
+    def quantity(self, p: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
+        """Weekly units at prices ``p``: shape (n,), (n, K), or (len(rows),) with ``rows``."""
+        q0, p0, e = (self.q0, self.p0, self.e) if rows is None else (
+            self.q0[rows], self.p0[rows], self.e[rows])
+        r = self._rows
+        return r(q0, p) * (p / r(p0, p)) ** r(e, p)
 
     def objective_value(self, p: np.ndarray) -> np.ndarray:
-        """Per-row objective over the horizon at prices ``p``, in base currency."""
-        return self.horizon * (p - self.cost) * self.quantity(p) / self.fx
+        """Per-row objective over the horizon at prices ``p`` ((n,) or (n, K)), base currency."""
+        r = self._rows
+        return self.horizon * (p - r(self.cost, p)) * self.quantity(p) / r(self.fx, p)
 
 
 def _skip_reasons(df: pl.DataFrame) -> pl.Series:

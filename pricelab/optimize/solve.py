@@ -76,8 +76,6 @@ def _needs_milp(prob: Problem, risk: float | None) -> str | None:
 def _solve_milp(prob: Problem, resp: Responder, *, risk: float | None, draws: int | None,
                 seed: int, n_grid: int, time_limit: float):
     P = candidate_matrix(prob, n_grid)
-    if np.isnan(P[:, -1]).all() and P.shape[1] > 400:
-        raise UsageError("ladder too fine: more than 400 price points in a row's range")
     msgs = dg.ladder_conflicts(prob, P)
     if msgs:
         dg.raise_infeasible(msgs)
@@ -110,7 +108,7 @@ def _solve_milp(prob: Problem, resp: Responder, *, risk: float | None, draws: in
     tight = []
     for j, lk in enumerate(prob.links):
         r = lk.rows
-        q = prob.quantity(res.prices[r])
+        q = prob.quantity(res.prices[r], r)
         if lk.kind == "min_volume_pct":
             tight.append(j) if q.sum() <= lk.value / 100 * prob.q0[r].sum() * (1 + 1e-6) else None
         elif lk.kind == "inventory":
@@ -237,7 +235,7 @@ def optimize(demand: pl.DataFrame, constraints: str | dict | Constraints | None 
 
 def _links_ok(prob: Problem, p: np.ndarray) -> bool:
     for lk in prob.links:
-        q = prob.quantity(p[lk.rows]).sum()
+        q = prob.quantity(p[lk.rows], lk.rows).sum()
         if lk.kind == "min_volume_pct" and q < lk.value / 100 * prob.q0[lk.rows].sum() * (
                 1 - 1e-9):
             return False
