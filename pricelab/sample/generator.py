@@ -53,14 +53,16 @@ YEAR_DAYS = 365.25
 FILES = ("sales", "items", "costs", "markets", "inventory", "true_elasticities")
 
 
-def _round_step(x: np.ndarray, step: float) -> np.ndarray:
+def _round_step(x: np.ndarray, step: float | np.ndarray) -> np.ndarray:
     return np.maximum(np.round(x / step), 1.0) * step
 
 
 def _fmt(values, kind: str) -> list[str]:
     """Format a column with a fixed, version-independent text form."""
     if kind == "s":
-        return ["" if v is None else str(v) for v in values]
+        text = ["" if v is None else str(v) for v in values]
+        return [f'"{t.replace(chr(34), chr(34) * 2)}"' if any(c in t for c in ',"\n') else t
+                for t in text]
     if kind == "d":
         return [str(int(v)) for v in values]
     return [f"{float(v) + 0.0:.{kind}f}" for v in values]  # + 0.0 turns -0.0 into 0.0
@@ -231,8 +233,8 @@ def generate_sample(
     disc, promo = _discounts(rng, items["season"][pi], n_weeks, isoweek)
 
     fx, vat, level, step = (np.array([m[k] for m in MARKETS])[pm][:, None] for k in (2, 3, 4, 5))
-    gross = np.maximum(np.round(items["list_eur"][pi][:, None] * fx * level * (1 + vat)
-                                * np.exp(log_list) / step), 1.0) * step
+    gross = _round_step(items["list_eur"][pi][:, None] * fx * level * (1 + vat)
+                        * np.exp(log_list), step)  # shelf prices are round including VAT
     list_net = gross / (1 + vat)
     price = np.round(list_net * (1 - disc), 2)
     ref_price = np.round(list_net[:, 0], 2)
