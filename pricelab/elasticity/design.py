@@ -95,7 +95,7 @@ class Design:
 
     @property
     def n_groups(self) -> int:
-        return self.keys.height
+        return self.keys.height if self.by else 1
 
 
 def check_sales(sales: pl.DataFrame, by: Sequence[str]) -> None:
