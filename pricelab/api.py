@@ -99,3 +99,105 @@ def demo(db: PathLike | None = None) -> dict[str, Any]:
 
 # Later pipeline steps add themselves here: (name, function(db_path) -> JSON-able summary).
 _DEMO_STEPS: list[tuple[str, Any]] = []
+
+
+# -- estimation ---------------------------------------------------------------------------
+class EstimateRun:
+    """An estimate stored as a run: ``run_id`` and the :class:`ElasticityResults`."""
+
+    def __init__(self, run_id: str, results: Any, table: pl.DataFrame | None = None) -> None:
+        self.run_id = run_id
+        self.results = results
+        self._table = table if table is not None else results.elasticities
+
+    @property
+    def elasticities(self) -> pl.DataFrame:
+        """Contract columns and diagnostics per group (with ``category`` when items are loaded)."""
+        return self._table
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able summary for schedulers."""
+        t = self.results.elasticities
+        flags = (t.select(pl.col("flags").str.split(",")).explode("flags")
+                 .filter(pl.col("flags").is_not_null() & (pl.col("flags") != ""))
+                 .group_by("flags").len().sort("flags"))
+        valid = t.filter(pl.col("elasticity").is_not_nan())
+        return {
+            "run_id": self.run_id, "model": self.results.model, "groups": t.height,
+            "estimated": valid.height,
+            "median_elasticity": float(valid["elasticity"].median()) if valid.height else None,
+            "flags": dict(flags.iter_rows()),
+            "parameters": {k: v for k, v in self.results.parameters.items()
+                           if isinstance(v, str | int | float | bool | list | type(None))},
+        }
+
+
+def estimate(
+    db: PathLike | None = None, *, model: str = "hierarchical", by: str | None = None,
+    instrument: str | None = None, slope: str = "item", before: str | None = None,
+) -> EstimateRun:
+    """Estimate elasticities from the loaded sales and store them as an ``estimate`` run.
+
+    Parameters
+    ----------
+    model:
+        ``ols``, ``poisson``, ``panel``, ``hierarchical`` (default) or ``iv``.
+    by:
+        Comma-separated group columns (default ``item_id,market``; for ``panel`` the pooling
+        level, default category × market).
+    instrument:
+        ``iv`` only: a sales column (e.g. ``unit_cost``) or ``hausman``.
+    before:
+        Use only weeks before this ISO date.
+    """
+    import json
+
+    from pricelab.elasticity import MODELS
+    from pricelab.elasticity import estimate as _estimate
+    from pricelab.errors import UsageError
+    from pricelab.store.loaders import load_items, load_sales
+    from pricelab.store.runs import start_run
+
+    if model not in MODELS:
+        raise UsageError(f"unknown model '{model}'; choose one of {', '.join(MODELS)}")
+    with Store.open(db, must_exist=True) as store:
+        sales = load_sales(store, before=before)
+        items = load_items(store)
+        kwargs: dict[str, Any] = {"model": model, "items": items, "slope": slope}
+        group_cols = [c.strip() for c in by.split(",")] if by else None
+        if model == "panel":
+            kwargs["pool_by"] = group_cols
+        elif group_cols:
+            kwargs["by"] = group_cols
+        if instrument is not None:
+            kwargs["instrument"] = instrument
+        results = _estimate(sales, **kwargs)
+        params = {"model": model, "by": by, "instrument": instrument, "slope": slope,
+                  "before": before,
+                  "fit": json.loads(json.dumps(results.parameters, default=str))}
+        run = start_run(store, "estimate", params)
+        table = results.elasticities
+        if items is not None and "category" in items.columns and "category" not in table.columns \
+                and "item_id" in table.columns:
+            table = table.join(items.select("item_id", "category"), on="item_id", how="left")
+        with store.transaction():
+            store.write_result("elasticities", table, run.run_id)
+            store.write_result("elasticity_params", results.params, run.run_id)
+            out = EstimateRun(run.run_id, results, table)
+            run.finish(out.to_dict())
+        return out
+
+
+def _demo_estimate(db: PathLike) -> dict[str, Any]:
+    run = estimate(db)
+    d = run.to_dict()
+    d["lines"] = [
+        f"hierarchical elasticities for {d['estimated']} item x market groups (run {run.run_id})",
+        f"median elasticity {d['median_elasticity']:.2f}; flags: "
+        + (", ".join(f"{k} {v}" for k, v in d["flags"].items()) or "none"),
+        "see: pricelab estimate --model poisson | ols | panel | iv --instrument hausman",
+    ]
+    return d
+
+
+_DEMO_STEPS.append(("estimate", _demo_estimate))

@@ -21,6 +21,7 @@ COMMAND_MODULES = [
     "pricelab.cli.data",
     "pricelab.cli.runs",
     "pricelab.cli.demo",
+    "pricelab.cli.estimate",
 ]
 
 

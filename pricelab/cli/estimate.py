@@ -1,0 +1,89 @@
+"""``pricelab estimate``: elasticity per item × market, stored as a run."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import polars as pl
+import typer
+
+from pricelab import api
+from pricelab.cli._common import (
+    DbOpt,
+    DebugOpt,
+    JsonOpt,
+    OutputOpt,
+    console,
+    frame_table,
+    guarded,
+    print_json,
+    write_output,
+)
+
+
+# flags that ask for an analyst's attention ("shrunk" is informational)
+WARN_FLAGS = r"positive|inelastic|no_price_variation|few_obs|weak_instrument|failed"
+
+
+def _warned(t: pl.DataFrame) -> pl.Expr:
+    return pl.col("flags").fill_null("").str.contains(WARN_FLAGS)
+
+
+def _distribution(t: pl.DataFrame) -> pl.DataFrame:
+    group = [c for c in ("category", "market") if c in t.columns]
+    if not group:
+        return pl.DataFrame()
+    return (
+        t.filter(pl.col("elasticity").is_not_nan())
+        .group_by(group)
+        .agg(
+            pl.len().alias("groups"),
+            pl.col("elasticity").median().alias("median"),
+            pl.col("elasticity").quantile(0.1).alias("p10"),
+            pl.col("elasticity").quantile(0.9).alias("p90"),
+            pl.col("std_error").median().alias("median_se"),
+            _warned(t).mean().alias("share_flagged"),
+        )
+        .sort(group)
+    )
+
+
+@guarded
+def estimate(
+    model: Annotated[str, typer.Option(help="ols | poisson | panel | hierarchical | iv.")] = "hierarchical",
+    by: Annotated[str | None, typer.Option(help="Group columns, e.g. 'item_id,market' "
+                                           "(panel: pooling level, default category,market).")] = None,
+    instrument: Annotated[str | None, typer.Option(help="iv: instrument column (e.g. unit_cost) "
+                                                   "or 'hausman'.")] = None,
+    slope: Annotated[str, typer.Option(help="panel: 'item' (one slope per item) or 'common'.")] = "item",
+    before: Annotated[str | None, typer.Option(help="Use only weeks before this ISO date.")] = None,
+    db: DbOpt = None, json: JsonOpt = False, output: OutputOpt = None, debug: DebugOpt = False,
+) -> None:
+    """Estimate price elasticities per item × market and store them as a run."""
+    run = api.estimate(db, model=model, by=by, instrument=instrument, slope=slope, before=before)
+    t = run.elasticities
+    write_output(t, output)
+    if json:
+        print_json(run.to_dict())
+        return
+    d = run.to_dict()
+    console.print(f"[bold green]estimated[/] {d['estimated']} of {d['groups']} groups with "
+                  f"model [bold]{d['model']}[/] (run {run.run_id}); median elasticity "
+                  f"{d['median_elasticity']:.2f}" if d["median_elasticity"] is not None else
+                  f"no group could be estimated (run {run.run_id})")
+    dist = _distribution(t)
+    if dist.height:
+        console.print(frame_table(dist, title="elasticity by category and market", max_rows=60,
+                                  floats=2))
+    flagged = t.filter(_warned(t)).sort("item_id", "market")
+    if flagged.height:
+        cols = [c for c in ("item_id", "market", "elasticity", "std_error", "n_obs", "flags")
+                if c in t.columns]
+        console.print(frame_table(flagged.select(cols), title="flagged groups", max_rows=15,
+                                  floats=2))
+        console.print("flags: " + ", ".join(f"{k} {v}" for k, v in d["flags"].items()))
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``estimate`` to ``app``."""
+    app.command("estimate")(estimate)

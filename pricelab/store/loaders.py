@@ -1,0 +1,44 @@
+"""Reading the input tables back as frames ready for estimation and optimization."""
+
+from __future__ import annotations
+
+import polars as pl
+
+from pricelab.store.db import Store
+
+
+def load_sales(store: Store, *, before: str | None = None) -> pl.DataFrame:
+    """All weekly sales (optionally only weeks before ``before``), sorted by key."""
+    store.require_sales()
+    sql = "SELECT * FROM sales"
+    params: list[object] = []
+    if before is not None:
+        sql += " WHERE date < CAST(? AS DATE)"
+        params.append(before)
+    df = store.query(sql + " ORDER BY item_id, market, date", params)
+    if df["promo"].null_count() == df.height:
+        df = df.drop("promo")
+    if df["unit_cost"].null_count() == df.height:
+        df = df.drop("unit_cost")
+    return df
+
+
+def load_items(store: Store) -> pl.DataFrame | None:
+    """The items table, or None when it is empty."""
+    if store.count("items") == 0:
+        return None
+    items = store.table("items")
+    empty = [c for c in items.columns if c != "item_id" and items[c].null_count() == items.height]
+    return items.drop(empty)
+
+
+def load_markets(store: Store) -> pl.DataFrame:
+    """Markets with fx_rate; markets without a row get fx_rate 1 (base currency)."""
+    sales_markets = store.query("SELECT DISTINCT market FROM sales ORDER BY market")
+    if store.count("markets") == 0:
+        return sales_markets.with_columns(
+            pl.lit(None, dtype=pl.String).alias("currency"), pl.lit(1.0).alias("fx_rate"),
+            pl.lit(None, dtype=pl.Float64).alias("vat_rate"))
+    mk = store.table("markets")
+    return sales_markets.join(mk, on="market", how="left").with_columns(
+        pl.col("fx_rate").fill_null(1.0))
