@@ -12,14 +12,16 @@ def simulate_panel(n_items: int = 50, markets: tuple[str, ...] = ("US", "GB"), w
                    base_units: float = 20.0, elasticity_mean: float = -2.0,
                    elasticity_sd: float = 0.5, n_categories: int = 4, category_sd: float = 0.0,
                    price_sd: float = 0.15, promo_rate: float = 0.1, promo_effect: float = 0.3,
-                   season_amp: float = 0.2, trend: float = 0.05, endogeneity: float = 0.0,
+                   season_amp: float = 0.2, trend: float = 0.05, endogeneity: float = 0.0, cost_common: float = 0.0,
                    seed: int = 0) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
     """Weekly Poisson sales per item × market with constant elasticity.
 
     Returns ``(sales, items, truth)``; ``truth`` has ``item_id, market, true_elasticity``.
     ``category_sd`` spreads category means; ``elasticity_sd`` is the item spread around
     them. ``endogeneity`` > 0 makes prices react to the demand shock (log price moves by
-    ``endogeneity`` × shock) while ``unit_cost`` stays an exogenous cost shifter.
+    ``endogeneity`` × shock) while ``unit_cost`` stays an exogenous cost shifter;
+    ``cost_common`` is the share of the cost shock common to the item's markets (what
+    makes the ``hausman`` instrument relevant).
     """
     rng = np.random.default_rng(seed)
     M, T = len(markets), weeks
@@ -30,7 +32,10 @@ def simulate_panel(n_items: int = 50, markets: tuple[str, ...] = ("US", "GB"), w
     e = np.repeat(e_item, M)
     base_price = np.exp(rng.uniform(np.log(150), np.log(3000), n_items))
     lp0 = np.repeat(np.log(base_price), M)[:, None] + rng.normal(0, 0.05, (G, 1))
-    log_cost = lp0 - 0.9 + price_sd * rng.standard_normal((G, T))
+    common = np.repeat(rng.standard_normal((n_items, T)), M, axis=0)
+    own = rng.standard_normal((G, T))
+    log_cost = lp0 - 0.9 + price_sd * (np.sqrt(cost_common) * common
+                                       + np.sqrt(1 - cost_common) * own)
     shock = 0.3 * rng.standard_normal((G, T))
     log_price = lp0 + 0.9 * (log_cost - lp0 + 0.9) + endogeneity * shock \
         + 0.3 * price_sd * rng.standard_normal((G, T))
