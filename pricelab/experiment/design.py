@@ -162,7 +162,7 @@ def power_table(assignment: pl.DataFrame, history: pl.DataFrame, *, weeks: int, 
         nt, nc = n[pct], n.get(0.0, 0)
         se0 = float(pw.effect_se(comp, weeks, nt, nc))
         se_raw = float(pw.effect_se(comp, weeks, nt, nc, cuped=False))
-        dec, inc = pw.mde_pair(se0, alpha, power)
+        dec, inc = pw.mde_pair(comp, weeks, nt, nc, alpha=alpha, power=power)
         x = np.r_[np.zeros(nc), np.full(nt, math.log1p(pct / 100))]
         e_se = float(pw.elasticity_se(comp, weeks, x))
         row = {"cell": cell_label(pct), "price_change_pct": pct, "n_treated": nt,
@@ -172,7 +172,9 @@ def power_table(assignment: pl.DataFrame, history: pl.DataFrame, *, weeks: int, 
                "elasticity_se": e_se, "mde_elasticity": k * e_se}
         if mde is not None:
             f = mde / 100
-            row["power_at_mde"] = float(min(pw.power_at(-f, se0, alpha), pw.power_at(f, se0, alpha)))
+            row["power_at_mde"] = float(min(
+                pw.power_at(comp, -f, weeks, nt, nc, alpha=alpha),
+                pw.power_at(comp, f, weeks, nt, nc, alpha=alpha)))
             row["weeks_needed"] = pw.weeks_needed(comp, nt, nc, f, alpha=alpha, power=power)
         rows.append(row)
     table = pl.DataFrame(rows)

@@ -9,8 +9,8 @@ week effects): ``y_it = a_i + e_it`` with between-unit variance ``s2_between``
   has variance ``s2_between + s2_within / w``; CUPED on the mean of ``P``
   pre-period weeks removes ``cov^2 / var_pre`` with ``cov = s2_between`` and
   ``var_pre = s2_between + s2_within / P``. Under a multiplicative effect ``r``
-  the delta-method standard error of the ratio is ``r * se0`` with
-  ``se0 = sqrt(s2_res / mu^2 * (1/n_t + 1/n_c))``.
+  the treated level is ``r * a_i`` and :func:`effect_se` propagates it through
+  the pooled CUPED coefficient to the delta-method standard error of the ratio.
 * The elasticity (Poisson with unit and week effects on pre + test weeks) is a
   difference in differences: ``a_i`` cancels, so its standard error is
   ``sqrt(s2_within / mu^2 * (1/w + 1/P) / sum_i (x_i - mean x)^2)`` with
@@ -22,7 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import stats
+from scipy import optimize, stats
 
 from pricelab.errors import DataError
 
@@ -85,48 +85,93 @@ def _k(alpha: float, power: float) -> float:
 
 
 def effect_se(comp: VarianceComponents, weeks, n_treated: int, n_control: int,
-              cuped: bool = True) -> np.ndarray:
-    """Standard error of the relative units effect (a fraction) under no effect."""
-    s2 = comp.residual_variance(weeks, cuped)
-    return np.sqrt(s2 / comp.mu**2 * (1.0 / n_treated + 1.0 / n_control))
-
-
-def power_at(effect: float | np.ndarray, se0, alpha: float = 0.05) -> np.ndarray:
-    """Two-sided power to detect a relative units effect ``effect`` (a fraction, e.g. -0.1).
+              cuped: bool = True, effect: float | np.ndarray = 0.0) -> np.ndarray:
+    """Delta-method standard error of the relative units effect (a fraction).
 
     Parameters
     ----------
-    effect:
-        True ratio of treated to control mean units, minus one.
-    se0:
-        Standard error of the ratio under no effect (:func:`effect_se`).
-    alpha:
-        Two-sided significance level.
+    comp : VarianceComponents
+        From :func:`variance_components`.
+    weeks : int or array
+        Test weeks.
+    n_treated, n_control : int
+        Randomisation units in the treated cell and the control.
+    cuped : bool
+        With CUPED on the pre-period mean (pooled coefficient).
+    effect : float or array
+        True effect ``r - 1``; the treated units' level is ``r * a_i`` and their
+        weekly noise variance ``r * poisson + r^2 * extra`` (Poisson part
+        ``min(mu, s2_within)``, the rest overdispersion).
 
     Returns
     -------
     numpy.ndarray
-        Probability that the 1 - alpha interval excludes zero.
+        Standard error of ``mean_t / mean_c - 1``. With the pooled CUPED
+        coefficient ``theta = lam * (n_c + r n_t) / N`` (``lam`` the control
+        slope) and ``c = theta * (n_c + r n_t) / N``, the numerator
+        ``mean_t - r mean_c`` has variance ``(r - c)^2 s2_between (1/n_t + 1/n_c)
+        + noise_t / (w n_t) + r^2 s2_within / (w n_c) + c^2 s2_within / P
+        (1/n_t + 1/n_c)``; divided by ``mu^2``.
     """
+    w = np.asarray(weeks, dtype=float)
     r = 1.0 + np.asarray(effect, dtype=float)
-    z = stats.norm.ppf(1 - alpha / 2)
-    shift = (r - 1.0) / (r * np.asarray(se0, dtype=float))
-    return stats.norm.cdf(shift - z) + stats.norm.cdf(-shift - z)
+    sa, se, p = comp.s2_between, comp.s2_within, comp.n_weeks
+    lam = sa / (sa + se / p) if cuped and p >= 1 and sa + se / p > 0 else 0.0
+    nt, nc = float(n_treated), float(n_control)
+    share = (nc + r * nt) / (nt + nc)
+    c = lam * share**2
+    inv = 1.0 / nt + 1.0 / nc
+    pois = min(comp.mu, se)
+    noise_t = r * pois + r**2 * (se - pois)
+    var = ((r - c) ** 2 * sa * inv + noise_t / (w * nt) + r**2 * se / (w * nc)
+           + (c**2 * se / p * inv if lam > 0 else 0.0))
+    return np.sqrt(var / comp.mu**2)
 
 
-def mde_pair(se0, alpha: float = 0.05, power: float = 0.8) -> tuple[np.ndarray, np.ndarray]:
-    """Minimum detectable decrease and increase (fractions, both >= 0) at ``power``.
+def power_at(comp: VarianceComponents, effect: float | np.ndarray, weeks, n_treated: int,
+             n_control: int, *, alpha: float = 0.05, cuped: bool = True) -> np.ndarray:
+    """Two-sided power to detect a relative units effect ``effect`` (e.g. -0.1 for -10%).
 
-    Solves ``|r - 1| / (r * se0) = z_(1-alpha/2) + z_power`` on each side (the
-    far tail is neglected). An increase is unreachable (``inf``) when
-    ``k * se0 >= 1``.
+    Parameters
+    ----------
+    comp : VarianceComponents
+        From :func:`variance_components`.
+    effect : float or array
+        True ratio of treated to control mean units, minus one.
+    weeks : int or array
+        Test weeks.
+    n_treated, n_control : int
+        Randomisation units per arm.
+    alpha : float
+        Two-sided significance level.
+    cuped : bool
+        With CUPED.
+
+    Returns
+    -------
+    numpy.ndarray
+        Probability that the ``1 - alpha`` Wald interval excludes zero.
     """
-    k = _k(alpha, power)
-    kse = k * np.asarray(se0, dtype=float)
-    decrease = kse / (1.0 + kse)
-    with np.errstate(divide="ignore"):
-        increase = np.where(kse < 1.0, kse / np.maximum(1.0 - kse, 1e-300), np.inf)
-    return decrease, increase
+    e = np.asarray(effect, dtype=float)
+    se1 = effect_se(comp, weeks, n_treated, n_control, cuped, e)
+    z = stats.norm.ppf(1 - alpha / 2)
+    return stats.norm.cdf(e / se1 - z) + stats.norm.cdf(-e / se1 - z)
+
+
+def mde_pair(comp: VarianceComponents, weeks: int, n_treated: int, n_control: int, *,
+             alpha: float = 0.05, power: float = 0.8, cuped: bool = True) -> tuple[float, float]:
+    """Minimum detectable decrease and increase in units (fractions, both >= 0).
+
+    Solves :func:`power_at` ``= power`` on each side by bracketing; ``inf`` when
+    a side is not detectable at all (a drop to zero, a rise of 100 times).
+    """
+    def gap(e):
+        return float(power_at(comp, e, weeks, n_treated, n_control, alpha=alpha,
+                              cuped=cuped)) - power
+
+    dec = -optimize.brentq(gap, -0.999999, -1e-9) if gap(-0.999999) > 0 else float("inf")
+    inc = optimize.brentq(gap, 1e-9, 100.0) if gap(100.0) > 0 else float("inf")
+    return dec, inc
 
 
 def elasticity_se(comp: VarianceComponents, weeks, log_ratios: np.ndarray) -> np.ndarray:
@@ -147,6 +192,7 @@ def weeks_needed(comp: VarianceComponents, n_treated: int, n_control: int, mde: 
     pre-period the CUPED variance has a floor, so some targets are unreachable).
     """
     w = np.arange(1, max_weeks + 1)
-    se0 = effect_se(comp, w, n_treated, n_control, cuped)
-    ok = np.minimum(power_at(-mde, se0, alpha), power_at(mde, se0, alpha)) >= power
+    down = power_at(comp, -mde, w, n_treated, n_control, alpha=alpha, cuped=cuped)
+    up = power_at(comp, mde, w, n_treated, n_control, alpha=alpha, cuped=cuped)
+    ok = np.minimum(down, up) >= power
     return int(w[np.argmax(ok)]) if ok.any() else None
