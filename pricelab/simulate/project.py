@@ -1,0 +1,237 @@
+"""Baseline from history (in DuckDB) and the constant-elasticity projection per row.
+
+The baseline per item × market is the average weekly units and the average weekly price
+over the last ``baseline_weeks`` weeks of the sales history (the window ends at the newest
+sales date), computed by one aggregation query. A scenario changes prices row by row; the
+projected weekly units are ``baseline_units * (new_price / baseline_price) ** elasticity``.
+"""
+
+from __future__ import annotations
+
+import difflib
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from pricelab.errors import NotFoundError, UsageError
+from pricelab.store import Store, latest_run
+
+from .scenario import Change, Scenario
+
+#: two-sided 90% interval: the 5% and 95% quantiles of a normal, norm.ppf(0.95)
+Z90 = 1.6448536269514722
+
+BASELINE_SQL = """
+SELECT s.item_id, s.market, avg(s.quantity)::DOUBLE AS baseline_units,
+       avg(s.price)::DOUBLE AS baseline_price, avg(s.unit_cost)::DOUBLE AS sales_cost,
+       count(*) AS n_weeks
+FROM sales s
+WHERE s.date > (SELECT max(date) FROM sales) - to_days(CAST(? AS INTEGER) * 7)
+GROUP BY s.item_id, s.market
+"""
+
+
+def baseline_sql() -> str:
+    """The aggregation query behind the baseline (one parameter: the number of weeks)."""
+    return BASELINE_SQL
+
+
+def baseline(store: Store, weeks: int, *, estimates_run: str | None = None) -> pl.DataFrame:
+    """Baseline per item × market over the last ``weeks`` weeks of history.
+
+    Parameters
+    ----------
+    store : Store
+        An open pricelab database with sales loaded.
+    weeks : int
+        Length of the baseline window; it ends at the newest sales date.
+    estimates_run : str, optional
+        Run id of an ``estimate`` run whose ``elasticity, std_error`` are joined.
+
+    Returns
+    -------
+    polars.DataFrame
+        ``item_id, market, category, brand, boutique_id, fx_rate, baseline_units`` (average
+        weekly units), ``baseline_price`` (average weekly price, market currency),
+        ``unit_cost`` (market currency: the market's landed cost, else the item's cost,
+        else the average ``sales.unit_cost`` of the window, times ``fx_rate``), ``n_weeks``
+        and, with ``estimates_run``, ``elasticity, std_error``. Sorted by item and market.
+    """
+    has = set(store.table_names())
+    items = ("LEFT JOIN items i ON i.item_id = b.item_id" if "items" in has else "")
+    cat = "i.category, i.brand, i.boutique_id" if items else \
+        "NULL::VARCHAR AS category, NULL::VARCHAR AS brand, NULL::VARCHAR AS boutique_id"
+    params: list[Any] = [int(weeks)]
+    est_join, est_cols = "", ""
+    if estimates_run is not None:
+        est_join = ("LEFT JOIN (SELECT item_id, market, elasticity, std_error FROM elasticities "
+                    "WHERE run_id = ?) e ON e.item_id = b.item_id AND e.market = b.market")
+        est_cols = ", e.elasticity::DOUBLE AS elasticity, e.std_error::DOUBLE AS std_error"
+        params.append(estimates_run)
+    sql = f"""
+    WITH b AS ({BASELINE_SQL})
+    SELECT b.item_id, b.market, {cat}, coalesce(m.fx_rate, 1.0) AS fx_rate,
+           b.baseline_units, b.baseline_price,
+           coalesce(cm.unit_cost, cg.unit_cost, b.sales_cost) * coalesce(m.fx_rate, 1.0)
+               AS unit_cost,
+           b.n_weeks {est_cols}
+    FROM b {items}
+    LEFT JOIN markets m ON m.market = b.market
+    LEFT JOIN costs cm ON cm.item_id = b.item_id AND cm.market = b.market
+    LEFT JOIN costs cg ON cg.item_id = b.item_id AND coalesce(cg.market, '') = ''
+    {est_join}
+    ORDER BY b.item_id, b.market
+    """
+    return store.query(sql, params)
+
+
+def resolve_estimates(store: Store, estimates: str | None) -> str:
+    """The ``estimate`` run to use: ``estimates`` if given (``latest`` allowed), else the newest."""
+    if estimates in (None, "latest"):
+        run = latest_run(store, "estimate")
+        if run is None:
+            raise NotFoundError("no elasticity estimates in the database; "
+                                "run 'pricelab estimate' first or pass --estimates RUN_ID")
+        return run
+    rows = store.execute("SELECT command FROM runs WHERE run_id = ?", [estimates])
+    if not rows:
+        raise NotFoundError(f"estimate run {estimates!r} not found; see 'pricelab runs list'")
+    if rows[0][0] != "estimate":
+        raise UsageError(f"run {estimates!r} is a '{rows[0][0]}' run, not an estimate run")
+    return str(estimates)
+
+
+def resolve_plan(store: Store, ref: str) -> tuple[str, pl.DataFrame]:
+    """The run id and plan rows (``item_id, market, current_price, recommended_price``) of ``ref``."""
+    if ref == "latest":
+        run = latest_run(store, "optimize")
+        if run is None:
+            raise NotFoundError("plan_run: latest: no optimize run in the database; "
+                                "run 'pricelab optimize' first")
+    else:
+        rows = store.execute("SELECT command FROM runs WHERE run_id = ?", [ref])
+        if not rows:
+            raise NotFoundError(f"plan_run {ref!r} not found; see 'pricelab runs list'")
+        if rows[0][0] != "optimize":
+            raise UsageError(f"plan_run {ref!r} is a '{rows[0][0]}' run, not an optimize run")
+        run = ref
+    if not store.has_table("plans"):
+        raise NotFoundError(f"plan_run {ref!r}: the database holds no plans table")
+    plan = store.query("SELECT item_id, market, current_price, recommended_price FROM plans "
+                       "WHERE run_id = ?", [run])
+    return run, plan
+
+
+class ChangeApplier:
+    """Turns a scenario's changes into new prices for the baseline rows.
+
+    Each filter runs as one query over the baseline keys with its values bound as
+    parameters (``list_contains(?, column)``), never pasted into SQL text.
+    """
+
+    def __init__(self, store: Store, base: pl.DataFrame, plans: dict[str, pl.DataFrame]) -> None:
+        self.store = store
+        self.keys = base.select("item_id", "market", "category", "brand", "boutique_id") \
+            .with_row_index("_row")
+        self.price = base["baseline_price"].to_numpy()
+        self.plans = {ref: self._align(plan) for ref, plan in plans.items()}
+        known = store.execute("SELECT DISTINCT market FROM sales")
+        if store.has_table("markets"):
+            known += store.execute("SELECT DISTINCT market FROM markets")
+        self.markets = sorted({r[0] for r in known})
+        self.warnings: list[str] = []
+
+    def _align(self, plan: pl.DataFrame) -> np.ndarray:
+        joined = self.keys.join(plan.select("item_id", "market", "recommended_price"),
+                                on=["item_id", "market"], how="left").sort("_row")
+        return joined["recommended_price"].to_numpy().astype(float)
+
+    def _label(self, scenario: Scenario, j: int, change: Change) -> str:
+        line = f", line {change.line}" if change.line else ""
+        return f"scenario '{scenario.name}' change {j + 1}{line} (where {change.describe()})"
+
+    def mask(self, scenario: Scenario, j: int, change: Change) -> np.ndarray:
+        """Boolean mask of the baseline rows the change's filter selects."""
+        for m in change.where.get("market", ()):
+            if m not in self.markets:
+                close = difflib.get_close_matches(m, self.markets, n=1)
+                hint = f"did you mean '{close[0]}'?" if close else \
+                    f"known markets: {', '.join(self.markets)}"
+                raise UsageError(f"{self._label(scenario, j, change)}: unknown market '{m}'; "
+                                 f"{hint}")
+        if not change.where:
+            return np.ones(self.keys.height, dtype=bool)
+        conds = [f"list_contains(?::VARCHAR[], {col})" for col in change.where]
+        params = [list(v) for v in change.where.values()]
+        with self.store.registered("__sim_keys", self.keys) as view:
+            rows = self.store.execute(
+                f"SELECT _row FROM {view} WHERE {' AND '.join(conds)}", params)
+        out = np.zeros(self.keys.height, dtype=bool)
+        out[np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))] = True
+        return out
+
+    def _no_match(self, scenario: Scenario, j: int, change: Change) -> str:
+        hints = []
+        for col, vals in change.where.items():
+            known = set(self.keys[col].drop_nulls().unique().to_list())
+            for v in vals:
+                if v not in known:
+                    close = difflib.get_close_matches(v, sorted(known), n=1)
+                    hints.append(f"no {col} '{v}' in the baseline"
+                                 + (f" (did you mean '{close[0]}'?)" if close else ""))
+        extra = "; " + "; ".join(hints) if hints else ""
+        return f"{self._label(scenario, j, change)} matches no item × market{extra}"
+
+    def prices(self, scenario: Scenario) -> np.ndarray:
+        """New price per baseline row (later changes override earlier ones)."""
+        new = self.price.copy()
+        for j, change in enumerate(scenario.changes):
+            m = self.mask(scenario, j, change)
+            if change.action == "price_change_pct":
+                vals = self.price * (1.0 + float(change.value) / 100.0)
+            elif change.action == "price":
+                vals = np.full(self.price.shape, float(change.value))
+            else:
+                vals = self.plans[str(change.value)]
+                m &= ~np.isnan(vals)
+            if not m.any():
+                self.warnings.append(self._no_match(scenario, j, change))
+            new[m] = vals[m]
+        return new
+
+
+def project_rows(base: pl.DataFrame, new_price: np.ndarray, horizon: int) -> dict[str, np.ndarray]:
+    """Point projection and per-row 90% intervals over ``horizon`` weeks.
+
+    Units are ``H * q0 * (p1 / p0) ** e``. The interval is exact for the normal
+    elasticity distribution ``N(e, std_error)``: units are monotone in ``e``, so their
+    5% and 95% quantiles are the units at ``e -/+ Z90 * std_error``. Rows whose price does
+    not change keep the baseline (whatever their elasticity); changed rows without a
+    usable elasticity are NaN.
+    """
+    q0 = base["baseline_units"].to_numpy().astype(float) * horizon
+    p0 = base["baseline_price"].to_numpy().astype(float)
+    c = base["unit_cost"].to_numpy().astype(float)
+    e = base["elasticity"].to_numpy().astype(float)
+    se = np.nan_to_num(base["std_error"].to_numpy().astype(float), nan=0.0)
+    p1 = np.asarray(new_price, dtype=float)
+    changed = p1 != p0
+    log_r = np.log(p1 / p0)
+    with np.errstate(invalid="ignore", over="ignore"):
+        q = np.where(changed, q0 * np.exp(e * log_r), q0)
+        qa = np.where(changed, q0 * np.exp((e - Z90 * se) * log_r), q0)
+        qb = np.where(changed, q0 * np.exp((e + Z90 * se) * log_r), q0)
+    q_lo, q_hi = np.fmin(qa, qb), np.fmax(qa, qb)
+    q_lo[np.isnan(q)] = np.nan
+    q_hi[np.isnan(q)] = np.nan
+    m = p1 - c
+    return {
+        "scenario_price": p1, "changed": changed, "baseline_quantity": q0,
+        "scenario_quantity": q, "quantity_low": q_lo, "quantity_high": q_hi,
+        "baseline_revenue": p0 * q0, "scenario_revenue": p1 * q,
+        "revenue_low": p1 * q_lo, "revenue_high": p1 * q_hi,
+        "baseline_profit": (p0 - c) * q0, "scenario_profit": m * q,
+        "profit_low": np.where(m >= 0, m * q_lo, m * q_hi),
+        "profit_high": np.where(m >= 0, m * q_hi, m * q_lo),
+    }

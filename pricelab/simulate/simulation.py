@@ -1,0 +1,200 @@
+"""``simulate``: run every scenario of a file against the stored history and elasticities."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from pricelab.errors import EmptyStoreError, UsageError
+from pricelab.store import Store, start_run
+
+from .aggregate import ALL, aggregate
+from .project import ChangeApplier, baseline, project_rows, resolve_estimates, resolve_plan
+from .scenario import ScenarioFile, load_scenario
+
+SCENARIO_COLUMNS = ["scenario", "item_id", "market", "baseline_price", "scenario_price",
+                    "baseline_quantity", "scenario_quantity", "quantity_low", "quantity_high",
+                    "baseline_revenue", "scenario_revenue", "baseline_profit", "scenario_profit"]
+EXTRA_COLUMNS = ["category", "fx_rate", "unit_cost", "elasticity", "std_error",
+                 "price_change_pct", "revenue_low", "revenue_high", "profit_low", "profit_high"]
+
+
+@dataclass
+class SimulationResult:
+    """What-if projections of one scenario file.
+
+    Attributes
+    ----------
+    table : polars.DataFrame
+        One row per scenario × item × market: the contract's scenario columns (market
+        currency, over the horizon; low/high a 90% interval) then ``category, fx_rate,
+        unit_cost, elasticity, std_error, price_change_pct, revenue_low, revenue_high,
+        profit_low, profit_high``.
+    aggregates : polars.DataFrame
+        One row per scenario × market × category, per scenario × market (category
+        ``(all)``) and per scenario (both ``(all)``), money in the base currency,
+        intervals from summed draws.
+    warnings : list of str
+        Filters that matched nothing, rows without elasticities, plans made against other prices.
+    """
+
+    table: pl.DataFrame
+    aggregates: pl.DataFrame
+    warnings: list[str]
+    scenario: ScenarioFile
+    estimates_run: str
+    plan_runs: dict[str, str]
+    draws: int
+    seed: int
+    base_currency: str = "EUR"
+    run_id: str | None = None
+    window: dict[str, Any] = field(default_factory=dict)
+
+    def to_polars(self) -> pl.DataFrame:
+        """The per-row scenario table."""
+        return self.table
+
+    def totals(self) -> pl.DataFrame:
+        """One row per scenario: the overall aggregate."""
+        return self.aggregates.filter((pl.col("market") == ALL) & (pl.col("category") == ALL))
+
+    @property
+    def summary(self) -> str:
+        """Readable text: each scenario's units, revenue and profit against the baseline."""
+        lines = [f"What-if simulation: {len(self.scenario.scenarios)} scenario(s), "
+                 f"{self.table['item_id'].n_unique() if self.table.height else 0} items, "
+                 f"horizon {self.scenario.horizon_weeks} weeks, baseline last "
+                 f"{self.scenario.baseline_weeks} weeks; estimates run {self.estimates_run}; "
+                 f"90% intervals from {self.draws} elasticity draws; money in {self.base_currency}"]
+        for r in self.totals().iter_rows(named=True):
+            parts = []
+            for k in ("quantity", "revenue", "profit"):
+                parts.append(f"{k} {r[f'scenario_{k}']:,.0f} ({r[f'{k}_delta_pct']:+.1f}%, "
+                             f"90% {r[f'{k}_low']:,.0f} to {r[f'{k}_high']:,.0f})")
+            lines.append(f"  {r['scenario']}: " + "; ".join(parts))
+        lines += [f"warning: {w}" for w in self.warnings]
+        return "\n".join(lines)
+
+    def __str__(self) -> str:
+        return self.summary
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able summary (for ``--json``): parameters, totals, aggregates, warnings."""
+        return {
+            "run_id": self.run_id, "estimates_run": self.estimates_run,
+            "plan_runs": self.plan_runs, "draws": self.draws, "seed": self.seed,
+            "base_currency": self.base_currency, "window": self.window,
+            "scenario": self.scenario.to_dict(), "rows": self.table.height,
+            "totals": self.totals().to_dicts(), "aggregates": self.aggregates.to_dicts(),
+            "warnings": self.warnings,
+        }
+
+
+def simulate(store: Store, scenario: str | Path | dict | ScenarioFile, *,
+             estimates: str | None = None, draws: int = 1000, seed: int = 0,
+             record: bool = True) -> SimulationResult:
+    """Project every scenario of ``scenario`` from the baseline window with stored elasticities.
+
+    Parameters
+    ----------
+    store : Store
+        An open, writable pricelab database with sales and at least one estimate run.
+    scenario : path, dict or ScenarioFile
+        The scenario file (see :func:`pricelab.simulate.load_scenario`).
+    estimates : str, optional
+        Run id of the ``estimate`` run to use; the newest when None or ``latest``.
+    draws : int
+        Elasticity draws (normal with the estimate's standard error) for aggregate intervals.
+    seed : int
+        Seed of the draws; equal seeds give equal intervals.
+    record : bool
+        Store the result as a ``simulate`` run (tables ``scenarios`` and
+        ``scenario_totals``); parents are the estimate run and any plan runs.
+
+    Returns
+    -------
+    SimulationResult
+
+    Raises
+    ------
+    ConfigError
+        The scenario file is invalid (names key and line).
+    UsageError
+        A filter names an unknown market, or ``draws`` < 1.
+    NotFoundError
+        No estimate run / plan run as referenced.
+    EmptyStoreError
+        No sales loaded.
+    """
+    if isinstance(draws, bool) or not isinstance(draws, int) or draws < 1:
+        raise UsageError(f"draws must be a whole number >= 1, got {draws!r}")
+    spec = load_scenario(scenario)
+    store.require_sales()
+    est_run = resolve_estimates(store, estimates)
+    plan_runs: dict[str, str] = {}
+    plans: dict[str, pl.DataFrame] = {}
+    for ref in spec.plan_refs:
+        plan_runs[ref], plans[ref] = resolve_plan(store, ref)
+    base = baseline(store, spec.baseline_weeks, estimates_run=est_run)
+    if base.height == 0:
+        raise EmptyStoreError(f"{store.path}: no sales in the baseline window")
+    applier = ChangeApplier(store, base, plans)
+    warnings: list[str] = []
+    n_no_e = int(base["elasticity"].is_null().sum() + base["elasticity"].is_nan().sum())
+    fx = base["fx_rate"].to_numpy().astype(float)
+    tables, aggs = [], []
+    for s in spec.scenarios:
+        new_price = applier.prices(s)
+        proj = project_rows(base, new_price, spec.horizon_weeks)
+        n_miss = int(np.isnan(proj["scenario_quantity"]).sum())
+        if n_miss:
+            warnings.append(f"scenario '{s.name}': {n_miss} changed row(s) have no elasticity "
+                            f"in estimate run {est_run}; they are left out of the totals")
+        tables.append(_rows(s.name, base, proj))
+        aggs.append(aggregate(base, proj, draws=draws, seed=seed, fx=fx)
+                    .with_columns(pl.lit(s.name).alias("scenario")))
+    for ref, plan in plans.items():
+        cmp = base.join(plan, on=["item_id", "market"], how="inner").filter(
+            (pl.col("current_price") / pl.col("baseline_price") - 1).abs() > 0.005)
+        if cmp.height:
+            warnings.append(f"plan run {plan_runs[ref]}: current_price differs from the baseline "
+                            f"price by more than 0.5% for {cmp.height} row(s); the scenario "
+                            "applies the plan's recommended prices to the baseline")
+    warnings = applier.warnings + warnings
+    if n_no_e:
+        warnings.append(f"{n_no_e} item × market row(s) have no elasticity in estimate run "
+                        f"{est_run}")
+    table = pl.concat(tables)
+    agg = pl.concat(aggs).select("scenario", pl.exclude("scenario"))
+    window = store.execute("SELECT max(date) - to_days(CAST(? AS INTEGER) * 7), max(date) "
+                           "FROM sales", [spec.baseline_weeks])[0]
+    res = SimulationResult(table, agg, warnings, spec, est_run, plan_runs, draws, seed,
+                           store.meta("base_currency", "EUR") or "EUR",
+                           window={"after": str(window[0])[:10], "through": str(window[1])})
+    if record:
+        run = start_run(store, "simulate", {"scenario": spec.to_dict(), "source": spec.source,
+                                            "estimates": est_run, "draws": draws, "seed": seed},
+                        parents=[est_run, *dict.fromkeys(plan_runs.values())])
+        with store.transaction():
+            store.write_result("scenarios", table, run.run_id)
+            store.write_result("scenario_totals", agg, run.run_id)
+            run.finish({"totals": res.totals().to_dicts(), "warnings": warnings,
+                        "rows": table.height})
+        res.run_id = run.run_id
+    return res
+
+
+def _rows(name: str, base: pl.DataFrame, proj: dict[str, np.ndarray]) -> pl.DataFrame:
+    p0 = base["baseline_price"].to_numpy()
+    df = base.select("item_id", "market", "category", "fx_rate", "unit_cost", "elasticity",
+                     "std_error", "baseline_price").with_columns(
+        pl.lit(name).alias("scenario"),
+        *[pl.Series(k, v) for k, v in proj.items() if k != "changed"],
+        pl.Series("price_change_pct", 100.0 * (proj["scenario_price"] / p0 - 1.0)),
+    )
+    return df.select(*SCENARIO_COLUMNS, *EXTRA_COLUMNS).with_columns(
+        pl.col(pl.Float64).fill_nan(None))
