@@ -201,3 +201,49 @@ def _demo_estimate(db: PathLike) -> dict[str, Any]:
 
 
 _DEMO_STEPS.append(("estimate", _demo_estimate))
+
+
+# -- lineage, monitoring ------------------------------------------------------------------
+def diff_runs(db: PathLike | None, run_a: str, run_b: str) -> Any:
+    """What changed from run ``run_a`` to ``run_b``: a :class:`pricelab.store.lineage.RunDiff`.
+
+    Parameters that differ, input tables whose fingerprint (rows, date range, hash) differs,
+    and for two estimate runs the items whose elasticity intervals no longer overlap.
+
+    Raises
+    ------
+    NotFoundError
+        Either run does not exist.
+    """
+    from pricelab.store.lineage import diff_runs as _diff
+
+    with Store.open(db, must_exist=True, read_only=True) as store:
+        return _diff(store, run_a, run_b)
+
+
+def monitor(db: PathLike | None = None, *, as_of: Any = None,
+            config: PathLike | None = None) -> Any:
+    """Run the monitoring checks: a :class:`pricelab.monitor.MonitorResult`.
+
+    Parameters
+    ----------
+    as_of:
+        ``datetime.date`` or ISO date string the checks are judged at (default today, UTC).
+    config:
+        YAML file with a ``monitor:`` section of thresholds (defaults: ``pricelab.monitor.DEFAULTS``).
+
+    The caller decides what an alert means; the CLI exits 1 when ``result.ok`` is False.
+    """
+    import datetime as _dt
+
+    from pricelab.errors import UsageError
+    from pricelab.monitor import load_config, run_checks
+
+    if isinstance(as_of, str):
+        try:
+            as_of = _dt.date.fromisoformat(as_of)
+        except ValueError:
+            raise UsageError(f"--as-of: {as_of!r} is not an ISO date (YYYY-MM-DD)") from None
+    cfg = load_config(config)
+    with Store.open(db, must_exist=True, read_only=True) as store:
+        return run_checks(store, as_of=as_of, config=cfg)

@@ -22,6 +22,7 @@ COMMAND_MODULES = [
     "pricelab.cli.runs",
     "pricelab.cli.demo",
     "pricelab.cli.estimate",
+    "pricelab.cli.monitor",
 ]
 
 

@@ -54,6 +54,56 @@ def show(
         console.print(f"[bold]{key}[/]: {text}", highlight=False)
 
 
+@runs_app.command("diff")
+@guarded
+def diff(
+    run_a: Annotated[str, typer.Argument(help="Earlier run id.")],
+    run_b: Annotated[str, typer.Argument(help="Later run id.")],
+    db: DbOpt = None, json: JsonOpt = False, output: OutputOpt = None, debug: DebugOpt = False,
+) -> None:
+    """What changed between two runs: parameters, inputs, and moved elasticities.
+
+    For two estimate runs, lists the items whose elasticity interval in B no longer
+    overlaps the one in A (``--output`` writes that list).
+    """
+    import polars as pl
+
+    d = api.diff_runs(db, run_a, run_b)
+    if d.elasticity is not None:
+        write_output(d.elasticity, output)
+    if json:
+        print_json(d.to_dict())
+        return
+    console.print(f"[bold]{run_a}[/] ({d.a['command']}, {d.a['started_at']}) -> "
+                  f"[bold]{run_b}[/] ({d.b['command']}, {d.b['started_at']})", highlight=False)
+    for rec in d.other:
+        console.print(f"{rec['field']}: {rec['a']} -> {rec['b']}", highlight=False)
+    if d.parameters:
+        console.print(frame_table(pl.DataFrame(
+            [{k: str(v) for k, v in r.items()} for r in d.parameters]), title="parameters"))
+    else:
+        console.print("parameters: unchanged")
+    if d.inputs:
+        console.print(frame_table(pl.DataFrame(
+            [{k: str(v) for k, v in r.items()} for r in d.inputs]), title="inputs"))
+    else:
+        console.print("inputs: unchanged (same fingerprint)")
+    if d.elasticity is not None:
+        console.print(f"elasticities: {d.elasticity.height} of {d.n_compared} items moved "
+                      "beyond their intervals")
+        if d.elasticity.height:
+            e = d.elasticity
+            keys = [c for c in ("item_id", "market") if c in e.columns]
+
+            def ci(side: str) -> pl.Expr:
+                return pl.format("[{}, {}]", pl.col(f"ci_low_{side}").round(2),
+                                 pl.col(f"ci_high_{side}").round(2)).alias(f"interval {side}")
+
+            console.print(frame_table(e.select(
+                *keys, pl.col("elasticity_a").alias("A"), ci("a"), pl.col("elasticity_b").alias("B"),
+                ci("b"), "direction"), title="moved elasticities", floats=2))
+
+
 def register(app: typer.Typer) -> None:
     """Add the runs command group to ``app``."""
     app.add_typer(runs_app, name="runs")
