@@ -105,3 +105,49 @@ def synthetic_sales(units: pl.DataFrame, dates: list[dt.date], *, seed: int,
         "price": np.repeat(price, t), "quantity": q.ravel().astype(np.int64),
         "unit_cost": np.repeat(units["unit_cost"].to_numpy(), t),
     })
+
+
+def synthetic_experiment(n_items: int = 60, markets: tuple[str, ...] = ("US", "GB"), *,
+                         cells: tuple[float, ...] = (-10.0, 0.0, 10.0), pre_weeks: int = 8,
+                         test_weeks: int = 4, elasticity=-1.5, seed: int = 0,
+                         unit: str = "item-market", stratify: tuple[str, ...] = ("category",),
+                         dispersion: float | None = None, start: dt.date = dt.date(2024, 1, 1),
+                         level_sd: float = 0.8):
+    """A designed experiment with simulated pre-period and test-window sales.
+
+    Parameters
+    ----------
+    n_items, markets : int, tuple of str
+        Units are every item in every market.
+    cells, pre_weeks, test_weeks, unit, stratify
+        Passed to :func:`~pricelab.experiment.design_experiment`.
+    elasticity : float
+        True elasticity of every unit.
+    seed : int
+        Seeds units (``seed``), history (``seed + 1``), design (``seed + 2``)
+        and test sales (``seed + 3``).
+    dispersion, level_sd : float
+        Overdispersion of weekly units and spread of unit levels.
+    start : date
+        First pre-period week (a Monday).
+
+    Returns
+    -------
+    tuple
+        ``(design, history, test_sales, units)`` with ``units`` holding the
+        true ``base_rate``.
+    """
+    from pricelab.experiment.design import design_experiment
+
+    units = synthetic_units(n_items, markets, seed=seed, level_sd=level_sd)
+    history = synthetic_sales(units, week_starts(start, pre_weeks), seed=seed + 1,
+                              dispersion=dispersion)
+    design = design_experiment(units.drop("base_rate"), history, name=f"sim-{seed}",
+                               cells=list(cells), unit=unit, stratify=list(stratify),
+                               weeks=test_weeks, seed=seed + 2)
+    pct = units.join(design.assignment.select("item_id", "market", "price_change_pct"),
+                     on=["item_id", "market"], how="left", maintain_order="left")
+    test = synthetic_sales(units, week_starts(design.start, test_weeks), seed=seed + 3,
+                           price_change_pct=pct["price_change_pct"].to_numpy(),
+                           elasticity=elasticity, dispersion=dispersion)
+    return design, history, test, units
