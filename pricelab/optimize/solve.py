@@ -101,7 +101,11 @@ def _solve_milp(prob: Problem, resp: Responder, *, risk: float | None, draws: in
             sl = solve_milp(prob, P, value, parity_groups=resp.groups,
                             parity_gap=np.nan_to_num(prob.parity_gap), slack=True,
                             time_limit=time_limit)
-            msgs = dg.joint_conflicts(prob, sl.prices)
+            msgs = (dg.joint_conflicts(prob, sl.prices) if sl.status == "slack" else [])
+        if not msgs and (resp.groups >= 0).any():
+            msgs = ["parity with the ladder: for some item no combination of ladder prices "
+                    "within the row limits fits one parity band (widen max_gap_pct or the "
+                    "bounds, or use a finer step)"]
         if cvar is not None:
             msgs.append(f"risk cvar:{risk:g} floor {cvar[1]:,.2f} (baseline CVaR) cannot be met")
         dg.raise_infeasible(msgs or ["the candidate MILP is infeasible"])
