@@ -162,16 +162,28 @@ def mde_pair(comp: VarianceComponents, weeks: int, n_treated: int, n_control: in
              alpha: float = 0.05, power: float = 0.8, cuped: bool = True) -> tuple[float, float]:
     """Minimum detectable decrease and increase in units (fractions, both >= 0).
 
-    Solves :func:`power_at` ``= power`` on each side by bracketing; ``inf`` when
-    a side is not detectable at all (a drop to zero, a rise of 100 times).
+    Finds the smallest change on each side whose :func:`power_at` reaches
+    ``power`` (first crossing on a log grid up to a 99.9999% drop or a tenfold
+    rise, refined by root finding); ``inf`` when a side never reaches it.
     """
-    def gap(e):
-        return float(power_at(comp, e, weeks, n_treated, n_control, alpha=alpha,
-                              cuped=cuped)) - power
+    def curve(e):
+        return power_at(comp, e, weeks, n_treated, n_control, alpha=alpha, cuped=cuped) - power
 
-    dec = -optimize.brentq(gap, -0.999999, -1e-9) if gap(-0.999999) > 0 else float("inf")
-    inc = optimize.brentq(gap, 1e-9, 100.0) if gap(100.0) > 0 else float("inf")
-    return dec, inc
+    grid = np.geomspace(1e-6, 1.0, 400)
+    out = []
+    for sign, top in ((-1.0, 0.999999), (1.0, 9.0)):
+        g = grid * top
+        ok = curve(sign * g) >= 0
+        if not ok.any():
+            out.append(float("inf"))
+            continue
+        i = int(np.argmax(ok))
+        if i == 0:
+            out.append(float(g[0]))
+            continue
+        root = optimize.brentq(lambda m, s=sign: float(curve(s * m)), g[i - 1], g[i], xtol=1e-12)
+        out.append(float(root))
+    return out[0], out[1]
 
 
 def elasticity_se(comp: VarianceComponents, weeks, log_ratios: np.ndarray) -> np.ndarray:
