@@ -149,17 +149,21 @@ def build(df: pl.DataFrame, by: Sequence[str] | None, controls: Sequence[str],
     by = list(by or [])
     if origin is None and "date" in df.columns:
         origin = df["date"].min()
-    order = [*by, "date"] if "date" in df.columns else by
-    df = df.sort(order) if order else df
-    df, cols = control_frame(df, controls, origin)
+    # hash group-by (parallel) + gather is several times faster than a multi-key sort
+    within = pl.col("_i").sort_by("date") if "date" in df.columns else pl.col("_i")
     if by:
-        new = pl.any_horizontal([pl.col(c).ne_missing(pl.col(c).shift(1)) for c in by])
-        codes = df.select(new.fill_null(True).cum_sum().cast(pl.Int64) - 1).to_series().to_numpy()
-        first = np.flatnonzero(np.r_[True, np.diff(codes) != 0])
-        keys = df.select(by)[first]
+        cols0 = [*by, "date"] if "date" in df.columns else by
+        g = df.select(cols0).with_row_index("_i").group_by(by).agg(within).sort(by)
+        counts = g["_i"].list.len().to_numpy()
+        df = df[g["_i"].explode().to_numpy()]
+        keys = g.select(by)
+        codes = np.repeat(np.arange(keys.height, dtype=np.int64), counts)
     else:
+        if "date" in df.columns:
+            df = df.sort("date", maintain_order=True)
         codes = np.zeros(df.height, dtype=np.int64)
         keys = pl.DataFrame()
+    df, cols = control_frame(df, controls, origin)
     q = df["quantity"].cast(pl.Float64).to_numpy()
     logp = np.log(df["price"].cast(pl.Float64).to_numpy())
     X = np.empty((df.height, 2 + len(cols)))
