@@ -247,3 +247,224 @@ def monitor(db: PathLike | None = None, *, as_of: Any = None,
     cfg = load_config(config)
     with Store.open(db, must_exist=True, read_only=True) as store:
         return run_checks(store, as_of=as_of, config=cfg)
+
+
+# -- optimization -------------------------------------------------------------------------
+class OptimizeRun:
+    """A plan, the estimate run it used and the run it is stored as (None without a db)."""
+
+    def __init__(self, plan: Any, run_id: str | None, estimates: str | None) -> None:
+        self.plan = plan
+        self.run_id = run_id
+        self.estimates = estimates
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able summary (the plan's own summary plus lineage)."""
+        return {"run_id": self.run_id, "estimates_run": self.estimates, **self.plan.to_dict()}
+
+
+def _constraints_content(constraints: PathLike | dict[str, Any] | None) -> Any:
+    """What the constraints said, for lineage (the file may change later)."""
+    import json
+
+    import yaml
+
+    if constraints is None:
+        return None
+    if isinstance(constraints, dict):
+        return json.loads(json.dumps(constraints, default=str))
+    return json.loads(json.dumps(yaml.safe_load(Path(constraints).read_text()), default=str))
+
+
+def _db_given(db: PathLike | None) -> bool:
+    return db is not None or bool(os.environ.get("PRICELAB_DB"))
+
+
+def optimize(
+    db: PathLike | None = None, *, demand: PathLike | None = None,
+    constraints: PathLike | dict[str, Any] | None = None, estimates: str | None = None,
+    baseline_weeks: int = 8, draws: int | None = None, risk: str | None = None, seed: int = 0,
+    strict: bool = False,
+) -> OptimizeRun:
+    """Recommend a price per item × market and store the plan as an ``optimize`` run.
+
+    Parameters
+    ----------
+    db:
+        The database (demand built from its estimates, sales, costs, markets, inventory).
+    demand:
+        A demand-table file instead of the database; the plan is then stored only when a
+        database is named explicitly (``db`` or ``$PRICELAB_DB``).
+    constraints:
+        Constraints YAML path (contract schema) or an equivalent dict.
+    estimates:
+        Estimate run id (default: the production run if one is promoted, else the latest).
+    baseline_weeks:
+        Weeks of history that define current base units.
+    draws, risk, seed:
+        Elasticity draws for profit intervals; ``cvar:ALPHA`` risk constraint; seed.
+    strict:
+        Fail (exit 2) on rows that would otherwise be skipped with a flag.
+    """
+    from pricelab.demand.from_store import demand_from_store
+    from pricelab.io import read_table
+    from pricelab.optimize import load_constraints
+    from pricelab.optimize import optimize as _optimize
+    from pricelab.store.runs import start_run
+
+    cons = load_constraints(constraints) if constraints is not None else None
+    params: dict[str, Any] = {
+        "constraints": str(constraints) if constraints is not None and not isinstance(
+            constraints, dict) else constraints,
+        "constraints_content": _constraints_content(constraints),
+        "demand": str(demand) if demand is not None else None, "estimates": estimates,
+        "baseline_weeks": baseline_weeks, "draws": draws, "risk": risk, "seed": seed,
+        "strict": strict,
+    }
+    if demand is not None:
+        table = read_table(demand)
+        plan = _optimize(table, cons, draws=draws, risk=risk, seed=seed, strict=strict)
+        if not _db_given(db):
+            return OptimizeRun(plan, None, None)
+        with Store.open(db) as store:
+            run = start_run(store, "optimize", params)
+            with store.transaction():
+                store.write_result("plans", plan.table, run.run_id)
+                out = OptimizeRun(plan, run.run_id, None)
+                run.finish(out.to_dict())
+            return out
+    with Store.open(db, must_exist=True) as store:
+        table, est_run = demand_from_store(store, estimates=estimates,
+                                           baseline_weeks=baseline_weeks)
+        plan = _optimize(table, cons, draws=draws, risk=risk, seed=seed, strict=strict)
+        params["estimates"] = est_run
+        run = start_run(store, "optimize", params, parents=[est_run])
+        with store.transaction():
+            store.write_result("plans", plan.table, run.run_id)
+            if plan.skipped.height:
+                store.write_result("plan_skipped", plan.skipped, run.run_id)
+            out = OptimizeRun(plan, run.run_id, est_run)
+            run.finish(out.to_dict())
+        return out
+
+
+def _demo_optimize(db: PathLike) -> dict[str, Any]:
+    from pricelab._resources import sample_dir
+
+    cons = sample_dir() / "constraints.yaml"
+    run = optimize(db, constraints=cons)
+    plan = run.plan
+    return {
+        "run_id": run.run_id, "status": plan.status, "formulation": plan.formulation,
+        "uplift_pct": plan.uplift_pct, "rows": plan.table.height,
+        "lines": [
+            f"profit-maximizing prices for {plan.table.height} item x market rows under "
+            f"bounds, margin floor, parity and a volume floor (run {run.run_id})",
+            f"{plan.formulation}: {plan.status}, profit {plan.uplift_pct:+.1f}% vs current prices",
+            f"see: pricelab optimize --db {db} --constraints {cons}",
+        ],
+    }
+
+
+_DEMO_STEPS.append(("optimize", _demo_optimize))
+
+
+# -- what-if simulation and backtests (pricelab.simulate) -----------------------------------
+from pricelab.simulate import BacktestResult, SimulationResult  # noqa: E402
+
+
+def simulate(db: PathLike | None, scenario: PathLike | dict[str, Any], *,
+             estimates: str | None = None, draws: int = 1000, seed: int = 0) -> SimulationResult:
+    """Project the scenarios of a scenario file against the baseline, stored as a run.
+
+    Parameters
+    ----------
+    db : path or None
+        The database (``$PRICELAB_DB`` / ``./pricelab.duckdb`` when None).
+    scenario : path or dict
+        Scenario file (YAML) or its parsed content; see :func:`pricelab.simulate.load_scenario`.
+    estimates : str, optional
+        Estimate run id (default: the production run, else the newest).
+    draws, seed : int
+        Elasticity draws for the 90% intervals and their seed.
+
+    Returns
+    -------
+    SimulationResult
+        ``.table`` (contract scenario columns per scenario × item × market),
+        ``.aggregates``, ``.warnings``, ``.run_id``.
+
+    Raises
+    ------
+    ConfigError, UsageError, NotFoundError, EmptyStoreError, StoreError
+    """
+    from pricelab.simulate import simulate as _simulate
+
+    with Store.open(db, must_exist=True) as store:
+        return _simulate(store, scenario, estimates=estimates, draws=draws, seed=seed)
+
+
+def backtest(db: PathLike | None = None, *, cutoff: str, horizon_weeks: int = 8,
+             models: tuple[str, ...] | list[str] = ("poisson", "hierarchical"), cutoffs: int = 1,
+             naive_weeks: int = 8) -> BacktestResult:
+    """Fit models before ``cutoff``, predict after it, score; stored as a ``backtest`` run.
+
+    The scores go to result table ``backtests``. See :func:`pricelab.simulate.backtest`.
+
+    Raises
+    ------
+    UsageError
+        Bad cutoff or model, or no history before / sales after an origin.
+    EmptyStoreError, StoreError
+    """
+    from pricelab.simulate import backtest as _backtest
+    from pricelab.store import start_run
+
+    with Store.open(db, must_exist=True) as store:
+        store.require_sales()
+        sales = store.table("sales")
+        items = store.table("items") if store.count("items") else None
+        result = _backtest(sales, cutoff=cutoff, horizon_weeks=horizon_weeks, models=models,
+                           cutoffs=cutoffs, items=items, naive_weeks=naive_weeks)
+        run = start_run(store, "backtest", result.parameters)
+        with store.transaction():
+            store.write_result("backtests", result.scores, run.run_id)
+            run.finish({"best": result.best(), "scores": result.overall().to_dicts()})
+        result.run_id = run.run_id
+        return result
+
+
+def report(db: PathLike | None = None, *, output: PathLike, run: str | None = None,
+           top: int = 6) -> Any:
+    """Write the self-contained HTML report to ``output``: a :class:`pricelab.report.Report`.
+
+    Parameters
+    ----------
+    output:
+        The ``.html`` file to write.
+    run:
+        Build around this estimate, optimize or simulate run (default: the latest runs).
+    top:
+        Number of items whose demand and profit curves are drawn.
+
+    Raises
+    ------
+    UsageError
+        ``output`` does not end in .html/.htm, its folder is missing, or ``top`` < 1.
+    NotFoundError
+        ``run`` does not exist.
+    """
+    from pricelab.errors import UsageError
+    from pricelab.report import build_report, write_report
+
+    out = Path(output)
+    if out.suffix.lower() not in (".html", ".htm"):
+        raise UsageError(f"--output {out}: the report is HTML; use a .html file name")
+    if not out.parent.exists():
+        raise UsageError(f"--output {out}: folder {out.parent} does not exist")
+    if top < 1:
+        raise UsageError(f"--top must be at least 1, got {top}")
+    with Store.open(db, must_exist=True, read_only=True) as store:
+        rep = build_report(store, run_id=run, top=top)
+    write_report(rep, out)
+    return rep

@@ -22,7 +22,10 @@ COMMAND_MODULES = [
     "pricelab.cli.runs",
     "pricelab.cli.demo",
     "pricelab.cli.estimate",
+    "pricelab.cli.optimize",
     "pricelab.cli.monitor",
+    "pricelab.cli.report",
+    "pricelab.cli.simulate",
 ]
 
 

@@ -1,0 +1,97 @@
+"""``pricelab optimize``: recommended price per item × market, stored as a run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import polars as pl
+import typer
+
+from pricelab import api
+from pricelab.cli._common import (
+    DbOpt,
+    DebugOpt,
+    JsonOpt,
+    OutputOpt,
+    console,
+    err_console,
+    frame_table,
+    guarded,
+    print_json,
+    write_output,
+)
+
+
+def _by(t: pl.DataFrame, key: str) -> pl.DataFrame:
+    """Revenue and profit by ``key`` in base currency (money divided by fx_rate)."""
+    fx = pl.col("fx_rate") if "fx_rate" in t.columns else pl.lit(1.0)
+    money = ["baseline_revenue", "expected_revenue", "baseline_profit", "expected_profit"]
+    return (
+        t.with_columns([(pl.col(c) / fx).alias(c) for c in money])
+        .group_by(key)
+        .agg(
+            pl.len().alias("rows"),
+            pl.col("baseline_revenue").sum(), pl.col("expected_revenue").sum(),
+            pl.col("baseline_profit").sum(), pl.col("expected_profit").sum(),
+        )
+        .with_columns(
+            (100 * (pl.col("expected_revenue") / pl.col("baseline_revenue") - 1)).alias("revenue_%"),
+            (100 * (pl.col("expected_profit") / pl.col("baseline_profit") - 1)).alias("profit_%"),
+        )
+        .sort(key)
+    )
+
+
+@guarded
+def optimize(
+    constraints: Annotated[Path | None, typer.Option(help="Constraints YAML (objective, bounds, "
+                                                     "margin floor, parity, ladder, ...).")] = None,
+    demand: Annotated[Path | None, typer.Option(help="Demand table file instead of the "
+                                                "database's estimates.")] = None,
+    estimates: Annotated[str | None, typer.Option(help="Estimate run id (default: production, "
+                                                  "else latest).")] = None,
+    baseline_weeks: Annotated[int, typer.Option(help="Weeks of history defining base units.")] = 8,
+    draws: Annotated[int | None, typer.Option(help="Elasticity draws for profit intervals "
+                                              "(P5-P95).")] = None,
+    risk: Annotated[str | None, typer.Option(help="Risk constraint, e.g. 'cvar:0.1'.")] = None,
+    seed: Annotated[int, typer.Option(help="Seed for the draws.")] = 0,
+    strict: Annotated[bool, typer.Option("--strict", help="Exit 2 instead of skipping rows "
+                                         "with unusable data.")] = False,
+    db: DbOpt = None, json: JsonOpt = False, output: OutputOpt = None, debug: DebugOpt = False,
+) -> None:
+    """Recommend margin- or revenue-maximizing prices under business constraints."""
+    run = api.optimize(db, demand=demand, constraints=constraints, estimates=estimates,
+                       baseline_weeks=baseline_weeks, draws=draws, risk=risk, seed=seed,
+                       strict=strict)
+    plan = run.plan
+    t = plan.table
+    write_output(t, output)
+    if json:
+        print_json(run.to_dict())
+        return
+    console.print(plan.summary, highlight=False)
+    if run.run_id:
+        console.print(f"stored as run {run.run_id}" + (f" (estimates {run.estimates})"
+                                                        if run.estimates else ""))
+    console.print(frame_table(_by(t, "market"), title="uplift by market (base currency)",
+                              floats=1))
+    if "category" in t.columns and t["category"].null_count() < t.height:
+        console.print(frame_table(_by(t, "category"), title="uplift by category (base currency)",
+                                  floats=1))
+    changes = t.with_columns(
+        (100 * (pl.col("recommended_price") / pl.col("current_price") - 1)).alias("change_%")
+    ).sort(pl.col("change_%").abs(), descending=True)
+    cols = ["item_id", "market", "current_price", "recommended_price", "change_%",
+            "expected_profit", "baseline_profit", "binding"]
+    console.print(frame_table(changes.select(cols), title="largest price changes", max_rows=12,
+                              floats=2))
+    if plan.skipped.height:
+        err_console.print(f"{plan.skipped.height} row(s) skipped: " + ", ".join(
+            f"{r['item_id']}/{r['market']} ({r['reason']})"
+            for r in plan.skipped.head(5).iter_rows(named=True)), highlight=False)
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``optimize`` to ``app``."""
+    app.command("optimize")(optimize)

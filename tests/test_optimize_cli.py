@@ -1,0 +1,104 @@
+"""``pricelab optimize`` through the CLI: sample database, demand files, errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from pricelab import api
+from pricelab._resources import sample_dir
+from pricelab.store import Store
+
+TOL = 1e-6
+
+
+@pytest.fixture(scope="module")
+def est_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    db = tmp_path_factory.mktemp("opt") / "sample.duckdb"
+    api.ingest(db, **api.sample_files())
+    api.estimate(db)
+    return db
+
+
+def _write(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
+
+
+def test_plan_on_sample_satisfies_every_constraint(cli, est_db: Path, tmp_path: Path) -> None:
+    out = tmp_path / "plan.csv"
+    res = cli("optimize", "--db", est_db, "--constraints", sample_dir() / "constraints.yaml",
+              "--json", "--output", out)
+    assert res.exit_code == 0, res.stderr
+    doc = json.loads(res.stdout)
+    assert doc["status"] == "optimal"
+    plan = pl.read_csv(out)
+    assert plan.height > 500
+    p, p0 = plan["recommended_price"], plan["current_price"]
+    # bounds (15% up, 20% down) and margin floor 15%
+    assert ((p <= p0 * 1.15 * (1 + TOL)) & (p >= p0 * 0.80 * (1 - TOL))).all()
+    with Store.open(est_db, read_only=True) as s:
+        demand = s.read_result("plans", doc["run_id"])
+    assert demand.height == plan.height
+    # parity: within each item, base-currency prices within 70% of each other
+    base = plan.with_columns((pl.col("recommended_price") / pl.col("fx_rate")).alias("b"))
+    spread = base.group_by("item_id").agg((pl.col("b").max() / pl.col("b").min()).alias("r"))
+    assert (spread["r"] <= 1.70 * (1 + TOL)).all()
+    # volume floor: total units >= 90% of baseline units
+    assert plan["expected_quantity"].sum() >= 0.9 * plan["baseline_quantity"].sum() * (1 - TOL)
+    # profit never below baseline at the optimum when the current prices are feasible-ish
+    assert plan["expected_profit"].sum() >= plan["baseline_profit"].sum()
+    assert doc["estimates_run"] is not None
+
+
+def test_demand_file_from_outside_repo(cli, tmp_path: Path) -> None:
+    demand = _write(tmp_path / "demand.csv", (
+        "item_id,market,elasticity,base_price,base_quantity,unit_cost\n"
+        "A,US,-2.0,100,10,40\n"
+        "B,US,-3.0,50,20,30\n"))
+    out = tmp_path / "plan.json"
+    res = cli("optimize", "--demand", demand, "--output", out, "--json")
+    assert res.exit_code == 0, res.stderr
+    rows = {r["item_id"]: r for r in json.loads(out.read_text())}
+    # unconstrained closed form p* = c e / (1 + e)
+    assert rows["A"]["recommended_price"] == pytest.approx(40 * -2 / (1 - 2), rel=1e-6)
+    assert rows["B"]["recommended_price"] == pytest.approx(30 * -3 / (1 - 3), rel=1e-6)
+    assert not (tmp_path / "pricelab.duckdb").exists()
+
+
+def test_infeasible_exits_1_naming_the_conflict(cli, tmp_path: Path) -> None:
+    demand = _write(tmp_path / "d.csv", (
+        "item_id,market,elasticity,base_price,base_quantity,unit_cost\n"
+        "IT-7,JP,-2.0,180,5,126\n"))
+    cons = _write(tmp_path / "c.yaml", "bounds: {max_increase_pct: 10}\nmin_margin_pct: 40\n")
+    res = cli("optimize", "--demand", demand, "--constraints", cons)
+    assert res.exit_code == 1
+    assert "IT-7/JP: min_margin_pct 40 needs price >= 210.00 but max_increase_pct 10 caps it " \
+           "at 198.00" in res.stderr
+
+
+def test_bad_constraints_file(cli, tmp_path: Path) -> None:
+    demand = _write(tmp_path / "d.csv", (
+        "item_id,market,elasticity,base_price,base_quantity,unit_cost\nA,US,-2,100,10,40\n"))
+    typo = _write(tmp_path / "typo.yaml", "bounds:\n  max_increse_pct: 10\n")
+    res = cli("optimize", "--demand", demand, "--constraints", typo)
+    assert res.exit_code == 2
+    assert "max_increse_pct" in res.stderr and "max_increase_pct" in res.stderr
+    broken = _write(tmp_path / "broken.yaml", "bounds: [1, 2\n")
+    res = cli("optimize", "--demand", demand, "--constraints", broken)
+    assert res.exit_code == 2
+    assert "broken.yaml" in res.stderr and "Traceback" not in res.stderr
+
+
+def test_optimize_without_estimates(cli, tmp_path: Path) -> None:
+    db = tmp_path / "x.duckdb"
+    api.ingest(db, **api.sample_files())
+    res = cli("optimize", "--db", db)
+    assert res.exit_code == 2
+    assert "no estimate run yet" in res.stderr
+    res = cli("optimize", "--db", db, "--estimates", "nope")
+    assert res.exit_code == 2
+    assert "estimate run 'nope' not found" in res.stderr
