@@ -5,9 +5,10 @@ baseline window with stored elasticities, and ``backtest`` fits models before a 
 scores their predictions after it.
 """
 
+from .backtest import BacktestResult, backtest
 from .project import baseline, baseline_sql
 from .scenario import Change, Scenario, ScenarioFile, load_scenario, loads_scenario
 from .simulation import SCENARIO_COLUMNS, SimulationResult, simulate
 
-__all__ = ["SCENARIO_COLUMNS", "Change", "Scenario", "ScenarioFile", "SimulationResult",
-           "baseline", "baseline_sql", "load_scenario", "loads_scenario", "simulate"]
+__all__ = ["SCENARIO_COLUMNS", "BacktestResult", "Change", "Scenario", "ScenarioFile", "SimulationResult",
+           "backtest", "baseline", "baseline_sql", "load_scenario", "loads_scenario", "simulate"]

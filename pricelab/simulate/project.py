@@ -31,13 +31,38 @@ WHERE s.date > (SELECT max(date) FROM sales) - to_days(CAST(? AS INTEGER) * 7)
 GROUP BY s.item_id, s.market
 """
 
+# "current": today's price (the last one in the window) and the window's weekly units moved
+# to it with the elasticity, q_t (p_now / p_t)^e -- the optimizer's baseline.
+CURRENT_SQL = """
+SELECT w.item_id, w.market,
+       avg(CASE WHEN isfinite(e.elasticity)
+                THEN w.quantity * pow(c.current_price / w.price, e.elasticity)
+                ELSE w.quantity END)::DOUBLE AS baseline_units,
+       any_value(c.current_price)::DOUBLE AS baseline_price,
+       avg(w.unit_cost)::DOUBLE AS sales_cost, count(*) AS n_weeks
+FROM (SELECT * FROM sales
+      WHERE date > (SELECT max(date) FROM sales) - to_days(CAST(? AS INTEGER) * 7)) w
+JOIN (SELECT item_id, market, arg_max(price, date) AS current_price FROM sales
+      WHERE date > (SELECT max(date) FROM sales) - to_days(CAST(? AS INTEGER) * 7)
+      GROUP BY item_id, market) c ON c.item_id = w.item_id AND c.market = w.market
+LEFT JOIN (SELECT item_id, market, elasticity FROM elasticities WHERE run_id = ?) e
+       ON e.item_id = w.item_id AND e.market = w.market
+GROUP BY w.item_id, w.market
+"""
 
-def baseline_sql() -> str:
-    """The aggregation query behind the baseline (one parameter: the number of weeks)."""
-    return BASELINE_SQL
+BASELINE_MODES = ("average", "current")
 
 
-def baseline(store: Store, weeks: int, *, estimates_run: str | None = None) -> pl.DataFrame:
+def baseline_sql(mode: str = "average") -> str:
+    """The aggregation query behind the baseline.
+
+    ``average`` takes one parameter (weeks); ``current`` three (weeks, weeks, estimate run).
+    """
+    return BASELINE_SQL if mode == "average" else CURRENT_SQL
+
+
+def baseline(store: Store, weeks: int, *, estimates_run: str | None = None,
+             mode: str = "average") -> pl.DataFrame:
     """Baseline per item × market over the last ``weeks`` weeks of history.
 
     Parameters
@@ -48,21 +73,32 @@ def baseline(store: Store, weeks: int, *, estimates_run: str | None = None) -> p
         Length of the baseline window; it ends at the newest sales date.
     estimates_run : str, optional
         Run id of an ``estimate`` run whose ``elasticity, std_error`` are joined.
+    mode : {"average", "current"}
+        ``average``: average weekly units and average weekly price over the window.
+        ``current``: the last price in the window, and the mean over the window of each
+        week's units moved to that price with the elasticity (needs ``estimates_run``);
+        this is the optimizer's baseline, so applying a plan reproduces its quantities.
 
     Returns
     -------
     polars.DataFrame
-        ``item_id, market, category, brand, boutique_id, fx_rate, baseline_units`` (average
-        weekly units), ``baseline_price`` (average weekly price, market currency),
-        ``unit_cost`` (market currency: the market's landed cost, else the item's cost,
-        else the average ``sales.unit_cost`` of the window, times ``fx_rate``), ``n_weeks``
-        and, with ``estimates_run``, ``elasticity, std_error``. Sorted by item and market.
+        ``item_id, market, category, brand, boutique_id, fx_rate, baseline_units`` (weekly),
+        ``baseline_price`` (market currency), ``unit_cost`` (market currency: the market's
+        landed cost, else the item's cost, else the average ``sales.unit_cost`` of the window,
+        times ``fx_rate``), ``n_weeks`` and, with ``estimates_run``, ``elasticity,
+        std_error``. Sorted by item and market.
     """
+    if mode not in BASELINE_MODES:
+        raise UsageError(f"unknown baseline mode '{mode}'; choose average or current")
+    if mode == "current" and estimates_run is None:
+        raise UsageError("baseline mode 'current' needs an estimate run")
     has = set(store.table_names())
     items = ("LEFT JOIN items i ON i.item_id = b.item_id" if "items" in has else "")
     cat = "i.category, i.brand, i.boutique_id" if items else \
         "NULL::VARCHAR AS category, NULL::VARCHAR AS brand, NULL::VARCHAR AS boutique_id"
     params: list[Any] = [int(weeks)]
+    if mode == "current":
+        params += [int(weeks), estimates_run]
     est_join, est_cols = "", ""
     if estimates_run is not None:
         est_join = ("LEFT JOIN (SELECT item_id, market, elasticity, std_error FROM elasticities "
@@ -70,7 +106,7 @@ def baseline(store: Store, weeks: int, *, estimates_run: str | None = None) -> p
         est_cols = ", e.elasticity::DOUBLE AS elasticity, e.std_error::DOUBLE AS std_error"
         params.append(estimates_run)
     sql = f"""
-    WITH b AS ({BASELINE_SQL})
+    WITH b AS ({baseline_sql(mode)})
     SELECT b.item_id, b.market, {cat}, coalesce(m.fx_rate, 1.0) AS fx_rate,
            b.baseline_units, b.baseline_price,
            coalesce(cm.unit_cost, cg.unit_cost, b.sales_cost) * coalesce(m.fx_rate, 1.0)
@@ -87,7 +123,16 @@ def baseline(store: Store, weeks: int, *, estimates_run: str | None = None) -> p
 
 
 def resolve_estimates(store: Store, estimates: str | None) -> str:
-    """The ``estimate`` run to use: ``estimates`` if given (``latest`` allowed), else the newest."""
+    """The ``estimate`` run to use, as the optimizer chooses it.
+
+    ``estimates`` if it is a run id; with None the run promoted to production (table
+    ``registry``) when there is one, else the newest; ``latest``: the newest.
+    """
+    if estimates is None and store.has_table("registry"):
+        rows = store.execute("SELECT run_id FROM registry WHERE stage = 'production' "
+                             "ORDER BY promoted_at DESC LIMIT 1")
+        if rows:
+            return str(rows[0][0])
     if estimates in (None, "latest"):
         run = latest_run(store, "estimate")
         if run is None:

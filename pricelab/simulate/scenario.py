@@ -17,7 +17,8 @@ import yaml
 
 from pricelab.errors import ConfigError
 
-TOP_KEYS = ("baseline_weeks", "horizon_weeks", "scenarios")
+TOP_KEYS = ("baseline_weeks", "horizon_weeks", "baseline_price", "scenarios")
+BASELINE_PRICES = ("average", "current")
 SCENARIO_KEYS = ("name", "description", "changes", "plan_run")
 CHANGE_KEYS = ("where", "price_change_pct", "price", "plan_run")
 ACTIONS = ("price_change_pct", "price", "plan_run")
@@ -70,6 +71,7 @@ class ScenarioFile:
     scenarios: tuple[Scenario, ...]
     baseline_weeks: int = 8
     horizon_weeks: int = 4
+    baseline_price: str = "average"
     source: str = "<dict>"
     plan_refs: tuple[str, ...] = field(default=())
 
@@ -77,7 +79,7 @@ class ScenarioFile:
         """The file as plain data (for run parameters and ``--json``)."""
         return {
             "baseline_weeks": self.baseline_weeks, "horizon_weeks": self.horizon_weeks,
-            "scenarios": [
+            "baseline_price": self.baseline_price, "scenarios": [
                 {"name": s.name, "changes": [
                     {"where": {k: list(v) for k, v in c.where.items()}, c.action: c.value}
                     for c in s.changes]}
@@ -186,6 +188,10 @@ def _from_dict(data: Any, ctx: _Ctx) -> ScenarioFile:
         raise ctx.fail(("scenarios",), "missing: list at least one scenario")
     bw = _weeks(ctx, ("baseline_weeks",), d.get("baseline_weeks", 8))
     hw = _weeks(ctx, ("horizon_weeks",), d.get("horizon_weeks", 4))
+    bp = d.get("baseline_price", "average")
+    if bp not in BASELINE_PRICES:
+        raise ctx.fail(("baseline_price",), f"expected one of {', '.join(BASELINE_PRICES)}, "
+                       f"got {bp!r}")
     raw = d["scenarios"]
     if not isinstance(raw, list) or not raw:
         raise ctx.fail(("scenarios",), f"expected a non-empty list of scenarios, got {raw!r}")
@@ -217,7 +223,7 @@ def _from_dict(data: Any, ctx: _Ctx) -> ScenarioFile:
         if not isinstance(desc, str):
             raise ctx.fail(path + ("description",), f"expected text, got {desc!r}")
         scenarios.append(Scenario(name, tuple(changes), desc))
-    return ScenarioFile(tuple(scenarios), bw, hw, ctx.source, tuple(dict.fromkeys(refs)))
+    return ScenarioFile(tuple(scenarios), bw, hw, bp, ctx.source, tuple(dict.fromkeys(refs)))
 
 
 def loads_scenario(text: str, *, source: str = "<string>") -> ScenarioFile:

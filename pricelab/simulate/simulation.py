@@ -139,7 +139,7 @@ def simulate(store: Store, scenario: str | Path | dict | ScenarioFile, *,
     plans: dict[str, pl.DataFrame] = {}
     for ref in spec.plan_refs:
         plan_runs[ref], plans[ref] = resolve_plan(store, ref)
-    base = baseline(store, spec.baseline_weeks, estimates_run=est_run)
+    base = baseline(store, spec.baseline_weeks, estimates_run=est_run, mode=spec.baseline_price)
     if base.height == 0:
         raise EmptyStoreError(f"{store.path}: no sales in the baseline window")
     applier = ChangeApplier(store, base, plans)

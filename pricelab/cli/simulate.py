@@ -1,0 +1,146 @@
+"""``pricelab simulate`` (what-if scenarios) and ``pricelab backtest`` (model scores)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import polars as pl
+import typer
+from rich.table import Table
+
+from pricelab import api
+from pricelab.cli._common import (
+    DbOpt,
+    DebugOpt,
+    JsonOpt,
+    OutputOpt,
+    console,
+    err_console,
+    frame_table,
+    guarded,
+    print_json,
+    write_output,
+)
+from pricelab.simulate import SimulationResult
+
+
+def _pct(v: float | None) -> str:
+    return "n/a" if v is None or v != v else f"{v:+.1f}%"
+
+
+def _num(v: float | None) -> str:
+    return "n/a" if v is None or v != v else f"{v:,.0f}"
+
+
+def _totals_table(result: SimulationResult) -> Table:
+    t = Table(title=f"Scenarios vs baseline over {result.scenario.horizon_weeks} weeks "
+              f"(money in {result.base_currency}; 90% intervals)", header_style="bold")
+    t.add_column("scenario")
+    for k in ("units", "revenue", "profit"):
+        t.add_column(k, justify="right")
+        t.add_column("Δ", justify="right")
+        t.add_column("90% interval", justify="right")
+    tot = result.totals()
+    if tot.height:
+        r0 = tot.row(0, named=True)
+        t.add_row("baseline", *[c for k in ("quantity", "revenue", "profit")
+                                for c in (_num(r0[f"baseline_{k}"]), "", "")])
+    for r in tot.iter_rows(named=True):
+        cells = []
+        for k in ("quantity", "revenue", "profit"):
+            cells += [_num(r[f"scenario_{k}"]), _pct(r[f"{k}_delta_pct"]),
+                      f"{_num(r[f'{k}_low'])} – {_num(r[f'{k}_high'])}"]
+        t.add_row(r["scenario"], *cells)
+    return t
+
+
+def _side_by_side(result: SimulationResult, max_rows: int = 40) -> Table:
+    agg = result.aggregates.filter(pl.col("market") != "(all)")
+    names = [s.name for s in result.scenario.scenarios]
+    t = Table(title="Change vs baseline by market and category (units / revenue / profit)",
+              header_style="bold")
+    t.add_column("market")
+    t.add_column("category")
+    for n in names:
+        t.add_column(n, justify="right")
+    keys = agg.select("market", "category").unique(maintain_order=True)
+    for m, c in keys.head(max_rows).iter_rows():
+        cells = []
+        for n in names:
+            r = agg.filter((pl.col("scenario") == n) & (pl.col("market") == m)
+                           & (pl.col("category") == c)).row(0, named=True)
+            cells.append(" / ".join(_pct(r[f"{k}_delta_pct"])
+                                    for k in ("quantity", "revenue", "profit")))
+        t.add_row(m, "[bold]all[/]" if c == "(all)" else c, *cells)
+    if keys.height > max_rows:
+        t.caption = f"{max_rows} of {keys.height} rows shown; --json or --output for all"
+    return t
+
+
+@guarded
+def simulate(
+    scenario: Annotated[Path, typer.Option("--scenario", "-s", help="Scenario file (YAML): "
+                                           "baseline_weeks, horizon_weeks, scenarios.",
+                                           show_default=False)],
+    estimates: Annotated[str | None, typer.Option(help="Estimate run id to use (default: the "
+                                                  "production run, else the newest).",
+                                                  show_default=False)] = None,
+    draws: Annotated[int, typer.Option(help="Elasticity draws for the 90% intervals.")] = 1000,
+    seed: Annotated[int, typer.Option(help="Seed of the elasticity draws.")] = 0,
+    db: DbOpt = None, json: JsonOpt = False, output: OutputOpt = None, debug: DebugOpt = False,
+) -> None:
+    """What-if KPIs of price scenarios against the baseline, stored as a run."""
+    result = api.simulate(db, scenario, estimates=estimates, draws=draws, seed=seed)
+    write_output(result.table, output)
+    if json:
+        print_json(result.to_dict())
+        return
+    console.print(_totals_table(result))
+    console.print(_side_by_side(result))
+    console.print(f"run {result.run_id}: {result.table.height} scenario rows, estimates run "
+                  f"{result.estimates_run}, baseline weeks after {result.window['after']} "
+                  f"through {result.window['through']}", highlight=False)
+    for w in result.warnings:
+        err_console.print(f"[yellow]warning:[/] {w}", highlight=False)
+
+
+@guarded
+def backtest(
+    cutoff: Annotated[str, typer.Option(help="Last origin (YYYY-MM-DD): fit before it, "
+                                        "predict from it on.", show_default=False)],
+    horizon_weeks: Annotated[int, typer.Option(help="Weeks predicted after each origin.")] = 8,
+    model: Annotated[list[str] | None, typer.Option(
+        "--model", "-m", help="Model to score (repeat for several; default poisson and "
+        "hierarchical).", show_default=False)] = None,
+    cutoffs: Annotated[int, typer.Option(help="Number of origins, horizon_weeks apart "
+                                         "(rolling origin).")] = 1,
+    naive_weeks: Annotated[int, typer.Option(help="Window of the naive last-weeks "
+                                             "average.")] = 8,
+    db: DbOpt = None, json: JsonOpt = False, output: OutputOpt = None, debug: DebugOpt = False,
+) -> None:
+    """Fit each model before the cutoff, predict after it, and score against what happened."""
+    models = tuple(model) if model else ("poisson", "hierarchical")
+    result = api.backtest(db, cutoff=cutoff, horizon_weeks=horizon_weeks, models=models,
+                          cutoffs=cutoffs, naive_weeks=naive_weeks)
+    write_output(result.scores, output)
+    if json:
+        print_json(result.to_dict())
+        return
+    show = ["model", "rank", "wape", "bias_pct", "coverage_90", "actual_units",
+            "predicted_units", "n_rows", "n_fallback", "dispersion"]
+    console.print(frame_table(result.overall().select(show),
+                              title="Backtest over all origins (lower WAPE is better)"))
+    if len(result.parameters["cutoffs"]) > 1:
+        per = result.scores.filter(pl.col("cutoff") != "all").pivot(
+            on="model", index="cutoff", values="wape", aggregate_function="first")
+        console.print(frame_table(per, title="WAPE by origin"))
+    console.print(f"run {result.run_id}: best {result.best()}; origins "
+                  f"{', '.join(result.parameters['cutoffs'])}, horizon {horizon_weeks} weeks",
+                  highlight=False)
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``simulate`` and ``backtest`` to ``app``."""
+    app.command("simulate")(simulate)
+    app.command("backtest")(backtest)
