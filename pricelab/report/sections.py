@@ -1,0 +1,261 @@
+"""Report sections: each takes :class:`ReportData` and returns (id, heading, HTML, shown).
+
+``shown`` is False when the section's data is absent (the HTML then says so).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import polars as pl
+
+from pricelab.report import plots
+from pricelab.report.data import ReportData
+from pricelab.report.html import absent, cards, esc, fmt, image, table
+
+Section = tuple[str, str, str, bool]
+PROBLEM_FLAGS = ("failed", "no_sales", "no_price_variation", "few_obs", "weak_instrument",
+                 "positive")
+
+
+def _params(rec: dict[str, Any]) -> str:
+    p = {k: v for k, v in (rec.get("parameters") or {}).items()
+         if v is not None and not isinstance(v, dict)}
+    return ", ".join(f"{k}={json.dumps(v) if isinstance(v, list) else v}" for k, v in p.items())
+
+
+def overview(d: ReportData) -> Section:
+    """Headline numbers and the runs the report is built from."""
+    parts = []
+    s = d.sales_summary
+    if s:
+        parts.append(cards([
+            ("sales rows", f"{s['rows']:,}"), ("items", f"{s['items']:,}"),
+            ("markets", f"{s['markets']:,}"), ("weeks", f"{s['first_week']} to {s['last_week']}"),
+            ("units sold", f"{s['units']:,}")]))
+    rows = []
+    for command, rec in d.runs.items():
+        if rec:
+            rows.append({"section": command, "run_id": rec["run_id"],
+                         "started": str(rec["started_at"])[:19], "version": rec.get("version"),
+                         "parameters": _params(rec)})
+        else:
+            rows.append({"section": command, "run_id": "none", "started": "", "version": "",
+                         "parameters": ""})
+    parts.append("<h3>Runs shown</h3>" + table(pl.DataFrame(rows)))
+    if d.anchor:
+        parts.append(f'<p class="note">Built around run <code>{esc(d.anchor)}</code>: its '
+                     "parents and the runs derived from it.</p>")
+    else:
+        parts.append('<p class="note">Latest successful run of each command.</p>')
+    return "overview", "Overview", "".join(parts), True
+
+
+def quality(d: ReportData) -> Section:
+    """Data-quality findings on the loaded tables and the weekly volume per market."""
+    if d.quality is None:
+        return ("quality", "Data quality",
+                absent("No sales loaded: run <code>pricelab ingest --sales FILE</code>."), False)
+    q = d.quality
+    status = "error" if q.errors else "warning" if q.warnings else "ok"
+    text = {"error": f"{len(q.errors)} error(s), {len(q.warnings)} warning(s)",
+            "warning": f"no errors, {len(q.warnings)} warning(s)",
+            "ok": "no problems found"}[status]
+    parts = [f'<p><span class="badge {status}">{status}</span> {esc(text)}</p>']
+    if q.issues:
+        df = pl.DataFrame([{"level": i.level, "table": i.source, "column": i.column or "",
+                            "rule": i.rule, "count": i.count, "examples": "; ".join(i.examples)}
+                           for i in q.issues])
+        parts.append(table(df))
+    if d.weekly is not None and d.weekly.height:
+        parts.append(image(plots.weekly_units(d.weekly), "units per week by market",
+                           "Units sold per week by market (all items)."))
+    return "quality", "Data quality", "".join(parts), True
+
+
+def _finite(df: pl.DataFrame, cols: list[str]) -> pl.DataFrame:
+    return df.filter(pl.all_horizontal([pl.col(c).is_not_null() & pl.col(c).is_finite()
+                                        for c in cols]))
+
+
+def elasticities(d: ReportData, top: int = 20) -> Section:
+    """Distribution by category and market, and the top items' intervals."""
+    head = "Elasticities"
+    if d.elasticities is None:
+        return "elasticities", head, absent(
+            "No estimate run: run <code>pricelab estimate</code> to see elasticities."), False
+    est = d.elasticities
+    for col in ("category", "market"):
+        if col not in est.columns or est[col].null_count() == est.height:
+            est = est.with_columns(pl.lit("all").alias(col))
+    est = est.with_columns(pl.col("category").fill_null("(no category)"),
+                           pl.col("market").fill_null("all"))
+    valid = _finite(est, ["elasticity"])
+    if valid.height == 0:
+        return "elasticities", head, absent("The estimate run has no finite elasticities."), False
+    flags = (pl.col("flags").fill_null("").str.split(",").list.set_intersection(
+        list(PROBLEM_FLAGS)).list.len() > 0) if "flags" in est.columns else pl.lit(False)
+    width = (pl.col("ci_high") - pl.col("ci_low")) if "ci_low" in est.columns else pl.lit(None)
+    summary = (valid.with_columns(flags.alias("_flag"), width.alias("_w"))
+               .group_by("category", "market").agg(
+                   pl.len().alias("groups"), pl.col("elasticity").median().alias("median"),
+                   pl.col("elasticity").quantile(0.25, "linear").alias("p25"),
+                   pl.col("elasticity").quantile(0.75, "linear").alias("p75"),
+                   pl.col("_w").median().alias("median_ci_width"),
+                   (pl.col("_flag").mean() * 100).alias("flagged_%"))
+               .sort("category", "market"))
+    method = est["method"][0] if "method" in est.columns else "?"
+    run = d.runs["estimate"]["run_id"] if d.runs["estimate"] else "?"
+    parts = [f'<p class="note">Run <code>{esc(run)}</code>, method {esc(method)}; '
+             f"{valid.height:,} of {est.height:,} groups with a finite estimate. Flagged: "
+             f"{esc(', '.join(PROBLEM_FLAGS))}.</p>",
+             image(plots.elasticity_distribution(valid), "elasticity distribution",
+                   "One point per item × market; black bar: interquartile range; "
+                   "white diamond: median."),
+             table(summary, digits={"groups": 0, "flagged_%": 1})]
+    if "ci_low" in est.columns:
+        ranked = _finite(valid, ["ci_low", "ci_high"])
+        if d.revenue is not None and "item_id" in ranked.columns and ranked.height:
+            keys = [k for k in ("item_id", "market") if k in d.revenue.columns
+                    and ranked[k].dtype == d.revenue[k].dtype]
+            ranked = (ranked.join(d.revenue, on=keys, how="left")
+                      .sort("revenue_base", descending=True, nulls_last=True))
+        elif "n_obs" in ranked.columns:
+            ranked = ranked.sort("n_obs", descending=True)
+        rows = ranked.head(top)
+        if rows.height:
+            label = pl.concat_str([pl.col(c).cast(pl.String) for c in ("item_id", "market")
+                                   if c in rows.columns], separator=" ") \
+                if "item_id" in rows.columns else pl.col("category")
+            rows = rows.with_columns(label.alias("label"))
+            parts.append(f"<h3>Top {rows.height} items by revenue (last 13 weeks)</h3>")
+            parts.append(image(plots.elasticity_intervals(rows), "elasticity intervals",
+                               "Estimate (dot) and 95% interval (line) per item × market."))
+    return "elasticities", head, "".join(parts), True
+
+
+def _top_plan_rows(plan: pl.DataFrame, top: int) -> pl.DataFrame:
+    need = ["current_price", "recommended_price", "baseline_quantity", "elasticity", "unit_cost"]
+    rows = _finite(plan, need).filter((pl.col("current_price") > 0)
+                                      & (pl.col("baseline_quantity") > 0))
+    return (rows.with_columns((pl.col("baseline_revenue") / pl.col("fx_rate")).alias("_rb"))
+            .sort("_rb", descending=True).head(top)
+            .with_columns(pl.concat_str([pl.col("item_id"), pl.col("market"),
+                                         pl.col("category").fill_null("")],
+                                        separator=" ").str.strip_chars().alias("label")))
+
+
+def curves(d: ReportData, top: int = 6) -> Section:
+    """Demand and profit curves with current and recommended price for the top plan rows."""
+    head = "Demand and profit curves"
+    if d.plan is None:
+        return "curves", head, absent(
+            "No price plan: run <code>pricelab optimize</code>; the curves need each item's "
+            "current price, baseline quantity, unit cost and elasticity."), False
+    if "elasticity" not in d.plan.columns:
+        return "curves", head, absent(
+            "The plan carries no elasticities and no estimate run is linked to it."), False
+    rows = _top_plan_rows(d.plan, top)
+    if rows.height == 0:
+        return "curves", head, absent("No plan row has finite prices, quantity, cost and "
+                                      "elasticity."), False
+    shown = rows.select(
+        "item_id", "market", "current_price", "recommended_price",
+        ((pl.col("recommended_price") / pl.col("current_price") - 1) * 100).alias("change_%"),
+        "elasticity", "unit_cost", "baseline_profit", "expected_profit")
+    html_ = (image(plots.demand_profit_curves(rows, d.currency), "demand and profit curves",
+                   "Constant elasticity q = q0 (p / p0)^e over the plan horizon (band: 95% "
+                   "interval of e), profit (p − c) q; dashed: current price, red: recommended "
+                   "price. Top items by baseline revenue.")
+             + table(shown, digits={"change_%": 1}))
+    return "curves", head, html_, True
+
+
+def plan(d: ReportData) -> Section:
+    """Price changes and expected profit uplift by market."""
+    head = "Price plan"
+    if d.plan is None:
+        return "plan", head, absent("No optimize run: run <code>pricelab optimize</code>."), False
+    p = d.plan.with_columns(
+        ((pl.col("recommended_price") / pl.col("current_price") - 1) * 100).alias("change_pct"))
+    eps = 1e-9
+    by = (p.group_by("market").agg(
+        pl.len().alias("items"),
+        (pl.col("change_pct") > eps).sum().alias("raised"),
+        (pl.col("change_pct") < -eps).sum().alias("lowered"),
+        pl.col("change_pct").median().alias("median_change_%"),
+        pl.col("baseline_profit").sum().alias("baseline_profit"),
+        pl.col("expected_profit").sum().alias("expected_profit"),
+        pl.col("fx_rate").first().alias("fx"))
+        .with_columns((pl.col("expected_profit") - pl.col("baseline_profit")).alias("uplift"))
+        .with_columns((pl.col("uplift") / pl.col("baseline_profit").abs() * 100)
+                      .alias("uplift_pct"))
+        .sort("market"))
+    base_b = float((by["baseline_profit"] / by["fx"]).sum())
+    base_e = float((by["expected_profit"] / by["fx"]).sum())
+    shown = by.with_columns(pl.col("market").replace_strict(
+        d.currency, default="", return_dtype=pl.String).alias("currency")).select(
+        "market", "currency", "items", "raised", "lowered", "median_change_%", "baseline_profit",
+        "expected_profit", "uplift", pl.col("uplift_pct").alias("uplift_%"))
+    total = ["total", d.base_currency, int(by["items"].sum()), int(by["raised"].sum()),
+             int(by["lowered"].sum()), float(p["change_pct"].median()), base_b, base_e,
+             base_e - base_b, (base_e - base_b) / abs(base_b) * 100 if base_b else float("nan")]
+    run = d.runs["optimize"]["run_id"] if d.runs["optimize"] else "?"
+    parts = [cards([("expected profit uplift", f"{base_e - base_b:+,.0f} {d.base_currency}"),
+                    ("uplift vs baseline", f"{total[-1]:+.1f}%"),
+                    ("prices raised / lowered", f"{total[3]:,} / {total[4]:,}")]),
+             image(plots.plan_changes(p.select("market", "change_pct"),
+                                      by.select("market", "uplift_pct")),
+                   "price changes and profit uplift by market"),
+             table(shown, digits={"median_change_%": 1, "uplift_%": 1, "baseline_profit": 0,
+                                  "expected_profit": 0, "uplift": 0}, total=total),
+             f'<p class="note">Run <code>{esc(run)}</code>. Money over the plan horizon in each '
+             f"market's currency; the total row is in {esc(d.base_currency)} (divided by each "
+             "market's fx_rate).</p>"]
+    if "binding" in p.columns:
+        binding = (p.select(pl.col("binding").fill_null("").str.split(","))
+                   .explode("binding").filter(pl.col("binding").str.strip_chars() != "")
+                   .group_by("binding").len().sort("len", descending=True)
+                   .rename({"binding": "binding constraint", "len": "rows"}))
+        if binding.height:
+            parts.append("<h3>Binding constraints</h3>" + table(binding))
+    return "plan", head, "".join(parts), True
+
+
+def scenarios(d: ReportData) -> Section:
+    """Scenario totals against the baseline (base currency) and by market."""
+    head = "Scenarios"
+    if d.scenarios is None:
+        return "scenarios", head, absent(
+            "No simulate run: run <code>pricelab simulate --scenario FILE</code>."), False
+    s = d.scenarios
+    agg = []
+    for m in ("quantity", "revenue", "profit"):
+        scale = pl.lit(1.0) if m == "quantity" else pl.col("fx_rate")
+        agg += [(pl.col(f"baseline_{m}") / scale).sum().alias(f"baseline_{m}"),
+                (pl.col(f"scenario_{m}") / scale).sum().alias(f"scenario_{m}")]
+
+    def changes(df: pl.DataFrame) -> pl.DataFrame:
+        return df.with_columns([
+            ((pl.col(f"scenario_{m}") / pl.col(f"baseline_{m}") - 1) * 100)
+            .alias(f"{m}_change_pct") for m in ("quantity", "revenue", "profit")])
+
+    totals = changes(s.group_by("scenario", maintain_order=True).agg(pl.len().alias("rows"),
+                                                                     *agg))
+    by_market = changes(s.group_by("scenario", "market").agg(*agg)).sort("scenario", "market")
+    pct = {f"{m}_change_pct": 1 for m in ("quantity", "revenue", "profit")}
+    money = {c: 0 for c in totals.columns if c.startswith(("baseline_", "scenario_"))}
+    run = d.runs["simulate"]["run_id"] if d.runs["simulate"] else "?"
+    parts = [image(plots.scenario_bars(totals), "scenario comparison",
+                   "Change against the baseline over the horizon, all markets "
+                   f"(money in {d.base_currency})."),
+             table(totals, digits={**pct, **money, "rows": 0}),
+             "<h3>By market</h3>",
+             table(by_market.select("scenario", "market", *pct), digits=pct, max_rows=100),
+             f'<p class="note">Run <code>{esc(run)}</code>. Revenue and profit converted to '
+             f"{esc(d.base_currency)} with each market's fx_rate.</p>"]
+    return "scenarios", head, "".join(parts), True
+
+
+__all__ = ["curves", "elasticities", "fmt", "overview", "plan", "quality", "scenarios"]
