@@ -1,0 +1,120 @@
+"""Benchmark of pricelab.elasticity.estimate; every ratio is measured in the same run.
+
+    python benchmarks/bench_estimate.py --groups 100000 [--weeks 52] [--glm-groups 20000]
+
+Sections (each in a fresh subprocess so peak memory is its own):
+* ols: ``estimate(model="ols")`` with and without default controls vs DuckDB ``regr_slope``
+  (one scan over the same rows) vs a statsmodels per-group OLS HC1 loop timed on a sample
+  and scaled to all groups;
+* poisson / hierarchical: throughput and peak RSS on ``--glm-groups`` × ``--glm-weeks``,
+  vs a statsmodels GLM loop timed on a sample and scaled.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import time
+
+import numpy as np
+import polars as pl
+
+
+def _data(groups: int, weeks: int, seed: int = 1):
+    from pricelab.elasticity.synthetic import simulate_panel
+    return simulate_panel(n_items=max(groups // 2, 1), markets=("US", "GB"), weeks=weeks,
+                          base_units=10.0, seed=seed)
+
+
+def _sample_loop(sales, n_sample: int, kind: str) -> float:
+    import statsmodels.api as sm
+
+    from pricelab.elasticity.design import build, resolve_controls
+    d = build(sales.head(n_sample * sales.group_by("item_id", "market").len()["len"].max()),
+              ["item_id", "market"], resolve_controls("default"))
+    rows = [np.flatnonzero(d.codes == g) for g in range(min(n_sample, d.n_groups))]
+    t = time.perf_counter()
+    for idx in rows:
+        X, q = d.X[idx], d.q[idx]
+        if kind == "ols":
+            pos = q > 0
+            sm.OLS(np.log(q[pos]), X[pos]).fit(cov_type="HC1")
+        else:
+            sm.GLM(q, X, family=sm.families.Poisson()).fit(cov_type="HC0")
+    return (time.perf_counter() - t) / len(rows)
+
+
+def section_ols(groups: int, weeks: int) -> dict:
+    import duckdb
+
+    from pricelab.elasticity import estimate
+    sales, _, _ = _data(groups, weeks)
+    out = {"groups": groups, "weeks": weeks, "rows": sales.height}
+    con = duckdb.connect()
+    con.register("sales", sales.to_arrow())
+    sql = ("SELECT item_id, market, regr_slope(ln(quantity), ln(price)) AS e FROM sales "
+           "WHERE quantity > 0 GROUP BY item_id, market")
+    con.execute(sql).fetchall()  # warm-up
+    t = time.perf_counter()
+    duck = pl.from_arrow(con.execute(sql).to_arrow_table())
+    out["duckdb_regr_slope_s"] = time.perf_counter() - t
+    t = time.perf_counter()
+    r0 = estimate(sales, model="ols", controls=None)
+    out["ols_no_controls_s"] = time.perf_counter() - t
+    chk = r0.elasticities.join(duck, on=["item_id", "market"])
+    out["max_abs_diff_vs_duckdb"] = float((chk["elasticity"] - chk["e"]).abs().max())
+    t = time.perf_counter()
+    estimate(sales, model="ols")
+    out["ols_default_controls_s"] = time.perf_counter() - t
+    per = _sample_loop(sales, 300, "ols")
+    out["statsmodels_loop_s_scaled"] = per * groups
+    out["ratio_ols_no_controls_over_duckdb"] = out["ols_no_controls_s"] / out["duckdb_regr_slope_s"]
+    out["ratio_ols_controls_over_duckdb"] = out["ols_default_controls_s"] / out["duckdb_regr_slope_s"]
+    out["speedup_vs_statsmodels_loop"] = out["statsmodels_loop_s_scaled"] / out["ols_default_controls_s"]
+    return out
+
+
+def section_glm(model: str, groups: int, weeks: int) -> dict:
+    from pricelab.elasticity import estimate
+    sales, items, _ = _data(groups, weeks)
+    rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    t = time.perf_counter()
+    res = estimate(sales, model=model, items=items if model == "hierarchical" else None)
+    el = time.perf_counter() - t
+    per = _sample_loop(sales, 100, "poisson")
+    return {"model": model, "groups": groups, "weeks": weeks, "rows": sales.height,
+            "seconds": el, "groups_per_s": groups / el,
+            "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
+            "rss_before_fit_gb": rss0 / 2**20,
+            "estimated": int(res.elasticities["elasticity"].is_not_nan().sum()),
+            "statsmodels_glm_loop_s_scaled": per * groups,
+            "speedup_vs_statsmodels_loop": per * groups / el}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--groups", type=int, default=100_000)
+    ap.add_argument("--weeks", type=int, default=52)
+    ap.add_argument("--glm-groups", type=int, default=None)
+    ap.add_argument("--glm-weeks", type=int, default=104)
+    ap.add_argument("--section", default=None, help=argparse.SUPPRESS)
+    a = ap.parse_args()
+    if a.section:
+        res = section_ols(a.groups, a.weeks) if a.section == "ols" else \
+            section_glm(a.section, a.groups, a.weeks)
+        print(json.dumps(res))
+        return
+    glm_groups = a.glm_groups or a.groups
+    runs = [("ols", a.groups, a.weeks), ("poisson", glm_groups, a.glm_weeks),
+            ("hierarchical", glm_groups, a.glm_weeks)]
+    for sec, g, w in runs:
+        p = subprocess.run([sys.executable, __file__, "--section", sec, "--groups", str(g),
+                            "--weeks", str(w)], capture_output=True, text=True, check=True)
+        print(json.dumps({sec: json.loads(p.stdout.strip().splitlines()[-1])}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
