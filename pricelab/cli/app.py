@@ -23,6 +23,7 @@ COMMAND_MODULES = [
     "pricelab.cli.demo",
     "pricelab.cli.estimate",
     "pricelab.cli.optimize",
+    "pricelab.cli.experiment",
     "pricelab.cli.monitor",
     "pricelab.cli.report",
     "pricelab.cli.simulate",
