@@ -1,12 +1,61 @@
-"""pricelab: price experimentation and optimization toolkit."""
+"""pricelab: price experimentation and optimization toolkit.
+
+Library functions work on polars frames::
+
+    import pricelab
+    res = pricelab.estimate(sales, model="hierarchical", items=items)   # ElasticityResults
+    plan = pricelab.optimize(demand, "constraints.yaml")                # Plan
+
+Database-level functions (what each CLI command calls) live in :mod:`pricelab.api`::
+
+    pricelab.api.ingest("shop.duckdb", sales="sales.csv")
+    run = pricelab.api.estimate("shop.duckdb", model="poisson")
+    table = pricelab.simulate("shop.duckdb", "scenario.yaml").table
+"""
 
 from __future__ import annotations
 
+import importlib
 from importlib.metadata import PackageNotFoundError, version
+from typing import Any
 
 try:
     __version__ = version("pricelab")
 except PackageNotFoundError:  # pragma: no cover - running from a source tree
     __version__ = "0.0.0+local"
 
-__all__ = ["__version__"]
+# name -> module that defines it; imported on first use so the CLI starts fast
+_EXPORTS: dict[str, str] = {
+    "estimate": "pricelab.elasticity",
+    "ElasticityResults": "pricelab.elasticity",
+    "optimize": "pricelab.optimize",
+    "load_constraints": "pricelab.optimize",
+    "Plan": "pricelab.optimize",
+    "design_experiment": "pricelab.experiment",
+    "analyze_experiment": "pricelab.experiment",
+    "ExperimentDesign": "pricelab.experiment",
+    "ExperimentAnalysis": "pricelab.experiment",
+    "load_scenario": "pricelab.simulate",
+    "backtest": "pricelab.simulate",
+    "Store": "pricelab.store",
+    "read_table": "pricelab.io",
+    "write_table": "pricelab.io",
+}
+_API_EXPORTS = {"simulate": "simulate", "ingest": "ingest", "validate": "validate"}
+_MODULES = {"api", "errors"}
+
+__all__ = ["__version__", *sorted(_EXPORTS), *sorted(_API_EXPORTS), *sorted(_MODULES)]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    if name in _API_EXPORTS:
+        return getattr(importlib.import_module("pricelab.api"), _API_EXPORTS[name])
+    if name in _MODULES:
+        return importlib.import_module(f"pricelab.{name}")
+    raise AttributeError(f"module 'pricelab' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return __all__
