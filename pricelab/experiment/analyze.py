@@ -78,11 +78,15 @@ def _srm(units: pl.DataFrame, present: np.ndarray, threshold: float) -> dict:
             "chi2": chi2, "p_value": p, "threshold": threshold, "mismatch": p < threshold}
 
 
-def _elasticity(pre_q, test_q, log_ratio, alpha):
+def _elasticity(pre_q, test_q, log_ratio, alpha, label, notes):
     """Poisson FE elasticity on pre + test weeks; returns (est, se, low, high)."""
     y = np.hstack([pre_q, test_q])
     x = np.hstack([np.zeros_like(pre_q), np.repeat(log_ratio[:, None], test_q.shape[1], axis=1)])
-    fit = poisson_fe(y, x)
+    try:
+        fit = poisson_fe(y, x)
+    except CheckFailed as exc:
+        notes.append(f"elasticity for {label} not estimated: {exc}")
+        return (math.nan,) * 4
     b, se = float(fit.coef[0]), float(fit.std_error[0])
     z = stats.norm.ppf(1 - alpha / 2)
     return b, se, b - z * se, b + z * se
@@ -218,11 +222,12 @@ def analyze_experiment(design_or_assignment, test_sales: pl.DataFrame, pre_sales
             row[f"{prefix}_se"] = 100 * se
             if metric == "quantity":
                 row["p_value"] = r.p_value
-        b, se, lo, hi = _elasticity(pp.quantity[sel], tp.quantity[sel], log_ratio[sel], alpha)
+        b, se, lo, hi = _elasticity(pp.quantity[sel], tp.quantity[sel], log_ratio[sel], alpha,
+                                    row["cell"], notes)
         row.update(elasticity=b, elasticity_low=lo, elasticity_high=hi, elasticity_se=se)
         intervals[row["cell"]] = (p, lo, hi, b)
         rows.append(row)
-    b, se, lo, hi = _elasticity(pp.quantity, tp.quantity, log_ratio, alpha)
+    b, se, lo, hi = _elasticity(pp.quantity, tp.quantity, log_ratio, alpha, "pooled", notes)
     pooled = {"elasticity": b, "elasticity_se": se, "elasticity_low": lo, "elasticity_high": hi,
               "n_units": int(len(pct))}
     intervals["pooled"] = (None, lo, hi, b)
