@@ -220,7 +220,8 @@ def plan(store: Store, as_of: dt.date, cfg: dict[str, Any]) -> CheckResult:
         problems.append(f"plan {p['run_id']} is {age} days old (limit {limit})")
     if problems:
         return CheckResult("plan", ALERT, "; ".join(problems), float(age), float(limit), details)
-    msg = f"plan {p['run_id']} is {age} days old"
+    msg = (f"plan {p['run_id']} is {age} days old" if age >= 0
+           else f"plan {p['run_id']} was created {-age} days after {as_of}")
     if ests:
         msg += (" and built on the latest estimate" if ests[0]["run_id"] in p["parents"]
                 else " and newer than the latest estimate")

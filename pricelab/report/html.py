@@ -35,6 +35,7 @@ th, td { padding: 4px 9px; border-bottom: 1px solid var(--line); text-align: lef
 th { background: #f0f3f7; font-weight: 600; }
 td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
 tr.total td { font-weight: 700; border-top: 2px solid #b9c0c9; }
+.tw { max-width: 100%; overflow-x: auto; }
 figure { margin: 10px 0 18px; }
 figure img { max-width: 100%; height: auto; display: block; border: 1px solid var(--line); }
 .cards { display: flex; flex-wrap: wrap; gap: 10px; margin: 10px 0; }
@@ -96,7 +97,8 @@ def table(df: pl.DataFrame, *, digits: dict[str, int] | None = None, default_dig
     if df.height > max_rows:
         note = f'<p class="note">{max_rows} of {df.height:,} rows shown.</p>'
     cap = f"<caption>{esc(caption)}</caption>" if caption else ""
-    return f"<table>{cap}<thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>{note}"
+    return (f'<div class="tw"><table>{cap}<thead><tr>{head}</tr></thead>'
+            f"<tbody>{''.join(body)}</tbody></table></div>{note}")
 
 
 def image(png: bytes, alt: str, caption: str | None = None) -> str:

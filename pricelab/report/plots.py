@@ -13,6 +13,7 @@ import numpy as np
 import polars as pl
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter, MaxNLocator
 
 PALETTE = ("#1f4e79", "#c0504d", "#4f8a3c", "#8064a2", "#d08a1b", "#2c9fa5", "#7f7f7f",
            "#b5476d")
@@ -30,6 +31,21 @@ def to_png(fig: Figure) -> bytes:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=DPI, metadata={"Software": None})
     return buf.getvalue()
+
+
+def compact(value: float, _pos: object = None) -> str:
+    """Tick text: 950, 12k, 1.5M (no offset or scientific notation)."""
+    a = abs(value)
+    for div, suffix in ((1e9, "B"), (1e6, "M"), (1e3, "k")):
+        if a >= div:
+            return f"{value / div:.3g}{suffix}"
+    return f"{value:.3g}"
+
+
+def _compact_axes(ax) -> None:  # noqa: ANN001 - matplotlib Axes
+    ax.xaxis.set_major_formatter(FuncFormatter(compact))
+    ax.yaxis.set_major_formatter(FuncFormatter(compact))
+    ax.xaxis.set_major_locator(MaxNLocator(5))
 
 
 def _style(ax) -> None:  # noqa: ANN001 - matplotlib Axes
@@ -163,6 +179,7 @@ def demand_profit_curves(rows: pl.DataFrame, currency_of: dict[str, str]) -> byt
         axp.set_xlabel(f"price ({cur})" if cur else "price", fontsize=8)
         for ax in (axq, axp):
             ax.tick_params(labelsize=7)
+            _compact_axes(ax)
             _style(ax)
         if k == 0:
             axq.legend(frameon=False, fontsize=7)

@@ -223,6 +223,27 @@ def plan(d: ReportData) -> Section:
     return "plan", head, "".join(parts), True
 
 
+def _scenario_table(totals: pl.DataFrame, currency: str) -> str:
+    """Scenario totals; one baseline row when every scenario shares the same baseline."""
+    metrics = ("quantity", "revenue", "profit")
+    names = {"quantity": "units", "revenue": f"revenue ({currency})",
+             "profit": f"profit ({currency})"}
+    digits = {names[m]: 0 for m in metrics} | {f"Δ {m} %": 1 for m in metrics}
+    same = all(float(totals[f"baseline_{m}"].max() - totals[f"baseline_{m}"].min())
+               <= 1e-9 * max(1.0, abs(float(totals[f"baseline_{m}"].max()))) for m in metrics)
+    if not same:
+        return table(totals, digits={c: (1 if c.endswith("pct") else 0) for c in totals.columns})
+    cols: list[pl.Expr] = [pl.col("scenario")]
+    for m in metrics:
+        cols += [pl.col(f"scenario_{m}").alias(names[m]),
+                 pl.col(f"{m}_change_pct").alias(f"Δ {m} %")]
+    shown = totals.select(cols)
+    base = pl.DataFrame([{"scenario": "baseline", **{names[m]: float(totals[f"baseline_{m}"][0])
+                                                     for m in metrics},
+                          **{f"Δ {m} %": 0.0 for m in metrics}}]).select(shown.columns)
+    return table(pl.concat([base, shown], how="vertical_relaxed"), digits=digits)
+
+
 def scenarios(d: ReportData) -> Section:
     """Scenario totals against the baseline (base currency) and by market."""
     head = "Scenarios"
@@ -245,12 +266,11 @@ def scenarios(d: ReportData) -> Section:
                                                                      *agg))
     by_market = changes(s.group_by("scenario", "market").agg(*agg)).sort("scenario", "market")
     pct = {f"{m}_change_pct": 1 for m in ("quantity", "revenue", "profit")}
-    money = {c: 0 for c in totals.columns if c.startswith(("baseline_", "scenario_"))}
     run = d.runs["simulate"]["run_id"] if d.runs["simulate"] else "?"
     parts = [image(plots.scenario_bars(totals), "scenario comparison",
                    "Change against the baseline over the horizon, all markets "
                    f"(money in {d.base_currency})."),
-             table(totals, digits={**pct, **money, "rows": 0}),
+             _scenario_table(totals, d.base_currency),
              "<h3>By market</h3>",
              table(by_market.select("scenario", "market", *pct), digits=pct, max_rows=100),
              f'<p class="note">Run <code>{esc(run)}</code>. Revenue and profit converted to '
