@@ -28,7 +28,6 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree
 _EXPORTS: dict[str, str] = {
     "estimate": "pricelab.elasticity",
     "ElasticityResults": "pricelab.elasticity",
-    "optimize": "pricelab.optimize",
     "load_constraints": "pricelab.optimize",
     "Plan": "pricelab.optimize",
     "design_experiment": "pricelab.experiment",
@@ -41,8 +40,10 @@ _EXPORTS: dict[str, str] = {
     "read_table": "pricelab.io",
     "write_table": "pricelab.io",
 }
-_API_EXPORTS = {"simulate": "simulate", "ingest": "ingest", "validate": "validate"}
-_MODULES = {"api", "errors"}
+_API_EXPORTS = {"ingest": "ingest", "validate": "validate"}
+# subpackages that are also callable: pricelab.optimize(demand, constraints) -> Plan,
+# pricelab.simulate(db, scenario) -> polars.DataFrame
+_MODULES = {"api", "errors", "optimize", "simulate"}
 
 __all__ = ["__version__", *sorted(_EXPORTS), *sorted(_API_EXPORTS), *sorted(_MODULES)]
 

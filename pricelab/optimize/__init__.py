@@ -6,3 +6,8 @@ from pricelab.optimize.solve import optimize
 
 __all__ = ["PLAN_COLUMNS", "Constraints", "Plan", "load_constraints", "loads_constraints",
            "optimize"]
+
+# ``pricelab.optimize(demand, constraints)`` calls :func:`optimize` (see pricelab/_callable.py)
+from pricelab._callable import make_callable  # noqa: E402
+
+make_callable(__name__, optimize)
