@@ -98,10 +98,7 @@ def estimate(sales: pl.DataFrame, *, model: str = "hierarchical",
     if not 0 < alpha < 1:
         raise UsageError(f"alpha must be in (0, 1), got {alpha}")
     by_cols = _norm_by(by)
-    if isinstance(sales, pl.DataFrame) and sales.height:
-        df = D.with_items(sales, items)
-    else:
-        df = sales
+    df = D.with_items(sales, items) if isinstance(sales, pl.DataFrame) and sales.height else sales
     D.check_sales(df, by_cols)
     ctrl = D.resolve_controls(controls)
     fe = list(fixed_effects or [])

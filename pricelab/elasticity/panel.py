@@ -21,7 +21,7 @@ import polars as pl
 
 from . import kernels as K
 from .design import Design, build, chunks, group_means
-from .groupfit import FLAG, _common, center, empty_out, finish, uncenter
+from .groupfit import _common, center, empty_out, finish, uncenter
 
 SEASONAL = ("fourier", "fourier2", "trend")
 
@@ -197,5 +197,4 @@ def _item_slope(d: Design, unit: np.ndarray, week: np.ndarray, unit_cols: list[s
         r = K.ols_fit(Xc, ch.pad(y0 - dwk[wk]), valid, keep, se="HC1")
         ok = r["ok"] & (r["n"] > r["p"])
         finish(out, ch.groups, uncenter(r["beta"], m, keep), r["cov"], keep, ok, fitted)
-    out["flags"][:] |= 0 * FLAG["shrunk"]
     return out, keys, d.names
