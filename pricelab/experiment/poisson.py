@@ -106,7 +106,8 @@ def poisson_fe(y: np.ndarray, x: np.ndarray, *, tol: float = 1e-10,
     col = y.sum(axis=0)
     theta = np.r_[np.zeros(k), np.log(col[1:] / col[0])]
     pi, ll = _parts(y, n, x, theta)
-    for it in range(1, max_iter + 1):
+    for iteration in range(1, max_iter + 1):
+        n_iter = iteration
         scores, info = _score_info(y, n, x, pi)
         try:
             step = np.linalg.solve(info, scores.sum(axis=0))
@@ -129,4 +130,4 @@ def poisson_fe(y: np.ndarray, x: np.ndarray, *, tol: float = 1e-10,
     bread = np.linalg.inv(info)
     meat = scores.T @ scores
     cov = bread @ meat @ bread * (units / (units - 1))
-    return PoissonFEResult(theta[:k].copy(), cov[:k, :k].copy(), units, weeks, it)
+    return PoissonFEResult(theta[:k].copy(), cov[:k, :k].copy(), units, weeks, n_iter)
