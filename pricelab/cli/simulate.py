@@ -117,24 +117,26 @@ def backtest(
                                          "(rolling origin).")] = 1,
     naive_weeks: Annotated[int, typer.Option(help="Window of the naive last-weeks "
                                              "average.")] = 8,
+    rank_by: Annotated[str, typer.Option(help="Score that ranks the methods: deviance "
+                                         "(proper for expected counts), wape or rmse.")] = "deviance",
     db: DbOpt = None, json: JsonOpt = False, output: OutputOpt = None, debug: DebugOpt = False,
 ) -> None:
     """Fit each model before the cutoff, predict after it, and score against what happened."""
     models = tuple(model) if model else ("poisson", "hierarchical")
     result = api.backtest(db, cutoff=cutoff, horizon_weeks=horizon_weeks, models=models,
-                          cutoffs=cutoffs, naive_weeks=naive_weeks)
+                          cutoffs=cutoffs, naive_weeks=naive_weeks, rank_by=rank_by)
     write_output(result.scores, output)
     if json:
         print_json(result.to_dict())
         return
-    show = ["model", "rank", "wape", "bias_pct", "coverage_90", "actual_units",
+    show = ["model", "rank", "deviance", "wape", "bias_pct", "rmse", "coverage_90", "actual_units",
             "predicted_units", "n_rows", "n_fallback", "dispersion"]
     console.print(frame_table(result.overall().select(show),
-                              title="Backtest over all origins (lower WAPE is better)"))
+                              title=f"Backtest over all origins (ranked by {rank_by}, lower is better)"))
     if len(result.parameters["cutoffs"]) > 1:
         per = result.scores.filter(pl.col("cutoff") != "all").pivot(
-            on="model", index="cutoff", values="wape", aggregate_function="first")
-        console.print(frame_table(per, title="WAPE by origin"))
+            on="model", index="cutoff", values=rank_by, aggregate_function="first")
+        console.print(frame_table(per, title=f"{rank_by} by origin"))
     console.print(f"run {result.run_id}: best {result.best()}; origins "
                   f"{', '.join(result.parameters['cutoffs'])}, horizon {horizon_weeks} weeks",
                   highlight=False)

@@ -26,7 +26,17 @@ from pricelab.errors import DataError, UsageError
 NAIVE = "naive"
 KEYS = ["item_id", "market"]
 SCORE_COLUMNS = ["cutoff", "model", "rank", "n_groups", "n_rows", "n_fallback", "actual_units",
-                 "predicted_units", "wape", "bias_pct", "coverage_90", "dispersion"]
+                 "predicted_units", "wape", "bias_pct", "deviance", "rmse", "coverage_90",
+                 "dispersion"]
+RANK_BY = ("deviance", "wape", "rmse")
+
+
+def poisson_deviance(y: np.ndarray, mu: np.ndarray) -> float:
+    """Mean Poisson deviance ``2 (y log(y / mu) - (y - mu))``: a proper score for a mean."""
+    mu = np.maximum(mu, 1e-9)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        t = np.where(y > 0, y * np.log(y / mu), 0.0)
+    return float(np.mean(2.0 * (t - (y - mu)))) if y.size else float("nan")
 
 
 def _as_date(value: Any) -> dt.date:
@@ -79,9 +89,10 @@ class BacktestResult:
     ----------
     scores : polars.DataFrame
         One row per origin × model (``cutoff`` an ISO date) and per model over all origins
-        (``cutoff`` = ``all``): ``rank`` (by WAPE within the origin), ``n_groups, n_rows,
-        n_fallback, actual_units, predicted_units, wape, bias_pct`` (predicted over actual
-        minus 1, in percent), ``coverage_90`` (share of weeks inside the 90% predictive
+        (``cutoff`` = ``all``): ``rank`` (by ``rank_by`` within the origin), ``n_groups,
+        n_rows, n_fallback, actual_units, predicted_units, wape, bias_pct`` (predicted over
+        actual minus 1, in percent), ``deviance`` (mean Poisson deviance), ``rmse``,
+        ``coverage_90`` (share of weeks inside the 90% predictive
         interval) and ``dispersion`` (variance / mean used for that interval).
     predictions : polars.DataFrame
         ``cutoff, model, item_id, market, date, price, quantity, predicted, low, high``.
@@ -93,8 +104,8 @@ class BacktestResult:
     run_id: str | None = None
 
     def best(self) -> str:
-        """The model with the lowest WAPE over all origins."""
-        return str(self.overall().sort("wape")["model"][0])
+        """The method ranked first over all origins."""
+        return str(self.overall()["model"][0])
 
     def overall(self) -> pl.DataFrame:
         """Scores pooled over every origin, best first."""
@@ -107,7 +118,8 @@ class BacktestResult:
         lines = [f"Backtest: {len(p['cutoffs'])} origin(s) {', '.join(p['cutoffs'])}, horizon "
                  f"{p['horizon_weeks']} weeks, naive = last {p['naive_weeks']} weeks average"]
         for r in self.overall().iter_rows(named=True):
-            lines.append(f"  {r['rank']}. {r['model']}: WAPE {r['wape']:.3f}, bias "
+            lines.append(f"  {r['rank']}. {r['model']}: deviance {r['deviance']:.3f}, "
+                         f"WAPE {r['wape']:.3f}, bias "
                          f"{r['bias_pct']:+.1f}%, 90% coverage {r['coverage_90']:.2f}"
                          + (f", {r['n_fallback']} fallback rows" if r["n_fallback"] else ""))
         return "\n".join(lines)
@@ -131,6 +143,8 @@ def _score(frame: pl.DataFrame, cutoff: str, model: str, phi: float) -> dict[str
             "actual_units": tot, "predicted_units": float(f.sum()),
             "wape": float(np.abs(y - f).sum() / tot) if tot else float("nan"),
             "bias_pct": 100.0 * (float(f.sum()) / tot - 1.0) if tot else float("nan"),
+            "deviance": poisson_deviance(y, f),
+            "rmse": float(np.sqrt(np.mean((y - f) ** 2))) if y.size else float("nan"),
             "coverage_90": float(np.mean((y >= lo) & (y <= hi))) if frame.height else float("nan"),
             "dispersion": phi}
 
@@ -181,7 +195,8 @@ def _origin(sales: pl.DataFrame, items: pl.DataFrame | None, origin: dt.date, ho
 def backtest(sales: pl.DataFrame, *, cutoff: str | dt.date, horizon_weeks: int = 8,
              models: Sequence[str] = ("poisson", "hierarchical"), cutoffs: int = 1,
              items: pl.DataFrame | None = None, naive_weeks: int = 8,
-             estimate_options: dict[str, Any] | None = None) -> BacktestResult:
+             estimate_options: dict[str, Any] | None = None,
+             rank_by: str = "deviance") -> BacktestResult:
     """Score demand models on history they did not see.
 
     Parameters
@@ -202,6 +217,10 @@ def backtest(sales: pl.DataFrame, *, cutoff: str | dt.date, horizon_weeks: int =
         Window of the naive baseline (average weekly units, no price effect).
     estimate_options : dict, optional
         Further keyword arguments of ``estimate`` (e.g. ``controls``).
+    rank_by : {"deviance", "wape", "rmse"}
+        Score that ranks the methods. The default, mean Poisson deviance, is a proper
+        score for an expected count; WAPE is not (on low weekly counts it rewards
+        forecasts biased towards zero), so a model can win on WAPE by under-forecasting.
 
     Returns
     -------
@@ -221,6 +240,8 @@ def backtest(sales: pl.DataFrame, *, cutoff: str | dt.date, horizon_weeks: int =
                     ("naive_weeks", naive_weeks)):
         if isinstance(v, bool) or not isinstance(v, int) or v < 1:
             raise UsageError(f"{name} must be a whole number >= 1, got {v!r}")
+    if rank_by not in RANK_BY:
+        raise UsageError(f"unknown rank_by '{rank_by}'; choose from {', '.join(RANK_BY)}")
     models = list(dict.fromkeys(models))
     for m in models:
         if m not in MODELS:
@@ -244,8 +265,8 @@ def backtest(sales: pl.DataFrame, *, cutoff: str | dt.date, horizon_weeks: int =
         phis = [s["dispersion"] for s in scores if s["model"] == method]
         scores.append(_score(sub, "all", method, float(np.mean(phis))))
     table = pl.DataFrame(scores).with_columns(
-        pl.col("wape").rank("ordinal").over("cutoff").cast(pl.Int64).alias("rank"))
+        pl.col(rank_by).rank("ordinal").over("cutoff").cast(pl.Int64).alias("rank"))
     params = {"cutoff": origin.isoformat(), "cutoffs": [o.isoformat() for o in origins],
               "horizon_weeks": horizon_weeks, "models": models, "naive_weeks": naive_weeks,
-              "estimate_options": dict(estimate_options or {})}
+              "estimate_options": dict(estimate_options or {}), "rank_by": rank_by}
     return BacktestResult(table.select(SCORE_COLUMNS), predictions.drop("fallback"), params)
