@@ -136,6 +136,13 @@ def curve_points(current_price: float, recommended_price: float, base_quantity: 
     return {"price": p, "quantity": q, "profit": (p - unit_cost) * q}
 
 
+def curve_at(price: float, current_price: float, base_quantity: float, elasticity: float,
+             unit_cost: float) -> tuple[float, float]:
+    """Quantity and profit of the constant-elasticity curve at one ``price``."""
+    q = base_quantity * (price / current_price) ** elasticity
+    return q, (price - unit_cost) * q
+
+
 def demand_profit_curves(rows: pl.DataFrame, currency_of: dict[str, str]) -> bytes:
     """Demand (top) and profit (bottom) curves per plan row, current and chosen price marked.
 
@@ -165,12 +172,12 @@ def demand_profit_curves(rows: pl.DataFrame, currency_of: dict[str, str]) -> byt
         axp.axhline(0, color="#999999", lw=0.8)
         for price, color, ls, label in ((r["current_price"], "#555555", "--", "current"),
                                         (r["recommended_price"], PALETTE[1], "-", "recommended")):
-            one = curve_points(r["current_price"], price, r["baseline_quantity"],
-                               r["elasticity"], r["unit_cost"], n=2, span=(1.0, 1.0))
-            for ax, key in ((axq, "quantity"), (axp, "profit")):
+            at = curve_at(price, r["current_price"], r["baseline_quantity"], r["elasticity"],
+                          r["unit_cost"])
+            for ax, value in zip((axq, axp), at, strict=True):
                 ax.axvline(price, color=color, ls=ls, lw=1)
-                ax.plot([price], [one[key][-1]], "o", color=color, ms=5,
-                        label=label if key == "quantity" else None)
+                ax.plot([price], [value], "o", color=color, ms=5,
+                        label=label if ax is axq else None)
         cur = currency_of.get(r["market"], "")
         axq.set_title(f"{r['label']}  (e = {r['elasticity']:.2f})", fontsize=9)
         axq.tick_params(labelbottom=False)
