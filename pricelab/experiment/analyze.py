@@ -4,13 +4,21 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+from typing import cast
 
 import numpy as np
 import polars as pl
 from scipy import stats
 
 from pricelab.errors import CheckFailed, DataError, UsageError
-from pricelab.experiment._panel import KEYS, clean_sales, dense_panel, require_columns, unit_means
+from pricelab.experiment._panel import (
+    KEYS,
+    Panel,
+    clean_sales,
+    dense_panel,
+    require_columns,
+    unit_means,
+)
 from pricelab.experiment.design import _as_date, cell_label
 from pricelab.experiment.effects import ratio_effect
 from pricelab.experiment.poisson import poisson_fe
@@ -51,7 +59,7 @@ def _check_assignment(a: pl.DataFrame) -> None:
         raise UsageError("assignment has no treated cell")
 
 
-def _by_unit(sales: pl.DataFrame, a: pl.DataFrame, ids: pl.DataFrame) -> tuple:
+def _by_unit(sales: pl.DataFrame, a: pl.DataFrame, ids: pl.DataFrame) -> Panel:
     """Dense (unit x week) panel summed over each randomisation unit's item x markets."""
     agg = (sales.join(a.select(*KEYS, "unit_id"), on=KEYS, how="inner")
            .group_by("unit_id", "date")
@@ -177,10 +185,11 @@ def analyze_experiment(design_or_assignment, test_sales: pl.DataFrame, pre_sales
         if in_a.height == 0:
             raise CheckFailed("no sales for the experiment's units in the test sales "
                               "(and no test window given)")
-        start = start or in_a["date"].min()
-        end = end or in_a["date"].max()
+        start = start or cast(dt.date, in_a["date"].min())
+        end = end or cast(dt.date, in_a["date"].max())
     start = _as_date(start) if isinstance(start, str) else start
     end = dt.date.fromisoformat(end) if isinstance(end, str) else end
+    assert isinstance(start, dt.date) and isinstance(end, dt.date)
     test = test.filter(pl.col("date").is_between(start, end)).join(a.select(KEYS), on=KEYS,
                                                                       how="semi")
     if test.height == 0:
@@ -211,17 +220,18 @@ def analyze_experiment(design_or_assignment, test_sales: pl.DataFrame, pre_sales
                "n_control": int((~tr).sum())}
         for metric, prefix in (("quantity", "effect"), ("revenue", "revenue_effect"),
                                ("profit", "profit_effect")):
-            if ym[metric] is None or xm[metric] is None:
+            y_all, x_all = ym[metric], xm[metric]
+            if y_all is None or x_all is None:
                 r = None
             else:
-                r = ratio_effect(ym[metric][sel], tr, xm[metric][sel] if cuped else None)
+                r = ratio_effect(y_all[sel], tr, x_all[sel] if cuped else None)
             est, se = (r.effect, r.std_error) if r else (math.nan, math.nan)
             row[f"{prefix}_pct"] = 100 * est
             row[f"{prefix}_low"] = 100 * (est - z * se)
             row[f"{prefix}_high"] = 100 * (est + z * se)
             row[f"{prefix}_se"] = 100 * se
             if metric == "quantity":
-                row["p_value"] = r.p_value
+                row["p_value"] = r.p_value if r else math.nan
         b, se, lo, hi = _elasticity(pp.quantity[sel], tp.quantity[sel], log_ratio[sel], alpha,
                                     row["cell"], notes)
         row.update(elasticity=b, elasticity_low=lo, elasticity_high=hi, elasticity_se=se)

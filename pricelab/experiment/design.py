@@ -262,10 +262,11 @@ def design_experiment(units: pl.DataFrame, history: pl.DataFrame, *, name: str,
     if start is None:
         if hist.height == 0:
             raise DataError("history: no pre-period sales, so no start date or power; pass start")
-        start = hist["date"].max() + dt.timedelta(days=7)
+        first: dt.date = hist["date"].max() + dt.timedelta(days=7)  # type: ignore[operator,assignment]
     else:
-        start = _as_date(start)
-    hist = hist.filter(pl.col("date") < start)
+        first = _as_date(start)
+    start = first
+    hist = hist.filter(pl.col("date") < first)
     assigned = randomise(_strata(units, stratify, unit), cells, seed)
     assignment = (units.join(assigned, on="unit_id", how="left")
                   .with_columns((pl.col("current_price") * (1 + pl.col("price_change_pct") / 100))
@@ -275,11 +276,11 @@ def design_experiment(units: pl.DataFrame, history: pl.DataFrame, *, name: str,
                   .sort("stratum", "unit_id", "market"))
     if hist.join(assignment.select(KEYS), on=KEYS, how="semi").height == 0:
         raise DataError("history: no pre-period sales for any unit before "
-                        f"{start.isoformat()}; power needs history")
+                        f"{first.isoformat()}; power needs history")
     ptable, details = power_table(assignment, hist, weeks=weeks, alpha=alpha, power=power, mde=mde)
     return ExperimentDesign(
         name=name, cells=cells, unit=unit, stratify=stratify, weeks=weeks, seed=seed,
-        start=start, alpha=alpha, target_power=power, mde=mde, assignment=assignment,
+        start=first, alpha=alpha, target_power=power, mde=mde, assignment=assignment,
         balance=balance_table(assignment, hist), power=ptable, power_details=details)
 
 
