@@ -160,9 +160,8 @@ def test_plan_application_reproduces_plan_quantities(tmp_path):
         plan, on=["item_id", "market"], how="left")
     inplan = got.filter(pl.col("expected_quantity").is_not_null())
     assert inplan.height == 6
-    assert np.allclose(inplan["scenario_quantity"], inplan["expected_quantity_right"]
-                       if "expected_quantity_right" in inplan.columns
-                       else inplan["expected_quantity"], rtol=1e-12, atol=0)
+    assert np.allclose(inplan["scenario_quantity"], inplan["expected_quantity"], rtol=1e-12,
+                       atol=0)
     assert np.allclose(inplan["baseline_quantity"], inplan["baseline_quantity_right"],
                        rtol=1e-12)
     assert np.allclose(inplan["scenario_price"], inplan["recommended_price"], rtol=1e-14)

@@ -74,10 +74,8 @@ def interval(mu: np.ndarray, phi: float, level: float = 0.9) -> tuple[np.ndarray
     """
     a = (1.0 - level) / 2.0
     mu = np.maximum(np.asarray(mu, dtype=float), 1e-12)
-    if phi <= 1.0 + 1e-9:
-        dist = stats.poisson(mu)
-    else:
-        dist = stats.nbinom(mu / (phi - 1.0), 1.0 / phi)
+    poisson = phi <= 1.0 + 1e-9
+    dist = stats.poisson(mu) if poisson else stats.nbinom(mu / (phi - 1.0), 1.0 / phi)
     return dist.ppf(a), dist.ppf(1.0 - a)
 
 

@@ -1,0 +1,86 @@
+"""Benchmark: a what-if scenario over N item-markets × W weeks vs the bare baseline query.
+
+Both are measured in the same run on the same DuckDB file:
+  bare     -- the aggregation query that computes the baseline (avg units, avg price per
+              item × market over the window), fetched to Arrow;
+  simulate -- pricelab.simulate.simulate on a scenario that changes a quarter of the rows
+              (baseline query + joins, filters, projection, draws for aggregate intervals),
+              without recording the run.
+Usage: python benchmarks/bench_simulate.py [--groups 100000] [--weeks 100] [--draws 1000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from pricelab.simulate import baseline_sql, simulate
+from pricelab.store import Store, start_run
+
+
+def build(db: Path, groups: int, weeks: int) -> str:
+    """Sales of ``groups`` item × market pairs over ``weeks`` weeks, made inside DuckDB."""
+    markets = ["US", "DE", "GB", "JP", "CN"]
+    n_items = groups // len(markets)
+    with Store.open(db) as store:
+        store.execute(f"""
+            INSERT INTO sales
+            SELECT 'I' || lpad(i::VARCHAR, 7, '0'), m, DATE '2022-01-03' + (7 * w)::INTEGER,
+                   (100 + (hash(i, m) % 1000) + 5 * (w % 4))::DOUBLE, (hash(i, m, w) % 6)::BIGINT,
+                   (w % 10 = 0)::TINYINT, 40.0
+            FROM range({n_items}) t(i), (SELECT unnest({markets!r}) AS m) mm, range({weeks}) r(w)
+        """)
+        store.execute(f"""INSERT INTO items SELECT 'I' || lpad(i::VARCHAR, 7, '0'),
+                          'cat' || (i % 4), 'brand' || (i % 9), 'B' || (i % 10)
+                          FROM range({n_items}) t(i)""")
+        rng = np.random.default_rng(0)
+        keys = store.query("SELECT DISTINCT item_id, market FROM sales")
+        est = keys.with_columns(elasticity=-2.0 + 0.3 * rng.standard_normal(keys.height),
+                                std_error=np.full(keys.height, 0.2))
+        run = start_run(store, "estimate", {"model": "bench"})
+        with store.transaction():
+            store.write_result("elasticities", est, run.run_id)
+            run.finish({})
+        return run.run_id
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--groups", type=int, default=100_000)
+    ap.add_argument("--weeks", type=int, default=100)
+    ap.add_argument("--draws", type=int, default=1000)
+    ap.add_argument("--repeat", type=int, default=3)
+    a = ap.parse_args()
+    with tempfile.TemporaryDirectory() as d:
+        db = Path(d) / "bench.duckdb"
+        t = time.perf_counter()
+        build(db, a.groups, a.weeks)
+        print(f"built {a.groups:,} item-markets x {a.weeks} weeks "
+              f"({a.groups * a.weeks:,} rows) in {time.perf_counter() - t:.1f}s")
+        spec = {"baseline_weeks": 8, "horizon_weeks": 4, "scenarios": [
+            {"name": "cat0+5", "changes": [{"where": {"category": "cat0"},
+                                            "price_change_pct": 5}]}]}
+        with Store.open(db) as store:
+            bare, sim = [], []
+            for _ in range(a.repeat):
+                t = time.perf_counter()
+                store.con.sql(baseline_sql(), params=[8]).to_arrow_table()
+                bare.append(time.perf_counter() - t)
+                t = time.perf_counter()
+                res = simulate(store, spec, draws=a.draws, record=False)
+                sim.append(time.perf_counter() - t)
+            t = time.perf_counter()
+            simulate(store, spec, draws=1, record=False)
+            one = time.perf_counter() - t
+        b, s = min(bare), min(sim)
+        print(f"bare baseline query: {b:.3f}s  simulate ({a.draws} draws): {s:.3f}s  "
+              f"ratio {s / b:.2f}  (simulate with 1 draw: {one:.3f}s, ratio {one / b:.2f}); "
+              f"{res.table.height:,} rows projected")
+
+
+if __name__ == "__main__":
+    main()
