@@ -406,7 +406,7 @@ def simulate(db: PathLike | None, scenario: PathLike | dict[str, Any], *,
 
 def backtest(db: PathLike | None = None, *, cutoff: str, horizon_weeks: int = 8,
              models: tuple[str, ...] | list[str] = ("poisson", "hierarchical"), cutoffs: int = 1,
-             naive_weeks: int = 8) -> BacktestResult:
+             naive_weeks: int = 8, rank_by: str = "deviance") -> BacktestResult:
     """Fit models before ``cutoff``, predict after it, score; stored as a ``backtest`` run.
 
     The scores go to result table ``backtests``. See :func:`pricelab.simulate.backtest`.
@@ -425,7 +425,8 @@ def backtest(db: PathLike | None = None, *, cutoff: str, horizon_weeks: int = 8,
         sales = store.table("sales")
         items = store.table("items") if store.count("items") else None
         result = _backtest(sales, cutoff=cutoff, horizon_weeks=horizon_weeks, models=models,
-                           cutoffs=cutoffs, items=items, naive_weeks=naive_weeks)
+                           cutoffs=cutoffs, items=items, naive_weeks=naive_weeks,
+                           rank_by=rank_by)
         run = start_run(store, "backtest", result.parameters)
         with store.transaction():
             store.write_result("backtests", result.scores, run.run_id)
