@@ -190,6 +190,16 @@ def test_assignment_frame_gives_same_result_as_design(sim):
     assert (r2.start, r2.end) == (design.start, design.end - dt.timedelta(days=6))
 
 
+def test_pre_weeks_limits_the_pre_period(sim):
+    design, hist, test, _ = sim
+    cut = design.start - dt.timedelta(weeks=3)
+    short = analyze_experiment(design, test, hist, pre_weeks=3)
+    same = analyze_experiment(design, test, hist.filter(pl.col("date") >= cut))
+    assert short.pre_weeks == 3
+    assert short.table.equals(same.table)
+    assert not short.table.equals(analyze_experiment(design, test, hist).table)
+
+
 def test_srm_flags_lost_units(sim):
     design, hist, test, _ = sim
     ok = analyze_experiment(design, test, hist).srm

@@ -142,6 +142,10 @@ def test_start_option_and_history_after_start_ignored(data):
     d = _design(data, start="2024-02-05")
     assert d.start == dt.date(2024, 2, 5)
     assert d.power_details["components"]["pre_weeks"] == 5
+    d4 = _design(data, pre_weeks=4)
+    assert d4.power_details["components"]["pre_weeks"] == 4
+    with pytest.raises(UsageError, match="pre_weeks"):
+        _design(data, pre_weeks=1)
     with pytest.raises(UsageError, match="not a Monday"):
         _design(data, start="2024-02-06")
     with pytest.raises(UsageError, match="ISO date"):

@@ -135,7 +135,8 @@ def analyze_experiment(design_or_assignment, test_sales: pl.DataFrame, pre_sales
                        *, observational: pl.DataFrame | None = None, alpha: float = 0.05,
                        cuped: bool = True, start: dt.date | str | None = None,
                        end: dt.date | str | None = None, name: str | None = None,
-                       srm_threshold: float = SRM_THRESHOLD) -> ExperimentAnalysis:
+                       srm_threshold: float = SRM_THRESHOLD,
+                       pre_weeks: int | None = None) -> ExperimentAnalysis:
     """Estimate the effects and elasticities of a randomised price test.
 
     Parameters
@@ -161,6 +162,9 @@ def analyze_experiment(design_or_assignment, test_sales: pl.DataFrame, pre_sales
         Experiment name for the summary.
     srm_threshold : float
         p-value below which the sample ratio is flagged as a mismatch.
+    pre_weeks : int, optional
+        Use only the last ``pre_weeks`` weeks before the start as the
+        pre-period (as in the design); default all pre-period rows.
 
     Returns
     -------
@@ -196,6 +200,10 @@ def analyze_experiment(design_or_assignment, test_sales: pl.DataFrame, pre_sales
         raise CheckFailed(f"no sales for the experiment's units in the test window "
                           f"{start.isoformat()} to {end.isoformat()}")
     pre = clean_sales(pre_sales, "pre-period sales").filter(pl.col("date") < start)
+    if pre_weeks is not None:
+        if isinstance(pre_weeks, bool) or not isinstance(pre_weeks, int) or pre_weeks < 1:
+            raise UsageError(f"pre_weeks must be a whole number >= 1, got {pre_weeks!r}")
+        pre = pre.filter(pl.col("date") >= start - dt.timedelta(weeks=pre_weeks))
     pre = pre.join(a.select(KEYS), on=KEYS, how="semi")
     if pre.select(pl.col("date").n_unique()).item() < 1:
         raise DataError(f"no pre-period sales for the experiment's units before "

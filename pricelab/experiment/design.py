@@ -198,7 +198,8 @@ def design_experiment(units: pl.DataFrame, history: pl.DataFrame, *, name: str,
                       cells: list[float], unit: str = "item-market",
                       stratify: list[str] | None = None, weeks: int, seed: int,
                       start: dt.date | str | None = None, mde: float | None = None,
-                      alpha: float = 0.05, power: float = 0.8) -> ExperimentDesign:
+                      alpha: float = 0.05, power: float = 0.8,
+                      pre_weeks: int | None = None) -> ExperimentDesign:
     """Design a randomised price test: stratified assignment, balance and power.
 
     Parameters
@@ -227,6 +228,10 @@ def design_experiment(units: pl.DataFrame, history: pl.DataFrame, *, name: str,
         Target minimum detectable change in units, in percent: adds the weeks needed.
     alpha, power : float
         Two-sided significance level and target power.
+    pre_weeks : int, optional
+        Use only the last ``pre_weeks`` weeks before ``start`` as the pre-period
+        (balance, variance components, CUPED); default all of ``history``.
+        Pass the same value to :func:`analyze_experiment`.
 
     Returns
     -------
@@ -267,6 +272,10 @@ def design_experiment(units: pl.DataFrame, history: pl.DataFrame, *, name: str,
         first = _as_date(start)
     start = first
     hist = hist.filter(pl.col("date") < first)
+    if pre_weeks is not None:
+        if isinstance(pre_weeks, bool) or not isinstance(pre_weeks, int) or pre_weeks < 2:
+            raise UsageError(f"pre_weeks must be a whole number >= 2, got {pre_weeks!r}")
+        hist = hist.filter(pl.col("date") >= first - dt.timedelta(weeks=pre_weeks))
     assigned = randomise(_strata(units, stratify, unit), cells, seed)
     assignment = (units.join(assigned, on="unit_id", how="left")
                   .with_columns((pl.col("current_price") * (1 + pl.col("price_change_pct") / 100))
