@@ -20,8 +20,8 @@ PALETTE = ("#1f4e79", "#c0504d", "#4f8a3c", "#8064a2", "#d08a1b", "#2c9fa5", "#7
 DPI = 100
 
 
-def _figure(width: float, height: float) -> Figure:
-    fig = Figure(figsize=(width, height), dpi=DPI, layout="constrained")
+def _figure(width: float, height: float, *, constrained: bool = True) -> Figure:
+    fig = Figure(figsize=(width, height), dpi=DPI, layout="constrained" if constrained else None)
     FigureCanvasAgg(fig)
     return fig
 
@@ -152,12 +152,15 @@ def demand_profit_curves(rows: pl.DataFrame, currency_of: dict[str, str]) -> byt
     n = rows.height
     cols = min(3, n)
     grid_rows = -(-n // cols)
-    fig = _figure(3.4 * cols, 4.6 * grid_rows)
-    sub = fig.add_gridspec(2 * grid_rows, cols, hspace=0.05)
+    fig = _figure(3.4 * cols, 4.6 * grid_rows, constrained=False)  # fixed layout: 12 axes
+    outer = fig.add_gridspec(grid_rows, cols, left=0.075, right=0.985, top=1 - 0.3 / grid_rows
+                             / 4.6 * 1.6, bottom=0.45 / (4.6 * grid_rows), wspace=0.38,
+                             hspace=0.3)
     for k, r in enumerate(rows.iter_rows(named=True)):
         gi, gj = divmod(k, cols)
-        axq = fig.add_subplot(sub[2 * gi, gj])
-        axp = fig.add_subplot(sub[2 * gi + 1, gj], sharex=axq)
+        inner = outer[gi, gj].subgridspec(2, 1, hspace=0.06)
+        axq = fig.add_subplot(inner[0])
+        axp = fig.add_subplot(inner[1], sharex=axq)
         pts = curve_points(r["current_price"], r["recommended_price"], r["baseline_quantity"],
                            r["elasticity"], r["unit_cost"])
         p = pts["price"]
