@@ -1,0 +1,105 @@
+"""Ingest benchmark: pricelab ingest of an N-row sales CSV vs DuckDB's own CTAS read_csv.
+
+    python benchmarks/bench_ingest.py --rows 1000000 [--repeat 3]
+
+Both run in this process on the same file; peak memory of pricelab's ingest is measured in a
+child process (ru_maxrss). Prints a JSON line with the times, the ratio and the peak memory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import polars as pl
+
+
+def make_csv(path: Path, rows: int, seed: int = 1) -> None:
+    """Weekly sales: rows / 52 item-markets x 52 weeks, contract columns."""
+    rng = np.random.default_rng(seed)
+    weeks = 52
+    groups = max(rows // weeks, 1)
+    start = dt.date(2024, 1, 1)
+    item = np.repeat(np.arange(groups) // 5, weeks)
+    market = np.repeat(np.arange(groups) % 5, weeks)
+    week = np.tile(np.arange(weeks), groups)
+    df = pl.DataFrame({
+        "item_id": [f"IT{i:07d}" for i in item],
+        "market": np.array(["US", "GB", "DE", "JP", "CN"])[market],
+        "date": [start + dt.timedelta(weeks=int(w)) for w in week],
+        "price": np.round(rng.uniform(50, 500, groups * weeks), 2),
+        "quantity": rng.poisson(3, groups * weeks),
+        "promo": rng.integers(0, 2, groups * weeks),
+        "unit_cost": np.round(rng.uniform(10, 40, groups * weeks), 2),
+    })
+    df.write_csv(path)
+
+
+def time_duckdb(csv: Path, work: Path) -> float:
+    db = work / "ref.duckdb"
+    db.unlink(missing_ok=True)
+    con = duckdb.connect(str(db))
+    t = time.perf_counter()
+    con.execute(f"CREATE TABLE sales AS SELECT * FROM read_csv('{csv}')").fetchall()
+    elapsed = time.perf_counter() - t
+    con.close()
+    return elapsed
+
+
+def time_pricelab(csv: Path, work: Path) -> float:
+    from pricelab import api
+
+    db = work / "pl.duckdb"
+    db.unlink(missing_ok=True)
+    t = time.perf_counter()
+    api.ingest(db, sales=csv)
+    return time.perf_counter() - t
+
+
+def peak_memory_mb(csv: Path, work: Path) -> float:
+    db = work / "mem.duckdb"
+    db.unlink(missing_ok=True)
+    code = (
+        "import resource,sys; from pricelab import api; "
+        f"api.ingest({str(db)!r}, sales={str(csv)!r}); "
+        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return int(out.stdout.strip().splitlines()[-1]) / 1024
+
+
+def main(argv: list[str] | None = None) -> dict[str, float]:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--rows", type=int, default=1_000_000)
+    ap.add_argument("--repeat", type=int, default=3)
+    args = ap.parse_args(argv)
+    with tempfile.TemporaryDirectory() as d:
+        work = Path(d)
+        csv = work / "sales.csv"
+        make_csv(csv, args.rows)
+        ref = [time_duckdb(csv, work) for _ in range(args.repeat)]
+        ours = [time_pricelab(csv, work) for _ in range(args.repeat)]
+        mem = peak_memory_mb(csv, work)
+    res = {
+        "benchmark": "ingest", "rows": args.rows,
+        "duckdb_ctas_s": statistics.median(ref), "pricelab_ingest_s": statistics.median(ours),
+        "ratio": statistics.median(ours) / statistics.median(ref), "peak_mb": mem,
+        "target": "ratio <= 2, peak < 2048 MB",
+    }
+    print(json.dumps(res))
+    return res
+
+
+if __name__ == "__main__":
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    main()
