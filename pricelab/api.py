@@ -574,3 +574,19 @@ def experiment_analyze(db: PathLike | None = None, *, name: str,
                                run.run_id)
             run.finish({"name": name, "pooled": analysis.pooled, "srm": analysis.srm})
         return analysis, run.run_id
+
+
+def _demo_simulate(db: PathLike) -> dict[str, Any]:
+    from pricelab._resources import sample_dir
+
+    path = sample_dir() / "scenario.yaml"
+    result = simulate(db, path, draws=500, seed=0)
+    lines = [f"what-if scenarios from {path.name} against the last 8 weeks (run {result.run_id})"]
+    for r in result.totals().iter_rows(named=True):
+        lines.append(f"  {r['scenario']}: profit {r['profit_delta_pct']:+.1f}% "
+                     f"(90% interval {r['profit_low']:,.0f} to {r['profit_high']:,.0f})")
+    lines.append(f"see: pricelab simulate --db {db} --scenario {path}")
+    return {"run_id": result.run_id, "lines": lines}
+
+
+_DEMO_STEPS.append(("simulate", _demo_simulate))

@@ -37,7 +37,7 @@ OutputOpt = Annotated[
 ]
 DebugOpt = Annotated[bool, typer.Option("--debug", help="Show tracebacks on errors.")]
 
-console = Console(soft_wrap=False)
+console = Console(soft_wrap=True)
 err_console = Console(stderr=True, soft_wrap=True)
 
 EXIT_INTERNAL = 3
