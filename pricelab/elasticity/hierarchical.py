@@ -1,23 +1,40 @@
-"""Empirical-Bayes partial pooling of per-group Poisson elasticities.
+"""Partial pooling of per-group Poisson elasticities, integrating over the between-group variance.
 
-Each group's Poisson estimate ``e_j`` (variance ``v_j``) is shrunk toward the mean
-``mu_L`` of its pooling level ``L`` (category × market, else brand × market, else
+Each group's Poisson estimate ``e_j`` (sampling variance ``v_j``) is shrunk toward the
+mean ``mu_L`` of its pooling level ``L`` (category × market, else brand × market, else
 market, else everything: the first level with at least ``min_members`` usable
-estimates), with the between-group variance ``tau²_L`` estimated by REML (the
-Viechtbauer fixed point of the random-effects meta-analysis model
-``e_j ~ N(mu_L, v_j + tau²_L)``), vectorised over levels with ``bincount``:
+estimates) under the normal hierarchical model ``e_j ~ N(theta_j, v_j)``,
+``theta_j ~ N(mu_L, tau_L²)`` with flat priors on ``mu_L`` and ``tau_L`` (Gelman et al.,
+*Bayesian Data Analysis*, 3rd ed., section 5.4). Each level has its own ``tau_L`` by
+default; ``tau="common"`` shares one ``tau`` by all levels of a layer (the usual
+random-slope mixed model): tighter when the spreads really are equal, but it under-covers
+when they are not or when the sampling variances are off by level (measured on sparse
+synthetic panels: per-level 95% coverage 0.92-0.98 over 20 seeds, common 0.72-0.99).
+Given ``tau``:
 
-    posterior mean = mu_L + B_j (e_j - mu_L),  B_j = tau²_L / (tau²_L + v_j)
-    posterior var  = B_j v_j + (1 - B_j)² Var(mu_L)
+    B_j = tau² / (tau² + v_j),   mu_hat = sum w_j e_j / sum w_j,   w_j = 1 / (v_j + tau²)
+    E[theta_j | tau] = mu_hat + B_j (e_j - mu_hat)
+    Var[theta_j | tau] = B_j v_j + (1 - B_j)² / sum w_j
+
+and ``p(tau | e)`` is the restricted (REML) likelihood
+``(sum w)^-1/2 prod (v_j + tau²)^-1/2 exp(-sum w_j (e_j - mu_hat)² / 2)``. The posterior
+mean and variance of ``theta_j`` average these over ``p(tau | e)`` on a grid (vectorised
+over levels with ``bincount``). Plugging in a single REML/moment estimate of ``tau²``
+instead ignores its uncertainty; when that estimate sits at or near 0 (frequent with
+sparse data and ~50 groups per level) every group is pulled onto the level mean with a
+far too small variance. Averaging over ``tau`` is the exact form of the Morris correction
+(the level-mean term ``(1 - B)² / sum w`` is the other half of it).
 
 ``v_j`` is the model-based (Fisher) variance scaled by the level's median ratio of
 robust to model variance when that exceeds 1 (overdispersion), which is more stable
 than each group's own sandwich on sparse data. A group without a usable estimate
-(no price variation, too few weeks, no sales, failed fit) gets the level prior
-``N(mu_L, tau²_L + Var(mu_L))``, flagged ``shrunk`` beside the reason.
+(no price variation, too few weeks, no sales, failed fit) gets the level's predictive
+distribution for a new member, flagged ``shrunk`` beside the reason.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 import polars as pl
@@ -26,6 +43,22 @@ from .design import Design
 from .groupfit import FLAG
 
 SHRUNK_WEIGHT = 0.25  # flag "shrunk" when the prior gets at least this weight
+GRID = 48             # grid points per level for tau (two passes: locate, then refine)
+_SPAN = 25.0          # log-density drop that bounds the refined grid
+
+
+@dataclass
+class LevelFit:
+    """Per-level posterior summaries and per-group posterior moments."""
+
+    mean: np.ndarray          # (n,) posterior mean of theta_j
+    var: np.ndarray           # (n,) posterior variance of theta_j
+    prior_weight: np.ndarray  # (n,) posterior mean of 1 - B_j
+    mu: np.ndarray            # (L,) posterior mean of mu_L
+    tau2: np.ndarray          # (L,) posterior mean of tau_L²
+    new_mean: np.ndarray      # (L,) predictive mean of a new member's theta
+    new_var: np.ndarray       # (L,) predictive variance of a new member's theta
+    count: np.ndarray         # (L,) usable estimates per level
 
 
 def level_chain(df: pl.DataFrame, pool: list[str] | None) -> list[list[str]]:
@@ -41,34 +74,128 @@ def level_chain(df: pl.DataFrame, pool: list[str] | None) -> list[list[str]]:
     return chain
 
 
-def reml(e: np.ndarray, v: np.ndarray, lvl: np.ndarray, L: int, iters: int = 200
-         ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Per-level REML ``(mu, tau2, var_mu, count)`` for estimates ``e`` with variances ``v``."""
+def _sum(lvl: np.ndarray, vals: np.ndarray, L: int) -> np.ndarray:
+    """Per-level sums of ``vals (n, K)`` -> ``(L, K)``."""
+    K = vals.shape[1]
+    idx = (lvl[:, None] * K + np.arange(K)[None, :]).ravel()
+    return np.bincount(idx, weights=vals.ravel(), minlength=L * K).reshape(L, K)
+
+
+def _log_post(e: np.ndarray, v: np.ndarray, lvl: np.ndarray, L: int, tau: np.ndarray
+              ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Log restricted likelihood on the grid ``tau (L, K)``; also ``mu_hat`` and ``sum w``."""
+    t2 = tau[lvl] ** 2
+    w = 1.0 / (v[:, None] + t2)
+    sw = _sum(lvl, w, L)
+    mu = _sum(lvl, w * e[:, None], L) / sw
+    q = _sum(lvl, w * (e[:, None] - mu[lvl]) ** 2 - np.log(w), L)
+    return -0.5 * (np.log(sw) + q), mu, sw
+
+
+def _joint(logp: np.ndarray, common: bool) -> np.ndarray:
+    """With a common ``tau`` every level gets the sum of the levels' log likelihoods."""
+    if not common:
+        return logp
+    total = logp.sum(axis=0)
+    return np.broadcast_to(total, logp.shape).copy()
+
+
+def _weights(logp: np.ndarray, tau: np.ndarray) -> np.ndarray:
+    """Normalised trapezoid weights of a density known up to a constant on each row's grid."""
+    p = np.exp(logp - logp.max(axis=1, keepdims=True))
+    h = np.diff(tau, axis=1)
+    trap = np.zeros_like(tau)
+    trap[:, :-1] += h / 2
+    trap[:, 1:] += h / 2
+    p = p * trap
+    s = p.sum(axis=1, keepdims=True)
+    flat = (s[:, 0] <= 0) | ~np.isfinite(s[:, 0])
+    p[flat] = 1.0 / tau.shape[1]
+    return p / np.where(flat[:, None], 1.0, s)
+
+
+def pool_level(e: np.ndarray, v: np.ndarray, lvl: np.ndarray, L: int, grid: int = GRID,
+               common_tau: bool = False) -> LevelFit:
+    """Posterior moments of ``theta_j`` for estimates ``e`` with variances ``v`` in levels ``lvl``.
+
+    Parameters
+    ----------
+    e, v:
+        Usable estimates and their sampling variances (finite, ``v > 0``).
+    lvl:
+        Level code per estimate, in ``0..L-1``.
+    L:
+        Number of levels.
+    grid:
+        Points of the ``tau`` grid per level (a coarse pass over ``[0, 5 sd(e)]`` locates
+        the posterior, a second pass of the same size refines it).
+    common_tau:
+        One ``tau`` shared by all levels (the usual mixed model: level means differ, the
+        spread around them is common), its posterior the product of the levels' restricted
+        likelihoods; ``False`` gives each level its own ``tau``.
+
+    Returns
+    -------
+    LevelFit
+        Per-level arrays have length ``L``; levels without estimates hold NaN.
+    """
+    present, lvl = np.unique(lvl, return_inverse=True)
+    fit = _pool(e, v, lvl, present.size, grid, common_tau)
+    for name in ("mu", "tau2", "new_mean", "new_var", "count"):
+        full = np.full(L, 0.0 if name == "count" else np.nan)
+        full[present] = getattr(fit, name)
+        setattr(fit, name, full)
+    return fit
+
+
+def _pool(e: np.ndarray, v: np.ndarray, lvl: np.ndarray, L: int, grid: int, common_tau: bool
+          ) -> LevelFit:
+    """:func:`pool_level` on compact level codes (every level has members)."""
     cnt = np.bincount(lvl, minlength=L).astype(float)
-    with np.errstate(divide="ignore", invalid="ignore"):
+    with np.errstate(divide="ignore", invalid="ignore"):  # levels of one member: s2 = 0
         m0 = np.bincount(lvl, weights=e, minlength=L) / cnt
         s2 = np.bincount(lvl, weights=(e - m0[lvl]) ** 2, minlength=L) / np.maximum(cnt - 1, 1)
-        tau2 = np.maximum(s2 - np.bincount(lvl, weights=v, minlength=L) / cnt, 0.0)
-        for _ in range(iters):
-            w = 1.0 / (v + tau2[lvl])
-            sw = np.bincount(lvl, weights=w, minlength=L)
-            mu = np.bincount(lvl, weights=w * e, minlength=L) / sw
-            w2 = w * w
-            num = np.bincount(lvl, weights=w2 * ((e - mu[lvl]) ** 2 - v), minlength=L)
-            new = np.maximum(num / np.bincount(lvl, weights=w2, minlength=L) + 1.0 / sw, 0.0)
-            if np.nanmax(np.abs(new - tau2), initial=0.0) < 1e-12:
-                tau2 = new
-                break
-            tau2 = new
-        w = 1.0 / (v + tau2[lvl])
-        sw = np.bincount(lvl, weights=w, minlength=L)
-        mu = np.bincount(lvl, weights=w * e, minlength=L) / sw
-    return mu, tau2, 1.0 / sw, cnt
+        vbar = np.bincount(lvl, weights=v, minlength=L) / cnt
+    top = 5.0 * np.sqrt(np.nan_to_num(np.maximum(s2, vbar)))
+    top = np.where(top > 0, top, 1.0)
+    if common_tau:
+        top = np.full(L, float(np.median(top)))
+    steps = np.linspace(0.0, 1.0, grid)[None, :]
+    tau = top[:, None] * steps
+    logp = _joint(_log_post(e, v, lvl, L, tau)[0], common_tau)
+    # refine: the part of [0, top] where the log density is within _SPAN of its maximum
+    inside = logp >= logp.max(axis=1, keepdims=True) - _SPAN
+    first = np.argmax(inside, axis=1)
+    last = grid - 1 - np.argmax(inside[:, ::-1], axis=1)
+    lo = tau[np.arange(L), np.maximum(first - 1, 0)]
+    hi = tau[np.arange(L), np.minimum(last + 1, grid - 1)]
+    tau = lo[:, None] + (hi - lo)[:, None] * steps
+    logp, mu, sw = _log_post(e, v, lvl, L, tau)
+    logp = _joint(logp, common_tau)
+    p = _weights(logp, tau)                                   # (L, K)
+    t2 = tau ** 2
+    B = t2[lvl] / (t2[lvl] + v[:, None])                      # (n, K)
+    m = mu[lvl] + B * (e[:, None] - mu[lvl])
+    s = B * v[:, None] + (1 - B) ** 2 / sw[lvl]
+    pj = p[lvl]
+    mean = (pj * m).sum(axis=1)
+    var = (pj * (s + m * m)).sum(axis=1) - mean ** 2
+    mu_mean = (p * mu).sum(axis=1)
+    new_var = (p * (t2 + 1.0 / sw + mu * mu)).sum(axis=1) - mu_mean ** 2
+    return LevelFit(mean=mean, var=np.maximum(var, 0.0), prior_weight=(pj * (1 - B)).sum(axis=1),
+                    mu=mu_mean, tau2=(p * t2).sum(axis=1), new_mean=mu_mean,
+                    new_var=np.maximum(new_var, 0.0), count=cnt)
 
 
 def shrink(out: dict[str, np.ndarray], d: Design, df: pl.DataFrame, pool: list[str] | None,
-           min_members: int = 3) -> tuple[dict[str, np.ndarray], list[list[str]]]:
-    """Replace per-group estimates by their empirical-Bayes posteriors (in place)."""
+           min_members: int = 3, tau: str = "level"
+           ) -> tuple[dict[str, np.ndarray], list[list[str]]]:
+    """Replace per-group estimates by their hierarchical posteriors (in place).
+
+    ``tau="level"`` estimates the between-group spread per level (e.g. per category ×
+    market), ``"common"`` shares it by all levels of one pooling layer. Returns the
+    updated ``out`` and the pooling levels that were used.
+    """
     G = d.n_groups
     first = np.flatnonzero(np.r_[True, np.diff(d.codes) != 0])
     attrs = d.frame[first]
@@ -92,20 +219,26 @@ def shrink(out: dict[str, np.ndarray], d: Design, df: pl.DataFrame, pool: list[s
             continue
         sel = usable & okl
         cnt_all = np.bincount(lvl[sel], minlength=L)
-        phi = np.ones(L)
-        for li in np.flatnonzero(cnt_all > 0):
-            phi[li] = max(1.0, float(np.median(ratio[sel][lvl[sel] == li])))
-        v = out["model_var"] * phi[np.where(okl, lvl, 0)]
-        mu, tau2, var_mu, cnt = reml(e[sel], v[sel], lvl[sel], L)
-        good_level = (cnt >= min_members) & np.isfinite(mu) & np.isfinite(tau2)
+        good_level = cnt_all >= min_members
         take = ~assigned & okl & good_level[np.where(okl, lvl, 0)]
-        li = lvl[take]
-        has = usable[take]
-        B = np.where(has, tau2[li] / (tau2[li] + np.where(has, v[take], 1.0)), 0.0)
-        ej = np.where(has, e[take], 0.0)
-        post[take] = mu[li] + B * (ej - mu[li])
-        pvar[take] = np.where(has, B * v[take] + (1 - B) ** 2 * var_mu[li], tau2[li] + var_mu[li])
-        weight_prior[take] = 1 - B
+        if not take.any():
+            continue
+        fit_rows = sel & good_level[np.where(okl, lvl, 0)]
+        phi = np.ones(L)
+        for li in np.flatnonzero(good_level):
+            phi[li] = max(1.0, float(np.median(ratio[fit_rows][lvl[fit_rows] == li])))
+        v = out["model_var"] * phi[np.where(okl, lvl, 0)]
+        fit = pool_level(e[fit_rows], v[fit_rows], lvl[fit_rows], L, common_tau=tau == "common")
+        pos = np.full(G, -1)
+        pos[fit_rows] = np.arange(int(fit_rows.sum()))
+        own = take & fit_rows
+        post[own] = fit.mean[pos[own]]
+        pvar[own] = fit.var[pos[own]]
+        weight_prior[own] = fit.prior_weight[pos[own]]
+        new = take & ~fit_rows
+        post[new] = fit.new_mean[lvl[new]]
+        pvar[new] = fit.new_var[lvl[new]]
+        weight_prior[new] = 1.0
         assigned |= take
     shifted = np.where(np.isfinite(post) & np.isfinite(e), e - post, 0.0)
     params = out["params"]

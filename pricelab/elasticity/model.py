@@ -41,7 +41,7 @@ def estimate(sales: pl.DataFrame, *, model: str = "hierarchical",
              slope: str = "item", controls: str | Sequence[str] | None = "default",
              fixed_effects: Sequence[str] | None = None, se: str = "HC1", alpha: float = 0.05,
              min_obs: int = 8, iv_method: str = "2sls", pool_by: Sequence[str] | None = None,
-             max_cells: float = 4e6) -> ElasticityResults:
+             tau: str = "level", max_cells: float = 4e6) -> ElasticityResults:
     """Estimate constant price elasticities per group.
 
     Parameters
@@ -77,6 +77,9 @@ def estimate(sales: pl.DataFrame, *, model: str = "hierarchical",
     pool_by:
         ``panel``/``hierarchical``: the pooling level (default category × market when
         ``items`` has a category, else market).
+    tau:
+        ``hierarchical`` only: ``level`` (a between-group spread per pooling level, e.g.
+        per category × market; integrated over its posterior) or ``common`` (one per layer).
 
     Returns
     -------
@@ -95,6 +98,8 @@ def estimate(sales: pl.DataFrame, *, model: str = "hierarchical",
         raise UsageError(f"unknown se '{se}'; choose one of {', '.join(SE_TYPES)}")
     if slope not in ("item", "common"):
         raise UsageError(f"unknown slope '{slope}'; choose item or common")
+    if tau not in ("common", "level"):
+        raise UsageError(f"unknown tau '{tau}'; choose common or level")
     if not 0 < alpha < 1:
         raise UsageError(f"alpha must be in (0, 1), got {alpha}")
     by_cols = _norm_by(by)
@@ -140,8 +145,8 @@ def estimate(sales: pl.DataFrame, *, model: str = "hierarchical",
         if model == "hierarchical":
             from .hierarchical import shrink
             pool = list(pool_by) if pool_by else None
-            out, used = shrink(out, d, df, pool)
-            params["pool_by"] = used
+            out, used = shrink(out, d, df, pool, tau=tau)
+            params.update(pool_by=used, tau=tau)
     params["origin"] = str(d.origin) if d.origin is not None else None
     return _wrap(out, d.keys, d.names, model, method, params, alpha)
 
