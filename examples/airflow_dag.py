@@ -1,0 +1,141 @@
+"""Airflow DAG: the nightly pricelab pipeline, one task per CLI command.
+
+ingest -> validate -> estimate -> optimize -> report -> monitor, each a subprocess call of the
+``pricelab`` CLI against one DuckDB file. Exit codes (the pricelab contract) become Airflow
+outcomes:
+
+====  ===============================================  =======================================
+code  meaning                                          Airflow outcome
+====  ===============================================  =======================================
+0     success                                          task succeeds
+1     a check failed (validation errors, infeasible    task fails, no retry
+      plan, monitoring alert)                          (``AirflowFailException``)
+2     bad usage or input (unreadable file, bad data)   task fails, no retry -- except "database
+                                                       is locked", which is retried
+3     internal error (rerun with --debug, report it)   task fails and is retried
+      anything else (killed, out of memory)            task fails and is retried
+====  ===============================================  =======================================
+
+The file imports without Airflow (the DAG is then ``None``), so its helpers can be tested and
+reused by other schedulers. Settings come from Airflow Variables or the environment:
+``PRICELAB_DB``, ``PRICELAB_DATA_DIR``, ``PRICELAB_CONSTRAINTS``, ``PRICELAB_REPORT_DIR``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import shlex
+import subprocess
+import sys
+from dataclasses import dataclass
+
+try:  # Airflow is optional: without it this module still imports (dag = None)
+    from airflow import DAG
+    from airflow.exceptions import AirflowException, AirflowFailException
+
+    try:
+        from airflow.providers.standard.operators.python import PythonOperator  # Airflow 3
+    except ImportError:
+        from airflow.operators.python import PythonOperator  # Airflow 2
+    AIRFLOW_AVAILABLE = True
+except ImportError:
+    AIRFLOW_AVAILABLE = False
+
+    class AirflowException(Exception):  # type: ignore[no-redef]
+        """Stand-in when Airflow is not installed: a failure that may be retried."""
+
+    class AirflowFailException(AirflowException):  # type: ignore[no-redef]
+        """Stand-in when Airflow is not installed: a failure that must not be retried."""
+
+
+PRICELAB = os.environ.get("PRICELAB_COMMAND", f"{shlex.quote(sys.executable)} -m pricelab")
+DB = os.environ.get("PRICELAB_DB", "/data/pricelab/pricelab.duckdb")
+DATA_DIR = os.environ.get("PRICELAB_DATA_DIR", "/data/pricelab/incoming")
+CONSTRAINTS = os.environ.get("PRICELAB_CONSTRAINTS", "/data/pricelab/constraints.yaml")
+REPORT_DIR = os.environ.get("PRICELAB_REPORT_DIR", "/data/pricelab/reports")
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a pricelab exit code means for the scheduler."""
+
+    ok: bool
+    retry: bool
+    reason: str
+
+
+def classify(returncode: int, stderr: str = "") -> Outcome:
+    """Map a pricelab exit code (and its stderr) to success / fail / retry."""
+    if returncode == 0:
+        return Outcome(True, False, "success")
+    if returncode == 1:
+        return Outcome(False, False, "a check failed (validation, infeasible plan or alert)")
+    if returncode == 2:
+        if "database is locked" in stderr:
+            return Outcome(False, True, "database locked by another process")
+        return Outcome(False, False, "bad usage or input")
+    if returncode == 3:
+        return Outcome(False, True, "internal error")
+    return Outcome(False, True, f"killed or crashed (exit {returncode})")
+
+
+def steps(db: str = DB, data_dir: str = DATA_DIR, constraints: str = CONSTRAINTS,
+          report_dir: str = REPORT_DIR, as_of: str = "{{ ds }}") -> list[tuple[str, list[str]]]:
+    """(task id, pricelab arguments) of the pipeline, in order."""
+    return [
+        ("ingest", ["ingest", "--db", db, "--sales", f"{data_dir}/sales.csv",
+                    "--items", f"{data_dir}/items.csv", "--replace"]),
+        ("validate", ["validate", "--db", db]),
+        ("estimate", ["estimate", "--db", db, "--model", "hierarchical"]),
+        ("optimize", ["optimize", "--db", db, "--constraints", constraints]),
+        ("report", ["report", "--db", db, "--output", f"{report_dir}/pricelab-{as_of}.html"]),
+        ("monitor", ["monitor", "--db", db, "--as-of", as_of, "--json"]),
+    ]
+
+
+def run_step(args: list[str], command: str = PRICELAB, timeout: float = 3 * 3600) -> str:
+    """Run ``pricelab ARGS``; return its stdout or raise the exception its exit code calls for.
+
+    Raises
+    ------
+    AirflowFailException
+        Exit 1 or 2: retrying cannot help (the message carries pricelab's error line).
+    AirflowException
+        Exit 3, a locked database, or a crash: Airflow retries per the task's ``retries``.
+    """
+    proc = subprocess.run([*shlex.split(command), *args], capture_output=True, text=True,
+                          timeout=timeout, check=False)
+    sys.stdout.write(proc.stdout)
+    sys.stderr.write(proc.stderr)
+    outcome = classify(proc.returncode, proc.stderr)
+    if outcome.ok:
+        return proc.stdout
+    first = (proc.stderr.strip().splitlines() or [""])[0]
+    message = f"pricelab {args[0]} exit {proc.returncode}: {outcome.reason}: {first}"
+    raise (AirflowException if outcome.retry else AirflowFailException)(message)
+
+
+def build_dag():  # noqa: ANN201 - returns an airflow DAG
+    """The nightly DAG (needs Airflow)."""
+    with DAG(
+        dag_id="pricelab_nightly",
+        description="ingest -> validate -> estimate -> optimize -> report -> monitor",
+        schedule="0 3 * * *",
+        start_date=dt.datetime(2024, 1, 1),
+        catchup=False,
+        max_active_runs=1,  # one writer per DuckDB file
+        default_args={"retries": 2, "retry_delay": dt.timedelta(minutes=10)},
+        tags=["pricelab"],
+    ) as nightly:
+        previous = None
+        for task_id, args in steps():
+            task = PythonOperator(task_id=task_id, python_callable=run_step,
+                                  op_kwargs={"args": args})  # op_kwargs is templated: {{ ds }}
+            if previous is not None:
+                previous >> task
+            previous = task
+    return nightly
+
+
+dag = build_dag() if AIRFLOW_AVAILABLE else None
