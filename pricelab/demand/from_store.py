@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import polars as pl
 
-from pricelab.errors import EmptyStoreError, NotFoundError
+from pricelab.errors import NotFoundError
 from pricelab.store.db import Store
 from pricelab.store.loaders import load_markets
-from pricelab.store.runs import latest_run
+from pricelab.store.runs import resolve_estimates
 
 BASE_SQL = """
 WITH horizon AS (SELECT max(date) AS last_week FROM sales),
@@ -30,28 +30,6 @@ SELECT w.item_id, w.market, w.date, w.price, w.quantity, w.unit_cost, c.current_
 FROM win w JOIN cur c USING (item_id, market)
 ORDER BY w.item_id, w.market, w.date
 """
-
-
-def resolve_estimates(store: Store, estimates: str | None) -> str:
-    """The estimate run to use: the given id, else the production one, else the latest."""
-    if estimates not in (None, "latest", "production"):
-        rows = store.execute("SELECT command FROM runs WHERE run_id = ?", [estimates])
-        if not rows:
-            raise NotFoundError(f"estimate run {estimates!r} not found; see 'pricelab runs list'")
-        if rows[0][0] != "estimate":
-            raise NotFoundError(f"run {estimates!r} is a {rows[0][0]} run, not an estimate run")
-        return str(estimates)
-    if estimates != "latest" and store.has_table("registry"):
-        rows = store.execute(
-            "SELECT run_id FROM registry WHERE stage = 'production' ORDER BY promoted_at DESC LIMIT 1"
-        )
-        if rows:
-            return str(rows[0][0])
-    run = latest_run(store, "estimate")
-    if run is None:
-        raise EmptyStoreError(
-            f"{store.path}: no estimate run yet; run 'pricelab estimate --db {store.path}' first")
-    return run
 
 
 def demand_from_store(store: Store, *, estimates: str | None = None,

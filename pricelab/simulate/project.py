@@ -16,6 +16,7 @@ import polars as pl
 
 from pricelab.errors import NotFoundError, UsageError
 from pricelab.store import Store, latest_run
+from pricelab.store.runs import resolve_estimates  # noqa: F401 - one rule for optimize, simulate, report
 
 from .scenario import Change, Scenario
 
@@ -120,31 +121,6 @@ def baseline(store: Store, weeks: int, *, estimates_run: str | None = None,
     ORDER BY b.item_id, b.market
     """
     return store.query(sql, params)
-
-
-def resolve_estimates(store: Store, estimates: str | None) -> str:
-    """The ``estimate`` run to use, as the optimizer chooses it.
-
-    ``estimates`` if it is a run id; with None the run promoted to production (table
-    ``registry``) when there is one, else the newest; ``latest``: the newest.
-    """
-    if estimates is None and store.has_table("registry"):
-        rows = store.execute("SELECT run_id FROM registry WHERE stage = 'production' "
-                             "ORDER BY promoted_at DESC LIMIT 1")
-        if rows:
-            return str(rows[0][0])
-    if estimates in (None, "latest"):
-        run = latest_run(store, "estimate")
-        if run is None:
-            raise NotFoundError("no elasticity estimates in the database; "
-                                "run 'pricelab estimate' first or pass --estimates RUN_ID")
-        return run
-    rows = store.execute("SELECT command FROM runs WHERE run_id = ?", [estimates])
-    if not rows:
-        raise NotFoundError(f"estimate run {estimates!r} not found; see 'pricelab runs list'")
-    if rows[0][0] != "estimate":
-        raise UsageError(f"run {estimates!r} is a '{rows[0][0]}' run, not an estimate run")
-    return str(estimates)
 
 
 def resolve_plan(store: Store, ref: str) -> tuple[str, pl.DataFrame]:

@@ -14,7 +14,7 @@ from typing import Any
 
 import polars as pl
 
-from pricelab.errors import NotFoundError
+from pricelab.errors import EmptyStoreError, NotFoundError, UsageError
 from pricelab.store.db import Store, _ident
 from pricelab.store.schema import INPUT_TABLES
 
@@ -135,3 +135,25 @@ def get_run(store: Store, run_id: str) -> dict[str, Any]:
         if rec.get(key):
             rec[key] = json.loads(rec[key])
     return rec
+
+
+def resolve_estimates(store: Store, estimates: str | None) -> str:
+    """The estimate run to use: the given id, else the production one, else the latest."""
+    if estimates not in (None, "latest", "production"):
+        rows = store.execute("SELECT command FROM runs WHERE run_id = ?", [estimates])
+        if not rows:
+            raise NotFoundError(f"estimate run {estimates!r} not found; see 'pricelab runs list'")
+        if rows[0][0] != "estimate":
+            raise UsageError(f"run {estimates!r} is a {rows[0][0]} run, not an estimate run")
+        return str(estimates)
+    if estimates != "latest" and store.has_table("registry"):
+        rows = store.execute(
+            "SELECT run_id FROM registry WHERE stage = 'production' ORDER BY promoted_at DESC LIMIT 1"
+        )
+        if rows:
+            return str(rows[0][0])
+    run = latest_run(store, "estimate")
+    if run is None:
+        raise EmptyStoreError(
+            f"{store.path}: no estimate run yet; run 'pricelab estimate --db {store.path}' first")
+    return run
