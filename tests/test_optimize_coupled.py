@@ -56,7 +56,7 @@ def test_ladder_with_parity_matches_enumeration(ladder):
     assert all(np.isclose(((r - off) / sp) % 1, 0, atol=1e-9) or
                np.isclose(((r - off) / sp) % 1, 1, atol=1e-9) for r in rec)
     assert np.isclose(plan.objective, best, rtol=1e-9)
-    assert plan.gap <= 1e-3 and "candidate MILP" in plan.formulation
+    assert plan.gap <= 1e-3 and "ladder" in plan.formulation
 
 
 def test_volume_floor_with_ladder_matches_enumeration():

@@ -15,50 +15,74 @@ import scipy.sparse as sp
 from scipy.optimize import Bounds, LinearConstraint, milp
 
 from pricelab.errors import SolverError, UsageError
-from pricelab.optimize.closed_form import unconstrained_price
+from pricelab.optimize.closed_form import argmax_interval
 from pricelab.optimize.problem import Problem
 
 MAX_CANDIDATES = 400
 
 
 def ladder_points(lo: float, hi: float, spacing: float, offset: float) -> np.ndarray:
-    """Ladder prices k * spacing + offset inside [lo, hi] (with a 1e-9 tolerance)."""
+    """Positive ladder prices k * spacing + offset inside [lo, hi] (with a 1e-9 tolerance)."""
     tol = 1e-9 * max(1.0, abs(hi) if np.isfinite(hi) else abs(lo))
-    k0 = np.ceil((lo - offset - tol) / spacing)
+    k0 = max(np.ceil((lo - offset - tol) / spacing), np.floor(-offset / spacing) + 1)
     k1 = np.floor((hi - offset + tol) / spacing)
     if k1 - k0 + 1 > MAX_CANDIDATES:
         return np.full(MAX_CANDIDATES + 1, np.nan)
     return np.arange(k0, k1 + 1) * spacing + offset
 
 
+def search_window(prob: Problem) -> tuple[np.ndarray, np.ndarray]:
+    """Finite price range searched per row: [lo, hi], with open ends closed.
+
+    A missing cap becomes max(2 p0, 2 p*, 2 lo) and a missing floor min(p0, p*) / 4,
+    where p* is the row's own optimum; rows with both limits keep them exactly.
+    """
+    ps = argmax_interval(prob.lo, prob.hi, prob.cost, prob.p0, prob.q0, prob.e)
+    ref = np.where(np.isfinite(ps) & (ps > 0), ps, prob.p0)
+    top = np.where(np.isfinite(prob.hi), prob.hi,
+                   np.maximum.reduce([2 * prob.p0, 2 * ref, 2 * prob.lo]))
+    bottom = np.where(prob.lo > 0, prob.lo, np.minimum(prob.p0, ref) / 4)
+    return bottom, top
+
+
 def candidate_matrix(prob: Problem, n_grid: int = 25) -> np.ndarray:
-    """(n, K) candidate prices, NaN-padded: ladder points, or a grid plus key prices."""
-    cols: list[np.ndarray] = []
-    ps = unconstrained_price(prob.cost, prob.e)
-    for i in range(prob.n):
-        lo, hi = prob.lo[i], prob.hi[i]
-        if not np.isnan(prob.ladder_spacing[i]):
-            pts = ladder_points(lo, hi, prob.ladder_spacing[i], prob.ladder_offset[i])
-            if pts.size > MAX_CANDIDATES:
-                raise UsageError(f"{prob.label(i)}: ladder step {prob.ladder_spacing[i]:g} gives "
-                                 f"more than {MAX_CANDIDATES} prices between {lo:.2f} and "
-                                 f"{hi:.2f}; use a coarser step (override per market)")
-            pts = np.clip(pts, lo, hi) if pts.size else pts
-        elif lo == hi:
-            pts = np.array([lo])
-        else:
-            top = hi if np.isfinite(hi) else max(2 * ps[i] if np.isfinite(ps[i]) else 0,
-                                                 2 * prob.p0[i], 2 * lo)
-            base = max(lo, 1e-6 * prob.p0[i])
-            grid = base * (top / base) ** np.linspace(0, 1, n_grid)
-            extra = [x for x in (prob.p0[i], ps[i]) if lo <= x <= top]
-            pts = np.unique(np.concatenate([grid, extra]))
-        cols.append(pts)
-    k = max((c.size for c in cols), default=1)
-    out = np.full((prob.n, max(k, 1)), np.nan)
-    for i, c in enumerate(cols):
-        out[i, : c.size] = c
-    return out
+    """(n, K) candidate prices, NaN-padded: ladder points, or a grid plus key prices.
+
+    Ladder rows get every positive ladder point in their window; other rows a geometric
+    grid of ``n_grid`` prices plus their current price and own optimum; fixed rows
+    (lo == hi) their one price. Vectorised over rows.
+    """
+    lo, hi = search_window(prob)
+    lad = ~np.isnan(prob.ladder_spacing)
+    s = np.where(lad, prob.ladder_spacing, 1.0)
+    off = np.where(lad, prob.ladder_offset, 0.0)
+    tol = 1e-9 * np.maximum(1.0, hi)
+    k0 = np.maximum(np.ceil((lo - off - tol) / s), np.floor(-off / s) + 1)
+    k1 = np.floor((hi - off + tol) / s)
+    cnt = np.where(lad, np.maximum(k1 - k0 + 1, 0), 0).astype(np.int64)
+    too_many = np.flatnonzero(cnt > MAX_CANDIDATES)
+    if too_many.size:
+        i = too_many[0]
+        raise UsageError(f"{prob.label(i)}: ladder step {prob.ladder_spacing[i]:g} gives "
+                         f"more than {MAX_CANDIDATES} prices between {lo[i]:.2f} and "
+                         f"{hi[i]:.2f}; use a coarser step or tighter bounds (override per "
+                         "market)")
+    K = max(int(cnt.max(initial=0)), n_grid + 2, 1)
+    j = np.arange(K)[None, :]
+    ladder = np.where(j < cnt[:, None], (k0[:, None] + j) * s[:, None] + off[:, None], np.nan)
+    ladder = np.clip(ladder, prob.lo[:, None], prob.hi[:, None])
+    g = np.linspace(0.0, 1.0, n_grid)[None, :]
+    grid = lo[:, None] * (hi / lo)[:, None] ** g
+    ps = argmax_interval(prob.lo, prob.hi, prob.cost, prob.p0, prob.q0, prob.e)
+    key = np.stack([np.where((prob.p0 >= lo) & (prob.p0 <= hi), prob.p0, np.nan),
+                    np.where((ps >= lo) & (ps <= hi), ps, np.nan)], axis=1)
+    free = np.sort(np.concatenate([grid, key], axis=1), axis=1)
+    free = np.concatenate([free, np.full((prob.n, K - free.shape[1]), np.nan)], axis=1)
+    fixed = np.where(j == 0, prob.lo[:, None], np.nan)
+    out = np.where(lad[:, None], ladder, np.where((prob.lo == prob.hi)[:, None], fixed, free))
+    keep = ~np.all(np.isnan(out), axis=0)
+    keep[0] = True
+    return out[:, keep]
 
 
 @dataclass
@@ -87,7 +111,8 @@ def solve_milp(prob: Problem, P: np.ndarray, value: np.ndarray, *, parity_groups
     valid = ~np.isnan(P)
     ri, ki = np.nonzero(valid)
     nx = ri.size
-    scale = max(float(np.abs(np.nan_to_num(value)).max(axis=1).mean()), 1e-12)
+    # objective in units of a typical row's value (robust to extreme candidates)
+    scale = max(float(np.nanmedian(np.where(valid, np.abs(value), np.nan))), 1e-12)
     Q = prob.quantity(np.where(valid, P, 1.0))[ri, ki]
     Pv = P[ri, ki]
     blocks: list[sp.csr_matrix] = []

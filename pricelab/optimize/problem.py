@@ -55,6 +55,7 @@ class Problem:
     sources: dict[str, np.ndarray]  # each row-level limit: name -> (lo or hi) value
     settings: dict[str, np.ndarray]  # each constraint's setting per row (for messages)
     links: list[Linking] = field(default_factory=list)
+    ordering: list[tuple[np.ndarray, np.ndarray, float, str]] = field(default_factory=list)
     skipped: pl.DataFrame | None = None
 
     @property
@@ -81,11 +82,19 @@ class Problem:
         return x[:, None] if np.ndim(p) == 2 else x
 
     def quantity(self, p: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
-        """Weekly units at prices ``p``: shape (n,), (n, K), or (len(rows),) with ``rows``."""
+        """Weekly units at prices ``p``: shape (n,), (n, K), or (len(rows),) with ``rows``.
+
+        Open price limits (0 when nothing sets a floor, inf when nothing sets a cap) give
+        the limits of the demand curve, inf and 0 units, without evaluating 0 ** e.
+        """
         q0, p0, e = (self.q0, self.p0, self.e) if rows is None else (
             self.q0[rows], self.p0[rows], self.e[rows])
         r = self._rows
-        return r(q0, p) * (p / r(p0, p)) ** r(e, p)
+        ratio = np.asarray(p, dtype=float) / r(p0, p)
+        # limits of q0 * ratio**e (e < 0): infinite demand at price 0, none at an infinite price
+        inside = (ratio > 0) & np.isfinite(ratio)
+        q = r(q0, p) * np.where(inside, ratio, 1.0) ** r(e, p)
+        return np.where(inside, q, np.where(ratio > 0, 0.0, np.inf))
 
     def objective_value(self, p: np.ndarray) -> np.ndarray:
         """Per-row objective over the horizon at prices ``p`` ((n,) or (n, K)), base currency."""
@@ -166,10 +175,29 @@ def _rules_per_row(df: pl.DataFrame, cons: Constraints) -> list[Rules]:
     return out
 
 
+def _skip_empty_stock(df: pl.DataFrame, rules: list[Rules], skipped: pl.DataFrame,
+                      strict: bool) -> tuple[pl.DataFrame, list[Rules], pl.DataFrame]:
+    """Rows under ``inventory: true`` with stock 0: no finite price sells nothing, skip them."""
+    stock = df["stock"].to_numpy().astype(float)
+    empty = np.array([r.inventory for r in rules], dtype=bool) & (stock == 0)
+    if not empty.any():
+        return df, rules, skipped
+    why = "stock 0 under inventory: true (nothing to sell)"
+    bad = df.filter(pl.Series(empty)).select("item_id", "market")
+    if strict:
+        r = bad.row(0)
+        raise DataError(f"demand table: {bad.height} row(s) cannot be optimised, first "
+                        f"{r[0]}/{r[1]}: {why}")
+    skipped = pl.concat([skipped, bad.with_columns(pl.lit(why).alias("reason"))])
+    keep = ~empty
+    return df.filter(pl.Series(keep)), [r for r, k in zip(rules, keep, strict=True) if k], skipped
+
+
 def build_problem(demand: pl.DataFrame, cons: Constraints, *, strict: bool = False) -> Problem:
     """Validate the demand table and compute each row's price interval and links."""
     df, skipped = _prepare(demand, strict)
     rules = _rules_per_row(df, cons)
+    df, rules, skipped = _skip_empty_stock(df, rules, skipped, strict)
     n = df.height
     f = {c: df[c].to_numpy().astype(float) for c in
          ("elasticity", "base_price", "base_quantity", "unit_cost", "fx_rate", "stock")}
@@ -186,7 +214,7 @@ def build_problem(demand: pl.DataFrame, cons: Constraints, *, strict: bool = Fal
     has_pool = "stock_pool" in df.columns
     pool = df["stock_pool"].cast(pl.String).to_numpy() if has_pool else np.full(n, None)
     stock = f["stock"]
-    dedicated = inv & ~np.isnan(stock) & np.array([x is None for x in pool])
+    dedicated = inv & ~np.isnan(stock) & np.array([x is None for x in pool], dtype=bool)
     with np.errstate(divide="ignore", invalid="ignore"):
         lo_s = np.where(dedicated, p0 * (stock / (h * q0)) ** (1.0 / e), np.nan)
     sources = {

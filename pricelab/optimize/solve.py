@@ -19,6 +19,7 @@ from pricelab.optimize.binding import binding_labels
 from pricelab.optimize.candidates import candidate_matrix, solve_milp
 from pricelab.optimize.constraints import Constraints, load_constraints
 from pricelab.optimize.decompose import Responder, decompose
+from pricelab.optimize.ladder import ladder_prices, mixed_blocks
 from pricelab.optimize.plan import Plan
 from pricelab.optimize.problem import Problem, build_problem
 
@@ -60,11 +61,16 @@ def _check_feasible(prob: Problem, resp: Responder) -> None:
         dg.raise_infeasible(msgs)
 
 
-def _needs_milp(prob: Problem, risk: float | None) -> str | None:
+def _needs_milp(prob: Problem, resp: Responder, risk: float | None) -> str | None:
     if risk is not None:
         return "risk"
-    if (~np.isnan(prob.ladder_spacing)).any():
-        return "ladder"
+    if prob.ordering:
+        return "ordering"
+    ladder = (~np.isnan(prob.ladder_spacing)).any()
+    if ladder and prob.links:
+        return "ladder with " + ", ".join(dict.fromkeys(lk.kind for lk in prob.links))
+    if ladder and mixed_blocks(prob, resp.blocks):
+        return "ladder with parity across laddered and free markets"
     if any(lk.kind == "max_avg_change_pct" for lk in prob.links):
         return "max_avg_change_pct"
     vol = [lk.rows for lk in prob.links if lk.kind == "min_volume_pct"]
@@ -179,9 +185,19 @@ def optimize(demand: pl.DataFrame, constraints: str | dict | Constraints | None 
     _unbounded(prob)
     resp = Responder(prob)
     _check_feasible(prob, resp)
-    why = _needs_milp(prob, alpha)
+    why = _needs_milp(prob, resp, alpha)
     extra: dict = {}
-    if why is None:
+    if why is None and (~np.isnan(prob.ladder_spacing)).any():
+        p, msgs = ladder_prices(prob, resp.groups, resp.blocks, resp(prob.cost))
+        if msgs:
+            dg.raise_infeasible(msgs)
+        obj = float(prob.objective_value(p).sum())
+        gap, mult, status = 0.0, {}, "optimal"
+        form = "ladder: best point next to each clipped optimum" + (
+            "; parity band enumerated at every breakpoint" if resp.blocks is not None else "")
+        cert = "exhaustive enumeration, exact on the ladder"
+        labels = binding_labels(prob, p, parity_groups=resp.groups, milp=True)
+    elif why is None:
         dec = decompose(prob, resp)
         p = dec.prices
         obj = float(prob.objective_value(p).sum())
