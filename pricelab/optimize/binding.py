@@ -64,6 +64,11 @@ def binding_labels(prob: Problem, p: np.ndarray, *, parity_groups: np.ndarray,
             for i in lk.rows[moved[lk.rows]]:
                 if lk.kind not in labels[i]:
                     labels[i].append(lk.kind)
+    for lower, upper, f, _name in prob.ordering:
+        tight = p[upper] <= f * p[lower] * (1 + REL)
+        for i in np.concatenate([lower[tight], upper[tight]]):
+            if moved[i] and "ordering" not in labels[i]:
+                labels[i].append("ordering")
     if milp:
         for i in np.flatnonzero(~np.isnan(prob.ladder_spacing) & ~at_lo & ~at_hi):
             labels[i].append("ladder")

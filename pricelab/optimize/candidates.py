@@ -85,6 +85,31 @@ def candidate_matrix(prob: Problem, n_grid: int = 25) -> np.ndarray:
     return out[:, keep]
 
 
+def with_ordering_points(prob: Problem, P: np.ndarray) -> np.ndarray:
+    """Add the prices that make an ordering pair tight to free (non-ladder) rows.
+
+    Row u above row l gets f * (l's candidates) and l gets (u's candidates) / f, inside
+    their limits, so a plan where the ordering binds is on the candidate set.
+    """
+    free = np.isnan(prob.ladder_spacing) & (prob.lo != prob.hi)
+    extra: list[tuple[np.ndarray, np.ndarray]] = []
+    for lower, upper, f, _name in prob.ordering:
+        for dst, src, mult in ((upper, lower, f), (lower, upper, 1.0 / f)):
+            m = free[dst]
+            if m.any():
+                extra.append((dst[m], P[src[m]] * mult))
+    if not extra:
+        return P
+    add = np.full((prob.n, sum(x.shape[1] for _, x in extra)), np.nan)
+    col = 0
+    for rows, vals in extra:
+        inside = (vals >= prob.lo[rows, None]) & (vals <= prob.hi[rows, None])
+        add[rows, col:col + vals.shape[1]] = np.where(inside, vals, np.nan)
+        col += vals.shape[1]
+    out = np.sort(np.concatenate([P, add], axis=1), axis=1)
+    return out[:, ~np.all(np.isnan(out), axis=0)]
+
+
 @dataclass
 class MilpResult:
     """Chosen prices and certificates of the candidate MILP."""
@@ -141,6 +166,19 @@ def solve_milp(prob: Problem, P: np.ndarray, value: np.ndarray, *, parity_groups
             add(np.zeros(m.sum(), int), np.flatnonzero(m), (w[ri] * Pv / prob.p0[ri])[m], 1,
                 [1 - x], [1 + x])
         link_rows.append(lk.name)
+    if prob.ordering:
+        colmap = np.full((n, K), -1, dtype=np.int64)
+        colmap[ri, ki] = np.arange(nx)
+        for lower, upper, f, _name in prob.ordering:
+            # sum_k P[u,k] x[u,k] - f sum_k P[l,k] x[l,k] >= 0, scaled by p0[l]
+            R_, C_, V_ = [], [], []
+            for rows, sign in ((upper, 1.0), (lower, -f)):
+                pi, kk = np.nonzero(valid[rows])
+                R_.append(pi)
+                C_.append(colmap[rows[pi], kk])
+                V_.append(sign * P[rows[pi], kk] / prob.p0[lower[pi]])
+            add(np.concatenate(R_), np.concatenate(C_), np.concatenate(V_), lower.size,
+                np.zeros(lower.size), np.full(lower.size, np.inf))
     ng = int(parity_groups.max()) + 1 if (parity_groups >= 0).any() else 0
     if ng:
         m = parity_groups[ri] >= 0

@@ -20,7 +20,7 @@ from pricelab.errors import ConfigError
 
 TOP_KEYS = (
     "objective", "horizon_weeks", "bounds", "min_margin_pct", "parity", "ladder",
-    "inventory", "min_volume_pct", "max_avg_change_pct", "frozen", "overrides",
+    "inventory", "min_volume_pct", "max_avg_change_pct", "frozen", "overrides", "ordering",
 )
 OVERRIDE_KEYS = ("where", "bounds", "min_margin_pct", "parity", "ladder", "inventory",
                  "min_volume_pct", "max_avg_change_pct", "frozen")
@@ -55,6 +55,20 @@ class Ladder:
     def offset(self) -> float:
         """Price points are ``k * spacing + offset`` for integer k >= 0."""
         return float(self.ending or 0.0)
+
+
+@dataclass(frozen=True)
+class Ordering:
+    """Good-better-best: within each market, prices rise along ``items`` by >= min_step_pct."""
+
+    items: tuple[str, ...]
+    min_step_pct: float = 0.0
+    line: int | None = None
+
+    @property
+    def name(self) -> str:
+        """``ordering A < B < C (min_step_pct 5)`` for messages."""
+        return f"ordering {' < '.join(self.items)} (min_step_pct {self.min_step_pct:g})"
 
 
 @dataclass(frozen=True)
@@ -99,6 +113,7 @@ class Constraints:
     max_avg_change_pct: float | None = None
     frozen_items: tuple[str, ...] = ()
     overrides: tuple[Override, ...] = ()
+    ordering: tuple[Ordering, ...] = ()
     source: str = "<dict>"
 
     def rules_for(self, active: dict[str, Any]) -> Rules:
@@ -268,7 +283,30 @@ def _from_dict(d: Any, ctx: _Ctx) -> Constraints:
     return Constraints(
         objective=obj, horizon_weeks=horizon, rules=rules,
         min_volume_pct=s.get("min_volume_pct"), max_avg_change_pct=s.get("max_avg_change_pct"),
-        frozen_items=frozen_items, overrides=tuple(overrides), source=ctx.source)
+        frozen_items=frozen_items, overrides=tuple(overrides),
+        ordering=_orderings(ctx, d.get("ordering")), source=ctx.source)
+
+
+def _orderings(ctx: _Ctx, v: Any) -> tuple[Ordering, ...]:
+    if v is None:
+        return ()
+    if not isinstance(v, list):
+        raise ctx.fail(("ordering",), "expected a list of {items: [A, B, ...], min_step_pct: N}, "
+                       f"got {v!r}")
+    out = []
+    for i, o in enumerate(v):
+        path = ("ordering", i)
+        o = _check_keys(ctx, path, o, ("items", "min_step_pct"))
+        items = o.get("items")
+        if not isinstance(items, list) or len(items) < 2:
+            raise ctx.fail(path + ("items",), f"expected a list of at least two item ids, "
+                           f"got {items!r}")
+        ids = _strings(ctx, path + ("items",), items)
+        if len(set(ids)) < len(ids):
+            raise ctx.fail(path + ("items",), f"item listed twice in {list(ids)}")
+        step = _number(ctx, path + ("min_step_pct",), o.get("min_step_pct", 0))
+        out.append(Ordering(ids, step, ctx.lines.get(path)))
+    return tuple(out)
 
 
 def load_constraints(path_or_dict: str | Path | dict | Constraints | None) -> Constraints:

@@ -122,3 +122,23 @@ def raise_infeasible(msgs: list[str]) -> None:
     text = "; ".join(msgs[:MAX_LISTED]) + (f"; and {more} more" if more > 0 else "")
     raise InfeasibleError(f"infeasible: {text}",
                           hint="relax the named constraints or add an override")
+
+
+def ordering_conflicts(prob: Problem) -> list[str]:
+    """Ordering chains that the row limits cannot accommodate (floors pushed up the chain)."""
+    out = []
+    need = prob.lo.copy()
+    src = {}
+    for lower, upper, f, name in prob.ordering:
+        for lo_row, up_row in zip(lower, upper, strict=True):
+            v = f * need[lo_row]
+            if v > need[up_row]:
+                need[up_row] = v
+                src[up_row] = lo_row
+            if need[up_row] > prob.hi[up_row] * (1 + 1e-9):
+                lo_row = src.get(up_row, lo_row)
+                out.append(f"{name}: {prob.label(up_row)} needs price >= {need[up_row]:.2f} "
+                           f"({f:g} x {prob.label(lo_row)} at >= {need[lo_row]:.2f}) but "
+                           f"{prob.hi_src[up_row] or 'its cap'} caps it at "
+                           f"{prob.hi[up_row]:.2f}")
+    return out

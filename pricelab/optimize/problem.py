@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import polars as pl
 
-from pricelab.errors import DataError
+from pricelab.errors import ConfigError, DataError
 from pricelab.optimize.constraints import Constraints, Rules
 
 REQUIRED = ("item_id", "market", "elasticity", "base_price", "base_quantity", "unit_cost")
@@ -250,7 +250,37 @@ def build_problem(demand: pl.DataFrame, cons: Constraints, *, strict: bool = Fal
         skipped=skipped,
     )
     prob.links = _links(prob, cons, rules, inv, pool, stock, nan)
+    prob.ordering = _ordering(prob, cons, demand)
     return prob
+
+
+def _ordering(prob: Problem, cons: Constraints,
+              demand: pl.DataFrame) -> list[tuple[np.ndarray, np.ndarray, float, str]]:
+    """Pairs (lower rows, upper rows, factor, name): p[upper] >= factor * p[lower], per market.
+
+    Within each market, consecutive listed items present there are paired. Item ids that
+    the demand table does not have raise ConfigError naming them.
+    """
+    if not cons.ordering:
+        return []
+    known = set(demand["item_id"].cast(pl.String).to_list())
+    pos = {(it, m): i for i, (it, m) in enumerate(zip(prob.item, prob.market, strict=True))}
+    markets = list(dict.fromkeys(prob.market.tolist()))
+    out = []
+    for od in cons.ordering:
+        unknown = [x for x in od.items if x not in known]
+        if unknown:
+            line = f", line {od.line}" if od.line else ""
+            raise ConfigError(f"{cons.source}{line}: ordering: unknown item id(s) "
+                              f"{', '.join(unknown)} (not in the demand table)")
+        lower, upper = [], []
+        for m in markets:
+            rows = [pos[(it, m)] for it in od.items if (it, m) in pos]
+            lower += rows[:-1]
+            upper += rows[1:]
+        if lower:
+            out.append((np.array(lower), np.array(upper), 1 + od.min_step_pct / 100, od.name))
+    return out
 
 
 def _links(prob: Problem, cons: Constraints, rules: list[Rules], inv: np.ndarray,

@@ -16,7 +16,7 @@ from pricelab.demand.draws import elasticity_draws
 from pricelab.errors import DataError, SolverError, UsageError
 from pricelab.optimize import diagnose as dg
 from pricelab.optimize.binding import binding_labels
-from pricelab.optimize.candidates import candidate_matrix, solve_milp
+from pricelab.optimize.candidates import candidate_matrix, solve_milp, with_ordering_points
 from pricelab.optimize.constraints import Constraints, load_constraints
 from pricelab.optimize.decompose import Responder, decompose
 from pricelab.optimize.ladder import ladder_prices, mixed_blocks
@@ -56,7 +56,7 @@ def _unbounded(prob: Problem) -> None:
 
 def _check_feasible(prob: Problem, resp: Responder) -> None:
     msgs = dg.row_conflicts(prob) + dg.parity_conflicts(prob, resp.groups)
-    msgs += dg.link_conflicts(prob)
+    msgs += dg.link_conflicts(prob) + dg.ordering_conflicts(prob)
     if msgs:
         dg.raise_infeasible(msgs)
 
@@ -81,7 +81,7 @@ def _needs_milp(prob: Problem, resp: Responder, risk: float | None) -> str | Non
 
 def _solve_milp(prob: Problem, resp: Responder, *, risk: float | None, draws: int | None,
                 seed: int, n_grid: int, time_limit: float):
-    P = candidate_matrix(prob, n_grid)
+    P = with_ordering_points(prob, candidate_matrix(prob, n_grid))
     msgs = dg.ladder_conflicts(prob, P)
     if msgs:
         dg.raise_infeasible(msgs)
@@ -112,6 +112,9 @@ def _solve_milp(prob: Problem, resp: Responder, *, risk: float | None, draws: in
             msgs = ["parity with the ladder: for some item no combination of ladder prices "
                     "within the row limits fits one parity band (widen max_gap_pct or the "
                     "bounds, or use a finer step)"]
+        if not msgs and prob.ordering:
+            msgs = [f"{od[3]} cannot be met on the candidate prices together with the other "
+                    "constraints" for od in prob.ordering]
         if cvar is not None:
             msgs.append(f"risk cvar:{risk:g} floor {cvar[1]:,.2f} (baseline CVaR) cannot be met")
         dg.raise_infeasible(msgs or ["the candidate MILP is infeasible"])
