@@ -76,7 +76,11 @@ def test_nightly_full_pipeline_then_monitoring_alert(tmp_path: Path) -> None:
                   REPORT=str(report))
     assert ok.returncode == 0, ok.stderr
     assert _started(ok.stderr) == PIPELINE and "nightly run complete" in ok.stderr
-    assert report.stat().st_size > 100_000
+    html = report.read_text(encoding="utf-8")
+    assert len(html) > 100_000 and html.count('<img src="data:image/png;base64,') == 5
+    for sid in ("overview", "quality", "elasticities", "curves", "plan", "scenarios"):
+        assert f'<section id="{sid}">' in html
+    assert "No simulate run" in html  # the nightly job does not simulate
     late = _nightly(tmp_path, SAMPLE, CONSTRAINTS=str(cons), AS_OF="2026-02-01")
     assert late.returncode == 1
     assert _started(late.stderr) == [s for s in PIPELINE if s != "report"]

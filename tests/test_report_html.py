@@ -175,3 +175,34 @@ def test_curve_passes_through_the_plan(full_db) -> None:
         _, profit = curve_at(r["recommended_price"], r["current_price"], r["baseline_quantity"],
                              e, c)
         assert profit == pytest.approx(r["expected_profit"], rel=1e-12)
+
+
+def _browser() -> str | None:
+    import shutil
+
+    return next((b for b in ("chromium", "chromium-browser", "google-chrome") if shutil.which(b)),
+                None)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(_browser() is None, reason="no headless Chromium installed")
+def test_report_renders_in_a_real_browser(full_db, tmp_path: Path, cli) -> None:
+    """Chromium, offline, draws the page: a tall screenshot with the plots' colours in it."""
+    import subprocess
+
+    db, _ = full_db
+    out = tmp_path / "report.html"
+    assert cli("report", "--db", db, "-o", out).exit_code == 0
+    shot = tmp_path / "shot.png"
+    subprocess.run([_browser(), "--headless", "--no-sandbox", "--disable-gpu",
+                    "--disable-background-networking", f"--screenshot={shot}",
+                    "--window-size=1280,3000", out.as_uri()], capture_output=True, timeout=180,
+                   check=False)
+    from PIL import Image
+
+    img = Image.open(shot).convert("RGB").resize((320, 750))
+    colours = img.getcolors(maxcolors=320 * 750)
+    assert colours is not None and len(colours) > 50  # text, tables and plots, not a blank page
+    # the plan's uplift bars (green #4f8a3c) are drawn somewhere on the page
+    assert any(abs(r - 0x4F) < 40 and abs(g - 0x8A) < 40 and abs(b - 0x3C) < 40
+               for _, (r, g, b) in colours)
