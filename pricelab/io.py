@@ -2,17 +2,21 @@
 
 Every file a user hands to pricelab goes through :func:`read_table`, so every
 command gives the same clear error for a missing, empty, non-UTF-8 or unknown file.
+Every path may also be an fsspec URL (``az://``, ``abfs://``, ``s3://``, ``gs://``,
+``memory://``, ``file://``): see :mod:`pricelab.storage`.
 """
 
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
 import polars as pl
 
 from pricelab.errors import InputFileError, UsageError
+from pricelab.storage import display, local_copy, local_target, normalize
 
 READ_FORMATS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
 WRITE_FORMATS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet", ".json": "json"}
@@ -20,7 +24,7 @@ WRITE_FORMATS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet", ".json"
 
 def table_format(path: str | Path, *, writing: bool = False) -> str:
     """Return ``csv``/``parquet``/``json`` for ``path`` or raise a clear error."""
-    suffix = Path(str(path)).suffix.lower()
+    suffix = Path(str(path).split("?", 1)[0]).suffix.lower()
     formats = WRITE_FORMATS if writing else READ_FORMATS
     if suffix not in formats:
         allowed = ", ".join(sorted(formats))
@@ -40,13 +44,13 @@ def _first_bad_utf8_line(path: Path) -> tuple[int, int] | None:
     return None
 
 
-def read_table(path: str | Path, *, all_strings: bool = False) -> pl.DataFrame:
+def read_table(path: str | os.PathLike[str], *, all_strings: bool = False) -> pl.DataFrame:
     """Read a CSV or Parquet file into a polars frame.
 
     Parameters
     ----------
     path:
-        File path; the format comes from its extension.
+        File path or fsspec URL; the format comes from its extension.
     all_strings:
         Read every CSV column as text (validation then casts and reports bad cells).
 
@@ -55,20 +59,34 @@ def read_table(path: str | Path, *, all_strings: bool = False) -> pl.DataFrame:
     InputFileError
         The file does not exist, has an unknown extension, is not UTF-8, is empty
         or cannot be parsed.
+    UsageError
+        A URL whose storage extra (e.g. ``pricelab[azure]``) is not installed.
     """
-    p = Path(str(path))
-    fmt = table_format(p)
+    norm = normalize(path)
+    if isinstance(norm, Path):
+        return read_local_table(norm, all_strings=all_strings)
+    name = display(norm)
+    table_format(name)  # before any download
+    with local_copy(norm) as local:
+        return read_local_table(local, all_strings=all_strings, name=name)
+
+
+def read_local_table(p: Path, *, all_strings: bool = False,
+                     name: str | None = None) -> pl.DataFrame:
+    """:func:`read_table` on a local file; messages call it ``name`` (default: the path)."""
+    name = str(p) if name is None else name
+    fmt = table_format(name)
     if not p.exists():
-        raise InputFileError(f"{p}: file not found")
+        raise InputFileError(f"{name}: file not found")
     if p.is_dir():
-        raise InputFileError(f"{p}: is a directory, expected a {fmt.upper()} file")
+        raise InputFileError(f"{name}: is a directory, expected a {fmt.upper()} file")
     if p.stat().st_size == 0:
-        raise InputFileError(f"{p}: file is empty (expected a header row and data)")
+        raise InputFileError(f"{name}: file is empty (expected a header row and data)")
     if fmt == "csv":
         bad = _first_bad_utf8_line(p)
         if bad is not None:
             raise InputFileError(
-                f"{p}: not UTF-8 text (first invalid byte at offset {bad[1]}, line {bad[0]}); "
+                f"{name}: not UTF-8 text (first invalid byte at offset {bad[1]}, line {bad[0]}); "
                 "save it as UTF-8"
             )
         try:
@@ -77,19 +95,19 @@ def read_table(path: str | Path, *, all_strings: bool = False) -> pl.DataFrame:
             else:
                 df = pl.read_csv(p, infer_schema_length=10000, null_values=[""])
         except pl.exceptions.NoDataError as exc:
-            raise InputFileError(f"{p}: file is empty (expected a header row and data)") from exc
+            raise InputFileError(f"{name}: file is empty (expected a header row and data)") from exc
         except (pl.exceptions.ComputeError, pl.exceptions.PolarsError) as exc:
-            raise InputFileError(f"{p}: cannot parse CSV: {str(exc).splitlines()[0]}") from exc
+            raise InputFileError(f"{name}: cannot parse CSV: {str(exc).splitlines()[0]}") from exc
         df = df.rename({c: c.strip() for c in df.columns})
     else:
         try:
             df = pl.read_parquet(p)
         except Exception as exc:  # noqa: BLE001 - any parquet failure is a bad input file
-            raise InputFileError(f"{p}: cannot read Parquet: {str(exc).splitlines()[0]}") from exc
+            raise InputFileError(f"{name}: cannot read Parquet: {str(exc).splitlines()[0]}") from exc
         if all_strings:
             df = df.with_columns(pl.all().cast(pl.String))
     if df.height == 0:
-        raise InputFileError(f"{p}: has a header but no data rows")
+        raise InputFileError(f"{name}: has a header but no data rows")
     return df
 
 
@@ -97,15 +115,29 @@ def _jsonable(df: pl.DataFrame) -> list[dict[str, Any]]:
     return json.loads(df.write_json())
 
 
-def write_table(df: pl.DataFrame, path: str | Path) -> Path:
-    """Write ``df`` as CSV, Parquet or JSON (a list of records) by the extension of ``path``."""
-    p = Path(str(path))
+def write_table(df: pl.DataFrame, path: str | os.PathLike[str]) -> Path | str:
+    """Write ``df`` as CSV, Parquet or JSON (a list of records) by the extension of ``path``.
+
+    ``path`` may be an fsspec URL; the file is written locally, then uploaded. Returns the
+    local path, or the URL.
+
+    Raises
+    ------
+    UsageError
+        Unknown extension, missing folder/container/bucket, access denied, or a missing
+        storage extra.
+    """
+    norm = normalize(path)
     try:
-        fmt = table_format(p, writing=True)
+        fmt = table_format(display(norm), writing=True)
     except InputFileError as exc:
         raise UsageError(str(exc)) from exc
-    if not p.parent.exists():
-        raise UsageError(f"{p}: folder {p.parent} does not exist")
+    with local_target(norm) as p:
+        _write_local(df, p, fmt)
+    return norm
+
+
+def _write_local(df: pl.DataFrame, p: Path, fmt: str) -> None:
     if fmt == "csv":
         # nested columns (lists) cannot go to CSV: join them as text
         flat = df.with_columns(
@@ -117,4 +149,33 @@ def write_table(df: pl.DataFrame, path: str | Path) -> Path:
         df.write_parquet(p)
     else:
         p.write_text(json.dumps(_jsonable(df), indent=1, default=str) + "\n", encoding="utf-8")
-    return p
+
+
+def read_text(path: str | os.PathLike[str]) -> str:
+    """The UTF-8 text of a local file or URL (YAML configs, scenario and constraint files).
+
+    Raises
+    ------
+    InputFileError
+        Missing, a folder, unreadable or not UTF-8.
+    """
+    norm = normalize(path)
+    name = display(norm)
+    with local_copy(norm) as p:
+        if not p.exists():
+            raise InputFileError(f"{name}: file not found")
+        if p.is_dir():
+            raise InputFileError(f"{name}: is a directory, expected a file")
+        try:
+            return p.read_text(encoding="utf-8")
+        except UnicodeDecodeError as exc:
+            raise InputFileError(f"{name}: not UTF-8 text (first invalid byte at offset "
+                                 f"{exc.start}); save it as UTF-8") from exc
+
+
+def write_text(path: str | os.PathLike[str], text: str) -> Path | str:
+    """Write UTF-8 ``text`` (an HTML report, a JSON summary) to a local file or URL."""
+    norm = normalize(path)
+    with local_target(norm) as p:
+        p.write_text(text, encoding="utf-8")
+    return norm

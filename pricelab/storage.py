@@ -1,0 +1,233 @@
+"""Local paths and fsspec URLs (``az://``, ``abfs://``, ``s3://``, ``gs://``, ``memory://``).
+
+Every file pricelab reads or writes goes through :mod:`pricelab.io`, which uses these
+helpers: a URL is downloaded to a temporary file (or written to one and uploaded), so
+the checks on local files apply unchanged. Cloud access comes from optional extras
+(``pip install pricelab[azure]`` / ``[s3]`` / ``[gcs]``); credentials come from each
+library's usual environment variables and never appear in a message.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path, PurePath
+from typing import Any
+
+from pricelab.errors import InputFileError, PricelabError, UsageError
+
+#: protocol -> (pip extra, import name of the fsspec implementation)
+PROTOCOLS: dict[str, tuple[str, str]] = {
+    "az": ("azure", "adlfs"), "abfs": ("azure", "adlfs"), "abfss": ("azure", "adlfs"),
+    "s3": ("s3", "s3fs"), "s3a": ("s3", "s3fs"),
+    "gs": ("gcs", "gcsfs"), "gcs": ("gcs", "gcsfs"),
+    "memory": ("", "fsspec"),
+}
+#: environment variables whose values are secrets (redacted from every message)
+SECRET_ENV = (
+    "AZURE_STORAGE_ACCOUNT_KEY", "AZURE_STORAGE_KEY", "AZURE_STORAGE_CONNECTION_STRING",
+    "AZURE_STORAGE_SAS_TOKEN", "AZURE_STORAGE_CLIENT_SECRET", "AZURE_CLIENT_SECRET",
+    "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "GOOGLE_APPLICATION_CREDENTIALS",
+)
+_URL = re.compile(r"^(?P<proto>[A-Za-z][A-Za-z0-9+.-]+)://(?P<rest>.*)$")
+# pathlib collapses "az://c/x" to "az:/c/x": recognise that form for known protocols
+_MANGLED = re.compile(r"^(?P<proto>[A-Za-z][A-Za-z0-9+.-]+):/(?P<rest>[^/].*)$")
+_SECRET_KV = re.compile(
+    r"(?i)(AccountKey|SharedAccessSignature|sig|aws_secret_access_key|password|token)=[^;&\s]+")
+
+
+def normalize(path: str | os.PathLike[str]) -> str | Path:
+    """Return a URL string for cloud/memory locations, else a local :class:`~pathlib.Path`.
+
+    ``file://`` URLs become local paths. A :class:`~pathlib.Path` made from a URL (typer
+    options typed ``Path`` turn ``az://c/x.csv`` into ``az:/c/x.csv``) is turned back into
+    the URL.
+
+    Parameters
+    ----------
+    path:
+        A local path or a URL.
+
+    Raises
+    ------
+    UsageError
+        A URL whose protocol pricelab does not know.
+    """
+    text = os.fspath(path)
+    m = _URL.match(text)
+    if m is None and isinstance(path, PurePath):
+        mm = _MANGLED.match(text)
+        if mm and (mm["proto"].lower() in PROTOCOLS or mm["proto"].lower() == "file"):
+            m = _URL.match(f"{mm['proto']}://{mm['rest']}")
+            if mm["proto"].lower() == "file":
+                return Path("/" + mm["rest"])
+    if m is None:
+        return Path(text)
+    proto = m["proto"].lower()
+    if proto == "file":
+        rest = m["rest"]
+        return Path(rest if rest.startswith("/") else "/" + rest.split("/", 1)[-1])
+    if proto not in PROTOCOLS:
+        known = ", ".join(f"{p}://" for p in sorted(PROTOCOLS))
+        raise UsageError(f"{redact(text)}: unknown storage protocol '{proto}://' "
+                         f"(supported: {known}, file:// and local paths)")
+    return f"{proto}://{m['rest']}"
+
+
+def is_url(path: str | os.PathLike[str]) -> bool:
+    """True when ``path`` names a cloud or in-memory location rather than a local file."""
+    return isinstance(normalize(path), str)
+
+
+def redact(text: str) -> str:
+    """``text`` with secrets removed: credential env values, URL user info, keys and tokens."""
+    out = text
+    for name in SECRET_ENV:
+        value = os.environ.get(name)
+        if value and len(value) >= 4:
+            out = out.replace(value, "***")
+            # a connection string's parts can be echoed one by one
+            for part in value.split(";"):
+                _, _, secret = part.partition("=")
+                if len(secret) >= 8 and any(k in part for k in ("Key=", "Signature=", "Secret")):
+                    out = out.replace(secret, "***")
+    out = re.sub(r"(://)[^/@\s]+@", r"\1***@", out)  # user:password@host
+    out = _SECRET_KV.sub(lambda m: f"{m.group(1)}=***", out)
+    return out
+
+
+def display(path: str | os.PathLike[str]) -> str:
+    """A name for ``path`` safe to print and store in lineage (no query string, no secrets)."""
+    norm = normalize(path)
+    if isinstance(norm, Path):
+        return str(norm)
+    return redact(norm.split("?", 1)[0])
+
+
+def _extra_hint(proto: str) -> str:
+    extra, module = PROTOCOLS[proto]
+    if not extra:  # memory:// needs fsspec alone, which every extra brings
+        return f"{proto}:// needs the 'fsspec' package: pip install fsspec"
+    return (f"{proto}:// needs the '{module}' package: install pricelab[{extra}] "
+            f"(pip install 'pricelab[{extra}]')")
+
+
+def filesystem(url: str) -> tuple[Any, str]:
+    """The fsspec filesystem for ``url`` and the path inside it.
+
+    A new instance is made each time so that credentials changed in the environment
+    are picked up.
+
+    Raises
+    ------
+    UsageError
+        The extra for the protocol is not installed.
+    """
+    proto = url.split("://", 1)[0]
+    try:
+        import fsspec
+    except ImportError:
+        raise UsageError(_extra_hint(proto)) from None
+    try:
+        cls = fsspec.get_filesystem_class(proto)
+    except (ImportError, ValueError) as exc:
+        raise UsageError(_extra_hint(proto)) from exc
+    fs = cls(skip_instance_cache=True, **_options(proto))
+    return fs, cls._strip_protocol(url)
+
+
+def _options(proto: str) -> dict[str, Any]:
+    """Options the libraries do not take from the environment themselves."""
+    if proto in ("s3", "s3a"):
+        endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+        if endpoint:
+            return {"endpoint_url": endpoint}
+    return {}
+
+
+def _failure(url: str, exc: BaseException, *, writing: bool) -> PricelabError:
+    """A pricelab error for a failed cloud read or write; the message never holds secrets."""
+    name = display(url)
+    kind = UsageError if writing else InputFileError
+    if isinstance(exc, FileNotFoundError):
+        what = "container, bucket or folder not found" if writing else "file not found"
+        return kind(f"{name}: {what}")
+    if isinstance(exc, IsADirectoryError):
+        return kind(f"{name}: is a folder, expected a file")
+    text = (str(exc).splitlines() or [""])[0]
+    low = f"{type(exc).__name__} {text}".lower()
+    if isinstance(exc, PermissionError) or any(
+            w in low for w in ("authenticat", "authoriz", "forbidden", "access denied",
+                               "accessdenied", "signature", "credential", "403")):
+        return kind(f"{name}: access denied: check the credentials in the environment "
+                    f"({type(exc).__name__})")
+    return kind(f"{name}: cannot {'write' if writing else 'read'}: "
+                f"{type(exc).__name__}: {redact(text)[:300]}")
+
+
+@contextmanager
+def local_copy(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """Yield a local file with the content of ``path``.
+
+    A local path is yielded as it is; a URL is downloaded to a temporary file with the
+    same name (so the extension still tells the format), deleted afterwards.
+
+    Raises
+    ------
+    InputFileError
+        The object does not exist or cannot be read (message without secrets).
+    UsageError
+        The extra for the URL's protocol is not installed.
+    """
+    norm = normalize(path)
+    if isinstance(norm, Path):
+        yield norm
+        return
+    fs, inner = filesystem(norm)
+    tmpdir = tempfile.mkdtemp(prefix="pricelab-")
+    try:
+        target = Path(tmpdir) / (PurePath(inner.split("?", 1)[0]).name or "download")
+        try:
+            if fs.isdir(inner):
+                raise IsADirectoryError(inner)
+            fs.get_file(inner, str(target))
+        except PricelabError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - every backend has its own errors
+            raise _failure(norm, exc, writing=False) from None
+        yield target
+    finally:
+        shutil.rmtree(tmpdir, ignore_errors=True)
+
+
+@contextmanager
+def local_target(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """Yield a local path to write; for a URL it is uploaded when the block ends without error.
+
+    Raises
+    ------
+    UsageError
+        The local folder, container or bucket does not exist, access is denied, or the
+        extra for the protocol is not installed.
+    """
+    norm = normalize(path)
+    if isinstance(norm, Path):
+        if not norm.parent.exists():
+            raise UsageError(f"{norm}: folder {norm.parent} does not exist")
+        yield norm
+        return
+    fs, inner = filesystem(norm)
+    tmpdir = tempfile.mkdtemp(prefix="pricelab-")
+    try:
+        target = Path(tmpdir) / (PurePath(inner).name or "upload")
+        yield target
+        try:
+            fs.put_file(str(target), inner)
+        except Exception as exc:  # noqa: BLE001 - every backend has its own errors
+            raise _failure(norm, exc, writing=True) from None
+    finally:
+        shutil.rmtree(tmpdir, ignore_errors=True)
