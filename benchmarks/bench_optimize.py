@@ -3,7 +3,10 @@
 1. 100k item-markets with bounds, margin floor and one binding volume floor, end to end
    through ``optimize`` (decomposition), against one undecomposed cvxpy power-cone problem
    over all rows at a size it can do (``--conic-rows``, default 2000), compared per row.
-2. Ladder MILP with parity: 10k item-markets x ~25 candidates; time and reported gap.
+2. Ladder with parity: 10k item-markets x ~25 ladder points; time and reported gap (exact
+   breakpoint enumeration, no MILP), and its scaling from 1k rows.
+3. A genuinely linked ladder problem (parity + ladder + volume floor): one candidate MILP,
+   with the HiGHS gap and the LP-relaxation gap.
 
 Run: ``python benchmarks/bench_optimize.py [--rows 100000] [--conic-rows 2000]``.
 """
@@ -67,16 +70,31 @@ def bench_volume(n_rows: int, conic_rows: int) -> None:
           f"(same-size ratio at {conic_rows} rows: {t_conic / t_dec_small:.0f}x)")
 
 
-def bench_ladder(n_rows: int) -> None:
+LADDER = {"bounds": {"max_increase_pct": 17, "max_decrease_pct": 17}, "min_margin_pct": 30,
+          "parity": {"max_gap_pct": 5}, "ladder": {"step": 10, "ending": 9}}
+
+
+def bench_ladder(n_rows: int) -> float:
+    """Ladder + parity, nothing else linking: exact breakpoint enumeration (no MILP)."""
     # about 25 ladder points per row: prices 600-800, step 10 inside a +-17% range
     df = catalogue(n_rows, seed=2, price_range=(550, 700))
-    cons = {"bounds": {"max_increase_pct": 17, "max_decrease_pct": 17}, "min_margin_pct": 30,
-            "parity": {"max_gap_pct": 5}, "ladder": {"step": 10, "ending": 9}}
     t = time.perf_counter()
-    plan = optimize(df, cons)
+    plan = optimize(df, LADDER)
     dt = time.perf_counter() - t
     print(f"[ladder] {n_rows} rows, {plan.formulation}: {dt:.2f} s, status {plan.status}, "
           f"gap {100 * plan.gap:.4f}%, {plan.certificate}")
+    return dt
+
+
+def bench_linked_milp(n_rows: int) -> float:
+    """Ladder + parity + a volume floor over all rows: one candidate MILP (HiGHS)."""
+    df = catalogue(n_rows, seed=2, price_range=(550, 700))
+    t = time.perf_counter()
+    plan = optimize(df, {**LADDER, "min_volume_pct": 110})
+    dt = time.perf_counter() - t
+    print(f"[milp] {n_rows} rows, {plan.formulation}: {dt:.2f} s, status {plan.status}, "
+          f"gap {100 * plan.gap:.4f}%, LP-relaxation gap {100 * plan.extra['lp_gap']:.4f}%")
+    return dt
 
 
 if __name__ == "__main__":
@@ -84,6 +102,11 @@ if __name__ == "__main__":
     ap.add_argument("--rows", type=int, default=100_000)
     ap.add_argument("--conic-rows", type=int, default=2_000)
     ap.add_argument("--ladder-rows", type=int, default=10_000)
+    ap.add_argument("--milp-rows", type=int, default=1_000)
     a = ap.parse_args()
     bench_volume(a.rows, a.conic_rows)
-    bench_ladder(a.ladder_rows)
+    t_small = bench_ladder(1_000)
+    t_big = bench_ladder(a.ladder_rows)
+    print(f"[ladder] scaling {a.ladder_rows} vs 1000 rows: {t_big / t_small:.1f}x time for "
+          f"{a.ladder_rows / 1000:.0f}x rows")
+    bench_linked_milp(a.milp_rows)

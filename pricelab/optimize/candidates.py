@@ -19,6 +19,7 @@ from pricelab.optimize.closed_form import argmax_interval
 from pricelab.optimize.problem import Problem
 
 MAX_CANDIDATES = 400
+MIP_REL_GAP = 1e-5  # relative gap at which HiGHS stops (reported with the plan)
 
 
 def ladder_points(lo: float, hi: float, spacing: float, offset: float) -> np.ndarray:
@@ -251,7 +252,7 @@ def solve_milp(prob: Problem, P: np.ndarray, value: np.ndarray, *, parity_groups
         vlb[off_t] = -np.inf
     vlb[off_s:] = 0.0
     cons = LinearConstraint(A, lb, ub)
-    opts = {"time_limit": time_limit, "mip_rel_gap": 1e-5, "presolve": True}
+    opts = {"time_limit": time_limit, "mip_rel_gap": MIP_REL_GAP, "presolve": True}
     res = milp(c, constraints=cons, integrality=integ, bounds=Bounds(vlb, vub), options=opts)
     if res.status == 2:
         return MilpResult(np.full(n, np.nan), np.nan, np.nan, np.nan, "infeasible")
