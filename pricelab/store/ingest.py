@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import signal
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -12,10 +13,11 @@ from typing import Any
 import polars as pl
 
 from pricelab.errors import DataError
-from pricelab.io import read_table, table_format
+from pricelab.io import read_local_table, table_format
 from pricelab.quality.checks import QualityReport
 from pricelab.quality.frames import KEYS, OPTIONAL, REQUIRED, validate_frame
 from pricelab.quality.tables import check_loaded
+from pricelab.storage import display, is_url, local_copy
 from pricelab.store.db import Store, _ident
 from pricelab.store.runs import start_run
 
@@ -98,17 +100,18 @@ def _typed_sales_csv(path: Path) -> pl.DataFrame | None:
     return df.rename({c: c.strip() for c in df.columns})
 
 
-def _read_validated(kind: str, path: Path) -> tuple[pl.DataFrame, QualityReport]:
-    """Read and validate one file; messages always come from the exact text of the cells."""
-    offset = 1 if table_format(path) == "csv" else None
+def _read_validated(kind: str, path: Path, name: str) -> tuple[pl.DataFrame, QualityReport]:
+    """Read and validate one local file called ``name`` in messages (its path or its URL);
+    messages always come from the exact text of the cells."""
+    offset = 1 if table_format(name) == "csv" else None
     if kind == "sales" and offset is not None:
         fast = _typed_sales_csv(path) if path.exists() and path.stat().st_size else None
         if fast is not None and fast.height:
-            typed, rep = validate_frame(kind, fast, str(path), line_offset=offset)
+            typed, rep = validate_frame(kind, fast, name, line_offset=offset)
             if rep.ok:
                 return typed, rep
-    df = read_table(path, all_strings=True)
-    return validate_frame(kind, df, str(path), line_offset=offset)
+    df = read_local_table(path, all_strings=True, name=name)
+    return validate_frame(kind, df, name, line_offset=offset)
 
 
 def _existing_keys(store: Store, kind: str, frame: pl.DataFrame) -> pl.DataFrame:
@@ -166,7 +169,8 @@ def ingest(store: Store, files: dict[str, str | Path | None], *, replace: bool =
     store:
         An open, writable :class:`~pricelab.store.db.Store`.
     files:
-        Paths by table kind (``sales``, ``items``, ``costs``, ``markets``, ``inventory``).
+        Paths or fsspec URLs (``az://``, ``s3://``, ...; downloaded to a temporary folder
+        first) by table kind (``sales``, ``items``, ``costs``, ``markets``, ``inventory``).
     replace:
         Replace rows whose keys already exist instead of failing.
 
@@ -175,18 +179,27 @@ def ingest(store: Store, files: dict[str, str | Path | None], *, replace: bool =
     InputFileError, DataError
         A file is unreadable or breaks a rule; nothing has been written.
     """
-    given = {k: Path(str(v)) for k, v in files.items() if v is not None}
+    given = {k: v for k, v in files.items() if v is not None}
     unknown = set(given) - set(KINDS)
     if unknown:
         raise DataError(f"unknown table kind(s): {', '.join(sorted(unknown))}")
     if not given:
         raise DataError("nothing to ingest: give at least one of --sales, --items, --costs, "
                         "--markets, --inventory")
+    names = {k: display(v) for k, v in given.items()}
+    with ExitStack() as stack:
+        local = {k: stack.enter_context(local_copy(v)) for k, v in given.items()}
+        return _ingest(store, local, names, replace=replace)
+
+
+def _ingest(store: Store, given: dict[str, Path], names: dict[str, str], *,
+            replace: bool) -> IngestResult:
+    """:func:`ingest` on local files; ``names`` are the paths or URLs the user gave."""
     report = QualityReport()
     frames: dict[str, pl.DataFrame] = {}
     for kind in KINDS:
         if kind in given:
-            frame, rep = _read_validated(kind, given[kind])
+            frame, rep = _read_validated(kind, given[kind], names[kind])
             report.extend(rep)
             frames[kind] = frame
     if not report.ok:
@@ -196,7 +209,8 @@ def ingest(store: Store, files: dict[str, str | Path | None], *, replace: bool =
         frames["sales"], aggregated = to_weeks(frames["sales"])
     result = IngestResult(run_id="")
     params: dict[str, Any] = {
-        "files": {k: {"path": str(p.resolve()), "sha256": _sha256(p)} for k, p in given.items()},
+        "files": {k: {"path": names[k] if is_url(names[k]) else str(p.resolve()),
+                      "sha256": _sha256(p)} for k, p in given.items()},
         "replace": replace,
     }
     run = start_run(store, "ingest", params)
@@ -211,7 +225,7 @@ def ingest(store: Store, files: dict[str, str | Path | None], *, replace: bool =
                 if not replace:
                     first = ", ".join(f"{k}={v}" for k, v in existing.row(0, named=True).items())
                     raise DataError(
-                        f"{given[kind]}: {existing.height} {kind} key(s) already loaded, "
+                        f"{names[kind]}: {existing.height} {kind} key(s) already loaded, "
                         f"e.g. {first}; use --replace to replace them"
                     )
                 result.replaced[kind] = _delete_keys(store, kind, existing)
