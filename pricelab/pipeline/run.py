@@ -1,0 +1,320 @@
+"""``run_pipeline``: ingest → validate → estimate → backtest → promote → optimize → monitor.
+
+Each step records a run (``validate`` and ``monitor`` too) and is skipped when what it would
+compute is already in the database: files whose sha256 matches the newest ingest of their
+table, an estimate run with the same parameters on the same input fingerprint, a candidate
+already in production or already refused against it, a plan on the production estimates with
+the same constraints and inputs. A run that changes anything is recorded as a ``pipeline`` run
+whose parents are the step runs; a run that changes nothing records nothing and says so. The
+first failing step stops the pipeline with that step's exit code.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pricelab.errors import CheckFailed, PricelabError
+from pricelab.pipeline import state
+from pricelab.pipeline.config import input_files, load_pipeline_config
+from pricelab.registry import GateConfig, production_run, promote, run_gate
+from pricelab.store.db import Store, resolve_db_path
+from pricelab.store.runs import start_run
+
+STEPS = ("ingest", "validate", "estimate", "backtest", "promote", "optimize", "monitor")
+OK, SKIPPED, REFUSED, FAILED, NOT_RUN = "ok", "skipped", "refused", "failed", "not-run"
+
+
+@dataclass
+class Step:
+    """One step's outcome: ``ok`` (ran), ``skipped``, ``refused`` (gate), ``failed``, ``not-run``."""
+
+    step: str
+    status: str
+    message: str = ""
+    run_id: str | None = None
+    new: bool = False
+    exit_code: int = 0
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able form."""
+        return {"step": self.step, "status": self.status, "run_id": self.run_id,
+                "new_run": self.new, "exit_code": self.exit_code, "message": self.message,
+                "details": self.details}
+
+
+@dataclass
+class PipelineResult:
+    """Every step's outcome, the pipeline run (None when nothing changed) and the exit code."""
+
+    db: str
+    steps: list[Step]
+    run_id: str | None
+    exit_code: int
+    production_run: str | None
+
+    @property
+    def changed(self) -> bool:
+        """True when some step recorded a new run."""
+        return any(s.new for s in self.steps)
+
+    @property
+    def failed_step(self) -> str | None:
+        """The step that stopped the pipeline."""
+        return next((s.step for s in self.steps if s.status == FAILED), None)
+
+    @property
+    def message(self) -> str:
+        """One line for logs."""
+        if self.failed_step:
+            s = next(s for s in self.steps if s.status == FAILED)
+            return f"pipeline stopped at {s.step} (exit {s.exit_code}): {s.message}"
+        if not self.changed:
+            return "nothing new: inputs, estimates and plan are up to date"
+        return f"pipeline run {self.run_id}: " + ", ".join(
+            f"{s.step} {s.status}" for s in self.steps if s.status != SKIPPED)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Summary a scheduler can read."""
+        return {"run_id": self.run_id, "db": self.db, "exit_code": self.exit_code,
+                "status": "failed" if self.failed_step else "ok", "changed": self.changed,
+                "failed_step": self.failed_step, "production_run": self.production_run,
+                "message": self.message, "steps": [s.to_dict() for s in self.steps]}
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _jsonable(value: Any) -> Any:
+    return json.loads(json.dumps(value, default=str))
+
+
+class _Pipeline:
+    def __init__(self, db: Path, cfg: dict[str, Any]) -> None:
+        self.db, self.cfg = db, cfg
+        g = cfg["gate"]
+        self.gate = GateConfig(tolerance_wape=g["tolerance_wape"],
+                               tolerance_flags=g["tolerance_flags"],
+                               horizon_weeks=g["horizon_weeks"], cutoffs=g["cutoffs"],
+                               naive_weeks=g["naive_weeks"])
+        self.loaded = False
+        self.candidate: str | None = None
+        self.comparison: Any = None
+
+    def store(self, **kw: Any) -> Store:
+        return Store.open(self.db, **kw)
+
+    def monitor_config(self) -> dict[str, dict[str, Any]]:
+        from pricelab.monitor import load_config, merge_config
+
+        m = self.cfg["monitor"]
+        return load_config(m["config"]) if m["config"] else merge_config(m["thresholds"] or None)
+
+    # -- steps ---------------------------------------------------------------------------
+    def ingest(self) -> Step:
+        from pricelab import api
+
+        files = input_files(self.cfg)
+        known: dict[str, dict[str, str]] = {}
+        if self.db.exists():
+            with self.store(read_only=True) as store:
+                known = state.ingested_files(store)
+        changed = {k: p for k, p in files.items()
+                   if _sha256(p) != known.get(k, {}).get("sha256")}
+        if not changed:
+            runs = sorted({known[k]["run_id"] for k in files})
+            return Step("ingest", SKIPPED, f"{', '.join(p.name for p in files.values())} "
+                        f"unchanged since ingest run(s) {', '.join(runs)}")
+        res = api.ingest(self.db, replace=self.cfg["inputs"]["replace"], **changed)
+        self.loaded = True
+        rows = ", ".join(f"{k} {n:,}" for k, n in res.loaded.items())
+        return Step("ingest", OK, f"loaded {rows} rows", res.run_id, True, details=res.to_dict())
+
+    def validate(self) -> Step:
+        from pricelab import api
+
+        if not self.loaded:
+            return Step("validate", SKIPPED, "no new data")
+        report = api.validate(self.db)
+        with self.store() as store:
+            run = start_run(store, "validate", {})
+            run.finish(report.to_dict(), status="ok" if report.ok else "failed")
+        if not report.ok:
+            return Step("validate", FAILED, f"validation found {len(report.errors)} error(s): "
+                        f"{report.errors[0].message()}", run.run_id, True, 1, report.to_dict())
+        return Step("validate", OK, f"{len(report.warnings)} warning(s), no errors", run.run_id,
+                    True)
+
+    def estimate(self) -> Step:
+        from pricelab import api
+
+        spec = state.estimate_spec(self.cfg)
+        with self.store(must_exist=True) as store:
+            store.require_sales()
+            existing = state.matching_estimate(store, spec, state.current_digest(store))
+            production = production_run(store)
+            probe = None
+            if existing is None and self.cfg["estimate"]["trigger"] == "drift" and production:
+                share = self.monitor_config()["drift"]["max_share"]
+                probe = state.drift_probe(store, production, share)
+        if existing is not None:
+            self.candidate = existing
+            return Step("estimate", SKIPPED, f"estimate run {existing} already fits these "
+                        "inputs with this model", existing)
+        if probe is not None and not probe["alert"]:
+            return Step("estimate", SKIPPED, f"no drift: {probe['moved']} of {probe['compared']} "
+                        f"items ({probe['share']:.1%}) moved beyond production's intervals "
+                        f"(limit {probe['max_share']:.0%}); production estimates kept",
+                        details=probe)
+        run = api.estimate(self.db, **spec)
+        self.candidate = run.run_id
+        d = run.to_dict()
+        why = (f" (drift alert: {probe['share']:.1%} of items moved)" if probe else "")
+        return Step("estimate", OK, f"{d['model']}: {d['estimated']} of {d['groups']} groups"
+                    + why, run.run_id, True, details={k: d[k] for k in ("model", "groups",
+                                                                         "estimated", "flags")}
+                    | ({"drift": probe} if probe else {}))
+
+    def _skip_gate(self, step: str, store: Store) -> Step | None:
+        production = production_run(store)
+        if self.candidate is None:
+            return Step(step, SKIPPED, "no new estimate")
+        if self.candidate == production:
+            return Step(step, SKIPPED, f"estimate run {production} is in production")
+        if not self.cfg["gate"]["enabled"] and step == "backtest":
+            return Step(step, SKIPPED, "gate disabled in config")
+        refused = state.refused_run(store, self.candidate, production, self.gate.to_dict())
+        if refused:
+            return Step(step, SKIPPED, f"the gate already refused run {self.candidate} against "
+                        f"production {production} (promote run {refused})", refused)
+        return None
+
+    def backtest(self) -> Step:
+        with self.store(must_exist=True) as store:
+            skip = self._skip_gate("backtest", store)
+            if skip is not None:
+                return skip
+            self.comparison = run_gate(store, str(self.candidate), self.gate)
+        comp, run_id = self.comparison
+        t = {r["role"]: r for r in comp.table().iter_rows(named=True)}
+        ref = "production" if comp.production else "naive"
+        return Step("backtest", OK, f"WAPE candidate {t['candidate']['wape']:.3f} vs {ref} "
+                    f"{t[ref]['wape']:.3f} over {len(comp.origins)} origin(s)", run_id, True,
+                    details=comp.to_dict())
+
+    def promote(self) -> Step:
+        with self.store(must_exist=True) as store:
+            skip = self._skip_gate("promote", store)
+            if skip is not None:
+                return skip
+            gate_off = not self.cfg["gate"]["enabled"]
+            res = promote(store, str(self.candidate), config=self.gate, force=gate_off,
+                          reason="pipeline: gate disabled in config" if gate_off else None,
+                          comparison=self.comparison)
+        if res.promoted:
+            return Step("promote", OK, f"run {res.candidate} is now in production"
+                        + (f" (was {res.previous})" if res.previous else ""), res.run_id, True,
+                        details=res.to_dict())
+        failed = ", ".join(c["check"] for c in res.failed_checks())
+        return Step("promote", REFUSED, f"gate refused run {res.candidate} ({failed}); production "
+                    f"stays {res.previous or 'unset'}", res.run_id, True, details=res.to_dict())
+
+    def optimize(self) -> Step:
+        import yaml
+
+        from pricelab import api
+
+        o = self.cfg["optimize"]
+        if not o["enabled"]:
+            return Step("optimize", SKIPPED, "disabled in config")
+        cons = o["constraints"]
+        content = _jsonable(yaml.safe_load(cons.read_text())) if cons is not None else None
+        with self.store(must_exist=True) as store:
+            production = production_run(store)
+            if production is None:
+                raise CheckFailed("nothing in production: the gate refused the first estimate; "
+                                  "fix the model or 'pricelab promote RUN_ID --force --reason'")
+            plan = state.matching_plan(store, production, content, o["baseline_weeks"],
+                                       state.current_digest(store))
+        if plan is not None:
+            return Step("optimize", SKIPPED, f"plan {plan} already uses production run "
+                        f"{production} on these inputs", plan)
+        run = api.optimize(self.db, constraints=cons, estimates=production,
+                           baseline_weeks=o["baseline_weeks"])
+        p = run.plan
+        return Step("optimize", OK, f"{p.table.height} prices on production run {production}: "
+                    f"{p.status}, profit {p.uplift_pct:+.1f}%", run.run_id, True,
+                    details={"estimates_run": production, "status": p.status,
+                             "uplift_pct": p.uplift_pct, "rows": p.table.height})
+
+    def monitor(self, record: bool) -> Step:
+        from pricelab.monitor import run_checks
+
+        m = self.cfg["monitor"]
+        if not m["enabled"]:
+            return Step("monitor", SKIPPED, "disabled in config")
+        thresholds = self.monitor_config()
+        with self.store(must_exist=True, read_only=True) as store:
+            as_of = state.monitor_as_of(store, m["as_of"])
+            result = run_checks(store, as_of=as_of, config=thresholds)
+        run_id = None
+        if record:
+            with self.store() as store:
+                run = start_run(store, "monitor", {"as_of": str(as_of), "config": thresholds})
+                run.finish(result.to_dict(), status="ok" if result.ok else "alert")
+                run_id = run.run_id
+        if not result.ok:
+            names = ", ".join(c.name for c in result.alerts)
+            return Step("monitor", FAILED, f"monitoring alert: {names} "
+                        f"({result.alerts[0].message})", run_id, record, 1, result.to_dict())
+        return Step("monitor", OK, f"all clear as of {as_of}", run_id, record,
+                    details=result.to_dict())
+
+
+def run_pipeline(db: Any, config: Any) -> PipelineResult:
+    """Run every step; see the module docstring. Config errors raise before anything runs."""
+    cfg = load_pipeline_config(config)
+    path = resolve_db_path(db if db is not None else cfg["db"])
+    p = _Pipeline(path, cfg)
+    steps: list[Step] = []
+    exit_code = 0
+    fns: dict[str, Callable[[], Step]] = {
+        "ingest": p.ingest, "validate": p.validate, "estimate": p.estimate,
+        "backtest": p.backtest, "promote": p.promote, "optimize": p.optimize,
+        "monitor": lambda: p.monitor(any(s.new for s in steps))}
+    for name in STEPS:
+        if exit_code:
+            steps.append(Step(name, NOT_RUN))
+            continue
+        try:
+            step = fns[name]()
+        except PricelabError as exc:
+            step = Step(name, FAILED, str(exc), exit_code=exc.exit_code)
+        except Exception as exc:  # noqa: BLE001 - a scheduler still gets a summary
+            exit_code = 3
+            step = Step(name, FAILED, f"internal error: {type(exc).__name__}: {exc}",
+                        exit_code=3)
+        steps.append(step)
+        exit_code = step.exit_code if step.status == FAILED else 0
+    production = None
+    run_id = None
+    if path.exists():
+        with Store.open(path) as store:
+            production = production_run(store)
+            new = [s.run_id for s in steps if s.new and s.run_id]
+            if new:
+                run = start_run(store, "pipeline", {"config": _jsonable(cfg)}, parents=new)
+                run_id = run.run_id
+                result = PipelineResult(str(path), steps, run_id, exit_code, production)
+                run.finish(result.to_dict(), status="failed" if exit_code else "ok")
+    return PipelineResult(str(path), steps, run_id, exit_code, production)
