@@ -105,7 +105,8 @@ _DEMO_STEPS: list[tuple[str, Any]] = []
 class EstimateRun:
     """An estimate stored as a run: ``run_id`` and the :class:`ElasticityResults`."""
 
-    def __init__(self, run_id: str, results: Any, table: pl.DataFrame | None = None) -> None:
+    def __init__(self, run_id: str | None, results: Any,
+                 table: pl.DataFrame | None = None) -> None:
         self.run_id = run_id
         self.results = results
         self._table = table if table is not None else results.elasticities
@@ -135,8 +136,14 @@ class EstimateRun:
 def estimate(
     db: PathLike | None = None, *, model: str = "hierarchical", by: str | None = None,
     instrument: str | None = None, slope: str = "item", before: str | None = None,
+    engine: str = "local", source: PathLike | str | None = None,
 ) -> EstimateRun:
     """Estimate elasticities from the loaded sales and store them as an ``estimate`` run.
+
+    With ``source``, sales are read from there instead (CSV/Parquet for ``local``;
+    Parquet, ``delta:PATH`` or a table name for ``spark``) and the run is stored only
+    when ``db`` is given (its items table is used when loaded); otherwise ``run_id`` is
+    None.
 
     Parameters
     ----------
@@ -149,6 +156,10 @@ def estimate(
         ``iv`` only: a sales column (e.g. ``unit_cost``) or ``hausman``.
     before:
         Use only weeks before this ISO date.
+    engine:
+        ``local`` (default) or ``spark`` (:mod:`pricelab.engines`; needs ``source``).
+    source:
+        Sales file, Delta path or table to read instead of the database.
     """
     import json
 
@@ -156,36 +167,74 @@ def estimate(
     from pricelab.elasticity import estimate as _estimate
     from pricelab.errors import UsageError
     from pricelab.store.loaders import load_items, load_sales
-    from pricelab.store.runs import start_run
 
     if model not in MODELS:
         raise UsageError(f"unknown model '{model}'; choose one of {', '.join(MODELS)}")
+    kwargs: dict[str, Any] = {"model": model, "slope": slope}
+    group_cols = [c.strip() for c in by.split(",")] if by else None
+    if model == "panel":
+        kwargs["pool_by"] = group_cols
+    elif group_cols:
+        kwargs["by"] = group_cols
+    if instrument is not None:
+        kwargs["instrument"] = instrument
+    if source is not None or engine != "local":
+        return _estimate_source(db, source, engine, kwargs, by=by, before=before)
     with Store.open(db, must_exist=True) as store:
         sales = load_sales(store, before=before)
         items = load_items(store)
-        kwargs: dict[str, Any] = {"model": model, "items": items, "slope": slope}
-        group_cols = [c.strip() for c in by.split(",")] if by else None
-        if model == "panel":
-            kwargs["pool_by"] = group_cols
-        elif group_cols:
-            kwargs["by"] = group_cols
-        if instrument is not None:
-            kwargs["instrument"] = instrument
-        results = _estimate(sales, **kwargs)
+        results = _estimate(sales, items=items, **kwargs)
         params = {"model": model, "by": by, "instrument": instrument, "slope": slope,
                   "before": before,
                   "fit": json.loads(json.dumps(results.parameters, default=str))}
-        run = start_run(store, "estimate", params)
-        table = results.elasticities
-        if items is not None and "category" in items.columns and "category" not in table.columns \
-                and "item_id" in table.columns:
-            table = table.join(items.select("item_id", "category"), on="item_id", how="left")
-        with store.transaction():
-            store.write_result("elasticities", table, run.run_id)
-            store.write_result("elasticity_params", results.params, run.run_id)
-            out = EstimateRun(run.run_id, results, table)
-            run.finish(out.to_dict())
-        return out
+        return _store_estimate(store, results, items, params)
+
+
+def _estimate_source(db: PathLike | None, source: PathLike | str | None, engine: str,
+                     kwargs: dict[str, Any], *, by: str | None, before: str | None
+                     ) -> EstimateRun:
+    """``estimate`` on sales read from ``source`` by ``engine``; stored when ``db`` is given."""
+    import json
+
+    from pricelab.engines import get_engine
+    from pricelab.errors import UsageError
+    from pricelab.store.loaders import load_items
+
+    eng = get_engine(engine)
+    if source is None:
+        raise UsageError(f"--engine {engine} reads sales from --source (a Parquet file or "
+                         "folder, delta:PATH or a table name)")
+    items = None
+    if db is not None and Path(db).exists():
+        with Store.open(db, read_only=True) as store:
+            items = load_items(store)
+    results = eng.estimate(str(source), items=items, before=before, **kwargs)
+    if db is None:
+        return EstimateRun(None, results)
+    params = {"model": kwargs["model"], "by": by, "instrument": kwargs.get("instrument"),
+              "slope": kwargs["slope"], "before": before, "engine": engine,
+              "source": str(source),
+              "fit": json.loads(json.dumps(results.parameters, default=str))}
+    with Store.open(db) as store:
+        return _store_estimate(store, results, items, params)
+
+
+def _store_estimate(store: Store, results: Any, items: pl.DataFrame | None,
+                    params: dict[str, Any]) -> EstimateRun:
+    """Write elasticities and coefficients as an ``estimate`` run."""
+    from pricelab.store.runs import start_run
+
+    run = start_run(store, "estimate", params)
+    table = results.elasticities
+    if items is not None and "category" in items.columns and "category" not in table.columns \
+            and "item_id" in table.columns:
+        table = table.join(items.select("item_id", "category"), on="item_id", how="left")
+    with store.transaction():
+        store.write_result("elasticities", table, run.run_id)
+        store.write_result("elasticity_params", results.params, run.run_id)
+        out = EstimateRun(run.run_id, results, table)
+        run.finish(out.to_dict())
+    return out
 
 
 def _demo_estimate(db: PathLike) -> dict[str, Any]:
@@ -590,3 +639,79 @@ def _demo_simulate(db: PathLike) -> dict[str, Any]:
 
 
 _DEMO_STEPS.append(("simulate", _demo_simulate))
+
+
+# -- model registry: promotion gate and history (pricelab.registry) -----------------------
+def promote(db: PathLike | None, run_id: str, *, force: bool = False, reason: str | None = None,
+            tolerance_wape: float = 2.0, tolerance_flags: float = 5.0, horizon_weeks: int = 4,
+            cutoffs: int = 3, naive_weeks: int = 8) -> Any:
+    """Promote estimate run ``run_id`` to production if it passes the gate.
+
+    The gate backtests the candidate against the production run on the last
+    ``cutoffs * horizon_weeks`` weeks (both refitted with their stored parameters before each
+    origin) and passes when the candidate's WAPE is at most ``tolerance_wape`` percent worse
+    (relative) and its share of flagged groups at most ``tolerance_flags`` points higher; the
+    first promotion must beat the naive forecast. See :mod:`pricelab.registry.gate`.
+
+    Parameters
+    ----------
+    run_id : str
+        An estimate run id, or ``latest``.
+    force, reason : bool, str
+        Promote whatever the gate says; ``reason`` is then required and recorded.
+
+    Returns
+    -------
+    pricelab.registry.Promotion
+        ``status`` is ``promoted``, ``refused`` (``ok`` False: the CLI exits 1) or
+        ``already-production``.
+
+    Raises
+    ------
+    NotFoundError, UsageError, EmptyStoreError, StoreError
+    """
+    from pricelab.registry import GateConfig
+    from pricelab.registry import promote as _promote
+
+    config = GateConfig(tolerance_wape=tolerance_wape, tolerance_flags=tolerance_flags,
+                        horizon_weeks=horizon_weeks, cutoffs=cutoffs, naive_weeks=naive_weeks)
+    with Store.open(db, must_exist=True) as store:
+        store.require_sales()
+        return _promote(store, run_id, config=config, force=force, reason=reason)
+
+
+def registry(db: PathLike | None = None) -> pl.DataFrame:
+    """Every promotion, newest first: ``run_id, stage, promoted_at, promoted_by, reason,
+    previous_run_id, forced, model`` (the first row is the production run)."""
+    from pricelab.registry import history
+
+    with Store.open(db, must_exist=True, read_only=True) as store:
+        return history(store)
+
+
+def pipeline(db: PathLike | None = None, *, config: PathLike | dict[str, Any] | None = None) -> Any:
+    """Run the nightly pipeline: ingest new files, validate, estimate, backtest, promote if
+    better, optimize, monitor — each step a run, skipped when its inputs did not change.
+
+    Parameters
+    ----------
+    db : path, optional
+        The database (default: the config's ``db``, else ``$PRICELAB_DB`` /
+        ``./pricelab.duckdb``).
+    config : path or dict, optional
+        Pipeline YAML (see ``examples/pipeline.yaml``); None runs on the bundled sample.
+
+    Returns
+    -------
+    pricelab.pipeline.PipelineResult
+        ``steps`` (name, status, run id, message), ``exit_code``, ``changed``, ``run_id``.
+        A failing step does not raise: it stops the pipeline and sets ``exit_code``.
+
+    Raises
+    ------
+    ConfigError, InputFileError
+        The config file is unreadable or invalid (nothing has run).
+    """
+    from pricelab.pipeline import run_pipeline
+
+    return run_pipeline(db, config)

@@ -27,6 +27,8 @@ COMMAND_MODULES = [
     "pricelab.cli.monitor",
     "pricelab.cli.report",
     "pricelab.cli.simulate",
+    "pricelab.cli.promote",
+    "pricelab.cli.pipeline",
 ]
 
 
