@@ -126,5 +126,5 @@ def load_config(path: str | os.PathLike[str] | None) -> dict[str, dict[str, Any]
         return merge_config(None)
     if not isinstance(doc, dict):
         raise ConfigError(f"{path}: expected a mapping with a 'monitor' section")
-    section = doc["monitor"] if "monitor" in doc else doc
+    section = doc.get("monitor", doc)
     return merge_config(section, str(path))

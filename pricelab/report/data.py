@@ -1,9 +1,10 @@
 """What a report shows, read from the store: which runs, and their tables.
 
-Without ``--run`` each section uses the latest successful run of its command. With a run
-id, that run fills its own section, its parents (transitively) fill theirs, and the other
-sections use the latest run that descends from one already chosen; a section with no such
-run says so instead of showing unrelated results.
+With a run id, that run fills its own section, its parents (transitively) fill theirs, and
+the other sections use the latest run that descends from one already chosen; a section with
+no such run says so instead of showing unrelated results. Without ``--run`` the report is
+built around the latest plan (so the elasticities shown are the ones it was built on) and
+shows the latest simulate run; without a plan, the latest run of each command.
 """
 
 from __future__ import annotations
@@ -53,6 +54,11 @@ def _children(store: Store, command: str, chosen: set[str]) -> str | None:
     return None
 
 
+def _latest(store: Store, command: str) -> dict[str, Any] | None:
+    run_id = latest_run(store, command)
+    return get_run(store, run_id) if run_id else None
+
+
 def resolve_runs(store: Store, run_id: str | None) -> dict[str, dict[str, Any] | None]:
     """The estimate, optimize and simulate runs a report shows (None when absent).
 
@@ -65,6 +71,9 @@ def resolve_runs(store: Store, run_id: str | None) -> dict[str, dict[str, Any] |
     """
     ids: dict[str, str | None] = dict.fromkeys(SLOTS)
     if run_id is None:
+        plan = latest_run(store, "optimize")
+        if plan is not None:  # the latest plan with the estimate it was built on
+            return resolve_runs(store, plan) | {"simulate": _latest(store, "simulate")}
         for command in SLOTS:
             ids[command] = latest_run(store, command)
     else:

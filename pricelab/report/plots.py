@@ -98,8 +98,13 @@ def elasticity_distribution(est: pl.DataFrame) -> bytes:
     ax.invert_yaxis()
     ax.axvline(-1, color="#999999", ls=":", lw=1)
     ax.set_xlabel("elasticity (d log q / d log p); dotted line: unit elastic")
-    ax.legend(title="market", frameon=False, fontsize=8, title_fontsize=8,
-              loc="center left", bbox_to_anchor=(1.0, 0.5), markerscale=2)
+    legend = ax.legend(title="market", frameon=False, fontsize=8, title_fontsize=8,
+                       loc="center left", bbox_to_anchor=(1.0, 0.5), markerscale=2)
+    for handle in legend.legend_handles:
+        if handle is not None:
+            handle.set_alpha(1.0)
+    for i in range(1, len(cats)):
+        ax.axhline(i - 0.5, color="#d0d4da", lw=0.8)
     _style(ax)
     return to_png(fig)
 

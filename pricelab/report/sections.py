@@ -125,7 +125,8 @@ def elasticities(d: ReportData, top: int = 20) -> Section:
             ranked = ranked.sort("n_obs", descending=True)
         rows = ranked.head(top)
         if rows.height:
-            label = pl.concat_str([pl.col(c).cast(pl.String) for c in ("item_id", "market")
+            label = pl.concat_str([pl.col(c).cast(pl.String).fill_null("")
+                                   for c in ("item_id", "market", "category")
                                    if c in rows.columns], separator=" ") \
                 if "item_id" in rows.columns else pl.col("category")
             rows = rows.with_columns(label.alias("label"))
