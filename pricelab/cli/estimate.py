@@ -57,20 +57,28 @@ def estimate(
                                                    "or 'hausman'.")] = None,
     slope: Annotated[str, typer.Option(help="panel: 'item' (one slope per item) or 'common'.")] = "item",
     before: Annotated[str | None, typer.Option(help="Use only weeks before this ISO date.")] = None,
+    engine: Annotated[str, typer.Option(help="local | spark (spark needs --source and "
+                                        "pricelab[spark]).")] = "local",
+    source: Annotated[str | None, typer.Option(help="Read sales from this Parquet file/folder, "
+                                               "delta:PATH or table instead of the database; "
+                                               "stored as a run only with --db.",
+                                               show_default=False)] = None,
     db: DbOpt = None, json: JsonOpt = False, output: OutputOpt = None, debug: DebugOpt = False,
 ) -> None:
     """Estimate price elasticities per item × market and store them as a run."""
-    run = api.estimate(db, model=model, by=by, instrument=instrument, slope=slope, before=before)
+    run = api.estimate(db, model=model, by=by, instrument=instrument, slope=slope, before=before,
+                       engine=engine, source=source)
     t = run.elasticities
     write_output(t, output)
     if json:
         print_json(run.to_dict())
         return
     d = run.to_dict()
+    where = f"run {run.run_id}" if run.run_id else "not stored: no --db"
     console.print(f"[bold green]estimated[/] {d['estimated']} of {d['groups']} groups with "
-                  f"model [bold]{d['model']}[/] (run {run.run_id}); median elasticity "
+                  f"model [bold]{d['model']}[/] ({where}); median elasticity "
                   f"{d['median_elasticity']:.2f}" if d["median_elasticity"] is not None else
-                  f"no group could be estimated (run {run.run_id})")
+                  f"no group could be estimated ({where})")
     dist = _distribution(t)
     if dist.height:
         console.print(frame_table(dist, title="elasticity by category and market", max_rows=60,
