@@ -12,7 +12,6 @@ import sys
 from pathlib import Path
 from types import ModuleType
 
-import click
 import pytest
 import typer
 
@@ -102,10 +101,11 @@ def _load_dag() -> ModuleType:
 def _parses(args: list[str]) -> None:
     """The pricelab CLI accepts ``args`` (options and arguments parse; nothing runs)."""
     group = typer.main.get_command(app)
-    ctx = click.Context(group)
+    # typer >= 0.29 ships its own click; use the command's own context class
+    ctx = group.context_class(group)
     name, cmd, rest = group.resolve_command(ctx, args)
-    while isinstance(cmd, click.Group):
-        sub = click.Context(cmd, parent=ctx)
+    while hasattr(cmd, "resolve_command"):
+        sub = cmd.context_class(cmd, parent=ctx)
         name, cmd, rest = cmd.resolve_command(sub, rest)
     assert cmd is not None, args
     cmd.make_context(name, list(rest))
