@@ -53,8 +53,15 @@ def _print_history(df: pl.DataFrame) -> None:
         console.print("no promotion yet; optimize and simulate use the latest estimate run "
                       "(promote one with 'pricelab promote RUN_ID')")
         return
-    console.print(frame_table(df, title="model registry (newest first; the first row is "
-                              "in production)", max_rows=50))
+    table = Table(title="model registry (newest first; the first row is in production)",
+                  header_style="bold")
+    for col in ("run_id", "model", "promoted_at", "by", "previous", "forced", "reason"):
+        table.add_column(col, no_wrap=col != "reason", overflow="fold")
+    for r in df.head(50).iter_rows(named=True):
+        table.add_row(r["run_id"], r["model"] or "", f"{r['promoted_at']:%Y-%m-%d %H:%M:%S}",
+                      r["promoted_by"] or "", r["previous_run_id"] or "",
+                      "[bold yellow]yes[/]" if r["forced"] else "no", r["reason"] or "")
+    console.print(table)
 
 
 @guarded

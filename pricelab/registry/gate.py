@@ -125,7 +125,7 @@ def flagged_share(elasticities: pl.DataFrame, flags: tuple[str, ...] = GATE_FLAG
 def _score(frame: pl.DataFrame, cutoff: str, role: str, phi: float) -> dict[str, Any]:
     y = frame["quantity"].to_numpy().astype(float)
     f = frame["predicted"].to_numpy().astype(float)
-    lo, hi = interval(f, phi)
+    lo, hi = frame["low"].to_numpy(), frame["high"].to_numpy()
     tot = float(y.sum())
     return {"cutoff": cutoff, "role": role, "n_rows": frame.height,
             "n_fallback": int(frame["fallback"].sum()), "actual_units": tot,
@@ -199,7 +199,9 @@ def score_specs(sales: pl.DataFrame, items: pl.DataFrame | None,
             results[role] = (np.where(fb, naive_pred, p), fb,
                              dispersion(fit, np.where(np.isfinite(mu), mu, np.nan)))
         for role, (p, fb, ph) in results.items():
-            frame = base.with_columns(pl.Series("predicted", p), pl.Series("fallback", fb))
+            lo, hi = interval(p, ph)
+            frame = base.with_columns(pl.Series("predicted", p), pl.Series("fallback", fb),
+                                      pl.Series("low", lo), pl.Series("high", hi))
             rows.append(_score(frame, label, role, ph))
             frames[role].append(frame)
             phis[role].append(ph)

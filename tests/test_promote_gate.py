@@ -1,0 +1,204 @@
+"""Promotion gate: refuses a worse model, accepts a better one, records who/when/why.
+
+Synthetic Poisson sales with known elasticities (``simulate_panel``): a Poisson fit is the
+right model, log-linear OLS (zero weeks dropped, retransformed) forecasts worse, and a model
+fitted only on the first weeks extrapolates its trend badly.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from pricelab import api
+from pricelab.elasticity.synthetic import simulate_panel
+from pricelab.registry import GateConfig, compare_runs, flagged_share, production_run
+from pricelab.simulate import backtest
+from pricelab.store import Store
+from tests.conftest import CliResult, snapshot
+
+
+@pytest.fixture(scope="module")
+def synthetic(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, str]]:
+    d = tmp_path_factory.mktemp("gate")
+    sales, items, _ = simulate_panel(n_items=30, weeks=70, seed=3, base_units=8)
+    sales.write_csv(d / "sales.csv")
+    items.write_csv(d / "items.csv")
+    db = d / "base.duckdb"
+    api.ingest(db, sales=d / "sales.csv", items=d / "items.csv")
+    runs = {"poisson": api.estimate(db, model="poisson").run_id,
+            "ols": api.estimate(db, model="ols").run_id,
+            "early": api.estimate(db, model="poisson", before="2022-06-01").run_id,
+            "by_market": api.estimate(db, model="ols", by="market").run_id}
+    return db, runs
+
+
+@pytest.fixture
+def db(synthetic: tuple[Path, dict[str, str]], tmp_path: Path) -> Path:
+    copy = tmp_path / "gate.duckdb"
+    shutil.copy(synthetic[0], copy)
+    return copy
+
+
+@pytest.fixture
+def runs(synthetic: tuple[Path, dict[str, str]]) -> dict[str, str]:
+    return synthetic[1]
+
+
+@pytest.fixture(autouse=True)
+def _user(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("PRICELAB_USER", raising=False)
+    for var in ("LOGNAME", "USER", "LNAME", "USERNAME"):
+        monkeypatch.setenv(var, "alice")
+
+
+def _registry(db: Path) -> list[dict[str, object]]:
+    return api.registry(db).to_dicts()
+
+
+def test_gate_scores_match_library_backtest(db: Path, runs: dict[str, str]) -> None:
+    """Same origins, rows and formulas as pricelab.simulate.backtest for a run without --before."""
+    with Store.open(db) as store:
+        comp = compare_runs(store, runs["poisson"], runs["ols"], GateConfig())
+        sales, items = store.table("sales"), store.table("items")
+    # 70 weeks from 2022-01-03: the last week starts 2023-05-01; 3 x 4 weeks end there
+    assert comp.origins == ["2023-02-13", "2023-03-13", "2023-04-10"]
+    ref = backtest(sales, cutoff=comp.origins[-1], cutoffs=3, horizon_weeks=4,
+                   models=["poisson", "ols"], items=items).overall()
+    mine = comp.table()
+    for role, model in (("candidate", "poisson"), ("production", "ols"), ("naive", "naive")):
+        a = mine.filter(pl.col("role") == role).row(0, named=True)
+        b = ref.filter(pl.col("model") == model).row(0, named=True)
+        for key in ("wape", "bias_pct", "deviance", "coverage_90", "n_rows", "n_fallback"):
+            assert a[key] == pytest.approx(b[key], rel=1e-9), (role, key)
+
+
+def test_first_promotion_must_beat_naive(cli: Callable[..., CliResult], db: Path,
+                                         runs: dict[str, str]) -> None:
+    res = cli("promote", runs["poisson"], "--db", db, "--json")
+    assert res.exit_code == 0, res.stderr
+    doc = json.loads(res.stdout)
+    assert doc["status"] == "promoted" and doc["previous_run_id"] is None
+    wape = next(c for c in doc["comparison"]["checks"] if c["check"] == "wape")
+    assert wape["rule"].startswith("no production run yet") and wape["candidate"] < wape["reference"]
+    reg = _registry(db)
+    assert [r["run_id"] for r in reg] == [runs["poisson"]]
+    assert reg[0]["promoted_by"] == "alice" and reg[0]["forced"] is False
+    assert reg[0]["reason"].startswith("passed the gate: WAPE")
+
+
+def test_refuses_worse_model(cli: Callable[..., CliResult], db: Path,
+                             runs: dict[str, str]) -> None:
+    assert cli("promote", runs["poisson"], "--db", db).exit_code == 0
+    before = snapshot(db)["registry"]
+    res = cli("promote", runs["ols"], "--db", db)
+    assert res.exit_code == 1
+    assert f"gate refused run {runs['ols']} (wape check failed)" in res.stderr
+    assert "gate checks" in res.stdout and "FAIL" in res.stdout and "production" in res.stdout
+    assert snapshot(db)["registry"].equals(before)
+    with Store.open(db, read_only=True) as store:
+        assert production_run(store) == runs["poisson"]
+        row = store.execute("SELECT status, parents, summary FROM runs WHERE command = 'promote' "
+                            "ORDER BY started_at DESC LIMIT 1")[0]
+    assert row[0] == "refused"
+    summary = json.loads(row[2])
+    table = {r["role"]: r for r in summary["comparison"]["table"]}
+    # OLS on Poisson counts is measurably worse: beyond the 2% tolerance
+    assert table["candidate"]["wape"] > 1.02 * table["production"]["wape"]
+
+
+def test_tolerance_decides(cli: Callable[..., CliResult], db: Path, runs: dict[str, str]) -> None:
+    """The same OLS candidate passes when the tolerance exceeds its measured WAPE gap."""
+    assert cli("promote", runs["poisson"], "--db", db).exit_code == 0
+    with Store.open(db, read_only=True) as store:
+        t = {r["role"]: r for r in compare_runs(store, runs["ols"], runs["poisson"],
+                                                 GateConfig()).table().iter_rows(named=True)}
+    gap = 100 * (t["candidate"]["wape"] / t["production"]["wape"] - 1)
+    assert 2 < gap < 10
+    assert cli("promote", runs["ols"], "--db", db, "--tolerance-wape", f"{gap - 0.1:.3f}",
+               ).exit_code == 1
+    assert cli("promote", runs["ols"], "--db", db, "--tolerance-wape", f"{gap + 0.1:.3f}",
+               ).exit_code == 0
+    reg = _registry(db)
+    assert reg[0]["run_id"] == runs["ols"] and reg[0]["previous_run_id"] == runs["poisson"]
+
+
+def test_accepts_better_model_and_early_window_is_refused(
+        cli: Callable[..., CliResult], db: Path, runs: dict[str, str]) -> None:
+    # vice versa: OLS in production (forced), Poisson beats it
+    res = cli("promote", runs["ols"], "--db", db, "--force", "--reason", "legacy model")
+    assert res.exit_code == 0, res.stderr
+    res = cli("promote", runs["poisson"], "--db", db, "--json")
+    assert res.exit_code == 0, res.stderr
+    doc = json.loads(res.stdout)
+    assert doc["status"] == "promoted" and doc["previous_run_id"] == runs["ols"]
+    assert all(c["passed"] for c in doc["comparison"]["checks"])
+    # a model fitted on the first 21 weeks only extrapolates its trend: refused
+    res = cli("promote", runs["early"], "--db", db, "--json")
+    assert res.exit_code == 1
+    table = {r["role"]: r for r in json.loads(res.stdout)["comparison"]["table"]}
+    assert table["candidate"]["wape"] > 10 * table["production"]["wape"]
+    assert [r["run_id"] for r in _registry(db)] == [runs["poisson"], runs["ols"]]
+
+
+def test_force_records_reason_and_needs_one(cli: Callable[..., CliResult], db: Path,
+                                            runs: dict[str, str]) -> None:
+    before = snapshot(db)
+    res = cli("promote", runs["early"], "--db", db, "--force")
+    assert res.exit_code == 2
+    assert "--force needs --reason TEXT" in res.stderr
+    assert before.keys() == snapshot(db).keys()  # nothing recorded
+    res = cli("promote", runs["early"], "--db", db, "--force", "--reason", "hotfix: INC-42")
+    assert res.exit_code == 0, res.stderr
+    assert "FORCED" in res.stdout
+    reg = _registry(db)[0]
+    assert (reg["run_id"], reg["forced"], reg["reason"]) == (runs["early"], True, "hotfix: INC-42")
+    with Store.open(db, read_only=True) as store:
+        comp = json.loads(store.execute("SELECT comparison FROM registry")[0][0])
+    assert comp["candidate"] == runs["early"] and not comp["passed"]
+
+
+def test_grain_cannot_be_forced(cli: Callable[..., CliResult], db: Path,
+                                runs: dict[str, str]) -> None:
+    res = cli("promote", runs["by_market"], "--db", db)
+    assert res.exit_code == 1 and "grain" in res.stderr
+    res = cli("promote", runs["by_market"], "--db", db, "--force", "--reason", "try")
+    assert res.exit_code == 2
+    assert "estimated per market, not per item_id x market" in res.stderr
+    assert _registry(db) == []
+
+
+def test_usage_errors_and_history(cli: Callable[..., CliResult], db: Path,
+                                  runs: dict[str, str]) -> None:
+    res = cli("promote", "nope", "--db", db)
+    assert res.exit_code == 2 and "run 'nope' not found" in res.stderr
+    with Store.open(db, read_only=True) as store:
+        ingest_run = store.execute("SELECT run_id FROM runs WHERE command = 'ingest'")[0][0]
+    res = cli("promote", ingest_run, "--db", db)
+    assert res.exit_code == 2 and "is a ingest run; only estimate runs" in res.stderr
+    assert cli("promote", "--db", db, "--cutoffs", "0", runs["ols"]).exit_code == 2
+    assert "no promotion yet" in cli("registry", "--db", db).stdout
+    # 'latest' is the newest estimate run: the per-market OLS, which cannot serve optimize
+    res = cli("promote", "latest", "--db", db, "--force", "--reason", "r")
+    assert res.exit_code == 2 and f"cannot promote run {runs['by_market']}" in res.stderr
+    assert cli("promote", runs["poisson"], "--db", db).exit_code == 0
+    res = cli("promote", runs["poisson"], "--db", db)
+    assert res.exit_code == 0 and "already in production; nothing to do" in res.stdout
+    hist = json.loads(cli("promote", "--list", "--db", db, "--json").stdout)
+    assert [(h["run_id"], h["promoted_by"], h["model"]) for h in hist] == \
+        [(runs["poisson"], "alice", "poisson")]
+    assert runs["poisson"] in cli("registry", "--db", db).stdout
+
+
+def test_flag_rule_boundaries() -> None:
+    """Flagged share counts positive / no_price_variation / weak_instrument, not the others."""
+    t = pl.DataFrame({"flags": ["positive", "shrunk", "", None, "few_obs,no_price_variation",
+                                "inelastic", "weak_instrument,positive", "shrunk,inelastic"]})
+    assert flagged_share(t) == pytest.approx(3 / 8)
+    assert flagged_share(t, ("shrunk",)) == pytest.approx(2 / 8)
+    assert flagged_share(t.head(0)) == 0.0
