@@ -151,7 +151,6 @@ def flag_signs(out: dict[str, np.ndarray]) -> None:
 
 def flag_strings(bits: np.ndarray) -> list[str]:
     """Comma-joined flag names per group."""
-    names = np.array(FLAG_NAMES)
-    masks = np.array([FLAG[n] for n in FLAG_NAMES])
-    has = (bits[:, None] & masks[None, :]) > 0
-    return [",".join(names[row]) for row in has]
+    values, inverse = np.unique(bits, return_inverse=True)
+    text = [",".join(n for n in FLAG_NAMES if v & FLAG[n]) for v in values]
+    return [text[i] for i in inverse.ravel()]

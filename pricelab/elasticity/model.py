@@ -8,7 +8,7 @@ All five models share the same path: check the input, build a group-sorted desig
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -18,7 +18,7 @@ from scipy import stats
 from pricelab.errors import UsageError
 
 from . import design as D
-from .groupfit import fit_ols, fit_poisson, flag_signs, flag_strings
+from .groupfit import fit_poisson, flag_signs, flag_strings
 from .results import ElasticityResults
 
 MODELS = ("ols", "poisson", "panel", "hierarchical", "iv")
@@ -41,7 +41,8 @@ def estimate(sales: pl.DataFrame, *, model: str = "hierarchical",
              slope: str = "item", controls: str | Sequence[str] | None = "default",
              fixed_effects: Sequence[str] | None = None, se: str = "HC1", alpha: float = 0.05,
              min_obs: int = 8, iv_method: str = "2sls", pool_by: Sequence[str] | None = None,
-             tau: str = "level", max_cells: float = 4e6) -> ElasticityResults:
+             tau: str = "level", max_cells: float = 4e6,
+             progress: Callable[[int, int], None] | None = None) -> ElasticityResults:
     """Estimate constant price elasticities per group.
 
     Parameters
@@ -80,6 +81,9 @@ def estimate(sales: pl.DataFrame, *, model: str = "hierarchical",
     tau:
         ``hierarchical`` only: ``level`` (a between-group spread per pooling level, e.g.
         per category × market; integrated over its posterior) or ``common`` (one per layer).
+    progress:
+        Optional ``progress(done, total)`` callback, called as blocks of groups finish
+        (``ols`` and ``poisson``), e.g. to drive a rich progress bar.
 
     Returns
     -------
@@ -136,12 +140,16 @@ def estimate(sales: pl.DataFrame, *, model: str = "hierarchical",
         from .panel import fit_absorbed_ols
         d = D.build(df, by_cols, ctrl)
         out = fit_absorbed_ols(d, fe, se=se, min_obs=min_obs)
+    elif model == "ols":
+        from .fastols import fit_ols_runs
+        origin = df["date"].min() if "date" in df.columns else None
+        out, keys, names = fit_ols_runs(df, by_cols, ctrl, origin, se=se, min_obs=min_obs,
+                                        max_cells=max_cells, progress=progress)
+        params["origin"] = str(origin) if origin is not None else None
+        return _wrap(out, keys, names, model, method, params, alpha)
     else:
         d = D.build(df, by_cols, ctrl)
-        if model == "ols":
-            out = fit_ols(d, se=se, min_obs=min_obs, max_cells=max_cells)
-        else:
-            out = fit_poisson(d, se=se, min_obs=min_obs, max_cells=max_cells)
+        out = fit_poisson(d, se=se, min_obs=min_obs, max_cells=max_cells)
         if model == "hierarchical":
             from .hierarchical import shrink
             pool = list(pool_by) if pool_by else None

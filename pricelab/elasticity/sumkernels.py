@@ -1,0 +1,125 @@
+"""Batched OLS on group blocks through centred cross-product sums (pure numpy).
+
+The fast ``ols`` path hands this module one block of whole groups at a time, laid out
+as ``(g, p, T)``: ``g`` groups, ``p`` slope regressors (log price first, then controls)
+and ``T`` rows per group (padding rows carry weight 0). Each regressor is shifted by
+the group's first row, so the centred cross products ``C = X'X - n m m'`` are formed
+from sums without cancellation, and a constant column is exactly zero. Columns that are
+constant or collinear in a group are dropped by an in-order Cholesky (the same rule as
+:func:`pricelab.elasticity.kernels.independent_columns`: the Schur complement of column
+``j`` on the kept earlier columns must exceed ``tol`` times its sum of squares). Robust
+variances need only ``r = C^-1 e_1``: ``Var(e) = f * sum_t resid_t² (x_t - m)'r)²``.
+Nothing here loops over groups in Python or knows which engine produced the block.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def masked_cholesky(C: np.ndarray, tol: float = 1e-10) -> tuple[np.ndarray, np.ndarray]:
+    """In-order Cholesky of stacked ``C (g, p, p)`` that drops dependent columns.
+
+    Returns ``(L, keep)``: lower-triangular ``L`` with zero rows/columns for dropped
+    columns, and ``keep (g, p)``. Column ``j`` is kept when ``C_jj > 0`` and its Schur
+    complement on the kept earlier columns exceeds ``tol * C_jj``.
+    """
+    g, p, _ = C.shape
+    L = np.zeros_like(C)
+    keep = np.zeros((g, p), dtype=bool)
+    for j in range(p):
+        cjj = C[:, j, j]
+        s = cjj - (L[:, j, :j] ** 2).sum(axis=1)
+        kj = np.isfinite(s) & (cjj > 0) & (s > tol * cjj)
+        keep[:, j] = kj
+        d = np.sqrt(np.where(kj, s, 1.0))
+        L[:, j, j] = np.where(kj, d, 0.0)
+        for i in range(j + 1, p):
+            v = (C[:, i, j] - (L[:, i, :j] * L[:, j, :j]).sum(axis=1)) / d
+            L[:, i, j] = np.where(kj, v, 0.0)
+    return L, keep
+
+
+def cholesky_solve(L: np.ndarray, keep: np.ndarray, B: np.ndarray) -> np.ndarray:
+    """Solve ``C x = b`` on the kept columns for ``B (g, p, m)``; dropped columns get 0."""
+    g, p, _ = L.shape
+    z = np.zeros_like(B)
+    diag = np.where(keep, np.diagonal(L, axis1=1, axis2=2), 1.0)
+    for j in range(p):
+        acc = B[:, j] - np.einsum("gi,gim->gm", L[:, j, :j], z[:, :j])
+        z[:, j] = np.where(keep[:, j, None], acc / diag[:, j, None], 0.0)
+    x = np.zeros_like(B)
+    for j in range(p - 1, -1, -1):
+        acc = z[:, j] - np.einsum("gi,gim->gm", L[:, j + 1:, j], x[:, j + 1:])
+        x[:, j] = np.where(keep[:, j, None], acc / diag[:, j, None], 0.0)
+    return x
+
+
+def ols_block(X: np.ndarray, y: np.ndarray, w: np.ndarray, se: str = "HC1",
+              min_obs: int = 1) -> dict[str, np.ndarray]:
+    """OLS of ``y`` on an intercept and ``X`` for every group of a block.
+
+    Parameters
+    ----------
+    X:
+        ``(g, p, T)`` slope regressors, column 0 the one whose variance is reported (log
+        price). Padding rows may hold anything finite. Overwritten (shifted in place).
+    y:
+        ``(g, T)`` response, finite everywhere (0 where ``w`` is 0).
+    w:
+        ``(g, T)`` row weights in {0, 1} (0 for padding and excluded rows).
+    se:
+        ``HC1``, ``HC0`` or ``nonrobust`` variance of the coefficient of column 0.
+    min_obs:
+        Groups with fewer weighted rows are not fitted (only ``n``, means, spread).
+
+    Returns
+    -------
+    dict
+        ``n, params (g, 1 + p)`` (intercept first, NaN for dropped), ``keep (g, p)``,
+        ``var`` (variance of the column-0 slope), ``rss, tss, smear`` (sum of
+        ``w exp(resid)``), ``mean, spread`` (weighted mean and population variance of
+        column 0), ``fitted`` (enough rows) and ``ok`` (finite solution, ``n > p_kept``).
+    """
+    g, p, T = X.shape
+    shift = X[:, :, 0].copy()
+    X -= shift[:, :, None]                                  # in place: the caller's block
+    Xw = X * w[:, None, :]
+    yw = y * w
+    n = w.sum(axis=1)
+    Sx = Xw.sum(axis=2)
+    Sy = yw.sum(axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        mx, my = Sx / n[:, None], Sy / n
+        Cxx = np.matmul(Xw, X.transpose(0, 2, 1)) - n[:, None, None] * mx[:, :, None] \
+            * mx[:, None, :]
+        Cxy = np.matmul(Xw, y[:, :, None])[:, :, 0] - n[:, None] * mx * my[:, None]
+        tss = (yw * y).sum(axis=1) - n * my * my
+    fitted = n >= max(min_obs, 1)
+    L, keep = masked_cholesky(np.where(fitted[:, None, None], Cxx, 0.0))
+    rhs = np.zeros((g, p, 2))
+    rhs[:, :, 0] = np.where(fitted[:, None], Cxy, 0.0)
+    rhs[:, 0, 1] = 1.0
+    sol = cholesky_solve(L, keep, rhs)
+    beta, r = sol[:, :, 0], sol[:, :, 1]
+    mx, my = np.nan_to_num(mx), np.nan_to_num(my)
+    fu = np.matmul(sol.transpose(0, 2, 1), X)               # (g, 2, T): x'beta and x'r
+    resid = (y - my[:, None] - fu[:, 0] + (beta * mx).sum(axis=1)[:, None]) * w
+    u = fu[:, 1] - (r * mx).sum(axis=1)[:, None]
+    rss = (resid ** 2).sum(axis=1)
+    p_kept = 1 + keep.sum(axis=1)
+    dof = n - p_kept
+    with np.errstate(divide="ignore", invalid="ignore"):
+        if se == "nonrobust":
+            var = rss / dof * r[:, 0]
+        else:
+            factor = n / dof if se == "HC1" else np.ones_like(n)
+            var = factor * ((resid * u) ** 2).sum(axis=1)
+    params = np.empty((g, p + 1))
+    params[:, 1:] = np.where(keep, beta, np.nan)
+    params[:, 0] = my - (beta * (mx + shift)).sum(axis=1)
+    finite = np.isfinite(beta).all(axis=1) & np.isfinite(var)
+    return {"n": n, "params": params, "keep": keep, "var": np.where(dof > 0, var, np.nan),
+            "rss": rss, "tss": tss, "smear": (np.exp(resid) * w).sum(axis=1),
+            "mean": mx[:, 0] + shift[:, 0], "spread": Cxx[:, 0, 0] / np.where(n > 0, n, np.nan),
+            "fitted": fitted, "ok": finite & (dof > 0)}

@@ -1,0 +1,139 @@
+"""The block-wise ``ols`` path against the padded kernel path and statsmodels."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+import polars as pl
+import pytest
+import statsmodels.api as sm
+
+from pricelab.elasticity import design as D
+from pricelab.elasticity import estimate
+from pricelab.elasticity.fastols import blocks, group_runs
+from pricelab.elasticity.groupfit import fit_ols
+from pricelab.elasticity.sumkernels import cholesky_solve, masked_cholesky
+from pricelab.elasticity.synthetic import simulate_panel
+
+KEYS = ["item_id", "market"]
+
+
+@pytest.fixture(scope="module")
+def awkward():
+    """Sparse panel with a flat-price item, a short item, an unbalanced item and an all-zero one."""
+    sales, _, _ = simulate_panel(n_items=120, weeks=52, base_units=3.0, price_sd=0.2, seed=12)
+    item = pl.col("item_id")
+    return (sales
+            .filter(~((item == "I000003") & (pl.col("date") > dt.date(2022, 6, 1))))
+            .filter(~((item == "I000007") & (pl.col("date") > dt.date(2022, 2, 1))))
+            .with_columns(price=pl.when(item == "I000005").then(100.0).otherwise(pl.col("price")),
+                          quantity=pl.when(item == "I000009").then(0).otherwise(pl.col("quantity")),
+                          promo=pl.when(item == "I000011").then(1).otherwise(pl.col("promo"))))
+
+
+def _padded(sales, se, controls="default"):
+    d = D.build(sales, KEYS, D.resolve_controls(controls))
+    return d, fit_ols(d, se=se)
+
+
+@pytest.mark.parametrize("se", ["HC1", "HC0", "nonrobust"])
+@pytest.mark.parametrize("shuffle", [False, True])
+def test_same_numbers_as_padded_path(awkward, se, shuffle):
+    sales = awkward.sample(fraction=1.0, shuffle=True, seed=3) if shuffle else awkward
+    res = estimate(sales, model="ols", se=se)
+    d, ref = _padded(awkward, se)
+    t = res.elasticities
+    assert t.select(KEYS).equals(d.keys)
+    for col in ("elasticity", "std_error", "fit_stat", "price_variation"):
+        np.testing.assert_allclose(t[col].to_numpy(), ref[col], rtol=1e-8, atol=1e-10)
+    assert t["n_obs"].to_list() == ref["n_obs"].tolist()
+    assert t["n_zero"].to_list() == ref["n_zero"].tolist()
+    from pricelab.elasticity.groupfit import flag_signs, flag_strings
+    flag_signs(ref)
+    assert t["flags"].to_list() == flag_strings(ref["flags"])
+    par = res.params.drop(KEYS).to_numpy()
+    np.testing.assert_allclose(par, np.c_[ref["params"], ref["smearing"]], rtol=1e-8, atol=1e-9)
+    flags = dict(zip(t["item_id"], t["flags"], strict=False))
+    assert "no_price_variation" in flags["I000005"] and "few_obs" in flags["I000007"]
+    assert "no_sales" in flags["I000009"]
+    # a promo column constant in a group is dropped (NaN), the slope still estimated
+    row = res.params.filter(pl.col("item_id") == "I000011").row(0, named=True)
+    assert np.isnan(row["promo"]) and np.isfinite(row["log_price"])
+
+
+def test_matches_statsmodels_with_fourier2_and_custom_control(awkward):
+    sales = awkward.with_columns(z=pl.col("unit_cost").log())
+    res = estimate(sales, model="ols", controls=["promo", "fourier2", "trend", "z"])
+    d = D.build(sales, KEYS, ["promo", "fourier2", "trend", "z"])
+    e, s = res.elasticities["elasticity"].to_numpy(), res.elasticities["std_error"].to_numpy()
+    checked = 0
+    for g in range(d.n_groups):
+        idx = np.flatnonzero((d.codes == g) & (d.q > 0))
+        if len(idx) < 8:
+            continue
+        X = d.X[idx]
+        cols = [0] + [j for j in range(1, X.shape[1]) if np.ptp(X[:, j]) > 0]
+        if 1 not in cols:
+            continue
+        r = sm.OLS(np.log(d.q[idx]), X[:, cols]).fit(cov_type="HC1")
+        assert e[g] == pytest.approx(r.params[1], rel=1e-8, abs=1e-10)
+        assert s[g] == pytest.approx(r.bse[1], rel=1e-8, abs=1e-10)
+        checked += 1
+    assert checked >= 200
+
+
+def test_pooled_and_other_groupings(awkward):
+    pooled = estimate(awkward, model="ols", by=None, controls=["promo"])
+    pos = awkward.filter(pl.col("quantity") > 0)
+    X = np.c_[np.ones(pos.height), np.log(pos["price"].to_numpy()), pos["promo"].to_numpy()]
+    r = sm.OLS(np.log(pos["quantity"].to_numpy()), X).fit(cov_type="HC1")
+    assert pooled.elasticities["elasticity"][0] == pytest.approx(r.params[1], rel=1e-9)
+    assert pooled.elasticities["std_error"][0] == pytest.approx(r.bse[1], rel=1e-9)
+    by_market = estimate(awkward, model="ols", by="market")
+    assert by_market.elasticities["market"].to_list() == ["GB", "US"]
+
+
+def test_group_runs_reorders_only_split_groups():
+    df = pl.DataFrame({"a": ["x", "x", "y", "y", "z"], "v": [1, 2, 3, 4, 5]})
+    same, starts = group_runs(df, ["a"])
+    assert same is df and starts.tolist() == [0, 2, 4]
+    split = pl.DataFrame({"a": ["x", "y", "x", "z", "y"], "v": [1, 2, 3, 4, 5]})
+    out, starts = group_runs(split, ["a"])
+    assert starts.size == 3
+    runs = np.split(out["a"].to_numpy(), starts[1:])
+    assert sorted(r[0] for r in runs) == ["x", "y", "z"] and all(len(set(r)) == 1 for r in runs)
+    assert sorted(out["v"].to_list()) == [1, 2, 3, 4, 5]
+
+
+def test_blocks_cover_every_row_once():
+    counts = np.array([3, 3, 3, 1, 5, 3, 0, 2])
+    seen = []
+    for gs, rows, valid, width in blocks(counts, 2, 12):
+        starts = np.cumsum(counts) - counts
+        if valid is None:
+            got = np.arange(rows.start, rows.stop).reshape(gs.size, width)
+            assert (got[:, 0] == starts[gs]).all()
+            seen += got.ravel().tolist()
+        else:
+            seen += rows[valid].tolist()
+            assert (valid.sum(axis=1) == counts[gs]).all()
+    assert sorted(seen) == list(range(counts.sum()))
+
+
+def test_masked_cholesky_solves_and_drops_like_lstsq():
+    rng = np.random.default_rng(0)
+    A = rng.normal(size=(50, 30, 4))
+    A[:10, :, 2] = A[:10, :, 0] * 2.0 - A[:10, :, 1]      # collinear third column
+    A[10:20, :, 0] = 0.0                                   # zero first column
+    C = np.matmul(A.transpose(0, 2, 1), A)
+    b = rng.normal(size=(50, 4, 1))
+    L, keep = masked_cholesky(C)
+    assert (~keep[:10, 2]).all() and keep[:10, [0, 1, 3]].all()
+    assert (~keep[10:20, 0]).all() and keep[20:].all()
+    x = cholesky_solve(L, keep, b)
+    for g in range(50):
+        k = keep[g]
+        ref = np.linalg.solve(C[g][np.ix_(k, k)], b[g, k, 0])
+        np.testing.assert_allclose(x[g, k, 0], ref, rtol=1e-9)
+        assert (x[g, ~k, 0] == 0).all()
