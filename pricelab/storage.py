@@ -231,3 +231,67 @@ def local_target(path: str | os.PathLike[str]) -> Iterator[Path]:
             raise _failure(norm, exc, writing=True) from None
     finally:
         shutil.rmtree(tmpdir, ignore_errors=True)
+
+
+def join(folder: str | os.PathLike[str], name: str) -> str | Path:
+    """``folder/name`` for a local folder or a URL prefix."""
+    norm = normalize(folder)
+    if isinstance(norm, Path):
+        return norm / name
+    return norm.rstrip("/") + "/" + name
+
+
+def _probe(path: str | os.PathLike[str], what: str) -> bool:
+    norm = normalize(path)
+    if isinstance(norm, Path):
+        return bool(getattr(norm, what)())
+    fs, inner = filesystem(norm)
+    try:
+        return bool(getattr(fs, what)(inner))
+    except FileNotFoundError:
+        return False
+    except Exception as exc:  # noqa: BLE001 - every backend has its own errors
+        raise _failure(norm, exc, writing=False) from None
+
+
+def exists(path: str | os.PathLike[str]) -> bool:
+    """True when the file or folder exists (locally or in object storage)."""
+    return _probe(path, "exists")
+
+
+def is_file(path: str | os.PathLike[str]) -> bool:
+    """True when ``path`` is an existing file (an object, for a URL)."""
+    return _probe(path, "is_file" if isinstance(normalize(path), Path) else "isfile")
+
+
+def is_dir(path: str | os.PathLike[str]) -> bool:
+    """True when ``path`` is an existing folder (a prefix holding objects, for a URL)."""
+    return _probe(path, "is_dir" if isinstance(normalize(path), Path) else "isdir")
+
+
+def sha256(path: str | os.PathLike[str]) -> str:
+    """Hex SHA-256 of a local file's or an object's bytes, read in 1 MiB chunks.
+
+    Raises
+    ------
+    InputFileError
+        Missing or unreadable.
+    """
+    import hashlib
+
+    norm = normalize(path)
+    h = hashlib.sha256()
+    try:
+        if isinstance(norm, Path):
+            fh_ctx: Any = norm.open("rb")
+        else:
+            fs, inner = filesystem(norm)
+            fh_ctx = fs.open(inner, "rb")
+        with fh_ctx as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                h.update(chunk)
+    except PricelabError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - every backend has its own errors
+        raise _failure(str(norm), exc, writing=False) from None
+    return h.hexdigest()

@@ -145,3 +145,24 @@ def test_secrets_never_reach_a_message(monkeypatch: pytest.MonkeyPatch) -> None:
     denied = _failure("s3://b/k.csv", PermissionError("Forbidden"), writing=False)
     assert str(denied) == ("s3://b/k.csv: access denied: check the credentials in the "
                            "environment (PermissionError)")
+
+
+def test_probes_join_and_sha256_agree_between_local_and_memory(
+        memfs: object, tmp_path: Path) -> None:
+    import hashlib
+
+    from pricelab.storage import exists, is_dir, is_file, join, sha256
+
+    data = b"item_id,market\n" + b"A,US\n" * 100_000  # > 1 MiB: several chunks
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "sales.csv").write_bytes(data)
+    memfs.pipe("/t/in/sales.csv", data)  # type: ignore[attr-defined]
+    for folder in (tmp_path / "in", "memory://t/in", Path("memory://t/in")):
+        f = join(folder, "sales.csv")
+        assert exists(f) and is_file(f) and not is_dir(f)
+        assert is_dir(folder) and not is_file(folder)
+        assert not exists(join(folder, "items.csv")) and not is_file(join(folder, "items.csv"))
+        assert sha256(f) == hashlib.sha256(data).hexdigest()
+    assert join("memory://t/in/", "x.csv") == "memory://t/in/x.csv"
+    with pytest.raises(InputFileError, match=r"^memory://t/in/none\.csv: file not found$"):
+        sha256("memory://t/in/none.csv")
