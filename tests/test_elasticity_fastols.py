@@ -107,18 +107,17 @@ def test_group_runs_reorders_only_split_groups():
 
 
 def test_blocks_cover_every_row_once():
-    counts = np.array([3, 3, 3, 1, 5, 3, 0, 2])
-    seen = []
-    for gs, rows, valid, width in blocks(counts, 2, 12):
-        starts = np.cumsum(counts) - counts
-        if valid is None:
-            got = np.arange(rows.start, rows.stop).reshape(gs.size, width)
-            assert (got[:, 0] == starts[gs]).all()
-            seen += got.ravel().tolist()
-        else:
-            seen += rows[valid].tolist()
-            assert (valid.sum(axis=1) == counts[gs]).all()
-    assert sorted(seen) == list(range(counts.sum()))
+    counts = np.array([3, 3, 3, 1, 5, 3, 2, 1])
+    starts = np.cumsum(counts) - counts
+    seen, slices = [], 0
+    for gs, rows, width in blocks(counts, 2, 12):
+        assert (counts[gs] == width).all() and gs.size * width * 2 <= max(12, width * 2)
+        if isinstance(rows, slice):
+            slices += 1
+            rows = np.arange(rows.start, rows.stop).reshape(gs.size, width)
+        assert (rows[:, 0] == starts[gs]).all()
+        seen += rows.ravel().tolist()
+    assert sorted(seen) == list(range(counts.sum())) and slices >= 2
 
 
 def test_masked_cholesky_solves_and_drops_like_lstsq():

@@ -78,33 +78,27 @@ def control_sources(df: pl.DataFrame, names: Sequence[str], origin: dt.date | No
 
 
 def blocks(counts: np.ndarray, cols: int, max_cells: float
-           ) -> Iterator[tuple[np.ndarray, np.ndarray | slice, np.ndarray | None, int]]:
-    """Blocks of groups of similar size: ``(groups, rows, valid, width)``.
+           ) -> Iterator[tuple[np.ndarray, np.ndarray | slice, int]]:
+    """Blocks of groups of one size (``counts >= 1``): ``(groups, rows, width)``.
 
-    ``rows`` is a slice when the block is a contiguous run of equal-size groups
-    (reshape, no copy), else a ``(g, width)`` index array padded with each group's first
-    row and ``valid`` marking the real rows.
+    ``rows`` is a slice when the block's groups are consecutive (a reshape, no copy),
+    else a ``(g, width)`` index array. No padding is needed: every group in a block has
+    ``width`` rows. At most ``max_cells / cols`` rows per block (at least one group).
     """
-    G = counts.size
     starts = np.cumsum(counts) - counts
     order = np.argsort(counts, kind="stable")
-    i = 0
-    while i < G:
-        j = i + 1
-        while j < G and (j + 1 - i) * max(int(counts[order[j]]), 1) * cols <= max_cells:
-            j += 1
-        gs = order[i:j]
-        c = counts[gs]
-        width = max(int(c[-1]), 1)
-        if (c == width).all() and (np.diff(gs) == 1).all():
-            s0 = int(starts[gs[0]])
-            yield gs, slice(s0, s0 + gs.size * width), None, width
-        else:
-            pos = np.arange(width)[None, :]
-            valid = pos < c[:, None]
-            rows = starts[gs][:, None] + np.where(valid, pos, 0)
-            yield gs, rows, valid, width
-        i = j
+    sizes = counts[order]
+    edges = np.flatnonzero(np.r_[True, sizes[1:] != sizes[:-1], True])
+    for a, b in zip(edges[:-1], edges[1:], strict=True):    # groups of one size, in order
+        width = int(sizes[a])
+        step = max(int(max_cells // (width * cols)), 1)
+        for i in range(a, b, step):
+            gs = order[i:min(i + step, b)]
+            if gs[-1] - gs[0] == gs.size - 1:                # consecutive groups: a slice
+                s0 = int(starts[gs[0]])
+                yield gs, slice(s0, s0 + gs.size * width), width
+            else:
+                yield gs, starts[gs][:, None] + np.arange(width)[None, :], width
 
 
 def fit_ols_runs(df: pl.DataFrame, by: Sequence[str], controls: Sequence[str],
@@ -129,10 +123,10 @@ def fit_ols_runs(df: pl.DataFrame, by: Sequence[str], controls: Sequence[str],
     qty = df["quantity"].cast(pl.Float64).to_numpy()
     done = 0
     # blocks of ~1e6 cells keep the temporaries small (fewer page faults than 4e6)
-    for gs, rows, valid, width in blocks(counts, p + 3, min(max_cells, 1e6)):
+    for gs, rows, width in blocks(counts, p + 3, min(max_cells, 1e6)):
         g = gs.size
         q = qty[rows].reshape(g, width)
-        w = q > 0 if valid is None else (q > 0) & valid
+        w = q > 0
         X = np.empty((g, p, width))
         X[:, 0] = np.log(price[rows].reshape(g, width))
         for j, (_, f) in enumerate(srcs):
