@@ -1,0 +1,117 @@
+"""Pipeline with the gate: refusals keep production, drift-triggered re-estimation, alerts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import pytest
+
+from pricelab import api
+from pricelab.elasticity.synthetic import simulate_panel
+from pricelab.pipeline import STEPS
+
+
+@pytest.fixture
+def setup(tmp_path: Path) -> tuple[Path, pl.DataFrame, Any]:
+    sales, items, _ = simulate_panel(n_items=20, weeks=60, seed=3, base_units=8)
+    (tmp_path / "in").mkdir()
+    sales.write_csv(tmp_path / "in" / "sales.csv")
+    items.write_csv(tmp_path / "in" / "items.csv")
+    (tmp_path / "c.yaml").write_text("bounds: {max_increase_pct: 10, max_decrease_pct: 10}\n")
+
+    def cfg(monitor: dict[str, Any] | None = None, gate: dict[str, Any] | None = None,
+            **est: Any) -> dict[str, Any]:
+        return {"inputs": {"folder": str(tmp_path / "in")},
+                "estimate": {"model": "poisson", **est}, "gate": gate or {},
+                "optimize": {"constraints": str(tmp_path / "c.yaml")},
+                "monitor": {"as_of": "data", **(monitor or {})}}
+
+    return tmp_path / "p.duckdb", sales, cfg
+
+
+def _st(res: Any) -> dict[str, str]:
+    return {s.step: s.status for s in res.steps}
+
+
+# the monitor's plan check compares the plan with the *latest* estimate run, so a refused
+# candidate makes it alert (see test_plan_check_after_refusal); it is off where that matters
+NO_PLAN_CHECK = {"thresholds": {"plan": {"enabled": False}}}
+
+
+def test_refused_candidate_keeps_production(setup: tuple[Path, pl.DataFrame, Any]) -> None:
+    db, _, cfg = setup
+    first = api.pipeline(db, config=cfg(NO_PLAN_CHECK))
+    assert first.exit_code == 0 and first.production_run == first.steps[2].run_id
+    plan = first.steps[5].run_id
+    res = api.pipeline(db, config=cfg(NO_PLAN_CHECK, model="ols"))
+    assert res.exit_code == 0, res.message
+    assert _st(res) == {"ingest": "skipped", "validate": "skipped", "estimate": "ok",
+                        "backtest": "ok", "promote": "refused", "optimize": "skipped",
+                        "monitor": "ok"}
+    assert res.production_run == first.production_run
+    assert res.steps[5].run_id == plan  # the plan on production still stands
+    assert "gate refused run" in res.steps[4].message and "(wape)" in res.steps[4].message
+    again = api.pipeline(db, config=cfg(NO_PLAN_CHECK, model="ols"))
+    assert not again.changed and again.run_id is None
+    assert "the gate already refused run" in again.steps[4].message
+
+
+@pytest.mark.xfail(strict=True, reason="monitor plan check uses the latest estimate run, not the "
+                   "production one (pricelab/monitor/checks.py plan)")
+def test_plan_check_after_refusal(setup: tuple[Path, pl.DataFrame, Any]) -> None:
+    db, _, cfg = setup
+    assert api.pipeline(db, config=cfg()).exit_code == 0
+    assert api.pipeline(db, config=cfg(model="ols")).exit_code == 0
+
+
+def test_gate_disabled_promotes_as_forced(setup: tuple[Path, pl.DataFrame, Any]) -> None:
+    db, _, cfg = setup
+    api.pipeline(db, config=cfg(NO_PLAN_CHECK))
+    res = api.pipeline(db, config=cfg(NO_PLAN_CHECK, {"enabled": False}, model="ols"))
+    assert res.exit_code == 0 and _st(res)["backtest"] == "skipped"
+    assert _st(res)["promote"] == "ok" and res.production_run == res.steps[2].run_id
+    top = api.registry(db).row(0, named=True)
+    assert top["forced"] is True and top["reason"] == "pipeline: gate disabled in config"
+
+
+def test_drift_alert_triggers_reestimation(setup: tuple[Path, pl.DataFrame, Any],
+                                           tmp_path: Path) -> None:
+    db, sales, cfg = setup
+    c = cfg(trigger="drift")
+    first = api.pipeline(db, config=c)
+    assert first.exit_code == 0 and _st(first)["estimate"] == "ok"  # nothing in production yet
+    # one late-reported unit: new data, same elasticities -> no drift, estimates kept
+    revised = sales.with_columns(
+        pl.when(pl.int_range(pl.len()) == 5).then(pl.col("quantity") + 1)
+        .otherwise(pl.col("quantity")).alias("quantity"))
+    revised.write_csv(tmp_path / "in" / "sales.csv")
+    res = api.pipeline(db, config=c)
+    assert res.exit_code == 0, res.message
+    assert _st(res)["ingest"] == "ok" and _st(res)["estimate"] == "skipped"
+    assert res.steps[2].message.startswith("no drift: 0 of 40 items")
+    assert _st(res)["optimize"] == "ok"  # a new baseline, same production estimates
+    # demand turns much less elastic (-2 -> -0.5): the refitted production model drifts
+    changed, _, _ = simulate_panel(n_items=20, weeks=60, seed=3, base_units=8,
+                                   elasticity_mean=-0.5)
+    changed.write_csv(tmp_path / "in" / "sales.csv")
+    res = api.pipeline(db, config=c)
+    est = res.steps[2]
+    assert est.status == "ok" and est.details["drift"]["alert"] is True
+    assert est.details["drift"]["share"] > 0.5 and "drift alert" in est.message
+    # ... and the monitor reports the drift between the two estimate runs: exit 1
+    assert res.exit_code == 1 and res.failed_step == "monitor"
+    assert "drift" in res.steps[6].message
+    rec = api.run(db, res.run_id)
+    assert rec["status"] == "failed" and rec["summary"]["failed_step"] == "monitor"
+
+
+def test_monitor_alert_stops_with_exit_1(setup: tuple[Path, pl.DataFrame, Any]) -> None:
+    db, _, cfg = setup
+    res = api.pipeline(db, config=cfg({"as_of": "2030-01-01"}))
+    assert res.exit_code == 1 and res.failed_step == "monitor"
+    assert [s.status for s in res.steps] == ["ok"] * 6 + ["failed"]
+    assert "freshness" in res.steps[-1].message
+    assert api.run(db, res.run_id)["parents"] == [s.run_id for s in res.steps]
+    assert len(STEPS) == 7
