@@ -49,17 +49,20 @@ def run(config: ConfigOpt = None, db: DbOpt = None, json: JsonOpt = False,
 
 @pipeline_app.command("check")
 @guarded
-def check(config: ConfigOpt = None, json: JsonOpt = False, debug: DebugOpt = False) -> None:
-    """Validate the pipeline config and list the input files it would read (runs nothing)."""
+def check(config: ConfigOpt = None, db: DbOpt = None, json: JsonOpt = False,
+          debug: DebugOpt = False) -> None:
+    """Validate the pipeline config; show the database and input files it would use (runs nothing)."""
     from pricelab.pipeline import input_files, load_pipeline_config
+    from pricelab.store import resolve_db_path
 
     cfg = load_pipeline_config(config)
     files = input_files(cfg)
+    path = resolve_db_path(db if db is not None else cfg["db"])
     if json:
-        print_json({"config": cfg, "files": {k: str(v) for k, v in files.items()}})
+        print_json({"db": str(path), "config": cfg, "files": {k: str(v) for k, v in files.items()}})
         return
-    console.print("config ok; input files: " + ", ".join(f"{k}={v}" for k, v in files.items()),
-                  highlight=False)
+    console.print(f"config ok; database {path}; input files: "
+                  + ", ".join(f"{k}={v}" for k, v in files.items()), highlight=False)
 
 
 def register(app: typer.Typer) -> None:
