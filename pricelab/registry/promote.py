@@ -72,6 +72,7 @@ def compare_runs(store: Store, candidate: str, production: str | None,
         if role == "candidate":
             grain = list((params.get("fit") or {}).get("by") or [])
     last = sales["date"].max()
+    assert isinstance(last, dt.date)  # load_sales: a non-empty Date column
     origins = gate_origins(last, config.horizon_weeks, config.cutoffs)
     scores = score_specs(sales, items, specs, origins, config.horizon_weeks, config.naive_weeks)
     comp = GateComparison(candidate, production, config, [o.isoformat() for o in origins],
