@@ -1,15 +1,8 @@
 """Dominick's orange juice through the real CLI: contract files, ``pricelab ingest``, ``estimate``.
 
-The data (``../shared/data/dominicks_oj/oj_long.csv``: 83 stores × 11 brands × up to
-121 weeks, from the R package bayesm, GPL >= 2) are read at run time and never copied
-into the repository. The example writes contract files to a temporary folder:
-
-* sales: ``item_id`` = brand (e.g. ``Tropicana Premium 64 oz``), ``market`` = store
-  (``S002``), ``date`` = Monday of the Dominick's week (week 1 starts Thursday
-  1989-09-14, so its Monday is 1989-09-11), ``price`` = price per pack,
-  ``quantity`` = ``units`` (units sold), ``promo`` = feature advertising (``feat > 0``);
-* items: ``item_id``, ``category`` = ``orange juice``, ``brand`` = the maker;
-
+The data (``../shared/data/dominicks_oj/oj_long.csv``, GPL >= 2) are read at run time
+and never copied into the repository. The example writes contract files to a temporary
+folder with :func:`oj_to_contract.contract_files` (brand as item, store as market),
 then runs ``python -m pricelab ingest`` and ``python -m pricelab estimate --model ...
 --json --output ...`` for ``ols`` and ``poisson`` (per brand × store) and ``panel``
 with ``--by item_id --slope common`` (one elasticity per brand, pooling its stores, with
@@ -22,7 +15,6 @@ brand. Usage::
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
 import subprocess
 import sys
@@ -31,30 +23,11 @@ from pathlib import Path
 
 import polars as pl
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from oj_to_contract import DATA, contract_files  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT.parent / "shared" / "data" / "dominicks_oj"
-WEEK1_MONDAY = dt.date(1989, 9, 11)
 RUNS = {"ols": [], "poisson": [], "panel": ["--by", "item_id", "--slope", "common"]}
-
-
-def contract_files(src: Path, out: Path) -> dict[str, Path]:
-    """Write ``sales.csv`` and ``items.csv`` in the pricelab contract from ``oj_long.csv``."""
-    raw = pl.read_csv(src / "oj_long.csv")
-    sales = raw.select(
-        pl.col("brand_name").alias("item_id"),
-        pl.format("S{}", pl.col("store").cast(pl.String).str.zfill(3)).alias("market"),
-        (pl.lit(WEEK1_MONDAY) + pl.duration(weeks=pl.col("week") - 1)).alias("date"),
-        pl.col("price_per_pack").alias("price"),
-        pl.col("units").cast(pl.Int64).alias("quantity"),
-        (pl.col("feat") > 0).cast(pl.Int8).alias("promo"),
-    ).sort("item_id", "market", "date")
-    items = sales.select("item_id").unique().sort("item_id").with_columns(
-        category=pl.lit("orange juice"),
-        brand=pl.col("item_id").str.replace(r"\s+\d+\s*oz$", "").str.replace(r"\s+Premium$", ""))
-    paths = {"sales": out / "sales.csv", "items": out / "items.csv"}
-    sales.write_csv(paths["sales"])
-    items.write_csv(paths["items"])
-    return paths
 
 
 def cli(*args: str) -> str:

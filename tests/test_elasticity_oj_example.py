@@ -10,7 +10,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "dominicks_oj"
-pytestmark = pytest.mark.realdata
+pytestmark = [pytest.mark.realdata, pytest.mark.slow]  # ~30 s: four CLI subprocesses
 
 # README.md of the data folder, "Extra sanity estimates": per brand, log(units) ~ log(price)
 # + feat + deal | store + week FE (feat as a fraction, plus deal; ours: promo = feat > 0)
@@ -31,6 +31,23 @@ def result():
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     return mod.run(DATA)
+
+
+def test_contract_files(tmp_path):
+    if not (DATA / "oj_long.csv").exists():
+        pytest.skip(f"{DATA} not available")
+    spec = importlib.util.spec_from_file_location("oj_to_contract",
+                                                  ROOT / "examples" / "oj_to_contract.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    files = mod.contract_files(DATA, tmp_path)
+    import polars as pl
+    sales = pl.read_csv(files["sales"], try_parse_dates=True)
+    assert sales.height == 106_139 and sales["date"].dt.weekday().unique().to_list() == [1]
+    assert sales.select("item_id", "market", "date").is_duplicated().sum() == 0
+    raw = pl.read_csv(DATA / "oj_long.csv")
+    assert sales["quantity"].sum() == raw["units"].sum()
+    assert sales["promo"].sum() == (raw["feat"] > 0).sum()
 
 
 def test_every_group_estimated(result):
