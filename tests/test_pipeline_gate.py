@@ -115,3 +115,24 @@ def test_monitor_alert_stops_with_exit_1(setup: tuple[Path, pl.DataFrame, Any]) 
     assert "freshness" in res.steps[-1].message
     assert api.run(db, res.run_id)["parents"] == [s.run_id for s in res.steps]
     assert len(STEPS) == 7
+
+
+def test_inputs_from_object_storage_url(setup: tuple[Path, pl.DataFrame, Any],
+                                        tmp_path: Path) -> None:
+    """A folder URL (fsspec's in-memory filesystem) is discovered, hashed and ingested."""
+    import uuid
+
+    fsspec = pytest.importorskip("fsspec")
+    db, _, cfg = setup
+    fs = fsspec.filesystem("memory")
+    prefix = f"/pipeline-{uuid.uuid4().hex[:8]}"
+    for name in ("sales.csv", "items.csv"):
+        fs.pipe(f"{prefix}/{name}", (tmp_path / "in" / name).read_bytes())
+    c = cfg(NO_PLAN_CHECK)
+    c["inputs"] = {"folder": f"memory://{prefix}"}
+    first = api.pipeline(db, config=c)
+    assert first.exit_code == 0, first.message
+    assert first.steps[0].details["loaded"] == {"sales": 2400, "items": 20}
+    again = api.pipeline(db, config=c)
+    assert not again.changed and "sales.csv, items.csv unchanged" in again.steps[0].message
+    fs.rm(prefix, recursive=True)

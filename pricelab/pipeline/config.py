@@ -71,11 +71,16 @@ def _unknown(where: str, key: str, known: Any) -> ConfigError:
     return ConfigError(f"{where}: unknown key '{key}'{hint}")
 
 
-def _path(value: Any, where: str, base: Path) -> Path | None:
+def _path(value: Any, where: str, base: Path) -> Any:
+    """A local :class:`Path` (relative to ``base``), a storage URL (str) or None."""
+    from pricelab.storage import is_url
+
     if value is None:
         return None
     if not isinstance(value, str) or not value.strip():
         raise ConfigError(f"{where}: expected a path, got {value!r}")
+    if is_url(value):
+        return value
     if value == "@sample" or value.startswith("@sample/"):
         from pricelab._resources import sample_dir
 
@@ -207,33 +212,43 @@ def load_pipeline_config(config: str | os.PathLike[str] | dict[str, Any] | None)
     return validate_config(doc, str(path), path.resolve().parent)
 
 
-def input_files(cfg: dict[str, Any]) -> dict[str, Path]:
+def input_files(cfg: dict[str, Any]) -> dict[str, Any]:
     """The input file of each table kind: explicit ``files`` over the ``folder``'s.
+
+    Local paths or storage URLs (``az://``, ``s3://``...; see :mod:`pricelab.storage`).
 
     Raises
     ------
     InputFileError
         The folder or a listed file does not exist, or no input file is configured.
     """
+    from pricelab import storage
+
     inp = cfg["inputs"]
-    out: dict[str, Path] = {}
+    out: dict[str, Any] = {}
     folder = inp["folder"]
     if folder is not None:
-        if not folder.is_dir():
-            raise InputFileError(f"inputs.folder {folder}: folder not found")
+        if not storage.is_dir(folder):
+            raise InputFileError(f"inputs.folder {storage.display(folder)}: folder not found")
         for kind in KINDS:
-            found = [folder / f"{kind}{ext}" for ext in EXTENSIONS if (folder / f"{kind}{ext}").is_file()]
+            found = [f for f in (storage.join(folder, f"{kind}{ext}") for ext in EXTENSIONS)
+                     if storage.is_file(f)]
             if len(found) > 1:
-                raise InputFileError(f"inputs.folder {folder}: both {found[0].name} and "
-                                     f"{found[1].name}; keep one")
+                raise InputFileError(f"inputs.folder {storage.display(folder)}: both "
+                                     f"{file_name(found[0])} and {file_name(found[1])}; keep one")
             if found:
                 out[kind] = found[0]
     for kind, path in inp["files"].items():
-        if not path.is_file():
-            raise InputFileError(f"inputs.files.{kind} {path}: file not found")
+        if not storage.is_file(path):
+            raise InputFileError(f"inputs.files.{kind} {storage.display(path)}: file not found")
         out[kind] = path
     if not out:
-        where = f"folder {folder}" if folder is not None else "the config"
+        where = f"folder {storage.display(folder)}" if folder is not None else "the config"
         raise InputFileError(f"no input files in {where}: expected sales.csv (or .parquet) and "
                              "optionally items, costs, markets, inventory")
     return out
+
+
+def file_name(path: Any) -> str:
+    """The last part of a local path or URL."""
+    return str(path).rstrip("/").rsplit("/", 1)[-1]

@@ -11,7 +11,6 @@ first failing step stops the pipeline with that step's exit code.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -20,7 +19,7 @@ from typing import Any
 
 from pricelab.errors import CheckFailed, PricelabError
 from pricelab.pipeline import state
-from pricelab.pipeline.config import input_files, load_pipeline_config
+from pricelab.pipeline.config import file_name, input_files, load_pipeline_config
 from pricelab.registry import GateConfig, production_run, promote, run_gate
 from pricelab.store.db import Store, resolve_db_path
 from pricelab.store.runs import start_run
@@ -87,12 +86,10 @@ class PipelineResult:
                 "message": self.message, "steps": [s.to_dict() for s in self.steps]}
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+def _sha256(path: Any) -> str:
+    from pricelab.storage import sha256
+
+    return sha256(path)
 
 
 def _jsonable(value: Any) -> Any:
@@ -133,7 +130,7 @@ class _Pipeline:
                    if _sha256(p) != known.get(k, {}).get("sha256")}
         if not changed:
             runs = sorted({known[k]["run_id"] for k in files})
-            return Step("ingest", SKIPPED, f"{', '.join(p.name for p in files.values())} "
+            return Step("ingest", SKIPPED, f"{', '.join(file_name(p) for p in files.values())} "
                         f"unchanged since ingest run(s) {', '.join(runs)}")
         res = api.ingest(self.db, replace=self.cfg["inputs"]["replace"], **changed)
         self.loaded = True
@@ -238,7 +235,12 @@ class _Pipeline:
         if not o["enabled"]:
             return Step("optimize", SKIPPED, "disabled in config")
         cons = o["constraints"]
-        content = _jsonable(yaml.safe_load(cons.read_text())) if cons is not None else None
+        content = None
+        if cons is not None:
+            from pricelab.storage import local_copy
+
+            with local_copy(cons) as local:
+                content = _jsonable(yaml.safe_load(local.read_text()))
         with self.store(must_exist=True) as store:
             production = production_run(store)
             if production is None:
