@@ -116,7 +116,7 @@ def test_unknown_engine_is_a_usage_error() -> None:
 
 
 # -- with Spark ----------------------------------------------------------------------------
-@pytest.mark.parametrize("model", ["ols", "poisson", "hierarchical", "iv"])
+@pytest.mark.parametrize("model", ["ols", "poisson", "hierarchical", "iv", "panel"])
 @pytest.mark.spark
 @pytest.mark.filterwarnings(PANDAS_WARNING)
 def test_sample_spark_equals_local(spark, sample: dict, model: str) -> None:
@@ -127,7 +127,9 @@ def test_sample_spark_equals_local(spark, sample: dict, model: str) -> None:
     remote = get_engine("spark", spark=spark).estimate(str(sample["path"]), **kw)
     assert remote.elasticities.height == 616
     assert_same(local.elasticities, remote.elasticities)
-    assert_same(local.params, remote.params)
+    # panel absorbs week effects by alternating projections (tolerance 1e-11 relative to
+    # the data's scale), converged per pooling level on Spark: intercepts agree to 1e-7
+    assert_same(local.params, remote.params, tol=1e-7 if model == "panel" else 1e-8)
     assert remote.parameters["engine"] == "spark"
 
 

@@ -99,7 +99,8 @@ def shrink_stats(stats: pl.DataFrame, spec: dict[str, Any], params: dict[str, An
     design = SimpleNamespace(n_groups=G, codes=np.arange(G, dtype=np.int64),
                              q=t["mean_q"].to_numpy(), frame=t.select(attrs))
     pool = list(spec["pool_by"]) if spec.get("pool_by") else None
-    out, used = shrink(out, design, None, pool)  # type: ignore[arg-type]
+    out, used = shrink(out, design, None, pool,  # type: ignore[arg-type]
+                       tau=spec.get("tau", "level"))
     params = {**params, "pool_by": used}
     return _wrap(out, t.select(by), [c[2:] for c in pcols], "hierarchical", "hierarchical",
                  params, spec["alpha"])

@@ -24,6 +24,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import polars as pl
 import pyarrow as pa
 
@@ -169,7 +170,10 @@ def _map(sdf: Any, task: PartitionTask, sample: pa.Table) -> Any:
     """Apply ``task`` with ``mapInArrow``, the output schema from a dry run on ``sample``."""
     from pyspark.sql.pandas.types import from_arrow_schema, to_arrow_schema
 
-    schema = from_arrow_schema(task.run(sample).schema)
+    with warnings.catch_warnings(), np.errstate(all="ignore"):
+        # the sample may cut groups: only the column types of the result are used
+        warnings.simplefilter("ignore")
+        schema = from_arrow_schema(task.run(sample).schema)
     task.schema = to_arrow_schema(schema)
     with warnings.catch_warnings():  # pandas is not used on this path
         warnings.filterwarnings("ignore", message=PANDAS_WARNING, category=FutureWarning)
@@ -178,7 +182,7 @@ def _map(sdf: Any, task: PartitionTask, sample: pa.Table) -> Any:
 
 def _spec(model: str, by: list[str], instrument: Any, controls: Any, se: str, alpha: float,
           min_obs: int, iv_method: str, pool_by: list[str] | None,
-          fixed_effects: Sequence[str] | None, slope: str) -> dict[str, Any]:
+          fixed_effects: Sequence[str] | None, slope: str, tau: str) -> dict[str, Any]:
     spec: dict[str, Any] = {"model": model, "by": by, "controls": controls, "se": se,
                             "alpha": alpha, "min_obs": min_obs}
     if model == "iv":
@@ -190,7 +194,7 @@ def _spec(model: str, by: list[str], instrument: Any, controls: Any, se: str, al
     if model == "panel":
         spec.update(pool_by=pool_by, slope=slope)
     if model == "hierarchical":
-        spec["pool_by"] = pool_by
+        spec.update(pool_by=pool_by, tau=tau)
     return spec
 
 
@@ -199,8 +203,8 @@ def estimate_spark_results(
     instrument: str | Sequence[str] | None = None, items: Any = None,
     controls: str | Sequence[str] | None = "default", fixed_effects: Sequence[str] | None = None,
     se: str = "HC1", alpha: float = 0.05, min_obs: int = 8, iv_method: str = "2sls",
-    pool_by: Sequence[str] | None = None, slope: str = "item", before: str | None = None,
-    partitions: int | None = None, spark: Any = None, output: str | os.PathLike[str] | None = None,
+    pool_by: Sequence[str] | None = None, slope: str = "item", tau: str = "level",
+    before: str | None = None, partitions: int | None = None, spark: Any = None, output: str | os.PathLike[str] | None = None,
 ) -> ElasticityResults:
     """Estimate on Spark; an :class:`ElasticityResults` like the local engine's.
 
@@ -223,12 +227,12 @@ def estimate_spark_results(
             if c not in sdf.columns:
                 raise UsageError(f"unknown pooling column '{c}'")
     spec = _spec(model, by_cols, instrument, controls, se, alpha, min_obs, iv_method, pool,
-                 fixed_effects, slope)
+                 fixed_effects, slope, tau)
     n = partitions or max(spark.sparkContext.defaultParallelism,
                           math.ceil(rows / ROWS_PER_PARTITION))
     part = _partition_cols(model, by_cols, pool or [])
     parted = sdf.repartition(n, *part) if part else sdf.repartition(1)
-    sample = _sample(sdf, part)
+    sample = _sample(sdf)
     stage = "poisson_stats" if model == "hierarchical" else "fit"
     mapped = _map(parted, PartitionTask(spec, origin, stage), sample)
     params: dict[str, Any] = {**spec, "controls": D.resolve_controls(controls),
@@ -247,13 +251,10 @@ def estimate_spark_results(
     return _split(table, by_cols, model, params)
 
 
-def _sample(sdf: Any, part: list[str]) -> pa.Table:
-    """A few whole groups for the dry run (the first values of the partition key)."""
-    if not part:
-        return sdf.limit(SAMPLE_ROWS).toArrow() if hasattr(sdf, "toArrow") \
-            else _collect(sdf.limit(SAMPLE_ROWS)).to_arrow()
-    keys = sdf.select(*part).limit(3).distinct()
-    return _collect(sdf.join(keys, on=part, how="inner").limit(SAMPLE_ROWS)).to_arrow()
+def _sample(sdf: Any) -> pa.Table:
+    """The first rows, for the dry run that fixes the output schema (groups may be cut:
+    only the column types matter)."""
+    return _collect(sdf.limit(SAMPLE_ROWS)).to_arrow()
 
 
 def _split(table: pl.DataFrame, by: list[str], model: str, params: dict[str, Any]
@@ -308,7 +309,7 @@ def estimate_spark(source: Any, *, model: str = "hierarchical",
         there by Spark as a Parquet dataset.
     **options:
         ``instrument, items (polars frame, path or table), controls, fixed_effects, se,
-        alpha, min_obs, iv_method, pool_by, slope`` as in
+        alpha, min_obs, iv_method, pool_by, slope, tau`` as in
         :func:`pricelab.elasticity.estimate`, plus ``before`` (ISO date) and
         ``partitions`` (default: enough for about 500k rows each).
 
