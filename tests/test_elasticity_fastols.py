@@ -15,6 +15,7 @@ from pricelab.elasticity.fastols import blocks, group_runs
 from pricelab.elasticity.groupfit import fit_ols
 from pricelab.elasticity.sumkernels import cholesky_solve, masked_cholesky
 from pricelab.elasticity.synthetic import simulate_panel
+from pricelab.errors import UsageError
 
 KEYS = ["item_id", "market"]
 
@@ -136,3 +137,41 @@ def test_masked_cholesky_solves_and_drops_like_lstsq():
         ref = np.linalg.solve(C[g][np.ix_(k, k)], b[g, k, 0])
         np.testing.assert_allclose(x[g, k, 0], ref, rtol=1e-9)
         assert (x[g, ~k, 0] == 0).all()
+
+
+@pytest.mark.parametrize("lags", [None, 0, 3])
+def test_hac_matches_statsmodels_newey_west(lags):
+    sales, _, _ = simulate_panel(n_items=15, weeks=60, base_units=40.0, price_sd=0.2, seed=13)
+    assert (sales["quantity"] > 0).all()  # lags in weeks = lags in rows
+    shuffled = sales.sample(fraction=1.0, shuffle=True, seed=2)  # HAC sorts by date itself
+    res = estimate(shuffled, model="ols", se="HAC", hac_lags=lags)
+    d = D.build(sales, KEYS, D.resolve_controls("default"))
+    e, s = res.elasticities["elasticity"].to_numpy(), res.elasticities["std_error"].to_numpy()
+    for g in range(d.n_groups):
+        idx = np.flatnonzero(d.codes == g)
+        n = idx.size
+        L = int(np.floor(4 * (n / 100) ** (2 / 9))) if lags is None else lags
+        r = sm.OLS(np.log(d.q[idx]), d.X[idx]).fit(cov_type="HAC", cov_kwds={"maxlags": L})
+        assert e[g] == pytest.approx(r.params[1], rel=1e-9)
+        assert s[g] == pytest.approx(r.bse[1], rel=1e-8)
+    hc0 = estimate(sales, model="ols", se="HC0").elasticities["std_error"].to_numpy()
+    if lags == 0:
+        np.testing.assert_allclose(s, hc0, rtol=1e-9)
+
+
+def test_hac_usage_errors():
+    sales, _, _ = simulate_panel(n_items=3, weeks=20, seed=14)
+    with pytest.raises(UsageError, match="HAC"):
+        estimate(sales, model="poisson", se="HAC")
+    with pytest.raises(UsageError, match="hac_lags"):
+        estimate(sales, model="ols", hac_lags=2)
+
+
+@pytest.mark.parametrize("model", ["ols", "poisson", "hierarchical"])
+def test_progress_callback_reaches_total(model):
+    sales, _, _ = simulate_panel(n_items=50, weeks=30, seed=15)
+    calls = []
+    estimate(sales, model=model, max_cells=2000, progress=lambda done, total: calls.append(
+        (done, total)))
+    assert len(calls) > 1 and calls[-1] == (100, 100)
+    assert all(a[0] < b[0] for a, b in zip(calls, calls[1:], strict=False))

@@ -103,15 +103,24 @@ def blocks(counts: np.ndarray, cols: int, max_cells: float
 
 def fit_ols_runs(df: pl.DataFrame, by: Sequence[str], controls: Sequence[str],
                  origin: dt.date | None, se: str = "HC1", min_obs: int = 8,
-                 max_cells: float = 4e6, progress: Progress | None = None
+                 max_cells: float = 4e6, progress: Progress | None = None,
+                 hac_lags: int | None = None
                  ) -> tuple[dict[str, np.ndarray], pl.DataFrame, list[str]]:
-    """log q on log p and controls per group (weeks with q > 0), HC0/HC1/nonrobust.
+    """log q on log p and controls per group (weeks with q > 0), HC0/HC1/nonrobust/HAC.
+
+    ``HAC`` (Newey-West) sorts each group by date and counts lags in the group's weeks
+    (a zero-sales week is a period with a zero score); ``hac_lags`` is the bandwidth
+    (default ``floor(4 (n/100)^(2/9))`` of the group's positive weeks).
 
     Returns ``(out, keys, names)`` as :func:`pricelab.elasticity.design.build` and
     :func:`pricelab.elasticity.groupfit.fit_ols` would, groups sorted by ``by``.
     ``progress(done, total)`` is called after each block of groups.
     """
     by = list(by)
+    if se == "HAC":
+        if "date" not in df.columns:
+            raise UsageError("se='HAC' needs a 'date' column in sales")
+        df = df.sort([*by, "date"])
     df, starts = group_runs(df, by)
     counts = np.diff(np.r_[starts, df.height])
     G = counts.size
@@ -132,7 +141,7 @@ def fit_ols_runs(df: pl.DataFrame, by: Sequence[str], controls: Sequence[str],
         for j, (_, f) in enumerate(srcs):
             X[:, 1 + j] = f(rows).reshape(g, width)
         y = np.log(np.where(w, q, 1.0))
-        r = ols_block(X, y, w.astype(np.float64), se=se, min_obs=min_obs)
+        r = ols_block(X, y, w.astype(np.float64), se=se, min_obs=min_obs, lags=hac_lags)
         n = r["n"]
         fitted = r["fitted"]
         price_ok = r["keep"][:, 0]

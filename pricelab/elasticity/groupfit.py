@@ -7,6 +7,8 @@ fit_stat, first_stage_f, flags`` and ``params``), the common currency of the mod
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 from . import kernels as K
@@ -108,8 +110,13 @@ def fit_ols(d: Design, se: str = "HC1", min_obs: int = 8, max_cells: float = 4e6
 
 
 def fit_poisson(d: Design, se: str = "HC1", min_obs: int = 8, max_cells: float = 4e6,
-                maxiter: int = 100) -> dict[str, np.ndarray]:
-    """Poisson PML (log link) per group on all weeks, zeros included."""
+                maxiter: int = 100, progress: Callable[[int, int], None] | None = None
+                ) -> dict[str, np.ndarray]:
+    """Poisson PML (log link) per group on all weeks, zeros included.
+
+    ``progress(done, total)`` is called after each chunk of groups.
+    """
+    done = 0
     G, k = d.n_groups, d.X.shape[1]
     out = empty_out(G, k)
     ones = np.ones(d.q.shape[0])
@@ -138,6 +145,9 @@ def fit_poisson(d: Design, se: str = "HC1", min_obs: int = 8, max_cells: float =
             t0 = np.where(y > 0, y * np.log(y / ybar[:, None]), 0.0) * valid
             null_dev = 2 * t0.sum(axis=1)
             out["fit_stat"][g] = np.where(ok & fitted, 1 - r["deviance"] / null_dev, np.nan)
+        done += g.size
+        if progress is not None:
+            progress(done, G)
     return out
 
 

@@ -22,7 +22,7 @@ from .groupfit import fit_poisson, flag_signs, flag_strings
 from .results import ElasticityResults
 
 MODELS = ("ols", "poisson", "panel", "hierarchical", "iv")
-SE_TYPES = ("HC0", "HC1", "nonrobust")
+SE_TYPES = ("HC0", "HC1", "nonrobust", "HAC")
 FIT_STAT = {"ols": "r2", "poisson": "pseudo_r2", "hierarchical": "pseudo_r2", "iv": "r2",
             "iv-cf": "pseudo_r2", "panel": "within_r2"}
 
@@ -42,7 +42,8 @@ def estimate(sales: pl.DataFrame, *, model: str = "hierarchical",
              fixed_effects: Sequence[str] | None = None, se: str = "HC1", alpha: float = 0.05,
              min_obs: int = 8, iv_method: str = "2sls", pool_by: Sequence[str] | None = None,
              tau: str = "level", max_cells: float = 4e6,
-             progress: Callable[[int, int], None] | None = None) -> ElasticityResults:
+             progress: Callable[[int, int], None] | None = None,
+             hac_lags: int | None = None) -> ElasticityResults:
     """Estimate constant price elasticities per group.
 
     Parameters
@@ -70,7 +71,8 @@ def estimate(sales: pl.DataFrame, *, model: str = "hierarchical",
     fixed_effects:
         ``ols`` and ``panel``: columns whose levels are absorbed within each group.
     se:
-        ``HC1`` (default), ``HC0`` or ``nonrobust``; ``panel`` always clusters by item.
+        ``HC1`` (default), ``HC0``, ``nonrobust`` or (``ols`` only) ``HAC`` (Newey-West,
+        Bartlett kernel, lags in weeks within each group); ``panel`` always clusters by item.
     alpha:
         Confidence intervals are at level ``1 - alpha``.
     min_obs:
@@ -84,6 +86,8 @@ def estimate(sales: pl.DataFrame, *, model: str = "hierarchical",
     progress:
         Optional ``progress(done, total)`` callback, called as blocks of groups finish
         (``ols`` and ``poisson``), e.g. to drive a rich progress bar.
+    hac_lags:
+        ``se="HAC"`` bandwidth in weeks (default ``floor(4 (n/100)^(2/9))`` per group).
 
     Returns
     -------
@@ -102,6 +106,10 @@ def estimate(sales: pl.DataFrame, *, model: str = "hierarchical",
         raise UsageError(f"unknown se '{se}'; choose one of {', '.join(SE_TYPES)}")
     if slope not in ("item", "common"):
         raise UsageError(f"unknown slope '{slope}'; choose item or common")
+    if se == "HAC" and (model != "ols" or fixed_effects):
+        raise UsageError("se 'HAC' is available for model 'ols' without fixed effects")
+    if hac_lags is not None and (se != "HAC" or hac_lags < 0):
+        raise UsageError("hac_lags needs se='HAC' and a value >= 0")
     if tau not in ("common", "level"):
         raise UsageError(f"unknown tau '{tau}'; choose common or level")
     if not 0 < alpha < 1:
@@ -144,12 +152,14 @@ def estimate(sales: pl.DataFrame, *, model: str = "hierarchical",
         from .fastols import fit_ols_runs
         origin = df["date"].min() if "date" in df.columns else None
         out, keys, names = fit_ols_runs(df, by_cols, ctrl, origin, se=se, min_obs=min_obs,
-                                        max_cells=max_cells, progress=progress)
+                                        max_cells=max_cells, progress=progress,
+                                        hac_lags=hac_lags)
+        params["hac_lags"] = hac_lags
         params["origin"] = str(origin) if origin is not None else None
         return _wrap(out, keys, names, model, method, params, alpha)
     else:
         d = D.build(df, by_cols, ctrl)
-        out = fit_poisson(d, se=se, min_obs=min_obs, max_cells=max_cells)
+        out = fit_poisson(d, se=se, min_obs=min_obs, max_cells=max_cells, progress=progress)
         if model == "hierarchical":
             from .hierarchical import shrink
             pool = list(pool_by) if pool_by else None

@@ -55,8 +55,25 @@ def cholesky_solve(L: np.ndarray, keep: np.ndarray, B: np.ndarray) -> np.ndarray
     return x
 
 
+def hac_lags(n: np.ndarray) -> np.ndarray:
+    """Default Newey-West bandwidth ``floor(4 (n / 100)^(2/9))`` per group (as statsmodels)."""
+    return np.floor(4 * (np.maximum(n, 0) / 100.0) ** (2.0 / 9.0)).astype(np.int64)
+
+
+def newey_west(a: np.ndarray, lags: np.ndarray) -> np.ndarray:
+    """``sum_t a_t² + 2 sum_l (1 - l/(L+1)) sum_t a_t a_(t-l)`` per row of ``a (g, T)``.
+
+    Rows are consecutive periods; ``lags (g,)`` is each row's bandwidth ``L`` (Bartlett).
+    """
+    out = (a * a).sum(axis=1)
+    for lag in range(1, min(int(lags.max(initial=0)), a.shape[1] - 1) + 1):
+        wl = np.where(lags >= lag, 1.0 - lag / (lags + 1.0), 0.0)
+        out += 2.0 * wl * (a[:, lag:] * a[:, :-lag]).sum(axis=1)
+    return out
+
+
 def ols_block(X: np.ndarray, y: np.ndarray, w: np.ndarray, se: str = "HC1",
-              min_obs: int = 1) -> dict[str, np.ndarray]:
+              min_obs: int = 1, lags: int | None = None) -> dict[str, np.ndarray]:
     """OLS of ``y`` on an intercept and ``X`` for every group of a block.
 
     Parameters
@@ -69,9 +86,14 @@ def ols_block(X: np.ndarray, y: np.ndarray, w: np.ndarray, se: str = "HC1",
     w:
         ``(g, T)`` row weights in {0, 1} (0 for padding and excluded rows).
     se:
-        ``HC1``, ``HC0`` or ``nonrobust`` variance of the coefficient of column 0.
+        ``HC1``, ``HC0``, ``nonrobust`` or ``HAC`` (Newey-West, Bartlett kernel, no
+        small-sample factor, as statsmodels' ``cov_type="HAC"``; rows must be consecutive
+        periods, rows of weight 0 count as periods with a zero score) variance of the
+        coefficient of column 0.
     min_obs:
         Groups with fewer weighted rows are not fitted (only ``n``, means, spread).
+    lags:
+        ``HAC`` bandwidth; default :func:`hac_lags` of each group's number of rows.
 
     Returns
     -------
@@ -112,6 +134,9 @@ def ols_block(X: np.ndarray, y: np.ndarray, w: np.ndarray, se: str = "HC1",
     with np.errstate(divide="ignore", invalid="ignore"):
         if se == "nonrobust":
             var = rss / dof * r[:, 0]
+        elif se == "HAC":
+            L = hac_lags(n) if lags is None else np.full(g, int(lags))
+            var = newey_west(resid * u, L)
         else:
             factor = n / dof if se == "HC1" else np.ones_like(n)
             var = factor * ((resid * u) ** 2).sum(axis=1)
