@@ -45,7 +45,7 @@ def fit_frame(df: pl.DataFrame, spec: dict[str, Any], origin: dt.date | None) ->
     out = fit_partition(df, spec)
     if origin is not None and "b_trend" in out.columns and "date" in df.columns:
         local_origin = df["date"].min()
-        shift = (local_origin - origin).days / D.YEAR_DAYS  # type: ignore[operator]
+        shift = (local_origin - origin).days / D.YEAR_DAYS  # type: ignore[operator,union-attr]
         if shift:
             out = out.with_columns(pl.col("b_intercept") - pl.col("b_trend") * shift)
     return out
