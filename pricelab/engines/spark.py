@@ -199,12 +199,14 @@ def _spec(model: str, by: list[str], instrument: Any, controls: Any, se: str, al
 
 
 def estimate_spark_results(
-    source: Any, *, model: str = "hierarchical", by: str | Sequence[str] | None = ("item_id", "market"),
+    source: Any, *, model: str = "hierarchical",
+    by: str | Sequence[str] | None = ("item_id", "market"),
     instrument: str | Sequence[str] | None = None, items: Any = None,
     controls: str | Sequence[str] | None = "default", fixed_effects: Sequence[str] | None = None,
     se: str = "HC1", alpha: float = 0.05, min_obs: int = 8, iv_method: str = "2sls",
     pool_by: Sequence[str] | None = None, slope: str = "item", tau: str = "level",
-    before: str | None = None, partitions: int | None = None, spark: Any = None, output: str | os.PathLike[str] | None = None,
+    before: str | None = None, partitions: int | None = None, spark: Any = None,
+    output: str | os.PathLike[str] | None = None,
 ) -> ElasticityResults:
     """Estimate on Spark; an :class:`ElasticityResults` like the local engine's.
 
