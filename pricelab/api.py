@@ -110,6 +110,7 @@ class EstimateRun:
         self.run_id = run_id
         self.results = results
         self._table = table if table is not None else results.elasticities
+        self.mlflow: Any = None  # TrackingOutcome when logged to MLflow
 
     @property
     def elasticities(self) -> pl.DataFrame:
@@ -136,7 +137,7 @@ class EstimateRun:
 def estimate(
     db: PathLike | None = None, *, model: str = "hierarchical", by: str | None = None,
     instrument: str | None = None, slope: str = "item", before: str | None = None,
-    engine: str = "local", source: PathLike | str | None = None,
+    engine: str = "local", source: PathLike | str | None = None, mlflow: Any = None,
 ) -> EstimateRun:
     """Estimate elasticities from the loaded sales and store them as an ``estimate`` run.
 
@@ -160,6 +161,11 @@ def estimate(
         ``local`` (default) or ``spark`` (:mod:`pricelab.engines`; needs ``source``).
     source:
         Sales file, Delta path or table to read instead of the database.
+    mlflow:
+        Log the stored run to MLflow (``pricelab[mlflow]``): True, a tracking URI, a
+        ``{tracking_uri, experiment, strict}`` mapping or
+        :class:`pricelab.tracking.MlflowSettings`; None follows ``$PRICELAB_MLFLOW``.
+        The outcome is ``.mlflow`` and ``summary.mlflow`` of the run.
     """
     import json
 
@@ -167,9 +173,13 @@ def estimate(
     from pricelab.elasticity import estimate as _estimate
     from pricelab.errors import UsageError
     from pricelab.store.loaders import load_items, load_sales
+    from pricelab.tracking import resolve_mlflow
 
     if model not in MODELS:
         raise UsageError(f"unknown model '{model}'; choose one of {', '.join(MODELS)}")
+    track = resolve_mlflow(mlflow)
+    if track is not None and source is not None and db is None:
+        raise UsageError("--mlflow logs stored runs: add --db to store this estimate")
     kwargs: dict[str, Any] = {"model": model, "slope": slope}
     group_cols = [c.strip() for c in by.split(",")] if by else None
     if model == "panel":
@@ -179,7 +189,8 @@ def estimate(
     if instrument is not None:
         kwargs["instrument"] = instrument
     if source is not None or engine != "local":
-        return _estimate_source(db, source, engine, kwargs, by=by, before=before)
+        return _estimate_source(db, source, engine, kwargs, by=by, before=before,
+                                track=track)
     with Store.open(db, must_exist=True) as store:
         sales = load_sales(store, before=before)
         items = load_items(store)
@@ -187,12 +198,12 @@ def estimate(
         params = {"model": model, "by": by, "instrument": instrument, "slope": slope,
                   "before": before,
                   "fit": json.loads(json.dumps(results.parameters, default=str))}
-        return _store_estimate(store, results, items, params)
+        return _store_estimate(store, results, items, params, track)
 
 
 def _estimate_source(db: PathLike | None, source: PathLike | str | None, engine: str,
-                     kwargs: dict[str, Any], *, by: str | None, before: str | None
-                     ) -> EstimateRun:
+                     kwargs: dict[str, Any], *, by: str | None, before: str | None,
+                     track: Any = None) -> EstimateRun:
     """``estimate`` on sales read from ``source`` by ``engine``; stored when ``db`` is given."""
     import json
 
@@ -216,13 +227,14 @@ def _estimate_source(db: PathLike | None, source: PathLike | str | None, engine:
               "source": str(source),
               "fit": json.loads(json.dumps(results.parameters, default=str))}
     with Store.open(db) as store:
-        return _store_estimate(store, results, items, params)
+        return _store_estimate(store, results, items, params, track)
 
 
 def _store_estimate(store: Store, results: Any, items: pl.DataFrame | None,
-                    params: dict[str, Any]) -> EstimateRun:
+                    params: dict[str, Any], track: Any = None) -> EstimateRun:
     """Write elasticities and coefficients as an ``estimate`` run."""
     from pricelab.store.runs import start_run
+    from pricelab.tracking import log_run
 
     run = start_run(store, "estimate", params)
     table = results.elasticities
@@ -234,6 +246,7 @@ def _store_estimate(store: Store, results: Any, items: pl.DataFrame | None,
         store.write_result("elasticity_params", results.params, run.run_id)
         out = EstimateRun(run.run_id, results, table)
         run.finish(out.to_dict())
+    out.mlflow = log_run(store, run.run_id, table, track, table_name="elasticities")
     return out
 
 
@@ -306,6 +319,7 @@ class OptimizeRun:
         self.plan = plan
         self.run_id = run_id
         self.estimates = estimates
+        self.mlflow: Any = None  # TrackingOutcome when logged to MLflow
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able summary (the plan's own summary plus lineage)."""
@@ -333,7 +347,7 @@ def optimize(
     db: PathLike | None = None, *, demand: PathLike | None = None,
     constraints: PathLike | dict[str, Any] | None = None, estimates: str | None = None,
     baseline_weeks: int = 8, draws: int | None = None, risk: str | None = None, seed: int = 0,
-    strict: bool = False,
+    strict: bool = False, mlflow: Any = None,
 ) -> OptimizeRun:
     """Recommend a price per item × market and store the plan as an ``optimize`` run.
 
@@ -354,13 +368,20 @@ def optimize(
         Elasticity draws for profit intervals; ``cvar:ALPHA`` risk constraint; seed.
     strict:
         Fail (exit 2) on rows that would otherwise be skipped with a flag.
+    mlflow:
+        Log the stored plan to MLflow; see :func:`estimate`.
     """
     from pricelab.demand.from_store import demand_from_store
+    from pricelab.errors import UsageError
     from pricelab.io import read_table
     from pricelab.optimize import load_constraints
     from pricelab.optimize import optimize as _optimize
     from pricelab.store.runs import start_run
+    from pricelab.tracking import log_run, resolve_mlflow
 
+    track = resolve_mlflow(mlflow)
+    if track is not None and demand is not None and not _db_given(db):
+        raise UsageError("--mlflow logs stored runs: add --db to store this plan")
     cons = load_constraints(constraints) if constraints is not None else None
     params: dict[str, Any] = {
         "constraints": str(constraints) if constraints is not None and not isinstance(
@@ -381,6 +402,7 @@ def optimize(
                 store.write_result("plans", plan.table, run.run_id)
                 out = OptimizeRun(plan, run.run_id, None)
                 run.finish(out.to_dict())
+            out.mlflow = log_run(store, run.run_id, plan.table, track, table_name="plans")
             return out
     with Store.open(db, must_exist=True) as store:
         table, est_run = demand_from_store(store, estimates=estimates,
@@ -394,6 +416,7 @@ def optimize(
                 store.write_result("plan_skipped", plan.skipped, run.run_id)
             out = OptimizeRun(plan, run.run_id, est_run)
             run.finish(out.to_dict())
+        out.mlflow = log_run(store, run.run_id, plan.table, track, table_name="plans")
         return out
 
 
@@ -423,7 +446,8 @@ from pricelab.simulate import BacktestResult, SimulationResult  # noqa: E402
 
 
 def simulate(db: PathLike | None, scenario: PathLike | dict[str, Any], *,
-             estimates: str | None = None, draws: int = 1000, seed: int = 0) -> SimulationResult:
+             estimates: str | None = None, draws: int = 1000, seed: int = 0,
+             mlflow: Any = None) -> SimulationResult:
     """Project the scenarios of a scenario file against the baseline, stored as a run.
 
     Parameters
@@ -436,21 +460,28 @@ def simulate(db: PathLike | None, scenario: PathLike | dict[str, Any], *,
         Estimate run id (default: the production run, else the newest).
     draws, seed : int
         Elasticity draws for the 90% intervals and their seed.
+    mlflow : optional
+        Log the stored run to MLflow; see :func:`estimate`.
 
     Returns
     -------
     SimulationResult
         ``.table`` (contract scenario columns per scenario × item × market),
-        ``.aggregates``, ``.warnings``, ``.run_id``.
+        ``.aggregates``, ``.warnings``, ``.run_id`` (and ``.mlflow`` when logged).
 
     Raises
     ------
     ConfigError, UsageError, NotFoundError, EmptyStoreError, StoreError
     """
     from pricelab.simulate import simulate as _simulate
+    from pricelab.tracking import log_run, resolve_mlflow
 
+    track = resolve_mlflow(mlflow)
     with Store.open(db, must_exist=True) as store:
-        return _simulate(store, scenario, estimates=estimates, draws=draws, seed=seed)
+        result = _simulate(store, scenario, estimates=estimates, draws=draws, seed=seed)
+        result.mlflow = log_run(store, result.run_id, result.table, track,  # type: ignore[attr-defined]
+                                table_name="scenarios")
+        return result
 
 
 def backtest(db: PathLike | None = None, *, cutoff: str, horizon_weeks: int = 8,

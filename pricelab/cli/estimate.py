@@ -19,7 +19,15 @@ from pricelab.cli._common import (
     print_json,
     write_output,
 )
-
+from pricelab.tracking.cli import (
+    MlflowExperimentOpt,
+    MlflowOpt,
+    MlflowUriOpt,
+    StrictTrackingOpt,
+    print_tracking,
+    tracking_arg,
+    with_tracking,
+)
 
 # flags that ask for an analyst's attention ("shrunk" is informational)
 WARN_FLAGS = r"positive|inelastic|no_price_variation|few_obs|weak_instrument|failed"
@@ -64,14 +72,18 @@ def estimate(
                                                "stored as a run only with --db.",
                                                show_default=False)] = None,
     db: DbOpt = None, json: JsonOpt = False, output: OutputOpt = None, debug: DebugOpt = False,
+    mlflow: MlflowOpt = None, mlflow_uri: MlflowUriOpt = None,
+    mlflow_experiment: MlflowExperimentOpt = None, strict_tracking: StrictTrackingOpt = False,
 ) -> None:
     """Estimate price elasticities per item × market and store them as a run."""
     run = api.estimate(db, model=model, by=by, instrument=instrument, slope=slope, before=before,
-                       engine=engine, source=source)
+                       engine=engine, source=source,
+                       mlflow=tracking_arg(mlflow, mlflow_uri, mlflow_experiment, strict_tracking))
     t = run.elasticities
     write_output(t, output)
+    print_tracking(run)
     if json:
-        print_json(run.to_dict())
+        print_json(with_tracking(run.to_dict(), run))
         return
     d = run.to_dict()
     where = f"run {run.run_id}" if run.run_id else "not stored: no --db"

@@ -21,6 +21,15 @@ from pricelab.cli._common import (
     print_json,
     write_output,
 )
+from pricelab.tracking.cli import (
+    MlflowExperimentOpt,
+    MlflowOpt,
+    MlflowUriOpt,
+    StrictTrackingOpt,
+    print_tracking,
+    tracking_arg,
+    with_tracking,
+)
 
 
 def _by(t: pl.DataFrame, key: str) -> pl.DataFrame:
@@ -59,16 +68,20 @@ def optimize(
     strict: Annotated[bool, typer.Option("--strict", help="Exit 2 instead of skipping rows "
                                          "with unusable data.")] = False,
     db: DbOpt = None, json: JsonOpt = False, output: OutputOpt = None, debug: DebugOpt = False,
+    mlflow: MlflowOpt = None, mlflow_uri: MlflowUriOpt = None,
+    mlflow_experiment: MlflowExperimentOpt = None, strict_tracking: StrictTrackingOpt = False,
 ) -> None:
     """Recommend margin- or revenue-maximizing prices under business constraints."""
     run = api.optimize(db, demand=demand, constraints=constraints, estimates=estimates,
                        baseline_weeks=baseline_weeks, draws=draws, risk=risk, seed=seed,
-                       strict=strict)
+                       strict=strict,
+                       mlflow=tracking_arg(mlflow, mlflow_uri, mlflow_experiment, strict_tracking))
     plan = run.plan
     t = plan.table
     write_output(t, output)
+    print_tracking(run)
     if json:
-        print_json(run.to_dict())
+        print_json(with_tracking(run.to_dict(), run))
         return
     console.print(plan.summary, highlight=False)
     if run.run_id:

@@ -23,6 +23,15 @@ from pricelab.cli._common import (
     write_output,
 )
 from pricelab.simulate import SimulationResult
+from pricelab.tracking.cli import (
+    MlflowExperimentOpt,
+    MlflowOpt,
+    MlflowUriOpt,
+    StrictTrackingOpt,
+    print_tracking,
+    tracking_arg,
+    with_tracking,
+)
 
 
 def _pct(v: float | None) -> str:
@@ -89,12 +98,17 @@ def simulate(
     draws: Annotated[int, typer.Option(help="Elasticity draws for the 90% intervals.")] = 1000,
     seed: Annotated[int, typer.Option(help="Seed of the elasticity draws.")] = 0,
     db: DbOpt = None, json: JsonOpt = False, output: OutputOpt = None, debug: DebugOpt = False,
+    mlflow: MlflowOpt = None, mlflow_uri: MlflowUriOpt = None,
+    mlflow_experiment: MlflowExperimentOpt = None, strict_tracking: StrictTrackingOpt = False,
 ) -> None:
     """What-if KPIs of price scenarios against the baseline, stored as a run."""
-    result = api.simulate(db, scenario, estimates=estimates, draws=draws, seed=seed)
+    result = api.simulate(db, scenario, estimates=estimates, draws=draws, seed=seed,
+                          mlflow=tracking_arg(mlflow, mlflow_uri, mlflow_experiment,
+                                              strict_tracking))
     write_output(result.table, output)
+    print_tracking(result)
     if json:
-        print_json(result.to_dict())
+        print_json(with_tracking(result.to_dict(), result))
         return
     console.print(_totals_table(result))
     console.print(_side_by_side(result))
