@@ -58,8 +58,6 @@ def test_refused_candidate_keeps_production(setup: tuple[Path, pl.DataFrame, Any
     assert "the gate already refused run" in again.steps[4].message
 
 
-@pytest.mark.xfail(strict=True, reason="monitor plan check uses the latest estimate run, not the "
-                   "production one (pricelab/monitor/checks.py plan)")
 def test_plan_check_after_refusal(setup: tuple[Path, pl.DataFrame, Any]) -> None:
     db, _, cfg = setup
     assert api.pipeline(db, config=cfg()).exit_code == 0

@@ -75,8 +75,6 @@ def test_newest_promotion_wins_and_rollback(cli: Callable[..., CliResult],
         (a, b, "rollback"), (b, a, "second"), (a, None, "first")]
 
 
-@pytest.mark.xfail(strict=True, reason="report without any plan picks the latest estimate run, "
-                   "not production (pricelab/report/data.py resolve_runs uses latest_run)")
 def test_report_without_plan_uses_production(two_runs: tuple[Path, str, str],
                                              tmp_path: Path, cli: Callable[..., CliResult]) -> None:
     db, a, _ = two_runs

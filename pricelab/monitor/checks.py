@@ -49,6 +49,22 @@ def _runs(store: Store, command: str, limit: int) -> list[dict[str, Any]]:
             for r in rows]
 
 
+def _serving_estimate(store: Store) -> list[dict[str, Any]]:
+    """The production estimate run if one is promoted, else the latest (as a 0/1 list)."""
+    from pricelab.errors import PricelabError
+    from pricelab.store.runs import resolve_estimates
+
+    try:
+        run_id = resolve_estimates(store, None)
+    except PricelabError:
+        return []
+    rows = store.execute("SELECT run_id, started_at, parents FROM runs WHERE run_id = ?", [run_id])
+    import json
+
+    return [{"run_id": r[0], "started_at": r[1], "parents": json.loads(r[2] or "[]")}
+            for r in rows]
+
+
 def freshness(store: Store, as_of: dt.date, cfg: dict[str, Any]) -> CheckResult:
     """Days from the latest sales week (period start) to ``as_of``; alert above the limit."""
     limit = cfg["max_age_days"]
@@ -200,20 +216,25 @@ def fit(store: Store, as_of: dt.date, cfg: dict[str, Any]) -> CheckResult:
 
 
 def plan(store: Store, as_of: dt.date, cfg: dict[str, Any]) -> CheckResult:
-    """Alert when the latest plan predates the latest estimate or is older than the limit."""
+    """Alert when the latest plan predates the serving estimate or is older than the limit.
+
+    The serving estimate is the production run when one is promoted, else the latest
+    (:func:`pricelab.store.runs.resolve_estimates`): a refused candidate is not a reason to
+    re-plan.
+    """
     limit = cfg["max_age_days"]
     plans = _runs(store, "optimize", 1)
     if not plans:
         return CheckResult("plan", SKIPPED, "no optimize run", None, limit)
     p = plans[0]
     age = (as_of - p["started_at"].date()).days
-    ests = _runs(store, "estimate", 1)
+    ests = _serving_estimate(store)
     details: dict[str, Any] = {"plan_run": p["run_id"], "created": str(p["started_at"]),
                                "age_days": age}
     problems = []
     if ests:
         e = ests[0]
-        details["latest_estimate"] = e["run_id"]
+        details["serving_estimate"] = e["run_id"]
         if e["run_id"] not in p["parents"] and e["started_at"] > p["started_at"]:
             problems.append(f"estimate run {e['run_id']} is newer than plan {p['run_id']}")
     if age > limit:
@@ -223,8 +244,8 @@ def plan(store: Store, as_of: dt.date, cfg: dict[str, Any]) -> CheckResult:
     msg = (f"plan {p['run_id']} is {age} days old" if age >= 0
            else f"plan {p['run_id']} was created {-age} days after {as_of}")
     if ests:
-        msg += (" and built on the latest estimate" if ests[0]["run_id"] in p["parents"]
-                else " and newer than the latest estimate")
+        msg += (" and built on the serving estimate" if ests[0]["run_id"] in p["parents"]
+                else " and newer than the serving estimate")
     return CheckResult("plan", OK, msg, float(age), float(limit), details)
 
 

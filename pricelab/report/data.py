@@ -76,6 +76,10 @@ def resolve_runs(store: Store, run_id: str | None) -> dict[str, dict[str, Any] |
             return resolve_runs(store, plan) | {"simulate": _latest(store, "simulate")}
         for command in SLOTS:
             ids[command] = latest_run(store, command)
+        if ids.get("estimate") is not None:  # the serving estimate: production, else latest
+            from pricelab.store.runs import resolve_estimates
+
+            ids["estimate"] = resolve_estimates(store, None)
     else:
         rec = get_run(store, run_id)
         if rec["command"] not in SLOTS:
