@@ -157,11 +157,24 @@ class ChangeApplier:
             .with_row_index("_row")
         self.price = base["baseline_price"].to_numpy()
         self.plans = {ref: self._align(plan) for ref, plan in plans.items()}
-        known = store.execute("SELECT DISTINCT market FROM sales")
+        known = set(base["market"].unique().to_list())
         if store.has_table("markets"):
-            known += store.execute("SELECT DISTINCT market FROM markets")
-        self.markets = sorted({r[0] for r in known})
+            known |= {r[0] for r in store.execute("SELECT DISTINCT market FROM markets")}
+        self._known = known
+        self._markets: list[str] | None = None
         self.warnings: list[str] = []
+
+    @property
+    def markets(self) -> list[str]:
+        """Every market of the sales history and the markets table (one scan of sales)."""
+        if self._markets is None:
+            rows = self.store.execute("SELECT DISTINCT market FROM sales")
+            self._markets = sorted(self._known | {r[0] for r in rows})
+        return self._markets
+
+    def _is_market(self, market: str) -> bool:
+        # baseline and markets table first; only a name outside both needs the sales scan
+        return market in self._known or market in self.markets
 
     def _align(self, plan: pl.DataFrame) -> np.ndarray:
         joined = self.keys.join(plan.select("item_id", "market", "recommended_price"),
@@ -175,7 +188,7 @@ class ChangeApplier:
     def mask(self, scenario: Scenario, j: int, change: Change) -> np.ndarray:
         """Boolean mask of the baseline rows the change's filter selects."""
         for m in change.where.get("market", ()):
-            if m not in self.markets:
+            if not self._is_market(m):
                 close = difflib.get_close_matches(m, self.markets, n=1)
                 hint = f"did you mean '{close[0]}'?" if close else \
                     f"known markets: {', '.join(self.markets)}"

@@ -17,7 +17,8 @@ import yaml
 
 from pricelab.errors import ConfigError
 
-TOP_KEYS = ("baseline_weeks", "horizon_weeks", "baseline_price", "scenarios")
+TOP_KEYS = ("baseline_weeks", "horizon_weeks", "baseline_price", "seasonality", "scenarios")
+SEASONALITY = ("auto", "off")
 BASELINE_PRICES = ("average", "current")
 SCENARIO_KEYS = ("name", "description", "changes", "plan_run")
 CHANGE_KEYS = ("where", "price_change_pct", "price", "plan_run")
@@ -74,12 +75,14 @@ class ScenarioFile:
     baseline_price: str = "average"
     source: str = "<dict>"
     plan_refs: tuple[str, ...] = field(default=())
+    seasonality: str = "auto"
 
     def to_dict(self) -> dict[str, Any]:
         """The file as plain data (for run parameters and ``--json``)."""
         return {
             "baseline_weeks": self.baseline_weeks, "horizon_weeks": self.horizon_weeks,
-            "baseline_price": self.baseline_price, "scenarios": [
+            "baseline_price": self.baseline_price, "seasonality": self.seasonality,
+            "scenarios": [
                 {"name": s.name, "changes": [
                     {"where": {k: list(v) for k, v in c.where.items()}, c.action: c.value}
                     for c in s.changes]}
@@ -192,6 +195,10 @@ def _from_dict(data: Any, ctx: _Ctx) -> ScenarioFile:
     if bp not in BASELINE_PRICES:
         raise ctx.fail(("baseline_price",), f"expected one of {', '.join(BASELINE_PRICES)}, "
                        f"got {bp!r}")
+    sa = d.get("seasonality", "auto")
+    sa = "off" if sa is False else sa      # YAML 1.1 reads a bare `off` as false
+    if sa not in SEASONALITY:
+        raise ctx.fail(("seasonality",), f"expected one of {', '.join(SEASONALITY)}, got {sa!r}")
     raw = d["scenarios"]
     if not isinstance(raw, list) or not raw:
         raise ctx.fail(("scenarios",), f"expected a non-empty list of scenarios, got {raw!r}")
@@ -223,7 +230,8 @@ def _from_dict(data: Any, ctx: _Ctx) -> ScenarioFile:
         if not isinstance(desc, str):
             raise ctx.fail(path + ("description",), f"expected text, got {desc!r}")
         scenarios.append(Scenario(name, tuple(changes), desc))
-    return ScenarioFile(tuple(scenarios), bw, hw, bp, ctx.source, tuple(dict.fromkeys(refs)))
+    return ScenarioFile(tuple(scenarios), bw, hw, bp, ctx.source,
+                        plan_refs=tuple(dict.fromkeys(refs)), seasonality=sa)
 
 
 def loads_scenario(text: str, *, source: str = "<string>") -> ScenarioFile:

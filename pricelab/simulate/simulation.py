@@ -15,12 +15,14 @@ from pricelab.store import Store, start_run
 from .aggregate import ALL, aggregate
 from .project import ChangeApplier, baseline, project_rows, resolve_estimates, resolve_plan
 from .scenario import ScenarioFile, load_scenario
+from .season import seasonal_adjustment
 
 SCENARIO_COLUMNS = ["scenario", "item_id", "market", "baseline_price", "scenario_price",
                     "baseline_quantity", "scenario_quantity", "quantity_low", "quantity_high",
                     "baseline_revenue", "scenario_revenue", "baseline_profit", "scenario_profit"]
 EXTRA_COLUMNS = ["category", "fx_rate", "unit_cost", "elasticity", "std_error",
-                 "price_change_pct", "revenue_low", "revenue_high", "profit_low", "profit_high"]
+                 "price_change_pct", "revenue_low", "revenue_high", "profit_low", "profit_high",
+                 "seasonal_factor"]
 
 
 @dataclass
@@ -33,11 +35,12 @@ class SimulationResult:
         One row per scenario × item × market: the contract's scenario columns (market
         currency, over the horizon; low/high a 90% interval) then ``category, fx_rate,
         unit_cost, elasticity, std_error, price_change_pct, revenue_low, revenue_high,
-        profit_low, profit_high``.
+        profit_low, profit_high, seasonal_factor`` (the multiplier that moved the window's
+        average units to the horizon's season; 1.0 when not adjusted).
     aggregates : polars.DataFrame
         One row per scenario × market × category, per scenario × market (category
         ``(all)``) and per scenario (both ``(all)``), money in the base currency,
-        intervals from summed draws.
+        intervals from summed draws (NaN with ``draws=0``).
     warnings : list of str
         Filters that matched nothing, rows without elasticities, plans made against other prices.
     """
@@ -53,6 +56,7 @@ class SimulationResult:
     base_currency: str = "EUR"
     run_id: str | None = None
     window: dict[str, Any] = field(default_factory=dict)
+    seasonality: dict[str, Any] = field(default_factory=dict)
 
     def to_polars(self) -> pl.DataFrame:
         """The per-row scenario table."""
@@ -69,12 +73,18 @@ class SimulationResult:
                  f"{self.table['item_id'].n_unique() if self.table.height else 0} items, "
                  f"horizon {self.scenario.horizon_weeks} weeks, baseline last "
                  f"{self.scenario.baseline_weeks} weeks; estimates run {self.estimates_run}; "
-                 f"90% intervals from {self.draws} elasticity draws; money in {self.base_currency}"]
+                 + (f"90% intervals from {self.draws} elasticity draws"
+                    if self.draws else "no aggregate intervals (draws=0)")
+                 + f"; money in {self.base_currency}"]
+        if self.seasonality.get("applied"):
+            lines.append(f"  baseline seasonality-adjusted ({', '.join(self.seasonality['terms'])}"
+                         f") for {self.seasonality['adjusted_rows']} row(s)")
         for r in self.totals().iter_rows(named=True):
             parts = []
             for k in ("quantity", "revenue", "profit"):
-                parts.append(f"{k} {r[f'scenario_{k}']:,.0f} ({r[f'{k}_delta_pct']:+.1f}%, "
-                             f"90% {r[f'{k}_low']:,.0f} to {r[f'{k}_high']:,.0f})")
+                lo, hi = r[f"{k}_low"], r[f"{k}_high"]
+                ival = f", 90% {lo:,.0f} to {hi:,.0f}" if self.draws else ""
+                parts.append(f"{k} {r[f'scenario_{k}']:,.0f} ({r[f'{k}_delta_pct']:+.1f}%{ival})")
             lines.append(f"  {r['scenario']}: " + "; ".join(parts))
         lines += [f"warning: {w}" for w in self.warnings]
         return "\n".join(lines)
@@ -88,6 +98,7 @@ class SimulationResult:
             "run_id": self.run_id, "estimates_run": self.estimates_run,
             "plan_runs": self.plan_runs, "draws": self.draws, "seed": self.seed,
             "base_currency": self.base_currency, "window": self.window,
+            "seasonality": self.seasonality,
             "scenario": self.scenario.to_dict(), "rows": self.table.height,
             "totals": self.totals().to_dicts(), "aggregates": self.aggregates.to_dicts(),
             "warnings": self.warnings,
@@ -108,7 +119,8 @@ def simulate(store: Store, scenario: str | Path | dict | ScenarioFile, *,
     estimates : str, optional
         Run id of the ``estimate`` run to use; the newest when None or ``latest``.
     draws : int
-        Elasticity draws (normal with the estimate's standard error) for aggregate intervals.
+        Elasticity draws (normal with the estimate's standard error) for aggregate intervals;
+        0 skips them (point projections and per-row intervals only, the fastest path).
     seed : int
         Seed of the draws; equal seeds give equal intervals.
     record : bool
@@ -130,8 +142,8 @@ def simulate(store: Store, scenario: str | Path | dict | ScenarioFile, *,
     EmptyStoreError
         No sales loaded.
     """
-    if isinstance(draws, bool) or not isinstance(draws, int) or draws < 1:
-        raise UsageError(f"draws must be a whole number >= 1, got {draws!r}")
+    if isinstance(draws, bool) or not isinstance(draws, int) or draws < 0:
+        raise UsageError(f"draws must be a whole number >= 0, got {draws!r}")
     spec = load_scenario(scenario)
     store.require_sales()
     est_run = resolve_estimates(store, estimates)
@@ -142,8 +154,13 @@ def simulate(store: Store, scenario: str | Path | dict | ScenarioFile, *,
     base = baseline(store, spec.baseline_weeks, estimates_run=est_run, mode=spec.baseline_price)
     if base.height == 0:
         raise EmptyStoreError(f"{store.path}: no sales in the baseline window")
+    season = seasonal_adjustment(store, base, weeks=spec.baseline_weeks,
+                                 horizon=spec.horizon_weeks, estimates_run=est_run,
+                                 mode=spec.seasonality)
+    base = base.with_columns(pl.col("baseline_units") * pl.Series(season.factor),
+                             pl.Series("seasonal_factor", season.factor))
     applier = ChangeApplier(store, base, plans)
-    warnings: list[str] = []
+    warnings: list[str] = list(season.warnings)
     n_no_e = int(base["elasticity"].is_null().sum() + base["elasticity"].is_nan().sum())
     fx = base["fx_rate"].to_numpy().astype(float)
     tables, aggs = [], []
@@ -174,7 +191,8 @@ def simulate(store: Store, scenario: str | Path | dict | ScenarioFile, *,
                            "FROM sales", [spec.baseline_weeks])[0]
     res = SimulationResult(table, agg, warnings, spec, est_run, plan_runs, draws, seed,
                            store.meta("base_currency", "EUR") or "EUR",
-                           window={"after": str(window[0])[:10], "through": str(window[1])})
+                           window={"after": str(window[0])[:10], "through": str(window[1])},
+                           seasonality=season.to_dict())
     if record:
         run = start_run(store, "simulate", {"scenario": spec.to_dict(), "source": spec.source,
                                             "estimates": est_run, "draws": draws, "seed": seed},
@@ -191,7 +209,7 @@ def simulate(store: Store, scenario: str | Path | dict | ScenarioFile, *,
 def _rows(name: str, base: pl.DataFrame, proj: dict[str, np.ndarray]) -> pl.DataFrame:
     p0 = base["baseline_price"].to_numpy()
     df = base.select("item_id", "market", "category", "fx_rate", "unit_cost", "elasticity",
-                     "std_error", "baseline_price").with_columns(
+                     "std_error", "baseline_price", "seasonal_factor").with_columns(
         pl.lit(name).alias("scenario"),
         *[pl.Series(k, v) for k, v in proj.items() if k != "changed"],
         pl.Series("price_change_pct", 100.0 * (proj["scenario_price"] / p0 - 1.0)),
