@@ -175,3 +175,22 @@ def test_progress_callback_reaches_total(model):
         (done, total)))
     assert len(calls) > 1 and calls[-1] == (100, 100)
     assert all(a[0] < b[0] for a, b in zip(calls, calls[1:], strict=False))
+
+
+@pytest.mark.parametrize("se", ["HC1", "nonrobust"])
+def test_poisson_blocks_same_numbers_as_padded_path(awkward, se):
+    from pricelab.elasticity.groupfit import fit_poisson
+    res = estimate(awkward.sample(fraction=1.0, shuffle=True, seed=4), model="poisson", se=se)
+    d = D.build(awkward, KEYS, D.resolve_controls("default"))
+    ref = fit_poisson(d, se=se)
+    t = res.elasticities
+    assert t.select(KEYS).equals(d.keys)
+    for col in ("elasticity", "std_error", "fit_stat", "price_variation"):
+        np.testing.assert_allclose(t[col].to_numpy(), ref[col], rtol=1e-8, atol=1e-10)
+    assert t["n_obs"].to_list() == ref["n_obs"].tolist()
+    assert t["n_zero"].to_list() == ref["n_zero"].tolist()
+    from pricelab.elasticity.groupfit import flag_signs, flag_strings
+    flag_signs(ref)
+    assert t["flags"].to_list() == flag_strings(ref["flags"])
+    par = res.params.drop([*KEYS, "smearing"]).to_numpy()
+    np.testing.assert_allclose(par, ref["params"], rtol=1e-7, atol=1e-8)

@@ -1,11 +1,11 @@
-"""The ``ols`` model without a padded design: group runs, block-wise sums, one pass.
+"""``ols`` and ``poisson`` without a padded design: group runs, block-wise kernels.
 
-:func:`fit_ols_runs` gives the same numbers as :func:`pricelab.elasticity.groupfit.fit_ols`
-(to rounding) several times faster: rows are not sorted when each group's rows are
+:func:`fit_ols_runs` and :func:`fit_poisson_runs` give the same numbers as
+:func:`pricelab.elasticity.groupfit.fit_ols` / ``fit_poisson`` (to rounding), faster: rows are not sorted when each group's rows are
 already contiguous (the usual case for data read from the store or a file), regressors
 are computed block by block from the raw columns, and each block of groups goes through
 :func:`pricelab.elasticity.sumkernels.ols_block` (cross-product sums, an in-order
-Cholesky, residual sums) while it is in memory.
+Cholesky, residual sums) or ``poisson_block`` (IRLS) while it is in memory.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from pricelab.errors import UsageError
 
 from .design import YEAR_DAYS
 from .groupfit import FLAG, empty_out
-from .sumkernels import ols_block
+from .sumkernels import ols_block, poisson_block
 
 Progress = Callable[[int, int], None]
 
@@ -101,6 +101,52 @@ def blocks(counts: np.ndarray, cols: int, max_cells: float
                 yield gs, starts[gs][:, None] + np.arange(width)[None, :], width
 
 
+class Runs:
+    """Rows grouped in contiguous runs, with the raw columns the models need."""
+
+    def __init__(self, df: pl.DataFrame, by: Sequence[str], controls: Sequence[str],
+                 origin: dt.date | None) -> None:
+        self.by = list(by)
+        self.df, self.starts = group_runs(df, self.by)
+        self.counts = np.diff(np.r_[self.starts, self.df.height])
+        self.srcs = control_sources(self.df, controls, origin)
+        self.names = ["intercept", "log_price", *[s[0] for s in self.srcs]]
+        self.price = self.df["price"].cast(pl.Float64).to_numpy()
+        self.qty = self.df["quantity"].cast(pl.Float64).to_numpy()
+
+    @property
+    def n_groups(self) -> int:
+        return int(self.counts.size)
+
+    def design(self, max_cells: float) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """Blocks ``(groups, X (g, p, T), q (g, T))``; ``X`` = log price, then controls."""
+        p = len(self.names) - 1
+        # blocks of ~1e6 cells keep the temporaries small (fewer page faults than 4e6)
+        for gs, rows, width in blocks(self.counts, p + 3, min(max_cells, 1e6)):
+            g = gs.size
+            X = np.empty((g, p, width))
+            X[:, 0] = np.log(self.price[rows].reshape(g, width))
+            for j, (_, f) in enumerate(self.srcs):
+                X[:, 1 + j] = f(rows).reshape(g, width)
+            yield gs, X, self.qty[rows].reshape(g, width)
+
+    def ordered(self, out: dict[str, np.ndarray]) -> tuple[dict[str, np.ndarray], pl.DataFrame,
+                                                            pl.DataFrame]:
+        """``(out, keys, first rows)`` with groups sorted by ``by`` (as ``design.build``)."""
+        first = self.df[self.starts]
+        if not self.by:
+            return out, pl.DataFrame(), first
+        order = first.select(self.by).with_row_index("_g").sort(self.by)["_g"].to_numpy()
+        return {k: v[order] for k, v in out.items()}, first.select(self.by)[order], first[order]
+
+
+def _flags(fitted: np.ndarray, few: np.ndarray, nosales: np.ndarray, price_ok: np.ndarray,
+           ok: np.ndarray) -> np.ndarray:
+    flags = np.where(few, FLAG["few_obs"], 0) | np.where(nosales, FLAG["no_sales"], 0)
+    flags |= np.where(fitted & ~price_ok, FLAG["no_price_variation"], 0)
+    return flags | np.where(fitted & price_ok & ~ok, FLAG["failed"], 0)
+
+
 def fit_ols_runs(df: pl.DataFrame, by: Sequence[str], controls: Sequence[str],
                  origin: dt.date | None, se: str = "HC1", min_obs: int = 8,
                  max_cells: float = 4e6, progress: Progress | None = None,
@@ -116,40 +162,22 @@ def fit_ols_runs(df: pl.DataFrame, by: Sequence[str], controls: Sequence[str],
     :func:`pricelab.elasticity.groupfit.fit_ols` would, groups sorted by ``by``.
     ``progress(done, total)`` is called after each block of groups.
     """
-    by = list(by)
     if se == "HAC":
         if "date" not in df.columns:
             raise UsageError("se='HAC' needs a 'date' column in sales")
         df = df.sort([*by, "date"])
-    df, starts = group_runs(df, by)
-    counts = np.diff(np.r_[starts, df.height])
-    G = counts.size
-    srcs = control_sources(df, controls, origin)
-    names = ["intercept", "log_price", *[s[0] for s in srcs]]
-    p = 1 + len(srcs)
-    out = empty_out(G, p + 1)
-    price = df["price"].cast(pl.Float64).to_numpy()
-    qty = df["quantity"].cast(pl.Float64).to_numpy()
+    runs = Runs(df, by, controls, origin)
+    G, counts = runs.n_groups, runs.counts
+    out = empty_out(G, len(runs.names))
     done = 0
-    # blocks of ~1e6 cells keep the temporaries small (fewer page faults than 4e6)
-    for gs, rows, width in blocks(counts, p + 3, min(max_cells, 1e6)):
-        g = gs.size
-        q = qty[rows].reshape(g, width)
+    for gs, X, q in runs.design(max_cells):
         w = q > 0
-        X = np.empty((g, p, width))
-        X[:, 0] = np.log(price[rows].reshape(g, width))
-        for j, (_, f) in enumerate(srcs):
-            X[:, 1 + j] = f(rows).reshape(g, width)
         y = np.log(np.where(w, q, 1.0))
         r = ols_block(X, y, w.astype(np.float64), se=se, min_obs=min_obs, lags=hac_lags)
-        n = r["n"]
-        fitted = r["fitted"]
+        n, fitted = r["n"], r["fitted"]
         price_ok = r["keep"][:, 0]
         good = fitted & price_ok & r["ok"]
-        flags = np.where(fitted, 0, FLAG["few_obs"]) | np.where(n == 0, FLAG["no_sales"], 0)
-        flags |= np.where(fitted & ~price_ok, FLAG["no_price_variation"], 0)
-        flags |= np.where(fitted & price_ok & ~r["ok"], FLAG["failed"], 0)
-        out["flags"][gs] = flags
+        out["flags"][gs] = _flags(fitted, ~fitted, n == 0, price_ok, r["ok"])
         out["n_obs"][gs] = n.astype(np.int64)
         out["n_zero"][gs] = counts[gs] - n.astype(np.int64)
         out["price_variation"][gs] = np.sqrt(r["spread"])
@@ -160,11 +188,54 @@ def fit_ols_runs(df: pl.DataFrame, by: Sequence[str], controls: Sequence[str],
         with np.errstate(divide="ignore", invalid="ignore"):
             out["fit_stat"][gs] = np.where(r["ok"] & fitted, 1 - r["rss"] / r["tss"], np.nan)
         out["smearing"][gs] = np.where(n > 0, r["smear"] / np.maximum(counts[gs], 1), np.nan)
-        done += g
+        done += gs.size
         if progress is not None:
             progress(done, G)
-    if not by:
-        return out, pl.DataFrame(), names
-    keys = df.select(by)[starts]
-    order = keys.with_row_index("_g").sort(by)["_g"].to_numpy()
-    return {k: v[order] for k, v in out.items()}, keys[order], names
+    out, keys, _ = runs.ordered(out)
+    return out, keys, runs.names
+
+
+def fit_poisson_runs(df: pl.DataFrame, by: Sequence[str], controls: Sequence[str],
+                     origin: dt.date | None, se: str = "HC1", min_obs: int = 8,
+                     max_cells: float = 4e6, progress: Progress | None = None,
+                     maxiter: int = 100
+                     ) -> tuple[dict[str, np.ndarray], pl.DataFrame, list[str], pl.DataFrame]:
+    """Poisson PML per group on all weeks (zeros included), robust or model SEs.
+
+    Same numbers as :func:`pricelab.elasticity.groupfit.fit_poisson` (IRLS is affine
+    invariant: the shifted design gives the same iterates). Returns ``(out, keys, names,
+    first)``: ``first`` holds each group's first row (its attributes, for pooling) and
+    ``out["mean_quantity"]`` the mean weekly quantity.
+    """
+    runs = Runs(df, by, controls, origin)
+    G, counts = runs.n_groups, runs.counts
+    out = empty_out(G, len(runs.names))
+    out["mean_quantity"] = np.zeros(G)
+    done = 0
+    for gs, X, q in runs.design(max_cells):
+        r = poisson_block(X, q, np.ones_like(q), se=se, min_obs=min_obs, maxiter=maxiter)
+        fitted, keep = r["fitted"], r["keep"]
+        price_ok = keep[:, 0]
+        ok = r["converged"] & np.isfinite(r["var"])
+        good = fitted & price_ok & ok
+        nosales = q.sum(axis=1) == 0
+        out["flags"][gs] = _flags(fitted, r["n"] < min_obs, nosales, price_ok, ok)
+        out["n_obs"][gs] = counts[gs]
+        out["n_zero"][gs] = (q == 0).sum(axis=1)
+        out["price_variation"][gs] = np.sqrt(r["spread"])
+        out["mean_log_price"][gs] = r["mean"]
+        out["mean_quantity"][gs] = q.mean(axis=1)
+        out["elasticity"][gs] = np.where(good, r["params"][:, 1], np.nan)
+        out["std_error"][gs] = np.where(good, np.sqrt(r["var"]), np.nan)
+        par = r["params"].copy()
+        par[:, 1:] = np.where(keep, par[:, 1:], np.nan)
+        out["params"][gs] = np.where(good[:, None], par, np.nan)
+        out["model_var"][gs] = np.where(good, r["model_var"], np.nan)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            out["fit_stat"][gs] = np.where(ok & fitted, 1 - r["deviance"] / r["null_deviance"],
+                                           np.nan)
+        done += gs.size
+        if progress is not None:
+            progress(done, G)
+    out, keys, first = runs.ordered(out)
+    return out, keys, runs.names, first

@@ -39,7 +39,6 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
-from .design import Design
 from .groupfit import FLAG
 
 SHRUNK_WEIGHT = 0.25  # flag "shrunk" when the prior gets at least this weight
@@ -187,18 +186,18 @@ def _pool(e: np.ndarray, v: np.ndarray, lvl: np.ndarray, L: int, grid: int, comm
                     new_var=np.maximum(new_var, 0.0), count=cnt)
 
 
-def shrink(out: dict[str, np.ndarray], d: Design, df: pl.DataFrame, pool: list[str] | None,
-           min_members: int = 3, tau: str = "level"
+def shrink(out: dict[str, np.ndarray], attrs: pl.DataFrame, mean_q: np.ndarray,
+           pool: list[str] | None, min_members: int = 3, tau: str = "level"
            ) -> tuple[dict[str, np.ndarray], list[list[str]]]:
     """Replace per-group estimates by their hierarchical posteriors (in place).
 
-    ``tau="level"`` estimates the between-group spread per level (e.g. per category ×
+    ``attrs`` holds one row per group (its level columns: category, brand, market),
+    ``mean_q`` the group's mean weekly quantity. ``tau="level"`` estimates the
+    between-group spread per level (e.g. per category ×
     market), ``"common"`` shares it by all levels of one pooling layer. Returns the
     updated ``out`` and the pooling levels that were used.
     """
-    G = d.n_groups
-    first = np.flatnonzero(np.r_[True, np.diff(d.codes) != 0])
-    attrs = d.frame[first]
+    G = attrs.height
     chain = [lv for lv in level_chain(attrs, pool) if all(c in attrs.columns for c in lv)]
     e = out["elasticity"]
     usable = np.isfinite(e) & np.isfinite(out["model_var"]) & (out["model_var"] > 0)
@@ -245,8 +244,7 @@ def shrink(out: dict[str, np.ndarray], d: Design, df: pl.DataFrame, pool: list[s
     params[:, 0] = np.where(np.isfinite(params[:, 0]), params[:, 0] + shifted *
                             out["mean_log_price"], np.nan)
     # groups without an own fit: intercept from mean sales at the mean log price
-    q = np.bincount(d.codes, weights=d.q, minlength=G) / np.maximum(
-        np.bincount(d.codes, minlength=G), 1)
+    q = mean_q
     nofit = ~np.isfinite(params[:, 1]) & np.isfinite(post) & (q > 0)
     with np.errstate(divide="ignore"):
         params[nofit, 0] = np.log(q[nofit]) - post[nofit] * out["mean_log_price"][nofit]

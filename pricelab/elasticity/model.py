@@ -18,7 +18,7 @@ from scipy import stats
 from pricelab.errors import UsageError
 
 from . import design as D
-from .groupfit import fit_poisson, flag_signs, flag_strings
+from .groupfit import flag_signs, flag_strings
 from .results import ElasticityResults
 
 MODELS = ("ols", "poisson", "panel", "hierarchical", "iv")
@@ -158,13 +158,18 @@ def estimate(sales: pl.DataFrame, *, model: str = "hierarchical",
         params["origin"] = str(origin) if origin is not None else None
         return _wrap(out, keys, names, model, method, params, alpha)
     else:
-        d = D.build(df, by_cols, ctrl)
-        out = fit_poisson(d, se=se, min_obs=min_obs, max_cells=max_cells, progress=progress)
+        from .fastols import fit_poisson_runs
+        origin = df["date"].min() if "date" in df.columns else None
+        out, keys, names, first = fit_poisson_runs(df, by_cols, ctrl, origin, se=se,
+                                                   min_obs=min_obs, max_cells=max_cells,
+                                                   progress=progress)
         if model == "hierarchical":
             from .hierarchical import shrink
             pool = list(pool_by) if pool_by else None
-            out, used = shrink(out, d, df, pool, tau=tau)
+            out, used = shrink(out, first, out["mean_quantity"], pool, tau=tau)
             params.update(pool_by=used, tau=tau)
+        params["origin"] = str(origin) if origin is not None else None
+        return _wrap(out, keys, names, model, method, params, alpha)
     params["origin"] = str(d.origin) if d.origin is not None else None
     return _wrap(out, d.keys, d.names, model, method, params, alpha)
 

@@ -148,3 +148,101 @@ def ols_block(X: np.ndarray, y: np.ndarray, w: np.ndarray, se: str = "HC1",
             "rss": rss, "tss": tss, "smear": (np.exp(resid) * w).sum(axis=1),
             "mean": mx[:, 0] + shift[:, 0], "spread": Cxx[:, 0, 0] / np.where(n > 0, n, np.nan),
             "fitted": fitted, "ok": finite & (dof > 0)}
+
+
+def _wgram(X: np.ndarray, W: np.ndarray, z: np.ndarray | None = None
+           ) -> tuple[np.ndarray, np.ndarray | None]:
+    """``X W X'`` and ``X W z`` for ``X (g, k, T)`` (contiguous in ``T``), ``W, z (g, T)``."""
+    XW = X * W[:, None, :]
+    A = np.matmul(XW, X.transpose(0, 2, 1))
+    return A, (None if z is None else np.matmul(XW, z[:, :, None])[:, :, 0])
+
+
+def poisson_block(X: np.ndarray, y: np.ndarray, w: np.ndarray, se: str = "HC1",
+                  min_obs: int = 1, maxiter: int = 100, tol: float = 1e-10
+                  ) -> dict[str, np.ndarray]:
+    """Poisson PML (log link) by IRLS for every group of a block.
+
+    Parameters
+    ----------
+    X:
+        ``(g, p, T)`` slope regressors, column 0 the one whose variance is reported.
+        Overwritten (shifted in place by each group's first row).
+    y, w:
+        ``(g, T)`` counts and row weights in {0, 1}.
+    se:
+        ``HC1`` (factor ``n / (n - p_kept)``), ``HC0`` or ``nonrobust``.
+    min_obs, maxiter, tol:
+        Groups with fewer rows (or no sales) are not fitted; IRLS stops when the relative
+        change of the deviance is below ``tol`` (statsmodels' GLM rule).
+
+    Returns
+    -------
+    dict
+        ``n, params (g, 1 + p)`` (intercept first, 0 for dropped), ``keep (g, p)``,
+        ``var`` (robust variance of the column-0 slope), ``model_var`` (its Fisher
+        variance), ``deviance, null_deviance, mean, spread, fitted, converged``.
+    """
+    g, p, T = X.shape
+    shift = X[:, :, 0].copy()
+    X -= shift[:, :, None]
+    n = w.sum(axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        mx = (X * w[:, None, :]).sum(axis=2) / n[:, None]
+        Cxx = np.matmul(X * w[:, None, :], X.transpose(0, 2, 1)) \
+            - n[:, None, None] * mx[:, :, None] * mx[:, None, :]
+        ybar = (y * w).sum(axis=1) / np.maximum(n, 1)
+        ylogy = np.where(y > 0, y * np.log(np.where(y > 0, y, 1.0)), 0.0)
+        null_dev = 2 * ((ylogy - y * np.log(ybar)[:, None]) * w).sum(axis=1)
+    fitted = (n >= max(min_obs, 1)) & ((y * w).sum(axis=1) > 0)
+    _, keep = masked_cholesky(np.where(fitted[:, None, None], Cxx, 0.0))
+    Xf = np.empty((g, p + 1, T))                            # intercept row, dropped rows zeroed
+    Xf[:, 0] = 1.0
+    Xf[:, 1:] = X * keep[:, :, None]
+    keep1 = np.c_[np.ones(g, dtype=bool), keep]
+    wf = w * fitted[:, None]
+    mu = np.where(wf > 0, (y + ybar[:, None]) / 2.0, 1.0)
+    eta = np.log(np.maximum(mu, 1e-10))
+    beta = np.zeros((g, p + 1))
+    dev = np.full(g, np.inf)
+    converged = np.zeros(g, dtype=bool)
+    act = np.flatnonzero(fitted)
+    for _ in range(maxiter):
+        if act.size == 0:
+            break
+        full = act.size == g
+        Xa = Xf if full else Xf[act]
+        ya, wa, ma = (y, wf, mu) if full else (y[act], wf[act], mu[act])
+        A, b = _wgram(Xa, ma * wa, (eta if full else eta[act]) + (ya - ma) / ma)
+        L, kk = masked_cholesky(A, tol=0.0)
+        ok = (kk == keep1[act]).all(axis=1)
+        ba = cholesky_solve(L, kk, b[:, :, None])[:, :, 0]
+        ea = np.clip(np.matmul(ba[:, None, :], Xa)[:, 0], -700.0, 700.0)
+        ma = np.exp(ea)
+        d = 2.0 * ((ylogy[act] - ya * ea - ya + ma) * wa).sum(axis=1)
+        beta[act], mu[act], eta[act] = ba, ma, ea
+        done = (np.abs(d - dev[act]) <= tol * (np.abs(d) + tol)) & ok
+        dev[act] = d
+        converged[act[done]] = True
+        act = act[~done & ok & np.isfinite(d)]
+    A, _ = _wgram(Xf, mu * wf)
+    L, kk = masked_cholesky(A, tol=0.0)
+    e1 = np.zeros((g, p + 1, 1))
+    e1[:, 1] = 1.0
+    r = cholesky_solve(L, kk, e1)[:, :, 0]
+    model_var = r[:, 1]
+    p_kept = keep1.sum(axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        if se == "nonrobust":
+            var = model_var
+        else:
+            factor = n / (n - p_kept) if se == "HC1" else np.ones_like(n)
+            u = np.matmul(r[:, None, :], Xf)[:, 0]
+            var = factor * ((u * (y - mu) * wf) ** 2).sum(axis=1)
+    params = beta.copy()
+    params[:, 0] -= (beta[:, 1:] * shift).sum(axis=1)
+    converged &= (kk == keep1).all(axis=1)
+    return {"n": n, "params": params, "keep": keep, "var": var, "model_var": model_var,
+            "deviance": dev, "null_deviance": null_dev, "mean": mx[:, 0] + shift[:, 0],
+            "spread": Cxx[:, 0, 0] / np.where(n > 0, n, np.nan), "fitted": fitted,
+            "converged": converged}
