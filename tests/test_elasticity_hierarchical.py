@@ -124,3 +124,23 @@ def test_groups_without_estimate_get_the_level_predictive():
     assert np.isfinite(row["elasticity"])
     # the predictive sd includes tau: wider than any group that has its own data
     assert row["std_error"] > others["std_error"].median()
+
+
+def test_shrink_accepts_a_design_or_group_rows():
+    # the engines' driver step passes a design-like object (frame, codes, q) per group
+    from types import SimpleNamespace
+
+    from pricelab.elasticity import design as D
+    from pricelab.elasticity.fastols import fit_poisson_runs
+    from pricelab.elasticity.hierarchical import shrink
+    sales, items, _ = simulate_panel(n_items=40, weeks=30, base_units=3, seed=37)
+    df = D.with_items(sales, items)
+    out, _, _, first = fit_poisson_runs(df, KEYS, D.resolve_controls("default"),
+                                        df["date"].min())
+    a, used = shrink({k: v.copy() for k, v in out.items()}, first, out["mean_quantity"], None)
+    G = first.height
+    like = SimpleNamespace(frame=first, codes=np.arange(G), q=out["mean_quantity"], n_groups=G)
+    b, _ = shrink({k: v.copy() for k, v in out.items()}, like, None, None)
+    np.testing.assert_array_equal(a["elasticity"], b["elasticity"])
+    np.testing.assert_array_equal(a["params"], b["params"])
+    assert used[0] == ["category", "market"]

@@ -35,6 +35,7 @@ distribution for a new member, flagged ``shrunk`` beside the reason.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import polars as pl
@@ -186,17 +187,27 @@ def _pool(e: np.ndarray, v: np.ndarray, lvl: np.ndarray, L: int, grid: int, comm
                     new_var=np.maximum(new_var, 0.0), count=cnt)
 
 
-def shrink(out: dict[str, np.ndarray], attrs: pl.DataFrame, mean_q: np.ndarray,
+def shrink(out: dict[str, np.ndarray], groups: Any, mean_q: np.ndarray | None,
            pool: list[str] | None, min_members: int = 3, tau: str = "level"
            ) -> tuple[dict[str, np.ndarray], list[list[str]]]:
     """Replace per-group estimates by their hierarchical posteriors (in place).
 
-    ``attrs`` holds one row per group (its level columns: category, brand, market),
-    ``mean_q`` the group's mean weekly quantity. ``tau="level"`` estimates the
+    ``groups`` is either one row per group (a polars frame with its level columns:
+    category, brand, market), ``mean_q`` then the group's mean weekly quantity, or a
+    :class:`~pricelab.elasticity.design.Design` (anything with ``frame, codes, q``: rows
+    sorted by group), from which both are taken (``mean_q`` is ignored). ``tau="level"`` estimates the
     between-group spread per level (e.g. per category ×
     market), ``"common"`` shares it by all levels of one pooling layer. Returns the
     updated ``out`` and the pooling levels that were used.
     """
+    if isinstance(groups, pl.DataFrame):
+        attrs, q = groups, np.asarray(mean_q, dtype=np.float64)
+    else:
+        first = np.flatnonzero(np.r_[True, np.diff(groups.codes) != 0])
+        attrs = groups.frame[first]
+        G0 = first.size
+        q = np.bincount(groups.codes, weights=groups.q, minlength=G0) / np.maximum(
+            np.bincount(groups.codes, minlength=G0), 1)
     G = attrs.height
     chain = [lv for lv in level_chain(attrs, pool) if all(c in attrs.columns for c in lv)]
     e = out["elasticity"]
@@ -244,7 +255,6 @@ def shrink(out: dict[str, np.ndarray], attrs: pl.DataFrame, mean_q: np.ndarray,
     params[:, 0] = np.where(np.isfinite(params[:, 0]), params[:, 0] + shifted *
                             out["mean_log_price"], np.nan)
     # groups without an own fit: intercept from mean sales at the mean log price
-    q = mean_q
     nofit = ~np.isfinite(params[:, 1]) & np.isfinite(post) & (q > 0)
     with np.errstate(divide="ignore"):
         params[nofit, 0] = np.log(q[nofit]) - post[nofit] * out["mean_log_price"][nofit]
