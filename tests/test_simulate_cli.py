@@ -100,6 +100,17 @@ def test_cli_simulate_table_json_output(tmp_path, cli):
     doc = json.loads(js.stdout)
     assert doc["estimates_run"] == est and doc["draws"] == 200
     assert [t["scenario"] for t in doc["totals"]] == ["us-shoes-plus-5", "gb-fixed"]
+    # --draws 0: the point path; same point totals, intervals null (valid JSON), no draws
+    js0 = cli("simulate", "--scenario", path, "--db", db, "--json", "--draws", 0)
+    assert js0.exit_code == 0, js0.stderr
+    doc0 = json.loads(js0.stdout)
+    assert doc0["draws"] == 0 and doc0["seasonality"]["applied"] is False
+    for t0, t in zip(doc0["totals"], doc["totals"], strict=True):
+        assert t0["scenario_revenue"] == t["scenario_revenue"]
+        assert t0["revenue_low"] is None and t["revenue_low"] is not None
+    txt = cli("simulate", "--scenario", path, "--db", db, "--draws", 0)
+    assert txt.exit_code == 0 and "no intervals: --draws 0" in txt.stdout
+    assert cli("simulate", "--scenario", path, "--db", db, "--draws", -1).exit_code == 2
 
 
 def test_cli_bad_scenario_and_unknown_market_exit_2(tmp_path, cli):

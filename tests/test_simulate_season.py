@@ -150,7 +150,7 @@ def test_no_fourier_terms_means_no_adjustment_and_off_parses(tmp_path):
     db, est = make_db(tmp_path)  # the fixture estimate stores no elasticity_params
     res = run_sim(db, [{"name": "a", "changes": [{"price_change_pct": 5}]}], draws=0)
     assert not res.seasonality["applied"] and (res.table["seasonal_factor"] == 1.0).all()
-    assert res.totals()["quantity_low"].is_nan().all()      # draws=0: no aggregate intervals
+    assert res.totals()["quantity_low"].is_null().all()     # draws=0: no aggregate intervals
     spec = load_scenario({"seasonality": False, "scenarios": [
         {"name": "a", "changes": [{"price": 10}]}]})        # YAML `off` reads as false
     assert spec.seasonality == "off" and spec.to_dict()["seasonality"] == "off"

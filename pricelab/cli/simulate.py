@@ -44,7 +44,9 @@ def _num(v: float | None) -> str:
 
 def _totals_table(result: SimulationResult) -> Table:
     t = Table(title=f"Scenarios vs baseline over {result.scenario.horizon_weeks} weeks "
-              f"(money in {result.base_currency}; 90% intervals)", header_style="bold")
+              f"(money in {result.base_currency}; "
+              + ("90% intervals)" if result.draws else "no intervals: --draws 0)"),
+              header_style="bold")
     t.add_column("scenario")
     for k in ("units", "revenue", "profit"):
         t.add_column(k, justify="right")
@@ -95,7 +97,8 @@ def simulate(
     estimates: Annotated[str | None, typer.Option(help="Estimate run id to use (default: the "
                                                   "production run, else the newest).",
                                                   show_default=False)] = None,
-    draws: Annotated[int, typer.Option(help="Elasticity draws for the 90% intervals.")] = 1000,
+    draws: Annotated[int, typer.Option(help="Elasticity draws for the aggregate 90% intervals "
+                                       "(0: point projections and row intervals only).")] = 1000,
     seed: Annotated[int, typer.Option(help="Seed of the elasticity draws.")] = 0,
     db: DbOpt = None, json: JsonOpt = False, output: OutputOpt = None, debug: DebugOpt = False,
     mlflow: MlflowOpt = None, mlflow_uri: MlflowUriOpt = None,

@@ -40,7 +40,7 @@ class SimulationResult:
     aggregates : polars.DataFrame
         One row per scenario × market × category, per scenario × market (category
         ``(all)``) and per scenario (both ``(all)``), money in the base currency,
-        intervals from summed draws (NaN with ``draws=0``).
+        intervals from summed draws (null with ``draws=0``).
     warnings : list of str
         Filters that matched nothing, rows without elasticities, plans made against other prices.
     """
@@ -187,6 +187,9 @@ def simulate(store: Store, scenario: str | Path | dict | ScenarioFile, *,
                         f"{est_run}")
     table = pl.concat(tables)
     agg = pl.concat(aggs).select("scenario", pl.exclude("scenario"))
+    if draws == 0:
+        agg = agg.with_columns(pl.col(f"{k}_{b}").fill_nan(None)
+                               for k in ("quantity", "revenue", "profit") for b in ("low", "high"))
     window = store.execute("SELECT max(date) - to_days(CAST(? AS INTEGER) * 7), max(date) "
                            "FROM sales", [spec.baseline_weeks])[0]
     res = SimulationResult(table, agg, warnings, spec, est_run, plan_runs, draws, seed,
