@@ -39,15 +39,16 @@ def _sample_loop(sales, n_sample: int, kind: str) -> float:
     d = build(sales.head(n_sample * sales.group_by("item_id", "market").len()["len"].max()),
               ["item_id", "market"], resolve_controls("default"))
     rows = [np.flatnonzero(d.codes == g) for g in range(min(n_sample, d.n_groups))]
-    t = time.perf_counter()
-    for idx in rows:
-        X, q = d.X[idx], d.q[idx]
-        if kind == "ols":
-            pos = q > 0
-            sm.OLS(np.log(q[pos]), X[pos]).fit(cov_type="HC1")
-        else:
-            sm.GLM(q, X, family=sm.families.Poisson()).fit(cov_type="HC0")
-    return (time.perf_counter() - t) / len(rows)
+
+    def loop() -> None:
+        for idx in rows:
+            X, q = d.X[idx], d.q[idx]
+            if kind == "ols":
+                pos = q > 0
+                sm.OLS(np.log(q[pos]), X[pos]).fit(cov_type="HC1")
+            else:
+                sm.GLM(q, X, family=sm.families.Poisson()).fit(cov_type="HC0")
+    return _best(loop, reps=3)[1] / len(rows)
 
 
 def _best(f, reps: int = 2):
@@ -93,9 +94,8 @@ def section_glm(model: str, groups: int, weeks: int) -> dict:
     from pricelab.elasticity import estimate
     sales, items, _ = _data(groups, weeks)
     rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    t = time.perf_counter()
-    res = estimate(sales, model=model, items=items if model == "hierarchical" else None)
-    el = time.perf_counter() - t
+    res, el = _best(lambda: estimate(sales, model=model,
+                                     items=items if model == "hierarchical" else None))
     per = _sample_loop(sales, 100, "poisson")
     return {"model": model, "groups": groups, "weeks": weeks, "rows": sales.height,
             "seconds": el, "groups_per_s": groups / el,

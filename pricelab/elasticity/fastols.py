@@ -11,7 +11,9 @@ Cholesky, residual sums) or ``poisson_block`` (IRLS) while it is in memory.
 from __future__ import annotations
 
 import datetime as dt
+import os
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 
 import numpy as np
 import polars as pl
@@ -130,6 +132,37 @@ class Runs:
                 X[:, 1 + j] = f(rows).reshape(g, width)
             yield gs, X, self.qty[rows].reshape(g, width)
 
+    def run(self, fit: Callable[[np.ndarray, np.ndarray, np.ndarray], None], max_cells: float,
+            progress: Progress | None = None, workers: int | None = None) -> None:
+        """Call ``fit(groups, X, q)`` on every block, ``workers`` threads at a time.
+
+        numpy releases the GIL in the heavy loops, so blocks run in parallel; each block
+        writes disjoint groups. ``progress(done, total)`` is called as blocks finish.
+        """
+        workers = workers or min(os.cpu_count() or 1, 4)
+        G, done = self.n_groups, 0
+        with ThreadPoolExecutor(workers) as ex:
+            pending: set[Future[int]] = set()
+
+            def task(gs: np.ndarray, X: np.ndarray, q: np.ndarray) -> int:
+                fit(gs, X, q)
+                return int(gs.size)
+
+            def drain(when: str) -> None:
+                nonlocal done, pending
+                finished, pending = wait(pending, return_when=when)
+                for f in finished:
+                    done += f.result()
+                    if progress is not None:
+                        progress(done, G)
+
+            for block in self.design(max_cells):
+                pending.add(ex.submit(task, *block))
+                if len(pending) >= 2 * workers:
+                    drain(FIRST_COMPLETED)
+            while pending:
+                drain(FIRST_COMPLETED)
+
     def ordered(self, out: dict[str, np.ndarray]) -> tuple[dict[str, np.ndarray], pl.DataFrame,
                                                             pl.DataFrame]:
         """``(out, keys, first rows)`` with groups sorted by ``by`` (as ``design.build``)."""
@@ -169,8 +202,8 @@ def fit_ols_runs(df: pl.DataFrame, by: Sequence[str], controls: Sequence[str],
     runs = Runs(df, by, controls, origin)
     G, counts = runs.n_groups, runs.counts
     out = empty_out(G, len(runs.names))
-    done = 0
-    for gs, X, q in runs.design(max_cells):
+
+    def fit(gs: np.ndarray, X: np.ndarray, q: np.ndarray) -> None:
         w = q > 0
         y = np.log(np.where(w, q, 1.0))
         r = ols_block(X, y, w.astype(np.float64), se=se, min_obs=min_obs, lags=hac_lags)
@@ -188,9 +221,8 @@ def fit_ols_runs(df: pl.DataFrame, by: Sequence[str], controls: Sequence[str],
         with np.errstate(divide="ignore", invalid="ignore"):
             out["fit_stat"][gs] = np.where(r["ok"] & fitted, 1 - r["rss"] / r["tss"], np.nan)
         out["smearing"][gs] = np.where(n > 0, r["smear"] / np.maximum(counts[gs], 1), np.nan)
-        done += gs.size
-        if progress is not None:
-            progress(done, G)
+
+    runs.run(fit, max_cells, progress)
     out, keys, _ = runs.ordered(out)
     return out, keys, runs.names
 
@@ -211,8 +243,8 @@ def fit_poisson_runs(df: pl.DataFrame, by: Sequence[str], controls: Sequence[str
     G, counts = runs.n_groups, runs.counts
     out = empty_out(G, len(runs.names))
     out["mean_quantity"] = np.zeros(G)
-    done = 0
-    for gs, X, q in runs.design(max_cells):
+
+    def fit(gs: np.ndarray, X: np.ndarray, q: np.ndarray) -> None:
         r = poisson_block(X, q, np.ones_like(q), se=se, min_obs=min_obs, maxiter=maxiter)
         fitted, keep = r["fitted"], r["keep"]
         price_ok = keep[:, 0]
@@ -234,8 +266,7 @@ def fit_poisson_runs(df: pl.DataFrame, by: Sequence[str], controls: Sequence[str
         with np.errstate(divide="ignore", invalid="ignore"):
             out["fit_stat"][gs] = np.where(ok & fitted, 1 - r["deviance"] / r["null_deviance"],
                                            np.nan)
-        done += gs.size
-        if progress is not None:
-            progress(done, G)
+
+    runs.run(fit, max_cells, progress)
     out, keys, first = runs.ordered(out)
     return out, keys, runs.names, first
