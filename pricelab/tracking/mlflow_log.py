@@ -80,6 +80,17 @@ def _key(key: str, n: int) -> str:
     return _truncate(_BAD_KEY.sub("_", key), n)
 
 
+def redact_deep(value: Any) -> Any:
+    """``value`` with every string in it (nested lists and dicts too) redacted."""
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, dict):
+        return {k: redact_deep(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [redact_deep(v) for v in value]
+    return value
+
+
 def flatten_params(params: dict[str, Any], *, max_value: int = 6000,
                    max_key: int = 250) -> dict[str, str]:
     """Nested parameters as MLflow params: dotted keys, JSON text values, within limits.
@@ -106,9 +117,9 @@ def flatten_params(params: dict[str, Any], *, max_value: int = 6000,
             return
         text = value if isinstance(value, str) else json.dumps(value, sort_keys=True,
                                                                default=str)
-        out[_key(prefix, max_key)] = _truncate(redact(text), max_value)
+        out[_key(prefix, max_key)] = _truncate(text, max_value)
 
-    walk("", params)
+    walk("", redact_deep(params))
     return out
 
 
@@ -203,8 +214,8 @@ def _log(store: Store, rec: dict[str, Any], table: pl.DataFrame | None, table_na
                                               "inputs", "input_fingerprint", "parents",
                                               "version", "git_commit", "argv", "started_at",
                                               "ended_at", "summary")}
-            text = json.dumps(record, indent=2, sort_keys=True, default=str)
-            (Path(tmp) / "run.json").write_text(redact(text) + "\n")
+            text = json.dumps(redact_deep(record), indent=2, sort_keys=True, default=str)
+            (Path(tmp) / "run.json").write_text(text + "\n")
             if table is not None:
                 table.write_parquet(Path(tmp) / f"{table_name}.parquet")
             client.log_artifacts(run.info.run_id, tmp, ARTIFACT_DIR)
@@ -220,9 +231,9 @@ def _record(store: Store, run_id: str, outcome: TrackingOutcome) -> None:
     row = store.execute("SELECT summary, argv FROM runs WHERE run_id = ?", [run_id])[0]
     summary = json.loads(row[0]) if row[0] else {}
     summary["mlflow"] = outcome.to_dict()
+    argv = json.dumps(redact_deep(json.loads(row[1]))) if row[1] else row[1]
     store.execute("UPDATE runs SET summary = ?, argv = ? WHERE run_id = ?",
-                  [json.dumps(summary, sort_keys=True, default=str),
-                   redact(row[1]) if row[1] else row[1], run_id])
+                  [json.dumps(summary, sort_keys=True, default=str), argv, run_id])
 
 
 def log_run(store: Store, run_id: str | None, table: pl.DataFrame | None,

@@ -160,8 +160,9 @@ def require_mlflow(settings: MlflowSettings | None = None) -> Any:
         import mlflow
     except ImportError:
         raise UsageError(f"--mlflow needs the MLflow client: {INSTALL_HINT}") from None
-    scheme = (settings.tracking_uri.split(":", 1)[0].split("+", 1)[0].lower()
-              if settings is not None and ":" in settings.tracking_uri else "")
+    if settings is None or ":" not in settings.tracking_uri:
+        return mlflow
+    scheme = settings.tracking_uri.split(":", 1)[0].split("+", 1)[0].lower()
     if scheme in _SQL_SCHEMES:
         try:
             import alembic  # noqa: F401
