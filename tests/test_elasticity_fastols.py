@@ -194,3 +194,17 @@ def test_poisson_blocks_same_numbers_as_padded_path(awkward, se):
     assert t["flags"].to_list() == flag_strings(ref["flags"])
     par = res.params.drop([*KEYS, "smearing"]).to_numpy()
     np.testing.assert_allclose(par, ref["params"], rtol=1e-7, atol=1e-8)
+
+
+def test_rich_progress_bar_shows_groups_done():
+    import io
+
+    from rich.console import Console
+
+    from pricelab.elasticity.progress import rich_progress
+    sales, _, _ = simulate_panel(n_items=30, weeks=20, seed=16)
+    buf = io.StringIO()
+    with rich_progress("fitting", console=Console(file=buf, width=100, force_terminal=False),
+                       transient=False) as cb:
+        estimate(sales, model="ols", max_cells=500, progress=cb)
+    assert "fitting" in buf.getvalue() and "60/60" in buf.getvalue()
