@@ -5,7 +5,8 @@ Both are measured in the same run on the same DuckDB file:
               item × market over the window), fetched to Arrow;
   simulate -- pricelab.simulate.simulate on a scenario that changes a quarter of the rows
               (baseline query + joins, filters, projection, draws for aggregate intervals),
-              without recording the run.
+              without recording the run, with the default 1000 draws, with 100 draws and
+              with ``draws=0`` (point projections and row intervals: the point path).
 Usage: python benchmarks/bench_simulate.py [--groups 100000] [--weeks 100] [--draws 1000]
 """
 
@@ -53,7 +54,7 @@ def main() -> None:
     ap.add_argument("--groups", type=int, default=100_000)
     ap.add_argument("--weeks", type=int, default=100)
     ap.add_argument("--draws", type=int, default=1000)
-    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--repeat", type=int, default=5)
     a = ap.parse_args()
     with tempfile.TemporaryDirectory() as d:
         db = Path(d) / "bench.duckdb"
@@ -64,23 +65,26 @@ def main() -> None:
         spec = {"baseline_weeks": 8, "horizon_weeks": 4, "scenarios": [
             {"name": "cat0+5", "changes": [{"where": {"category": "cat0"},
                                             "price_change_pct": 5}]}]}
+        # interleaved and best-of-repeat: the machine is shared, so each path is timed next
+        # to the bare query and the ratio is taken of the minima
+        paths = {f"simulate ({a.draws} draws)": a.draws, "simulate (100 draws)": 100,
+                 "point path (--draws 0)": 0}
         with Store.open(db) as store:
-            bare, sim = [], []
+            times: dict[str, list[float]] = {"bare": [], **{k: [] for k in paths}}
             for _ in range(a.repeat):
-                t = time.perf_counter()
-                store.con.sql(baseline_sql(), params=[8]).to_arrow_table()
-                bare.append(time.perf_counter() - t)
-                t = time.perf_counter()
-                res = simulate(store, spec, draws=a.draws, record=False)
-                sim.append(time.perf_counter() - t)
-            t = time.perf_counter()
-            simulate(store, spec, draws=1, record=False)
-            one = time.perf_counter() - t
-        b, s = min(bare), min(sim)
-        print(f"bare baseline query: {b:.3f}s  simulate ({a.draws} draws): {s:.3f}s  "
-              f"ratio {s / b:.2f}  (simulate with 1 draw: {one:.3f}s, ratio {one / b:.2f}); "
+                for name, n in paths.items():
+                    t = time.perf_counter()
+                    store.con.sql(baseline_sql(), params=[8]).to_arrow_table()
+                    times["bare"].append(time.perf_counter() - t)
+                    t = time.perf_counter()
+                    res = simulate(store, spec, draws=n, record=False)
+                    times[name].append(time.perf_counter() - t)
+        b = min(times["bare"])
+        print(f"bare baseline query: {b:.3f}s (best of {len(times['bare'])}); "
               f"{res.table.height:,} rows projected")
-
+        for name in paths:
+            s = min(times[name])
+            print(f"  {name:26s} {s:.3f}s  ratio {s / b:.2f}")
 
 if __name__ == "__main__":
     main()
