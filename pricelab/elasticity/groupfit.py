@@ -1,8 +1,11 @@
-"""Per-group fits (ols, poisson, iv) run chunk by chunk through the batched kernels.
+"""Per-group fits (ols, poisson) on a padded :class:`~pricelab.elasticity.design.Design`.
 
-Each function takes a :class:`~pricelab.elasticity.design.Design` and returns a dict of
-per-group numpy arrays (``elasticity, std_error, n_obs, n_zero, price_variation,
-fit_stat, first_stage_f, flags`` and ``params``), the common currency of the models.
+Each function takes a Design and returns a dict of per-group numpy arrays
+(``elasticity, std_error, n_obs, n_zero, price_variation, fit_stat, first_stage_f,
+flags`` and ``params``), the common currency of the models. ``estimate`` now runs
+``ols``/``poisson``/``hierarchical`` through the block path of :mod:`.fastols` (same
+numbers, faster); these padded versions stay as its tested reference and serve the
+engines' partition step. The flag helpers are shared by every model.
 """
 
 from __future__ import annotations

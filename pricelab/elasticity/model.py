@@ -1,8 +1,9 @@
 """``estimate``: the one entry point of the elasticity library, and ``fit_partition``.
 
-All five models share the same path: check the input, build a group-sorted design
-(:mod:`.design`), run batched kernels chunk by chunk (:mod:`.groupfit`, :mod:`.iv`,
-:mod:`.panel`, :mod:`.hierarchical`) and wrap the per-group arrays in an
+All five models share the same path: check the input, group the rows, run batched
+kernels block by block (:mod:`.fastols` for ``ols``/``poisson``/``hierarchical``;
+a padded design from :mod:`.design` for :mod:`.iv` and :mod:`.panel`), pool
+(:mod:`.hierarchical`) and wrap the per-group arrays in an
 :class:`~pricelab.elasticity.results.ElasticityResults`.
 """
 
