@@ -339,6 +339,23 @@ def _constraints_content(constraints: PathLike | dict[str, Any] | None) -> Any:
     return json.loads(json.dumps(yaml.safe_load(Path(constraints).read_text()), default=str))
 
 
+def _seasonal_demand(store: Store, table: pl.DataFrame, est_run: str, cons: Any,
+                     baseline_weeks: int, mode: str) -> tuple[pl.DataFrame, dict[str, Any]]:
+    """Scale base units to the plan horizon's season (shared with simulate)."""
+    import math
+
+    from pricelab.demand.season import MODES, seasonal_adjustment
+    from pricelab.errors import UsageError
+
+    if mode not in MODES:
+        raise UsageError(f"--seasonality must be one of {', '.join(MODES)}, got {mode!r}")
+    horizon = math.ceil(cons.horizon_weeks) if cons is not None else 1
+    adj = seasonal_adjustment(store, table, weeks=baseline_weeks, horizon=horizon,
+                              estimates_run=est_run, mode=mode)
+    table = table.with_columns(pl.col("base_quantity") * pl.Series(adj.factor))
+    return table, adj.to_dict()
+
+
 def _db_given(db: PathLike | None) -> bool:
     return db is not None or bool(os.environ.get("PRICELAB_DB"))
 
@@ -347,7 +364,7 @@ def optimize(
     db: PathLike | None = None, *, demand: PathLike | None = None,
     constraints: PathLike | dict[str, Any] | None = None, estimates: str | None = None,
     baseline_weeks: int = 8, draws: int | None = None, risk: str | None = None, seed: int = 0,
-    strict: bool = False, mlflow: Any = None,
+    strict: bool = False, mlflow: Any = None, seasonality: str = "auto",
 ) -> OptimizeRun:
     """Recommend a price per item × market and store the plan as an ``optimize`` run.
 
@@ -407,8 +424,11 @@ def optimize(
     with Store.open(db, must_exist=True) as store:
         table, est_run = demand_from_store(store, estimates=estimates,
                                            baseline_weeks=baseline_weeks)
+        table, season = _seasonal_demand(store, table, est_run, cons, baseline_weeks,
+                                         seasonality)
         plan = _optimize(table, cons, draws=draws, risk=risk, seed=seed, strict=strict)
         params["estimates"] = est_run
+        params["seasonality"] = season
         run = start_run(store, "optimize", params, parents=[est_run])
         with store.transaction():
             store.write_result("plans", plan.table, run.run_id)

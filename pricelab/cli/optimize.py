@@ -67,6 +67,8 @@ def optimize(
     seed: Annotated[int, typer.Option(help="Seed for the draws.")] = 0,
     strict: Annotated[bool, typer.Option("--strict", help="Exit 2 instead of skipping rows "
                                          "with unusable data.")] = False,
+    seasonality: Annotated[str, typer.Option(help="auto: move base units to the horizon's "
+                                             "season with the estimate's terms; off.")] = "auto",
     db: DbOpt = None, json: JsonOpt = False, output: OutputOpt = None, debug: DebugOpt = False,
     mlflow: MlflowOpt = None, mlflow_uri: MlflowUriOpt = None,
     mlflow_experiment: MlflowExperimentOpt = None, strict_tracking: StrictTrackingOpt = False,
