@@ -148,7 +148,8 @@ def build(df: pl.DataFrame, by: Sequence[str] | None, controls: Sequence[str],
     """
     by = list(by or [])
     if origin is None and "date" in df.columns:
-        origin = df["date"].min()
+        first = df["date"].min()
+        origin = first if isinstance(first, dt.date) else None
     # hash group-by (parallel) + gather is several times faster than a multi-key sort
     within = pl.col("_i").sort_by("date") if "date" in df.columns else pl.col("_i")
     if by:

@@ -43,39 +43,49 @@ def group_runs(df: pl.DataFrame, by: Sequence[str]) -> tuple[pl.DataFrame, np.nd
     return df, starts
 
 
+Rows = np.ndarray | slice
+Source = Callable[[Rows], np.ndarray]
+
+
+def _take(a: np.ndarray, f: Callable[[np.ndarray], np.ndarray] | None = None) -> Source:
+    """Rows of ``a`` (optionally transformed by ``f``), as a block source."""
+    if f is None:
+        return lambda rows: a[rows]
+    return lambda rows: f(a[rows])
+
+
+def _lookup(table: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
+    return lambda i: table[i]
+
+
 def control_sources(df: pl.DataFrame, names: Sequence[str], origin: dt.date | None
-                    ) -> list[tuple[str, Callable[[np.ndarray], np.ndarray]]]:
+                    ) -> list[tuple[str, Source]]:
     """``(column label, rows -> values)`` per control, named as :func:`.design.control_frame`."""
-    out: dict[str, Callable[[np.ndarray], np.ndarray]] = {}
-
-    def take(a: np.ndarray, f: Callable[[np.ndarray], np.ndarray] = np.asarray
-             ) -> Callable[[np.ndarray], np.ndarray]:
-        return lambda rows: f(a[rows])
-
+    out: dict[str, Source] = {}
     for name in names:
         if name == "promo":
             if "promo" in df.columns:
                 a = df["promo"].fill_null(0).cast(pl.Float64).to_numpy()
-                out["_c_promo"] = take(a)
+                out["_c_promo"] = _take(a)
         elif name in ("fourier", "fourier2", "trend"):
             if "date" not in df.columns:
                 raise UsageError(f"control '{name}' needs a 'date' column in sales")
             if name == "trend":
                 days = df["date"].cast(pl.Int32).to_numpy()
                 o = (origin - dt.date(1970, 1, 1)).days if origin is not None else 0
-                out["_c_trend"] = take(days, lambda d, o=o: (d - o) / YEAR_DAYS)
+                out["_c_trend"] = _take(days - o, lambda d: d / YEAR_DAYS)
             else:
                 doy = df["date"].dt.ordinal_day().to_numpy()
                 angle = 2 * np.pi * np.arange(367, dtype=np.float64) / YEAR_DAYS
                 for h in range(1, 3 if name == "fourier2" else 2):
-                    out[f"_c_sin{h}"] = take(doy, lambda i, t=np.sin(h * angle): t[i])
-                    out[f"_c_cos{h}"] = take(doy, lambda i, t=np.cos(h * angle): t[i])
+                    out[f"_c_sin{h}"] = _take(doy, _lookup(np.sin(h * angle)))
+                    out[f"_c_cos{h}"] = _take(doy, _lookup(np.cos(h * angle)))
         else:
             if name not in df.columns:
                 raise UsageError(f"unknown control column '{name}' (not in sales)")
             if not df.schema[name].is_numeric():
                 raise UsageError(f"control column '{name}' is not numeric")
-            out[f"_c_{name}"] = take(df[name].cast(pl.Float64).fill_null(0.0).to_numpy())
+            out[f"_c_{name}"] = _take(df[name].cast(pl.Float64).fill_null(0.0).to_numpy())
     return list(out.items())
 
 

@@ -49,7 +49,7 @@ def uncenter(beta: np.ndarray, m: np.ndarray, keep: np.ndarray) -> np.ndarray:
     return np.where(keep, out, np.nan)
 
 
-def _common(out: dict, g: np.ndarray, Xp: np.ndarray, valid: np.ndarray, q: np.ndarray,
+def _common(out: dict, g: np.ndarray, Xp: np.ndarray, valid: np.ndarray, q: np.ndarray | None,
             min_obs: int) -> np.ndarray:
     """Fill n_obs, n_zero, price_variation; return mask of groups with enough data."""
     n = valid.sum(axis=1)

@@ -9,6 +9,7 @@ a padded design from :mod:`.design` for :mod:`.iv` and :mod:`.panel`), pool
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -151,7 +152,7 @@ def estimate(sales: pl.DataFrame, *, model: str = "hierarchical",
         out = fit_absorbed_ols(d, fe, se=se, min_obs=min_obs)
     elif model == "ols":
         from .fastols import fit_ols_runs
-        origin = df["date"].min() if "date" in df.columns else None
+        origin = _first_date(df)
         out, keys, names = fit_ols_runs(df, by_cols, ctrl, origin, se=se, min_obs=min_obs,
                                         max_cells=max_cells, progress=progress,
                                         hac_lags=hac_lags)
@@ -160,19 +161,27 @@ def estimate(sales: pl.DataFrame, *, model: str = "hierarchical",
         return _wrap(out, keys, names, model, method, params, alpha)
     else:
         from .fastols import fit_poisson_runs
-        origin = df["date"].min() if "date" in df.columns else None
+        origin = _first_date(df)
         out, keys, names, first = fit_poisson_runs(df, by_cols, ctrl, origin, se=se,
                                                    min_obs=min_obs, max_cells=max_cells,
                                                    progress=progress)
         if model == "hierarchical":
             from .hierarchical import shrink
-            pool = list(pool_by) if pool_by else None
-            out, used = shrink(out, first, out["mean_quantity"], pool, tau=tau)
+            hpool = list(pool_by) if pool_by else None
+            out, used = shrink(out, first, out["mean_quantity"], hpool, tau=tau)
             params.update(pool_by=used, tau=tau)
         params["origin"] = str(origin) if origin is not None else None
         return _wrap(out, keys, names, model, method, params, alpha)
     params["origin"] = str(d.origin) if d.origin is not None else None
     return _wrap(out, d.keys, d.names, model, method, params, alpha)
+
+
+def _first_date(df: pl.DataFrame) -> dt.date | None:
+    """The first week in the data (the ``trend`` origin), or None without dates."""
+    if "date" not in df.columns:
+        return None
+    first = df["date"].min()
+    return first if isinstance(first, dt.date) else None
 
 
 def _wrap(out: dict[str, np.ndarray], keys: pl.DataFrame, names: list[str], model: str,
@@ -216,6 +225,8 @@ def fit_partition(frame: Any, spec: dict[str, Any]) -> Any:
     kind = type(frame).__module__.split(".")[0]
     df = pl.from_arrow(frame) if kind == "pyarrow" else (
         pl.from_pandas(frame) if kind == "pandas" else frame)
+    if not isinstance(df, pl.DataFrame):
+        raise UsageError("fit_partition needs a table (pandas, Arrow or polars frame)")
     if "date" in df.columns and df.schema["date"] != pl.Date:
         df = df.with_columns(pl.col("date").cast(pl.Date))
     res = estimate(df, **spec)

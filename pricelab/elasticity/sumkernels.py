@@ -150,12 +150,10 @@ def ols_block(X: np.ndarray, y: np.ndarray, w: np.ndarray, se: str = "HC1",
             "fitted": fitted, "ok": finite & (dof > 0)}
 
 
-def _wgram(X: np.ndarray, W: np.ndarray, z: np.ndarray | None = None
-           ) -> tuple[np.ndarray, np.ndarray | None]:
+def _wgram(X: np.ndarray, W: np.ndarray, z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """``X W X'`` and ``X W z`` for ``X (g, k, T)`` (contiguous in ``T``), ``W, z (g, T)``."""
     XW = X * W[:, None, :]
-    A = np.matmul(XW, X.transpose(0, 2, 1))
-    return A, (None if z is None else np.matmul(XW, z[:, :, None])[:, :, 0])
+    return np.matmul(XW, X.transpose(0, 2, 1)), np.matmul(XW, z[:, :, None])[:, :, 0]
 
 
 def poisson_block(X: np.ndarray, y: np.ndarray, w: np.ndarray, se: str = "HC1",
@@ -225,7 +223,7 @@ def poisson_block(X: np.ndarray, y: np.ndarray, w: np.ndarray, se: str = "HC1",
         dev[act] = d
         converged[act[done]] = True
         act = act[~done & ok & np.isfinite(d)]
-    A, _ = _wgram(Xf, mu * wf)
+    A, _ = _wgram(Xf, mu * wf, y)
     L, kk = masked_cholesky(A, tol=0.0)
     e1 = np.zeros((g, p + 1, 1))
     e1[:, 1] = 1.0
