@@ -16,6 +16,7 @@ from typing import Annotated, Any, TypeVar
 import polars as pl
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from pricelab.errors import PricelabError
@@ -57,7 +58,7 @@ def guarded(fn: F) -> F:
             if debug:
                 raise
             lines = str(exc).splitlines() or [type(exc).__name__]
-            err_console.print(f"[bold red]error:[/] {lines[0]}", highlight=False, markup=True)
+            err_console.print(f"[bold red]error:[/] {escape(lines[0])}", highlight=False)
             for line in lines[1:]:
                 err_console.print(f"  {line}", highlight=False, markup=False)
             raise typer.Exit(exc.exit_code) from None
@@ -69,7 +70,7 @@ def guarded(fn: F) -> F:
                 raise
             first = (str(exc).splitlines() or [""])[0]
             err_console.print(
-                f"[bold red]internal error:[/] {type(exc).__name__}: {first} "
+                f"[bold red]internal error:[/] {type(exc).__name__}: {escape(first)} "
                 "(rerun with --debug for the traceback and report it)", highlight=False
             )
             raise typer.Exit(EXIT_INTERNAL) from None
