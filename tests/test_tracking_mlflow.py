@@ -271,8 +271,6 @@ def test_sql_store_needs_sqlalchemy(quiet):
     assert resolve_mlflow("http://127.0.0.1:9") == MlflowSettings("http://127.0.0.1:9")
 
 
-@pytest.mark.xfail(strict=True, reason="cli/_common.guarded prints the message as rich markup, "
-                   "so '[mlflow]' is taken for a style tag and dropped")
 def test_missing_mlflow_cli_message_names_the_extra(loaded_db, cli, quiet):
     quiet.setitem(sys.modules, "mlflow", None)
     res = cli("estimate", "--db", loaded_db, "--model", "ols", "--mlflow")
