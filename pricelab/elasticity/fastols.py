@@ -130,32 +130,30 @@ class Runs:
     def n_groups(self) -> int:
         return int(self.counts.size)
 
-    def design(self, max_cells: float) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-        """Blocks ``(groups, X (g, p, T), q (g, T))``; ``X`` = log price, then controls."""
-        p = len(self.names) - 1
-        # blocks of ~1e6 cells keep the temporaries small (fewer page faults than 4e6)
-        for gs, rows, width in blocks(self.counts, p + 3, min(max_cells, 1e6)):
-            g = gs.size
-            X = np.empty((g, p, width))
-            X[:, 0] = np.log(self.price[rows].reshape(g, width))
-            for j, (_, f) in enumerate(self.srcs):
-                X[:, 1 + j] = f(rows).reshape(g, width)
-            yield gs, X, self.qty[rows].reshape(g, width)
+    def block(self, gs: np.ndarray, rows: Rows, width: int) -> tuple[np.ndarray, np.ndarray]:
+        """``X (g, p, T)`` (log price, then controls) and ``q (g, T)`` of one block."""
+        g, p = gs.size, len(self.names) - 1
+        X = np.empty((g, p, width))
+        X[:, 0] = np.log(self.price[rows].reshape(g, width))
+        for j, (_, f) in enumerate(self.srcs):
+            X[:, 1 + j] = f(rows).reshape(g, width)
+        return X, self.qty[rows].reshape(g, width)
 
     def run(self, fit: Callable[[np.ndarray, np.ndarray, np.ndarray], None], max_cells: float,
             progress: Progress | None = None, workers: int | None = None) -> None:
         """Call ``fit(groups, X, q)`` on every block, ``workers`` threads at a time.
 
-        numpy releases the GIL in the heavy loops, so blocks run in parallel; each block
-        writes disjoint groups. ``progress(done, total)`` is called as blocks finish.
+        numpy releases the GIL in the heavy loops, so blocks (building ``X`` included)
+        run in parallel; each writes disjoint groups. ``progress(done, total)`` is
+        called as blocks finish. Blocks hold ~1e6 cells (fewer page faults than 4e6).
         """
         workers = workers or min(os.cpu_count() or 1, 4)
         G, done = self.n_groups, 0
         with ThreadPoolExecutor(workers) as ex:
             pending: set[Future[int]] = set()
 
-            def task(gs: np.ndarray, X: np.ndarray, q: np.ndarray) -> int:
-                fit(gs, X, q)
+            def task(gs: np.ndarray, rows: Rows, width: int) -> int:
+                fit(gs, *self.block(gs, rows, width))
                 return int(gs.size)
 
             def drain(when: str) -> None:
@@ -166,7 +164,8 @@ class Runs:
                     if progress is not None:
                         progress(done, G)
 
-            for block in self.design(max_cells):
+            cols = len(self.names) + 2
+            for block in blocks(self.counts, cols, min(max_cells, 1e6)):
                 pending.add(ex.submit(task, *block))
                 if len(pending) >= 2 * workers:
                     drain(FIRST_COMPLETED)
