@@ -54,8 +54,12 @@ def _take(a: np.ndarray, f: Callable[[np.ndarray], np.ndarray] | None = None) ->
     return lambda rows: f(a[rows])
 
 
-def _lookup(table: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
-    return lambda i: table[i]
+def _years_since(origin_day: int) -> Callable[[np.ndarray], np.ndarray]:
+    return lambda d: (d - origin_day) / YEAR_DAYS
+
+
+def _lookup(table: np.ndarray, first: int) -> Callable[[np.ndarray], np.ndarray]:
+    return lambda d: table[d - first]
 
 
 def control_sources(df: pl.DataFrame, names: Sequence[str], origin: dt.date | None
@@ -70,16 +74,18 @@ def control_sources(df: pl.DataFrame, names: Sequence[str], origin: dt.date | No
         elif name in ("fourier", "fourier2", "trend"):
             if "date" not in df.columns:
                 raise UsageError(f"control '{name}' needs a 'date' column in sales")
+            days = df["date"].to_physical().to_numpy()    # days since 1970-01-01
             if name == "trend":
-                days = df["date"].cast(pl.Int32).to_numpy()
                 o = (origin - dt.date(1970, 1, 1)).days if origin is not None else 0
-                out["_c_trend"] = _take(days - o, lambda d: d / YEAR_DAYS)
-            else:
-                doy = df["date"].dt.ordinal_day().to_numpy()
-                angle = 2 * np.pi * np.arange(367, dtype=np.float64) / YEAR_DAYS
+                out["_c_trend"] = _take(days, _years_since(o))
+            else:  # tables over the date range: no per-row calendar arithmetic
+                d0 = int(days.min())
+                span = pl.Series(np.arange(d0, int(days.max()) + 1, dtype=np.int32))
+                doy = span.cast(pl.Date).dt.ordinal_day().cast(pl.Float64).to_numpy()
+                angle = 2 * np.pi * doy / YEAR_DAYS
                 for h in range(1, 3 if name == "fourier2" else 2):
-                    out[f"_c_sin{h}"] = _take(doy, _lookup(np.sin(h * angle)))
-                    out[f"_c_cos{h}"] = _take(doy, _lookup(np.cos(h * angle)))
+                    out[f"_c_sin{h}"] = _take(days, _lookup(np.sin(h * angle), d0))
+                    out[f"_c_cos{h}"] = _take(days, _lookup(np.cos(h * angle), d0))
         else:
             if name not in df.columns:
                 raise UsageError(f"unknown control column '{name}' (not in sales)")
