@@ -212,9 +212,12 @@ def _estimate_source(db: PathLike | None, source: PathLike | str | None, engine:
     from pricelab.store.loaders import load_items
 
     eng = get_engine(engine)
+    if source is None and db is not None and Path(db).exists():
+        return _estimate_db_on_engine(db, eng, engine, kwargs, by=by, before=before,
+                                      track=track)
     if source is None:
         raise UsageError(f"--engine {engine} reads sales from --source (a Parquet file or "
-                         "folder, delta:PATH or a table name)")
+                         "folder, delta:PATH or a table name) or from an existing --db")
     items = None
     if db is not None and Path(db).exists():
         with Store.open(db, read_only=True) as store:
@@ -225,6 +228,29 @@ def _estimate_source(db: PathLike | None, source: PathLike | str | None, engine:
     params = {"model": kwargs["model"], "by": by, "instrument": kwargs.get("instrument"),
               "slope": kwargs["slope"], "before": before, "engine": engine,
               "source": str(source),
+              "fit": json.loads(json.dumps(results.parameters, default=str))}
+    with Store.open(db) as store:
+        return _store_estimate(store, results, items, params, track)
+
+
+def _estimate_db_on_engine(db: PathLike, eng: Any, engine: str, kwargs: dict[str, Any], *,
+                           by: str | None, before: str | None, track: Any) -> EstimateRun:
+    """Run ``engine`` on the database's own sales (exported once to Parquet), store the run."""
+    import json
+    import tempfile
+
+    from pricelab.store.loaders import load_items
+
+    with tempfile.TemporaryDirectory(prefix="pricelab-engine-") as tmp:
+        export = Path(tmp) / "sales.parquet"
+        with Store.open(db, must_exist=True, read_only=True) as store:
+            store.require_sales()
+            items = load_items(store)
+            store.execute(f"COPY (SELECT * FROM sales ORDER BY item_id, market, date) "
+                          f"TO '{export}' (FORMAT PARQUET)")
+        results = eng.estimate(str(export), items=items, before=before, **kwargs)
+    params = {"model": kwargs["model"], "by": by, "instrument": kwargs.get("instrument"),
+              "slope": kwargs["slope"], "before": before, "engine": engine,
               "fit": json.loads(json.dumps(results.parameters, default=str))}
     with Store.open(db) as store:
         return _store_estimate(store, results, items, params, track)
@@ -740,7 +766,8 @@ def registry(db: PathLike | None = None) -> pl.DataFrame:
         return history(store)
 
 
-def pipeline(db: PathLike | None = None, *, config: PathLike | dict[str, Any] | None = None) -> Any:
+def pipeline(db: PathLike | None = None, *, config: PathLike | dict[str, Any] | None = None,
+             engine: str | None = None) -> Any:
     """Run the nightly pipeline: ingest new files, validate, estimate, backtest, promote if
     better, optimize, monitor — each step a run, skipped when its inputs did not change.
 
@@ -751,6 +778,9 @@ def pipeline(db: PathLike | None = None, *, config: PathLike | dict[str, Any] | 
         ``./pricelab.duckdb``).
     config : path or dict, optional
         Pipeline YAML (see ``examples/pipeline.yaml``); None runs on the bundled sample.
+    engine : {"local", "spark"}, optional
+        Overrides the config's ``estimate.engine`` (Spark runs the estimators on a local or
+        cluster Spark session: ``pricelab[spark]``).
 
     Returns
     -------
@@ -765,4 +795,4 @@ def pipeline(db: PathLike | None = None, *, config: PathLike | dict[str, Any] | 
     """
     from pricelab.pipeline import run_pipeline
 
-    return run_pipeline(db, config)
+    return run_pipeline(db, config, engine=engine)

@@ -55,8 +55,6 @@ def test_the_task_runs_the_pipeline_on_the_spark_engine() -> None:
     name, cmd, rest = group.resolve_command(ctx, args)
     while hasattr(cmd, "resolve_command"):
         name, cmd, rest = cmd.resolve_command(cmd.context_class(cmd, parent=ctx), rest)
-    if "engine" not in {p.name for p in cmd.params}:
-        pytest.xfail("`pricelab pipeline run` has no --engine option yet (pipeline owner)")
     got = cmd.make_context(name, list(rest)).params
     assert got["engine"] == "spark" and str(got["config"]) == params["config"]
     assert job["max_concurrent_runs"] == 1  # one DuckDB writer

@@ -217,3 +217,27 @@ def test_databricks_entry_point(spark, sample: dict, tmp_path: Path, capsys) -> 
     task = job["tasks"][0]["spark_python_task"]
     assert task["python_file"].endswith("run_estimate.py")
     assert run_estimate.parse(task["parameters"]).engine == "spark"
+
+
+@pytest.mark.spark
+@pytest.mark.filterwarnings(PANDAS_WARNING)
+def test_pipeline_runs_estimation_on_spark(spark, tmp_path: Path) -> None:
+    """`pipeline run --engine spark`: the estimate step runs on Spark from the database's own
+    sales and stores the same numbers as a local estimate of the same data."""
+    from pricelab import api
+    from pricelab.store import Store
+
+    db = tmp_path / "p.duckdb"
+    config = {"inputs": {"folder": str(SAMPLE)}, "gate": {"enabled": False},
+              "optimize": {"enabled": False}, "monitor": {"enabled": False}}
+    result = api.pipeline(db, config=config, engine="spark")
+    assert result.exit_code == 0, result.message
+    (est,) = [s for s in result.steps if s.step == "estimate"]
+    with Store.open(db, read_only=True) as store:
+        spark_table = store.read_result("elasticities", est.run_id)
+        params = store.query("SELECT parameters FROM runs WHERE run_id = ?", [est.run_id]).item()
+    assert '"engine": "spark"' in params
+    local = api.estimate(db).elasticities
+    cols = ["item_id", "market", "elasticity", "std_error", "ci_low", "ci_high", "n_obs"]
+    assert_same(local.select(cols).sort("item_id", "market"),
+                spark_table.select(cols).sort("item_id", "market"))

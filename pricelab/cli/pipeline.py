@@ -24,13 +24,15 @@ _STYLE = {"ok": "green", "skipped": "dim", "refused": "yellow", "failed": "bold 
 
 @pipeline_app.command("run")
 @guarded
-def run(config: ConfigOpt = None, db: DbOpt = None, json: JsonOpt = False,
-        debug: DebugOpt = False) -> None:
+def run(config: ConfigOpt = None,
+        engine: Annotated[str | None, typer.Option(
+            help="Estimation engine, overriding the config: local or spark.")] = None,
+        db: DbOpt = None, json: JsonOpt = False, debug: DebugOpt = False) -> None:
     """Run every step that has something new to do; skip the rest and say why.
 
     Exit code: that of the first failing step (1 a check failed, 2 bad input), else 0.
     """
-    result = api.pipeline(db, config=config)
+    result = api.pipeline(db, config=config, engine=engine)
     if json:
         print_json(result.to_dict())
     else:

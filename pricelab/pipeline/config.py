@@ -57,7 +57,7 @@ DEFAULTS: dict[str, Any] = {
     "db": None,
     "inputs": {"folder": None, "files": {}, "replace": True},
     "estimate": {"model": "hierarchical", "by": None, "instrument": None, "slope": "item",
-                 "before": None, "trigger": "new_data"},
+                 "before": None, "trigger": "new_data", "engine": "local"},
     "gate": {"enabled": True, "tolerance_wape": 2.0, "tolerance_flags": 5.0, "horizon_weeks": 4,
              "cutoffs": 3, "naive_weeks": 8},
     "optimize": {"enabled": True, "constraints": None, "baseline_weeks": 8},
@@ -111,6 +111,8 @@ def _check(where: str, key: str, value: Any) -> Any:
         need(value in MODELS, f"one of {', '.join(MODELS)}")
     elif key == "trigger":
         need(value in TRIGGERS, f"one of {', '.join(TRIGGERS)}")
+    elif key == "engine":
+        need(value in ("local", "spark"), "local or spark")
     elif key == "slope":
         need(value in ("item", "common"), "item or common")
     elif key in ("by", "instrument"):

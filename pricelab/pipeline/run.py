@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pricelab.errors import CheckFailed, PricelabError
+from pricelab.errors import CheckFailed, PricelabError, UsageError
 from pricelab.pipeline import state
 from pricelab.pipeline.config import file_name, input_files, load_pipeline_config
 from pricelab.registry import GateConfig, production_run, promote, run_gate
@@ -283,9 +283,13 @@ class _Pipeline:
                     details=result.to_dict())
 
 
-def run_pipeline(db: Any, config: Any) -> PipelineResult:
+def run_pipeline(db: Any, config: Any, *, engine: str | None = None) -> PipelineResult:
     """Run every step; see the module docstring. Config errors raise before anything runs."""
     cfg = load_pipeline_config(config)
+    if engine is not None:
+        if engine not in ("local", "spark"):
+            raise UsageError(f"--engine must be local or spark, got {engine!r}")
+        cfg["estimate"]["engine"] = engine
     path = resolve_db_path(db if db is not None else cfg["db"])
     p = _Pipeline(path, cfg)
     steps: list[Step] = []

@@ -44,7 +44,10 @@ def ingested_files(store: Store) -> dict[str, dict[str, str]]:
 def estimate_spec(cfg: dict[str, Any]) -> dict[str, Any]:
     """The ``api.estimate`` keyword arguments of the config's estimate section."""
     e = cfg["estimate"]
-    return {k: e[k] for k in ESTIMATE_KEYS}
+    spec = {k: e[k] for k in ESTIMATE_KEYS}
+    if e.get("engine", "local") != "local":  # same numbers either way: not part of the match
+        spec["engine"] = e["engine"]
+    return spec
 
 
 def matching_estimate(store: Store, spec: dict[str, Any], digest: str) -> str | None:
