@@ -34,7 +34,7 @@ JsonOpt = Annotated[
 OutputOpt = Annotated[
     Path | None,
     typer.Option("--output", "-o", help="Write the main result as CSV, Parquet or JSON "
-                 "(by extension).", show_default=False),
+                 "(by extension); a path or an az://, s3://, gs:// URL.", show_default=False),
 ]
 DebugOpt = Annotated[bool, typer.Option("--debug", help="Show tracebacks on errors.")]
 
@@ -108,6 +108,8 @@ def write_output(df: pl.DataFrame, output: Path | None) -> None:
     if output is None:
         return
     from pricelab.io import write_table
+    from pricelab.storage import display
 
     write_table(df, output)
-    err_console.print(f"wrote {df.height} rows to {output}", highlight=False)
+    err_console.print(f"wrote {df.height} rows to {display(output)}", highlight=False,
+                      markup=False)

@@ -80,6 +80,7 @@ class Run:
     def finish(self, summary: dict[str, Any] | None = None, status: str = "ok") -> None:
         """Write the run row (fingerprint taken now, after the command's own writes)."""
         from pricelab import __version__
+        from pricelab.storage import redact
 
         fp = input_fingerprint(self.store)
         self.store.execute(
@@ -89,7 +90,7 @@ class Run:
                 json.dumps(self.parameters, sort_keys=True, default=str),
                 json.dumps(fp, sort_keys=True), fingerprint_digest(fp),
                 json.dumps(self.parents), __version__, _git_commit(),
-                json.dumps(sys.argv[1:]), self.started_at, _now(),
+                json.dumps([redact(a) for a in sys.argv[1:]]), self.started_at, _now(),
                 json.dumps(summary or {}, sort_keys=True, default=str),
             ],
         )
