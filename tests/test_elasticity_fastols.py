@@ -205,6 +205,10 @@ def test_rich_progress_bar_shows_groups_done():
     sales, _, _ = simulate_panel(n_items=30, weeks=20, seed=16)
     buf = io.StringIO()
     with rich_progress("fitting", console=Console(file=buf, width=100, force_terminal=False),
-                       transient=False) as cb:
+                       transient=False, disable=False) as cb:
         estimate(sales, model="ols", max_cells=500, progress=cb)
     assert "fitting" in buf.getvalue() and "60/60" in buf.getvalue()
+    quiet = io.StringIO()  # not a terminal: nothing drawn by default
+    with rich_progress(console=Console(file=quiet, force_terminal=False)) as cb:
+        estimate(sales, model="ols", progress=cb)
+    assert quiet.getvalue() == ""

@@ -18,7 +18,8 @@ from rich.progress import (
 
 @contextmanager
 def rich_progress(description: str = "estimating", *, console: Console | None = None,
-                  transient: bool = True) -> Iterator[Callable[[int, int], None]]:
+                  transient: bool = True, disable: bool | None = None
+                  ) -> Iterator[Callable[[int, int], None]]:
     """Yield a ``progress(done, total)`` callback that drives a rich progress bar.
 
     Parameters
@@ -29,15 +30,19 @@ def rich_progress(description: str = "estimating", *, console: Console | None = 
         Where to draw (default: a console on stderr, so ``--json`` stdout stays clean).
     transient:
         Remove the bar when the block exits.
+    disable:
+        Draw nothing (default: when the console is not a terminal, e.g. in CI logs).
 
     Yields
     ------
     callable
         Pass it as ``estimate(..., progress=...)``; groups done out of total.
     """
+    console = console or Console(stderr=True)
     bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                    TextColumn("groups"), TimeElapsedColumn(), TimeRemainingColumn(),
-                   console=console or Console(stderr=True), transient=transient)
+                   console=console, transient=transient,
+                   disable=not console.is_terminal if disable is None else disable)
     with bar:
         task = bar.add_task(description, total=None)
 
