@@ -151,26 +151,39 @@ def _write_local(df: pl.DataFrame, p: Path, fmt: str) -> None:
         p.write_text(json.dumps(_jsonable(df), indent=1, default=str) + "\n", encoding="utf-8")
 
 
-def read_text(path: str | os.PathLike[str]) -> str:
+def read_text(path: str | os.PathLike[str], *, what: str = "file") -> str:
     """The UTF-8 text of a local file or URL (YAML configs, scenario and constraint files).
+
+    Parameters
+    ----------
+    path:
+        File path or fsspec URL.
+    what:
+        What the file is, for messages: ``what="scenario file"`` gives
+        ``PATH: scenario file not found``.
 
     Raises
     ------
     InputFileError
-        Missing, a folder, unreadable or not UTF-8.
+        Missing, a folder, unreadable or not UTF-8; the message names the file (a URL
+        without its query string or secrets).
+    UsageError
+        A URL whose storage extra is not installed, or an unknown protocol.
     """
     norm = normalize(path)
     name = display(norm)
-    with local_copy(norm) as p:
+    with local_copy(norm, what=what) as p:
         if not p.exists():
-            raise InputFileError(f"{name}: file not found")
+            raise InputFileError(f"{name}: {what} not found")
         if p.is_dir():
-            raise InputFileError(f"{name}: is a directory, expected a file")
+            raise InputFileError(f"{name}: is a directory, expected a {what}")
         try:
             return p.read_text(encoding="utf-8")
         except UnicodeDecodeError as exc:
             raise InputFileError(f"{name}: not UTF-8 text (first invalid byte at offset "
                                  f"{exc.start}); save it as UTF-8") from exc
+        except OSError as exc:
+            raise InputFileError(f"{name}: cannot read {what}: {exc.strerror or exc}") from exc
 
 
 def write_text(path: str | os.PathLike[str], text: str) -> Path | str:

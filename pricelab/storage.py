@@ -149,15 +149,19 @@ def _options(proto: str) -> dict[str, Any]:
     return {}
 
 
-def _failure(url: str, exc: BaseException, *, writing: bool) -> PricelabError:
-    """A pricelab error for a failed cloud read or write; the message never holds secrets."""
+def _failure(url: str, exc: BaseException, *, writing: bool,
+             what: str = "file") -> PricelabError:
+    """A pricelab error for a failed cloud read or write; the message never holds secrets.
+
+    ``what`` names the expected object in read messages (``constraints file not found``).
+    """
     name = display(url)
     kind = UsageError if writing else InputFileError
     if isinstance(exc, FileNotFoundError):
-        what = "container, bucket or folder not found" if writing else "file not found"
-        return kind(f"{name}: {what}")
+        missing = "container, bucket or folder not found" if writing else f"{what} not found"
+        return kind(f"{name}: {missing}")
     if isinstance(exc, IsADirectoryError):
-        return kind(f"{name}: is a folder, expected a file")
+        return kind(f"{name}: is a folder, expected a {what}")
     text = (str(exc).splitlines() or [""])[0]
     low = f"{type(exc).__name__} {text}".lower()
     if isinstance(exc, PermissionError) or any(
@@ -170,11 +174,12 @@ def _failure(url: str, exc: BaseException, *, writing: bool) -> PricelabError:
 
 
 @contextmanager
-def local_copy(path: str | os.PathLike[str]) -> Iterator[Path]:
+def local_copy(path: str | os.PathLike[str], *, what: str = "file") -> Iterator[Path]:
     """Yield a local file with the content of ``path``.
 
     A local path is yielded as it is; a URL is downloaded to a temporary file with the
-    same name (so the extension still tells the format), deleted afterwards.
+    same name (so the extension still tells the format), deleted afterwards. ``what``
+    names the object in messages (default ``file``: ``file not found``).
 
     Raises
     ------
@@ -198,7 +203,7 @@ def local_copy(path: str | os.PathLike[str]) -> Iterator[Path]:
         except PricelabError:
             raise
         except Exception as exc:  # noqa: BLE001 - every backend has its own errors
-            raise _failure(norm, exc, writing=False) from None
+            raise _failure(norm, exc, writing=False, what=what) from None
         yield target
     finally:
         shutil.rmtree(tmpdir, ignore_errors=True)

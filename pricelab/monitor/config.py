@@ -35,7 +35,9 @@ from typing import Any
 
 import yaml
 
-from pricelab.errors import ConfigError, InputFileError
+from pricelab.errors import ConfigError
+from pricelab.io import read_text
+from pricelab.storage import display
 
 DEFAULTS: dict[str, dict[str, Any]] = {
     "freshness": {"enabled": True, "max_age_days": 14},
@@ -102,29 +104,30 @@ def merge_config(section: dict[str, Any] | None, source: str = "config") -> dict
 def load_config(path: str | os.PathLike[str] | None) -> dict[str, dict[str, Any]]:
     """Monitoring thresholds from the ``monitor`` section of a YAML file (defaults when None).
 
+    ``path`` may be an fsspec URL (``az://``, ``s3://``, ``memory://``...).
+
     Raises
     ------
     InputFileError
         The file does not exist or cannot be read.
     ConfigError
         YAML syntax error, unknown check or key, or a value of the wrong type.
+    UsageError
+        A URL whose storage extra is not installed, or an unknown protocol.
     """
     if path is None:
         return merge_config(None)
+    name = display(path)
+    text = read_text(path, what="config file")
     try:
-        with open(path, encoding="utf-8") as fh:
-            doc = yaml.safe_load(fh)
-    except FileNotFoundError as exc:
-        raise InputFileError(f"{path}: config file not found") from exc
-    except OSError as exc:
-        raise InputFileError(f"{path}: cannot read config file: {exc}") from exc
+        doc = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = f" at line {mark.line + 1}" if mark is not None else ""
-        raise ConfigError(f"{path}: YAML syntax error{line}") from exc
+        raise ConfigError(f"{name}: YAML syntax error{line}") from exc
     if doc is None:
         return merge_config(None)
     if not isinstance(doc, dict):
-        raise ConfigError(f"{path}: expected a mapping with a 'monitor' section")
+        raise ConfigError(f"{name}: expected a mapping with a 'monitor' section")
     section = doc.get("monitor", doc)
-    return merge_config(section, str(path))
+    return merge_config(section, name)

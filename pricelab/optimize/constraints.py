@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import difflib
 import math
+import os
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 from typing import Any
 
 import yaml
 
-from pricelab.errors import ConfigError
+from pricelab.errors import ConfigError, InputFileError
+from pricelab.io import read_text
+from pricelab.storage import display
 
 TOP_KEYS = (
     "objective", "horizon_weeks", "bounds", "min_margin_pct", "parity", "ladder",
@@ -309,13 +311,16 @@ def _orderings(ctx: _Ctx, v: Any) -> tuple[Ordering, ...]:
     return tuple(out)
 
 
-def load_constraints(path_or_dict: str | Path | dict | Constraints | None) -> Constraints:
+def load_constraints(
+    path_or_dict: str | os.PathLike[str] | dict[str, Any] | Constraints | None,
+) -> Constraints:
     """Parse a constraints file, YAML text or dict into :class:`Constraints`.
 
     Parameters
     ----------
-    path_or_dict : str, Path, dict, Constraints or None
-        A path to a YAML file, a dict already parsed, or None (no constraints).
+    path_or_dict : str, PathLike, dict, Constraints or None
+        A path or fsspec URL (``az://``, ``s3://``, ``memory://``...) of a YAML file, a
+        dict already parsed, or None (no constraints).
 
     Returns
     -------
@@ -324,8 +329,10 @@ def load_constraints(path_or_dict: str | Path | dict | Constraints | None) -> Co
     Raises
     ------
     ConfigError
-        Unreadable file, YAML syntax error, unknown key (closest valid key suggested)
-        or a value of the wrong type; the message names file, key and line.
+        Missing or unreadable file, YAML syntax error, unknown key (closest valid key
+        suggested) or a value of the wrong type; the message names file, key and line.
+    UsageError
+        A URL whose storage extra is not installed, or an unknown protocol.
     """
     if path_or_dict is None:
         return Constraints()
@@ -333,14 +340,11 @@ def load_constraints(path_or_dict: str | Path | dict | Constraints | None) -> Co
         return path_or_dict
     if isinstance(path_or_dict, dict):
         return _from_dict(path_or_dict, _Ctx("<dict>", {}))
-    p = Path(str(path_or_dict))
-    if not p.exists():
-        raise ConfigError(f"{p}: constraints file not found")
     try:
-        text = p.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{p}: cannot read constraints file: {exc}") from exc
-    return loads_constraints(text, source=str(p))
+        text = read_text(path_or_dict, what="constraints file")
+    except InputFileError as exc:
+        raise ConfigError(exc.message, hint=exc.hint) from exc
+    return loads_constraints(text, source=display(path_or_dict))
 
 
 def loads_constraints(text: str, *, source: str = "<string>") -> Constraints:

@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import difflib
 import math
+import os
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import yaml
 
-from pricelab.errors import ConfigError
+from pricelab.errors import ConfigError, InputFileError
+from pricelab.io import read_text
+from pricelab.storage import display
 
 TOP_KEYS = ("baseline_weeks", "horizon_weeks", "baseline_price", "seasonality", "scenarios")
 SEASONALITY = ("auto", "off")
@@ -251,14 +253,15 @@ def loads_scenario(text: str, *, source: str = "<string>") -> ScenarioFile:
     return _from_dict(data, _Ctx(source, lines))
 
 
-def load_scenario(path_or_dict: str | Path | dict | ScenarioFile) -> ScenarioFile:
+def load_scenario(path_or_dict: str | os.PathLike[str] | dict[str, Any] | ScenarioFile,
+                  ) -> ScenarioFile:
     """Parse a scenario file, or a dict of the same shape, into a :class:`ScenarioFile`.
 
     Parameters
     ----------
-    path_or_dict : str, Path, dict or ScenarioFile
-        A path to a YAML file, or the parsed content (``baseline_weeks``,
-        ``horizon_weeks``, ``scenarios``).
+    path_or_dict : str, PathLike, dict or ScenarioFile
+        A path or fsspec URL (``az://``, ``s3://``, ``memory://``...) of a YAML file, or
+        the parsed content (``baseline_weeks``, ``horizon_weeks``, ``scenarios``).
 
     Returns
     -------
@@ -270,16 +273,15 @@ def load_scenario(path_or_dict: str | Path | dict | ScenarioFile) -> ScenarioFil
         Missing or unreadable file, YAML syntax error, unknown key (the closest valid key
         is suggested), a missing action or a value of the wrong type; the message names
         the file, the key and the line.
+    UsageError
+        A URL whose storage extra is not installed, or an unknown protocol.
     """
     if isinstance(path_or_dict, ScenarioFile):
         return path_or_dict
     if isinstance(path_or_dict, dict):
         return _from_dict(path_or_dict, _Ctx("<dict>", {}))
-    p = Path(str(path_or_dict))
-    if not p.is_file():
-        raise ConfigError(f"{p}: scenario file not found")
     try:
-        text = p.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{p}: cannot read scenario file: {exc}") from exc
-    return loads_scenario(text, source=str(p))
+        text = read_text(path_or_dict, what="scenario file")
+    except InputFileError as exc:
+        raise ConfigError(exc.message, hint=exc.hint) from exc
+    return loads_scenario(text, source=display(path_or_dict))
