@@ -138,6 +138,7 @@ def estimate(
     db: PathLike | None = None, *, model: str = "hierarchical", by: str | None = None,
     instrument: str | None = None, slope: str = "item", before: str | None = None,
     engine: str = "local", source: PathLike | str | None = None, mlflow: Any = None,
+    se: str = "HC1", hac_lags: int | None = None, tau: str = "level", progress: Any = None,
 ) -> EstimateRun:
     """Estimate elasticities from the loaded sales and store them as an ``estimate`` run.
 
@@ -161,6 +162,14 @@ def estimate(
         ``local`` (default) or ``spark`` (:mod:`pricelab.engines`; needs ``source``).
     source:
         Sales file, Delta path or table to read instead of the database.
+    se, hac_lags:
+        Standard errors: ``HC1`` (default), ``HC0``, ``nonrobust`` or ``HAC`` (Newey-West,
+        ``ols`` only, ``hac_lags`` weeks; default floor(4 (n/100)^(2/9))).
+    tau:
+        ``hierarchical``: between-item spread per pooling level (``level``) or one per layer
+        (``common``).
+    progress:
+        Optional ``callback(done, total)`` for long runs (local engine).
     mlflow:
         Log the stored run to MLflow (``pricelab[mlflow]``): True, a tracking URI, a
         ``{tracking_uri, experiment, strict}`` mapping or
@@ -188,15 +197,21 @@ def estimate(
         kwargs["by"] = group_cols
     if instrument is not None:
         kwargs["instrument"] = instrument
+    if se != "HC1":
+        kwargs["se"] = se
+    if hac_lags is not None:
+        kwargs["hac_lags"] = hac_lags
+    if tau != "level":
+        kwargs["tau"] = tau
     if source is not None or engine != "local":
         return _estimate_source(db, source, engine, kwargs, by=by, before=before,
                                 track=track)
     with Store.open(db, must_exist=True) as store:
         sales = load_sales(store, before=before)
         items = load_items(store)
-        results = _estimate(sales, items=items, **kwargs)
+        results = _estimate(sales, items=items, progress=progress, **kwargs)
         params = {"model": model, "by": by, "instrument": instrument, "slope": slope,
-                  "before": before,
+                  "before": before, "se": se, "hac_lags": hac_lags, "tau": tau,
                   "fit": json.loads(json.dumps(results.parameters, default=str))}
         return _store_estimate(store, results, items, params, track)
 

@@ -65,8 +65,14 @@ def estimate(
                                                    "or 'hausman'.")] = None,
     slope: Annotated[str, typer.Option(help="panel: 'item' (one slope per item) or 'common'.")] = "item",
     before: Annotated[str | None, typer.Option(help="Use only weeks before this ISO date.")] = None,
-    engine: Annotated[str, typer.Option(help="local | spark (spark needs --source and "
-                                        "pricelab[spark]).")] = "local",
+    se: Annotated[str, typer.Option(help="Standard errors: HC1 | HC0 | nonrobust | HAC "
+                                    "(HAC: ols only).")] = "HC1",
+    hac_lags: Annotated[int | None, typer.Option(help="HAC lags in weeks (default "
+                                                 "floor(4 (n/100)^(2/9))).")] = None,
+    tau: Annotated[str, typer.Option(help="hierarchical: between-item spread per pooling "
+                                     "level (level) or one per layer (common).")] = "level",
+    engine: Annotated[str, typer.Option(help="local | spark (spark reads --source or the "
+                                        "database's sales; pricelab[spark]).")] = "local",
     source: Annotated[str | None, typer.Option(help="Read sales from this Parquet file/folder, "
                                                "delta:PATH or table instead of the database; "
                                                "stored as a run only with --db.",
@@ -76,9 +82,14 @@ def estimate(
     mlflow_experiment: MlflowExperimentOpt = None, strict_tracking: StrictTrackingOpt = False,
 ) -> None:
     """Estimate price elasticities per item × market and store them as a run."""
-    run = api.estimate(db, model=model, by=by, instrument=instrument, slope=slope, before=before,
-                       engine=engine, source=source,
-                       mlflow=tracking_arg(mlflow, mlflow_uri, mlflow_experiment, strict_tracking))
+    from pricelab.elasticity.progress import rich_progress
+
+    with rich_progress(f"estimating ({model})") as progress:
+        run = api.estimate(
+            db, model=model, by=by, instrument=instrument, slope=slope, before=before,
+            engine=engine, source=source, se=se, hac_lags=hac_lags, tau=tau,
+            progress=progress if engine == "local" and source is None else None,
+            mlflow=tracking_arg(mlflow, mlflow_uri, mlflow_experiment, strict_tracking))
     t = run.elasticities
     write_output(t, output)
     print_tracking(run)
