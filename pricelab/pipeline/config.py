@@ -32,7 +32,10 @@ Sections and keys (every key optional; see ``examples/pipeline.yaml``)::
       thresholds: {}            # ... or the same thresholds inline
 
 Relative paths are relative to the config file's folder; ``"@sample"`` is the bundled sample
-folder (``"@sample/constraints.yaml"`` a file in it).
+folder (``"@sample/constraints.yaml"`` a file in it). The config itself may be an fsspec URL
+(``az://``, ``s3://``, ``memory://``...): its relative input, constraints and monitor paths are
+then in the same folder of the object store, and a relative ``db`` (a local DuckDB file) is
+relative to the working directory.
 """
 
 from __future__ import annotations
@@ -71,9 +74,12 @@ def _unknown(where: str, key: str, known: Any) -> ConfigError:
     return ConfigError(f"{where}: unknown key '{key}'{hint}")
 
 
-def _path(value: Any, where: str, base: Path) -> Any:
-    """A local :class:`Path` (relative to ``base``), a storage URL (str) or None."""
-    from pricelab.storage import is_url
+def _path(value: Any, where: str, base: Path | str) -> Any:
+    """A local :class:`Path` (relative to ``base``), a storage URL (str) or None.
+
+    ``base`` is a local folder or a URL prefix (a config read from object storage).
+    """
+    from pricelab.storage import is_url, join
 
     if value is None:
         return None
@@ -86,7 +92,9 @@ def _path(value: Any, where: str, base: Path) -> Any:
 
         return sample_dir() / value[len("@sample/"):] if value != "@sample" else sample_dir()
     p = Path(os.path.expanduser(value))
-    return p if p.is_absolute() else base / p
+    if p.is_absolute():
+        return p
+    return base / p if isinstance(base, Path) else join(base, value)
 
 
 def _check(where: str, key: str, value: Any) -> Any:
@@ -132,8 +140,12 @@ def _check(where: str, key: str, value: Any) -> Any:
     return value
 
 
-def validate_config(doc: Any, source: str = "config", base: Path | None = None) -> dict[str, Any]:
+def validate_config(doc: Any, source: str = "config",
+                    base: Path | str | None = None) -> dict[str, Any]:
     """Defaults overridden by ``doc``; paths resolved against ``base``.
+
+    ``base`` is a local folder (default: the working directory) or a URL prefix; the
+    database path is always local, so a URL ``base`` does not apply to ``db``.
 
     Raises
     ------
@@ -150,7 +162,8 @@ def validate_config(doc: Any, source: str = "config", base: Path | None = None) 
         if section not in DEFAULTS:
             raise _unknown(source, section, DEFAULTS)
         if section == "db":
-            cfg["db"] = _path(values, f"{source}: db", base)
+            cfg["db"] = _path(values, f"{source}: db",
+                              base if isinstance(base, Path) else Path.cwd())
             continue
         if values is None:
             continue
@@ -182,7 +195,7 @@ def validate_config(doc: Any, source: str = "config", base: Path | None = None) 
 
 
 def load_pipeline_config(config: str | os.PathLike[str] | dict[str, Any] | None) -> dict[str, Any]:
-    """Read and validate a pipeline config (a YAML path or an already parsed mapping).
+    """Read and validate a pipeline config (a YAML path or URL, or an already parsed mapping).
 
     None reads ``$PRICELAB_PIPELINE_CONFIG``, else ``./pipeline.yaml``.
 
@@ -192,26 +205,30 @@ def load_pipeline_config(config: str | os.PathLike[str] | dict[str, Any] | None)
         The file does not exist or cannot be read.
     ConfigError
         YAML syntax error or an invalid config (see :func:`validate_config`).
+    UsageError
+        A URL whose storage extra is not installed, or an unknown protocol.
     """
     if isinstance(config, dict):
         return validate_config(config, "config")
+    from pricelab.io import read_text
+    from pricelab.storage import display, exists, normalize
+
     if config is None:
         config = os.environ.get("PRICELAB_PIPELINE_CONFIG") or "pipeline.yaml"
-        if not Path(config).exists():
-            raise InputFileError(f"{config}: no pipeline config; pass --config FILE "
+        if not exists(config):
+            raise InputFileError(f"{display(config)}: no pipeline config; pass --config FILE "
                                  "(see examples/pipeline.yaml)")
-    path = Path(config)
+    name = display(config)
+    text = read_text(config, what="pipeline config")
     try:
-        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError as exc:
-        raise InputFileError(f"{path}: pipeline config not found") from exc
-    except OSError as exc:
-        raise InputFileError(f"{path}: cannot read pipeline config: {exc}") from exc
+        doc = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = f" at line {mark.line + 1}" if mark is not None else ""
-        raise ConfigError(f"{path}: YAML syntax error{line}") from exc
-    return validate_config(doc, str(path), path.resolve().parent)
+        raise ConfigError(f"{name}: YAML syntax error{line}") from exc
+    norm = normalize(config)
+    base = norm.resolve().parent if isinstance(norm, Path) else norm.rsplit("/", 1)[0]
+    return validate_config(doc, name, base)
 
 
 def input_files(cfg: dict[str, Any]) -> dict[str, Any]:

@@ -237,10 +237,9 @@ class _Pipeline:
         cons = o["constraints"]
         content = None
         if cons is not None:
-            from pricelab.storage import local_copy
+            from pricelab.io import read_text
 
-            with local_copy(cons) as local:
-                content = _jsonable(yaml.safe_load(local.read_text()))
+            content = _jsonable(yaml.safe_load(read_text(cons, what="constraints file")))
         with self.store(must_exist=True) as store:
             production = production_run(store)
             if production is None:
