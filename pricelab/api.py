@@ -8,7 +8,7 @@ longer than one call.
 from __future__ import annotations
 
 import os
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import Any
 
 import polars as pl
@@ -377,7 +377,17 @@ def _constraints_content(constraints: PathLike | dict[str, Any] | None) -> Any:
         return None
     if isinstance(constraints, dict):
         return json.loads(json.dumps(constraints, default=str))
-    return json.loads(json.dumps(yaml.safe_load(Path(constraints).read_text()), default=str))
+    from pricelab.io import read_text
+
+    text = read_text(constraints, what="constraints file")
+    return json.loads(json.dumps(yaml.safe_load(text), default=str))
+
+
+def _file_name(path: PathLike) -> str:
+    """``path`` as given for a local file; a URL without its query string or secrets."""
+    from pricelab.storage import display, is_url
+
+    return display(path) if is_url(path) else str(path)
 
 
 def _seasonal_demand(store: Store, table: pl.DataFrame, est_run: str, cons: Any,
@@ -417,7 +427,7 @@ def optimize(
         A demand-table file instead of the database; the plan is then stored only when a
         database is named explicitly (``db`` or ``$PRICELAB_DB``).
     constraints:
-        Constraints YAML path (contract schema) or an equivalent dict.
+        Constraints YAML path or URL (contract schema) or an equivalent dict.
     estimates:
         Estimate run id (default: the production run if one is promoted, else the latest).
     baseline_weeks:
@@ -442,10 +452,10 @@ def optimize(
         raise UsageError("--mlflow logs stored runs: add --db to store this plan")
     cons = load_constraints(constraints) if constraints is not None else None
     params: dict[str, Any] = {
-        "constraints": str(constraints) if constraints is not None and not isinstance(
+        "constraints": _file_name(constraints) if constraints is not None and not isinstance(
             constraints, dict) else constraints,
         "constraints_content": _constraints_content(constraints),
-        "demand": str(demand) if demand is not None else None, "estimates": estimates,
+        "demand": _file_name(demand) if demand is not None else None, "estimates": estimates,
         "baseline_weeks": baseline_weeks, "draws": draws, "risk": risk, "seed": seed,
         "strict": strict,
     }
@@ -583,7 +593,7 @@ def report(db: PathLike | None = None, *, output: PathLike, run: str | None = No
     Parameters
     ----------
     output:
-        The ``.html`` file to write.
+        The ``.html`` file to write: a path or an fsspec URL (``az://``, ``s3://``...).
     run:
         Build around this estimate, optimize or simulate run (default: the latest runs).
     top:
@@ -598,11 +608,13 @@ def report(db: PathLike | None = None, *, output: PathLike, run: str | None = No
     """
     from pricelab.errors import UsageError
     from pricelab.report import build_report, write_report
+    from pricelab.storage import display, normalize
 
-    out = Path(output)
-    if out.suffix.lower() not in (".html", ".htm"):
-        raise UsageError(f"--output {out}: the report is HTML; use a .html file name")
-    if not out.parent.exists():
+    out = normalize(output)
+    name = display(out)
+    if PurePath(name).suffix.lower() not in (".html", ".htm"):
+        raise UsageError(f"--output {name}: the report is HTML; use a .html file name")
+    if isinstance(out, Path) and not out.parent.exists():
         raise UsageError(f"--output {out}: folder {out.parent} does not exist")
     if top < 1:
         raise UsageError(f"--top must be at least 1, got {top}")

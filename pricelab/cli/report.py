@@ -6,14 +6,17 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from pricelab import api
 from pricelab.cli._common import DbOpt, DebugOpt, JsonOpt, console, guarded, print_json
+from pricelab.storage import display
 
 
 @guarded
 def report(
-    output: Annotated[Path, typer.Option("--output", "-o", help="HTML file to write.",
+    output: Annotated[Path, typer.Option("--output", "-o", help="HTML file to write (a path or an "
+                                         "az://, s3://, gs:// URL).",
                                          show_default=False)],
     run: Annotated[str | None, typer.Option("--run", help="Build around this estimate, optimize "
                                             "or simulate run (default: the latest runs).",
@@ -28,7 +31,8 @@ def report(
         print_json(rep.to_dict())
         return
     size = len(rep.html.encode()) / 1024
-    console.print(f"[bold green]wrote[/] {output} ({size:,.0f} KiB)", highlight=False)
+    console.print(f"[bold green]wrote[/] {escape(display(output))} ({size:,.0f} KiB)",
+                  highlight=False)
     for name, shown in rep.sections.items():
         mark = "[green]shown[/]" if shown else "[dim]no data[/]"
         console.print(f"  {name:<13} {mark}")

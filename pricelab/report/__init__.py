@@ -11,9 +11,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pricelab.io import write_text
 from pricelab.report import sections as S
 from pricelab.report.data import ReportData, load_report_data, resolve_runs
 from pricelab.report.html import page
+from pricelab.storage import display, normalize
 from pricelab.store.db import Store
 
 __all__ = ["Report", "ReportData", "build_report", "load_report_data", "resolve_runs",
@@ -27,11 +29,11 @@ class Report:
     html: str
     sections: dict[str, bool]
     runs: dict[str, str | None]
-    path: Path | None = None
+    path: Path | str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-able summary."""
-        return {"output": str(self.path) if self.path else None, "bytes": len(self.html.encode()),
+        """JSON-able summary (a URL without its query string or secrets)."""
+        return {"output": display(self.path) if self.path else None, "bytes": len(self.html.encode()),
                 "sections": self.sections, "runs": self.runs}
 
 
@@ -62,11 +64,24 @@ def build_report(store: Store, *, run_id: str | None = None, top: int = 6) -> Re
                   {c: (r["run_id"] if r else None) for c, r in d.runs.items()})
 
 
-def write_report(report: Report, path: str | os.PathLike[str]) -> Path:
-    """Write the HTML to ``path`` (atomically: a temporary file renamed into place)."""
-    out = Path(path)
-    tmp = out.with_name(out.name + ".tmp")
-    tmp.write_text(report.html, encoding="utf-8")
-    os.replace(tmp, out)
+def write_report(report: Report, path: str | os.PathLike[str]) -> Path | str:
+    """Write the HTML to ``path`` and return where it went (a local path or a URL).
+
+    A local file is written atomically (a temporary file renamed into place); an fsspec URL
+    (``az://``, ``s3://``, ``memory://``...) is written locally and then uploaded.
+
+    Raises
+    ------
+    UsageError
+        The container, bucket or folder of a URL does not exist, access is denied, or the
+        storage extra is not installed.
+    """
+    out = normalize(path)
+    if isinstance(out, Path):
+        tmp = out.with_name(out.name + ".tmp")
+        tmp.write_text(report.html, encoding="utf-8")
+        os.replace(tmp, out)
+    else:
+        write_text(out, report.html)
     report.path = out
     return out
