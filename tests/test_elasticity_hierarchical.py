@@ -23,7 +23,9 @@ def _score(res, truth):
     assert t.height == truth.height
     err = (t["elasticity"] - t["true_elasticity"]).abs().to_numpy()
     cover = ((t["ci_low"] <= t["true_elasticity"]) & (t["ci_high"] >= t["true_elasticity"]))
-    return float(np.mean(err)), float(cover.mean())
+    # per-group Poisson reports separated fits as NaN: its error is over the groups it
+    # estimates (which flatters it), coverage counts a NaN interval as a miss
+    return float(np.nanmean(err)), float(cover.mean())
 
 
 @pytest.mark.parametrize("seed", [31, 34, 35, 37, 38])

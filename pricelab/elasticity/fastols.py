@@ -22,6 +22,7 @@ from pricelab.errors import UsageError
 
 from .design import YEAR_DAYS
 from .groupfit import FLAG, empty_out
+from .sparse import EVENTS_PER_PARAM
 from .sumkernels import ols_block, poisson_block
 
 Progress = Callable[[int, int], None]
@@ -245,12 +246,14 @@ def fit_ols_runs(df: pl.DataFrame, by: Sequence[str], controls: Sequence[str],
 def fit_poisson_runs(df: pl.DataFrame, by: Sequence[str], controls: Sequence[str],
                      origin: dt.date | None, se: str = "HC1", min_obs: int = 8,
                      max_cells: float = 4e6, progress: Progress | None = None,
-                     maxiter: int = 100
+                     maxiter: int = 100, events_per_param: float = EVENTS_PER_PARAM
                      ) -> tuple[dict[str, np.ndarray], pl.DataFrame, list[str], pl.DataFrame]:
     """Poisson PML per group on all weeks (zeros included), robust or model SEs.
 
     Same numbers as :func:`pricelab.elasticity.groupfit.fit_poisson` (IRLS is affine
-    invariant: the shifted design gives the same iterates). Returns ``(out, keys, names,
+    invariant: the shifted design gives the same iterates), with the same sparse-series
+    rules (:mod:`.sparse`: nuisance controls by events per parameter and variance
+    inflation; separated fits flagged ``failed,separated``). Returns ``(out, keys, names,
     first)``: ``first`` holds each group's first row (its attributes, for pooling) and
     ``out["mean_quantity"]`` the mean weekly quantity.
     """
@@ -260,13 +263,16 @@ def fit_poisson_runs(df: pl.DataFrame, by: Sequence[str], controls: Sequence[str
     out["mean_quantity"] = np.zeros(G)
 
     def fit(gs: np.ndarray, X: np.ndarray, q: np.ndarray) -> None:
-        r = poisson_block(X, q, np.ones_like(q), se=se, min_obs=min_obs, maxiter=maxiter)
+        r = poisson_block(X, q, np.ones_like(q), se=se, min_obs=min_obs, maxiter=maxiter,
+                          names=runs.names[1:], events_per_param=events_per_param)
         fitted, keep = r["fitted"], r["keep"]
         price_ok = keep[:, 0]
-        ok = r["converged"] & np.isfinite(r["var"])
+        sep = r["separated"] & price_ok
+        ok = r["converged"] & np.isfinite(r["var"]) & ~sep
         good = fitted & price_ok & ok
         nosales = q.sum(axis=1) == 0
-        out["flags"][gs] = _flags(fitted, r["n"] < min_obs, nosales, price_ok, ok)
+        out["flags"][gs] = _flags(fitted, r["n"] < min_obs, nosales, price_ok, ok) \
+            | np.where(sep, FLAG["separated"], 0)
         out["n_obs"][gs] = counts[gs]
         out["n_zero"][gs] = (q == 0).sum(axis=1)
         out["price_variation"][gs] = np.sqrt(r["spread"])

@@ -16,9 +16,10 @@ import numpy as np
 
 from . import kernels as K
 from .design import Design, chunks
+from .sparse import EVENTS_PER_PARAM, column_tol, events_mask, separated
 
 FLAG_NAMES = ("positive", "inelastic", "no_price_variation", "few_obs", "weak_instrument",
-              "shrunk", "failed", "no_sales")
+              "shrunk", "failed", "no_sales", "separated")
 FLAG = {name: 1 << i for i, name in enumerate(FLAG_NAMES)}
 
 
@@ -113,11 +114,13 @@ def fit_ols(d: Design, se: str = "HC1", min_obs: int = 8, max_cells: float = 4e6
 
 
 def fit_poisson(d: Design, se: str = "HC1", min_obs: int = 8, max_cells: float = 4e6,
-                maxiter: int = 100, progress: Callable[[int, int], None] | None = None
-                ) -> dict[str, np.ndarray]:
+                maxiter: int = 100, progress: Callable[[int, int], None] | None = None,
+                events_per_param: float = EVENTS_PER_PARAM) -> dict[str, np.ndarray]:
     """Poisson PML (log link) per group on all weeks, zeros included.
 
-    ``progress(done, total)`` is called after each chunk of groups.
+    Nuisance controls a group's data cannot support are left out and separated fits
+    are flagged ``failed,separated`` (the rules of :mod:`.sparse`; ``events_per_param=0``
+    switches the events rule off). ``progress(done, total)`` is called after each chunk.
     """
     done = 0
     G, k = d.n_groups, d.X.shape[1]
@@ -134,13 +137,19 @@ def fit_poisson(d: Design, se: str = "HC1", min_obs: int = 8, max_cells: float =
         out["flags"][g] |= np.where(nosales, FLAG["no_sales"], 0)
         fitted &= ~nosales
         Xc, m = center(Xp, valid)
-        keep = K.independent_columns(K.gram(Xc, valid))
+        A = K.gram(Xc, valid)
+        present = np.diagonal(A, axis1=1, axis2=2) > 0
+        usable = events_mask(d.names, ((y > 0) & (valid > 0)).sum(axis=1), present,
+                             events_per_param)
+        keep = K.independent_columns(A, usable=usable, tol=column_tol(d.names))
         keep[~fitted] = False
         keep[~fitted, 0] = True
         valid_fit = valid * fitted[:, None]
         r = K.poisson_irls(Xc, y, valid_fit, keep, maxiter=maxiter)
         cov, model_cov = K.poisson_cov(Xc, y, r["mu"], valid_fit, keep, se=se)
-        ok = r["converged"] & np.isfinite(cov[:, 1, 1])
+        sep = fitted & keep[:, 1] & separated(y, r["mu"], valid_fit)
+        out["flags"][g] |= np.where(sep, FLAG["separated"], 0)
+        ok = r["converged"] & np.isfinite(cov[:, 1, 1]) & ~sep
         finish(out, g, uncenter(r["beta"], m, keep), cov, keep, ok, fitted)
         out["model_var"][g] = np.where(ok & fitted & keep[:, 1], model_cov[:, 1, 1], np.nan)
         ybar = (y * valid).sum(axis=1) / np.maximum(valid.sum(axis=1), 1)

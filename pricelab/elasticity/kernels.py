@@ -79,16 +79,17 @@ def safe_solve(A: np.ndarray, B: np.ndarray, rcond: float = 1e-13) -> tuple[np.n
 
 
 def independent_columns(A: np.ndarray, usable: np.ndarray | None = None,
-                        tol: float = 1e-10) -> np.ndarray:
+                        tol: float | np.ndarray = 1e-10) -> np.ndarray:
     """Per group, which columns of a Gram matrix ``A (G,k,k)`` are linearly independent.
 
     Columns are examined in order (so earlier columns have priority: put the intercept
     and log price first). Column ``j`` is kept when its residual sum of squares after
     projection on the kept earlier columns exceeds ``tol`` times its own sum of squares
     (the squared-norm form of a pivoted Cholesky). Use centred columns for a meaningful
-    relative tolerance. ``usable`` (G,k) pre-excludes columns.
+    relative tolerance (a scalar, or one per column). ``usable`` (G,k) pre-excludes columns.
     """
     G, k, _ = A.shape
+    tols = np.broadcast_to(np.asarray(tol, dtype=np.float64), (k,))
     keep = np.zeros((G, k), dtype=bool)
     diag = np.diagonal(A, axis1=1, axis2=2)
     usable = np.ones((G, k), dtype=bool) if usable is None else usable
@@ -100,7 +101,7 @@ def independent_columns(A: np.ndarray, usable: np.ndarray | None = None,
             b = A[:, :j, j] * keep[:, :j]
             sol, ok = safe_solve(M, b)
             resid = np.where(ok, diag[:, j] - np.einsum("gi,gi->g", b, np.nan_to_num(sol)), 0.0)
-        keep[:, j] = usable[:, j] & (diag[:, j] > 0) & (resid > tol * diag[:, j])
+        keep[:, j] = usable[:, j] & (diag[:, j] > 0) & (resid > tols[j] * diag[:, j])
     return keep
 
 

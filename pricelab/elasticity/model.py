@@ -22,6 +22,7 @@ from pricelab.errors import UsageError
 from . import design as D
 from .groupfit import flag_signs, flag_strings
 from .results import ElasticityResults
+from .sparse import EVENTS_PER_PARAM
 
 MODELS = ("ols", "poisson", "panel", "hierarchical", "iv")
 SE_TYPES = ("HC0", "HC1", "nonrobust", "HAC")
@@ -45,7 +46,8 @@ def estimate(sales: pl.DataFrame, *, model: str = "hierarchical",
              min_obs: int = 8, iv_method: str = "2sls", pool_by: Sequence[str] | None = None,
              tau: str = "level", max_cells: float = 4e6,
              progress: Callable[[int, int], None] | None = None,
-             hac_lags: int | None = None) -> ElasticityResults:
+             hac_lags: int | None = None,
+             events_per_param: float = EVENTS_PER_PARAM) -> ElasticityResults:
     """Estimate constant price elasticities per group.
 
     Parameters
@@ -90,6 +92,12 @@ def estimate(sales: pl.DataFrame, *, model: str = "hierarchical",
         (``ols`` and ``poisson``), e.g. to drive a rich progress bar.
     hac_lags:
         ``se="HAC"`` bandwidth in weeks (default ``floor(4 (n/100)^(2/9))`` per group).
+    events_per_param:
+        ``poisson``/``hierarchical``: non-zero weeks a group needs per nuisance parameter
+        (promo, Fourier pair, trend, second Fourier pair, added in that order) for the
+        control to enter its fit (default 10; 0 keeps every control). Nuisance columns
+        with a variance inflation above 10 given the earlier ones are left out too, and
+        separated fits are flagged (see :mod:`pricelab.elasticity.sparse`).
 
     Returns
     -------
@@ -116,6 +124,8 @@ def estimate(sales: pl.DataFrame, *, model: str = "hierarchical",
         raise UsageError(f"unknown tau '{tau}'; choose common or level")
     if not 0 < alpha < 1:
         raise UsageError(f"alpha must be in (0, 1), got {alpha}")
+    if not events_per_param >= 0:
+        raise UsageError(f"events_per_param must be >= 0, got {events_per_param}")
     by_cols = _norm_by(by)
     df = D.with_items(sales, items) if isinstance(sales, pl.DataFrame) and sales.height else sales
     D.check_sales(df, by_cols)
@@ -125,7 +135,8 @@ def estimate(sales: pl.DataFrame, *, model: str = "hierarchical",
         if c not in df.columns:
             raise UsageError(f"unknown fixed-effect column '{c}'")
     params: dict[str, Any] = {"model": model, "by": by_cols, "controls": ctrl, "se": se,
-                              "alpha": alpha, "min_obs": min_obs, "fixed_effects": fe}
+                              "alpha": alpha, "min_obs": min_obs, "fixed_effects": fe,
+                              "end": _last_date(df)}
     method = model
     if model == "iv":
         from .iv import fit_iv, resolve_instruments
@@ -164,7 +175,9 @@ def estimate(sales: pl.DataFrame, *, model: str = "hierarchical",
         origin = _first_date(df)
         out, keys, names, first = fit_poisson_runs(df, by_cols, ctrl, origin, se=se,
                                                    min_obs=min_obs, max_cells=max_cells,
-                                                   progress=progress)
+                                                   progress=progress,
+                                                   events_per_param=events_per_param)
+        params["events_per_param"] = events_per_param
         if model == "hierarchical":
             from .hierarchical import shrink
             hpool = list(pool_by) if pool_by else None
@@ -182,6 +195,14 @@ def _first_date(df: pl.DataFrame) -> dt.date | None:
         return None
     first = df["date"].min()
     return first if isinstance(first, dt.date) else None
+
+
+def _last_date(df: pl.DataFrame) -> str | None:
+    """The last week in the data (where :meth:`ElasticityResults.predict` holds the trend)."""
+    if "date" not in df.columns:
+        return None
+    last = df["date"].max()
+    return str(last) if isinstance(last, dt.date) else None
 
 
 def _wrap(out: dict[str, np.ndarray], keys: pl.DataFrame, names: list[str], model: str,

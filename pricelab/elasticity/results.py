@@ -11,7 +11,7 @@ from scipy import stats
 
 from pricelab.errors import DataError, UsageError
 
-from .design import control_frame
+from .design import YEAR_DAYS, control_frame
 
 CONTRACT = ["item_id", "market", "elasticity", "std_error", "ci_low", "ci_high", "n_obs", "method"]
 DIAGNOSTICS = ["n_zero", "price_variation", "fit_stat", "fit_stat_name", "first_stage_f", "flags"]
@@ -115,7 +115,10 @@ class ElasticityResults:
         ``sales`` needs the ``by`` columns, ``price``, ``date`` (for seasonal/trend
         controls) and any control column used at fit time. Coefficients of controls
         that were dropped for a group count as 0; a group without an estimate gives null.
-        Returns ``sales`` with an ``expected_quantity`` column.
+        The ``trend`` is not extrapolated: outside the fit window it is held at its
+        value at the window's first or last week (``parameters["end"]``), so a forecast
+        uses the level the series had when the data ended rather than a straight line
+        continued into the future. Returns ``sales`` with an ``expected_quantity`` column.
         """
         by = self.by
         missing = [c for c in [*by, "price"] if c not in sales.columns]
@@ -126,6 +129,10 @@ class ElasticityResults:
         controls = list(self._parameters.get("controls") or [])
         df = sales.with_row_index("_row")
         df, cols = control_frame(df, controls, origin)
+        end = self._parameters.get("end")
+        if "_c_trend" in cols and isinstance(end, str) and origin is not None:
+            t_end = (dt.date.fromisoformat(end) - origin).days / YEAR_DAYS
+            df = df.with_columns(pl.col("_c_trend").clip(0.0, t_end))
         pcols = [c for c in self._params.columns if c not in by]
         renamed = self._params.rename({c: f"_b_{c}" for c in pcols})
         df = df.join(renamed, on=by, how="left") if by else df.join(renamed, how="cross")

@@ -14,23 +14,30 @@ Nothing here loops over groups in Python or knows which engine produced the bloc
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
+from .sparse import EVENTS_PER_PARAM, column_tol, events_mask, separated
 
-def masked_cholesky(C: np.ndarray, tol: float = 1e-10) -> tuple[np.ndarray, np.ndarray]:
+
+def masked_cholesky(C: np.ndarray, tol: float | np.ndarray = 1e-10
+                    ) -> tuple[np.ndarray, np.ndarray]:
     """In-order Cholesky of stacked ``C (g, p, p)`` that drops dependent columns.
 
     Returns ``(L, keep)``: lower-triangular ``L`` with zero rows/columns for dropped
     columns, and ``keep (g, p)``. Column ``j`` is kept when ``C_jj > 0`` and its Schur
-    complement on the kept earlier columns exceeds ``tol * C_jj``.
+    complement on the kept earlier columns exceeds ``tol * C_jj`` (``tol`` a scalar or
+    one value per column: ``1 / tol`` is then the largest variance inflation allowed).
     """
     g, p, _ = C.shape
     L = np.zeros_like(C)
     keep = np.zeros((g, p), dtype=bool)
+    tols = np.broadcast_to(np.asarray(tol, dtype=np.float64), (p,))
     for j in range(p):
         cjj = C[:, j, j]
         s = cjj - (L[:, j, :j] ** 2).sum(axis=1)
-        kj = np.isfinite(s) & (cjj > 0) & (s > tol * cjj)
+        kj = np.isfinite(s) & (cjj > 0) & (s > tols[j] * cjj)
         keep[:, j] = kj
         d = np.sqrt(np.where(kj, s, 1.0))
         L[:, j, j] = np.where(kj, d, 0.0)
@@ -157,8 +164,9 @@ def _wgram(X: np.ndarray, W: np.ndarray, z: np.ndarray) -> tuple[np.ndarray, np.
 
 
 def poisson_block(X: np.ndarray, y: np.ndarray, w: np.ndarray, se: str = "HC1",
-                  min_obs: int = 1, maxiter: int = 100, tol: float = 1e-10
-                  ) -> dict[str, np.ndarray]:
+                  min_obs: int = 1, maxiter: int = 100, tol: float = 1e-10,
+                  names: Sequence[str] | None = None,
+                  events_per_param: float = EVENTS_PER_PARAM) -> dict[str, np.ndarray]:
     """Poisson PML (log link) by IRLS for every group of a block.
 
     Parameters
@@ -173,13 +181,18 @@ def poisson_block(X: np.ndarray, y: np.ndarray, w: np.ndarray, se: str = "HC1",
     min_obs, maxiter, tol:
         Groups with fewer rows (or no sales) are not fitted; IRLS stops when the relative
         change of the deviance is below ``tol`` (statsmodels' GLM rule).
+    names, events_per_param:
+        Column names of ``X`` (``log_price, _c_promo, ...``): with them, the nuisance
+        controls a group's data cannot support are left out (:mod:`.sparse`: events per
+        parameter and variance inflation). Without names every column may enter.
 
     Returns
     -------
     dict
         ``n, params (g, 1 + p)`` (intercept first, 0 for dropped), ``keep (g, p)``,
         ``var`` (robust variance of the column-0 slope), ``model_var`` (its Fisher
-        variance), ``deviance, null_deviance, mean, spread, fitted, converged``.
+        variance), ``deviance, null_deviance, mean, spread, fitted, converged`` and
+        ``separated`` (fitted means collapsing on zero weeks, :func:`.sparse.separated`).
     """
     g, p, T = X.shape
     shift = X[:, :, 0].copy()
@@ -193,7 +206,14 @@ def poisson_block(X: np.ndarray, y: np.ndarray, w: np.ndarray, se: str = "HC1",
         ylogy = np.where(y > 0, y * np.log(np.where(y > 0, y, 1.0)), 0.0)
         null_dev = 2 * ((ylogy - y * np.log(ybar)[:, None]) * w).sum(axis=1)
     fitted = (n >= max(min_obs, 1)) & ((y * w).sum(axis=1) > 0)
-    _, keep = masked_cholesky(np.where(fitted[:, None, None], Cxx, 0.0))
+    C = np.where(fitted[:, None, None], Cxx, 0.0)
+    ctol: float | np.ndarray = 1e-10
+    if names is not None:
+        present = np.diagonal(C, axis1=1, axis2=2) > 0
+        allow = events_mask(names, ((y > 0) & (w > 0)).sum(axis=1), present, events_per_param)
+        C = C * (allow[:, :, None] & allow[:, None, :])
+        ctol = column_tol(names)
+    _, keep = masked_cholesky(C, tol=ctol)
     Xf = np.empty((g, p + 1, T))                            # intercept row, dropped rows zeroed
     Xf[:, 0] = 1.0
     Xf[:, 1:] = X * keep[:, :, None]
@@ -243,4 +263,4 @@ def poisson_block(X: np.ndarray, y: np.ndarray, w: np.ndarray, se: str = "HC1",
     return {"n": n, "params": params, "keep": keep, "var": var, "model_var": model_var,
             "deviance": dev, "null_deviance": null_dev, "mean": mx[:, 0] + shift[:, 0],
             "spread": Cxx[:, 0, 0] / np.where(n > 0, n, np.nan), "fitted": fitted,
-            "converged": converged}
+            "converged": converged, "separated": fitted & separated(y, mu, wf)}
