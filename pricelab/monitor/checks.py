@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import polars as pl
@@ -101,7 +101,7 @@ def _weekly_units(store: Store, as_of: dt.date) -> pl.DataFrame:
         "FROM sales WHERE date <= ? GROUP BY 1, 2 ORDER BY 1, 2", [as_of])
     if df.height == 0:
         return df
-    last = df["week"].max()
+    last = cast(dt.date, df["week"].max())  # a DATE column of a non-empty frame
     grids = []
     for market, first in df.group_by("market").agg(pl.col("week").min()).iter_rows():
         weeks = pl.date_range(first, last, interval="1w", eager=True)
@@ -122,7 +122,7 @@ def volume(store: Store, as_of: dt.date, cfg: dict[str, Any]) -> CheckResult:
     weekly = _weekly_units(store, as_of)
     if weekly.height == 0:
         return CheckResult("volume", SKIPPED, f"no sales on or before {as_of}", None, limit)
-    last = weekly["week"].max()
+    last = cast(dt.date, weekly["week"].max())  # a DATE column of a non-empty frame
     markets: list[dict[str, Any]] = []
     for (market,), part in weekly.group_by(["market"], maintain_order=True):
         units = part["units"].to_numpy()

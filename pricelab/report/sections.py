@@ -6,7 +6,7 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, cast
 
 import polars as pl
 
@@ -199,9 +199,10 @@ def plan(d: ReportData) -> Section:
         d.currency, default="", return_dtype=pl.String).alias("currency")).select(
         "market", "currency", "items", "raised", "lowered", "median_change_%", "baseline_profit",
         "expected_profit", "uplift", pl.col("uplift_pct").alias("uplift_%"))
+    median_change = float(cast(float, p["change_pct"].median()))  # numeric column
     total = ["total", d.base_currency, int(by["items"].sum()), int(by["raised"].sum()),
-             int(by["lowered"].sum()), float(p["change_pct"].median()), base_b, base_e,
-             base_e - base_b, (base_e - base_b) / abs(base_b) * 100 if base_b else float("nan")]
+             int(by["lowered"].sum()), median_change, base_b, base_e, base_e - base_b,
+             (base_e - base_b) / abs(base_b) * 100 if base_b else float("nan")]
     run = d.runs["optimize"]["run_id"] if d.runs["optimize"] else "?"
     parts = [cards([("expected profit uplift", f"{base_e - base_b:+,.0f} {d.base_currency}"),
                     ("uplift vs baseline", f"{total[-1]:+.1f}%"),
@@ -230,8 +231,12 @@ def _scenario_table(totals: pl.DataFrame, currency: str) -> str:
     names = {"quantity": "units", "revenue": f"revenue ({currency})",
              "profit": f"profit ({currency})"}
     digits = {names[m]: 0 for m in metrics} | {f"Δ {m} %": 1 for m in metrics}
-    same = all(float(totals[f"baseline_{m}"].max() - totals[f"baseline_{m}"].min())
-               <= 1e-9 * max(1.0, abs(float(totals[f"baseline_{m}"].max()))) for m in metrics)
+
+    def constant(col: pl.Series) -> bool:
+        hi, lo = cast(float, col.max()), cast(float, col.min())  # numeric, non-empty
+        return float(hi - lo) <= 1e-9 * max(1.0, abs(float(hi)))
+
+    same = all(constant(totals[f"baseline_{m}"]) for m in metrics)
     if not same:
         return table(totals, digits={c: (1 if c.endswith("pct") else 0) for c in totals.columns})
     cols: list[pl.Expr] = [pl.col("scenario")]

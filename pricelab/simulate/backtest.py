@@ -15,7 +15,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import polars as pl
@@ -63,7 +63,7 @@ def dispersion(frame: pl.DataFrame, mu: np.ndarray) -> float:
     if df.height == 0:
         return 1.0
     per = df.group_by(KEYS).agg(((pl.col("y") - pl.col("mu")) ** 2 / pl.col("mu")).mean())
-    return max(1.0, float(per[per.columns[-1]].median()))
+    return max(1.0, float(cast(float, per[per.columns[-1]].median())))  # non-empty, numeric
 
 
 def interval(mu: np.ndarray, phi: float, level: float = 0.9) -> tuple[np.ndarray, np.ndarray]:

@@ -249,7 +249,8 @@ def loads_scenario(text: str, *, source: str = "<string>") -> ScenarioFile:
     if data is None:
         raise ConfigError(f"{source}: scenario file is empty; it needs a 'scenarios' list")
     lines: dict[tuple, int] = {}
-    _node_lines(node, (), lines)
+    if node is not None:  # always, once data is not None
+        _node_lines(node, (), lines)
     return _from_dict(data, _Ctx(source, lines))
 
 

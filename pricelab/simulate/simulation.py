@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -105,7 +105,7 @@ class SimulationResult:
         }
 
 
-def simulate(store: Store, scenario: str | Path | dict | ScenarioFile, *,
+def simulate(store: Store, scenario: str | os.PathLike[str] | dict[str, Any] | ScenarioFile, *,
              estimates: str | None = None, draws: int = 1000, seed: int = 0,
              record: bool = True) -> SimulationResult:
     """Project every scenario of ``scenario`` from the baseline window with stored elasticities.
@@ -161,7 +161,7 @@ def simulate(store: Store, scenario: str | Path | dict | ScenarioFile, *,
                              pl.Series("seasonal_factor", season.factor))
     applier = ChangeApplier(store, base, plans)
     warnings: list[str] = list(season.warnings)
-    n_no_e = int(base["elasticity"].is_null().sum() + base["elasticity"].is_nan().sum())
+    n_no_e = base["elasticity"].null_count() + int(base["elasticity"].is_nan().sum())
     fx = base["fx_rate"].to_numpy().astype(float)
     tables, aggs = [], []
     for s in spec.scenarios:
