@@ -184,8 +184,10 @@ def solve_milp(prob: Problem, P: np.ndarray, value: np.ndarray, *, parity_groups
     if ng:
         m = parity_groups[ri] >= 0
         g = parity_groups[ri][m]
-        ref = np.bincount(parity_groups[parity_groups >= 0],
-                          weights=(prob.p0 / prob.fx)[parity_groups >= 0], minlength=ng)
+        # float: bincount with weights (numpy's stubs type every bincount as integer)
+        ref: np.ndarray = np.bincount(parity_groups[parity_groups >= 0],
+                                      weights=(prob.p0 / prob.fx)[parity_groups >= 0],
+                                      minlength=ng)
         ref /= np.bincount(parity_groups[parity_groups >= 0], minlength=ng)
         b = (Pv / prob.fx[ri])[m] / ref[g]
         rows_map = -np.ones(n, int)

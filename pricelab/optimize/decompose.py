@@ -30,9 +30,9 @@ class Responder:
         groups = np.full(prob.n, -1, dtype=np.int64)
         has = ~np.isnan(prob.parity_gap)
         if has.any():
-            codes = {}
+            codes: dict[object, int] = {}
             item_rows: dict[object, list[int]] = {}
-            for i in np.flatnonzero(has):
+            for i in np.flatnonzero(has).tolist():
                 item_rows.setdefault(prob.item[i], []).append(i)
             for it, rows in item_rows.items():
                 if len(rows) > 1:

@@ -31,7 +31,7 @@ def row_conflicts(prob: Problem) -> list[str]:
     tol = 1e-9 * np.maximum(1.0, np.abs(prob.p0))
     bad = np.flatnonzero(prob.lo > prob.hi + tol)
     msgs = []
-    for i in bad:
+    for i in bad.tolist():
         if prob.frozen[i]:
             continue
         hi = prob.hi[i]
@@ -47,7 +47,7 @@ def ladder_conflicts(prob: Problem, P: np.ndarray) -> list[str]:
     """Ladder rows with no allowed price point inside their interval."""
     empty = np.flatnonzero(np.all(np.isnan(P), axis=1))
     out = []
-    for i in empty:
+    for i in empty.tolist():
         out.append(f"{prob.label(i)}: ladder (points every {prob.ladder_spacing[i]:g}"
                    f"{'' if prob.ladder_offset[i] == 0 else f' ending {prob.ladder_offset[i]:g}'}) "
                    f"has no price between {prob.lo[i]:.2f} ({prob.lo_src[i] or 'no floor'}) and "

@@ -11,6 +11,8 @@ solver; infeasible -> InfeasibleError; unbounded -> SolverError.
 
 from __future__ import annotations
 
+from typing import cast
+
 import cvxpy as cp
 import numpy as np
 
@@ -63,7 +65,8 @@ def solve_conic(prob: Problem, solvers: tuple[str, ...] = ("CLARABEL", "SCS")) -
             raise SolverError(f"solve_conic: {lk.name} is not supported in quantity space")
     obj = cp.Maximize(w_rev @ t - w_cost @ z)
     _solve(cp.Problem(obj, cons), solvers, "power-cone program")
-    return prob.p0 * np.maximum(z.value, 1e-300) ** (1.0 / prob.e)
+    z_opt = cast(np.ndarray, z.value)  # set: _solve returns only on an optimal status
+    return prob.p0 * np.maximum(z_opt, 1e-300) ** (1.0 / prob.e)
 
 
 def solve_linear_qp(intercept: np.ndarray, matrix: np.ndarray, unit_cost: np.ndarray,

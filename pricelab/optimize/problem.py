@@ -56,7 +56,8 @@ class Problem:
     settings: dict[str, np.ndarray]  # each constraint's setting per row (for messages)
     links: list[Linking] = field(default_factory=list)
     ordering: list[tuple[np.ndarray, np.ndarray, float, str]] = field(default_factory=list)
-    skipped: pl.DataFrame | None = None
+    skipped: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(
+        schema={"item_id": pl.String, "market": pl.String, "reason": pl.String}))
 
     @property
     def n(self) -> int:
@@ -149,9 +150,9 @@ def _prepare(demand: pl.DataFrame, strict: bool) -> tuple[pl.DataFrame, pl.DataF
     df = df.with_columns(_skip_reasons(df).alias("reason"))
     bad = df.filter(pl.col("reason") != "")
     if strict and bad.height:
-        r = bad.row(0, named=True)
+        first = bad.row(0, named=True)
         raise DataError(f"demand table: {bad.height} row(s) cannot be optimised, first "
-                        f"{r['item_id']}/{r['market']}: {r['reason']}")
+                        f"{first['item_id']}/{first['market']}: {first['reason']}")
     skipped = bad.select("item_id", "market", "reason")
     return df.filter(pl.col("reason") == "").drop("reason"), skipped
 
@@ -303,11 +304,11 @@ def _links(prob: Problem, cons: Constraints, rules: list[Rules], inv: np.ndarray
     for i, pid in enumerate(pool):
         if pid is not None and inv[i] and not np.isnan(stock[i]):
             pools.setdefault(pid, []).append(i)
-    for pid, rows in pools.items():
-        vals = stock[rows]
+    for pid, members in pools.items():
+        vals = stock[members]
         if np.ptp(vals) > 1e-9 * max(1.0, abs(vals[0])):
             raise DataError(f"demand table: stock_pool {pid}: rows disagree on the pool's stock "
                             f"({', '.join(f'{v:g}' for v in np.unique(vals))})")
         links.append(Linking("inventory", f"inventory pool {pid} (stock {vals[0]:g})",
-                             np.array(rows), float(vals[0])))
+                             np.array(members), float(vals[0])))
     return links
