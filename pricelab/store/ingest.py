@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import signal
+from collections.abc import Mapping
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -161,7 +162,8 @@ def _fault(point: str) -> None:
         os.kill(os.getpid(), signal.SIGKILL)
 
 
-def ingest(store: Store, files: dict[str, str | Path | None], *, replace: bool = False) -> IngestResult:
+def ingest(store: Store, files: Mapping[str, str | os.PathLike[str] | None], *,
+           replace: bool = False) -> IngestResult:
     """Validate every given file, then load them all in one transaction.
 
     Parameters

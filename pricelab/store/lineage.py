@@ -99,7 +99,7 @@ def interval_shifts(a: pl.DataFrame, b: pl.DataFrame) -> tuple[pl.DataFrame, int
              .with_columns(pl.when(pl.col("ci_low_b") > pl.col("ci_high_a")).then(pl.lit("up"))
                            .otherwise(pl.lit("down")).alias("direction")))
     moved = moved.sort([*keys] if keys else "shift")
-    return moved.select(empty.columns).cast(dict(empty.schema)), joined.height
+    return moved.select(empty.columns).cast(empty.schema), joined.height
 
 
 @dataclass
