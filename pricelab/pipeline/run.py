@@ -238,7 +238,9 @@ class _Pipeline:
         content = None
         if cons is not None:
             from pricelab.io import read_text
+            from pricelab.optimize import load_constraints
 
+            load_constraints(cons)  # syntax and schema errors: ConfigError naming file and line
             content = _jsonable(yaml.safe_load(read_text(cons, what="constraints file")))
         with self.store(must_exist=True) as store:
             production = production_run(store)
