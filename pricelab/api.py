@@ -518,7 +518,8 @@ from pricelab.simulate import BacktestResult, SimulationResult  # noqa: E402
 
 def simulate(db: PathLike | None, scenario: PathLike | dict[str, Any], *,
              estimates: str | None = None, draws: int = 1000, seed: int = 0,
-             mlflow: Any = None) -> SimulationResult:
+             mlflow: Any = None, engine: str = "local",
+             source: PathLike | str | None = None) -> SimulationResult:
     """Project the scenarios of a scenario file against the baseline, stored as a run.
 
     Parameters
@@ -533,6 +534,11 @@ def simulate(db: PathLike | None, scenario: PathLike | dict[str, Any], *,
         Elasticity draws for the 90% intervals and their seed.
     mlflow : optional
         Log the stored run to MLflow; see :func:`estimate`.
+    engine : {"local", "spark"}
+        Where the baseline window is aggregated (:mod:`pricelab.engines`): ``spark`` reads
+        the sales history from ``source`` and the database then only needs the estimates.
+    source : path or str, optional
+        Sales history for ``spark``: Parquet file or folder, ``delta:PATH`` or a table.
 
     Returns
     -------
@@ -549,7 +555,8 @@ def simulate(db: PathLike | None, scenario: PathLike | dict[str, Any], *,
 
     track = resolve_mlflow(mlflow)
     with Store.open(db, must_exist=True) as store:
-        result = _simulate(store, scenario, estimates=estimates, draws=draws, seed=seed)
+        result = _simulate(store, scenario, estimates=estimates, draws=draws, seed=seed,
+                           engine=engine, source=source)
         result.mlflow = log_run(store, result.run_id, result.table, track,  # type: ignore[attr-defined]
                                 table_name="scenarios")
         return result

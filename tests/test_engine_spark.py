@@ -241,3 +241,83 @@ def test_pipeline_runs_estimation_on_spark(spark, tmp_path: Path) -> None:
     cols = ["item_id", "market", "elasticity", "std_error", "ci_low", "ci_high", "n_obs"]
     assert_same(local.select(cols).sort("item_id", "market"),
                 spark_table.select(cols).sort("item_id", "market"))
+
+
+# -- simulate --engine spark: the baseline window aggregated on Spark ------------------------
+SCENARIOS = [{"name": "us-shoes-plus-5",
+              "changes": [{"where": {"market": "US", "category": "shoes"},
+                           "price_change_pct": 5}]},
+             {"name": "all-minus-7", "changes": [{"price_change_pct": -7}]}]
+
+
+@pytest.fixture(scope="module")
+def sim_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The sample ingested, with a poisson estimate (default controls: Fourier terms, so
+    the baseline is seasonality-adjusted)."""
+    db = tmp_path_factory.mktemp("spark_sim") / "sim.duckdb"
+    api.ingest(db, **api.sample_files())
+    api.estimate(db, model="poisson")
+    return db
+
+
+@pytest.mark.parametrize("mode", ["average", "current"])
+@pytest.mark.spark
+@pytest.mark.filterwarnings(PANDAS_WARNING)
+def test_simulate_spark_equals_local(spark, sample: dict, sim_db: Path, mode: str) -> None:
+    from pricelab.simulate import simulate
+    from pricelab.store import Store
+
+    scenario = {"baseline_weeks": 8, "horizon_weeks": 4, "baseline_price": mode,
+                "scenarios": SCENARIOS}
+    with Store.open(sim_db) as store:
+        local = simulate(store, scenario, draws=200, seed=5, record=False)
+        remote = simulate(store, scenario, draws=200, seed=5, record=False, engine="spark",
+                          source=str(sample["path"]), spark=spark)
+    assert local.seasonality["applied"] and local.seasonality["adjusted_rows"] > 400
+    assert remote.table.height == 2 * 616
+    assert_same(local.table, remote.table)
+    assert_same(local.aggregates, remote.aggregates)
+    assert remote.window == local.window and remote.seasonality == local.seasonality
+    assert remote.warnings == local.warnings
+
+
+@pytest.mark.spark
+@pytest.mark.filterwarnings(PANDAS_WARNING)
+def test_cli_simulate_spark_stores_a_run(cli, spark, sample: dict, sim_db: Path,
+                                         tmp_path: Path) -> None:
+    import yaml
+
+    scen = tmp_path / "scenario.yaml"
+    scen.write_text(yaml.safe_dump({"baseline_weeks": 6, "horizon_weeks": 2,
+                                    "scenarios": SCENARIOS}))
+    local = api.simulate(sim_db, scen, draws=100)
+    res = cli("simulate", "--scenario", scen, "--engine", "spark", "--source", sample["path"],
+              "--db", sim_db, "--draws", "100", "--json")
+    assert res.exit_code == 0, res.stderr
+    doc = json.loads(res.stdout)
+    assert doc["rows"] == 2 * 616 and doc["run_id"] != local.run_id
+    from pricelab.store import Store
+
+    with Store.open(sim_db, read_only=True) as s:
+        stored = s.read_result("scenarios", doc["run_id"])
+        params = s.query("SELECT parameters FROM runs WHERE run_id = ?", [doc["run_id"]]).item()
+    assert '"engine": "spark"' in params
+    key = ["scenario", "item_id", "market"]
+    ref = local.table.sort(key)
+    assert_same(ref, stored.select(ref.columns).sort(key))
+    # --engine spark needs --source; --source needs --engine spark
+    res = cli("simulate", "--scenario", scen, "--engine", "spark", "--db", sim_db)
+    assert res.exit_code == 2
+    assert "--engine spark reads the sales history from --source" in res.stderr
+    res = cli("simulate", "--scenario", scen, "--source", sample["path"], "--db", sim_db)
+    assert res.exit_code == 2
+    assert "--source needs --engine spark" in res.stderr
+    # a database holding only the estimates (made by estimate --engine spark, no sales)
+    only = tmp_path / "estimates_only.duckdb"
+    res = cli("estimate", "--engine", "spark", "--source", sample["path"], "--db", only,
+              "--model", "ols")
+    assert res.exit_code == 0, res.stderr
+    res = cli("simulate", "--scenario", scen, "--engine", "spark", "--source", sample["path"],
+              "--db", only, "--draws", "0", "--json")
+    assert res.exit_code == 0, res.stderr
+    assert json.loads(res.stdout)["rows"] == 2 * 616

@@ -100,6 +100,12 @@ def simulate(
     draws: Annotated[int, typer.Option(help="Elasticity draws for the aggregate 90% intervals "
                                        "(0: point projections and row intervals only).")] = 1000,
     seed: Annotated[int, typer.Option(help="Seed of the elasticity draws.")] = 0,
+    engine: Annotated[str, typer.Option(help="local | spark (spark aggregates the baseline "
+                                        "window of --source; --db then only needs the "
+                                        "estimates).")] = "local",
+    source: Annotated[str | None, typer.Option(help="Sales history for --engine spark: a "
+                                               "Parquet file/folder, delta:PATH or a table.",
+                                               show_default=False)] = None,
     db: DbOpt = None, json: JsonOpt = False, output: OutputOpt = None, debug: DebugOpt = False,
     mlflow: MlflowOpt = None, mlflow_uri: MlflowUriOpt = None,
     mlflow_experiment: MlflowExperimentOpt = None, strict_tracking: StrictTrackingOpt = False,
@@ -107,7 +113,7 @@ def simulate(
     """What-if KPIs of price scenarios against the baseline, stored as a run."""
     result = api.simulate(db, scenario, estimates=estimates, draws=draws, seed=seed,
                           mlflow=tracking_arg(mlflow, mlflow_uri, mlflow_experiment,
-                                              strict_tracking))
+                                              strict_tracking), engine=engine, source=source)
     write_output(result.table, output)
     print_tracking(result)
     if json:

@@ -10,7 +10,9 @@ estimators (:mod:`pricelab.elasticity`) never know which engine runs them:
   :func:`pricelab.elasticity.fit_partition` applied to every partition with
   ``mapInArrow``.
 
-Both return an :class:`~pricelab.elasticity.ElasticityResults` from ``estimate``.
+Both return an :class:`~pricelab.elasticity.ElasticityResults` from ``estimate``. For
+``simulate`` on a history too large for one machine, ``spark``'s ``baseline``
+(:mod:`.history`) aggregates the baseline window; the projection then runs locally.
 """
 
 from __future__ import annotations
@@ -29,6 +31,11 @@ class Engine(Protocol):
 
     def estimate(self, source: Any, **options: Any) -> Any:
         """Elasticities per group of ``source`` (see the engine's own docstring)."""
+        ...
+
+    def baseline(self, source: Any, weeks: int, **options: Any) -> Any:
+        """The simulation baseline window of ``source`` (a
+        :class:`~pricelab.engines.history.HistoryWindow`)."""
         ...
 
 

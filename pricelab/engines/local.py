@@ -68,3 +68,15 @@ class LocalEngine:
         ElasticityResults
         """
         return _estimate(read_sales(source, before), **options)
+
+    def baseline(self, source: Any, weeks: int, **options: Any) -> Any:
+        """Not offered: the local engine's baseline is the database's own query.
+
+        Raises
+        ------
+        UsageError
+            Always; ``simulate`` aggregates the database's sales with DuckDB, and a
+            history read from ``--source`` needs ``--engine spark``.
+        """
+        raise UsageError("the local engine simulates from the database's own sales; "
+                         "--source needs --engine spark (or ingest the file into --db)")

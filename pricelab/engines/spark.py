@@ -339,3 +339,10 @@ class SparkEngine:
         """Estimate elasticities of ``source`` on Spark; see :func:`estimate_spark`."""
         options.setdefault("partitions", self.partitions)
         return estimate_spark_results(source, spark=self.spark, **options)
+
+    def baseline(self, source: Any, weeks: int, **options: Any) -> Any:
+        """The simulation baseline window of ``source`` aggregated on Spark; see
+        :func:`pricelab.engines.history.baseline_spark`."""
+        from .history import baseline_spark
+
+        return baseline_spark(source, weeks, spark=self.spark, **options)

@@ -52,6 +52,9 @@ GROUP BY w.item_id, w.market
 """
 
 BASELINE_MODES = ("average", "current")
+#: columns of an aggregated window passed to :func:`baseline` (what ``baseline_sql`` gives)
+AGG_COLUMNS = ["item_id", "market", "baseline_units", "baseline_price", "sales_cost", "n_weeks"]
+AGG_VIEW = "__pricelab_baseline_window"
 
 
 def baseline_sql(mode: str = "average") -> str:
@@ -63,7 +66,7 @@ def baseline_sql(mode: str = "average") -> str:
 
 
 def baseline(store: Store, weeks: int, *, estimates_run: str | None = None,
-             mode: str = "average") -> pl.DataFrame:
+             mode: str = "average", aggregated: pl.DataFrame | None = None) -> pl.DataFrame:
     """Baseline per item × market over the last ``weeks`` weeks of history.
 
     Parameters
@@ -79,6 +82,10 @@ def baseline(store: Store, weeks: int, *, estimates_run: str | None = None,
         ``current``: the last price in the window, and the mean over the window of each
         week's units moved to that price with the elasticity (needs ``estimates_run``);
         this is the optimizer's baseline, so applying a plan reproduces its quantities.
+    aggregated : polars.DataFrame, optional
+        The window already aggregated elsewhere (``item_id, market, baseline_units,
+        baseline_price, sales_cost, n_weeks``: what :func:`baseline_sql` computes, e.g. by
+        the Spark engine from a large history); the store's sales are then not read.
 
     Returns
     -------
@@ -97,8 +104,8 @@ def baseline(store: Store, weeks: int, *, estimates_run: str | None = None,
     items = ("LEFT JOIN items i ON i.item_id = b.item_id" if "items" in has else "")
     cat = "i.category, i.brand, i.boutique_id" if items else \
         "NULL::VARCHAR AS category, NULL::VARCHAR AS brand, NULL::VARCHAR AS boutique_id"
-    params: list[Any] = [int(weeks)]
-    if mode == "current":
+    params: list[Any] = [] if aggregated is not None else [int(weeks)]
+    if mode == "current" and aggregated is None:
         params += [int(weeks), estimates_run]
     est_join, est_cols = "", ""
     if estimates_run is not None:
@@ -107,7 +114,7 @@ def baseline(store: Store, weeks: int, *, estimates_run: str | None = None,
         est_cols = ", e.elasticity::DOUBLE AS elasticity, e.std_error::DOUBLE AS std_error"
         params.append(estimates_run)
     sql = f"""
-    WITH b AS ({baseline_sql(mode)})
+    WITH b AS ({baseline_sql(mode) if aggregated is None else f"SELECT * FROM {AGG_VIEW}"})
     SELECT b.item_id, b.market, {cat}, coalesce(m.fx_rate, 1.0) AS fx_rate,
            b.baseline_units, b.baseline_price,
            coalesce(cm.unit_cost, cg.unit_cost, b.sales_cost) * coalesce(m.fx_rate, 1.0)
@@ -120,7 +127,10 @@ def baseline(store: Store, weeks: int, *, estimates_run: str | None = None,
     {est_join}
     ORDER BY b.item_id, b.market
     """
-    return store.query(sql, params)
+    if aggregated is None:
+        return store.query(sql, params)
+    with store.registered(AGG_VIEW, aggregated.select(AGG_COLUMNS)):
+        return store.query(sql, params)
 
 
 def resolve_plan(store: Store, ref: str) -> tuple[str, pl.DataFrame]:

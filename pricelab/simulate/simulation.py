@@ -9,13 +9,13 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from pricelab.errors import EmptyStoreError, UsageError
+from pricelab.errors import UsageError
 from pricelab.store import Store, start_run
 
 from .aggregate import ALL, aggregate
-from .project import ChangeApplier, baseline, project_rows, resolve_estimates, resolve_plan
+from .project import ChangeApplier, project_rows, resolve_estimates, resolve_plan
 from .scenario import ScenarioFile, load_scenario
-from .season import seasonal_adjustment
+from .window import baseline_window
 
 SCENARIO_COLUMNS = ["scenario", "item_id", "market", "baseline_price", "scenario_price",
                     "baseline_quantity", "scenario_quantity", "quantity_low", "quantity_high",
@@ -107,7 +107,8 @@ class SimulationResult:
 
 def simulate(store: Store, scenario: str | os.PathLike[str] | dict[str, Any] | ScenarioFile, *,
              estimates: str | None = None, draws: int = 1000, seed: int = 0,
-             record: bool = True) -> SimulationResult:
+             record: bool = True, engine: str = "local", source: Any = None,
+             spark: Any = None) -> SimulationResult:
     """Project every scenario of ``scenario`` from the baseline window with stored elasticities.
 
     Parameters
@@ -126,6 +127,15 @@ def simulate(store: Store, scenario: str | os.PathLike[str] | dict[str, Any] | S
     record : bool
         Store the result as a ``simulate`` run (tables ``scenarios`` and
         ``scenario_totals``); parents are the estimate run and any plan runs.
+    engine : {"local", "spark"}
+        Where the baseline window is aggregated: ``local`` from the store's sales (DuckDB),
+        ``spark`` from ``source`` (see :func:`pricelab.simulate.window.baseline_window`);
+        the projection and draws run here either way.
+    source : path or table name, optional
+        The sales history the ``spark`` engine reads (Parquet file or folder,
+        ``delta:PATH`` or a table); the store then only needs the estimates.
+    spark : SparkSession, optional
+        Session for the ``spark`` engine (default: active, else a new local one).
 
     Returns
     -------
@@ -145,18 +155,15 @@ def simulate(store: Store, scenario: str | os.PathLike[str] | dict[str, Any] | S
     if isinstance(draws, bool) or not isinstance(draws, int) or draws < 0:
         raise UsageError(f"draws must be a whole number >= 0, got {draws!r}")
     spec = load_scenario(scenario)
-    store.require_sales()
+    if engine == "local" and source is None:
+        store.require_sales()
     est_run = resolve_estimates(store, estimates)
     plan_runs: dict[str, str] = {}
     plans: dict[str, pl.DataFrame] = {}
     for ref in spec.plan_refs:
         plan_runs[ref], plans[ref] = resolve_plan(store, ref)
-    base = baseline(store, spec.baseline_weeks, estimates_run=est_run, mode=spec.baseline_price)
-    if base.height == 0:
-        raise EmptyStoreError(f"{store.path}: no sales in the baseline window")
-    season = seasonal_adjustment(store, base, weeks=spec.baseline_weeks,
-                                 horizon=spec.horizon_weeks, estimates_run=est_run,
-                                 mode=spec.seasonality)
+    base, season, window = baseline_window(store, spec, est_run, engine=engine, source=source,
+                                           spark=spark)
     base = base.with_columns(pl.col("baseline_units") * pl.Series(season.factor),
                              pl.Series("seasonal_factor", season.factor))
     applier = ChangeApplier(store, base, plans)
@@ -190,15 +197,16 @@ def simulate(store: Store, scenario: str | os.PathLike[str] | dict[str, Any] | S
     if draws == 0:
         agg = agg.with_columns(pl.col(f"{k}_{b}").fill_nan(None)
                                for k in ("quantity", "revenue", "profit") for b in ("low", "high"))
-    window = store.execute("SELECT max(date) - to_days(CAST(? AS INTEGER) * 7), max(date) "
-                           "FROM sales", [spec.baseline_weeks])[0]
     res = SimulationResult(table, agg, warnings, spec, est_run, plan_runs, draws, seed,
                            store.meta("base_currency", "EUR") or "EUR",
-                           window={"after": str(window[0])[:10], "through": str(window[1])},
+                           window=window,
                            seasonality=season.to_dict())
     if record:
-        run = start_run(store, "simulate", {"scenario": spec.to_dict(), "source": spec.source,
-                                            "estimates": est_run, "draws": draws, "seed": seed},
+        params = {"scenario": spec.to_dict(), "source": spec.source, "estimates": est_run,
+                  "draws": draws, "seed": seed}
+        if engine != "local" or source is not None:
+            params.update(engine=engine, sales_source=str(source))
+        run = start_run(store, "simulate", params,
                         parents=[est_run, *dict.fromkeys(plan_runs.values())])
         with store.transaction():
             store.write_result("scenarios", table, run.run_id)

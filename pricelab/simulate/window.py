@@ -1,0 +1,110 @@
+"""The baseline window of a simulation: from the database's sales, or aggregated by an engine.
+
+Locally the window is one DuckDB query over the store's ``sales``. With ``engine="spark"``
+and a ``source`` (a Parquet/Delta history or a table too large for one machine) the Spark
+engine aggregates the window (:func:`pricelab.engines.history.baseline_spark`) and the
+small per item × market frame joins items, markets, costs and the estimates in the store
+exactly as the local baseline does; the projection and draws are the same code.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import polars as pl
+
+from pricelab.errors import EmptyStoreError, UsageError
+from pricelab.store import Store
+
+from .project import baseline
+from .scenario import ScenarioFile
+from .season import SeasonalAdjustment, seasonal_adjustment, seasonal_terms
+
+
+def baseline_window(store: Store, spec: ScenarioFile, est_run: str, *, engine: str = "local",
+                    source: Any = None, spark: Any = None
+                    ) -> tuple[pl.DataFrame, SeasonalAdjustment, dict[str, str]]:
+    """Baseline rows, their seasonal adjustment and the window's dates.
+
+    Parameters
+    ----------
+    store : Store
+        The database holding the estimates (and, locally, the sales).
+    spec : ScenarioFile
+        The scenario file (``baseline_weeks, horizon_weeks, baseline_price, seasonality``).
+    est_run : str
+        The estimate run.
+    engine : {"local", "spark"}
+        Where the window is aggregated (chosen by :func:`pricelab.engines.get_engine`).
+    source : path or table name, optional
+        The sales history the engine reads (needed by ``spark``).
+    spark : SparkSession, optional
+        Session for the ``spark`` engine.
+
+    Returns
+    -------
+    (polars.DataFrame, SeasonalAdjustment, dict)
+        The baseline as :func:`pricelab.simulate.baseline` returns it, the adjustment, and
+        ``{"after", "through"}`` (ISO dates).
+
+    Raises
+    ------
+    EmptyStoreError
+        No sales (in the window).
+    UsageError
+        ``source`` with the local engine, or the spark engine without ``source``.
+    """
+    weeks, mode = spec.baseline_weeks, spec.baseline_price
+    if engine == "local" and source is None:
+        base = baseline(store, weeks, estimates_run=est_run, mode=mode)
+        _require_rows(base, store.path)
+        season = seasonal_adjustment(store, base, weeks=weeks, horizon=spec.horizon_weeks,
+                                     estimates_run=est_run, mode=spec.seasonality)
+        row = store.execute("SELECT max(date) - to_days(CAST(? AS INTEGER) * 7), max(date) "
+                            "FROM sales", [weeks])[0]
+        return base, season, {"after": str(row[0])[:10], "through": str(row[1])}
+    from pricelab.engines import get_engine
+
+    eng = get_engine(engine, spark=spark) if spark is not None else get_engine(engine)
+    if source is None:
+        raise UsageError(f"--engine {engine} reads the sales history from --source (a Parquet "
+                         "file or folder, delta:PATH or a table name)")
+    elast = None
+    if mode == "current":
+        elast = store.query("SELECT item_id, market, elasticity FROM elasticities "
+                            "WHERE run_id = ?", [est_run])
+    seasonal = spec.seasonality != "off" and bool(seasonal_terms(store, est_run)[0])
+    hist = eng.baseline(source, weeks, mode=mode, elasticities=elast, window_rows=seasonal)
+    base = baseline(store, weeks, estimates_run=est_run, mode=mode, aggregated=hist.frame)
+    _require_rows(base, source)
+    with _window_as_sales(store, hist.rows):
+        season = seasonal_adjustment(store, base, weeks=weeks, horizon=spec.horizon_weeks,
+                                     estimates_run=est_run, mode=spec.seasonality)
+    return base, season, {"after": str(hist.after), "through": str(hist.through)}
+
+
+def _require_rows(base: pl.DataFrame, where: Any) -> None:
+    if base.height == 0:
+        raise EmptyStoreError(f"{where}: no sales in the baseline window")
+
+
+@contextmanager
+def _window_as_sales(store: Store, rows: pl.DataFrame | None) -> Iterator[None]:
+    """Within the block, ``sales`` in SQL is the window's ``item_id, market, date`` rows.
+
+    The seasonality adjustment averages each group's seasonal level over the window's
+    weeks with a query on ``sales``; a temporary view of the same name (DuckDB resolves
+    temporary objects first) gives it the rows the engine collected, which hold the same
+    window and the same newest date as the full history.
+    """
+    if rows is None:
+        yield
+        return
+    with store.registered("__pricelab_window_rows", rows) as view:
+        store.con.execute(f"CREATE OR REPLACE TEMP VIEW sales AS SELECT * FROM {view}")
+        try:
+            yield
+        finally:
+            store.con.execute("DROP VIEW IF EXISTS temp.sales")
