@@ -268,7 +268,7 @@ def fit_poisson_runs(df: pl.DataFrame, by: Sequence[str], controls: Sequence[str
         fitted, keep = r["fitted"], r["keep"]
         price_ok = keep[:, 0]
         sep = r["separated"] & price_ok
-        ok = r["converged"] & np.isfinite(r["var"]) & ~sep
+        ok = r["converged"] & np.isfinite(r["var"]) & ~(sep & ~r["rescued"])
         good = fitted & price_ok & ok
         nosales = q.sum(axis=1) == 0
         out["flags"][gs] = _flags(fitted, r["n"] < min_obs, nosales, price_ok, ok) \

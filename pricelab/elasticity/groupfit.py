@@ -16,7 +16,7 @@ import numpy as np
 
 from . import kernels as K
 from .design import Design, chunks
-from .sparse import EVENTS_PER_PARAM, column_tol, events_mask, separated
+from .sparse import EVENTS_PER_PARAM, collapsed, column_tol, events_mask, rescued, separated
 
 FLAG_NAMES = ("positive", "inelastic", "no_price_variation", "few_obs", "weak_instrument",
               "shrunk", "failed", "no_sales", "separated")
@@ -137,19 +137,25 @@ def fit_poisson(d: Design, se: str = "HC1", min_obs: int = 8, max_cells: float =
         out["flags"][g] |= np.where(nosales, FLAG["no_sales"], 0)
         fitted &= ~nosales
         Xc, m = center(Xp, valid)
-        A = K.gram(Xc, valid)
-        present = np.diagonal(A, axis1=1, axis2=2) > 0
-        usable = events_mask(d.names, ((y > 0) & (valid > 0)).sum(axis=1), present,
-                             events_per_param)
-        keep = K.independent_columns(A, usable=usable, tol=column_tol(d.names))
-        keep[~fitted] = False
-        keep[~fitted, 0] = True
         valid_fit = valid * fitted[:, None]
-        r = K.poisson_irls(Xc, y, valid_fit, keep, maxiter=maxiter)
-        cov, model_cov = K.poisson_cov(Xc, y, r["mu"], valid_fit, keep, se=se)
+        keep, r, cov, model_cov = _poisson_fit(Xc, y, valid_fit, fitted, d.names,
+                                               events_per_param, se, maxiter)
         sep = fitted & keep[:, 1] & separated(y, r["mu"], valid_fit)
+        good = np.zeros(g.size, dtype=bool)
+        if sep.any():   # once more without the collapsed weeks (see sparse.rescued)
+            i = np.flatnonzero(sep)
+            vf = valid_fit[i] * ~collapsed(y[i], r["mu"][i], valid_fit[i])
+            k2, r2, c2, m2 = _poisson_fit(Xc[i], y[i], vf, fitted[i], d.names,
+                                          events_per_param, se, maxiter)
+            ok2 = rescued(d.names, keep[i], k2, r2["converged"] & np.isfinite(c2[:, 1, 1])
+                          & ~separated(y[i], r2["mu"], vf))
+            j = i[ok2]
+            keep[j], cov[j], model_cov[j] = k2[ok2], c2[ok2], m2[ok2]
+            for key in ("beta", "converged", "deviance"):
+                r[key][j] = r2[key][ok2]
+            good[j] = True
         out["flags"][g] |= np.where(sep, FLAG["separated"], 0)
-        ok = r["converged"] & np.isfinite(cov[:, 1, 1]) & ~sep
+        ok = r["converged"] & np.isfinite(cov[:, 1, 1]) & ~(sep & ~good)
         finish(out, g, uncenter(r["beta"], m, keep), cov, keep, ok, fitted)
         out["model_var"][g] = np.where(ok & fitted & keep[:, 1], model_cov[:, 1, 1], np.nan)
         ybar = (y * valid).sum(axis=1) / np.maximum(valid.sum(axis=1), 1)
@@ -161,6 +167,24 @@ def fit_poisson(d: Design, se: str = "HC1", min_obs: int = 8, max_cells: float =
         if progress is not None:
             progress(done, G)
     return out
+
+
+def _poisson_fit(Xc: np.ndarray, y: np.ndarray, vf: np.ndarray, fitted: np.ndarray,
+                 names: list[str], events_per_param: float, se: str, maxiter: int
+                 ) -> tuple[np.ndarray, dict[str, np.ndarray], np.ndarray, np.ndarray]:
+    """Columns (:mod:`.sparse` rules), IRLS and covariances on rows weighted ``vf``."""
+    A = K.gram(Xc, vf)
+    diag = np.diagonal(A, axis1=1, axis2=2)
+    with np.errstate(divide="ignore", invalid="ignore"):   # varies around the intercept
+        spread = diag - A[:, 0, :] ** 2 / A[:, 0, 0][:, None]
+    present = np.nan_to_num(spread) > 1e-12 * diag
+    usable = events_mask(names, ((y > 0) & (vf > 0)).sum(axis=1), present, events_per_param)
+    keep = K.independent_columns(A, usable=usable, tol=column_tol(names))
+    keep[~fitted] = False
+    keep[~fitted, 0] = True
+    r = K.poisson_irls(Xc, y, vf, keep, maxiter=maxiter)
+    cov, model_cov = K.poisson_cov(Xc, y, r["mu"], vf, keep, se=se)
+    return keep, r, cov, model_cov
 
 
 def flag_signs(out: dict[str, np.ndarray]) -> None:

@@ -34,7 +34,11 @@ likelihood estimate does not exist (Santos Silva and Tenreyro, *Economics Letter
 means of those zero weeks collapse to 0. :func:`separated` detects the collapse (a zero
 week whose fitted mean is below :data:`SEPARATION_MU` times the group's mean weekly
 quantity, i.e. a log-mean 14 below the average, which no plausible price or promotion
-effect produces); such fits are reported as ``failed,separated`` with NaN elasticity.
+effect produces). Such a group is refitted once without its collapsed weeks
+(:func:`rescued`): when a nuisance control caused it (the control drops out, e.g. the
+only promotion week sold nothing) the refit is reported, flagged ``separated``;
+otherwise (the price is part of it) the group is ``failed,separated`` with NaN
+elasticity.
 """
 
 from __future__ import annotations
@@ -99,12 +103,34 @@ def column_tol(names: Sequence[str], max_vif: float = MAX_VIF) -> np.ndarray:
     return np.array([1.0 / max_vif if n in _NUISANCE_COLS else BASE_TOL for n in names])
 
 
-def separated(y: np.ndarray, mu: np.ndarray, w: np.ndarray,
+def collapsed(y: np.ndarray, mu: np.ndarray, w: np.ndarray,
               rel: float = SEPARATION_MU) -> np.ndarray:
-    """``(g,)`` groups whose fitted means collapse on a zero week (quasi-separation).
+    """``(g, T)`` zero weeks whose fitted mean collapsed (the separated observations).
 
     ``y, mu, w`` are ``(g, T)`` counts, fitted means and row weights (0 = padding).
     """
     n = np.maximum(w.sum(axis=1), 1.0)
     ybar = (y * w).sum(axis=1) / n
-    return ((w > 0) & (y == 0) & (mu < rel * ybar[:, None])).any(axis=1)
+    return (w > 0) & (y == 0) & (mu < rel * ybar[:, None])
+
+
+def separated(y: np.ndarray, mu: np.ndarray, w: np.ndarray,
+              rel: float = SEPARATION_MU) -> np.ndarray:
+    """``(g,)`` groups with a collapsed zero week (quasi-separation), see :func:`collapsed`."""
+    return collapsed(y, mu, w, rel).any(axis=1)
+
+
+def rescued(names: Sequence[str], keep: np.ndarray, keep_refit: np.ndarray,
+            good: np.ndarray) -> np.ndarray:
+    """Separated groups whose refit without the collapsed weeks is kept.
+
+    As ppmlhdfe does (Correia, Guimarães and Zylkin, *Stata Journal* 20(1), 2020), the
+    separated zero weeks are dropped and the model refitted; a regressor that becomes
+    constant drops out. The refit (``good``: converged, not separated again) is kept when
+    the separation was a nuisance control's (the column dropped out, e.g. a promotion
+    week that never sold); separation through the price itself leaves the group failed.
+    ``keep, keep_refit`` are ``(g, len(names))`` kept columns of the two fits.
+    """
+    nuis = np.array([n in _NUISANCE_COLS for n in names])
+    lost = (keep & ~keep_refit & nuis[None, :]).any(axis=1)
+    return lost & keep_refit[:, 0] & good

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from .sparse import EVENTS_PER_PARAM, column_tol, events_mask, separated
+from .sparse import EVENTS_PER_PARAM, collapsed, column_tol, events_mask, rescued, separated
 
 
 def masked_cholesky(C: np.ndarray, tol: float | np.ndarray = 1e-10
@@ -166,7 +166,8 @@ def _wgram(X: np.ndarray, W: np.ndarray, z: np.ndarray) -> tuple[np.ndarray, np.
 def poisson_block(X: np.ndarray, y: np.ndarray, w: np.ndarray, se: str = "HC1",
                   min_obs: int = 1, maxiter: int = 100, tol: float = 1e-10,
                   names: Sequence[str] | None = None,
-                  events_per_param: float = EVENTS_PER_PARAM) -> dict[str, np.ndarray]:
+                  events_per_param: float = EVENTS_PER_PARAM, refit: bool = True
+                  ) -> dict[str, np.ndarray]:
     """Poisson PML (log link) by IRLS for every group of a block.
 
     Parameters
@@ -185,6 +186,9 @@ def poisson_block(X: np.ndarray, y: np.ndarray, w: np.ndarray, se: str = "HC1",
         Column names of ``X`` (``log_price, _c_promo, ...``): with them, the nuisance
         controls a group's data cannot support are left out (:mod:`.sparse`: events per
         parameter and variance inflation). Without names every column may enter.
+    refit:
+        With ``names``: refit separated groups without their collapsed zero weeks
+        (:func:`.sparse.refit_separated`), once.
 
     Returns
     -------
@@ -192,7 +196,8 @@ def poisson_block(X: np.ndarray, y: np.ndarray, w: np.ndarray, se: str = "HC1",
         ``n, params (g, 1 + p)`` (intercept first, 0 for dropped), ``keep (g, p)``,
         ``var`` (robust variance of the column-0 slope), ``model_var`` (its Fisher
         variance), ``deviance, null_deviance, mean, spread, fitted, converged`` and
-        ``separated`` (fitted means collapsing on zero weeks, :func:`.sparse.separated`).
+        ``separated`` (fitted means collapsing on zero weeks, :func:`.sparse.separated`)
+        and ``rescued`` (separated by a nuisance control, refitted without those weeks).
     """
     g, p, T = X.shape
     shift = X[:, :, 0].copy()
@@ -260,7 +265,21 @@ def poisson_block(X: np.ndarray, y: np.ndarray, w: np.ndarray, se: str = "HC1",
     params = beta.copy()
     params[:, 0] -= (beta[:, 1:] * shift).sum(axis=1)
     converged &= (kk == keep1).all(axis=1)
-    return {"n": n, "params": params, "keep": keep, "var": var, "model_var": model_var,
-            "deviance": dev, "null_deviance": null_dev, "mean": mx[:, 0] + shift[:, 0],
-            "spread": Cxx[:, 0, 0] / np.where(n > 0, n, np.nan), "fitted": fitted,
-            "converged": converged, "separated": fitted & separated(y, mu, wf)}
+    out = {"n": n, "params": params, "keep": keep, "var": var, "model_var": model_var,
+           "deviance": dev, "null_deviance": null_dev, "mean": mx[:, 0] + shift[:, 0],
+           "spread": Cxx[:, 0, 0] / np.where(n > 0, n, np.nan), "fitted": fitted,
+           "converged": converged, "separated": fitted & separated(y, mu, wf),
+           "rescued": np.zeros(g, dtype=bool)}
+    if names is not None and refit and out["separated"].any():
+        i = np.flatnonzero(out["separated"])
+        r2 = poisson_block(X[i], y[i], wf[i] * ~collapsed(y[i], mu[i], wf[i]), se=se,
+                           min_obs=min_obs, maxiter=maxiter, tol=tol, names=names,
+                           events_per_param=events_per_param, refit=False)
+        ok = rescued(names, keep[i], r2["keep"], r2["fitted"] & r2["converged"]
+                     & ~r2["separated"] & np.isfinite(r2["var"]))
+        j = i[ok]
+        for key in ("params", "keep", "var", "model_var", "deviance", "converged"):
+            out[key][j] = r2[key][ok]
+        out["params"][j, 0] -= (r2["params"][ok, 1:] * shift[j]).sum(axis=1)
+        out["rescued"][j] = True
+    return out
