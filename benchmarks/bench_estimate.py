@@ -2,7 +2,8 @@
 
     python benchmarks/bench_estimate.py --groups 100000 [--weeks 52] [--glm-groups 20000]
 
-Sections (each in a fresh subprocess so peak memory is its own):
+Sections (each in a fresh subprocess so peak memory is its own; times are medians of
+``--repeat`` runs; one JSON line per measurement, see ``_bench.py``):
 * ols: ``estimate(model="ols")`` with and without default controls vs DuckDB ``regr_slope``
   (one scan over the same rows) vs a statsmodels per-group OLS HC1 loop timed on a sample
   and scaled to all groups;
@@ -24,6 +25,8 @@ import numpy as np
 import polars as pl
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a source checkout
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _bench import emit, log, peak_mb  # noqa: E402
 
 
 def _data(groups: int, weeks: int, seed: int = 1):
@@ -53,26 +56,27 @@ def _sample_loop(sales, n_sample: int, kind: str) -> float:
 
 
 CPU: dict[int, float] = {}
+REPEAT = 3
 
 
-def _best(f, reps: int = 2):
-    """Result and best wall time of ``reps`` calls (the machine is shared: take the minimum).
+def _best(f, reps: int = REPEAT):
+    """Result and median wall time of ``reps`` calls.
 
-    The CPU time (all threads) of the fastest call is kept in ``CPU[id(f)]``: on a loaded
-    machine it is the steadier measure (the statsmodels loops are single-threaded).
+    The median CPU time (all threads) is kept in ``CPU[id(f)]``: on a loaded machine it is
+    the steadier measure (the statsmodels loops are single-threaded).
     """
-    best, res = float("inf"), None
+    walls, cpus, res = [], [], None
     for _ in range(reps):
         t, c = time.perf_counter(), time.process_time()
         res = f()
-        el = time.perf_counter() - t
-        if el < best:
-            best, CPU[id(f)] = el, time.process_time() - c
-    return res, best
+        walls.append(time.perf_counter() - t)
+        cpus.append(time.process_time() - c)
+    CPU[id(f)] = float(np.median(cpus))
+    return res, float(np.median(walls))
 
 
-def _best_cpu(f, reps: int = 2):
-    """``(result, wall, cpu)`` of the fastest of ``reps`` calls."""
+def _best_cpu(f, reps: int = REPEAT):
+    """``(result, median wall, median cpu)`` of ``reps`` calls."""
     res, el = _best(f, reps)
     return res, el, CPU[id(f)]
 
@@ -106,6 +110,7 @@ def section_ols(groups: int, weeks: int) -> dict:
     out["ratio_ols_no_controls_over_duckdb"] = out["ols_no_controls_s"] / out["duckdb_regr_slope_s"]
     out["ratio_ols_controls_over_duckdb"] = out["ols_default_controls_s"] / out["duckdb_regr_slope_s"]
     out["speedup_vs_statsmodels_loop"] = out["statsmodels_loop_s_scaled"] / out["ols_default_controls_s"]
+    out["peak_mb"] = peak_mb()
     return out
 
 
@@ -127,14 +132,41 @@ def section_glm(model: str, groups: int, weeks: int) -> dict:
             "speedup_vs_statsmodels_loop_cpu": per_cpu * groups / cpu}
 
 
+def _emit(sec: str, r: dict) -> None:
+    """The section's measurements as JSON lines (see ``_bench.py``)."""
+    peak = r.get("peak_rss_gb", 0) * 1024 or None
+    if sec == "ols":
+        kw = {"unit": "groups", "repeat": REPEAT, "rows": r["rows"], "weeks": r["weeks"],
+              "peak": r["peak_mb"]}
+        emit("estimate", "ols, no controls", r["groups"], r["ols_no_controls_s"],
+             reference="DuckDB regr_slope (one scan)", reference_seconds=r["duckdb_regr_slope_s"],
+             max_abs_diff=r["max_abs_diff_vs_duckdb"], **kw)
+        emit("estimate", "ols, default controls (HC1)", r["groups"], r["ols_default_controls_s"],
+             reference="DuckDB regr_slope (one scan)", reference_seconds=r["duckdb_regr_slope_s"],
+             **kw)
+        emit("estimate", "ols, default controls (HC1)", r["groups"], r["ols_default_controls_s"],
+             reference="statsmodels OLS loop (300 groups, scaled)",
+             reference_seconds=r["statsmodels_loop_s_scaled"],
+             cpu_ratio=round(1 / r["speedup_vs_statsmodels_loop_cpu"], 5), **kw)
+        return
+    emit("estimate", f"{sec} (default controls)", r["groups"], r["seconds"], unit="groups",
+         repeat=REPEAT, reference="statsmodels Poisson GLM loop (100 groups, scaled)",
+         reference_seconds=r["statsmodels_glm_loop_s_scaled"], peak=peak, rows=r["rows"],
+         weeks=r["weeks"], cpu_ratio=round(1 / r["speedup_vs_statsmodels_loop_cpu"], 5),
+         estimated=r["estimated"])
+
+
 def main() -> None:
+    global REPEAT
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--groups", type=int, default=100_000)
     ap.add_argument("--weeks", type=int, default=52)
     ap.add_argument("--glm-groups", type=int, default=None)
     ap.add_argument("--glm-weeks", type=int, default=104)
+    ap.add_argument("--repeat", type=int, default=3, help="runs per measurement (median)")
     ap.add_argument("--section", default=None, help=argparse.SUPPRESS)
     a = ap.parse_args()
+    REPEAT = a.repeat
     if a.section:
         res = section_ols(a.groups, a.weeks) if a.section == "ols" else \
             section_glm(a.section, a.groups, a.weeks)
@@ -144,9 +176,11 @@ def main() -> None:
     runs = [("ols", a.groups, a.weeks), ("poisson", glm_groups, a.glm_weeks),
             ("hierarchical", glm_groups, a.glm_weeks)]
     for sec, g, w in runs:
+        log(f"[estimate] {sec}: {g:,} groups x {w} weeks")
         p = subprocess.run([sys.executable, __file__, "--section", sec, "--groups", str(g),
-                            "--weeks", str(w)], capture_output=True, text=True, check=True)
-        print(json.dumps({sec: json.loads(p.stdout.strip().splitlines()[-1])}, indent=1))
+                            "--weeks", str(w), "--repeat", str(a.repeat)],
+                           capture_output=True, text=True, check=True)
+        _emit(sec, json.loads(p.stdout.strip().splitlines()[-1]))
 
 
 if __name__ == "__main__":

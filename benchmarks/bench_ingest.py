@@ -2,15 +2,15 @@
 
     python benchmarks/bench_ingest.py --rows 1000000 [--repeat 3]
 
-Both run in this process on the same file; peak memory of pricelab's ingest is measured in a
-child process (ru_maxrss). Prints a JSON line with the times, the ratio and the peak memory.
+Both run in this process on the same file (median of ``--repeat`` runs each); peak memory of
+pricelab's ingest is measured in a child process (ru_maxrss). Prints one JSON measurement
+line (see ``_bench.py``): ratio = pricelab / DuckDB, goal <= 2 with peak < 2048 MB.
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
-import json
 import resource
 import statistics
 import subprocess
@@ -22,6 +22,10 @@ from pathlib import Path
 import duckdb
 import numpy as np
 import polars as pl
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a source checkout
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _bench import emit, log  # noqa: E402
 
 
 def make_csv(path: Path, rows: int, seed: int = 1) -> None:
@@ -78,7 +82,7 @@ def peak_memory_mb(csv: Path, work: Path) -> float:
     return int(out.stdout.strip().splitlines()[-1]) / 1024
 
 
-def main(argv: list[str] | None = None) -> dict[str, float]:
+def main(argv: list[str] | None = None) -> dict[str, object]:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--rows", type=int, default=1_000_000)
     ap.add_argument("--repeat", type=int, default=3)
@@ -87,17 +91,14 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         work = Path(d)
         csv = work / "sales.csv"
         make_csv(csv, args.rows)
+        log(f"[ingest] {args.rows:,}-row CSV written")
         ref = [time_duckdb(csv, work) for _ in range(args.repeat)]
         ours = [time_pricelab(csv, work) for _ in range(args.repeat)]
         mem = peak_memory_mb(csv, work)
-    res = {
-        "benchmark": "ingest", "rows": args.rows,
-        "duckdb_ctas_s": statistics.median(ref), "pricelab_ingest_s": statistics.median(ours),
-        "ratio": statistics.median(ours) / statistics.median(ref), "peak_mb": mem,
-        "target": "ratio <= 2, peak < 2048 MB",
-    }
-    print(json.dumps(res))
-    return res
+    return emit("ingest", "ingest sales CSV (validate + load)", args.rows,
+                statistics.median(ours), unit="rows", repeat=args.repeat,
+                reference="DuckDB CREATE TABLE AS read_csv", reference_seconds=statistics.median(ref),
+                peak=mem, goal="ratio <= 2, peak < 2048 MB")
 
 
 if __name__ == "__main__":
