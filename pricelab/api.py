@@ -830,3 +830,29 @@ def pipeline(db: PathLike | None = None, *, config: PathLike | dict[str, Any] | 
     from pricelab.pipeline import run_pipeline
 
     return run_pipeline(db, config, engine=engine)
+
+
+def _demo_report(db: PathLike) -> dict[str, Any]:
+    out = Path(db).parent / "report.html"
+    report(db, output=out)
+    return {"output": str(out),
+            "lines": [f"self-contained HTML report with plots: {out}",
+                      f"see: pricelab report --db {db} --output report.html"]}
+
+
+def _demo_monitor(db: PathLike) -> dict[str, Any]:
+    import datetime as _dt
+
+    with Store.open(db, must_exist=True, read_only=True) as store:
+        last = store.execute("SELECT max(date) FROM sales")[0][0]
+    as_of = last + _dt.timedelta(days=7)
+    result = monitor(db, as_of=as_of)
+    checks = ", ".join(f"{c.name} {c.status}" for c in result.checks)
+    return {"status": result.status,
+            "lines": [f"monitoring as of {as_of} (the week after the last sales week): "
+                      f"{result.status} ({checks})",
+                      f"see: pricelab monitor --db {db} --as-of {as_of}  (exit 1 on an alert)"]}
+
+
+_DEMO_STEPS.append(("report", _demo_report))
+_DEMO_STEPS.append(("monitor", _demo_monitor))
