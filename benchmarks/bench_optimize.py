@@ -8,20 +8,26 @@
 3. A genuinely linked ladder problem (parity + ladder + volume floor): one candidate MILP,
    with the HiGHS gap and the LP-relaxation gap.
 
-Run: ``python benchmarks/bench_optimize.py [--rows 100000] [--conic-rows 2000]``.
+Run: ``python benchmarks/bench_optimize.py [--rows 100000] [--conic-rows 2000] [--repeat 3]``;
+one JSON line per measurement (median of ``--repeat`` runs; see ``_bench.py``).
 """
 
 from __future__ import annotations
 
 import argparse
-import time
+import sys
+from pathlib import Path
 
 import numpy as np
 import polars as pl
 
-from pricelab.optimize import load_constraints, optimize
-from pricelab.optimize.formulations import solve_conic
-from pricelab.optimize.problem import build_problem
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a source checkout
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _bench import emit, timed  # noqa: E402
+
+from pricelab.optimize import load_constraints, optimize  # noqa: E402
+from pricelab.optimize.formulations import solve_conic  # noqa: E402
+from pricelab.optimize.problem import build_problem  # noqa: E402
 
 MARKETS = {"US": 1.1, "GB": 0.85, "DE": 1.0, "FR": 1.0, "CH": 1.3}
 
@@ -43,57 +49,45 @@ def catalogue(n_rows: int, seed: int = 0, spread: float = 0.02,
         "base_quantity": rng.uniform(0.5, 20, item.size), "unit_cost": cost * fx, "fx_rate": fx})
 
 
-def bench_volume(n_rows: int, conic_rows: int) -> None:
+def bench_volume(n_rows: int, conic_rows: int, repeat: int) -> None:
     cons = {"bounds": {"max_increase_pct": 15, "max_decrease_pct": 20}, "min_margin_pct": 30,
             "min_volume_pct": 175, "horizon_weeks": 4}
     df = catalogue(n_rows)
-    t = time.perf_counter()
-    plan = optimize(df, cons)
-    t_dec = time.perf_counter() - t
-    print(f"[volume] decomposition {n_rows} rows end to end: {t_dec:.2f} s, {plan.formulation}, "
-          f"gap {plan.gap:.1e}, multipliers {plan.multipliers}")
+    plan, t_dec = timed(lambda: optimize(df, cons), repeat)
+    emit("optimize", "bounds + margin + volume floor, end to end", n_rows, t_dec, repeat=repeat,
+         formulation=plan.formulation, gap=plan.gap)
     small = catalogue(conic_rows, seed=1)
-    t = time.perf_counter()
-    p_small = optimize(small, cons)
-    t_dec_small = time.perf_counter() - t
+    p_small, t_dec_small = timed(lambda: optimize(small, cons), repeat)
     prob = build_problem(small, load_constraints(cons))
-    t = time.perf_counter()
-    ref = solve_conic(prob)
-    t_conic = time.perf_counter() - t
+    ref, t_conic = timed(lambda: solve_conic(prob), repeat)
     obj_ref = float(prob.objective_value(ref).sum())
-    rel = (p_small.objective - obj_ref) / abs(obj_ref)
-    per_row_conic = t_conic / conic_rows
-    per_row_dec = t_dec / n_rows
-    print(f"[volume] cvxpy power cone (CLARABEL, undecomposed) {conic_rows} rows: {t_conic:.2f} s;"
-          f" decomposition same rows {t_dec_small:.3f} s; objective rel. diff {rel:+.2e}")
-    print(f"[volume] per-row time ratio conic/decomposition: {per_row_conic / per_row_dec:.0f}x "
-          f"(same-size ratio at {conic_rows} rows: {t_conic / t_dec_small:.0f}x)")
+    emit("optimize", "bounds + margin + volume floor (decomposed)", conic_rows, t_dec_small,
+         repeat=repeat, reference="one undecomposed cvxpy power-cone problem (CLARABEL)",
+         reference_seconds=t_conic,
+         objective_rel_diff=(p_small.objective - obj_ref) / abs(obj_ref))
 
 
 LADDER = {"bounds": {"max_increase_pct": 17, "max_decrease_pct": 17}, "min_margin_pct": 30,
           "parity": {"max_gap_pct": 5}, "ladder": {"step": 10, "ending": 9}}
 
 
-def bench_ladder(n_rows: int) -> float:
+def bench_ladder(n_rows: int, repeat: int) -> float:
     """Ladder + parity, nothing else linking: exact breakpoint enumeration (no MILP)."""
     # about 25 ladder points per row: prices 600-800, step 10 inside a +-17% range
     df = catalogue(n_rows, seed=2, price_range=(550, 700))
-    t = time.perf_counter()
-    plan = optimize(df, LADDER)
-    dt = time.perf_counter() - t
-    print(f"[ladder] {n_rows} rows, {plan.formulation}: {dt:.2f} s, status {plan.status}, "
-          f"gap {100 * plan.gap:.4f}%, {plan.certificate}")
+    plan, dt = timed(lambda: optimize(df, LADDER), repeat)
+    emit("optimize", "ladder + parity (breakpoint enumeration)", n_rows, dt, repeat=repeat,
+         formulation=plan.formulation, status=plan.status, gap=plan.gap)
     return dt
 
 
-def bench_linked_milp(n_rows: int) -> float:
+def bench_linked_milp(n_rows: int, repeat: int) -> float:
     """Ladder + parity + a volume floor over all rows: one candidate MILP (HiGHS)."""
     df = catalogue(n_rows, seed=2, price_range=(550, 700))
-    t = time.perf_counter()
-    plan = optimize(df, {**LADDER, "min_volume_pct": 110})
-    dt = time.perf_counter() - t
-    print(f"[milp] {n_rows} rows, {plan.formulation}: {dt:.2f} s, status {plan.status}, "
-          f"gap {100 * plan.gap:.4f}%, LP-relaxation gap {100 * plan.extra['lp_gap']:.4f}%")
+    plan, dt = timed(lambda: optimize(df, {**LADDER, "min_volume_pct": 110}), repeat)
+    emit("optimize", "ladder + parity + volume floor (MILP)", n_rows, dt, repeat=repeat,
+         formulation=plan.formulation, status=plan.status, gap=plan.gap,
+         lp_relaxation_gap=plan.extra["lp_gap"])
     return dt
 
 
@@ -103,10 +97,9 @@ if __name__ == "__main__":
     ap.add_argument("--conic-rows", type=int, default=2_000)
     ap.add_argument("--ladder-rows", type=int, default=10_000)
     ap.add_argument("--milp-rows", type=int, default=1_000)
+    ap.add_argument("--repeat", type=int, default=3, help="runs per measurement (median)")
     a = ap.parse_args()
-    bench_volume(a.rows, a.conic_rows)
-    t_small = bench_ladder(1_000)
-    t_big = bench_ladder(a.ladder_rows)
-    print(f"[ladder] scaling {a.ladder_rows} vs 1000 rows: {t_big / t_small:.1f}x time for "
-          f"{a.ladder_rows / 1000:.0f}x rows")
-    bench_linked_milp(a.milp_rows)
+    bench_volume(a.rows, a.conic_rows, a.repeat)
+    bench_ladder(1_000, a.repeat)
+    bench_ladder(a.ladder_rows, a.repeat)
+    bench_linked_milp(a.milp_rows, a.repeat)

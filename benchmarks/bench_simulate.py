@@ -8,19 +8,26 @@ Both are measured in the same run on the same DuckDB file:
               without recording the run, with the default 1000 draws, with 100 draws and
               with ``draws=0`` (point projections and row intervals: the point path).
 Usage: python benchmarks/bench_simulate.py [--groups 100000] [--weeks 100] [--draws 1000]
+One JSON line per path (medians of ``--repeat`` interleaved runs; see ``_bench.py``).
 """
 
 from __future__ import annotations
 
 import argparse
+import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
-from pricelab.simulate import baseline_sql, simulate
-from pricelab.store import Store, start_run
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a source checkout
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _bench import emit, log  # noqa: E402
+
+from pricelab.simulate import baseline_sql, simulate  # noqa: E402
+from pricelab.store import Store, start_run  # noqa: E402
 
 
 def build(db: Path, groups: int, weeks: int) -> str:
@@ -60,13 +67,13 @@ def main() -> None:
         db = Path(d) / "bench.duckdb"
         t = time.perf_counter()
         build(db, a.groups, a.weeks)
-        print(f"built {a.groups:,} item-markets x {a.weeks} weeks "
-              f"({a.groups * a.weeks:,} rows) in {time.perf_counter() - t:.1f}s")
+        log(f"built {a.groups:,} item-markets x {a.weeks} weeks "
+            f"({a.groups * a.weeks:,} rows) in {time.perf_counter() - t:.1f}s")
         spec = {"baseline_weeks": 8, "horizon_weeks": 4, "scenarios": [
             {"name": "cat0+5", "changes": [{"where": {"category": "cat0"},
                                             "price_change_pct": 5}]}]}
-        # interleaved and best-of-repeat: the machine is shared, so each path is timed next
-        # to the bare query and the ratio is taken of the minima
+        # interleaved: the machine is shared, so each path is timed next to the bare query
+        # and the ratio is taken of the medians
         paths = {f"simulate ({a.draws} draws)": a.draws, "simulate (100 draws)": 100,
                  "point path (--draws 0)": 0}
         with Store.open(db) as store:
@@ -79,12 +86,15 @@ def main() -> None:
                     t = time.perf_counter()
                     res = simulate(store, spec, draws=n, record=False)
                     times[name].append(time.perf_counter() - t)
-        b = min(times["bare"])
-        print(f"bare baseline query: {b:.3f}s (best of {len(times['bare'])}); "
-              f"{res.table.height:,} rows projected")
+        b = statistics.median(times["bare"])
+        log(f"bare baseline query: {b:.3f}s (median of {len(times['bare'])}); "
+            f"{res.table.height:,} rows projected")
         for name in paths:
-            s = min(times[name])
-            print(f"  {name:26s} {s:.3f}s  ratio {s / b:.2f}")
+            emit("simulate", f"what-if scenario, {name}", a.groups, statistics.median(times[name]),
+                 unit="item-markets", repeat=a.repeat,
+                 reference="bare DuckDB baseline query (to Arrow)", reference_seconds=b,
+                 weeks=a.weeks, rows_projected=res.table.height)
+
 
 if __name__ == "__main__":
     main()

@@ -11,8 +11,10 @@ written to Parquet once; then both engines read that file and estimate:
   aggregation, dry run for the schema, repartition by item, ``mapInArrow``, collect),
   after a warm-up job so JVM and Python-worker start-up is reported separately.
 
-Reports median seconds, groups/second, the Spark/local ratio and the largest elasticity
-difference between the engines (they must agree to 1e-8). Skips cleanly without PySpark
+One JSON line per model × size (see ``_bench.py``): Spark's median seconds against the
+local engine's (ratio = Spark / local), groups/second and the largest elasticity
+difference between the engines (they must agree to 1e-8); ``peak_mb`` is the Python
+driver's (the JVM's memory is not included). Skips cleanly without PySpark
 or Java. On a laptop-class ``local[2]`` Spark is slower than the local engine (the same
 kernels plus serialisation and a shuffle); its point is memory and scale-out beyond one
 machine, which this ratio lets you price.
@@ -36,6 +38,9 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _bench import emit, log, peak_mb  # noqa: E402
 
 from pricelab.elasticity import estimate  # noqa: E402
 from pricelab.elasticity.synthetic import simulate_panel  # noqa: E402
@@ -86,7 +91,14 @@ def run(groups: list[int], weeks: int, models: list[str], repeat: int, master: s
                              "spark_groups_per_s": round(n_groups / t_sp),
                              "spark_over_local_time": round(t_sp / t_loc, 2),
                              "max_abs_diff": diff})
-                print(_line(rows[-1]), flush=True)
+                log(_line(rows[-1]))
+                emit("spark", f"estimate {model}: Spark {master} (time) vs local engine",
+                     n_groups, t_sp, unit="groups", repeat=repeat,
+                     reference="local engine, same Parquet file", reference_seconds=t_loc,
+                     peak=peak_mb(), rows=sales.height, weeks=weeks,
+                     local_groups_per_s=rows[-1]["local_groups_per_s"],
+                     spark_groups_per_s=rows[-1]["spark_groups_per_s"], max_abs_diff=diff,
+                     spark_startup_s=round(startup, 1), spark_warmup_job_s=round(warmup, 1))
     spark.stop()
     return {"machine": {"python": platform.python_version(), "cores": os.cpu_count(),
                         "spark": spark.version, "master": master},
@@ -111,11 +123,11 @@ def main(argv: list[str] | None = None) -> int:
     a = ap.parse_args(argv)
     if importlib.util.find_spec("pyspark") is None or (
             shutil.which("java") is None and not os.environ.get("JAVA_HOME")):
-        print("spark benchmark skipped: needs pip install 'pricelab[spark]' and Java 17")
+        log("spark benchmark skipped: needs pip install 'pricelab[spark]' and Java 17")
         return 0
     res = run([int(g) for g in a.groups.split(",")], a.weeks, a.models.split(","), a.repeat,
               a.master)
-    print(json.dumps(res, indent=1))
+    log(json.dumps(res, indent=1))
     return 0
 
 
