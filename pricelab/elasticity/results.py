@@ -29,7 +29,22 @@ class ElasticityResults:
         column per control, plus ``smearing`` (multiplier turning ``exp(x'b)`` into
         expected weekly quantity).
     model, parameters:
-        Model name and the options used (also what :meth:`predict` needs).
+        Model name and the options used (also what :meth:`predict` needs; ``end`` is the
+        last week of the fit window).
+
+    Notes
+    -----
+    ``flags`` (comma-separated) names what a pricing analyst must know about a group:
+    ``positive`` (e >= 0), ``inelastic`` (-1 < e < 0), ``no_price_variation``,
+    ``few_obs`` (fewer than ``min_obs`` weeks), ``no_sales``, ``weak_instrument``
+    (first-stage F < 10), ``shrunk`` (the hierarchical prior got at least a quarter of the
+    weight), ``failed`` (no usable fit: NaN elasticity) and ``separated`` (``poisson`` /
+    ``hierarchical``: the Poisson fit was quasi-separated, its fitted means collapsing to 0
+    on some zero weeks; refitted without those weeks when a control such as ``promo``
+    caused it, else ``failed``; see :mod:`pricelab.elasticity.sparse`). In ``poisson`` and
+    ``hierarchical`` fits, the nuisance controls a sparse group cannot support (too few
+    selling weeks per parameter, or a variance inflation above 10) are left out: their
+    coefficients in :attr:`params` are NaN and count as 0 in :meth:`predict`.
     """
 
     def __init__(self, table: pl.DataFrame, params: pl.DataFrame, model: str,
