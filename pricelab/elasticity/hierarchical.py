@@ -30,6 +30,12 @@ robust to model variance when that exceeds 1 (overdispersion), which is more sta
 than each group's own sandwich on sparse data. A group without a usable estimate
 (no price variation, too few weeks, no sales, failed fit) gets the level's predictive
 distribution for a new member, flagged ``shrunk`` beside the reason.
+
+The level stays where the group's data put it: when the slope moves from ``e_j`` to the
+posterior mean, the intercept moves by ``(e_j - post_j) * mean log price`` (the mean over
+the group's fit weeks), so the expected log sales at the group's own typical price are
+unchanged and only the response to price departures from it changes. A group without an
+own fit gets ``log(mean weekly units) - post_j * mean log price`` and no controls.
 """
 
 from __future__ import annotations
