@@ -133,4 +133,4 @@ def rescued(names: Sequence[str], keep: np.ndarray, keep_refit: np.ndarray,
     """
     nuis = np.array([n in _NUISANCE_COLS for n in names])
     lost = (keep & ~keep_refit & nuis[None, :]).any(axis=1)
-    return lost & keep_refit[:, 0] & good
+    return np.asarray(lost & keep_refit[:, 0] & good, dtype=bool)
