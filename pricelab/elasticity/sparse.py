@@ -117,7 +117,7 @@ def collapsed(y: np.ndarray, mu: np.ndarray, w: np.ndarray,
 def separated(y: np.ndarray, mu: np.ndarray, w: np.ndarray,
               rel: float = SEPARATION_MU) -> np.ndarray:
     """``(g,)`` groups with a collapsed zero week (quasi-separation), see :func:`collapsed`."""
-    return collapsed(y, mu, w, rel).any(axis=1)
+    return np.asarray(collapsed(y, mu, w, rel).any(axis=1), dtype=bool)
 
 
 def rescued(names: Sequence[str], keep: np.ndarray, keep_refit: np.ndarray,
