@@ -43,7 +43,7 @@ QUICK = {
     "estimate": ["bench_estimate.py", "--groups", "20000", "--glm-groups", "5000"],
     "scaling": ["bench_scaling.py", "--groups", "1000,10000,100000"],
     "optimize": ["bench_optimize.py", "--rows", "20000", "--conic-rows", "500",
-                 "--ladder-rows", "1000", "--milp-rows", "200"],
+                 "--ladder-rows", "5000", "--milp-rows", "200"],
     "simulate": ["bench_simulate.py", "--groups", "10000", "--weeks", "100", "--repeat", "3"],
     "spark": ["bench_spark.py", "--groups", "10000", "--repeat", "1"],
 }
