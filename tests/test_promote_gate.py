@@ -1,8 +1,9 @@
 """Promotion gate: refuses a worse model, accepts a better one, records who/when/why.
 
 Synthetic Poisson sales with known elasticities (``simulate_panel``): a Poisson fit is the
-right model, log-linear OLS (zero weeks dropped, retransformed) forecasts worse, and a model
-fitted only on the first weeks extrapolates its trend badly.
+right model, log-linear OLS (zero weeks dropped, retransformed) forecasts worse, and on sales
+that grow fast a model fitted only on the first weeks misses the growth (its trend is held at
+the end of its own window, never extrapolated).
 """
 
 from __future__ import annotations
@@ -36,6 +37,27 @@ def synthetic(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str,
             "early": api.estimate(db, model="poisson", before="2022-06-01").run_id,
             "by_market": api.estimate(db, model="ols", by="market").run_id}
     return db, runs
+
+
+@pytest.fixture(scope="module")
+def trending(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, str]]:
+    """Sales growing ~2.7x a year: production (all weeks) vs a model fitted on 21 weeks."""
+    d = tmp_path_factory.mktemp("trend")
+    sales, items, _ = simulate_panel(n_items=30, weeks=70, seed=3, base_units=8, trend=1.0)
+    sales.write_csv(d / "sales.csv")
+    items.write_csv(d / "items.csv")
+    db = d / "trend.duckdb"
+    api.ingest(db, sales=d / "sales.csv", items=d / "items.csv")
+    runs = {"poisson": api.estimate(db, model="poisson").run_id,
+            "early": api.estimate(db, model="poisson", before="2022-06-01").run_id}
+    return db, runs
+
+
+@pytest.fixture
+def tdb(trending: tuple[Path, dict[str, str]], tmp_path: Path) -> Path:
+    copy = tmp_path / "trend.duckdb"
+    shutil.copy(trending[0], copy)
+    return copy
 
 
 @pytest.fixture
@@ -138,16 +160,26 @@ def test_accepts_better_model_and_early_window_is_refused(
     doc = json.loads(res.stdout)
     assert doc["status"] == "promoted" and doc["previous_run_id"] == runs["ols"]
     assert all(c["passed"] for c in doc["comparison"]["checks"])
-    # a model fitted on the first 21 weeks only extrapolates its trend: refused
-    res = cli("promote", runs["early"], "--db", db, "--json")
-    assert res.exit_code == 1
-    table = {r["role"]: r for r in json.loads(res.stdout)["comparison"]["table"]}
-    assert table["candidate"]["wape"] > 10 * table["production"]["wape"]
     assert [r["run_id"] for r in _registry(db)] == [runs["poisson"], runs["ols"]]
 
 
-def test_force_records_reason_and_needs_one(cli: Callable[..., CliResult], db: Path,
-                                            runs: dict[str, str]) -> None:
+def test_early_window_misses_growth_and_is_refused(
+        cli: Callable[..., CliResult], tdb: Path,
+        trending: tuple[Path, dict[str, str]]) -> None:
+    runs = trending[1]
+    assert cli("promote", runs["poisson"], "--db", tdb).exit_code == 0
+    res = cli("promote", runs["early"], "--db", tdb, "--json")
+    assert res.exit_code == 1
+    table = {r["role"]: r for r in json.loads(res.stdout)["comparison"]["table"]}
+    assert table["candidate"]["wape"] > 1.5 * table["production"]["wape"]
+    assert table["candidate"]["bias_pct"] < -20  # it under-forecasts the growth
+    assert [r["run_id"] for r in _registry(tdb)] == [runs["poisson"]]
+
+
+def test_force_records_reason_and_needs_one(cli: Callable[..., CliResult], tdb: Path,
+                                            trending: tuple[Path, dict[str, str]]) -> None:
+    db, runs = tdb, trending[1]
+    assert cli("promote", runs["poisson"], "--db", db).exit_code == 0
     before = snapshot(db)
     res = cli("promote", runs["early"], "--db", db, "--force")
     assert res.exit_code == 2
@@ -159,7 +191,8 @@ def test_force_records_reason_and_needs_one(cli: Callable[..., CliResult], db: P
     reg = _registry(db)[0]
     assert (reg["run_id"], reg["forced"], reg["reason"]) == (runs["early"], True, "hotfix: INC-42")
     with Store.open(db, read_only=True) as store:
-        comp = json.loads(store.execute("SELECT comparison FROM registry")[0][0])
+        comp = json.loads(store.execute("SELECT comparison FROM registry WHERE run_id = ?",
+                                        [runs["early"]])[0][0])
     assert comp["candidate"] == runs["early"] and not comp["passed"]
 
 
