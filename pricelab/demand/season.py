@@ -80,7 +80,8 @@ def _level(coef: np.ndarray, terms: tuple[str, ...], dates: list[dt.date]) -> np
 
 
 def seasonal_adjustment(store: Store, base: pl.DataFrame, *, weeks: int, horizon: int,
-                        estimates_run: str, mode: str = "auto") -> SeasonalAdjustment:
+                        estimates_run: str, mode: str = "auto",
+                        window: pl.DataFrame | None = None) -> SeasonalAdjustment:
     """Multipliers moving each baseline row's window-average units to the horizon's season.
 
     Parameters
@@ -95,6 +96,9 @@ def seasonal_adjustment(store: Store, base: pl.DataFrame, *, weeks: int, horizon
         The estimate run whose Fourier coefficients are used.
     mode : {"auto", "off"}
         ``auto`` adjusts when the run has Fourier terms, ``off`` never does.
+    window : polars.DataFrame, optional
+        The baseline window's ``item_id, market, date`` rows when the history is not the
+        store's ``sales`` table (e.g. aggregated by the Spark engine from ``--source``).
 
     Returns
     -------
@@ -121,17 +125,28 @@ def seasonal_adjustment(store: Store, base: pl.DataFrame, *, weeks: int, horizon
     e_on = " AND ".join(f"e.{c} = w.{c}" for c in by) or "TRUE"
     flag_join = (f"LEFT JOIN (SELECT * FROM elasticities WHERE run_id = ?) e ON {e_on}"
                  if has_flags else "")
-    params: list[object] = [estimates_run, int(weeks)] + ([estimates_run] if has_flags else [])
+    if window is not None:
+        w_sql = "w AS (SELECT item_id, market, date FROM __pricelab_season_window)"
+        params: list[object] = [estimates_run] + ([estimates_run] if has_flags else [])
+    else:
+        w_sql = ("w AS (SELECT item_id, market, date FROM sales WHERE date > "
+                 "(SELECT max(date) FROM sales) - to_days(CAST(? AS INTEGER) * 7))")
+        params = [estimates_run, int(weeks)] + ([estimates_run] if has_flags else [])
     sql = f"""
     WITH p AS (SELECT * FROM elasticity_params WHERE run_id = ?),
-    w AS (SELECT item_id, market, date FROM sales
-          WHERE date > (SELECT max(date) FROM sales) - to_days(CAST(? AS INTEGER) * 7))
+    {w_sql}
     SELECT w.item_id, w.market, avg(exp({s_expr}))::DOUBLE AS window_level, {coef}, {flag_col}
     FROM w JOIN p ON {on} {flag_join}
     GROUP BY w.item_id, w.market
     """
-    got = store.query(sql, params)
-    last = store.execute("SELECT max(date) FROM sales")[0][0]
+    if window is not None:
+        with store.registered("__pricelab_season_window",
+                              window.select("item_id", "market", "date")):
+            got = store.query(sql, params)
+        last = window["date"].max()
+    else:
+        got = store.query(sql, params)
+        last = store.execute("SELECT max(date) FROM sales")[0][0]
     horizon_dates = [last + dt.timedelta(weeks=k) for k in range(1, horizon + 1)]
     rows = base.select("item_id", "market").with_row_index("_row").join(
         got, on=["item_id", "market"], how="inner")

@@ -117,8 +117,9 @@ def _collect(sdf: Any) -> pl.DataFrame:
     return df
 
 
-def _check(sdf: Any, by: list[str], before: str | None) -> tuple[Any, int, dt.date | None]:
-    """Filter, check columns and values in one pass; return (frame, rows, first week)."""
+def _check(sdf: Any, by: list[str], before: str | None
+           ) -> tuple[Any, int, dt.date | None, dt.date | None]:
+    """Filter, check columns and values in one pass: (frame, rows, first week, last week)."""
     F = _pyspark().functions
     if before is not None:
         sdf = sdf.filter(F.col("date") < F.lit(_iso_date(before)))
@@ -134,6 +135,7 @@ def _check(sdf: Any, by: list[str], before: str | None) -> tuple[Any, int, dt.da
     price, qty = F.col("price"), F.col("quantity")
     row = sdf.agg(F.count(F.lit(1)).alias("rows"),
                   (F.min("date") if has_date else F.lit(None)).alias("origin"),
+                  (F.max("date") if has_date else F.lit(None)).alias("end"),
                   F.sum(F.when(price.isNull() | ~(price > 0), 1).otherwise(0)).alias("bad_p"),
                   F.sum(F.when(qty.isNull() | (qty < 0), 1).otherwise(0)).alias("bad_q")
                   ).first()
@@ -143,7 +145,7 @@ def _check(sdf: Any, by: list[str], before: str | None) -> tuple[Any, int, dt.da
         raise DataError(f"sales: column 'price' must be > 0 ({row['bad_p']} rows are not)")
     if row["bad_q"]:
         raise DataError(f"sales: column 'quantity' must be >= 0 ({row['bad_q']} rows are not)")
-    return sdf, int(row["rows"]), row["origin"]
+    return sdf, int(row["rows"]), row["origin"], row["end"]
 
 
 def _with_items(spark: Any, sdf: Any, items: Any) -> Any:
@@ -221,7 +223,7 @@ def estimate_spark_results(
         raise UsageError("model 'hierarchical' needs group columns (--by)")
     spark = spark or spark_session()
     sdf = _with_items(spark, read_source(spark, source), items)
-    sdf, rows, origin = _check(sdf, by_cols, before)
+    sdf, rows, origin, end = _check(sdf, by_cols, before)
     pool = list(pool_by) if pool_by else None
     if model == "panel":
         pool = pool or (["category", "market"] if "category" in sdf.columns else ["market"])
@@ -239,7 +241,9 @@ def estimate_spark_results(
     mapped = _map(parted, PartitionTask(spec, origin, stage), sample)
     params: dict[str, Any] = {**spec, "controls": D.resolve_controls(controls),
                               "fixed_effects": list(fixed_effects or []), "engine": "spark",
-                              "origin": str(origin) if origin is not None else None}
+                              "origin": str(origin) if origin is not None else None,
+                              # predictions hold the trend at the last fitted week
+                              "end": str(end) if end is not None else None}
     if model == "hierarchical":
         res = shrink_stats(_collect(mapped), spec, params)
         if output is not None:

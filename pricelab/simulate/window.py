@@ -9,8 +9,6 @@ exactly as the local baseline does; the projection and draws are the same code.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import polars as pl
@@ -79,32 +77,12 @@ def baseline_window(store: Store, spec: ScenarioFile, est_run: str, *, engine: s
     hist = eng.baseline(source, weeks, mode=mode, elasticities=elast, window_rows=seasonal)
     base = baseline(store, weeks, estimates_run=est_run, mode=mode, aggregated=hist.frame)
     _require_rows(base, source)
-    with _window_as_sales(store, hist.rows):
-        season = seasonal_adjustment(store, base, weeks=weeks, horizon=spec.horizon_weeks,
-                                     estimates_run=est_run, mode=spec.seasonality)
+    season = seasonal_adjustment(store, base, weeks=weeks, horizon=spec.horizon_weeks,
+                                 estimates_run=est_run, mode=spec.seasonality,
+                                 window=hist.rows)
     return base, season, {"after": str(hist.after), "through": str(hist.through)}
 
 
 def _require_rows(base: pl.DataFrame, where: Any) -> None:
     if base.height == 0:
         raise EmptyStoreError(f"{where}: no sales in the baseline window")
-
-
-@contextmanager
-def _window_as_sales(store: Store, rows: pl.DataFrame | None) -> Iterator[None]:
-    """Within the block, ``sales`` in SQL is the window's ``item_id, market, date`` rows.
-
-    The seasonality adjustment averages each group's seasonal level over the window's
-    weeks with a query on ``sales``; a temporary view of the same name (DuckDB resolves
-    temporary objects first) gives it the rows the engine collected, which hold the same
-    window and the same newest date as the full history.
-    """
-    if rows is None:
-        yield
-        return
-    with store.registered("__pricelab_window_rows", rows) as view:
-        store.con.execute(f"CREATE OR REPLACE TEMP VIEW sales AS SELECT * FROM {view}")
-        try:
-            yield
-        finally:
-            store.con.execute("DROP VIEW IF EXISTS temp.sales")
