@@ -56,6 +56,8 @@ def test_pooling_beats_per_item_poisson_on_sparse_sample(sample_db: Path) -> Non
     mae = {}
     for model in ("poisson", "hierarchical"):
         est = api.estimate(sample_db, model=model).elasticities.join(truth, on=["item_id", "market"])
+        # poisson reports NaN (flag failed/separated) where a series cannot identify e
+        est = est.filter(pl.col("elasticity").is_finite())
         mae[model] = est.select((pl.col("elasticity") - pl.col("true")).abs().mean()).item()
     assert mae["hierarchical"] < 0.6 * mae["poisson"]
 
