@@ -78,7 +78,14 @@ class _Checker:
         self.out[col] = num
 
     def date(self, col: str) -> None:
-        raw = self.df[col].cast(pl.String).str.strip_chars()
+        series = self.df[col].cast(pl.String)
+        # fast path: every present cell is exactly ISO YYYY-MM-DD
+        quick = series.str.to_date("%Y-%m-%d", strict=False, exact=True)
+        if quick.null_count() == series.null_count():
+            self.flag(col, "missing value", series.is_null())
+            self.out[col] = quick
+            return
+        raw = series.str.strip_chars()
         parsed = raw.str.slice(0, 10).str.to_date("%Y-%m-%d", strict=False)
         bad_len = raw.str.len_chars() > 10
         tail_ok = raw.str.slice(10).str.contains(r"^([ T]00:00(:00(\.0+)?)?)?$")

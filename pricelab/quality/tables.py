@@ -49,9 +49,14 @@ def check_loaded(store: Store, *, warnings: bool = True) -> QualityReport:
            "HAVING count(*) < date_diff('week', min(date), max(date)) + 1 ORDER BY 1, 2")
     _check(store, r, "warning", "sales", "price",
            f"price jumps more than {JUMP_RATIO:g}x week over week",
+           # only series whose price range exceeds the ratio can jump by it: screen them
+           # with one GROUP BY, then order weeks within those series alone
+           "WITH wide AS (SELECT item_id, market FROM sales GROUP BY 1, 2 "
+           f"  HAVING max(price) > {JUMP_RATIO} * min(price)) "
            "SELECT item_id, market, date FROM ("
-           "  SELECT item_id, market, date, price / lag(price) OVER "
-           "  (PARTITION BY item_id, market ORDER BY date) AS ratio FROM sales) "
+           "  SELECT s.item_id, s.market, s.date, s.price / lag(s.price) OVER "
+           "  (PARTITION BY s.item_id, s.market ORDER BY s.date) AS ratio "
+           "  FROM sales s SEMI JOIN wide USING (item_id, market)) "
            f"WHERE ratio > {JUMP_RATIO} OR ratio < {1 / JUMP_RATIO} ORDER BY 1, 2, 3")
     _check(store, r, "warning", "sales", "unit_cost",
            "items without a unit cost (no unit_cost in sales and no costs row)",
