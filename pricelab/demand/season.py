@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
+from typing import cast
 
 import numpy as np
 import polars as pl
@@ -125,13 +126,15 @@ def seasonal_adjustment(store: Store, base: pl.DataFrame, *, weeks: int, horizon
     e_on = " AND ".join(f"e.{c} = w.{c}" for c in by) or "TRUE"
     flag_join = (f"LEFT JOIN (SELECT * FROM elasticities WHERE run_id = ?) e ON {e_on}"
                  if has_flags else "")
+    params: list[object] = [estimates_run]
     if window is not None:
         w_sql = "w AS (SELECT item_id, market, date FROM __pricelab_season_window)"
-        params: list[object] = [estimates_run] + ([estimates_run] if has_flags else [])
     else:
         w_sql = ("w AS (SELECT item_id, market, date FROM sales WHERE date > "
                  "(SELECT max(date) FROM sales) - to_days(CAST(? AS INTEGER) * 7))")
-        params = [estimates_run, int(weeks)] + ([estimates_run] if has_flags else [])
+        params.append(int(weeks))
+    if has_flags:
+        params.append(estimates_run)
     sql = f"""
     WITH p AS (SELECT * FROM elasticity_params WHERE run_id = ?),
     {w_sql}
@@ -143,7 +146,7 @@ def seasonal_adjustment(store: Store, base: pl.DataFrame, *, weeks: int, horizon
         with store.registered("__pricelab_season_window",
                               window.select("item_id", "market", "date")):
             got = store.query(sql, params)
-        last = window["date"].max()
+        last = cast(dt.date, window["date"].max())
     else:
         got = store.query(sql, params)
         last = store.execute("SELECT max(date) FROM sales")[0][0]

@@ -1,0 +1,83 @@
+"""Data commands: ingest, validate, runs and their lineage."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from pricelab.quality import QualityReport, check_loaded
+from pricelab.store import IngestResult, Store
+from pricelab.store import get_run as _get_run
+from pricelab.store import ingest as _ingest
+from pricelab.store import list_runs as _list_runs
+
+PathLike = str | os.PathLike[str]
+
+
+
+def ingest(
+    db: PathLike | None = None, *, sales: PathLike | None = None, items: PathLike | None = None,
+    costs: PathLike | None = None, markets: PathLike | None = None,
+    inventory: PathLike | None = None, replace: bool = False,
+) -> IngestResult:
+    """Validate the given files and load them into the database in one transaction.
+
+    Raises
+    ------
+    InputFileError, DataError
+        A file is unreadable or breaks a data-quality rule; the database is unchanged.
+    StoreError
+        The database cannot be opened (missing folder, not DuckDB, locked).
+    """
+    files = {"sales": sales, "items": items, "costs": costs, "markets": markets,
+             "inventory": inventory}
+    with Store.open(db) as store:
+        return _ingest(store, files, replace=replace)
+
+
+def validate(db: PathLike | None = None) -> QualityReport:
+    """Data-quality report on what is loaded (errors and warnings)."""
+    with Store.open(db, must_exist=True) as store:
+        store.require_sales()
+        return check_loaded(store)
+
+
+def runs(db: PathLike | None = None, *, command: str | None = None) -> pl.DataFrame:
+    """Every recorded run, newest first."""
+    with Store.open(db, must_exist=True, read_only=True) as store:
+        return _list_runs(store, command)
+
+
+def run(db: PathLike | None, run_id: str) -> dict[str, Any]:
+    """One run with its parameters, input fingerprint, parents and summary."""
+    with Store.open(db, must_exist=True, read_only=True) as store:
+        return _get_run(store, run_id)
+
+
+def sample_files() -> dict[str, Path]:
+    """Paths of the bundled sample marketplace files by table kind."""
+    from pricelab._resources import sample_dir
+
+    d = sample_dir()
+    return {k: d / f"{k}.csv" for k in ("sales", "items", "costs", "markets", "inventory")
+            if (d / f"{k}.csv").exists()}
+
+# -- lineage, monitoring ------------------------------------------------------------------
+def diff_runs(db: PathLike | None, run_a: str, run_b: str) -> Any:
+    """What changed from run ``run_a`` to ``run_b``: a :class:`pricelab.store.lineage.RunDiff`.
+
+    Parameters that differ, input tables whose fingerprint (rows, date range, hash) differs,
+    and for two estimate runs the items whose elasticity intervals no longer overlap.
+
+    Raises
+    ------
+    NotFoundError
+        Either run does not exist.
+    """
+    from pricelab.store.lineage import diff_runs as _diff
+
+    with Store.open(db, must_exist=True, read_only=True) as store:
+        return _diff(store, run_a, run_b)

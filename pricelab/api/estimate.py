@@ -1,0 +1,204 @@
+"""``estimate``: elasticities stored as a run (local or Spark engine)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from pricelab.store import Store
+
+PathLike = str | os.PathLike[str]
+
+
+
+# -- estimation ---------------------------------------------------------------------------
+class EstimateRun:
+    """An estimate stored as a run: ``run_id`` and the :class:`ElasticityResults`."""
+
+    def __init__(self, run_id: str | None, results: Any,
+                 table: pl.DataFrame | None = None) -> None:
+        self.run_id = run_id
+        self.results = results
+        self._table = table if table is not None else results.elasticities
+        self.mlflow: Any = None  # TrackingOutcome when logged to MLflow
+
+    @property
+    def elasticities(self) -> pl.DataFrame:
+        """Contract columns and diagnostics per group (with ``category`` when items are loaded)."""
+        return self._table
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able summary for schedulers."""
+        t = self.results.elasticities
+        flags = (t.select(pl.col("flags").str.split(",")).explode("flags")
+                 .filter(pl.col("flags").is_not_null() & (pl.col("flags") != ""))
+                 .group_by("flags").len().sort("flags"))
+        valid = t.filter(pl.col("elasticity").is_not_nan())
+        return {
+            "run_id": self.run_id, "model": self.results.model, "groups": t.height,
+            "estimated": valid.height,
+            "median_elasticity": float(valid["elasticity"].median()) if valid.height else None,
+            "flags": dict(flags.iter_rows()),
+            "parameters": {k: v for k, v in self.results.parameters.items()
+                           if isinstance(v, str | int | float | bool | list | type(None))},
+        }
+
+
+def estimate(
+    db: PathLike | None = None, *, model: str = "hierarchical", by: str | None = None,
+    instrument: str | None = None, slope: str = "item", before: str | None = None,
+    engine: str = "local", source: PathLike | str | None = None, mlflow: Any = None,
+    se: str = "HC1", hac_lags: int | None = None, tau: str = "level", progress: Any = None,
+) -> EstimateRun:
+    """Estimate elasticities from the loaded sales and store them as an ``estimate`` run.
+
+    With ``source``, sales are read from there instead (CSV/Parquet for ``local``;
+    Parquet, ``delta:PATH`` or a table name for ``spark``) and the run is stored only
+    when ``db`` is given (its items table is used when loaded); otherwise ``run_id`` is
+    None.
+
+    Parameters
+    ----------
+    model:
+        ``ols``, ``poisson``, ``panel``, ``hierarchical`` (default) or ``iv``.
+    by:
+        Comma-separated group columns (default ``item_id,market``; for ``panel`` the pooling
+        level, default category × market).
+    instrument:
+        ``iv`` only: a sales column (e.g. ``unit_cost``) or ``hausman``.
+    before:
+        Use only weeks before this ISO date.
+    engine:
+        ``local`` (default) or ``spark`` (:mod:`pricelab.engines`; needs ``source``).
+    source:
+        Sales file, Delta path or table to read instead of the database.
+    se, hac_lags:
+        Standard errors: ``HC1`` (default), ``HC0``, ``nonrobust`` or ``HAC`` (Newey-West,
+        ``ols`` only, ``hac_lags`` weeks; default floor(4 (n/100)^(2/9))).
+    tau:
+        ``hierarchical``: between-item spread per pooling level (``level``) or one per layer
+        (``common``).
+    progress:
+        Optional ``callback(done, total)`` for long runs (local engine).
+    mlflow:
+        Log the stored run to MLflow (``pricelab[mlflow]``): True, a tracking URI, a
+        ``{tracking_uri, experiment, strict}`` mapping or
+        :class:`pricelab.tracking.MlflowSettings`; None follows ``$PRICELAB_MLFLOW``.
+        The outcome is ``.mlflow`` and ``summary.mlflow`` of the run.
+    """
+    import json
+
+    from pricelab.elasticity import MODELS
+    from pricelab.elasticity import estimate as _estimate
+    from pricelab.errors import UsageError
+    from pricelab.store.loaders import load_items, load_sales
+    from pricelab.tracking import resolve_mlflow
+
+    if model not in MODELS:
+        raise UsageError(f"unknown model '{model}'; choose one of {', '.join(MODELS)}")
+    track = resolve_mlflow(mlflow)
+    if track is not None and source is not None and db is None:
+        raise UsageError("--mlflow logs stored runs: add --db to store this estimate")
+    kwargs: dict[str, Any] = {"model": model, "slope": slope}
+    group_cols = [c.strip() for c in by.split(",")] if by else None
+    if model == "panel":
+        kwargs["pool_by"] = group_cols
+    elif group_cols:
+        kwargs["by"] = group_cols
+    if instrument is not None:
+        kwargs["instrument"] = instrument
+    if se != "HC1":
+        kwargs["se"] = se
+    if hac_lags is not None:
+        kwargs["hac_lags"] = hac_lags
+    if tau != "level":
+        kwargs["tau"] = tau
+    if source is not None or engine != "local":
+        return _estimate_source(db, source, engine, kwargs, by=by, before=before,
+                                track=track)
+    with Store.open(db, must_exist=True) as store:
+        sales = load_sales(store, before=before)
+        items = load_items(store)
+        results = _estimate(sales, items=items, progress=progress, **kwargs)
+        params = {"model": model, "by": by, "instrument": instrument, "slope": slope,
+                  "before": before, "se": se, "hac_lags": hac_lags, "tau": tau,
+                  "fit": json.loads(json.dumps(results.parameters, default=str))}
+        return _store_estimate(store, results, items, params, track)
+
+
+def _estimate_source(db: PathLike | None, source: PathLike | str | None, engine: str,
+                     kwargs: dict[str, Any], *, by: str | None, before: str | None,
+                     track: Any = None) -> EstimateRun:
+    """``estimate`` on sales read from ``source`` by ``engine``; stored when ``db`` is given."""
+    import json
+
+    from pricelab.engines import get_engine
+    from pricelab.errors import UsageError
+    from pricelab.store.loaders import load_items
+
+    eng = get_engine(engine)
+    if source is None and db is not None and Path(db).exists():
+        return _estimate_db_on_engine(db, eng, engine, kwargs, by=by, before=before,
+                                      track=track)
+    if source is None:
+        raise UsageError(f"--engine {engine} reads sales from --source (a Parquet file or "
+                         "folder, delta:PATH or a table name) or from an existing --db")
+    items = None
+    if db is not None and Path(db).exists():
+        with Store.open(db, read_only=True) as store:
+            items = load_items(store)
+    results = eng.estimate(str(source), items=items, before=before, **kwargs)
+    if db is None:
+        return EstimateRun(None, results)
+    params = {"model": kwargs["model"], "by": by, "instrument": kwargs.get("instrument"),
+              "slope": kwargs["slope"], "before": before, "engine": engine,
+              "source": str(source),
+              "fit": json.loads(json.dumps(results.parameters, default=str))}
+    with Store.open(db) as store:
+        return _store_estimate(store, results, items, params, track)
+
+
+def _estimate_db_on_engine(db: PathLike, eng: Any, engine: str, kwargs: dict[str, Any], *,
+                           by: str | None, before: str | None, track: Any) -> EstimateRun:
+    """Run ``engine`` on the database's own sales (exported once to Parquet), store the run."""
+    import json
+    import tempfile
+
+    from pricelab.store.loaders import load_items
+
+    with tempfile.TemporaryDirectory(prefix="pricelab-engine-") as tmp:
+        export = Path(tmp) / "sales.parquet"
+        with Store.open(db, must_exist=True, read_only=True) as store:
+            store.require_sales()
+            items = load_items(store)
+            store.execute(f"COPY (SELECT * FROM sales ORDER BY item_id, market, date) "
+                          f"TO '{export}' (FORMAT PARQUET)")
+        results = eng.estimate(str(export), items=items, before=before, **kwargs)
+    params = {"model": kwargs["model"], "by": by, "instrument": kwargs.get("instrument"),
+              "slope": kwargs["slope"], "before": before, "engine": engine,
+              "fit": json.loads(json.dumps(results.parameters, default=str))}
+    with Store.open(db) as store:
+        return _store_estimate(store, results, items, params, track)
+
+
+def _store_estimate(store: Store, results: Any, items: pl.DataFrame | None,
+                    params: dict[str, Any], track: Any = None) -> EstimateRun:
+    """Write elasticities and coefficients as an ``estimate`` run."""
+    from pricelab.store.runs import start_run
+    from pricelab.tracking import log_run
+
+    run = start_run(store, "estimate", params)
+    table = results.elasticities
+    if items is not None and "category" in items.columns and "category" not in table.columns \
+            and "item_id" in table.columns:
+        table = table.join(items.select("item_id", "category"), on="item_id", how="left")
+    with store.transaction():
+        store.write_result("elasticities", table, run.run_id)
+        store.write_result("elasticity_params", results.params, run.run_id)
+        out = EstimateRun(run.run_id, results, table)
+        run.finish(out.to_dict())
+    out.mlflow = log_run(store, run.run_id, table, track, table_name="elasticities")
+    return out
