@@ -192,3 +192,24 @@ def write_text(path: str | os.PathLike[str], text: str) -> Path | str:
     with local_target(norm) as p:
         p.write_text(text, encoding="utf-8")
     return norm
+
+
+def parse_yaml(text: str, source: str, *, with_node: bool = False) -> Any:
+    """Parse YAML ``text``; a syntax error is a :class:`ConfigError` naming ``source`` and line.
+
+    With ``with_node`` returns ``(data, node)``: the composed node keeps line numbers for
+    messages about keys.
+    """
+    import yaml
+
+    from pricelab.errors import ConfigError
+
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader) if with_node else None
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = f", line {mark.line + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ConfigError(f"{source}{line}: YAML syntax error: {problem}") from exc
+    return (data, node) if with_node else data

@@ -171,4 +171,4 @@ def test_pipeline_config_from_a_url(cli: Cli, memfs: object, tmp_path: Path,
     bad = put(memfs, "/t/p/bad.yaml", "estimate: [1\n")
     res = cli("pipeline", "check", "--config", bad)
     assert res.exit_code == 2
-    assert res.stderr.strip().startswith("error: memory://t/p/bad.yaml: YAML syntax error")
+    assert res.stderr.strip().startswith("error: memory://t/p/bad.yaml, line 2: YAML syntax error")

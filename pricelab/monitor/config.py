@@ -33,10 +33,8 @@ import copy
 import os
 from typing import Any
 
-import yaml
-
 from pricelab.errors import ConfigError
-from pricelab.io import read_text
+from pricelab.io import parse_yaml, read_text
 from pricelab.storage import display
 
 DEFAULTS: dict[str, dict[str, Any]] = {
@@ -119,12 +117,7 @@ def load_config(path: str | os.PathLike[str] | None) -> dict[str, dict[str, Any]
         return merge_config(None)
     name = display(path)
     text = read_text(path, what="config file")
-    try:
-        doc = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = f" at line {mark.line + 1}" if mark is not None else ""
-        raise ConfigError(f"{name}: YAML syntax error{line}") from exc
+    doc = parse_yaml(text, name)
     if doc is None:
         return merge_config(None)
     if not isinstance(doc, dict):

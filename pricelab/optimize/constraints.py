@@ -17,7 +17,7 @@ from typing import Any
 import yaml
 
 from pricelab.errors import ConfigError, InputFileError
-from pricelab.io import read_text
+from pricelab.io import parse_yaml, read_text
 from pricelab.storage import display
 
 TOP_KEYS = (
@@ -349,14 +349,7 @@ def load_constraints(
 
 def loads_constraints(text: str, *, source: str = "<string>") -> Constraints:
     """Parse constraints from YAML text (``source`` names it in error messages)."""
-    try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = f", line {mark.line + 1}" if mark is not None else ""
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise ConfigError(f"{source}{line}: YAML syntax error: {problem}") from exc
+    data, node = parse_yaml(text, source, with_node=True)
     lines: dict[tuple, int] = {}
     if node is not None:
         _node_lines(node, (), lines)

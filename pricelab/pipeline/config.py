@@ -47,8 +47,6 @@ import os
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from pricelab.errors import ConfigError, InputFileError
 
 KINDS = ("sales", "items", "costs", "markets", "inventory")
@@ -210,7 +208,7 @@ def load_pipeline_config(config: str | os.PathLike[str] | dict[str, Any] | None)
     """
     if isinstance(config, dict):
         return validate_config(config, "config")
-    from pricelab.io import read_text
+    from pricelab.io import parse_yaml, read_text
     from pricelab.storage import display, exists, normalize
 
     if config is None:
@@ -220,12 +218,7 @@ def load_pipeline_config(config: str | os.PathLike[str] | dict[str, Any] | None)
                                  "(see examples/pipeline.yaml)")
     name = display(config)
     text = read_text(config, what="pipeline config")
-    try:
-        doc = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = f" at line {mark.line + 1}" if mark is not None else ""
-        raise ConfigError(f"{name}: YAML syntax error{line}") from exc
+    doc = parse_yaml(text, name)
     norm = normalize(config)
     base = norm.resolve().parent if isinstance(norm, Path) else norm.rsplit("/", 1)[0]
     return validate_config(doc, name, base)

@@ -16,7 +16,7 @@ from typing import Any
 import yaml
 
 from pricelab.errors import ConfigError, InputFileError
-from pricelab.io import read_text
+from pricelab.io import parse_yaml, read_text
 from pricelab.storage import display
 
 TOP_KEYS = ("baseline_weeks", "horizon_weeks", "baseline_price", "seasonality", "scenarios")
@@ -238,14 +238,7 @@ def _from_dict(data: Any, ctx: _Ctx) -> ScenarioFile:
 
 def loads_scenario(text: str, *, source: str = "<string>") -> ScenarioFile:
     """Parse a scenario file from YAML text (``source`` names it in error messages)."""
-    try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = f", line {mark.line + 1}" if mark is not None else ""
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise ConfigError(f"{source}{line}: YAML syntax error: {problem}") from exc
+    data, node = parse_yaml(text, source, with_node=True)
     if data is None:
         raise ConfigError(f"{source}: scenario file is empty; it needs a 'scenarios' list")
     lines: dict[tuple, int] = {}
