@@ -131,7 +131,7 @@ def seasonal_adjustment(store: Store, base: pl.DataFrame, *, weeks: int, horizon
         w_sql = "w AS (SELECT item_id, market, date FROM __pricelab_season_window)"
     else:
         w_sql = ("w AS (SELECT item_id, market, date FROM sales WHERE date > "
-                 "(SELECT max(date) FROM sales) - to_days(CAST(? AS INTEGER) * 7))")
+                 "CAST((SELECT max(date) FROM sales) - to_days(CAST(? AS INTEGER) * 7) AS DATE))")
         params.append(int(weeks))
     if has_flags:
         params.append(estimates_run)

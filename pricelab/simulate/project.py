@@ -9,6 +9,7 @@ projected weekly units are ``baseline_units * (new_price / baseline_price) ** el
 from __future__ import annotations
 
 import difflib
+from collections.abc import Collection
 from typing import Any
 
 import numpy as np
@@ -28,7 +29,7 @@ SELECT s.item_id, s.market, avg(s.quantity)::DOUBLE AS baseline_units,
        avg(s.price)::DOUBLE AS baseline_price, avg(s.unit_cost)::DOUBLE AS sales_cost,
        count(*) AS n_weeks
 FROM sales s
-WHERE s.date > (SELECT max(date) FROM sales) - to_days(CAST(? AS INTEGER) * 7)
+WHERE s.date > CAST((SELECT max(date) FROM sales) - to_days(CAST(? AS INTEGER) * 7) AS DATE)
 GROUP BY s.item_id, s.market
 """
 
@@ -42,9 +43,9 @@ SELECT w.item_id, w.market,
        any_value(c.current_price)::DOUBLE AS baseline_price,
        avg(w.unit_cost)::DOUBLE AS sales_cost, count(*) AS n_weeks
 FROM (SELECT * FROM sales
-      WHERE date > (SELECT max(date) FROM sales) - to_days(CAST(? AS INTEGER) * 7)) w
+      WHERE date > CAST((SELECT max(date) FROM sales) - to_days(CAST(? AS INTEGER) * 7) AS DATE)) w
 JOIN (SELECT item_id, market, arg_max(price, date) AS current_price FROM sales
-      WHERE date > (SELECT max(date) FROM sales) - to_days(CAST(? AS INTEGER) * 7)
+      WHERE date > CAST((SELECT max(date) FROM sales) - to_days(CAST(? AS INTEGER) * 7) AS DATE)
       GROUP BY item_id, market) c ON c.item_id = w.item_id AND c.market = w.market
 LEFT JOIN (SELECT item_id, market, elasticity FROM elasticities WHERE run_id = ?) e
        ON e.item_id = w.item_id AND e.market = w.market
@@ -66,7 +67,8 @@ def baseline_sql(mode: str = "average") -> str:
 
 
 def baseline(store: Store, weeks: int, *, estimates_run: str | None = None,
-             mode: str = "average", aggregated: pl.DataFrame | None = None) -> pl.DataFrame:
+             mode: str = "average", aggregated: pl.DataFrame | None = None,
+             tables: Collection[str] | None = None) -> pl.DataFrame:
     """Baseline per item × market over the last ``weeks`` weeks of history.
 
     Parameters
@@ -86,6 +88,8 @@ def baseline(store: Store, weeks: int, *, estimates_run: str | None = None,
         The window already aggregated elsewhere (``item_id, market, baseline_units,
         baseline_price, sales_cost, n_weeks``: what :func:`baseline_sql` computes, e.g. by
         the Spark engine from a large history); the store's sales are then not read.
+    tables : collection of str, optional
+        The store's table names when the caller has them already (saves a catalog query).
 
     Returns
     -------
@@ -100,7 +104,7 @@ def baseline(store: Store, weeks: int, *, estimates_run: str | None = None,
         raise UsageError(f"unknown baseline mode '{mode}'; choose average or current")
     if mode == "current" and estimates_run is None:
         raise UsageError("baseline mode 'current' needs an estimate run")
-    has = set(store.table_names())
+    has = set(store.table_names()) if tables is None else set(tables)
     items = ("LEFT JOIN items i ON i.item_id = b.item_id" if "items" in has else "")
     cat = "i.category, i.brand, i.boutique_id" if items else \
         "NULL::VARCHAR AS category, NULL::VARCHAR AS brand, NULL::VARCHAR AS boutique_id"
@@ -113,6 +117,8 @@ def baseline(store: Store, weeks: int, *, estimates_run: str | None = None,
                     "WHERE run_id = ?) e ON e.item_id = b.item_id AND e.market = b.market")
         est_cols = ", e.elasticity::DOUBLE AS elasticity, e.std_error::DOUBLE AS std_error"
         params.append(estimates_run)
+    # one query: window aggregate and joins; the rows are sorted in polars (cheaper than
+    # ORDER BY in DuckDB), so the order is deterministic whatever DuckDB's threads do
     sql = f"""
     WITH b AS ({baseline_sql(mode) if aggregated is None else f"SELECT * FROM {AGG_VIEW}"})
     SELECT b.item_id, b.market, {cat}, coalesce(m.fx_rate, 1.0) AS fx_rate,
@@ -125,12 +131,22 @@ def baseline(store: Store, weeks: int, *, estimates_run: str | None = None,
     LEFT JOIN costs cm ON cm.item_id = b.item_id AND cm.market = b.market
     LEFT JOIN costs cg ON cg.item_id = b.item_id AND coalesce(cg.market, '') = ''
     {est_join}
-    ORDER BY b.item_id, b.market
     """
     if aggregated is None:
-        return store.query(sql, params)
+        return _sorted(store, sql, params)
     with store.registered(AGG_VIEW, aggregated.select(AGG_COLUMNS)):
-        return store.query(sql, params)
+        return _sorted(store, sql, params)
+
+
+def _sorted(store: Store, sql: str, params: list[Any]) -> pl.DataFrame:
+    """Rows of ``sql`` fetched once as Arrow, sorted by item and market (nulls last).
+
+    Two stable single-key sorts give the order of one two-key sort, faster in polars.
+    """
+    df = pl.from_arrow(store.con.sql(sql, params=params).to_arrow_table())
+    assert isinstance(df, pl.DataFrame)
+    return df.sort("market", nulls_last=True) \
+        .sort("item_id", nulls_last=True, maintain_order=True)
 
 
 def resolve_plan(store: Store, ref: str) -> tuple[str, pl.DataFrame]:
@@ -157,18 +173,20 @@ def resolve_plan(store: Store, ref: str) -> tuple[str, pl.DataFrame]:
 class ChangeApplier:
     """Turns a scenario's changes into new prices for the baseline rows.
 
-    Each filter runs as one query over the baseline keys with its values bound as
-    parameters (``list_contains(?, column)``), never pasted into SQL text.
+    Each filter is one vectorised membership test per column over the baseline keys (a
+    row matches when every filtered column holds one of the listed values; a missing value
+    matches nothing), evaluated in polars: the values are data, never SQL text.
     """
 
-    def __init__(self, store: Store, base: pl.DataFrame, plans: dict[str, pl.DataFrame]) -> None:
+    def __init__(self, store: Store, base: pl.DataFrame, plans: dict[str, pl.DataFrame], *,
+                 tables: Collection[str] | None = None) -> None:
         self.store = store
         self.keys = base.select("item_id", "market", "category", "brand", "boutique_id") \
             .with_row_index("_row")
         self.price = base["baseline_price"].to_numpy()
         self.plans = {ref: self._align(plan) for ref, plan in plans.items()}
         known = set(base["market"].unique().to_list())
-        if store.has_table("markets"):
+        if "markets" in (store.table_names() if tables is None else tables):
             known |= {r[0] for r in store.execute("SELECT DISTINCT market FROM markets")}
         self._known = known
         self._markets: list[str] | None = None
@@ -206,14 +224,9 @@ class ChangeApplier:
                                  f"{hint}")
         if not change.where:
             return np.ones(self.keys.height, dtype=bool)
-        conds = [f"list_contains(?::VARCHAR[], {col})" for col in change.where]
-        params = [list(v) for v in change.where.values()]
-        with self.store.registered("__sim_keys", self.keys) as view:
-            rows = self.store.execute(
-                f"SELECT _row FROM {view} WHERE {' AND '.join(conds)}", params)
-        out = np.zeros(self.keys.height, dtype=bool)
-        out[np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))] = True
-        return out
+        conds = [pl.col(col).cast(pl.Utf8).is_in(list(vals)).fill_null(False)
+                 for col, vals in change.where.items()]
+        return self.keys.select(pl.all_horizontal(conds)).to_series().to_numpy().copy()
 
     def _no_match(self, scenario: Scenario, j: int, change: Change) -> str:
         hints = []

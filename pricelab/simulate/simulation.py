@@ -155,18 +155,20 @@ def simulate(store: Store, scenario: str | os.PathLike[str] | dict[str, Any] | S
     if isinstance(draws, bool) or not isinstance(draws, int) or draws < 0:
         raise UsageError(f"draws must be a whole number >= 0, got {draws!r}")
     spec = load_scenario(scenario)
-    if engine == "local" and source is None:
-        store.require_sales()
+    names = set(store.table_names())        # one catalog query for the whole call
+    if engine == "local" and source is None and (
+            "sales" not in names or not store.execute("SELECT count(*) FROM sales")[0][0]):
+        store.require_sales()               # raises EmptyStoreError with the store's message
     est_run = resolve_estimates(store, estimates)
     plan_runs: dict[str, str] = {}
     plans: dict[str, pl.DataFrame] = {}
     for ref in spec.plan_refs:
         plan_runs[ref], plans[ref] = resolve_plan(store, ref)
     base, season, window = baseline_window(store, spec, est_run, engine=engine, source=source,
-                                           spark=spark)
+                                           spark=spark, tables=names)
     base = base.with_columns(pl.col("baseline_units") * pl.Series(season.factor),
                              pl.Series("seasonal_factor", season.factor))
-    applier = ChangeApplier(store, base, plans)
+    applier = ChangeApplier(store, base, plans, tables=names)
     warnings: list[str] = list(season.warnings)
     n_no_e = base["elasticity"].null_count() + int(base["elasticity"].is_nan().sum())
     fx = base["fx_rate"].to_numpy().astype(float)

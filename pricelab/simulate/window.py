@@ -9,8 +9,10 @@ exactly as the local baseline does; the projection and draws are the same code.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any
 
+import numpy as np
 import polars as pl
 
 from pricelab.errors import EmptyStoreError, UsageError
@@ -22,7 +24,7 @@ from .season import SeasonalAdjustment, seasonal_adjustment, seasonal_terms
 
 
 def baseline_window(store: Store, spec: ScenarioFile, est_run: str, *, engine: str = "local",
-                    source: Any = None, spark: Any = None
+                    source: Any = None, spark: Any = None, tables: Collection[str] | None = None
                     ) -> tuple[pl.DataFrame, SeasonalAdjustment, dict[str, str]]:
     """Baseline rows, their seasonal adjustment and the window's dates.
 
@@ -40,6 +42,8 @@ def baseline_window(store: Store, spec: ScenarioFile, est_run: str, *, engine: s
         The sales history the engine reads (needed by ``spark``).
     spark : SparkSession, optional
         Session for the ``spark`` engine.
+    tables : collection of str, optional
+        The store's table names when the caller has them already.
 
     Returns
     -------
@@ -55,11 +59,11 @@ def baseline_window(store: Store, spec: ScenarioFile, est_run: str, *, engine: s
         ``source`` with the local engine, or the spark engine without ``source``.
     """
     weeks, mode = spec.baseline_weeks, spec.baseline_price
+    tables = set(store.table_names() if tables is None else tables)
     if engine == "local" and source is None:
-        base = baseline(store, weeks, estimates_run=est_run, mode=mode)
+        base = baseline(store, weeks, estimates_run=est_run, mode=mode, tables=tables)
         _require_rows(base, store.path)
-        season = seasonal_adjustment(store, base, weeks=weeks, horizon=spec.horizon_weeks,
-                                     estimates_run=est_run, mode=spec.seasonality)
+        season = _season(store, base, spec, est_run, tables)
         row = store.execute("SELECT max(date) - to_days(CAST(? AS INTEGER) * 7), max(date) "
                             "FROM sales", [weeks])[0]
         return base, season, {"after": str(row[0])[:10], "through": str(row[1])}
@@ -75,12 +79,23 @@ def baseline_window(store: Store, spec: ScenarioFile, est_run: str, *, engine: s
                             "WHERE run_id = ?", [est_run])
     seasonal = spec.seasonality != "off" and bool(seasonal_terms(store, est_run)[0])
     hist = eng.baseline(source, weeks, mode=mode, elasticities=elast, window_rows=seasonal)
-    base = baseline(store, weeks, estimates_run=est_run, mode=mode, aggregated=hist.frame)
+    base = baseline(store, weeks, estimates_run=est_run, mode=mode, aggregated=hist.frame,
+                    tables=tables)
     _require_rows(base, source)
     season = seasonal_adjustment(store, base, weeks=weeks, horizon=spec.horizon_weeks,
                                  estimates_run=est_run, mode=spec.seasonality,
                                  window=hist.rows)
     return base, season, {"after": str(hist.after), "through": str(hist.through)}
+
+
+def _season(store: Store, base: pl.DataFrame, spec: ScenarioFile, est_run: str,
+            tables: Collection[str]) -> SeasonalAdjustment:
+    """The local seasonal adjustment; none (all 1.0) without stored Fourier coefficients."""
+    if "elasticity_params" not in tables:      # what seasonal_terms finds: no terms
+        return SeasonalAdjustment(np.ones(base.height), False)
+    return seasonal_adjustment(store, base, weeks=spec.baseline_weeks,
+                               horizon=spec.horizon_weeks, estimates_run=est_run,
+                               mode=spec.seasonality)
 
 
 def _require_rows(base: pl.DataFrame, where: Any) -> None:
