@@ -12,6 +12,7 @@ from pricelab.api.data import (
     ingest,
     run,
     runs,
+    sample,
     sample_files,
     validate,
 )
@@ -26,5 +27,5 @@ from pricelab.api.whatif import backtest, simulate
 __all__ = [
     "EstimateRun", "OptimizeRun", "PathLike", "backtest", "demo", "diff_runs", "estimate",
     "experiment_analyze", "experiment_design", "ingest", "monitor", "optimize", "pipeline",
-    "promote", "registry", "report", "run", "runs", "sample_files", "simulate", "validate",
+    "promote", "registry", "report", "run", "runs", "sample", "sample_files", "simulate", "validate",
 ]

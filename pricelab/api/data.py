@@ -81,3 +81,32 @@ def diff_runs(db: PathLike | None, run_a: str, run_b: str) -> Any:
 
     with Store.open(db, must_exist=True, read_only=True) as store:
         return _diff(store, run_a, run_b)
+
+
+def sample(out: PathLike, *, generate: bool = False, seed: int | None = None) -> dict[str, Path]:
+    """Copy the bundled sample marketplace (CSV files, constraints and scenario YAML) to ``out``.
+
+    With ``generate`` the CSV files are made afresh by the seeded generator instead
+    (``seed`` default: the bundled one), byte-identical to the bundled files for that seed.
+    """
+    import shutil
+
+    from pricelab._resources import sample_dir
+    from pricelab.errors import UsageError
+
+    target = Path(out)
+    if target.exists() and not target.is_dir():
+        raise UsageError(f"{target}: exists and is not a folder")
+    target.mkdir(parents=True, exist_ok=True)
+    src = sample_dir()
+    written: dict[str, Path] = {}
+    if generate:
+        from pricelab.sample import generate_sample
+
+        kwargs = {} if seed is None else {"seed": seed}
+        written.update(generate_sample(target, **kwargs))
+    for f in sorted(src.iterdir()):
+        if f.suffix in (".csv", ".yaml", ".md") and (not generate or f.suffix != ".csv"):
+            shutil.copyfile(f, target / f.name)
+            written.setdefault(f.stem, target / f.name)
+    return written

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Annotated
+
 import typer
 
 from pricelab import api
@@ -36,6 +39,34 @@ def demo(db: DbOpt = None, json: JsonOpt = False, debug: DebugOpt = False) -> No
     console.print(f"           pricelab runs list --db {path}")
 
 
+@guarded
+def sample(
+    out: Annotated[Path, typer.Option("--out", help="Folder to write the sample files to.")],
+    generate: Annotated[bool, typer.Option("--generate", help="Make the CSV files afresh with "
+                                           "the seeded generator instead of copying.")] = False,
+    seed: Annotated[int | None, typer.Option(help="Generator seed (with --generate).")] = None,
+    db: DbOpt = None, json: JsonOpt = False, debug: DebugOpt = False,
+) -> None:
+    """Write the sample marketplace (CSV files, constraints.yaml, scenario.yaml) to a folder;
+    with --db also ingest it."""
+    files = api.sample(out, generate=generate, seed=seed)
+    loaded = None
+    if db is not None:
+        tables = {k: v for k, v in files.items()
+                  if k in ("sales", "items", "costs", "markets", "inventory")}
+        loaded = api.ingest(db, replace=True, **tables).to_dict()
+    if json:
+        print_json({"files": {k: str(v) for k, v in files.items()}, "ingest": loaded})
+        return
+    for name, path in files.items():
+        console.print(f"  {name:<18} {path}", highlight=False)
+    if loaded is not None:
+        console.print(f"ingested into {db} (run {loaded['run_id']})", highlight=False)
+    console.print(f"Try:  pricelab optimize --db DB --constraints {Path(out) / 'constraints.yaml'}",
+                  highlight=False)
+
+
 def register(app: typer.Typer) -> None:
-    """Add ``demo`` to ``app``."""
+    """Add ``demo`` and ``sample`` to ``app``."""
     app.command("demo")(demo)
+    app.command("sample")(sample)
