@@ -48,7 +48,9 @@ def best_on_ladder(a: np.ndarray, z: np.ndarray, k: np.ndarray, p0: np.ndarray,
                    offset: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Best ladder price in [a, z] and its g value (NaN price and -inf where none).
 
-    Exact for k >= 0 (unimodal g): the best point is next to the clipped optimum.
+    Exact for any k: g has at most one stationary point, so the best point is next to the
+    clipped optimum (unimodal g) or the lowest / highest point (quasi-convex g, k < 0 and
+    -1 < e < 0).
     """
     pc = argmax_interval(a, z, k, p0, q0, e)
     kmin = first_positive(spacing, offset)
@@ -62,6 +64,17 @@ def best_on_ladder(a: np.ndarray, z: np.ndarray, k: np.ndarray, p0: np.ndarray,
         better = v > best_v
         best_p = np.where(better, t, best_p)
         best_v = np.where(better, v, best_v)
+    if np.any((np.asarray(k) < 0) & (np.asarray(e) > -1)):
+        # k < 0 with -1 < e < 0 (a volume multiplier above cost): g is quasi-convex, its
+        # best ladder point is the lowest or the highest one in [a, z]
+        for up, x in ((True, a), (False, z)):
+            idx = np.maximum(ladder_index(x, spacing, offset, up=up), kmin)
+            t = idx * spacing + offset
+            ok = np.isfinite(t) & (t >= a * (1 - REL)) & (t <= z * (1 + REL))
+            v = np.where(ok, term(np.where(ok, t, 1.0), k, p0, q0, e), -np.inf)
+            better = v > best_v
+            best_p = np.where(better, t, best_p)
+            best_v = np.where(better, v, best_v)
     return best_p, best_v
 
 
@@ -166,15 +179,16 @@ def _solve_chunk(R, gap, k, lo, hi, fx, p0, q0, e, s, off):
 
 
 def ladder_prices(prob: Problem, groups: np.ndarray, blocks: Blocks | None,
-                  free: np.ndarray) -> tuple[np.ndarray, list[str]]:
+                  free: np.ndarray, k: np.ndarray | None = None) -> tuple[np.ndarray, list[str]]:
     """Exact prices when ladders are asked for and nothing but parity links rows.
 
     ``free`` holds the continuous optimum of every row (closed form or band search);
     rows on a ladder are replaced by their exact ladder optimum. Returns the prices and
-    infeasibility messages (items or rows for which no ladder price fits).
+    infeasibility messages (items or rows for which no ladder price fits). ``k`` are the
+    effective unit costs (default: the objective's cost; multipliers shift them).
     """
     lad = ~np.isnan(prob.ladder_spacing)
-    k = prob.cost
+    k = prob.cost if k is None else k
     p = free.copy()
     single = lad & (groups < 0)
     msgs: list[str] = []

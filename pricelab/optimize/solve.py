@@ -20,10 +20,12 @@ from pricelab.optimize.candidates import candidate_matrix, solve_milp, with_orde
 from pricelab.optimize.constraints import Constraints, load_constraints
 from pricelab.optimize.decompose import Responder, decompose
 from pricelab.optimize.ladder import ladder_prices, mixed_blocks
+from pricelab.optimize.ladder_dual import ladder_dual
 from pricelab.optimize.plan import Plan
 from pricelab.optimize.problem import Problem, build_problem
 
 DEFAULT_RISK_DRAWS = 200
+LAGRANGIAN_GAP_TOL = 1e-3  # above this proven gap a linked ladder goes to the MILP
 
 
 def _parse_risk(risk: str | None) -> float | None:
@@ -190,7 +192,31 @@ def optimize(demand: pl.DataFrame, constraints: str | dict | Constraints | None 
     _check_feasible(prob, resp)
     why = _needs_milp(prob, resp, alpha)
     extra: dict = {}
-    if why is None and (~np.isnan(prob.ladder_spacing)).any():
+    lag = None
+    if why is not None and why.startswith("ladder with") and not mixed_blocks(prob, resp.blocks):
+        lag = ladder_dual(prob, resp)
+        if lag.prices is not None:
+            lobj = float(prob.objective_value(lag.prices).sum())
+            extra["lagrangian_gap"] = max(0.0, (lag.dual_bound - lobj) / max(abs(lobj), 1e-12))
+            if extra["lagrangian_gap"] > LAGRANGIAN_GAP_TOL:
+                why += (f"; Lagrangian gap {extra['lagrangian_gap']:.2e} above "
+                        f"{LAGRANGIAN_GAP_TOL:g}")
+                lag = None
+        else:
+            why += f"; Lagrangian path not used: {lag.reason}"
+            lag = None
+    if lag is not None and lag.prices is not None:
+        p = lag.prices
+        obj = float(prob.objective_value(p).sum())
+        gap, mult, status = extra["lagrangian_gap"], lag.multipliers, "optimal"
+        form = (f"ladder + Lagrangian relaxation ({len(lag.multipliers)} multiplier(s), "
+                f"{lag.steps} dual steps; exact ladder solve per row"
+                + (" / parity block" if resp.blocks is not None else "") + ")")
+        cert = "Lagrangian dual bound on the ladder (min over multipliers)"
+        extra["path"] = "lagrangian"
+        labels = binding_labels(prob, p, parity_groups=resp.groups, tight_links=lag.tight_links,
+                                milp=True)
+    elif why is None and (~np.isnan(prob.ladder_spacing)).any():
         p, msgs = ladder_prices(prob, resp.groups, resp.blocks, resp(prob.cost))
         if msgs:
             dg.raise_infeasible(msgs)
@@ -228,6 +254,7 @@ def optimize(demand: pl.DataFrame, constraints: str | dict | Constraints | None 
         gap = max(0.0, (res.dual_bound - obj) / max(abs(obj), 1e-12))
         lp_gap = max(0.0, (res.lp_bound - obj) / max(abs(obj), 1e-12))
         form = f"candidate MILP ({why}; HiGHS)"
+        extra["path"] = "milp"
         cert = f"HiGHS dual bound; LP-relaxation gap {lp_gap:.2e}"
         extra["lp_gap"] = lp_gap
         mult, status = {}, res.status
