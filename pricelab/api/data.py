@@ -83,11 +83,14 @@ def diff_runs(db: PathLike | None, run_a: str, run_b: str) -> Any:
         return _diff(store, run_a, run_b)
 
 
-def sample(out: PathLike, *, generate: bool = False, seed: int | None = None) -> dict[str, Path]:
+def sample(out: PathLike, *, generate: bool = False, seed: int | None = None,
+           db: PathLike | None = None) -> tuple[dict[str, Path], IngestResult | None]:
     """Copy the bundled sample marketplace (CSV files, constraints and scenario YAML) to ``out``.
 
     With ``generate`` the CSV files are made afresh by the seeded generator instead
     (``seed`` default: the bundled one), byte-identical to the bundled files for that seed.
+    With ``db`` the tables are also ingested there (keys replaced). Returns the files written
+    and the ingest result (None without ``db``).
     """
     import shutil
 
@@ -103,10 +106,14 @@ def sample(out: PathLike, *, generate: bool = False, seed: int | None = None) ->
     if generate:
         from pricelab.sample import generate_sample
 
-        kwargs = {} if seed is None else {"seed": seed}
-        written.update(generate_sample(target, **kwargs))
+        written.update(generate_sample(target) if seed is None
+                       else generate_sample(target, seed=seed))
     for f in sorted(src.iterdir()):
         if f.suffix in (".csv", ".yaml", ".md") and (not generate or f.suffix != ".csv"):
             shutil.copyfile(f, target / f.name)
             written.setdefault(f.stem, target / f.name)
-    return written
+    if db is None:
+        return written, None
+    tables = {k: v for k, v in written.items()
+              if k in ("sales", "items", "costs", "markets", "inventory")}
+    return written, ingest(db, replace=True, **tables)

@@ -49,12 +49,8 @@ def sample(
 ) -> None:
     """Write the sample marketplace (CSV files, constraints.yaml, scenario.yaml) to a folder;
     with --db also ingest it."""
-    files = api.sample(out, generate=generate, seed=seed)
-    loaded = None
-    if db is not None:
-        tables = {k: v for k, v in files.items()
-                  if k in ("sales", "items", "costs", "markets", "inventory")}
-        loaded = api.ingest(db, replace=True, **tables).to_dict()
+    files, ingested = api.sample(out, generate=generate, seed=seed, db=db)
+    loaded = ingested.to_dict() if ingested is not None else None
     if json:
         print_json({"files": {k: str(v) for k, v in files.items()}, "ingest": loaded})
         return

@@ -8,16 +8,14 @@ naming the file, key and line.
 
 from __future__ import annotations
 
-import difflib
 import math
 import os
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-import yaml
-
-from pricelab.errors import ConfigError, InputFileError
-from pricelab.io import parse_yaml, read_text
+from pricelab.configfile import ConfigContext as _Ctx
+from pricelab.configfile import check_keys as _check_keys
+from pricelab.configfile import parse_config, read_config
 from pricelab.storage import display
 
 TOP_KEYS = (
@@ -139,35 +137,6 @@ class Constraints:
         return r
 
 
-class _Ctx:
-    """File name and line lookup for error messages."""
-
-    def __init__(self, source: str, lines: dict[tuple, int]) -> None:
-        self.source, self.lines = source, lines
-
-    def fail(self, path: tuple, msg: str) -> ConfigError:
-        line = None
-        for k in range(len(path), -1, -1):
-            if path[:k] in self.lines:
-                line = self.lines[path[:k]]
-                break
-        where = f"{self.source}" + (f", line {line}" if line else "")
-        key = ".".join(str(p) for p in path) or "(top level)"
-        return ConfigError(f"{where}: {key}: {msg}")
-
-
-def _node_lines(node: yaml.Node, path: tuple, out: dict[tuple, int]) -> None:
-    out[path] = node.start_mark.line + 1
-    if isinstance(node, yaml.MappingNode):
-        for k, v in node.value:
-            key = k.value
-            out[path + (key,)] = k.start_mark.line + 1
-            _node_lines(v, path + (key,), out)
-    elif isinstance(node, yaml.SequenceNode):
-        for i, v in enumerate(node.value):
-            _node_lines(v, path + (i,), out)
-
-
 def _number(ctx: _Ctx, path: tuple, v: Any, *, lo: float | None = 0.0, hi: float | None = None,
             strict_lo: bool = False) -> float:
     if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
@@ -178,17 +147,6 @@ def _number(ctx: _Ctx, path: tuple, v: Any, *, lo: float | None = 0.0, hi: float
     if hi is not None and v >= hi:
         raise ctx.fail(path, f"must be < {hi:g}, got {v:g}")
     return v
-
-
-def _check_keys(ctx: _Ctx, path: tuple, d: Any, allowed: tuple[str, ...]) -> dict:
-    if not isinstance(d, dict):
-        raise ctx.fail(path, f"expected a mapping with keys {', '.join(allowed)}, got {d!r}")
-    for k in d:
-        if k not in allowed:
-            close = difflib.get_close_matches(str(k), allowed, n=1)
-            hint = f"; did you mean '{close[0]}'?" if close else f"; valid keys: {', '.join(allowed)}"
-            raise ctx.fail(path + (k,), f"unknown key '{k}'{hint}")
-    return d
 
 
 def _parse_settings(ctx: _Ctx, path: tuple, d: dict) -> dict[str, Any]:
@@ -340,17 +298,11 @@ def load_constraints(
         return path_or_dict
     if isinstance(path_or_dict, dict):
         return _from_dict(path_or_dict, _Ctx("<dict>", {}))
-    try:
-        text = read_text(path_or_dict, what="constraints file")
-    except InputFileError as exc:
-        raise ConfigError(exc.message, hint=exc.hint) from exc
+    text = read_config(path_or_dict, what="constraints file")
     return loads_constraints(text, source=display(path_or_dict))
 
 
 def loads_constraints(text: str, *, source: str = "<string>") -> Constraints:
     """Parse constraints from YAML text (``source`` names it in error messages)."""
-    data, node = parse_yaml(text, source, with_node=True)
-    lines: dict[tuple, int] = {}
-    if node is not None:
-        _node_lines(node, (), lines)
-    return _from_dict(data, _Ctx(source, lines))
+    data, ctx = parse_config(text, source)
+    return _from_dict(data, ctx)

@@ -7,16 +7,15 @@ filter and one action. Errors name the file, the key and the line.
 
 from __future__ import annotations
 
-import difflib
 import math
 import os
 from dataclasses import dataclass, field
 from typing import Any
 
-import yaml
-
-from pricelab.errors import ConfigError, InputFileError
-from pricelab.io import parse_yaml, read_text
+from pricelab.configfile import ConfigContext as _Ctx
+from pricelab.configfile import check_keys as _keys
+from pricelab.configfile import parse_config, read_config
+from pricelab.errors import ConfigError
 from pricelab.storage import display
 
 TOP_KEYS = ("baseline_weeks", "horizon_weeks", "baseline_price", "seasonality", "scenarios")
@@ -90,47 +89,6 @@ class ScenarioFile:
                     for c in s.changes]}
                 for s in self.scenarios],
         }
-
-
-class _Ctx:
-    """File name and line lookup for error messages."""
-
-    def __init__(self, source: str, lines: dict[tuple, int]) -> None:
-        self.source, self.lines = source, lines
-
-    def line(self, path: tuple) -> int | None:
-        for k in range(len(path), -1, -1):
-            if path[:k] in self.lines:
-                return self.lines[path[:k]]
-        return None
-
-    def fail(self, path: tuple, msg: str) -> ConfigError:
-        line = self.line(path)
-        where = self.source + (f", line {line}" if line else "")
-        key = ".".join(str(p) for p in path) or "(top level)"
-        return ConfigError(f"{where}: {key}: {msg}")
-
-
-def _node_lines(node: yaml.Node, path: tuple, out: dict[tuple, int]) -> None:
-    out[path] = node.start_mark.line + 1
-    if isinstance(node, yaml.MappingNode):
-        for k, v in node.value:
-            out[path + (k.value,)] = k.start_mark.line + 1
-            _node_lines(v, path + (k.value,), out)
-    elif isinstance(node, yaml.SequenceNode):
-        for i, v in enumerate(node.value):
-            _node_lines(v, path + (i,), out)
-
-
-def _keys(ctx: _Ctx, path: tuple, d: Any, allowed: tuple[str, ...]) -> dict:
-    if not isinstance(d, dict):
-        raise ctx.fail(path, f"expected a mapping with keys {', '.join(allowed)}, got {d!r}")
-    for k in d:
-        if k not in allowed:
-            close = difflib.get_close_matches(str(k), allowed, n=1, cutoff=0.6)
-            hint = f"; did you mean '{close[0]}'?" if close else f"; valid keys: {', '.join(allowed)}"
-            raise ctx.fail(path + (k,), f"unknown key '{k}'{hint}")
-    return d
 
 
 def _weeks(ctx: _Ctx, path: tuple, v: Any) -> int:
@@ -238,13 +196,10 @@ def _from_dict(data: Any, ctx: _Ctx) -> ScenarioFile:
 
 def loads_scenario(text: str, *, source: str = "<string>") -> ScenarioFile:
     """Parse a scenario file from YAML text (``source`` names it in error messages)."""
-    data, node = parse_yaml(text, source, with_node=True)
+    data, ctx = parse_config(text, source)
     if data is None:
         raise ConfigError(f"{source}: scenario file is empty; it needs a 'scenarios' list")
-    lines: dict[tuple, int] = {}
-    if node is not None:  # always, once data is not None
-        _node_lines(node, (), lines)
-    return _from_dict(data, _Ctx(source, lines))
+    return _from_dict(data, ctx)
 
 
 def load_scenario(path_or_dict: str | os.PathLike[str] | dict[str, Any] | ScenarioFile,
@@ -274,8 +229,5 @@ def load_scenario(path_or_dict: str | os.PathLike[str] | dict[str, Any] | Scenar
         return path_or_dict
     if isinstance(path_or_dict, dict):
         return _from_dict(path_or_dict, _Ctx("<dict>", {}))
-    try:
-        text = read_text(path_or_dict, what="scenario file")
-    except InputFileError as exc:
-        raise ConfigError(exc.message, hint=exc.hint) from exc
+    text = read_config(path_or_dict, what="scenario file")
     return loads_scenario(text, source=display(path_or_dict))

@@ -27,13 +27,4 @@ MIGRATIONS: list[list[str]] = [
     ],
 ]
 
-# Key columns of each input table: a row is identified by these.
-TABLE_KEYS: dict[str, tuple[str, ...]] = {
-    "sales": ("item_id", "market", "date"),
-    "items": ("item_id",),
-    "costs": ("item_id", "market"),
-    "markets": ("market",),
-    "inventory": ("item_id", "market"),
-}
-
 INPUT_TABLES: tuple[str, ...] = ("sales", "items", "costs", "markets", "inventory")

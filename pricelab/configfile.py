@@ -1,0 +1,78 @@
+"""YAML configuration files (constraints, scenarios): reading, line numbers, key checks.
+
+Every message names the file, the line and the dotted key, e.g.
+``c.yaml, line 3: bounds.max_increse_pct: unknown key ...; did you mean 'max_increase_pct'?``
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+from typing import Any
+
+import yaml
+
+from pricelab.errors import ConfigError, InputFileError
+from pricelab.io import parse_yaml, read_text
+
+
+class ConfigContext:
+    """File name and key → line lookup for error messages."""
+
+    def __init__(self, source: str, lines: dict[tuple, int]) -> None:
+        self.source, self.lines = source, lines
+
+    def line(self, path: tuple) -> int | None:
+        """The line of ``path`` or of its nearest ancestor that has one."""
+        for k in range(len(path), -1, -1):
+            if path[:k] in self.lines:
+                return self.lines[path[:k]]
+        return None
+
+    def fail(self, path: tuple, msg: str) -> ConfigError:
+        """A :class:`ConfigError` naming the file, line and key ``path``."""
+        line = self.line(path)
+        where = self.source + (f", line {line}" if line else "")
+        key = ".".join(str(p) for p in path) or "(top level)"
+        return ConfigError(f"{where}: {key}: {msg}")
+
+
+def node_lines(node: yaml.Node, path: tuple, out: dict[tuple, int]) -> None:
+    """Record the line of every key and item under ``node`` into ``out``."""
+    out[path] = node.start_mark.line + 1
+    if isinstance(node, yaml.MappingNode):
+        for k, v in node.value:
+            out[path + (k.value,)] = k.start_mark.line + 1
+            node_lines(v, path + (k.value,), out)
+    elif isinstance(node, yaml.SequenceNode):
+        for i, v in enumerate(node.value):
+            node_lines(v, path + (i,), out)
+
+
+def check_keys(ctx: ConfigContext, path: tuple, d: Any, allowed: tuple[str, ...]) -> dict:
+    """``d`` as a mapping whose keys are all in ``allowed`` (else the closest one is suggested)."""
+    if not isinstance(d, dict):
+        raise ctx.fail(path, f"expected a mapping with keys {', '.join(allowed)}, got {d!r}")
+    for k in d:
+        if k not in allowed:
+            close = difflib.get_close_matches(str(k), allowed, n=1, cutoff=0.6)
+            hint = f"; did you mean '{close[0]}'?" if close else f"; valid keys: {', '.join(allowed)}"
+            raise ctx.fail(path + (k,), f"unknown key '{k}'{hint}")
+    return d
+
+
+def parse_config(text: str, source: str) -> tuple[Any, ConfigContext]:
+    """Parsed YAML and a context that knows each key's line."""
+    data, node = parse_yaml(text, source, with_node=True)
+    lines: dict[tuple, int] = {}
+    if node is not None:
+        node_lines(node, (), lines)
+    return data, ConfigContext(source, lines)
+
+
+def read_config(path: str | os.PathLike[str], what: str) -> str:
+    """The text of a config file or URL; a missing or unreadable one is a ConfigError."""
+    try:
+        return read_text(path, what=what)
+    except InputFileError as exc:
+        raise ConfigError(exc.message, hint=exc.hint) from exc
