@@ -15,6 +15,10 @@ PathLike = str | os.PathLike[str]
 
 
 # -- estimation ---------------------------------------------------------------------------
+# flags that ask for an analyst's attention ("shrunk" is informational)
+WARN_FLAGS = r"positive|inelastic|no_price_variation|few_obs|weak_instrument|failed"
+
+
 class EstimateRun:
     """An estimate stored as a run: ``run_id`` and the :class:`ElasticityResults`."""
 
@@ -29,6 +33,33 @@ class EstimateRun:
     def elasticities(self) -> pl.DataFrame:
         """Contract columns and diagnostics per group (with ``category`` when items are loaded)."""
         return self._table
+
+    def flagged(self) -> pl.DataFrame:
+        """Groups whose flags ask for an analyst's attention (``shrunk`` is informational)."""
+        t = self._table
+        return t.filter(pl.col("flags").fill_null("").str.contains(WARN_FLAGS)).sort(
+            [c for c in ("item_id", "market") if c in t.columns])
+
+    def distribution(self) -> pl.DataFrame:
+        """Elasticity quantiles and share flagged by category and market (when present)."""
+        t = self._table
+        group = [c for c in ("category", "market") if c in t.columns]
+        if not group:
+            return pl.DataFrame()
+        warned = pl.col("flags").fill_null("").str.contains(WARN_FLAGS)
+        return (
+            t.filter(pl.col("elasticity").is_not_nan())
+            .group_by(group)
+            .agg(
+                pl.len().alias("groups"),
+                pl.col("elasticity").median().alias("median"),
+                pl.col("elasticity").quantile(0.1).alias("p10"),
+                pl.col("elasticity").quantile(0.9).alias("p90"),
+                pl.col("std_error").median().alias("median_se"),
+                warned.mean().alias("share_flagged"),
+            )
+            .sort(group)
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able summary for schedulers."""

@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated
 
-import polars as pl
 import typer
 
 from pricelab import api
@@ -26,19 +25,11 @@ from pricelab.quality import QualityReport
 FileOpt = Annotated[Path | None, typer.Option(show_default=False)]
 
 
-def _issues_frame(report: QualityReport) -> pl.DataFrame:
-    rows = [i.to_dict() for i in report.issues]
-    if not rows:
-        return pl.DataFrame(schema={"level": pl.String, "source": pl.String, "column": pl.String,
-                                    "rule": pl.String, "count": pl.Int64, "examples": pl.String})
-    return pl.DataFrame(rows).with_columns(pl.col("examples").list.join("; ")).drop("message")
-
-
 def _print_report(report: QualityReport, title: str) -> None:
     if not report.issues:
         console.print(f"[green]{title}: no problems found[/]")
         return
-    console.print(frame_table(_issues_frame(report), title=title, max_rows=50))
+    console.print(frame_table(report.to_polars(), title=title, max_rows=50))
 
 
 @guarded
@@ -57,7 +48,7 @@ def ingest(
     """Validate input files, then load them into the database in one transaction."""
     result = api.ingest(db, sales=sales, items=items, costs=costs, markets=markets,
                         inventory=inventory, replace=replace)
-    write_output(_issues_frame(result.report), output)
+    write_output(result.report.to_polars(), output)
     if json:
         print_json(result.to_dict())
         return
@@ -76,7 +67,7 @@ def validate(db: DbOpt = None, json: JsonOpt = False, output: OutputOpt = None,
              debug: DebugOpt = False) -> None:
     """Data-quality report on what is loaded; exit 1 when there are errors."""
     report = api.validate(db)
-    write_output(_issues_frame(report), output)
+    write_output(report.to_polars(), output)
     if json:
         print_json(report.to_dict())
     else:

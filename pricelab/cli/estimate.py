@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Annotated
 
-import polars as pl
 import typer
 
 from pricelab import api
@@ -28,32 +27,6 @@ from pricelab.tracking.cli import (
     tracking_arg,
     with_tracking,
 )
-
-# flags that ask for an analyst's attention ("shrunk" is informational)
-WARN_FLAGS = r"positive|inelastic|no_price_variation|few_obs|weak_instrument|failed"
-
-
-def _warned(t: pl.DataFrame) -> pl.Expr:
-    return pl.col("flags").fill_null("").str.contains(WARN_FLAGS)
-
-
-def _distribution(t: pl.DataFrame) -> pl.DataFrame:
-    group = [c for c in ("category", "market") if c in t.columns]
-    if not group:
-        return pl.DataFrame()
-    return (
-        t.filter(pl.col("elasticity").is_not_nan())
-        .group_by(group)
-        .agg(
-            pl.len().alias("groups"),
-            pl.col("elasticity").median().alias("median"),
-            pl.col("elasticity").quantile(0.1).alias("p10"),
-            pl.col("elasticity").quantile(0.9).alias("p90"),
-            pl.col("std_error").median().alias("median_se"),
-            _warned(t).mean().alias("share_flagged"),
-        )
-        .sort(group)
-    )
 
 
 @guarded
@@ -102,11 +75,11 @@ def estimate(
                   f"model [bold]{d['model']}[/] ({where}); median elasticity "
                   f"{d['median_elasticity']:.2f}" if d["median_elasticity"] is not None else
                   f"no group could be estimated ({where})")
-    dist = _distribution(t)
+    dist = run.distribution()
     if dist.height:
         console.print(frame_table(dist, title="elasticity by category and market", max_rows=60,
                                   floats=2))
-    flagged = t.filter(_warned(t)).sort("item_id", "market")
+    flagged = run.flagged()
     if flagged.height:
         cols = [c for c in ("item_id", "market", "elasticity", "std_error", "n_obs", "flags")
                 if c in t.columns]

@@ -32,26 +32,6 @@ from pricelab.tracking.cli import (
 )
 
 
-def _by(t: pl.DataFrame, key: str) -> pl.DataFrame:
-    """Revenue and profit by ``key`` in base currency (money divided by fx_rate)."""
-    fx = pl.col("fx_rate") if "fx_rate" in t.columns else pl.lit(1.0)
-    money = ["baseline_revenue", "expected_revenue", "baseline_profit", "expected_profit"]
-    return (
-        t.with_columns([(pl.col(c) / fx).alias(c) for c in money])
-        .group_by(key)
-        .agg(
-            pl.len().alias("rows"),
-            pl.col("baseline_revenue").sum(), pl.col("expected_revenue").sum(),
-            pl.col("baseline_profit").sum(), pl.col("expected_profit").sum(),
-        )
-        .with_columns(
-            (100 * (pl.col("expected_revenue") / pl.col("baseline_revenue") - 1)).alias("revenue_%"),
-            (100 * (pl.col("expected_profit") / pl.col("baseline_profit") - 1)).alias("profit_%"),
-        )
-        .sort(key)
-    )
-
-
 @guarded
 def optimize(
     constraints: Annotated[Path | None, typer.Option(help="Constraints YAML (objective, bounds, "
@@ -89,15 +69,13 @@ def optimize(
     if run.run_id:
         console.print(f"stored as run {run.run_id}" + (f" (estimates {run.estimates})"
                                                         if run.estimates else ""))
-    console.print(frame_table(_by(t, "market"), title="uplift by market (base currency)",
+    console.print(frame_table(plan.uplift_by("market"), title="uplift by market (base currency)",
                               floats=1))
     if "category" in t.columns and t["category"].null_count() < t.height:
-        console.print(frame_table(_by(t, "category"), title="uplift by category (base currency)",
+        console.print(frame_table(plan.uplift_by("category"), title="uplift by category (base currency)",
                                   floats=1))
-    changes = t.with_columns(
-        (100 * (pl.col("recommended_price") / pl.col("current_price") - 1)).alias("change_%")
-    ).sort(pl.col("change_%").abs(), descending=True)
-    cols = ["item_id", "market", "current_price", "recommended_price", "change_%",
+    changes = t.sort(pl.col("price_change_pct").abs(), descending=True)
+    cols = ["item_id", "market", "current_price", "recommended_price", "price_change_pct",
             "expected_profit", "baseline_profit", "binding"]
     console.print(frame_table(changes.select(cols), title="largest price changes", max_rows=12,
                               floats=2))

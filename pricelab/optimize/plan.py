@@ -53,6 +53,24 @@ class Plan:
         """The plan table."""
         return self.table
 
+    def uplift_by(self, key: str) -> pl.DataFrame:
+        """Baseline vs expected revenue and profit by ``key`` in base currency, with % changes."""
+        t = self.table
+        fx = pl.col("fx_rate") if "fx_rate" in t.columns else pl.lit(1.0)
+        money = ["baseline_revenue", "expected_revenue", "baseline_profit", "expected_profit"]
+        return (
+            t.with_columns([(pl.col(c) / fx).alias(c) for c in money])
+            .group_by(key)
+            .agg(pl.len().alias("rows"), *[pl.col(c).sum() for c in money])
+            .with_columns(
+                (100 * (pl.col("expected_revenue") / pl.col("baseline_revenue") - 1))
+                .alias("revenue_%"),
+                (100 * (pl.col("expected_profit") / pl.col("baseline_profit") - 1))
+                .alias("profit_%"),
+            )
+            .sort(key)
+        )
+
     @property
     def uplift_pct(self) -> float:
         """Objective change against current prices, in percent."""

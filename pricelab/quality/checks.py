@@ -68,6 +68,15 @@ class QualityReport:
         """The errors as one message: the first on the first line, the rest below."""
         return "\n".join(i.message() for i in self.errors)
 
+    def to_polars(self) -> pl.DataFrame:
+        """One row per finding: level, source, column, rule, count, examples."""
+        rows = [i.to_dict() for i in self.issues]
+        if not rows:
+            return pl.DataFrame(schema={"level": pl.String, "source": pl.String,
+                                        "column": pl.String, "rule": pl.String,
+                                        "count": pl.Int64, "examples": pl.String})
+        return pl.DataFrame(rows).with_columns(pl.col("examples").list.join("; ")).drop("message")
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-able form."""
         return {
