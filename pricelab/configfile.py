@@ -1,4 +1,4 @@
-"""YAML configuration files (constraints, scenarios): reading, line numbers, key checks.
+"""YAML configuration files (constraints, scenarios, pipeline, monitor): reading, line numbers, key checks.
 
 Every message names the file, the line and the dotted key, e.g.
 ``c.yaml, line 3: bounds.max_increse_pct: unknown key ...; did you mean 'max_increase_pct'?``
@@ -11,6 +11,7 @@ import os
 from typing import Any
 
 import yaml
+from yaml.constructor import SafeConstructor
 
 from pricelab.errors import ConfigError, InputFileError
 from pricelab.io import parse_yaml, read_text
@@ -37,27 +38,50 @@ class ConfigContext:
         return ConfigError(f"{where}: {key}: {msg}")
 
 
+def _key(node: yaml.Node) -> Any:
+    """A mapping key as the parsed data holds it (``on`` -> True, ``2`` -> 2, ``a`` -> 'a')."""
+    if node.tag == "tag:yaml.org,2002:str":
+        return node.value
+    try:
+        key = SafeConstructor().construct_object(node)
+        hash(key)
+    except (yaml.YAMLError, TypeError):
+        return None
+    return key
+
+
 def node_lines(node: yaml.Node, path: tuple, out: dict[tuple, int]) -> None:
-    """Record the line of every key and item under ``node`` into ``out``."""
-    out[path] = node.start_mark.line + 1
+    """Record the line of every key and item under ``node`` into ``out``.
+
+    Keys are recorded as the parsed data holds them, so a key YAML reads as a bool or a
+    number (``on:``, ``2:``) finds its line too.
+    """
+    out.setdefault(path, node.start_mark.line + 1)  # a key's own line wins over its value's
     if isinstance(node, yaml.MappingNode):
         for k, v in node.value:
-            out[path + (k.value,)] = k.start_mark.line + 1
-            node_lines(v, path + (k.value,), out)
+            if not isinstance(k, yaml.ScalarNode):
+                continue
+            key = _key(k)
+            out[path + (key,)] = k.start_mark.line + 1
+            node_lines(v, path + (key,), out)
     elif isinstance(node, yaml.SequenceNode):
         for i, v in enumerate(node.value):
             node_lines(v, path + (i,), out)
 
 
-def check_keys(ctx: ConfigContext, path: tuple, d: Any, allowed: tuple[str, ...]) -> dict:
-    """``d`` as a mapping whose keys are all in ``allowed`` (else the closest one is suggested)."""
+def check_keys(ctx: ConfigContext, path: tuple, d: Any, allowed: tuple[str, ...], *,
+               what: str = "key") -> dict:
+    """``d`` as a mapping whose keys are all in ``allowed`` (else the closest one is suggested).
+
+    ``what`` names a key in the message (``unknown {what} 'x'``), e.g. ``"monitor check"``.
+    """
     if not isinstance(d, dict):
         raise ctx.fail(path, f"expected a mapping with keys {', '.join(allowed)}, got {d!r}")
     for k in d:
         if k not in allowed:
             close = difflib.get_close_matches(str(k), allowed, n=1, cutoff=0.6)
             hint = f"; did you mean '{close[0]}'?" if close else f"; valid keys: {', '.join(allowed)}"
-            raise ctx.fail(path + (k,), f"unknown key '{k}'{hint}")
+            raise ctx.fail(path + (k,), f"unknown {what} '{k}'{hint}")
     return d
 
 
