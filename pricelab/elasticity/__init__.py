@@ -1,10 +1,26 @@
 """Price elasticity estimation per item × market: five batched models with diagnostics.
 
-``estimate(sales, model=...)`` returns an :class:`ElasticityResults`; ``fit_partition``
-runs the same batched code on one partition of whole groups (for the Spark engine).
+``estimate(sales, model=...)`` returns an :class:`ElasticityResults`. The engines run
+the same batched code on partitions of whole groups through :mod:`.batched`
+(``fit_groups``, ``group_stats``, ``shrink_groups``, ``wrap_results``, ...), all
+re-exported here; ``fit_partition`` fits one partition given as a pandas, Arrow or
+polars frame.
 """
 
+from .batched import (
+    REQUIRED_COLUMNS,
+    STAT_COLUMNS,
+    GroupFits,
+    fit_groups,
+    group_stats,
+    normalize_by,
+    resolve_controls,
+    shrink_groups,
+    wrap_results,
+)
 from .model import MODELS, estimate, fit_partition
 from .results import ElasticityResults
 
-__all__ = ["MODELS", "ElasticityResults", "estimate", "fit_partition"]
+__all__ = ["MODELS", "REQUIRED_COLUMNS", "STAT_COLUMNS", "ElasticityResults", "GroupFits",
+           "estimate", "fit_groups", "fit_partition", "group_stats", "normalize_by",
+           "resolve_controls", "shrink_groups", "wrap_results"]

@@ -26,8 +26,41 @@ SPECIAL = {"promo", "fourier", "fourier2", "trend"}
 YEAR_DAYS = 365.25
 
 
+def normalize_by(by: str | Sequence[str] | None) -> list[str]:
+    """The group columns of a ``by`` argument as a list.
+
+    Parameters
+    ----------
+    by:
+        ``None`` (no groups: every row is one group), a comma-separated string
+        (``"item_id, market"``) or a sequence of column names.
+
+    Returns
+    -------
+    list of str
+        The column names in order; empty for ``None`` or a blank string.
+    """
+    if by is None:
+        return []
+    if isinstance(by, str):
+        return [c.strip() for c in by.split(",") if c.strip()]
+    return list(by)
+
+
 def resolve_controls(controls: str | Sequence[str] | None) -> list[str]:
-    """Turn the ``controls`` argument into a list of control names."""
+    """The control names of a ``controls`` argument as a list.
+
+    Parameters
+    ----------
+    controls:
+        ``"default"`` (``promo, fourier, trend``), ``"none"`` or ``None`` (no
+        controls), a comma-separated string or a sequence of names.
+
+    Returns
+    -------
+    list of str
+        Control names (``promo, fourier, fourier2, trend`` or numeric sales columns).
+    """
     if controls is None:
         return []
     if isinstance(controls, str):

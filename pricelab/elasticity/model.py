@@ -30,14 +30,6 @@ FIT_STAT = {"ols": "r2", "poisson": "pseudo_r2", "hierarchical": "pseudo_r2", "i
             "iv-cf": "pseudo_r2", "panel": "within_r2"}
 
 
-def _norm_by(by: str | Sequence[str] | None) -> list[str]:
-    if by is None:
-        return []
-    if isinstance(by, str):
-        return [c.strip() for c in by.split(",") if c.strip()]
-    return list(by)
-
-
 def estimate(sales: pl.DataFrame, *, model: str = "hierarchical",
              by: str | Sequence[str] | None = ("item_id", "market"),
              instrument: str | Sequence[str] | None = None, items: pl.DataFrame | None = None,
@@ -126,7 +118,7 @@ def estimate(sales: pl.DataFrame, *, model: str = "hierarchical",
         raise UsageError(f"alpha must be in (0, 1), got {alpha}")
     if not events_per_param >= 0:
         raise UsageError(f"events_per_param must be >= 0, got {events_per_param}")
-    by_cols = _norm_by(by)
+    by_cols = D.normalize_by(by)
     df = D.with_items(sales, items) if isinstance(sales, pl.DataFrame) and sales.height else sales
     D.check_sales(df, by_cols)
     ctrl = D.resolve_controls(controls)
@@ -236,12 +228,27 @@ def _wrap(out: dict[str, np.ndarray], keys: pl.DataFrame, names: list[str], mode
 
 
 def fit_partition(frame: Any, spec: dict[str, Any]) -> Any:
-    """Estimate every group held in one partition (for a Spark ``applyInPandas``).
+    """Estimate every group held in one partition (e.g. for a Spark ``applyInPandas``).
 
-    ``frame`` is a pandas frame, Arrow table or polars frame holding *whole* groups (for
-    ``hierarchical`` and ``panel``: whole pooling levels); ``spec`` holds the keyword
-    arguments of :func:`estimate` (``items`` may be included). Returns the elasticities
-    joined with the coefficients (prefixed ``b_``), in the input's frame type.
+    Parameters
+    ----------
+    frame:
+        A pandas frame, Arrow table or polars frame holding *whole* groups (for
+        ``hierarchical`` and ``panel``: whole pooling levels).
+    spec:
+        Keyword arguments of :func:`estimate` (``items`` may be included).
+
+    Returns
+    -------
+    pandas.DataFrame, pyarrow.Table or polars.DataFrame
+        The elasticities joined with the coefficients (prefixed ``b_``), in the input's
+        frame type. :func:`~pricelab.elasticity.fit_groups` also moves the ``trend``
+        origin to the whole data set's.
+
+    Raises
+    ------
+    UsageError
+        ``frame`` is not a table, or as :func:`estimate`.
     """
     kind = type(frame).__module__.split(".")[0]
     df = pl.from_arrow(frame) if kind == "pyarrow" else (
