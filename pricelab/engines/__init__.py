@@ -7,8 +7,13 @@ estimators (:mod:`pricelab.elasticity`) never know which engine runs them:
   whole frame (numpy kernels over all groups at once);
 * ``spark`` (:mod:`.spark`, extra ``pricelab[spark]``): sales read by Spark (Parquet, a
   table or a Delta path), repartitioned so each partition holds whole groups, and
-  :func:`pricelab.elasticity.fit_partition` applied to every partition with
-  ``mapInArrow``.
+  :func:`pricelab.elasticity.fit_groups` applied to every partition with
+  ``mapInArrow`` (``hierarchical``: :func:`pricelab.elasticity.group_stats` per
+  partition, :func:`pricelab.elasticity.shrink_groups` on the driver).
+
+Engines use only the public partition API of :mod:`pricelab.elasticity` (its
+``__all__``, defined in :mod:`pricelab.elasticity.batched`), never the estimators'
+internal modules.
 
 Both return an :class:`~pricelab.elasticity.ElasticityResults` from ``estimate``. For
 ``simulate`` on a history too large for one machine, ``spark``'s ``baseline``

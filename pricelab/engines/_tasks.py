@@ -2,38 +2,35 @@
 
 Nothing here imports Spark: the functions take and return polars / Arrow frames, so
 the same code runs in the local dry run that fixes the output schema, inside Spark's
-``mapInArrow`` and in tests.
+``mapInArrow`` and in tests. The statistics are the estimators' own, reached only
+through the public partition API of :mod:`pricelab.elasticity` (:mod:`.batched`):
 
 * Per-group models (``ols``, ``poisson``, ``iv``; ``panel`` on whole pooling levels):
-  :func:`pricelab.elasticity.fit_partition` on the partition. The seasonal ``trend``
-  control is measured from the first week *of the data the fit sees*, so a partition
-  starting later than the whole data set gets an intercept that differs by
-  ``b_trend × shift``; :func:`fit_frame` moves it back to the global origin (slopes
-  and standard errors do not depend on the origin).
+  :func:`fit_frame` runs :func:`pricelab.elasticity.fit_groups` on the partition, the
+  seasonal ``trend`` control measured from the first week of the whole data set.
 * ``hierarchical``: stage 1 (:func:`poisson_stats`) runs the batched per-group Poisson
-  fit and returns what the empirical-Bayes step needs per group; stage 2
-  (:func:`shrink_stats`, on the driver) applies the library's own
-  :func:`pricelab.elasticity.hierarchical.shrink` to the collected small table.
+  fit and returns what the empirical-Bayes step needs per group
+  (:func:`pricelab.elasticity.group_stats`); stage 2 (:func:`shrink_stats`, on the
+  driver) pools the collected small table with the library's own shrinkage
+  (:func:`pricelab.elasticity.shrink_groups`).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterator
-from types import SimpleNamespace
 from typing import Any
 
-import numpy as np
 import polars as pl
 import pyarrow as pa
 
-from pricelab.elasticity import design as D
-from pricelab.elasticity import fit_partition
-
-# per-group arrays of the fit kept for the shrinkage step
-STATS = ("elasticity", "std_error", "n_obs", "n_zero", "price_variation", "fit_stat",
-         "first_stage_f", "flags", "smearing", "model_var", "mean_log_price")
-LEVEL_ATTRS = ("category", "brand", "market")
+from pricelab.elasticity import (
+    ElasticityResults,
+    fit_groups,
+    group_stats,
+    shrink_groups,
+    wrap_results,
+)
 
 
 def fit_frame(df: pl.DataFrame, spec: dict[str, Any], origin: dt.date | None) -> pl.DataFrame:
@@ -42,68 +39,29 @@ def fit_frame(df: pl.DataFrame, spec: dict[str, Any], origin: dt.date | None) ->
     ``origin`` is the first week of the whole data set (the ``trend`` origin the local
     engine uses); the intercept is moved to it.
     """
-    out = fit_partition(df, spec)
-    if origin is not None and "b_trend" in out.columns and "date" in df.columns:
-        local_origin = df["date"].min()
-        shift = (local_origin - origin).days / D.YEAR_DAYS  # type: ignore[operator,union-attr]
-        if shift:
-            out = out.with_columns(pl.col("b_intercept") - pl.col("b_trend") * shift)
-    return out
+    return fit_groups(df, spec, origin=origin)
 
 
 def poisson_stats(df: pl.DataFrame, spec: dict[str, Any], origin: dt.date | None
                   ) -> pl.DataFrame:
     """Stage 1 of ``hierarchical``: per-group Poisson fit and what shrinkage needs.
 
-    One row per group: the ``by`` keys, the pooling attributes (``category, brand,
-    market`` and ``pool_by`` columns), the fit arrays (:data:`STATS`), ``mean_q``
-    (mean weekly quantity) and the coefficients ``p_<name>``.
+    One row per group (see :func:`pricelab.elasticity.group_stats`).
     """
-    from pricelab.elasticity.groupfit import fit_poisson
-
-    by = list(spec["by"])
-    D.check_sales(df, by)
-    d = D.build(df, by, D.resolve_controls(spec["controls"]), origin=origin)
-    out = fit_poisson(d, se=spec["se"], min_obs=spec["min_obs"])
-    G = d.n_groups
-    first = np.flatnonzero(np.r_[True, np.diff(d.codes) != 0])
-    attrs = [c for c in dict.fromkeys([*LEVEL_ATTRS, *(spec.get("pool_by") or [])])
-             if c in d.frame.columns and c not in by]
-    cols: dict[str, Any] = {k: out[k] for k in STATS}
-    cols["mean_q"] = np.bincount(d.codes, weights=d.q, minlength=G) / np.maximum(
-        np.bincount(d.codes, minlength=G), 1)
-    for j, name in enumerate(d.names):
-        cols[f"p_{name}"] = out["params"][:, j]
-    table = pl.DataFrame(cols).with_columns(pl.col("n_obs", "n_zero", "flags").cast(pl.Int64))
-    return pl.concat([d.keys, d.frame[first].select(attrs), table], how="horizontal")
+    return group_stats(df, spec, origin=origin)
 
 
-def shrink_stats(stats: pl.DataFrame, spec: dict[str, Any], params: dict[str, Any]) -> Any:
+def shrink_stats(stats: pl.DataFrame, spec: dict[str, Any], params: dict[str, Any]
+                 ) -> ElasticityResults:
     """Stage 2 of ``hierarchical``: empirical-Bayes shrinkage over all groups.
 
     ``stats`` is the concatenation of :func:`poisson_stats` over every partition.
     Returns an :class:`~pricelab.elasticity.ElasticityResults` like the local engine's.
     """
-    from pricelab.elasticity.hierarchical import shrink
-    from pricelab.elasticity.model import _wrap
-
-    by = list(spec["by"])
-    t = stats.sort(by)
-    G = t.height
-    out = {k: t[k].to_numpy().copy() for k in STATS}
-    pcols = [c for c in t.columns if c.startswith("p_")]
-    out["params"] = t.select(pcols).to_numpy().astype(np.float64).copy()
-    attrs = [c for c in t.columns if c in by or c in LEVEL_ATTRS
-             or c in (spec.get("pool_by") or [])]
-    # one pseudo-row per group: the group's mean quantity and its pooling attributes
-    design = SimpleNamespace(n_groups=G, codes=np.arange(G, dtype=np.int64),
-                             q=t["mean_q"].to_numpy(), frame=t.select(attrs))
-    pool = list(spec["pool_by"]) if spec.get("pool_by") else None
-    out, used = shrink(out, design, None, pool,  # type: ignore[arg-type]
-                       tau=spec.get("tau", "level"))
-    params = {**params, "pool_by": used}
-    return _wrap(out, t.select(by), [c[2:] for c in pcols], "hierarchical", "hierarchical",
-                 params, spec["alpha"])
+    fits, used = shrink_groups(stats, by=list(spec["by"]), pool_by=spec.get("pool_by"),
+                               tau=spec.get("tau", "level"))
+    return wrap_results(fits, model="hierarchical", params={**params, "pool_by": used},
+                        alpha=spec["alpha"])
 
 
 class PartitionTask:

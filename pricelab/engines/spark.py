@@ -5,7 +5,7 @@ checked in one aggregation (row count, first week, invalid prices and quantities
 joined with the item attributes, repartitioned by group (by ``item_id`` when it is a
 group column, so the ``hausman`` instrument sees every market of an item; by the
 pooling level for ``panel``) and fitted with ``mapInArrow``: one call of
-:func:`pricelab.elasticity.fit_partition` per partition, many thousand groups each.
+:func:`pricelab.elasticity.fit_groups` per partition, many thousand groups each.
 The output schema comes from a dry run of the same code on a small sample.
 
 ``hierarchical`` runs per-group Poisson on Spark, collects the per-group table (one
@@ -28,8 +28,13 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
-from pricelab.elasticity import MODELS, ElasticityResults
-from pricelab.elasticity import design as D
+from pricelab.elasticity import (
+    MODELS,
+    REQUIRED_COLUMNS,
+    ElasticityResults,
+    normalize_by,
+    resolve_controls,
+)
 from pricelab.errors import DataError, EmptyStoreError, InputFileError, UsageError
 
 from ._tasks import PartitionTask, shrink_stats
@@ -123,7 +128,7 @@ def _check(sdf: Any, by: list[str], before: str | None
     F = _pyspark().functions
     if before is not None:
         sdf = sdf.filter(F.col("date") < F.lit(_iso_date(before)))
-    for col in D.REQUIRED:
+    for col in REQUIRED_COLUMNS:
         if col not in sdf.columns:
             raise DataError(f"sales has no '{col}' column")
     for col in by:
@@ -214,11 +219,9 @@ def estimate_spark_results(
 
     Same parameters as :func:`estimate_spark`, which returns its table.
     """
-    from pricelab.elasticity.model import _norm_by
-
     if model not in MODELS:
         raise UsageError(f"unknown model '{model}'; choose one of {', '.join(MODELS)}")
-    by_cols = _norm_by(by)
+    by_cols = normalize_by(by)
     if model == "hierarchical" and not by_cols:
         raise UsageError("model 'hierarchical' needs group columns (--by)")
     spark = spark or spark_session()
@@ -239,7 +242,7 @@ def estimate_spark_results(
     sample = _sample(sdf)
     stage = "poisson_stats" if model == "hierarchical" else "fit"
     mapped = _map(parted, PartitionTask(spec, origin, stage), sample)
-    params: dict[str, Any] = {**spec, "controls": D.resolve_controls(controls),
+    params: dict[str, Any] = {**spec, "controls": resolve_controls(controls),
                               "fixed_effects": list(fixed_effects or []), "engine": "spark",
                               "origin": str(origin) if origin is not None else None,
                               # predictions hold the trend at the last fitted week
