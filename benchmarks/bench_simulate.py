@@ -46,7 +46,8 @@ def build(db: Path, groups: int, weeks: int) -> str:
                           'cat' || (i % 4), 'brand' || (i % 9), 'B' || (i % 10)
                           FROM range({n_items}) t(i)""")
         rng = np.random.default_rng(0)
-        keys = store.query("SELECT DISTINCT item_id, market FROM sales")
+        # stored in item × market order, as `pricelab estimate` stores its runs
+        keys = store.query("SELECT DISTINCT item_id, market FROM sales ORDER BY item_id, market")
         est = keys.with_columns(elasticity=-2.0 + 0.3 * rng.standard_normal(keys.height),
                                 std_error=np.full(keys.height, 0.2))
         run = start_run(store, "estimate", {"model": "bench"})

@@ -6,8 +6,8 @@ window. It runs here, in Spark, and returns one small row per item × market; th
 projection and draws then run locally (:mod:`pricelab.simulate`) exactly as for a
 database's own sales.
 
-The aggregation is the one of :data:`pricelab.simulate.project.BASELINE_SQL` (mode
-``average``) and ``CURRENT_SQL`` (mode ``current``), written in Spark's DataFrame API:
+The aggregation is the one of :func:`pricelab.demand.baseline.window_sql` (modes
+``average`` and ``current``), written in Spark's DataFrame API:
 
 * the window is the last ``weeks`` weeks ending at the newest sales date
   (``date > max(date) - 7 * weeks days``);
@@ -25,12 +25,12 @@ from typing import Any
 
 import polars as pl
 
+from pricelab.demand.baseline import AGG_COLUMNS, MODES
 from pricelab.errors import DataError, EmptyStoreError, UsageError
 
+__all__ = ["AGG_COLUMNS", "KEYS", "MODES", "HistoryWindow", "baseline_spark"]
+
 KEYS = ["item_id", "market"]
-#: columns of the aggregated frame (as the DuckDB baseline query's ``b``)
-AGG_COLUMNS = ["item_id", "market", "baseline_units", "baseline_price", "sales_cost", "n_weeks"]
-MODES = ("average", "current")
 
 
 @dataclass

@@ -5,8 +5,10 @@ baseline window with stored elasticities, and ``backtest`` fits models before a 
 scores their predictions after it.
 """
 
+from pricelab.demand.baseline import baseline
+from pricelab.demand.baseline import window_sql as baseline_sql
+
 from .backtest import BacktestResult, backtest
-from .project import baseline, baseline_sql
 from .scenario import Change, Scenario, ScenarioFile, load_scenario, loads_scenario
 from .simulation import SCENARIO_COLUMNS, SimulationResult, simulate
 

@@ -1,16 +1,14 @@
-"""Baseline from history (in DuckDB) and the constant-elasticity projection per row.
+"""A scenario's new prices and the constant-elasticity projection per baseline row.
 
-The baseline per item × market is the average weekly units and the average weekly price
-over the last ``baseline_weeks`` weeks of the sales history (the window ends at the newest
-sales date), computed by one aggregation query. A scenario changes prices row by row; the
-projected weekly units are ``baseline_units * (new_price / baseline_price) ** elasticity``.
+The baseline rows come from :func:`pricelab.demand.baseline.baseline` (one definition for
+optimize and simulate). A scenario changes prices row by row; the projected weekly units
+are ``baseline_units * (new_price / baseline_price) ** elasticity``.
 """
 
 from __future__ import annotations
 
 import difflib
 from collections.abc import Collection
-from typing import Any
 
 import numpy as np
 import polars as pl
@@ -23,130 +21,6 @@ from .scenario import Change, Scenario
 
 #: two-sided 90% interval: the 5% and 95% quantiles of a normal, norm.ppf(0.95)
 Z90 = 1.6448536269514722
-
-BASELINE_SQL = """
-SELECT s.item_id, s.market, avg(s.quantity)::DOUBLE AS baseline_units,
-       avg(s.price)::DOUBLE AS baseline_price, avg(s.unit_cost)::DOUBLE AS sales_cost,
-       count(*) AS n_weeks
-FROM sales s
-WHERE s.date > CAST((SELECT max(date) FROM sales) - to_days(CAST(? AS INTEGER) * 7) AS DATE)
-GROUP BY s.item_id, s.market
-"""
-
-# "current": today's price (the last one in the window) and the window's weekly units moved
-# to it with the elasticity, q_t (p_now / p_t)^e -- the optimizer's baseline.
-CURRENT_SQL = """
-SELECT w.item_id, w.market,
-       avg(CASE WHEN isfinite(e.elasticity)
-                THEN w.quantity * pow(c.current_price / w.price, e.elasticity)
-                ELSE w.quantity END)::DOUBLE AS baseline_units,
-       any_value(c.current_price)::DOUBLE AS baseline_price,
-       avg(w.unit_cost)::DOUBLE AS sales_cost, count(*) AS n_weeks
-FROM (SELECT * FROM sales
-      WHERE date > CAST((SELECT max(date) FROM sales) - to_days(CAST(? AS INTEGER) * 7) AS DATE)) w
-JOIN (SELECT item_id, market, arg_max(price, date) AS current_price FROM sales
-      WHERE date > CAST((SELECT max(date) FROM sales) - to_days(CAST(? AS INTEGER) * 7) AS DATE)
-      GROUP BY item_id, market) c ON c.item_id = w.item_id AND c.market = w.market
-LEFT JOIN (SELECT item_id, market, elasticity FROM elasticities WHERE run_id = ?) e
-       ON e.item_id = w.item_id AND e.market = w.market
-GROUP BY w.item_id, w.market
-"""
-
-BASELINE_MODES = ("average", "current")
-#: columns of an aggregated window passed to :func:`baseline` (what ``baseline_sql`` gives)
-AGG_COLUMNS = ["item_id", "market", "baseline_units", "baseline_price", "sales_cost", "n_weeks"]
-AGG_VIEW = "__pricelab_baseline_window"
-
-
-def baseline_sql(mode: str = "average") -> str:
-    """The aggregation query behind the baseline.
-
-    ``average`` takes one parameter (weeks); ``current`` three (weeks, weeks, estimate run).
-    """
-    return BASELINE_SQL if mode == "average" else CURRENT_SQL
-
-
-def baseline(store: Store, weeks: int, *, estimates_run: str | None = None,
-             mode: str = "average", aggregated: pl.DataFrame | None = None,
-             tables: Collection[str] | None = None) -> pl.DataFrame:
-    """Baseline per item × market over the last ``weeks`` weeks of history.
-
-    Parameters
-    ----------
-    store : Store
-        An open pricelab database with sales loaded.
-    weeks : int
-        Length of the baseline window; it ends at the newest sales date.
-    estimates_run : str, optional
-        Run id of an ``estimate`` run whose ``elasticity, std_error`` are joined.
-    mode : {"average", "current"}
-        ``average``: average weekly units and average weekly price over the window.
-        ``current``: the last price in the window, and the mean over the window of each
-        week's units moved to that price with the elasticity (needs ``estimates_run``);
-        this is the optimizer's baseline, so applying a plan reproduces its quantities.
-    aggregated : polars.DataFrame, optional
-        The window already aggregated elsewhere (``item_id, market, baseline_units,
-        baseline_price, sales_cost, n_weeks``: what :func:`baseline_sql` computes, e.g. by
-        the Spark engine from a large history); the store's sales are then not read.
-    tables : collection of str, optional
-        The store's table names when the caller has them already (saves a catalog query).
-
-    Returns
-    -------
-    polars.DataFrame
-        ``item_id, market, category, brand, boutique_id, fx_rate, baseline_units`` (weekly),
-        ``baseline_price`` (market currency), ``unit_cost`` (market currency: the market's
-        landed cost, else the item's cost, else the average ``sales.unit_cost`` of the window,
-        times ``fx_rate``), ``n_weeks`` and, with ``estimates_run``, ``elasticity,
-        std_error``. Sorted by item and market.
-    """
-    if mode not in BASELINE_MODES:
-        raise UsageError(f"unknown baseline mode '{mode}'; choose average or current")
-    if mode == "current" and estimates_run is None:
-        raise UsageError("baseline mode 'current' needs an estimate run")
-    has = set(store.table_names()) if tables is None else set(tables)
-    items = ("LEFT JOIN items i ON i.item_id = b.item_id" if "items" in has else "")
-    cat = "i.category, i.brand, i.boutique_id" if items else \
-        "NULL::VARCHAR AS category, NULL::VARCHAR AS brand, NULL::VARCHAR AS boutique_id"
-    params: list[Any] = [] if aggregated is not None else [int(weeks)]
-    if mode == "current" and aggregated is None:
-        params += [int(weeks), estimates_run]
-    est_join, est_cols = "", ""
-    if estimates_run is not None:
-        est_join = ("LEFT JOIN (SELECT item_id, market, elasticity, std_error FROM elasticities "
-                    "WHERE run_id = ?) e ON e.item_id = b.item_id AND e.market = b.market")
-        est_cols = ", e.elasticity::DOUBLE AS elasticity, e.std_error::DOUBLE AS std_error"
-        params.append(estimates_run)
-    # one query: window aggregate and joins; the rows are sorted in polars (cheaper than
-    # ORDER BY in DuckDB), so the order is deterministic whatever DuckDB's threads do
-    sql = f"""
-    WITH b AS ({baseline_sql(mode) if aggregated is None else f"SELECT * FROM {AGG_VIEW}"})
-    SELECT b.item_id, b.market, {cat}, coalesce(m.fx_rate, 1.0) AS fx_rate,
-           b.baseline_units, b.baseline_price,
-           coalesce(cm.unit_cost, cg.unit_cost, b.sales_cost) * coalesce(m.fx_rate, 1.0)
-               AS unit_cost,
-           b.n_weeks {est_cols}
-    FROM b {items}
-    LEFT JOIN markets m ON m.market = b.market
-    LEFT JOIN costs cm ON cm.item_id = b.item_id AND cm.market = b.market
-    LEFT JOIN costs cg ON cg.item_id = b.item_id AND coalesce(cg.market, '') = ''
-    {est_join}
-    """
-    if aggregated is None:
-        return _sorted(store, sql, params)
-    with store.registered(AGG_VIEW, aggregated.select(AGG_COLUMNS)):
-        return _sorted(store, sql, params)
-
-
-def _sorted(store: Store, sql: str, params: list[Any]) -> pl.DataFrame:
-    """Rows of ``sql`` fetched once as Arrow, sorted by item and market (nulls last).
-
-    Two stable single-key sorts give the order of one two-key sort, faster in polars.
-    """
-    df = pl.from_arrow(store.con.sql(sql, params=params).to_arrow_table())
-    assert isinstance(df, pl.DataFrame)
-    return df.sort("market", nulls_last=True) \
-        .sort("item_id", nulls_last=True, maintain_order=True)
 
 
 def resolve_plan(store: Store, ref: str) -> tuple[str, pl.DataFrame]:
@@ -267,18 +141,18 @@ def project_rows(base: pl.DataFrame, new_price: np.ndarray, horizon: int) -> dic
     not change keep the baseline (whatever their elasticity); changed rows without a
     usable elasticity are NaN.
     """
-    q0 = base["baseline_units"].to_numpy().astype(float) * horizon
-    p0 = base["baseline_price"].to_numpy().astype(float)
-    c = base["unit_cost"].to_numpy().astype(float)
-    e = base["elasticity"].to_numpy().astype(float)
-    se = np.nan_to_num(base["std_error"].to_numpy().astype(float), nan=0.0)
+    q0 = _floats(base, "baseline_units") * horizon
+    p0 = _floats(base, "baseline_price")
+    c = _floats(base, "unit_cost")
+    e = _floats(base, "elasticity")
+    se = np.nan_to_num(_floats(base, "std_error"), nan=0.0)
     p1 = np.asarray(new_price, dtype=float)
     changed = p1 != p0
     log_r = np.log(p1 / p0)
     with np.errstate(invalid="ignore", over="ignore"):
         q = np.where(changed, q0 * np.exp(e * log_r), q0)
-        qa = np.where(changed, q0 * np.exp((e - Z90 * se) * log_r), q0)
-        qb = np.where(changed, q0 * np.exp((e + Z90 * se) * log_r), q0)
+        k = np.exp(Z90 * se * log_r)        # units at e -/+ Z90 se: q / k and q * k
+        qa, qb = q / k, q * k
     q_lo, q_hi = np.fmin(qa, qb), np.fmax(qa, qb)
     q_lo[np.isnan(q)] = np.nan
     q_hi[np.isnan(q)] = np.nan
@@ -292,3 +166,8 @@ def project_rows(base: pl.DataFrame, new_price: np.ndarray, horizon: int) -> dic
         "profit_low": np.where(m >= 0, m * q_lo, m * q_hi),
         "profit_high": np.where(m >= 0, m * q_hi, m * q_lo),
     }
+
+
+def _floats(df: pl.DataFrame, col: str) -> np.ndarray:
+    """``df[col]`` as float64 (no copy when it already is; nulls become NaN)."""
+    return np.asarray(df[col].to_numpy(), dtype=np.float64)

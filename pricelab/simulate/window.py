@@ -15,10 +15,10 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from pricelab.demand.baseline import baseline, window_dates
 from pricelab.errors import EmptyStoreError, UsageError
 from pricelab.store import Store
 
-from .project import baseline
 from .scenario import ScenarioFile
 from .season import SeasonalAdjustment, seasonal_adjustment, seasonal_terms
 
@@ -64,9 +64,8 @@ def baseline_window(store: Store, spec: ScenarioFile, est_run: str, *, engine: s
         base = baseline(store, weeks, estimates_run=est_run, mode=mode, tables=tables)
         _require_rows(base, store.path)
         season = _season(store, base, spec, est_run, tables)
-        row = store.execute("SELECT max(date) - to_days(CAST(? AS INTEGER) * 7), max(date) "
-                            "FROM sales", [weeks])[0]
-        return base, season, {"after": str(row[0])[:10], "through": str(row[1])}
+        after, through = window_dates(store, weeks)
+        return base, season, {"after": str(after), "through": str(through)}
     from pricelab.engines import get_engine
 
     eng = get_engine(engine, spark=spark) if spark is not None else get_engine(engine)
