@@ -15,8 +15,6 @@ PathLike = str | os.PathLike[str]
 
 
 # -- estimation ---------------------------------------------------------------------------
-# flags that ask for an analyst's attention ("shrunk" is informational)
-WARN_FLAGS = r"positive|inelastic|no_price_variation|few_obs|weak_instrument|failed"
 
 
 class EstimateRun:
@@ -35,18 +33,28 @@ class EstimateRun:
         return self._table
 
     def flagged(self) -> pl.DataFrame:
-        """Groups whose flags ask for an analyst's attention (``shrunk`` is informational)."""
+        """Groups with a flag in :data:`~pricelab.elasticity.results.DISPLAY_FLAGS`.
+
+        Those ask for an analyst's attention; ``shrunk`` and ``separated`` are informational.
+        """
+        from pricelab.elasticity.results import DISPLAY_FLAGS, has_any_flag
+
         t = self._table
-        return t.filter(pl.col("flags").fill_null("").str.contains(WARN_FLAGS)).sort(
+        return t.filter(has_any_flag(DISPLAY_FLAGS)).sort(
             [c for c in ("item_id", "market") if c in t.columns])
 
     def distribution(self) -> pl.DataFrame:
-        """Elasticity quantiles and share flagged by category and market (when present)."""
+        """Elasticity quantiles and share flagged by category and market (when present).
+
+        ``share_flagged`` counts :data:`~pricelab.elasticity.results.DISPLAY_FLAGS`.
+        """
+        from pricelab.elasticity.results import DISPLAY_FLAGS, has_any_flag
+
         t = self._table
         group = [c for c in ("category", "market") if c in t.columns]
         if not group:
             return pl.DataFrame()
-        warned = pl.col("flags").fill_null("").str.contains(WARN_FLAGS)
+        warned = has_any_flag(DISPLAY_FLAGS)
         return (
             t.filter(pl.col("elasticity").is_not_nan())
             .group_by(group)

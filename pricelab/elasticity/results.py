@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
@@ -15,6 +16,47 @@ from .design import YEAR_DAYS, control_frame
 
 CONTRACT = ["item_id", "market", "elasticity", "std_error", "ci_low", "ci_high", "n_obs", "method"]
 DIAGNOSTICS = ["n_zero", "price_variation", "fit_stat", "fit_stat_name", "first_stage_f", "flags"]
+
+# -- named flag sets ---------------------------------------------------------------------
+# Three meanings of "flagged", kept apart on purpose; every name is one of
+# :data:`pricelab.elasticity.groupfit.FLAG_NAMES` (see ElasticityResults' Notes), and a
+# ``flags`` column is matched against a set with :func:`has_any_flag`, never a regex.
+
+#: Display: groups that ask for an analyst's attention when estimates are shown
+#: (``pricelab estimate``'s flagged table and ``share_flagged``, the report's elasticity
+#: section). ``shrunk`` and ``separated`` (refitted) are informational.
+DISPLAY_FLAGS: tuple[str, ...] = ("positive", "inelastic", "no_price_variation", "few_obs",
+                                  "weak_instrument", "failed", "no_sales")
+#: Promotion gate: estimates a candidate run should not get worse on than production
+#: (:mod:`pricelab.registry.gate`, and the ``share_flagged`` MLflow metric).
+GATE_FLAGS: tuple[str, ...] = ("positive", "no_price_variation", "weak_instrument")
+#: Monitor fit check: groups whose data or fit failed (``pricelab monitor``'s default
+#: ``fit.flags``).
+MONITOR_FIT_FLAGS: tuple[str, ...] = ("failed", "no_sales", "no_price_variation", "few_obs",
+                                      "weak_instrument")
+
+
+def has_any_flag(names: Iterable[str], column: str | pl.Expr = "flags") -> pl.Expr:
+    """Boolean expression: the group's flags include any of ``names``.
+
+    Parameters
+    ----------
+    names:
+        Flag names, e.g. :data:`DISPLAY_FLAGS`; matched as whole flags, so a name that is a
+        substring of another flag (``sales`` in ``no_sales``) does not match it.
+    column:
+        The comma-separated ``flags`` column (name or expression); null counts as no flag.
+
+    Returns
+    -------
+    polars.Expr
+        True where at least one of the comma-separated flags (spaces around a comma are
+        ignored) is in ``names``; False for an empty or null ``flags``.
+    """
+    col = pl.col(column) if isinstance(column, str) else column
+    wanted = list(dict.fromkeys(names))
+    return (col.fill_null("").str.split(",")
+            .list.eval(pl.element().str.strip_chars().is_in(wanted)).list.any())
 
 
 class ElasticityResults:

@@ -15,7 +15,8 @@ Checks (all must pass):
   (relative: ``wape_c <= wape_p * (1 + tol / 100)``); with no production run yet the
   candidate must beat the naive forecast (``wape_c < wape_naive``);
 * ``flags`` — the share of groups flagged ``positive``, ``no_price_variation`` or
-  ``weak_instrument`` grows by at most ``tolerance_flags`` percentage points.
+  ``weak_instrument`` (:data:`pricelab.elasticity.results.GATE_FLAGS`, also importable as
+  ``pricelab.registry.GATE_FLAGS``) grows by at most ``tolerance_flags`` percentage points.
 """
 
 from __future__ import annotations
@@ -27,11 +28,11 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from pricelab.elasticity.results import GATE_FLAGS, has_any_flag
 from pricelab.errors import UsageError
 from pricelab.simulate.backtest import dispersion, interval, poisson_deviance
 
 KEYS = ["item_id", "market"]
-GATE_FLAGS = ("positive", "no_price_variation", "weak_instrument")
 NAIVE = "naive"
 
 
@@ -48,7 +49,7 @@ class GateConfig:
     horizon_weeks, cutoffs, naive_weeks : int
         Weeks predicted per origin, number of origins, window of the naive forecast.
     flags : tuple of str
-        Flags that count as "flagged".
+        Flags that count as "flagged", default :data:`~pricelab.elasticity.results.GATE_FLAGS`.
     """
 
     tolerance_wape: float = 2.0
@@ -114,11 +115,13 @@ def gate_origins(last_week: dt.date, horizon_weeks: int, cutoffs: int) -> list[d
 
 
 def flagged_share(elasticities: pl.DataFrame, flags: tuple[str, ...] = GATE_FLAGS) -> float:
-    """Share of groups whose ``flags`` contain any of ``flags`` (0 for an empty table)."""
+    """Share of groups whose ``flags`` contain any of ``flags`` (0 for an empty table).
+
+    Flags are matched as whole names (:func:`pricelab.elasticity.results.has_any_flag`).
+    """
     if elasticities.height == 0 or "flags" not in elasticities.columns:
         return 0.0
-    parts = elasticities["flags"].fill_null("").str.split(",")
-    hit = parts.list.eval(pl.element().is_in(list(flags))).list.any()
+    hit = elasticities.select(has_any_flag(flags).alias("hit"))["hit"]
     return float(hit.sum()) / elasticities.height
 
 

@@ -10,13 +10,12 @@ from typing import Any, cast
 
 import polars as pl
 
+from pricelab.elasticity.results import DISPLAY_FLAGS, has_any_flag
 from pricelab.report import plots
 from pricelab.report.data import ReportData
 from pricelab.report.html import absent, cards, esc, fmt, image, table
 
 Section = tuple[str, str, str, bool]
-PROBLEM_FLAGS = ("failed", "no_sales", "no_price_variation", "few_obs", "weak_instrument",
-                 "positive")
 
 
 def _params(rec: dict[str, Any]) -> str:
@@ -80,7 +79,11 @@ def _finite(df: pl.DataFrame, cols: list[str]) -> pl.DataFrame:
 
 
 def elasticities(d: ReportData, top: int = 20) -> Section:
-    """Distribution by category and market, and the top items' intervals."""
+    """Distribution by category and market, and the top items' intervals.
+
+    ``flagged_%`` counts :data:`~pricelab.elasticity.results.DISPLAY_FLAGS`, as
+    ``pricelab estimate`` does.
+    """
     head = "Elasticities"
     if d.elasticities is None:
         return "elasticities", head, absent(
@@ -94,8 +97,7 @@ def elasticities(d: ReportData, top: int = 20) -> Section:
     valid = _finite(est, ["elasticity"])
     if valid.height == 0:
         return "elasticities", head, absent("The estimate run has no finite elasticities."), False
-    flags = (pl.col("flags").fill_null("").str.split(",").list.set_intersection(
-        list(PROBLEM_FLAGS)).list.len() > 0) if "flags" in est.columns else pl.lit(False)
+    flags = has_any_flag(DISPLAY_FLAGS) if "flags" in est.columns else pl.lit(False)
     width = (pl.col("ci_high") - pl.col("ci_low")) if "ci_low" in est.columns else pl.lit(None)
     summary = (valid.with_columns(flags.alias("_flag"), width.alias("_w"))
                .group_by("category", "market").agg(
@@ -109,7 +111,7 @@ def elasticities(d: ReportData, top: int = 20) -> Section:
     run = d.runs["estimate"]["run_id"] if d.runs["estimate"] else "?"
     parts = [f'<p class="note">Run <code>{esc(run)}</code>, method {esc(method)}; '
              f"{valid.height:,} of {est.height:,} groups with a finite estimate. Flagged: "
-             f"{esc(', '.join(PROBLEM_FLAGS))}.</p>",
+             f"{esc(', '.join(DISPLAY_FLAGS))}.</p>",
              image(plots.elasticity_distribution(valid), "elasticity distribution",
                    "One point per item × market; black bar: interquartile range; "
                    "white diamond: median."),

@@ -2,8 +2,10 @@
 
 estimate
     ``groups``, ``estimated``, ``median_elasticity`` (from the run summary),
-    ``share_flagged`` (groups flagged positive, no_price_variation or weak_instrument: the
-    promotion gate's definition, :func:`pricelab.registry.flagged_share`) and
+    ``share_flagged`` (groups with a flag in
+    :data:`pricelab.elasticity.results.GATE_FLAGS` — positive, no_price_variation or
+    weak_instrument: the promotion gate's definition, :func:`pricelab.registry.flagged_share`;
+    ``pricelab estimate``'s own ``share_flagged`` counts the wider ``DISPLAY_FLAGS``) and
     ``median_std_error`` (over groups with an estimate and a finite standard error).
 optimize
     ``objective``, ``baseline_objective``, ``uplift_pct``, ``gap``, ``rows`` and
