@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import difflib
 import os
+from collections.abc import Iterator
 from typing import Any
 
 import yaml
@@ -45,7 +46,7 @@ def _key(node: yaml.Node) -> Any:
     try:
         key = SafeConstructor().construct_object(node)
         hash(key)
-    except (yaml.YAMLError, TypeError):
+    except (yaml.YAMLError, TypeError, ValueError):
         return None
     return key
 
@@ -85,10 +86,45 @@ def check_keys(ctx: ConfigContext, path: tuple, d: Any, allowed: tuple[str, ...]
     return d
 
 
+def _scalars(node: yaml.Node, path: tuple) -> Iterator[tuple[tuple, yaml.ScalarNode]]:
+    """Every scalar under ``node`` (keys too) with the path it sits at."""
+    if isinstance(node, yaml.ScalarNode):
+        yield path, node
+    elif isinstance(node, yaml.MappingNode):
+        for k, v in node.value:
+            yield from _scalars(k, path)
+            yield from _scalars(v, path + (_key(k) if isinstance(k, yaml.ScalarNode) else None,))
+    elif isinstance(node, yaml.SequenceNode):
+        for i, v in enumerate(node.value):
+            yield from _scalars(v, path + (i,))
+
+
 def parse_config(text: str, source: str) -> tuple[Any, ConfigContext]:
-    """Parsed YAML and a context that knows each key's line."""
-    data, node = parse_yaml(text, source, with_node=True)
-    lines: dict[tuple, int] = {}
+    """Parsed YAML and a context that knows each key's line.
+
+    Raises
+    ------
+    ConfigError
+        A YAML syntax error, or a value YAML cannot build (e.g. the date ``2024-13-01``);
+        the message names the file and the line.
+    """
+    try:
+        data, node = parse_yaml(text, source, with_node=True)
+    except ValueError as exc:  # a resolved scalar that cannot be built; PyYAML gives no line
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        if root is None:
+            raise ConfigError(f"{source}: cannot read the YAML: {exc}") from exc
+        lines: dict[tuple, int] = {}
+        for path, scalar in _scalars(root, ()):
+            try:
+                SafeConstructor().construct_object(scalar)
+            except ValueError as err:
+                node_lines(root, (), lines)
+                lines[path] = scalar.start_mark.line + 1
+                raise ConfigContext(source, lines).fail(
+                    path, f"cannot read {scalar.value!r}: {err}") from exc
+        raise ConfigError(f"{source}: cannot read the YAML: {exc}") from exc
+    lines = {}
     if node is not None:
         node_lines(node, (), lines)
     return data, ConfigContext(source, lines)
