@@ -121,8 +121,8 @@ def test_monitor_config_from_a_url(cli: Cli, memfs: object, loaded_db: Path) -> 
     bad = put(memfs, "/t/bad.yaml", "monitor:\n  freshness:\n    max_age: 3\n")
     res = cli("monitor", "--db", loaded_db, "--config", bad)
     assert res.exit_code == 2
-    assert res.stderr.startswith("error: memory://t/bad.yaml: unknown key "
-                                 "monitor.freshness.max_age")
+    assert res.stderr.strip() == ("error: memory://t/bad.yaml, line 3: monitor.freshness.max_age: "
+                                  "unknown key 'max_age'; did you mean 'max_age_days'?")
 
 
 def _undated(html: str) -> str:

@@ -24,17 +24,20 @@ Defaults (every key optional in the file)::
         max_age_days: 14        # alert when the latest plan is older than this at as-of
 
 The file may hold other sections; only ``monitor`` is read. A file without a ``monitor``
-key is read as the section itself.
+key is read as the section itself. Errors name the file, the line and the dotted key, with
+the closest known key suggested, e.g.
+``m.yaml, line 3: monitor.freshness.max_age: unknown key 'max_age'; did you mean 'max_age_days'?``
 """
 
 from __future__ import annotations
 
 import copy
+import math
 import os
 from typing import Any
 
-from pricelab.errors import ConfigError
-from pricelab.io import parse_yaml, read_text
+from pricelab.configfile import ConfigContext, check_keys, parse_config
+from pricelab.io import read_text
 from pricelab.storage import display
 
 DEFAULTS: dict[str, dict[str, Any]] = {
@@ -51,51 +54,87 @@ _INT_KEYS = {"max_age_days", "trailing_weeks", "min_weeks"}
 _SHARE_KEYS = {"max_share"}
 
 
-def _check_value(where: str, key: str, value: Any, default: Any) -> Any:
+def _flags(ctx: ConfigContext, path: tuple, value: Any) -> list[str]:
+    if not isinstance(value, list):
+        raise ctx.fail(path, f"expected a list of flag names, got {value!r}")
+    for i, v in enumerate(value):
+        if not isinstance(v, str) or not v.strip():
+            raise ctx.fail(path + (i,), f"expected a flag name, got {v!r}")
+    return list(value)
+
+
+def _check_value(ctx: ConfigContext, path: tuple, value: Any, default: Any) -> Any:
+    key = path[-1]
     if key == "enabled":
         if not isinstance(value, bool):
-            raise ConfigError(f"{where}.enabled: expected true or false, got {value!r}")
+            raise ctx.fail(path, f"expected true or false, got {value!r}")
         return value
     if key == "seasonal":
-        if value not in ("auto", True, False):
-            raise ConfigError(f"{where}.seasonal: expected auto, true or false, got {value!r}")
+        if value != "auto" and not isinstance(value, bool):
+            raise ctx.fail(path, f"expected auto, true or false, got {value!r}")
         return value
     if key == "flags":
-        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            raise ConfigError(f"{where}.flags: expected a list of flag names, got {value!r}")
-        return list(value)
+        return _flags(ctx, path, value)
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ConfigError(f"{where}.{key}: expected a number, got {value!r}")
+        raise ctx.fail(path, f"expected a number, got {value!r}")
+    if not math.isfinite(value):
+        raise ctx.fail(path, f"expected a finite number, got {value!r}")
     if key in _INT_KEYS and (value != int(value) or value < 1):
-        raise ConfigError(f"{where}.{key}: expected a whole number >= 1, got {value!r}")
+        raise ctx.fail(path, f"expected a whole number >= 1, got {value!r}")
     if key in _SHARE_KEYS and not 0 <= value <= 1:
-        raise ConfigError(f"{where}.{key}: expected a share between 0 and 1, got {value!r}")
+        raise ctx.fail(path, f"expected a share between 0 and 1, got {value!r}")
     if value <= 0 and key not in _SHARE_KEYS:
-        raise ConfigError(f"{where}.{key}: must be > 0, got {value!r}")
+        raise ctx.fail(path, f"must be > 0, got {value!r}")
     return int(value) if key in _INT_KEYS else float(value) if isinstance(default, float) else value
 
 
-def merge_config(section: dict[str, Any] | None, source: str = "config") -> dict[str, dict[str, Any]]:
-    """Defaults overridden by ``section``; unknown checks or keys raise :class:`ConfigError`."""
+def merge_config(section: dict[str, Any] | None, source: str = "config", *,
+                 ctx: ConfigContext | None = None,
+                 path: tuple = ("monitor",)) -> dict[str, dict[str, Any]]:
+    """Defaults overridden by ``section`` (the ``monitor`` mapping of checks and thresholds).
+
+    Parameters
+    ----------
+    section : dict or None
+        ``{check: {key: value}}``; None (or a None check) keeps the defaults.
+    source : str
+        Names the file in error messages when ``ctx`` is not given.
+    ctx : ConfigContext, optional
+        The file's name and key lines (:func:`pricelab.configfile.parse_config`), for
+        messages with line numbers; ``source`` is then unused.
+    path : tuple
+        Where ``section`` sits in the file (``("monitor",)``; ``()`` for a file that is the
+        section itself; ``("monitor", "thresholds")`` in a pipeline config).
+
+    Returns
+    -------
+    dict
+        Every check's settings, defaults filled in.
+
+    Raises
+    ------
+    ConfigError
+        An unknown check or key (the closest known one suggested) or a value of the wrong
+        type; the message names the file, the dotted key and its line.
+    """
+    ctx = ctx or ConfigContext(source, {})
     cfg = copy.deepcopy(DEFAULTS)
     if section is None:
         return cfg
-    if not isinstance(section, dict):
-        raise ConfigError(f"{source}: monitor section must be a mapping of check names")
+    check_keys(ctx, path, section, tuple(DEFAULTS), what="monitor check")
     for check, values in section.items():
-        if check not in cfg:
-            raise ConfigError(f"{source}: unknown monitor check {check!r} "
-                              f"(known: {', '.join(DEFAULTS)})")
         if values is None:
             continue
-        if not isinstance(values, dict):
-            raise ConfigError(f"{source}: monitor.{check} must be a mapping, got {values!r}")
+        check_keys(ctx, path + (check,), values, tuple(DEFAULTS[check]))
         for key, value in values.items():
-            if key not in cfg[check]:
-                raise ConfigError(f"{source}: unknown key monitor.{check}.{key} "
-                                  f"(known: {', '.join(DEFAULTS[check])})")
-            cfg[check][key] = _check_value(f"{source}: monitor.{check}", key, value,
-                                           DEFAULTS[check][key])
+            cfg[check][key] = _check_value(ctx, path + (check, key), value, DEFAULTS[check][key])
+    vol = cfg["volume"]
+    if vol["min_weeks"] > vol["trailing_weeks"]:
+        given = section.get("volume") or {}
+        key = "min_weeks" if "min_weeks" in given else "trailing_weeks"
+        raise ctx.fail(path + ("volume", key),
+                       f"min_weeks ({vol['min_weeks']}) exceeds trailing_weeks "
+                       f"({vol['trailing_weeks']}): the volume check would never run")
     return cfg
 
 
@@ -109,7 +148,8 @@ def load_config(path: str | os.PathLike[str] | None) -> dict[str, dict[str, Any]
     InputFileError
         The file does not exist or cannot be read.
     ConfigError
-        YAML syntax error, unknown check or key, or a value of the wrong type.
+        YAML syntax error, unknown check or key, or a value of the wrong type; the message
+        names the file, the dotted key and its line.
     UsageError
         A URL whose storage extra is not installed, or an unknown protocol.
     """
@@ -117,10 +157,13 @@ def load_config(path: str | os.PathLike[str] | None) -> dict[str, dict[str, Any]
         return merge_config(None)
     name = display(path)
     text = read_text(path, what="config file")
-    doc = parse_yaml(text, name)
+    doc, ctx = parse_config(text, name)
     if doc is None:
         return merge_config(None)
     if not isinstance(doc, dict):
-        raise ConfigError(f"{name}: expected a mapping with a 'monitor' section")
-    section = doc.get("monitor", doc)
-    return merge_config(section, name)
+        raise ctx.fail((), f"expected a mapping with a 'monitor' section, got {doc!r}")
+    if "monitor" in doc:
+        return merge_config(doc["monitor"], name, ctx=ctx, path=("monitor",))
+    # no monitor section: the file is the section (a misspelt 'monitor:' gets a hint)
+    check_keys(ctx, (), doc, (*DEFAULTS, "monitor"))
+    return merge_config(doc, name, ctx=ctx, path=())
