@@ -151,20 +151,25 @@ def test_new_data_reruns_the_chain(cli: Callable[..., CliResult], tmp_path: Path
 
 
 def test_config_errors(cli: Callable[..., CliResult], tmp_path: Path) -> None:
-    cases = {"estimat: {model: ols}\n": "unknown key 'estimat'; did you mean 'estimate'?",
-             "gate: {tolerance_wap: 3}\n": "gate: unknown key 'tolerance_wap'; did you mean "
-                                           "'tolerance_wape'?",
-             "gate: {cutoffs: 0}\n": "gate.cutoffs: expected a whole number >= 1, got 0",
-             "estimate: {model: xgboost}\n": "estimate.model: expected one of ols, poisson",
-             "inputs: {files: {sale: a.csv}}\n": "did you mean 'sales'?",
-             "monitor: {thresholds: {drift: {max_shar: 1}}}\n": "unknown key monitor.drift.max_shar",
-             "estimate: [1\n": "YAML syntax error"}
+    cases = {"estimat: {model: ols}\n":
+             "line 1: estimat: unknown key 'estimat'; did you mean 'estimate'?",
+             "gate: {tolerance_wap: 3}\n": "line 1: gate.tolerance_wap: unknown key "
+                                           "'tolerance_wap'; did you mean 'tolerance_wape'?",
+             "gate: {cutoffs: 0}\n": "line 1: gate.cutoffs: expected a whole number >= 1, got 0",
+             "estimate: {model: xgboost}\n": "line 1: estimate.model: expected one of ols, "
+                                             "poisson, panel, hierarchical, iv, got 'xgboost'",
+             "inputs: {files: {sale: a.csv}}\n": "line 1: inputs.files.sale: unknown key 'sale'; "
+                                                 "did you mean 'sales'?",
+             "monitor: {thresholds: {drift: {max_shar: 1}}}\n":
+             "line 1: monitor.thresholds.drift.max_shar: unknown key 'max_shar'; "
+             "did you mean 'max_share'?",
+             "estimate: [1\n": "line 2: YAML syntax error"}
     for text, message in cases.items():
         path = tmp_path / "c.yaml"
         path.write_text(text)
         res = cli("pipeline", "run", "--config", path, "--db", tmp_path / "x.duckdb")
         assert res.exit_code == 2, text
-        assert message in res.stderr, (text, res.stderr)
+        assert res.stderr.startswith(f"error: {path}, {message}"), (text, res.stderr)
     assert not (tmp_path / "x.duckdb").exists()
     res = cli("pipeline", "run", "--config", tmp_path / "missing.yaml")
     assert res.exit_code == 2 and "pipeline config not found" in res.stderr

@@ -36,6 +36,10 @@ folder (``"@sample/constraints.yaml"`` a file in it). The config itself may be a
 (``az://``, ``s3://``, ``memory://``...): its relative input, constraints and monitor paths are
 then in the same folder of the object store, and a relative ``db`` (a local DuckDB file) is
 relative to the working directory.
+
+Errors name the file, the line and the dotted key, with the closest known key or value
+suggested, e.g. ``p.yaml, line 4: gate.tolerance_wap: unknown key 'tolerance_wap'; did you mean
+'tolerance_wape'?``
 """
 
 from __future__ import annotations
@@ -43,11 +47,13 @@ from __future__ import annotations
 import copy
 import datetime as dt
 import difflib
+import math
 import os
 from pathlib import Path
 from typing import Any
 
-from pricelab.errors import ConfigError, InputFileError
+from pricelab.configfile import ConfigContext, check_keys, parse_config
+from pricelab.errors import InputFileError
 
 KINDS = ("sales", "items", "costs", "markets", "inventory")
 EXTENSIONS = (".csv", ".parquet", ".json")
@@ -65,14 +71,13 @@ DEFAULTS: dict[str, Any] = {
     "monitor": {"enabled": True, "as_of": "today", "config": None, "thresholds": {}},
 }
 
+_CHOICES: dict[str, tuple[Any, ...]] = {"model": MODELS, "trigger": TRIGGERS,
+                                        "engine": ("local", "spark"), "slope": ("item", "common")}
+_WEEKS = ("horizon_weeks", "cutoffs", "naive_weeks", "baseline_weeks")
+_NULLABLE = ("by", "instrument", "before", "constraints", "config", "folder")
 
-def _unknown(where: str, key: str, known: Any) -> ConfigError:
-    close = difflib.get_close_matches(str(key), list(known), n=1, cutoff=0.6)
-    hint = f"; did you mean '{close[0]}'?" if close else f" (known: {', '.join(known)})"
-    return ConfigError(f"{where}: unknown key '{key}'{hint}")
 
-
-def _path(value: Any, where: str, base: Path | str) -> Any:
+def _path(ctx: ConfigContext, path: tuple, value: Any, base: Path | str) -> Any:
     """A local :class:`Path` (relative to ``base``), a storage URL (str) or None.
 
     ``base`` is a local folder or a URL prefix (a config read from object storage).
@@ -82,7 +87,7 @@ def _path(value: Any, where: str, base: Path | str) -> Any:
     if value is None:
         return None
     if not isinstance(value, str) or not value.strip():
-        raise ConfigError(f"{where}: expected a path, got {value!r}")
+        raise ctx.fail(path, f"expected a path, got {value!r}")
     if is_url(value):
         return value
     if value == "@sample" or value.startswith("@sample/"):
@@ -95,100 +100,136 @@ def _path(value: Any, where: str, base: Path | str) -> Any:
     return base / p if isinstance(base, Path) else join(base, value)
 
 
-def _check(where: str, key: str, value: Any) -> Any:
+def _choice(ctx: ConfigContext, path: tuple, value: Any, options: tuple[Any, ...]) -> Any:
+    if isinstance(value, str) and value in options:
+        return value
+    close = difflib.get_close_matches(str(value), options, n=1, cutoff=0.6)
+    hint = f"; did you mean '{close[0]}'?" if close else ""
+    raise ctx.fail(path, f"expected one of {', '.join(options)}, got {value!r}{hint}")
+
+
+def _date(ctx: ConfigContext, path: tuple, value: Any, words: tuple[str, ...] = ()) -> str:
+    """An ISO date (``YYYY-MM-DD``, as text) or one of ``words``."""
+    if value in words:
+        return str(value)
+    if isinstance(value, dt.date) and not isinstance(value, dt.datetime):
+        return value.isoformat()
+    if isinstance(value, str):
+        try:
+            return dt.date.fromisoformat(value.strip()).isoformat()
+        except ValueError:
+            pass
+    extra = f", {' or '.join(words)}" if words else ""
+    raise ctx.fail(path, f"expected an ISO date (YYYY-MM-DD){extra}, got {value!r}")
+
+
+def _check(ctx: ConfigContext, path: tuple, value: Any) -> Any:
+    """The checked value of ``section.key`` (``path``); paths are resolved later."""
+    key = path[-1]
+
     def need(ok: bool, what: str) -> None:
         if not ok:
-            raise ConfigError(f"{where}.{key}: expected {what}, got {value!r}")
+            raise ctx.fail(path, f"expected {what}, got {value!r}")
 
-    if value is None and key in ("by", "instrument", "before", "constraints", "config"):
+    if value is None and key in _NULLABLE:
         return None
     if value is None and key in ("as_of", "thresholds"):
-        return DEFAULTS["monitor"][key]
+        return copy.deepcopy(DEFAULTS["monitor"][key])
     if key in ("enabled", "replace"):
         need(isinstance(value, bool), "true or false")
     elif key in ("tolerance_wape", "tolerance_flags"):
-        need(not isinstance(value, bool) and isinstance(value, int | float) and value >= 0,
-             "a number >= 0")
+        need(not isinstance(value, bool) and isinstance(value, int | float)
+             and math.isfinite(value) and value >= 0, "a number >= 0")
         return float(value)
-    elif key in ("horizon_weeks", "cutoffs", "naive_weeks", "baseline_weeks"):
+    elif key in _WEEKS:
         need(not isinstance(value, bool) and isinstance(value, int) and value >= 1,
              "a whole number >= 1")
-    elif key == "model":
-        need(value in MODELS, f"one of {', '.join(MODELS)}")
-    elif key == "trigger":
-        need(value in TRIGGERS, f"one of {', '.join(TRIGGERS)}")
-    elif key == "engine":
-        need(value in ("local", "spark"), "local or spark")
-    elif key == "slope":
-        need(value in ("item", "common"), "item or common")
-    elif key in ("by", "instrument"):
-        need(value is None or (isinstance(value, str) and value.strip() != ""), "a string")
-    elif key in ("before", "as_of"):
-        if isinstance(value, dt.date):
-            return value.isoformat()
-        if key == "as_of" and value in ("today", "data"):
-            return value
-        try:
-            dt.date.fromisoformat(str(value))
-        except ValueError:
-            need(False, "an ISO date (YYYY-MM-DD)" + (", today or data" if key == "as_of" else ""))
-        return str(value)
+    elif key in _CHOICES:
+        return _choice(ctx, path, value, _CHOICES[key])
+    elif key == "by":
+        need(isinstance(value, str) and all(c.strip() for c in value.split(",")),
+             "comma-separated column names (e.g. item_id,market)")
+    elif key == "instrument":
+        need(isinstance(value, str) and value.strip() != "",
+             "a sales column (e.g. unit_cost) or hausman")
+    elif key == "before":
+        return _date(ctx, path, value)
+    elif key == "as_of":
+        return _date(ctx, path, value, ("today", "data"))
     elif key == "thresholds":
         need(isinstance(value, dict), "a mapping of monitor checks")
+    elif key == "files":
+        return {} if value is None else check_keys(ctx, path, value, KINDS)
     return value
 
 
-def validate_config(doc: Any, source: str = "config",
-                    base: Path | str | None = None) -> dict[str, Any]:
+def _estimate_rules(ctx: ConfigContext, est: dict[str, Any]) -> None:
+    """Cross-key rules of ``estimate`` (the estimator would refuse them after the ingest)."""
+    if est["model"] == "iv" and est["instrument"] is None:
+        raise ctx.fail(("estimate", "model"), "model iv needs estimate.instrument "
+                       "(a sales column such as unit_cost, or hausman)")
+    if est["model"] != "iv" and est["instrument"] is not None:
+        raise ctx.fail(("estimate", "instrument"),
+                       f"only used by model iv (model is {est['model']})")
+
+
+def validate_config(doc: Any, source: str = "config", base: Path | str | None = None, *,
+                    ctx: ConfigContext | None = None) -> dict[str, Any]:
     """Defaults overridden by ``doc``; paths resolved against ``base``.
 
-    ``base`` is a local folder (default: the working directory) or a URL prefix; the
-    database path is always local, so a URL ``base`` does not apply to ``db``.
+    Parameters
+    ----------
+    doc : dict or None
+        The parsed config (sections ``db``, ``inputs``, ``estimate``, ``gate``, ``optimize``,
+        ``monitor``; every key optional).
+    source : str
+        Names the config in error messages when ``ctx`` is not given.
+    base : Path or str, optional
+        A local folder (default: the working directory) or a URL prefix; the database path
+        is always local, so a URL ``base`` does not apply to ``db``.
+    ctx : ConfigContext, optional
+        The file's name and key lines (:func:`pricelab.configfile.parse_config`), for messages
+        with line numbers; ``source`` is then unused.
+
+    Returns
+    -------
+    dict
+        Every section with defaults filled in and paths resolved.
 
     Raises
     ------
     ConfigError
-        Unknown section or key (with the closest known one), or a value of the wrong type.
+        Unknown section or key (with the closest known one), or a value of the wrong type;
+        the message names the file, the dotted key and its line.
     """
+    ctx = ctx or ConfigContext(source, {})
     base = base or Path.cwd()
     cfg = copy.deepcopy(DEFAULTS)
-    if doc is None:
-        doc = {}
-    if not isinstance(doc, dict):
-        raise ConfigError(f"{source}: expected a mapping of sections ({', '.join(DEFAULTS)})")
+    doc = check_keys(ctx, (), {} if doc is None else doc, tuple(DEFAULTS))
     for section, values in doc.items():
-        if section not in DEFAULTS:
-            raise _unknown(source, section, DEFAULTS)
         if section == "db":
-            cfg["db"] = _path(values, f"{source}: db",
-                              base if isinstance(base, Path) else Path.cwd())
+            cfg["db"] = _path(ctx, ("db",), values, base if isinstance(base, Path) else Path.cwd())
             continue
         if values is None:
             continue
-        if not isinstance(values, dict):
-            raise ConfigError(f"{source}: {section} must be a mapping, got {values!r}")
+        check_keys(ctx, (section,), values, tuple(DEFAULTS[section]))
         for key, value in values.items():
-            if key not in DEFAULTS[section]:
-                raise _unknown(f"{source}: {section}", key, DEFAULTS[section])
-            cfg[section][key] = _check(f"{source}: {section}", key, value)
+            cfg[section][key] = _check(ctx, (section, key), value)
     inp = cfg["inputs"]
-    inp["folder"] = _path(inp["folder"], f"{source}: inputs.folder", base)
-    files = inp["files"] or {}
-    if not isinstance(files, dict):
-        raise ConfigError(f"{source}: inputs.files must map table kinds to paths")
-    for kind in files:
-        if kind not in KINDS:
-            raise _unknown(f"{source}: inputs.files", kind, KINDS)
-    inp["files"] = {k: _path(v, f"{source}: inputs.files.{k}", base) for k, v in files.items()
-                    if v is not None}
-    cfg["optimize"]["constraints"] = _path(cfg["optimize"]["constraints"],
-                                           f"{source}: optimize.constraints", base)
-    cfg["monitor"]["config"] = _path(cfg["monitor"]["config"], f"{source}: monitor.config", base)
-    if cfg["monitor"]["config"] is not None and cfg["monitor"]["thresholds"]:
-        raise ConfigError(f"{source}: monitor: give either config (a file) or thresholds, not both")
+    inp["folder"] = _path(ctx, ("inputs", "folder"), inp["folder"], base)
+    inp["files"] = {k: _path(ctx, ("inputs", "files", k), v, base)
+                    for k, v in (inp["files"] or {}).items() if v is not None}
+    _estimate_rules(ctx, cfg["estimate"])
+    cfg["optimize"]["constraints"] = _path(ctx, ("optimize", "constraints"),
+                                           cfg["optimize"]["constraints"], base)
+    mon = cfg["monitor"]
+    mon["config"] = _path(ctx, ("monitor", "config"), mon["config"], base)
+    if mon["config"] is not None and mon["thresholds"]:
+        raise ctx.fail(("monitor", "thresholds"),
+                       "give either config (a file) or thresholds, not both")
     from pricelab.monitor import merge_config
 
-    merge_config(cfg["monitor"]["thresholds"] or None, f"{source}: monitor.thresholds")
+    merge_config(mon["thresholds"] or None, ctx=ctx, path=("monitor", "thresholds"))
     return cfg
 
 
@@ -208,7 +249,7 @@ def load_pipeline_config(config: str | os.PathLike[str] | dict[str, Any] | None)
     """
     if isinstance(config, dict):
         return validate_config(config, "config")
-    from pricelab.io import parse_yaml, read_text
+    from pricelab.io import read_text
     from pricelab.storage import display, exists, normalize
 
     if config is None:
@@ -218,10 +259,10 @@ def load_pipeline_config(config: str | os.PathLike[str] | dict[str, Any] | None)
                                  "(see examples/pipeline.yaml)")
     name = display(config)
     text = read_text(config, what="pipeline config")
-    doc = parse_yaml(text, name)
+    doc, ctx = parse_config(text, name)
     norm = normalize(config)
     base = norm.resolve().parent if isinstance(norm, Path) else norm.rsplit("/", 1)[0]
-    return validate_config(doc, name, base)
+    return validate_config(doc, name, base, ctx=ctx)
 
 
 def input_files(cfg: dict[str, Any]) -> dict[str, Any]:
