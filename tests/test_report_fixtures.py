@@ -50,7 +50,10 @@ def estimate_frame(keys: Sequence[tuple[str, str]], *, std_error: float = 0.2,
 def plan_frame(est: pl.DataFrame, *, price: float = 100.0, base_weekly: float = 5.0,
                cost_share: float = 0.45, weeks: int = 4, max_up: float = 0.15,
                max_down: float = 0.20) -> pl.DataFrame:
-    """A contract plan: the constant-elasticity optimum p* = c e / (1 + e) within bounds."""
+    """A plan: the constant-elasticity optimum p* = c e / (1 + e) within bounds.
+
+    Contract columns plus ``price_change_pct``, as ``optimize`` stores them.
+    """
     rows = []
     for k, r in enumerate(est.iter_rows(named=True)):
         p0 = price * (1 + 0.1 * k)
@@ -66,7 +69,8 @@ def plan_frame(est: pl.DataFrame, *, price: float = 100.0, base_weekly: float = 
                      "recommended_price": rec, "expected_quantity": q,
                      "expected_revenue": rec * q, "expected_profit": (rec - c) * q,
                      "baseline_quantity": q0, "baseline_revenue": p0 * q0,
-                     "baseline_profit": (p0 - c) * q0, "binding": binding})
+                     "baseline_profit": (p0 - c) * q0, "binding": binding,
+                     "price_change_pct": 100 * (rec / p0 - 1)})
     return pl.DataFrame(rows)
 
 

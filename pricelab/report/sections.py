@@ -11,6 +11,7 @@ from typing import Any, cast
 import polars as pl
 
 from pricelab.elasticity.results import DISPLAY_FLAGS, has_any_flag
+from pricelab.optimize.plan import Plan
 from pricelab.report import plots
 from pricelab.report.data import ReportData
 from pricelab.report.html import absent, cards, esc, fmt, image, table
@@ -165,7 +166,7 @@ def curves(d: ReportData, top: int = 6) -> Section:
                                       "elasticity."), False
     shown = rows.select(
         "item_id", "market", "current_price", "recommended_price",
-        ((pl.col("recommended_price") / pl.col("current_price") - 1) * 100).alias("change_%"),
+        pl.col("price_change_pct").alias("change_%"),
         "elasticity", "unit_cost", "baseline_profit", "expected_profit")
     html_ = (image(plots.demand_profit_curves(rows, d.currency), "demand and profit curves",
                    "Constant elasticity q = q0 (p / p0)^e over the plan horizon (band: 95% "
@@ -175,33 +176,62 @@ def curves(d: ReportData, top: int = 6) -> Section:
     return "curves", head, html_, True
 
 
+def _stored_plan(table: pl.DataFrame, rec: dict[str, Any] | None) -> Plan:
+    """A stored optimize run (``rec``, its plan ``table``) as a :class:`~pricelab.optimize.Plan`."""
+    s = (rec or {}).get("summary") or {}
+
+    def num(key: str) -> float:
+        v = s.get(key)
+        return float(v) if isinstance(v, int | float) else float("nan")
+
+    return Plan(table=table, status=str(s.get("status", "stored")),
+                formulation=str(s.get("formulation", "")),
+                objective_name=str(s.get("objective_name", "")), objective=num("objective"),
+                baseline_objective=num("baseline_objective"), gap=num("gap"),
+                certificate=str(s.get("certificate", "")),
+                skipped=pl.DataFrame(s.get("skipped") or []))
+
+
+def plan_by_market(stored: Plan) -> pl.DataFrame:
+    """Per market: price moves and profit uplift of a plan (the report's plan table).
+
+    Columns ``market, items, raised, lowered, median_change_%`` (from the plan's own
+    ``price_change_pct``), ``fx`` and ``baseline_profit, expected_profit, uplift`` in the
+    market's currency (:meth:`Plan.uplift_by`, base currency, times the market's
+    ``fx_rate``) and ``uplift_%``: the uplift over ``|baseline profit|``, so a market that
+    loses less than before shows a positive uplift.
+    """
+    eps = 1e-9
+    moves = stored.table.group_by("market").agg(
+        (pl.col("price_change_pct") > eps).sum().alias("raised"),
+        (pl.col("price_change_pct") < -eps).sum().alias("lowered"),
+        pl.col("price_change_pct").median().alias("median_change_%"),
+        pl.col("fx_rate").first().alias("fx"))
+    money = ("baseline_profit", "expected_profit", "uplift")
+    return (stored.uplift_by("market").join(moves, on="market", how="left")
+            .with_columns((pl.col("expected_profit") - pl.col("baseline_profit")).alias("uplift"))
+            .with_columns((pl.col("uplift") / pl.col("baseline_profit").abs() * 100)
+                          .alias("uplift_%"), *[(pl.col(c) * pl.col("fx")).alias(c) for c in money])
+            .select("market", pl.col("rows").alias("items"), "raised", "lowered",
+                    "median_change_%", "fx", *money, "uplift_%")
+            .sort("market"))
+
+
 def plan(d: ReportData) -> Section:
-    """Price changes and expected profit uplift by market."""
+    """Price changes and expected profit uplift by market (:func:`plan_by_market`)."""
     head = "Price plan"
     if d.plan is None:
         return "plan", head, absent("No optimize run: run <code>pricelab optimize</code>."), False
-    p = d.plan.with_columns(
-        ((pl.col("recommended_price") / pl.col("current_price") - 1) * 100).alias("change_pct"))
-    eps = 1e-9
-    by = (p.group_by("market").agg(
-        pl.len().alias("items"),
-        (pl.col("change_pct") > eps).sum().alias("raised"),
-        (pl.col("change_pct") < -eps).sum().alias("lowered"),
-        pl.col("change_pct").median().alias("median_change_%"),
-        pl.col("baseline_profit").sum().alias("baseline_profit"),
-        pl.col("expected_profit").sum().alias("expected_profit"),
-        pl.col("fx_rate").first().alias("fx"))
-        .with_columns((pl.col("expected_profit") - pl.col("baseline_profit")).alias("uplift"))
-        .with_columns((pl.col("uplift") / pl.col("baseline_profit").abs() * 100)
-                      .alias("uplift_pct"))
-        .sort("market"))
+    stored = _stored_plan(d.plan, d.runs["optimize"])
+    by = plan_by_market(stored)
     base_b = float((by["baseline_profit"] / by["fx"]).sum())
     base_e = float((by["expected_profit"] / by["fx"]).sum())
     shown = by.with_columns(pl.col("market").replace_strict(
         d.currency, default="", return_dtype=pl.String).alias("currency")).select(
-        "market", "currency", "items", "raised", "lowered", "median_change_%", "baseline_profit",
-        "expected_profit", "uplift", pl.col("uplift_pct").alias("uplift_%"))
-    median_change = float(cast(float, p["change_pct"].median()))  # numeric column
+        "market", "currency", "items", "raised", "lowered", "median_change_%",
+        "baseline_profit", "expected_profit", "uplift", "uplift_%")
+    p = stored.table
+    median_change = float(cast(float, p["price_change_pct"].median()))  # numeric column
     total = ["total", d.base_currency, int(by["items"].sum()), int(by["raised"].sum()),
              int(by["lowered"].sum()), median_change, base_b, base_e, base_e - base_b,
              (base_e - base_b) / abs(base_b) * 100 if base_b else float("nan")]
@@ -209,8 +239,9 @@ def plan(d: ReportData) -> Section:
     parts = [cards([("expected profit uplift", f"{base_e - base_b:+,.0f} {d.base_currency}"),
                     ("uplift vs baseline", f"{total[-1]:+.1f}%"),
                     ("prices raised / lowered", f"{total[3]:,} / {total[4]:,}")]),
-             image(plots.plan_changes(p.select("market", "change_pct"),
-                                      by.select("market", "uplift_pct")),
+             image(plots.plan_changes(p.select("market", pl.col("price_change_pct")
+                                               .alias("change_pct")),
+                                      by.select("market", pl.col("uplift_%").alias("uplift_pct"))),
                    "price changes and profit uplift by market"),
              table(shown, digits={"median_change_%": 1, "uplift_%": 1, "baseline_profit": 0,
                                   "expected_profit": 0, "uplift": 0}, total=total),
@@ -286,4 +317,5 @@ def scenarios(d: ReportData) -> Section:
     return "scenarios", head, "".join(parts), True
 
 
-__all__ = ["curves", "elasticities", "fmt", "overview", "plan", "quality", "scenarios"]
+__all__ = ["curves", "elasticities", "fmt", "overview", "plan", "plan_by_market", "quality",
+           "scenarios"]
