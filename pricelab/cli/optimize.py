@@ -21,7 +21,7 @@ from pricelab.cli._common import (
     print_json,
     write_output,
 )
-from pricelab.tracking.cli import (
+from pricelab.cli._tracking import (
     MlflowExperimentOpt,
     MlflowOpt,
     MlflowUriOpt,

@@ -22,8 +22,7 @@ from pricelab.cli._common import (
     print_json,
     write_output,
 )
-from pricelab.simulate import SimulationResult
-from pricelab.tracking.cli import (
+from pricelab.cli._tracking import (
     MlflowExperimentOpt,
     MlflowOpt,
     MlflowUriOpt,
@@ -32,6 +31,7 @@ from pricelab.tracking.cli import (
     tracking_arg,
     with_tracking,
 )
+from pricelab.simulate import SimulationResult
 
 
 def _pct(v: float | None) -> str:

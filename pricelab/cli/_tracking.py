@@ -1,7 +1,7 @@
-"""The command-line face of MLflow tracking: options shared by estimate, optimize, simulate.
+"""MLflow tracking options shared by estimate, optimize and simulate, and their printing.
 
-Kept next to the tracking code so the three commands declare the same options; the
-commands stay parse → call → print.
+One place so the three commands declare the same options; the tracking itself lives in
+:mod:`pricelab.tracking` and the commands stay parse → call → print.
 """
 
 from __future__ import annotations
@@ -9,7 +9,9 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 
+from pricelab.cli._common import err_console
 from pricelab.tracking.settings import from_options
 
 MlflowOpt = Annotated[
@@ -50,10 +52,6 @@ def with_tracking(doc: dict[str, Any], result: Any) -> dict[str, Any]:
 
 def print_tracking(result: Any) -> None:
     """Say on stderr where the run was logged, or that logging failed (a warning)."""
-    from rich.markup import escape
-
-    from pricelab.cli._common import err_console
-
     outcome = getattr(result, "mlflow", None)
     if outcome is None:
         return
