@@ -10,11 +10,11 @@ engine all start from the same numbers: over the last ``weeks`` weeks of the sal
   itself where the elasticity is missing or not finite). This is the optimizer's baseline,
   so a simulation that applies a plan reproduces the plan's quantities.
 
-The window is aggregated by one DuckDB query (:func:`window_sql`), joined there to the
-small ``markets`` and ``costs`` tables, and fetched once as Arrow. The item attributes and
-the estimates are then attached in polars: an estimate run is stored in item × market order,
-so its rows line up with the sorted baseline and are attached without a join (a join is the
-fallback when they do not line up).
+The window is aggregated by one DuckDB query (:func:`window_sql`, sorted by item and
+market) and fetched once as Arrow; the small tables (estimates, markets, costs, items) are
+attached in polars. An estimate run is stored in
+item × market order, so when it covers exactly the window's groups its rows line up and are
+attached without a join; FX, costs and item attributes are small left joins.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ import datetime as dt
 from collections.abc import Collection
 from typing import Any
 
+import duckdb
 import polars as pl
 
 from pricelab.errors import UsageError
@@ -63,7 +64,7 @@ AGG_COLUMNS = ["item_id", "market", "baseline_units", "baseline_price", "sales_c
 COLUMNS = ["item_id", "market", "category", "brand", "boutique_id", "fx_rate",
            "baseline_units", "baseline_price", "unit_cost", "n_weeks"]
 ITEM_COLUMNS = ("category", "brand", "boutique_id")
-_AGG_VIEW = "__pricelab_baseline_window"
+KEYS = ["item_id", "market"]
 
 
 def window_sql(mode: str = "average") -> str:
@@ -117,71 +118,80 @@ def baseline(store: Store, weeks: int, *, estimates_run: str | None = None,
     UsageError
         Unknown ``mode``, or ``current`` without an estimate run.
     """
+    sql = window_sql(mode) + " ORDER BY item_id, market"
     if mode == "current" and estimates_run is None:
         raise UsageError("baseline mode 'current' needs an estimate run")
-    src = window_sql(mode) if aggregated is None else f"SELECT * FROM {_AGG_VIEW}"
-    params: list[Any] = []
-    if aggregated is None:
-        params = [int(weeks)] + ([int(weeks), estimates_run] if mode == "current" else [])
-    sql = f"""
-    WITH b AS ({src})
-    SELECT b.item_id, b.market, coalesce(m.fx_rate, 1.0) AS fx_rate,
-           b.baseline_units, b.baseline_price,
-           coalesce(cm.unit_cost, cg.unit_cost, b.sales_cost) * coalesce(m.fx_rate, 1.0)
-               AS unit_cost,
-           b.n_weeks
-    FROM b
-    LEFT JOIN markets m ON m.market = b.market
-    LEFT JOIN (SELECT item_id, market, unit_cost FROM costs WHERE coalesce(market, '') <> '') cm
-           ON cm.item_id = b.item_id AND cm.market = b.market
-    LEFT JOIN (SELECT item_id, avg(unit_cost) AS unit_cost FROM costs
-               WHERE coalesce(market, '') = '' GROUP BY item_id) cg
-           ON cg.item_id = b.item_id
-    """
-    if aggregated is None:
-        df = _fetch_sorted(store, sql, params)
-    else:
-        with store.registered(_AGG_VIEW, aggregated.select(AGG_COLUMNS)):
-            df = _fetch_sorted(store, sql, params)
     has = set(store.table_names()) if tables is None else set(tables)
-    df = _with_items(store, df, "items" in has)
+    con = store.con
+    est = None
     if estimates_run is not None:
-        df = _with_estimates(store, df, estimates_run)
-    return df
+        est = _arrow(con, "SELECT item_id, market, elasticity::DOUBLE AS elasticity, "
+                          "std_error::DOUBLE AS std_error FROM elasticities WHERE run_id = ?",
+                     [estimates_run])
+    if aggregated is not None:
+        agg = _sorted(aggregated.select(AGG_COLUMNS))
+    else:
+        params = [int(weeks)] + ([int(weeks), estimates_run] if mode == "current" else [])
+        agg = _arrow(con, sql, params)
+    df = _in_order(agg, est)
+    df = _with_money(df, _arrow(con, "SELECT market, fx_rate FROM markets"),
+                     _arrow(con, "SELECT item_id, market, unit_cost FROM costs"))
+    if "items" in has:
+        df = _with_items(df, _arrow(con, "SELECT item_id, category, brand, boutique_id FROM items"))
+    else:
+        df = _with_items(df, pl.DataFrame())
+    return df.select(COLUMNS + ([] if est is None else ["elasticity", "std_error"]))
 
 
-def _arrow(store: Store, sql: str, params: list[Any] | None = None) -> pl.DataFrame:
-    df = pl.from_arrow(store.con.sql(sql, params=params or []).to_arrow_table())
+def _arrow(con: duckdb.DuckDBPyConnection, sql: str, params: list[Any] | None = None
+           ) -> pl.DataFrame:
+    df = pl.from_arrow(con.sql(sql, params=params or []).to_arrow_table())
     assert isinstance(df, pl.DataFrame)
     return df
 
 
-def _fetch_sorted(store: Store, sql: str, params: list[Any]) -> pl.DataFrame:
-    """Rows of ``sql`` fetched once as Arrow, sorted by item and market.
+def _sorted(df: pl.DataFrame) -> pl.DataFrame:
+    """``df`` sorted by item and market (two stable one-key sorts: faster in polars)."""
+    return df.sort("market", nulls_last=True).sort("item_id", nulls_last=True,
+                                                   maintain_order=True)
 
-    Two stable single-key sorts give the order of one two-key sort, faster in polars (and
-    than ``ORDER BY`` in DuckDB); the order is deterministic whatever DuckDB's threads do.
+
+def _in_order(agg: pl.DataFrame, est: pl.DataFrame | None) -> pl.DataFrame:
+    """The sorted window rows with the estimates attached.
+
+    An estimate run is stored in item × market order; when it holds exactly the window's
+    groups (an estimate of the same history) its rows line up with the sorted window and
+    are attached without a join. Otherwise they are joined (null where missing).
     """
-    return _arrow(store, sql, params).sort("market", nulls_last=True) \
-        .sort("item_id", nulls_last=True, maintain_order=True)
+    if est is None:
+        return agg
+    if (est.height == agg.height and est["item_id"].equals(agg["item_id"])
+            and est["market"].equals(agg["market"])):
+        return agg.with_columns(est["elasticity"], est["std_error"])
+    return agg.join(est, on=KEYS, how="left", maintain_order="left")
 
 
-def _with_items(store: Store, df: pl.DataFrame, has_items: bool) -> pl.DataFrame:
-    """``category, brand, boutique_id`` after ``market`` (null without an items table)."""
-    if has_items:
-        items = _arrow(store, "SELECT item_id, category, brand, boutique_id FROM items")
-        if items.height:
-            out = df.join(items, on="item_id", how="left", maintain_order="left")
-            return out.select(COLUMNS)
-    return df.with_columns(pl.lit(None, dtype=pl.Utf8).alias(c) for c in ITEM_COLUMNS) \
-        .select(COLUMNS)
+def _with_money(df: pl.DataFrame, markets: pl.DataFrame, costs: pl.DataFrame) -> pl.DataFrame:
+    """``fx_rate`` and ``unit_cost`` (market currency) from the markets and costs tables."""
+    cost = pl.col("sales_cost")
+    if markets.height:
+        df = df.join(markets, on="market", how="left", maintain_order="left") \
+            .with_columns(pl.col("fx_rate").fill_null(1.0))
+    else:
+        df = df.with_columns(pl.lit(1.0).alias("fx_rate"))
+    if costs.height:
+        specific = costs.filter(pl.col("market").fill_null("") != "").select(
+            *KEYS, pl.col("unit_cost").alias("_cost_m"))
+        generic = costs.filter(pl.col("market").fill_null("") == "").group_by("item_id").agg(
+            pl.col("unit_cost").mean().alias("_cost_g"))
+        df = df.join(specific, on=KEYS, how="left", maintain_order="left") \
+            .join(generic, on="item_id", how="left", maintain_order="left")
+        cost = pl.coalesce("_cost_m", "_cost_g", "sales_cost")
+    return df.with_columns((cost * pl.col("fx_rate")).alias("unit_cost"))
 
 
-def _with_estimates(store: Store, df: pl.DataFrame, run: str) -> pl.DataFrame:
-    """``elasticity, std_error`` of ``run`` per row (null where the run has no estimate)."""
-    est = _arrow(store, "SELECT item_id, market, elasticity::DOUBLE AS elasticity, "
-                        "std_error::DOUBLE AS std_error FROM elasticities WHERE run_id = ?", [run])
-    if (est.height == df.height and est["item_id"].equals(df["item_id"])
-            and est["market"].equals(df["market"])):
-        return df.with_columns(est["elasticity"], est["std_error"])
-    return df.join(est, on=["item_id", "market"], how="left", maintain_order="left")
+def _with_items(df: pl.DataFrame, items: pl.DataFrame) -> pl.DataFrame:
+    """``category, brand, boutique_id`` (null without items)."""
+    if items.height:
+        return df.join(items, on="item_id", how="left", maintain_order="left")
+    return df.with_columns(pl.lit(None, dtype=pl.Utf8).alias(c) for c in ITEM_COLUMNS)
