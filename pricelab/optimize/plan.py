@@ -54,7 +54,11 @@ class Plan:
         return self.table
 
     def uplift_by(self, key: str) -> pl.DataFrame:
-        """Baseline vs expected revenue and profit by ``key`` in base currency, with % changes."""
+        """Baseline vs expected revenue and profit by ``key`` in base currency, with % changes.
+
+        A change is relative to the absolute baseline (as :attr:`uplift_pct`), so cutting a
+        loss of 100 to a loss of 50 is +50%, not -50%.
+        """
         t = self.table
         fx = pl.col("fx_rate") if "fx_rate" in t.columns else pl.lit(1.0)
         money = ["baseline_revenue", "expected_revenue", "baseline_profit", "expected_profit"]
@@ -63,10 +67,10 @@ class Plan:
             .group_by(key)
             .agg(pl.len().alias("rows"), *[pl.col(c).sum() for c in money])
             .with_columns(
-                (100 * (pl.col("expected_revenue") / pl.col("baseline_revenue") - 1))
-                .alias("revenue_%"),
-                (100 * (pl.col("expected_profit") / pl.col("baseline_profit") - 1))
-                .alias("profit_%"),
+                (100 * (pl.col("expected_revenue") - pl.col("baseline_revenue"))
+                 / pl.col("baseline_revenue").abs()).alias("revenue_%"),
+                (100 * (pl.col("expected_profit") - pl.col("baseline_profit"))
+                 / pl.col("baseline_profit").abs()).alias("profit_%"),
             )
             .sort(key)
         )
