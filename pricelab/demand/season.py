@@ -23,6 +23,7 @@ from typing import cast
 import numpy as np
 import polars as pl
 
+from pricelab.elasticity.results import has_any_flag
 from pricelab.store import Store
 from pricelab.store.runs import get_run
 
@@ -155,8 +156,7 @@ def seasonal_adjustment(store: Store, base: pl.DataFrame, *, weeks: int, horizon
         got, on=["item_id", "market"], how="inner")
     C = rows.select(terms).to_numpy().astype(float)
     raw = _level(C, terms, horizon_dates) / rows["window_level"].to_numpy()
-    flags = rows["flags"].fill_null("").to_list()
-    bad = np.array([any(f in s.split(",") for f in SKIP_FLAGS) for s in flags], dtype=bool)
+    bad = rows.select(has_any_flag(SKIP_FLAGS)).to_series().to_numpy()
     usable = np.isfinite(raw) & ~bad
     clipped = np.clip(raw, *CLIP)
     factor = ones.copy()

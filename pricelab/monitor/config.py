@@ -19,6 +19,7 @@ Defaults (every key optional in the file)::
         enabled: true
         max_share: 0.20         # alert when more than 20% of groups are flagged or failed
         flags: [failed, no_sales, no_price_variation, few_obs, weak_instrument]
+                                # (pricelab.elasticity.results.MONITOR_FIT_FLAGS)
       plan:
         enabled: true
         max_age_days: 14        # alert when the latest plan is older than this at as-of
@@ -37,6 +38,7 @@ import os
 from typing import Any
 
 from pricelab.configfile import ConfigContext, check_keys, parse_config
+from pricelab.elasticity.results import MONITOR_FIT_FLAGS
 from pricelab.io import read_text
 from pricelab.storage import display
 
@@ -46,7 +48,7 @@ DEFAULTS: dict[str, dict[str, Any]] = {
                "seasonal": "auto"},
     "drift": {"enabled": True, "max_share": 0.10},
     "fit": {"enabled": True, "max_share": 0.20,
-            "flags": ["failed", "no_sales", "no_price_variation", "few_obs", "weak_instrument"]},
+            "flags": list(MONITOR_FIT_FLAGS)},
     "plan": {"enabled": True, "max_age_days": 14},
 }
 
