@@ -48,6 +48,8 @@ import polars as pl
 
 from .groupfit import FLAG
 
+#: key of ``out`` where :func:`shrink` keeps each group's own (unshrunk) estimate
+OWN = "own_elasticity"
 SHRUNK_WEIGHT = 0.25  # flag "shrunk" when the prior gets at least this weight
 GRID = 48             # grid points per level for tau (two passes: locate, then refine)
 _SPAN = 25.0          # log-density drop that bounds the refined grid
@@ -256,6 +258,7 @@ def shrink(out: dict[str, np.ndarray], groups: Any, mean_q: np.ndarray | None,
         pvar[new] = fit.new_var[lvl[new]]
         weight_prior[new] = 1.0
         assigned |= take
+    out[OWN] = e.copy()                  # the group's own estimate, for the refit
     shifted = np.where(np.isfinite(post) & np.isfinite(e), e - post, 0.0)
     params = out["params"]
     params[:, 0] = np.where(np.isfinite(params[:, 0]), params[:, 0] + shifted *
