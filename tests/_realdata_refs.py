@@ -1,0 +1,166 @@
+"""Loaders and statsmodels references for tests/test_realdata_more.py.
+
+The data live in ``../shared/data`` (several folders are GPL: read there, never copied into
+the repository). Each loader maps one public dataset to the sales contract
+(``item_id, market, date, price, quantity`` + numeric controls); each reference fits the
+same specification with statsmodels (dummy-variable OLS, GLM, IV2SLS) or scipy quadrature,
+independently of pricelab's batched kernels.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+import statsmodels.api as sm
+from scipy import integrate
+
+DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+def need(folder: str, name: str) -> Path:
+    """Path of ``DATA/folder/name``; skip the test when it is absent."""
+    path = DATA / folder / name
+    if not path.exists():
+        pytest.skip(f"{path} not available")
+    return path
+
+
+# -- loaders: public data -> sales contract ---------------------------------------------
+def cigar() -> pl.DataFrame:
+    """Baltagi's state × year cigarette panel; real price, real income, neighbour price."""
+    raw = pl.read_csv(need("cigar_baltagi", "cigar.csv"))
+    return raw.with_columns(
+        item_id=pl.col("state").cast(pl.String), market=pl.lit("US"),
+        date=pl.date(pl.col("year"), 1, 1), price=pl.col("price") / pl.col("cpi"),
+        quantity=pl.col("sales"), ly=(pl.col("ndi") / pl.col("cpi")).log(),
+        lpn=(pl.col("pimin") / pl.col("cpi")).log())
+
+
+def tuna() -> pl.DataFrame:
+    """Dominick's canned tuna, brand × week; wholesale price as ``unit_cost``."""
+    raw = pl.read_csv(need("tuna_dominicks", "tuna_long.csv"))
+    return raw.with_columns(
+        item_id=pl.col("brand").cast(pl.String), market=pl.lit("chicago"),
+        date=pl.lit(dt.date(1989, 9, 11)) + pl.duration(weeks=pl.col("week")),
+        quantity=pl.col("units"), unit_cost=pl.col("wholesale_price"),
+        lcust=pl.col("fullcust").log())
+
+
+def hass() -> pl.DataFrame:
+    """Hass avocado scan data, region × week (the region is the market)."""
+    raw = pl.read_csv(need("hass_avocado", "hass.csv"), try_parse_dates=True)
+    return raw.with_columns(item_id=pl.lit("hass"), market=pl.col("region"),
+                            price=pl.col("asp"), quantity=pl.col("units"))
+
+
+def cheese() -> pl.DataFrame:
+    """Borden sliced cheese, retailer × week (no calendar: weeks numbered by ``obs_seq``)."""
+    raw = pl.read_csv(need("cheese_borden", "cheese.csv"))
+    return raw.rename({"market": "city"}).with_columns(
+        item_id=pl.col("RETAILER"), market=pl.lit("US"), price=pl.col("PRICE"),
+        quantity=pl.col("VOLUME"),
+        date=pl.lit(dt.date(1990, 1, 1)) + pl.duration(weeks=pl.col("obs_seq") - 1))
+
+
+def beer() -> pl.DataFrame:
+    """Dominick's beer (Taddy's MBA file), UPC × week; price per 12 oz."""
+    raw = pl.read_csv(need("dominicks_beer", "beer_mba_sales.csv"))
+    return raw.with_columns(
+        item_id=pl.col("upc").cast(pl.String), market=pl.lit("chicago"),
+        price=12 * pl.col("price_per_oz"), quantity=pl.col("units"),
+        date=pl.lit(dt.date(1989, 9, 14)) + pl.duration(weeks=pl.col("week")))
+
+
+# -- statsmodels references ---------------------------------------------------------------
+def codes(values: pl.Series | np.ndarray) -> np.ndarray:
+    """Integer level codes 0..L-1 (sorted levels)."""
+    return np.unique(np.asarray(values), return_inverse=True)[1].ravel()
+
+
+def dummies(values: pl.Series | np.ndarray) -> np.ndarray:
+    """Dummy columns for every level but the first."""
+    c = codes(values)
+    return np.eye(int(c.max()) + 1)[c][:, 1:]
+
+
+def dummy_ols(y: np.ndarray, x: np.ndarray, fes: list[pl.Series], *, cov: str = "HC1",
+              cluster: pl.Series | None = None) -> sm.regression.linear_model.RegressionResults:
+    """OLS of ``y`` on ``[1, x, dummies of each fe]``; ``x``'s coefficients are params[1:1+k]."""
+    X = np.column_stack([np.ones(y.size), x, *[dummies(f) for f in fes]])
+    if cluster is not None:
+        return sm.OLS(y, X).fit(cov_type="cluster", cov_kwds={"groups": codes(cluster)})
+    return sm.OLS(y, X).fit(cov_type=cov)
+
+
+def groups(df: pl.DataFrame, key: str) -> Iterator[tuple[str, pl.DataFrame]]:
+    """``(key value, rows)`` per group, in sorted key order."""
+    for value in sorted(df[key].unique().to_list()):
+        yield value, df.filter(pl.col(key) == value)
+
+
+def with_const(*cols: np.ndarray) -> np.ndarray:
+    """``[1, cols...]``, leaving out columns that are constant (rank-deficient groups)."""
+    kept = [np.asarray(c, dtype=float) for c in cols if np.ptp(np.asarray(c)) > 0]
+    return np.column_stack([np.ones(len(cols[0])), *kept])
+
+
+def per_group(df: pl.DataFrame, key: str,
+              fit: Callable[[pl.DataFrame], tuple[float, float]]) -> dict[str, tuple[float, float]]:
+    """``fit(rows) -> (slope, se)`` per group."""
+    return {k: fit(g) for k, g in groups(df, key)}
+
+
+def iv2sls(y: np.ndarray, x: np.ndarray, z: np.ndarray, w: np.ndarray
+           ) -> tuple[float, float, float]:
+    """statsmodels IV2SLS of ``y`` on ``[1, x, w]`` with instruments ``[1, z, w]``.
+
+    Returns the slope on ``x``, its (homoskedastic) SE and the first-stage F of ``z``
+    (nested-model F test of the first stage with and without ``z``).
+    """
+    X = np.column_stack([np.ones(y.size), x, w])
+    Z = np.column_stack([np.ones(y.size), z, w])
+    from statsmodels.sandbox.regression.gmm import IV2SLS
+
+    fit = IV2SLS(y, X, Z).fit()
+    full = sm.OLS(x, Z).fit()
+    restricted = sm.OLS(x, np.column_stack([np.ones(y.size), w])).fit()
+    f_value = full.compare_f_test(restricted)[0]
+    return float(fit.params[1]), float(fit.bse[1]), float(f_value)
+
+
+def posterior_by_quadrature(e: np.ndarray, v: np.ndarray
+                            ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Posterior mean, sd and prior weight ``E[1 - B_j]`` of each ``theta_j``.
+
+    Normal hierarchical model ``e_j ~ N(theta_j, v_j)``, ``theta_j ~ N(mu, tau^2)``, flat
+    priors on ``mu`` and ``tau >= 0`` (Gelman et al., *Bayesian Data Analysis*, 3rd ed.,
+    section 5.4: eqs. 5.17-5.21 for ``p(tau | e)`` and the conditional moments), integrated
+    over ``tau`` in ``[0, inf)`` by adaptive quadrature (scipy ``quad_vec``).
+    """
+    def parts(tau: float) -> tuple[float, np.ndarray, np.ndarray, float, float]:
+        w = 1.0 / (v + tau * tau)
+        mu = float((w * e).sum() / w.sum())
+        log_p = -0.5 * (np.log(w.sum()) + (w * (e - mu) ** 2).sum() - np.log(w).sum())
+        b = tau * tau / (tau * tau + v)
+        return log_p, b, mu + b * (e - mu), float(w.sum()), mu
+
+    grid = np.linspace(0.0, 10.0 * float(np.std(e)) + 1.0, 2001)
+    peak = max(parts(t)[0] for t in grid)
+
+    def integrand(tau: float) -> np.ndarray:
+        log_p, b, m, sw, _ = parts(tau)
+        dens = np.exp(log_p - peak)
+        second = b * v + (1 - b) ** 2 / sw + m * m
+        return dens * np.concatenate([[1.0], m, second, 1 - b])
+
+    total = integrate.quad_vec(integrand, 0.0, np.inf, epsrel=1e-11, epsabs=0.0)[0]
+    n = e.size
+    mean = total[1:1 + n] / total[0]
+    second = total[1 + n:1 + 2 * n] / total[0]
+    weight = total[1 + 2 * n:] / total[0]
+    return mean, np.sqrt(second - mean ** 2), weight
