@@ -99,21 +99,18 @@ def draw_sums(group: np.ndarray, a: np.ndarray, weights: np.ndarray, n_groups: i
     return out
 
 
-def aggregate(base: pl.DataFrame, proj: dict[str, np.ndarray], *, draws: int, seed: int,
-              fx: np.ndarray) -> pl.DataFrame:
+def aggregate(proj: pl.DataFrame, *, draws: int, seed: int) -> pl.DataFrame:
     """Totals of one scenario at market × category, market and overall level.
 
     Parameters
     ----------
-    base : polars.DataFrame
-        Baseline rows (``market, category, elasticity, std_error, unit_cost``).
-    proj : dict of ndarray
-        Output of :func:`pricelab.simulate.project.project_rows` for these rows.
+    proj : polars.DataFrame
+        Projected rows (:func:`pricelab.simulate.project.project_rows`: ``market, category,
+        fx_rate, unit_cost, std_error, baseline_price, scenario_price, changed,
+        baseline_quantity, scenario_quantity``).
     draws, seed : int
         Number of elasticity draws (0: no aggregate intervals, ``*_low``/``*_high`` NaN)
         and their seed.
-    fx : ndarray
-        ``fx_rate`` per row (market currency per base currency unit).
 
     Returns
     -------
@@ -123,42 +120,50 @@ def aggregate(base: pl.DataFrame, proj: dict[str, np.ndarray], *, draws: int, se
         Rows whose projection is missing are left out of every sum (``n_missing``); rows
         without a unit cost add nothing to profit.
     """
-    frame, gidx, roll = _levels(base)
+    frame, gidx, roll = _levels(proj)
     G = roll.shape[0]
-    ok = ~np.isnan(proj["scenario_quantity"])
-    p0 = base["baseline_price"].to_numpy().astype(float)
-    c = base["unit_cost"].to_numpy().astype(float)
-    p1 = proj["scenario_price"]
-    has_cost = ~np.isnan(c)
-    c0 = np.nan_to_num(c)
-    w_rev = p1 / fx
-    w_pro = np.where(has_cost, (p1 - c0) / fx, 0.0)
+    q1 = pl.col("scenario_quantity")
+    ok = q1.is_not_null() & q1.is_not_nan()
+    cost = pl.col("unit_cost").fill_nan(None)
+    fx, p0, p1 = pl.col("fx_rate"), pl.col("baseline_price"), pl.col("scenario_price")
+    # per-row weights in the base currency (polars: no temporary numpy arrays); the point
+    # value of a row is its weight times its projected units
+    w = proj.select(
+        ok=ok, changed=pl.col("changed"),
+        w_rev=p1 / fx, w_pro=((p1 - cost) / fx).fill_null(0.0),
+        q0=pl.when(ok).then(pl.col("baseline_quantity")).otherwise(0.0),
+        q1=pl.when(ok).then(q1).otherwise(0.0),
+        rev0=pl.when(ok).then(p0 * pl.col("baseline_quantity") / fx).otherwise(0.0),
+        pro0=pl.when(ok).then(((p0 - cost) * pl.col("baseline_quantity") / fx).fill_null(0.0))
+        .otherwise(0.0),
+    ).with_columns(rev1=pl.col("w_rev") * pl.col("q1"), pro1=pl.col("w_pro") * pl.col("q1"))
 
-    def gsum(v: np.ndarray, mask: np.ndarray) -> np.ndarray:
-        return np.bincount(gidx[mask], weights=v[mask], minlength=G).astype(float)
+    def gsum(col: str) -> np.ndarray:
+        return np.bincount(gidx, weights=w[col].cast(pl.Float64).to_numpy(), minlength=G)
 
-    q0, q1 = proj["baseline_quantity"], proj["scenario_quantity"]
-    scen_w = {"quantity": np.ones_like(q1), "revenue": w_rev, "profit": w_pro}
-    point = {"quantity": (gsum(q0, ok), gsum(q1, ok)),
-             "revenue": (gsum(p0 * q0 / fx, ok), gsum(w_rev * q1, ok)),
-             "profit": (gsum(np.where(has_cost, (p0 - c0) * q0 / fx, 0.0), ok),
-                        gsum(w_pro * q1, ok))}
+    point = {"quantity": (gsum("q0"), gsum("q1")), "revenue": (gsum("rev0"), gsum("rev1")),
+             "profit": (gsum("pro0"), gsum("pro1"))}
     lows = highs = None
     if draws > 0:
-        # fixed rows contribute their point value to every draw
-        varying = ok & proj["changed"] & (np.nan_to_num(base["std_error"].to_numpy()) > 0)
-        fixed = ok & ~varying
+        # only rows whose price changes with an uncertain elasticity are drawn; the others
+        # contribute their point value to every draw
+        se = proj["std_error"].fill_nan(None).fill_null(0.0).to_numpy()
+        okc = w["ok"].to_numpy() & w["changed"].to_numpy()
+        varying = okc & (se > 0)
         idx = np.flatnonzero(varying)
-        se = base["std_error"].to_numpy().astype(float)[idx]
-        a = se * np.log(p1[idx] / p0[idx])
-        W = np.column_stack([scen_w[k][idx] * q1[idx] for k in KPIS])
+        p0n, p1n = proj["baseline_price"].to_numpy(), proj["scenario_price"].to_numpy()
+        a = se[idx] * np.log(p1n[idx] / p0n[idx])
+        q1n = w["q1"].to_numpy()
+        W = np.column_stack([q1n[idx], w["rev1"].to_numpy()[idx], w["pro1"].to_numpy()[idx]])
         sums = draw_sums(gidx[idx], a, W, G, draws=draws, seed=seed)
-        sums += np.stack([gsum(scen_w[k] * q1, fixed) for k in KPIS])[None, :, :]
+        fixed = ~varying
+        sums += np.stack([np.bincount(gidx[fixed], weights=w[c].to_numpy()[fixed], minlength=G)
+                          for c in ("q1", "rev1", "pro1")])[None, :, :]
         q = np.quantile(sums @ roll, [0.05, 0.95], axis=0)     # (2, K, levels)
         lows, highs = q[0], q[1]
     up = sparse.csr_matrix(roll).T      # point sums roll up exactly as a sparse sum
-    counts = [up @ np.bincount(gidx, minlength=G), up @ gsum(np.ones_like(q1), proj["changed"]),
-              up @ gsum(np.ones_like(q1), ~ok)]
+    counts = [up @ np.bincount(gidx, minlength=G), up @ gsum("changed"),
+              up @ (np.bincount(gidx, minlength=G) - gsum("ok"))]
     out = frame.with_columns(
         pl.Series(name, np.rint(v).astype(np.int64))
         for name, v in zip(("n_rows", "n_changed", "n_missing"), counts, strict=True))

@@ -132,42 +132,47 @@ class ChangeApplier:
         return new
 
 
-def project_rows(base: pl.DataFrame, new_price: np.ndarray, horizon: int) -> dict[str, np.ndarray]:
-    """Point projection and per-row 90% intervals over ``horizon`` weeks.
+def project_rows(base: pl.DataFrame, new_price: np.ndarray, horizon: int) -> pl.DataFrame:
+    """``base`` with the point projection and per-row 90% intervals over ``horizon`` weeks.
 
     Units are ``H * q0 * (p1 / p0) ** e``. The interval is exact for the normal
     elasticity distribution ``N(e, std_error)``: units are monotone in ``e``, so their
     5% and 95% quantiles are the units at ``e -/+ Z90 * std_error``. Rows whose price does
     not change keep the baseline (whatever their elasticity); changed rows without a
-    usable elasticity are NaN.
+    usable elasticity are null.
+
+    Returns
+    -------
+    polars.DataFrame
+        ``base`` plus ``scenario_price, changed, baseline_quantity, scenario_quantity,
+        quantity_low, quantity_high, baseline_revenue, scenario_revenue, revenue_low,
+        revenue_high, baseline_profit, scenario_profit, profit_low, profit_high`` (market
+        currency, over the horizon). Computed as polars expressions: one pass, no
+        temporary arrays.
     """
-    q0 = _floats(base, "baseline_units") * horizon
-    p0 = _floats(base, "baseline_price")
-    c = _floats(base, "unit_cost")
-    e = _floats(base, "elasticity")
-    se = np.nan_to_num(_floats(base, "std_error"), nan=0.0)
-    p1 = np.asarray(new_price, dtype=float)
-    changed = p1 != p0
-    log_r = np.log(p1 / p0)
-    with np.errstate(invalid="ignore", over="ignore"):
-        q = np.where(changed, q0 * np.exp(e * log_r), q0)
-        k = np.exp(Z90 * se * log_r)        # units at e -/+ Z90 se: q / k and q * k
-        qa, qb = q / k, q * k
-    q_lo, q_hi = np.fmin(qa, qb), np.fmax(qa, qb)
-    q_lo[np.isnan(q)] = np.nan
-    q_hi[np.isnan(q)] = np.nan
+    p0, p1, c = pl.col("baseline_price"), pl.col("scenario_price"), pl.col("unit_cost")
+    q0, q, lo, hi = (pl.col(k) for k in ("baseline_quantity", "scenario_quantity",
+                                         "quantity_low", "quantity_high"))
+    e = pl.col("elasticity").fill_nan(None)
+    se = pl.col("std_error").fill_nan(0.0).fill_null(0.0)
+    log_r = (p1 / p0).log()
+    k = (Z90 * se * log_r).exp()        # units at e -/+ Z90 se: q / k and q * k
     m = p1 - c
-    return {
-        "scenario_price": p1, "changed": changed, "baseline_quantity": q0,
-        "scenario_quantity": q, "quantity_low": q_lo, "quantity_high": q_hi,
-        "baseline_revenue": p0 * q0, "scenario_revenue": p1 * q,
-        "revenue_low": p1 * q_lo, "revenue_high": p1 * q_hi,
-        "baseline_profit": (p0 - c) * q0, "scenario_profit": m * q,
-        "profit_low": np.where(m >= 0, m * q_lo, m * q_hi),
-        "profit_high": np.where(m >= 0, m * q_hi, m * q_lo),
-    }
-
-
-def _floats(df: pl.DataFrame, col: str) -> np.ndarray:
-    """``df[col]`` as float64 (no copy when it already is; nulls become NaN)."""
-    return np.asarray(df[col].to_numpy(), dtype=np.float64)
+    df = base.with_columns(pl.Series("scenario_price", np.asarray(new_price, dtype=float)))
+    df = df.with_columns(
+        (p1 != p0).alias("changed"),
+        (pl.col("baseline_units") * horizon).alias("baseline_quantity"),
+    ).with_columns(
+        pl.when(pl.col("changed")).then(q0 * (e * log_r).exp()).otherwise(q0)
+        .alias("scenario_quantity"),
+    ).with_columns(
+        pl.min_horizontal(q / k, q * k).alias("quantity_low"),
+        pl.max_horizontal(q / k, q * k).alias("quantity_high"),
+    )
+    return df.with_columns(
+        (p0 * q0).alias("baseline_revenue"), (p1 * q).alias("scenario_revenue"),
+        (p1 * lo).alias("revenue_low"), (p1 * hi).alias("revenue_high"),
+        ((p0 - c) * q0).alias("baseline_profit"), (m * q).alias("scenario_profit"),
+        pl.when(m >= 0).then(m * lo).otherwise(m * hi).alias("profit_low"),
+        pl.when(m >= 0).then(m * hi).otherwise(m * lo).alias("profit_high"),
+    )

@@ -6,7 +6,6 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
 import polars as pl
 
 from pricelab.errors import UsageError
@@ -171,17 +170,17 @@ def simulate(store: Store, scenario: str | os.PathLike[str] | dict[str, Any] | S
     applier = ChangeApplier(store, base, plans, tables=names)
     warnings: list[str] = list(season.warnings)
     n_no_e = base["elasticity"].null_count() + int(base["elasticity"].is_nan().sum())
-    fx = base["fx_rate"].to_numpy().astype(float)
     tables, aggs = [], []
     for s in spec.scenarios:
         new_price = applier.prices(s)
         proj = project_rows(base, new_price, spec.horizon_weeks)
-        n_miss = int(np.isnan(proj["scenario_quantity"]).sum())
+        q = proj["scenario_quantity"]
+        n_miss = q.null_count() + int(q.is_nan().sum())
         if n_miss:
             warnings.append(f"scenario '{s.name}': {n_miss} changed row(s) have no elasticity "
                             f"in estimate run {est_run}; they are left out of the totals")
-        tables.append(_rows(s.name, base, proj))
-        aggs.append(aggregate(base, proj, draws=draws, seed=seed, fx=fx)
+        tables.append(_rows(s.name, proj))
+        aggs.append(aggregate(proj, draws=draws, seed=seed)
                     .with_columns(pl.lit(s.name).alias("scenario")))
     for ref, plan in plans.items():
         cmp = base.join(plan, on=["item_id", "market"], how="inner").filter(
@@ -219,13 +218,10 @@ def simulate(store: Store, scenario: str | os.PathLike[str] | dict[str, Any] | S
     return res
 
 
-def _rows(name: str, base: pl.DataFrame, proj: dict[str, np.ndarray]) -> pl.DataFrame:
-    p0 = base["baseline_price"].to_numpy()
-    df = base.select("item_id", "market", "category", "fx_rate", "unit_cost", "elasticity",
-                     "std_error", "baseline_price", "seasonal_factor").with_columns(
-        pl.lit(name).alias("scenario"),
-        *[pl.Series(k, v) for k, v in proj.items() if k != "changed"],
-        pl.Series("price_change_pct", 100.0 * (proj["scenario_price"] / p0 - 1.0)),
-    )
-    return df.select(*SCENARIO_COLUMNS, *EXTRA_COLUMNS).with_columns(
-        pl.col(pl.Float64).fill_nan(None))
+def _rows(name: str, proj: pl.DataFrame) -> pl.DataFrame:
+    return proj.select(
+        pl.lit(name).alias("scenario"), *SCENARIO_COLUMNS[1:],
+        *[c for c in EXTRA_COLUMNS if c != "price_change_pct"],
+        (100.0 * (pl.col("scenario_price") / pl.col("baseline_price") - 1.0))
+        .alias("price_change_pct"),
+    ).select(*SCENARIO_COLUMNS, *EXTRA_COLUMNS).with_columns(pl.col(pl.Float64).fill_nan(None))
