@@ -93,8 +93,9 @@ def dummy_ols(y: np.ndarray, x: np.ndarray, fes: list[pl.Series], *, cov: str = 
     """OLS of ``y`` on ``[1, x, dummies of each fe]``; ``x``'s coefficients are params[1:1+k]."""
     X = np.column_stack([np.ones(y.size), x, *[dummies(f) for f in fes]])
     if cluster is not None:
-        return sm.OLS(y, X).fit(cov_type="cluster", cov_kwds={"groups": codes(cluster)})
-    return sm.OLS(y, X).fit(cov_type=cov)
+        return sm.OLS(y, X).fit(method="qr", cov_type="cluster",
+                                 cov_kwds={"groups": codes(cluster)})
+    return sm.OLS(y, X).fit(method="qr", cov_type=cov)
 
 
 def groups(df: pl.DataFrame, key: str) -> Iterator[tuple[str, pl.DataFrame]]:
@@ -113,6 +114,38 @@ def per_group(df: pl.DataFrame, key: str,
               fit: Callable[[pl.DataFrame], tuple[float, float]]) -> dict[str, tuple[float, float]]:
     """``fit(rows) -> (slope, se)`` per group."""
     return {k: fit(g) for k, g in groups(df, key)}
+
+
+def poisson_glm(df: pl.DataFrame, key: str, design: Callable[[pl.DataFrame], np.ndarray]
+                ) -> dict[str, dict[str, float]]:
+    """Per-group Poisson GLM of ``quantity`` on ``design(rows)``.
+
+    Returns per group the price slope ``e`` (column 1), its HC0 and model-based variances
+    and ``n``, ``p`` (rows, columns) for the n / (n - p) factor of HC1.
+    """
+    out = {}
+    for k, g in groups(df, key):
+        X = design(g)
+        model = sm.GLM(g["quantity"].to_numpy().astype(float), X, family=sm.families.Poisson())
+        robust = model.fit(cov_type="HC0", tol=1e-13)
+        plain = model.fit(tol=1e-13)
+        out[k] = {"e": float(robust.params[1]), "hc0": float(robust.bse[1]) ** 2,
+                  "model": float(plain.bse[1]) ** 2, "n": g.height, "p": X.shape[1]}
+    return out
+
+
+def pooled_variances(fits: dict[str, dict[str, float]]) -> tuple[np.ndarray, np.ndarray]:
+    """Slopes and the sampling variances pricelab.elasticity.hierarchical documents.
+
+    The model-based variance times the level's median ratio of robust (HC1) to model
+    variance when that exceeds 1; ``fits`` are one level's :func:`poisson_glm` results
+    (sorted by key).
+    """
+    rows = [fits[k] for k in sorted(fits)]
+    e = np.array([r["e"] for r in rows])
+    model = np.array([r["model"] for r in rows])
+    hc1 = np.array([r["hc0"] * r["n"] / (r["n"] - r["p"]) for r in rows])
+    return e, model * max(1.0, float(np.median(hc1 / model)))
 
 
 def iv2sls(y: np.ndarray, x: np.ndarray, z: np.ndarray, w: np.ndarray
