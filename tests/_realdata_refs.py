@@ -110,6 +110,14 @@ def with_const(*cols: np.ndarray) -> np.ndarray:
     return np.column_stack([np.ones(len(cols[0])), *kept])
 
 
+def fourier_trend(g: pl.DataFrame, first: dt.date) -> list[np.ndarray]:
+    """pricelab's documented default controls (no promo): sin/cos of 2 pi day-of-year / 365.25
+    and years since ``first``."""
+    angle = 2 * np.pi * g["date"].dt.ordinal_day().to_numpy() / 365.25
+    years = (g["date"] - first).dt.total_days().to_numpy() / 365.25
+    return [np.sin(angle), np.cos(angle), years]
+
+
 def per_group(df: pl.DataFrame, key: str,
               fit: Callable[[pl.DataFrame], tuple[float, float]]) -> dict[str, tuple[float, float]]:
     """``fit(rows) -> (slope, se)`` per group."""

@@ -131,17 +131,26 @@ def test_tuna_first_stage_f_and_weak_instrument_flags(tuna_ref):
                                                                              abs=6e-3)
 
 
+def test_tuna_control_function_is_poisson_glm_on_the_first_stage_residual(tuna_ref):
+    df, _ = tuna_ref
+    res = estimate(df, model="iv", instrument="unit_cost", controls=["nsale", "lcust"],
+                   iv_method="cf")
+    got = _by_key(res)
+    for b, g in R.groups(df, "item_id"):
+        w = g.select("nsale", "lcust").to_numpy()
+        Z = R.with_const(g["lwholesale"].to_numpy(), *w.T)
+        v = sm.OLS(g["lprice"].to_numpy(), Z).fit().resid
+        X = R.with_const(g["lprice"].to_numpy(), *w.T, v)
+        fit = sm.GLM(g["units"].to_numpy().astype(float), X,
+                     family=sm.families.Poisson()).fit(tol=1e-13)
+        assert got[b]["elasticity"] == pytest.approx(fit.params[1], rel=1e-7, abs=1e-9), b
+    assert got["2"]["method"] == "iv-cf"
+
+
 # -- hass_avocado: per-region fits -------------------------------------------------------------
 @pytest.fixture(scope="module")
 def avocado() -> pl.DataFrame:
     return R.hass()
-
-
-def _fourier_trend(g: pl.DataFrame, first) -> list[np.ndarray]:
-    """The documented default controls: sin/cos of 2 pi day-of-year / 365.25, years since start."""
-    angle = 2 * np.pi * g["date"].dt.ordinal_day().to_numpy() / 365.25
-    years = (g["date"] - first).dt.total_days().to_numpy() / 365.25
-    return [np.sin(angle), np.cos(angle), years]
 
 
 @pytest.mark.parametrize("controls", [None, "default"])
@@ -150,13 +159,26 @@ def test_hass_ols_per_region_is_statsmodels_ols(avocado, controls):
     first = avocado["date"].min()
 
     def fit(g):
-        extra = _fourier_trend(g, first) if controls else []
+        extra = R.fourier_trend(g, first) if controls else []
         X = R.with_const(np.log(g["price"].to_numpy()), *extra)
         f = sm.OLS(np.log(g["quantity"].to_numpy()), X).fit(cov_type="HC1")
         return float(f.params[1]), float(f.bse[1])
 
     _assert_groups(res, R.per_group(avocado, "market", fit), "market")
     assert res.elasticities.height == 45
+
+
+def test_hass_ols_hac_is_statsmodels_newey_west(avocado):
+    res = estimate(avocado, model="ols", controls=None, se="HAC")
+    lags = int(np.floor(4 * (169 / 100) ** (2 / 9)))  # the documented default bandwidth: 4
+
+    def fit(g):
+        g = g.sort("date")
+        f = sm.OLS(np.log(g["quantity"].to_numpy()), R.with_const(np.log(g["price"].to_numpy()))
+                   ).fit(cov_type="HAC", cov_kwds={"maxlags": lags})
+        return float(f.params[1]), float(f.bse[1])
+
+    _assert_groups(res, R.per_group(avocado, "market", fit), "market")
 
 
 def test_hass_poisson_per_region_is_statsmodels_glm(avocado):
