@@ -35,10 +35,12 @@ def _levels(base: pl.DataFrame) -> tuple[pl.DataFrame, np.ndarray, np.ndarray]:
     matrix ``(G, G + M + 1)``.
     """
     mc = base.select(pl.col("market").cast(pl.Utf8),
-                     pl.col("category").cast(pl.Utf8).fill_null("(none)"))
-    keys = mc.unique().sort(["market", "category"]).with_row_index("_g")
-    gidx = mc.join(keys, on=["market", "category"], how="left", maintain_order="left")["_g"] \
-        .to_numpy().astype(np.int64)
+                     pl.col("category").cast(pl.Utf8).fill_null("(none)")).with_row_index("_r")
+    # one group_by gives the groups and their rows (cheaper than unique + join back)
+    keys = mc.group_by("market", "category").agg("_r").sort("market", "category")
+    gidx = np.empty(mc.height, dtype=np.int64)
+    gidx[keys["_r"].explode().to_numpy()] = np.repeat(np.arange(keys.height),
+                                                      keys["_r"].list.len().to_numpy())
     markets = keys["market"].unique().sort()
     G, M = keys.height, markets.len()
     m_of_g = keys.join(markets.to_frame().with_row_index("_m"), on="market", how="left",
