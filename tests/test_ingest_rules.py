@@ -113,9 +113,9 @@ def test_costs_unknown_item_and_market(cli, loaded_db: Path, tmp_path: Path) -> 
     err = _one_error(cli, loaded_db, ["--costs", costs])
     assert err.startswith(
         "error: costs: column 'item_id': names items that are in neither sales nor items "
-        "(1 row; first: GHOST-9)\n")
+        "(1 item; first: GHOST-9)\n")
     assert "costs: column 'market': names markets that are in neither sales nor markets " \
-           "(1 row; first: XX)" in err
+           "(1 market; first: XX)" in err
     assert_same(before, snapshot(loaded_db))
 
 
@@ -125,7 +125,7 @@ def test_inventory_unknown_item(cli, loaded_db: Path, tmp_path: Path) -> None:
         NOPE,3""")
     err = _one_error(cli, loaded_db, ["--inventory", inv])
     assert "inventory: column 'item_id': names items that are in neither sales nor items " \
-           "(1 row; first: NOPE)" in err
+           "(1 item; first: NOPE)" in err
 
 
 def test_markets_missing_a_sales_market(cli, tmp_path: Path, small_files) -> None:
@@ -136,11 +136,13 @@ def test_markets_missing_a_sales_market(cli, tmp_path: Path, small_files) -> Non
     res = cli("ingest", "--db", db, "--sales", small_files["sales"], "--markets", markets)
     assert res.exit_code == 2
     assert res.stderr == ("error: markets: column 'market': is missing markets used in sales "
-                          "(add them with their fx_rate) (1 row; first: DE)\n")
-    # nothing at all was loaded, not even the valid sales file
+                          "(add them with their fx_rate) (1 market; first: DE)\n")
+    # nothing at all was loaded, not even the valid sales file: no database is left behind
+    assert not db.exists()
     res = cli("validate", "--db", db)
     assert res.exit_code == 2
-    assert "no sales loaded" in res.stderr
+    assert res.stderr == (f"error: {db}: no database here; load data first with "
+                          f"'pricelab ingest --db {db}'\n")
 
 
 def test_db_in_missing_folder(cli, small_files, tmp_path: Path) -> None:

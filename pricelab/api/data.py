@@ -13,6 +13,7 @@ from pricelab.store import IngestResult, Store
 from pricelab.store import get_run as _get_run
 from pricelab.store import ingest as _ingest
 from pricelab.store import list_runs as _list_runs
+from pricelab.store.db import resolve_db_path
 
 PathLike = str | os.PathLike[str]
 
@@ -28,14 +29,23 @@ def ingest(
     Raises
     ------
     InputFileError, DataError
-        A file is unreadable or breaks a data-quality rule; the database is unchanged.
+        A file is unreadable or breaks a data-quality rule; the database is unchanged (a
+        database this call would have created is not left behind).
     StoreError
         The database cannot be opened (missing folder, not DuckDB, locked).
     """
     files = {"sales": sales, "items": items, "costs": costs, "markets": markets,
              "inventory": inventory}
-    with Store.open(db) as store:
-        return _ingest(store, files, replace=replace)
+    path = resolve_db_path(db)
+    new = not path.exists()
+    try:
+        with Store.open(db) as store:
+            return _ingest(store, files, replace=replace)
+    except BaseException:
+        if new:         # nothing was loaded: leave no empty database behind
+            for leftover in (path, path.with_name(path.name + ".wal")):
+                leftover.unlink(missing_ok=True)
+        raise
 
 
 def validate(db: PathLike | None = None) -> QualityReport:

@@ -18,13 +18,15 @@ class Issue:
     rule: str
     count: int = 0
     examples: tuple[str, ...] = ()
+    unit: str = "row"  # what ``count`` counts: row, series, item, market
 
     def message(self) -> str:
         """One line naming the source, column, rule and the first offending rows."""
         where = f"{self.source}: column '{self.column}'" if self.column else self.source
         text = f"{where}: {self.rule}"
         if self.count:
-            text += f" ({self.count} row{'s' if self.count != 1 else ''}"
+            units = self.unit if self.count == 1 or self.unit == "series" else f"{self.unit}s"
+            text += f" ({self.count} {units}"
             if self.examples:
                 text += "; first: " + ", ".join(self.examples)
             text += ")"
@@ -34,7 +36,8 @@ class Issue:
         """JSON-able form."""
         return {
             "level": self.level, "source": self.source, "column": self.column,
-            "rule": self.rule, "count": self.count, "examples": list(self.examples),
+            "rule": self.rule, "count": self.count, "unit": self.unit,
+            "examples": list(self.examples),
             "message": self.message(),
         }
 

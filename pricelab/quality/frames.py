@@ -115,11 +115,16 @@ def validate_frame(kind: str, df: pl.DataFrame, source: str, *,
     """
     report = QualityReport()
     missing = [c for c in REQUIRED[kind] if c not in df.columns]
+    if len(missing) == 1:
+        report.issues.append(Issue(
+            "error", source, missing[0],
+            f"missing required column (found: {', '.join(df.columns)})"))
+        return df, report
     if missing:
-        for col in missing:
-            report.issues.append(Issue(
-                "error", source, col,
-                f"missing required column (found: {', '.join(df.columns)})"))
+        report.issues.append(Issue(
+            "error", source, None,
+            f"missing required columns {', '.join(repr(c) for c in missing)} "
+            f"(found: {', '.join(df.columns)})"))
         return df, report
     c = _Checker(kind, df, source, line_offset)
     if kind == "sales":

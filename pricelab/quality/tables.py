@@ -11,6 +11,10 @@ if TYPE_CHECKING:
 
 MIN_WEEKS = 8
 JUMP_RATIO = 10.0
+#: a series whose dates are this many days apart on average is not weekly data
+COARSE_DAYS = 21
+#: unit cost below this share of the price (base currency) looks like a unit mix-up
+COST_FLOOR_SHARE = 0.01
 
 
 def _examples(rows: list[tuple[object, ...]]) -> tuple[str, ...]:
@@ -18,11 +22,12 @@ def _examples(rows: list[tuple[object, ...]]) -> tuple[str, ...]:
 
 
 def _check(store: Store, report: QualityReport, level: str, source: str, column: str | None,
-           rule: str, sql: str) -> None:
+           rule: str, sql: str, unit: str = "row") -> None:
     rows = store.execute(sql)
     if rows:
         n = store.execute(f"SELECT count(*) FROM ({sql})")[0][0]
-        report.issues.append(Issue(level, source, column, rule, int(n), _examples(rows[:3])))
+        report.issues.append(Issue(level, source, column, rule, int(n), _examples(rows[:3]),
+                                   unit))
 
 
 def check_loaded(store: Store, *, warnings: bool = True) -> QualityReport:
@@ -33,20 +38,21 @@ def check_loaded(store: Store, *, warnings: bool = True) -> QualityReport:
     for table in ("costs", "inventory"):
         _check(store, r, "error", table, "item_id", "names items that are in neither sales nor items",
                f"SELECT DISTINCT item_id FROM {table} WHERE item_id NOT IN {known_items} "
-               "ORDER BY 1 LIMIT 1000")
+               "ORDER BY 1 LIMIT 1000", unit="item")
         _check(store, r, "error", table, "market", "names markets that are in neither sales nor markets",
                f"SELECT DISTINCT market FROM {table} WHERE market IS NOT NULL "
-               f"AND market NOT IN {known_markets} ORDER BY 1 LIMIT 1000")
+               f"AND market NOT IN {known_markets} ORDER BY 1 LIMIT 1000", unit="market")
     if store.count("markets"):
         _check(store, r, "error", "markets", "market",
                "is missing markets used in sales (add them with their fx_rate)",
                "SELECT DISTINCT market FROM sales WHERE market NOT IN (SELECT market FROM markets) "
-               "ORDER BY 1 LIMIT 1000")
+               "ORDER BY 1 LIMIT 1000", unit="market")
     if not warnings or store.count("sales") == 0:
         return r
     _check(store, r, "warning", "sales", "date", "weekly series with gaps (missing weeks)",
            "SELECT item_id, market FROM sales GROUP BY 1, 2 "
-           "HAVING count(*) < date_diff('week', min(date), max(date)) + 1 ORDER BY 1, 2")
+           "HAVING count(*) < date_diff('week', min(date), max(date)) + 1 ORDER BY 1, 2",
+           unit="series")
     _check(store, r, "warning", "sales", "price",
            f"price jumps more than {JUMP_RATIO:g}x week over week",
            # only series whose price range exceeds the ratio can jump by it: screen them
@@ -61,9 +67,27 @@ def check_loaded(store: Store, *, warnings: bool = True) -> QualityReport:
     _check(store, r, "warning", "sales", "unit_cost",
            "items without a unit cost (no unit_cost in sales and no costs row)",
            "SELECT item_id FROM sales GROUP BY 1 HAVING count(unit_cost) = 0 "
-           "AND item_id NOT IN (SELECT item_id FROM costs) ORDER BY 1")
+           "AND item_id NOT IN (SELECT item_id FROM costs) ORDER BY 1", unit="item")
     _check(store, r, "warning", "sales", "date",
            f"series shorter than {MIN_WEEKS} weeks (too short to estimate reliably)",
            f"SELECT item_id, market FROM sales GROUP BY 1, 2 HAVING count(*) < {MIN_WEEKS} "
-           "ORDER BY 1, 2")
+           "ORDER BY 1, 2", unit="series")
+    _check(store, r, "warning", "sales", "date",
+           f"dates at least {COARSE_DAYS} days apart on average: monthly data? pricelab works "
+           "in weeks, so a monthly total read as weekly units overstates them about 4.3x",
+           "SELECT item_id, market FROM sales GROUP BY 1, 2 HAVING count(*) > 1 AND "
+           f"date_diff('day', min(date), max(date)) >= {COARSE_DAYS} * (count(*) - 1) "
+           "ORDER BY 1, 2", unit="series")
+    fx = ("LEFT JOIN markets m ON m.market = s.market" if store.count("markets") else "")
+    base_price = "s.price / coalesce(m.fx_rate, 1.0)" if fx else "s.price"
+    _check(store, r, "warning", "sales", "unit_cost",
+           "unit cost at or above the price (in base currency): sold at a loss, or a unit "
+           "or currency mix-up?",
+           f"SELECT s.item_id, s.market, s.date FROM sales s {fx} "
+           f"WHERE s.unit_cost >= {base_price} ORDER BY 1, 2, 3")
+    _check(store, r, "warning", "sales", "unit_cost",
+           f"unit cost below {COST_FLOOR_SHARE:.0%} of the price (in base currency): a unit "
+           "or currency mix-up?",
+           f"SELECT s.item_id, s.market, s.date FROM sales s {fx} "
+           f"WHERE s.unit_cost < {COST_FLOOR_SHARE} * {base_price} ORDER BY 1, 2, 3")
     return r
