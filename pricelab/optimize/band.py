@@ -14,7 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pricelab.optimize.closed_form import argmax_interval, term, unconstrained_price
+from pricelab.optimize.closed_form import unconstrained_price
+from pricelab.optimize.penalised import argmax_penalised, penalised_term
 
 GRID = 48
 GOLDEN_STEPS = 60
@@ -56,8 +57,13 @@ def feasible_range(b: Blocks, lo: np.ndarray, hi: np.ndarray,
 
 def solve_band(b: Blocks, k: np.ndarray, lo: np.ndarray, hi: np.ndarray, fx: np.ndarray,
                p0: np.ndarray, q0: np.ndarray,
-               e: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+               e: np.ndarray, theta: np.ndarray | None = None,
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Best prices of every parity row for effective costs ``k``.
+
+    ``theta`` (per row, optional) is a price penalty from an average-change budget
+    multiplier (:mod:`pricelab.optimize.penalised`); each market then maximises
+    (p - k) q(p) - theta q0 p, still unimodal where the budget pushes prices down.
 
     Returns
     -------
@@ -69,11 +75,16 @@ def solve_band(b: Blocks, k: np.ndarray, lo: np.ndarray, hi: np.ndarray, fx: np.
     valid = R >= 0
     M = {name: _mat(x, R, fill) for name, x, fill in (
         ("k", k, 0.0), ("lo", lo, 0.0), ("hi", hi, np.inf), ("fx", fx, 1.0),
-        ("p0", p0, 1.0), ("q0", q0, 0.0), ("e", e, -2.0))}
+        ("p0", p0, 1.0), ("q0", q0, 0.0), ("e", e, -2.0),
+        ("th", np.zeros_like(k) if theta is None else theta, 0.0))}
+    pen = theta is not None and bool(np.any(theta))
     lmin, lmax = feasible_range(b, lo, hi, fx)
     one_g = (1 + b.gap)[:, None]
     # beyond these, moving L further only pushes every market away from its optimum
-    pstar = np.minimum(np.maximum(unconstrained_price(M["k"], M["e"]), M["lo"]), M["hi"])
+    if pen:
+        pstar = argmax_penalised(M["lo"], M["hi"], M["k"], M["th"], M["p0"], M["q0"], M["e"])
+    else:
+        pstar = np.minimum(np.maximum(unconstrained_price(M["k"], M["e"]), M["lo"]), M["hi"])
     pb = np.where(valid, pstar / M["fx"], np.nan)
     lmax_eff = np.minimum(lmax, np.nanmax(pb, axis=1))
     lmin_eff = np.maximum(lmin, np.nanmin(pb, axis=1) / (1 + b.gap))
@@ -85,9 +96,10 @@ def solve_band(b: Blocks, k: np.ndarray, lo: np.ndarray, hi: np.ndarray, fx: np.
         z = np.minimum(M["hi"][:, None, :], one_g[..., None] * L[..., None]
                        * M["fx"][:, None, :])
         z = np.maximum(z, a)
-        args = [M[x][:, None, :] for x in ("k", "p0", "q0", "e")]
-        p = argmax_interval(a, z, *args)
-        v = np.where(valid[:, None, :], term(p, *args) / M["fx"][:, None, :], 0.0).sum(axis=2)
+        k_, th, p0_, q0_, e_ = (M[x][:, None, :] for x in ("k", "th", "p0", "q0", "e"))
+        p = argmax_penalised(a, z, k_, th if pen else None, p0_, q0_, e_)
+        val = penalised_term(p, k_, th, p0_, q0_, e_)
+        v = np.where(valid[:, None, :], val / M["fx"][:, None, :], 0.0).sum(axis=2)
         return p, v
 
     t = np.linspace(0.0, 1.0, GRID)[None, :]

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from pricelab.optimize.band import Blocks, solve_band
-from pricelab.optimize.closed_form import argmax_interval, term
+from pricelab.optimize.penalised import argmax_penalised, penalised_term
 from pricelab.optimize.problem import Linking, Problem
 
 ITERATIONS = 64
@@ -41,14 +41,23 @@ class Responder:
         self.blocks = Blocks.build(groups, np.nan_to_num(prob.parity_gap)) if (
             groups >= 0).any() else None
         self.band_low: np.ndarray | None = None
+        self._last: np.ndarray | None = None
 
-    def __call__(self, k: np.ndarray) -> np.ndarray:
-        """Prices maximising sum (p - k) q(p) under row limits and parity."""
+    def __call__(self, k: np.ndarray, theta: np.ndarray | None = None) -> np.ndarray:
+        """Prices maximising sum (p - k) q(p) - theta q0 p under row limits and parity.
+
+        ``theta`` (per row) is the price penalty of average-change budget multipliers
+        (None: no budget); the previous response warm-starts the per-row Newton solve.
+        """
         pr = self.prob
-        p = argmax_interval(pr.lo, pr.hi, k, pr.p0, pr.q0, pr.e)
+        pen = theta is not None and bool(np.any(theta))
+        p = argmax_penalised(pr.lo, pr.hi, k, theta if pen else None, pr.p0, pr.q0, pr.e,
+                             guess=self._last)
+        if pen:
+            self._last = p
         if self.blocks is not None:
             pb, self.band_low, _ = solve_band(self.blocks, k, pr.lo, pr.hi, pr.fx, pr.p0,
-                                              pr.q0, pr.e)
+                                              pr.q0, pr.e, theta if pen else None)
             p = np.where(self.groups >= 0, pb, p)
         return p
 
@@ -90,10 +99,14 @@ def _bisect(usage, need_up: np.ndarray, scale: np.ndarray) -> np.ndarray:
     return hi
 
 
-def decompose(prob: Problem, resp: Responder | None = None) -> Decomposition:
+def decompose(prob: Problem, resp: Responder | None = None,
+              theta: np.ndarray | None = None) -> Decomposition:
     """Solve bounds + margin + parity + disjoint volume floors + stock pools.
 
     The objective is summed in base currency (each row's money divided by its fx rate).
+    ``theta`` (per row) adds the price penalty - H theta q0 p / fx of average-change
+    budget multipliers (:mod:`pricelab.optimize.avg_change`); ``dual_bound`` then is the
+    Lagrangian without the budgets' constant terms.
     """
     resp = resp or Responder(prob)
     vol = [lk for lk in prob.links if lk.kind == "min_volume_pct"]
@@ -119,18 +132,18 @@ def decompose(prob: Problem, resp: Responder | None = None) -> Decomposition:
 
     def inner(lam: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         if not pools:
-            return np.zeros(0), resp(cost + shift(lam, np.zeros(0)))
-        p_free = resp(cost + shift(lam, np.zeros(len(pools))))
+            return np.zeros(0), resp(cost + shift(lam, np.zeros(0)), theta)
+        p_free = resp(cost + shift(lam, np.zeros(len(pools))), theta)
         need = prob.horizon * sums(p_free, gp, len(pools)) > stock * (1 + 1e-12)
 
         def ok(mu: np.ndarray) -> np.ndarray:
-            return prob.horizon * sums(resp(cost + shift(lam, mu)), gp, len(pools)) <= stock * (
-                1 + 1e-12)
+            q = sums(resp(cost + shift(lam, mu), theta), gp, len(pools))
+            return prob.horizon * q <= stock * (1 + 1e-12)
 
         mu = _bisect(ok, need, scale_p) if need.any() else np.zeros(len(pools))
-        return mu, resp(cost + shift(lam, mu))
+        return mu, resp(cost + shift(lam, mu), theta)
 
-    free = resp(cost)
+    free = resp(cost, theta)
     lam = np.zeros(len(vol))
     mu, p = inner(lam)
     if vol:
@@ -140,7 +153,8 @@ def decompose(prob: Problem, resp: Responder | None = None) -> Decomposition:
                           need, scale_v)
             mu, p = inner(lam)
     k = cost + shift(lam, mu)
-    inner_max = (term(p, k, prob.p0, prob.q0, prob.e) / prob.fx).sum()
+    th = np.zeros(prob.n) if theta is None else theta
+    inner_max = (penalised_term(p, k, th, prob.p0, prob.q0, prob.e) / prob.fx).sum()
     dual = prob.horizon * (inner_max - float(lam @ target)) + float(mu @ stock)
     mult = {lk.name: float(x) for lk, x in zip(vol, lam, strict=True)}
     mult.update({lk.name: float(x) for lk, x in zip(pools, mu, strict=True)})

@@ -3,7 +3,11 @@
 - nothing links rows: vectorised closed form (optimization.md 1, 2);
 - parity without ladders: band search (5b); volume floors (disjoint groups) and shared
   stock pools: multipliers by bisection, dual bound as certificate (decompose.py);
-- ladders, average-change budgets, overlapping volume floors, or ``risk``: the
+- average-change budgets on continuous prices: one multiplier per budget on top of those
+  (avg_change.py), dual bound as certificate; the MILP when budgets are linked to each
+  other, when the lower side binds on uncapped rows or parity items, or when the proven
+  gap exceeds ``LAGRANGIAN_GAP_TOL``;
+- ladders (with budgets too), overlapping volume floors, or ``risk``: the
   candidate-price MILP (5, 6) with the LP-relaxation bound reported.
 """
 
@@ -15,6 +19,8 @@ import polars as pl
 from pricelab.demand.draws import elasticity_draws
 from pricelab.errors import DataError, SolverError, UsageError
 from pricelab.optimize import diagnose as dg
+from pricelab.optimize.avg_change import BudgetSolve, implied_caps, links_hold, solve_budgets
+from pricelab.optimize.avg_change import structure as budget_structure
 from pricelab.optimize.binding import binding_labels
 from pricelab.optimize.candidates import candidate_matrix, solve_milp, with_ordering_points
 from pricelab.optimize.constraints import Constraints, load_constraints
@@ -73,12 +79,25 @@ def _needs_milp(prob: Problem, resp: Responder, risk: float | None) -> str | Non
         return "ladder with " + ", ".join(dict.fromkeys(lk.kind for lk in prob.links))
     if ladder and mixed_blocks(prob, resp.blocks):
         return "ladder with parity across laddered and free markets"
-    if any(lk.kind == "max_avg_change_pct" for lk in prob.links):
-        return "max_avg_change_pct"
     vol = [lk.rows for lk in prob.links if lk.kind == "min_volume_pct"]
     if vol and np.unique(np.concatenate(vol)).size < sum(r.size for r in vol):
         return "overlapping min_volume_pct groups"
-    return None
+    why = budget_structure(prob, resp)
+    return f"max_avg_change_pct: {why}" if why else None
+
+
+def _budgets(prob: Problem, resp: Responder, extra: dict) -> tuple[BudgetSolve | None, str]:
+    """The multiplier path for average-change budgets, or why the MILP runs instead."""
+    bs = solve_budgets(prob, resp)
+    if bs.prices is None:
+        return None, f"max_avg_change_pct: {bs.reason}"
+    obj = float(prob.objective_value(bs.prices).sum())
+    gap = max(0.0, (bs.dual_bound - obj) / max(abs(obj), 1e-12))
+    extra["lagrangian_gap"] = gap
+    if gap > LAGRANGIAN_GAP_TOL:
+        return None, (f"max_avg_change_pct: Lagrangian gap {gap:.2e} above "
+                      f"{LAGRANGIAN_GAP_TOL:g} (non-concave rows on the lower side)")
+    return bs, ""
 
 
 def _solve_milp(prob: Problem, resp: Responder, *, risk: float | None, draws: int | None,
@@ -187,6 +206,7 @@ def optimize(demand: pl.DataFrame, constraints: str | dict | Constraints | None 
     prob = build_problem(demand, cons, strict=strict)
     if prob.n == 0:
         raise DataError(f"demand table: no row can be optimised ({prob.skipped.height} skipped)")
+    implied_caps(prob)
     _unbounded(prob)
     resp = Responder(prob)
     _check_feasible(prob, resp)
@@ -205,7 +225,28 @@ def optimize(demand: pl.DataFrame, constraints: str | dict | Constraints | None 
         else:
             why += f"; Lagrangian path not used: {lag.reason}"
             lag = None
-    if lag is not None and lag.prices is not None:
+    bsol = None
+    if why is None and any(lk.kind == "max_avg_change_pct" for lk in prob.links):
+        bsol, reason = _budgets(prob, resp, extra)
+        why = reason or None
+    if bsol is not None and bsol.prices is not None:
+        p = bsol.prices
+        obj = float(prob.objective_value(p).sum())
+        gap, mult, status = extra["lagrangian_gap"], bsol.multipliers, "optimal"
+        nb = len(bsol.multipliers)
+        form = ("decomposition: max_avg_change_pct priced out (" + ", ".join(filter(None, [
+            "parity band search" if resp.blocks is not None else "",
+            f"{nb} multiplier(s)", f"{bsol.steps} dual steps"])) + ")")
+        cert = "Lagrangian dual bound" + (
+            " (band search numerical)" if resp.blocks is not None else "")
+        extra["path"] = "decomposition"
+        labels = binding_labels(prob, p, parity_groups=resp.groups, row_shift=bsol.row_shift,
+                                tight_links=bsol.tight_links)
+        if not links_hold(prob, p, 1e-7):
+            dg.raise_infeasible(dg.link_conflicts(prob) or [
+                f"{lk.name} cannot be met together with the other constraints"
+                for lk in prob.links])
+    elif lag is not None and lag.prices is not None:
         p = lag.prices
         obj = float(prob.objective_value(p).sum())
         gap, mult, status = extra["lagrangian_gap"], lag.multipliers, "optimal"
