@@ -41,8 +41,14 @@ from .design import Design
 from .fastols import Runs, blocks
 from .groupfit import FLAG
 from .hierarchical import OWN
+from .kernels import safe_solve
 from .sparse import separated
-from .sumkernels import cholesky_solve, masked_cholesky
+
+#: a Newton step below this (largest coefficient change) makes the next iteration try a
+#: chord step with the same Hessian first (its own next step is then ~1e-6 or less)
+LOOKAHEAD = 1e-3
+#: converged when the chord step is at most this times ``1 + max |coefficient|``
+STEP_TOL = 1e-9
 
 
 def refit_block(X: np.ndarray, y: np.ndarray, offset: np.ndarray, keep: np.ndarray,
@@ -54,7 +60,7 @@ def refit_block(X: np.ndarray, y: np.ndarray, offset: np.ndarray, keep: np.ndarr
     ----------
     X:
         ``(g, p, T)`` regressors besides the intercept (the controls; not log price).
-        Not modified.
+        Overwritten (shifted in place by each group's first row; dropped columns zeroed).
     y:
         ``(g, T)`` counts; every row is used (a block holds whole groups, no padding).
     offset:
@@ -64,8 +70,10 @@ def refit_block(X: np.ndarray, y: np.ndarray, offset: np.ndarray, keep: np.ndarr
     start:
         ``(g, 1 + p)`` starting coefficients, intercept first (NaN counts as 0).
     maxiter, tol:
-        IRLS stops when the relative change of the deviance is below ``tol``
-        (statsmodels' GLM rule) or after ``maxiter`` iterations.
+        IRLS (Newton) stops when the relative change of the deviance is below ``tol``
+        (statsmodels' GLM rule), when the next step is below :data:`STEP_TOL` (checked
+        with the last Hessian, without a new pass over the weeks, once the steps are
+        small), or after ``maxiter`` iterations.
 
     Returns
     -------
@@ -75,45 +83,99 @@ def refit_block(X: np.ndarray, y: np.ndarray, offset: np.ndarray, keep: np.ndarr
         rank on the kept columns and not separated, :func:`.sparse.separated`).
     """
     g, p, T = X.shape
+    m = p + 1
     shift = X[:, :, 0].copy()                         # conditioning: origin at the first week
-    Xf = np.empty((g, p + 1, T))
-    Xf[:, 0] = 1.0
-    Xf[:, 1:] = (X - shift[:, :, None]) * keep[:, :, None]
+    X -= shift[:, :, None]
+    if not keep.all():
+        X *= keep[:, :, None]                          # dropped columns: zero rows
     keep1 = np.c_[np.ones(g, dtype=bool), keep]
     beta = np.where(keep1, np.nan_to_num(start), 0.0)
     beta[:, 0] += (beta[:, 1:] * shift).sum(axis=1)
+    drop = np.zeros((g, m, m))                        # identity rows for dropped columns
+    drop[:, np.arange(m), np.arange(m)] = ~keep1
+    Xy = np.c_[y.sum(axis=1), np.matmul(X, y[:, :, None])[:, :, 0]]   # [1 X]'y
+    with np.errstate(divide="ignore", invalid="ignore"):  # the deviance's constant part
+        c = 2.0 * (np.where(y > 0, y * np.log(np.where(y > 0, y, 1.0)), 0.0) - y
+                   - y * offset).sum(axis=1)
+    mu = _mean(X, beta, offset)
+    # the intercept that maximises the likelihood given the other coefficients, in closed
+    # form: the start's level error (the slope's shift times the typical log price) is gone
+    # before the first Newton step, which then only has the controls' smaller moves left
     with np.errstate(divide="ignore", invalid="ignore"):
-        ylogy = np.where(y > 0, y * np.log(np.where(y > 0, y, 1.0)), 0.0)
-    eta = np.clip(np.matmul(beta[:, None, :], Xf)[:, 0] + offset, -700.0, 700.0)
-    mu = np.exp(eta)
-    dev = 2.0 * (ylogy - y * eta - y + mu).sum(axis=1)
+        level = y.sum(axis=1) / mu.sum(axis=1)
+    level = np.where(np.isfinite(level) & (level > 0), level, 1.0)
+    beta[:, 0] += np.log(level)
+    mu *= level[:, None]
+    dev = c - 2.0 * (beta * Xy).sum(axis=1) + 2.0 * mu.sum(axis=1)
     converged = np.zeros(g, dtype=bool)
-    rank_ok = np.ones(g, dtype=bool)
-    act = np.flatnonzero(np.isfinite(dev))
+    ok = np.isfinite(dev)
+    act = np.flatnonzero(ok)
+    hess = drop.copy()                                # last [1 X]' diag(mu) [1 X] per group
+    small = np.zeros(g, dtype=bool)                   # last Newton step below LOOKAHEAD
     for _ in range(maxiter):
         if act.size == 0:
             break
-        Xa, ya, ma, ea, oa = Xf[act], y[act], mu[act], eta[act], offset[act]
+        if small[act].any():
+            # look ahead with the last Hessian (a chord step, one mat-vec): a group whose
+            # next step is negligible is done without another Gram pass. Its error after
+            # the chord step is ~|last step| x |chord step|, far below STEP_TOL.
+            i = act[small[act]]
+            score = Xy[i].copy()
+            score[:, 0] -= mu[i].sum(axis=1)
+            score[:, 1:] -= np.matmul(X[i], mu[i][:, :, None])[:, :, 0]
+            chord, solved = _solve(hess[i], score)
+            tiny = solved & (np.abs(chord).max(axis=1)
+                             <= STEP_TOL * (1.0 + np.abs(beta[i]).max(axis=1)))
+            beta[i[tiny]] += chord[tiny]
+            converged[i[tiny]] = True
+            act = act[~converged[act]]
+            if act.size == 0:
+                break
+        full = act.size == g
+        Xa, ma, oa = (X, mu, offset) if full else (X[act], mu[act], offset[act])
         XW = Xa * ma[:, None, :]
-        A = np.matmul(XW, Xa.transpose(0, 2, 1))
-        b = np.matmul(XW, (ea - oa + (ya - ma) / ma)[:, :, None])
-        L, kk = masked_cholesky(A, tol=0.0)
-        ok = (kk == keep1[act]).all(axis=1)
-        ba = cholesky_solve(L, kk, b)[:, :, 0]
-        ea = np.clip(np.matmul(ba[:, None, :], Xa)[:, 0] + oa, -700.0, 700.0)
-        ma = np.exp(ea)
-        d = 2.0 * (ylogy[act] - ya * ea - ya + ma).sum(axis=1)
-        beta[act], mu[act], eta[act] = ba, ma, ea
-        done = (np.abs(d - dev[act]) <= tol * (np.abs(d) + tol)) & ok
+        A = drop if full else drop[act]
+        A = A.copy()                                  # [1 X]' diag(mu) [1 X]
+        A[:, 0, 0] += ma.sum(axis=1)
+        A[:, 0, 1:] = A[:, 1:, 0] = XW.sum(axis=2)
+        A[:, 1:, 1:] += np.matmul(XW, Xa.transpose(0, 2, 1))
+        # Newton step on the score [1 X]'(y - mu) (row 0 of A is [1 X]'mu): the IRLS update
+        step, solved = _solve(A, Xy[act] - A[:, 0, :])
+        hess[act] = A
+        small[act] = np.abs(step).max(axis=1) <= LOOKAHEAD
+        ba = beta[act] + step
+        ma = _mean(Xa, ba, oa)
+        d = c[act] - 2.0 * (ba * Xy[act]).sum(axis=1) + 2.0 * ma.sum(axis=1)
+        beta[act], mu[act] = ba, ma
+        done = (np.abs(d - dev[act]) <= tol * (np.abs(d) + tol)) & solved
         dev[act] = d
-        rank_ok[act] = ok
+        ok[act] = solved & np.isfinite(d)
         converged[act[done]] = True
-        act = act[~done & ok & np.isfinite(d)]
+        act = act[~done & ok[act]]
     params = np.where(keep1, beta, np.nan)
     params[:, 0] = beta[:, 0] - (beta[:, 1:] * shift).sum(axis=1)
-    good = converged & rank_ok & np.isfinite(params[:, 0]) & np.isfinite(dev)
+    good = converged & ok & np.isfinite(params[:, 0])
     good &= ~separated(y, mu, np.ones_like(y))
     return {"params": params, "mu": mu, "deviance": dev, "converged": converged, "ok": good}
+
+
+def _mean(X: np.ndarray, beta: np.ndarray, offset: np.ndarray) -> np.ndarray:
+    """``exp(b0 + X'b + offset)`` for ``X (g, p, T)``, ``beta (g, 1 + p)``."""
+    eta = np.matmul(beta[:, None, 1:], X)[:, 0]
+    eta += beta[:, :1]
+    eta += offset
+    np.clip(eta, -700.0, 700.0, out=eta)
+    return np.exp(eta, out=eta)
+
+
+def _solve(A: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Stacked ``A x = b`` (``ok`` False and ``x`` 0 where a system is singular or not finite)."""
+    try:
+        x = np.linalg.solve(A, b[:, :, None])[:, :, 0]
+        ok = np.isfinite(x).all(axis=1)
+    except np.linalg.LinAlgError:
+        x, ok = safe_solve(A, b)
+    return np.where(ok[:, None], x, 0.0), ok
 
 
 def refit_mask(out: dict[str, np.ndarray]) -> np.ndarray:
@@ -129,18 +191,21 @@ def refit_mask(out: dict[str, np.ndarray]) -> np.ndarray:
             & np.isfinite(out["params"][:, 0])
 
 
-def _apply(out: dict[str, np.ndarray], pos: np.ndarray, X: np.ndarray, q: np.ndarray,
-           maxiter: int) -> int:
-    """Refit the groups at sorted positions ``pos`` (block ``X (g, 1 + p, T)``, log price
-    first); write their params in place; return how many kept the fallback."""
-    sel = refit_mask(out)[pos]
+def _apply(out: dict[str, np.ndarray], todo: np.ndarray, pos: np.ndarray, X: np.ndarray,
+           q: np.ndarray, maxiter: int) -> int:
+    """Refit the ``todo`` groups among sorted positions ``pos`` (block ``X (g, 1 + p, T)``,
+    log price first); write their params in place; return how many kept the fallback."""
+    sel = todo[pos]
     if not sel.any():
         return 0
-    i, at = np.flatnonzero(sel), pos[sel]
-    post = out["elasticity"][at]
+    if sel.all():                                             # views, no copies
+        at, Xc, lp, y = pos, X[:, 1:], X[:, 0], q
+    else:
+        i = np.flatnonzero(sel)
+        at, Xc, lp, y = pos[i], X[i, 1:], X[i, 0], q[i]
     start = out["params"][at]
     ctrl = np.delete(start, 1, axis=1)                        # intercept, controls
-    r = refit_block(X[i, 1:], q[i], post[:, None] * X[i, 0], np.isfinite(ctrl[:, 1:]), ctrl,
+    r = refit_block(Xc, y, out["elasticity"][at, None] * lp, np.isfinite(ctrl[:, 1:]), ctrl,
                     maxiter=maxiter)
     new = start.copy()
     new[:, 0] = r["params"][:, 0]
@@ -179,9 +244,10 @@ def refit_runs(df: pl.DataFrame, by: Sequence[str], controls: Sequence[str],
     sorted_pos = np.empty(G, dtype=np.int64)
     sorted_pos[order] = np.arange(G)
     failed = [0]
+    todo = refit_mask(out)
 
     def fit(gs: np.ndarray, X: np.ndarray, q: np.ndarray) -> None:
-        failed.append(_apply(out, sorted_pos[gs], X, q, maxiter))
+        failed.append(_apply(out, todo, sorted_pos[gs], X, q, maxiter))
 
     runs.run(fit, max_cells)
     return int(sum(failed))
@@ -196,9 +262,10 @@ def refit_design(d: Design, out: dict[str, np.ndarray], max_cells: float = 1e6,
     """
     counts = np.bincount(d.codes, minlength=d.n_groups)    # every group has rows
     failed = 0
+    todo = refit_mask(out)
     for gs, rows, width in blocks(counts, d.X.shape[1] + 2, max_cells):
         idx = rows if isinstance(rows, np.ndarray) else \
             np.arange(rows.start, rows.stop).reshape(gs.size, width)
         X = np.ascontiguousarray(d.X[idx, 1:].transpose(0, 2, 1))   # (g, k - 1, width)
-        failed += _apply(out, gs, X, d.q[idx], maxiter)
+        failed += _apply(out, todo, gs, X, d.q[idx], maxiter)
     return failed
