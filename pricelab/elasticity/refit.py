@@ -42,7 +42,7 @@ from .fastols import Runs, blocks
 from .groupfit import FLAG
 from .hierarchical import OWN
 from .kernels import safe_solve
-from .sparse import separated
+from .sparse import SEPARATION_MU
 
 #: a Newton step below this (largest coefficient change) makes the next iteration try a
 #: chord step with the same Hessian first (its own next step is then ~1e-6 or less)
@@ -80,7 +80,7 @@ def refit_block(X: np.ndarray, y: np.ndarray, offset: np.ndarray, keep: np.ndarr
     dict
         ``params (g, 1 + p)`` (intercept first, NaN for columns not kept), ``mu (g, T)``
         fitted means, ``deviance``, ``converged`` and ``ok`` (converged, finite, full
-        rank on the kept columns and not separated, :func:`.sparse.separated`).
+        rank on the kept columns and not separated, as :func:`.sparse.separated`).
     """
     g, p, T = X.shape
     m = p + 1
@@ -94,9 +94,10 @@ def refit_block(X: np.ndarray, y: np.ndarray, offset: np.ndarray, keep: np.ndarr
     drop = np.zeros((g, m, m))                        # identity rows for dropped columns
     drop[:, np.arange(m), np.arange(m)] = ~keep1
     Xy = np.c_[y.sum(axis=1), np.matmul(X, y[:, :, None])[:, :, 0]]   # [1 X]'y
-    with np.errstate(divide="ignore", invalid="ignore"):  # the deviance's constant part
-        c = 2.0 * (np.where(y > 0, y * np.log(np.where(y > 0, y, 1.0)), 0.0) - y
-                   - y * offset).sum(axis=1)
+    ylogy = np.log(y, out=np.zeros_like(y), where=y > 0)    # the deviance's constant part
+    ylogy *= y
+    ylogy -= y * (1.0 + offset)
+    c = 2.0 * ylogy.sum(axis=1)
     mu = _mean(X, beta, offset)
     # the intercept that maximises the likelihood given the other coefficients, in closed
     # form: the start's level error (the slope's shift times the typical log price) is gone
@@ -155,7 +156,8 @@ def refit_block(X: np.ndarray, y: np.ndarray, offset: np.ndarray, keep: np.ndarr
     params = np.where(keep1, beta, np.nan)
     params[:, 0] = beta[:, 0] - (beta[:, 1:] * shift).sum(axis=1)
     good = converged & ok & np.isfinite(params[:, 0])
-    good &= ~separated(y, mu, np.ones_like(y))
+    ybar = y.mean(axis=1, keepdims=True)              # .sparse.separated on whole blocks
+    good &= ~((mu < SEPARATION_MU * ybar) & (y == 0)).any(axis=1)
     return {"params": params, "mu": mu, "deviance": dev, "converged": converged, "ok": good}
 
 
@@ -172,9 +174,9 @@ def _solve(A: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Stacked ``A x = b`` (``ok`` False and ``x`` 0 where a system is singular or not finite)."""
     try:
         x = np.linalg.solve(A, b[:, :, None])[:, :, 0]
-        ok = np.isfinite(x).all(axis=1)
     except np.linalg.LinAlgError:
-        x, ok = safe_solve(A, b)
+        x = safe_solve(A, b)[0]
+    ok = np.asarray(np.isfinite(x).all(axis=1), dtype=bool)
     return np.where(ok[:, None], x, 0.0), ok
 
 
