@@ -65,7 +65,6 @@ def stationary_max(lo: np.ndarray, hi: np.ndarray, k: np.ndarray, theta: np.ndar
 
 
 def _stationary_max(lo, hi, k, theta, p0, e, guess):
-    n = lo.size
     sig = np.sign(theta)
     with np.errstate(divide="ignore", invalid="ignore"):
         ps = e * k / (1.0 + e)

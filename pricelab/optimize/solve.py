@@ -87,7 +87,11 @@ def _needs_milp(prob: Problem, resp: Responder, risk: float | None) -> str | Non
 
 
 def _budgets(prob: Problem, resp: Responder, extra: dict) -> tuple[BudgetSolve | None, str]:
-    """The multiplier path for average-change budgets, or why the MILP runs instead."""
+    """The multiplier path for average-change budgets, or why the MILP runs instead.
+
+    A plan whose proven gap is above the tolerance is returned with the reason: the MILP
+    runs and the better of the two feasible plans is kept.
+    """
     bs = solve_budgets(prob, resp)
     if bs.prices is None:
         return None, f"max_avg_change_pct: {bs.reason}"
@@ -95,7 +99,7 @@ def _budgets(prob: Problem, resp: Responder, extra: dict) -> tuple[BudgetSolve |
     gap = max(0.0, (bs.dual_bound - obj) / max(abs(obj), 1e-12))
     extra["lagrangian_gap"] = gap
     if gap > LAGRANGIAN_GAP_TOL:
-        return None, (f"max_avg_change_pct: Lagrangian gap {gap:.2e} above "
+        return bs, (f"max_avg_change_pct: Lagrangian gap {gap:.2e} above "
                       f"{LAGRANGIAN_GAP_TOL:g} (non-concave rows on the lower side)")
     return bs, ""
 
@@ -225,10 +229,11 @@ def optimize(demand: pl.DataFrame, constraints: str | dict | Constraints | None 
         else:
             why += f"; Lagrangian path not used: {lag.reason}"
             lag = None
-    bsol = None
+    bsol = kept = None
     if why is None and any(lk.kind == "max_avg_change_pct" for lk in prob.links):
         bsol, reason = _budgets(prob, resp, extra)
-        why = reason or None
+        if reason:
+            why, kept, bsol = reason, bsol, None
     if bsol is not None and bsol.prices is not None:
         p = bsol.prices
         obj = float(prob.objective_value(p).sum())
@@ -302,6 +307,18 @@ def optimize(demand: pl.DataFrame, constraints: str | dict | Constraints | None 
         labels = binding_labels(prob, p, parity_groups=resp.groups, tight_links=tight, milp=True)
         if alpha is None:
             obj = float(prob.objective_value(p).sum())
+        if kept is not None and kept.prices is not None:
+            # the Lagrangian bound holds for continuous prices: a true gap for either plan
+            kobj = float(prob.objective_value(kept.prices).sum())
+            if kobj > obj:
+                p, obj, mult = kept.prices, kobj, kept.multipliers
+                labels = binding_labels(prob, p, parity_groups=resp.groups,
+                                        row_shift=kept.row_shift, tight_links=kept.tight_links)
+                form += "; the Lagrangian plan is better and kept"
+                extra["path"] = "decomposition"
+            extra["milp_gap"] = gap
+            gap = max(0.0, (kept.dual_bound - obj) / max(abs(obj), 1e-12))
+            cert = "Lagrangian dual bound (continuous prices); " + cert
     base_obj = float(prob.objective_value(prob.p0).sum())
     table = _table(prob, p, labels)
     intervals: dict[str, float] = {}
