@@ -47,6 +47,9 @@ from .sparse import SEPARATION_MU
 #: a Newton step below this (largest coefficient change) makes the next iteration try a
 #: chord step with the same Hessian first (its own next step is then ~1e-6 or less)
 LOOKAHEAD = 1e-3
+#: cells per block of the refit (half the first stage's: its passes stay in cache; measured
+#: 10% faster than 1e6 at 100k groups x 104 weeks, slower again below 2.5e5)
+BLOCK_CELLS = 5e5
 #: converged when the chord step is at most this times ``1 + max |coefficient|``
 STEP_TOL = 1e-9
 
@@ -229,7 +232,7 @@ def refit_runs(df: pl.DataFrame, by: Sequence[str], controls: Sequence[str],
         Its per-group arrays (groups sorted by ``by``) after
         :func:`~pricelab.elasticity.hierarchical.shrink`; ``params`` is updated.
     max_cells, maxiter:
-        Block size and IRLS iteration cap.
+        Block size (at most :data:`BLOCK_CELLS`) and IRLS iteration cap.
 
     Returns
     -------
@@ -251,11 +254,11 @@ def refit_runs(df: pl.DataFrame, by: Sequence[str], controls: Sequence[str],
     def fit(gs: np.ndarray, X: np.ndarray, q: np.ndarray) -> None:
         failed.append(_apply(out, todo, sorted_pos[gs], X, q, maxiter))
 
-    runs.run(fit, max_cells)
+    runs.run(fit, min(max_cells, BLOCK_CELLS))
     return int(sum(failed))
 
 
-def refit_design(d: Design, out: dict[str, np.ndarray], max_cells: float = 1e6,
+def refit_design(d: Design, out: dict[str, np.ndarray], max_cells: float = BLOCK_CELLS,
                  maxiter: int = 50) -> int:
     """:func:`refit_runs` on a :class:`~pricelab.elasticity.design.Design` (in place).
 
