@@ -200,3 +200,36 @@ def test_refit_predicts_the_true_mean_better(seed):
     without = _predict_error(train, test, items, refit=False)
     with_refit = _predict_error(train, test, items, refit=True)
     assert with_refit <= 0.8 * without
+
+
+# -- the partition API (what the Spark engine runs) equals the local path ------------------
+def test_partitions_refit_like_the_local_path():
+    from pricelab.elasticity import group_stats, shrink_groups
+    from pricelab.elasticity.batched import fits_table, refit_groups, with_params
+    sales, items, _ = simulate_panel(n_items=60, weeks=40, base_units=3, n_categories=3,
+                                     seed=7)
+    df = D.with_items(sales, items)
+    ctrl = D.resolve_controls("default")
+    origin = df["date"].min()
+    spec = {"by": KEYS, "controls": "default", "se": "HC1", "min_obs": 8}
+    # local: fast path, shrink, refit
+    out, own, keys, names = _stage(df, ctrl)
+    refit_runs(df, KEYS, ctrl, origin, out)
+    # partitions of whole groups (items split three ways, later ones start later)
+    part = pl.col("item_id").str.slice(1).cast(pl.Int64) % 3
+    parts = [df.filter(part == i) for i in range(3)]
+    stats = pl.concat([group_stats(p, spec, origin=origin) for p in parts])
+    fits, _ = shrink_groups(stats, by=KEYS)
+    table = fits_table(fits)
+    refitted = pl.concat([refit_groups(p, table, spec, origin=origin) for p in parts])
+    assert refitted.height == table.height
+    new = with_params(fits, refitted)
+    assert new.keys.equals(keys) and new.names == names
+    np.testing.assert_allclose(new.arrays["elasticity"], out["elasticity"], rtol=0, atol=1e-8)
+    np.testing.assert_allclose(new.arrays["params"], out["params"], rtol=0, atol=1e-8)
+    # the refit did something on this path too
+    assert np.nanmax(np.abs(new.arrays["params"] - fits.arrays["params"])) > 1e-3
+    # groups a partition does not hold keep their coefficients
+    only = with_params(fits, refit_groups(parts[0], table, spec, origin=origin))
+    other = ~np.isin(keys["item_id"].to_numpy(), parts[0]["item_id"].unique().to_numpy())
+    np.testing.assert_array_equal(only.arrays["params"][other], fits.arrays["params"][other])

@@ -13,7 +13,11 @@ task or in a test.
   the per-group Poisson models of a partition and returns one row per group of what
   the pooling needs; :func:`shrink_groups` pools the concatenated table of every
   partition by empirical Bayes and :func:`wrap_results` turns the per-group arrays
-  into an :class:`~pricelab.elasticity.ElasticityResults`.
+  into an :class:`~pricelab.elasticity.ElasticityResults`. Between the two, stage 3
+  refits each group's intercept and controls given its shrunk slope on the partitions
+  again: :func:`fits_table` (the shrunk table, to ship to every partition),
+  :func:`refit_groups` per partition and :func:`with_params` to put the refitted
+  coefficients back (:mod:`pricelab.elasticity.refit`).
 * :func:`normalize_by`, :func:`resolve_controls` and :data:`REQUIRED_COLUMNS` let an
   engine check its own input the way :func:`~pricelab.elasticity.estimate` does.
 """
@@ -29,8 +33,9 @@ import polars as pl
 from . import design as D
 from .design import normalize_by, resolve_controls
 from .groupfit import fit_poisson
-from .hierarchical import shrink
+from .hierarchical import OWN, shrink
 from .model import _wrap, fit_partition
+from .refit import refit_design
 from .results import ElasticityResults
 
 #: Columns every sales frame needs.
@@ -181,6 +186,85 @@ def shrink_groups(stats: pl.DataFrame, *, by: list[str], pool_by: list[str] | No
     return GroupFits(out, t.select(by), [c[2:] for c in pcols]), used
 
 
+def fits_table(fits: GroupFits) -> pl.DataFrame:
+    """The per-group table :func:`refit_groups` reads, from :func:`shrink_groups`' fits.
+
+    Parameters
+    ----------
+    fits:
+        Shrunk per-group results (:func:`shrink_groups`).
+
+    Returns
+    -------
+    polars.DataFrame
+        One row per group: the keys, ``elasticity`` (posterior mean), ``own_elasticity``
+        (the group's own estimate), ``flags`` (bits) and the coefficients ``p_<name>``.
+    """
+    a = fits.arrays
+    cols: dict[str, Any] = {k: a[k] for k in ("elasticity", OWN, "flags")}
+    for j, name in enumerate(fits.names):
+        cols[f"p_{name}"] = a["params"][:, j]
+    return pl.concat([fits.keys, pl.DataFrame(cols)], how="horizontal")
+
+
+def refit_groups(frame: pl.DataFrame, fits: pl.DataFrame, spec: dict[str, Any], *,
+                 origin: dt.date | None = None) -> pl.DataFrame:
+    """Stage 3 of ``hierarchical``: refit one partition's intercepts and controls.
+
+    Each group's intercept and controls are re-estimated by its own Poisson likelihood
+    with the slope held at the posterior mean (:mod:`pricelab.elasticity.refit`).
+
+    Parameters
+    ----------
+    frame:
+        Sales rows of whole groups (as for :func:`group_stats`).
+    fits:
+        :func:`fits_table` of the shrunk fits (it may hold other partitions' groups too).
+    spec:
+        ``by`` and ``controls`` as given to :func:`group_stats`.
+    origin:
+        First week of the whole data set (the ``trend`` origin), as for :func:`group_stats`.
+
+    Returns
+    -------
+    polars.DataFrame
+        The rows of ``fits`` for the partition's groups, with the coefficients refitted;
+        :func:`with_params` puts them back into the fits.
+    """
+    by = list(spec["by"])
+    d = D.build(frame, by, D.resolve_controls(spec["controls"]), origin=origin)
+    t = d.keys.join(fits, on=by, how="left")
+    pcols = [f"p_{name}" for name in d.names]
+    out = {k: t[k].to_numpy().copy() for k in ("elasticity", OWN, "flags")}
+    out["params"] = t.select(pcols).to_numpy().astype(np.float64).copy()
+    refit_design(d, out)
+    return t.with_columns(pl.Series(c, out["params"][:, j]) for j, c in enumerate(pcols))
+
+
+def with_params(fits: GroupFits, refitted: pl.DataFrame) -> GroupFits:
+    """``fits`` with the coefficients of the groups in ``refitted`` replaced.
+
+    Parameters
+    ----------
+    fits:
+        Shrunk per-group results (:func:`shrink_groups`).
+    refitted:
+        The :func:`refit_groups` tables of every partition, concatenated.
+
+    Returns
+    -------
+    GroupFits
+        A copy whose ``params`` rows come from ``refitted`` where it has the group.
+    """
+    by = fits.keys.columns
+    pcols = [f"p_{name}" for name in fits.names]
+    t = fits.keys.join(refitted.select([*by, *pcols]), on=by, how="left")
+    new = t.select(pcols).to_numpy().astype(np.float64)
+    has = t.select(pl.col(pcols[0]).is_not_null()).to_series().to_numpy()
+    params = np.where(has[:, None], new, fits.arrays["params"])
+    return GroupFits({**fits.arrays, "params": params}, fits.keys, fits.names)
+
+
 def wrap_results(fits: GroupFits, *, model: str, params: dict[str, Any], alpha: float,
                  method: str | None = None) -> ElasticityResults:
     """Per-group arrays as an :class:`~pricelab.elasticity.ElasticityResults`.
@@ -209,5 +293,6 @@ def wrap_results(fits: GroupFits, *, model: str, params: dict[str, Any], alpha: 
     return _wrap(fits.arrays, fits.keys, fits.names, model, method or model, params, alpha)
 
 
-__all__ = ["REQUIRED_COLUMNS", "STAT_COLUMNS", "GroupFits", "fit_groups", "group_stats",
-           "normalize_by", "resolve_controls", "shrink_groups", "wrap_results"]
+__all__ = ["REQUIRED_COLUMNS", "STAT_COLUMNS", "GroupFits", "fit_groups", "fits_table",
+           "group_stats", "normalize_by", "refit_groups", "resolve_controls", "shrink_groups",
+           "with_params", "wrap_results"]
