@@ -31,11 +31,17 @@ than each group's own sandwich on sparse data. A group without a usable estimate
 (no price variation, too few weeks, no sales, failed fit) gets the level's predictive
 distribution for a new member, flagged ``shrunk`` beside the reason.
 
-The level stays where the group's data put it: when the slope moves from ``e_j`` to the
-posterior mean, the intercept moves by ``(e_j - post_j) * mean log price`` (the mean over
-the group's fit weeks), so the expected log sales at the group's own typical price are
-unchanged and only the response to price departures from it changes. A group without an
-own fit gets ``log(mean weekly units) - post_j * mean log price`` and no controls.
+The other coefficients: :func:`shrink` sees only per-group summaries, so it moves the
+intercept by ``(e_j - post_j) * mean log price`` (the mean over the group's fit weeks):
+the expected log sales at the group's own typical price are unchanged. That is a first
+step only: the intercept and the controls (promo, trend, Fourier terms) were estimated
+together with ``e_j`` and absorbed part of its error (a promotion is also a price cut).
+Given the group's weeks, :mod:`pricelab.elasticity.refit` re-estimates them by the
+group's own Poisson likelihood with the slope fixed at ``post_j`` (``post_j * log price``
+as an offset); :func:`shrink` keeps each group's own estimate in ``out["own_elasticity"]``
+for it. The posterior standard deviation stays the only standard error (the refitted
+coefficients are conditional point estimates). A group without an own fit gets
+``log(mean weekly units) - post_j * mean log price`` and no controls.
 """
 
 from __future__ import annotations
@@ -206,7 +212,8 @@ def shrink(out: dict[str, np.ndarray], groups: Any, mean_q: np.ndarray | None,
     sorted by group), from which both are taken (``mean_q`` is ignored). ``tau="level"`` estimates the
     between-group spread per level (e.g. per category ×
     market), ``"common"`` shares it by all levels of one pooling layer. Returns the
-    updated ``out`` and the pooling levels that were used.
+    updated ``out`` (``out["own_elasticity"]`` holds the estimates before pooling, what
+    :func:`pricelab.elasticity.refit.refit_runs` needs) and the pooling levels used.
     """
     if isinstance(groups, pl.DataFrame):
         attrs, q = groups, np.asarray(mean_q, dtype=np.float64)
