@@ -143,9 +143,9 @@ def decompose(prob: Problem, resp: Responder | None = None,
         mu = _bisect(ok, need, scale_p) if need.any() else np.zeros(len(pools))
         return mu, resp(cost + shift(lam, mu), theta)
 
-    free = resp(cost, theta)
     lam = np.zeros(len(vol))
     mu, p = inner(lam)
+    free = p if not pools else resp(cost, theta)
     if vol:
         need = sums(p, gv, len(vol)) < target * (1 - 1e-12)
         if need.any():

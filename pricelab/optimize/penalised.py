@@ -111,21 +111,22 @@ def _stationary_max(lo, hi, k, theta, p0, e, guess):
     if guess is not None:
         gy = np.log(np.where(guess[idx] > 0, guess[idx], 1.0))
         y = np.where((gy > yl) & (gy < yr), gy, y)
+    ia = np.flatnonzero(act)  # Newton on the rows still moving only
     for _ in range(MAX_NEWTON):
-        if not act.any():
+        if not ia.size:
             break
-        f, df = _psi(y, k, theta, sig, lp0, e)
-        yl = np.where(act & (f < 0), y, yl)
-        yr = np.where(act & (f >= 0), y, yr)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            yn = y - f / df
-        bad = ~np.isfinite(yn) | (yn <= yl) | (yn >= yr)
-        yn = np.where(bad, 0.5 * (yl + yr), yn)
-        yn = np.where(f == 0, y, yn)
-        done = act & ((np.abs(yn - y) <= YTOL * np.maximum(1.0, np.abs(y)))
-                      | (yr - yl <= YTOL * np.maximum(1.0, np.abs(y))))
-        y = np.where(act, yn, y)
-        act &= ~done
+        yi, li, ri = y[ia], yl[ia], yr[ia]
+        f, df = _psi(yi, k[ia], theta[ia], sig[ia], lp0[ia], e[ia])
+        li = np.where(f < 0, yi, li)
+        ri = np.where(f >= 0, yi, ri)
+        yn = yi - f / df
+        bad = ~np.isfinite(yn) | (yn <= li) | (yn >= ri)
+        yn = np.where(bad, 0.5 * (li + ri), yn)
+        yn = np.where(f == 0, yi, yn)
+        tol = YTOL * np.maximum(1.0, np.abs(yi))
+        done = (np.abs(yn - yi) <= tol) | (ri - li <= tol)
+        y[ia], yl[ia], yr[ia] = yn, li, ri
+        ia = ia[~done]
     res = np.where((fl < 0) & (fr > 0), y, res)
     out[idx] = np.clip(np.exp(res), a, z)
     return out
