@@ -18,10 +18,13 @@ from pricelab.elasticity import (
     GroupFits,
     estimate,
     fit_groups,
+    fits_table,
     group_stats,
     normalize_by,
+    refit_groups,
     resolve_controls,
     shrink_groups,
+    with_params,
     wrap_results,
 )
 from pricelab.elasticity.synthetic import simulate_panel
@@ -68,7 +71,11 @@ def test_hierarchical_in_two_stages_equals_estimate(panel, tau: str) -> None:
                                rtol=1e-12)
     fits, used = shrink_groups(stats, by=BY, tau=tau)
     assert used == ref.parameters["pool_by"]
-    res = wrap_results(fits, model="hierarchical", params={"pool_by": used}, alpha=0.05)
+    # stage 3: intercepts and controls refitted on the partitions given the shrunk slopes
+    table = fits_table(fits)
+    refitted = pl.concat([refit_groups(p, table, spec, origin=origin) for p in parts])
+    res = wrap_results(with_params(fits, refitted), model="hierarchical",
+                       params={"pool_by": used}, alpha=0.05)
     assert res.model == "hierarchical"
     assert_frames_close(ref.elasticities, res.elasticities)
     assert_frames_close(ref.params, res.params)

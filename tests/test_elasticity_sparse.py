@@ -168,17 +168,24 @@ def test_trend_is_held_after_the_fit_window():
 
 
 def test_shrinking_keeps_the_level_at_the_groups_mean_price(sparse):
+    # shrink alone (the first step, and what a group keeps when its refit fails: see
+    # tests/test_hierarchical_refit.py for the refit) moves the intercept so the level at
+    # the group's mean log price stays; the controls are the group's own
+    from pricelab.elasticity.design import with_items
+    from pricelab.elasticity.fastols import fit_poisson_runs
+    from pricelab.elasticity.hierarchical import shrink
     sales, items, _ = sparse
-    p = estimate(sales, model="poisson", items=items)
-    h = estimate(sales, model="hierarchical", items=items)
-    m = sales.group_by(KEYS).agg(pl.col("price").log().mean().alias("m"))
-    t = (p.params.join(h.params, on=KEYS, suffix="_h").join(m, on=KEYS)
-         .filter(pl.col("log_price").is_finite()))
-    assert t.height >= 100
-    moved = (t["log_price"] - t["log_price_h"]).abs()
-    assert moved.max() > 0.5                             # shrinkage really moved slopes
-    at_mean = t["intercept"] + t["log_price"] * t["m"]
-    at_mean_h = t["intercept_h"] + t["log_price_h"] * t["m"]
-    np.testing.assert_allclose(at_mean_h.to_numpy(), at_mean.to_numpy(), rtol=0, atol=1e-9)
-    for c in ("promo", "sin1", "cos1", "trend"):
-        np.testing.assert_array_equal(t[f"{c}_h"].to_numpy(), t[c].to_numpy())
+    df = with_items(sales, items)
+    out, _, names, first = fit_poisson_runs(df, KEYS, resolve_controls("default"),
+                                            df["date"].min())
+    own = out["params"].copy()
+    m = out["mean_log_price"].copy()
+    out, _ = shrink(out, first, out["mean_quantity"], None)
+    fit = np.isfinite(own[:, 1])
+    assert fit.sum() >= 100
+    assert np.abs(own[fit, 1] - out["params"][fit, 1]).max() > 0.5   # slopes really moved
+    at_mean = own[fit, 0] + own[fit, 1] * m[fit]
+    at_mean_h = out["params"][fit, 0] + out["params"][fit, 1] * m[fit]
+    np.testing.assert_allclose(at_mean_h, at_mean, rtol=0, atol=1e-9)
+    np.testing.assert_array_equal(out["params"][fit, 2:], own[fit, 2:])
+    assert names[2:] == ["_c_promo", "_c_sin1", "_c_cos1", "_c_trend"]

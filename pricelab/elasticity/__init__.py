@@ -12,15 +12,19 @@ from .batched import (
     STAT_COLUMNS,
     GroupFits,
     fit_groups,
+    fits_table,
     group_stats,
     normalize_by,
+    refit_groups,
     resolve_controls,
     shrink_groups,
+    with_params,
     wrap_results,
 )
 from .model import MODELS, estimate, fit_partition
 from .results import ElasticityResults
 
 __all__ = ["MODELS", "REQUIRED_COLUMNS", "STAT_COLUMNS", "ElasticityResults", "GroupFits",
-           "estimate", "fit_groups", "fit_partition", "group_stats", "normalize_by",
-           "resolve_controls", "shrink_groups", "wrap_results"]
+           "estimate", "fit_groups", "fit_partition", "fits_table", "group_stats",
+           "normalize_by", "refit_groups", "resolve_controls", "shrink_groups", "with_params",
+           "wrap_results"]

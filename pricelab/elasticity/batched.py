@@ -293,7 +293,6 @@ def wrap_results(fits: GroupFits, *, model: str, params: dict[str, Any], alpha: 
     return _wrap(fits.arrays, fits.keys, fits.names, model, method or model, params, alpha)
 
 
-__all__ = ["REQUIRED_COLUMNS", "STAT_COLUMNS", "GroupFits", "fit_groups", "group_stats",
-           "normalize_by", "resolve_controls", "shrink_groups", "wrap_results"]
-# fits_table, refit_groups and with_params join __all__ when pricelab.elasticity re-exports
-# them (tests/test_engine_imports.py: batched.__all__ is part of the package's API)
+__all__ = ["REQUIRED_COLUMNS", "STAT_COLUMNS", "GroupFits", "fit_groups", "fits_table",
+           "group_stats", "normalize_by", "refit_groups", "resolve_controls", "shrink_groups",
+           "with_params", "wrap_results"]

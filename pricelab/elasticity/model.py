@@ -172,8 +172,10 @@ def estimate(sales: pl.DataFrame, *, model: str = "hierarchical",
         params["events_per_param"] = events_per_param
         if model == "hierarchical":
             from .hierarchical import shrink
+            from .refit import refit_runs
             hpool = list(pool_by) if pool_by else None
             out, used = shrink(out, first, out["mean_quantity"], hpool, tau=tau)
+            refit_runs(df, by_cols, ctrl, origin, out, max_cells=max_cells)
             params.update(pool_by=used, tau=tau)
         params["origin"] = str(origin) if origin is not None else None
         return _wrap(out, keys, names, model, method, params, alpha)

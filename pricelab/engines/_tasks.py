@@ -27,8 +27,11 @@ import pyarrow as pa
 from pricelab.elasticity import (
     ElasticityResults,
     fit_groups,
+    fits_table,
     group_stats,
+    refit_groups,
     shrink_groups,
+    with_params,
     wrap_results,
 )
 
@@ -51,17 +54,30 @@ def poisson_stats(df: pl.DataFrame, spec: dict[str, Any], origin: dt.date | None
     return group_stats(df, spec, origin=origin)
 
 
-def shrink_stats(stats: pl.DataFrame, spec: dict[str, Any], params: dict[str, Any]
-                 ) -> ElasticityResults:
+def shrink_stats(stats: pl.DataFrame, spec: dict[str, Any]) -> tuple[pl.DataFrame, Any]:
     """Stage 2 of ``hierarchical``: empirical-Bayes shrinkage over all groups.
 
     ``stats`` is the concatenation of :func:`poisson_stats` over every partition.
-    Returns an :class:`~pricelab.elasticity.ElasticityResults` like the local engine's.
+    Returns the shrunk per-group table (for :func:`refit_frame` on every partition) and
+    the shrunk fits with the pooling levels used (for :func:`finish_hierarchical`).
     """
     fits, used = shrink_groups(stats, by=list(spec["by"]), pool_by=spec.get("pool_by"),
                                tau=spec.get("tau", "level"))
-    return wrap_results(fits, model="hierarchical", params={**params, "pool_by": used},
-                        alpha=spec["alpha"])
+    return fits_table(fits), (fits, used)
+
+
+def refit_frame(df: pl.DataFrame, spec: dict[str, Any], origin: dt.date | None,
+                shrunk: pl.DataFrame) -> pl.DataFrame:
+    """Stage 3 of ``hierarchical``: intercepts and controls refitted given the shrunk slopes."""
+    return refit_groups(df, shrunk, spec, origin=origin)
+
+
+def finish_hierarchical(shrunk: Any, refitted: pl.DataFrame, spec: dict[str, Any],
+                        params: dict[str, Any]) -> ElasticityResults:
+    """The refitted coefficients put back; an :class:`ElasticityResults` like the local one."""
+    fits, used = shrunk
+    return wrap_results(with_params(fits, refitted), model="hierarchical",
+                        params={**params, "pool_by": used}, alpha=spec["alpha"])
 
 
 class PartitionTask:
@@ -73,11 +89,12 @@ class PartitionTask:
     """
 
     def __init__(self, spec: dict[str, Any], origin: dt.date | None, stage: str,
-                 schema: pa.Schema | None = None) -> None:
+                 schema: pa.Schema | None = None, shrunk: pl.DataFrame | None = None) -> None:
         self.spec = spec
         self.origin = origin
         self.stage = stage
         self.schema = schema
+        self.shrunk = shrunk
 
     def run(self, table: pa.Table) -> pa.Table:
         """Fit one partition given as an Arrow table; returns an Arrow table."""
@@ -85,8 +102,12 @@ class PartitionTask:
         assert isinstance(df, pl.DataFrame)
         if "date" in df.columns and df.schema["date"] != pl.Date:
             df = df.with_columns(pl.col("date").cast(pl.Date))
-        fn = poisson_stats if self.stage == "poisson_stats" else fit_frame
-        out = fn(df, self.spec, self.origin).to_arrow()
+        if self.stage == "refit":
+            assert self.shrunk is not None
+            out = refit_frame(df, self.spec, self.origin, self.shrunk).to_arrow()
+        else:
+            fn = poisson_stats if self.stage == "poisson_stats" else fit_frame
+            out = fn(df, self.spec, self.origin).to_arrow()
         if self.schema is not None:
             out = out.select(self.schema.names).cast(self.schema)
         return out

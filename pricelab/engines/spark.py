@@ -37,7 +37,7 @@ from pricelab.elasticity import (
 )
 from pricelab.errors import DataError, EmptyStoreError, InputFileError, UsageError
 
-from ._tasks import PartitionTask, shrink_stats
+from ._tasks import PartitionTask, finish_hierarchical, shrink_stats
 from .local import _iso_date
 
 MASTER_ENV = "PRICELAB_SPARK_MASTER"
@@ -248,7 +248,9 @@ def estimate_spark_results(
                               # predictions hold the trend at the last fitted week
                               "end": str(end) if end is not None else None}
     if model == "hierarchical":
-        res = shrink_stats(_collect(mapped), spec, params)
+        table, shrunk = shrink_stats(_collect(mapped), spec)
+        refit = _map(parted, PartitionTask(spec, origin, "refit", shrunk=table), sample)
+        res = finish_hierarchical(shrunk, _collect(refit), spec, params)
         if output is not None:
             _write(spark, _joined(res), output)
         return res
