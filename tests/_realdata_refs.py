@@ -174,14 +174,15 @@ def iv2sls(y: np.ndarray, x: np.ndarray, z: np.ndarray, w: np.ndarray
     return float(fit.params[1]), float(fit.bse[1]), float(f_value)
 
 
-def posterior_by_quadrature(e: np.ndarray, v: np.ndarray
+def posterior_by_quadrature(e: np.ndarray, v: np.ndarray, upper: float = np.inf
                             ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Posterior mean, sd and prior weight ``E[1 - B_j]`` of each ``theta_j``.
 
     Normal hierarchical model ``e_j ~ N(theta_j, v_j)``, ``theta_j ~ N(mu, tau^2)``, flat
     priors on ``mu`` and ``tau >= 0`` (Gelman et al., *Bayesian Data Analysis*, 3rd ed.,
     section 5.4: eqs. 5.17-5.21 for ``p(tau | e)`` and the conditional moments), integrated
-    over ``tau`` in ``[0, inf)`` by adaptive quadrature (scipy ``quad_vec``).
+    over ``tau`` in ``[0, upper)`` (default: to infinity) by adaptive quadrature (scipy
+    ``quad_vec``).
     """
     def parts(tau: float) -> tuple[float, np.ndarray, np.ndarray, float, float]:
         w = 1.0 / (v + tau * tau)
@@ -199,7 +200,7 @@ def posterior_by_quadrature(e: np.ndarray, v: np.ndarray
         second = b * v + (1 - b) ** 2 / sw + m * m
         return dens * np.concatenate([[1.0], m, second, 1 - b])
 
-    total = integrate.quad_vec(integrand, 0.0, np.inf, epsrel=1e-11, epsabs=0.0)[0]
+    total = integrate.quad_vec(integrand, 0.0, upper, epsrel=1e-11, epsabs=0.0)[0]
     n = e.size
     mean = total[1:1 + n] / total[0]
     second = total[1 + n:1 + 2 * n] / total[0]

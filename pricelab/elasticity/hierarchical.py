@@ -4,8 +4,13 @@ Each group's Poisson estimate ``e_j`` (sampling variance ``v_j``) is shrunk towa
 mean ``mu_L`` of its pooling level ``L`` (category × market, else brand × market, else
 market, else everything: the first level with at least ``min_members`` usable
 estimates) under the normal hierarchical model ``e_j ~ N(theta_j, v_j)``,
-``theta_j ~ N(mu_L, tau_L²)`` with flat priors on ``mu_L`` and ``tau_L`` (Gelman et al.,
-*Bayesian Data Analysis*, 3rd ed., section 5.4). Each level has its own ``tau_L`` by
+``theta_j ~ N(mu_L, tau_L²)`` with a flat prior on ``mu_L`` and a flat prior on ``tau_L``
+over ``[0, 5 max(sd(e), sqrt(mean v))]`` of the level (Gelman et al., *Bayesian Data
+Analysis*, 3rd ed., section 5.4). The bound makes the prior proper: it does not matter when
+a level has more than a handful of groups (the likelihood has died out well before it),
+but with 3-4 groups the flat prior to infinity leaves a tail in which the posterior mean of
+``tau²`` and a new member's predictive variance diverge; the bound is part of the model
+(tested against quadrature under this prior on real data). Each level has its own ``tau_L`` by
 default; ``tau="common"`` shares one ``tau`` by all levels of a layer (the usual
 random-slope mixed model): tighter when the spreads really are equal, but it under-covers
 when they are not or when the sampling variances are off by level (measured on sparse
