@@ -19,7 +19,7 @@ from .design import Design, chunks
 from .sparse import EVENTS_PER_PARAM, collapsed, column_tol, events_mask, rescued, separated
 
 FLAG_NAMES = ("positive", "inelastic", "no_price_variation", "few_obs", "weak_instrument",
-              "shrunk", "failed", "no_sales", "separated")
+              "shrunk", "failed", "no_sales", "separated", "not_pooled")
 FLAG = {name: 1 << i for i, name in enumerate(FLAG_NAMES)}
 
 

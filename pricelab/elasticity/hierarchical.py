@@ -270,6 +270,11 @@ def shrink(out: dict[str, np.ndarray], groups: Any, mean_q: np.ndarray | None,
         pvar[new] = fit.new_var[lvl[new]]
         weight_prior[new] = 1.0
         assigned |= take
+    # no level with min_members usable estimates (e.g. two items in all): nothing to pool
+    # with, so a group keeps its own estimate, flagged
+    alone = ~assigned & usable
+    post[alone] = e[alone]
+    pvar[alone] = out["std_error"][alone] ** 2
     out[OWN] = e.copy()                  # the group's own estimate, for the refit
     shifted = np.where(np.isfinite(post) & np.isfinite(e), e - post, 0.0)
     params = out["params"]
@@ -283,5 +288,6 @@ def shrink(out: dict[str, np.ndarray], groups: Any, mean_q: np.ndarray | None,
     out["elasticity"] = post
     out["std_error"] = np.sqrt(pvar)
     out["flags"] |= np.where(assigned & (weight_prior >= SHRUNK_WEIGHT), FLAG["shrunk"], 0)
+    out["flags"] |= np.where(alone, FLAG["not_pooled"], 0)
     out["flags"] &= ~np.where(np.isfinite(post), FLAG["failed"], 0)
     return out, [lv for lv in chain if lv]

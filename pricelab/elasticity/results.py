@@ -24,7 +24,7 @@ DIAGNOSTICS = ["n_zero", "price_variation", "fit_stat", "fit_stat_name", "first_
 
 #: Display: groups that ask for an analyst's attention when estimates are shown
 #: (``pricelab estimate``'s flagged table and ``share_flagged``, the report's elasticity
-#: section). ``shrunk`` and ``separated`` (refitted) are informational.
+#: section). ``shrunk``, ``not_pooled`` and ``separated`` (refitted) are informational.
 DISPLAY_FLAGS: tuple[str, ...] = ("positive", "inelastic", "no_price_variation", "few_obs",
                                   "weak_instrument", "failed", "no_sales")
 #: Promotion gate: estimates a candidate run should not get worse on than production
@@ -80,7 +80,8 @@ class ElasticityResults:
     ``positive`` (e >= 0), ``inelastic`` (-1 < e < 0), ``no_price_variation``,
     ``few_obs`` (fewer than ``min_obs`` weeks), ``no_sales``, ``weak_instrument``
     (first-stage F < 10), ``shrunk`` (the hierarchical prior got at least a quarter of the
-    weight), ``failed`` (no usable fit: NaN elasticity) and ``separated`` (``poisson`` /
+    weight), ``not_pooled`` (``hierarchical``: no pooling level had enough usable estimates,
+    e.g. two items in all, so the group keeps its own Poisson estimate), ``failed`` (no usable fit: NaN elasticity) and ``separated`` (``poisson`` /
     ``hierarchical``: the Poisson fit was quasi-separated, its fitted means collapsing to 0
     on some zero weeks; refitted without those weeks when a control such as ``promo``
     caused it, else ``failed``; see :mod:`pricelab.elasticity.sparse`). In ``poisson`` and
