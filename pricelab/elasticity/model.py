@@ -130,6 +130,7 @@ def estimate(sales: pl.DataFrame, *, model: str = "hierarchical",
                               "alpha": alpha, "min_obs": min_obs, "fixed_effects": fe,
                               "end": _last_date(df)}
     method = model
+    fit_name = None
     if model == "iv":
         from .iv import fit_iv, resolve_instruments
         df, zcols = resolve_instruments(df, instrument)
@@ -153,6 +154,7 @@ def estimate(sales: pl.DataFrame, *, model: str = "hierarchical",
         from .panel import fit_absorbed_ols
         d = D.build(df, by_cols, ctrl)
         out = fit_absorbed_ols(d, fe, se=se, min_obs=min_obs)
+        fit_name = "within_r2"   # the R² of the demeaned regression (net of the effects)
     elif model == "ols":
         from .fastols import fit_ols_runs
         origin = _first_date(df)
@@ -180,7 +182,7 @@ def estimate(sales: pl.DataFrame, *, model: str = "hierarchical",
         params["origin"] = str(origin) if origin is not None else None
         return _wrap(out, keys, names, model, method, params, alpha)
     params["origin"] = str(d.origin) if d.origin is not None else None
-    return _wrap(out, d.keys, d.names, model, method, params, alpha)
+    return _wrap(out, d.keys, d.names, model, method, params, alpha, fit_name=fit_name)
 
 
 def _first_date(df: pl.DataFrame) -> dt.date | None:
@@ -200,7 +202,8 @@ def _last_date(df: pl.DataFrame) -> str | None:
 
 
 def _wrap(out: dict[str, np.ndarray], keys: pl.DataFrame, names: list[str], model: str,
-          method: str, params: dict[str, Any], alpha: float) -> ElasticityResults:
+          method: str, params: dict[str, Any], alpha: float, fit_name: str | None = None
+          ) -> ElasticityResults:
     flag_signs(out)
     z = float(stats.norm.ppf(1 - alpha / 2))
     e, s = out["elasticity"], out["std_error"]
@@ -209,7 +212,8 @@ def _wrap(out: dict[str, np.ndarray], keys: pl.DataFrame, names: list[str], mode
         "elasticity": e, "std_error": s, "ci_low": e - z * s, "ci_high": e + z * s,
         "n_obs": out["n_obs"], "method": [method] * G, "n_zero": out["n_zero"],
         "price_variation": out["price_variation"], "fit_stat": out["fit_stat"],
-        "fit_stat_name": [FIT_STAT[method]] * G, "first_stage_f": out["first_stage_f"],
+        "fit_stat_name": [fit_name or FIT_STAT[method]] * G,
+        "first_stage_f": out["first_stage_f"],
         "flags": flag_strings(out["flags"]),
     }, schema_overrides={"method": pl.String, "fit_stat_name": pl.String, "flags": pl.String})
     lead = [c for c in ("item_id", "market") if c in keys.columns]

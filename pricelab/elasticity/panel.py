@@ -94,7 +94,16 @@ def fit_absorbed_ols(d: Design, fe: Sequence[str], se: str = "HC1", min_obs: int
         ok = r["ok"] & (r["n"] > r["p"])
         beta = np.where(keep, r["beta"], np.nan)
         finish(out, g, beta, r["cov"], keep | ~fitted[:, None], ok, fitted)
-    return out
+        out["fit_stat"][g] = _r2(r["resid"], y, valid, ok & fitted)
+    return out              # fit_stat: within R² (of the demeaned regression)
+
+
+def _r2(resid: np.ndarray, y: np.ndarray, valid: np.ndarray, ok: np.ndarray) -> np.ndarray:
+    """``1 - RSS / TSS`` per group of an already centred (or demeaned) outcome ``y``."""
+    rss = ((resid ** 2) * valid).sum(axis=1)
+    tss = ((y ** 2) * valid).sum(axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(ok & (tss > 0), 1 - rss / tss, np.nan)
 
 
 def fit_panel(df: pl.DataFrame, by: list[str], pool: list[str], controls: list[str],
@@ -194,7 +203,12 @@ def _item_slope(d: Design, unit: np.ndarray, week: np.ndarray, unit_cols: list[s
         if step < tol:
             break
     for ch, valid, _Xp, Xc, m, keep, fitted in blocks:
-        r = K.ols_fit(Xc, ch.pad(y0 - dwk[wk]), valid, keep, se="HC1")
+        yw = ch.pad(y0 - dwk[wk])
+        r = K.ols_fit(Xc, yw, valid, keep, se="HC1")
         ok = r["ok"] & (r["n"] > r["p"])
         finish(out, ch.groups, uncenter(r["beta"], m, keep), r["cov"], keep, ok, fitted)
+        # R² of the unit's regression given the week effects (outcome centred in the unit)
+        n = np.maximum(valid.sum(axis=1, keepdims=True), 1)
+        out["fit_stat"][ch.groups] = _r2(r["resid"], (yw - (yw * valid).sum(axis=1,
+                                         keepdims=True) / n) * valid, valid, ok & fitted)
     return out, keys, d.names
