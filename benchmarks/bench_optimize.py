@@ -8,6 +8,10 @@
 3. A genuinely linked ladder problem (parity + ladder + binding volume floor): Lagrangian
    relaxation with the exact ladder solver per parity block and its proven dual gap, at
    ``--milp-rows`` against the candidate MILP (HiGHS) and at ``--ladder-rows``.
+4. Bounds + margin + a binding average-change budget (max_avg_change_pct, lower side) + a
+   binding volume floor, continuous prices: multipliers (avg_change.py) at ``--budget-rows``
+   against the candidate MILP on the same problem at ``--budget-milp-rows``, and at
+   ``--rows`` without it (the MILP takes minutes at 10k rows).
 
 Run: ``python benchmarks/bench_optimize.py [--rows 100000] [--conic-rows 2000] [--repeat 3]``;
 one JSON line per measurement (median of ``--repeat`` runs; see ``_bench.py``).
@@ -106,12 +110,39 @@ def bench_linked(n_rows: int, repeat: int, milp_reference: bool) -> float:
     return dt
 
 
+BUDGET = {"bounds": {"max_increase_pct": 15, "max_decrease_pct": 20}, "min_margin_pct": 30,
+          "max_avg_change_pct": 3, "min_volume_pct": 150, "horizon_weeks": 4}
+
+
+def bench_budget(n_rows: int, repeat: int, milp_reference: bool) -> float:
+    """Average-change budget + volume floor priced out (the unconstrained plan moves prices
+    by -13% on average and sells 169%; the budget holds -3%, the floor 150%)."""
+    df = catalogue(n_rows, seed=3)
+    plan, dt = timed(lambda: optimize(df, BUDGET), repeat)
+    info = {}
+    if milp_reference:
+        prob = build_problem(df, load_constraints(BUDGET))
+        res, t_milp = timed(lambda: _solve_milp(prob, Responder(prob), risk=None, draws=None,
+                                                seed=0, n_grid=25, time_limit=600)[0], 1)
+        m_obj = float(prob.objective_value(res.prices).sum())
+        info = {"reference": "candidate MILP (HiGHS, 25-point grid)",
+                "reference_seconds": t_milp, "reference_status": res.status,
+                "speedup": t_milp / dt,
+                "objective_rel_diff_vs_milp": (plan.objective - m_obj) / abs(m_obj)}
+    emit("optimize", "bounds + margin + avg-change budget + volume floor", n_rows, dt,
+         repeat=repeat, formulation=plan.formulation, path=plan.extra.get("path"),
+         status=plan.status, gap=plan.gap, **info)
+    return dt
+
+
 if __name__ == "__main__":
     ap = argparse.ArgumentParser()
     ap.add_argument("--rows", type=int, default=100_000)
     ap.add_argument("--conic-rows", type=int, default=2_000)
     ap.add_argument("--ladder-rows", type=int, default=10_000)
     ap.add_argument("--milp-rows", type=int, default=1_000)
+    ap.add_argument("--budget-rows", type=int, default=10_000)
+    ap.add_argument("--budget-milp-rows", type=int, default=10_000)
     ap.add_argument("--repeat", type=int, default=3, help="runs per measurement (median)")
     a = ap.parse_args()
     bench_volume(a.rows, a.conic_rows, a.repeat)
@@ -119,3 +150,6 @@ if __name__ == "__main__":
     bench_ladder(a.ladder_rows, a.repeat)
     bench_linked(a.milp_rows, a.repeat, milp_reference=True)
     bench_linked(a.ladder_rows, a.repeat, milp_reference=False)
+    bench_budget(a.budget_milp_rows, a.repeat, milp_reference=True)
+    if a.rows != a.budget_milp_rows:
+        bench_budget(a.rows, 1, milp_reference=False)

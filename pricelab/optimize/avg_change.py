@@ -42,6 +42,7 @@ from pricelab.optimize.problem import Problem
 FEAS = 1e-12  # relative tolerance on the budget rows
 TIGHT = 1e-10  # a feasible end this close to the limit stops the search
 MAX_STEPS = 100
+WIDTH = 1e-10  # relative bracket width at which a jump (non-concave rows) ends the search
 KIND = "max_avg_change_pct"
 
 
@@ -246,7 +247,7 @@ def solve_budgets(prob: Problem, resp: Responder) -> BudgetSolve:
         t_lo, r_lo = np.where(no, x, t_lo), np.where(no, r, r_lo)
         keep = np.where(ok, np.where(keep > 0, 2, 1), np.where(no, np.where(keep < 0, -2, -1),
                                                                 keep))
-        tiny = t_hi - t_lo <= 1e-14 * np.maximum(t_hi, 1e-300)
+        tiny = t_hi - t_lo <= WIDTH * np.maximum(t_hi, 1e-300)
         todo &= ~((ok & (-r <= TIGHT * target)) | tiny)
     s = side * t_hi
     dec, u = run(s)
