@@ -222,7 +222,7 @@ def test_budget_binds_when_the_optimum_moves_prices_20pct(direction):
 
 
 def test_beats_or_matches_the_milp_grid():
-    df = _raise_costs(demand(15, seed=9), 1.8)
+    df = _raise_costs(demand(8, seed=9), 2.2)
     cons = {**B, "min_margin_pct": 20, "max_avg_change_pct": 3, "parity": {"max_gap_pct": 8}}
     plan = optimize(df, cons)
     prob = build_problem(df, load_constraints(cons))
