@@ -297,7 +297,7 @@ def test_every_price_satisfies_every_constraint(seed, n_items, markets, inc, dec
     p = plan.table["recommended_price"].to_numpy()
     assert _violations(df, p, cons) == []
     assert plan.gap <= 1e-3
-    if plan.extra.get("lagrangian_gap", 0) > 1e-3:
+    if plan.extra.get("lagrangian_gap", 0) > 1e-5:
         # a few rows under a binding lower side (not concave): the MILP ran as well, the
         # better plan is kept, and the Lagrangian bound for continuous prices is reported
         assert "max_avg_change_pct: Lagrangian gap" in plan.formulation

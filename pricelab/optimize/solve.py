@@ -32,6 +32,7 @@ from pricelab.optimize.problem import Problem, build_problem
 
 DEFAULT_RISK_DRAWS = 200
 LAGRANGIAN_GAP_TOL = 1e-3  # above this proven gap a linked ladder goes to the MILP
+BUDGET_GAP_TOL = 1e-5  # above this a continuous budget plan is compared with the MILP's
 
 
 def _parse_risk(risk: str | None) -> float | None:
@@ -98,9 +99,9 @@ def _budgets(prob: Problem, resp: Responder, extra: dict) -> tuple[BudgetSolve |
     obj = float(prob.objective_value(bs.prices).sum())
     gap = max(0.0, (bs.dual_bound - obj) / max(abs(obj), 1e-12))
     extra["lagrangian_gap"] = gap
-    if gap > LAGRANGIAN_GAP_TOL:
+    if gap > BUDGET_GAP_TOL:
         return bs, (f"max_avg_change_pct: Lagrangian gap {gap:.2e} above "
-                      f"{LAGRANGIAN_GAP_TOL:g} (non-concave rows on the lower side)")
+                    f"{BUDGET_GAP_TOL:g} (non-concave rows on the lower side)")
     return bs, ""
 
 
