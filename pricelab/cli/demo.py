@@ -27,8 +27,9 @@ def demo(db: DbOpt = None, json: JsonOpt = False, debug: DebugOpt = False) -> No
             loaded = ", ".join(f"{n} {k}" for k, n in summary["loaded"].items())
             console.print(f"   loaded {loaded} rows into {path}")
         elif step["step"] == "validate":
-            console.print(f"   {len(summary['errors'])} errors, {len(summary['warnings'])} "
-                          "warnings (see 'pricelab validate')")
+            ne, nw = len(summary["errors"]), len(summary["warnings"])
+            console.print(f"   {ne} error{'s' * (ne != 1)}, {nw} warning{'s' * (nw != 1)} "
+                          "(see 'pricelab validate')")
             for w in summary["warnings"][:5]:
                 console.print(f"   - {w['message']}", highlight=False)
         else:
