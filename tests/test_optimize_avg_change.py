@@ -304,3 +304,17 @@ def test_every_price_satisfies_every_constraint(seed, n_items, markets, inc, dec
         assert "Lagrangian dual bound for continuous prices" in plan.certificate
     if not _violations(df, df["base_price"].to_numpy(), cons):
         assert plan.objective >= plan.baseline_objective - 1e-7 * abs(plan.baseline_objective)
+
+
+def test_budget_implied_cap_is_named_in_a_row_conflict():
+    # an inelastic row with no max_increase_pct is capped by the budget (1.05 x 100 here);
+    # its margin floor needs 100 / (1 - 0.5) = 200: the conflict names the budget, not 'nan'
+    df = pl.DataFrame({"item_id": ["A"], "market": ["US"], "elasticity": [-0.5],
+                       "base_price": [100.0], "base_quantity": [10.0], "unit_cost": [100.0]})
+    with pytest.raises(InfeasibleError) as err:
+        optimize(df, {"bounds": {"max_decrease_pct": 30}, "min_margin_pct": 50,
+                      "max_avg_change_pct": 5})
+    msg = str(err.value)
+    assert ("A/US: min_margin_pct 50 needs price >= 200.00 but the max_avg_change_pct 5 "
+            "budget caps it at 105.00") in msg
+    assert "nan" not in msg

@@ -26,6 +26,19 @@ def _setting(prob: Problem, name: str, i: int) -> str:
     return f"{name} {prob.settings[name][i]:g}"
 
 
+def _cap(prob: Problem, i: int) -> str:
+    """What sets row ``i``'s upper price limit, with its setting."""
+    src = prob.hi_src[i]
+    if src == "max_avg_change_pct":      # implied by the budget (avg_change.implied_caps)
+        budget = next((lk.value for lk in prob.links
+                       if lk.kind == src and i in set(lk.rows.tolist())), None)
+        return ("the max_avg_change_pct budget" if budget is None
+                else f"the max_avg_change_pct {budget:g} budget")
+    if src == "max_increase_pct":
+        return _setting(prob, "max_increase_pct", i)
+    return src or "its cap"
+
+
 def row_conflicts(prob: Problem) -> list[str]:
     """Rows whose own lower limits exceed their upper limit."""
     tol = 1e-9 * np.maximum(1.0, np.abs(prob.p0))
@@ -39,7 +52,7 @@ def row_conflicts(prob: Problem) -> list[str]:
             v = prob.sources[name][i]
             if not np.isnan(v) and v > hi + tol[i]:
                 msgs.append(f"{prob.label(i)}: {_setting(prob, name, i)} needs price >= {v:.2f} "
-                            f"but {_setting(prob, 'max_increase_pct', i)} caps it at {hi:.2f}")
+                            f"but {_cap(prob, i)} caps it at {hi:.2f}")
     return msgs
 
 
