@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+import polars as pl
+
 from pricelab.quality.checks import Issue, QualityReport
 
 if TYPE_CHECKING:
@@ -30,6 +32,15 @@ def _check(store: Store, report: QualityReport, level: str, source: str, column:
                                    unit))
 
 
+def _series(report: QualityReport, series: pl.DataFrame, where: pl.Expr, rule: str) -> None:
+    """A warning on ``sales.date`` naming the series (item/market) that ``where`` selects."""
+    hit = series.filter(where)
+    if hit.height:
+        first = hit.sort("item_id", "market").head(3).select("item_id", "market").rows()
+        report.issues.append(Issue("warning", "sales", "date", rule, hit.height,
+                                   _examples(first), "series"))
+
+
 def check_loaded(store: Store, *, warnings: bool = True) -> QualityReport:
     """Referential rules (errors) and series-health rules (warnings) on the database."""
     r = QualityReport()
@@ -49,10 +60,13 @@ def check_loaded(store: Store, *, warnings: bool = True) -> QualityReport:
                "ORDER BY 1 LIMIT 1000", unit="market")
     if not warnings or store.count("sales") == 0:
         return r
-    _check(store, r, "warning", "sales", "date", "weekly series with gaps (missing weeks)",
-           "SELECT item_id, market FROM sales GROUP BY 1, 2 "
-           "HAVING count(*) < date_diff('week', min(date), max(date)) + 1 ORDER BY 1, 2",
-           unit="series")
+    # series-level rules share one pass over sales: count and date span per series
+    series = store.query(
+        "SELECT item_id, market, count(*) AS n, "
+        "date_diff('week', min(date), max(date)) + 1 AS span_weeks, "
+        "date_diff('day', min(date), max(date)) AS span_days FROM sales GROUP BY 1, 2")
+    _series(r, series, pl.col("n") < pl.col("span_weeks"),
+            "weekly series with gaps (missing weeks)")
     _check(store, r, "warning", "sales", "price",
            f"price jumps more than {JUMP_RATIO:g}x week over week",
            # only series whose price range exceeds the ratio can jump by it: screen them
@@ -68,16 +82,11 @@ def check_loaded(store: Store, *, warnings: bool = True) -> QualityReport:
            "items without a unit cost (no unit_cost in sales and no costs row)",
            "SELECT item_id FROM sales GROUP BY 1 HAVING count(unit_cost) = 0 "
            "AND item_id NOT IN (SELECT item_id FROM costs) ORDER BY 1", unit="item")
-    _check(store, r, "warning", "sales", "date",
-           f"series shorter than {MIN_WEEKS} weeks (too short to estimate reliably)",
-           f"SELECT item_id, market FROM sales GROUP BY 1, 2 HAVING count(*) < {MIN_WEEKS} "
-           "ORDER BY 1, 2", unit="series")
-    _check(store, r, "warning", "sales", "date",
-           f"dates at least {COARSE_DAYS} days apart on average: monthly data? pricelab works "
-           "in weeks, so a monthly total read as weekly units overstates them about 4.3x",
-           "SELECT item_id, market FROM sales GROUP BY 1, 2 HAVING count(*) > 1 AND "
-           f"date_diff('day', min(date), max(date)) >= {COARSE_DAYS} * (count(*) - 1) "
-           "ORDER BY 1, 2", unit="series")
+    _series(r, series, pl.col("n") < MIN_WEEKS,
+            f"series shorter than {MIN_WEEKS} weeks (too short to estimate reliably)")
+    _series(r, series, (pl.col("n") > 1) & (pl.col("span_days") >= COARSE_DAYS * (pl.col("n") - 1)),
+            f"dates at least {COARSE_DAYS} days apart on average: monthly data? pricelab works "
+            "in weeks, so a monthly total read as weekly units overstates them about 4.3x")
     fx = ("LEFT JOIN markets m ON m.market = s.market" if store.count("markets") else "")
     base_price = "s.price / coalesce(m.fx_rate, 1.0)" if fx else "s.price"
     _check(store, r, "warning", "sales", "unit_cost",
