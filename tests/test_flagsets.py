@@ -18,12 +18,14 @@ from pricelab.elasticity.results import (
     DISPLAY_FLAGS,
     GATE_FLAGS,
     MONITOR_FIT_FLAGS,
+    UNFIT_FLAGS,
     has_any_flag,
 )
 from pricelab.registry import GATE_FLAGS as REGISTRY_GATE_FLAGS
 from pricelab.registry import GateConfig, flagged_share
 
-SETS = {"display": DISPLAY_FLAGS, "gate": GATE_FLAGS, "monitor-fit": MONITOR_FIT_FLAGS}
+SETS = {"display": DISPLAY_FLAGS, "gate": GATE_FLAGS, "monitor-fit": MONITOR_FIT_FLAGS,
+        "unfit": UNFIT_FLAGS}
 
 
 def _flag_panel() -> pl.DataFrame:

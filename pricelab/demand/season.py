@@ -23,14 +23,14 @@ from typing import cast
 import numpy as np
 import polars as pl
 
-from pricelab.elasticity.results import has_any_flag
+from pricelab.elasticity.results import UNFIT_FLAGS, has_any_flag
 from pricelab.store import Store
 from pricelab.store.runs import get_run
 
 #: day-of-year period of the Fourier controls (``pricelab.elasticity.design.YEAR_DAYS``)
 YEAR_DAYS = 365.25
 CLIP = (0.5, 2.0)
-SKIP_FLAGS = ("failed", "few_obs", "no_sales")
+SKIP_FLAGS = UNFIT_FLAGS
 MODES = ("auto", "off")
 
 

@@ -18,7 +18,7 @@ CONTRACT = ["item_id", "market", "elasticity", "std_error", "ci_low", "ci_high",
 DIAGNOSTICS = ["n_zero", "price_variation", "fit_stat", "fit_stat_name", "first_stage_f", "flags"]
 
 # -- named flag sets ---------------------------------------------------------------------
-# Three meanings of "flagged", kept apart on purpose; every name is one of
+# The meanings of "flagged", kept apart on purpose; every name is one of
 # :data:`pricelab.elasticity.groupfit.FLAG_NAMES` (see ElasticityResults' Notes), and a
 # ``flags`` column is matched against a set with :func:`has_any_flag`, never a regex.
 
@@ -34,6 +34,9 @@ GATE_FLAGS: tuple[str, ...] = ("positive", "no_price_variation", "weak_instrumen
 #: ``fit.flags``).
 MONITOR_FIT_FLAGS: tuple[str, ...] = ("failed", "no_sales", "no_price_variation", "few_obs",
                                       "weak_instrument")
+#: No usable per-group fit: the seasonality adjustment of baselines keeps the plain average
+#: for these groups (:mod:`pricelab.demand.season`).
+UNFIT_FLAGS: tuple[str, ...] = ("failed", "few_obs", "no_sales")
 
 
 def has_any_flag(names: Iterable[str], column: str | pl.Expr = "flags") -> pl.Expr:

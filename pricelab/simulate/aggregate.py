@@ -164,8 +164,8 @@ def aggregate(proj: pl.DataFrame, *, draws: int, seed: int) -> pl.DataFrame:
         q = np.quantile(sums @ roll, [0.05, 0.95], axis=0)     # (2, K, levels)
         lows, highs = q[0], q[1]
     up = sparse.csr_matrix(roll).T      # point sums roll up exactly as a sparse sum
-    counts = [up @ np.bincount(gidx, minlength=G), up @ gsum("changed"),
-              up @ (np.bincount(gidx, minlength=G) - gsum("ok"))]
+    n_rows = np.bincount(gidx, minlength=G)
+    counts = [up @ n_rows, up @ gsum("changed"), up @ (n_rows - gsum("ok"))]
     out = frame.with_columns(
         pl.Series(name, np.rint(v).astype(np.int64))
         for name, v in zip(("n_rows", "n_changed", "n_missing"), counts, strict=True))

@@ -219,9 +219,8 @@ def simulate(store: Store, scenario: str | os.PathLike[str] | dict[str, Any] | S
 
 
 def _rows(name: str, proj: pl.DataFrame) -> pl.DataFrame:
-    return proj.select(
-        pl.lit(name).alias("scenario"), *SCENARIO_COLUMNS[1:],
-        *[c for c in EXTRA_COLUMNS if c != "price_change_pct"],
+    return proj.with_columns(
+        pl.lit(name).alias("scenario"),
         (100.0 * (pl.col("scenario_price") / pl.col("baseline_price") - 1.0))
         .alias("price_change_pct"),
     ).select(*SCENARIO_COLUMNS, *EXTRA_COLUMNS).with_columns(pl.col(pl.Float64).fill_nan(None))
