@@ -88,6 +88,18 @@ def bench_ladder(n_rows: int, repeat: int) -> float:
     return dt
 
 
+def _milp_reference(df: pl.DataFrame, cons: dict, plan, dt: float, label: str, *,
+                    with_status: bool = False) -> dict:
+    """The candidate MILP (HiGHS, 25-point grid) on the same problem, timed in the same run."""
+    prob = build_problem(df, load_constraints(cons))
+    res, t_milp = timed(lambda: _solve_milp(prob, Responder(prob), risk=None, draws=None,
+                                            seed=0, n_grid=25, time_limit=600)[0], 1)
+    m_obj = float(prob.objective_value(res.prices).sum())
+    info = {"reference": label, "reference_seconds": t_milp, "speedup": t_milp / dt,
+            "objective_rel_diff_vs_milp": (plan.objective - m_obj) / abs(m_obj)}
+    return {**info, "reference_status": res.status} if with_status else info
+
+
 def bench_linked(n_rows: int, repeat: int, milp_reference: bool) -> float:
     """Ladder + parity + a binding volume floor over all rows: Lagrangian relaxation with an
     exact ladder solve per parity block; at ``milp_reference`` sizes also the candidate MILP
@@ -95,15 +107,8 @@ def bench_linked(n_rows: int, repeat: int, milp_reference: bool) -> float:
     df = catalogue(n_rows, seed=2, price_range=(550, 700))
     cons = {**LADDER, "min_volume_pct": 157}  # unconstrained plan sells 154.7%: binds
     plan, dt = timed(lambda: optimize(df, cons), repeat)
-    info = {}
-    if milp_reference:
-        prob = build_problem(df, load_constraints(cons))
-        res, t_milp = timed(lambda: _solve_milp(prob, Responder(prob), risk=None, draws=None,
-                                                seed=0, n_grid=25, time_limit=600)[0], 1)
-        m_obj = float(prob.objective_value(res.prices).sum())
-        info = {"reference": "candidate MILP (HiGHS)", "reference_seconds": t_milp,
-                "speedup": t_milp / dt, "objective_rel_diff_vs_milp":
-                (plan.objective - m_obj) / abs(m_obj)}
+    info = _milp_reference(df, cons, plan, dt, "candidate MILP (HiGHS)") \
+        if milp_reference else {}
     emit("optimize", "ladder + parity + binding volume floor", n_rows, dt, repeat=repeat,
          formulation=plan.formulation, path=plan.extra.get("path"), status=plan.status,
          gap=plan.gap, **info)
@@ -119,16 +124,8 @@ def bench_budget(n_rows: int, repeat: int, milp_reference: bool) -> float:
     by -13% on average and sells 169%; the budget holds -3%, the floor 150%)."""
     df = catalogue(n_rows, seed=3)
     plan, dt = timed(lambda: optimize(df, BUDGET), repeat)
-    info = {}
-    if milp_reference:
-        prob = build_problem(df, load_constraints(BUDGET))
-        res, t_milp = timed(lambda: _solve_milp(prob, Responder(prob), risk=None, draws=None,
-                                                seed=0, n_grid=25, time_limit=600)[0], 1)
-        m_obj = float(prob.objective_value(res.prices).sum())
-        info = {"reference": "candidate MILP (HiGHS, 25-point grid)",
-                "reference_seconds": t_milp, "reference_status": res.status,
-                "speedup": t_milp / dt,
-                "objective_rel_diff_vs_milp": (plan.objective - m_obj) / abs(m_obj)}
+    info = _milp_reference(df, BUDGET, plan, dt, "candidate MILP (HiGHS, 25-point grid)",
+                           with_status=True) if milp_reference else {}
     emit("optimize", "bounds + margin + avg-change budget + volume floor", n_rows, dt,
          repeat=repeat, formulation=plan.formulation, path=plan.extra.get("path"),
          status=plan.status, gap=plan.gap, **info)
