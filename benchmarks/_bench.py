@@ -40,17 +40,30 @@ def peak_mb(children: bool = False) -> float:
     return round(resource.getrusage(who).ru_maxrss / 1024, 1)
 
 
-def emit(bench: str, name: str, size: int, seconds: float, *, unit: str = "rows",
-         repeat: int = 1, reference: str | None = None,
-         reference_seconds: float | None = None, peak: float | None = None,
-         **extra: Any) -> dict[str, Any]:
+def emit(
+    bench: str,
+    name: str,
+    size: int,
+    seconds: float,
+    *,
+    unit: str = "rows",
+    repeat: int = 1,
+    reference: str | None = None,
+    reference_seconds: float | None = None,
+    peak: float | None = None,
+    **extra: Any,
+) -> dict[str, Any]:
     """Print one measurement as a JSON line on stdout and return it."""
     rec: dict[str, Any] = {
-        "bench": bench, "name": name, "size": int(size), "unit": unit,
-        "seconds": round(float(seconds), 4), "repeat": repeat, "reference": reference,
+        "bench": bench,
+        "name": name,
+        "size": int(size),
+        "unit": unit,
+        "seconds": round(float(seconds), 4),
+        "repeat": repeat,
+        "reference": reference,
         "reference_seconds": None if reference_seconds is None else round(reference_seconds, 4),
-        "ratio": (round(seconds / reference_seconds, 4)
-                  if reference_seconds else None),
+        "ratio": (round(seconds / reference_seconds, 4) if reference_seconds else None),
         "peak_mb": peak_mb() if peak is None else round(peak, 1),
     }
     rec.update(extra)

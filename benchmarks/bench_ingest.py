@@ -37,15 +37,17 @@ def make_csv(path: Path, rows: int, seed: int = 1) -> None:
     item = np.repeat(np.arange(groups) // 5, weeks)
     market = np.repeat(np.arange(groups) % 5, weeks)
     week = np.tile(np.arange(weeks), groups)
-    df = pl.DataFrame({
-        "item_id": [f"IT{i:07d}" for i in item],
-        "market": np.array(["US", "GB", "DE", "JP", "CN"])[market],
-        "date": [start + dt.timedelta(weeks=int(w)) for w in week],
-        "price": np.round(rng.uniform(50, 500, groups * weeks), 2),
-        "quantity": rng.poisson(3, groups * weeks),
-        "promo": rng.integers(0, 2, groups * weeks),
-        "unit_cost": np.round(rng.uniform(10, 40, groups * weeks), 2),
-    })
+    df = pl.DataFrame(
+        {
+            "item_id": [f"IT{i:07d}" for i in item],
+            "market": np.array(["US", "GB", "DE", "JP", "CN"])[market],
+            "date": [start + dt.timedelta(weeks=int(w)) for w in week],
+            "price": np.round(rng.uniform(50, 500, groups * weeks), 2),
+            "quantity": rng.poisson(3, groups * weeks),
+            "promo": rng.integers(0, 2, groups * weeks),
+            "unit_cost": np.round(rng.uniform(10, 40, groups * weeks), 2),
+        }
+    )
     df.write_csv(path)
 
 
@@ -95,10 +97,18 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
         ref = [time_duckdb(csv, work) for _ in range(args.repeat)]
         ours = [time_pricelab(csv, work) for _ in range(args.repeat)]
         mem = peak_memory_mb(csv, work)
-    return emit("ingest", "ingest sales CSV (validate + load)", args.rows,
-                statistics.median(ours), unit="rows", repeat=args.repeat,
-                reference="DuckDB CREATE TABLE AS read_csv", reference_seconds=statistics.median(ref),
-                peak=mem, goal="ratio <= 2, peak < 2048 MB")
+    return emit(
+        "ingest",
+        "ingest sales CSV (validate + load)",
+        args.rows,
+        statistics.median(ours),
+        unit="rows",
+        repeat=args.repeat,
+        reference="DuckDB CREATE TABLE AS read_csv",
+        reference_seconds=statistics.median(ref),
+        peak=mem,
+        goal="ratio <= 2, peak < 2048 MB",
+    )
 
 
 if __name__ == "__main__":

@@ -39,8 +39,9 @@ from pricelab.optimize.solve import _solve_milp  # noqa: E402
 MARKETS = {"US": 1.1, "GB": 0.85, "DE": 1.0, "FR": 1.0, "CH": 1.3}
 
 
-def catalogue(n_rows: int, seed: int = 0, spread: float = 0.02,
-              price_range: tuple[float, float] = (80, 2000)) -> pl.DataFrame:
+def catalogue(
+    n_rows: int, seed: int = 0, spread: float = 0.02, price_range: tuple[float, float] = (80, 2000)
+) -> pl.DataFrame:
     rng = np.random.default_rng(seed)
     mk = list(MARKETS)
     n_items = n_rows // len(mk)
@@ -49,33 +50,60 @@ def catalogue(n_rows: int, seed: int = 0, spread: float = 0.02,
     fx = np.tile([MARKETS[m] for m in mk], n_items)
     base = np.repeat(rng.uniform(*price_range, n_items), len(mk))
     cost = base * np.repeat(rng.uniform(0.3, 0.5, n_items), len(mk))
-    return pl.DataFrame({
-        "item_id": np.char.add("IT-", item.astype(str)), "market": market,
-        "elasticity": rng.uniform(-4.0, -1.2, item.size),
-        "base_price": base * fx * rng.uniform(1 - spread, 1 + spread, item.size),
-        "base_quantity": rng.uniform(0.5, 20, item.size), "unit_cost": cost * fx, "fx_rate": fx})
+    return pl.DataFrame(
+        {
+            "item_id": np.char.add("IT-", item.astype(str)),
+            "market": market,
+            "elasticity": rng.uniform(-4.0, -1.2, item.size),
+            "base_price": base * fx * rng.uniform(1 - spread, 1 + spread, item.size),
+            "base_quantity": rng.uniform(0.5, 20, item.size),
+            "unit_cost": cost * fx,
+            "fx_rate": fx,
+        }
+    )
 
 
 def bench_volume(n_rows: int, conic_rows: int, repeat: int) -> None:
-    cons = {"bounds": {"max_increase_pct": 15, "max_decrease_pct": 20}, "min_margin_pct": 30,
-            "min_volume_pct": 175, "horizon_weeks": 4}
+    cons = {
+        "bounds": {"max_increase_pct": 15, "max_decrease_pct": 20},
+        "min_margin_pct": 30,
+        "min_volume_pct": 175,
+        "horizon_weeks": 4,
+    }
     df = catalogue(n_rows)
     plan, t_dec = timed(lambda: optimize(df, cons), repeat)
-    emit("optimize", "bounds + margin + volume floor, end to end", n_rows, t_dec, repeat=repeat,
-         formulation=plan.formulation, gap=plan.gap)
+    emit(
+        "optimize",
+        "bounds + margin + volume floor, end to end",
+        n_rows,
+        t_dec,
+        repeat=repeat,
+        formulation=plan.formulation,
+        gap=plan.gap,
+    )
     small = catalogue(conic_rows, seed=1)
     p_small, t_dec_small = timed(lambda: optimize(small, cons), repeat)
     prob = build_problem(small, load_constraints(cons))
     ref, t_conic = timed(lambda: solve_conic(prob), repeat)
     obj_ref = float(prob.objective_value(ref).sum())
-    emit("optimize", "bounds + margin + volume floor (decomposed)", conic_rows, t_dec_small,
-         repeat=repeat, reference="one undecomposed cvxpy power-cone problem (CLARABEL)",
-         reference_seconds=t_conic,
-         objective_rel_diff=(p_small.objective - obj_ref) / abs(obj_ref))
+    emit(
+        "optimize",
+        "bounds + margin + volume floor (decomposed)",
+        conic_rows,
+        t_dec_small,
+        repeat=repeat,
+        reference="one undecomposed cvxpy power-cone problem (CLARABEL)",
+        reference_seconds=t_conic,
+        objective_rel_diff=(p_small.objective - obj_ref) / abs(obj_ref),
+    )
 
 
-LADDER = {"bounds": {"max_increase_pct": 17, "max_decrease_pct": 17}, "min_margin_pct": 30,
-          "parity": {"max_gap_pct": 5}, "ladder": {"step": 10, "ending": 9}}
+LADDER = {
+    "bounds": {"max_increase_pct": 17, "max_decrease_pct": 17},
+    "min_margin_pct": 30,
+    "parity": {"max_gap_pct": 5},
+    "ladder": {"step": 10, "ending": 9},
+}
 
 
 def bench_ladder(n_rows: int, repeat: int) -> float:
@@ -83,20 +111,37 @@ def bench_ladder(n_rows: int, repeat: int) -> float:
     # about 25 ladder points per row: prices 600-800, step 10 inside a +-17% range
     df = catalogue(n_rows, seed=2, price_range=(550, 700))
     plan, dt = timed(lambda: optimize(df, LADDER), repeat)
-    emit("optimize", "ladder + parity (breakpoint enumeration)", n_rows, dt, repeat=repeat,
-         formulation=plan.formulation, status=plan.status, gap=plan.gap)
+    emit(
+        "optimize",
+        "ladder + parity (breakpoint enumeration)",
+        n_rows,
+        dt,
+        repeat=repeat,
+        formulation=plan.formulation,
+        status=plan.status,
+        gap=plan.gap,
+    )
     return dt
 
 
-def _milp_reference(df: pl.DataFrame, cons: dict, plan, dt: float, label: str, *,
-                    with_status: bool = False) -> dict:
+def _milp_reference(
+    df: pl.DataFrame, cons: dict, plan, dt: float, label: str, *, with_status: bool = False
+) -> dict:
     """The candidate MILP (HiGHS, 25-point grid) on the same problem, timed in the same run."""
     prob = build_problem(df, load_constraints(cons))
-    res, t_milp = timed(lambda: _solve_milp(prob, Responder(prob), risk=None, draws=None,
-                                            seed=0, n_grid=25, time_limit=600)[0], 1)
+    res, t_milp = timed(
+        lambda: _solve_milp(
+            prob, Responder(prob), risk=None, draws=None, seed=0, n_grid=25, time_limit=600
+        )[0],
+        1,
+    )
     m_obj = float(prob.objective_value(res.prices).sum())
-    info = {"reference": label, "reference_seconds": t_milp, "speedup": t_milp / dt,
-            "objective_rel_diff_vs_milp": (plan.objective - m_obj) / abs(m_obj)}
+    info = {
+        "reference": label,
+        "reference_seconds": t_milp,
+        "speedup": t_milp / dt,
+        "objective_rel_diff_vs_milp": (plan.objective - m_obj) / abs(m_obj),
+    }
     return {**info, "reference_status": res.status} if with_status else info
 
 
@@ -107,16 +152,29 @@ def bench_linked(n_rows: int, repeat: int, milp_reference: bool) -> float:
     df = catalogue(n_rows, seed=2, price_range=(550, 700))
     cons = {**LADDER, "min_volume_pct": 157}  # unconstrained plan sells 154.7%: binds
     plan, dt = timed(lambda: optimize(df, cons), repeat)
-    info = _milp_reference(df, cons, plan, dt, "candidate MILP (HiGHS)") \
-        if milp_reference else {}
-    emit("optimize", "ladder + parity + binding volume floor", n_rows, dt, repeat=repeat,
-         formulation=plan.formulation, path=plan.extra.get("path"), status=plan.status,
-         gap=plan.gap, **info)
+    info = _milp_reference(df, cons, plan, dt, "candidate MILP (HiGHS)") if milp_reference else {}
+    emit(
+        "optimize",
+        "ladder + parity + binding volume floor",
+        n_rows,
+        dt,
+        repeat=repeat,
+        formulation=plan.formulation,
+        path=plan.extra.get("path"),
+        status=plan.status,
+        gap=plan.gap,
+        **info,
+    )
     return dt
 
 
-BUDGET = {"bounds": {"max_increase_pct": 15, "max_decrease_pct": 20}, "min_margin_pct": 30,
-          "max_avg_change_pct": 3, "min_volume_pct": 150, "horizon_weeks": 4}
+BUDGET = {
+    "bounds": {"max_increase_pct": 15, "max_decrease_pct": 20},
+    "min_margin_pct": 30,
+    "max_avg_change_pct": 3,
+    "min_volume_pct": 150,
+    "horizon_weeks": 4,
+}
 
 
 def bench_budget(n_rows: int, repeat: int, milp_reference: bool) -> float:
@@ -124,11 +182,25 @@ def bench_budget(n_rows: int, repeat: int, milp_reference: bool) -> float:
     by -13% on average and sells 169%; the budget holds -3%, the floor 150%)."""
     df = catalogue(n_rows, seed=3)
     plan, dt = timed(lambda: optimize(df, BUDGET), repeat)
-    info = _milp_reference(df, BUDGET, plan, dt, "candidate MILP (HiGHS, 25-point grid)",
-                           with_status=True) if milp_reference else {}
-    emit("optimize", "bounds + margin + avg-change budget + volume floor", n_rows, dt,
-         repeat=repeat, formulation=plan.formulation, path=plan.extra.get("path"),
-         status=plan.status, gap=plan.gap, **info)
+    info = (
+        _milp_reference(
+            df, BUDGET, plan, dt, "candidate MILP (HiGHS, 25-point grid)", with_status=True
+        )
+        if milp_reference
+        else {}
+    )
+    emit(
+        "optimize",
+        "bounds + margin + avg-change budget + volume floor",
+        n_rows,
+        dt,
+        repeat=repeat,
+        formulation=plan.formulation,
+        path=plan.extra.get("path"),
+        status=plan.status,
+        gap=plan.gap,
+        **info,
+    )
     return dt
 
 

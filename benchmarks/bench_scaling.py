@@ -39,8 +39,17 @@ def one(model: str, path: str, truth: str, repeat: int) -> None:
     res, sec = timed(lambda: estimate(sales, model=model), repeat)
     e = res.elasticities.join(pl.read_parquet(truth), on=["item_id", "market"])
     close = ((e["elasticity"] - e["true_elasticity"]).abs() <= 3 * e["std_error"]).mean()
-    print(json.dumps({"seconds": sec, "peak_mb": peak_mb(), "rows": sales.height,
-                      "groups": res.elasticities.height, "close_to_truth": close}))
+    print(
+        json.dumps(
+            {
+                "seconds": sec,
+                "peak_mb": peak_mb(),
+                "rows": sales.height,
+                "groups": res.elasticities.height,
+                "close_to_truth": close,
+            }
+        )
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -59,27 +68,49 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="pricelab-bench-scaling-") as tmp:
         for g in (int(x) for x in a.groups.split(",")):
             t = time.perf_counter()
-            sales, _, truth = simulate_panel(n_items=max(g // 2, 1), weeks=a.weeks,
-                                             base_units=10.0, seed=1)
+            sales, _, truth = simulate_panel(
+                n_items=max(g // 2, 1), weeks=a.weeks, base_units=10.0, seed=1
+            )
             path, tpath = Path(tmp) / f"sales_{g}.parquet", Path(tmp) / f"truth_{g}.parquet"
             sales.write_parquet(path)
             truth.write_parquet(tpath)
             rows = sales.height
             del sales, truth
-            log(f"[scaling] {g:,} groups x {a.weeks} weeks: data in "
-                f"{time.perf_counter() - t:.1f} s")
+            log(
+                f"[scaling] {g:,} groups x {a.weeks} weeks: data in {time.perf_counter() - t:.1f} s"
+            )
             for model in a.models.split(","):
-                p = subprocess.run([sys.executable, __file__, "--one", model, str(path),
-                                    str(tpath), "--repeat", str(a.repeat)],
-                                   capture_output=True, text=True)
+                p = subprocess.run(
+                    [
+                        sys.executable,
+                        __file__,
+                        "--one",
+                        model,
+                        str(path),
+                        str(tpath),
+                        "--repeat",
+                        str(a.repeat),
+                    ],
+                    capture_output=True,
+                    text=True,
+                )
                 if p.returncode:
                     log(p.stderr[-2000:])
                     return p.returncode
                 r = json.loads(p.stdout.strip().splitlines()[-1])
-                emit("scaling", f"estimate {model} (local engine)", r["groups"], r["seconds"],
-                     unit="groups", repeat=a.repeat, peak=r["peak_mb"], rows=rows,
-                     weeks=a.weeks, groups_per_s=round(r["groups"] / r["seconds"]),
-                     close_to_truth=round(r["close_to_truth"], 4))
+                emit(
+                    "scaling",
+                    f"estimate {model} (local engine)",
+                    r["groups"],
+                    r["seconds"],
+                    unit="groups",
+                    repeat=a.repeat,
+                    peak=r["peak_mb"],
+                    rows=rows,
+                    weeks=a.weeks,
+                    groups_per_s=round(r["groups"] / r["seconds"]),
+                    close_to_truth=round(r["close_to_truth"], 4),
+                )
             (Path(tmp) / f"sales_{g}.parquet").unlink()
     return 0
 

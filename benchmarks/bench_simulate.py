@@ -49,8 +49,10 @@ def build(db: Path, groups: int, weeks: int) -> str:
         rng = np.random.default_rng(0)
         # stored in item × market order, as `pricelab estimate` stores its runs
         keys = store.query("SELECT DISTINCT item_id, market FROM sales ORDER BY item_id, market")
-        est = keys.with_columns(elasticity=-2.0 + 0.3 * rng.standard_normal(keys.height),
-                                std_error=np.full(keys.height, 0.2))
+        est = keys.with_columns(
+            elasticity=-2.0 + 0.3 * rng.standard_normal(keys.height),
+            std_error=np.full(keys.height, 0.2),
+        )
         run = start_run(store, "estimate", {"model": "bench"})
         with store.transaction():
             store.write_result("elasticities", est, run.run_id)
@@ -69,20 +71,32 @@ def main() -> None:
         db = Path(d) / "bench.duckdb"
         t = time.perf_counter()
         build(db, a.groups, a.weeks)
-        log(f"built {a.groups:,} item-markets x {a.weeks} weeks "
-            f"({a.groups * a.weeks:,} rows) in {time.perf_counter() - t:.1f}s")
+        log(
+            f"built {a.groups:,} item-markets x {a.weeks} weeks "
+            f"({a.groups * a.weeks:,} rows) in {time.perf_counter() - t:.1f}s"
+        )
         # interleaved: the machine is shared, so each path is timed next to the bare query
         # of its own window and the ratio is taken of the medians
-        paths = {f"simulate ({a.draws} draws)": (8, a.draws), "simulate (100 draws)": (8, 100),
-                 "point path (--draws 0)": (8, 0),
-                 f"point path (--draws 0), baseline over all {a.weeks} weeks": (a.weeks, 0)}
+        paths = {
+            f"simulate ({a.draws} draws)": (8, a.draws),
+            "simulate (100 draws)": (8, 100),
+            "point path (--draws 0)": (8, 0),
+            f"point path (--draws 0), baseline over all {a.weeks} weeks": (a.weeks, 0),
+        }
         with Store.open(db) as store:
             times: dict[str, list[float]] = {}
             for _ in range(a.repeat):
                 for name, (window, n) in paths.items():
-                    spec = {"baseline_weeks": window, "horizon_weeks": 4, "scenarios": [
-                        {"name": "cat0+5", "changes": [{"where": {"category": "cat0"},
-                                                        "price_change_pct": 5}]}]}
+                    spec = {
+                        "baseline_weeks": window,
+                        "horizon_weeks": 4,
+                        "scenarios": [
+                            {
+                                "name": "cat0+5",
+                                "changes": [{"where": {"category": "cat0"}, "price_change_pct": 5}],
+                            }
+                        ],
+                    }
                     t = time.perf_counter()
                     store.con.sql(baseline_sql(), params=[window]).to_arrow_table()
                     times.setdefault(f"bare {window}", []).append(time.perf_counter() - t)
@@ -91,12 +105,21 @@ def main() -> None:
                     times.setdefault(name, []).append(time.perf_counter() - t)
         for name, (window, _) in paths.items():
             b = statistics.median(times[f"bare {window}"])
-            emit("simulate", f"what-if scenario, {name}", a.groups,
-                 statistics.median(times[name]), unit="item-markets", repeat=a.repeat,
-                 reference=f"bare DuckDB baseline query, {window}-week window (to Arrow)",
-                 reference_seconds=b, weeks=a.weeks, baseline_weeks=window,
-                 rows_in_window=a.groups * min(window, a.weeks),
-                 rows_projected=res.table.height)
+            emit(
+                "simulate",
+                f"what-if scenario, {name}",
+                a.groups,
+                statistics.median(times[name]),
+                unit="item-markets",
+                repeat=a.repeat,
+                reference=f"bare DuckDB baseline query, {window}-week window (to Arrow)",
+                reference_seconds=b,
+                weeks=a.weeks,
+                baseline_weeks=window,
+                rows_in_window=a.groups * min(window, a.weeks),
+                rows_projected=res.table.height,
+            )
+
 
 if __name__ == "__main__":
     main()

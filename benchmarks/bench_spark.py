@@ -72,45 +72,77 @@ def run(groups: list[int], weeks: int, models: list[str], repeat: int, master: s
         estimate_spark_results(Path(tmp) / "warm.parquet", model="ols", spark=spark)
         warmup = time.perf_counter() - t
         for g in groups:
-            sales, _, _ = simulate_panel(n_items=max(g // 2, 1), weeks=weeks, base_units=10.0,
-                                         seed=1)
+            sales, _, _ = simulate_panel(
+                n_items=max(g // 2, 1), weeks=weeks, base_units=10.0, seed=1
+            )
             path = Path(tmp) / f"sales_{g}.parquet"
             sales.write_parquet(path)
             n_groups = sales.select("item_id", "market").n_unique()
             for model in models:
-                t_loc, loc = _timed(lambda m=model, p=path: estimate(read_sales(p), model=m),
-                                    repeat)
-                t_sp, sp = _timed(lambda m=model, p=path: estimate_spark_results(
-                    p, model=m, spark=spark), repeat)
+                t_loc, loc = _timed(
+                    lambda m=model, p=path: estimate(read_sales(p), model=m), repeat
+                )
+                t_sp, sp = _timed(
+                    lambda m=model, p=path: estimate_spark_results(p, model=m, spark=spark), repeat
+                )
                 a = loc.elasticities["elasticity"].to_numpy()  # type: ignore[union-attr]
                 b = sp.elasticities["elasticity"].to_numpy()  # type: ignore[union-attr]
                 diff = float(np.nanmax(np.abs(a - b))) if a.size == b.size else float("inf")
-                rows.append({"model": model, "groups": n_groups, "rows": sales.height,
-                             "local_s": round(t_loc, 3), "spark_s": round(t_sp, 3),
-                             "local_groups_per_s": round(n_groups / t_loc),
-                             "spark_groups_per_s": round(n_groups / t_sp),
-                             "spark_over_local_time": round(t_sp / t_loc, 2),
-                             "max_abs_diff": diff})
+                rows.append(
+                    {
+                        "model": model,
+                        "groups": n_groups,
+                        "rows": sales.height,
+                        "local_s": round(t_loc, 3),
+                        "spark_s": round(t_sp, 3),
+                        "local_groups_per_s": round(n_groups / t_loc),
+                        "spark_groups_per_s": round(n_groups / t_sp),
+                        "spark_over_local_time": round(t_sp / t_loc, 2),
+                        "max_abs_diff": diff,
+                    }
+                )
                 log(_line(rows[-1]))
-                emit("spark", f"estimate {model}: Spark {master} (time) vs local engine",
-                     n_groups, t_sp, unit="groups", repeat=repeat,
-                     reference="local engine, same Parquet file", reference_seconds=t_loc,
-                     peak=peak_mb(), rows=sales.height, weeks=weeks,
-                     local_groups_per_s=rows[-1]["local_groups_per_s"],
-                     spark_groups_per_s=rows[-1]["spark_groups_per_s"], max_abs_diff=diff,
-                     spark_startup_s=round(startup, 1), spark_warmup_job_s=round(warmup, 1))
+                emit(
+                    "spark",
+                    f"estimate {model}: Spark {master} (time) vs local engine",
+                    n_groups,
+                    t_sp,
+                    unit="groups",
+                    repeat=repeat,
+                    reference="local engine, same Parquet file",
+                    reference_seconds=t_loc,
+                    peak=peak_mb(),
+                    rows=sales.height,
+                    weeks=weeks,
+                    local_groups_per_s=rows[-1]["local_groups_per_s"],
+                    spark_groups_per_s=rows[-1]["spark_groups_per_s"],
+                    max_abs_diff=diff,
+                    spark_startup_s=round(startup, 1),
+                    spark_warmup_job_s=round(warmup, 1),
+                )
     spark.stop()
-    return {"machine": {"python": platform.python_version(), "cores": os.cpu_count(),
-                        "spark": spark.version, "master": master},
-            "spark_startup_s": round(startup, 1), "spark_warmup_job_s": round(warmup, 1),
-            "weeks": weeks, "repeat": repeat, "results": rows}
+    return {
+        "machine": {
+            "python": platform.python_version(),
+            "cores": os.cpu_count(),
+            "spark": spark.version,
+            "master": master,
+        },
+        "spark_startup_s": round(startup, 1),
+        "spark_warmup_job_s": round(warmup, 1),
+        "weeks": weeks,
+        "repeat": repeat,
+        "results": rows,
+    }
 
 
 def _line(r: dict) -> str:
-    return (f"{r['model']:>8} {r['groups']:>8} groups: local {r['local_s']:7.2f} s "
-            f"({r['local_groups_per_s']:>7} groups/s)  spark {r['spark_s']:7.2f} s "
-            f"({r['spark_groups_per_s']:>7} groups/s)  spark/local {r['spark_over_local_time']}x"
-            f"  max |diff| {r['max_abs_diff']:.1e}")
+    return (
+        f"{r['model']:>8} {r['groups']:>8} groups: local {r['local_s']:7.2f} s "
+        f"({r['local_groups_per_s']:>7} groups/s)  spark {r['spark_s']:7.2f} s "
+        f"({r['spark_groups_per_s']:>7} groups/s)  spark/local {r['spark_over_local_time']}x"
+        f"  max |diff| {r['max_abs_diff']:.1e}"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -122,11 +154,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--master", default="local[2]")
     a = ap.parse_args(argv)
     if importlib.util.find_spec("pyspark") is None or (
-            shutil.which("java") is None and not os.environ.get("JAVA_HOME")):
+        shutil.which("java") is None and not os.environ.get("JAVA_HOME")
+    ):
         log("spark benchmark skipped: needs pip install 'pricelab[spark]' and Java 17")
         return 0
-    res = run([int(g) for g in a.groups.split(",")], a.weeks, a.models.split(","), a.repeat,
-              a.master)
+    res = run(
+        [int(g) for g in a.groups.split(",")], a.weeks, a.models.split(","), a.repeat, a.master
+    )
     log(json.dumps(res, indent=1))
     return 0
 

@@ -42,8 +42,17 @@ QUICK = {
     "ingest": ["bench_ingest.py", "--rows", "200000", "--repeat", "3"],
     "estimate": ["bench_estimate.py", "--groups", "20000", "--glm-groups", "5000"],
     "scaling": ["bench_scaling.py", "--groups", "1000,10000,100000"],
-    "optimize": ["bench_optimize.py", "--rows", "20000", "--conic-rows", "500",
-                 "--ladder-rows", "5000", "--milp-rows", "200"],
+    "optimize": [
+        "bench_optimize.py",
+        "--rows",
+        "20000",
+        "--conic-rows",
+        "500",
+        "--ladder-rows",
+        "5000",
+        "--milp-rows",
+        "200",
+    ],
     "simulate": ["bench_simulate.py", "--groups", "10000", "--weeks", "100", "--repeat", "3"],
     "spark": ["bench_spark.py", "--groups", "10000", "--repeat", "1"],
 }
@@ -64,10 +73,14 @@ def machine() -> list[str]:
     mem = "?"
     try:
         info = Path("/proc/cpuinfo").read_text()
-        cpu = next(ln.split(":", 1)[1].strip() for ln in info.splitlines()
-                   if ln.startswith("model name"))
-        kb = next(int(ln.split()[1]) for ln in Path("/proc/meminfo").read_text().splitlines()
-                  if ln.startswith("MemTotal"))
+        cpu = next(
+            ln.split(":", 1)[1].strip() for ln in info.splitlines() if ln.startswith("model name")
+        )
+        kb = next(
+            int(ln.split()[1])
+            for ln in Path("/proc/meminfo").read_text().splitlines()
+            if ln.startswith("MemTotal")
+        )
         mem = f"{kb / 2**20:.1f} GiB"
     except (OSError, StopIteration):
         pass
@@ -76,13 +89,25 @@ def machine() -> list[str]:
         p = subprocess.run(["java", "-version"], capture_output=True, text=True)
         java = (p.stderr.strip().splitlines() or ["?"])[0]
     load = ", ".join(f"{x:.2f}" for x in os.getloadavg()) if hasattr(os, "getloadavg") else "?"
-    libs = ", ".join(f"{m} {_version(m)}" for m in (
-        "numpy", "polars", "duckdb", "pyarrow", "scipy", "statsmodels", "cvxpy", "pyspark"))
-    return [f"- date: {dt.datetime.now(dt.UTC).isoformat(timespec='seconds')}",
-            f"- CPU: {cpu}; {os.cpu_count()} logical cores; memory {mem}; "
-            f"load average at start {load}",
-            f"- {platform.platform()}; Python {platform.python_version()}; {java}",
-            f"- {libs}"]
+    libs = ", ".join(
+        f"{m} {_version(m)}"
+        for m in (
+            "numpy",
+            "polars",
+            "duckdb",
+            "pyarrow",
+            "scipy",
+            "statsmodels",
+            "cvxpy",
+            "pyspark",
+        )
+    )
+    return [
+        f"- date: {dt.datetime.now(dt.UTC).isoformat(timespec='seconds')}",
+        f"- CPU: {cpu}; {os.cpu_count()} logical cores; memory {mem}; load average at start {load}",
+        f"- {platform.platform()}; Python {platform.python_version()}; {java}",
+        f"- {libs}",
+    ]
 
 
 def _fmt(v: Any, digits: int = 3) -> str:
@@ -97,13 +122,18 @@ def _fmt(v: Any, digits: int = 3) -> str:
 
 def table(recs: list[dict[str, Any]]) -> list[str]:
     """Every measurement in one markdown table."""
-    out = ["| benchmark | measurement | size | seconds (median) | runs | reference | "
-           "reference s | ratio | peak MB |", "|---|---|---:|---:|---:|---|---:|---:|---:|"]
+    out = [
+        "| benchmark | measurement | size | seconds (median) | runs | reference | "
+        "reference s | ratio | peak MB |",
+        "|---|---|---:|---:|---:|---|---:|---:|---:|",
+    ]
     for r in recs:
-        out.append(f"| {r['bench']} | {r['name']} | {_fmt(r['size'])} {r['unit']} | "
-                   f"{_fmt(r['seconds'])} | {r['repeat']} | {r.get('reference') or ''} | "
-                   f"{_fmt(r.get('reference_seconds'))} | {_fmt(r.get('ratio'))} | "
-                   f"{_fmt(r.get('peak_mb'))} |")
+        out.append(
+            f"| {r['bench']} | {r['name']} | {_fmt(r['size'])} {r['unit']} | "
+            f"{_fmt(r['seconds'])} | {r['repeat']} | {r.get('reference') or ''} | "
+            f"{_fmt(r.get('reference_seconds'))} | {_fmt(r.get('ratio'))} | "
+            f"{_fmt(r.get('peak_mb'))} |"
+        )
     return out
 
 
@@ -112,12 +142,16 @@ def scaling_table(recs: list[dict[str, Any]]) -> list[str]:
     rows = [r for r in recs if r["bench"] == "scaling"]
     if not rows:
         return ["(not measured)"]
-    out = ["| model | groups | rows | seconds (median) | groups/s | peak MB | "
-           "within 3 SE of truth |", "|---|---:|---:|---:|---:|---:|---:|"]
+    out = [
+        "| model | groups | rows | seconds (median) | groups/s | peak MB | within 3 SE of truth |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
     for r in sorted(rows, key=lambda r: (r["name"], r["size"])):
-        out.append(f"| {r['name'].split()[1]} | {_fmt(r['size'])} | {_fmt(r['rows'])} | "
-                   f"{_fmt(r['seconds'])} | {_fmt(r['groups_per_s'])} | "
-                   f"{_fmt(r['peak_mb'])} | {r['close_to_truth']:.1%} |")
+        out.append(
+            f"| {r['name'].split()[1]} | {_fmt(r['size'])} | {_fmt(r['rows'])} | "
+            f"{_fmt(r['seconds'])} | {_fmt(r['groups_per_s'])} | "
+            f"{_fmt(r['peak_mb'])} | {r['close_to_truth']:.1%} |"
+        )
     return out
 
 
@@ -125,19 +159,25 @@ def spark_table(recs: list[dict[str, Any]], note: str) -> list[str]:
     rows = [r for r in recs if r["bench"] == "spark"]
     if not rows:
         return [note or "(not measured)"]
-    out = ["| model | groups × weeks | local s | Spark s | Spark / local | local groups/s | "
-           "Spark groups/s | max abs diff |", "|---|---|---:|---:|---:|---:|---:|---:|"]
+    out = [
+        "| model | groups × weeks | local s | Spark s | Spark / local | local groups/s | "
+        "Spark groups/s | max abs diff |",
+        "|---|---|---:|---:|---:|---:|---:|---:|",
+    ]
     for r in rows:
-        out.append(f"| {r['name'].split()[1].rstrip(':')} | {_fmt(r['size'])} × {r['weeks']} | "
-                   f"{_fmt(r['reference_seconds'])} | {_fmt(r['seconds'])} | "
-                   f"{_fmt(r['ratio'])} | {_fmt(r['local_groups_per_s'])} | "
-                   f"{_fmt(r['spark_groups_per_s'])} | {r['max_abs_diff']:.1e} |")
+        out.append(
+            f"| {r['name'].split()[1].rstrip(':')} | {_fmt(r['size'])} × {r['weeks']} | "
+            f"{_fmt(r['reference_seconds'])} | {_fmt(r['seconds'])} | "
+            f"{_fmt(r['ratio'])} | {_fmt(r['local_groups_per_s'])} | "
+            f"{_fmt(r['spark_groups_per_s'])} | {r['max_abs_diff']:.1e} |"
+        )
     biggest = max(r["size"] for r in rows)
     out.append("")
-    out.append(f"Largest size measured on Spark: {biggest:,} groups × {rows[0]['weeks']} weeks "
-               f"(Spark start-up {rows[0]['spark_startup_s']} s and a warm-up job "
-               f"{rows[0]['spark_warmup_job_s']} s are not in the times)." + (
-                   f" {note}" if note else ""))
+    out.append(
+        f"Largest size measured on Spark: {biggest:,} groups × {rows[0]['weeks']} weeks "
+        f"(Spark start-up {rows[0]['spark_startup_s']} s and a warm-up job "
+        f"{rows[0]['spark_warmup_job_s']} s are not in the times)." + (f" {note}" if note else "")
+    )
     return out
 
 
@@ -147,18 +187,28 @@ def run(name: str, cmd: list[str], env: dict[str, str]) -> tuple[list[dict[str, 
     t = time.perf_counter()
     budget = BUDGET.get(name)
     # own process group: a stopped benchmark takes its children (Spark's JVM) with it
-    proc = subprocess.Popen([sys.executable, str(HERE / cmd[0]), *cmd[1:]], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        [sys.executable, str(HERE / cmd[0]), *cmd[1:]],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
     try:
         out, err = proc.communicate(timeout=budget)
-        note = f"{name} FAILED (exit {proc.returncode}): {err.strip()[-500:]}" \
-            if proc.returncode else ""
+        note = (
+            f"{name} FAILED (exit {proc.returncode}): {err.strip()[-500:]}"
+            if proc.returncode
+            else ""
+        )
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
         out, _ = proc.communicate()
-        note = (f"The {name} benchmark was stopped after its {budget} s budget; "
-                "sizes not listed did not fit in time.")
+        note = (
+            f"The {name} benchmark was stopped after its {budget} s budget; "
+            "sizes not listed did not fit in time."
+        )
     recs = []
     for line in out.splitlines():
         if line.startswith("{"):
@@ -177,8 +227,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", default=str(HERE / "results.md"))
     args = ap.parse_args(argv)
     plan = QUICK if args.quick else FULL
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
-        p for p in (str(HERE.parent), os.environ.get("PYTHONPATH")) if p)}
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(
+            p for p in (str(HERE.parent), os.environ.get("PYTHONPATH")) if p
+        ),
+    }
     info = machine()
     t0 = time.perf_counter()
     recs: list[dict[str, Any]] = []
@@ -189,16 +243,32 @@ def main(argv: list[str] | None = None) -> int:
         got, notes[name] = run(name, cmd, env)
         recs += got
     mode = "quick (`--quick`)" if args.quick else "full"
-    lines = [f"# pricelab benchmarks: {mode} run", "",
-             f"Written by `python benchmarks/run_all.py{' --quick' if args.quick else ''}` in "
-             f"{(time.perf_counter() - t0) / 60:.1f} min. Seconds are medians of `runs` runs; "
-             "ratio = seconds / reference seconds, both measured in the same run (below 1: "
-             "pricelab is faster). Peak MB is the resident peak of the process that ran the "
-             "measurement (scaling rows: a fresh process per row).", "", "## Machine", "",
-             *info, "", "## All measurements", "", *table(recs), "",
-             "## Estimation scaling (local engine, 52 weeks per group)", "",
-             *scaling_table(recs), "", "## Local vs Spark estimation", "",
-             *spark_table(recs, notes.get("spark", "")), ""]
+    lines = [
+        f"# pricelab benchmarks: {mode} run",
+        "",
+        f"Written by `python benchmarks/run_all.py{' --quick' if args.quick else ''}` in "
+        f"{(time.perf_counter() - t0) / 60:.1f} min. Seconds are medians of `runs` runs; "
+        "ratio = seconds / reference seconds, both measured in the same run (below 1: "
+        "pricelab is faster). Peak MB is the resident peak of the process that ran the "
+        "measurement (scaling rows: a fresh process per row).",
+        "",
+        "## Machine",
+        "",
+        *info,
+        "",
+        "## All measurements",
+        "",
+        *table(recs),
+        "",
+        "## Estimation scaling (local engine, 52 weeks per group)",
+        "",
+        *scaling_table(recs),
+        "",
+        "## Local vs Spark estimation",
+        "",
+        *spark_table(recs, notes.get("spark", "")),
+        "",
+    ]
     failed = [n for n, v in notes.items() if "FAILED" in v]
     if failed:
         lines += ["## Failures", "", *[f"- {notes[n]}" for n in failed], ""]

@@ -80,12 +80,28 @@ def classify(returncode: int, stderr: str = "") -> Outcome:
     return Outcome(False, True, f"killed or crashed (exit {returncode})")
 
 
-def steps(db: str = DB, data_dir: str = DATA_DIR, constraints: str = CONSTRAINTS,
-          report_dir: str = REPORT_DIR, as_of: str = "{{ ds }}") -> list[tuple[str, list[str]]]:
+def steps(
+    db: str = DB,
+    data_dir: str = DATA_DIR,
+    constraints: str = CONSTRAINTS,
+    report_dir: str = REPORT_DIR,
+    as_of: str = "{{ ds }}",
+) -> list[tuple[str, list[str]]]:
     """(task id, pricelab arguments) of the pipeline, in order."""
     return [
-        ("ingest", ["ingest", "--db", db, "--sales", f"{data_dir}/sales.csv",
-                    "--items", f"{data_dir}/items.csv", "--replace"]),
+        (
+            "ingest",
+            [
+                "ingest",
+                "--db",
+                db,
+                "--sales",
+                f"{data_dir}/sales.csv",
+                "--items",
+                f"{data_dir}/items.csv",
+                "--replace",
+            ],
+        ),
         ("validate", ["validate", "--db", db]),
         ("estimate", ["estimate", "--db", db, "--model", "hierarchical"]),
         ("optimize", ["optimize", "--db", db, "--constraints", constraints]),
@@ -104,8 +120,9 @@ def run_step(args: list[str], command: str = PRICELAB, timeout: float = 3 * 3600
     AirflowException
         Exit 3, a locked database, or a crash: Airflow retries per the task's ``retries``.
     """
-    proc = subprocess.run([*shlex.split(command), *args], capture_output=True, text=True,
-                          timeout=timeout, check=False)
+    proc = subprocess.run(
+        [*shlex.split(command), *args], capture_output=True, text=True, timeout=timeout, check=False
+    )
     sys.stdout.write(proc.stdout)
     sys.stderr.write(proc.stderr)
     outcome = classify(proc.returncode, proc.stderr)
@@ -130,8 +147,9 @@ def build_dag():  # noqa: ANN201 - returns an airflow DAG
     ) as nightly:
         previous = None
         for task_id, args in steps():
-            task = PythonOperator(task_id=task_id, python_callable=run_step,
-                                  op_kwargs={"args": args})  # op_kwargs is templated: {{ ds }}
+            task = PythonOperator(
+                task_id=task_id, python_callable=run_step, op_kwargs={"args": args}
+            )  # op_kwargs is templated: {{ ds }}
             if previous is not None:
                 previous >> task
             previous = task

@@ -32,8 +32,9 @@ RUNS = {"ols": [], "poisson": [], "panel": ["--by", "item_id", "--slope", "commo
 
 def cli(*args: str) -> str:
     """Run ``python -m pricelab ARGS``; return stdout (raise with stderr on failure)."""
-    p = subprocess.run([sys.executable, "-m", "pricelab", *args], capture_output=True,
-                       text=True, cwd=ROOT)
+    p = subprocess.run(
+        [sys.executable, "-m", "pricelab", *args], capture_output=True, text=True, cwd=ROOT
+    )
     if p.returncode != 0:
         raise RuntimeError(f"pricelab {' '.join(args)} exited {p.returncode}: {p.stderr.strip()}")
     return p.stdout
@@ -45,25 +46,44 @@ def run(data: Path = DATA) -> dict:
         folder = Path(tmp)
         files = contract_files(data, folder)
         db = str(folder / "oj.duckdb")
-        cli("ingest", "--db", db, "--sales", str(files["sales"]), "--items", str(files["items"]),
-            "--json")
+        cli(
+            "ingest",
+            "--db",
+            db,
+            "--sales",
+            str(files["sales"]),
+            "--items",
+            str(files["items"]),
+            "--json",
+        )
         runs, tables = {}, {}
         for model, extra in RUNS.items():
             out = folder / f"{model}.parquet"
-            runs[model] = json.loads(cli("estimate", "--db", db, "--model", model, *extra,
-                                         "--json", "--output", str(out)))
+            runs[model] = json.loads(
+                cli(
+                    "estimate", "--db", db, "--model", model, *extra, "--json", "--output", str(out)
+                )
+            )
             tables[model] = pl.read_parquet(out)
     per_store = [
-        tables[m].group_by("item_id").agg(
-            pl.col("elasticity").filter(pl.col("elasticity").is_not_nan()).median()
+        tables[m]
+        .group_by("item_id")
+        .agg(
+            pl.col("elasticity")
+            .filter(pl.col("elasticity").is_not_nan())
+            .median()
             .alias(f"{m}_median"),
-            pl.col("elasticity").is_not_nan().sum().alias(f"{m}_stores"))
-        for m in ("ols", "poisson")]
-    panel = tables["panel"].select("item_id", pl.col("elasticity").alias("panel"),
-                                   pl.col("std_error").alias("panel_se"),
-                                   pl.col("n_obs").alias("panel_n_obs"))
-    brands = panel.join(per_store[0], on="item_id").join(per_store[1], on="item_id") \
-        .sort("item_id")
+            pl.col("elasticity").is_not_nan().sum().alias(f"{m}_stores"),
+        )
+        for m in ("ols", "poisson")
+    ]
+    panel = tables["panel"].select(
+        "item_id",
+        pl.col("elasticity").alias("panel"),
+        pl.col("std_error").alias("panel_se"),
+        pl.col("n_obs").alias("panel_n_obs"),
+    )
+    brands = panel.join(per_store[0], on="item_id").join(per_store[1], on="item_id").sort("item_id")
     return {"brands": brands.to_dicts(), "runs": runs}
 
 
@@ -81,11 +101,15 @@ def main(argv: list[str] | None = None) -> None:
         return
     print(f"{'brand':<26}{'panel (SE)':>16}{'ols median':>12}{'poisson median':>16}{'stores':>8}")
     for r in res["brands"]:
-        print(f"{r['item_id']:<26}{r['panel']:>8.2f} ({r['panel_se']:.2f}){r['ols_median']:>12.2f}"
-              f"{r['poisson_median']:>16.2f}{r['poisson_stores']:>8d}")
+        print(
+            f"{r['item_id']:<26}{r['panel']:>8.2f} ({r['panel_se']:.2f}){r['ols_median']:>12.2f}"
+            f"{r['poisson_median']:>16.2f}{r['poisson_stores']:>8d}"
+        )
     for m, d in res["runs"].items():
-        print(f"{m}: run {d['run_id']}, {d['estimated']}/{d['groups']} groups estimated, "
-              f"median {d['median_elasticity']:.2f}, flags {d['flags']}")
+        print(
+            f"{m}: run {d['run_id']}, {d['estimated']}/{d['groups']} groups estimated, "
+            f"median {d['median_elasticity']:.2f}, flags {d['flags']}"
+        )
 
 
 if __name__ == "__main__":

@@ -40,9 +40,17 @@ def contract_files(src: Path, out: Path) -> dict[str, Path]:
         pl.col("units").cast(pl.Int64).alias("quantity"),
         (pl.col("feat") > 0).cast(pl.Int8).alias("promo"),
     ).sort("item_id", "market", "date")
-    items = sales.select("item_id").unique().sort("item_id").with_columns(
-        category=pl.lit("orange juice"),
-        brand=pl.col("item_id").str.replace(r"\s+\d+\s*oz$", "").str.replace(r"\s+Premium$", ""))
+    items = (
+        sales.select("item_id")
+        .unique()
+        .sort("item_id")
+        .with_columns(
+            category=pl.lit("orange juice"),
+            brand=pl.col("item_id")
+            .str.replace(r"\s+\d+\s*oz$", "")
+            .str.replace(r"\s+Premium$", ""),
+        )
+    )
     paths = {"sales": out / "sales.csv", "items": out / "items.csv"}
     sales.write_csv(paths["sales"])
     items.write_csv(paths["items"])

@@ -20,16 +20,30 @@ from pricelab import api
 def grid(db: str, category: str, steps: range = range(-15, 16, 5)) -> pl.DataFrame:
     """Profit and units by market for each price change of ``category``."""
     spec = {
-        "baseline_weeks": 8, "horizon_weeks": 4,
-        "scenarios": [{"name": f"{category}{pct:+d}%", "changes": [
-            {"where": {"category": category}, "price_change_pct": pct}]} for pct in steps],
+        "baseline_weeks": 8,
+        "horizon_weeks": 4,
+        "scenarios": [
+            {
+                "name": f"{category}{pct:+d}%",
+                "changes": [{"where": {"category": category}, "price_change_pct": pct}],
+            }
+            for pct in steps
+        ],
     }
     res = api.simulate(db, spec, draws=500, seed=0)
     for w in res.warnings:
         print("warning:", w, file=sys.stderr)
     agg = res.aggregates.filter((pl.col("category") == category) | (pl.col("market") == "(all)"))
-    return agg.select("scenario", "market", "scenario_quantity", "quantity_delta_pct",
-                      "scenario_profit", "profit_low", "profit_high", "profit_delta_pct")
+    return agg.select(
+        "scenario",
+        "market",
+        "scenario_quantity",
+        "quantity_delta_pct",
+        "scenario_profit",
+        "profit_low",
+        "profit_high",
+        "profit_delta_pct",
+    )
 
 
 if __name__ == "__main__":

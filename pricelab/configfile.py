@@ -70,8 +70,9 @@ def node_lines(node: yaml.Node, path: tuple, out: dict[tuple, int]) -> None:
             node_lines(v, path + (i,), out)
 
 
-def check_keys(ctx: ConfigContext, path: tuple, d: Any, allowed: tuple[str, ...], *,
-               what: str = "key") -> dict:
+def check_keys(
+    ctx: ConfigContext, path: tuple, d: Any, allowed: tuple[str, ...], *, what: str = "key"
+) -> dict:
     """``d`` as a mapping whose keys are all in ``allowed`` (else the closest one is suggested).
 
     ``what`` names a key in the message (``unknown {what} 'x'``), e.g. ``"monitor check"``.
@@ -81,7 +82,9 @@ def check_keys(ctx: ConfigContext, path: tuple, d: Any, allowed: tuple[str, ...]
     for k in d:
         if k not in allowed:
             close = difflib.get_close_matches(str(k), allowed, n=1, cutoff=0.6)
-            hint = f"; did you mean '{close[0]}'?" if close else f"; valid keys: {', '.join(allowed)}"
+            hint = (
+                f"; did you mean '{close[0]}'?" if close else f"; valid keys: {', '.join(allowed)}"
+            )
             raise ctx.fail(path + (k,), f"unknown {what} '{k}'{hint}")
     return d
 
@@ -122,7 +125,8 @@ def parse_config(text: str, source: str) -> tuple[Any, ConfigContext]:
                 node_lines(root, (), lines)
                 lines[path] = scalar.start_mark.line + 1
                 raise ConfigContext(source, lines).fail(
-                    path, f"cannot read {scalar.value!r}: {err}") from exc
+                    path, f"cannot read {scalar.value!r}: {err}"
+                ) from exc
         raise ConfigError(f"{source}: cannot read the YAML: {exc}") from exc
     lines = {}
     if node is not None:

@@ -71,8 +71,9 @@ def read_table(path: str | os.PathLike[str], *, all_strings: bool = False) -> pl
         return read_local_table(local, all_strings=all_strings, name=name)
 
 
-def read_local_table(p: Path, *, all_strings: bool = False,
-                     name: str | None = None) -> pl.DataFrame:
+def read_local_table(
+    p: Path, *, all_strings: bool = False, name: str | None = None
+) -> pl.DataFrame:
     """:func:`read_table` on a local file; messages call it ``name`` (default: the path)."""
     name = str(p) if name is None else name
     fmt = table_format(name)
@@ -103,7 +104,9 @@ def read_local_table(p: Path, *, all_strings: bool = False,
         try:
             df = pl.read_parquet(p)
         except Exception as exc:  # noqa: BLE001 - any parquet failure is a bad input file
-            raise InputFileError(f"{name}: cannot read Parquet: {str(exc).splitlines()[0]}") from exc
+            raise InputFileError(
+                f"{name}: cannot read Parquet: {str(exc).splitlines()[0]}"
+            ) from exc
         if all_strings:
             df = df.with_columns(pl.all().cast(pl.String))
     if df.height == 0:
@@ -141,8 +144,11 @@ def _write_local(df: pl.DataFrame, p: Path, fmt: str) -> None:
     if fmt == "csv":
         # nested columns (lists) cannot go to CSV: join them as text
         flat = df.with_columns(
-            [pl.col(c).cast(pl.List(pl.String)).list.join(";") for c, t in df.schema.items()
-             if isinstance(t, pl.List)]
+            [
+                pl.col(c).cast(pl.List(pl.String)).list.join(";")
+                for c, t in df.schema.items()
+                if isinstance(t, pl.List)
+            ]
         )
         flat.write_csv(p)
     elif fmt == "parquet":
@@ -180,8 +186,10 @@ def read_text(path: str | os.PathLike[str], *, what: str = "file") -> str:
         try:
             return p.read_text(encoding="utf-8")
         except UnicodeDecodeError as exc:
-            raise InputFileError(f"{name}: not UTF-8 text (first invalid byte at offset "
-                                 f"{exc.start}); save it as UTF-8") from exc
+            raise InputFileError(
+                f"{name}: not UTF-8 text (first invalid byte at offset "
+                f"{exc.start}); save it as UTF-8"
+            ) from exc
         except OSError as exc:
             raise InputFileError(f"{name}: cannot read {what}: {exc.strerror or exc}") from exc
 

@@ -22,22 +22,33 @@ from pricelab.errors import InputFileError, PricelabError, UsageError
 
 #: protocol -> (pip extra, import name of the fsspec implementation)
 PROTOCOLS: dict[str, tuple[str, str]] = {
-    "az": ("azure", "adlfs"), "abfs": ("azure", "adlfs"), "abfss": ("azure", "adlfs"),
-    "s3": ("s3", "s3fs"), "s3a": ("s3", "s3fs"),
-    "gs": ("gcs", "gcsfs"), "gcs": ("gcs", "gcsfs"),
+    "az": ("azure", "adlfs"),
+    "abfs": ("azure", "adlfs"),
+    "abfss": ("azure", "adlfs"),
+    "s3": ("s3", "s3fs"),
+    "s3a": ("s3", "s3fs"),
+    "gs": ("gcs", "gcsfs"),
+    "gcs": ("gcs", "gcsfs"),
     "memory": ("", "fsspec"),
 }
 #: environment variables whose values are secrets (redacted from every message)
 SECRET_ENV = (
-    "AZURE_STORAGE_ACCOUNT_KEY", "AZURE_STORAGE_KEY", "AZURE_STORAGE_CONNECTION_STRING",
-    "AZURE_STORAGE_SAS_TOKEN", "AZURE_STORAGE_CLIENT_SECRET", "AZURE_CLIENT_SECRET",
-    "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "GOOGLE_APPLICATION_CREDENTIALS",
+    "AZURE_STORAGE_ACCOUNT_KEY",
+    "AZURE_STORAGE_KEY",
+    "AZURE_STORAGE_CONNECTION_STRING",
+    "AZURE_STORAGE_SAS_TOKEN",
+    "AZURE_STORAGE_CLIENT_SECRET",
+    "AZURE_CLIENT_SECRET",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "GOOGLE_APPLICATION_CREDENTIALS",
 )
 _URL = re.compile(r"^(?P<proto>[A-Za-z][A-Za-z0-9+.-]+)://(?P<rest>.*)$")
 # pathlib collapses "az://c/x" to "az:/c/x": recognise that form for known protocols
 _MANGLED = re.compile(r"^(?P<proto>[A-Za-z][A-Za-z0-9+.-]+):/(?P<rest>[^/].*)$")
 _SECRET_KV = re.compile(
-    r"(?i)(AccountKey|SharedAccessSignature|sig|aws_secret_access_key|password|token)=[^;&\s]+")
+    r"(?i)(AccountKey|SharedAccessSignature|sig|aws_secret_access_key|password|token)=[^;&\s]+"
+)
 
 
 def normalize(path: str | os.PathLike[str]) -> str | Path:
@@ -73,8 +84,10 @@ def normalize(path: str | os.PathLike[str]) -> str | Path:
         return Path(rest if rest.startswith("/") else "/" + rest.split("/", 1)[-1])
     if proto not in PROTOCOLS:
         known = ", ".join(f"{p}://" for p in sorted(PROTOCOLS))
-        raise UsageError(f"{redact(text)}: unknown storage protocol '{proto}://' "
-                         f"(supported: {known}, file:// and local paths)")
+        raise UsageError(
+            f"{redact(text)}: unknown storage protocol '{proto}://' "
+            f"(supported: {known}, file:// and local paths)"
+        )
     return f"{proto}://{m['rest']}"
 
 
@@ -112,8 +125,10 @@ def _extra_hint(proto: str) -> str:
     extra, module = PROTOCOLS[proto]
     if not extra:  # memory:// needs fsspec alone, which every extra brings
         return f"{proto}:// needs the 'fsspec' package: pip install fsspec"
-    return (f"{proto}:// needs the '{module}' package: install pricelab[{extra}] "
-            f"(pip install 'pricelab[{extra}]')")
+    return (
+        f"{proto}:// needs the '{module}' package: install pricelab[{extra}] "
+        f"(pip install 'pricelab[{extra}]')"
+    )
 
 
 def filesystem(url: str) -> tuple[Any, str]:
@@ -149,8 +164,7 @@ def _options(proto: str) -> dict[str, Any]:
     return {}
 
 
-def _failure(url: str, exc: BaseException, *, writing: bool,
-             what: str = "file") -> PricelabError:
+def _failure(url: str, exc: BaseException, *, writing: bool, what: str = "file") -> PricelabError:
     """A pricelab error for a failed cloud read or write; the message never holds secrets.
 
     ``what`` names the expected object in read messages (``constraints file not found``).
@@ -165,12 +179,26 @@ def _failure(url: str, exc: BaseException, *, writing: bool,
     text = (str(exc).splitlines() or [""])[0]
     low = f"{type(exc).__name__} {text}".lower()
     if isinstance(exc, PermissionError) or any(
-            w in low for w in ("authenticat", "authoriz", "forbidden", "access denied",
-                               "accessdenied", "signature", "credential", "403")):
-        return kind(f"{name}: access denied: check the credentials in the environment "
-                    f"({type(exc).__name__})")
-    return kind(f"{name}: cannot {'write' if writing else 'read'}: "
-                f"{type(exc).__name__}: {redact(text)[:300]}")
+        w in low
+        for w in (
+            "authenticat",
+            "authoriz",
+            "forbidden",
+            "access denied",
+            "accessdenied",
+            "signature",
+            "credential",
+            "403",
+        )
+    ):
+        return kind(
+            f"{name}: access denied: check the credentials in the environment "
+            f"({type(exc).__name__})"
+        )
+    return kind(
+        f"{name}: cannot {'write' if writing else 'read'}: "
+        f"{type(exc).__name__}: {redact(text)[:300]}"
+    )
 
 
 @contextmanager

@@ -35,45 +35,62 @@ def cigar() -> pl.DataFrame:
     """Baltagi's state × year cigarette panel; real price, real income, neighbour price."""
     raw = pl.read_csv(need("cigar_baltagi", "cigar.csv"))
     return raw.with_columns(
-        item_id=pl.col("state").cast(pl.String), market=pl.lit("US"),
-        date=pl.date(pl.col("year"), 1, 1), price=pl.col("price") / pl.col("cpi"),
-        quantity=pl.col("sales"), ly=(pl.col("ndi") / pl.col("cpi")).log(),
-        lpn=(pl.col("pimin") / pl.col("cpi")).log())
+        item_id=pl.col("state").cast(pl.String),
+        market=pl.lit("US"),
+        date=pl.date(pl.col("year"), 1, 1),
+        price=pl.col("price") / pl.col("cpi"),
+        quantity=pl.col("sales"),
+        ly=(pl.col("ndi") / pl.col("cpi")).log(),
+        lpn=(pl.col("pimin") / pl.col("cpi")).log(),
+    )
 
 
 def tuna() -> pl.DataFrame:
     """Dominick's canned tuna, brand × week; wholesale price as ``unit_cost``."""
     raw = pl.read_csv(need("tuna_dominicks", "tuna_long.csv"))
     return raw.with_columns(
-        item_id=pl.col("brand").cast(pl.String), market=pl.lit("chicago"),
+        item_id=pl.col("brand").cast(pl.String),
+        market=pl.lit("chicago"),
         date=pl.lit(dt.date(1989, 9, 11)) + pl.duration(weeks=pl.col("week")),
-        quantity=pl.col("units"), unit_cost=pl.col("wholesale_price"),
-        lcust=pl.col("fullcust").log())
+        quantity=pl.col("units"),
+        unit_cost=pl.col("wholesale_price"),
+        lcust=pl.col("fullcust").log(),
+    )
 
 
 def hass() -> pl.DataFrame:
     """Hass avocado scan data, region × week (the region is the market)."""
     raw = pl.read_csv(need("hass_avocado", "hass.csv"), try_parse_dates=True)
-    return raw.with_columns(item_id=pl.lit("hass"), market=pl.col("region"),
-                            price=pl.col("asp"), quantity=pl.col("units"))
+    return raw.with_columns(
+        item_id=pl.lit("hass"),
+        market=pl.col("region"),
+        price=pl.col("asp"),
+        quantity=pl.col("units"),
+    )
 
 
 def cheese() -> pl.DataFrame:
     """Borden sliced cheese, retailer × week (no calendar: weeks numbered by ``obs_seq``)."""
     raw = pl.read_csv(need("cheese_borden", "cheese.csv"))
     return raw.rename({"market": "city"}).with_columns(
-        item_id=pl.col("RETAILER"), market=pl.lit("US"), price=pl.col("PRICE"),
+        item_id=pl.col("RETAILER"),
+        market=pl.lit("US"),
+        price=pl.col("PRICE"),
         quantity=pl.col("VOLUME"),
-        date=pl.lit(dt.date(1990, 1, 1)) + pl.duration(weeks=pl.col("obs_seq") - 1))
+        date=pl.lit(dt.date(1990, 1, 1)) + pl.duration(weeks=pl.col("obs_seq") - 1),
+    )
 
 
 def beer() -> pl.DataFrame:
     """Dominick's beer (Taddy's MBA file), UPC × week; price per 12 oz."""
     raw = pl.read_csv(need("dominicks_beer", "beer_mba_sales.csv"))
     return raw.with_columns(
-        item_id=pl.col("upc").cast(pl.String), market=pl.lit("chicago"),
-        price=12 * pl.col("price_per_oz"), quantity=pl.col("units"),
-        date=pl.lit(dt.date(1989, 9, 14)) + pl.duration(weeks=pl.col("week")))
+        item_id=pl.col("upc").cast(pl.String),
+        market=pl.lit("chicago"),
+        price=12 * pl.col("price_per_oz"),
+        quantity=pl.col("units"),
+        date=pl.lit(dt.date(1989, 9, 14)) + pl.duration(weeks=pl.col("week")),
+    )
 
 
 # -- statsmodels references ---------------------------------------------------------------
@@ -88,13 +105,20 @@ def dummies(values: pl.Series | np.ndarray) -> np.ndarray:
     return np.eye(int(c.max()) + 1)[c][:, 1:]
 
 
-def dummy_ols(y: np.ndarray, x: np.ndarray, fes: list[pl.Series], *, cov: str = "HC1",
-              cluster: pl.Series | None = None) -> sm.regression.linear_model.RegressionResults:
+def dummy_ols(
+    y: np.ndarray,
+    x: np.ndarray,
+    fes: list[pl.Series],
+    *,
+    cov: str = "HC1",
+    cluster: pl.Series | None = None,
+) -> sm.regression.linear_model.RegressionResults:
     """OLS of ``y`` on ``[1, x, dummies of each fe]``; ``x``'s coefficients are params[1:1+k]."""
     X = np.column_stack([np.ones(y.size), x, *[dummies(f) for f in fes]])
     if cluster is not None:
-        return sm.OLS(y, X).fit(method="qr", cov_type="cluster",
-                                 cov_kwds={"groups": codes(cluster)})
+        return sm.OLS(y, X).fit(
+            method="qr", cov_type="cluster", cov_kwds={"groups": codes(cluster)}
+        )
     return sm.OLS(y, X).fit(method="qr", cov_type=cov)
 
 
@@ -118,14 +142,16 @@ def fourier_trend(g: pl.DataFrame, first: dt.date) -> list[np.ndarray]:
     return [np.sin(angle), np.cos(angle), years]
 
 
-def per_group(df: pl.DataFrame, key: str,
-              fit: Callable[[pl.DataFrame], tuple[float, float]]) -> dict[str, tuple[float, float]]:
+def per_group(
+    df: pl.DataFrame, key: str, fit: Callable[[pl.DataFrame], tuple[float, float]]
+) -> dict[str, tuple[float, float]]:
     """``fit(rows) -> (slope, se)`` per group."""
     return {k: fit(g) for k, g in groups(df, key)}
 
 
-def poisson_glm(df: pl.DataFrame, key: str, design: Callable[[pl.DataFrame], np.ndarray]
-                ) -> dict[str, dict[str, float]]:
+def poisson_glm(
+    df: pl.DataFrame, key: str, design: Callable[[pl.DataFrame], np.ndarray]
+) -> dict[str, dict[str, float]]:
     """Per-group Poisson GLM of ``quantity`` on ``design(rows)``.
 
     Returns per group the price slope ``e`` (column 1), its HC0 and model-based variances
@@ -137,8 +163,13 @@ def poisson_glm(df: pl.DataFrame, key: str, design: Callable[[pl.DataFrame], np.
         model = sm.GLM(g["quantity"].to_numpy().astype(float), X, family=sm.families.Poisson())
         robust = model.fit(cov_type="HC0", tol=1e-13)
         plain = model.fit(tol=1e-13)
-        out[k] = {"e": float(robust.params[1]), "hc0": float(robust.bse[1]) ** 2,
-                  "model": float(plain.bse[1]) ** 2, "n": g.height, "p": X.shape[1]}
+        out[k] = {
+            "e": float(robust.params[1]),
+            "hc0": float(robust.bse[1]) ** 2,
+            "model": float(plain.bse[1]) ** 2,
+            "n": g.height,
+            "p": X.shape[1],
+        }
     return out
 
 
@@ -156,8 +187,9 @@ def pooled_variances(fits: dict[str, dict[str, float]]) -> tuple[np.ndarray, np.
     return e, model * max(1.0, float(np.median(hc1 / model)))
 
 
-def iv2sls(y: np.ndarray, x: np.ndarray, z: np.ndarray, w: np.ndarray
-           ) -> tuple[float, float, float]:
+def iv2sls(
+    y: np.ndarray, x: np.ndarray, z: np.ndarray, w: np.ndarray
+) -> tuple[float, float, float]:
     """statsmodels IV2SLS of ``y`` on ``[1, x, w]`` with instruments ``[1, z, w]``.
 
     Returns the slope on ``x``, its (homoskedastic) SE and the first-stage F of ``z``
@@ -174,8 +206,9 @@ def iv2sls(y: np.ndarray, x: np.ndarray, z: np.ndarray, w: np.ndarray
     return float(fit.params[1]), float(fit.bse[1]), float(f_value)
 
 
-def posterior_by_quadrature(e: np.ndarray, v: np.ndarray, upper: float = np.inf
-                            ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def posterior_by_quadrature(
+    e: np.ndarray, v: np.ndarray, upper: float = np.inf
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Posterior mean, sd and prior weight ``E[1 - B_j]`` of each ``theta_j``.
 
     Normal hierarchical model ``e_j ~ N(theta_j, v_j)``, ``theta_j ~ N(mu, tau^2)``, flat
@@ -184,6 +217,7 @@ def posterior_by_quadrature(e: np.ndarray, v: np.ndarray, upper: float = np.inf
     over ``tau`` in ``[0, upper)`` (default: to infinity) by adaptive quadrature (scipy
     ``quad_vec``).
     """
+
     def parts(tau: float) -> tuple[float, np.ndarray, np.ndarray, float, float]:
         w = 1.0 / (v + tau * tau)
         mu = float((w * e).sum() / w.sum())
@@ -202,7 +236,7 @@ def posterior_by_quadrature(e: np.ndarray, v: np.ndarray, upper: float = np.inf
 
     total = integrate.quad_vec(integrand, 0.0, upper, epsrel=1e-11, epsabs=0.0)[0]
     n = e.size
-    mean = total[1:1 + n] / total[0]
-    second = total[1 + n:1 + 2 * n] / total[0]
-    weight = total[1 + 2 * n:] / total[0]
-    return mean, np.sqrt(second - mean ** 2), weight
+    mean = total[1 : 1 + n] / total[0]
+    second = total[1 + n : 1 + 2 * n] / total[0]
+    weight = total[1 + 2 * n :] / total[0]
+    return mean, np.sqrt(second - mean**2), weight

@@ -39,14 +39,19 @@ def cli() -> Callable[..., CliResult]:
     return invoke
 
 
-def run_subprocess(*args: object, env: dict[str, str] | None = None, cwd: Path | None = None,
-                   timeout: float = 300) -> subprocess.CompletedProcess[str]:
+def run_subprocess(
+    *args: object, env: dict[str, str] | None = None, cwd: Path | None = None, timeout: float = 300
+) -> subprocess.CompletedProcess[str]:
     """Run ``python -m pricelab ARGS`` as a real process."""
     full_env = {**os.environ, **(env or {})}
     full_env["PYTHONPATH"] = str(REPO) + os.pathsep + full_env.get("PYTHONPATH", "")
     return subprocess.run(
         [sys.executable, "-m", "pricelab", *[str(a) for a in args]],
-        capture_output=True, text=True, env=full_env, cwd=cwd, timeout=timeout,
+        capture_output=True,
+        text=True,
+        env=full_env,
+        cwd=cwd,
+        timeout=timeout,
     )
 
 
@@ -84,24 +89,41 @@ def small_files(tmp_path: Path) -> dict[str, Path]:
                 rows.append(f"{item},{market},{d.isoformat()},{price},{(w * 7) % 5},{w % 2},40")
     sales = tmp_path / "sales.csv"
     sales.write_text("\n".join(rows) + "\n")
-    items = write_csv(tmp_path / "items.csv", """
+    items = write_csv(
+        tmp_path / "items.csv",
+        """
         item_id,category,brand,boutique_id,season
         IT-1,bags,Maison A,B01,SS24
-        IT-2,shoes,Maison B,B02,FW24""")
-    costs = write_csv(tmp_path / "costs.csv", """
+        IT-2,shoes,Maison B,B02,FW24""",
+    )
+    costs = write_csv(
+        tmp_path / "costs.csv",
+        """
         item_id,unit_cost,market
         IT-1,40,
-        IT-2,45,US""")
-    markets = write_csv(tmp_path / "markets.csv", """
+        IT-2,45,US""",
+    )
+    markets = write_csv(
+        tmp_path / "markets.csv",
+        """
         market,currency,fx_rate,vat_rate
         US,USD,1.08,0
-        DE,EUR,1.0,0.19""")
-    inventory = write_csv(tmp_path / "inventory.csv", """
+        DE,EUR,1.0,0.19""",
+    )
+    inventory = write_csv(
+        tmp_path / "inventory.csv",
+        """
         item_id,stock,market
         IT-1,30,
-        IT-2,12,US""")
-    return {"sales": sales, "items": items, "costs": costs, "markets": markets,
-            "inventory": inventory}
+        IT-2,12,US""",
+    )
+    return {
+        "sales": sales,
+        "items": items,
+        "costs": costs,
+        "markets": markets,
+        "inventory": inventory,
+    }
 
 
 @pytest.fixture

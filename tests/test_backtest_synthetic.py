@@ -18,8 +18,14 @@ from pricelab.simulate.backtest import interval, poisson_deviance
 START = dt.date(2023, 1, 2)
 
 
-def synthetic(n_items: int = 150, markets: tuple[str, ...] = ("US", "DE"), weeks: int = 70,
-              test_weeks: int = 8, base: float = 1.0, seed: int = 1) -> pl.DataFrame:
+def synthetic(
+    n_items: int = 150,
+    markets: tuple[str, ...] = ("US", "DE"),
+    weeks: int = 70,
+    test_weeks: int = 8,
+    base: float = 1.0,
+    seed: int = 1,
+) -> pl.DataFrame:
     """Poisson weekly units, elasticities ~ N(-2.5, 0.4) by item, a ±25% price move at the end.
 
     Item elasticities share one distribution, which is exactly the structure the
@@ -32,12 +38,20 @@ def synthetic(n_items: int = 150, markets: tuple[str, ...] = ("US", "DE"), weeks
         p_item = np.exp(rng.uniform(np.log(200), np.log(2000)))
         for m in markets:
             level = np.repeat(rng.normal(0, 0.12, weeks // 6 + 1), 6)[:weeks]
-            level[weeks - test_weeks:] += 0.25 if i % 2 else -0.25
+            level[weeks - test_weeks :] += 0.25 if i % 2 else -0.25
             mu = base * np.exp(e * level)
-            frames.append(pl.DataFrame({
-                "item_id": f"I{i:03d}", "market": m,
-                "date": [START + dt.timedelta(weeks=w) for w in range(weeks)],
-                "price": p_item * np.exp(level), "quantity": rng.poisson(mu), "mu": mu}))
+            frames.append(
+                pl.DataFrame(
+                    {
+                        "item_id": f"I{i:03d}",
+                        "market": m,
+                        "date": [START + dt.timedelta(weeks=w) for w in range(weeks)],
+                        "price": p_item * np.exp(level),
+                        "quantity": rng.poisson(mu),
+                        "mu": mu,
+                    }
+                )
+            )
     return pl.concat(frames)
 
 
@@ -61,8 +75,9 @@ def test_interval_and_deviance_reference():
 def test_hierarchical_ranks_first_and_beats_naive(seed):
     df = synthetic(seed=seed)
     cutoff = START + dt.timedelta(weeks=62)
-    res = backtest(df.drop("mu"), cutoff=cutoff, horizon_weeks=8,
-                   models=("ols", "poisson", "hierarchical"))
+    res = backtest(
+        df.drop("mu"), cutoff=cutoff, horizon_weeks=8, models=("ols", "poisson", "hierarchical")
+    )
     overall = res.overall()
     assert res.best() == "hierarchical"
     assert overall["model"].to_list()[-1] == "naive"
@@ -103,8 +118,21 @@ def test_cli_backtest_stores_run(tmp_path: Path, cli):
     df.write_csv(tmp_path / "sales.csv")
     db = tmp_path / "bt.duckdb"
     api.ingest(db, sales=tmp_path / "sales.csv")
-    res = cli("backtest", "--db", db, "--cutoff", "2024-03-11", "--model", "poisson",
-              "--model", "ols", "--cutoffs", "2", "--output", tmp_path / "scores.csv")
+    res = cli(
+        "backtest",
+        "--db",
+        db,
+        "--cutoff",
+        "2024-03-11",
+        "--model",
+        "poisson",
+        "--model",
+        "ols",
+        "--cutoffs",
+        "2",
+        "--output",
+        tmp_path / "scores.csv",
+    )
     assert res.exit_code == 0, res.stderr
     assert "Backtest over all origins (ranked by deviance" in res.stdout
     assert "deviance by origin" in res.stdout

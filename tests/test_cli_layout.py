@@ -13,9 +13,12 @@ from pricelab.cli.app import app
 
 PKG = Path(__file__).resolve().parents[1] / "pricelab"
 CLI_LIBS = {"typer", "click"}
-MLFLOW_OPTS = {"mlflow": ["--mlflow", "--no-mlflow"], "mlflow_uri": ["--mlflow-uri"],
-               "mlflow_experiment": ["--mlflow-experiment"],
-               "strict_tracking": ["--strict-tracking"]}
+MLFLOW_OPTS = {
+    "mlflow": ["--mlflow", "--no-mlflow"],
+    "mlflow_uri": ["--mlflow-uri"],
+    "mlflow_experiment": ["--mlflow-experiment"],
+    "strict_tracking": ["--strict-tracking"],
+}
 
 
 def _imported_roots(path: Path) -> set[str]:
@@ -29,9 +32,11 @@ def _imported_roots(path: Path) -> set[str]:
 
 
 def test_no_cli_library_outside_the_cli_package() -> None:
-    offenders = sorted(str(p.relative_to(PKG)) for p in PKG.rglob("*.py")
-                       if "cli" not in p.relative_to(PKG).parts[:1]
-                       and _imported_roots(p) & CLI_LIBS)
+    offenders = sorted(
+        str(p.relative_to(PKG))
+        for p in PKG.rglob("*.py")
+        if "cli" not in p.relative_to(PKG).parts[:1] and _imported_roots(p) & CLI_LIBS
+    )
     assert offenders == []
 
 

@@ -6,8 +6,12 @@ from pricelab.demand import ConstantElasticity, LinearDemand, LogitDemand, elast
 
 def test_constant_elasticity_optimum_matches_numeric():
     d = ConstantElasticity(np.array([100.0]), np.array([10.0]), np.array([-2.5]))
-    r = minimize_scalar(lambda p: -d.profit(np.array([p]), 40.0)[0], bounds=(41, 500),
-                        method="bounded", options={"xatol": 1e-9})
+    r = minimize_scalar(
+        lambda p: -d.profit(np.array([p]), 40.0)[0],
+        bounds=(41, 500),
+        method="bounded",
+        options={"xatol": 1e-9},
+    )
     assert np.isclose(d.optimal_price(40.0)[0], r.x, rtol=1e-6)
     assert np.isclose(d.optimal_price(40.0)[0], 40 * 2.5 / 1.5)
     q = d.quantity(np.array([120.0]))

@@ -15,8 +15,7 @@ def test_demo_runs_the_whole_pipeline(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     doc = json.loads(proc.stdout)
     steps = [s["step"] for s in doc["steps"]]
-    assert steps == ["ingest", "validate", "estimate", "optimize", "simulate", "report",
-                     "monitor"]
+    assert steps == ["ingest", "validate", "estimate", "optimize", "simulate", "report", "monitor"]
     by = {s["step"]: s["summary"] for s in doc["steps"]}
     assert by["ingest"]["loaded"]["sales"] == 60462
     assert by["validate"]["errors"] == []

@@ -47,10 +47,20 @@ def _airflow_python() -> str:
 
 
 def _dagbag(path: Path, tmp_path: Path) -> dict[str, Any]:
-    env = {**os.environ, "AIRFLOW_HOME": str(tmp_path / "airflow"),
-           "AIRFLOW__CORE__LOAD_EXAMPLES": "False", "AIRFLOW__CORE__DAGS_FOLDER": str(path.parent)}
-    done = subprocess.run([_airflow_python(), "-c", LOAD, str(path)], capture_output=True,
-                          text=True, env=env, timeout=300, cwd=tmp_path)
+    env = {
+        **os.environ,
+        "AIRFLOW_HOME": str(tmp_path / "airflow"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__DAGS_FOLDER": str(path.parent),
+    }
+    done = subprocess.run(
+        [_airflow_python(), "-c", LOAD, str(path)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+        cwd=tmp_path,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     return json.loads(done.stdout.strip().splitlines()[-1])
 

@@ -35,8 +35,9 @@ def nox_sessions() -> set[str]:
             target = call.func if call else dec
             if ast.unparse(target) in ("nox.session", "session"):
                 named = [k.value for k in (call.keywords if call else []) if k.arg == "name"]
-                names.add(named[0].value if named and isinstance(named[0], ast.Constant)
-                          else fn.name)
+                names.add(
+                    named[0].value if named and isinstance(named[0], ast.Constant) else fn.name
+                )
     return names
 
 
@@ -46,13 +47,19 @@ def run_lines() -> list[str]:
 
 def test_workflow_matches_the_github_actions_schema() -> None:
     jsonschema = pytest.importorskip("jsonschema")
-    check = pytest.importorskip("check_jsonschema", reason="needs check-jsonschema (its "
-                                "vendored SchemaStore copy of the workflow schema)")
-    schema_file = Path(check.__file__).parent / "builtin_schemas" / "vendor" / "github-workflows.json"
+    check = pytest.importorskip(
+        "check_jsonschema",
+        reason="needs check-jsonschema (its vendored SchemaStore copy of the workflow schema)",
+    )
+    schema_file = (
+        Path(check.__file__).parent / "builtin_schemas" / "vendor" / "github-workflows.json"
+    )
     schema = json.loads(schema_file.read_text())
     validator = jsonschema.validators.validator_for(schema)(schema)
-    errors = [f"{'.'.join(map(str, e.absolute_path))}: {e.message}"
-              for e in validator.iter_errors(workflow())]
+    errors = [
+        f"{'.'.join(map(str, e.absolute_path))}: {e.message}"
+        for e in validator.iter_errors(workflow())
+    ]
     assert errors == []
     bad = workflow()
     bad["jobs"]["lint"]["runs_on"] = bad["jobs"]["lint"].pop("runs-on")
@@ -62,7 +69,9 @@ def test_workflow_matches_the_github_actions_schema() -> None:
 def test_workflow_runs_lint_typecheck_and_tests_with_the_projects_python() -> None:
     sessions = [m.group(1) for line in run_lines() for m in re.finditer(r"nox -s (\w[\w-]*)", line)]
     assert {"lint", "typecheck", "tests"} <= set(sessions)
-    python = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["pricelab"]["nox"]["python"]
+    python = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["pricelab"]["nox"][
+        "python"
+    ]
     for job in workflow()["jobs"].values():
         setup = [s for s in job["steps"] if s.get("uses", "").startswith("actions/setup-python@")]
         assert [s["with"]["python-version"] for s in setup] == [python]

@@ -36,8 +36,10 @@ def _command(task: dict[str, Any], params: dict[str, str]) -> list[str]:
     wheel = task["python_wheel_task"]
     scripts = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["scripts"]
     assert wheel["package_name"] == "pricelab" and wheel["entry_point"] in scripts
-    args = [re.sub(r"\{\{job\.parameters\.(\w+)\}\}", lambda m: params[m.group(1)], a)
-            for a in wheel["parameters"]]
+    args = [
+        re.sub(r"\{\{job\.parameters\.(\w+)\}\}", lambda m: params[m.group(1)], a)
+        for a in wheel["parameters"]
+    ]
     assert "{{" not in " ".join(args)
     return args
 
@@ -63,10 +65,15 @@ def test_the_task_runs_the_pipeline_on_the_spark_engine() -> None:
 def test_cloud_extras_and_credentials() -> None:
     job = _job()
     (task,) = job["tasks"]
-    extras = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    extras = tomllib.loads((REPO / "pyproject.toml").read_text())["project"][
+        "optional-dependencies"
+    ]
     azure = {re.split(r"[<>=\[]", r)[0] for r in extras["azure"]}
-    pypi = {re.split(r"[<>=\[]", lib["pypi"]["package"])[0] for lib in task["libraries"]
-            if "pypi" in lib}
+    pypi = {
+        re.split(r"[<>=\[]", lib["pypi"]["package"])[0]
+        for lib in task["libraries"]
+        if "pypi" in lib
+    }
     assert pypi == azure  # the wheel cannot carry its extras on Databricks: listed one by one
     (cluster,) = job["job_clusters"]
     env = cluster["new_cluster"]["spark_env_vars"]

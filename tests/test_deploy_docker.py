@@ -113,8 +113,12 @@ def test_entry_point_is_the_pricelab_console_script() -> None:
 
 
 def test_installed_extras_exist_and_include_cloud_storage() -> None:
-    extras = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["optional-dependencies"]
-    runs = [i["value"] for i in instructions() if i["instruction"] == "RUN" and "pip " in i["value"]]
+    extras = tomllib.loads((REPO / "pyproject.toml").read_text())["project"][
+        "optional-dependencies"
+    ]
+    runs = [
+        i["value"] for i in instructions() if i["instruction"] == "RUN" and "pip " in i["value"]
+    ]
     named = set()
     for run in runs:
         for m in re.finditer(r"\[([a-z0-9_,-]+)\]", run):
@@ -147,14 +151,26 @@ def test_build_context_holds_what_copy_needs_and_nothing_private() -> None:
 
 def test_dockerignore_rules_behave_like_docker(tmp_path: Path) -> None:
     """The matcher above on a made-up tree (so the context test can fail)."""
-    for rel in ("pyproject.toml", "README.md", "pricelab/a.py", "pricelab/__pycache__/a.pyc",
-                "data/sample/sales.csv", "data/other.csv", "x.duckdb", "pricelab/s.duckdb",
-                "tests/t.py"):
+    for rel in (
+        "pyproject.toml",
+        "README.md",
+        "pricelab/a.py",
+        "pricelab/__pycache__/a.pyc",
+        "data/sample/sales.csv",
+        "data/other.csv",
+        "x.duckdb",
+        "pricelab/s.duckdb",
+        "tests/t.py",
+    ):
         (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / rel).write_text("x")
     shutil.copy(REPO / ".dockerignore", tmp_path / ".dockerignore")
-    assert context_files(tmp_path) == {"pyproject.toml", "README.md", "pricelab/a.py",
-                                       "data/sample/sales.csv"}
+    assert context_files(tmp_path) == {
+        "pyproject.toml",
+        "README.md",
+        "pricelab/a.py",
+        "data/sample/sales.csv",
+    }
 
 
 def test_build_stage_makes_an_installable_wheel_with_the_extras(tmp_path: Path) -> None:
@@ -172,9 +188,22 @@ def test_build_stage_makes_an_installable_wheel_with_the_extras(tmp_path: Path) 
                     target = src / f  # every COPY keeps the repository layout under /src
                     target.parent.mkdir(parents=True, exist_ok=True)
                     shutil.copy2(REPO / f, target)
-    done = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps",
-                           "--no-build-isolation", "--wheel-dir", str(tmp_path / "w"), str(src)],
-                          capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "--wheel-dir",
+            str(tmp_path / "w"),
+            str(src),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     wheel = next((tmp_path / "w").glob("pricelab-*.whl"))
     with zipfile.ZipFile(wheel) as zf:

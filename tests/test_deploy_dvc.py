@@ -18,9 +18,19 @@ import pytest
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
-PLAN_COLUMNS = ["item_id", "market", "current_price", "recommended_price", "expected_quantity",
-                "expected_revenue", "expected_profit", "baseline_quantity", "baseline_revenue",
-                "baseline_profit", "binding"]
+PLAN_COLUMNS = [
+    "item_id",
+    "market",
+    "current_price",
+    "recommended_price",
+    "expected_quantity",
+    "expected_revenue",
+    "expected_profit",
+    "baseline_quantity",
+    "baseline_revenue",
+    "baseline_profit",
+    "binding",
+]
 
 pytestmark = pytest.mark.slow
 
@@ -43,14 +53,24 @@ def project(tmp_path: Path) -> tuple[Path, dict[str, str]]:
     shim.mkdir()
     (shim / "pricelab").write_text(f'#!/bin/sh\nexec "{sys.executable}" -m pricelab "$@"\n')
     (shim / "pricelab").chmod(0o755)
-    env = {**os.environ, "PATH": f"{shim}{os.pathsep}{os.environ['PATH']}",
-           "PYTHONPATH": str(REPO), "DVC_NO_ANALYTICS": "1", "NO_COLOR": "1",
-           "DVC_SITE_CACHE_DIR": str(tmp_path / "dvc-site"), "GIT_AUTHOR_NAME": "t",
-           "GIT_AUTHOR_EMAIL": "t@example.com", "GIT_COMMITTER_NAME": "t",
-           "GIT_COMMITTER_EMAIL": "t@example.com"}
-    for cmd in (["git", "init", "-q"], [dvc, "init", "-q"],
-                [dvc, "config", "core.analytics", "false"],
-                [dvc, "config", "core.check_update", "false"]):
+    env = {
+        **os.environ,
+        "PATH": f"{shim}{os.pathsep}{os.environ['PATH']}",
+        "PYTHONPATH": str(REPO),
+        "DVC_NO_ANALYTICS": "1",
+        "NO_COLOR": "1",
+        "DVC_SITE_CACHE_DIR": str(tmp_path / "dvc-site"),
+        "GIT_AUTHOR_NAME": "t",
+        "GIT_AUTHOR_EMAIL": "t@example.com",
+        "GIT_COMMITTER_NAME": "t",
+        "GIT_COMMITTER_EMAIL": "t@example.com",
+    }
+    for cmd in (
+        ["git", "init", "-q"],
+        [dvc, "init", "-q"],
+        [dvc, "config", "core.analytics", "false"],
+        [dvc, "config", "core.check_update", "false"],
+    ):
         done = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True)
         assert done.returncode == 0, done.stderr
     env["_DVC"] = dvc
@@ -58,8 +78,14 @@ def project(tmp_path: Path) -> tuple[Path, dict[str, str]]:
 
 
 def _repro(where: Path, env: dict[str, str], *args: str) -> str:
-    done = subprocess.run([env["_DVC"], "repro", *args], cwd=where, env=env,
-                          capture_output=True, text=True, timeout=900)
+    done = subprocess.run(
+        [env["_DVC"], "repro", *args],
+        cwd=where,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     return done.stdout + done.stderr
 
@@ -69,7 +95,8 @@ def _mtimes(build: Path) -> dict[str, int]:
 
 
 def test_dvc_repro_runs_the_pipeline_once_then_does_nothing(
-        project: tuple[Path, dict[str, str]]) -> None:
+    project: tuple[Path, dict[str, str]],
+) -> None:
     where, env = project
     out = _repro(where, env)
     for stage in ("ingest", "estimate", "optimize"):
@@ -97,7 +124,8 @@ def test_dvc_repro_runs_the_pipeline_once_then_does_nothing(
     # elasticities against the sample's known truth (the generator's own values)
     est = pl.read_csv(build / "elasticities.csv").select("item_id", "market", "elasticity")
     truth = pl.read_csv(REPO / "data" / "sample" / "true_elasticities.csv").select(
-        "item_id", "market", pl.col("elasticity").alias("truth"))
+        "item_id", "market", pl.col("elasticity").alias("truth")
+    )
     both = est.join(truth, on=["item_id", "market"]).drop_nulls()
     assert both.height >= plan.height
     assert both.select(pl.corr("elasticity", "truth")).item() > 0.5

@@ -24,12 +24,18 @@ from pricelab.cli.app import app
 REPO = Path(__file__).resolve().parents[1]
 DEPLOY = REPO / "deploy"
 K8S_VERSIONS = ("1.31.0", "1.37.0")  # oldest supported (podFailurePolicy is GA) and newest
-MODELS = {"CronJob": "V1CronJob", "ConfigMap": "V1ConfigMap", "Secret": "V1Secret",
-          "PersistentVolumeClaim": "V1PersistentVolumeClaim", "ServiceAccount": "V1ServiceAccount"}
+MODELS = {
+    "CronJob": "V1CronJob",
+    "ConfigMap": "V1ConfigMap",
+    "Secret": "V1Secret",
+    "PersistentVolumeClaim": "V1PersistentVolumeClaim",
+    "ServiceAccount": "V1ServiceAccount",
+}
 
 kubernetes = pytest.importorskip("kubernetes", reason="needs pricelab[deploy-test]")
-kubernetes_validate = pytest.importorskip("kubernetes_validate",
-                                          reason="needs pricelab[deploy-test]")
+kubernetes_validate = pytest.importorskip(
+    "kubernetes_validate", reason="needs pricelab[deploy-test]"
+)
 
 
 def manifests() -> dict[str, dict[str, Any]]:
@@ -65,8 +71,10 @@ def test_manifests_match_the_official_schema_strictly(version: str) -> None:
         try:
             kubernetes_validate.validate(doc, version, strict=True)
         except kubernetes_validate.ValidationError as exc:
-            pytest.fail(f"{kind} invalid for Kubernetes {version}: {exc.message} at "
-                        f"{'.'.join(str(p) for p in exc.path)}")
+            pytest.fail(
+                f"{kind} invalid for Kubernetes {version}: {exc.message} at "
+                f"{'.'.join(str(p) for p in exc.path)}"
+            )
 
 
 def test_schema_check_can_fail() -> None:
@@ -122,8 +130,11 @@ def test_cronjob_policies_for_a_single_writer_batch_job() -> None:
     assert cron["spec"]["concurrencyPolicy"] == "Forbid"
     assert pod["restartPolicy"] == "Never"  # podFailurePolicy requires it
     (fail_rule,) = [r for r in job["podFailurePolicy"]["rules"] if r["action"] == "FailJob"]
-    assert fail_rule["onExitCodes"] == {"containerName": "pricelab", "operator": "In",
-                                        "values": [1, 2]}
+    assert fail_rule["onExitCodes"] == {
+        "containerName": "pricelab",
+        "operator": "In",
+        "values": [1, 2],
+    }
     res = _container()["resources"]
     assert {"cpu", "memory"} <= set(res["requests"]) and "memory" in res["limits"]
     mem = kubernetes.utils.parse_quantity
@@ -172,8 +183,7 @@ def test_references_between_objects_resolve() -> None:
 
 def test_kustomization_lists_every_manifest_but_the_secret_example() -> None:
     kust = yaml.safe_load((DEPLOY / "kustomization.yaml").read_text())
-    files = {p.name for p in DEPLOY.glob("*.yaml")} - {"kustomization.yaml",
-                                                       "secret.example.yaml"}
+    files = {p.name for p in DEPLOY.glob("*.yaml")} - {"kustomization.yaml", "secret.example.yaml"}
     assert set(kust["resources"]) == files
     (image,) = kust["images"]
     assert _container()["image"].split(":")[0] == image["name"]

@@ -49,9 +49,14 @@ def assert_frames_close(ref: pl.DataFrame, got: pl.DataFrame, tol: float = 1e-8)
     assert ref.columns == got.columns and ref.height == got.height
     for c in ref.columns:
         if ref[c].dtype.is_numeric():
-            np.testing.assert_allclose(got[c].cast(pl.Float64).to_numpy(),
-                                       ref[c].cast(pl.Float64).to_numpy(), rtol=0, atol=tol,
-                                       equal_nan=True, err_msg=c)
+            np.testing.assert_allclose(
+                got[c].cast(pl.Float64).to_numpy(),
+                ref[c].cast(pl.Float64).to_numpy(),
+                rtol=0,
+                atol=tol,
+                equal_nan=True,
+                err_msg=c,
+            )
         else:
             assert ref[c].to_list() == got[c].to_list(), c
 
@@ -67,15 +72,17 @@ def test_hierarchical_in_two_stages_equals_estimate(panel, tau: str) -> None:
     assert set(STAT_COLUMNS) <= set(stats.columns)
     # mean_q is the mean weekly quantity of each group
     mean_q = sales.group_by(BY).agg(pl.col("quantity").mean().alias("m")).sort(BY)
-    np.testing.assert_allclose(stats.sort(BY)["mean_q"].to_numpy(), mean_q["m"].to_numpy(),
-                               rtol=1e-12)
+    np.testing.assert_allclose(
+        stats.sort(BY)["mean_q"].to_numpy(), mean_q["m"].to_numpy(), rtol=1e-12
+    )
     fits, used = shrink_groups(stats, by=BY, tau=tau)
     assert used == ref.parameters["pool_by"]
     # stage 3: intercepts and controls refitted on the partitions given the shrunk slopes
     table = fits_table(fits)
     refitted = pl.concat([refit_groups(p, table, spec, origin=origin) for p in parts])
-    res = wrap_results(with_params(fits, refitted), model="hierarchical",
-                       params={"pool_by": used}, alpha=0.05)
+    res = wrap_results(
+        with_params(fits, refitted), model="hierarchical", params={"pool_by": used}, alpha=0.05
+    )
     assert res.model == "hierarchical"
     assert_frames_close(ref.elasticities, res.elasticities)
     assert_frames_close(ref.params, res.params)
@@ -95,16 +102,25 @@ def test_fit_groups_partitions_equal_the_whole_fit(panel) -> None:
 def test_wrap_results_intervals_and_flags() -> None:
     # two groups with known estimates: the interval is e +- z(0.95) s, flags from the sign
     keys = pl.DataFrame({"item_id": ["A", "B"], "market": ["US", "US"]})
-    arrays = {"elasticity": np.array([-2.0, 0.5]), "std_error": np.array([0.5, 0.25]),
-              "n_obs": np.array([30, 40]), "n_zero": np.array([0, 1]),
-              "price_variation": np.array([0.1, 0.2]), "fit_stat": np.array([0.5, 0.6]),
-              "first_stage_f": np.full(2, np.nan), "flags": np.zeros(2, np.int64),
-              "smearing": np.ones(2), "params": np.array([[3.0, -2.0], [1.0, 0.5]])}
-    res = wrap_results(GroupFits(arrays, keys, ["intercept", "log_price"]), model="poisson",
-                       params={}, alpha=0.1)
+    arrays = {
+        "elasticity": np.array([-2.0, 0.5]),
+        "std_error": np.array([0.5, 0.25]),
+        "n_obs": np.array([30, 40]),
+        "n_zero": np.array([0, 1]),
+        "price_variation": np.array([0.1, 0.2]),
+        "fit_stat": np.array([0.5, 0.6]),
+        "first_stage_f": np.full(2, np.nan),
+        "flags": np.zeros(2, np.int64),
+        "smearing": np.ones(2),
+        "params": np.array([[3.0, -2.0], [1.0, 0.5]]),
+    }
+    res = wrap_results(
+        GroupFits(arrays, keys, ["intercept", "log_price"]), model="poisson", params={}, alpha=0.1
+    )
     e = res.elasticities
-    np.testing.assert_allclose(e["ci_low"].to_numpy(), [-2 - 1.6448536269514722 * 0.5,
-                                                        0.5 - 1.6448536269514722 * 0.25])
+    np.testing.assert_allclose(
+        e["ci_low"].to_numpy(), [-2 - 1.6448536269514722 * 0.5, 0.5 - 1.6448536269514722 * 0.25]
+    )
     assert e["flags"].to_list() == ["", "positive"]
     assert e["method"].to_list() == ["poisson", "poisson"]
     assert res.params["log_price"].to_list() == [-2.0, 0.5]
@@ -117,6 +133,7 @@ def test_normalize_by_and_controls() -> None:
     assert resolve_controls("default") == ["promo", "fourier", "trend"]
     assert resolve_controls("none") == [] and resolve_controls(None) == []
     with pytest.raises(UsageError, match="unknown --by column 'brand'"):
-        group_stats(pl.DataFrame({"item_id": ["A"], "market": ["US"], "price": [1.0],
-                                  "quantity": [1.0]}),
-                    {"by": ["brand"], "controls": None, "se": "HC1", "min_obs": 1})
+        group_stats(
+            pl.DataFrame({"item_id": ["A"], "market": ["US"], "price": [1.0], "quantity": [1.0]}),
+            {"by": ["brand"], "controls": None, "se": "HC1", "min_obs": 1},
+        )

@@ -25,12 +25,15 @@ def awkward():
     """Sparse panel with a flat-price item, a short item, an unbalanced item and an all-zero one."""
     sales, _, _ = simulate_panel(n_items=120, weeks=52, base_units=3.0, price_sd=0.2, seed=12)
     item = pl.col("item_id")
-    return (sales
-            .filter(~((item == "I000003") & (pl.col("date") > dt.date(2022, 6, 1))))
-            .filter(~((item == "I000007") & (pl.col("date") > dt.date(2022, 2, 1))))
-            .with_columns(price=pl.when(item == "I000005").then(100.0).otherwise(pl.col("price")),
-                          quantity=pl.when(item == "I000009").then(0).otherwise(pl.col("quantity")),
-                          promo=pl.when(item == "I000011").then(1).otherwise(pl.col("promo"))))
+    return (
+        sales.filter(~((item == "I000003") & (pl.col("date") > dt.date(2022, 6, 1))))
+        .filter(~((item == "I000007") & (pl.col("date") > dt.date(2022, 2, 1))))
+        .with_columns(
+            price=pl.when(item == "I000005").then(100.0).otherwise(pl.col("price")),
+            quantity=pl.when(item == "I000009").then(0).otherwise(pl.col("quantity")),
+            promo=pl.when(item == "I000011").then(1).otherwise(pl.col("promo")),
+        )
+    )
 
 
 def _padded(sales, se, controls="default"):
@@ -51,6 +54,7 @@ def test_same_numbers_as_padded_path(awkward, se, shuffle):
     assert t["n_obs"].to_list() == ref["n_obs"].tolist()
     assert t["n_zero"].to_list() == ref["n_zero"].tolist()
     from pricelab.elasticity.groupfit import flag_signs, flag_strings
+
     flag_signs(ref)
     assert t["flags"].to_list() == flag_strings(ref["flags"])
     par = res.params.drop(KEYS).to_numpy()
@@ -124,8 +128,8 @@ def test_blocks_cover_every_row_once():
 def test_masked_cholesky_solves_and_drops_like_lstsq():
     rng = np.random.default_rng(0)
     A = rng.normal(size=(50, 30, 4))
-    A[:10, :, 2] = A[:10, :, 0] * 2.0 - A[:10, :, 1]      # collinear third column
-    A[10:20, :, 0] = 0.0                                   # zero first column
+    A[:10, :, 2] = A[:10, :, 0] * 2.0 - A[:10, :, 1]  # collinear third column
+    A[10:20, :, 0] = 0.0  # zero first column
     C = np.matmul(A.transpose(0, 2, 1), A)
     b = rng.normal(size=(50, 4, 1))
     L, keep = masked_cholesky(C)
@@ -171,8 +175,9 @@ def test_hac_usage_errors():
 def test_progress_callback_reaches_total(model):
     sales, _, _ = simulate_panel(n_items=50, weeks=30, seed=15)
     calls = []
-    estimate(sales, model=model, max_cells=2000, progress=lambda done, total: calls.append(
-        (done, total)))
+    estimate(
+        sales, model=model, max_cells=2000, progress=lambda done, total: calls.append((done, total))
+    )
     assert len(calls) > 1 and calls[-1] == (100, 100)
     assert all(a[0] < b[0] for a, b in zip(calls, calls[1:], strict=False))
 
@@ -180,6 +185,7 @@ def test_progress_callback_reaches_total(model):
 @pytest.mark.parametrize("se", ["HC1", "nonrobust"])
 def test_poisson_blocks_same_numbers_as_padded_path(awkward, se):
     from pricelab.elasticity.groupfit import fit_poisson
+
     res = estimate(awkward.sample(fraction=1.0, shuffle=True, seed=4), model="poisson", se=se)
     d = D.build(awkward, KEYS, D.resolve_controls("default"))
     ref = fit_poisson(d, se=se)
@@ -190,6 +196,7 @@ def test_poisson_blocks_same_numbers_as_padded_path(awkward, se):
     assert t["n_obs"].to_list() == ref["n_obs"].tolist()
     assert t["n_zero"].to_list() == ref["n_zero"].tolist()
     from pricelab.elasticity.groupfit import flag_signs, flag_strings
+
     flag_signs(ref)
     assert t["flags"].to_list() == flag_strings(ref["flags"])
     par = res.params.drop([*KEYS, "smearing"]).to_numpy()
@@ -202,10 +209,15 @@ def test_rich_progress_bar_shows_groups_done():
     from rich.console import Console
 
     from pricelab.elasticity.progress import rich_progress
+
     sales, _, _ = simulate_panel(n_items=30, weeks=20, seed=16)
     buf = io.StringIO()
-    with rich_progress("fitting", console=Console(file=buf, width=100, force_terminal=False),
-                       transient=False, disable=False) as cb:
+    with rich_progress(
+        "fitting",
+        console=Console(file=buf, width=100, force_terminal=False),
+        transient=False,
+        disable=False,
+    ) as cb:
         estimate(sales, model="ols", max_cells=500, progress=cb)
     assert "fitting" in buf.getvalue() and "60/60" in buf.getvalue()
     quiet = io.StringIO()  # not a terminal: nothing drawn by default

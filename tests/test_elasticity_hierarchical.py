@@ -22,7 +22,7 @@ def _score(res, truth):
     t = res.elasticities.join(truth, on=KEYS)
     assert t.height == truth.height
     err = (t["elasticity"] - t["true_elasticity"]).abs().to_numpy()
-    cover = ((t["ci_low"] <= t["true_elasticity"]) & (t["ci_high"] >= t["true_elasticity"]))
+    cover = (t["ci_low"] <= t["true_elasticity"]) & (t["ci_high"] >= t["true_elasticity"])
     # per-group Poisson reports separated fits as NaN: its error is over the groups it
     # estimates (which flatters it), coverage counts a NaN interval as a miss
     return float(np.nanmean(err)), float(cover.mean())
@@ -31,8 +31,15 @@ def _score(res, truth):
 @pytest.mark.parametrize("seed", [31, 34, 35, 37, 38])
 def test_sparse_coverage_and_gain_over_poisson(seed):
     # ~2 units/week, 40 weeks, 6 categories with different mean elasticities
-    sales, items, truth = simulate_panel(n_items=300, weeks=40, base_units=2, n_categories=6,
-                                         category_sd=0.8, elasticity_sd=0.3, seed=seed)
+    sales, items, truth = simulate_panel(
+        n_items=300,
+        weeks=40,
+        base_units=2,
+        n_categories=6,
+        category_sd=0.8,
+        elasticity_sd=0.3,
+        seed=seed,
+    )
     mae_p, _ = _score(estimate(sales, model="poisson"), truth)
     mae_h, cover = _score(estimate(sales, model="hierarchical", items=items), truth)
     assert cover >= 0.88
@@ -41,8 +48,15 @@ def test_sparse_coverage_and_gain_over_poisson(seed):
 
 def test_common_tau_option_is_tighter_on_equal_spreads():
     # equal spread in every category: the common tau pools 12 levels' information
-    sales, items, truth = simulate_panel(n_items=300, weeks=40, base_units=2, n_categories=6,
-                                         category_sd=0.8, elasticity_sd=0.3, seed=31)
+    sales, items, truth = simulate_panel(
+        n_items=300,
+        weeks=40,
+        base_units=2,
+        n_categories=6,
+        category_sd=0.8,
+        elasticity_sd=0.3,
+        seed=31,
+    )
     lvl = estimate(sales, model="hierarchical", items=items)
     com = estimate(sales, model="hierarchical", items=items, tau="common")
     assert lvl.parameters["tau"] == "level" and com.parameters["tau"] == "common"
@@ -55,7 +69,8 @@ def test_sample_truth_coverage():
     sales = pl.read_csv(SAMPLE / "sales.csv", try_parse_dates=True)
     items = pl.read_csv(SAMPLE / "items.csv")
     truth = pl.read_csv(SAMPLE / "true_elasticities.csv").select(
-        *KEYS, pl.col("elasticity").alias("true_elasticity"))
+        *KEYS, pl.col("elasticity").alias("true_elasticity")
+    )
     mae_p, _ = _score(estimate(sales, model="poisson", items=items), truth)
     mae_h, cover = _score(estimate(sales, model="hierarchical", items=items), truth)
     assert cover >= 0.88
@@ -69,15 +84,15 @@ def _brute_force(e, v, lvl, i, n_mu=801, n_tau=801):
     lo, hi = es.min() - 3 * np.sqrt(vs.max()), es.max() + 3 * np.sqrt(vs.max())
     mu = np.linspace(lo, hi, n_mu)[:, None, None]
     tau = np.linspace(0, 6 * np.std(es) + 3 * np.sqrt(vs.mean()), n_tau)[None, :, None]
-    logf = stats.norm.logpdf(es[None, None, :], mu, np.sqrt(vs[None, None, :] + tau ** 2)).sum(-1)
+    logf = stats.norm.logpdf(es[None, None, :], mu, np.sqrt(vs[None, None, :] + tau**2)).sum(-1)
     w = np.exp(logf - logf.max())
     w /= w.sum()
     t2 = tau[..., 0] ** 2
     vi, ei = v[i], e[i]
-    m = (ei * t2 + mu[..., 0] * vi) / (t2 + vi)            # conjugate normal given (mu, tau)
+    m = (ei * t2 + mu[..., 0] * vi) / (t2 + vi)  # conjugate normal given (mu, tau)
     s = t2 * vi / (t2 + vi)
     mean = (w * m).sum()
-    return mean, (w * (s + m * m)).sum() - mean ** 2
+    return mean, (w * (s + m * m)).sum() - mean**2
 
 
 def test_level_tau_matches_quadrature_over_mu_and_tau():
@@ -106,19 +121,23 @@ def test_common_tau_is_the_product_of_level_likelihoods():
     ll = np.zeros_like(tau)
     for g in range(3):
         es, vs = e[lvl == g], v[lvl == g]
-        w = 1 / (vs[:, None] + tau ** 2)
+        w = 1 / (vs[:, None] + tau**2)
         mu = (w * es[:, None]).sum(0) / w.sum(0)
         ll += -0.5 * (np.log(w.sum(0)) - np.log(w).sum(0) + (w * (es[:, None] - mu) ** 2).sum(0))
     p = np.exp(ll - ll.max())
     p /= p.sum()
-    assert common.tau2[0] == pytest.approx((p * tau ** 2).sum(), rel=1e-3)
+    assert common.tau2[0] == pytest.approx((p * tau**2).sum(), rel=1e-3)
     assert np.allclose(common.tau2, common.tau2[0])
 
 
 def test_groups_without_estimate_get_the_level_predictive():
     sales, items, _ = simulate_panel(n_items=60, weeks=40, base_units=3, seed=36)
-    flat = sales.with_columns(pl.when(pl.col("item_id") == "I000000").then(500.0)
-                              .otherwise(pl.col("price")).alias("price"))
+    flat = sales.with_columns(
+        pl.when(pl.col("item_id") == "I000000")
+        .then(500.0)
+        .otherwise(pl.col("price"))
+        .alias("price")
+    )
     res = estimate(flat, model="hierarchical", items=items)
     row = res.elasticities.filter(pl.col("item_id") == "I000000").row(0, named=True)
     assert "no_price_variation" in row["flags"] and "shrunk" in row["flags"]
@@ -135,10 +154,10 @@ def test_shrink_accepts_a_design_or_group_rows():
     from pricelab.elasticity import design as D
     from pricelab.elasticity.fastols import fit_poisson_runs
     from pricelab.elasticity.hierarchical import shrink
+
     sales, items, _ = simulate_panel(n_items=40, weeks=30, base_units=3, seed=37)
     df = D.with_items(sales, items)
-    out, _, _, first = fit_poisson_runs(df, KEYS, D.resolve_controls("default"),
-                                        df["date"].min())
+    out, _, _, first = fit_poisson_runs(df, KEYS, D.resolve_controls("default"), df["date"].min())
     a, used = shrink({k: v.copy() for k, v in out.items()}, first, out["mean_quantity"], None)
     G = first.height
     like = SimpleNamespace(frame=first, codes=np.arange(G), q=out["mean_quantity"], n_groups=G)

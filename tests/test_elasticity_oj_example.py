@@ -14,13 +14,24 @@ pytestmark = [pytest.mark.realdata, pytest.mark.slow]  # ~30 s: four CLI subproc
 
 # README.md of the data folder, "Extra sanity estimates": per brand, log(units) ~ log(price)
 # + feat + deal | store + week FE (feat as a fraction, plus deal; ours: promo = feat > 0)
-README_PANEL = {"Tropicana Premium 64 oz": -1.93, "Tropicana Premium 96 oz": -1.65,
-                "Florida's Natural 64 oz": -1.95, "Tropicana 64 oz": -2.01,
-                "Minute Maid 64 oz": -1.76, "Minute Maid 96 oz": -2.08,
-                "Citrus Hill 64 oz": -2.77, "Tree Fresh 64 oz": -1.78,
-                "Florida Gold 64 oz": -3.04, "Dominicks 64 oz": -2.10, "Dominicks 128 oz": -0.25}
-TADDY = {"dominicks": "Dominicks 64 oz", "minute.maid": "Minute Maid 64 oz",
-         "tropicana": "Tropicana Premium 64 oz"}
+README_PANEL = {
+    "Tropicana Premium 64 oz": -1.93,
+    "Tropicana Premium 96 oz": -1.65,
+    "Florida's Natural 64 oz": -1.95,
+    "Tropicana 64 oz": -2.01,
+    "Minute Maid 64 oz": -1.76,
+    "Minute Maid 96 oz": -2.08,
+    "Citrus Hill 64 oz": -2.77,
+    "Tree Fresh 64 oz": -1.78,
+    "Florida Gold 64 oz": -3.04,
+    "Dominicks 64 oz": -2.10,
+    "Dominicks 128 oz": -0.25,
+}
+TADDY = {
+    "dominicks": "Dominicks 64 oz",
+    "minute.maid": "Minute Maid 64 oz",
+    "tropicana": "Tropicana Premium 64 oz",
+}
 
 
 @pytest.fixture(scope="module")
@@ -36,12 +47,14 @@ def result():
 def test_contract_files(tmp_path):
     if not (DATA / "oj_long.csv").exists():
         pytest.skip(f"{DATA} not available")
-    spec = importlib.util.spec_from_file_location("oj_to_contract",
-                                                  ROOT / "examples" / "oj_to_contract.py")
+    spec = importlib.util.spec_from_file_location(
+        "oj_to_contract", ROOT / "examples" / "oj_to_contract.py"
+    )
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     files = mod.contract_files(DATA, tmp_path)
     import polars as pl
+
     sales = pl.read_csv(files["sales"], try_parse_dates=True)
     assert sales.height == 106_139 and sales["date"].dt.weekday().unique().to_list() == [1]
     assert sales.select("item_id", "market", "date").is_duplicated().sum() == 0

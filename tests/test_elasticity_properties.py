@@ -22,15 +22,20 @@ def small():
     return simulate_panel(n_items=20, weeks=52, base_units=15, price_sd=0.2, seed=5)
 
 
-@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(scale=st.floats(min_value=1e-3, max_value=1e3), model=st.sampled_from(
-    ["ols", "poisson", "hierarchical", "iv"]))
+@settings(
+    max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    scale=st.floats(min_value=1e-3, max_value=1e3),
+    model=st.sampled_from(["ols", "poisson", "hierarchical", "iv"]),
+)
 def test_scaling_prices_leaves_elasticities_unchanged(small, scale, model):
     sales, items, _ = small
     kw = {"instrument": "unit_cost"} if model == "iv" else {}
     a = estimate(sales, model=model, items=items, **kw).elasticities
-    b = estimate(sales.with_columns(pl.col("price") * scale), model=model, items=items,
-                 **kw).elasticities
+    b = estimate(
+        sales.with_columns(pl.col("price") * scale), model=model, items=items, **kw
+    ).elasticities
     np.testing.assert_allclose(b["elasticity"], a["elasticity"], rtol=1e-7, atol=1e-7)
     np.testing.assert_allclose(b["std_error"], a["std_error"], rtol=1e-6, atol=1e-8)
 
@@ -49,14 +54,24 @@ def _bad_groups():
     rows = []
     for w in range(30):
         day = d0 + dt.timedelta(weeks=w)
-        rows += [("FLAT", "US", day, 100.0, 3 + w % 2, 0),          # no price variation
-                 ("ZERO", "US", day, 100.0 + w, 0, 0),               # never sold
-                 ("GOOD", "US", day, 100.0 * (1 + 0.2 * np.sin(w)), int(20 - 8 * np.sin(w)),
-                  w % 5 == 0)]
+        rows += [
+            ("FLAT", "US", day, 100.0, 3 + w % 2, 0),  # no price variation
+            ("ZERO", "US", day, 100.0 + w, 0, 0),  # never sold
+            ("GOOD", "US", day, 100.0 * (1 + 0.2 * np.sin(w)), int(20 - 8 * np.sin(w)), w % 5 == 0),
+        ]
     rows += [("FEW", "US", d0 + dt.timedelta(weeks=w), 90.0 + w, 5, 0) for w in range(4)]
-    return pl.DataFrame(rows, schema={"item_id": pl.String, "market": pl.String,
-                                      "date": pl.Date, "price": pl.Float64,
-                                      "quantity": pl.Int64, "promo": pl.Int8}, orient="row")
+    return pl.DataFrame(
+        rows,
+        schema={
+            "item_id": pl.String,
+            "market": pl.String,
+            "date": pl.Date,
+            "price": pl.Float64,
+            "quantity": pl.Int64,
+            "promo": pl.Int8,
+        },
+        orient="row",
+    )
 
 
 @pytest.mark.parametrize("model", ["ols", "poisson", "iv", "hierarchical", "panel"])
@@ -104,10 +119,12 @@ def test_predict_reproduces_poisson_fitted_means(small):
     np.testing.assert_allclose(tot["expected_quantity"], tot["quantity"], rtol=1e-8)
     # a 10% price cut raises expected quantity by 1.1**-e exactly
     cut = res.predict(sales.with_columns(pl.col("price") * 0.9))
-    e = sales.select(KEYS).join(res.elasticities.select([*KEYS, "elasticity"]), on=KEYS,
-                                how="left")["elasticity"]
-    np.testing.assert_allclose(cut["expected_quantity"] / pred["expected_quantity"],
-                               0.9 ** e.to_numpy(), rtol=1e-10)
+    e = sales.select(KEYS).join(
+        res.elasticities.select([*KEYS, "elasticity"]), on=KEYS, how="left"
+    )["elasticity"]
+    np.testing.assert_allclose(
+        cut["expected_quantity"] / pred["expected_quantity"], 0.9 ** e.to_numpy(), rtol=1e-10
+    )
 
 
 def test_fit_partition_same_numbers_for_pandas_arrow_polars(small):
@@ -116,8 +133,13 @@ def test_fit_partition_same_numbers_for_pandas_arrow_polars(small):
     ref = estimate(sales, **spec).elasticities
     for frame in (sales.to_pandas(), sales.to_arrow(), sales):
         out = fit_partition(frame, spec)
-        out = out if isinstance(out, pl.DataFrame) else pl.from_pandas(out) \
-            if hasattr(out, "iloc") else pl.from_arrow(out)
+        out = (
+            out
+            if isinstance(out, pl.DataFrame)
+            else pl.from_pandas(out)
+            if hasattr(out, "iloc")
+            else pl.from_arrow(out)
+        )
         np.testing.assert_allclose(out["elasticity"], ref["elasticity"], rtol=1e-12)
         assert "b_intercept" in out.columns and "b_promo" in out.columns
 
@@ -126,8 +148,16 @@ def test_results_object(small):
     sales, _, _ = small
     res = estimate(sales, model="ols", alpha=0.1)
     t = res.elasticities
-    assert t.columns[:8] == ["item_id", "market", "elasticity", "std_error", "ci_low",
-                             "ci_high", "n_obs", "method"]
+    assert t.columns[:8] == [
+        "item_id",
+        "market",
+        "elasticity",
+        "std_error",
+        "ci_low",
+        "ci_high",
+        "n_obs",
+        "method",
+    ]
     ci = res.conf_int(0.1)
     np.testing.assert_allclose(ci["ci_low"], t["ci_low"], rtol=1e-12)
     assert "model: ols" in str(res) and res.summary == str(res)

@@ -26,9 +26,13 @@ def cig():
     folder = _need(DATA / "cigarettes_sw")
     ref = json.loads((folder / "reference.json").read_text())["checks"]
     df = pl.read_csv(folder / "cigarettes_sw.csv").with_columns(
-        item_id=pl.col("state"), market=pl.lit("US"), price=pl.col("rprice"),
-        quantity=pl.col("packs"), log_rincome=pl.col("rincome").log(),
-        date=pl.date(pl.col("year"), 1, 1))
+        item_id=pl.col("state"),
+        market=pl.lit("US"),
+        price=pl.col("rprice"),
+        quantity=pl.col("packs"),
+        log_rincome=pl.col("rincome").log(),
+        date=pl.date(pl.col("year"), 1, 1),
+    )
     return df, ref
 
 
@@ -37,15 +41,24 @@ def _pooled(res):
     return row, res.params.row(0, named=True)
 
 
-@pytest.mark.parametrize("i, instruments, controls", [
-    (0, "salestax", None),
-    (1, "salestax", ["log_rincome"]),
-    (2, ["salestax", "cigtax"], ["log_rincome"]),
-])
+@pytest.mark.parametrize(
+    "i, instruments, controls",
+    [
+        (0, "salestax", None),
+        (1, "salestax", ["log_rincome"]),
+        (2, ["salestax", "cigtax"], ["log_rincome"]),
+    ],
+)
 def test_cigarettes_2sls_1995(cig, i, instruments, controls):
     df, ref = cig
-    res = estimate(df.filter(pl.col("year") == 1995), model="iv", by=None,
-                   instrument=instruments, controls=controls, min_obs=2)
+    res = estimate(
+        df.filter(pl.col("year") == 1995),
+        model="iv",
+        by=None,
+        instrument=instruments,
+        controls=controls,
+        min_obs=2,
+    )
     row, par = _pooled(res)
     assert row["elasticity"] == pytest.approx(ref[i]["coef"], abs=1e-4)
     assert row["std_error"] == pytest.approx(ref[i]["se"], abs=1e-4)
@@ -56,19 +69,24 @@ def test_cigarettes_2sls_1995(cig, i, instruments, controls):
     assert row["first_stage_f"] > 10 and "weak_instrument" not in row["flags"]
 
 
-@pytest.mark.parametrize("i, instruments", [(3, ["dsalestax"]), (4, ["dcigtax"]),
-                                            (5, ["dsalestax", "dcigtax"])])
+@pytest.mark.parametrize(
+    "i, instruments", [(3, ["dsalestax"]), (4, ["dcigtax"]), (5, ["dsalestax", "dcigtax"])]
+)
 def test_cigarettes_2sls_long_differences(cig, i, instruments):
     df, ref = cig
     a = df.filter(pl.col("year") == 1985).sort("state")
     b = df.filter(pl.col("year") == 1995).sort("state")
     # quantity and price as 1995/1985 ratios: their logs are the long differences
     diff = b.select("item_id", "market", "date").with_columns(
-        quantity=b["packs"] / a["packs"], price=b["rprice"] / a["rprice"],
+        quantity=b["packs"] / a["packs"],
+        price=b["rprice"] / a["rprice"],
         dlog_rincome=b["log_rincome"] - a["log_rincome"],
-        dsalestax=b["salestax"] - a["salestax"], dcigtax=b["cigtax"] - a["cigtax"])
-    res = estimate(diff, model="iv", by=None, instrument=instruments,
-                   controls=["dlog_rincome"], min_obs=2)
+        dsalestax=b["salestax"] - a["salestax"],
+        dcigtax=b["cigtax"] - a["cigtax"],
+    )
+    res = estimate(
+        diff, model="iv", by=None, instrument=instruments, controls=["dlog_rincome"], min_obs=2
+    )
     row, par = _pooled(res)
     assert row["elasticity"] == pytest.approx(ref[i]["coef"], abs=1e-4)
     assert row["std_error"] == pytest.approx(ref[i]["se"], abs=1e-4)
@@ -82,10 +100,12 @@ def oj():
     folder = _need(DATA / "dominicks_oj")
     ref = json.loads((folder / "reference.json").read_text())["checks"]
     df = pl.read_csv(folder / "oj_3brand.csv").with_columns(
-        item_id=pl.col("brand"), market=pl.col("store").cast(pl.String),
-        quantity=pl.col("sales"), date=pl.lit(dt.date(1989, 9, 11)) +
-        pl.duration(weeks=pl.col("week")),
-        logp_feat=pl.col("price").log() * pl.col("feat_any"))
+        item_id=pl.col("brand"),
+        market=pl.col("store").cast(pl.String),
+        quantity=pl.col("sales"),
+        date=pl.lit(dt.date(1989, 9, 11)) + pl.duration(weeks=pl.col("week")),
+        logp_feat=pl.col("price").log() * pl.col("feat_any"),
+    )
     return df, ref
 
 
@@ -98,8 +118,9 @@ def test_oj_pooled_ols(oj):
 
 def test_oj_brand_fixed_effects(oj):
     df, ref = oj
-    res = estimate(df, model="ols", by=None, controls=None, fixed_effects=["item_id"],
-                   se="nonrobust")
+    res = estimate(
+        df, model="ols", by=None, controls=None, fixed_effects=["item_id"], se="nonrobust"
+    )
     assert res.elasticities["elasticity"][0] == pytest.approx(ref[1]["published"], abs=1e-4)
     assert res.elasticities["std_error"][0] == pytest.approx(0.0229, abs=1e-4)
 
@@ -120,5 +141,6 @@ def test_oj_slope_by_brand_and_feature(oj):
         row = p.filter(pl.col("item_id") == brand).row(0, named=True)
         want = ref[3]["elasticity"]
         assert row["log_price"] == pytest.approx(want[f"{brand}|feat=0"], abs=1e-4)
-        assert row["log_price"] + row["logp_feat"] == pytest.approx(want[f"{brand}|feat=1"],
-                                                                    abs=1e-4)
+        assert row["log_price"] + row["logp_feat"] == pytest.approx(
+            want[f"{brand}|feat=1"], abs=1e-4
+        )

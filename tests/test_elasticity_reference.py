@@ -68,6 +68,7 @@ def test_ols_hc1_matches_statsmodels(panel):
         Xv, cols = _varying(X[pos])
         r = sm.OLS(np.log(q[pos]), Xv).fit(cov_type="HC1")
         return r.params, r.bse[1], cols
+
     _check(res, d, rows, fit)
     n_zero = res.elasticities["n_zero"].to_numpy()
     assert n_zero.sum() > 0
@@ -88,6 +89,7 @@ def test_poisson_robust_matches_statsmodels_glm(panel, se):
         k = Xv.shape[1]
         f = np.sqrt(len(q) / (len(q) - k)) if se == "HC1" else 1.0
         return r.params, r.bse[1] * f, cols
+
     _check(res, d, rows, fit)
 
 
@@ -111,7 +113,7 @@ def test_2sls_matches_closed_form(panel):
         b = np.linalg.solve(Xh.T @ X, Xh.T @ y)
         u = y - X @ b
         B = np.linalg.inv(Xh.T @ Xh)
-        V = n / (n - k) * B @ (Xh.T * u ** 2) @ Xh @ B
+        V = n / (n - k) * B @ (Xh.T * u**2) @ Xh @ B
         assert e[g] == pytest.approx(b[1], rel=1e-6, abs=1e-6)
         assert s[g] == pytest.approx(np.sqrt(V[1, 1]), rel=1e-6, abs=1e-6)
         fs = sm.OLS(X[:, 1], Z).fit()
@@ -119,43 +121,50 @@ def test_2sls_matches_closed_form(panel):
 
 
 def _pandas(sales, items):
-    df = sales.join(items, on="item_id").filter(pl.col("quantity") > 0).with_columns(
-        lq=pl.col("quantity").log(), lp=pl.col("price").log(),
-        wk=pl.col("date").cast(pl.String))
+    df = (
+        sales.join(items, on="item_id")
+        .filter(pl.col("quantity") > 0)
+        .with_columns(
+            lq=pl.col("quantity").log(), lp=pl.col("price").log(), wk=pl.col("date").cast(pl.String)
+        )
+    )
     return df.to_pandas()
 
 
 def test_panel_common_slope_clustered_matches_statsmodels_dummies():
-    sales, items, _ = simulate_panel(n_items=16, markets=("US",), weeks=30, n_categories=2,
-                                     seed=3)
+    sales, items, _ = simulate_panel(n_items=16, markets=("US",), weeks=30, n_categories=2, seed=3)
     res = estimate(sales, model="panel", items=items, slope="common")
     df = _pandas(sales, items)
     t = res.elasticities.sort("category")
     for row, (_cat, sub) in zip(t.iter_rows(named=True), df.groupby("category"), strict=True):
         cl = pd.Categorical(sub["item_id"]).codes
         f = smf.ols("lq ~ lp + promo + C(item_id) + C(wk)", data=sub).fit(
-            cov_type="cluster", cov_kwds={"groups": cl})
+            cov_type="cluster", cov_kwds={"groups": cl}
+        )
         assert row["elasticity"] == pytest.approx(f.params["lp"], rel=1e-6)
         assert row["std_error"] == pytest.approx(f.bse["lp"], rel=1e-6)
 
 
 def test_panel_item_slope_matches_statsmodels_dummies():
-    sales, items, _ = simulate_panel(n_items=10, markets=("US",), weeks=30, n_categories=1,
-                                     seed=4)
+    sales, items, _ = simulate_panel(n_items=10, markets=("US",), weeks=30, n_categories=1, seed=4)
     res = estimate(sales, model="panel", items=items, slope="item")
-    f = smf.ols("lq ~ C(item_id) + C(item_id):lp + C(item_id):promo + C(wk)",
-                data=_pandas(sales, items)).fit()
+    f = smf.ols(
+        "lq ~ C(item_id) + C(item_id):lp + C(item_id):promo + C(wk)", data=_pandas(sales, items)
+    ).fit()
     for row in res.elasticities.iter_rows(named=True):
-        assert row["elasticity"] == pytest.approx(f.params[f"C(item_id)[{row['item_id']}]:lp"],
-                                                  rel=1e-6)
+        assert row["elasticity"] == pytest.approx(
+            f.params[f"C(item_id)[{row['item_id']}]:lp"], rel=1e-6
+        )
 
 
 def test_absorbed_fixed_effects_hc1_matches_statsmodels():
     sales, _, _ = simulate_panel(n_items=12, markets=("US", "GB", "DE"), weeks=20, seed=8)
-    res = estimate(sales, model="ols", by=["market"], controls=["promo"],
-                   fixed_effects=["item_id"])
-    df = sales.filter(pl.col("quantity") > 0).with_columns(
-        lq=pl.col("quantity").log(), lp=pl.col("price").log()).to_pandas()
+    res = estimate(sales, model="ols", by=["market"], controls=["promo"], fixed_effects=["item_id"])
+    df = (
+        sales.filter(pl.col("quantity") > 0)
+        .with_columns(lq=pl.col("quantity").log(), lp=pl.col("price").log())
+        .to_pandas()
+    )
     for row in res.elasticities.iter_rows(named=True):
         sub = df[df.market == row["market"]]
         f = smf.ols("lq ~ lp + promo + C(item_id)", data=sub).fit(cov_type="HC1")

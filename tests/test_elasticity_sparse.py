@@ -36,7 +36,7 @@ def _reference_columns(X: np.ndarray, q: np.ndarray, names: list[str]) -> list[i
             fit = np.linalg.lstsq(X[:, cols], X[:, j], rcond=None)[0]
             resid = X[:, j] - X[:, cols] @ fit
             r2 = 1 - resid @ resid / ((X[:, j] - X[:, j].mean()) ** 2).sum()
-            if 1 / (1 - r2) >= 10:                      # variance inflation of 10 or more
+            if 1 / (1 - r2) >= 10:  # variance inflation of 10 or more
                 continue
         cols.append(j)
     return cols
@@ -45,8 +45,9 @@ def _reference_columns(X: np.ndarray, q: np.ndarray, names: list[str]) -> list[i
 @pytest.fixture(scope="module")
 def sparse():
     # slow sellers (0.3-3 units/week), some launched late: the rules bite on many groups
-    sales, items, truth = simulate_panel(n_items=80, weeks=60, base_units=0.8, price_sd=0.2,
-                                         season_amp=0.3, seed=51)
+    sales, items, truth = simulate_panel(
+        n_items=80, weeks=60, base_units=0.8, price_sd=0.2, season_amp=0.3, seed=51
+    )
     late = pl.col("item_id").is_in([f"I{i:06d}" for i in range(0, 80, 4)])
     sales = sales.filter(~late | (pl.col("date") >= dt.date(2022, 1, 3) + dt.timedelta(weeks=28)))
     return sales, items, truth
@@ -81,12 +82,12 @@ def test_rules_match_statsmodels_on_the_columns_they_keep(sparse):
             rescued += 1
         assert kept == cols, (g, d.names)
         r = sm.GLM(q, X[:, cols], family=sm.families.Poisson()).fit(cov_type="HC0", tol=1e-13)
-        f = np.sqrt(len(q) / (len(q) - len(cols)))       # our HC1 factor
+        f = np.sqrt(len(q) / (len(q) - len(cols)))  # our HC1 factor
         assert e[g] == pytest.approx(r.params[1], abs=1e-6, rel=1e-6)
         assert s[g] == pytest.approx(r.bse[1] * f, abs=1e-6, rel=1e-6)
         reduced += len(cols) < 6
         full += len(cols) == 6
-    assert reduced >= 40 and full >= 10                 # both kinds are exercised
+    assert reduced >= 40 and full >= 10  # both kinds are exercised
     assert rescued >= 3
 
 
@@ -100,21 +101,36 @@ def test_rules_off_keeps_every_column(sparse):
 
 def _separated_panel() -> pl.DataFrame:
     """30 ordinary items, one that never sold on promotion, one that sold only in the sale."""
-    sales, _, _ = simulate_panel(n_items=30, markets=("US",), weeks=60, base_units=2.0,
-                                 price_sd=0.2, seed=52)
+    sales, _, _ = simulate_panel(
+        n_items=30, markets=("US",), weeks=60, base_units=2.0, price_sd=0.2, seed=52
+    )
     rng = np.random.default_rng(5)
     d0 = dt.date(2022, 1, 3)
     promo = (np.arange(60) % 6 == 0).astype(np.int8)
     sale = (np.arange(60) % 10 < 2).astype(np.int8)
     frames = []
     for name, flag, price, q in (
-            ("PROMO", promo, 500.0 * np.exp(rng.normal(0, 0.1, 60)) * (1 - 0.2 * promo),
-             np.where(promo == 1, 0, rng.poisson(0.6, 60))),
-            ("SALE", sale, np.where(sale == 1, 400.0, 500.0), sale * rng.integers(1, 3, 60))):
-        frames.append(pl.DataFrame({
-            "item_id": name, "market": "US",
-            "date": [d0 + dt.timedelta(weeks=w) for w in range(60)], "price": price,
-            "quantity": q.astype(np.int64), "promo": flag, "unit_cost": 200.0}))
+        (
+            "PROMO",
+            promo,
+            500.0 * np.exp(rng.normal(0, 0.1, 60)) * (1 - 0.2 * promo),
+            np.where(promo == 1, 0, rng.poisson(0.6, 60)),
+        ),
+        ("SALE", sale, np.where(sale == 1, 400.0, 500.0), sale * rng.integers(1, 3, 60)),
+    ):
+        frames.append(
+            pl.DataFrame(
+                {
+                    "item_id": name,
+                    "market": "US",
+                    "date": [d0 + dt.timedelta(weeks=w) for w in range(60)],
+                    "price": price,
+                    "quantity": q.astype(np.int64),
+                    "promo": flag,
+                    "unit_cost": 200.0,
+                }
+            )
+        )
     return pl.concat([sales, *frames], how="vertical_relaxed")
 
 
@@ -123,7 +139,7 @@ def test_separation_by_a_control_is_refitted_without_it():
     one = sales.filter(pl.col("item_id") == "PROMO")
     d = build(one, KEYS, resolve_controls("default"))
     ref = sm.GLM(d.q, d.X, family=sm.families.Poisson()).fit(maxiter=200)
-    assert ref.params[2] < -15                          # statsmodels: promo runs off to -inf
+    assert ref.params[2] < -15  # statsmodels: promo runs off to -inf
     res = estimate(sales, model="poisson")
     row = res.elasticities.filter(pl.col("item_id") == "PROMO").row(0, named=True)
     assert "separated" in row["flags"] and "failed" not in row["flags"]
@@ -132,7 +148,8 @@ def test_separation_by_a_control_is_refitted_without_it():
     cols = _reference_columns(d.X[rows], d.q[rows], d.names)
     assert 2 not in cols
     ok = sm.GLM(d.q[rows], d.X[rows][:, cols], family=sm.families.Poisson()).fit(
-        cov_type="HC0", tol=1e-13)
+        cov_type="HC0", tol=1e-13
+    )
     assert row["elasticity"] == pytest.approx(ok.params[1], rel=1e-6)
     assert np.isnan(res.params.filter(pl.col("item_id") == "PROMO")["promo"][0])
 
@@ -148,19 +165,25 @@ def test_separation_by_price_fails_and_gets_the_level_prior():
 
 
 def test_trend_is_held_after_the_fit_window():
-    sales, _, _ = simulate_panel(n_items=5, markets=("US",), weeks=80, base_units=20,
-                                 trend=0.5, seed=53)
+    sales, _, _ = simulate_panel(
+        n_items=5, markets=("US",), weeks=80, base_units=20, trend=0.5, seed=53
+    )
     res = estimate(sales, model="poisson")
     end = sales["date"].max()
     assert res.parameters["end"] == str(end)
     later = sales.filter(pl.col("date") == end).with_columns(
-        pl.col("date") + dt.timedelta(weeks=30), pl.lit(0).cast(pl.Int8).alias("promo"))
+        pl.col("date") + dt.timedelta(weeks=30), pl.lit(0).cast(pl.Int8).alias("promo")
+    )
     pred = res.predict(later).join(res.params, on=KEYS)
     t_end = (end - sales["date"].min()).days / YEAR_DAYS
     angle = 2 * np.pi * pred["date"].dt.ordinal_day().to_numpy() / YEAR_DAYS
-    eta = (pred["intercept"] + pred["log_price"] * pred["price"].log()
-           + pred["sin1"] * np.sin(angle) + pred["cos1"] * np.cos(angle)
-           + pred["trend"] * t_end).to_numpy()
+    eta = (
+        pred["intercept"]
+        + pred["log_price"] * pred["price"].log()
+        + pred["sin1"] * np.sin(angle)
+        + pred["cos1"] * np.cos(angle)
+        + pred["trend"] * t_end
+    ).to_numpy()
     np.testing.assert_allclose(pred["expected_quantity"].to_numpy(), np.exp(eta), rtol=1e-10)
     # inside the window the trend runs as fitted: fitted totals equal observed totals
     fit = res.predict(sales).group_by(KEYS).agg(pl.col("quantity", "expected_quantity").sum())
@@ -174,16 +197,16 @@ def test_shrinking_keeps_the_level_at_the_groups_mean_price(sparse):
     from pricelab.elasticity.design import with_items
     from pricelab.elasticity.fastols import fit_poisson_runs
     from pricelab.elasticity.hierarchical import shrink
+
     sales, items, _ = sparse
     df = with_items(sales, items)
-    out, _, names, first = fit_poisson_runs(df, KEYS, resolve_controls("default"),
-                                            df["date"].min())
+    out, _, names, first = fit_poisson_runs(df, KEYS, resolve_controls("default"), df["date"].min())
     own = out["params"].copy()
     m = out["mean_log_price"].copy()
     out, _ = shrink(out, first, out["mean_quantity"], None)
     fit = np.isfinite(own[:, 1])
     assert fit.sum() >= 100
-    assert np.abs(own[fit, 1] - out["params"][fit, 1]).max() > 0.5   # slopes really moved
+    assert np.abs(own[fit, 1] - out["params"][fit, 1]).max() > 0.5  # slopes really moved
     at_mean = own[fit, 0] + own[fit, 1] * m[fit]
     at_mean_h = out["params"][fit, 0] + out["params"][fit, 1] * m[fit]
     np.testing.assert_allclose(at_mean_h, at_mean, rtol=0, atol=1e-9)

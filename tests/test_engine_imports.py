@@ -26,8 +26,12 @@ def elasticity_imports(source: str) -> list[tuple[int, str, str | None]]:
     (``name`` None for a plain ``import module``), at any depth (also inside functions)."""
     found: list[tuple[int, str, str | None]] = []
     for node in ast.walk(ast.parse(source)):
-        if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module and (
-                node.module == "pricelab" or node.module.startswith("pricelab.elasticity")):
+        if (
+            isinstance(node, ast.ImportFrom)
+            and node.level == 0
+            and node.module
+            and (node.module == "pricelab" or node.module.startswith("pricelab.elasticity"))
+        ):
             for alias in node.names:
                 if node.module == "pricelab" and alias.name != "elasticity":
                     continue
@@ -44,9 +48,9 @@ def violations(source: str) -> list[str]:
     bad = []
     for line, module, name in elasticity_imports(source):
         if name is None:
-            ok = module == "pricelab.elasticity"        # ``import pricelab.elasticity``
+            ok = module == "pricelab.elasticity"  # ``import pricelab.elasticity``
         elif module == "pricelab":
-            ok = True                                   # ``from pricelab import elasticity``
+            ok = True  # ``from pricelab import elasticity``
         else:
             ok = module in ALLOWED_MODULES and name in PUBLIC
         if not ok:
@@ -73,23 +77,32 @@ def test_engines_do_use_the_partition_api() -> None:
     # the rule above is not vacuous: the Spark tasks do import from pricelab.elasticity
     found = elasticity_imports((ENGINES / "_tasks.py").read_text())
     assert {"fit_groups", "group_stats", "shrink_groups", "wrap_results"} <= {
-        n for _, _, n in found}
+        n for _, _, n in found
+    }
 
 
-@pytest.mark.parametrize("source", [
-    "from pricelab.elasticity import design as D",
-    "from pricelab.elasticity.groupfit import fit_poisson",
-    "def f():\n    from pricelab.elasticity.model import _wrap\n",
-    "from pricelab.elasticity.hierarchical import shrink",
-    "from pricelab.elasticity import _something",
-    "import pricelab.elasticity.design",
-    "from pricelab.elasticity.batched import _LEVEL_ATTRS",
-])
+@pytest.mark.parametrize(
+    "source",
+    [
+        "from pricelab.elasticity import design as D",
+        "from pricelab.elasticity.groupfit import fit_poisson",
+        "def f():\n    from pricelab.elasticity.model import _wrap\n",
+        "from pricelab.elasticity.hierarchical import shrink",
+        "from pricelab.elasticity import _something",
+        "import pricelab.elasticity.design",
+        "from pricelab.elasticity.batched import _LEVEL_ATTRS",
+    ],
+)
 def test_private_imports_are_caught(source: str) -> None:
     assert len(violations(source)) == 1
 
 
 def test_public_imports_pass() -> None:
-    assert violations("from pricelab.elasticity import MODELS, fit_groups\n"
-                      "from pricelab.elasticity.batched import shrink_groups\n"
-                      "import pricelab.elasticity\nfrom pricelab import elasticity\n") == []
+    assert (
+        violations(
+            "from pricelab.elasticity import MODELS, fit_groups\n"
+            "from pricelab.elasticity.batched import shrink_groups\n"
+            "import pricelab.elasticity\nfrom pricelab import elasticity\n"
+        )
+        == []
+    )

@@ -85,9 +85,12 @@ def test_partitions_with_later_start_give_the_global_intercept() -> None:
     sales = sales.join(items, on="item_id")
     spec = {"model": "poisson", "by": ["item_id", "market"], "controls": "default"}
     local = estimate(sales, **spec)
-    ref = local.elasticities.join(local.params.rename(
-        {c: f"b_{c}" for c in local.params.columns if c not in ("item_id", "market")}),
-        on=["item_id", "market"])
+    ref = local.elasticities.join(
+        local.params.rename(
+            {c: f"b_{c}" for c in local.params.columns if c not in ("item_id", "market")}
+        ),
+        on=["item_id", "market"],
+    )
     late = pl.col("item_id").str.slice(1).cast(pl.Int64) % 7 > 0
     origin = sales["date"].min()
     parts = [sales.filter(late), sales.filter(~late)]
@@ -144,8 +147,9 @@ def test_thousands_of_groups_spark_equals_local(spark, tmp_path: Path) -> None:
     for model in ("ols", "poisson"):
         local = estimate(sales, model=model, items=items)
         out = tmp_path / f"{model}_out"
-        table = estimate_spark(path, model=model, items=items, partitions=3, spark=spark,
-                               output=out)
+        table = estimate_spark(
+            path, model=model, items=items, partitions=3, spark=spark, output=out
+        )
         assert table.height == 3000
         assert_same(local.elasticities, table.select(local.elasticities.columns))
         written = pl.read_parquet(out / "*.parquet").sort("item_id", "market")
@@ -158,8 +162,18 @@ def test_cli_spark_engine_stores_a_run(cli, spark, sample: dict, tmp_path: Path)
     db = tmp_path / "s.duckdb"
     api.ingest(db, **api.sample_files())
     local = api.estimate(db, model="poisson")
-    res = cli("estimate", "--engine", "spark", "--source", sample["path"], "--db", db,
-              "--model", "poisson", "--json")
+    res = cli(
+        "estimate",
+        "--engine",
+        "spark",
+        "--source",
+        sample["path"],
+        "--db",
+        db,
+        "--model",
+        "poisson",
+        "--json",
+    )
     assert res.exit_code == 0, res.stderr
     doc = json.loads(res.stdout)
     assert doc["groups"] == 616 and doc["run_id"] != local.run_id
@@ -187,8 +201,8 @@ def test_spark_input_errors(cli, spark, sample: dict, tmp_path: Path) -> None:
     assert res.stderr == f"error: {tmp_path / 'none.parquet'}: file not found\n"
     bad = tmp_path / "bad.parquet"
     sample["sales"].head(50).with_columns(
-        pl.when(pl.int_range(pl.len()) < 3).then(0.0).otherwise(pl.col("price"))
-        .alias("price")).write_parquet(bad)
+        pl.when(pl.int_range(pl.len()) < 3).then(0.0).otherwise(pl.col("price")).alias("price")
+    ).write_parquet(bad)
     res = cli("estimate", "--engine", "spark", "--source", bad, "--model", "ols")
     assert res.exit_code == 2
     assert res.stderr == "error: sales: column 'price' must be > 0 (3 rows are not)\n"
@@ -205,8 +219,18 @@ def test_databricks_entry_point(spark, sample: dict, tmp_path: Path, capsys) -> 
     items = tmp_path / "items.parquet"
     sample["items"].write_parquet(items)
     out = tmp_path / "elasticities"
-    code = run_estimate.main(["--source", str(sample["path"]), "--items", str(items),
-                              "--model", "hierarchical", "--output", str(out)])
+    code = run_estimate.main(
+        [
+            "--source",
+            str(sample["path"]),
+            "--items",
+            str(items),
+            "--model",
+            "hierarchical",
+            "--output",
+            str(out),
+        ]
+    )
     assert code == 0
     doc = json.loads(capsys.readouterr().out)
     assert doc["groups"] == 616 and doc["engine"] == "spark"
@@ -228,8 +252,12 @@ def test_pipeline_runs_estimation_on_spark(spark, tmp_path: Path) -> None:
     from pricelab.store import Store
 
     db = tmp_path / "p.duckdb"
-    config = {"inputs": {"folder": str(SAMPLE)}, "gate": {"enabled": False},
-              "optimize": {"enabled": False}, "monitor": {"enabled": False}}
+    config = {
+        "inputs": {"folder": str(SAMPLE)},
+        "gate": {"enabled": False},
+        "optimize": {"enabled": False},
+        "monitor": {"enabled": False},
+    }
     result = api.pipeline(db, config=config, engine="spark")
     assert result.exit_code == 0, result.message
     (est,) = [s for s in result.steps if s.step == "estimate"]
@@ -239,15 +267,20 @@ def test_pipeline_runs_estimation_on_spark(spark, tmp_path: Path) -> None:
     assert '"engine": "spark"' in params
     local = api.estimate(db).elasticities
     cols = ["item_id", "market", "elasticity", "std_error", "ci_low", "ci_high", "n_obs"]
-    assert_same(local.select(cols).sort("item_id", "market"),
-                spark_table.select(cols).sort("item_id", "market"))
+    assert_same(
+        local.select(cols).sort("item_id", "market"),
+        spark_table.select(cols).sort("item_id", "market"),
+    )
 
 
 # -- simulate --engine spark: the baseline window aggregated on Spark ------------------------
-SCENARIOS = [{"name": "us-shoes-plus-5",
-              "changes": [{"where": {"market": "US", "category": "shoes"},
-                           "price_change_pct": 5}]},
-             {"name": "all-minus-7", "changes": [{"price_change_pct": -7}]}]
+SCENARIOS = [
+    {
+        "name": "us-shoes-plus-5",
+        "changes": [{"where": {"market": "US", "category": "shoes"}, "price_change_pct": 5}],
+    },
+    {"name": "all-minus-7", "changes": [{"price_change_pct": -7}]},
+]
 
 
 @pytest.fixture(scope="module")
@@ -267,12 +300,24 @@ def test_simulate_spark_equals_local(spark, sample: dict, sim_db: Path, mode: st
     from pricelab.simulate import simulate
     from pricelab.store import Store
 
-    scenario = {"baseline_weeks": 8, "horizon_weeks": 4, "baseline_price": mode,
-                "scenarios": SCENARIOS}
+    scenario = {
+        "baseline_weeks": 8,
+        "horizon_weeks": 4,
+        "baseline_price": mode,
+        "scenarios": SCENARIOS,
+    }
     with Store.open(sim_db) as store:
         local = simulate(store, scenario, draws=200, seed=5, record=False)
-        remote = simulate(store, scenario, draws=200, seed=5, record=False, engine="spark",
-                          source=str(sample["path"]), spark=spark)
+        remote = simulate(
+            store,
+            scenario,
+            draws=200,
+            seed=5,
+            record=False,
+            engine="spark",
+            source=str(sample["path"]),
+            spark=spark,
+        )
     assert local.seasonality["applied"] and local.seasonality["adjusted_rows"] > 400
     assert remote.table.height == 2 * 616
     assert_same(local.table, remote.table)
@@ -283,16 +328,30 @@ def test_simulate_spark_equals_local(spark, sample: dict, sim_db: Path, mode: st
 
 @pytest.mark.spark
 @pytest.mark.filterwarnings(PANDAS_WARNING)
-def test_cli_simulate_spark_stores_a_run(cli, spark, sample: dict, sim_db: Path,
-                                         tmp_path: Path) -> None:
+def test_cli_simulate_spark_stores_a_run(
+    cli, spark, sample: dict, sim_db: Path, tmp_path: Path
+) -> None:
     import yaml
 
     scen = tmp_path / "scenario.yaml"
-    scen.write_text(yaml.safe_dump({"baseline_weeks": 6, "horizon_weeks": 2,
-                                    "scenarios": SCENARIOS}))
+    scen.write_text(
+        yaml.safe_dump({"baseline_weeks": 6, "horizon_weeks": 2, "scenarios": SCENARIOS})
+    )
     local = api.simulate(sim_db, scen, draws=100)
-    res = cli("simulate", "--scenario", scen, "--engine", "spark", "--source", sample["path"],
-              "--db", sim_db, "--draws", "100", "--json")
+    res = cli(
+        "simulate",
+        "--scenario",
+        scen,
+        "--engine",
+        "spark",
+        "--source",
+        sample["path"],
+        "--db",
+        sim_db,
+        "--draws",
+        "100",
+        "--json",
+    )
     assert res.exit_code == 0, res.stderr
     doc = json.loads(res.stdout)
     assert doc["rows"] == 2 * 616 and doc["run_id"] != local.run_id
@@ -314,10 +373,23 @@ def test_cli_simulate_spark_stores_a_run(cli, spark, sample: dict, sim_db: Path,
     assert "--source needs --engine spark" in res.stderr
     # a database holding only the estimates (made by estimate --engine spark, no sales)
     only = tmp_path / "estimates_only.duckdb"
-    res = cli("estimate", "--engine", "spark", "--source", sample["path"], "--db", only,
-              "--model", "ols")
+    res = cli(
+        "estimate", "--engine", "spark", "--source", sample["path"], "--db", only, "--model", "ols"
+    )
     assert res.exit_code == 0, res.stderr
-    res = cli("simulate", "--scenario", scen, "--engine", "spark", "--source", sample["path"],
-              "--db", only, "--draws", "0", "--json")
+    res = cli(
+        "simulate",
+        "--scenario",
+        scen,
+        "--engine",
+        "spark",
+        "--source",
+        sample["path"],
+        "--db",
+        only,
+        "--draws",
+        "0",
+        "--json",
+    )
     assert res.exit_code == 0, res.stderr
     assert json.loads(res.stdout)["rows"] == 2 * 616

@@ -24,7 +24,8 @@ def sample_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def _truth() -> pl.DataFrame:
     return pl.read_csv(REPO / "data" / "sample" / "true_elasticities.csv").select(
-        "item_id", "market", pl.col("elasticity").alias("true"))
+        "item_id", "market", pl.col("elasticity").alias("true")
+    )
 
 
 def test_default_model_recovers_sample_truth(cli, sample_db: Path, tmp_path: Path) -> None:
@@ -34,13 +35,26 @@ def test_default_model_recovers_sample_truth(cli, sample_db: Path, tmp_path: Pat
     doc = json.loads(res.stdout)
     assert doc["model"] == "hierarchical" and doc["groups"] == doc["estimated"]
     est = pl.read_parquet(out)
-    assert {"item_id", "market", "elasticity", "std_error", "ci_low", "ci_high", "n_obs",
-            "method", "n_zero", "price_variation", "flags", "category"} <= set(est.columns)
+    assert {
+        "item_id",
+        "market",
+        "elasticity",
+        "std_error",
+        "ci_low",
+        "ci_high",
+        "n_obs",
+        "method",
+        "n_zero",
+        "price_variation",
+        "flags",
+        "category",
+    } <= set(est.columns)
     joined = est.join(_truth(), on=["item_id", "market"])
     assert joined.height == est.height
     mae = joined.select((pl.col("elasticity") - pl.col("true")).abs().mean()).item()
-    cover = joined.select(((pl.col("ci_low") <= pl.col("true"))
-                           & (pl.col("true") <= pl.col("ci_high"))).mean()).item()
+    cover = joined.select(
+        ((pl.col("ci_low") <= pl.col("true")) & (pl.col("true") <= pl.col("ci_high"))).mean()
+    ).item()
     assert mae < 0.4
     assert cover >= 0.9
     # the run is stored with its results
@@ -55,7 +69,9 @@ def test_pooling_beats_per_item_poisson_on_sparse_sample(sample_db: Path) -> Non
     truth = _truth()
     mae = {}
     for model in ("poisson", "hierarchical"):
-        est = api.estimate(sample_db, model=model).elasticities.join(truth, on=["item_id", "market"])
+        est = api.estimate(sample_db, model=model).elasticities.join(
+            truth, on=["item_id", "market"]
+        )
         # poisson reports NaN (flag failed/separated) where a series cannot identify e
         est = est.filter(pl.col("elasticity").is_finite())
         mae[model] = est.select((pl.col("elasticity") - pl.col("true")).abs().mean()).item()
@@ -92,8 +108,19 @@ def test_bad_estimate_options(cli, sample_db: Path, tmp_path: Path) -> None:
 def test_hac_standard_errors_from_cli(cli, sample_db: Path, tmp_path: Path) -> None:
     out_hc1, out_hac = tmp_path / "hc1.csv", tmp_path / "hac.csv"
     assert cli("estimate", "--db", sample_db, "--model", "ols", "--output", out_hc1).exit_code == 0
-    res = cli("estimate", "--db", sample_db, "--model", "ols", "--se", "HAC", "--hac-lags", 2,
-              "--output", out_hac)
+    res = cli(
+        "estimate",
+        "--db",
+        sample_db,
+        "--model",
+        "ols",
+        "--se",
+        "HAC",
+        "--hac-lags",
+        2,
+        "--output",
+        out_hac,
+    )
     assert res.exit_code == 0, res.stderr
     a, b = pl.read_csv(out_hc1), pl.read_csv(out_hac)
     # same point estimates, different (autocorrelation-robust) standard errors

@@ -20,16 +20,29 @@ KEYS = ["item_id", "market"]
 
 @pytest.fixture(scope="module")
 def sim():
-    return synthetic_experiment(40, ("US", "GB"), cells=(-10.0, 0.0, 10.0), pre_weeks=6,
-                                test_weeks=3, elasticity=-1.5, seed=5, dispersion=0.2)
+    return synthetic_experiment(
+        40,
+        ("US", "GB"),
+        cells=(-10.0, 0.0, 10.0),
+        pre_weeks=6,
+        test_weeks=3,
+        elasticity=-1.5,
+        seed=5,
+        dispersion=0.2,
+    )
 
 
 def _unit_means(sales: pl.DataFrame, a: pl.DataFrame, key: str) -> pl.DataFrame:
     """Mean weekly units and revenue per randomisation unit (missing weeks are zeros)."""
     weeks = sales["date"].n_unique()
-    return (sales.join(a.select(*KEYS, key), on=KEYS)
-            .group_by(key).agg((pl.col("quantity").sum() / weeks).alias("q"),
-                               ((pl.col("price") * pl.col("quantity")).sum() / weeks).alias("r")))
+    return (
+        sales.join(a.select(*KEYS, key), on=KEYS)
+        .group_by(key)
+        .agg(
+            (pl.col("quantity").sum() / weeks).alias("q"),
+            ((pl.col("price") * pl.col("quantity")).sum() / weeks).alias("r"),
+        )
+    )
 
 
 def _sm_ratio(y, d, x, groups):
@@ -43,14 +56,19 @@ def _sm_ratio(y, d, x, groups):
 
 @pytest.mark.parametrize("unit", ["item-market", "item"])
 def test_effects_equal_statsmodels_cluster_ols(unit):
-    design, hist, test, _ = synthetic_experiment(40, ("US", "GB"), pre_weeks=6, test_weeks=3,
-                                                 seed=6, unit=unit, dispersion=0.2)
+    design, hist, test, _ = synthetic_experiment(
+        40, ("US", "GB"), pre_weeks=6, test_weeks=3, seed=6, unit=unit, dispersion=0.2
+    )
     res = analyze_experiment(design, test, hist)
     a = design.assignment.with_columns(
-        (pl.col("item_id") if unit == "item" else pl.concat_str(KEYS, separator="|")).alias("k"))
+        (pl.col("item_id") if unit == "item" else pl.concat_str(KEYS, separator="|")).alias("k")
+    )
     cells = a.group_by("k").agg(pl.col("price_change_pct").first())
-    df = (cells.join(_unit_means(test, a, "k"), on="k")
-          .join(_unit_means(hist, a, "k").rename({"q": "xq", "r": "xr"}), on="k").sort("k"))
+    df = (
+        cells.join(_unit_means(test, a, "k"), on="k")
+        .join(_unit_means(hist, a, "k").rename({"q": "xq", "r": "xr"}), on="k")
+        .sort("k")
+    )
     for pct in (-10.0, 10.0):
         sub = df.filter(pl.col("price_change_pct").is_in([0.0, pct]))
         d = (sub["price_change_pct"] == pct).to_numpy().astype(float)
@@ -71,10 +89,12 @@ def _sm_poisson(panel: pl.DataFrame):
     u = panel["u"].to_physical().to_numpy()
     _, u = np.unique(u, return_inverse=True)
     _, w = np.unique(panel["date"].to_numpy(), return_inverse=True)
-    X = np.column_stack([panel["x"].to_numpy(), np.eye(u.max() + 1)[u], np.eye(w.max() + 1)[w][:, 1:]])
-    fit = sm.GLM(panel["quantity"].to_numpy().astype(float), X,
-                 family=sm.families.Poisson()).fit(
-        cov_type="cluster", cov_kwds={"groups": u, "use_correction": False}, tol=1e-13)
+    X = np.column_stack(
+        [panel["x"].to_numpy(), np.eye(u.max() + 1)[u], np.eye(w.max() + 1)[w][:, 1:]]
+    )
+    fit = sm.GLM(panel["quantity"].to_numpy().astype(float), X, family=sm.families.Poisson()).fit(
+        cov_type="cluster", cov_kwds={"groups": u, "use_correction": False}, tol=1e-13
+    )
     g = u.max() + 1
     return fit.params[0], fit.bse[0] * np.sqrt(g / (g - 1))
 
@@ -82,12 +102,20 @@ def _sm_poisson(panel: pl.DataFrame):
 def test_elasticity_equals_statsmodels_poisson_glm(sim):
     design, hist, test, _ = sim
     res = analyze_experiment(design, test, hist)
-    a = design.assignment.select(*KEYS, "price_change_pct",
-                                 pl.concat_str(KEYS, separator="|").cast(pl.Categorical).alias("u"))
-    both = pl.concat([hist.with_columns(pl.lit(False).alias("t")),
-                      test.with_columns(pl.lit(True).alias("t"))]).join(a, on=KEYS)
-    both = both.with_columns(pl.when(pl.col("t")).then((1 + pl.col("price_change_pct") / 100).log())
-                             .otherwise(0.0).alias("x"))
+    a = design.assignment.select(
+        *KEYS,
+        "price_change_pct",
+        pl.concat_str(KEYS, separator="|").cast(pl.Categorical).alias("u"),
+    )
+    both = pl.concat(
+        [hist.with_columns(pl.lit(False).alias("t")), test.with_columns(pl.lit(True).alias("t"))]
+    ).join(a, on=KEYS)
+    both = both.with_columns(
+        pl.when(pl.col("t"))
+        .then((1 + pl.col("price_change_pct") / 100).log())
+        .otherwise(0.0)
+        .alias("x")
+    )
     for pct in (-10.0, 10.0):
         b, se = _sm_poisson(both.filter(pl.col("price_change_pct").is_in([0.0, pct])))
         row = res.table.filter(pl.col("price_change_pct") == pct)
@@ -140,12 +168,22 @@ def test_pipeline_intervals_cover_truth():
     """analyze_experiment end to end: units, revenue, profit and elasticity intervals."""
     reps, eps, hits = 300, -1.5, {"effect": 0, "revenue_effect": 0, "profit_effect": 0, "el": 0}
     for r in range(reps):
-        design, hist, test, _ = synthetic_experiment(60, ("US", "GB"), cells=(0.0, 10.0),
-                                                     pre_weeks=6, test_weeks=3, seed=10 * r,
-                                                     elasticity=eps, dispersion=0.2)
+        design, hist, test, _ = synthetic_experiment(
+            60,
+            ("US", "GB"),
+            cells=(0.0, 10.0),
+            pre_weeks=6,
+            test_weeks=3,
+            seed=10 * r,
+            elasticity=eps,
+            dispersion=0.2,
+        )
         row = analyze_experiment(design, test, hist).table.row(0, named=True)
-        truth = {"effect": 1.1**eps - 1, "revenue_effect": 1.1 ** (1 + eps) - 1,
-                 "profit_effect": 1.1**eps * (1.1 - 0.45) / 0.55 - 1}
+        truth = {
+            "effect": 1.1**eps - 1,
+            "revenue_effect": 1.1 ** (1 + eps) - 1,
+            "profit_effect": 1.1**eps * (1.1 - 0.45) / 0.55 - 1,
+        }
         for k, t in truth.items():
             hits[k] += row[f"{k}_low"] <= 100 * t <= row[f"{k}_high"]
         hits["el"] += row["elasticity_low"] <= eps <= row["elasticity_high"]
@@ -156,17 +194,24 @@ def test_pipeline_intervals_cover_truth():
 def test_cuped_narrows_intervals_when_pre_period_predicts():
     ratios, unrelated = [], []
     for seed in range(4):
-        design, hist, test, units = synthetic_experiment(60, ("US", "GB"), pre_weeks=8,
-                                                         test_weeks=3, seed=seed)
+        design, hist, test, units = synthetic_experiment(
+            60, ("US", "GB"), pre_weeks=8, test_weeks=3, seed=seed
+        )
         on = analyze_experiment(design, test, hist).table
         off = analyze_experiment(design, test, hist, cuped=False).table
-        ratios.append(((on["effect_high"] - on["effect_low"])
-                       / (off["effect_high"] - off["effect_low"])).mean())
+        ratios.append(
+            (
+                (on["effect_high"] - on["effect_low"]) / (off["effect_high"] - off["effect_low"])
+            ).mean()
+        )
         # a pre-period from unrelated units does not predict: CUPED must not hurt much
         shuffled = hist.with_columns(pl.col("quantity").shuffle(seed=seed).over("date"))
         on2 = analyze_experiment(design, test, shuffled).table
-        unrelated.append(((on2["effect_high"] - on2["effect_low"])
-                          / (off["effect_high"] - off["effect_low"])).mean())
+        unrelated.append(
+            (
+                (on2["effect_high"] - on2["effect_low"]) / (off["effect_high"] - off["effect_low"])
+            ).mean()
+        )
     assert max(ratios) < 0.7, ratios
     assert max(unrelated) < 1.05 and min(unrelated) > 0.9, unrelated
 
@@ -174,11 +219,13 @@ def test_cuped_narrows_intervals_when_pre_period_predicts():
 def test_missing_rows_count_as_zero_sales(sim):
     design, hist, test, _ = sim
     full = analyze_experiment(design, test, hist)
-    sparse = analyze_experiment(design, test.filter(pl.col("quantity") > 0),
-                                hist.filter(pl.col("quantity") > 0))
+    sparse = analyze_experiment(
+        design, test.filter(pl.col("quantity") > 0), hist.filter(pl.col("quantity") > 0)
+    )
     cols = ["effect_pct", "effect_se", "revenue_effect_pct", "elasticity", "elasticity_se"]
-    assert np.allclose(full.table.select(cols).to_numpy(), sparse.table.select(cols).to_numpy(),
-                       rtol=1e-9)
+    assert np.allclose(
+        full.table.select(cols).to_numpy(), sparse.table.select(cols).to_numpy(), rtol=1e-9
+    )
 
 
 def test_assignment_frame_gives_same_result_as_design(sim):
@@ -204,13 +251,15 @@ def test_srm_flags_lost_units(sim):
     design, hist, test, _ = sim
     ok = analyze_experiment(design, test, hist).srm
     assert not ok["mismatch"] and ok["p_value"] > 0.5
-    design, hist, test, _ = synthetic_experiment(200, ("US", "GB"), pre_weeks=4, test_weeks=2,
-                                                 seed=9)
+    design, hist, test, _ = synthetic_experiment(
+        200, ("US", "GB"), pre_weeks=4, test_weeks=2, seed=9
+    )
     lost = design.assignment.filter(pl.col("cell") == "+10%").head(60).select(KEYS)
     res = analyze_experiment(design, test.join(lost, on=KEYS, how="anti"), hist)
     srm = res.srm
-    expect = stats.chisquare(srm["observed"], np.array(srm["assigned"]) / sum(srm["assigned"])
-                             * sum(srm["observed"]))
+    expect = stats.chisquare(
+        srm["observed"], np.array(srm["assigned"]) / sum(srm["assigned"]) * sum(srm["observed"])
+    )
     assert srm["p_value"] == pytest.approx(expect.pvalue, rel=1e-9)
     n_cell = design.assignment.filter(pl.col("cell") == "+10%").height
     assert srm["observed"][srm["cells"].index("+10%")] == n_cell - 60
@@ -231,8 +280,9 @@ def test_cell_without_test_sales_keeps_other_results(sim):
 
 def test_no_sales_in_window_is_check_failed_naming_dates(sim):
     design, hist, test, _ = sim
-    with pytest.raises(CheckFailed, match=f"{design.start.isoformat()} to "
-                                          f"{design.end.isoformat()}") as err:
+    with pytest.raises(
+        CheckFailed, match=f"{design.start.isoformat()} to {design.end.isoformat()}"
+    ) as err:
         analyze_experiment(design, test.filter(pl.col("date") > design.end), hist)
     assert err.value.exit_code == 1
     with pytest.raises(CheckFailed):
@@ -263,9 +313,17 @@ def test_bad_inputs(sim):
 def test_outputs_contract_json_and_profit_without_cost(sim):
     design, hist, test, _ = sim
     res = analyze_experiment(design, test, hist, alpha=0.1)
-    assert res.table.columns[:9] == ["cell", "price_change_pct", "n_units", "effect_pct",
-                                     "effect_low", "effect_high", "elasticity", "elasticity_low",
-                                     "elasticity_high"]
+    assert res.table.columns[:9] == [
+        "cell",
+        "price_change_pct",
+        "n_units",
+        "effect_pct",
+        "effect_low",
+        "effect_high",
+        "elasticity",
+        "elasticity_low",
+        "elasticity_high",
+    ]
     row = res.table.row(0, named=True)
     z = stats.norm.ppf(0.95)
     assert row["effect_high"] - row["effect_pct"] == pytest.approx(z * row["effect_se"])

@@ -28,8 +28,22 @@ def sample_db(tmp_path: Path) -> Path:
 
 
 def _design(cli, db: Path, name: str = "spring", *extra: object):
-    return cli("experiment", "design", "--db", db, "--name", name, "--cells=-10,0,10",
-               "--weeks", 8, "--seed", 11, "--stratify", "category,market", *extra)
+    return cli(
+        "experiment",
+        "design",
+        "--db",
+        db,
+        "--name",
+        name,
+        "--cells=-10,0,10",
+        "--weeks",
+        8,
+        "--seed",
+        11,
+        "--stratify",
+        "category,market",
+        *extra,
+    )
 
 
 def _simulate_window(db: Path, name: str, path: Path, seed: int = 5) -> Path:
@@ -39,18 +53,28 @@ def _simulate_window(db: Path, name: str, path: Path, seed: int = 5) -> Path:
         base = s.query(
             "SELECT item_id, market, avg(quantity) AS rate FROM sales "
             "WHERE date >= (SELECT max(date) FROM sales) - INTERVAL 25 WEEK "
-            "GROUP BY ALL")
+            "GROUP BY ALL"
+        )
     rng = np.random.default_rng(seed)
     a = a.join(base, on=["item_id", "market"], how="left").with_columns(
-        pl.col("rate").fill_null(0.1) + 0.2)
+        pl.col("rate").fill_null(0.1) + 0.2
+    )
     rows = []
     for w in range(header["weeks"]):
         date = header["start"] + dt.timedelta(weeks=w)
         mu = a["rate"].to_numpy() * (1 + a["price_change_pct"].to_numpy() / 100) ** TRUE_E
         q = rng.poisson(mu)
-        rows.append(pl.DataFrame({"item_id": a["item_id"], "market": a["market"],
-                                  "date": [date] * a.height, "price": a["test_price"],
-                                  "quantity": q}))
+        rows.append(
+            pl.DataFrame(
+                {
+                    "item_id": a["item_id"],
+                    "market": a["market"],
+                    "date": [date] * a.height,
+                    "price": a["test_price"],
+                    "quantity": q,
+                }
+            )
+        )
     pl.concat(rows).write_csv(path)
     return path
 
@@ -65,8 +89,12 @@ def test_design_then_analyze_recovers_elasticity(cli, sample_db: Path, tmp_path:
     assign = pl.read_csv(out)
     assert {"item_id", "market", "cell", "price_change_pct", "stratum"} <= set(assign.columns)
     # stratified: in every stratum the cell counts differ by at most one
-    spread = assign.group_by("stratum", "cell").len().group_by("stratum").agg(
-        (pl.col("len").max() - pl.col("len").min()).alias("d"), pl.len().alias("k"))
+    spread = (
+        assign.group_by("stratum", "cell")
+        .len()
+        .group_by("stratum")
+        .agg((pl.col("len").max() - pl.col("len").min()).alias("d"), pl.len().alias("k"))
+    )
     assert (spread["d"] <= 1).all()
     # no sales in the window yet: exit 1 naming the dates
     res = cli("experiment", "analyze", "--db", sample_db, "--name", "spring")
@@ -74,8 +102,17 @@ def test_design_then_analyze_recovers_elasticity(cli, sample_db: Path, tmp_path:
     assert doc["start"] in res.stderr
     window = _simulate_window(sample_db, "spring", tmp_path / "window.csv")
     assert cli("ingest", "--db", sample_db, "--sales", window).exit_code == 0
-    res = cli("experiment", "analyze", "--db", sample_db, "--name", "spring", "--json",
-              "--output", tmp_path / "effects.csv")
+    res = cli(
+        "experiment",
+        "analyze",
+        "--db",
+        sample_db,
+        "--name",
+        "spring",
+        "--json",
+        "--output",
+        tmp_path / "effects.csv",
+    )
     assert res.exit_code == 0, res.stderr
     doc = json.loads(res.stdout)
     pooled = doc["pooled"]
@@ -97,8 +134,19 @@ def test_same_seed_same_assignment(cli, tmp_path: Path) -> None:
 
 
 def test_experiment_bad_input(cli, sample_db: Path) -> None:
-    res = cli("experiment", "design", "--db", sample_db, "--name", "a", "--cells=-10,10",
-              "--weeks", 4, "--seed", 1)
+    res = cli(
+        "experiment",
+        "design",
+        "--db",
+        sample_db,
+        "--name",
+        "a",
+        "--cells=-10,10",
+        "--weeks",
+        4,
+        "--seed",
+        1,
+    )
     assert res.exit_code == 2
     assert "control" in res.stderr
     res = _design(cli, sample_db, "b", "--stratify", "colour")

@@ -28,8 +28,13 @@ def data():
 
 def _design(data, **kw):
     units, history = data
-    args = {"name": "t", "cells": [-10, 0, 5, 10], "stratify": ["category", "market"],
-            "weeks": 4, "seed": 7}
+    args = {
+        "name": "t",
+        "cells": [-10, 0, 5, 10],
+        "stratify": ["category", "market"],
+        "weeks": 4,
+        "seed": 7,
+    }
     args.update(kw)
     return design_experiment(units, history, **args)
 
@@ -40,7 +45,7 @@ def _max_gap(counts: pl.DataFrame, by: list[str], cells: int) -> int:
     vals = wide.drop(by).to_numpy()
     assert vals.shape[1] <= cells
     full = np.zeros((vals.shape[0], cells))
-    full[:, :vals.shape[1]] = vals
+    full[:, : vals.shape[1]] = vals
     return int((full.max(axis=1) - full.min(axis=1)).max())
 
 
@@ -54,13 +59,17 @@ def test_stratification_is_exact_within_strata_and_overall(data):
         overall = a.group_by("cell").len()["len"].to_numpy()
         assert overall.max() - overall.min() <= 1
         assert set(a["stratum"].unique()) == {
-            f"category={c}|market={m}" for c, m in data[0].select("category", "market").unique()
-            .iter_rows()}
+            f"category={c}|market={m}"
+            for c, m in data[0].select("category", "market").unique().iter_rows()
+        }
 
 
 @settings(max_examples=60, deadline=None)
-@given(sizes=st.lists(st.integers(1, 17), min_size=1, max_size=8),
-       k=st.integers(2, 5), seed=st.integers(0, 10_000))
+@given(
+    sizes=st.lists(st.integers(1, 17), min_size=1, max_size=8),
+    k=st.integers(2, 5),
+    seed=st.integers(0, 10_000),
+)
 def test_blocked_counts_property(sizes, k, seed):
     ids = [f"u{s}-{i}" for s, n in enumerate(sizes) for i in range(n)]
     strata = [f"s{s}" for s, n in enumerate(sizes) for _ in range(n)]
@@ -83,9 +92,15 @@ def test_same_seed_same_assignment_and_row_order_irrelevant(data):
     a2 = _design(data).assignment
     assert a1.equals(a2)
     shuffled = units.sample(fraction=1.0, shuffle=True, seed=3)
-    a3 = design_experiment(shuffled, history.sample(fraction=1.0, shuffle=True, seed=4),
-                           name="t", cells=[-10, 0, 5, 10], stratify=["category", "market"],
-                           weeks=4, seed=7).assignment
+    a3 = design_experiment(
+        shuffled,
+        history.sample(fraction=1.0, shuffle=True, seed=4),
+        name="t",
+        cells=[-10, 0, 5, 10],
+        stratify=["category", "market"],
+        weeks=4,
+        seed=7,
+    ).assignment
     assert a1.equals(a3)
     other = _design(data, seed=8).assignment
     assert not a1["cell"].equals(other["cell"])
@@ -93,13 +108,16 @@ def test_same_seed_same_assignment_and_row_order_irrelevant(data):
 
 def test_item_unit_shares_cell_across_markets(data):
     d = _design(data, unit="item", stratify=["category"])
-    per_item = d.assignment.group_by("item_id").agg(pl.col("cell").n_unique().alias("k"),
-                                                    pl.len().alias("m"))
+    per_item = d.assignment.group_by("item_id").agg(
+        pl.col("cell").n_unique().alias("k"), pl.len().alias("m")
+    )
     assert (per_item["k"] == 1).all() and (per_item["m"] == 4).all()
     items = d.assignment.unique("item_id").group_by("stratum", "cell").len()
     assert _max_gap(items, ["stratum"], 4) <= 1
-    assert d.power["n_control"][0] == d.assignment.filter(pl.col("cell") == "control")[
-        "item_id"].n_unique()
+    assert (
+        d.power["n_control"][0]
+        == d.assignment.filter(pl.col("cell") == "control")["item_id"].n_unique()
+    )
     with pytest.raises(UsageError, match="'market' varies across the markets"):
         _design(data, unit="item", stratify=["market"])
 
@@ -107,10 +125,18 @@ def test_item_unit_shares_cell_across_markets(data):
 def test_assignment_columns_and_prices(data):
     d = _design(data)
     a = d.assignment
-    assert a.columns[:7] == ["item_id", "market", "cell", "price_change_pct", "stratum",
-                             "current_price", "test_price"]
-    expect = np.round(a["current_price"].to_numpy() * (1 + a["price_change_pct"].to_numpy() / 100),
-                      2)
+    assert a.columns[:7] == [
+        "item_id",
+        "market",
+        "cell",
+        "price_change_pct",
+        "stratum",
+        "current_price",
+        "test_price",
+    ]
+    expect = np.round(
+        a["current_price"].to_numpy() * (1 + a["price_change_pct"].to_numpy() / 100), 2
+    )
     assert np.allclose(a["test_price"].to_numpy(), expect)
     assert set(a["cell"]) == {"-10%", "control", "+5%", "+10%"}
     assert d.start == START + dt.timedelta(weeks=10)
@@ -124,9 +150,11 @@ def test_balance_matches_hand_computation(data):
     units, history = data
     d = _design(data)
     weeks = history["date"].n_unique()
-    per_unit = (history.group_by("item_id", "market").agg(
-        (pl.col("quantity").sum() / weeks).alias("u"))
-        .join(d.assignment, on=["item_id", "market"]))
+    per_unit = (
+        history.group_by("item_id", "market")
+        .agg((pl.col("quantity").sum() / weeks).alias("u"))
+        .join(d.assignment, on=["item_id", "market"])
+    )
     u = {c: per_unit.filter(pl.col("cell") == c)["u"].to_numpy() for c in ("control", "+10%")}
     sd = np.sqrt((u["control"].var(ddof=1) + u["+10%"].var(ddof=1)) / 2)
     expect = (u["+10%"].mean() - u["control"].mean()) / sd
@@ -152,20 +180,23 @@ def test_start_option_and_history_after_start_ignored(data):
         _design(data, start="next week")
 
 
-@pytest.mark.parametrize(("kw", "message"), [
-    ({"cells": [-10, 10]}, "no control"),
-    ({"cells": [0]}, "at least one treated cell"),
-    ({"cells": [0, 5, 5]}, "repeat"),
-    ({"cells": [0, -100]}, "above -100%"),
-    ({"cells": ["a", 0]}, "must be numbers"),
-    ({"stratify": ["category", "colour"]}, "unknown stratify column 'colour'"),
-    ({"unit": "market"}, "unit must be one of"),
-    ({"weeks": 0}, "weeks must be"),
-    ({"seed": -1}, "seed must be"),
-    ({"mde": 0}, "mde"),
-    ({"alpha": 1.5}, "alpha"),
-    ({"name": " "}, "name"),
-])
+@pytest.mark.parametrize(
+    ("kw", "message"),
+    [
+        ({"cells": [-10, 10]}, "no control"),
+        ({"cells": [0]}, "at least one treated cell"),
+        ({"cells": [0, 5, 5]}, "repeat"),
+        ({"cells": [0, -100]}, "above -100%"),
+        ({"cells": ["a", 0]}, "must be numbers"),
+        ({"stratify": ["category", "colour"]}, "unknown stratify column 'colour'"),
+        ({"unit": "market"}, "unit must be one of"),
+        ({"weeks": 0}, "weeks must be"),
+        ({"seed": -1}, "seed must be"),
+        ({"mde": 0}, "mde"),
+        ({"alpha": 1.5}, "alpha"),
+        ({"name": " "}, "name"),
+    ],
+)
 def test_bad_arguments_raise_usage_error(data, kw, message):
     with pytest.raises(UsageError, match=message):
         _design(data, **kw)
@@ -174,16 +205,25 @@ def test_bad_arguments_raise_usage_error(data, kw, message):
 def test_bad_data_raise_data_error(data):
     units, history = data
     with pytest.raises(DataError, match="duplicate item_id"):
-        design_experiment(pl.concat([units, units.head(1)]), history, name="t", cells=[0, 5],
-                          weeks=2, seed=1)
+        design_experiment(
+            pl.concat([units, units.head(1)]), history, name="t", cells=[0, 5], weeks=2, seed=1
+        )
     with pytest.raises(DataError, match="current_price must be > 0"):
-        design_experiment(units.with_columns(pl.lit(0.0).alias("current_price")), history,
-                          name="t", cells=[0, 5], weeks=2, seed=1)
+        design_experiment(
+            units.with_columns(pl.lit(0.0).alias("current_price")),
+            history,
+            name="t",
+            cells=[0, 5],
+            weeks=2,
+            seed=1,
+        )
     with pytest.raises(DataError, match="no pre-period sales"):
         design_experiment(units, history.head(0), name="t", cells=[0, 5], weeks=2, seed=1)
     with pytest.raises(UsageError, match="missing column"):
-        design_experiment(units.drop("current_price"), history, name="t", cells=[0, 5], weeks=2,
-                          seed=1)
+        design_experiment(
+            units.drop("current_price"), history, name="t", cells=[0, 5], weeks=2, seed=1
+        )
     with pytest.raises(DataError, match="duplicate rows"):
-        design_experiment(units, pl.concat([history, history.head(1)]), name="t",
-                          cells=[0, 5], weeks=2, seed=1)
+        design_experiment(
+            units, pl.concat([history, history.head(1)]), name="t", cells=[0, 5], weeks=2, seed=1
+        )

@@ -33,8 +33,10 @@ def _simulate(rate, n_t, effect, pre, weeks, disp, reps, seed, elasticity_of=Non
         rejected += lo > 0 or hi < 0
         if elasticity_of is not None:
             lr = np.where(tr, np.log1p(elasticity_of / 100), 0.0)
-            fit = poisson_fe(np.hstack([x_pre, y]),
-                             np.hstack([np.zeros_like(x_pre), np.repeat(lr[:, None], weeks, 1)]))
+            fit = poisson_fe(
+                np.hstack([x_pre, y]),
+                np.hstack([np.zeros_like(x_pre), np.repeat(lr[:, None], weeks, 1)]),
+            )
             slopes.append(fit.coef[0])
             ses.append(fit.std_error[0])
     return rejected / reps, np.array(slopes), np.array(ses)
@@ -46,8 +48,9 @@ def _units(n, seed, sd=0.8):
 
 
 def _components(rate, pre, disp, seed):
-    return pw.variance_components(_draw(np.random.default_rng(seed), rate, np.ones(len(rate)),
-                                        pre, disp))
+    return pw.variance_components(
+        _draw(np.random.default_rng(seed), rate, np.ones(len(rate)), pre, disp)
+    )
 
 
 SCENARIOS = [  # n per arm, pre weeks, test weeks, true units effect, dispersion
@@ -90,8 +93,17 @@ def test_elasticity_standard_error_matches_simulation():
     comp = _components(rate, pre, None, seed=10)
     x = np.r_[np.zeros(n_arm), np.full(n_arm, np.log1p(pct / 100))]
     analytic = float(pw.elasticity_se(comp, weeks, x))
-    _, slopes, ses = _simulate(rate, n_arm, (1 + pct / 100) ** eps - 1, pre, weeks, None,
-                               reps=300, seed=11, elasticity_of=pct)
+    _, slopes, ses = _simulate(
+        rate,
+        n_arm,
+        (1 + pct / 100) ** eps - 1,
+        pre,
+        weeks,
+        None,
+        reps=300,
+        seed=11,
+        elasticity_of=pct,
+    )
     assert slopes.mean() == pytest.approx(eps, abs=3 * slopes.std() / np.sqrt(len(slopes)) + 0.02)
     assert analytic == pytest.approx(slopes.std(), rel=0.12)
     assert ses.mean() == pytest.approx(slopes.std(), rel=0.12)
@@ -122,7 +134,9 @@ def test_weeks_needed_is_the_first_week_reaching_power():
     w = pw.weeks_needed(comp, 200, 200, 0.08)
     assert w is not None and w > 1
     for week, ok in ((w, True), (w - 1, False)):
-        power = min(pw.power_at(comp, -0.08, week, 200, 200), pw.power_at(comp, 0.08, week, 200, 200))
+        power = min(
+            pw.power_at(comp, -0.08, week, 200, 200), pw.power_at(comp, 0.08, week, 200, 200)
+        )
         assert bool(power >= 0.8) == ok
     # with a fixed pre-period CUPED has a variance floor: a tiny effect is unreachable
     assert pw.weeks_needed(comp, 200, 200, 0.001) is None
@@ -134,13 +148,19 @@ def test_weeks_needed_is_the_first_week_reaching_power():
 
 def test_design_power_table_consistent_with_mde_and_weeks():
     units = synthetic_units(150, ("US", "GB"), seed=13)
-    history = synthetic_sales(units, week_starts(__import__("datetime").date(2024, 1, 1), 12),
-                              seed=14)
-    d = design_experiment(units.drop("base_rate"), history, name="p", cells=[0, 10], weeks=4,
-                          seed=1, mde=10)
+    history = synthetic_sales(
+        units, week_starts(__import__("datetime").date(2024, 1, 1), 12), seed=14
+    )
+    d = design_experiment(
+        units.drop("base_rate"), history, name="p", cells=[0, 10], weeks=4, seed=1, mde=10
+    )
     row = d.power.row(0, named=True)
-    comp = pw.VarianceComponents(**{k if k != "pre_weeks" else "n_weeks": v
-                                    for k, v in d.power_details["components"].items()})
+    comp = pw.VarianceComponents(
+        **{
+            k if k != "pre_weeks" else "n_weeks": v
+            for k, v in d.power_details["components"].items()
+        }
+    )
     assert row["n_treated"] == row["n_control"] == 150
     assert row["mde_increase_pct"] == pytest.approx(100 * pw.mde_pair(comp, 4, 150, 150)[1])
     assert row["mde_pct"] == max(row["mde_increase_pct"], row["mde_decrease_pct"])
@@ -149,7 +169,8 @@ def test_design_power_table_consistent_with_mde_and_weeks():
     assert d.power_details["weeks_needed"] == row["weeks_needed"]
     x = np.r_[np.zeros(150), np.full(150, np.log1p(0.1))]
     assert row["mde_elasticity"] == pytest.approx(
-        2.8015852 * float(pw.elasticity_se(comp, 4, x)), rel=1e-6)
+        2.8015852 * float(pw.elasticity_se(comp, 4, x)), rel=1e-6
+    )
 
 
 @pytest.mark.slow
@@ -163,15 +184,28 @@ def test_design_power_matches_simulated_pipeline():
     analytic, rejected, reps = [], 0, 300
     for r in range(reps):
         hist = synthetic_sales(units, week_starts(dt.date(2024, 1, 1), 10), seed=1000 + r)
-        d = design_experiment(units.drop("base_rate"), hist, name="p", cells=[0, 10],
-                              stratify=["category"], weeks=3, seed=r)
+        d = design_experiment(
+            units.drop("base_rate"),
+            hist,
+            name="p",
+            cells=[0, 10],
+            stratify=["category"],
+            weeks=3,
+            seed=r,
+        )
         c = d.power_details["components"]
-        comp = pw.VarianceComponents(c["mu"], c["s2_between"], c["s2_within"], c["n_units"],
-                                     c["pre_weeks"])
+        comp = pw.VarianceComponents(
+            c["mu"], c["s2_between"], c["s2_within"], c["n_units"], c["pre_weeks"]
+        )
         analytic.append(float(pw.power_at(comp, truth, 3, 120, 120)))
         pct = units.join(d.assignment, on=["item_id", "market"], maintain_order="left")
-        test = synthetic_sales(units, week_starts(d.start, 3), seed=5000 + r, elasticity=eps,
-                               price_change_pct=pct["price_change_pct"].to_numpy())
+        test = synthetic_sales(
+            units,
+            week_starts(d.start, 3),
+            seed=5000 + r,
+            elasticity=eps,
+            price_change_pct=pct["price_change_pct"].to_numpy(),
+        )
         row = analyze_experiment(d, test, hist).table.filter(pl.col("cell") == "+10%")
         rejected += row["effect_high"].item() < 0 or row["effect_low"].item() > 0
     assert abs(rejected / reps - np.mean(analytic)) < 0.05, (rejected / reps, np.mean(analytic))

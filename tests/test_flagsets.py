@@ -24,8 +24,12 @@ from pricelab.elasticity.results import (
 from pricelab.registry import GATE_FLAGS as REGISTRY_GATE_FLAGS
 from pricelab.registry import GateConfig, flagged_share
 
-SETS = {"display": DISPLAY_FLAGS, "gate": GATE_FLAGS, "monitor-fit": MONITOR_FIT_FLAGS,
-        "unfit": UNFIT_FLAGS}
+SETS = {
+    "display": DISPLAY_FLAGS,
+    "gate": GATE_FLAGS,
+    "monitor-fit": MONITOR_FIT_FLAGS,
+    "unfit": UNFIT_FLAGS,
+}
 
 
 def _flag_panel() -> pl.DataFrame:
@@ -35,14 +39,20 @@ def _flag_panel() -> pl.DataFrame:
     for w in range(30):
         day = d0 + dt.timedelta(weeks=w)
         p = 100 * (1 + 0.2 * np.sin(w))
-        rows += [("FLAT", day, 100.0, 3 + w % 2), ("ZERO", day, 100.0 + w, 0),
-                 ("POS", day, p, int(20 * (p / 100) ** 1.5)),
-                 ("INEL", day, p, int(200 * (p / 100) ** -0.5)),
-                 ("GOOD", day, p, int(50 * (p / 100) ** -2.5))]
+        rows += [
+            ("FLAT", day, 100.0, 3 + w % 2),
+            ("ZERO", day, 100.0 + w, 0),
+            ("POS", day, p, int(20 * (p / 100) ** 1.5)),
+            ("INEL", day, p, int(200 * (p / 100) ** -0.5)),
+            ("GOOD", day, p, int(50 * (p / 100) ** -2.5)),
+        ]
     rows += [("FEW", d0 + dt.timedelta(weeks=w), 90.0 + w, 5) for w in range(4)]
     rows += [("TWO", d0 + dt.timedelta(weeks=w), 90.0 + 5 * w, 5 + w) for w in range(2)]
-    df = pl.DataFrame(rows, schema={"item_id": pl.String, "date": pl.Date, "price": pl.Float64,
-                                    "quantity": pl.Int64}, orient="row")
+    df = pl.DataFrame(
+        rows,
+        schema={"item_id": pl.String, "date": pl.Date, "price": pl.Float64, "quantity": pl.Int64},
+        orient="row",
+    )
     noise = np.random.default_rng(1).normal(size=df.height)
     return df.with_columns(pl.lit("US").alias("market"), pl.Series("z", noise))
 
@@ -51,9 +61,12 @@ def _flag_panel() -> pl.DataFrame:
 def emitted() -> dict[str, dict[str, str]]:
     """item -> flags string, per estimator run on :func:`_flag_panel`."""
     sales = _flag_panel()
-    runs = {"ols": {"model": "ols"}, "poisson": {"model": "poisson"},
-            "iv": {"model": "iv", "instrument": "z"},          # z is unrelated to price
-            "ols-min1": {"model": "ols", "min_obs": 1, "controls": None}}  # 2 weeks, 2 params
+    runs = {
+        "ols": {"model": "ols"},
+        "poisson": {"model": "poisson"},
+        "iv": {"model": "iv", "instrument": "z"},  # z is unrelated to price
+        "ols-min1": {"model": "ols", "min_obs": 1, "controls": None},
+    }  # 2 weeks, 2 params
     out = {}
     for name, kw in runs.items():
         t = estimate(sales, **kw).elasticities
@@ -80,10 +93,10 @@ def test_every_flag_in_the_sets_is_emitted_by_an_estimator(emitted) -> None:
 
 
 def test_the_three_meanings_stay_distinct() -> None:
-    assert set(GATE_FLAGS) < set(DISPLAY_FLAGS)                 # gate: estimate quality only
-    assert set(MONITOR_FIT_FLAGS) < set(DISPLAY_FLAGS)          # monitor: data / fit failures
+    assert set(GATE_FLAGS) < set(DISPLAY_FLAGS)  # gate: estimate quality only
+    assert set(MONITOR_FIT_FLAGS) < set(DISPLAY_FLAGS)  # monitor: data / fit failures
     assert "positive" not in MONITOR_FIT_FLAGS and "inelastic" not in GATE_FLAGS
-    assert not {"shrunk", "separated"} & set(DISPLAY_FLAGS)     # informational only
+    assert not {"shrunk", "separated"} & set(DISPLAY_FLAGS)  # informational only
     assert REGISTRY_GATE_FLAGS is GATE_FLAGS and GateConfig().flags == GATE_FLAGS
 
 
@@ -93,12 +106,15 @@ def test_poisson_group_without_sales_is_shown_as_flagged() -> None:
     zero = t.filter(pl.col("item_id") == "ZERO")
     assert zero["flags"][0] == "no_sales" and np.isnan(zero["elasticity"][0])
     shown = EstimateRun(None, None, t).flagged()["item_id"].to_list()
-    assert shown == ["FEW", "FLAT", "INEL", "POS", "TWO", "ZERO"]   # not GOOD
+    assert shown == ["FEW", "FLAT", "INEL", "POS", "TWO", "ZERO"]  # not GOOD
 
 
 def _match(values: list[str | None], names) -> list[bool]:
-    return pl.DataFrame({"flags": values}, schema={"flags": pl.String}).select(
-        has_any_flag(names))["flags"].to_list()
+    return (
+        pl.DataFrame({"flags": values}, schema={"flags": pl.String})
+        .select(has_any_flag(names))["flags"]
+        .to_list()
+    )
 
 
 def test_whole_names_only_not_substrings() -> None:
@@ -114,9 +130,12 @@ def test_whole_names_only_not_substrings() -> None:
 
 
 @settings(max_examples=60, deadline=None)
-@given(rows=st.lists(st.lists(st.sampled_from(FLAG_NAMES), max_size=4, unique=True),
-                     min_size=1, max_size=20),
-       names=st.sampled_from(list(SETS.values())))
+@given(
+    rows=st.lists(
+        st.lists(st.sampled_from(FLAG_NAMES), max_size=4, unique=True), min_size=1, max_size=20
+    ),
+    names=st.sampled_from(list(SETS.values())),
+)
 def test_matcher_agrees_with_set_intersection(rows, names) -> None:
     values = [",".join(r) for r in rows]
     assert _match(values, names) == [bool(set(r) & set(names)) for r in rows]
@@ -124,9 +143,16 @@ def test_matcher_agrees_with_set_intersection(rows, names) -> None:
 
 def test_flagged_share_and_distribution_use_the_named_sets() -> None:
     combos = [",".join(c) for k in range(3) for c in itertools.combinations(FLAG_NAMES, k)]
-    t = pl.DataFrame({"item_id": [f"I{i}" for i in range(len(combos))], "market": "US",
-                      "category": "bags", "elasticity": -2.0, "std_error": 0.1,
-                      "flags": combos})
+    t = pl.DataFrame(
+        {
+            "item_id": [f"I{i}" for i in range(len(combos))],
+            "market": "US",
+            "category": "bags",
+            "elasticity": -2.0,
+            "std_error": 0.1,
+            "flags": combos,
+        }
+    )
     expect_gate = np.mean([bool(set(c.split(",")) & set(GATE_FLAGS)) for c in combos])
     expect_display = np.mean([bool(set(c.split(",")) & set(DISPLAY_FLAGS)) for c in combos])
     assert flagged_share(t) == pytest.approx(expect_gate)

@@ -18,10 +18,18 @@ def panel(n_items: int, weeks: int = 40, seed: int = 0) -> pl.DataFrame:
     for g in range(n_items):
         for w in range(weeks):
             p = 100 * np.exp(0.2 * rng.standard_normal())
-            rows.append((f"I{g}", "US", dt.date(2024, 1, 1) + dt.timedelta(weeks=w), p,
-                         int(rng.poisson(50 * (p / 100) ** -2.0))))
-    return pl.DataFrame(rows, schema=["item_id", "market", "date", "price", "quantity"],
-                        orient="row")
+            rows.append(
+                (
+                    f"I{g}",
+                    "US",
+                    dt.date(2024, 1, 1) + dt.timedelta(weeks=w),
+                    p,
+                    int(rng.poisson(50 * (p / 100) ** -2.0)),
+                )
+            )
+    return pl.DataFrame(
+        rows, schema=["item_id", "market", "date", "price", "quantity"], orient="row"
+    )
 
 
 def test_two_items_keep_their_own_poisson_estimates():

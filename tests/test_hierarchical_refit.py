@@ -36,8 +36,15 @@ def _stage(df: pl.DataFrame, controls: list[str], tau: str = "level"):
 
 @pytest.fixture(scope="module")
 def sparse():
-    sales, items, _ = simulate_panel(n_items=150, weeks=45, base_units=3, n_categories=3,
-                                     elasticity_sd=0.2, promo_rate=0.2, seed=11)
+    sales, items, _ = simulate_panel(
+        n_items=150,
+        weeks=45,
+        base_units=3,
+        n_categories=3,
+        elasticity_sd=0.2,
+        promo_rate=0.2,
+        seed=11,
+    )
     df = D.with_items(sales, items)
     ctrl = D.resolve_controls("default")
     out, own, keys, names = _stage(df, ctrl)
@@ -52,19 +59,25 @@ def test_refit_equals_statsmodels_glm_with_offset(sparse):
     d = D.build(df, KEYS, ctrl, origin=df["date"].min())
     assert d.keys.equals(keys) and d.names == names
     moved = refit_mask(before)
-    assert moved.sum() > 250                                  # nearly every group moved
+    assert moved.sum() > 250  # nearly every group moved
     kept = np.isfinite(out["params"][:, 2:])
     # groups with every control, with some left out (events rule), with only promo
-    picks = [np.flatnonzero(moved & kept.all(axis=1))[:3],
-             np.flatnonzero(moved & ~kept.all(axis=1) & kept.any(axis=1))[:3],
-             np.flatnonzero(moved & (kept.sum(axis=1) == 1))[:2]]
+    picks = [
+        np.flatnonzero(moved & kept.all(axis=1))[:3],
+        np.flatnonzero(moved & ~kept.all(axis=1) & kept.any(axis=1))[:3],
+        np.flatnonzero(moved & (kept.sum(axis=1) == 1))[:2],
+    ]
     picks = np.concatenate(picks)
     assert picks.size >= 6
     for g in picks:
         rows = d.codes == g
         cols = [0] + [2 + j for j in np.flatnonzero(kept[g])]
-        ref = sm.GLM(d.q[rows], d.X[rows][:, cols], family=sm.families.Poisson(),
-                     offset=out["elasticity"][g] * d.X[rows, 1]).fit(tol=1e-13)
+        ref = sm.GLM(
+            d.q[rows],
+            d.X[rows][:, cols],
+            family=sm.families.Poisson(),
+            offset=out["elasticity"][g] * d.X[rows, 1],
+        ).fit(tol=1e-13)
         np.testing.assert_allclose(out["params"][g, cols], ref.params, rtol=0, atol=1e-6)
         assert out["params"][g, 1] == before["elasticity"][g]  # the slope is the posterior
         assert np.isnan(out["params"][g, 2:][~kept[g]]).all()
@@ -78,7 +91,7 @@ def test_design_path_equals_runs_path(sparse):
     df, ctrl, before, out, _, _, _, _ = sparse
     d = D.build(df, KEYS, ctrl, origin=df["date"].min())
     again = {k: v.copy() for k, v in before.items()}
-    assert refit_design(d, again, max_cells=2e4) == 0         # several blocks
+    assert refit_design(d, again, max_cells=2e4) == 0  # several blocks
     np.testing.assert_allclose(again["params"], out["params"], rtol=0, atol=1e-10)
 
 
@@ -115,18 +128,30 @@ def test_unmoved_slope_keeps_own_params_exactly(sparse):
     T = int(rows.sum()) // g.size
     X = d.X[rows].reshape(g.size, T, -1).transpose(0, 2, 1)
     start = np.delete(own[g], 1, axis=1)
-    start[:, 0] += 0.3                                         # start away from the optimum
-    r = refit_block(np.ascontiguousarray(X[:, 2:]), d.q[rows].reshape(g.size, T),
-                    out0[OWN][g, None] * X[:, 1], np.isfinite(start[:, 1:]), start)
+    start[:, 0] += 0.3  # start away from the optimum
+    r = refit_block(
+        np.ascontiguousarray(X[:, 2:]),
+        d.q[rows].reshape(g.size, T),
+        out0[OWN][g, None] * X[:, 1],
+        np.isfinite(start[:, 1:]),
+        start,
+    )
     assert r["ok"].all()
     np.testing.assert_allclose(r["params"], np.delete(own[g], 1, axis=1), rtol=0, atol=1e-7)
 
 
 def test_huge_tau_leaves_params_where_they_were():
     # slopes far apart and precisely estimated: tau is huge, B ~ 1, nothing should move
-    sales, items, truth = simulate_panel(n_items=8, markets=("US",), weeks=150, base_units=60,
-                                         n_categories=1, elasticity_sd=2.5, price_sd=0.3,
-                                         seed=5)
+    sales, items, truth = simulate_panel(
+        n_items=8,
+        markets=("US",),
+        weeks=150,
+        base_units=60,
+        n_categories=1,
+        elasticity_sd=2.5,
+        price_sd=0.3,
+        seed=5,
+    )
     df = D.with_items(sales, items)
     ctrl = D.resolve_controls("default")
     out, own, _, _ = _stage(df, ctrl)
@@ -166,17 +191,24 @@ def _promo_panel(seed: int, n: int = 200, weeks: int = 16, future: int = 8):
     promo = (rng.random((n, T)) < 0.25).astype(float)
     lp = lp0[:, None] + 0.05 * rng.standard_normal((n, T)) + np.log(0.75) * promo
     mu = np.exp(np.log(4.0) + e[:, None] * (lp - lp0[:, None]) + 0.3 * promo)
-    dates = np.array([dt.date(2024, 1, 1) + dt.timedelta(weeks=t) for t in range(T)],
-                     dtype="datetime64[D]")
+    dates = np.array(
+        [dt.date(2024, 1, 1) + dt.timedelta(weeks=t) for t in range(T)], dtype="datetime64[D]"
+    )
     ids = np.array([f"I{i:04d}" for i in range(n)])
-    df = pl.DataFrame({"item_id": np.repeat(ids, T), "market": "US", "date": np.tile(dates, n),
-                       "price": np.exp(lp).ravel(), "quantity": rng.poisson(mu).ravel(),
-                       "promo": promo.ravel().astype(np.int8), "mu": mu.ravel()}
-                      ).with_columns(pl.col("date").cast(pl.Date))
+    df = pl.DataFrame(
+        {
+            "item_id": np.repeat(ids, T),
+            "market": "US",
+            "date": np.tile(dates, n),
+            "price": np.exp(lp).ravel(),
+            "quantity": rng.poisson(mu).ravel(),
+            "promo": promo.ravel().astype(np.int8),
+            "mu": mu.ravel(),
+        }
+    ).with_columns(pl.col("date").cast(pl.Date))
     cut = dt.date(2024, 1, 1) + dt.timedelta(weeks=weeks)
     items = pl.DataFrame({"item_id": ids, "category": "C0"})
-    return (df.filter(pl.col("date") < cut).drop("mu"), df.filter(pl.col("date") >= cut),
-            items)
+    return (df.filter(pl.col("date") < cut).drop("mu"), df.filter(pl.col("date") >= cut), items)
 
 
 def _predict_error(train, test, items, refit: bool) -> float:
@@ -186,9 +218,17 @@ def _predict_error(train, test, items, refit: bool) -> float:
     out, _ = shrink(out, first, out["mean_quantity"], None)
     if refit:
         assert refit_runs(df, KEYS, ["promo"], origin, out) == 0
-    res = wrap_results(GroupFits(out, keys, names), model="hierarchical", alpha=0.05,
-                       params={"by": KEYS, "controls": ["promo"], "origin": str(origin),
-                               "end": str(df["date"].max())})
+    res = wrap_results(
+        GroupFits(out, keys, names),
+        model="hierarchical",
+        alpha=0.05,
+        params={
+            "by": KEYS,
+            "controls": ["promo"],
+            "origin": str(origin),
+            "end": str(df["date"].max()),
+        },
+    )
     pred = res.predict(test.drop("mu"))["expected_quantity"].to_numpy()
     return float(np.mean(np.abs(np.log(pred / test["mu"].to_numpy()))))
 
@@ -206,8 +246,8 @@ def test_refit_predicts_the_true_mean_better(seed):
 def test_partitions_refit_like_the_local_path():
     from pricelab.elasticity import group_stats, shrink_groups
     from pricelab.elasticity.batched import fits_table, refit_groups, with_params
-    sales, items, _ = simulate_panel(n_items=60, weeks=40, base_units=3, n_categories=3,
-                                     seed=7)
+
+    sales, items, _ = simulate_panel(n_items=60, weeks=40, base_units=3, n_categories=3, seed=7)
     df = D.with_items(sales, items)
     ctrl = D.resolve_controls("default")
     origin = df["date"].min()

@@ -32,10 +32,13 @@ def test_loads_all_tables(loaded_db: Path) -> None:
 
 
 def test_append_new_dates(cli, loaded_db: Path, tmp_path: Path) -> None:
-    more = write_csv(tmp_path / "more.csv", """
+    more = write_csv(
+        tmp_path / "more.csv",
+        """
         item_id,market,date,price,quantity
         IT-1,US,2024-03-11,120,2
-        IT-3,DE,2024-03-11,80,0""")
+        IT-3,DE,2024-03-11,80,0""",
+    )
     res = cli("ingest", "--db", loaded_db, "--sales", more)
     assert res.exit_code == 0, res.stderr
     df = _sales(loaded_db)
@@ -45,27 +48,39 @@ def test_append_new_dates(cli, loaded_db: Path, tmp_path: Path) -> None:
 
 def test_conflict_without_replace(cli, loaded_db: Path, tmp_path: Path) -> None:
     before = snapshot(loaded_db)
-    clash = write_csv(tmp_path / "clash.csv", """
+    clash = write_csv(
+        tmp_path / "clash.csv",
+        """
         item_id,market,date,price,quantity
         IT-9,US,2024-01-01,1,1
-        IT-1,US,2024-01-08,999,9""")
+        IT-1,US,2024-01-08,999,9""",
+    )
     res = cli("ingest", "--db", loaded_db, "--sales", clash)
     assert res.exit_code == 2
-    assert res.stderr == (f"error: {clash}: 1 sales key(s) already loaded, e.g. item_id=IT-1, "
-                          "market=US, date=2024-01-08; use --replace to replace them\n")
+    assert res.stderr == (
+        f"error: {clash}: 1 sales key(s) already loaded, e.g. item_id=IT-1, "
+        "market=US, date=2024-01-08; use --replace to replace them\n"
+    )
     assert_same(before, snapshot(loaded_db))
 
 
-def test_replace_replaces_and_is_idempotent(cli, loaded_db: Path, tmp_path: Path,
-                                            small_files) -> None:
-    clash = write_csv(tmp_path / "clash.csv", """
+def test_replace_replaces_and_is_idempotent(
+    cli, loaded_db: Path, tmp_path: Path, small_files
+) -> None:
+    clash = write_csv(
+        tmp_path / "clash.csv",
+        """
         item_id,market,date,price,quantity
-        IT-1,US,2024-01-08,999,9""")
+        IT-1,US,2024-01-08,999,9""",
+    )
     res = cli("ingest", "--db", loaded_db, "--sales", clash, "--replace", "--json")
     assert res.exit_code == 0, res.stderr
     df = _sales(loaded_db)
-    row = df.filter((pl.col("item_id") == "IT-1") & (pl.col("market") == "US")
-                    & (pl.col("date") == dt.date(2024, 1, 8)))
+    row = df.filter(
+        (pl.col("item_id") == "IT-1")
+        & (pl.col("market") == "US")
+        & (pl.col("date") == dt.date(2024, 1, 8))
+    )
     assert row["price"].to_list() == [999.0] and row["quantity"].to_list() == [9]
     assert df.height == 40
     # the same files twice with --replace change nothing in the data
@@ -84,13 +99,16 @@ def test_replace_replaces_and_is_idempotent(cli, loaded_db: Path, tmp_path: Path
 
 
 def test_daily_rows_summed_to_weeks(cli, tmp_path: Path) -> None:
-    daily = write_csv(tmp_path / "daily.csv", """
+    daily = write_csv(
+        tmp_path / "daily.csv",
+        """
         item_id,market,date,price,quantity,promo,unit_cost
         A,US,2024-01-01,10,3,0,4
         A,US,2024-01-03,20,1,1,4
         A,US,2024-01-07,15,0,0,4
         A,US,2024-01-08,12,0,0,4
-        A,US,2024-01-09,14,0,0,4""")
+        A,US,2024-01-09,14,0,0,4""",
+    )
     db = tmp_path / "d.duckdb"
     res = cli("ingest", "--db", db, "--sales", daily, "--json")
     assert res.exit_code == 0, res.stderr
@@ -105,14 +123,28 @@ def test_daily_rows_summed_to_weeks(cli, tmp_path: Path) -> None:
 
 def test_crash_mid_ingest_keeps_previous_content(loaded_db: Path, tmp_path: Path) -> None:
     before = snapshot(loaded_db)
-    new = write_csv(tmp_path / "new.csv", """
+    new = write_csv(
+        tmp_path / "new.csv",
+        """
         item_id,market,date,price,quantity
-        IT-5,US,2024-05-06,50,1""")
-    items = write_csv(tmp_path / "items2.csv", """
+        IT-5,US,2024-05-06,50,1""",
+    )
+    items = write_csv(
+        tmp_path / "items2.csv",
+        """
         item_id,category
-        IT-5,bags""")
-    proc = run_subprocess("ingest", "--db", loaded_db, "--sales", new, "--items", items,
-                          env={"PRICELAB_FAULT": "ingest:after-sales"})
+        IT-5,bags""",
+    )
+    proc = run_subprocess(
+        "ingest",
+        "--db",
+        loaded_db,
+        "--sales",
+        new,
+        "--items",
+        items,
+        env={"PRICELAB_FAULT": "ingest:after-sales"},
+    )
     assert proc.returncode == -9  # killed by SIGKILL after the sales insert, before commit
     assert_same(before, snapshot(loaded_db))
 
@@ -121,9 +153,15 @@ def test_locked_database(small_files, tmp_path: Path) -> None:
     db = tmp_path / "locked.duckdb"
     duckdb.connect(str(db)).close()
     holder = subprocess.Popen(
-        [sys.executable, "-c",
-         f"import duckdb,time; c=duckdb.connect({str(db)!r}); print('ready', flush=True); "
-         "time.sleep(60)"], stdout=subprocess.PIPE, text=True)
+        [
+            sys.executable,
+            "-c",
+            f"import duckdb,time; c=duckdb.connect({str(db)!r}); print('ready', flush=True); "
+            "time.sleep(60)",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "ready"
         proc = run_subprocess("ingest", "--db", db, "--sales", small_files["sales"])
@@ -146,8 +184,10 @@ def test_newer_schema_is_refused(cli, loaded_db: Path, small_files) -> None:
     con.close()
     res = cli("validate", "--db", loaded_db)
     assert res.exit_code == 2
-    assert res.stderr == (f"error: {loaded_db}: database schema version 99 was written by a "
-                          "newer pricelab (this one reads up to 1); upgrade pricelab\n")
+    assert res.stderr == (
+        f"error: {loaded_db}: database schema version 99 was written by a "
+        "newer pricelab (this one reads up to 1); upgrade pricelab\n"
+    )
 
 
 def test_foreign_duckdb_is_refused(cli, tmp_path: Path, small_files) -> None:
@@ -181,11 +221,14 @@ def test_validate_reports_warnings_and_errors(cli, loaded_db: Path) -> None:
 
 
 def test_warnings_gaps_jumps_short(cli, tmp_path: Path) -> None:
-    f = write_csv(tmp_path / "w.csv", """
+    f = write_csv(
+        tmp_path / "w.csv",
+        """
         item_id,market,date,price,quantity
         A,US,2024-01-01,10,1
         A,US,2024-01-15,200,1
-        A,US,2024-01-22,20,1""")
+        A,US,2024-01-22,20,1""",
+    )
     db = tmp_path / "w.duckdb"
     res = cli("ingest", "--db", db, "--sales", f, "--json")
     assert res.exit_code == 0

@@ -17,10 +17,20 @@ KEYS = [(f"IT{i:04d}", m) for i in range(1, 6) for m in ("US", "DE")]
 def test_shifted_items_are_exactly_the_moved_ones(loaded_db: Path, cli) -> None:
     # se 0.2: intervals are +-0.392 wide each side; a shift of 0.8 clears both, 0.5 does not.
     shift = {KEYS[1]: 0.8, KEYS[4]: -1.0, KEYS[7]: 0.5}
-    a = store_run(loaded_db, "estimate", "elasticities", estimate_frame(KEYS),
-                  parameters={"model": "poisson", "alpha": 0.05})
-    b = store_run(loaded_db, "estimate", "elasticities", estimate_frame(KEYS, shift=shift),
-                  parameters={"model": "hierarchical", "alpha": 0.05})
+    a = store_run(
+        loaded_db,
+        "estimate",
+        "elasticities",
+        estimate_frame(KEYS),
+        parameters={"model": "poisson", "alpha": 0.05},
+    )
+    b = store_run(
+        loaded_db,
+        "estimate",
+        "elasticities",
+        estimate_frame(KEYS, shift=shift),
+        parameters={"model": "hierarchical", "alpha": 0.05},
+    )
     res = cli("runs", "diff", a, b, "--db", loaded_db, "--json")
     assert res.exit_code == 0, res.stderr
     doc = json.loads(res.stdout)
@@ -57,9 +67,12 @@ def test_rows_without_intervals_are_not_compared() -> None:
 def test_input_fingerprint_changes_are_listed(loaded_db: Path, tmp_path: Path, cli) -> None:
     first = cli("runs", "list", "--db", loaded_db, "--json")
     run_a = json.loads(first.stdout)[0]["run_id"]
-    extra = write_csv(tmp_path / "more.csv", """
+    extra = write_csv(
+        tmp_path / "more.csv",
+        """
         item_id,market,date,price,quantity
-        IT-1,US,2024-03-11,120,3""")
+        IT-1,US,2024-03-11,120,3""",
+    )
     assert cli("ingest", "--db", loaded_db, "--sales", extra).exit_code == 0
     run_b = json.loads(cli("runs", "list", "--db", loaded_db, "--json").stdout)[0]["run_id"]
     doc = json.loads(cli("runs", "diff", run_a, run_b, "--db", loaded_db, "--json").stdout)
@@ -71,8 +84,9 @@ def test_input_fingerprint_changes_are_listed(loaded_db: Path, tmp_path: Path, c
     assert doc["same_inputs"] is False and "elasticity" not in doc
 
 
-def test_same_data_same_model_gives_identical_estimates(loaded_db: Path, tmp_path: Path,
-                                                        cli) -> None:
+def test_same_data_same_model_gives_identical_estimates(
+    loaded_db: Path, tmp_path: Path, cli
+) -> None:
     outs = []
     for k in range(2):
         out = tmp_path / f"e{k}.csv"
@@ -80,10 +94,14 @@ def test_same_data_same_model_gives_identical_estimates(loaded_db: Path, tmp_pat
         assert res.exit_code == 0, res.stderr
         outs.append(out.read_bytes())
     assert outs[0] == outs[1]
-    runs = json.loads(cli("runs", "list", "--db", loaded_db, "--command", "estimate",
-                          "--json").stdout)
-    doc = json.loads(cli("runs", "diff", runs[1]["run_id"], runs[0]["run_id"], "--db",
-                         loaded_db, "--json").stdout)
+    runs = json.loads(
+        cli("runs", "list", "--db", loaded_db, "--command", "estimate", "--json").stdout
+    )
+    doc = json.loads(
+        cli(
+            "runs", "diff", runs[1]["run_id"], runs[0]["run_id"], "--db", loaded_db, "--json"
+        ).stdout
+    )
     assert doc["parameters"] == [] and doc["inputs"] == []
     assert doc["a"]["input_fingerprint"] == doc["b"]["input_fingerprint"]
     assert doc["elasticity"]["moved"] == 0
@@ -97,11 +115,16 @@ def test_unknown_run_is_exit_2(loaded_db: Path, cli) -> None:
 
 def test_parameter_and_input_change_helpers() -> None:
     assert parameter_changes({"a": 1, "n": {"x": 1, "y": [1]}}, {"a": 1, "n": {"x": 2}}) == [
-        {"parameter": "n.x", "a": 1, "b": 2}, {"parameter": "n.y", "a": [1], "b": "<absent>"}]
+        {"parameter": "n.x", "a": 1, "b": 2},
+        {"parameter": "n.y", "a": [1], "b": "<absent>"},
+    ]
     fa = {"sales": {"rows": 1, "hash": "a", "date_min": "2024-01-01", "date_max": "2024-01-01"}}
-    fb = {"sales": {"rows": 1, "hash": "a", "date_min": "2024-01-01", "date_max": "2024-01-01"},
-          "items": {"rows": 3, "hash": "b"}}
+    fb = {
+        "sales": {"rows": 1, "hash": "a", "date_min": "2024-01-01", "date_max": "2024-01-01"},
+        "items": {"rows": 3, "hash": "b"},
+    }
     assert input_changes(fa, fa) == []
-    assert input_changes(fa, fb) == [{"table": "items", "field": "rows", "a": "<absent>", "b": 3},
-                                     {"table": "items", "field": "hash", "a": "<absent>",
-                                      "b": "b"}]
+    assert input_changes(fa, fb) == [
+        {"table": "items", "field": "rows", "a": "<absent>", "b": 3},
+        {"table": "items", "field": "hash", "a": "<absent>", "b": "b"},
+    ]

@@ -42,8 +42,13 @@ def test_checks_without_inputs_are_skipped_not_alerts(loaded_db: Path, cli) -> N
     code, doc, _ = _monitor(cli, loaded_db, "--as-of", LAST_WEEK)
     assert code == 0
     status = {c["name"]: c["status"] for c in doc["checks"]}
-    assert status == {"freshness": "ok", "volume": "ok", "drift": "skipped", "fit": "skipped",
-                      "plan": "skipped"}
+    assert status == {
+        "freshness": "ok",
+        "volume": "ok",
+        "drift": "skipped",
+        "fit": "skipped",
+        "plan": "skipped",
+    }
     table = cli("monitor", "--db", loaded_db, "--as-of", LAST_WEEK)
     assert table.exit_code == 0 and "skipped" in table.stdout and "no optimize run" in table.stdout
 
@@ -98,8 +103,9 @@ def test_volume_year_over_year_absorbs_a_repeating_peak(tmp_path: Path, cli) -> 
 
 
 @pytest.mark.parametrize("n_shifted, alert", [(1, False), (2, True)])
-def test_drift_share_of_items_beyond_intervals(loaded_db: Path, cli, n_shifted: int,
-                                               alert: bool) -> None:
+def test_drift_share_of_items_beyond_intervals(
+    loaded_db: Path, cli, n_shifted: int, alert: bool
+) -> None:
     store_run(loaded_db, "estimate", "elasticities", estimate_frame(KEYS))
     shift = dict.fromkeys(KEYS[:n_shifted], -1.0)
     new = store_run(loaded_db, "estimate", "elasticities", estimate_frame(KEYS, shift=shift))
@@ -151,13 +157,16 @@ def test_config_errors_and_bad_dates_are_exit_2(loaded_db: Path, cli, tmp_path: 
     bad.write_text("monitor:\n  freshness:\n    max_age: 3\n")
     res = cli("monitor", "--db", loaded_db, "--config", bad)
     assert res.exit_code == 2
-    assert res.stderr == (f"error: {bad}, line 3: monitor.freshness.max_age: unknown key "
-                          "'max_age'; did you mean 'max_age_days'?\n")
+    assert res.stderr == (
+        f"error: {bad}, line 3: monitor.freshness.max_age: unknown key "
+        "'max_age'; did you mean 'max_age_days'?\n"
+    )
     bad.write_text("monitor:\n  drift:\n    max_share: 2\n")
     res = cli("monitor", "--db", loaded_db, "--config", bad)
     assert res.exit_code == 2
-    assert res.stderr == (f"error: {bad}, line 3: monitor.drift.max_share: expected a share "
-                          "between 0 and 1, got 2\n")
+    assert res.stderr == (
+        f"error: {bad}, line 3: monitor.drift.max_share: expected a share between 0 and 1, got 2\n"
+    )
     res = cli("monitor", "--db", loaded_db, "--as-of", "2024-13-01")
     assert res.exit_code == 2 and "not an ISO date" in res.stderr
     res = cli("monitor", "--db", loaded_db, "--config", tmp_path / "missing.yaml")
@@ -167,8 +176,9 @@ def test_config_errors_and_bad_dates_are_exit_2(loaded_db: Path, cli, tmp_path: 
 def test_config_section_overrides_freshness_limit(loaded_db: Path, cli, tmp_path: Path) -> None:
     cfg = tmp_path / "pricelab.yaml"
     cfg.write_text("other_section: {x: 1}\nmonitor:\n  freshness:\n    max_age_days: 30\n")
-    code, doc, _ = _monitor(cli, loaded_db, "--as-of", LAST_WEEK + dt.timedelta(days=30),
-                            "--config", cfg)
+    code, doc, _ = _monitor(
+        cli, loaded_db, "--as-of", LAST_WEEK + dt.timedelta(days=30), "--config", cfg
+    )
     assert code == 0 and _check(doc, "freshness")["threshold"] == 30
 
 

@@ -25,14 +25,24 @@ PIPELINE = ["ingest", "validate", "estimate", "optimize", "report", "monitor"]
 
 
 def _nightly(tmp_path: Path, data_dir: Path | None, **env: str) -> subprocess.CompletedProcess[str]:
-    full = {**os.environ, "PRICELAB": f"{sys.executable} -m pricelab",
-            "PRICELAB_DB": str(tmp_path / "nightly.duckdb"),
-            "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""), **env}
+    full = {
+        **os.environ,
+        "PRICELAB": f"{sys.executable} -m pricelab",
+        "PRICELAB_DB": str(tmp_path / "nightly.duckdb"),
+        "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""),
+        **env,
+    }
     full.pop("DATA_DIR", None)
     if data_dir is not None:
         full["DATA_DIR"] = str(data_dir)
-    return subprocess.run(["bash", str(EXAMPLES / "nightly.sh")], capture_output=True, text=True,
-                          env=full, cwd=tmp_path, timeout=600)
+    return subprocess.run(
+        ["bash", str(EXAMPLES / "nightly.sh")],
+        capture_output=True,
+        text=True,
+        env=full,
+        cwd=tmp_path,
+        timeout=600,
+    )
 
 
 def _started(stderr: str) -> list[str]:
@@ -50,9 +60,12 @@ def test_nightly_script_is_strict_bash() -> None:
 def test_nightly_stops_at_ingest_on_bad_input(tmp_path: Path) -> None:
     data = tmp_path / "in"
     data.mkdir()
-    write_csv(data / "sales.csv", """
+    write_csv(
+        data / "sales.csv",
+        """
         item_id,market,date,price,quantity
-        A,US,2024-01-01,-5,1""")
+        A,US,2024-01-01,-5,1""",
+    )
     res = _nightly(tmp_path, data)
     assert res.returncode == 2
     assert _started(res.stderr) == ["ingest"]
@@ -68,11 +81,12 @@ def test_nightly_without_data_dir_is_exit_2(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_nightly_full_pipeline_then_monitoring_alert(tmp_path: Path) -> None:
     cons = tmp_path / "c.yaml"
-    cons.write_text("objective: profit\nhorizon_weeks: 4\n"
-                    "bounds: {max_increase_pct: 15, max_decrease_pct: 20}\n")
+    cons.write_text(
+        "objective: profit\nhorizon_weeks: 4\n"
+        "bounds: {max_increase_pct: 15, max_decrease_pct: 20}\n"
+    )
     report = tmp_path / "nightly.html"
-    ok = _nightly(tmp_path, SAMPLE, CONSTRAINTS=str(cons), AS_OF="2025-12-29",
-                  REPORT=str(report))
+    ok = _nightly(tmp_path, SAMPLE, CONSTRAINTS=str(cons), AS_OF="2025-12-29", REPORT=str(report))
     assert ok.returncode == 0, ok.stderr
     assert _started(ok.stderr) == PIPELINE and "nightly run complete" in ok.stderr
     html = report.read_text(encoding="utf-8")
@@ -89,8 +103,9 @@ def test_nightly_full_pipeline_then_monitoring_alert(tmp_path: Path) -> None:
 
 # -- Airflow --------------------------------------------------------------------------------
 def _load_dag() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("pricelab_airflow_dag",
-                                                  EXAMPLES / "airflow_dag.py")
+    spec = importlib.util.spec_from_file_location(
+        "pricelab_airflow_dag", EXAMPLES / "airflow_dag.py"
+    )
     assert spec and spec.loader
     mod = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = mod  # dataclasses look their module up while the file runs
@@ -132,11 +147,14 @@ def test_airflow_exit_code_classification() -> None:
 def test_airflow_run_step_on_the_real_cli(loaded_db: Path) -> None:
     dag = _load_dag()
     cmd = f"{sys.executable} -m pricelab"
-    out = dag.run_step(["monitor", "--db", str(loaded_db), "--as-of", "2024-03-10", "--json"],
-                       command=cmd)
+    out = dag.run_step(
+        ["monitor", "--db", str(loaded_db), "--as-of", "2024-03-10", "--json"], command=cmd
+    )
     assert json.loads(out)["status"] == "ok"
-    with pytest.raises(dag.AirflowFailException, match="monitor exit 1: a check failed.*"
-                       "monitoring alert: freshness"):
+    with pytest.raises(
+        dag.AirflowFailException,
+        match="monitor exit 1: a check failed.*monitoring alert: freshness",
+    ):
         dag.run_step(["monitor", "--db", str(loaded_db), "--as-of", "2024-06-01"], command=cmd)
     with pytest.raises(dag.AirflowFailException, match="validate exit 2: bad usage or input"):
         dag.run_step(["validate", "--db", str(loaded_db.parent / "none.duckdb")], command=cmd)
@@ -148,8 +166,11 @@ def test_databricks_job_runs_the_pipeline_in_order_with_valid_arguments() -> Non
     tasks = {t["task_key"]: t for t in job["tasks"]}
     order, done = [], set()
     while len(order) < len(tasks):  # topological order from depends_on
-        ready = [k for k, t in tasks.items() if k not in done
-                 and {d["task_key"] for d in t.get("depends_on", [])} <= done]
+        ready = [
+            k
+            for k, t in tasks.items()
+            if k not in done and {d["task_key"] for d in t.get("depends_on", [])} <= done
+        ]
         assert len(ready) == 1, ready  # a single chain
         order.append(ready[0])
         done.add(ready[0])
@@ -160,8 +181,12 @@ def test_databricks_job_runs_the_pipeline_in_order_with_valid_arguments() -> Non
         wheel = t["python_wheel_task"]
         assert wheel["package_name"] == "pricelab" and wheel["entry_point"] == "pricelab"
         assert t["job_cluster_key"] in cluster_keys
-        args = [re.sub(r"\{\{job\.parameters\.(\w+)\}\}", lambda m: params[m.group(1)], a)
-                .replace("{{job.start_time.iso_date}}", "2025-12-29") for a in wheel["parameters"]]
+        args = [
+            re.sub(r"\{\{job\.parameters\.(\w+)\}\}", lambda m: params[m.group(1)], a).replace(
+                "{{job.start_time.iso_date}}", "2025-12-29"
+            )
+            for a in wheel["parameters"]
+        ]
         assert "{{" not in " ".join(args)
         assert args[0] == t["task_key"]
         _parses(args)

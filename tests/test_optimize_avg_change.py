@@ -25,8 +25,7 @@ B = {"bounds": {"max_increase_pct": 30, "max_decrease_pct": 30}, "horizon_weeks"
 def _avg_change(plan) -> float:
     t = plan.table
     w = (t["baseline_revenue"] / t["fx_rate"]).to_numpy()
-    return float(100 * (w @ (t["recommended_price"] / t["current_price"]).to_numpy() / w.sum()
-                        - 1))
+    return float(100 * (w @ (t["recommended_price"] / t["current_price"]).to_numpy() / w.sum() - 1))
 
 
 def _conic(prob):
@@ -43,20 +42,31 @@ def _conic(prob):
     if el.size:
         ee = e[el]
         s = -1.0 / ee
-        cons += [cp.PowCone3D(z, np.ones(el.size), t, 1 + 1 / ee),
-                 cp.PowCone3D(u, z, np.ones(el.size), 1 / (1 + s)),
-                 z >= (np.minimum(prob.hi[el], 1e300) / p0[el]) ** ee,
-                 z <= (prob.lo[el] / p0[el]) ** ee]
-        obj = obj + h * (p0[el] * q0[el] / fx[el] / scale) @ t - h * (
-            k[el] * q0[el] / fx[el] / scale) @ z
+        cons += [
+            cp.PowCone3D(z, np.ones(el.size), t, 1 + 1 / ee),
+            cp.PowCone3D(u, z, np.ones(el.size), 1 / (1 + s)),
+            z >= (np.minimum(prob.hi[el], 1e300) / p0[el]) ** ee,
+            z <= (prob.lo[el] / p0[el]) ** ee,
+        ]
+        obj = (
+            obj
+            + h * (p0[el] * q0[el] / fx[el] / scale) @ t
+            - h * (k[el] * q0[el] / fx[el] / scale) @ z
+        )
     x, v, w = cp.Variable(ie.size), cp.Variable(ie.size), cp.Variable(ie.size)
     if ie.size:
         ei = e[ie]
-        cons += [cp.PowCone3D(x, np.ones(ie.size), v, 1 + ei),
-                 cp.PowCone3D(w, x, np.ones(ie.size), 1 / (1 - ei)),
-                 x >= prob.lo[ie] / p0[ie], x <= prob.hi[ie] / p0[ie]]
-        obj = obj + h * (q0[ie] * p0[ie] / fx[ie] / scale) @ v - h * (
-            q0[ie] * k[ie] / fx[ie] / scale) @ w
+        cons += [
+            cp.PowCone3D(x, np.ones(ie.size), v, 1 + ei),
+            cp.PowCone3D(w, x, np.ones(ie.size), 1 / (1 - ei)),
+            x >= prob.lo[ie] / p0[ie],
+            x <= prob.hi[ie] / p0[ie],
+        ]
+        obj = (
+            obj
+            + h * (q0[ie] * p0[ie] / fx[ie] / scale) @ v
+            - h * (q0[ie] * k[ie] / fx[ie] / scale) @ w
+        )
     pos_el = {r: j for j, r in enumerate(el)}
     pos_ie = {r: j for j, r in enumerate(ie)}
     for lk in prob.links:
@@ -179,8 +189,12 @@ def _brute(prob, n_grid):
 @pytest.mark.parametrize("seed", range(6))
 @pytest.mark.parametrize("side", ["up", "down"])
 def test_small_cases_match_brute_force(seed, side):
-    df = demand(1, markets=("US", "GB") if seed % 2 else ("US", "GB", "CH"), seed=40 + seed,
-                e_range=(-3.5, -1.3))
+    df = demand(
+        1,
+        markets=("US", "GB") if seed % 2 else ("US", "GB", "CH"),
+        seed=40 + seed,
+        e_range=(-3.5, -1.3),
+    )
     df = _raise_costs(df, 2.0 if side == "up" else 0.6)
     cons = {**B, "max_avg_change_pct": 3}
     plan = optimize(df, cons)
@@ -194,8 +208,9 @@ def test_small_cases_match_brute_force(seed, side):
         assert plan.objective >= best - 1e-9 * abs(best)
         assert plan.gap <= 1e-8 and plan.extra["path"] == "decomposition"
     else:  # not concave: the better of the Lagrangian plan and the MILP, within its gap
-        res, _ = _solve_milp(prob, Responder(prob), risk=None, draws=None, seed=0, n_grid=25,
-                             time_limit=60)
+        res, _ = _solve_milp(
+            prob, Responder(prob), risk=None, draws=None, seed=0, n_grid=25, time_limit=60
+        )
         assert plan.objective >= float(prob.objective_value(res.prices).sum()) * (1 - 1e-12)
 
 
@@ -226,8 +241,9 @@ def test_beats_or_matches_the_milp_grid():
     cons = {**B, "min_margin_pct": 20, "max_avg_change_pct": 3, "parity": {"max_gap_pct": 8}}
     plan = optimize(df, cons)
     prob = build_problem(df, load_constraints(cons))
-    res, _ = _solve_milp(prob, Responder(prob), risk=None, draws=None, seed=0, n_grid=25,
-                         time_limit=60)
+    res, _ = _solve_milp(
+        prob, Responder(prob), risk=None, draws=None, seed=0, n_grid=25, time_limit=60
+    )
     milp_obj = float(prob.objective_value(res.prices).sum())
     assert plan.extra["path"] == "decomposition"
     assert "parity band search" in plan.formulation
@@ -237,15 +253,23 @@ def test_beats_or_matches_the_milp_grid():
 
 def test_linked_budgets_and_ladders_stay_on_the_milp():
     df = _raise_costs(demand(3, seed=2), 1.8)
-    over = {**B, "max_avg_change_pct": 4,
-            "overrides": [{"where": {"category": ["bags"]}, "max_avg_change_pct": 2}]}
+    over = {
+        **B,
+        "max_avg_change_pct": 4,
+        "overrides": [{"where": {"category": ["bags"]}, "max_avg_change_pct": 2}],
+    }
     plan = optimize(df, over)
     assert plan.extra["path"] == "milp" and "share rows" in plan.formulation
     lad = optimize(df, {**B, "max_avg_change_pct": 4, "ladder": {"step": 5}})
     assert lad.extra["path"] == "milp" and "ladder with max_avg_change_pct" in lad.formulation
     # disjoint budgets per category are searched together on the multiplier path
-    split = {**B, "overrides": [{"where": {"category": ["bags"]}, "max_avg_change_pct": 2},
-                                {"where": {"category": ["shoes"]}, "max_avg_change_pct": 3}]}
+    split = {
+        **B,
+        "overrides": [
+            {"where": {"category": ["bags"]}, "max_avg_change_pct": 2},
+            {"where": {"category": ["shoes"]}, "max_avg_change_pct": 3},
+        ],
+    }
     plan = optimize(df, split)
     assert plan.extra["path"] == "decomposition"
     assert sum(v != 0 for v in plan.multipliers.values()) == 2
@@ -262,7 +286,7 @@ def test_infeasible_budget_is_diagnosed():
     # lower side of the budget
     df = demand(4, seed=3)
     e, q0 = df["elasticity"].to_numpy(), df["base_quantity"].to_numpy()
-    most = 100 * float((q0 * 0.7 ** e).sum() / q0.sum())  # every price at -30%
+    most = 100 * float((q0 * 0.7**e).sum() / q0.sum())  # every price at -30%
     cons = {**B, "max_avg_change_pct": 2, "min_volume_pct": 0.9 * most}
     optimize(df, {k: v for k, v in cons.items() if k != "max_avg_change_pct"})  # feasible
     with pytest.raises(InfeasibleError, match="cannot be met together"):
@@ -270,19 +294,32 @@ def test_infeasible_budget_is_diagnosed():
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(seed=st.integers(0, 10_000), n_items=st.integers(1, 4),
-       markets=st.sampled_from([("US", "GB"), ("US", "GB", "CH"), ("DE", "CH", "GB", "US")]),
-       inc=st.floats(2, 40), dec=st.floats(2, 40), margin=st.floats(0, 40),
-       gap=st.one_of(st.none(), st.floats(0, 15)), vol=st.one_of(st.none(), st.floats(50, 120)),
-       avg=st.floats(0.2, 10), cost=st.floats(0.5, 2.2), frozen=st.booleans(),
-       revenue=st.booleans())
-def test_every_price_satisfies_every_constraint(seed, n_items, markets, inc, dec, margin, gap,
-                                                vol, avg, cost, frozen, revenue):
-    df = _raise_costs(demand(n_items, markets=markets, seed=seed, spread=0.05,
-                             e_range=(-4.0, -0.5)), cost)
-    cons = {"bounds": {"max_increase_pct": inc, "max_decrease_pct": dec},
-            "min_margin_pct": margin, "objective": "revenue" if revenue else "profit",
-            "max_avg_change_pct": avg}
+@given(
+    seed=st.integers(0, 10_000),
+    n_items=st.integers(1, 4),
+    markets=st.sampled_from([("US", "GB"), ("US", "GB", "CH"), ("DE", "CH", "GB", "US")]),
+    inc=st.floats(2, 40),
+    dec=st.floats(2, 40),
+    margin=st.floats(0, 40),
+    gap=st.one_of(st.none(), st.floats(0, 15)),
+    vol=st.one_of(st.none(), st.floats(50, 120)),
+    avg=st.floats(0.2, 10),
+    cost=st.floats(0.5, 2.2),
+    frozen=st.booleans(),
+    revenue=st.booleans(),
+)
+def test_every_price_satisfies_every_constraint(
+    seed, n_items, markets, inc, dec, margin, gap, vol, avg, cost, frozen, revenue
+):
+    df = _raise_costs(
+        demand(n_items, markets=markets, seed=seed, spread=0.05, e_range=(-4.0, -0.5)), cost
+    )
+    cons = {
+        "bounds": {"max_increase_pct": inc, "max_decrease_pct": dec},
+        "min_margin_pct": margin,
+        "objective": "revenue" if revenue else "profit",
+        "max_avg_change_pct": avg,
+    }
     if gap is not None:
         cons["parity"] = {"max_gap_pct": gap}
     if vol is not None:
@@ -309,12 +346,23 @@ def test_every_price_satisfies_every_constraint(seed, n_items, markets, inc, dec
 def test_budget_implied_cap_is_named_in_a_row_conflict():
     # an inelastic row with no max_increase_pct is capped by the budget (1.05 x 100 here);
     # its margin floor needs 100 / (1 - 0.5) = 200: the conflict names the budget, not 'nan'
-    df = pl.DataFrame({"item_id": ["A"], "market": ["US"], "elasticity": [-0.5],
-                       "base_price": [100.0], "base_quantity": [10.0], "unit_cost": [100.0]})
+    df = pl.DataFrame(
+        {
+            "item_id": ["A"],
+            "market": ["US"],
+            "elasticity": [-0.5],
+            "base_price": [100.0],
+            "base_quantity": [10.0],
+            "unit_cost": [100.0],
+        }
+    )
     with pytest.raises(InfeasibleError) as err:
-        optimize(df, {"bounds": {"max_decrease_pct": 30}, "min_margin_pct": 50,
-                      "max_avg_change_pct": 5})
+        optimize(
+            df, {"bounds": {"max_decrease_pct": 30}, "min_margin_pct": 50, "max_avg_change_pct": 5}
+        )
     msg = str(err.value)
-    assert ("A/US: min_margin_pct 50 needs price >= 200.00 but the max_avg_change_pct 5 "
-            "budget caps it at 105.00") in msg
+    assert (
+        "A/US: min_margin_pct 50 needs price >= 200.00 but the max_avg_change_pct 5 "
+        "budget caps it at 105.00"
+    ) in msg
     assert "nan" not in msg

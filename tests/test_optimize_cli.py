@@ -30,8 +30,16 @@ def _write(path: Path, text: str) -> Path:
 
 def test_plan_on_sample_satisfies_every_constraint(cli, est_db: Path, tmp_path: Path) -> None:
     out = tmp_path / "plan.csv"
-    res = cli("optimize", "--db", est_db, "--constraints", sample_dir() / "constraints.yaml",
-              "--json", "--output", out)
+    res = cli(
+        "optimize",
+        "--db",
+        est_db,
+        "--constraints",
+        sample_dir() / "constraints.yaml",
+        "--json",
+        "--output",
+        out,
+    )
     assert res.exit_code == 0, res.stderr
     doc = json.loads(res.stdout)
     assert doc["status"] == "optimal"
@@ -55,10 +63,14 @@ def test_plan_on_sample_satisfies_every_constraint(cli, est_db: Path, tmp_path: 
 
 
 def test_demand_file_from_outside_repo(cli, tmp_path: Path) -> None:
-    demand = _write(tmp_path / "demand.csv", (
-        "item_id,market,elasticity,base_price,base_quantity,unit_cost\n"
-        "A,US,-2.0,100,10,40\n"
-        "B,US,-3.0,50,20,30\n"))
+    demand = _write(
+        tmp_path / "demand.csv",
+        (
+            "item_id,market,elasticity,base_price,base_quantity,unit_cost\n"
+            "A,US,-2.0,100,10,40\n"
+            "B,US,-3.0,50,20,30\n"
+        ),
+    )
     out = tmp_path / "plan.json"
     res = cli("optimize", "--demand", demand, "--output", out, "--json")
     assert res.exit_code == 0, res.stderr
@@ -70,19 +82,24 @@ def test_demand_file_from_outside_repo(cli, tmp_path: Path) -> None:
 
 
 def test_infeasible_exits_1_naming_the_conflict(cli, tmp_path: Path) -> None:
-    demand = _write(tmp_path / "d.csv", (
-        "item_id,market,elasticity,base_price,base_quantity,unit_cost\n"
-        "IT-7,JP,-2.0,180,5,126\n"))
+    demand = _write(
+        tmp_path / "d.csv",
+        ("item_id,market,elasticity,base_price,base_quantity,unit_cost\nIT-7,JP,-2.0,180,5,126\n"),
+    )
     cons = _write(tmp_path / "c.yaml", "bounds: {max_increase_pct: 10}\nmin_margin_pct: 40\n")
     res = cli("optimize", "--demand", demand, "--constraints", cons)
     assert res.exit_code == 1
-    assert "IT-7/JP: min_margin_pct 40 needs price >= 210.00 but max_increase_pct 10 caps it " \
-           "at 198.00" in res.stderr
+    assert (
+        "IT-7/JP: min_margin_pct 40 needs price >= 210.00 but max_increase_pct 10 caps it "
+        "at 198.00" in res.stderr
+    )
 
 
 def test_bad_constraints_file(cli, tmp_path: Path) -> None:
-    demand = _write(tmp_path / "d.csv", (
-        "item_id,market,elasticity,base_price,base_quantity,unit_cost\nA,US,-2,100,10,40\n"))
+    demand = _write(
+        tmp_path / "d.csv",
+        ("item_id,market,elasticity,base_price,base_quantity,unit_cost\nA,US,-2,100,10,40\n"),
+    )
     typo = _write(tmp_path / "typo.yaml", "bounds:\n  max_increse_pct: 10\n")
     res = cli("optimize", "--demand", demand, "--constraints", typo)
     assert res.exit_code == 2

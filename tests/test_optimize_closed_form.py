@@ -38,7 +38,9 @@ def test_volume_floor_decomposition_matches_power_cone_program():
     obj_ref = profit(df, ref, 4)
     assert plan.objective >= obj_ref * (1 - 1e-6)
     assert abs(plan.objective - obj_ref) <= 1e-5 * abs(obj_ref)
-    assert plan.table["expected_quantity"].sum() >= 1.72 * plan.table["baseline_quantity"].sum() * (1 - 1e-9)
+    assert plan.table["expected_quantity"].sum() >= 1.72 * plan.table["baseline_quantity"].sum() * (
+        1 - 1e-9
+    )
     assert plan.gap < 1e-6
     assert "min_volume_pct" in plan.binding_counts()
 
@@ -46,13 +48,17 @@ def test_volume_floor_decomposition_matches_power_cone_program():
 def test_shared_stock_pool_matches_power_cone_program():
     df = demand(6, seed=3).with_columns(
         pl.col("item_id").alias("stock_pool"),
-        (pl.col("base_quantity").sum().over("item_id") * 4 * 0.9).alias("stock"))
+        (pl.col("base_quantity").sum().over("item_id") * 4 * 0.9).alias("stock"),
+    )
     cons = {**BOUNDS, "inventory": True, "horizon_weeks": 4}
     plan = optimize(df, cons)
     ref = solve_conic(build_problem(df, load_constraints(cons)))
     assert abs(plan.objective - profit(df, ref, 4)) <= 1e-5 * abs(plan.objective)
-    used = plan.table.with_columns(df["stock_pool"], df["stock"]).group_by("stock_pool").agg(
-        pl.col("expected_quantity").sum(), pl.col("stock").first())
+    used = (
+        plan.table.with_columns(df["stock_pool"], df["stock"])
+        .group_by("stock_pool")
+        .agg(pl.col("expected_quantity").sum(), pl.col("stock").first())
+    )
     assert (used["expected_quantity"] <= used["stock"] * (1 + 1e-9)).all()
     assert "inventory" in plan.binding_counts()
 
@@ -69,11 +75,18 @@ def test_inelastic_rows_flagged_and_pushed_to_cap():
 def test_bad_rows_skipped_with_reason_or_strict_error():
     df = demand(3, seed=5)
     bad = df.with_columns(
-        pl.when(pl.int_range(pl.len()) == 0).then(float("nan")).when(pl.int_range(pl.len()) == 1)
-        .then(0.4).otherwise(pl.col("elasticity")).alias("elasticity"),
-        pl.when(pl.int_range(pl.len()) == 2).then(None).otherwise(pl.col("unit_cost"))
+        pl.when(pl.int_range(pl.len()) == 0)
+        .then(float("nan"))
+        .when(pl.int_range(pl.len()) == 1)
+        .then(0.4)
+        .otherwise(pl.col("elasticity"))
+        .alias("elasticity"),
+        pl.when(pl.int_range(pl.len()) == 2)
+        .then(None)
+        .otherwise(pl.col("unit_cost"))
         .alias("unit_cost"),
-        pl.when(pl.int_range(pl.len()) == 3).then(-1.0).otherwise(None).alias("stock"))
+        pl.when(pl.int_range(pl.len()) == 3).then(-1.0).otherwise(None).alias("stock"),
+    )
     plan = optimize(bad, BOUNDS)
     reasons = dict(zip(plan.skipped["market"], plan.skipped["reason"], strict=True))
     assert plan.table.height == df.height - 4 and len(reasons) == 4

@@ -30,24 +30,41 @@ def _brute(df, cons, step, off):
     total = 0.0
     for item in np.unique(prob.item):
         rows = np.flatnonzero(prob.item == item)
-        grids = [(np.array([prob.p0[i]]) if prob.frozen[i]
-                  else _points(prob.lo[i], min(prob.hi[i], 3 * prob.p0[i]), step, off))
-                 for i in rows]
+        grids = [
+            (
+                np.array([prob.p0[i]])
+                if prob.frozen[i]
+                else _points(prob.lo[i], min(prob.hi[i], 3 * prob.p0[i]), step, off)
+            )
+            for i in rows
+        ]
         best = -np.inf
         for combo in itertools.product(*grids):
             p = np.array(combo)
             b = p / prob.fx[rows]
             if gap is not None and b.max() > b.min() * (1 + gap / 100) * (1 + 1e-12):
                 continue
-            best = max(best, float((prob.horizon * (p - prob.cost[rows])
-                                    * prob.quantity(p, rows) / prob.fx[rows]).sum()))
+            best = max(
+                best,
+                float(
+                    (
+                        prob.horizon
+                        * (p - prob.cost[rows])
+                        * prob.quantity(p, rows)
+                        / prob.fx[rows]
+                    ).sum()
+                ),
+            )
         total += best
     return total
 
 
 CASES = [
-    ({"step": 5}, 3.0), ({"ending": 0.99}, 4.0), ({"step": 10, "ending": 9}, 6.0),
-    ({"step": 2.5}, 0.0), ({"step": 20}, 10.0),
+    ({"step": 5}, 3.0),
+    ({"ending": 0.99}, 4.0),
+    ({"step": 10, "ending": 9}, 6.0),
+    ({"step": 2.5}, 0.0),
+    ({"step": 20}, 10.0),
 ]
 
 
@@ -56,8 +73,12 @@ CASES = [
 def test_parity_ladder_matches_enumeration(seed, ladder, gap):
     df = demand(2, markets=FX3, seed=100 + seed, spread=0.08, e_range=(-4.0, -0.6))
     inc, dec = 6 + 3 * (seed % 4), 5 + 4 * (seed % 3)
-    cons = {"bounds": {"max_increase_pct": inc, "max_decrease_pct": dec}, "ladder": ladder,
-            "parity": {"max_gap_pct": gap}, "min_margin_pct": 20}
+    cons = {
+        "bounds": {"max_increase_pct": inc, "max_decrease_pct": dec},
+        "ladder": ladder,
+        "parity": {"max_gap_pct": gap},
+        "min_margin_pct": 20,
+    }
     if seed % 3 == 2:
         cons["frozen"] = ["IT-1"]
     if seed % 2:
@@ -73,8 +94,9 @@ def test_parity_ladder_matches_enumeration(seed, ladder, gap):
     assert "ladder" in plan.formulation and plan.gap == 0.0
     # the candidate MILP over the same ladder agrees (second method)
     prob = build_problem(df, load_constraints(cons))
-    res, _ = _solve_milp(prob, Responder(prob), risk=None, draws=None, seed=0, n_grid=25,
-                         time_limit=60)
+    res, _ = _solve_milp(
+        prob, Responder(prob), risk=None, draws=None, seed=0, n_grid=25, time_limit=60
+    )
     assert float(prob.objective_value(res.prices).sum()) == pytest.approx(best, rel=1e-7)
 
 
@@ -102,16 +124,23 @@ def test_ladder_without_parity_is_point_next_to_optimum_even_unbounded():
 
 def test_ladder_parity_bench_shape_is_fast_and_exact():
     from benchmarks.bench_optimize import catalogue
+
     df = catalogue(1000, seed=2, price_range=(550, 700))
-    cons = {"bounds": {"max_increase_pct": 17, "max_decrease_pct": 17}, "min_margin_pct": 30,
-            "parity": {"max_gap_pct": 5}, "ladder": {"step": 10, "ending": 9}}
+    cons = {
+        "bounds": {"max_increase_pct": 17, "max_decrease_pct": 17},
+        "min_margin_pct": 30,
+        "parity": {"max_gap_pct": 5},
+        "ladder": {"step": 10, "ending": 9},
+    }
     t = time.perf_counter()
     plan = optimize(df, cons)
     assert time.perf_counter() - t < 20  # ~0.3 s measured; the MILP took 34 s
     assert plan.status == "optimal" and plan.gap == 0.0
     # the same items restricted to three markets, against exhaustive enumeration
-    sub = df.filter(pl.col("item_id").is_in(["IT-0", "IT-1", "IT-2"])
-                    & pl.col("market").is_in(["US", "GB", "CH"]))
+    sub = df.filter(
+        pl.col("item_id").is_in(["IT-0", "IT-1", "IT-2"])
+        & pl.col("market").is_in(["US", "GB", "CH"])
+    )
     assert optimize(sub, cons).objective == pytest.approx(_brute(sub, cons, 10, 9), rel=1e-10)
 
 
@@ -129,10 +158,17 @@ EDGE = {
 
 @pytest.mark.parametrize("name", list(EDGE))
 def test_edge_cases_raise_no_warning(name):
-    df = pl.DataFrame({"item_id": ["A", "B", "A"], "market": ["US", "US", "GB"],
-                       "elasticity": [-2.0, -3.0, -2.5], "base_price": [100.0, 50.0, 90.0],
-                       "base_quantity": [10.0, 20.0, 5.0], "unit_cost": [40.0, 30.0, 35.0],
-                       "fx_rate": [1.0, 1.0, 0.9]})
+    df = pl.DataFrame(
+        {
+            "item_id": ["A", "B", "A"],
+            "market": ["US", "US", "GB"],
+            "elasticity": [-2.0, -3.0, -2.5],
+            "base_price": [100.0, 50.0, 90.0],
+            "base_quantity": [10.0, 20.0, 5.0],
+            "unit_cost": [40.0, 30.0, 35.0],
+            "fx_rate": [1.0, 1.0, 0.9],
+        }
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         plan = optimize(df, EDGE[name])
@@ -144,9 +180,17 @@ def test_edge_cases_raise_no_warning(name):
 
 
 def test_zero_stock_row_skipped_without_warning():
-    df = pl.DataFrame({"item_id": ["A", "B"], "market": ["US", "US"], "elasticity": [-2.0, -3.0],
-                       "base_price": [100.0, 50.0], "base_quantity": [10.0, 20.0],
-                       "unit_cost": [40.0, 30.0], "stock": [0.0, 1000.0]})
+    df = pl.DataFrame(
+        {
+            "item_id": ["A", "B"],
+            "market": ["US", "US"],
+            "elasticity": [-2.0, -3.0],
+            "base_price": [100.0, 50.0],
+            "base_quantity": [10.0, 20.0],
+            "unit_cost": [40.0, 30.0],
+            "stock": [0.0, 1000.0],
+        }
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         plan = optimize(df, {"inventory": True, "bounds": {"max_increase_pct": 10}})

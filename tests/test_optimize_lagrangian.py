@@ -73,8 +73,11 @@ CASES = ["floor", "floor revenue", "floor + parity", "two floors"]
 @pytest.mark.parametrize("name", CASES)
 def test_matches_brute_force_and_milp(seed, name):
     df = demand(2, markets=FX3, seed=300 + seed, spread=0.05, e_range=(-3.5, -0.6))
-    cons = {"bounds": {"max_increase_pct": 10, "max_decrease_pct": 12}, "ladder": {"step": 5},
-            "horizon_weeks": 2}
+    cons = {
+        "bounds": {"max_increase_pct": 10, "max_decrease_pct": 12},
+        "ladder": {"step": 5},
+        "horizon_weeks": 2,
+    }
     if name == "floor revenue":
         cons["objective"] = "revenue"
     if name == "floor + parity":
@@ -83,8 +86,11 @@ def test_matches_brute_force_and_milp(seed, name):
     if name == "two floors":
         cons["overrides"] = [
             {"where": {"market": ["US"]}, "min_volume_pct": _floor_pct(df, cons, us, 0.5)},
-            {"where": {"market": ["GB", "CH"]},
-             "min_volume_pct": _floor_pct(df, cons, ~us, 0.3 + 0.2 * (seed % 2))}]
+            {
+                "where": {"market": ["GB", "CH"]},
+                "min_volume_pct": _floor_pct(df, cons, ~us, 0.3 + 0.2 * (seed % 2)),
+            },
+        ]
     else:
         cons["min_volume_pct"] = _floor_pct(df, cons, np.ones(us.size, bool), 0.15 + 0.15 * seed)
     prob = build_problem(df, load_constraints(cons))
@@ -103,8 +109,9 @@ def test_matches_brute_force_and_milp(seed, name):
     else:
         assert "candidate MILP" in plan.formulation
         assert plan.objective == pytest.approx(best, rel=1e-5)
-    res, _ = _solve_milp(prob, Responder(prob), risk=None, draws=None, seed=0, n_grid=25,
-                         time_limit=60)
+    res, _ = _solve_milp(
+        prob, Responder(prob), risk=None, draws=None, seed=0, n_grid=25, time_limit=60
+    )
     milp_obj = float(prob.objective_value(res.prices).sum())
     assert abs(milp_obj - plan.objective) <= (plan.gap + 1e-5) * abs(plan.objective)
 
@@ -112,10 +119,15 @@ def test_matches_brute_force_and_milp(seed, name):
 def test_stock_pool_with_ladder():
     df = demand(3, markets=("US", "GB"), seed=5, e_range=(-3.0, -1.5))
     q0 = df["base_quantity"].to_numpy()
-    df = df.with_columns(pl.lit("P1").alias("stock_pool"),
-                         pl.lit(float(2 * 0.8 * q0.sum())).alias("stock"))
-    cons = {"bounds": {"max_increase_pct": 25, "max_decrease_pct": 25}, "ladder": {"step": 5},
-            "inventory": True, "horizon_weeks": 2}
+    df = df.with_columns(
+        pl.lit("P1").alias("stock_pool"), pl.lit(float(2 * 0.8 * q0.sum())).alias("stock")
+    )
+    cons = {
+        "bounds": {"max_increase_pct": 25, "max_decrease_pct": 25},
+        "ladder": {"step": 5},
+        "inventory": True,
+        "horizon_weeks": 2,
+    }
     prob = build_problem(df, load_constraints(cons))
     assert [lk.kind for lk in prob.links] == ["inventory"]
     plan = optimize(df, cons)
@@ -129,8 +141,11 @@ def test_stock_pool_with_ladder():
 def test_large_gap_falls_back_to_milp():
     # six rows on a coarse ladder: the floor forces a whole step, the dual gap is > 0.1%
     df = demand(2, markets=FX3, seed=300, spread=0.05, e_range=(-3.5, -0.6))
-    cons = {"bounds": {"max_increase_pct": 10, "max_decrease_pct": 12}, "ladder": {"step": 5},
-            "horizon_weeks": 2}
+    cons = {
+        "bounds": {"max_increase_pct": 10, "max_decrease_pct": 12},
+        "ladder": {"step": 5},
+        "horizon_weeks": 2,
+    }
     cons["min_volume_pct"] = _floor_pct(df, cons, np.ones(df.height, bool), 0.15)
     plan = optimize(df, cons)
     prob = build_problem(df, load_constraints(cons))

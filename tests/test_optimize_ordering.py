@@ -20,10 +20,17 @@ def _frame(seed: int, markets=("US", "GB")) -> pl.DataFrame:
     for j, it in enumerate(ITEMS):
         base = rng.uniform(90, 130) * (1 + 0.04 * j)
         for m in markets:
-            rows.append({"item_id": it, "market": m, "elasticity": rng.uniform(-4, -1.3),
-                         "base_price": base * fx[m] * rng.uniform(0.95, 1.05),
-                         "base_quantity": rng.uniform(1, 20),
-                         "unit_cost": rng.uniform(0.3, 0.5) * base * fx[m], "fx_rate": fx[m]})
+            rows.append(
+                {
+                    "item_id": it,
+                    "market": m,
+                    "elasticity": rng.uniform(-4, -1.3),
+                    "base_price": base * fx[m] * rng.uniform(0.95, 1.05),
+                    "base_quantity": rng.uniform(1, 20),
+                    "unit_cost": rng.uniform(0.3, 0.5) * base * fx[m],
+                    "fx_rate": fx[m],
+                }
+            )
     return pl.DataFrame(rows)
 
 
@@ -50,8 +57,12 @@ def _brute(df: pl.DataFrame, cons: dict, step: float) -> float:
 @pytest.mark.parametrize("seed", range(8))
 def test_ordering_with_ladder_matches_enumeration(seed):
     df = _frame(seed)
-    cons = {"bounds": {"max_increase_pct": 15, "max_decrease_pct": 15}, "ladder": {"step": 5},
-            "ordering": [{"items": ITEMS, "min_step_pct": 3 + seed}], "horizon_weeks": 4}
+    cons = {
+        "bounds": {"max_increase_pct": 15, "max_decrease_pct": 15},
+        "ladder": {"step": 5},
+        "ordering": [{"items": ITEMS, "min_step_pct": 3 + seed}],
+        "horizon_weeks": 4,
+    }
     if seed % 2:
         cons["parity"] = {"max_gap_pct": 6}
     best = _brute(df, cons, 5.0)
@@ -64,8 +75,10 @@ def test_ordering_with_ladder_matches_enumeration(seed):
     assert "ordering" in plan.formulation and plan.gap <= 1e-4
     t = plan.table
     for m in ("US", "GB"):
-        p = [t.filter((pl.col("item_id") == it) & (pl.col("market") == m))[
-            "recommended_price"][0] for it in ITEMS]
+        p = [
+            t.filter((pl.col("item_id") == it) & (pl.col("market") == m))["recommended_price"][0]
+            for it in ITEMS
+        ]
         step = 1 + (3 + seed) / 100
         assert p[1] >= step * p[0] * (1 - 1e-9) and p[2] >= step * p[1] * (1 - 1e-9)
 
@@ -73,13 +86,17 @@ def test_ordering_with_ladder_matches_enumeration(seed):
 def test_ordering_binds_and_holds_without_ladder():
     df = _frame(3)
     # reverse the natural order: the constraint must bind
-    cons = {"bounds": {"max_increase_pct": 30, "max_decrease_pct": 30},
-            "ordering": [{"items": ITEMS[::-1], "min_step_pct": 5}]}
+    cons = {
+        "bounds": {"max_increase_pct": 30, "max_decrease_pct": 30},
+        "ordering": [{"items": ITEMS[::-1], "min_step_pct": 5}],
+    }
     plan = optimize(df, cons)
     t = plan.table
     for m in ("US", "GB"):
-        p = [t.filter((pl.col("item_id") == it) & (pl.col("market") == m))[
-            "recommended_price"][0] for it in ITEMS[::-1]]
+        p = [
+            t.filter((pl.col("item_id") == it) & (pl.col("market") == m))["recommended_price"][0]
+            for it in ITEMS[::-1]
+        ]
         assert p[1] >= 1.05 * p[0] * (1 - 1e-9) and p[2] >= 1.05 * p[1] * (1 - 1e-9)
     assert "ordering" in plan.binding_counts()
     free = optimize(df, {"bounds": cons["bounds"]})
@@ -89,17 +106,19 @@ def test_ordering_binds_and_holds_without_ladder():
 def test_ordering_market_missing_item_pairs_neighbours():
     df = _frame(1).filter(~((pl.col("item_id") == "BAG-M") & (pl.col("market") == "GB")))
     prob = build_problem(df, load_constraints({"ordering": [{"items": ITEMS}]}))
-    (lower, upper, f, name), = prob.ordering
+    ((lower, upper, f, name),) = prob.ordering
     pairs = {(prob.label(a), prob.label(b)) for a, b in zip(lower, upper, strict=True)}
-    assert pairs == {("BAG-S/US", "BAG-M/US"), ("BAG-M/US", "BAG-L/US"),
-                     ("BAG-S/GB", "BAG-L/GB")}
+    assert pairs == {("BAG-S/US", "BAG-M/US"), ("BAG-M/US", "BAG-L/US"), ("BAG-S/GB", "BAG-L/GB")}
     assert f == 1.0 and name == "ordering BAG-S < BAG-M < BAG-L (min_step_pct 0)"
 
 
 def test_unknown_ordering_ids_named():
     text = "ordering:\n  - items: [BAG-S, BAG-XL, BAG-M, BAG-XXL]\n    min_step_pct: 5\n"
-    with pytest.raises(ConfigError, match=r"line 2: ordering: unknown item id\(s\) BAG-XL, "
-                                          r"BAG-XXL"):
+    with pytest.raises(
+        ConfigError,
+        match=r"line 2: ordering: unknown item id\(s\) BAG-XL, "
+        r"BAG-XXL",
+    ):
         optimize(_frame(0), loads_constraints(text))
 
 
@@ -116,19 +135,26 @@ def test_ordering_yaml_errors():
 
 def test_ordering_infeasible_names_rows_and_numbers():
     df = _frame(2)
-    cons = {"bounds": {"max_increase_pct": 2, "max_decrease_pct": 2},
-            "ordering": [{"items": ITEMS[::-1], "min_step_pct": 10}]}
-    with pytest.raises(InfeasibleError, match=r"ordering BAG-L < BAG-M < BAG-S \(min_step_pct "
-                                              r"10\): BAG-M/\w+ needs price >= [\d.]+ \(1.1 x "
-                                              r"BAG-L/\w+ at >= [\d.]+\) but max_increase_pct"):
+    cons = {
+        "bounds": {"max_increase_pct": 2, "max_decrease_pct": 2},
+        "ordering": [{"items": ITEMS[::-1], "min_step_pct": 10}],
+    }
+    with pytest.raises(
+        InfeasibleError,
+        match=r"ordering BAG-L < BAG-M < BAG-S \(min_step_pct "
+        r"10\): BAG-M/\w+ needs price >= [\d.]+ \(1.1 x "
+        r"BAG-L/\w+ at >= [\d.]+\) but max_increase_pct",
+    ):
         optimize(df, cons)
 
 
 def test_ordering_continuous_rows_near_fine_grid_optimum():
     """Free rows are solved on candidates (grid + tight points): close to a fine brute force."""
     df = _frame(5)
-    cons = {"bounds": {"max_increase_pct": 25, "max_decrease_pct": 25},
-            "ordering": [{"items": ITEMS[::-1], "min_step_pct": 4}]}
+    cons = {
+        "bounds": {"max_increase_pct": 25, "max_decrease_pct": 25},
+        "ordering": [{"items": ITEMS[::-1], "min_step_pct": 4}],
+    }
     plan = optimize(df, cons)
     prob = build_problem(df, load_constraints(cons))
     best = 0.0

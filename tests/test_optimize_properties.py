@@ -64,20 +64,36 @@ def _violations(df, p, cons):
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(seed=st.integers(0, 10_000), n_items=st.integers(1, 3),
-       markets=st.sampled_from([("US", "GB"), ("US", "GB", "CH"), ("DE", "CH", "GB", "US")]),
-       inc=st.floats(2, 30), dec=st.floats(2, 30), margin=st.floats(0, 40),
-       gap=st.one_of(st.none(), st.floats(0, 15)), ladder=st.sampled_from(LADDERS),
-       vol=st.one_of(st.none(), st.floats(50, 120)),
-       avg=st.one_of(st.none(), st.floats(0.5, 10)), frozen=st.booleans(),
-       order=st.one_of(st.none(), st.floats(0, 8)), revenue=st.booleans())
-def test_every_price_satisfies_every_constraint(seed, n_items, markets, inc, dec, margin, gap,
-                                                ladder, vol, avg, frozen, order, revenue):
+@given(
+    seed=st.integers(0, 10_000),
+    n_items=st.integers(1, 3),
+    markets=st.sampled_from([("US", "GB"), ("US", "GB", "CH"), ("DE", "CH", "GB", "US")]),
+    inc=st.floats(2, 30),
+    dec=st.floats(2, 30),
+    margin=st.floats(0, 40),
+    gap=st.one_of(st.none(), st.floats(0, 15)),
+    ladder=st.sampled_from(LADDERS),
+    vol=st.one_of(st.none(), st.floats(50, 120)),
+    avg=st.one_of(st.none(), st.floats(0.5, 10)),
+    frozen=st.booleans(),
+    order=st.one_of(st.none(), st.floats(0, 8)),
+    revenue=st.booleans(),
+)
+def test_every_price_satisfies_every_constraint(
+    seed, n_items, markets, inc, dec, margin, gap, ladder, vol, avg, frozen, order, revenue
+):
     df = demand(n_items, markets=markets, seed=seed, spread=0.05, e_range=(-4.0, -0.5))
-    cons = {"bounds": {"max_increase_pct": inc, "max_decrease_pct": dec},
-            "min_margin_pct": margin, "objective": "revenue" if revenue else "profit"}
-    for key, val in (("parity", None if gap is None else {"max_gap_pct": gap}),
-                     ("ladder", ladder), ("min_volume_pct", vol), ("max_avg_change_pct", avg)):
+    cons = {
+        "bounds": {"max_increase_pct": inc, "max_decrease_pct": dec},
+        "min_margin_pct": margin,
+        "objective": "revenue" if revenue else "profit",
+    }
+    for key, val in (
+        ("parity", None if gap is None else {"max_gap_pct": gap}),
+        ("ladder", ladder),
+        ("min_volume_pct", vol),
+        ("max_avg_change_pct", avg),
+    ):
         if val is not None:
             cons[key] = val
     if frozen:
@@ -100,9 +116,14 @@ def test_every_price_satisfies_every_constraint(seed, n_items, markets, inc, dec
 def test_violation_checker_detects_each_constraint():
     df = demand(2, markets=("US", "GB"), seed=3, spread=0.0)
     p0 = df["base_price"].to_numpy()
-    cons = {"bounds": {"max_increase_pct": 5, "max_decrease_pct": 5}, "min_margin_pct": 0,
-            "parity": {"max_gap_pct": 1}, "ladder": {"step": 0.5}, "min_volume_pct": 100,
-            "ordering": [{"items": ["IT-1", "IT-0"], "min_step_pct": 0}]}
+    cons = {
+        "bounds": {"max_increase_pct": 5, "max_decrease_pct": 5},
+        "min_margin_pct": 0,
+        "parity": {"max_gap_pct": 1},
+        "ladder": {"step": 0.5},
+        "min_volume_pct": 100,
+        "ordering": [{"items": ["IT-1", "IT-0"], "min_step_pct": 0}],
+    }
     up = p0 * 1.1
     assert "max_increase_pct" in _violations(df, up, cons)
     assert "min_volume_pct" in _violations(df, up, cons)

@@ -21,10 +21,18 @@ def panel_data(n_items: int = 5, weeks: int = 30, seed: int = 1) -> pl.DataFrame
         for w in range(weeks):
             lp = np.log(100) + 0.15 * rng.standard_normal()
             q = np.exp(a + e * (lp - np.log(100)) + season[w] + 0.2 * rng.standard_normal())
-            rows.append((f"I{g}", "US", dt.date(2024, 1, 1) + dt.timedelta(weeks=w),
-                         float(np.exp(lp)), max(int(round(q * 20)), 1)))
-    return pl.DataFrame(rows, schema=["item_id", "market", "date", "price", "quantity"],
-                        orient="row")
+            rows.append(
+                (
+                    f"I{g}",
+                    "US",
+                    dt.date(2024, 1, 1) + dt.timedelta(weeks=w),
+                    float(np.exp(lp)),
+                    max(int(round(q * 20)), 1),
+                )
+            )
+    return pl.DataFrame(
+        rows, schema=["item_id", "market", "date", "price", "quantity"], orient="row"
+    )
 
 
 def dummies(codes: np.ndarray, drop_first: bool) -> np.ndarray:
@@ -35,8 +43,9 @@ def dummies(codes: np.ndarray, drop_first: bool) -> np.ndarray:
 
 def test_ols_with_item_effects_reports_the_within_r2():
     df = panel_data()
-    row = estimate(df, model="ols", by=None, fixed_effects=["item_id"], controls=None) \
-        .elasticities.row(0, named=True)
+    row = estimate(
+        df, model="ols", by=None, fixed_effects=["item_id"], controls=None
+    ).elasticities.row(0, named=True)
     y, x = np.log(df["quantity"].to_numpy()), np.log(df["price"].to_numpy())
     item = df["item_id"].to_numpy()
     ref = sm.OLS(y, np.column_stack([x, dummies(item, False)])).fit()
@@ -56,7 +65,7 @@ def test_panel_item_slopes_report_each_items_r2_given_the_week_effects():
     U = dummies(item, False)
     ref = sm.OLS(y, np.column_stack([U, U * x[:, None], dummies(week, True)])).fit()
     n_items = U.shape[1]
-    week_eff = np.r_[0.0, ref.params[2 * n_items:]][np.unique(week, return_inverse=True)[1]]
+    week_eff = np.r_[0.0, ref.params[2 * n_items :]][np.unique(week, return_inverse=True)[1]]
     for k, r in enumerate(res.iter_rows(named=True)):
         rows = item == r["item_id"]
         yw = y[rows] - week_eff[rows]

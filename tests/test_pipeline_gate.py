@@ -21,12 +21,16 @@ def setup(tmp_path: Path) -> tuple[Path, pl.DataFrame, Any]:
     items.write_csv(tmp_path / "in" / "items.csv")
     (tmp_path / "c.yaml").write_text("bounds: {max_increase_pct: 10, max_decrease_pct: 10}\n")
 
-    def cfg(monitor: dict[str, Any] | None = None, gate: dict[str, Any] | None = None,
-            **est: Any) -> dict[str, Any]:
-        return {"inputs": {"folder": str(tmp_path / "in")},
-                "estimate": {"model": "poisson", **est}, "gate": gate or {},
-                "optimize": {"constraints": str(tmp_path / "c.yaml")},
-                "monitor": {"as_of": "data", **(monitor or {})}}
+    def cfg(
+        monitor: dict[str, Any] | None = None, gate: dict[str, Any] | None = None, **est: Any
+    ) -> dict[str, Any]:
+        return {
+            "inputs": {"folder": str(tmp_path / "in")},
+            "estimate": {"model": "poisson", **est},
+            "gate": gate or {},
+            "optimize": {"constraints": str(tmp_path / "c.yaml")},
+            "monitor": {"as_of": "data", **(monitor or {})},
+        }
 
     return tmp_path / "p.duckdb", sales, cfg
 
@@ -47,9 +51,15 @@ def test_refused_candidate_keeps_production(setup: tuple[Path, pl.DataFrame, Any
     plan = first.steps[5].run_id
     res = api.pipeline(db, config=cfg(NO_PLAN_CHECK, model="ols"))
     assert res.exit_code == 0, res.message
-    assert _st(res) == {"ingest": "skipped", "validate": "skipped", "estimate": "ok",
-                        "backtest": "ok", "promote": "refused", "optimize": "skipped",
-                        "monitor": "ok"}
+    assert _st(res) == {
+        "ingest": "skipped",
+        "validate": "skipped",
+        "estimate": "ok",
+        "backtest": "ok",
+        "promote": "refused",
+        "optimize": "skipped",
+        "monitor": "ok",
+    }
     assert res.production_run == first.production_run
     assert res.steps[5].run_id == plan  # the plan on production still stands
     assert "gate refused run" in res.steps[4].message and "(wape)" in res.steps[4].message
@@ -74,16 +84,20 @@ def test_gate_disabled_promotes_as_forced(setup: tuple[Path, pl.DataFrame, Any])
     assert top["forced"] is True and top["reason"] == "pipeline: gate disabled in config"
 
 
-def test_drift_alert_triggers_reestimation(setup: tuple[Path, pl.DataFrame, Any],
-                                           tmp_path: Path) -> None:
+def test_drift_alert_triggers_reestimation(
+    setup: tuple[Path, pl.DataFrame, Any], tmp_path: Path
+) -> None:
     db, sales, cfg = setup
     c = cfg(trigger="drift")
     first = api.pipeline(db, config=c)
     assert first.exit_code == 0 and _st(first)["estimate"] == "ok"  # nothing in production yet
     # one late-reported unit: new data, same elasticities -> no drift, estimates kept
     revised = sales.with_columns(
-        pl.when(pl.int_range(pl.len()) == 5).then(pl.col("quantity") + 1)
-        .otherwise(pl.col("quantity")).alias("quantity"))
+        pl.when(pl.int_range(pl.len()) == 5)
+        .then(pl.col("quantity") + 1)
+        .otherwise(pl.col("quantity"))
+        .alias("quantity")
+    )
     revised.write_csv(tmp_path / "in" / "sales.csv")
     res = api.pipeline(db, config=c)
     assert res.exit_code == 0, res.message
@@ -91,8 +105,7 @@ def test_drift_alert_triggers_reestimation(setup: tuple[Path, pl.DataFrame, Any]
     assert res.steps[2].message.startswith("no drift: 0 of 40 items")
     assert _st(res)["optimize"] == "ok"  # a new baseline, same production estimates
     # demand turns much less elastic (-2 -> -0.5): the refitted production model drifts
-    changed, _, _ = simulate_panel(n_items=20, weeks=60, seed=3, base_units=8,
-                                   elasticity_mean=-0.5)
+    changed, _, _ = simulate_panel(n_items=20, weeks=60, seed=3, base_units=8, elasticity_mean=-0.5)
     changed.write_csv(tmp_path / "in" / "sales.csv")
     res = api.pipeline(db, config=c)
     est = res.steps[2]
@@ -115,8 +128,9 @@ def test_monitor_alert_stops_with_exit_1(setup: tuple[Path, pl.DataFrame, Any]) 
     assert len(STEPS) == 7
 
 
-def test_inputs_from_object_storage_url(setup: tuple[Path, pl.DataFrame, Any],
-                                        tmp_path: Path) -> None:
+def test_inputs_from_object_storage_url(
+    setup: tuple[Path, pl.DataFrame, Any], tmp_path: Path
+) -> None:
     """A folder URL (fsspec's in-memory filesystem) is discovered, hashed and ingested."""
     import uuid
 

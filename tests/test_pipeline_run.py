@@ -16,16 +16,27 @@ from pricelab.store import Store
 from tests.conftest import CliResult, assert_same, snapshot
 
 STEP_KEYS = {"step", "status", "run_id", "new_run", "exit_code", "message", "details"}
-TOP_KEYS = {"run_id", "db", "exit_code", "status", "changed", "failed_step", "production_run",
-            "message", "steps"}
+TOP_KEYS = {
+    "run_id",
+    "db",
+    "exit_code",
+    "status",
+    "changed",
+    "failed_step",
+    "production_run",
+    "message",
+    "steps",
+}
 
 
 def _config(folder: Path, path: Path, **sections: Any) -> Path:
     import yaml
 
-    doc: dict[str, Any] = {"inputs": {"folder": str(folder)},
-                           "optimize": {"constraints": "@sample/constraints.yaml"},
-                           "monitor": {"as_of": "data"}}
+    doc: dict[str, Any] = {
+        "inputs": {"folder": str(folder)},
+        "optimize": {"constraints": "@sample/constraints.yaml"},
+        "monitor": {"as_of": "data"},
+    }
     for key, value in sections.items():
         doc.setdefault(key, {}).update(value)
     path.write_text(yaml.safe_dump(doc))
@@ -59,8 +70,11 @@ def sample_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Pa
         shutil.copy(path, folder / path.name)
     config = _config(folder, d / "pipeline.yaml")
     db = d / "first.duckdb"
-    res = CliRunner().invoke(app, ["pipeline", "run", "--config", str(config), "--db", str(db),
-                                   "--json"], catch_exceptions=False)
+    res = CliRunner().invoke(
+        app,
+        ["pipeline", "run", "--config", str(config), "--db", str(db), "--json"],
+        catch_exceptions=False,
+    )
     assert res.exit_code == 0, res.stderr
     return folder, config, db, json.loads(res.stdout)
 
@@ -74,9 +88,15 @@ def test_end_to_end_on_sample(sample_run: tuple[Path, Path, Path, dict[str, Any]
     assert pipe["command"] == "pipeline" and pipe["status"] == "ok"
     assert pipe["parents"] == [ids[s] for s in STEPS]
     commands = {s: api.run(db, ids[s])["command"] for s in STEPS}
-    assert commands == {"ingest": "ingest", "validate": "validate", "estimate": "estimate",
-                        "backtest": "gate-backtest", "promote": "promote",
-                        "optimize": "optimize", "monitor": "monitor"}
+    assert commands == {
+        "ingest": "ingest",
+        "validate": "validate",
+        "estimate": "estimate",
+        "backtest": "gate-backtest",
+        "promote": "promote",
+        "optimize": "optimize",
+        "monitor": "monitor",
+    }
     # the first promotion beat the naive forecast; the plan uses the production estimates
     assert doc["production_run"] == ids["estimate"]
     checks = doc["steps"][3]["details"]["checks"]
@@ -85,8 +105,11 @@ def test_end_to_end_on_sample(sample_run: tuple[Path, Path, Path, dict[str, Any]
     assert api.run(db, ids["promote"])["parents"] == [ids["backtest"], ids["estimate"]]
 
 
-def test_second_run_does_nothing_new(cli: Callable[..., CliResult], tmp_path: Path,
-                                     sample_run: tuple[Path, Path, Path, dict[str, Any]]) -> None:
+def test_second_run_does_nothing_new(
+    cli: Callable[..., CliResult],
+    tmp_path: Path,
+    sample_run: tuple[Path, Path, Path, dict[str, Any]],
+) -> None:
     _, config, first, _ = sample_run
     db = tmp_path / "again.duckdb"
     shutil.copy(first, db)
@@ -103,8 +126,10 @@ def test_second_run_does_nothing_new(cli: Callable[..., CliResult], tmp_path: Pa
 
 
 def test_bad_input_file_stops_with_exit_2_and_changes_nothing(
-        cli: Callable[..., CliResult], tmp_path: Path,
-        sample_run: tuple[Path, Path, Path, dict[str, Any]]) -> None:
+    cli: Callable[..., CliResult],
+    tmp_path: Path,
+    sample_run: tuple[Path, Path, Path, dict[str, Any]],
+) -> None:
     folder, _, first, _ = sample_run
     bad = tmp_path / "inputs"
     shutil.copytree(folder, bad)
@@ -124,8 +149,11 @@ def test_bad_input_file_stops_with_exit_2_and_changes_nothing(
     assert res.exit_code == 2 and "error: pipeline stopped at ingest (exit 2)" in res.stderr
 
 
-def test_new_data_reruns_the_chain(cli: Callable[..., CliResult], tmp_path: Path,
-                                   sample_run: tuple[Path, Path, Path, dict[str, Any]]) -> None:
+def test_new_data_reruns_the_chain(
+    cli: Callable[..., CliResult],
+    tmp_path: Path,
+    sample_run: tuple[Path, Path, Path, dict[str, Any]],
+) -> None:
     folder, _, first, doc1 = sample_run
     new = tmp_path / "inputs"
     shutil.copytree(folder, new)
@@ -151,19 +179,19 @@ def test_new_data_reruns_the_chain(cli: Callable[..., CliResult], tmp_path: Path
 
 
 def test_config_errors(cli: Callable[..., CliResult], tmp_path: Path) -> None:
-    cases = {"estimat: {model: ols}\n":
-             "line 1: estimat: unknown key 'estimat'; did you mean 'estimate'?",
-             "gate: {tolerance_wap: 3}\n": "line 1: gate.tolerance_wap: unknown key "
-                                           "'tolerance_wap'; did you mean 'tolerance_wape'?",
-             "gate: {cutoffs: 0}\n": "line 1: gate.cutoffs: expected a whole number >= 1, got 0",
-             "estimate: {model: xgboost}\n": "line 1: estimate.model: expected one of ols, "
-                                             "poisson, panel, hierarchical, iv, got 'xgboost'",
-             "inputs: {files: {sale: a.csv}}\n": "line 1: inputs.files.sale: unknown key 'sale'; "
-                                                 "did you mean 'sales'?",
-             "monitor: {thresholds: {drift: {max_shar: 1}}}\n":
-             "line 1: monitor.thresholds.drift.max_shar: unknown key 'max_shar'; "
-             "did you mean 'max_share'?",
-             "estimate: [1\n": "line 2: YAML syntax error"}
+    cases = {
+        "estimat: {model: ols}\n": "line 1: estimat: unknown key 'estimat'; did you mean 'estimate'?",
+        "gate: {tolerance_wap: 3}\n": "line 1: gate.tolerance_wap: unknown key "
+        "'tolerance_wap'; did you mean 'tolerance_wape'?",
+        "gate: {cutoffs: 0}\n": "line 1: gate.cutoffs: expected a whole number >= 1, got 0",
+        "estimate: {model: xgboost}\n": "line 1: estimate.model: expected one of ols, "
+        "poisson, panel, hierarchical, iv, got 'xgboost'",
+        "inputs: {files: {sale: a.csv}}\n": "line 1: inputs.files.sale: unknown key 'sale'; "
+        "did you mean 'sales'?",
+        "monitor: {thresholds: {drift: {max_shar: 1}}}\n": "line 1: monitor.thresholds.drift.max_shar: unknown key 'max_shar'; "
+        "did you mean 'max_share'?",
+        "estimate: [1\n": "line 2: YAML syntax error",
+    }
     for text, message in cases.items():
         path = tmp_path / "c.yaml"
         path.write_text(text)
@@ -185,10 +213,13 @@ def test_example_config_is_valid(cli: Callable[..., CliResult]) -> None:
     assert doc["config"]["estimate"]["model"] == "hierarchical"
 
 
-def test_validate_and_monitor_runs_are_recorded(sample_run: tuple[Path, Path, Path, dict[str, Any]]
-                                                ) -> None:
+def test_validate_and_monitor_runs_are_recorded(
+    sample_run: tuple[Path, Path, Path, dict[str, Any]],
+) -> None:
     db = sample_run[2]
     with Store.open(db, read_only=True) as store:
-        rows = store.execute("SELECT command, status FROM runs WHERE command IN "
-                             "('validate', 'monitor') ORDER BY command")
+        rows = store.execute(
+            "SELECT command, status FROM runs WHERE command IN "
+            "('validate', 'monitor') ORDER BY command"
+        )
     assert rows == [("monitor", "ok"), ("validate", "ok")]

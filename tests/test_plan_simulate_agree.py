@@ -20,7 +20,9 @@ def test_plan_quantities_reproduced_by_simulation(tmp_path: Path, seasonality: s
     run = api.optimize(db, constraints=sample_dir() / "constraints.yaml", seasonality=seasonality)
     plan = run.plan.table
     scenario = {
-        "baseline_weeks": 8, "horizon_weeks": 4, "baseline_price": "current",
+        "baseline_weeks": 8,
+        "horizon_weeks": 4,
+        "baseline_price": "current",
         "seasonality": seasonality,
         "scenarios": [{"name": "plan", "plan_run": run.run_id}],
     }
@@ -28,11 +30,14 @@ def test_plan_quantities_reproduced_by_simulation(tmp_path: Path, seasonality: s
     joined = plan.join(sim, on=["item_id", "market"], how="inner")
     assert joined.height == plan.height
     assert joined["scenario_price"].to_list() == pytest.approx(
-        joined["recommended_price"].to_list(), rel=1e-12)
+        joined["recommended_price"].to_list(), rel=1e-12
+    )
     assert joined["scenario_quantity"].to_list() == pytest.approx(
-        joined["expected_quantity"].to_list(), rel=1e-9)
+        joined["expected_quantity"].to_list(), rel=1e-9
+    )
     assert joined["baseline_quantity_right"].to_list() == pytest.approx(
-        joined["baseline_quantity"].to_list(), rel=1e-9)
+        joined["baseline_quantity"].to_list(), rel=1e-9
+    )
     if seasonality == "auto":
         assert (sim["seasonal_factor"] != 1.0).any()
     assert isinstance(plan, pl.DataFrame)

@@ -12,9 +12,13 @@ from pricelab import api
 from pricelab.elasticity.synthetic import simulate_panel
 from tests.conftest import CliResult
 
-SCENARIO = {"baseline_weeks": 4, "horizon_weeks": 4,
-            "scenarios": [{"name": "us-plus-5", "changes": [{"where": {"market": "US"},
-                                                             "price_change_pct": 5}]}]}
+SCENARIO = {
+    "baseline_weeks": 4,
+    "horizon_weeks": 4,
+    "scenarios": [
+        {"name": "us-plus-5", "changes": [{"where": {"market": "US"}, "price_change_pct": 5}]}
+    ],
+}
 
 
 @pytest.fixture
@@ -26,27 +30,31 @@ def two_runs(tmp_path: Path) -> tuple[Path, str, str]:
     db = tmp_path / "d.duckdb"
     api.ingest(db, sales=tmp_path / "sales.csv", items=tmp_path / "items.csv")
     (tmp_path / "constraints.yaml").write_text(
-        "bounds: {max_increase_pct: 10, max_decrease_pct: 10}\n")
+        "bounds: {max_increase_pct: 10, max_decrease_pct: 10}\n"
+    )
     a = api.estimate(db, model="poisson").run_id
     b = api.estimate(db, model="ols").run_id
     return db, a, b
 
 
 def _optimize(cli: Callable[..., CliResult], db: Path, *extra: object) -> str:
-    res = cli("optimize", "--db", db, "--json", "--constraints",
-              db.parent / "constraints.yaml", *extra)
+    res = cli(
+        "optimize", "--db", db, "--json", "--constraints", db.parent / "constraints.yaml", *extra
+    )
     assert res.exit_code == 0, res.stderr
     return str(json.loads(res.stdout)["estimates_run"])
 
 
-def test_without_registry_latest_is_used(cli: Callable[..., CliResult],
-                                         two_runs: tuple[Path, str, str]) -> None:
+def test_without_registry_latest_is_used(
+    cli: Callable[..., CliResult], two_runs: tuple[Path, str, str]
+) -> None:
     db, _, b = two_runs
     assert _optimize(cli, db) == b
 
 
-def test_production_run_is_the_default(cli: Callable[..., CliResult],
-                                       two_runs: tuple[Path, str, str], tmp_path: Path) -> None:
+def test_production_run_is_the_default(
+    cli: Callable[..., CliResult], two_runs: tuple[Path, str, str], tmp_path: Path
+) -> None:
     db, a, b = two_runs
     assert cli("promote", a, "--db", db, "--force", "--reason", "pinned").exit_code == 0
     # optimize: production, not the newer run; --estimates still overrides
@@ -62,8 +70,9 @@ def test_production_run_is_the_default(cli: Callable[..., CliResult],
     assert api.report(db, output=tmp_path / "r2.html").runs["estimate"] == a
 
 
-def test_newest_promotion_wins_and_rollback(cli: Callable[..., CliResult],
-                                            two_runs: tuple[Path, str, str]) -> None:
+def test_newest_promotion_wins_and_rollback(
+    cli: Callable[..., CliResult], two_runs: tuple[Path, str, str]
+) -> None:
     db, a, b = two_runs
     assert cli("promote", a, "--db", db, "--force", "--reason", "first").exit_code == 0
     assert cli("promote", b, "--db", db, "--force", "--reason", "second").exit_code == 0
@@ -72,11 +81,15 @@ def test_newest_promotion_wins_and_rollback(cli: Callable[..., CliResult],
     assert _optimize(cli, db) == a
     hist = api.registry(db).to_dicts()
     assert [(h["run_id"], h["previous_run_id"], h["reason"]) for h in hist] == [
-        (a, b, "rollback"), (b, a, "second"), (a, None, "first")]
+        (a, b, "rollback"),
+        (b, a, "second"),
+        (a, None, "first"),
+    ]
 
 
-def test_report_without_plan_uses_production(two_runs: tuple[Path, str, str],
-                                             tmp_path: Path, cli: Callable[..., CliResult]) -> None:
+def test_report_without_plan_uses_production(
+    two_runs: tuple[Path, str, str], tmp_path: Path, cli: Callable[..., CliResult]
+) -> None:
     db, a, _ = two_runs
     assert cli("promote", a, "--db", db, "--force", "--reason", "pinned").exit_code == 0
     assert api.report(db, output=tmp_path / "r.html").runs["estimate"] == a

@@ -32,10 +32,12 @@ def synthetic(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str,
     items.write_csv(d / "items.csv")
     db = d / "base.duckdb"
     api.ingest(db, sales=d / "sales.csv", items=d / "items.csv")
-    runs = {"poisson": api.estimate(db, model="poisson").run_id,
-            "ols": api.estimate(db, model="ols").run_id,
-            "early": api.estimate(db, model="poisson", before="2022-06-01").run_id,
-            "by_market": api.estimate(db, model="ols", by="market").run_id}
+    runs = {
+        "poisson": api.estimate(db, model="poisson").run_id,
+        "ols": api.estimate(db, model="ols").run_id,
+        "early": api.estimate(db, model="poisson", before="2022-06-01").run_id,
+        "by_market": api.estimate(db, model="ols", by="market").run_id,
+    }
     return db, runs
 
 
@@ -48,8 +50,10 @@ def trending(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, 
     items.write_csv(d / "items.csv")
     db = d / "trend.duckdb"
     api.ingest(db, sales=d / "sales.csv", items=d / "items.csv")
-    runs = {"poisson": api.estimate(db, model="poisson").run_id,
-            "early": api.estimate(db, model="poisson", before="2022-06-01").run_id}
+    runs = {
+        "poisson": api.estimate(db, model="poisson").run_id,
+        "early": api.estimate(db, model="poisson", before="2022-06-01").run_id,
+    }
     return db, runs
 
 
@@ -90,8 +94,14 @@ def test_gate_scores_match_library_backtest(db: Path, runs: dict[str, str]) -> N
         sales, items = store.table("sales"), store.table("items")
     # 70 weeks from 2022-01-03: the last week starts 2023-05-01; 3 x 4 weeks end there
     assert comp.origins == ["2023-02-13", "2023-03-13", "2023-04-10"]
-    ref = backtest(sales, cutoff=comp.origins[-1], cutoffs=3, horizon_weeks=4,
-                   models=["poisson", "ols"], items=items).overall()
+    ref = backtest(
+        sales,
+        cutoff=comp.origins[-1],
+        cutoffs=3,
+        horizon_weeks=4,
+        models=["poisson", "ols"],
+        items=items,
+    ).overall()
     mine = comp.table()
     for role, model in (("candidate", "poisson"), ("production", "ols"), ("naive", "naive")):
         a = mine.filter(pl.col("role") == role).row(0, named=True)
@@ -100,22 +110,24 @@ def test_gate_scores_match_library_backtest(db: Path, runs: dict[str, str]) -> N
             assert a[key] == pytest.approx(b[key], rel=1e-9), (role, key)
 
 
-def test_first_promotion_must_beat_naive(cli: Callable[..., CliResult], db: Path,
-                                         runs: dict[str, str]) -> None:
+def test_first_promotion_must_beat_naive(
+    cli: Callable[..., CliResult], db: Path, runs: dict[str, str]
+) -> None:
     res = cli("promote", runs["poisson"], "--db", db, "--json")
     assert res.exit_code == 0, res.stderr
     doc = json.loads(res.stdout)
     assert doc["status"] == "promoted" and doc["previous_run_id"] is None
     wape = next(c for c in doc["comparison"]["checks"] if c["check"] == "wape")
-    assert wape["rule"].startswith("no production run yet") and wape["candidate"] < wape["reference"]
+    assert (
+        wape["rule"].startswith("no production run yet") and wape["candidate"] < wape["reference"]
+    )
     reg = _registry(db)
     assert [r["run_id"] for r in reg] == [runs["poisson"]]
     assert reg[0]["promoted_by"] == "alice" and reg[0]["forced"] is False
     assert reg[0]["reason"].startswith("passed the gate: WAPE")
 
 
-def test_refuses_worse_model(cli: Callable[..., CliResult], db: Path,
-                             runs: dict[str, str]) -> None:
+def test_refuses_worse_model(cli: Callable[..., CliResult], db: Path, runs: dict[str, str]) -> None:
     assert cli("promote", runs["poisson"], "--db", db).exit_code == 0
     before = snapshot(db)["registry"]
     res = cli("promote", runs["ols"], "--db", db)
@@ -125,8 +137,10 @@ def test_refuses_worse_model(cli: Callable[..., CliResult], db: Path,
     assert snapshot(db)["registry"].equals(before)
     with Store.open(db, read_only=True) as store:
         assert production_run(store) == runs["poisson"]
-        row = store.execute("SELECT status, parents, summary FROM runs WHERE command = 'promote' "
-                            "ORDER BY started_at DESC LIMIT 1")[0]
+        row = store.execute(
+            "SELECT status, parents, summary FROM runs WHERE command = 'promote' "
+            "ORDER BY started_at DESC LIMIT 1"
+        )[0]
     assert row[0] == "refused"
     summary = json.loads(row[2])
     table = {r["role"]: r for r in summary["comparison"]["table"]}
@@ -138,20 +152,43 @@ def test_tolerance_decides(cli: Callable[..., CliResult], db: Path, runs: dict[s
     """The same OLS candidate passes when the tolerance exceeds its measured WAPE gap."""
     assert cli("promote", runs["poisson"], "--db", db).exit_code == 0
     with Store.open(db, read_only=True) as store:
-        t = {r["role"]: r for r in compare_runs(store, runs["ols"], runs["poisson"],
-                                                 GateConfig()).table().iter_rows(named=True)}
+        t = {
+            r["role"]: r
+            for r in compare_runs(store, runs["ols"], runs["poisson"], GateConfig())
+            .table()
+            .iter_rows(named=True)
+        }
     gap = 100 * (t["candidate"]["wape"] / t["production"]["wape"] - 1)
     assert 2 < gap < 10
-    assert cli("promote", runs["ols"], "--db", db, "--tolerance-wape", f"{gap - 0.1:.3f}",
-               ).exit_code == 1
-    assert cli("promote", runs["ols"], "--db", db, "--tolerance-wape", f"{gap + 0.1:.3f}",
-               ).exit_code == 0
+    assert (
+        cli(
+            "promote",
+            runs["ols"],
+            "--db",
+            db,
+            "--tolerance-wape",
+            f"{gap - 0.1:.3f}",
+        ).exit_code
+        == 1
+    )
+    assert (
+        cli(
+            "promote",
+            runs["ols"],
+            "--db",
+            db,
+            "--tolerance-wape",
+            f"{gap + 0.1:.3f}",
+        ).exit_code
+        == 0
+    )
     reg = _registry(db)
     assert reg[0]["run_id"] == runs["ols"] and reg[0]["previous_run_id"] == runs["poisson"]
 
 
 def test_accepts_better_model_and_early_window_is_refused(
-        cli: Callable[..., CliResult], db: Path, runs: dict[str, str]) -> None:
+    cli: Callable[..., CliResult], db: Path, runs: dict[str, str]
+) -> None:
     # vice versa: OLS in production (forced), Poisson beats it
     res = cli("promote", runs["ols"], "--db", db, "--force", "--reason", "legacy model")
     assert res.exit_code == 0, res.stderr
@@ -164,8 +201,8 @@ def test_accepts_better_model_and_early_window_is_refused(
 
 
 def test_early_window_misses_growth_and_is_refused(
-        cli: Callable[..., CliResult], tdb: Path,
-        trending: tuple[Path, dict[str, str]]) -> None:
+    cli: Callable[..., CliResult], tdb: Path, trending: tuple[Path, dict[str, str]]
+) -> None:
     runs = trending[1]
     assert cli("promote", runs["poisson"], "--db", tdb).exit_code == 0
     res = cli("promote", runs["early"], "--db", tdb, "--json")
@@ -176,8 +213,9 @@ def test_early_window_misses_growth_and_is_refused(
     assert [r["run_id"] for r in _registry(tdb)] == [runs["poisson"]]
 
 
-def test_force_records_reason_and_needs_one(cli: Callable[..., CliResult], tdb: Path,
-                                            trending: tuple[Path, dict[str, str]]) -> None:
+def test_force_records_reason_and_needs_one(
+    cli: Callable[..., CliResult], tdb: Path, trending: tuple[Path, dict[str, str]]
+) -> None:
     db, runs = tdb, trending[1]
     assert cli("promote", runs["poisson"], "--db", db).exit_code == 0
     before = snapshot(db)
@@ -191,13 +229,15 @@ def test_force_records_reason_and_needs_one(cli: Callable[..., CliResult], tdb: 
     reg = _registry(db)[0]
     assert (reg["run_id"], reg["forced"], reg["reason"]) == (runs["early"], True, "hotfix: INC-42")
     with Store.open(db, read_only=True) as store:
-        comp = json.loads(store.execute("SELECT comparison FROM registry WHERE run_id = ?",
-                                        [runs["early"]])[0][0])
+        comp = json.loads(
+            store.execute("SELECT comparison FROM registry WHERE run_id = ?", [runs["early"]])[0][0]
+        )
     assert comp["candidate"] == runs["early"] and not comp["passed"]
 
 
-def test_grain_cannot_be_forced(cli: Callable[..., CliResult], db: Path,
-                                runs: dict[str, str]) -> None:
+def test_grain_cannot_be_forced(
+    cli: Callable[..., CliResult], db: Path, runs: dict[str, str]
+) -> None:
     res = cli("promote", runs["by_market"], "--db", db)
     assert res.exit_code == 1 and "grain" in res.stderr
     res = cli("promote", runs["by_market"], "--db", db, "--force", "--reason", "try")
@@ -206,8 +246,9 @@ def test_grain_cannot_be_forced(cli: Callable[..., CliResult], db: Path,
     assert _registry(db) == []
 
 
-def test_usage_errors_and_history(cli: Callable[..., CliResult], db: Path,
-                                  runs: dict[str, str]) -> None:
+def test_usage_errors_and_history(
+    cli: Callable[..., CliResult], db: Path, runs: dict[str, str]
+) -> None:
     res = cli("promote", "nope", "--db", db)
     assert res.exit_code == 2 and "run 'nope' not found" in res.stderr
     with Store.open(db, read_only=True) as store:
@@ -223,15 +264,28 @@ def test_usage_errors_and_history(cli: Callable[..., CliResult], db: Path,
     res = cli("promote", runs["poisson"], "--db", db)
     assert res.exit_code == 0 and "already in production; nothing to do" in res.stdout
     hist = json.loads(cli("promote", "--list", "--db", db, "--json").stdout)
-    assert [(h["run_id"], h["promoted_by"], h["model"]) for h in hist] == \
-        [(runs["poisson"], "alice", "poisson")]
+    assert [(h["run_id"], h["promoted_by"], h["model"]) for h in hist] == [
+        (runs["poisson"], "alice", "poisson")
+    ]
     assert runs["poisson"] in cli("registry", "--db", db).stdout
 
 
 def test_flag_rule_boundaries() -> None:
     """Flagged share counts positive / no_price_variation / weak_instrument, not the others."""
-    t = pl.DataFrame({"flags": ["positive", "shrunk", "", None, "few_obs,no_price_variation",
-                                "inelastic", "weak_instrument,positive", "shrunk,inelastic"]})
+    t = pl.DataFrame(
+        {
+            "flags": [
+                "positive",
+                "shrunk",
+                "",
+                None,
+                "few_obs,no_price_variation",
+                "inelastic",
+                "weak_instrument,positive",
+                "shrunk,inelastic",
+            ]
+        }
+    )
     assert flagged_share(t) == pytest.approx(3 / 8)
     assert flagged_share(t, ("shrunk",)) == pytest.approx(2 / 8)
     assert flagged_share(t.head(0)) == 0.0

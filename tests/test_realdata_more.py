@@ -81,8 +81,8 @@ def test_cigar_panel_item_slopes_are_interacted_dummy_ols(cig):
     # one intercept and one slope per state on lp, ly, lpn; common year effects
     X = np.column_stack([S, *[S * x[:, [j]] for j in range(3)], R.dummies(cig["date"])])
     full = sm.OLS(y, X).fit(method="qr")
-    slope = dict(zip(levels, full.params[len(levels):2 * len(levels)], strict=True))
-    year = np.r_[0.0, full.params[4 * len(levels):]][R.codes(cig["date"])]
+    slope = dict(zip(levels, full.params[len(levels) : 2 * len(levels)], strict=True))
+    year = np.r_[0.0, full.params[4 * len(levels) :]][R.codes(cig["date"])]
     # documented SE: HC1 within the state, given the common year effects
     ref = {}
     for s, g in R.groups(cig.with_columns(_y=pl.Series(y - year)), "item_id"):
@@ -98,15 +98,20 @@ def tuna_ref() -> tuple[pl.DataFrame, dict[str, tuple[float, float, float]]]:
     df = R.tuna()
     ref = {}
     for b, g in R.groups(df, "item_id"):
-        ref[b] = R.iv2sls(np.log(g["units"].to_numpy()), g["lprice"].to_numpy(),
-                          g["lwholesale"].to_numpy(), g.select("nsale", "lcust").to_numpy())
+        ref[b] = R.iv2sls(
+            np.log(g["units"].to_numpy()),
+            g["lprice"].to_numpy(),
+            g["lwholesale"].to_numpy(),
+            g.select("nsale", "lcust").to_numpy(),
+        )
     return df, ref
 
 
 def test_tuna_2sls_per_brand_is_statsmodels_iv2sls(tuna_ref):
     df, ref = tuna_ref
-    res = estimate(df, model="iv", instrument="unit_cost", controls=["nsale", "lcust"],
-                   se="nonrobust")
+    res = estimate(
+        df, model="iv", instrument="unit_cost", controls=["nsale", "lcust"], se="nonrobust"
+    )
     got = _by_key(res)
     assert set(got) == set(ref)
     for b, (coef, se, _) in ref.items():
@@ -125,24 +130,24 @@ def test_tuna_first_stage_f_and_weak_instrument_flags(tuna_ref):
     # the data README names brands 3, 5 and 7 as the weak-instrument cases
     assert {b for b, r in got.items() if "weak_instrument" in r["flags"]} == {"3", "5", "7"}
     # HC1 2SLS values of the README table (rounded there): brand 2 -3.93 (0.28), 4 -4.28 (0.67)
-    assert (got["2"]["elasticity"], got["2"]["std_error"]) == pytest.approx((-3.93, 0.28),
-                                                                             abs=6e-3)
-    assert (got["4"]["elasticity"], got["4"]["std_error"]) == pytest.approx((-4.28, 0.67),
-                                                                             abs=6e-3)
+    assert (got["2"]["elasticity"], got["2"]["std_error"]) == pytest.approx((-3.93, 0.28), abs=6e-3)
+    assert (got["4"]["elasticity"], got["4"]["std_error"]) == pytest.approx((-4.28, 0.67), abs=6e-3)
 
 
 def test_tuna_control_function_is_poisson_glm_on_the_first_stage_residual(tuna_ref):
     df, _ = tuna_ref
-    res = estimate(df, model="iv", instrument="unit_cost", controls=["nsale", "lcust"],
-                   iv_method="cf")
+    res = estimate(
+        df, model="iv", instrument="unit_cost", controls=["nsale", "lcust"], iv_method="cf"
+    )
     got = _by_key(res)
     for b, g in R.groups(df, "item_id"):
         w = g.select("nsale", "lcust").to_numpy()
         Z = R.with_const(g["lwholesale"].to_numpy(), *w.T)
         v = sm.OLS(g["lprice"].to_numpy(), Z).fit().resid
         X = R.with_const(g["lprice"].to_numpy(), *w.T, v)
-        fit = sm.GLM(g["units"].to_numpy().astype(float), X,
-                     family=sm.families.Poisson()).fit(tol=1e-13)
+        fit = sm.GLM(g["units"].to_numpy().astype(float), X, family=sm.families.Poisson()).fit(
+            tol=1e-13
+        )
         assert got[b]["elasticity"] == pytest.approx(fit.params[1], rel=1e-7, abs=1e-9), b
     assert got["2"]["method"] == "iv-cf"
 
@@ -174,8 +179,9 @@ def test_hass_ols_hac_is_statsmodels_newey_west(avocado):
 
     def fit(g):
         g = g.sort("date")
-        f = sm.OLS(np.log(g["quantity"].to_numpy()), R.with_const(np.log(g["price"].to_numpy()))
-                   ).fit(cov_type="HAC", cov_kwds={"maxlags": lags})
+        f = sm.OLS(
+            np.log(g["quantity"].to_numpy()), R.with_const(np.log(g["price"].to_numpy()))
+        ).fit(cov_type="HAC", cov_kwds={"maxlags": lags})
         return float(f.params[1]), float(f.bse[1])
 
     _assert_groups(res, R.per_group(avocado, "market", fit), "market")
@@ -190,14 +196,14 @@ def test_hass_poisson_per_region_is_statsmodels_glm(avocado):
     def fit(g):
         X = R.with_const(np.log(g["price"].to_numpy()))
         f = sm.GLM(g["quantity"].to_numpy(), X, family=sm.families.Poisson()).fit(
-            cov_type="HC0", tol=1e-13)
+            cov_type="HC0", tol=1e-13
+        )
         return float(f.params[1]), float(f.bse[1])
 
     ref = R.per_group(avocado, "market", fit)
     _assert_groups(res, ref, "market")
     # HC1 = HC0 * sqrt(n / (n - k)) (statsmodels' GLM "HC1" has no such factor)
-    _assert_groups(res1, {k: (c, s * np.sqrt(169 / 167)) for k, (c, s) in ref.items()},
-                   "market")
+    _assert_groups(res1, {k: (c, s * np.sqrt(169 / 167)) for k, (c, s) in ref.items()}, "market")
 
 
 # -- cheese_borden: per-retailer fits and their hierarchical pooling -----------------------
@@ -221,8 +227,9 @@ def test_cheese_ols_per_retailer_is_statsmodels_ols(borden):
     # retailers whose display share never varies: DISP dropped, the price slope still fitted
     flat = borden.group_by("item_id").agg(pl.col("DISP").n_unique() == 1).filter("DISP")
     assert flat.height == 2
-    assert res.params.filter(pl.col("item_id").is_in(flat["item_id"].to_list()))[
-        "DISP"].is_nan().all()
+    assert (
+        res.params.filter(pl.col("item_id").is_in(flat["item_id"].to_list()))["DISP"].is_nan().all()
+    )
     # the data README: median per-retailer slope -2.05, 2 retailers positive
     e = res.elasticities["elasticity"]
     assert e.median() == pytest.approx(-2.05, abs=5e-3)
@@ -236,8 +243,7 @@ def cheese_glm(borden) -> dict[str, dict[str, float]]:
 
 def test_cheese_poisson_per_retailer_is_statsmodels_glm(borden, cheese_glm):
     res = estimate(borden, model="poisson", controls=["DISP"], se="HC0")
-    _assert_groups(res, {k: (r["e"], np.sqrt(r["hc0"])) for k, r in cheese_glm.items()},
-                   "item_id")
+    _assert_groups(res, {k: (r["e"], np.sqrt(r["hc0"])) for k, r in cheese_glm.items()}, "item_id")
 
 
 def test_cheese_hierarchical_is_the_normal_posterior_by_quadrature(borden, cheese_glm):
@@ -284,8 +290,12 @@ def test_beer_panel_common_slope_is_upc_week_dummy_ols(tmp_path):
     df = R.beer()
     res = estimate(df, model="panel", slope="common", controls=None)
     y = np.log(df["quantity"].to_numpy())
-    ref = R.dummy_ols(y, np.log(df["price"].to_numpy())[:, None],
-                      [df["item_id"], df["week"]], cluster=df["item_id"])
+    ref = R.dummy_ols(
+        y,
+        np.log(df["price"].to_numpy())[:, None],
+        [df["item_id"], df["week"]],
+        cluster=df["item_id"],
+    )
     row = res.elasticities.row(0, named=True)
     assert row["elasticity"] == pytest.approx(ref.params[1], abs=1e-7)
     assert row["std_error"] == pytest.approx(ref.bse[1], rel=1e-5)
@@ -298,8 +308,13 @@ def test_beer_panel_common_slope_is_upc_week_dummy_ols(tmp_path):
 @pytest.fixture
 def olist(tmp_path):
     raw = pl.read_csv(R.need("retail_price_olist", "retail_price.csv"))
-    sales = raw.select(item_id="product_id", market=pl.lit("BR"), date="month_year",
-                       price="unit_price", quantity="qty")
+    sales = raw.select(
+        item_id="product_id",
+        market=pl.lit("BR"),
+        date="month_year",
+        price="unit_price",
+        quantity="qty",
+    )
     path = tmp_path / "olist_sales.csv"
     sales.write_csv(path)
     return raw, path, tmp_path / "olist.duckdb"
@@ -316,8 +331,10 @@ def test_olist_raw_file_is_rejected_naming_the_missing_columns(cli, olist):
     assert res.exit_code == 2 and res.stdout == ""
     assert "Traceback" not in res.stderr
     found = ", ".join(raw.columns)
-    assert res.stderr == (f"error: {src}: missing required columns 'item_id', 'market', "
-                          f"'date', 'price', 'quantity' (found: {found})\n")
+    assert res.stderr == (
+        f"error: {src}: missing required columns 'item_id', 'market', "
+        f"'date', 'price', 'quantity' (found: {found})\n"
+    )
     assert_same(before, snapshot(db))
 
 
@@ -333,10 +350,13 @@ def test_olist_holidays_mapped_as_promo_are_rejected_by_row(cli, olist, tmp_path
     res = cli("ingest", "--db", db, "--sales", bad, "--replace")
     assert res.exit_code == 2
     wrong = raw.with_row_index("row", offset=1).filter(~pl.col("holiday").is_in([0, 1]))
-    first = ", ".join(f"row {r} (line {r + 1}) value '{v}'"
-                      for r, v in wrong.select("row", "holiday").head(3).iter_rows())
-    assert res.stderr == (f"error: {bad}: column 'promo': must be 0 or 1 "
-                          f"({wrong.height} rows; first: {first})\n")
+    first = ", ".join(
+        f"row {r} (line {r + 1}) value '{v}'"
+        for r, v in wrong.select("row", "holiday").head(3).iter_rows()
+    )
+    assert res.stderr == (
+        f"error: {bad}: column 'promo': must be 0 or 1 ({wrong.height} rows; first: {first})\n"
+    )
     assert_same(before, snapshot(db))
 
 
@@ -364,15 +384,19 @@ def test_hass_fractional_units_are_rejected_by_ingest_naming_rows(cli, tmp_path)
     sales.write_csv(path)
     text = pl.read_csv(path, infer_schema=False).with_row_index("row", offset=1)
     frac = text.filter(pl.col("quantity").cast(pl.Float64) % 1 != 0)
-    first = ", ".join(f"row {r} (line {r + 1}) value '{q}'"
-                      for r, q in frac.select("row", "quantity").head(3).iter_rows())
+    first = ", ".join(
+        f"row {r} (line {r + 1}) value '{q}'"
+        for r, q in frac.select("row", "quantity").head(3).iter_rows()
+    )
     db = tmp_path / "hass.duckdb"
     res = cli("ingest", "--db", db, "--sales", path)
     assert res.exit_code == 2 and res.stdout == ""
-    assert res.stderr == (f"error: {path}: column 'quantity': must be a whole number "
-                          f"({frac.height} rows; first: {first})\n")
+    assert res.stderr == (
+        f"error: {path}: column 'quantity': must be a whole number "
+        f"({frac.height} rows; first: {first})\n"
+    )
     assert frac.height == 7370
-    assert not db.exists()   # the failed ingest leaves no new database behind
+    assert not db.exists()  # the failed ingest leaves no new database behind
 
 
 def test_olist_validate_counts_series_not_rows(cli, olist):
@@ -381,7 +405,7 @@ def test_olist_validate_counts_series_not_rows(cli, olist):
     report = json.loads(cli("validate", "--db", db, "--json").stdout)
     gaps = next(w for w in report["warnings"] if w["rule"].startswith("weekly series with gaps"))
     assert gaps["count"] == 52
-    assert "52 rows" not in gaps["message"]   # 52 series (product x market) of 676 rows
+    assert "52 rows" not in gaps["message"]  # 52 series (product x market) of 676 rows
     assert "(52 series; first:" in gaps["message"] and gaps["unit"] == "series"
 
 
@@ -391,9 +415,12 @@ def test_olist_panel_after_ingest_is_product_month_dummy_ols(cli, olist):
     raw, path, db = olist
     assert cli("ingest", "--db", db, "--sales", path).exit_code == 0
     run = api.estimate(db, model="panel", slope="common", by="market")
-    ref = R.dummy_ols(np.log(raw["qty"].to_numpy().astype(float)),
-                      np.log(raw["unit_price"].to_numpy())[:, None],
-                      [raw["product_id"], raw["month_year"]], cluster=raw["product_id"])
+    ref = R.dummy_ols(
+        np.log(raw["qty"].to_numpy().astype(float)),
+        np.log(raw["unit_price"].to_numpy())[:, None],
+        [raw["product_id"], raw["month_year"]],
+        cluster=raw["product_id"],
+    )
     row = run.elasticities.row(0, named=True)
     assert run.run_id
     assert row["elasticity"] == pytest.approx(ref.params[1], abs=1e-7)

@@ -27,29 +27,51 @@ def truth(n: int) -> pl.DataFrame:
     return pl.read_csv(TRUTH, schema_overrides={"elasticity": pl.Float64}).head(n)
 
 
-def estimate_frame(keys: Sequence[tuple[str, str]], *, std_error: float = 0.2,
-                   shift: dict[tuple[str, str], float] | None = None,
-                   flags: dict[tuple[str, str], str] | None = None,
-                   category: dict[str, str] | None = None) -> pl.DataFrame:
+def estimate_frame(
+    keys: Sequence[tuple[str, str]],
+    *,
+    std_error: float = 0.2,
+    shift: dict[tuple[str, str], float] | None = None,
+    flags: dict[tuple[str, str], str] | None = None,
+    category: dict[str, str] | None = None,
+) -> pl.DataFrame:
     """An ``elasticities`` table for ``keys`` with true elasticities (plus ``shift``)."""
     t = truth(len(keys))
     shift, flags = shift or {}, flags or {}
     rows = []
     for (item, market), e in zip(keys, t["elasticity"].to_list(), strict=True):
         e = e + shift.get((item, market), 0.0)
-        rows.append({"item_id": item, "market": market, "elasticity": e, "std_error": std_error,
-                     "ci_low": e - Z95 * std_error, "ci_high": e + Z95 * std_error,
-                     "n_obs": 104, "method": "poisson", "n_zero": 40, "price_variation": 0.08,
-                     "flags": flags.get((item, market), "")})
+        rows.append(
+            {
+                "item_id": item,
+                "market": market,
+                "elasticity": e,
+                "std_error": std_error,
+                "ci_low": e - Z95 * std_error,
+                "ci_high": e + Z95 * std_error,
+                "n_obs": 104,
+                "method": "poisson",
+                "n_zero": 40,
+                "price_variation": 0.08,
+                "flags": flags.get((item, market), ""),
+            }
+        )
     df = pl.DataFrame(rows)
     if category:
         df = df.with_columns(pl.col("item_id").replace_strict(category).alias("category"))
     return df
 
 
-def plan_frame(est: pl.DataFrame, *, price: float = 100.0, base_weekly: float = 5.0,
-               cost_share: float = 0.45, weeks: int = 4, max_up: float = 0.15,
-               max_down: float = 0.20) -> pl.DataFrame:
+def plan_frame(
+    est: pl.DataFrame,
+    *,
+    price: float = 100.0,
+    base_weekly: float = 5.0,
+    cost_share: float = 0.45,
+    weeks: int = 4,
+    max_up: float = 0.15,
+    max_down: float = 0.20,
+) -> pl.DataFrame:
     """A plan: the constant-elasticity optimum p* = c e / (1 + e) within bounds.
 
     Contract columns plus ``price_change_pct``, as ``optimize`` stores them.
@@ -62,15 +84,30 @@ def plan_frame(est: pl.DataFrame, *, price: float = 100.0, base_weekly: float = 
         q0 = base_weekly * weeks
         star = c * e / (1 + e) if e < -1 else np.inf
         rec = float(min(max(star, (1 - max_down) * p0), (1 + max_up) * p0))
-        binding = ("max_increase_pct" if rec >= (1 + max_up) * p0 - 1e-9 else
-                   "max_decrease_pct" if rec <= (1 - max_down) * p0 + 1e-9 else "")
+        binding = (
+            "max_increase_pct"
+            if rec >= (1 + max_up) * p0 - 1e-9
+            else "max_decrease_pct"
+            if rec <= (1 - max_down) * p0 + 1e-9
+            else ""
+        )
         q = q0 * (rec / p0) ** e
-        rows.append({"item_id": r["item_id"], "market": r["market"], "current_price": p0,
-                     "recommended_price": rec, "expected_quantity": q,
-                     "expected_revenue": rec * q, "expected_profit": (rec - c) * q,
-                     "baseline_quantity": q0, "baseline_revenue": p0 * q0,
-                     "baseline_profit": (p0 - c) * q0, "binding": binding,
-                     "price_change_pct": 100 * (rec / p0 - 1)})
+        rows.append(
+            {
+                "item_id": r["item_id"],
+                "market": r["market"],
+                "current_price": p0,
+                "recommended_price": rec,
+                "expected_quantity": q,
+                "expected_revenue": rec * q,
+                "expected_profit": (rec - c) * q,
+                "baseline_quantity": q0,
+                "baseline_revenue": p0 * q0,
+                "baseline_profit": (p0 - c) * q0,
+                "binding": binding,
+                "price_change_pct": 100 * (rec / p0 - 1),
+            }
+        )
     return pl.DataFrame(rows)
 
 
@@ -79,22 +116,43 @@ def scenario_frame(plan: pl.DataFrame, est: pl.DataFrame, change_pct: float = 5.
     df = plan.join(est.select("item_id", "market", "elasticity"), on=["item_id", "market"])
     c = df["current_price"] - df["baseline_profit"] / df["baseline_quantity"]
     out = []
-    for name, prices in ((f"all-plus-{change_pct:g}", df["current_price"] * (1 + change_pct / 100)),
-                         ("plan", df["recommended_price"])):
+    for name, prices in (
+        (f"all-plus-{change_pct:g}", df["current_price"] * (1 + change_pct / 100)),
+        ("plan", df["recommended_price"]),
+    ):
         q = df["baseline_quantity"] * (prices / df["current_price"]) ** df["elasticity"]
-        out.append(pl.DataFrame({
-            "scenario": name, "item_id": df["item_id"], "market": df["market"],
-            "baseline_price": df["current_price"], "scenario_price": prices,
-            "baseline_quantity": df["baseline_quantity"], "scenario_quantity": q,
-            "quantity_low": q * 0.8, "quantity_high": q * 1.2,
-            "baseline_revenue": df["baseline_revenue"], "scenario_revenue": prices * q,
-            "baseline_profit": df["baseline_profit"], "scenario_profit": (prices - c) * q}))
+        out.append(
+            pl.DataFrame(
+                {
+                    "scenario": name,
+                    "item_id": df["item_id"],
+                    "market": df["market"],
+                    "baseline_price": df["current_price"],
+                    "scenario_price": prices,
+                    "baseline_quantity": df["baseline_quantity"],
+                    "scenario_quantity": q,
+                    "quantity_low": q * 0.8,
+                    "quantity_high": q * 1.2,
+                    "baseline_revenue": df["baseline_revenue"],
+                    "scenario_revenue": prices * q,
+                    "baseline_profit": df["baseline_profit"],
+                    "scenario_profit": (prices - c) * q,
+                }
+            )
+        )
     return pl.concat(out)
 
 
-def store_run(db: Path, command: str, table: str, df: pl.DataFrame, *,
-              parameters: dict[str, Any] | None = None, parents: Sequence[str] = (),
-              started_at: dt.datetime | None = None) -> str:
+def store_run(
+    db: Path,
+    command: str,
+    table: str,
+    df: pl.DataFrame,
+    *,
+    parameters: dict[str, Any] | None = None,
+    parents: Sequence[str] = (),
+    started_at: dt.datetime | None = None,
+) -> str:
     """Record a ``command`` run whose result ``df`` goes to ``table``; returns the run id."""
     with Store.open(db) as store:
         run = start_run(store, command, parameters or {}, list(parents))
@@ -106,8 +164,12 @@ def store_run(db: Path, command: str, table: str, df: pl.DataFrame, *,
         return run.run_id
 
 
-def write_sales(path: Path, weekly: dict[tuple[str, str], Sequence[int]],
-                start: dt.date = dt.date(2024, 1, 1), price: float = 100.0) -> Path:
+def write_sales(
+    path: Path,
+    weekly: dict[tuple[str, str], Sequence[int]],
+    start: dt.date = dt.date(2024, 1, 1),
+    price: float = 100.0,
+) -> Path:
     """A sales CSV: one row per (item, market) and week with the given units."""
     lines = ["item_id,market,date,price,quantity"]
     for (item, market), units in weekly.items():

@@ -61,7 +61,7 @@ def png_size(src: str) -> tuple[int, int]:
     """Width and height of a ``data:image/png;base64`` image (checks the PNG signature)."""
     prefix = "data:image/png;base64,"
     assert src.startswith(prefix)
-    raw = base64.b64decode(src[len(prefix):], validate=True)
+    raw = base64.b64decode(src[len(prefix) :], validate=True)
     assert raw[:8] == b"\x89PNG\r\n\x1a\n" and raw[12:16] == b"IHDR"
     return struct.unpack(">II", raw[16:24])
 
@@ -118,8 +118,13 @@ def test_sections_without_data_say_so(loaded_db: Path, tmp_path: Path, cli) -> N
     res = cli("report", "--db", loaded_db, "-o", out, "--json")
     assert res.exit_code == 0, res.stderr
     assert json.loads(res.stdout)["sections"] == {
-        "overview": True, "quality": True, "elasticities": False, "curves": False,
-        "plan": False, "scenarios": False}
+        "overview": True,
+        "quality": True,
+        "elasticities": False,
+        "curves": False,
+        "plan": False,
+        "scenarios": False,
+    }
     text = parse(out).plain
     assert "No estimate run: run pricelab estimate" in text
     assert "No optimize run: run pricelab optimize" in text
@@ -135,8 +140,9 @@ def test_run_option_follows_lineage(full_db, tmp_path: Path, cli) -> None:
     doc = json.loads(cli("report", "--db", db, "-o", out, "--json").stdout)
     # default: the latest plan and the estimate it was built on, not the newer estimate
     assert doc["runs"] == {k: runs[k] for k in ("estimate", "optimize", "simulate")}
-    doc = json.loads(cli("report", "--db", db, "-o", out, "--json", "--run",
-                         runs["optimize"]).stdout)
+    doc = json.loads(
+        cli("report", "--db", db, "-o", out, "--json", "--run", runs["optimize"]).stdout
+    )
     assert doc["runs"] == {k: runs[k] for k in ("estimate", "optimize", "simulate")}
     doc = json.loads(cli("report", "--db", db, "-o", out, "--json", "--run", lonely).stdout)
     assert doc["runs"] == {"estimate": lonely, "optimize": None, "simulate": None}
@@ -145,8 +151,9 @@ def test_run_option_follows_lineage(full_db, tmp_path: Path, cli) -> None:
 
 def test_bad_arguments_are_exit_2(full_db, tmp_path: Path, cli) -> None:
     db, _ = full_db
-    ingest_run = json.loads(cli("runs", "list", "--db", db, "--command", "ingest",
-                                "--json").stdout)[0]["run_id"]
+    ingest_run = json.loads(
+        cli("runs", "list", "--db", db, "--command", "ingest", "--json").stdout
+    )[0]["run_id"]
     res = cli("report", "--db", db, "-o", tmp_path / "r.html", "--run", ingest_run)
     assert res.exit_code == 2 and f"run {ingest_run} is a ingest run" in res.stderr
     res = cli("report", "--db", db, "-o", tmp_path / "r.pdf")
@@ -173,16 +180,18 @@ def test_curve_passes_through_the_plan(full_db) -> None:
     est = estimate_frame(KEYS)
     for r, e in zip(runs["plan"].iter_rows(named=True), est["elasticity"], strict=True):
         c = r["current_price"] - r["baseline_profit"] / r["baseline_quantity"]
-        _, profit = curve_at(r["recommended_price"], r["current_price"], r["baseline_quantity"],
-                             e, c)
+        _, profit = curve_at(
+            r["recommended_price"], r["current_price"], r["baseline_quantity"], e, c
+        )
         assert profit == pytest.approx(r["expected_profit"], rel=1e-12)
 
 
 def _browser() -> str | None:
     import shutil
 
-    return next((b for b in ("chromium", "chromium-browser", "google-chrome") if shutil.which(b)),
-                None)
+    return next(
+        (b for b in ("chromium", "chromium-browser", "google-chrome") if shutil.which(b)), None
+    )
 
 
 @pytest.mark.slow
@@ -195,15 +204,27 @@ def test_report_renders_in_a_real_browser(full_db, tmp_path: Path, cli) -> None:
     out = tmp_path / "report.html"
     assert cli("report", "--db", db, "-o", out).exit_code == 0
     shot = tmp_path / "shot.png"
-    subprocess.run([_browser(), "--headless", "--no-sandbox", "--disable-gpu",
-                    "--disable-background-networking", f"--screenshot={shot}",
-                    "--window-size=1280,3000", out.as_uri()], capture_output=True, timeout=180,
-                   check=False)
+    subprocess.run(
+        [
+            _browser(),
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            f"--screenshot={shot}",
+            "--window-size=1280,3000",
+            out.as_uri(),
+        ],
+        capture_output=True,
+        timeout=180,
+        check=False,
+    )
     from PIL import Image
 
     img = Image.open(shot).convert("RGB").resize((320, 750))
     colours = img.getcolors(maxcolors=320 * 750)
     assert colours is not None and len(colours) > 50  # text, tables and plots, not a blank page
     # the plan's uplift bars (green #4f8a3c) are drawn somewhere on the page
-    assert any(abs(r - 0x4F) < 40 and abs(g - 0x8A) < 40 and abs(b - 0x3C) < 40
-               for _, (r, g, b) in colours)
+    assert any(
+        abs(r - 0x4F) < 40 and abs(g - 0x8A) < 40 and abs(b - 0x3C) < 40 for _, (r, g, b) in colours
+    )

@@ -115,8 +115,11 @@ def test_keys_exist_in_sales(tables):
 
 
 def test_prices_realistic_in_eur(tables):
-    eur = tables["sales"].join(tables["markets"], on="market").select(
-        pl.col("price") / pl.col("fx_rate"), pl.col("unit_cost"))
+    eur = (
+        tables["sales"]
+        .join(tables["markets"], on="market")
+        .select(pl.col("price") / pl.col("fx_rate"), pl.col("unit_cost"))
+    )
     assert eur["price"].quantile(0.05) > 50 and eur["price"].quantile(0.95) < 20_000
     assert eur["price"].median() > 300
     assert (eur["unit_cost"] < eur["price"]).mean() > 0.9
@@ -135,15 +138,31 @@ def _fit(sales: pl.DataFrame, truth: pl.DataFrame, item: str, market: str):
     """Poisson GLM of one series on the demand model's regressors; returns (fit, true values)."""
     series = sales.filter((pl.col("item_id") == item) & (pl.col("market") == market))
     row = truth.filter((pl.col("item_id") == item) & (pl.col("market") == market)).row(
-        0, named=True)
+        0, named=True
+    )
     # controls as pricelab.elasticity builds them: day-of-year Fourier pair, years since start
     theta = 2 * np.pi * np.array([d.timetuple().tm_yday for d in series["date"]]) / 365.25
     trend = np.array([(d - START).days for d in series["date"]]) / 365.25
-    x = np.column_stack([
-        np.ones(series.height), np.log(series["price"].to_numpy() / row["ref_price"]),
-        np.sin(theta), np.cos(theta), trend, series["promo"].to_numpy()])
-    true = np.array([np.log(row["baseline_quantity"]), row["elasticity"], row["season_sin"],
-                     row["season_cos"], row["trend"], row["promo_effect"]])
+    x = np.column_stack(
+        [
+            np.ones(series.height),
+            np.log(series["price"].to_numpy() / row["ref_price"]),
+            np.sin(theta),
+            np.cos(theta),
+            trend,
+            series["promo"].to_numpy(),
+        ]
+    )
+    true = np.array(
+        [
+            np.log(row["baseline_quantity"]),
+            row["elasticity"],
+            row["season_sin"],
+            row["season_cos"],
+            row["trend"],
+            row["promo_effect"],
+        ]
+    )
     if series["promo"].n_unique() == 1:  # never promoted: the promo effect is not identified
         x, true = x[:, :-1], true[:-1]
     fit = sm.GLM(series["quantity"].to_numpy(), x, family=sm.families.Poisson()).fit()
@@ -151,8 +170,12 @@ def _fit(sales: pl.DataFrame, truth: pl.DataFrame, item: str, market: str):
 
 
 def _top_series(sales: pl.DataFrame, n: int) -> list[tuple[str, str]]:
-    top = (sales.group_by("item_id", "market").agg(pl.col("quantity").sum())
-           .sort("quantity", "item_id", "market", descending=True).head(n))
+    top = (
+        sales.group_by("item_id", "market")
+        .agg(pl.col("quantity").sum())
+        .sort("quantity", "item_id", "market", descending=True)
+        .head(n)
+    )
     return list(zip(top["item_id"], top["market"], strict=True))
 
 

@@ -36,29 +36,54 @@ def write(tmp_path: Path, text: str, name: str = "scenario.yaml") -> Path:
     return p
 
 
-@pytest.mark.parametrize("text, message", [
-    (GOOD.replace("horizon_weeks", "horizon_week"),
-     ", line 2: horizon_week: unknown key 'horizon_week'; did you mean 'horizon_weeks'?"),
-    (GOOD.replace("price_change_pct: 5", "price_chnge_pct: 5"),
-     ", line 7: scenarios.0.changes.0.price_chnge_pct: unknown key 'price_chnge_pct'; "
-     "did you mean 'price_change_pct'?"),
-    (GOOD.replace("{market: US, category: shoes}", "{markt: US}"),
-     ", line 6: scenarios.0.changes.0.where.markt: unknown key 'markt'; did you mean 'market'?"),
-    (GOOD.replace("price_change_pct: 5", "price_change_pct: lots"),
-     ", line 7: scenarios.0.changes.0.price_change_pct: expected a number, got 'lots'"),
-    (GOOD.replace("baseline_weeks: 4", "baseline_weeks: 2.5"),
-     ", line 1: baseline_weeks: expected a whole number of weeks >= 1, got 2.5"),
-    (GOOD.replace("        price: 700\n", ""),
-     ", line 10: scenarios.1.changes.0: each change needs exactly one of price_change_pct, "
-     "price, plan_run (got none)"),
-    (GOOD.replace("price: 700", "price: 700\n        price_change_pct: 3"),
-     "each change needs exactly one of price_change_pct, price, plan_run (got "
-     "price_change_pct, price)"),
-    (GOOD.replace("gb-fixed", "us-shoes-plus-5"),
-     ", line 8: scenarios.1.name: duplicate scenario name 'us-shoes-plus-5'"),
-    (GOOD.replace("price: 700", "price: -3"), "scenarios.1.changes.0.price: must be > 0, got -3"),
-    (GOOD.replace("  - name: gb-fixed", "  - name: [gb"), ", line 9: YAML syntax error: expected ',' or ']', but got ':'"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        (
+            GOOD.replace("horizon_weeks", "horizon_week"),
+            ", line 2: horizon_week: unknown key 'horizon_week'; did you mean 'horizon_weeks'?",
+        ),
+        (
+            GOOD.replace("price_change_pct: 5", "price_chnge_pct: 5"),
+            ", line 7: scenarios.0.changes.0.price_chnge_pct: unknown key 'price_chnge_pct'; "
+            "did you mean 'price_change_pct'?",
+        ),
+        (
+            GOOD.replace("{market: US, category: shoes}", "{markt: US}"),
+            ", line 6: scenarios.0.changes.0.where.markt: unknown key 'markt'; did you mean 'market'?",
+        ),
+        (
+            GOOD.replace("price_change_pct: 5", "price_change_pct: lots"),
+            ", line 7: scenarios.0.changes.0.price_change_pct: expected a number, got 'lots'",
+        ),
+        (
+            GOOD.replace("baseline_weeks: 4", "baseline_weeks: 2.5"),
+            ", line 1: baseline_weeks: expected a whole number of weeks >= 1, got 2.5",
+        ),
+        (
+            GOOD.replace("        price: 700\n", ""),
+            ", line 10: scenarios.1.changes.0: each change needs exactly one of price_change_pct, "
+            "price, plan_run (got none)",
+        ),
+        (
+            GOOD.replace("price: 700", "price: 700\n        price_change_pct: 3"),
+            "each change needs exactly one of price_change_pct, price, plan_run (got "
+            "price_change_pct, price)",
+        ),
+        (
+            GOOD.replace("gb-fixed", "us-shoes-plus-5"),
+            ", line 8: scenarios.1.name: duplicate scenario name 'us-shoes-plus-5'",
+        ),
+        (
+            GOOD.replace("price: 700", "price: -3"),
+            "scenarios.1.changes.0.price: must be > 0, got -3",
+        ),
+        (
+            GOOD.replace("  - name: gb-fixed", "  - name: [gb"),
+            ", line 9: YAML syntax error: expected ',' or ']', but got ':'",
+        ),
+    ],
+)
 def test_bad_scenario_files_name_key_and_line(tmp_path, text, message):
     path = write(tmp_path, text)
     with pytest.raises(ConfigError) as err:
@@ -85,16 +110,31 @@ def test_cli_simulate_table_json_output(tmp_path, cli):
     assert "us-shoes-plus-5" in res.stdout and "gb-fixed" in res.stdout
     assert "Change vs baseline by market and category" in res.stdout
     out = pl.read_csv(tmp_path / "out.csv")
-    assert out.columns[:13] == ["scenario", "item_id", "market", "baseline_price",
-                                "scenario_price", "baseline_quantity", "scenario_quantity",
-                                "quantity_low", "quantity_high", "baseline_revenue",
-                                "scenario_revenue", "baseline_profit", "scenario_profit"]
+    assert out.columns[:13] == [
+        "scenario",
+        "item_id",
+        "market",
+        "baseline_price",
+        "scenario_price",
+        "baseline_quantity",
+        "scenario_quantity",
+        "quantity_low",
+        "quantity_high",
+        "baseline_revenue",
+        "scenario_revenue",
+        "baseline_profit",
+        "scenario_profit",
+    ]
     assert out.height == 2 * 9
-    fixed = out.filter((pl.col("scenario") == "gb-fixed") & (pl.col("item_id") == "I2")
-                       & (pl.col("market") == "GB"))
+    fixed = out.filter(
+        (pl.col("scenario") == "gb-fixed")
+        & (pl.col("item_id") == "I2")
+        & (pl.col("market") == "GB")
+    )
     ref = reference_baseline(4).filter((pl.col("item_id") == "I2") & (pl.col("market") == "GB"))
     assert fixed["scenario_quantity"][0] == pytest.approx(
-        3 * ref["q"][0] * (700 / ref["p"][0]) ** ref["elasticity"][0], rel=1e-12)
+        3 * ref["q"][0] * (700 / ref["p"][0]) ** ref["elasticity"][0], rel=1e-12
+    )
     js = cli("simulate", "--scenario", path, "--db", db, "--json", "--draws", 200)
     assert js.exit_code == 0, js.stderr
     doc = json.loads(js.stdout)
@@ -119,8 +159,10 @@ def test_cli_bad_scenario_and_unknown_market_exit_2(tmp_path, cli):
     bad = write(tmp_path, GOOD.replace("horizon_weeks", "horizon_wekks"), "bad.yaml")
     res = cli("simulate", "--scenario", bad, "--db", db)
     assert res.exit_code == 2
-    assert res.stderr.strip() == (f"error: {bad}, line 2: horizon_wekks: unknown key "
-                                  "'horizon_wekks'; did you mean 'horizon_weeks'?")
+    assert res.stderr.strip() == (
+        f"error: {bad}, line 2: horizon_wekks: unknown key "
+        "'horizon_wekks'; did you mean 'horizon_weeks'?"
+    )
     uk = write(tmp_path, GOOD.replace("market: [GB]", "market: [UK]"), "uk.yaml")
     res = cli("simulate", "--scenario", uk, "--db", db)
     assert res.exit_code == 2
@@ -130,8 +172,10 @@ def test_cli_bad_scenario_and_unknown_market_exit_2(tmp_path, cli):
     nomatch = write(tmp_path, GOOD.replace("category: shoes", "category: hats"), "nm.yaml")
     res = cli("simulate", "--scenario", nomatch, "--db", db)
     assert res.exit_code == 0
-    assert "warning: scenario 'us-shoes-plus-5' change 1, line 6 (where market=US, " \
+    assert (
+        "warning: scenario 'us-shoes-plus-5' change 1, line 6 (where market=US, "
         "category=hats) matches no item × market" in " ".join(res.stderr.split())
+    )
 
 
 def _store_plan(db: Path, est: str, plan: pl.DataFrame) -> str:
@@ -148,33 +192,54 @@ def test_plan_application_reproduces_plan_quantities(tmp_path):
     db, est = make_db(tmp_path)
     s = synthetic_sales()
     win = s.filter(pl.col("date") > s["date"].max() - pl.duration(weeks=4)).join(
-        reference_baseline(4).select("item_id", "market", "elasticity"), on=["item_id", "market"])
+        reference_baseline(4).select("item_id", "market", "elasticity"), on=["item_id", "market"]
+    )
     cur = win.sort("date").group_by("item_id", "market").agg(pl.col("price").last().alias("p0"))
-    base = win.join(cur, on=["item_id", "market"]).group_by("item_id", "market").agg(
-        (pl.col("quantity") * (pl.col("p0") / pl.col("price")) ** pl.col("elasticity"))
-        .mean().alias("q0"), pl.col("p0").first(), pl.col("elasticity").first())
+    base = (
+        win.join(cur, on=["item_id", "market"])
+        .group_by("item_id", "market")
+        .agg(
+            (pl.col("quantity") * (pl.col("p0") / pl.col("price")) ** pl.col("elasticity"))
+            .mean()
+            .alias("q0"),
+            pl.col("p0").first(),
+            pl.col("elasticity").first(),
+        )
+    )
     base = base.sort("item_id", "market").head(6)  # the plan covers 6 of the 9 rows
     rec = base["p0"] * (1 + 0.03 * (np.arange(6) - 2))
     plan = base.select("item_id", "market").with_columns(
-        current_price=base["p0"], recommended_price=rec,
+        current_price=base["p0"],
+        recommended_price=rec,
         expected_quantity=3 * base["q0"] * (rec / base["p0"]) ** base["elasticity"],
-        baseline_quantity=3 * base["q0"], binding=pl.lit(""))
+        baseline_quantity=3 * base["q0"],
+        binding=pl.lit(""),
+    )
     plan_run = _store_plan(db, est, plan)
-    spec = {"baseline_weeks": 4, "horizon_weeks": 3, "baseline_price": "current",
-            "scenarios": [{"name": "plan", "plan_run": "latest"},
-                          {"name": "plan-but-us", "changes": [
-                              {"plan_run": plan_run}, {"where": {"market": "US"},
-                                                       "price_change_pct": 0}]}]}
+    spec = {
+        "baseline_weeks": 4,
+        "horizon_weeks": 3,
+        "baseline_price": "current",
+        "scenarios": [
+            {"name": "plan", "plan_run": "latest"},
+            {
+                "name": "plan-but-us",
+                "changes": [
+                    {"plan_run": plan_run},
+                    {"where": {"market": "US"}, "price_change_pct": 0},
+                ],
+            },
+        ],
+    }
     with Store.open(db) as store:
         res = simulate(store, spec)
     got = res.table.filter(pl.col("scenario") == "plan").join(
-        plan, on=["item_id", "market"], how="left")
+        plan, on=["item_id", "market"], how="left"
+    )
     inplan = got.filter(pl.col("expected_quantity").is_not_null())
     assert inplan.height == 6
-    assert np.allclose(inplan["scenario_quantity"], inplan["expected_quantity"], rtol=1e-12,
-                       atol=0)
-    assert np.allclose(inplan["baseline_quantity"], inplan["baseline_quantity_right"],
-                       rtol=1e-12)
+    assert np.allclose(inplan["scenario_quantity"], inplan["expected_quantity"], rtol=1e-12, atol=0)
+    assert np.allclose(inplan["baseline_quantity"], inplan["baseline_quantity_right"], rtol=1e-12)
     assert np.allclose(inplan["scenario_price"], inplan["recommended_price"], rtol=1e-14)
     rest = got.filter(pl.col("expected_quantity").is_null())
     assert (rest["scenario_price"] == rest["baseline_price"]).all()

@@ -16,10 +16,22 @@ from pricelab.store import Store, start_run
 
 Z90 = 1.6448536269514722
 START = dt.date(2024, 1, 1)
-ITEMS = pl.DataFrame({"item_id": ["I1", "I2", "I3"], "category": ["shoes", "bags", "shoes"],
-                      "brand": ["Alpha", "Beta", "Beta"], "boutique_id": ["B01", "B02", "B01"]})
-MARKETS = pl.DataFrame({"market": ["US", "DE", "GB"], "currency": ["USD", "EUR", "GBP"],
-                        "fx_rate": [1.1, 1.0, 0.85], "vat_rate": [0.0, 0.19, 0.2]})
+ITEMS = pl.DataFrame(
+    {
+        "item_id": ["I1", "I2", "I3"],
+        "category": ["shoes", "bags", "shoes"],
+        "brand": ["Alpha", "Beta", "Beta"],
+        "boutique_id": ["B01", "B02", "B01"],
+    }
+)
+MARKETS = pl.DataFrame(
+    {
+        "market": ["US", "DE", "GB"],
+        "currency": ["USD", "EUR", "GBP"],
+        "fx_rate": [1.1, 1.0, 0.85],
+        "vat_rate": [0.0, 0.19, 0.2],
+    }
+)
 BASE_PRICE = {"I1": 200.0, "I2": 900.0, "I3": 450.0}
 
 
@@ -29,11 +41,22 @@ def synthetic_sales(weeks: int = 12) -> pl.DataFrame:
         for m, (market, fx) in enumerate(zip(MARKETS["market"], MARKETS["fx_rate"], strict=True)):
             for w in range(weeks):
                 price = round(BASE_PRICE[item] * fx * (1 + 0.05 * ((w + i + m) % 3 - 1)), 2)
-                rows.append((item, market, START + dt.timedelta(weeks=w), price,
-                             (3 * w + i + 2 * m) % 7, w % 4 == 0, 0.4 * BASE_PRICE[item]))
-    return pl.DataFrame(rows, schema=["item_id", "market", "date", "price", "quantity", "promo",
-                                      "unit_cost"], orient="row").with_columns(
-        pl.col("promo").cast(pl.Int8))
+                rows.append(
+                    (
+                        item,
+                        market,
+                        START + dt.timedelta(weeks=w),
+                        price,
+                        (3 * w + i + 2 * m) % 7,
+                        w % 4 == 0,
+                        0.4 * BASE_PRICE[item],
+                    )
+                )
+    return pl.DataFrame(
+        rows,
+        schema=["item_id", "market", "date", "price", "quantity", "promo", "unit_cost"],
+        orient="row",
+    ).with_columns(pl.col("promo").cast(pl.Int8))
 
 
 def elasticity_table() -> pl.DataFrame:
@@ -42,8 +65,11 @@ def elasticity_table() -> pl.DataFrame:
     return keys.with_columns(
         pl.Series("elasticity", -1.2 - 0.15 * np.arange(n)),
         pl.Series("std_error", 0.1 + 0.02 * np.arange(n)),
-        pl.lit(float("nan")).alias("ci_low"), pl.lit(float("nan")).alias("ci_high"),
-        pl.lit(12).alias("n_obs"), pl.lit("poisson").alias("method"))
+        pl.lit(float("nan")).alias("ci_low"),
+        pl.lit(float("nan")).alias("ci_high"),
+        pl.lit(12).alias("n_obs"),
+        pl.lit("poisson").alias("method"),
+    )
 
 
 def make_db(tmp_path: Path) -> tuple[Path, str]:
@@ -52,11 +78,21 @@ def make_db(tmp_path: Path) -> tuple[Path, str]:
     synthetic_sales().write_csv(sales_path)
     ITEMS.write_csv(tmp_path / "items.csv")
     MARKETS.write_csv(tmp_path / "markets.csv")
-    pl.DataFrame({"item_id": ["I1", "I2", "I3", "I1"], "market": [None, None, None, "US"],
-                  "unit_cost": [80.0, 360.0, 180.0, 95.0]}).write_csv(tmp_path / "costs.csv")
+    pl.DataFrame(
+        {
+            "item_id": ["I1", "I2", "I3", "I1"],
+            "market": [None, None, None, "US"],
+            "unit_cost": [80.0, 360.0, 180.0, 95.0],
+        }
+    ).write_csv(tmp_path / "costs.csv")
     db = tmp_path / "sim.duckdb"
-    api.ingest(db, sales=sales_path, items=tmp_path / "items.csv",
-               markets=tmp_path / "markets.csv", costs=tmp_path / "costs.csv")
+    api.ingest(
+        db,
+        sales=sales_path,
+        items=tmp_path / "items.csv",
+        markets=tmp_path / "markets.csv",
+        costs=tmp_path / "costs.csv",
+    )
     with Store.open(db) as store:
         run = start_run(store, "estimate", {"model": "fixture"})
         with store.transaction():
@@ -75,15 +111,19 @@ def reference_baseline(weeks: int) -> pl.DataFrame:
     s = synthetic_sales()
     last = s["date"].max()
     win = s.filter(pl.col("date") > last - dt.timedelta(weeks=weeks))
-    return (win.group_by("item_id", "market")
-            .agg(pl.col("quantity").mean().alias("q"), pl.col("price").mean().alias("p"))
-            .join(elasticity_table().select("item_id", "market", "elasticity", "std_error"),
-                  on=["item_id", "market"]).join(ITEMS, on="item_id")
-            .join(MARKETS.select("market", "fx_rate"), on="market"))
+    return (
+        win.group_by("item_id", "market")
+        .agg(pl.col("quantity").mean().alias("q"), pl.col("price").mean().alias("p"))
+        .join(
+            elasticity_table().select("item_id", "market", "elasticity", "std_error"),
+            on=["item_id", "market"],
+        )
+        .join(ITEMS, on="item_id")
+        .join(MARKETS.select("market", "fx_rate"), on="market")
+    )
 
 
-def run_sim(db: Path, scenarios: list[dict], *, weeks: int = 4, horizon: int = 3,
-            **kw: object):
+def run_sim(db: Path, scenarios: list[dict], *, weeks: int = 4, horizon: int = 3, **kw: object):
     spec = {"baseline_weeks": weeks, "horizon_weeks": horizon, "scenarios": scenarios}
     with Store.open(db) as store:
         return simulate(store, spec, **kw)
@@ -107,8 +147,17 @@ def test_baseline_is_window_average(sim_db):
 
 def test_projection_is_units_times_ratio_power_e_and_others_unchanged(sim_db):
     db, _ = sim_db
-    res = run_sim(db, [{"name": "us-shoes+10", "changes": [
-        {"where": {"market": "US", "category": "shoes"}, "price_change_pct": 10}]}])
+    res = run_sim(
+        db,
+        [
+            {
+                "name": "us-shoes+10",
+                "changes": [
+                    {"where": {"market": "US", "category": "shoes"}, "price_change_pct": 10}
+                ],
+            }
+        ],
+    )
     t = res.table.join(reference_baseline(4), on=["item_id", "market"])
     hit = (pl.col("market") == "US") & (pl.col("category_right") == "shoes")
     inside, outside = t.filter(hit), t.filter(~hit)
@@ -122,14 +171,20 @@ def test_projection_is_units_times_ratio_power_e_and_others_unchanged(sim_db):
     assert (outside["quantity_low"] == outside["quantity_high"]).all()
     # revenue and profit follow from price, units and unit cost
     assert np.allclose(t["scenario_revenue"], t["scenario_price"] * t["scenario_quantity"])
-    assert np.allclose(t["scenario_profit"],
-                       (t["scenario_price"] - t["unit_cost"]) * t["scenario_quantity"])
+    assert np.allclose(
+        t["scenario_profit"], (t["scenario_price"] - t["unit_cost"]) * t["scenario_quantity"]
+    )
 
 
 def test_row_interval_is_closed_form_and_contains_point(sim_db):
     db, _ = sim_db
-    res = run_sim(db, [{"name": "down", "changes": [{"price_change_pct": -15}]},
-                       {"name": "up", "changes": [{"price_change_pct": 20}]}])
+    res = run_sim(
+        db,
+        [
+            {"name": "down", "changes": [{"price_change_pct": -15}]},
+            {"name": "up", "changes": [{"price_change_pct": 20}]},
+        ],
+    )
     t = res.table.join(reference_baseline(4), on=["item_id", "market"])
     for name, r in (("down", 0.85), ("up", 1.2)):
         s = t.filter(pl.col("scenario") == name)
@@ -147,12 +202,22 @@ def test_row_interval_is_closed_form_and_contains_point(sim_db):
 
 def test_aggregate_interval_of_one_row_matches_closed_form(sim_db):
     db, _ = sim_db
-    res = run_sim(db, [{"name": "one", "changes": [
-        {"where": {"item_id": "I2", "market": "DE"}, "price_change_pct": 25}]}], draws=40000)
+    res = run_sim(
+        db,
+        [
+            {
+                "name": "one",
+                "changes": [{"where": {"item_id": "I2", "market": "DE"}, "price_change_pct": 25}],
+            }
+        ],
+        draws=40000,
+    )
     row = res.table.filter((pl.col("item_id") == "I2") & (pl.col("market") == "DE")).row(
-        0, named=True)
-    agg = res.aggregates.filter((pl.col("market") == "DE") & (pl.col("category") == "bags")
-                                ).row(0, named=True)
+        0, named=True
+    )
+    agg = res.aggregates.filter((pl.col("market") == "DE") & (pl.col("category") == "bags")).row(
+        0, named=True
+    )
     # DE fx = 1: the one-row aggregate's draw quantiles approach the exact row interval
     assert agg["quantity_low"] == pytest.approx(row["quantity_low"], rel=0.01)
     assert agg["quantity_high"] == pytest.approx(row["quantity_high"], rel=0.01)
@@ -165,8 +230,9 @@ def test_aggregate_interval_is_from_summed_draws_not_summed_bounds(sim_db):
     tot = res.totals().row(0, named=True)
     rows = res.table
     # independent draws: the total's interval is narrower than the sum of the row intervals
-    assert tot["quantity_high"] - tot["quantity_low"] < \
-        0.8 * float((rows["quantity_high"] - rows["quantity_low"]).sum())
+    assert tot["quantity_high"] - tot["quantity_low"] < 0.8 * float(
+        (rows["quantity_high"] - rows["quantity_low"]).sum()
+    )
     # totals equal the sum of rows (money converted to the base currency)
     assert tot["scenario_quantity"] == pytest.approx(float(rows["scenario_quantity"].sum()))
     base_rev = float((rows["scenario_revenue"] / rows["fx_rate"]).sum())
@@ -175,10 +241,19 @@ def test_aggregate_interval_is_from_summed_draws_not_summed_bounds(sim_db):
 
 def test_later_changes_override_earlier_ones(sim_db):
     db, _ = sim_db
-    res = run_sim(db, [{"name": "mix", "changes": [
-        {"price_change_pct": 10},
-        {"where": {"market": ["US", "GB"]}, "price": 123.0},
-        {"where": {"market": "GB", "brand": "Beta"}, "price_change_pct": -5}]}])
+    res = run_sim(
+        db,
+        [
+            {
+                "name": "mix",
+                "changes": [
+                    {"price_change_pct": 10},
+                    {"where": {"market": ["US", "GB"]}, "price": 123.0},
+                    {"where": {"market": "GB", "brand": "Beta"}, "price_change_pct": -5},
+                ],
+            }
+        ],
+    )
     t = res.table
     us = t.filter(pl.col("market") == "US")
     de = t.filter(pl.col("market") == "DE")
@@ -194,8 +269,20 @@ def test_sql_in_a_filter_value_is_inert(sim_db):
     db, _ = sim_db
     before = api.runs(db).height
     evil = "shoes' OR '1'='1"
-    res = run_sim(db, [{"name": "evil", "changes": [
-        {"where": {"category": [evil, "x'); DROP TABLE sales; --"]}, "price_change_pct": 50}]}])
+    res = run_sim(
+        db,
+        [
+            {
+                "name": "evil",
+                "changes": [
+                    {
+                        "where": {"category": [evil, "x'); DROP TABLE sales; --"]},
+                        "price_change_pct": 50,
+                    }
+                ],
+            }
+        ],
+    )
     assert (res.table["scenario_price"] == res.table["baseline_price"]).all()
     assert any("matches no item" in w and "category" in w for w in res.warnings)
     with Store.open(db, read_only=True) as store:
@@ -207,13 +294,16 @@ def test_unknown_market_is_usage_error_and_no_match_is_a_warning(sim_db):
     db, _ = sim_db
     msg = r"change 1 \(where market=UK\): unknown market 'UK'; known markets: DE, GB, US"
     with pytest.raises(UsageError, match=msg):
-        run_sim(db, [{"name": "x", "changes": [{"where": {"market": "UK"},
-                                                "price_change_pct": 5}]}])
-    res = run_sim(db, [{"name": "y", "changes": [{"where": {"category": "shose"},
-                                                  "price_change_pct": 5}]}])
+        run_sim(
+            db, [{"name": "x", "changes": [{"where": {"market": "UK"}, "price_change_pct": 5}]}]
+        )
+    res = run_sim(
+        db, [{"name": "y", "changes": [{"where": {"category": "shose"}, "price_change_pct": 5}]}]
+    )
     assert res.warnings == [
         "scenario 'y' change 1 (where category=shose) matches no item × market; "
-        "no category 'shose' in the baseline (did you mean 'shoes'?)"]
+        "no category 'shose' in the baseline (did you mean 'shoes'?)"
+    ]
 
 
 def test_run_is_stored_with_lineage(sim_db):

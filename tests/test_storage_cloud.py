@@ -67,15 +67,28 @@ def azurite_binary() -> Path | None:
         return None
     (cache / "azurite").mkdir(parents=True, exist_ok=True)
     done = subprocess.run(
-        ["npm", "install", "--no-audit", "--no-fund", "--loglevel=error", "--prefix",
-         str(cache / "azurite"), f"azurite@{AZURITE_VERSION}"],
-        capture_output=True, text=True, timeout=600)
+        [
+            "npm",
+            "install",
+            "--no-audit",
+            "--no-fund",
+            "--loglevel=error",
+            "--prefix",
+            str(cache / "azurite"),
+            f"azurite@{AZURITE_VERSION}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     return binary if done.returncode == 0 and binary.exists() else None
 
 
 def _conn(port: int, key: str = DEV_KEY) -> str:
-    return (f"DefaultEndpointsProtocol=http;AccountName={DEV_ACCOUNT};AccountKey={key};"
-            f"BlobEndpoint=http://127.0.0.1:{port}/{DEV_ACCOUNT};")
+    return (
+        f"DefaultEndpointsProtocol=http;AccountName={DEV_ACCOUNT};AccountKey={key};"
+        f"BlobEndpoint=http://127.0.0.1:{port}/{DEV_ACCOUNT};"
+    )
 
 
 @pytest.fixture(scope="module")
@@ -89,13 +102,28 @@ def azurite() -> Iterator[dict[str, str]]:
     port = _free_port()
     workdir = tempfile.mkdtemp(prefix="azurite-")
     proc = subprocess.Popen(
-        [str(binary), "--blobHost", "127.0.0.1", "--blobPort", str(port), "--location", workdir,
-         "--silent", "--disableTelemetry", "--skipApiVersionCheck", "--loose"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        [
+            str(binary),
+            "--blobHost",
+            "127.0.0.1",
+            "--blobPort",
+            str(port),
+            "--location",
+            workdir,
+            "--silent",
+            "--disableTelemetry",
+            "--skipApiVersionCheck",
+            "--loose",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         _wait_port(port, proc)
         env = {"AZURE_STORAGE_CONNECTION_STRING": _conn(port)}
-        client = blob.BlobServiceClient.from_connection_string(env["AZURE_STORAGE_CONNECTION_STRING"])
+        client = blob.BlobServiceClient.from_connection_string(
+            env["AZURE_STORAGE_CONNECTION_STRING"]
+        )
         client.create_container("pricing")
         env["_port"] = str(port)
         yield env
@@ -119,11 +147,19 @@ def s3() -> Iterator[dict[str, str]]:
     server.start()
     try:
         _wait_port(port, None)
-        env = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "moto-secret-Zq81",
-               "AWS_DEFAULT_REGION": "us-east-1", "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}"}
-        boto3.client("s3", region_name="us-east-1", endpoint_url=env["AWS_ENDPOINT_URL"],
-                     aws_access_key_id="testing", aws_secret_access_key="x"
-                     ).create_bucket(Bucket="pricing")
+        env = {
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "moto-secret-Zq81",
+            "AWS_DEFAULT_REGION": "us-east-1",
+            "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}",
+        }
+        boto3.client(
+            "s3",
+            region_name="us-east-1",
+            endpoint_url=env["AWS_ENDPOINT_URL"],
+            aws_access_key_id="testing",
+            aws_secret_access_key="x",
+        ).create_bucket(Bucket="pricing")
         yield env
     finally:
         server.stop()
@@ -147,8 +183,13 @@ def _put_blob(env: dict[str, str], name: str, data: bytes) -> None:
 def _s3_client(env: dict[str, str]):  # type: ignore[no-untyped-def]
     import boto3
 
-    return boto3.client("s3", region_name="us-east-1", endpoint_url=env["AWS_ENDPOINT_URL"],
-                        aws_access_key_id="testing", aws_secret_access_key="x")
+    return boto3.client(
+        "s3",
+        region_name="us-east-1",
+        endpoint_url=env["AWS_ENDPOINT_URL"],
+        aws_access_key_id="testing",
+        aws_secret_access_key="x",
+    )
 
 
 def _cli_env(env: dict[str, str]) -> dict[str, str]:
@@ -174,17 +215,29 @@ def s3_env(s3: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> dict[str, str
 
 
 def test_ingest_from_azure_blob_matches_local_ingest(
-        az_env: dict[str, str], small_files: dict[str, Path], tmp_path: Path,
-        cli: Callable[..., CliResult]) -> None:
+    az_env: dict[str, str],
+    small_files: dict[str, Path],
+    tmp_path: Path,
+    cli: Callable[..., CliResult],
+) -> None:
     for kind in ("sales", "items"):
         _put_blob(az_env, f"in/{kind}.csv", small_files[kind].read_bytes())
     cloud_db, local_db = tmp_path / "cloud.duckdb", tmp_path / "local.duckdb"
-    res = cli("ingest", "--db", cloud_db, "--sales", "az://pricing/in/sales.csv",
-              "--items", "abfs://pricing/in/items.csv", "--json")
+    res = cli(
+        "ingest",
+        "--db",
+        cloud_db,
+        "--sales",
+        "az://pricing/in/sales.csv",
+        "--items",
+        "abfs://pricing/in/items.csv",
+        "--json",
+    )
     assert res.exit_code == 0, res.stderr
     assert json.loads(res.stdout)["loaded"] == {"sales": 40, "items": 2}
-    res = cli("ingest", "--db", local_db, "--sales", small_files["sales"],
-              "--items", small_files["items"])
+    res = cli(
+        "ingest", "--db", local_db, "--sales", small_files["sales"], "--items", small_files["items"]
+    )
     assert res.exit_code == 0, res.stderr
     cloud, local = snapshot(cloud_db), snapshot(local_db)
     for table in ("sales", "items"):
@@ -194,10 +247,13 @@ def test_ingest_from_azure_blob_matches_local_ingest(
     params = json.loads(cloud["runs"].filter(pl.col("command") == "ingest")["parameters"][0])
     assert params["files"]["sales"] == {
         "path": "az://pricing/in/sales.csv",
-        "sha256": hashlib.sha256(small_files["sales"].read_bytes()).hexdigest()}
+        "sha256": hashlib.sha256(small_files["sales"].read_bytes()).hexdigest(),
+    }
     assert params["files"]["items"]["path"] == "abfs://pricing/in/items.csv"
     # a bad cell in a blob is reported with the blob's URL, row and column
-    bad = small_files["sales"].read_text().replace("IT-2,DE,2024-01-08,105", "IT-2,DE,2024-01-08,-5")
+    bad = (
+        small_files["sales"].read_text().replace("IT-2,DE,2024-01-08,105", "IT-2,DE,2024-01-08,-5")
+    )
     _put_blob(az_env, "in/bad.csv", bad.encode())
     res = cli("ingest", "--db", cloud_db, "--sales", "az://pricing/in/bad.csv")
     assert res.exit_code == 2
@@ -205,8 +261,8 @@ def test_ingest_from_azure_blob_matches_local_ingest(
 
 
 def test_output_to_azure_blob_is_the_local_file(
-        az_env: dict[str, str], loaded_db: Path, tmp_path: Path,
-        cli: Callable[..., CliResult]) -> None:
+    az_env: dict[str, str], loaded_db: Path, tmp_path: Path, cli: Callable[..., CliResult]
+) -> None:
     local = tmp_path / "runs.csv"
     for target in ("az://pricing/out/runs.csv", local):
         res = cli("runs", "list", "--db", loaded_db, "--output", target)
@@ -232,12 +288,14 @@ def test_api_round_trip_parquet_and_errors(az_env: dict[str, str]) -> None:
 
 
 def test_wrong_azure_key_is_refused_without_showing_it(
-        azurite: dict[str, str], tmp_path: Path) -> None:
+    azurite: dict[str, str], tmp_path: Path
+) -> None:
     _put_blob(azurite, "in/secret.csv", b"item_id,market,date,price,quantity\n")
     wrong = "V3JvbmdLZXlXcm9uZ0tleVdyb25nS2V5V3JvbmdLZXlXcm9uZ0tleQ=="
     env = {"AZURE_STORAGE_CONNECTION_STRING": _conn(int(azurite["_port"]), key=wrong)}
-    res = run_subprocess("ingest", "--db", tmp_path / "x.duckdb", "--sales",
-                         "az://pricing/in/secret.csv", env=env)
+    res = run_subprocess(
+        "ingest", "--db", tmp_path / "x.duckdb", "--sales", "az://pricing/in/secret.csv", env=env
+    )
     assert res.returncode == 2, res.stderr
     assert "az://pricing/in/secret.csv: access denied" in res.stderr
     assert wrong not in res.stderr + res.stdout
@@ -246,11 +304,17 @@ def test_wrong_azure_key_is_refused_without_showing_it(
 
 
 def test_ingest_from_s3_and_output_to_s3(
-        s3_env: dict[str, str], small_files: dict[str, Path], tmp_path: Path,
-        cli: Callable[..., CliResult]) -> None:
+    s3_env: dict[str, str],
+    small_files: dict[str, Path],
+    tmp_path: Path,
+    cli: Callable[..., CliResult],
+) -> None:
     client = _s3_client(s3_env)
-    client.put_object(Bucket="pricing", Key="in/sales.parquet",
-                      Body=_parquet_bytes(read_table(small_files["sales"])))
+    client.put_object(
+        Bucket="pricing",
+        Key="in/sales.parquet",
+        Body=_parquet_bytes(read_table(small_files["sales"])),
+    )
     db, local_db = tmp_path / "s3.duckdb", tmp_path / "local.duckdb"
     res = cli("ingest", "--db", db, "--sales", "s3://pricing/in/sales.parquet")
     assert res.exit_code == 0, res.stderr
@@ -265,8 +329,14 @@ def test_ingest_from_s3_and_output_to_s3(
 
 
 def test_s3_missing_object_names_it_without_secrets(s3: dict[str, str], tmp_path: Path) -> None:
-    res = run_subprocess("ingest", "--db", tmp_path / "x.duckdb", "--sales",
-                         "s3://pricing/nope/sales.csv", env=_cli_env(s3))
+    res = run_subprocess(
+        "ingest",
+        "--db",
+        tmp_path / "x.duckdb",
+        "--sales",
+        "s3://pricing/nope/sales.csv",
+        env=_cli_env(s3),
+    )
     assert res.returncode == 2, res.stderr
     assert res.stderr.strip() == "error: s3://pricing/nope/sales.csv: file not found"
     assert s3["AWS_SECRET_ACCESS_KEY"] not in res.stderr + res.stdout
@@ -279,7 +349,8 @@ def _parquet_bytes(df: pl.DataFrame) -> bytes:
 
 
 def test_nightly_pipeline_from_an_azure_container(
-        az_env: dict[str, str], tmp_path: Path, cli: Callable[..., CliResult]) -> None:
+    az_env: dict[str, str], tmp_path: Path, cli: Callable[..., CliResult]
+) -> None:
     """`pricelab pipeline run` end to end on sample files in Azurite; a rerun does nothing."""
     sample = Path(__file__).resolve().parents[1] / "data" / "sample"
     sales = pl.read_csv(sample / "sales.csv")
@@ -291,10 +362,12 @@ def test_nightly_pipeline_from_an_azure_container(
         _put_blob(az_env, f"nightly/{kind}.csv", buf.getvalue())
     _put_blob(az_env, "nightly/markets.csv", (sample / "markets.csv").read_bytes())
     config = tmp_path / "pipeline.yaml"
-    config.write_text("inputs: {folder: 'az://pricing/nightly'}\n"
-                      "estimate: {model: hierarchical}\n"
-                      f"optimize: {{constraints: '{sample / 'constraints.yaml'}'}}\n"
-                      "monitor: {as_of: data}\n")
+    config.write_text(
+        "inputs: {folder: 'az://pricing/nightly'}\n"
+        "estimate: {model: hierarchical}\n"
+        f"optimize: {{constraints: '{sample / 'constraints.yaml'}'}}\n"
+        "monitor: {as_of: data}\n"
+    )
     db = tmp_path / "nightly.duckdb"
     res = cli("pipeline", "run", "--config", config, "--db", db, "--json")
     assert res.exit_code == 0, res.stdout + res.stderr

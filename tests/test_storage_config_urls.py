@@ -41,13 +41,25 @@ def put(fs: object, path: str, text: str) -> str:
 
 def test_constraints_file_from_a_url(cli: Cli, memfs: object, tmp_path: Path) -> None:
     demand = tmp_path / "demand.csv"
-    demand.write_text("item_id,market,elasticity,base_price,base_quantity,unit_cost\n"
-                      "A,US,-2.0,100,10,40\nB,US,-3.0,50,20,30\n")
+    demand.write_text(
+        "item_id,market,elasticity,base_price,base_quantity,unit_cost\n"
+        "A,US,-2.0,100,10,40\nB,US,-3.0,50,20,30\n"
+    )
     # the query string stands for a SAS token: it must reach no message and no lineage
     url = put(memfs, "/t/c.yaml?sig=SECRET123", "bounds: {max_decrease_pct: 10}\n")
     db = tmp_path / "plans.duckdb"
-    res = cli("optimize", "--demand", demand, "--constraints", url, "--db", db,
-              "--output", tmp_path / "plan.json", "--json")
+    res = cli(
+        "optimize",
+        "--demand",
+        demand,
+        "--constraints",
+        url,
+        "--db",
+        db,
+        "--output",
+        tmp_path / "plan.json",
+        "--json",
+    )
     assert res.exit_code == 0, res.stderr
     rows = {r["item_id"]: r for r in json.loads((tmp_path / "plan.json").read_text())}
     # closed form p* = c e / (1 + e): A's 80 is below the 10% floor (90), B's 45 is not
@@ -71,15 +83,29 @@ def test_constraints_file_from_a_url(cli: Cli, memfs: object, tmp_path: Path) ->
 def test_scenario_file_from_a_url(cli: Cli, memfs: object, tmp_path: Path) -> None:
     db, est = make_db(tmp_path)
     url = put(memfs, "/t/scenarios/s.yaml", GOOD)
-    res = cli("simulate", "--scenario", url, "--db", db, "--draws", 0,
-              "--output", tmp_path / "out.csv", "--json")
+    res = cli(
+        "simulate",
+        "--scenario",
+        url,
+        "--db",
+        db,
+        "--draws",
+        0,
+        "--output",
+        tmp_path / "out.csv",
+        "--json",
+    )
     assert res.exit_code == 0, res.stderr
     out = pl.read_csv(tmp_path / "out.csv")
-    fixed = out.filter((pl.col("scenario") == "gb-fixed") & (pl.col("item_id") == "I2")
-                       & (pl.col("market") == "GB"))
+    fixed = out.filter(
+        (pl.col("scenario") == "gb-fixed")
+        & (pl.col("item_id") == "I2")
+        & (pl.col("market") == "GB")
+    )
     ref = reference_baseline(4).filter((pl.col("item_id") == "I2") & (pl.col("market") == "GB"))
     assert fixed["scenario_quantity"][0] == pytest.approx(
-        3 * ref["q"][0] * (700 / ref["p"][0]) ** ref["elasticity"][0], rel=1e-12)
+        3 * ref["q"][0] * (700 / ref["p"][0]) ** ref["elasticity"][0], rel=1e-12
+    )
     run_id = json.loads(res.stdout)["run_id"]
     with Store.open(db, read_only=True) as store:
         params = store.query("SELECT parameters FROM runs WHERE run_id = ?", [run_id])
@@ -91,13 +117,16 @@ def test_scenario_file_from_a_url(cli: Cli, memfs: object, tmp_path: Path) -> No
     bad = put(memfs, "/t/bad.yaml", GOOD.replace("horizon_weeks", "horizon_wekks"))
     res = cli("simulate", "--scenario", bad, "--db", db)
     assert res.exit_code == 2
-    assert res.stderr.strip() == ("error: memory://t/bad.yaml, line 2: horizon_wekks: unknown "
-                                  "key 'horizon_wekks'; did you mean 'horizon_weeks'?")
+    assert res.stderr.strip() == (
+        "error: memory://t/bad.yaml, line 2: horizon_wekks: unknown "
+        "key 'horizon_wekks'; did you mean 'horizon_weeks'?"
+    )
 
 
 def _monitor(cli: Cli, db: Path, days: int, *args: object) -> tuple[int, dict]:
-    res = cli("monitor", "--db", db, "--json", "--as-of", LAST_WEEK + dt.timedelta(days=days),
-              *args)
+    res = cli(
+        "monitor", "--db", db, "--json", "--as-of", LAST_WEEK + dt.timedelta(days=days), *args
+    )
     return res.exit_code, json.loads(res.stdout)
 
 
@@ -106,8 +135,9 @@ def _freshness(doc: dict) -> dict:
 
 
 def test_monitor_config_from_a_url(cli: Cli, memfs: object, loaded_db: Path) -> None:
-    url = put(memfs, "/t/pricelab.yaml", "other: {x: 1}\nmonitor:\n  freshness:\n"
-                                         "    max_age_days: 30\n")
+    url = put(
+        memfs, "/t/pricelab.yaml", "other: {x: 1}\nmonitor:\n  freshness:\n    max_age_days: 30\n"
+    )
     code, doc = _monitor(cli, loaded_db, 30)
     assert code == 1 and _freshness(doc)["threshold"] == 14  # the default alerts at 30 days
     code, doc = _monitor(cli, loaded_db, 30, "--config", url)
@@ -121,16 +151,17 @@ def test_monitor_config_from_a_url(cli: Cli, memfs: object, loaded_db: Path) -> 
     bad = put(memfs, "/t/bad.yaml", "monitor:\n  freshness:\n    max_age: 3\n")
     res = cli("monitor", "--db", loaded_db, "--config", bad)
     assert res.exit_code == 2
-    assert res.stderr.strip() == ("error: memory://t/bad.yaml, line 3: monitor.freshness.max_age: "
-                                  "unknown key 'max_age'; did you mean 'max_age_days'?")
+    assert res.stderr.strip() == (
+        "error: memory://t/bad.yaml, line 3: monitor.freshness.max_age: "
+        "unknown key 'max_age'; did you mean 'max_age_days'?"
+    )
 
 
 def _undated(html: str) -> str:
     return re.sub(r"generated \d{4}-\d\d-\d\d \d\d:\d\d UTC", "generated (time)", html)
 
 
-def test_report_written_to_a_url(cli: Cli, memfs: object, loaded_db: Path,
-                                 tmp_path: Path) -> None:
+def test_report_written_to_a_url(cli: Cli, memfs: object, loaded_db: Path, tmp_path: Path) -> None:
     res = cli("report", "--db", loaded_db, "--output", tmp_path / "local.html")
     assert res.exit_code == 0, res.stderr
     url = "memory://t/out/report.html"
@@ -148,16 +179,21 @@ def test_report_written_to_a_url(cli: Cli, memfs: object, loaded_db: Path,
     assert "SECRET123" not in res.stdout + res.stderr
     res = cli("report", "--db", loaded_db, "--output", "memory://t/out/report.txt")
     assert res.exit_code == 2
-    assert res.stderr.strip() == ("error: --output memory://t/out/report.txt: the report is "
-                                  "HTML; use a .html file name")
+    assert res.stderr.strip() == (
+        "error: --output memory://t/out/report.txt: the report is HTML; use a .html file name"
+    )
 
 
-def test_pipeline_config_from_a_url(cli: Cli, memfs: object, tmp_path: Path,
-                                    monkeypatch: pytest.MonkeyPatch) -> None:
+def test_pipeline_config_from_a_url(
+    cli: Cli, memfs: object, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.chdir(tmp_path)
     put(memfs, "/t/p/data/sales.csv", "item_id,market,date,price,quantity\nA,US,2024-01-01,1,2\n")
-    url = put(memfs, "/t/p/pipeline.yaml", "db: local.duckdb\ninputs: {folder: data}\n"
-                                           "optimize: {constraints: c.yaml}\n")
+    url = put(
+        memfs,
+        "/t/p/pipeline.yaml",
+        "db: local.duckdb\ninputs: {folder: data}\noptimize: {constraints: c.yaml}\n",
+    )
     res = cli("pipeline", "check", "--config", url, "--json")
     assert res.exit_code == 0, res.stderr
     doc = json.loads(res.stdout)

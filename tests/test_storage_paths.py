@@ -28,27 +28,35 @@ def memfs() -> Iterator[object]:
         fs.rm("/t", recursive=True)
 
 
-@pytest.mark.parametrize(("given", "expected"), [
-    ("az://c/in/sales.csv", "az://c/in/sales.csv"),
-    (Path("az://c/in/sales.csv"), "az://c/in/sales.csv"),     # typer's Path option form
-    (Path("abfs://c@acct.dfs.core.windows.net/x.parquet"),
-     "abfs://c@acct.dfs.core.windows.net/x.parquet"),
-    ("S3://bucket/k.csv", "s3://bucket/k.csv"),
-    (Path("gs://b/k.csv"), "gs://b/k.csv"),
-    ("memory://t/x.csv", "memory://t/x.csv"),
-])
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [
+        ("az://c/in/sales.csv", "az://c/in/sales.csv"),
+        (Path("az://c/in/sales.csv"), "az://c/in/sales.csv"),  # typer's Path option form
+        (
+            Path("abfs://c@acct.dfs.core.windows.net/x.parquet"),
+            "abfs://c@acct.dfs.core.windows.net/x.parquet",
+        ),
+        ("S3://bucket/k.csv", "s3://bucket/k.csv"),
+        (Path("gs://b/k.csv"), "gs://b/k.csv"),
+        ("memory://t/x.csv", "memory://t/x.csv"),
+    ],
+)
 def test_urls_survive_pathlib(given: object, expected: str) -> None:
     assert normalize(given) == expected  # type: ignore[arg-type]
     assert is_url(given)  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize(("given", "expected"), [
-    ("file:///tmp/a/b.csv", Path("/tmp/a/b.csv")),
-    (Path("file:///tmp/a/b.csv"), Path("/tmp/a/b.csv")),
-    ("data/sales.csv", Path("data/sales.csv")),
-    (Path("weird:/dir/x.csv"), Path("weird:/dir/x.csv")),  # not a protocol we know: a path
-    ("C:/data/x.csv", Path("C:/data/x.csv")),
-])
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [
+        ("file:///tmp/a/b.csv", Path("/tmp/a/b.csv")),
+        (Path("file:///tmp/a/b.csv"), Path("/tmp/a/b.csv")),
+        ("data/sales.csv", Path("data/sales.csv")),
+        (Path("weird:/dir/x.csv"), Path("weird:/dir/x.csv")),  # not a protocol we know: a path
+        ("C:/data/x.csv", Path("C:/data/x.csv")),
+    ],
+)
 def test_local_paths_stay_paths(given: object, expected: Path) -> None:
     assert normalize(given) == expected  # type: ignore[arg-type]
     assert not is_url(given)  # type: ignore[arg-type]
@@ -64,8 +72,9 @@ def test_missing_extra_names_the_extra(tmp_path: Path) -> None:
         pytest.skip("gcsfs is installed: the missing-extra message cannot be shown")
     with pytest.raises(UsageError) as err:
         read_table("gs://bucket/sales.csv")
-    assert str(err.value) == ("gs:// needs the 'gcsfs' package: install pricelab[gcs] "
-                              "(pip install 'pricelab[gcs]')")
+    assert str(err.value) == (
+        "gs:// needs the 'gcsfs' package: install pricelab[gcs] (pip install 'pricelab[gcs]')"
+    )
     with pytest.raises(UsageError, match=r"install pricelab\[gcs\]"):
         write_table(pl.DataFrame({"a": [1]}), Path("gs://bucket/out.csv"))
 
@@ -75,7 +84,10 @@ def test_memory_round_trip_every_format(memfs: object) -> None:
     for ext in ("csv", "parquet"):
         write_table(df, f"memory://t/df.{ext}")
         assert read_table(f"memory://t/df.{ext}").equals(df)
-        assert read_table(Path(f"memory://t/df.{ext}"), all_strings=True)["q"].to_list() == ["3", "4"]
+        assert read_table(Path(f"memory://t/df.{ext}"), all_strings=True)["q"].to_list() == [
+            "3",
+            "4",
+        ]
     write_table(df, "memory://t/df.json")
     assert json.loads(read_text("memory://t/df.json")) == df.to_dicts()
     write_text("memory://t/cfg.yaml", "horizon_weeks: 4\n")
@@ -87,8 +99,11 @@ def test_memory_errors_match_local_errors(memfs: object, tmp_path: Path) -> None
     fs.pipe("/t/empty.csv", b"")  # type: ignore[attr-defined]
     fs.pipe("/t/header.csv", b"item_id,price\n")  # type: ignore[attr-defined]
     fs.pipe("/t/latin1.csv", "item_id\ncaf\xe9\n".encode("latin-1"))  # type: ignore[attr-defined]
-    cases = {"empty.csv": b"", "header.csv": b"item_id,price\n",
-             "latin1.csv": "item_id\ncaf\xe9\n".encode("latin-1")}
+    cases = {
+        "empty.csv": b"",
+        "header.csv": b"item_id,price\n",
+        "latin1.csv": "item_id\ncaf\xe9\n".encode("latin-1"),
+    }
     for name, data in cases.items():
         (tmp_path / name).write_bytes(data)
         with pytest.raises(InputFileError) as local_err:
@@ -106,17 +121,34 @@ def test_memory_errors_match_local_errors(memfs: object, tmp_path: Path) -> None
 
 
 def test_cli_ingest_and_output_through_memory_and_file_urls(
-        memfs: object, small_files: dict[str, Path], tmp_path: Path,
-        cli: Callable[..., CliResult]) -> None:
+    memfs: object, small_files: dict[str, Path], tmp_path: Path, cli: Callable[..., CliResult]
+) -> None:
     fs = memfs
     fs.pipe("/t/in/sales.csv", small_files["sales"].read_bytes())  # type: ignore[attr-defined]
     db = tmp_path / "m.duckdb"
-    res = cli("ingest", "--db", db, "--sales", "memory://t/in/sales.csv",
-              "--markets", f"file://{small_files['markets']}")
+    res = cli(
+        "ingest",
+        "--db",
+        db,
+        "--sales",
+        "memory://t/in/sales.csv",
+        "--markets",
+        f"file://{small_files['markets']}",
+    )
     assert res.exit_code == 0, res.stderr
     local_db = tmp_path / "l.duckdb"
-    assert cli("ingest", "--db", local_db, "--sales", small_files["sales"],
-               "--markets", small_files["markets"]).exit_code == 0
+    assert (
+        cli(
+            "ingest",
+            "--db",
+            local_db,
+            "--sales",
+            small_files["sales"],
+            "--markets",
+            small_files["markets"],
+        ).exit_code
+        == 0
+    )
     assert snapshot(db)["sales"].equals(snapshot(local_db)["sales"])
     assert snapshot(db)["markets"].equals(snapshot(local_db)["markets"])
     res = cli("runs", "list", "--db", db, "--output", "memory://t/out/runs.parquet")
@@ -131,8 +163,10 @@ def test_cli_ingest_and_output_through_memory_and_file_urls(
 
 def test_secrets_never_reach_a_message(monkeypatch: pytest.MonkeyPatch) -> None:
     key = "c2VjcmV0LWtleS1mb3ItdGVzdHMtb25seS0xMjM0NTY3OA=="
-    monkeypatch.setenv("AZURE_STORAGE_CONNECTION_STRING",
-                       f"DefaultEndpointsProtocol=https;AccountName=acct;AccountKey={key};")
+    monkeypatch.setenv(
+        "AZURE_STORAGE_CONNECTION_STRING",
+        f"DefaultEndpointsProtocol=https;AccountName=acct;AccountKey={key};",
+    )
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "aws-secret-0123456789")
     echoed = RuntimeError(f"bad request with AccountKey={key} and aws-secret-0123456789")
     for writing in (False, True):
@@ -143,12 +177,14 @@ def test_secrets_never_reach_a_message(monkeypatch: pytest.MonkeyPatch) -> None:
     assert redact("https://user:pw@host/x?sig=abc&sv=1") == "https://***@host/x?sig=***&sv=1"
     assert display("s3://b/k.csv?X-Amz-Signature=abc") == "s3://b/k.csv"
     denied = _failure("s3://b/k.csv", PermissionError("Forbidden"), writing=False)
-    assert str(denied) == ("s3://b/k.csv: access denied: check the credentials in the "
-                           "environment (PermissionError)")
+    assert str(denied) == (
+        "s3://b/k.csv: access denied: check the credentials in the environment (PermissionError)"
+    )
 
 
 def test_probes_join_and_sha256_agree_between_local_and_memory(
-        memfs: object, tmp_path: Path) -> None:
+    memfs: object, tmp_path: Path
+) -> None:
     import hashlib
 
     from pricelab.storage import exists, is_dir, is_file, join, sha256

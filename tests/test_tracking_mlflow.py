@@ -47,8 +47,7 @@ def _quiet_env(mp: pytest.MonkeyPatch) -> None:
     mp.setenv("MLFLOW_DISABLE_TELEMETRY", "true")
     mp.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
     mp.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "3")
-    for var in ("PRICELAB_MLFLOW", "MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_NAME",
-                "PRICELAB_DB"):
+    for var in ("PRICELAB_MLFLOW", "MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_NAME", "PRICELAB_DB"):
         mp.delenv(var, raising=False)
 
 
@@ -61,8 +60,9 @@ def tracked(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.invalid"]
     subprocess.run(["git", "init", "-q", str(tmp)], check=True)
     subprocess.run([*git, "-C", str(tmp), "commit", "-q", "--allow-empty", "-m", "x"], check=True)
-    commit = subprocess.run(["git", "-C", str(tmp), "rev-parse", "HEAD"], capture_output=True,
-                            text=True, check=True).stdout.strip()
+    commit = subprocess.run(
+        ["git", "-C", str(tmp), "rev-parse", "HEAD"], capture_output=True, text=True, check=True
+    ).stdout.strip()
     db, uri = tmp / "p.duckdb", f"sqlite:///{tmp / 'mlflow.db'}"
     out: dict[str, Any] = {"tmp": tmp, "db": db, "uri": uri, "commit": commit}
     with pytest.MonkeyPatch.context() as mp:
@@ -70,24 +70,57 @@ def tracked(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         mp.chdir(tmp)  # the default artifact root ./mlruns lands here
         api.ingest(db, **api.sample_files())
         # the command line as a shell would pass it: a secret in it must not be logged
-        mp.setattr(sys, "argv", ["pricelab", "estimate", "--source",
-                                 f"az://c/s.parquet?sig={ARGV_SECRET}"])
-        res = _invoke("estimate", "--db", db, "--mlflow", "--mlflow-uri", uri,
-                      "--mlflow-experiment", "weekly", "--json", "--output", tmp / "e.parquet")
+        mp.setattr(
+            sys, "argv", ["pricelab", "estimate", "--source", f"az://c/s.parquet?sig={ARGV_SECRET}"]
+        )
+        res = _invoke(
+            "estimate",
+            "--db",
+            db,
+            "--mlflow",
+            "--mlflow-uri",
+            uri,
+            "--mlflow-experiment",
+            "weekly",
+            "--json",
+            "--output",
+            tmp / "e.parquet",
+        )
         assert res.exit_code == 0, res.stderr
         out["estimate"] = json.loads(res.stdout)
         out["estimate_stderr"] = res.stderr
-        res = _invoke("optimize", "--db", db, "--constraints", sample_dir() / "constraints.yaml",
-                      "--mlflow-uri", uri, "--mlflow-experiment", "weekly", "--json",
-                      "--output", tmp / "plan.parquet")
+        res = _invoke(
+            "optimize",
+            "--db",
+            db,
+            "--constraints",
+            sample_dir() / "constraints.yaml",
+            "--mlflow-uri",
+            uri,
+            "--mlflow-experiment",
+            "weekly",
+            "--json",
+            "--output",
+            tmp / "plan.parquet",
+        )
         assert res.exit_code == 0, res.stderr
         out["optimize"] = json.loads(res.stdout)
         # simulate is switched on by the environment alone
         mp.setenv("PRICELAB_MLFLOW", "1")
         mp.setenv("MLFLOW_TRACKING_URI", uri)
         mp.setenv("MLFLOW_EXPERIMENT_NAME", "weekly")
-        res = _invoke("simulate", "--db", db, "--scenario", sample_dir() / "scenario.yaml",
-                      "--draws", 200, "--json", "--output", tmp / "sim.parquet")
+        res = _invoke(
+            "simulate",
+            "--db",
+            db,
+            "--scenario",
+            sample_dir() / "scenario.yaml",
+            "--draws",
+            200,
+            "--json",
+            "--output",
+            tmp / "sim.parquet",
+        )
         assert res.exit_code == 0, res.stderr
         out["simulate"] = json.loads(res.stdout)
     out["client"] = MlflowClient(tracking_uri=uri)
@@ -101,8 +134,9 @@ def _mlflow_run(tracked: dict[str, Any], command: str) -> Any:
     assert stored["summary"]["mlflow"]["run_id"] == doc["mlflow"]["run_id"]
     run = tracked["client"].get_run(doc["mlflow"]["run_id"])
     assert run.info.status == "FINISHED"
-    assert run.info.experiment_id == tracked["client"].get_experiment_by_name("weekly") \
-        .experiment_id
+    assert (
+        run.info.experiment_id == tracked["client"].get_experiment_by_name("weekly").experiment_id
+    )
     return run
 
 
@@ -117,8 +151,11 @@ def _leaves(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 
 
 def _artifact(tracked: dict[str, Any], run_id: str, name: str) -> Path:
-    return Path(tracked["client"].download_artifacts(run_id, f"pricelab/{name}",
-                                                     str(tracked["tmp"] / run_id)))
+    return Path(
+        tracked["client"].download_artifacts(
+            run_id, f"pricelab/{name}", str(tracked["tmp"] / run_id)
+        )
+    )
 
 
 @needs_mlflow
@@ -194,14 +231,19 @@ def test_simulate_per_scenario_deltas(tracked):
             new = float(np.sum(r[f"scenario_{k}"].to_numpy() / fx))
             old = float(np.sum(r[f"baseline_{k}"].to_numpy() / fx))
             assert m[f"{name}/{k}_delta"] == pytest.approx(new - old, rel=1e-9, abs=1e-6)
-            assert m[f"{name}/{k}_delta_pct"] == pytest.approx(100 * (new / old - 1), rel=1e-9,
-                                                               abs=1e-12)
+            assert m[f"{name}/{k}_delta_pct"] == pytest.approx(
+                100 * (new / old - 1), rel=1e-9, abs=1e-12
+            )
     tags = run.data.tags
-    assert tags["pricelab.parents"] == f"{tracked['estimate']['run_id']}," \
-                                       f"{tracked['optimize']['run_id']}"
+    assert (
+        tags["pricelab.parents"] == f"{tracked['estimate']['run_id']},"
+        f"{tracked['optimize']['run_id']}"
+    )
     assert json.loads(run.data.params["scenario.scenarios"])[0]["name"] == names[0]
-    assert {a.path for a in tracked["client"].list_artifacts(run.info.run_id, "pricelab")} == \
-        {"pricelab/run.json", "pricelab/scenarios.parquet"}
+    assert {a.path for a in tracked["client"].list_artifacts(run.info.run_id, "pricelab")} == {
+        "pricelab/run.json",
+        "pricelab/scenarios.parquet",
+    }
 
 
 @needs_mlflow
@@ -217,8 +259,12 @@ def test_params_are_flattened_within_mlflow_limits(tracked):
     from mlflow.entities import Param
     from mlflow.utils.validation import MAX_PARAM_VAL_LENGTH
 
-    params = {"long": "x" * (MAX_PARAM_VAL_LENGTH + 50), "n": {"a": 1, "b": [1, 2], "c": None,
-              "d": {}}, "bad key!": True, "url": "http://bob:pw1234@host/x?token=abcdef"}
+    params = {
+        "long": "x" * (MAX_PARAM_VAL_LENGTH + 50),
+        "n": {"a": 1, "b": [1, 2], "c": None, "d": {}},
+        "bad key!": True,
+        "url": "http://bob:pw1234@host/x?token=abcdef",
+    }
     flat = flatten_params(params, max_value=MAX_PARAM_VAL_LENGTH)
     assert flat["long"] == "x" * (MAX_PARAM_VAL_LENGTH - 3) + "..."
     assert flat["n.a"] == "1" and flat["n.b"] == "[1, 2]" and flat["n.c"] == "null"
@@ -248,8 +294,10 @@ def test_missing_mlflow_is_a_usage_error_before_anything_runs(loaded_db, cli, qu
     quiet.setitem(sys.modules, "mlflow", None)  # `import mlflow` now raises ImportError
     with pytest.raises(UsageError) as err:
         api.estimate(loaded_db, model="ols", mlflow=True)
-    assert str(err.value) == ("--mlflow needs the MLflow client: install pricelab[mlflow] "
-                              "(pip install 'pricelab[mlflow]')")
+    assert str(err.value) == (
+        "--mlflow needs the MLflow client: install pricelab[mlflow] "
+        "(pip install 'pricelab[mlflow]')"
+    )
     res = cli("estimate", "--db", loaded_db, "--model", "ols", "--mlflow")
     assert res.exit_code == 2
     assert "error: --mlflow needs the MLflow client: install pricelab" in res.stderr
@@ -265,8 +313,11 @@ def test_missing_mlflow_is_a_usage_error_before_anything_runs(loaded_db, cli, qu
 @needs_mlflow
 def test_sql_store_needs_sqlalchemy(quiet):
     quiet.setitem(sys.modules, "sqlalchemy", None)
-    with pytest.raises(UsageError, match=r"sqlite:///x.db: MLflow's SQL store needs "
-                       r"SQLAlchemy and Alembic: install pricelab\[mlflow\]"):
+    with pytest.raises(
+        UsageError,
+        match=r"sqlite:///x.db: MLflow's SQL store needs "
+        r"SQLAlchemy and Alembic: install pricelab\[mlflow\]",
+    ):
         resolve_mlflow("sqlite:///x.db")
     assert resolve_mlflow("http://127.0.0.1:9") == MlflowSettings("http://127.0.0.1:9")
 
@@ -289,8 +340,9 @@ def test_failing_store_keeps_the_run_and_leaks_no_credentials(loaded_db, cli, qu
     assert "Connection refused" in res.stderr and "the pricelab run is stored" in res.stderr
     stored = api.run(loaded_db, doc["run_id"])
     assert stored["summary"]["mlflow"] == doc["mlflow"] and stored["summary"]["groups"] == 4
-    res = cli("estimate", "--db", loaded_db, "--model", "ols", "--mlflow-uri", uri,
-              "--strict-tracking")
+    res = cli(
+        "estimate", "--db", loaded_db, "--model", "ols", "--mlflow-uri", uri, "--strict-tracking"
+    )
     assert res.exit_code == 1
     assert "error: MLflow logging to http://***@127.0.0.1:9 failed" in res.stderr
     assert _runs(loaded_db) == 2  # both runs are stored
@@ -301,8 +353,9 @@ def test_failing_store_keeps_the_run_and_leaks_no_credentials(loaded_db, cli, qu
 
 def test_unusable_settings(tmp_path, cli, quiet):
     demand = tmp_path / "d.csv"
-    demand.write_text("item_id,market,elasticity,base_price,base_quantity,unit_cost\n"
-                      "A,US,-2,100,10,40\n")
+    demand.write_text(
+        "item_id,market,elasticity,base_price,base_quantity,unit_cost\nA,US,-2,100,10,40\n"
+    )
     res = cli("optimize", "--demand", demand, "--mlflow")
     assert res.exit_code == 2
     assert "--mlflow logs stored runs: add --db to store this plan" in res.stderr

@@ -28,8 +28,9 @@ def parse(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--source", required=True, help="sales: table, Parquet path or delta:PATH")
     p.add_argument("--items", default=None, help="items (category, brand): table or path")
-    p.add_argument("--model", default="hierarchical",
-                   help="ols | poisson | iv | panel | hierarchical")
+    p.add_argument(
+        "--model", default="hierarchical", help="ols | poisson | iv | panel | hierarchical"
+    )
     p.add_argument("--by", default="item_id,market", help="group columns")
     p.add_argument("--instrument", default=None, help="iv: column or 'hausman'")
     p.add_argument("--before", default=None, help="use only weeks before this ISO date")
@@ -61,10 +62,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exc.exit_code
     t = res.elasticities
     est = t.filter(t["elasticity"].is_not_nan())
-    print(json.dumps({"model": res.model, "engine": args.engine, "groups": t.height,
-                      "estimated": est.height, "output": args.output,
-                      "median_elasticity": float(est["elasticity"].median())
-                      if est.height else None}))
+    print(
+        json.dumps(
+            {
+                "model": res.model,
+                "engine": args.engine,
+                "groups": t.height,
+                "estimated": est.height,
+                "output": args.output,
+                "median_elasticity": float(est["elasticity"].median()) if est.height else None,
+            }
+        )
+    )
     return 0
 
 

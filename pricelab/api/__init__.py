@@ -5,7 +5,6 @@ Every function opens the database itself (``db``: a path, or None for ``$PRICELA
 longer than one call.
 """
 
-
 from pricelab.api.data import (
     PathLike,
     diff_runs,
@@ -25,7 +24,26 @@ from pricelab.api.production import pipeline, promote, registry
 from pricelab.api.whatif import backtest, simulate
 
 __all__ = [
-    "EstimateRun", "OptimizeRun", "PathLike", "backtest", "demo", "diff_runs", "estimate",
-    "experiment_analyze", "experiment_design", "ingest", "monitor", "optimize", "pipeline",
-    "promote", "registry", "report", "run", "runs", "sample", "sample_files", "simulate", "validate",
+    "EstimateRun",
+    "OptimizeRun",
+    "PathLike",
+    "backtest",
+    "demo",
+    "diff_runs",
+    "estimate",
+    "experiment_analyze",
+    "experiment_design",
+    "ingest",
+    "monitor",
+    "optimize",
+    "pipeline",
+    "promote",
+    "registry",
+    "report",
+    "run",
+    "runs",
+    "sample",
+    "sample_files",
+    "simulate",
+    "validate",
 ]

@@ -18,11 +18,15 @@ from pricelab.store.db import resolve_db_path
 PathLike = str | os.PathLike[str]
 
 
-
 def ingest(
-    db: PathLike | None = None, *, sales: PathLike | None = None, items: PathLike | None = None,
-    costs: PathLike | None = None, markets: PathLike | None = None,
-    inventory: PathLike | None = None, replace: bool = False,
+    db: PathLike | None = None,
+    *,
+    sales: PathLike | None = None,
+    items: PathLike | None = None,
+    costs: PathLike | None = None,
+    markets: PathLike | None = None,
+    inventory: PathLike | None = None,
+    replace: bool = False,
 ) -> IngestResult:
     """Validate the given files and load them into the database in one transaction.
 
@@ -34,15 +38,20 @@ def ingest(
     StoreError
         The database cannot be opened (missing folder, not DuckDB, locked).
     """
-    files = {"sales": sales, "items": items, "costs": costs, "markets": markets,
-             "inventory": inventory}
+    files = {
+        "sales": sales,
+        "items": items,
+        "costs": costs,
+        "markets": markets,
+        "inventory": inventory,
+    }
     path = resolve_db_path(db)
     new = not path.exists()
     try:
         with Store.open(db) as store:
             return _ingest(store, files, replace=replace)
     except BaseException:
-        if new:         # nothing was loaded: leave no empty database behind
+        if new:  # nothing was loaded: leave no empty database behind
             for leftover in (path, path.with_name(path.name + ".wal")):
                 leftover.unlink(missing_ok=True)
         raise
@@ -72,8 +81,12 @@ def sample_files() -> dict[str, Path]:
     from pricelab._resources import sample_dir
 
     d = sample_dir()
-    return {k: d / f"{k}.csv" for k in ("sales", "items", "costs", "markets", "inventory")
-            if (d / f"{k}.csv").exists()}
+    return {
+        k: d / f"{k}.csv"
+        for k in ("sales", "items", "costs", "markets", "inventory")
+        if (d / f"{k}.csv").exists()
+    }
+
 
 # -- lineage, monitoring ------------------------------------------------------------------
 def diff_runs(db: PathLike | None, run_a: str, run_b: str) -> Any:
@@ -93,8 +106,9 @@ def diff_runs(db: PathLike | None, run_a: str, run_b: str) -> Any:
         return _diff(store, run_a, run_b)
 
 
-def sample(out: PathLike, *, generate: bool = False, seed: int | None = None,
-           db: PathLike | None = None) -> tuple[dict[str, Path], IngestResult | None]:
+def sample(
+    out: PathLike, *, generate: bool = False, seed: int | None = None, db: PathLike | None = None
+) -> tuple[dict[str, Path], IngestResult | None]:
     """Copy the bundled sample marketplace (CSV files, constraints and scenario YAML) to ``out``.
 
     With ``generate`` the CSV files are made afresh by the seeded generator instead
@@ -116,14 +130,16 @@ def sample(out: PathLike, *, generate: bool = False, seed: int | None = None,
     if generate:
         from pricelab.sample import generate_sample
 
-        written.update(generate_sample(target) if seed is None
-                       else generate_sample(target, seed=seed))
+        written.update(
+            generate_sample(target) if seed is None else generate_sample(target, seed=seed)
+        )
     for f in sorted(src.iterdir()):
         if f.suffix in (".csv", ".yaml", ".md") and (not generate or f.suffix != ".csv"):
             shutil.copyfile(f, target / f.name)
             written.setdefault(f.stem, target / f.name)
     if db is None:
         return written, None
-    tables = {k: v for k, v in written.items()
-              if k in ("sales", "items", "costs", "markets", "inventory")}
+    tables = {
+        k: v for k, v in written.items() if k in ("sales", "items", "costs", "markets", "inventory")
+    }
     return written, ingest(db, replace=True, **tables)

@@ -31,7 +31,11 @@ def demo(db: PathLike | None = None) -> dict[str, Any]:
     """
     import tempfile
 
-    path = Path(db) if db is not None else Path(tempfile.mkdtemp(prefix="pricelab-demo-")) / "demo.duckdb"
+    path = (
+        Path(db)
+        if db is not None
+        else Path(tempfile.mkdtemp(prefix="pricelab-demo-")) / "demo.duckdb"
+    )
     steps: list[dict[str, Any]] = []
     files = sample_files()
     result = ingest(path, replace=True, **files)
@@ -45,6 +49,7 @@ def demo(db: PathLike | None = None) -> dict[str, Any]:
 
 # Later pipeline steps add themselves here: (name, function(db_path) -> JSON-able summary).
 _DEMO_STEPS: list[tuple[str, Any]] = []
+
 
 def _demo_estimate(db: PathLike) -> dict[str, Any]:
     run = estimate(db)
@@ -60,6 +65,7 @@ def _demo_estimate(db: PathLike) -> dict[str, Any]:
 
 _DEMO_STEPS.append(("estimate", _demo_estimate))
 
+
 def _demo_optimize(db: PathLike) -> dict[str, Any]:
     from pricelab._resources import sample_dir
 
@@ -67,8 +73,11 @@ def _demo_optimize(db: PathLike) -> dict[str, Any]:
     run = optimize(db, constraints=cons)
     plan = run.plan
     return {
-        "run_id": run.run_id, "status": plan.status, "formulation": plan.formulation,
-        "uplift_pct": plan.uplift_pct, "rows": plan.table.height,
+        "run_id": run.run_id,
+        "status": plan.status,
+        "formulation": plan.formulation,
+        "uplift_pct": plan.uplift_pct,
+        "rows": plan.table.height,
         "lines": [
             f"profit-maximizing prices for {plan.table.height} item x market rows under "
             f"bounds, margin floor, parity and a volume floor (run {run.run_id})",
@@ -80,6 +89,7 @@ def _demo_optimize(db: PathLike) -> dict[str, Any]:
 
 _DEMO_STEPS.append(("optimize", _demo_optimize))
 
+
 def _demo_simulate(db: PathLike) -> dict[str, Any]:
     from pricelab._resources import sample_dir
 
@@ -87,20 +97,27 @@ def _demo_simulate(db: PathLike) -> dict[str, Any]:
     result = simulate(db, path, draws=500, seed=0)
     lines = [f"what-if scenarios from {path.name} against the last 8 weeks (run {result.run_id})"]
     for r in result.totals().iter_rows(named=True):
-        lines.append(f"  {r['scenario']}: profit {r['profit_delta_pct']:+.1f}% "
-                     f"(90% interval {r['profit_low']:,.0f} to {r['profit_high']:,.0f})")
+        lines.append(
+            f"  {r['scenario']}: profit {r['profit_delta_pct']:+.1f}% "
+            f"(90% interval {r['profit_low']:,.0f} to {r['profit_high']:,.0f})"
+        )
     lines.append(f"see: pricelab simulate --db {db} --scenario {path}")
     return {"run_id": result.run_id, "lines": lines}
 
 
 _DEMO_STEPS.append(("simulate", _demo_simulate))
 
+
 def _demo_report(db: PathLike) -> dict[str, Any]:
     out = Path(db).parent / "report.html"
     report(db, output=out)
-    return {"output": str(out),
-            "lines": [f"self-contained HTML report with plots: {out}",
-                      f"see: pricelab report --db {db} --output report.html"]}
+    return {
+        "output": str(out),
+        "lines": [
+            f"self-contained HTML report with plots: {out}",
+            f"see: pricelab report --db {db} --output report.html",
+        ],
+    }
 
 
 def _demo_monitor(db: PathLike) -> dict[str, Any]:
@@ -111,10 +128,14 @@ def _demo_monitor(db: PathLike) -> dict[str, Any]:
     as_of = last + _dt.timedelta(days=7)
     result = monitor(db, as_of=as_of)
     checks = ", ".join(f"{c.name} {c.status}" for c in result.checks)
-    return {"status": result.status,
-            "lines": [f"monitoring as of {as_of} (the week after the last sales week): "
-                      f"{result.status} ({checks})",
-                      f"see: pricelab monitor --db {db} --as-of {as_of}  (exit 1 on an alert)"]}
+    return {
+        "status": result.status,
+        "lines": [
+            f"monitoring as of {as_of} (the week after the last sales week): "
+            f"{result.status} ({checks})",
+            f"see: pricelab monitor --db {db} --as-of {as_of}  (exit 1 on an alert)",
+        ],
+    }
 
 
 _DEMO_STEPS.append(("report", _demo_report))

@@ -13,15 +13,13 @@ from pricelab.store import Store
 PathLike = str | os.PathLike[str]
 
 
-
 # -- estimation ---------------------------------------------------------------------------
 
 
 class EstimateRun:
     """An estimate stored as a run: ``run_id`` and the :class:`ElasticityResults`."""
 
-    def __init__(self, run_id: str | None, results: Any,
-                 table: pl.DataFrame | None = None) -> None:
+    def __init__(self, run_id: str | None, results: Any, table: pl.DataFrame | None = None) -> None:
         self.run_id = run_id
         self.results = results
         self._table = table if table is not None else results.elasticities
@@ -41,7 +39,8 @@ class EstimateRun:
 
         t = self._table
         return t.filter(has_any_flag(DISPLAY_FLAGS)).sort(
-            [c for c in ("item_id", "market") if c in t.columns])
+            [c for c in ("item_id", "market") if c in t.columns]
+        )
 
     def distribution(self) -> pl.DataFrame:
         """Elasticity quantiles and share flagged by category and market (when present).
@@ -72,25 +71,45 @@ class EstimateRun:
     def to_dict(self) -> dict[str, Any]:
         """JSON-able summary for schedulers."""
         t = self.results.elasticities
-        flags = (t.select(pl.col("flags").str.split(",")).explode("flags")
-                 .filter(pl.col("flags").is_not_null() & (pl.col("flags") != ""))
-                 .group_by("flags").len().sort("flags"))
+        flags = (
+            t.select(pl.col("flags").str.split(","))
+            .explode("flags")
+            .filter(pl.col("flags").is_not_null() & (pl.col("flags") != ""))
+            .group_by("flags")
+            .len()
+            .sort("flags")
+        )
         valid = t.filter(pl.col("elasticity").is_not_nan())
         return {
-            "run_id": self.run_id, "model": self.results.model, "groups": t.height,
+            "run_id": self.run_id,
+            "model": self.results.model,
+            "groups": t.height,
             "estimated": valid.height,
             "median_elasticity": float(valid["elasticity"].median()) if valid.height else None,
             "flags": dict(flags.iter_rows()),
-            "parameters": {k: v for k, v in self.results.parameters.items()
-                           if isinstance(v, str | int | float | bool | list | type(None))},
+            "parameters": {
+                k: v
+                for k, v in self.results.parameters.items()
+                if isinstance(v, str | int | float | bool | list | type(None))
+            },
         }
 
 
 def estimate(
-    db: PathLike | None = None, *, model: str = "hierarchical", by: str | None = None,
-    instrument: str | None = None, slope: str = "item", before: str | None = None,
-    engine: str = "local", source: PathLike | str | None = None, mlflow: Any = None,
-    se: str = "HC1", hac_lags: int | None = None, tau: str = "level", progress: Any = None,
+    db: PathLike | None = None,
+    *,
+    model: str = "hierarchical",
+    by: str | None = None,
+    instrument: str | None = None,
+    slope: str = "item",
+    before: str | None = None,
+    engine: str = "local",
+    source: PathLike | str | None = None,
+    mlflow: Any = None,
+    se: str = "HC1",
+    hac_lags: int | None = None,
+    tau: str = "level",
+    progress: Any = None,
 ) -> EstimateRun:
     """Estimate elasticities from the loaded sales and store them as an ``estimate`` run.
 
@@ -156,21 +175,35 @@ def estimate(
     if tau != "level":
         kwargs["tau"] = tau
     if source is not None or engine != "local":
-        return _estimate_source(db, source, engine, kwargs, by=by, before=before,
-                                track=track)
+        return _estimate_source(db, source, engine, kwargs, by=by, before=before, track=track)
     with Store.open(db, must_exist=True) as store:
         sales = load_sales(store, before=before)
         items = load_items(store)
         results = _estimate(sales, items=items, progress=progress, **kwargs)
-        params = {"model": model, "by": by, "instrument": instrument, "slope": slope,
-                  "before": before, "se": se, "hac_lags": hac_lags, "tau": tau,
-                  "fit": json.loads(json.dumps(results.parameters, default=str))}
+        params = {
+            "model": model,
+            "by": by,
+            "instrument": instrument,
+            "slope": slope,
+            "before": before,
+            "se": se,
+            "hac_lags": hac_lags,
+            "tau": tau,
+            "fit": json.loads(json.dumps(results.parameters, default=str)),
+        }
         return _store_estimate(store, results, items, params, track)
 
 
-def _estimate_source(db: PathLike | None, source: PathLike | str | None, engine: str,
-                     kwargs: dict[str, Any], *, by: str | None, before: str | None,
-                     track: Any = None) -> EstimateRun:
+def _estimate_source(
+    db: PathLike | None,
+    source: PathLike | str | None,
+    engine: str,
+    kwargs: dict[str, Any],
+    *,
+    by: str | None,
+    before: str | None,
+    track: Any = None,
+) -> EstimateRun:
     """``estimate`` on sales read from ``source`` by ``engine``; stored when ``db`` is given."""
     import json
 
@@ -180,11 +213,12 @@ def _estimate_source(db: PathLike | None, source: PathLike | str | None, engine:
 
     eng = get_engine(engine)
     if source is None and db is not None and Path(db).exists():
-        return _estimate_db_on_engine(db, eng, engine, kwargs, by=by, before=before,
-                                      track=track)
+        return _estimate_db_on_engine(db, eng, engine, kwargs, by=by, before=before, track=track)
     if source is None:
-        raise UsageError(f"--engine {engine} reads sales from --source (a Parquet file or "
-                         "folder, delta:PATH or a table name) or from an existing --db")
+        raise UsageError(
+            f"--engine {engine} reads sales from --source (a Parquet file or "
+            "folder, delta:PATH or a table name) or from an existing --db"
+        )
     items = None
     if db is not None and Path(db).exists():
         with Store.open(db, read_only=True) as store:
@@ -192,16 +226,30 @@ def _estimate_source(db: PathLike | None, source: PathLike | str | None, engine:
     results = eng.estimate(str(source), items=items, before=before, **kwargs)
     if db is None:
         return EstimateRun(None, results)
-    params = {"model": kwargs["model"], "by": by, "instrument": kwargs.get("instrument"),
-              "slope": kwargs["slope"], "before": before, "engine": engine,
-              "source": str(source),
-              "fit": json.loads(json.dumps(results.parameters, default=str))}
+    params = {
+        "model": kwargs["model"],
+        "by": by,
+        "instrument": kwargs.get("instrument"),
+        "slope": kwargs["slope"],
+        "before": before,
+        "engine": engine,
+        "source": str(source),
+        "fit": json.loads(json.dumps(results.parameters, default=str)),
+    }
     with Store.open(db) as store:
         return _store_estimate(store, results, items, params, track)
 
 
-def _estimate_db_on_engine(db: PathLike, eng: Any, engine: str, kwargs: dict[str, Any], *,
-                           by: str | None, before: str | None, track: Any) -> EstimateRun:
+def _estimate_db_on_engine(
+    db: PathLike,
+    eng: Any,
+    engine: str,
+    kwargs: dict[str, Any],
+    *,
+    by: str | None,
+    before: str | None,
+    track: Any,
+) -> EstimateRun:
     """Run ``engine`` on the database's own sales (exported once to Parquet), store the run."""
     import json
     import tempfile
@@ -213,26 +261,43 @@ def _estimate_db_on_engine(db: PathLike, eng: Any, engine: str, kwargs: dict[str
         with Store.open(db, must_exist=True, read_only=True) as store:
             store.require_sales()
             items = load_items(store)
-            store.execute(f"COPY (SELECT * FROM sales ORDER BY item_id, market, date) "
-                          f"TO '{export}' (FORMAT PARQUET)")
+            store.execute(
+                f"COPY (SELECT * FROM sales ORDER BY item_id, market, date) "
+                f"TO '{export}' (FORMAT PARQUET)"
+            )
         results = eng.estimate(str(export), items=items, before=before, **kwargs)
-    params = {"model": kwargs["model"], "by": by, "instrument": kwargs.get("instrument"),
-              "slope": kwargs["slope"], "before": before, "engine": engine,
-              "fit": json.loads(json.dumps(results.parameters, default=str))}
+    params = {
+        "model": kwargs["model"],
+        "by": by,
+        "instrument": kwargs.get("instrument"),
+        "slope": kwargs["slope"],
+        "before": before,
+        "engine": engine,
+        "fit": json.loads(json.dumps(results.parameters, default=str)),
+    }
     with Store.open(db) as store:
         return _store_estimate(store, results, items, params, track)
 
 
-def _store_estimate(store: Store, results: Any, items: pl.DataFrame | None,
-                    params: dict[str, Any], track: Any = None) -> EstimateRun:
+def _store_estimate(
+    store: Store,
+    results: Any,
+    items: pl.DataFrame | None,
+    params: dict[str, Any],
+    track: Any = None,
+) -> EstimateRun:
     """Write elasticities and coefficients as an ``estimate`` run."""
     from pricelab.store.runs import start_run
     from pricelab.tracking import log_run
 
     run = start_run(store, "estimate", params)
     table = results.elasticities
-    if items is not None and "category" in items.columns and "category" not in table.columns \
-            and "item_id" in table.columns:
+    if (
+        items is not None
+        and "category" in items.columns
+        and "category" not in table.columns
+        and "item_id" in table.columns
+    ):
         table = table.join(items.select("item_id", "category"), on="item_id", how="left")
     with store.transaction():
         store.write_result("elasticities", table, run.run_id)

@@ -12,7 +12,6 @@ from pricelab.store import Store
 PathLike = str | os.PathLike[str]
 
 
-
 # -- experiments --------------------------------------------------------------------------
 def _parse_where(where: list[str] | None) -> dict[str, list[str]]:
     from pricelab.errors import UsageError
@@ -33,25 +32,37 @@ def _units(store: Store, where: dict[str, list[str]]) -> pl.DataFrame:
 
     units = store.query(
         "SELECT item_id, market, arg_max(price, date) AS current_price FROM sales "
-        "GROUP BY item_id, market ORDER BY item_id, market")
+        "GROUP BY item_id, market ORDER BY item_id, market"
+    )
     items = load_items(store)
     if items is not None:
         units = units.join(items, on="item_id", how="left")
     for col, vals in where.items():
         if col not in units.columns:
-            raise UsageError(f"unknown --where column '{col}'; use one of "
-                             f"{', '.join(units.columns)}")
+            raise UsageError(
+                f"unknown --where column '{col}'; use one of {', '.join(units.columns)}"
+            )
         units = units.filter(pl.col(col).cast(pl.String).is_in(vals))
     if units.height == 0:
-        raise UsageError("--where matches no item x market: " + ", ".join(
-            f"{k}={','.join(v)}" for k, v in where.items()))
+        raise UsageError(
+            "--where matches no item x market: "
+            + ", ".join(f"{k}={','.join(v)}" for k, v in where.items())
+        )
     return units
 
 
 def experiment_design(
-    db: PathLike | None = None, *, name: str, cells: list[float], weeks: int, seed: int,
-    unit: str = "item-market", stratify: list[str] | None = None,
-    where: list[str] | None = None, start: str | None = None, mde: float | None = None,
+    db: PathLike | None = None,
+    *,
+    name: str,
+    cells: list[float],
+    weeks: int,
+    seed: int,
+    unit: str = "item-market",
+    stratify: list[str] | None = None,
+    where: list[str] | None = None,
+    start: str | None = None,
+    mde: float | None = None,
 ) -> tuple[Any, str]:
     """Design a randomised price test on the loaded items and store it under ``name``.
 
@@ -69,21 +80,46 @@ def experiment_design(
             raise UsageError(f"experiment '{name}' already exists; choose another --name")
         units = _units(store, _parse_where(where))
         history = load_sales(store)
-        design = design_experiment(units, history, name=name, cells=cells, unit=unit,
-                                   stratify=stratify, weeks=weeks, seed=seed, start=start,
-                                   mde=mde)
-        params = {"name": name, "cells": cells, "weeks": weeks, "seed": seed, "unit": unit,
-                  "stratify": stratify, "where": where, "start": start, "mde": mde}
+        design = design_experiment(
+            units,
+            history,
+            name=name,
+            cells=cells,
+            unit=unit,
+            stratify=stratify,
+            weeks=weeks,
+            seed=seed,
+            start=start,
+            mde=mde,
+        )
+        params = {
+            "name": name,
+            "cells": cells,
+            "weeks": weeks,
+            "seed": seed,
+            "unit": unit,
+            "stratify": stratify,
+            "where": where,
+            "start": start,
+            "mde": mde,
+        }
         run = start_run(store, "experiment-design", params)
         with store.transaction():
             save_design(store, design, run.run_id)
-            run.finish({"name": name, "cell_counts": design.cell_counts,
-                        "start": str(design.start), "end": str(design.end)})
+            run.finish(
+                {
+                    "name": name,
+                    "cell_counts": design.cell_counts,
+                    "start": str(design.start),
+                    "end": str(design.end),
+                }
+            )
         return design, run.run_id
 
 
-def experiment_analyze(db: PathLike | None = None, *, name: str,
-                       estimates: str | None = None) -> tuple[Any, str]:
+def experiment_analyze(
+    db: PathLike | None = None, *, name: str, estimates: str | None = None
+) -> tuple[Any, str]:
     """Analyse stored experiment ``name`` with the sales of its test window.
 
     Returns the :class:`~pricelab.experiment.ExperimentAnalysis` and its run id.
@@ -105,14 +141,18 @@ def experiment_analyze(db: PathLike | None = None, *, name: str,
         if estimates is not None or latest_run(store, "estimate") is not None:
             est_run = resolve_estimates(store, estimates)
             observational = store.read_result("elasticities", est_run)
-        analysis = analyze_experiment(assignment, test, pre, observational=observational,
-                                      start=start, end=end, name=name)
+        analysis = analyze_experiment(
+            assignment, test, pre, observational=observational, start=start, end=end, name=name
+        )
         parents = [header["run_id"], *([est_run] if est_run else [])]
-        run = start_run(store, "experiment-analyze", {"name": name, "estimates": est_run},
-                        parents=parents)
+        run = start_run(
+            store, "experiment-analyze", {"name": name, "estimates": est_run}, parents=parents
+        )
         with store.transaction():
-            store.write_result("experiment_results",
-                               analysis.table.with_columns(pl.lit(name).alias("experiment")),
-                               run.run_id)
+            store.write_result(
+                "experiment_results",
+                analysis.table.with_columns(pl.lit(name).alias("experiment")),
+                run.run_id,
+            )
             run.finish({"name": name, "pooled": analysis.pooled, "srm": analysis.srm})
         return analysis, run.run_id

@@ -11,9 +11,9 @@ from pricelab.store import Store
 PathLike = str | os.PathLike[str]
 
 
-
-def monitor(db: PathLike | None = None, *, as_of: Any = None,
-            config: PathLike | None = None) -> Any:
+def monitor(
+    db: PathLike | None = None, *, as_of: Any = None, config: PathLike | None = None
+) -> Any:
     """Run the monitoring checks: a :class:`pricelab.monitor.MonitorResult`.
 
     Parameters
@@ -40,9 +40,9 @@ def monitor(db: PathLike | None = None, *, as_of: Any = None,
         return run_checks(store, as_of=as_of, config=cfg)
 
 
-
-def report(db: PathLike | None = None, *, output: PathLike, run: str | None = None,
-           top: int = 6) -> Any:
+def report(
+    db: PathLike | None = None, *, output: PathLike, run: str | None = None, top: int = 6
+) -> Any:
     """Write the self-contained HTML report to ``output``: a :class:`pricelab.report.Report`.
 
     Parameters

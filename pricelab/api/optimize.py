@@ -12,7 +12,6 @@ from pricelab.store import Store
 PathLike = str | os.PathLike[str]
 
 
-
 # -- optimization -------------------------------------------------------------------------
 class OptimizeRun:
     """A plan, the estimate run it used and the run it is stored as (None without a db)."""
@@ -51,8 +50,9 @@ def _file_name(path: PathLike) -> str:
     return display(path) if is_url(path) else str(path)
 
 
-def _seasonal_demand(store: Store, table: pl.DataFrame, est_run: str, cons: Any,
-                     baseline_weeks: int, mode: str) -> tuple[pl.DataFrame, dict[str, Any]]:
+def _seasonal_demand(
+    store: Store, table: pl.DataFrame, est_run: str, cons: Any, baseline_weeks: int, mode: str
+) -> tuple[pl.DataFrame, dict[str, Any]]:
     """Scale base units to the plan horizon's season (shared with simulate)."""
     import math
 
@@ -62,8 +62,9 @@ def _seasonal_demand(store: Store, table: pl.DataFrame, est_run: str, cons: Any,
     if mode not in MODES:
         raise UsageError(f"--seasonality must be one of {', '.join(MODES)}, got {mode!r}")
     horizon = math.ceil(cons.horizon_weeks) if cons is not None else 1
-    adj = seasonal_adjustment(store, table, weeks=baseline_weeks, horizon=horizon,
-                              estimates_run=est_run, mode=mode)
+    adj = seasonal_adjustment(
+        store, table, weeks=baseline_weeks, horizon=horizon, estimates_run=est_run, mode=mode
+    )
     table = table.with_columns(pl.col("base_quantity") * pl.Series(adj.factor))
     return table, adj.to_dict()
 
@@ -73,10 +74,18 @@ def _db_given(db: PathLike | None) -> bool:
 
 
 def optimize(
-    db: PathLike | None = None, *, demand: PathLike | None = None,
-    constraints: PathLike | dict[str, Any] | None = None, estimates: str | None = None,
-    baseline_weeks: int = 8, draws: int | None = None, risk: str | None = None, seed: int = 0,
-    strict: bool = False, mlflow: Any = None, seasonality: str = "auto",
+    db: PathLike | None = None,
+    *,
+    demand: PathLike | None = None,
+    constraints: PathLike | dict[str, Any] | None = None,
+    estimates: str | None = None,
+    baseline_weeks: int = 8,
+    draws: int | None = None,
+    risk: str | None = None,
+    seed: int = 0,
+    strict: bool = False,
+    mlflow: Any = None,
+    seasonality: str = "auto",
 ) -> OptimizeRun:
     """Recommend a price per item × market and store the plan as an ``optimize`` run.
 
@@ -113,11 +122,16 @@ def optimize(
         raise UsageError("--mlflow logs stored runs: add --db to store this plan")
     cons = load_constraints(constraints) if constraints is not None else None
     params: dict[str, Any] = {
-        "constraints": _file_name(constraints) if constraints is not None and not isinstance(
-            constraints, dict) else constraints,
+        "constraints": _file_name(constraints)
+        if constraints is not None and not isinstance(constraints, dict)
+        else constraints,
         "constraints_content": _constraints_content(constraints),
-        "demand": _file_name(demand) if demand is not None else None, "estimates": estimates,
-        "baseline_weeks": baseline_weeks, "draws": draws, "risk": risk, "seed": seed,
+        "demand": _file_name(demand) if demand is not None else None,
+        "estimates": estimates,
+        "baseline_weeks": baseline_weeks,
+        "draws": draws,
+        "risk": risk,
+        "seed": seed,
         "strict": strict,
     }
     if demand is not None:
@@ -134,10 +148,10 @@ def optimize(
             out.mlflow = log_run(store, run.run_id, plan.table, track, table_name="plans")
             return out
     with Store.open(db, must_exist=True) as store:
-        table, est_run = demand_from_store(store, estimates=estimates,
-                                           baseline_weeks=baseline_weeks)
-        table, season = _seasonal_demand(store, table, est_run, cons, baseline_weeks,
-                                         seasonality)
+        table, est_run = demand_from_store(
+            store, estimates=estimates, baseline_weeks=baseline_weeks
+        )
+        table, season = _seasonal_demand(store, table, est_run, cons, baseline_weeks, seasonality)
         plan = _optimize(table, cons, draws=draws, risk=risk, seed=seed, strict=strict)
         params["estimates"] = est_run
         params["seasonality"] = season

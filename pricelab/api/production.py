@@ -12,11 +12,19 @@ from pricelab.store import Store
 PathLike = str | os.PathLike[str]
 
 
-
 # -- model registry: promotion gate and history (pricelab.registry) -----------------------
-def promote(db: PathLike | None, run_id: str, *, force: bool = False, reason: str | None = None,
-            tolerance_wape: float = 2.0, tolerance_flags: float = 5.0, horizon_weeks: int = 4,
-            cutoffs: int = 3, naive_weeks: int = 8) -> Any:
+def promote(
+    db: PathLike | None,
+    run_id: str,
+    *,
+    force: bool = False,
+    reason: str | None = None,
+    tolerance_wape: float = 2.0,
+    tolerance_flags: float = 5.0,
+    horizon_weeks: int = 4,
+    cutoffs: int = 3,
+    naive_weeks: int = 8,
+) -> Any:
     """Promote estimate run ``run_id`` to production if it passes the gate.
 
     The gate backtests the candidate against the production run on the last
@@ -45,8 +53,13 @@ def promote(db: PathLike | None, run_id: str, *, force: bool = False, reason: st
     from pricelab.registry import GateConfig
     from pricelab.registry import promote as _promote
 
-    config = GateConfig(tolerance_wape=tolerance_wape, tolerance_flags=tolerance_flags,
-                        horizon_weeks=horizon_weeks, cutoffs=cutoffs, naive_weeks=naive_weeks)
+    config = GateConfig(
+        tolerance_wape=tolerance_wape,
+        tolerance_flags=tolerance_flags,
+        horizon_weeks=horizon_weeks,
+        cutoffs=cutoffs,
+        naive_weeks=naive_weeks,
+    )
     with Store.open(db, must_exist=True) as store:
         store.require_sales()
         return _promote(store, run_id, config=config, force=force, reason=reason)
@@ -61,8 +74,12 @@ def registry(db: PathLike | None = None) -> pl.DataFrame:
         return history(store)
 
 
-def pipeline(db: PathLike | None = None, *, config: PathLike | dict[str, Any] | None = None,
-             engine: str | None = None) -> Any:
+def pipeline(
+    db: PathLike | None = None,
+    *,
+    config: PathLike | dict[str, Any] | None = None,
+    engine: str | None = None,
+) -> Any:
     """Run the nightly pipeline: ingest new files, validate, estimate, backtest, promote if
     better, optimize, monitor — each step a run, skipped when its inputs did not change.
 

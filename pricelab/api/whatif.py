@@ -13,10 +13,17 @@ PathLike = str | os.PathLike[str]
 # -- what-if simulation and backtests (pricelab.simulate) -----------------------------------
 
 
-def simulate(db: PathLike | None, scenario: PathLike | dict[str, Any], *,
-             estimates: str | None = None, draws: int = 1000, seed: int = 0,
-             mlflow: Any = None, engine: str = "local",
-             source: PathLike | str | None = None) -> SimulationResult:
+def simulate(
+    db: PathLike | None,
+    scenario: PathLike | dict[str, Any],
+    *,
+    estimates: str | None = None,
+    draws: int = 1000,
+    seed: int = 0,
+    mlflow: Any = None,
+    engine: str = "local",
+    source: PathLike | str | None = None,
+) -> SimulationResult:
     """Project the scenarios of a scenario file against the baseline, stored as a run.
 
     Parameters
@@ -52,16 +59,35 @@ def simulate(db: PathLike | None, scenario: PathLike | dict[str, Any], *,
 
     track = resolve_mlflow(mlflow)
     with Store.open(db, must_exist=True) as store:
-        result = _simulate(store, scenario, estimates=estimates, draws=draws, seed=seed,
-                           engine=engine, source=source)
-        result.mlflow = log_run(store, result.run_id, result.table, track,  # type: ignore[attr-defined]
-                                table_name="scenarios")
+        result = _simulate(
+            store,
+            scenario,
+            estimates=estimates,
+            draws=draws,
+            seed=seed,
+            engine=engine,
+            source=source,
+        )
+        result.mlflow = log_run(  # type: ignore[attr-defined]
+            store,
+            result.run_id,
+            result.table,
+            track,
+            table_name="scenarios",
+        )
         return result
 
 
-def backtest(db: PathLike | None = None, *, cutoff: str, horizon_weeks: int = 8,
-             models: tuple[str, ...] | list[str] = ("poisson", "hierarchical"), cutoffs: int = 1,
-             naive_weeks: int = 8, rank_by: str = "deviance") -> BacktestResult:
+def backtest(
+    db: PathLike | None = None,
+    *,
+    cutoff: str,
+    horizon_weeks: int = 8,
+    models: tuple[str, ...] | list[str] = ("poisson", "hierarchical"),
+    cutoffs: int = 1,
+    naive_weeks: int = 8,
+    rank_by: str = "deviance",
+) -> BacktestResult:
     """Fit models before ``cutoff``, predict after it, score; stored as a ``backtest`` run.
 
     The scores go to result table ``backtests``. See :func:`pricelab.simulate.backtest`.
@@ -79,9 +105,16 @@ def backtest(db: PathLike | None = None, *, cutoff: str, horizon_weeks: int = 8,
         store.require_sales()
         sales = store.table("sales")
         items = store.table("items") if store.count("items") else None
-        result = _backtest(sales, cutoff=cutoff, horizon_weeks=horizon_weeks, models=models,
-                           cutoffs=cutoffs, items=items, naive_weeks=naive_weeks,
-                           rank_by=rank_by)
+        result = _backtest(
+            sales,
+            cutoff=cutoff,
+            horizon_weeks=horizon_weeks,
+            models=models,
+            cutoffs=cutoffs,
+            items=items,
+            naive_weeks=naive_weeks,
+            rank_by=rank_by,
+        )
         run = start_run(store, "backtest", result.parameters)
         with store.transaction():
             store.write_result("backtests", result.scores, run.run_id)

@@ -25,16 +25,24 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 DbOpt = Annotated[
     Path | None,
-    typer.Option("--db", help="DuckDB file (default: $PRICELAB_DB, else ./pricelab.duckdb).",
-                 show_default=False),
+    typer.Option(
+        "--db",
+        help="DuckDB file (default: $PRICELAB_DB, else ./pricelab.duckdb).",
+        show_default=False,
+    ),
 ]
 JsonOpt = Annotated[
     bool, typer.Option("--json", help="Print one JSON document on stdout instead of tables.")
 ]
 OutputOpt = Annotated[
     Path | None,
-    typer.Option("--output", "-o", help="Write the main result as CSV, Parquet or JSON "
-                 "(by extension); a path or an az://, s3://, gs:// URL.", show_default=False),
+    typer.Option(
+        "--output",
+        "-o",
+        help="Write the main result as CSV, Parquet or JSON "
+        "(by extension); a path or an az://, s3://, gs:// URL.",
+        show_default=False,
+    ),
 ]
 DebugOpt = Annotated[bool, typer.Option("--debug", help="Show tracebacks on errors.")]
 
@@ -71,7 +79,8 @@ def guarded(fn: F) -> F:
             first = (str(exc).splitlines() or [""])[0]
             err_console.print(
                 f"[bold red]internal error:[/] {type(exc).__name__}: {escape(first)} "
-                "(rerun with --debug for the traceback and report it)", highlight=False
+                "(rerun with --debug for the traceback and report it)",
+                highlight=False,
             )
             raise typer.Exit(EXIT_INTERNAL) from None
 
@@ -84,8 +93,9 @@ def print_json(doc: Any) -> None:
     sys.stdout.flush()
 
 
-def frame_table(df: pl.DataFrame, title: str | None = None, *, max_rows: int = 20,
-                floats: int = 3) -> Table:
+def frame_table(
+    df: pl.DataFrame, title: str | None = None, *, max_rows: int = 20, floats: int = 3
+) -> Table:
     """A rich table of the first ``max_rows`` rows of ``df``."""
     table = Table(title=title, show_lines=False, header_style="bold")
     for col, dtype in df.schema.items():
@@ -111,5 +121,4 @@ def write_output(df: pl.DataFrame, output: Path | None) -> None:
     from pricelab.storage import display
 
     write_table(df, output)
-    err_console.print(f"wrote {df.height} rows to {display(output)}", highlight=False,
-                      markup=False)
+    err_console.print(f"wrote {df.height} rows to {display(output)}", highlight=False, markup=False)

@@ -16,30 +16,45 @@ from pricelab.tracking.settings import from_options
 
 MlflowOpt = Annotated[
     bool | None,
-    typer.Option("--mlflow/--no-mlflow", show_default=False,
-                 help="Log this run to MLflow (pricelab[mlflow]); default: $PRICELAB_MLFLOW."),
+    typer.Option(
+        "--mlflow/--no-mlflow",
+        show_default=False,
+        help="Log this run to MLflow (pricelab[mlflow]); default: $PRICELAB_MLFLOW.",
+    ),
 ]
 MlflowUriOpt = Annotated[
     str | None,
-    typer.Option("--mlflow-uri", show_default=False,
-                 help="MLflow tracking URI (implies --mlflow; default $MLFLOW_TRACKING_URI, "
-                      "else sqlite:///mlflow.db)."),
+    typer.Option(
+        "--mlflow-uri",
+        show_default=False,
+        help="MLflow tracking URI (implies --mlflow; default $MLFLOW_TRACKING_URI, "
+        "else sqlite:///mlflow.db).",
+    ),
 ]
 MlflowExperimentOpt = Annotated[
     str | None,
-    typer.Option("--mlflow-experiment", show_default=False,
-                 help="MLflow experiment (implies --mlflow; default $MLFLOW_EXPERIMENT_NAME, "
-                      "else pricelab)."),
+    typer.Option(
+        "--mlflow-experiment",
+        show_default=False,
+        help="MLflow experiment (implies --mlflow; default $MLFLOW_EXPERIMENT_NAME, "
+        "else pricelab).",
+    ),
 ]
 StrictTrackingOpt = Annotated[
     bool,
-    typer.Option("--strict-tracking", help="Exit 1 when MLflow logging fails (the pricelab "
-                                           "run is stored either way)."),
+    typer.Option(
+        "--strict-tracking",
+        help="Exit 1 when MLflow logging fails (the pricelab run is stored either way).",
+    ),
 ]
 
 
-def tracking_arg(mlflow: bool | None, mlflow_uri: str | None, mlflow_experiment: str | None,
-                 strict_tracking: bool) -> Any:
+def tracking_arg(
+    mlflow: bool | None,
+    mlflow_uri: str | None,
+    mlflow_experiment: str | None,
+    strict_tracking: bool,
+) -> Any:
     """The ``mlflow`` argument of the API from the four options."""
     return from_options(mlflow, mlflow_uri, mlflow_experiment, strict_tracking)
 
@@ -58,5 +73,7 @@ def print_tracking(result: Any) -> None:
     if outcome.ok:
         err_console.print(outcome.message, highlight=False, markup=False)
     else:
-        err_console.print(f"[yellow]warning:[/] {escape(outcome.message)}; the pricelab run is stored",
-                          highlight=False)
+        err_console.print(
+            f"[yellow]warning:[/] {escape(outcome.message)}; the pricelab run is stored",
+            highlight=False,
+        )

@@ -35,19 +35,36 @@ def _print_report(report: QualityReport, title: str) -> None:
 @guarded
 def ingest(
     sales: Annotated[Path | None, typer.Option(help="Sales file (CSV or Parquet).")] = None,
-    items: Annotated[Path | None, typer.Option(help="Items file: item_id, category, brand, "
-                                               "boutique_id, ...")] = None,
-    costs: Annotated[Path | None, typer.Option(help="Costs file: item_id, unit_cost[, market].")] = None,
-    markets: Annotated[Path | None, typer.Option(help="Markets file: market, currency, fx_rate, "
-                                                 "vat_rate.")] = None,
-    inventory: Annotated[Path | None, typer.Option(help="Inventory file: item_id, stock[, market].")] = None,
-    replace: Annotated[bool, typer.Option("--replace", help="Replace rows whose keys are "
-                                          "already loaded.")] = False,
-    db: DbOpt = None, json: JsonOpt = False, output: OutputOpt = None, debug: DebugOpt = False,
+    items: Annotated[
+        Path | None, typer.Option(help="Items file: item_id, category, brand, boutique_id, ...")
+    ] = None,
+    costs: Annotated[
+        Path | None, typer.Option(help="Costs file: item_id, unit_cost[, market].")
+    ] = None,
+    markets: Annotated[
+        Path | None, typer.Option(help="Markets file: market, currency, fx_rate, vat_rate.")
+    ] = None,
+    inventory: Annotated[
+        Path | None, typer.Option(help="Inventory file: item_id, stock[, market].")
+    ] = None,
+    replace: Annotated[
+        bool, typer.Option("--replace", help="Replace rows whose keys are already loaded.")
+    ] = False,
+    db: DbOpt = None,
+    json: JsonOpt = False,
+    output: OutputOpt = None,
+    debug: DebugOpt = False,
 ) -> None:
     """Validate input files, then load them into the database in one transaction."""
-    result = api.ingest(db, sales=sales, items=items, costs=costs, markets=markets,
-                        inventory=inventory, replace=replace)
+    result = api.ingest(
+        db,
+        sales=sales,
+        items=items,
+        costs=costs,
+        markets=markets,
+        inventory=inventory,
+        replace=replace,
+    )
     write_output(result.report.to_polars(), output)
     if json:
         print_json(result.to_dict())
@@ -63,8 +80,9 @@ def ingest(
 
 
 @guarded
-def validate(db: DbOpt = None, json: JsonOpt = False, output: OutputOpt = None,
-             debug: DebugOpt = False) -> None:
+def validate(
+    db: DbOpt = None, json: JsonOpt = False, output: OutputOpt = None, debug: DebugOpt = False
+) -> None:
     """Data-quality report on what is loaded; exit 1 when there are errors."""
     report = api.validate(db)
     write_output(report.to_polars(), output)
@@ -74,8 +92,9 @@ def validate(db: DbOpt = None, json: JsonOpt = False, output: OutputOpt = None,
         _print_report(report, "data quality")
         console.print(f"{len(report.errors)} error(s), {len(report.warnings)} warning(s)")
     if not report.ok:
-        raise CheckFailed(f"validation found {len(report.errors)} error(s): "
-                          f"{report.errors[0].message()}")
+        raise CheckFailed(
+            f"validation found {len(report.errors)} error(s): {report.errors[0].message()}"
+        )
 
 
 def register(app: typer.Typer) -> None:

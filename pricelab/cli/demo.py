@@ -28,8 +28,10 @@ def demo(db: DbOpt = None, json: JsonOpt = False, debug: DebugOpt = False) -> No
             console.print(f"   loaded {loaded} rows into {path}")
         elif step["step"] == "validate":
             ne, nw = len(summary["errors"]), len(summary["warnings"])
-            console.print(f"   {ne} error{'s' * (ne != 1)}, {nw} warning{'s' * (nw != 1)} "
-                          "(see 'pricelab validate')")
+            console.print(
+                f"   {ne} error{'s' * (ne != 1)}, {nw} warning{'s' * (nw != 1)} "
+                "(see 'pricelab validate')"
+            )
             for w in summary["warnings"][:5]:
                 console.print(f"   - {w['message']}", highlight=False)
         else:
@@ -43,10 +45,17 @@ def demo(db: DbOpt = None, json: JsonOpt = False, debug: DebugOpt = False) -> No
 @guarded
 def sample(
     out: Annotated[Path, typer.Option("--out", help="Folder to write the sample files to.")],
-    generate: Annotated[bool, typer.Option("--generate", help="Make the CSV files afresh with "
-                                           "the seeded generator instead of copying.")] = False,
+    generate: Annotated[
+        bool,
+        typer.Option(
+            "--generate",
+            help="Make the CSV files afresh with the seeded generator instead of copying.",
+        ),
+    ] = False,
     seed: Annotated[int | None, typer.Option(help="Generator seed (with --generate).")] = None,
-    db: DbOpt = None, json: JsonOpt = False, debug: DebugOpt = False,
+    db: DbOpt = None,
+    json: JsonOpt = False,
+    debug: DebugOpt = False,
 ) -> None:
     """Write the sample marketplace (CSV files, constraints.yaml, scenario.yaml) to a folder;
     with --db also ingest it."""
@@ -59,8 +68,10 @@ def sample(
         console.print(f"  {name:<18} {path}", highlight=False)
     if loaded is not None:
         console.print(f"ingested into {db} (run {loaded['run_id']})", highlight=False)
-    console.print(f"Try:  pricelab optimize --db DB --constraints {Path(out) / 'constraints.yaml'}",
-                  highlight=False)
+    console.print(
+        f"Try:  pricelab optimize --db DB --constraints {Path(out) / 'constraints.yaml'}",
+        highlight=False,
+    )
 
 
 def register(app: typer.Typer) -> None:

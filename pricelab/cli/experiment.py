@@ -20,8 +20,9 @@ from pricelab.cli._common import (
 )
 from pricelab.errors import UsageError
 
-experiment_app = typer.Typer(help="Randomised price tests: design and analysis.",
-                             no_args_is_help=True)
+experiment_app = typer.Typer(
+    help="Randomised price tests: design and analysis.", no_args_is_help=True
+)
 
 
 def _cells(text: str) -> list[float]:
@@ -35,27 +36,59 @@ def _cells(text: str) -> list[float]:
 @guarded
 def design(
     name: Annotated[str, typer.Option(help="Experiment name (unique in the database).")],
-    cells: Annotated[str, typer.Option(help="Percent price changes per cell, 0 is control, "
-                                       "e.g. --cells=-10,0,10.")],
+    cells: Annotated[
+        str,
+        typer.Option(help="Percent price changes per cell, 0 is control, e.g. --cells=-10,0,10."),
+    ],
     weeks: Annotated[int, typer.Option(help="Test length in weeks.")],
     seed: Annotated[int, typer.Option(help="Randomisation seed (same seed, same assignment).")],
-    unit: Annotated[str, typer.Option(help="Randomisation unit: item-market or item.")] = "item-market",
-    stratify: Annotated[str | None, typer.Option(help="Strata columns, e.g. category,market.")] = None,
-    where: Annotated[list[str] | None, typer.Option(help="Filter units, COLUMN=VALUE[,VALUE]; "
-                                                    "repeatable.")] = None,
-    start: Annotated[str | None, typer.Option(help="First test week (a Monday); default the "
-                                              "week after the last sales week.")] = None,
-    mde: Annotated[float | None, typer.Option(help="Target detectable change in units (%): "
-                                              "report the weeks needed.")] = None,
-    db: DbOpt = None, json: JsonOpt = False, output: OutputOpt = None, debug: DebugOpt = False,
+    unit: Annotated[
+        str, typer.Option(help="Randomisation unit: item-market or item.")
+    ] = "item-market",
+    stratify: Annotated[
+        str | None, typer.Option(help="Strata columns, e.g. category,market.")
+    ] = None,
+    where: Annotated[
+        list[str] | None, typer.Option(help="Filter units, COLUMN=VALUE[,VALUE]; repeatable.")
+    ] = None,
+    start: Annotated[
+        str | None,
+        typer.Option(
+            help="First test week (a Monday); default the week after the last sales week."
+        ),
+    ] = None,
+    mde: Annotated[
+        float | None,
+        typer.Option(help="Target detectable change in units (%): report the weeks needed."),
+    ] = None,
+    db: DbOpt = None,
+    json: JsonOpt = False,
+    output: OutputOpt = None,
+    debug: DebugOpt = False,
 ) -> None:
     """Assign units to price cells (stratified), check balance and power; store the design."""
     strata = [c.strip() for c in stratify.split(",")] if stratify else None
     result, run_id = api.experiment_design(
-        db, name=name, cells=_cells(cells), weeks=weeks, seed=seed, unit=unit, stratify=strata,
-        where=where, start=start, mde=mde)
-    cols = ["item_id", "market", "cell", "price_change_pct", "stratum", "current_price",
-            "test_price"]
+        db,
+        name=name,
+        cells=_cells(cells),
+        weeks=weeks,
+        seed=seed,
+        unit=unit,
+        stratify=strata,
+        where=where,
+        start=start,
+        mde=mde,
+    )
+    cols = [
+        "item_id",
+        "market",
+        "cell",
+        "price_change_pct",
+        "stratum",
+        "current_price",
+        "test_price",
+    ]
     write_output(result.assignment.select(cols), output)
     if json:
         print_json({"run_id": run_id, **result.to_dict()})
@@ -70,9 +103,14 @@ def design(
 @guarded
 def analyze(
     name: Annotated[str, typer.Option(help="Experiment name.")],
-    estimates: Annotated[str | None, typer.Option(help="Estimate run to compare with "
-                                                  "(default: production, else latest).")] = None,
-    db: DbOpt = None, json: JsonOpt = False, output: OutputOpt = None, debug: DebugOpt = False,
+    estimates: Annotated[
+        str | None,
+        typer.Option(help="Estimate run to compare with (default: production, else latest)."),
+    ] = None,
+    db: DbOpt = None,
+    json: JsonOpt = False,
+    output: OutputOpt = None,
+    debug: DebugOpt = False,
 ) -> None:
     """Effects per cell vs control, experimental elasticity, sample-ratio check."""
     result, run_id = api.experiment_analyze(db, name=name, estimates=estimates)
@@ -81,9 +119,21 @@ def analyze(
         print_json({"run_id": run_id, **result.to_dict()})
         return
     console.print(result.summary, highlight=False)
-    cols = [c for c in ("cell", "price_change_pct", "n_units", "effect_pct", "effect_low",
-                        "effect_high", "elasticity", "elasticity_low", "elasticity_high")
-            if c in result.table.columns]
+    cols = [
+        c
+        for c in (
+            "cell",
+            "price_change_pct",
+            "n_units",
+            "effect_pct",
+            "effect_low",
+            "effect_high",
+            "elasticity",
+            "elasticity_low",
+            "elasticity_high",
+        )
+        if c in result.table.columns
+    ]
     console.print(frame_table(result.table.select(cols), title="effects vs control", floats=2))
     console.print(f"stored as run {run_id}")
 

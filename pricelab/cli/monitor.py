@@ -23,11 +23,25 @@ def _fmt(value: float | None) -> str:
 
 @guarded
 def monitor(
-    as_of: Annotated[str | None, typer.Option("--as-of", help="Judge the checks at this ISO "
-                                              "date (default: today).", show_default=False)] = None,
-    config: Annotated[Path | None, typer.Option("--config", help="YAML file with a 'monitor:' "
-                                                "section of thresholds.", show_default=False)] = None,
-    db: DbOpt = None, json: JsonOpt = False, debug: DebugOpt = False,
+    as_of: Annotated[
+        str | None,
+        typer.Option(
+            "--as-of",
+            help="Judge the checks at this ISO date (default: today).",
+            show_default=False,
+        ),
+    ] = None,
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            "--config",
+            help="YAML file with a 'monitor:' section of thresholds.",
+            show_default=False,
+        ),
+    ] = None,
+    db: DbOpt = None,
+    json: JsonOpt = False,
+    debug: DebugOpt = False,
 ) -> None:
     """Data freshness, volume anomalies, elasticity drift, fit quality and plan staleness.
 
@@ -38,13 +52,19 @@ def monitor(
         print_json(result.to_dict())
     else:
         table = Table(title=f"monitor as of {result.as_of}", header_style="bold")
-        for col, just in (("check", "left"), ("status", "left"), ("value", "right"),
-                          ("threshold", "right"), ("message", "left")):
+        for col, just in (
+            ("check", "left"),
+            ("status", "left"),
+            ("value", "right"),
+            ("threshold", "right"),
+            ("message", "left"),
+        ):
             table.add_column(col, justify=just)  # type: ignore[arg-type]
         for c in result.checks:
             style = _STYLE.get(c.status, "")
-            table.add_row(c.name, f"[{style}]{c.status}[/]", _fmt(c.value), _fmt(c.threshold),
-                          c.message)
+            table.add_row(
+                c.name, f"[{style}]{c.status}[/]", _fmt(c.value), _fmt(c.threshold), c.message
+            )
         console.print(table)
     if not result.ok:
         names = ", ".join(c.name for c in result.alerts)

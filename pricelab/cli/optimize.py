@@ -34,30 +34,55 @@ from pricelab.cli._tracking import (
 
 @guarded
 def optimize(
-    constraints: Annotated[Path | None, typer.Option(help="Constraints YAML (objective, bounds, "
-                                                     "margin floor, parity, ladder, ...).")] = None,
-    demand: Annotated[Path | None, typer.Option(help="Demand table file instead of the "
-                                                "database's estimates.")] = None,
-    estimates: Annotated[str | None, typer.Option(help="Estimate run id (default: production, "
-                                                  "else latest).")] = None,
+    constraints: Annotated[
+        Path | None,
+        typer.Option(
+            help="Constraints YAML (objective, bounds, margin floor, parity, ladder, ...)."
+        ),
+    ] = None,
+    demand: Annotated[
+        Path | None, typer.Option(help="Demand table file instead of the database's estimates.")
+    ] = None,
+    estimates: Annotated[
+        str | None, typer.Option(help="Estimate run id (default: production, else latest).")
+    ] = None,
     baseline_weeks: Annotated[int, typer.Option(help="Weeks of history defining base units.")] = 8,
-    draws: Annotated[int | None, typer.Option(help="Elasticity draws for profit intervals "
-                                              "(P5-P95).")] = None,
+    draws: Annotated[
+        int | None, typer.Option(help="Elasticity draws for profit intervals (P5-P95).")
+    ] = None,
     risk: Annotated[str | None, typer.Option(help="Risk constraint, e.g. 'cvar:0.1'.")] = None,
     seed: Annotated[int, typer.Option(help="Seed for the draws.")] = 0,
-    strict: Annotated[bool, typer.Option("--strict", help="Exit 2 instead of skipping rows "
-                                         "with unusable data.")] = False,
-    seasonality: Annotated[str, typer.Option(help="auto: move base units to the horizon's "
-                                             "season with the estimate's terms; off.")] = "auto",
-    db: DbOpt = None, json: JsonOpt = False, output: OutputOpt = None, debug: DebugOpt = False,
-    mlflow: MlflowOpt = None, mlflow_uri: MlflowUriOpt = None,
-    mlflow_experiment: MlflowExperimentOpt = None, strict_tracking: StrictTrackingOpt = False,
+    strict: Annotated[
+        bool, typer.Option("--strict", help="Exit 2 instead of skipping rows with unusable data.")
+    ] = False,
+    seasonality: Annotated[
+        str,
+        typer.Option(
+            help="auto: move base units to the horizon's season with the estimate's terms; off."
+        ),
+    ] = "auto",
+    db: DbOpt = None,
+    json: JsonOpt = False,
+    output: OutputOpt = None,
+    debug: DebugOpt = False,
+    mlflow: MlflowOpt = None,
+    mlflow_uri: MlflowUriOpt = None,
+    mlflow_experiment: MlflowExperimentOpt = None,
+    strict_tracking: StrictTrackingOpt = False,
 ) -> None:
     """Recommend margin- or revenue-maximizing prices under business constraints."""
-    run = api.optimize(db, demand=demand, constraints=constraints, estimates=estimates,
-                       baseline_weeks=baseline_weeks, draws=draws, risk=risk, seed=seed,
-                       strict=strict,
-                       mlflow=tracking_arg(mlflow, mlflow_uri, mlflow_experiment, strict_tracking))
+    run = api.optimize(
+        db,
+        demand=demand,
+        constraints=constraints,
+        estimates=estimates,
+        baseline_weeks=baseline_weeks,
+        draws=draws,
+        risk=risk,
+        seed=seed,
+        strict=strict,
+        mlflow=tracking_arg(mlflow, mlflow_uri, mlflow_experiment, strict_tracking),
+    )
     plan = run.plan
     t = plan.table
     write_output(t, output)
@@ -67,22 +92,42 @@ def optimize(
         return
     console.print(plan.summary, highlight=False)
     if run.run_id:
-        console.print(f"stored as run {run.run_id}" + (f" (estimates {run.estimates})"
-                                                        if run.estimates else ""))
-    console.print(frame_table(plan.uplift_by("market"), title="uplift by market (base currency)",
-                              floats=1))
+        console.print(
+            f"stored as run {run.run_id}"
+            + (f" (estimates {run.estimates})" if run.estimates else "")
+        )
+    console.print(
+        frame_table(plan.uplift_by("market"), title="uplift by market (base currency)", floats=1)
+    )
     if "category" in t.columns and t["category"].null_count() < t.height:
-        console.print(frame_table(plan.uplift_by("category"), title="uplift by category (base currency)",
-                                  floats=1))
+        console.print(
+            frame_table(
+                plan.uplift_by("category"), title="uplift by category (base currency)", floats=1
+            )
+        )
     changes = t.sort(pl.col("price_change_pct").abs(), descending=True)
-    cols = ["item_id", "market", "current_price", "recommended_price", "price_change_pct",
-            "expected_profit", "baseline_profit", "binding"]
-    console.print(frame_table(changes.select(cols), title="largest price changes", max_rows=12,
-                              floats=2))
+    cols = [
+        "item_id",
+        "market",
+        "current_price",
+        "recommended_price",
+        "price_change_pct",
+        "expected_profit",
+        "baseline_profit",
+        "binding",
+    ]
+    console.print(
+        frame_table(changes.select(cols), title="largest price changes", max_rows=12, floats=2)
+    )
     if plan.skipped.height:
-        err_console.print(f"{plan.skipped.height} row(s) skipped: " + ", ".join(
-            f"{r['item_id']}/{r['market']} ({r['reason']})"
-            for r in plan.skipped.head(5).iter_rows(named=True)), highlight=False)
+        err_console.print(
+            f"{plan.skipped.height} row(s) skipped: "
+            + ", ".join(
+                f"{r['item_id']}/{r['market']} ({r['reason']})"
+                for r in plan.skipped.head(5).iter_rows(named=True)
+            ),
+            highlight=False,
+        )
 
 
 def register(app: typer.Typer) -> None:

@@ -11,23 +11,41 @@ from rich.table import Table
 from pricelab import api
 from pricelab.cli._common import DbOpt, DebugOpt, JsonOpt, console, err_console, guarded, print_json
 
-pipeline_app = typer.Typer(help="The nightly job: ingest, validate, estimate, backtest, promote, "
-                           "optimize, monitor.", no_args_is_help=True)
+pipeline_app = typer.Typer(
+    help="The nightly job: ingest, validate, estimate, backtest, promote, optimize, monitor.",
+    no_args_is_help=True,
+)
 
-ConfigOpt = Annotated[Path | None, typer.Option(
-    "--config", help="Pipeline YAML (default: $PRICELAB_PIPELINE_CONFIG, else ./pipeline.yaml; "
-    "see examples/pipeline.yaml).", show_default=False)]
+ConfigOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--config",
+        help="Pipeline YAML (default: $PRICELAB_PIPELINE_CONFIG, else ./pipeline.yaml; "
+        "see examples/pipeline.yaml).",
+        show_default=False,
+    ),
+]
 
-_STYLE = {"ok": "green", "skipped": "dim", "refused": "yellow", "failed": "bold red",
-          "not-run": "dim"}
+_STYLE = {
+    "ok": "green",
+    "skipped": "dim",
+    "refused": "yellow",
+    "failed": "bold red",
+    "not-run": "dim",
+}
 
 
 @pipeline_app.command("run")
 @guarded
-def run(config: ConfigOpt = None,
-        engine: Annotated[str | None, typer.Option(
-            help="Estimation engine, overriding the config: local or spark.")] = None,
-        db: DbOpt = None, json: JsonOpt = False, debug: DebugOpt = False) -> None:
+def run(
+    config: ConfigOpt = None,
+    engine: Annotated[
+        str | None, typer.Option(help="Estimation engine, overriding the config: local or spark.")
+    ] = None,
+    db: DbOpt = None,
+    json: JsonOpt = False,
+    debug: DebugOpt = False,
+) -> None:
     """Run every step that has something new to do; skip the rest and say why.
 
     Exit code: that of the first failing step (1 a check failed, 2 bad input), else 0.
@@ -51,8 +69,9 @@ def run(config: ConfigOpt = None,
 
 @pipeline_app.command("check")
 @guarded
-def check(config: ConfigOpt = None, db: DbOpt = None, json: JsonOpt = False,
-          debug: DebugOpt = False) -> None:
+def check(
+    config: ConfigOpt = None, db: DbOpt = None, json: JsonOpt = False, debug: DebugOpt = False
+) -> None:
     """Validate the pipeline config; show the database and input files it would use (runs nothing)."""
     from pricelab.pipeline import input_files, load_pipeline_config
     from pricelab.store import resolve_db_path
@@ -63,8 +82,11 @@ def check(config: ConfigOpt = None, db: DbOpt = None, json: JsonOpt = False,
     if json:
         print_json({"db": str(path), "config": cfg, "files": {k: str(v) for k, v in files.items()}})
         return
-    console.print(f"config ok; database {path}; input files: "
-                  + ", ".join(f"{k}={v}" for k, v in files.items()), highlight=False)
+    console.print(
+        f"config ok; database {path}; input files: "
+        + ", ".join(f"{k}={v}" for k, v in files.items()),
+        highlight=False,
+    )
 
 
 def register(app: typer.Typer) -> None:

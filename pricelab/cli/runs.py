@@ -27,7 +27,10 @@ runs_app = typer.Typer(help="Every recorded run with its lineage.", no_args_is_h
 @guarded
 def list_(
     command: Annotated[str | None, typer.Option(help="Only runs of this command.")] = None,
-    db: DbOpt = None, json: JsonOpt = False, output: OutputOpt = None, debug: DebugOpt = False,
+    db: DbOpt = None,
+    json: JsonOpt = False,
+    output: OutputOpt = None,
+    debug: DebugOpt = False,
 ) -> None:
     """List runs, newest first."""
     df = api.runs(db, command=command)
@@ -42,7 +45,9 @@ def list_(
 @guarded
 def show(
     run_id: Annotated[str, typer.Argument(help="Run id (see 'pricelab runs list').")],
-    db: DbOpt = None, json: JsonOpt = False, debug: DebugOpt = False,
+    db: DbOpt = None,
+    json: JsonOpt = False,
+    debug: DebugOpt = False,
 ) -> None:
     """Show one run: parameters, input fingerprint, version, parents, summary."""
     rec = api.run(db, run_id)
@@ -50,7 +55,9 @@ def show(
         print_json(rec)
         return
     for key, value in rec.items():
-        text = _json.dumps(value, indent=2, default=str) if isinstance(value, dict | list) else value
+        text = (
+            _json.dumps(value, indent=2, default=str) if isinstance(value, dict | list) else value
+        )
         console.print(f"[bold]{key}[/]: {text}", highlight=False)
 
 
@@ -59,7 +66,10 @@ def show(
 def diff(
     run_a: Annotated[str, typer.Argument(help="Earlier run id.")],
     run_b: Annotated[str, typer.Argument(help="Later run id.")],
-    db: DbOpt = None, json: JsonOpt = False, output: OutputOpt = None, debug: DebugOpt = False,
+    db: DbOpt = None,
+    json: JsonOpt = False,
+    output: OutputOpt = None,
+    debug: DebugOpt = False,
 ) -> None:
     """What changed between two runs: parameters, inputs, and moved elasticities.
 
@@ -74,34 +84,60 @@ def diff(
     if json:
         print_json(d.to_dict())
         return
-    console.print(f"[bold]{run_a}[/] ({d.a['command']}, {d.a['started_at']}) -> "
-                  f"[bold]{run_b}[/] ({d.b['command']}, {d.b['started_at']})", highlight=False)
+    console.print(
+        f"[bold]{run_a}[/] ({d.a['command']}, {d.a['started_at']}) -> "
+        f"[bold]{run_b}[/] ({d.b['command']}, {d.b['started_at']})",
+        highlight=False,
+    )
     for rec in d.other:
         console.print(f"{rec['field']}: {rec['a']} -> {rec['b']}", highlight=False)
     if d.parameters:
-        console.print(frame_table(pl.DataFrame(
-            [{k: str(v) for k, v in r.items()} for r in d.parameters]), title="parameters"))
+        console.print(
+            frame_table(
+                pl.DataFrame([{k: str(v) for k, v in r.items()} for r in d.parameters]),
+                title="parameters",
+            )
+        )
     else:
         console.print("parameters: unchanged")
     if d.inputs:
-        console.print(frame_table(pl.DataFrame(
-            [{k: str(v) for k, v in r.items()} for r in d.inputs]), title="inputs"))
+        console.print(
+            frame_table(
+                pl.DataFrame([{k: str(v) for k, v in r.items()} for r in d.inputs]), title="inputs"
+            )
+        )
     else:
         console.print("inputs: unchanged (same fingerprint)")
     if d.elasticity is not None:
-        console.print(f"elasticities: {d.elasticity.height} of {d.n_compared} items moved "
-                      "beyond their intervals")
+        console.print(
+            f"elasticities: {d.elasticity.height} of {d.n_compared} items moved "
+            "beyond their intervals"
+        )
         if d.elasticity.height:
             e = d.elasticity
             keys = [c for c in ("item_id", "market") if c in e.columns]
 
             def ci(side: str) -> pl.Expr:
-                return pl.format("[{}, {}]", pl.col(f"ci_low_{side}").round(2),
-                                 pl.col(f"ci_high_{side}").round(2)).alias(f"interval {side}")
+                return pl.format(
+                    "[{}, {}]",
+                    pl.col(f"ci_low_{side}").round(2),
+                    pl.col(f"ci_high_{side}").round(2),
+                ).alias(f"interval {side}")
 
-            console.print(frame_table(e.select(
-                *keys, pl.col("elasticity_a").alias("A"), ci("a"), pl.col("elasticity_b").alias("B"),
-                ci("b"), "direction"), title="moved elasticities", floats=2))
+            console.print(
+                frame_table(
+                    e.select(
+                        *keys,
+                        pl.col("elasticity_a").alias("A"),
+                        ci("a"),
+                        pl.col("elasticity_b").alias("B"),
+                        ci("b"),
+                        "direction",
+                    ),
+                    title="moved elasticities",
+                    floats=2,
+                )
+            )
 
 
 def register(app: typer.Typer) -> None:

@@ -43,10 +43,12 @@ def _num(v: float | None) -> str:
 
 
 def _totals_table(result: SimulationResult) -> Table:
-    t = Table(title=f"Scenarios vs baseline over {result.scenario.horizon_weeks} weeks "
-              f"(money in {result.base_currency}; "
-              + ("90% intervals)" if result.draws else "no intervals: --draws 0)"),
-              header_style="bold")
+    t = Table(
+        title=f"Scenarios vs baseline over {result.scenario.horizon_weeks} weeks "
+        f"(money in {result.base_currency}; "
+        + ("90% intervals)" if result.draws else "no intervals: --draws 0)"),
+        header_style="bold",
+    )
     t.add_column("scenario")
     for k in ("units", "revenue", "profit"):
         t.add_column(k, justify="right")
@@ -55,13 +57,22 @@ def _totals_table(result: SimulationResult) -> Table:
     tot = result.totals()
     if tot.height:
         r0 = tot.row(0, named=True)
-        t.add_row("baseline", *[c for k in ("quantity", "revenue", "profit")
-                                for c in (_num(r0[f"baseline_{k}"]), "", "")])
+        t.add_row(
+            "baseline",
+            *[
+                c
+                for k in ("quantity", "revenue", "profit")
+                for c in (_num(r0[f"baseline_{k}"]), "", "")
+            ],
+        )
     for r in tot.iter_rows(named=True):
         cells = []
         for k in ("quantity", "revenue", "profit"):
-            cells += [_num(r[f"scenario_{k}"]), _pct(r[f"{k}_delta_pct"]),
-                      f"{_num(r[f'{k}_low'])} – {_num(r[f'{k}_high'])}"]
+            cells += [
+                _num(r[f"scenario_{k}"]),
+                _pct(r[f"{k}_delta_pct"]),
+                f"{_num(r[f'{k}_low'])} – {_num(r[f'{k}_high'])}",
+            ]
         t.add_row(r["scenario"], *cells)
     return t
 
@@ -69,8 +80,10 @@ def _totals_table(result: SimulationResult) -> Table:
 def _side_by_side(result: SimulationResult, max_rows: int = 40) -> Table:
     agg = result.aggregates.filter(pl.col("market") != "(all)")
     names = [s.name for s in result.scenario.scenarios]
-    t = Table(title="Change vs baseline by market and category (units / revenue / profit)",
-              header_style="bold")
+    t = Table(
+        title="Change vs baseline by market and category (units / revenue / profit)",
+        header_style="bold",
+    )
     t.add_column("market")
     t.add_column("category")
     for n in names:
@@ -79,10 +92,12 @@ def _side_by_side(result: SimulationResult, max_rows: int = 40) -> Table:
     for m, c in keys.head(max_rows).iter_rows():
         cells = []
         for n in names:
-            r = agg.filter((pl.col("scenario") == n) & (pl.col("market") == m)
-                           & (pl.col("category") == c)).row(0, named=True)
-            cells.append(" / ".join(_pct(r[f"{k}_delta_pct"])
-                                    for k in ("quantity", "revenue", "profit")))
+            r = agg.filter(
+                (pl.col("scenario") == n) & (pl.col("market") == m) & (pl.col("category") == c)
+            ).row(0, named=True)
+            cells.append(
+                " / ".join(_pct(r[f"{k}_delta_pct"]) for k in ("quantity", "revenue", "profit"))
+            )
         t.add_row(m, "[bold]all[/]" if c == "(all)" else c, *cells)
     if keys.height > max_rows:
         t.caption = f"{max_rows} of {keys.height} rows shown; --json or --output for all"
@@ -91,29 +106,65 @@ def _side_by_side(result: SimulationResult, max_rows: int = 40) -> Table:
 
 @guarded
 def simulate(
-    scenario: Annotated[Path, typer.Option("--scenario", "-s", help="Scenario file (YAML): "
-                                           "baseline_weeks, horizon_weeks, scenarios.",
-                                           show_default=False)],
-    estimates: Annotated[str | None, typer.Option(help="Estimate run id to use (default: the "
-                                                  "production run, else the newest).",
-                                                  show_default=False)] = None,
-    draws: Annotated[int, typer.Option(help="Elasticity draws for the aggregate 90% intervals "
-                                       "(0: point projections and row intervals only).")] = 1000,
+    scenario: Annotated[
+        Path,
+        typer.Option(
+            "--scenario",
+            "-s",
+            help="Scenario file (YAML): baseline_weeks, horizon_weeks, scenarios.",
+            show_default=False,
+        ),
+    ],
+    estimates: Annotated[
+        str | None,
+        typer.Option(
+            help="Estimate run id to use (default: the production run, else the newest).",
+            show_default=False,
+        ),
+    ] = None,
+    draws: Annotated[
+        int,
+        typer.Option(
+            help="Elasticity draws for the aggregate 90% intervals "
+            "(0: point projections and row intervals only)."
+        ),
+    ] = 1000,
     seed: Annotated[int, typer.Option(help="Seed of the elasticity draws.")] = 0,
-    engine: Annotated[str, typer.Option(help="local | spark (spark aggregates the baseline "
-                                        "window of --source; --db then only needs the "
-                                        "estimates).")] = "local",
-    source: Annotated[str | None, typer.Option(help="Sales history for --engine spark: a "
-                                               "Parquet file/folder, delta:PATH or a table.",
-                                               show_default=False)] = None,
-    db: DbOpt = None, json: JsonOpt = False, output: OutputOpt = None, debug: DebugOpt = False,
-    mlflow: MlflowOpt = None, mlflow_uri: MlflowUriOpt = None,
-    mlflow_experiment: MlflowExperimentOpt = None, strict_tracking: StrictTrackingOpt = False,
+    engine: Annotated[
+        str,
+        typer.Option(
+            help="local | spark (spark aggregates the baseline "
+            "window of --source; --db then only needs the "
+            "estimates)."
+        ),
+    ] = "local",
+    source: Annotated[
+        str | None,
+        typer.Option(
+            help="Sales history for --engine spark: a Parquet file/folder, delta:PATH or a table.",
+            show_default=False,
+        ),
+    ] = None,
+    db: DbOpt = None,
+    json: JsonOpt = False,
+    output: OutputOpt = None,
+    debug: DebugOpt = False,
+    mlflow: MlflowOpt = None,
+    mlflow_uri: MlflowUriOpt = None,
+    mlflow_experiment: MlflowExperimentOpt = None,
+    strict_tracking: StrictTrackingOpt = False,
 ) -> None:
     """What-if KPIs of price scenarios against the baseline, stored as a run."""
-    result = api.simulate(db, scenario, estimates=estimates, draws=draws, seed=seed,
-                          mlflow=tracking_arg(mlflow, mlflow_uri, mlflow_experiment,
-                                              strict_tracking), engine=engine, source=source)
+    result = api.simulate(
+        db,
+        scenario,
+        estimates=estimates,
+        draws=draws,
+        seed=seed,
+        mlflow=tracking_arg(mlflow, mlflow_uri, mlflow_experiment, strict_tracking),
+        engine=engine,
+        source=source,
+    )
     write_output(result.table, output)
     print_tracking(result)
     if json:
@@ -121,48 +172,95 @@ def simulate(
         return
     console.print(_totals_table(result))
     console.print(_side_by_side(result))
-    console.print(f"run {result.run_id}: {result.table.height} scenario rows, estimates run "
-                  f"{result.estimates_run}, baseline weeks after {result.window['after']} "
-                  f"through {result.window['through']}", highlight=False)
+    console.print(
+        f"run {result.run_id}: {result.table.height} scenario rows, estimates run "
+        f"{result.estimates_run}, baseline weeks after {result.window['after']} "
+        f"through {result.window['through']}",
+        highlight=False,
+    )
     for w in result.warnings:
         err_console.print(f"[yellow]warning:[/] {w}", highlight=False)
 
 
 @guarded
 def backtest(
-    cutoff: Annotated[str, typer.Option(help="Last origin (YYYY-MM-DD): fit before it, "
-                                        "predict from it on.", show_default=False)],
+    cutoff: Annotated[
+        str,
+        typer.Option(
+            help="Last origin (YYYY-MM-DD): fit before it, predict from it on.", show_default=False
+        ),
+    ],
     horizon_weeks: Annotated[int, typer.Option(help="Weeks predicted after each origin.")] = 8,
-    model: Annotated[list[str] | None, typer.Option(
-        "--model", "-m", help="Model to score (repeat for several; default poisson and "
-        "hierarchical).", show_default=False)] = None,
-    cutoffs: Annotated[int, typer.Option(help="Number of origins, horizon_weeks apart "
-                                         "(rolling origin).")] = 1,
-    naive_weeks: Annotated[int, typer.Option(help="Window of the naive last-weeks "
-                                             "average.")] = 8,
-    rank_by: Annotated[str, typer.Option(help="Score that ranks the methods: deviance "
-                                         "(proper for expected counts), wape or rmse.")] = "deviance",
-    db: DbOpt = None, json: JsonOpt = False, output: OutputOpt = None, debug: DebugOpt = False,
+    model: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--model",
+            "-m",
+            help="Model to score (repeat for several; default poisson and hierarchical).",
+            show_default=False,
+        ),
+    ] = None,
+    cutoffs: Annotated[
+        int, typer.Option(help="Number of origins, horizon_weeks apart (rolling origin).")
+    ] = 1,
+    naive_weeks: Annotated[int, typer.Option(help="Window of the naive last-weeks average.")] = 8,
+    rank_by: Annotated[
+        str,
+        typer.Option(
+            help="Score that ranks the methods: deviance "
+            "(proper for expected counts), wape or rmse."
+        ),
+    ] = "deviance",
+    db: DbOpt = None,
+    json: JsonOpt = False,
+    output: OutputOpt = None,
+    debug: DebugOpt = False,
 ) -> None:
     """Fit each model before the cutoff, predict after it, and score against what happened."""
     models = tuple(model) if model else ("poisson", "hierarchical")
-    result = api.backtest(db, cutoff=cutoff, horizon_weeks=horizon_weeks, models=models,
-                          cutoffs=cutoffs, naive_weeks=naive_weeks, rank_by=rank_by)
+    result = api.backtest(
+        db,
+        cutoff=cutoff,
+        horizon_weeks=horizon_weeks,
+        models=models,
+        cutoffs=cutoffs,
+        naive_weeks=naive_weeks,
+        rank_by=rank_by,
+    )
     write_output(result.scores, output)
     if json:
         print_json(result.to_dict())
         return
-    show = ["model", "rank", "deviance", "wape", "bias_pct", "rmse", "coverage_90", "actual_units",
-            "predicted_units", "n_rows", "n_fallback", "dispersion"]
-    console.print(frame_table(result.overall().select(show),
-                              title=f"Backtest over all origins (ranked by {rank_by}, lower is better)"))
+    show = [
+        "model",
+        "rank",
+        "deviance",
+        "wape",
+        "bias_pct",
+        "rmse",
+        "coverage_90",
+        "actual_units",
+        "predicted_units",
+        "n_rows",
+        "n_fallback",
+        "dispersion",
+    ]
+    console.print(
+        frame_table(
+            result.overall().select(show),
+            title=f"Backtest over all origins (ranked by {rank_by}, lower is better)",
+        )
+    )
     if len(result.parameters["cutoffs"]) > 1:
         per = result.scores.filter(pl.col("cutoff") != "all").pivot(
-            on="model", index="cutoff", values=rank_by, aggregate_function="first")
+            on="model", index="cutoff", values=rank_by, aggregate_function="first"
+        )
         console.print(frame_table(per, title=f"{rank_by} by origin"))
-    console.print(f"run {result.run_id}: best {result.best()}; origins "
-                  f"{', '.join(result.parameters['cutoffs'])}, horizon {horizon_weeks} weeks",
-                  highlight=False)
+    console.print(
+        f"run {result.run_id}: best {result.best()}; origins "
+        f"{', '.join(result.parameters['cutoffs'])}, horizon {horizon_weeks} weeks",
+        highlight=False,
+    )
 
 
 def register(app: typer.Typer) -> None:

@@ -61,8 +61,18 @@ MODES = ("average", "current")
 #: columns of an aggregated window (what :func:`window_sql` computes)
 AGG_COLUMNS = ["item_id", "market", "baseline_units", "baseline_price", "sales_cost", "n_weeks"]
 #: columns of :func:`baseline` (``elasticity, std_error`` with an estimate run)
-COLUMNS = ["item_id", "market", "category", "brand", "boutique_id", "fx_rate",
-           "baseline_units", "baseline_price", "unit_cost", "n_weeks"]
+COLUMNS = [
+    "item_id",
+    "market",
+    "category",
+    "brand",
+    "boutique_id",
+    "fx_rate",
+    "baseline_units",
+    "baseline_price",
+    "unit_cost",
+    "n_weeks",
+]
 ITEM_COLUMNS = ("category", "brand", "boutique_id")
 KEYS = ["item_id", "market"]
 
@@ -79,14 +89,22 @@ def window_sql(mode: str = "average") -> str:
 
 def window_dates(store: Store, weeks: int) -> tuple[dt.date, dt.date]:
     """``(after, through)``: the window holds the weeks after ``after`` through ``through``."""
-    row = store.execute("SELECT CAST(max(date) - to_days(CAST(? AS INTEGER) * 7) AS DATE), "
-                        "max(date) FROM sales", [int(weeks)])[0]
+    row = store.execute(
+        "SELECT CAST(max(date) - to_days(CAST(? AS INTEGER) * 7) AS DATE), max(date) FROM sales",
+        [int(weeks)],
+    )[0]
     return row[0], row[1]
 
 
-def baseline(store: Store, weeks: int, *, estimates_run: str | None = None,
-             mode: str = "average", aggregated: pl.DataFrame | None = None,
-             tables: Collection[str] | None = None) -> pl.DataFrame:
+def baseline(
+    store: Store,
+    weeks: int,
+    *,
+    estimates_run: str | None = None,
+    mode: str = "average",
+    aggregated: pl.DataFrame | None = None,
+    tables: Collection[str] | None = None,
+) -> pl.DataFrame:
     """Baseline per item × market over the last ``weeks`` weeks of history.
 
     Parameters
@@ -125,17 +143,23 @@ def baseline(store: Store, weeks: int, *, estimates_run: str | None = None,
     con = store.con
     est = None
     if estimates_run is not None:
-        est = _arrow(con, "SELECT item_id, market, elasticity::DOUBLE AS elasticity, "
-                          "std_error::DOUBLE AS std_error FROM elasticities WHERE run_id = ?",
-                     [estimates_run])
+        est = _arrow(
+            con,
+            "SELECT item_id, market, elasticity::DOUBLE AS elasticity, "
+            "std_error::DOUBLE AS std_error FROM elasticities WHERE run_id = ?",
+            [estimates_run],
+        )
     if aggregated is not None:
         agg = _sorted(aggregated.select(AGG_COLUMNS))
     else:
         params = [int(weeks)] + ([int(weeks), estimates_run] if mode == "current" else [])
         agg = _arrow(con, sql, params)
     df = _in_order(agg, est)
-    df = _with_money(df, _arrow(con, "SELECT market, fx_rate FROM markets"),
-                     _arrow(con, "SELECT item_id, market, unit_cost FROM costs"))
+    df = _with_money(
+        df,
+        _arrow(con, "SELECT market, fx_rate FROM markets"),
+        _arrow(con, "SELECT item_id, market, unit_cost FROM costs"),
+    )
     if "items" in has:
         df = _with_items(df, _arrow(con, "SELECT item_id, category, brand, boutique_id FROM items"))
     else:
@@ -143,8 +167,9 @@ def baseline(store: Store, weeks: int, *, estimates_run: str | None = None,
     return df.select(COLUMNS + ([] if est is None else ["elasticity", "std_error"]))
 
 
-def _arrow(con: duckdb.DuckDBPyConnection, sql: str, params: list[Any] | None = None
-           ) -> pl.DataFrame:
+def _arrow(
+    con: duckdb.DuckDBPyConnection, sql: str, params: list[Any] | None = None
+) -> pl.DataFrame:
     df = pl.from_arrow(con.sql(sql, params=params or []).to_arrow_table())
     assert isinstance(df, pl.DataFrame)
     return df
@@ -152,8 +177,7 @@ def _arrow(con: duckdb.DuckDBPyConnection, sql: str, params: list[Any] | None = 
 
 def _sorted(df: pl.DataFrame) -> pl.DataFrame:
     """``df`` sorted by item and market (two stable one-key sorts: faster in polars)."""
-    return df.sort("market", nulls_last=True).sort("item_id", nulls_last=True,
-                                                   maintain_order=True)
+    return df.sort("market", nulls_last=True).sort("item_id", nulls_last=True, maintain_order=True)
 
 
 def _in_order(agg: pl.DataFrame, est: pl.DataFrame | None) -> pl.DataFrame:
@@ -165,8 +189,11 @@ def _in_order(agg: pl.DataFrame, est: pl.DataFrame | None) -> pl.DataFrame:
     """
     if est is None:
         return agg
-    if (est.height == agg.height and est["item_id"].equals(agg["item_id"])
-            and est["market"].equals(agg["market"])):
+    if (
+        est.height == agg.height
+        and est["item_id"].equals(agg["item_id"])
+        and est["market"].equals(agg["market"])
+    ):
         return agg.with_columns(est["elasticity"], est["std_error"])
     return agg.join(est, on=KEYS, how="left", maintain_order="left")
 
@@ -175,17 +202,23 @@ def _with_money(df: pl.DataFrame, markets: pl.DataFrame, costs: pl.DataFrame) ->
     """``fx_rate`` and ``unit_cost`` (market currency) from the markets and costs tables."""
     cost = pl.col("sales_cost")
     if markets.height:
-        df = df.join(markets, on="market", how="left", maintain_order="left") \
-            .with_columns(pl.col("fx_rate").fill_null(1.0))
+        df = df.join(markets, on="market", how="left", maintain_order="left").with_columns(
+            pl.col("fx_rate").fill_null(1.0)
+        )
     else:
         df = df.with_columns(pl.lit(1.0).alias("fx_rate"))
     if costs.height:
         specific = costs.filter(pl.col("market").fill_null("") != "").select(
-            *KEYS, pl.col("unit_cost").alias("_cost_m"))
-        generic = costs.filter(pl.col("market").fill_null("") == "").group_by("item_id").agg(
-            pl.col("unit_cost").mean().alias("_cost_g"))
-        df = df.join(specific, on=KEYS, how="left", maintain_order="left") \
-            .join(generic, on="item_id", how="left", maintain_order="left")
+            *KEYS, pl.col("unit_cost").alias("_cost_m")
+        )
+        generic = (
+            costs.filter(pl.col("market").fill_null("") == "")
+            .group_by("item_id")
+            .agg(pl.col("unit_cost").mean().alias("_cost_g"))
+        )
+        df = df.join(specific, on=KEYS, how="left", maintain_order="left").join(
+            generic, on="item_id", how="left", maintain_order="left"
+        )
         cost = pl.coalesce("_cost_m", "_cost_g", "sales_cost")
     return df.with_columns((cost * pl.col("fx_rate")).alias("unit_cost"))
 

@@ -27,7 +27,8 @@ class ConstantElasticity:
     def price_for_quantity(self, quantity: np.ndarray) -> np.ndarray:
         """Inverse demand: the price at which ``quantity`` units sell per week."""
         return self.base_price * (np.asarray(quantity) / self.base_quantity) ** (
-            1.0 / self.elasticity)
+            1.0 / self.elasticity
+        )
 
     def revenue(self, price: np.ndarray) -> np.ndarray:
         """Weekly revenue at ``price``."""

@@ -8,8 +8,9 @@ import numpy as np
 MAX_DRAW = -0.05
 
 
-def elasticity_draws(elasticity: np.ndarray, std_error: np.ndarray, n_draws: int, *,
-                     seed: int = 0) -> np.ndarray:
+def elasticity_draws(
+    elasticity: np.ndarray, std_error: np.ndarray, n_draws: int, *, seed: int = 0
+) -> np.ndarray:
     """Sample elasticities e_s ~ Normal(elasticity, std_error), truncated at ``MAX_DRAW``.
 
     Parameters

@@ -17,8 +17,9 @@ from pricelab.store.db import Store
 from pricelab.store.runs import resolve_estimates
 
 
-def demand_from_store(store: Store, *, estimates: str | None = None,
-                      baseline_weeks: int = 8) -> tuple[pl.DataFrame, str]:
+def demand_from_store(
+    store: Store, *, estimates: str | None = None, baseline_weeks: int = 8
+) -> tuple[pl.DataFrame, str]:
     """The demand table (contract columns plus std_error, category, stock_pool) and the run used.
 
     ``base_price`` is the current price and ``base_quantity`` the mean over the baseline window
@@ -30,17 +31,33 @@ def demand_from_store(store: Store, *, estimates: str | None = None,
     store.require_sales()
     run_id = resolve_estimates(store, estimates)
     cols = set(store.query("SELECT * FROM elasticities LIMIT 0").columns)
-    by_item_market = store.execute(
-        "SELECT count(*) FILTER (WHERE item_id IS NULL OR market IS NULL) FROM elasticities "
-        "WHERE run_id = ?", [run_id])[0][0] == 0 if {"item_id", "market"} <= cols else False
+    by_item_market = (
+        store.execute(
+            "SELECT count(*) FILTER (WHERE item_id IS NULL OR market IS NULL) FROM elasticities "
+            "WHERE run_id = ?",
+            [run_id],
+        )[0][0]
+        == 0
+        if {"item_id", "market"} <= cols
+        else False
+    )
     if not by_item_market:
-        raise NotFoundError(f"estimate run {run_id} is not per item x market; "
-                            "optimize needs 'pricelab estimate --by item_id,market'")
+        raise NotFoundError(
+            f"estimate run {run_id} is not per item x market; "
+            "optimize needs 'pricelab estimate --by item_id,market'"
+        )
     base = baseline(store, baseline_weeks, estimates_run=run_id, mode="current")
-    df = base.select("item_id", "market", "elasticity", "std_error",
-                     pl.col("baseline_price").alias("base_price"),
-                     pl.col("baseline_units").alias("base_quantity"),
-                     "unit_cost", "fx_rate", "category")
+    df = base.select(
+        "item_id",
+        "market",
+        "elasticity",
+        "std_error",
+        pl.col("baseline_price").alias("base_price"),
+        pl.col("baseline_units").alias("base_quantity"),
+        "unit_cost",
+        "fx_rate",
+        "category",
+    )
     if df["category"].null_count() == df.height:
         df = df.drop("category")
     return _with_stock(store, df), run_id
@@ -51,13 +68,20 @@ def _with_stock(store: Store, df: pl.DataFrame) -> pl.DataFrame:
         return df
     inv = store.table("inventory")
     dedicated = inv.filter(pl.col("market").is_not_null()).select(
-        "item_id", "market", pl.col("stock").alias("_stock_m"))
-    shared = inv.filter(pl.col("market").is_null()).group_by("item_id").agg(
-        pl.col("stock").sum().alias("_stock_s"))
+        "item_id", "market", pl.col("stock").alias("_stock_m")
+    )
+    shared = (
+        inv.filter(pl.col("market").is_null())
+        .group_by("item_id")
+        .agg(pl.col("stock").sum().alias("_stock_s"))
+    )
     df = df.join(dedicated, on=["item_id", "market"], how="left").join(
-        shared, on="item_id", how="left")
+        shared, on="item_id", how="left"
+    )
     return df.with_columns(
         pl.coalesce("_stock_m", "_stock_s").alias("stock"),
         pl.when(pl.col("_stock_m").is_null() & pl.col("_stock_s").is_not_null())
-        .then(pl.col("item_id")).otherwise(None).alias("stock_pool"),
+        .then(pl.col("item_id"))
+        .otherwise(None)
+        .alias("stock_pool"),
     ).drop("_stock_m", "_stock_s")

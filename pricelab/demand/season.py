@@ -48,9 +48,14 @@ class SeasonalAdjustment:
 
     def to_dict(self) -> dict[str, object]:
         """JSON-able description (for run parameters and ``--json``)."""
-        return {"applied": self.applied, "terms": list(self.terms),
-                "adjusted_rows": self.n_adjusted, "clipped_rows": self.n_clipped,
-                "flagged_rows": self.n_flagged, "clip": list(CLIP)}
+        return {
+            "applied": self.applied,
+            "terms": list(self.terms),
+            "adjusted_rows": self.n_adjusted,
+            "clipped_rows": self.n_clipped,
+            "flagged_rows": self.n_flagged,
+            "clip": list(CLIP),
+        }
 
 
 def seasonal_terms(store: Store, run: str) -> tuple[tuple[str, ...], list[str]]:
@@ -66,8 +71,7 @@ def seasonal_terms(store: Store, run: str) -> tuple[tuple[str, ...], list[str]]:
     controls = list(fit.get("controls") or [])
     harmonics = 2 if "fourier2" in controls else 1 if "fourier" in controls else 0
     have = set(store.query("SELECT * FROM elasticity_params LIMIT 0").columns)
-    terms = tuple(t for h in range(1, harmonics + 1) for t in (f"sin{h}", f"cos{h}")
-                  if t in have)
+    terms = tuple(t for h in range(1, harmonics + 1) for t in (f"sin{h}", f"cos{h}") if t in have)
     by = list(fit.get("by") or ["item_id", "market"])
     return terms, by
 
@@ -76,14 +80,25 @@ def _level(coef: np.ndarray, terms: tuple[str, ...], dates: list[dt.date]) -> np
     """Mean over ``dates`` of ``exp(s(date))`` for each row of coefficients ``(rows, terms)``."""
     doy = np.array([d.timetuple().tm_yday for d in dates], dtype=float)
     angle = 2 * np.pi * doy / YEAR_DAYS
-    basis = np.stack([np.sin(int(t[3:]) * angle) if t.startswith("sin")
-                      else np.cos(int(t[3:]) * angle) for t in terms])      # (terms, weeks)
+    basis = np.stack(
+        [
+            np.sin(int(t[3:]) * angle) if t.startswith("sin") else np.cos(int(t[3:]) * angle)
+            for t in terms
+        ]
+    )  # (terms, weeks)
     return np.exp(coef @ basis).mean(axis=1)
 
 
-def seasonal_adjustment(store: Store, base: pl.DataFrame, *, weeks: int, horizon: int,
-                        estimates_run: str, mode: str = "auto",
-                        window: pl.DataFrame | None = None) -> SeasonalAdjustment:
+def seasonal_adjustment(
+    store: Store,
+    base: pl.DataFrame,
+    *,
+    weeks: int,
+    horizon: int,
+    estimates_run: str,
+    mode: str = "auto",
+    window: pl.DataFrame | None = None,
+) -> SeasonalAdjustment:
     """Multipliers moving each baseline row's window-average units to the horizon's season.
 
     Parameters
@@ -114,25 +129,38 @@ def seasonal_adjustment(store: Store, base: pl.DataFrame, *, weeks: int, horizon
     if not terms:
         return SeasonalAdjustment(ones, False)
     if not set(by) <= {"item_id", "market"}:
-        return SeasonalAdjustment(ones, False, terms, warnings=[
-            f"seasonality: estimate run {estimates_run} is by {', '.join(by)}; the baseline "
-            "is not seasonality-adjusted"])
+        return SeasonalAdjustment(
+            ones,
+            False,
+            terms,
+            warnings=[
+                f"seasonality: estimate run {estimates_run} is by {', '.join(by)}; the baseline "
+                "is not seasonality-adjusted"
+            ],
+        )
     on = " AND ".join(f"p.{c} = w.{c}" for c in by) or "TRUE"
     coef = ", ".join(f"coalesce(any_value(p.{t}), 0)::DOUBLE AS {t}" for t in terms)
-    s_expr = " + ".join(f"coalesce(p.{t}, 0) * {t[:3]}({t[3:]} * 2 * pi() * dayofyear(w.date) "
-                        f"/ {YEAR_DAYS})" for t in terms)
-    has_flags = store.has_table("elasticities") and \
-        "flags" in store.query("SELECT * FROM elasticities LIMIT 0").columns
+    s_expr = " + ".join(
+        f"coalesce(p.{t}, 0) * {t[:3]}({t[3:]} * 2 * pi() * dayofyear(w.date) / {YEAR_DAYS})"
+        for t in terms
+    )
+    has_flags = (
+        store.has_table("elasticities")
+        and "flags" in store.query("SELECT * FROM elasticities LIMIT 0").columns
+    )
     flag_col = "any_value(e.flags) AS flags" if has_flags else "NULL::VARCHAR AS flags"
     e_on = " AND ".join(f"e.{c} = w.{c}" for c in by) or "TRUE"
-    flag_join = (f"LEFT JOIN (SELECT * FROM elasticities WHERE run_id = ?) e ON {e_on}"
-                 if has_flags else "")
+    flag_join = (
+        f"LEFT JOIN (SELECT * FROM elasticities WHERE run_id = ?) e ON {e_on}" if has_flags else ""
+    )
     params: list[object] = [estimates_run]
     if window is not None:
         w_sql = "w AS (SELECT item_id, market, date FROM __pricelab_season_window)"
     else:
-        w_sql = ("w AS (SELECT item_id, market, date FROM sales WHERE date > "
-                 "CAST((SELECT max(date) FROM sales) - to_days(CAST(? AS INTEGER) * 7) AS DATE))")
+        w_sql = (
+            "w AS (SELECT item_id, market, date FROM sales WHERE date > "
+            "CAST((SELECT max(date) FROM sales) - to_days(CAST(? AS INTEGER) * 7) AS DATE))"
+        )
         params.append(int(weeks))
     if has_flags:
         params.append(estimates_run)
@@ -144,16 +172,20 @@ def seasonal_adjustment(store: Store, base: pl.DataFrame, *, weeks: int, horizon
     GROUP BY w.item_id, w.market
     """
     if window is not None:
-        with store.registered("__pricelab_season_window",
-                              window.select("item_id", "market", "date")):
+        with store.registered(
+            "__pricelab_season_window", window.select("item_id", "market", "date")
+        ):
             got = store.query(sql, params)
         last = cast(dt.date, window["date"].max())
     else:
         got = store.query(sql, params)
         last = store.execute("SELECT max(date) FROM sales")[0][0]
     horizon_dates = [last + dt.timedelta(weeks=k) for k in range(1, horizon + 1)]
-    rows = base.select("item_id", "market").with_row_index("_row").join(
-        got, on=["item_id", "market"], how="inner")
+    rows = (
+        base.select("item_id", "market")
+        .with_row_index("_row")
+        .join(got, on=["item_id", "market"], how="inner")
+    )
     C = rows.select(terms).to_numpy().astype(float)
     raw = _level(C, terms, horizon_dates) / rows["window_level"].to_numpy()
     bad = rows.select(has_any_flag(SKIP_FLAGS)).to_series().to_numpy()
@@ -165,7 +197,8 @@ def seasonal_adjustment(store: Store, base: pl.DataFrame, *, weeks: int, horizon
     n_clip = int((usable & (clipped != raw)).sum())
     warn = []
     if n_clip:
-        warn.append(f"seasonality: {n_clip} row(s) had a seasonal multiplier outside "
-                    f"[{CLIP[0]:g}, {CLIP[1]:g}] (clipped)")
-    return SeasonalAdjustment(factor, True, terms, int(usable.sum()), n_clip, int(bad.sum()),
-                              warn)
+        warn.append(
+            f"seasonality: {n_clip} row(s) had a seasonal multiplier outside "
+            f"[{CLIP[0]:g}, {CLIP[1]:g}] (clipped)"
+        )
+    return SeasonalAdjustment(factor, True, terms, int(usable.sum()), n_clip, int(bad.sum()), warn)

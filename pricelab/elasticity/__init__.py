@@ -24,7 +24,21 @@ from .batched import (
 from .model import MODELS, estimate, fit_partition
 from .results import ElasticityResults
 
-__all__ = ["MODELS", "REQUIRED_COLUMNS", "STAT_COLUMNS", "ElasticityResults", "GroupFits",
-           "estimate", "fit_groups", "fit_partition", "fits_table", "group_stats",
-           "normalize_by", "refit_groups", "resolve_controls", "shrink_groups", "with_params",
-           "wrap_results"]
+__all__ = [
+    "MODELS",
+    "REQUIRED_COLUMNS",
+    "STAT_COLUMNS",
+    "ElasticityResults",
+    "GroupFits",
+    "estimate",
+    "fit_groups",
+    "fit_partition",
+    "fits_table",
+    "group_stats",
+    "normalize_by",
+    "refit_groups",
+    "resolve_controls",
+    "shrink_groups",
+    "with_params",
+    "wrap_results",
+]

@@ -42,8 +42,19 @@ from .results import ElasticityResults
 REQUIRED_COLUMNS: tuple[str, ...] = D.REQUIRED
 #: Per-group fit arrays in a :func:`group_stats` table (besides keys, attributes,
 #: ``mean_q`` and the ``p_<name>`` coefficients).
-STAT_COLUMNS = ("elasticity", "std_error", "n_obs", "n_zero", "price_variation", "fit_stat",
-                "first_stage_f", "flags", "smearing", "model_var", "mean_log_price")
+STAT_COLUMNS = (
+    "elasticity",
+    "std_error",
+    "n_obs",
+    "n_zero",
+    "price_variation",
+    "fit_stat",
+    "first_stage_f",
+    "flags",
+    "smearing",
+    "model_var",
+    "mean_log_price",
+)
 _LEVEL_ATTRS = ("category", "brand", "market")
 
 
@@ -68,8 +79,9 @@ class GroupFits(NamedTuple):
     names: list[str]
 
 
-def fit_groups(frame: pl.DataFrame, spec: dict[str, Any], *,
-               origin: dt.date | None = None) -> pl.DataFrame:
+def fit_groups(
+    frame: pl.DataFrame, spec: dict[str, Any], *, origin: dt.date | None = None
+) -> pl.DataFrame:
     """Elasticities and ``b_*`` coefficients of the whole groups in one partition.
 
     Parameters
@@ -103,8 +115,9 @@ def fit_groups(frame: pl.DataFrame, spec: dict[str, Any], *,
     return out
 
 
-def group_stats(frame: pl.DataFrame, spec: dict[str, Any], *,
-                origin: dt.date | None = None) -> pl.DataFrame:
+def group_stats(
+    frame: pl.DataFrame, spec: dict[str, Any], *, origin: dt.date | None = None
+) -> pl.DataFrame:
     """Stage 1 of ``hierarchical``: the per-group Poisson fits of one partition.
 
     Parameters
@@ -139,19 +152,24 @@ def group_stats(frame: pl.DataFrame, spec: dict[str, Any], *,
     out = fit_poisson(d, se=spec["se"], min_obs=spec["min_obs"])
     G = d.n_groups
     first = np.flatnonzero(np.r_[True, np.diff(d.codes) != 0])
-    attrs = [c for c in dict.fromkeys([*_LEVEL_ATTRS, *(spec.get("pool_by") or [])])
-             if c in d.frame.columns and c not in by]
+    attrs = [
+        c
+        for c in dict.fromkeys([*_LEVEL_ATTRS, *(spec.get("pool_by") or [])])
+        if c in d.frame.columns and c not in by
+    ]
     cols: dict[str, Any] = {k: out[k] for k in STAT_COLUMNS}
     cols["mean_q"] = np.bincount(d.codes, weights=d.q, minlength=G) / np.maximum(
-        np.bincount(d.codes, minlength=G), 1)
+        np.bincount(d.codes, minlength=G), 1
+    )
     for j, name in enumerate(d.names):
         cols[f"p_{name}"] = out["params"][:, j]
     table = pl.DataFrame(cols).with_columns(pl.col("n_obs", "n_zero", "flags").cast(pl.Int64))
     return pl.concat([d.keys, d.frame[first].select(attrs), table], how="horizontal")
 
 
-def shrink_groups(stats: pl.DataFrame, *, by: list[str], pool_by: list[str] | None = None,
-                  tau: str = "level") -> tuple[GroupFits, list[list[str]]]:
+def shrink_groups(
+    stats: pl.DataFrame, *, by: list[str], pool_by: list[str] | None = None, tau: str = "level"
+) -> tuple[GroupFits, list[list[str]]]:
     """Stage 2 of ``hierarchical``: empirical-Bayes shrinkage over all groups.
 
     Parameters
@@ -181,8 +199,9 @@ def shrink_groups(stats: pl.DataFrame, *, by: list[str], pool_by: list[str] | No
     out["params"] = t.select(pcols).to_numpy().astype(np.float64).copy()
     attrs = [c for c in t.columns if c in by or c in _LEVEL_ATTRS or c in (pool_by or [])]
     # one row per group: its pooling attributes, and its mean weekly quantity
-    out, used = shrink(out, t.select(attrs), t["mean_q"].to_numpy(),
-                       list(pool_by) if pool_by else None, tau=tau)
+    out, used = shrink(
+        out, t.select(attrs), t["mean_q"].to_numpy(), list(pool_by) if pool_by else None, tau=tau
+    )
     return GroupFits(out, t.select(by), [c[2:] for c in pcols]), used
 
 
@@ -207,8 +226,9 @@ def fits_table(fits: GroupFits) -> pl.DataFrame:
     return pl.concat([fits.keys, pl.DataFrame(cols)], how="horizontal")
 
 
-def refit_groups(frame: pl.DataFrame, fits: pl.DataFrame, spec: dict[str, Any], *,
-                 origin: dt.date | None = None) -> pl.DataFrame:
+def refit_groups(
+    frame: pl.DataFrame, fits: pl.DataFrame, spec: dict[str, Any], *, origin: dt.date | None = None
+) -> pl.DataFrame:
     """Stage 3 of ``hierarchical``: refit one partition's intercepts and controls.
 
     Each group's intercept and controls are re-estimated by its own Poisson likelihood
@@ -265,8 +285,9 @@ def with_params(fits: GroupFits, refitted: pl.DataFrame) -> GroupFits:
     return GroupFits({**fits.arrays, "params": params}, fits.keys, fits.names)
 
 
-def wrap_results(fits: GroupFits, *, model: str, params: dict[str, Any], alpha: float,
-                 method: str | None = None) -> ElasticityResults:
+def wrap_results(
+    fits: GroupFits, *, model: str, params: dict[str, Any], alpha: float, method: str | None = None
+) -> ElasticityResults:
     """Per-group arrays as an :class:`~pricelab.elasticity.ElasticityResults`.
 
     Adds the ``positive``/``inelastic`` flags (to ``fits.arrays`` in place), the
@@ -293,6 +314,17 @@ def wrap_results(fits: GroupFits, *, model: str, params: dict[str, Any], alpha: 
     return _wrap(fits.arrays, fits.keys, fits.names, model, method or model, params, alpha)
 
 
-__all__ = ["REQUIRED_COLUMNS", "STAT_COLUMNS", "GroupFits", "fit_groups", "fits_table",
-           "group_stats", "normalize_by", "refit_groups", "resolve_controls", "shrink_groups",
-           "with_params", "wrap_results"]
+__all__ = [
+    "REQUIRED_COLUMNS",
+    "STAT_COLUMNS",
+    "GroupFits",
+    "fit_groups",
+    "fits_table",
+    "group_stats",
+    "normalize_by",
+    "refit_groups",
+    "resolve_controls",
+    "shrink_groups",
+    "with_params",
+    "wrap_results",
+]

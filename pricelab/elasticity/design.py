@@ -72,8 +72,9 @@ def resolve_controls(controls: str | Sequence[str] | None) -> list[str]:
     return list(controls)
 
 
-def control_frame(df: pl.DataFrame, names: Sequence[str], origin: dt.date | None) -> tuple[
-        pl.DataFrame, list[str]]:
+def control_frame(
+    df: pl.DataFrame, names: Sequence[str], origin: dt.date | None
+) -> tuple[pl.DataFrame, list[str]]:
     """Add the numeric columns for ``names`` to ``df``; return it and the column names."""
     exprs: list[pl.Expr] = []
     cols: list[str] = []
@@ -86,14 +87,19 @@ def control_frame(df: pl.DataFrame, names: Sequence[str], origin: dt.date | None
             if "date" not in df.columns:
                 raise UsageError(f"control '{name}' needs a 'date' column in sales")
             if name == "trend":
-                exprs.append(((pl.col("date") - pl.lit(origin)).dt.total_days() / YEAR_DAYS)
-                             .cast(pl.Float64).alias("_c_trend"))
+                exprs.append(
+                    ((pl.col("date") - pl.lit(origin)).dt.total_days() / YEAR_DAYS)
+                    .cast(pl.Float64)
+                    .alias("_c_trend")
+                )
                 cols.append("_c_trend")
             else:
                 angle = 2 * np.pi * pl.col("date").dt.ordinal_day().cast(pl.Float64) / YEAR_DAYS
                 for h in range(1, 3 if name == "fourier2" else 2):
-                    exprs += [(h * angle).sin().alias(f"_c_sin{h}"),
-                              (h * angle).cos().alias(f"_c_cos{h}")]
+                    exprs += [
+                        (h * angle).sin().alias(f"_c_sin{h}"),
+                        (h * angle).cos().alias(f"_c_cos{h}"),
+                    ]
                     cols += [f"_c_sin{h}", f"_c_cos{h}"]
         else:
             if name not in df.columns:
@@ -115,14 +121,14 @@ def control_label(col: str) -> str:
 class Design:
     """Rows of one estimation problem, sorted by group."""
 
-    keys: pl.DataFrame              # one row per group, the ``by`` columns
+    keys: pl.DataFrame  # one row per group, the ``by`` columns
     by: list[str]
-    codes: np.ndarray               # (n,) group code per row, sorted
-    X: np.ndarray                   # (n, k) [1, log price, controls...]
-    names: list[str]                # column names of X
-    logq: np.ndarray                # (n,) log quantity (nan where q == 0)
-    q: np.ndarray                   # (n,)
-    frame: pl.DataFrame             # the sorted rows (for instruments, FE, clusters)
+    codes: np.ndarray  # (n,) group code per row, sorted
+    X: np.ndarray  # (n, k) [1, log price, controls...]
+    names: list[str]  # column names of X
+    logq: np.ndarray  # (n,) log quantity (nan where q == 0)
+    q: np.ndarray  # (n,)
+    frame: pl.DataFrame  # the sorted rows (for instruments, FE, clusters)
     origin: dt.date | None
     extra: dict[str, np.ndarray] = field(default_factory=dict)
 
@@ -158,8 +164,7 @@ def with_items(sales: pl.DataFrame, items: pl.DataFrame | None) -> pl.DataFrame:
     extra = [c for c in items.columns if c != "item_id" and c not in sales.columns]
     if not extra:
         return sales
-    return sales.join(items.select(["item_id", *extra]).unique("item_id"), on="item_id",
-                      how="left")
+    return sales.join(items.select(["item_id", *extra]).unique("item_id"), on="item_id", how="left")
 
 
 def hausman_column(df: pl.DataFrame) -> pl.Series:
@@ -169,12 +174,17 @@ def hausman_column(df: pl.DataFrame) -> pl.Series:
     lp = pl.col("price").log()
     s = lp.sum().over(["item_id", "date"])
     c = lp.count().over(["item_id", "date"])
-    return df.select(pl.when(c > 1).then((s - lp) / (c - 1)).otherwise(None).alias("_z_hausman")
-                     ).to_series()
+    return df.select(
+        pl.when(c > 1).then((s - lp) / (c - 1)).otherwise(None).alias("_z_hausman")
+    ).to_series()
 
 
-def build(df: pl.DataFrame, by: Sequence[str] | None, controls: Sequence[str],
-          origin: dt.date | None = None) -> Design:
+def build(
+    df: pl.DataFrame,
+    by: Sequence[str] | None,
+    controls: Sequence[str],
+    origin: dt.date | None = None,
+) -> Design:
     """Sort rows by group and build the regressor matrix.
 
     ``df`` must already be checked and carry any instrument / fixed-effect columns.
@@ -207,8 +217,17 @@ def build(df: pl.DataFrame, by: Sequence[str] | None, controls: Sequence[str],
         X[:, 2 + j] = df[c].fill_null(0.0).to_numpy()
     with np.errstate(divide="ignore"):
         logq = np.where(q > 0, np.log(np.where(q > 0, q, 1.0)), np.nan)
-    return Design(keys=keys, by=by, codes=codes, X=X, names=["intercept", "log_price", *cols],
-                  logq=logq, q=q, frame=df, origin=origin)
+    return Design(
+        keys=keys,
+        by=by,
+        codes=codes,
+        X=X,
+        names=["intercept", "log_price", *cols],
+        logq=logq,
+        q=q,
+        frame=df,
+        origin=origin,
+    )
 
 
 def group_means(values: np.ndarray, codes: np.ndarray, weights: np.ndarray, G: int) -> np.ndarray:
@@ -225,10 +244,10 @@ def group_means(values: np.ndarray, codes: np.ndarray, weights: np.ndarray, G: i
 class Chunk:
     """A block of whole groups in padded layout."""
 
-    groups: np.ndarray      # (Gc,) group ids
-    rows: np.ndarray        # (nc,) row ids
-    codes: np.ndarray       # (nc,) local group code
-    pos: np.ndarray         # (nc,) position within group
+    groups: np.ndarray  # (Gc,) group ids
+    rows: np.ndarray  # (nc,) row ids
+    codes: np.ndarray  # (nc,) local group code
+    pos: np.ndarray  # (nc,) position within group
     width: int
 
     def pad(self, values: np.ndarray, fill: float = 0.0) -> np.ndarray:

@@ -63,8 +63,9 @@ def _lookup(table: np.ndarray, first: int) -> Callable[[np.ndarray], np.ndarray]
     return lambda d: table[d - first]
 
 
-def control_sources(df: pl.DataFrame, names: Sequence[str], origin: dt.date | None
-                    ) -> list[tuple[str, Source]]:
+def control_sources(
+    df: pl.DataFrame, names: Sequence[str], origin: dt.date | None
+) -> list[tuple[str, Source]]:
     """``(column label, rows -> values)`` per control, named as :func:`.design.control_frame`."""
     out: dict[str, Source] = {}
     for name in names:
@@ -75,7 +76,7 @@ def control_sources(df: pl.DataFrame, names: Sequence[str], origin: dt.date | No
         elif name in ("fourier", "fourier2", "trend"):
             if "date" not in df.columns:
                 raise UsageError(f"control '{name}' needs a 'date' column in sales")
-            days = df["date"].to_physical().to_numpy()    # days since 1970-01-01
+            days = df["date"].to_physical().to_numpy()  # days since 1970-01-01
             if name == "trend":
                 o = (origin - dt.date(1970, 1, 1)).days if origin is not None else 0
                 out["_c_trend"] = _take(days, _years_since(o))
@@ -96,8 +97,9 @@ def control_sources(df: pl.DataFrame, names: Sequence[str], origin: dt.date | No
     return list(out.items())
 
 
-def blocks(counts: np.ndarray, cols: int, max_cells: float
-           ) -> Iterator[tuple[np.ndarray, np.ndarray | slice, int]]:
+def blocks(
+    counts: np.ndarray, cols: int, max_cells: float
+) -> Iterator[tuple[np.ndarray, np.ndarray | slice, int]]:
     """Blocks of groups of one size (``counts >= 1``): ``(groups, rows, width)``.
 
     ``rows`` is a slice when the block's groups are consecutive (a reshape, no copy),
@@ -108,12 +110,12 @@ def blocks(counts: np.ndarray, cols: int, max_cells: float
     order = np.argsort(counts, kind="stable")
     sizes = counts[order]
     edges = np.flatnonzero(np.r_[True, sizes[1:] != sizes[:-1], True])
-    for a, b in zip(edges[:-1], edges[1:], strict=True):    # groups of one size, in order
+    for a, b in zip(edges[:-1], edges[1:], strict=True):  # groups of one size, in order
         width = int(sizes[a])
         step = max(int(max_cells // (width * cols)), 1)
         for i in range(a, b, step):
-            gs = order[i:min(i + step, b)]
-            if gs[-1] - gs[0] == gs.size - 1:                # consecutive groups: a slice
+            gs = order[i : min(i + step, b)]
+            if gs[-1] - gs[0] == gs.size - 1:  # consecutive groups: a slice
                 s0 = int(starts[gs[0]])
                 yield gs, slice(s0, s0 + gs.size * width), width
             else:
@@ -123,8 +125,9 @@ def blocks(counts: np.ndarray, cols: int, max_cells: float
 class Runs:
     """Rows grouped in contiguous runs, with the raw columns the models need."""
 
-    def __init__(self, df: pl.DataFrame, by: Sequence[str], controls: Sequence[str],
-                 origin: dt.date | None) -> None:
+    def __init__(
+        self, df: pl.DataFrame, by: Sequence[str], controls: Sequence[str], origin: dt.date | None
+    ) -> None:
         self.by = list(by)
         self.df, self.starts = group_runs(df, self.by)
         self.counts = np.diff(np.r_[self.starts, self.df.height])
@@ -146,8 +149,13 @@ class Runs:
             X[:, 1 + j] = f(rows).reshape(g, width)
         return X, self.qty[rows].reshape(g, width)
 
-    def run(self, fit: Callable[[np.ndarray, np.ndarray, np.ndarray], None], max_cells: float,
-            progress: Progress | None = None, workers: int | None = None) -> None:
+    def run(
+        self,
+        fit: Callable[[np.ndarray, np.ndarray, np.ndarray], None],
+        max_cells: float,
+        progress: Progress | None = None,
+        workers: int | None = None,
+    ) -> None:
         """Call ``fit(groups, X, q)`` on every block, ``workers`` threads at a time.
 
         numpy releases the GIL in the heavy loops, so blocks (building ``X`` included)
@@ -179,8 +187,9 @@ class Runs:
             while pending:
                 drain(FIRST_COMPLETED)
 
-    def ordered(self, out: dict[str, np.ndarray]) -> tuple[dict[str, np.ndarray], pl.DataFrame,
-                                                            pl.DataFrame]:
+    def ordered(
+        self, out: dict[str, np.ndarray]
+    ) -> tuple[dict[str, np.ndarray], pl.DataFrame, pl.DataFrame]:
         """``(out, keys, first rows)`` with groups sorted by ``by`` (as ``design.build``)."""
         first = self.df[self.starts]
         if not self.by:
@@ -189,18 +198,25 @@ class Runs:
         return {k: v[order] for k, v in out.items()}, first.select(self.by)[order], first[order]
 
 
-def _flags(fitted: np.ndarray, few: np.ndarray, nosales: np.ndarray, price_ok: np.ndarray,
-           ok: np.ndarray) -> np.ndarray:
+def _flags(
+    fitted: np.ndarray, few: np.ndarray, nosales: np.ndarray, price_ok: np.ndarray, ok: np.ndarray
+) -> np.ndarray:
     flags = np.where(few, FLAG["few_obs"], 0) | np.where(nosales, FLAG["no_sales"], 0)
     flags |= np.where(fitted & ~price_ok, FLAG["no_price_variation"], 0)
     return flags | np.where(fitted & price_ok & ~ok, FLAG["failed"], 0)
 
 
-def fit_ols_runs(df: pl.DataFrame, by: Sequence[str], controls: Sequence[str],
-                 origin: dt.date | None, se: str = "HC1", min_obs: int = 8,
-                 max_cells: float = 4e6, progress: Progress | None = None,
-                 hac_lags: int | None = None
-                 ) -> tuple[dict[str, np.ndarray], pl.DataFrame, list[str]]:
+def fit_ols_runs(
+    df: pl.DataFrame,
+    by: Sequence[str],
+    controls: Sequence[str],
+    origin: dt.date | None,
+    se: str = "HC1",
+    min_obs: int = 8,
+    max_cells: float = 4e6,
+    progress: Progress | None = None,
+    hac_lags: int | None = None,
+) -> tuple[dict[str, np.ndarray], pl.DataFrame, list[str]]:
     """log q on log p and controls per group (weeks with q > 0), HC0/HC1/nonrobust/HAC.
 
     ``HAC`` (Newey-West) sorts each group by date and counts lags in the group's weeks
@@ -243,11 +259,18 @@ def fit_ols_runs(df: pl.DataFrame, by: Sequence[str], controls: Sequence[str],
     return out, keys, runs.names
 
 
-def fit_poisson_runs(df: pl.DataFrame, by: Sequence[str], controls: Sequence[str],
-                     origin: dt.date | None, se: str = "HC1", min_obs: int = 8,
-                     max_cells: float = 4e6, progress: Progress | None = None,
-                     maxiter: int = 100, events_per_param: float = EVENTS_PER_PARAM
-                     ) -> tuple[dict[str, np.ndarray], pl.DataFrame, list[str], pl.DataFrame]:
+def fit_poisson_runs(
+    df: pl.DataFrame,
+    by: Sequence[str],
+    controls: Sequence[str],
+    origin: dt.date | None,
+    se: str = "HC1",
+    min_obs: int = 8,
+    max_cells: float = 4e6,
+    progress: Progress | None = None,
+    maxiter: int = 100,
+    events_per_param: float = EVENTS_PER_PARAM,
+) -> tuple[dict[str, np.ndarray], pl.DataFrame, list[str], pl.DataFrame]:
     """Poisson PML per group on all weeks (zeros included), robust or model SEs.
 
     Same numbers as :func:`pricelab.elasticity.groupfit.fit_poisson` (IRLS is affine
@@ -263,16 +286,25 @@ def fit_poisson_runs(df: pl.DataFrame, by: Sequence[str], controls: Sequence[str
     out["mean_quantity"] = np.zeros(G)
 
     def fit(gs: np.ndarray, X: np.ndarray, q: np.ndarray) -> None:
-        r = poisson_block(X, q, np.ones_like(q), se=se, min_obs=min_obs, maxiter=maxiter,
-                          names=runs.names[1:], events_per_param=events_per_param)
+        r = poisson_block(
+            X,
+            q,
+            np.ones_like(q),
+            se=se,
+            min_obs=min_obs,
+            maxiter=maxiter,
+            names=runs.names[1:],
+            events_per_param=events_per_param,
+        )
         fitted, keep = r["fitted"], r["keep"]
         price_ok = keep[:, 0]
         sep = r["separated"] & price_ok
         ok = r["converged"] & np.isfinite(r["var"]) & ~(sep & ~r["rescued"])
         good = fitted & price_ok & ok
         nosales = q.sum(axis=1) == 0
-        out["flags"][gs] = _flags(fitted, r["n"] < min_obs, nosales, price_ok, ok) \
-            | np.where(sep, FLAG["separated"], 0)
+        out["flags"][gs] = _flags(fitted, r["n"] < min_obs, nosales, price_ok, ok) | np.where(
+            sep, FLAG["separated"], 0
+        )
         out["n_obs"][gs] = counts[gs]
         out["n_zero"][gs] = (q == 0).sum(axis=1)
         out["price_variation"][gs] = np.sqrt(r["spread"])
@@ -285,8 +317,9 @@ def fit_poisson_runs(df: pl.DataFrame, by: Sequence[str], controls: Sequence[str
         out["params"][gs] = np.where(good[:, None], par, np.nan)
         out["model_var"][gs] = np.where(good, r["model_var"], np.nan)
         with np.errstate(divide="ignore", invalid="ignore"):
-            out["fit_stat"][gs] = np.where(ok & fitted, 1 - r["deviance"] / r["null_deviance"],
-                                           np.nan)
+            out["fit_stat"][gs] = np.where(
+                ok & fitted, 1 - r["deviance"] / r["null_deviance"], np.nan
+            )
 
     runs.run(fit, max_cells, progress)
     out, keys, first = runs.ordered(out)

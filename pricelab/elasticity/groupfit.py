@@ -18,19 +18,38 @@ from . import kernels as K
 from .design import Design, chunks
 from .sparse import EVENTS_PER_PARAM, collapsed, column_tol, events_mask, rescued, separated
 
-FLAG_NAMES = ("positive", "inelastic", "no_price_variation", "few_obs", "weak_instrument",
-              "shrunk", "failed", "no_sales", "separated", "not_pooled")
+FLAG_NAMES = (
+    "positive",
+    "inelastic",
+    "no_price_variation",
+    "few_obs",
+    "weak_instrument",
+    "shrunk",
+    "failed",
+    "no_sales",
+    "separated",
+    "not_pooled",
+)
 FLAG = {name: 1 << i for i, name in enumerate(FLAG_NAMES)}
 
 
 def empty_out(G: int, k: int) -> dict[str, np.ndarray]:
     """Per-group output arrays filled with NaN / zero."""
     nan = np.full(G, np.nan)
-    return {"elasticity": nan.copy(), "std_error": nan.copy(), "n_obs": np.zeros(G, np.int64),
-            "n_zero": np.zeros(G, np.int64), "price_variation": nan.copy(),
-            "fit_stat": nan.copy(), "first_stage_f": nan.copy(),
-            "flags": np.zeros(G, np.int64), "params": np.full((G, k), np.nan),
-            "smearing": np.ones(G), "model_var": nan.copy(), "mean_log_price": nan.copy()}
+    return {
+        "elasticity": nan.copy(),
+        "std_error": nan.copy(),
+        "n_obs": np.zeros(G, np.int64),
+        "n_zero": np.zeros(G, np.int64),
+        "price_variation": nan.copy(),
+        "fit_stat": nan.copy(),
+        "first_stage_f": nan.copy(),
+        "flags": np.zeros(G, np.int64),
+        "params": np.full((G, k), np.nan),
+        "smearing": np.ones(G),
+        "model_var": nan.copy(),
+        "mean_log_price": nan.copy(),
+    }
 
 
 def center(Xp: np.ndarray, valid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -50,8 +69,9 @@ def uncenter(beta: np.ndarray, m: np.ndarray, keep: np.ndarray) -> np.ndarray:
     return np.where(keep, out, np.nan)
 
 
-def _common(out: dict, g: np.ndarray, Xp: np.ndarray, valid: np.ndarray, q: np.ndarray | None,
-            min_obs: int) -> np.ndarray:
+def _common(
+    out: dict, g: np.ndarray, Xp: np.ndarray, valid: np.ndarray, q: np.ndarray | None, min_obs: int
+) -> np.ndarray:
     """Fill n_obs, n_zero, price_variation; return mask of groups with enough data."""
     n = valid.sum(axis=1)
     out["n_obs"][g] = n.astype(np.int64)
@@ -66,8 +86,15 @@ def _common(out: dict, g: np.ndarray, Xp: np.ndarray, valid: np.ndarray, q: np.n
     return ~few
 
 
-def finish(out: dict[str, np.ndarray], g: np.ndarray, beta_u: np.ndarray, cov: np.ndarray,
-           keep: np.ndarray, ok: np.ndarray, fitted: np.ndarray) -> None:
+def finish(
+    out: dict[str, np.ndarray],
+    g: np.ndarray,
+    beta_u: np.ndarray,
+    cov: np.ndarray,
+    keep: np.ndarray,
+    ok: np.ndarray,
+    fitted: np.ndarray,
+) -> None:
     """Write elasticity, SE, params and the rank / failure flags for chunk groups ``g``."""
     price_ok = keep[:, 1]
     out["flags"][g] |= np.where(fitted & ~price_ok, FLAG["no_price_variation"], 0)
@@ -79,8 +106,9 @@ def finish(out: dict[str, np.ndarray], g: np.ndarray, beta_u: np.ndarray, cov: n
     out["params"][g] = np.where(good[:, None], beta_u, np.nan)
 
 
-def fit_ols(d: Design, se: str = "HC1", min_obs: int = 8, max_cells: float = 4e6
-            ) -> dict[str, np.ndarray]:
+def fit_ols(
+    d: Design, se: str = "HC1", min_obs: int = 8, max_cells: float = 4e6
+) -> dict[str, np.ndarray]:
     """log q on log p and controls per group, weeks with q > 0 only."""
     G, k = d.n_groups, d.X.shape[1]
     out = empty_out(G, k)
@@ -105,17 +133,24 @@ def fit_ols(d: Design, se: str = "HC1", min_obs: int = 8, max_cells: float = 4e6
         ybar = (y * valid).sum(axis=1) / n
         tss = (((y - ybar[:, None]) ** 2) * valid).sum(axis=1)
         with np.errstate(divide="ignore", invalid="ignore"):
-            out["fit_stat"][g] = np.where(ok & fitted, 1 - (r["resid"] ** 2).sum(axis=1) / tss,
-                                          np.nan)
+            out["fit_stat"][g] = np.where(
+                ok & fitted, 1 - (r["resid"] ** 2).sum(axis=1) / tss, np.nan
+            )
             smear = (np.exp(r["resid"]) * valid).sum(axis=1) / n
             share = valid.sum(axis=1) / np.maximum(ch.pad(np.ones_like(pos_rows)).sum(axis=1), 1)
         out["smearing"][g] = smear * share
     return out
 
 
-def fit_poisson(d: Design, se: str = "HC1", min_obs: int = 8, max_cells: float = 4e6,
-                maxiter: int = 100, progress: Callable[[int, int], None] | None = None,
-                events_per_param: float = EVENTS_PER_PARAM) -> dict[str, np.ndarray]:
+def fit_poisson(
+    d: Design,
+    se: str = "HC1",
+    min_obs: int = 8,
+    max_cells: float = 4e6,
+    maxiter: int = 100,
+    progress: Callable[[int, int], None] | None = None,
+    events_per_param: float = EVENTS_PER_PARAM,
+) -> dict[str, np.ndarray]:
     """Poisson PML (log link) per group on all weeks, zeros included.
 
     Nuisance controls a group's data cannot support are left out and separated fits
@@ -138,17 +173,23 @@ def fit_poisson(d: Design, se: str = "HC1", min_obs: int = 8, max_cells: float =
         fitted &= ~nosales
         Xc, m = center(Xp, valid)
         valid_fit = valid * fitted[:, None]
-        keep, r, cov, model_cov = _poisson_fit(Xc, y, valid_fit, fitted, d.names,
-                                               events_per_param, se, maxiter)
+        keep, r, cov, model_cov = _poisson_fit(
+            Xc, y, valid_fit, fitted, d.names, events_per_param, se, maxiter
+        )
         sep = fitted & keep[:, 1] & separated(y, r["mu"], valid_fit)
         good = np.zeros(g.size, dtype=bool)
-        if sep.any():   # once more without the collapsed weeks (see sparse.rescued)
+        if sep.any():  # once more without the collapsed weeks (see sparse.rescued)
             i = np.flatnonzero(sep)
             vf = valid_fit[i] * ~collapsed(y[i], r["mu"][i], valid_fit[i])
-            k2, r2, c2, m2 = _poisson_fit(Xc[i], y[i], vf, fitted[i], d.names,
-                                          events_per_param, se, maxiter)
-            ok2 = rescued(d.names, keep[i], k2, r2["converged"] & np.isfinite(c2[:, 1, 1])
-                          & ~separated(y[i], r2["mu"], vf))
+            k2, r2, c2, m2 = _poisson_fit(
+                Xc[i], y[i], vf, fitted[i], d.names, events_per_param, se, maxiter
+            )
+            ok2 = rescued(
+                d.names,
+                keep[i],
+                k2,
+                r2["converged"] & np.isfinite(c2[:, 1, 1]) & ~separated(y[i], r2["mu"], vf),
+            )
             j = i[ok2]
             keep[j], cov[j], model_cov[j] = k2[ok2], c2[ok2], m2[ok2]
             for key in ("beta", "converged", "deviance"):
@@ -169,13 +210,20 @@ def fit_poisson(d: Design, se: str = "HC1", min_obs: int = 8, max_cells: float =
     return out
 
 
-def _poisson_fit(Xc: np.ndarray, y: np.ndarray, vf: np.ndarray, fitted: np.ndarray,
-                 names: list[str], events_per_param: float, se: str, maxiter: int
-                 ) -> tuple[np.ndarray, dict[str, np.ndarray], np.ndarray, np.ndarray]:
+def _poisson_fit(
+    Xc: np.ndarray,
+    y: np.ndarray,
+    vf: np.ndarray,
+    fitted: np.ndarray,
+    names: list[str],
+    events_per_param: float,
+    se: str,
+    maxiter: int,
+) -> tuple[np.ndarray, dict[str, np.ndarray], np.ndarray, np.ndarray]:
     """Columns (:mod:`.sparse` rules), IRLS and covariances on rows weighted ``vf``."""
     A = K.gram(Xc, vf)
     diag = np.diagonal(A, axis1=1, axis2=2)
-    with np.errstate(divide="ignore", invalid="ignore"):   # varies around the intercept
+    with np.errstate(divide="ignore", invalid="ignore"):  # varies around the intercept
         spread = diag - A[:, 0, :] ** 2 / A[:, 0, 0][:, None]
     present = np.nan_to_num(spread) > 1e-12 * diag
     usable = events_mask(names, ((y > 0) & (vf > 0)).sum(axis=1), present, events_per_param)

@@ -62,22 +62,22 @@ from .groupfit import FLAG
 #: key of ``out`` where :func:`shrink` keeps each group's own (unshrunk) estimate
 OWN = "own_elasticity"
 SHRUNK_WEIGHT = 0.25  # flag "shrunk" when the prior gets at least this weight
-GRID = 48             # grid points per level for tau (two passes: locate, then refine)
-_SPAN = 25.0          # log-density drop that bounds the refined grid
+GRID = 48  # grid points per level for tau (two passes: locate, then refine)
+_SPAN = 25.0  # log-density drop that bounds the refined grid
 
 
 @dataclass
 class LevelFit:
     """Per-level posterior summaries and per-group posterior moments."""
 
-    mean: np.ndarray          # (n,) posterior mean of theta_j
-    var: np.ndarray           # (n,) posterior variance of theta_j
+    mean: np.ndarray  # (n,) posterior mean of theta_j
+    var: np.ndarray  # (n,) posterior variance of theta_j
     prior_weight: np.ndarray  # (n,) posterior mean of 1 - B_j
-    mu: np.ndarray            # (L,) posterior mean of mu_L
-    tau2: np.ndarray          # (L,) posterior mean of tau_L²
-    new_mean: np.ndarray      # (L,) predictive mean of a new member's theta
-    new_var: np.ndarray       # (L,) predictive variance of a new member's theta
-    count: np.ndarray         # (L,) usable estimates per level
+    mu: np.ndarray  # (L,) posterior mean of mu_L
+    tau2: np.ndarray  # (L,) posterior mean of tau_L²
+    new_mean: np.ndarray  # (L,) predictive mean of a new member's theta
+    new_var: np.ndarray  # (L,) predictive variance of a new member's theta
+    count: np.ndarray  # (L,) usable estimates per level
 
 
 def level_chain(df: pl.DataFrame, pool: list[str] | None) -> list[list[str]]:
@@ -100,8 +100,9 @@ def _sum(lvl: np.ndarray, vals: np.ndarray, L: int) -> np.ndarray:
     return np.bincount(idx, weights=vals.ravel(), minlength=L * K).reshape(L, K)
 
 
-def _log_post(e: np.ndarray, v: np.ndarray, lvl: np.ndarray, L: int, tau: np.ndarray
-              ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _log_post(
+    e: np.ndarray, v: np.ndarray, lvl: np.ndarray, L: int, tau: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Log restricted likelihood on the grid ``tau (L, K)``; also ``mu_hat`` and ``sum w``."""
     t2 = tau[lvl] ** 2
     w = 1.0 / (v[:, None] + t2)
@@ -133,8 +134,14 @@ def _weights(logp: np.ndarray, tau: np.ndarray) -> np.ndarray:
     return p / np.where(flat[:, None], 1.0, s)
 
 
-def pool_level(e: np.ndarray, v: np.ndarray, lvl: np.ndarray, L: int, grid: int = GRID,
-               common_tau: bool = False) -> LevelFit:
+def pool_level(
+    e: np.ndarray,
+    v: np.ndarray,
+    lvl: np.ndarray,
+    L: int,
+    grid: int = GRID,
+    common_tau: bool = False,
+) -> LevelFit:
     """Posterior moments of ``theta_j`` for estimates ``e`` with variances ``v`` in levels ``lvl``.
 
     Parameters
@@ -167,8 +174,9 @@ def pool_level(e: np.ndarray, v: np.ndarray, lvl: np.ndarray, L: int, grid: int 
     return fit
 
 
-def _pool(e: np.ndarray, v: np.ndarray, lvl: np.ndarray, L: int, grid: int, common_tau: bool
-          ) -> LevelFit:
+def _pool(
+    e: np.ndarray, v: np.ndarray, lvl: np.ndarray, L: int, grid: int, common_tau: bool
+) -> LevelFit:
     """:func:`pool_level` on compact level codes (every level has members)."""
     cnt = np.bincount(lvl, minlength=L).astype(float)
     with np.errstate(divide="ignore", invalid="ignore"):  # levels of one member: s2 = 0
@@ -191,24 +199,36 @@ def _pool(e: np.ndarray, v: np.ndarray, lvl: np.ndarray, L: int, grid: int, comm
     tau = lo[:, None] + (hi - lo)[:, None] * steps
     logp, mu, sw = _log_post(e, v, lvl, L, tau)
     logp = _joint(logp, common_tau)
-    p = _weights(logp, tau)                                   # (L, K)
-    t2 = tau ** 2
-    B = t2[lvl] / (t2[lvl] + v[:, None])                      # (n, K)
+    p = _weights(logp, tau)  # (L, K)
+    t2 = tau**2
+    B = t2[lvl] / (t2[lvl] + v[:, None])  # (n, K)
     m = mu[lvl] + B * (e[:, None] - mu[lvl])
     s = B * v[:, None] + (1 - B) ** 2 / sw[lvl]
     pj = p[lvl]
     mean = (pj * m).sum(axis=1)
-    var = (pj * (s + m * m)).sum(axis=1) - mean ** 2
+    var = (pj * (s + m * m)).sum(axis=1) - mean**2
     mu_mean = (p * mu).sum(axis=1)
-    new_var = (p * (t2 + 1.0 / sw + mu * mu)).sum(axis=1) - mu_mean ** 2
-    return LevelFit(mean=mean, var=np.maximum(var, 0.0), prior_weight=(pj * (1 - B)).sum(axis=1),
-                    mu=mu_mean, tau2=(p * t2).sum(axis=1), new_mean=mu_mean,
-                    new_var=np.maximum(new_var, 0.0), count=cnt)
+    new_var = (p * (t2 + 1.0 / sw + mu * mu)).sum(axis=1) - mu_mean**2
+    return LevelFit(
+        mean=mean,
+        var=np.maximum(var, 0.0),
+        prior_weight=(pj * (1 - B)).sum(axis=1),
+        mu=mu_mean,
+        tau2=(p * t2).sum(axis=1),
+        new_mean=mu_mean,
+        new_var=np.maximum(new_var, 0.0),
+        count=cnt,
+    )
 
 
-def shrink(out: dict[str, np.ndarray], groups: Any, mean_q: np.ndarray | None,
-           pool: list[str] | None, min_members: int = 3, tau: str = "level"
-           ) -> tuple[dict[str, np.ndarray], list[list[str]]]:
+def shrink(
+    out: dict[str, np.ndarray],
+    groups: Any,
+    mean_q: np.ndarray | None,
+    pool: list[str] | None,
+    min_members: int = 3,
+    tau: str = "level",
+) -> tuple[dict[str, np.ndarray], list[list[str]]]:
     """Replace per-group estimates by their hierarchical posteriors (in place).
 
     ``groups`` is either one row per group (a polars frame with its level columns:
@@ -227,7 +247,8 @@ def shrink(out: dict[str, np.ndarray], groups: Any, mean_q: np.ndarray | None,
         attrs = groups.frame[first]
         G0 = first.size
         q = np.bincount(groups.codes, weights=groups.q, minlength=G0) / np.maximum(
-            np.bincount(groups.codes, minlength=G0), 1)
+            np.bincount(groups.codes, minlength=G0), 1
+        )
     G = attrs.height
     chain = [lv for lv in level_chain(attrs, pool) if all(c in attrs.columns for c in lv)]
     e = out["elasticity"]
@@ -275,11 +296,12 @@ def shrink(out: dict[str, np.ndarray], groups: Any, mean_q: np.ndarray | None,
     alone = ~assigned & usable
     post[alone] = e[alone]
     pvar[alone] = out["std_error"][alone] ** 2
-    out[OWN] = e.copy()                  # the group's own estimate, for the refit
+    out[OWN] = e.copy()  # the group's own estimate, for the refit
     shifted = np.where(np.isfinite(post) & np.isfinite(e), e - post, 0.0)
     params = out["params"]
-    params[:, 0] = np.where(np.isfinite(params[:, 0]), params[:, 0] + shifted *
-                            out["mean_log_price"], np.nan)
+    params[:, 0] = np.where(
+        np.isfinite(params[:, 0]), params[:, 0] + shifted * out["mean_log_price"], np.nan
+    )
     # groups without an own fit: intercept from mean sales at the mean log price
     nofit = ~np.isfinite(params[:, 1]) & np.isfinite(post) & (q > 0)
     with np.errstate(divide="ignore"):

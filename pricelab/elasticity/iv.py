@@ -19,8 +19,9 @@ from .design import Design, chunks, hausman_column
 from .groupfit import FLAG, _common, center, empty_out, finish, uncenter
 
 
-def resolve_instruments(df: pl.DataFrame, instrument: str | Sequence[str] | None
-                        ) -> tuple[pl.DataFrame, list[str]]:
+def resolve_instruments(
+    df: pl.DataFrame, instrument: str | Sequence[str] | None
+) -> tuple[pl.DataFrame, list[str]]:
     """Add instrument columns ``_z_*`` to ``df``; drop rows where one is missing."""
     if instrument is None:
         raise UsageError("model 'iv' needs an instrument (a column name or 'hausman')")
@@ -35,18 +36,26 @@ def resolve_instruments(df: pl.DataFrame, instrument: str | Sequence[str] | None
         elif not df.schema[name].is_numeric():
             raise UsageError(f"instrument column '{name}' is not numeric")
         elif name == "unit_cost":
-            df = df.with_columns(pl.when(pl.col(name) > 0).then(pl.col(name).log())
-                                 .alias("_z_unit_cost"))
+            df = df.with_columns(
+                pl.when(pl.col(name) > 0).then(pl.col(name).log()).alias("_z_unit_cost")
+            )
         else:
             df = df.with_columns(pl.col(name).cast(pl.Float64).alias(f"_z_{name}"))
         cols.append(f"_z_{name}")
-    df = df.filter(pl.all_horizontal([pl.col(c).is_not_null() & pl.col(c).is_finite()
-                                      for c in cols]))
+    df = df.filter(
+        pl.all_horizontal([pl.col(c).is_not_null() & pl.col(c).is_finite() for c in cols])
+    )
     return df, cols
 
 
-def fit_iv(d: Design, zcols: list[str], se: str = "HC1", min_obs: int = 8,
-           method: str = "2sls", max_cells: float = 4e6) -> dict[str, np.ndarray]:
+def fit_iv(
+    d: Design,
+    zcols: list[str],
+    se: str = "HC1",
+    min_obs: int = 8,
+    method: str = "2sls",
+    max_cells: float = 4e6,
+) -> dict[str, np.ndarray]:
     """2SLS (log q, weeks with q > 0) or Poisson control function (all weeks) per group."""
     if method not in ("2sls", "cf"):
         raise UsageError(f"unknown iv_method '{method}'; choose 2sls or cf")
@@ -56,7 +65,7 @@ def fit_iv(d: Design, zcols: list[str], se: str = "HC1", min_obs: int = 8,
     # Z = [1, instruments, controls]; X = [1, log price, controls]
     Zrows = np.column_stack([d.X[:, :1], Zraw, d.X[:, 2:]])
     excluded = np.zeros(Zrows.shape[1], dtype=bool)
-    excluded[1:1 + len(zcols)] = True
+    excluded[1 : 1 + len(zcols)] = True
     use = (d.q > 0) if method == "2sls" else np.ones(d.q.shape[0], dtype=bool)
     y_rows = np.nan_to_num(d.logq) if method == "2sls" else d.q
     for ch in chunks(d.codes, G, k + Zrows.shape[1], max_cells):
@@ -90,16 +99,21 @@ def fit_iv(d: Design, zcols: list[str], se: str = "HC1", min_obs: int = 8,
             with np.errstate(divide="ignore", invalid="ignore"):
                 out["fit_stat"][g] = np.where(ok, 1 - (r["resid"] ** 2).sum(axis=1) / tss, np.nan)
         else:
-            beta, cov, ok = control_function(Xc, Zc, y, valid * fitted[:, None], keep_x, keep_z,
-                                             se)
+            beta, cov, ok = control_function(Xc, Zc, y, valid * fitted[:, None], keep_x, keep_z, se)
             ok &= ~no_iv
         finish(out, g, uncenter(beta, m, keep_x), cov, keep_x, ok, fitted)
     return out
 
 
-def control_function(X: np.ndarray, Z: np.ndarray, y: np.ndarray, valid: np.ndarray,
-                     keep_x: np.ndarray, keep_z: np.ndarray, se: str
-                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def control_function(
+    X: np.ndarray,
+    Z: np.ndarray,
+    y: np.ndarray,
+    valid: np.ndarray,
+    keep_x: np.ndarray,
+    keep_z: np.ndarray,
+    se: str,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Poisson with the first-stage residual as extra regressor; joint GMM sandwich SE.
 
     Moments: ``z (x - z'pi)`` (first stage) and ``xt (y - exp(xt'b))`` with
@@ -134,5 +148,5 @@ def control_function(X: np.ndarray, Z: np.ndarray, y: np.ndarray, valid: np.ndar
     if se == "HC1":
         with np.errstate(divide="ignore", invalid="ignore"):
             V = V * (n / (n - p))[:, None, None]
-    cov = V[:, m:m + k, m:m + k]
+    cov = V[:, m : m + k, m : m + k]
     return b[:, :k], cov, r["converged"] & ok & fs["ok"] & (n > p)

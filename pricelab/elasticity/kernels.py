@@ -27,8 +27,14 @@ def group_layout(codes: np.ndarray, n_groups: int) -> tuple[np.ndarray, np.ndarr
     return counts, starts, pos
 
 
-def pad(values: np.ndarray, codes: np.ndarray, pos: np.ndarray, n_groups: int, width: int,
-        fill: float = 0.0) -> np.ndarray:
+def pad(
+    values: np.ndarray,
+    codes: np.ndarray,
+    pos: np.ndarray,
+    n_groups: int,
+    width: int,
+    fill: float = 0.0,
+) -> np.ndarray:
     """Scatter row values into a ``(n_groups, width, ...)`` array (padding = ``fill``)."""
     out = np.full((n_groups, width) + values.shape[1:], fill, dtype=np.float64)
     out[codes, pos] = values
@@ -78,8 +84,9 @@ def safe_solve(A: np.ndarray, B: np.ndarray, rcond: float = 1e-13) -> tuple[np.n
     return (x[:, :, 0] if vec else x), ok
 
 
-def independent_columns(A: np.ndarray, usable: np.ndarray | None = None,
-                        tol: float | np.ndarray = 1e-10) -> np.ndarray:
+def independent_columns(
+    A: np.ndarray, usable: np.ndarray | None = None, tol: float | np.ndarray = 1e-10
+) -> np.ndarray:
     """Per group, which columns of a Gram matrix ``A (G,k,k)`` are linearly independent.
 
     Columns are examined in order (so earlier columns have priority: put the intercept
@@ -105,8 +112,9 @@ def independent_columns(A: np.ndarray, usable: np.ndarray | None = None,
     return keep
 
 
-def wls(X: np.ndarray, y: np.ndarray, w: np.ndarray, keep: np.ndarray
-        ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def wls(
+    X: np.ndarray, y: np.ndarray, w: np.ndarray, keep: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Batched weighted least squares on kept columns.
 
     Returns ``(beta (G,k), bread (G,k,k) = (X'WX)^-1 on kept columns, ok (G,))``;
@@ -142,8 +150,14 @@ def cluster_scores(scores: np.ndarray, cluster: np.ndarray, n_clusters: int) -> 
     return out.reshape(G, n_clusters, k)
 
 
-def ols_fit(X: np.ndarray, y: np.ndarray, valid: np.ndarray, keep: np.ndarray, se: str = "HC1",
-            extra_dof: np.ndarray | float = 0.0) -> dict[str, np.ndarray]:
+def ols_fit(
+    X: np.ndarray,
+    y: np.ndarray,
+    valid: np.ndarray,
+    keep: np.ndarray,
+    se: str = "HC1",
+    extra_dof: np.ndarray | float = 0.0,
+) -> dict[str, np.ndarray]:
     """Batched OLS with ``nonrobust``, ``HC0`` or ``HC1`` covariance.
 
     ``valid (G,T)`` is 1 for real rows and 0 for padding; ``extra_dof`` counts absorbed
@@ -157,7 +171,7 @@ def ols_fit(X: np.ndarray, y: np.ndarray, valid: np.ndarray, keep: np.ndarray, s
     dof = n - p
     with np.errstate(divide="ignore", invalid="ignore"):
         if se == "nonrobust":
-            s2 = (resid ** 2).sum(axis=1) / dof
+            s2 = (resid**2).sum(axis=1) / dof
             cov = bread * s2[:, None, None]
         else:
             factor = n / dof if se == "HC1" else np.ones_like(n)
@@ -166,9 +180,15 @@ def ols_fit(X: np.ndarray, y: np.ndarray, valid: np.ndarray, keep: np.ndarray, s
     return {"beta": beta, "cov": cov, "resid": resid, "ok": ok, "n": n, "p": p, "bread": bread}
 
 
-def poisson_irls(X: np.ndarray, y: np.ndarray, valid: np.ndarray, keep: np.ndarray,
-                 offset: np.ndarray | None = None, maxiter: int = 100,
-                 tol: float = 1e-10) -> dict[str, np.ndarray]:
+def poisson_irls(
+    X: np.ndarray,
+    y: np.ndarray,
+    valid: np.ndarray,
+    keep: np.ndarray,
+    offset: np.ndarray | None = None,
+    maxiter: int = 100,
+    tol: float = 1e-10,
+) -> dict[str, np.ndarray]:
     """Batched Poisson PML (log link) by iteratively reweighted least squares.
 
     Each iteration is one weighted Gram pass and one stacked solve over the groups
@@ -190,7 +210,14 @@ def poisson_irls(X: np.ndarray, y: np.ndarray, valid: np.ndarray, keep: np.ndarr
     for it in range(1, maxiter + 1):
         if active.size == 0:
             break
-        Xa, ya, wa, ka, ma, ea = X[active], y[active], w0[active], keep[active], mu[active], eta[active]
+        Xa, ya, wa, ka, ma, ea = (
+            X[active],
+            y[active],
+            w0[active],
+            keep[active],
+            mu[active],
+            eta[active],
+        )
         z = ea - off[active] + (ya - ma) / ma
         b, _, ok = wls(Xa, z, ma * wa, ka)
         ea = np.clip(np.einsum("gtk,gk->gt", Xa, b) + off[active], -700.0, 700.0)
@@ -208,8 +235,14 @@ def poisson_irls(X: np.ndarray, y: np.ndarray, valid: np.ndarray, keep: np.ndarr
     return {"beta": beta, "mu": mu, "converged": converged, "iterations": iters, "deviance": dev}
 
 
-def poisson_cov(X: np.ndarray, y: np.ndarray, mu: np.ndarray, valid: np.ndarray, keep: np.ndarray,
-                se: str = "HC1") -> tuple[np.ndarray, np.ndarray]:
+def poisson_cov(
+    X: np.ndarray,
+    y: np.ndarray,
+    mu: np.ndarray,
+    valid: np.ndarray,
+    keep: np.ndarray,
+    se: str = "HC1",
+) -> tuple[np.ndarray, np.ndarray]:
     """Robust (``HC0``/``HC1``) and model-based covariances of a Poisson fit."""
     w = valid.astype(np.float64)
     A = masked_system(gram(X, mu * w), keep)
@@ -225,8 +258,9 @@ def poisson_cov(X: np.ndarray, y: np.ndarray, mu: np.ndarray, valid: np.ndarray,
     return sandwich(bread, X * ((y - mu) * w)[:, :, None], factor), bread
 
 
-def first_stage_f(Z: np.ndarray, x: np.ndarray, valid: np.ndarray, keep_z: np.ndarray,
-                  excluded: np.ndarray) -> np.ndarray:
+def first_stage_f(
+    Z: np.ndarray, x: np.ndarray, valid: np.ndarray, keep_z: np.ndarray, excluded: np.ndarray
+) -> np.ndarray:
     """Homoskedastic first-stage F of the excluded instruments, per group.
 
     ``Z (G,T,m)`` holds exogenous controls and instruments; ``excluded (m,)`` marks the
@@ -244,8 +278,15 @@ def first_stage_f(Z: np.ndarray, x: np.ndarray, valid: np.ndarray, keep_z: np.nd
     return np.where((q > 0) & (dof > 0), F, np.nan)
 
 
-def tsls(X: np.ndarray, Z: np.ndarray, y: np.ndarray, valid: np.ndarray, keep_x: np.ndarray,
-         keep_z: np.ndarray, se: str = "HC1") -> dict[str, np.ndarray]:
+def tsls(
+    X: np.ndarray,
+    Z: np.ndarray,
+    y: np.ndarray,
+    valid: np.ndarray,
+    keep_x: np.ndarray,
+    keep_z: np.ndarray,
+    se: str = "HC1",
+) -> dict[str, np.ndarray]:
     """Batched two-stage least squares with ``nonrobust``/``HC0``/``HC1`` covariance.
 
     ``X (G,T,k)`` holds the regressors (endogenous and exogenous), ``Z (G,T,m)`` the
@@ -263,10 +304,9 @@ def tsls(X: np.ndarray, Z: np.ndarray, y: np.ndarray, valid: np.ndarray, keep_x:
     p = keep_x.sum(axis=1)
     with np.errstate(divide="ignore", invalid="ignore"):
         if se == "nonrobust":
-            cov = bread * ((resid ** 2).sum(axis=1) / (n - p))[:, None, None]
+            cov = bread * ((resid**2).sum(axis=1) / (n - p))[:, None, None]
         else:
             factor = n / (n - p) if se == "HC1" else np.ones_like(n)
             cov = sandwich(bread, Xhat * resid[:, :, None], factor)
     cov[n - p <= 0] = np.nan
-    return {"beta": beta, "cov": cov, "resid": resid, "ok": ok1 & ok2, "n": n, "p": p,
-            "xhat": Xhat}
+    return {"beta": beta, "cov": cov, "resid": resid, "ok": ok1 & ok2, "n": n, "p": p, "xhat": Xhat}

@@ -26,20 +26,37 @@ from .sparse import EVENTS_PER_PARAM
 
 MODELS = ("ols", "poisson", "panel", "hierarchical", "iv")
 SE_TYPES = ("HC0", "HC1", "nonrobust", "HAC")
-FIT_STAT = {"ols": "r2", "poisson": "pseudo_r2", "hierarchical": "pseudo_r2", "iv": "r2",
-            "iv-cf": "pseudo_r2", "panel": "within_r2"}
+FIT_STAT = {
+    "ols": "r2",
+    "poisson": "pseudo_r2",
+    "hierarchical": "pseudo_r2",
+    "iv": "r2",
+    "iv-cf": "pseudo_r2",
+    "panel": "within_r2",
+}
 
 
-def estimate(sales: pl.DataFrame, *, model: str = "hierarchical",
-             by: str | Sequence[str] | None = ("item_id", "market"),
-             instrument: str | Sequence[str] | None = None, items: pl.DataFrame | None = None,
-             slope: str = "item", controls: str | Sequence[str] | None = "default",
-             fixed_effects: Sequence[str] | None = None, se: str = "HC1", alpha: float = 0.05,
-             min_obs: int = 8, iv_method: str = "2sls", pool_by: Sequence[str] | None = None,
-             tau: str = "level", max_cells: float = 4e6,
-             progress: Callable[[int, int], None] | None = None,
-             hac_lags: int | None = None,
-             events_per_param: float = EVENTS_PER_PARAM) -> ElasticityResults:
+def estimate(
+    sales: pl.DataFrame,
+    *,
+    model: str = "hierarchical",
+    by: str | Sequence[str] | None = ("item_id", "market"),
+    instrument: str | Sequence[str] | None = None,
+    items: pl.DataFrame | None = None,
+    slope: str = "item",
+    controls: str | Sequence[str] | None = "default",
+    fixed_effects: Sequence[str] | None = None,
+    se: str = "HC1",
+    alpha: float = 0.05,
+    min_obs: int = 8,
+    iv_method: str = "2sls",
+    pool_by: Sequence[str] | None = None,
+    tau: str = "level",
+    max_cells: float = 4e6,
+    progress: Callable[[int, int], None] | None = None,
+    hac_lags: int | None = None,
+    events_per_param: float = EVENTS_PER_PARAM,
+) -> ElasticityResults:
     """Estimate constant price elasticities per group.
 
     Parameters
@@ -126,13 +143,21 @@ def estimate(sales: pl.DataFrame, *, model: str = "hierarchical",
     for c in fe:
         if c not in df.columns:
             raise UsageError(f"unknown fixed-effect column '{c}'")
-    params: dict[str, Any] = {"model": model, "by": by_cols, "controls": ctrl, "se": se,
-                              "alpha": alpha, "min_obs": min_obs, "fixed_effects": fe,
-                              "end": _last_date(df)}
+    params: dict[str, Any] = {
+        "model": model,
+        "by": by_cols,
+        "controls": ctrl,
+        "se": se,
+        "alpha": alpha,
+        "min_obs": min_obs,
+        "fixed_effects": fe,
+        "end": _last_date(df),
+    }
     method = model
     fit_name = None
     if model == "iv":
         from .iv import fit_iv, resolve_instruments
+
         df, zcols = resolve_instruments(df, instrument)
         d = D.build(df, by_cols, ctrl)
         out = fit_iv(d, zcols, se=se, min_obs=min_obs, method=iv_method, max_cells=max_cells)
@@ -142,6 +167,7 @@ def estimate(sales: pl.DataFrame, *, model: str = "hierarchical",
         raise UsageError("instrument is only used by model 'iv'")
     elif model == "panel":
         from .panel import default_pool, fit_panel
+
         pool = list(pool_by) if pool_by else default_pool(df)
         for c in pool:
             if c not in df.columns:
@@ -152,29 +178,48 @@ def estimate(sales: pl.DataFrame, *, model: str = "hierarchical",
         return _wrap(out, keys, pnames, model, method, params, alpha)
     elif model == "ols" and fe:
         from .panel import fit_absorbed_ols
+
         d = D.build(df, by_cols, ctrl)
         out = fit_absorbed_ols(d, fe, se=se, min_obs=min_obs)
-        fit_name = "within_r2"   # the R² of the demeaned regression (net of the effects)
+        fit_name = "within_r2"  # the R² of the demeaned regression (net of the effects)
     elif model == "ols":
         from .fastols import fit_ols_runs
+
         origin = _first_date(df)
-        out, keys, names = fit_ols_runs(df, by_cols, ctrl, origin, se=se, min_obs=min_obs,
-                                        max_cells=max_cells, progress=progress,
-                                        hac_lags=hac_lags)
+        out, keys, names = fit_ols_runs(
+            df,
+            by_cols,
+            ctrl,
+            origin,
+            se=se,
+            min_obs=min_obs,
+            max_cells=max_cells,
+            progress=progress,
+            hac_lags=hac_lags,
+        )
         params["hac_lags"] = hac_lags
         params["origin"] = str(origin) if origin is not None else None
         return _wrap(out, keys, names, model, method, params, alpha)
     else:
         from .fastols import fit_poisson_runs
+
         origin = _first_date(df)
-        out, keys, names, first = fit_poisson_runs(df, by_cols, ctrl, origin, se=se,
-                                                   min_obs=min_obs, max_cells=max_cells,
-                                                   progress=progress,
-                                                   events_per_param=events_per_param)
+        out, keys, names, first = fit_poisson_runs(
+            df,
+            by_cols,
+            ctrl,
+            origin,
+            se=se,
+            min_obs=min_obs,
+            max_cells=max_cells,
+            progress=progress,
+            events_per_param=events_per_param,
+        )
         params["events_per_param"] = events_per_param
         if model == "hierarchical":
             from .hierarchical import shrink
             from .refit import refit_runs
+
             hpool = list(pool_by) if pool_by else None
             out, used = shrink(out, first, out["mean_quantity"], hpool, tau=tau)
             refit_runs(df, by_cols, ctrl, origin, out, max_cells=max_cells)
@@ -201,21 +246,37 @@ def _last_date(df: pl.DataFrame) -> str | None:
     return str(last) if isinstance(last, dt.date) else None
 
 
-def _wrap(out: dict[str, np.ndarray], keys: pl.DataFrame, names: list[str], model: str,
-          method: str, params: dict[str, Any], alpha: float, fit_name: str | None = None
-          ) -> ElasticityResults:
+def _wrap(
+    out: dict[str, np.ndarray],
+    keys: pl.DataFrame,
+    names: list[str],
+    model: str,
+    method: str,
+    params: dict[str, Any],
+    alpha: float,
+    fit_name: str | None = None,
+) -> ElasticityResults:
     flag_signs(out)
     z = float(stats.norm.ppf(1 - alpha / 2))
     e, s = out["elasticity"], out["std_error"]
     G = e.shape[0]
-    table = pl.DataFrame({
-        "elasticity": e, "std_error": s, "ci_low": e - z * s, "ci_high": e + z * s,
-        "n_obs": out["n_obs"], "method": [method] * G, "n_zero": out["n_zero"],
-        "price_variation": out["price_variation"], "fit_stat": out["fit_stat"],
-        "fit_stat_name": [fit_name or FIT_STAT[method]] * G,
-        "first_stage_f": out["first_stage_f"],
-        "flags": flag_strings(out["flags"]),
-    }, schema_overrides={"method": pl.String, "fit_stat_name": pl.String, "flags": pl.String})
+    table = pl.DataFrame(
+        {
+            "elasticity": e,
+            "std_error": s,
+            "ci_low": e - z * s,
+            "ci_high": e + z * s,
+            "n_obs": out["n_obs"],
+            "method": [method] * G,
+            "n_zero": out["n_zero"],
+            "price_variation": out["price_variation"],
+            "fit_stat": out["fit_stat"],
+            "fit_stat_name": [fit_name or FIT_STAT[method]] * G,
+            "first_stage_f": out["first_stage_f"],
+            "flags": flag_strings(out["flags"]),
+        },
+        schema_overrides={"method": pl.String, "fit_stat_name": pl.String, "flags": pl.String},
+    )
     lead = [c for c in ("item_id", "market") if c in keys.columns]
     if keys.width:
         table = pl.concat([keys, table], how="horizontal")
@@ -224,9 +285,14 @@ def _wrap(out: dict[str, np.ndarray], keys: pl.DataFrame, names: list[str], mode
             table = table.with_columns(pl.lit(None, dtype=pl.String).alias(c))
     other = [c for c in keys.columns if c not in lead]
     from .results import CONTRACT, DIAGNOSTICS
+
     table = table.select([*CONTRACT, *DIAGNOSTICS, *other])
-    pframe = pl.DataFrame({D.control_label(n) if n.startswith("_c_") else n: out["params"][:, j]
-                           for j, n in enumerate(names)})
+    pframe = pl.DataFrame(
+        {
+            D.control_label(n) if n.startswith("_c_") else n: out["params"][:, j]
+            for j, n in enumerate(names)
+        }
+    )
     pframe = pframe.with_columns(pl.Series("smearing", out["smearing"]))
     if keys.width:
         pframe = pl.concat([keys, pframe], how="horizontal")
@@ -257,8 +323,11 @@ def fit_partition(frame: Any, spec: dict[str, Any]) -> Any:
         ``frame`` is not a table, or as :func:`estimate`.
     """
     kind = type(frame).__module__.split(".")[0]
-    df = pl.from_arrow(frame) if kind == "pyarrow" else (
-        pl.from_pandas(frame) if kind == "pandas" else frame)
+    df = (
+        pl.from_arrow(frame)
+        if kind == "pyarrow"
+        else (pl.from_pandas(frame) if kind == "pandas" else frame)
+    )
     if not isinstance(df, pl.DataFrame):
         raise UsageError("fit_partition needs a table (pandas, Arrow or polars frame)")
     if "date" in df.columns and df.schema["date"] != pl.Date:
@@ -266,8 +335,11 @@ def fit_partition(frame: Any, spec: dict[str, Any]) -> Any:
     res = estimate(df, **spec)
     by = res.by
     p = res.params.rename({c: f"b_{c}" for c in res.params.columns if c not in by})
-    out = res.elasticities.join(p, on=by, how="left") if by else \
-        pl.concat([res.elasticities, p], how="horizontal")
+    out = (
+        res.elasticities.join(p, on=by, how="left")
+        if by
+        else pl.concat([res.elasticities, p], how="horizontal")
+    )
     if kind == "pandas":
         return out.to_pandas()
     if kind == "pyarrow":

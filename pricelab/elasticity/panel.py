@@ -36,8 +36,9 @@ def _codes(df: pl.DataFrame, cols: Sequence[str]) -> tuple[np.ndarray, int]:
     return c, int(c.max()) + 1 if c.size else 0
 
 
-def demean(values: np.ndarray, fes: list[np.ndarray], tol: float = 1e-11,
-           maxiter: int = 10_000) -> np.ndarray:
+def demean(
+    values: np.ndarray, fes: list[np.ndarray], tol: float = 1e-11, maxiter: int = 10_000
+) -> np.ndarray:
     """Remove fixed effects from the columns of ``values (n, k)`` by alternating projections."""
     out = values.astype(np.float64, copy=True)
     counts = [np.bincount(c) for c in fes]
@@ -63,8 +64,9 @@ def _fe_dof(fes: list[np.ndarray], group: np.ndarray, G: int) -> np.ndarray:
     return dof - (len(fes) - 1)
 
 
-def fit_absorbed_ols(d: Design, fe: Sequence[str], se: str = "HC1", min_obs: int = 8
-                     ) -> dict[str, np.ndarray]:
+def fit_absorbed_ols(
+    d: Design, fe: Sequence[str], se: str = "HC1", min_obs: int = 8
+) -> dict[str, np.ndarray]:
     """OLS per group (weeks with q > 0) with the levels of ``fe`` absorbed within groups."""
     G, k = d.n_groups, d.X.shape[1]
     pos = d.q > 0
@@ -77,9 +79,19 @@ def fit_absorbed_ols(d: Design, fe: Sequence[str], se: str = "HC1", min_obs: int
     out = empty_out(G, k)
     out["n_zero"][:] = np.bincount(d.codes[~pos], minlength=G)
     extra = _fe_dof(fes, codes, G)
-    ss_raw = np.column_stack([np.bincount(codes, weights=(raw[:, j] - group_means(
-        raw[:, [j]], codes, np.ones(codes.size), G)[codes, 0]) ** 2, minlength=G)
-        for j in range(k)])
+    ss_raw = np.column_stack(
+        [
+            np.bincount(
+                codes,
+                weights=(
+                    raw[:, j] - group_means(raw[:, [j]], codes, np.ones(codes.size), G)[codes, 0]
+                )
+                ** 2,
+                minlength=G,
+            )
+            for j in range(k)
+        ]
+    )
     for ch in chunks(codes, G, k):
         g = ch.groups
         valid = ch.pad(np.ones(codes.size))
@@ -95,20 +107,26 @@ def fit_absorbed_ols(d: Design, fe: Sequence[str], se: str = "HC1", min_obs: int
         beta = np.where(keep, r["beta"], np.nan)
         finish(out, g, beta, r["cov"], keep | ~fitted[:, None], ok, fitted)
         out["fit_stat"][g] = _r2(r["resid"], y, valid, ok & fitted)
-    return out              # fit_stat: within R² (of the demeaned regression)
+    return out  # fit_stat: within R² (of the demeaned regression)
 
 
 def _r2(resid: np.ndarray, y: np.ndarray, valid: np.ndarray, ok: np.ndarray) -> np.ndarray:
     """``1 - RSS / TSS`` per group of an already centred (or demeaned) outcome ``y``."""
-    rss = ((resid ** 2) * valid).sum(axis=1)
-    tss = ((y ** 2) * valid).sum(axis=1)
+    rss = ((resid**2) * valid).sum(axis=1)
+    tss = ((y**2) * valid).sum(axis=1)
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.where(ok & (tss > 0), 1 - rss / tss, np.nan)
 
 
-def fit_panel(df: pl.DataFrame, by: list[str], pool: list[str], controls: list[str],
-              fe: list[str], slope: str = "item", min_obs: int = 8
-              ) -> tuple[dict[str, np.ndarray], pl.DataFrame, list[str]]:
+def fit_panel(
+    df: pl.DataFrame,
+    by: list[str],
+    pool: list[str],
+    controls: list[str],
+    fe: list[str],
+    slope: str = "item",
+    min_obs: int = 8,
+) -> tuple[dict[str, np.ndarray], pl.DataFrame, list[str]]:
     """Panel estimate; returns per-group arrays, group keys and coefficient names."""
     ctrl = [c for c in controls if c not in SEASONAL]
     unit_cols = list(dict.fromkeys([*(by or ["item_id", "market"]), *pool]))
@@ -118,18 +136,30 @@ def fit_panel(df: pl.DataFrame, by: list[str], pool: list[str], controls: list[s
     week, _ = _codes(d.frame, [*pool, "date"])
     extra_fe = [_codes(d.frame, [*pool, c])[0] for c in fe]
     if slope == "common":
-        return _common_slope(d, unit, [unit, week, *extra_fe], min_obs), d.keys, \
-            ["intercept", *d.names[1:]]
+        return (
+            _common_slope(d, unit, [unit, week, *extra_fe], min_obs),
+            d.keys,
+            ["intercept", *d.names[1:]],
+        )
     return _item_slope(d, unit, week, unit_cols, min_obs)
 
 
-def _common_slope(d: Design, unit: np.ndarray, fes: list[np.ndarray], min_obs: int
-                  ) -> dict[str, np.ndarray]:
+def _common_slope(
+    d: Design, unit: np.ndarray, fes: list[np.ndarray], min_obs: int
+) -> dict[str, np.ndarray]:
     G, k = d.n_groups, d.X.shape[1]
     vals = demean(np.column_stack([d.logq, d.X]), fes)
     ones = np.ones(d.codes.size)
-    ss_raw = np.column_stack([np.bincount(d.codes, weights=(d.X[:, j] - group_means(
-        d.X[:, [j]], d.codes, ones, G)[d.codes, 0]) ** 2, minlength=G) for j in range(k)])
+    ss_raw = np.column_stack(
+        [
+            np.bincount(
+                d.codes,
+                weights=(d.X[:, j] - group_means(d.X[:, [j]], d.codes, ones, G)[d.codes, 0]) ** 2,
+                minlength=G,
+            )
+            for j in range(k)
+        ]
+    )
     extra = _fe_dof(fes, d.codes, G)
     out = empty_out(G, k)
     _, ucode = np.unique(unit, return_inverse=True)
@@ -150,7 +180,7 @@ def _common_slope(d: Design, unit: np.ndarray, fes: list[np.ndarray], min_obs: i
         n_cl = np.zeros(g.size)
         for i in range(g.size):  # relabel clusters 0..C-1 per pool (cheap: O(rows))
             vals_i, inv = np.unique(uc[i][valid[i] > 0], return_inverse=True)
-            local[i, :inv.size] = inv
+            local[i, : inv.size] = inv
             n_cl[i] = vals_i.size
         scores = Xw * r["resid"][:, :, None]
         cs = K.cluster_scores(scores, local, int(max(n_cl.max(), 1)))
@@ -161,16 +191,22 @@ def _common_slope(d: Design, unit: np.ndarray, fes: list[np.ndarray], min_obs: i
         ok = r["ok"] & (n > p) & (n_cl > 1)
         beta = np.where(keep, r["beta"], np.nan)
         finish(out, g, beta, cov, keep | ~fitted[:, None], ok, fitted)
-        tss = ((y ** 2) * valid).sum(axis=1)
+        tss = ((y**2) * valid).sum(axis=1)
         with np.errstate(divide="ignore", invalid="ignore"):
             out["fit_stat"][g] = 1 - (r["resid"] ** 2).sum(axis=1) / tss
     out["params"][:, 0] = np.nan
     return out
 
 
-def _item_slope(d: Design, unit: np.ndarray, week: np.ndarray, unit_cols: list[str],
-                min_obs: int, tol: float = 1e-10, maxiter: int = 2000
-                ) -> tuple[dict[str, np.ndarray], pl.DataFrame, list[str]]:
+def _item_slope(
+    d: Design,
+    unit: np.ndarray,
+    week: np.ndarray,
+    unit_cols: list[str],
+    min_obs: int,
+    tol: float = 1e-10,
+    maxiter: int = 2000,
+) -> tuple[dict[str, np.ndarray], pl.DataFrame, list[str]]:
     """Backfitting: per-unit OLS on y − week effect, then week effect = mean residual."""
     order = np.argsort(unit, kind="stable")
     U = int(unit.max()) + 1
@@ -209,6 +245,10 @@ def _item_slope(d: Design, unit: np.ndarray, week: np.ndarray, unit_cols: list[s
         finish(out, ch.groups, uncenter(r["beta"], m, keep), r["cov"], keep, ok, fitted)
         # R² of the unit's regression given the week effects (outcome centred in the unit)
         n = np.maximum(valid.sum(axis=1, keepdims=True), 1)
-        out["fit_stat"][ch.groups] = _r2(r["resid"], (yw - (yw * valid).sum(axis=1,
-                                         keepdims=True) / n) * valid, valid, ok & fitted)
+        out["fit_stat"][ch.groups] = _r2(
+            r["resid"],
+            (yw - (yw * valid).sum(axis=1, keepdims=True) / n) * valid,
+            valid,
+            ok & fitted,
+        )
     return out, keys, d.names

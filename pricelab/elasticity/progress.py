@@ -17,9 +17,13 @@ from rich.progress import (
 
 
 @contextmanager
-def rich_progress(description: str = "estimating", *, console: Console | None = None,
-                  transient: bool = True, disable: bool | None = None
-                  ) -> Iterator[Callable[[int, int], None]]:
+def rich_progress(
+    description: str = "estimating",
+    *,
+    console: Console | None = None,
+    transient: bool = True,
+    disable: bool | None = None,
+) -> Iterator[Callable[[int, int], None]]:
     """Yield a ``progress(done, total)`` callback that drives a rich progress bar.
 
     Parameters
@@ -39,10 +43,17 @@ def rich_progress(description: str = "estimating", *, console: Console | None = 
         Pass it as ``estimate(..., progress=...)``; groups done out of total.
     """
     console = console or Console(stderr=True)
-    bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                   TextColumn("groups"), TimeElapsedColumn(), TimeRemainingColumn(),
-                   console=console, transient=transient,
-                   disable=not console.is_terminal if disable is None else disable)
+    bar = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("groups"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        transient=transient,
+        disable=not console.is_terminal if disable is None else disable,
+    )
     with bar:
         task = bar.add_task(description, total=None)
 

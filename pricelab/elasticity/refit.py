@@ -54,9 +54,15 @@ BLOCK_CELLS = 5e5
 STEP_TOL = 1e-9
 
 
-def refit_block(X: np.ndarray, y: np.ndarray, offset: np.ndarray, keep: np.ndarray,
-                start: np.ndarray, maxiter: int = 50, tol: float = 1e-10
-                ) -> dict[str, np.ndarray]:
+def refit_block(
+    X: np.ndarray,
+    y: np.ndarray,
+    offset: np.ndarray,
+    keep: np.ndarray,
+    start: np.ndarray,
+    maxiter: int = 50,
+    tol: float = 1e-10,
+) -> dict[str, np.ndarray]:
     """Poisson GLM with an offset, by IRLS, for every group of a block.
 
     Parameters
@@ -87,17 +93,17 @@ def refit_block(X: np.ndarray, y: np.ndarray, offset: np.ndarray, keep: np.ndarr
     """
     g, p, T = X.shape
     m = p + 1
-    shift = X[:, :, 0].copy()                         # conditioning: origin at the first week
+    shift = X[:, :, 0].copy()  # conditioning: origin at the first week
     X -= shift[:, :, None]
     if not keep.all():
-        X *= keep[:, :, None]                          # dropped columns: zero rows
+        X *= keep[:, :, None]  # dropped columns: zero rows
     keep1 = np.c_[np.ones(g, dtype=bool), keep]
     beta = np.where(keep1, np.nan_to_num(start), 0.0)
     beta[:, 0] += (beta[:, 1:] * shift).sum(axis=1)
-    drop = np.zeros((g, m, m))                        # identity rows for dropped columns
+    drop = np.zeros((g, m, m))  # identity rows for dropped columns
     drop[:, np.arange(m), np.arange(m)] = ~keep1
-    Xy = np.c_[y.sum(axis=1), np.matmul(X, y[:, :, None])[:, :, 0]]   # [1 X]'y
-    ylogy = np.log(y, out=np.zeros_like(y), where=y > 0)    # the deviance's constant part
+    Xy = np.c_[y.sum(axis=1), np.matmul(X, y[:, :, None])[:, :, 0]]  # [1 X]'y
+    ylogy = np.log(y, out=np.zeros_like(y), where=y > 0)  # the deviance's constant part
     ylogy *= y
     ylogy -= y * (1.0 + offset)
     c = 2.0 * ylogy.sum(axis=1)
@@ -114,8 +120,8 @@ def refit_block(X: np.ndarray, y: np.ndarray, offset: np.ndarray, keep: np.ndarr
     converged = np.zeros(g, dtype=bool)
     ok = np.isfinite(dev)
     act = np.flatnonzero(ok)
-    hess = drop.copy()                                # last [1 X]' diag(mu) [1 X] per group
-    small = np.zeros(g, dtype=bool)                   # last Newton step below LOOKAHEAD
+    hess = drop.copy()  # last [1 X]' diag(mu) [1 X] per group
+    small = np.zeros(g, dtype=bool)  # last Newton step below LOOKAHEAD
     for _ in range(maxiter):
         if act.size == 0:
             break
@@ -128,8 +134,9 @@ def refit_block(X: np.ndarray, y: np.ndarray, offset: np.ndarray, keep: np.ndarr
             score[:, 0] -= mu[i].sum(axis=1)
             score[:, 1:] -= np.matmul(X[i], mu[i][:, :, None])[:, :, 0]
             chord, solved = _solve(hess[i], score)
-            tiny = solved & (np.abs(chord).max(axis=1)
-                             <= STEP_TOL * (1.0 + np.abs(beta[i]).max(axis=1)))
+            tiny = solved & (
+                np.abs(chord).max(axis=1) <= STEP_TOL * (1.0 + np.abs(beta[i]).max(axis=1))
+            )
             beta[i[tiny]] += chord[tiny]
             converged[i[tiny]] = True
             act = act[~converged[act]]
@@ -139,7 +146,7 @@ def refit_block(X: np.ndarray, y: np.ndarray, offset: np.ndarray, keep: np.ndarr
         Xa, ma, oa = (X, mu, offset) if full else (X[act], mu[act], offset[act])
         XW = Xa * ma[:, None, :]
         A = drop if full else drop[act]
-        A = A.copy()                                  # [1 X]' diag(mu) [1 X]
+        A = A.copy()  # [1 X]' diag(mu) [1 X]
         A[:, 0, 0] += ma.sum(axis=1)
         A[:, 0, 1:] = A[:, 1:, 0] = XW.sum(axis=2)
         A[:, 1:, 1:] += np.matmul(XW, Xa.transpose(0, 2, 1))
@@ -159,7 +166,7 @@ def refit_block(X: np.ndarray, y: np.ndarray, offset: np.ndarray, keep: np.ndarr
     params = np.where(keep1, beta, np.nan)
     params[:, 0] = beta[:, 0] - (beta[:, 1:] * shift).sum(axis=1)
     good = converged & ok & np.isfinite(params[:, 0])
-    ybar = y.mean(axis=1, keepdims=True)              # .sparse.separated on whole blocks
+    ybar = y.mean(axis=1, keepdims=True)  # .sparse.separated on whole blocks
     good &= ~((mu < SEPARATION_MU * ybar) & (y == 0)).any(axis=1)
     return {"params": params, "mu": mu, "deviance": dev, "converged": converged, "ok": good}
 
@@ -192,26 +199,38 @@ def refit_mask(out: dict[str, np.ndarray]) -> np.ndarray:
     own, post = out[OWN], out["elasticity"]
     sep = (out["flags"] & FLAG["separated"]) > 0
     with np.errstate(invalid="ignore"):
-        return np.isfinite(own) & np.isfinite(post) & (own != post) & ~sep \
+        return (
+            np.isfinite(own)
+            & np.isfinite(post)
+            & (own != post)
+            & ~sep
             & np.isfinite(out["params"][:, 0])
+        )
 
 
-def _apply(out: dict[str, np.ndarray], todo: np.ndarray, pos: np.ndarray, X: np.ndarray,
-           q: np.ndarray, maxiter: int) -> int:
+def _apply(
+    out: dict[str, np.ndarray],
+    todo: np.ndarray,
+    pos: np.ndarray,
+    X: np.ndarray,
+    q: np.ndarray,
+    maxiter: int,
+) -> int:
     """Refit the ``todo`` groups among sorted positions ``pos`` (block ``X (g, 1 + p, T)``,
     log price first); write their params in place; return how many kept the fallback."""
     sel = todo[pos]
     if not sel.any():
         return 0
-    if sel.all():                                             # views, no copies
+    if sel.all():  # views, no copies
         at, Xc, lp, y = pos, X[:, 1:], X[:, 0], q
     else:
         i = np.flatnonzero(sel)
         at, Xc, lp, y = pos[i], X[i, 1:], X[i, 0], q[i]
     start = out["params"][at]
-    ctrl = np.delete(start, 1, axis=1)                        # intercept, controls
-    r = refit_block(Xc, y, out["elasticity"][at, None] * lp, np.isfinite(ctrl[:, 1:]), ctrl,
-                    maxiter=maxiter)
+    ctrl = np.delete(start, 1, axis=1)  # intercept, controls
+    r = refit_block(
+        Xc, y, out["elasticity"][at, None] * lp, np.isfinite(ctrl[:, 1:]), ctrl, maxiter=maxiter
+    )
     new = start.copy()
     new[:, 0] = r["params"][:, 0]
     new[:, 2:] = r["params"][:, 1:]
@@ -219,9 +238,15 @@ def _apply(out: dict[str, np.ndarray], todo: np.ndarray, pos: np.ndarray, X: np.
     return int((~r["ok"]).sum())
 
 
-def refit_runs(df: pl.DataFrame, by: Sequence[str], controls: Sequence[str],
-               origin: dt.date | None, out: dict[str, np.ndarray], max_cells: float = 4e6,
-               maxiter: int = 50) -> int:
+def refit_runs(
+    df: pl.DataFrame,
+    by: Sequence[str],
+    controls: Sequence[str],
+    origin: dt.date | None,
+    out: dict[str, np.ndarray],
+    max_cells: float = 4e6,
+    maxiter: int = 50,
+) -> int:
     """Refit every moved group of a shrunk fast-path fit (in place).
 
     Parameters
@@ -242,8 +267,9 @@ def refit_runs(df: pl.DataFrame, by: Sequence[str], controls: Sequence[str],
     runs = Runs(df, by, controls, origin)
     G = runs.n_groups
     if runs.by:
-        order = runs.df[runs.starts].select(runs.by).with_row_index("_g").sort(
-            runs.by)["_g"].to_numpy()
+        order = (
+            runs.df[runs.starts].select(runs.by).with_row_index("_g").sort(runs.by)["_g"].to_numpy()
+        )
     else:
         order = np.zeros(1, dtype=np.int64)
     sorted_pos = np.empty(G, dtype=np.int64)
@@ -258,19 +284,23 @@ def refit_runs(df: pl.DataFrame, by: Sequence[str], controls: Sequence[str],
     return int(sum(failed))
 
 
-def refit_design(d: Design, out: dict[str, np.ndarray], max_cells: float = BLOCK_CELLS,
-                 maxiter: int = 50) -> int:
+def refit_design(
+    d: Design, out: dict[str, np.ndarray], max_cells: float = BLOCK_CELLS, maxiter: int = 50
+) -> int:
     """:func:`refit_runs` on a :class:`~pricelab.elasticity.design.Design` (in place).
 
     ``out`` is indexed by ``d``'s group codes (rows sorted by group, as ``d.keys``);
     returns the number of moved groups whose refit failed.
     """
-    counts = np.bincount(d.codes, minlength=d.n_groups)    # every group has rows
+    counts = np.bincount(d.codes, minlength=d.n_groups)  # every group has rows
     failed = 0
     todo = refit_mask(out)
     for gs, rows, width in blocks(counts, d.X.shape[1] + 2, max_cells):
-        idx = rows if isinstance(rows, np.ndarray) else \
-            np.arange(rows.start, rows.stop).reshape(gs.size, width)
-        X = np.ascontiguousarray(d.X[idx, 1:].transpose(0, 2, 1))   # (g, k - 1, width)
+        idx = (
+            rows
+            if isinstance(rows, np.ndarray)
+            else np.arange(rows.start, rows.stop).reshape(gs.size, width)
+        )
+        X = np.ascontiguousarray(d.X[idx, 1:].transpose(0, 2, 1))  # (g, k - 1, width)
         failed += _apply(out, todo, gs, X, d.q[idx], maxiter)
     return failed

@@ -25,15 +25,27 @@ DIAGNOSTICS = ["n_zero", "price_variation", "fit_stat", "fit_stat_name", "first_
 #: Display: groups that ask for an analyst's attention when estimates are shown
 #: (``pricelab estimate``'s flagged table and ``share_flagged``, the report's elasticity
 #: section). ``shrunk``, ``not_pooled`` and ``separated`` (refitted) are informational.
-DISPLAY_FLAGS: tuple[str, ...] = ("positive", "inelastic", "no_price_variation", "few_obs",
-                                  "weak_instrument", "failed", "no_sales")
+DISPLAY_FLAGS: tuple[str, ...] = (
+    "positive",
+    "inelastic",
+    "no_price_variation",
+    "few_obs",
+    "weak_instrument",
+    "failed",
+    "no_sales",
+)
 #: Promotion gate: estimates a candidate run should not get worse on than production
 #: (:mod:`pricelab.registry.gate`, and the ``share_flagged`` MLflow metric).
 GATE_FLAGS: tuple[str, ...] = ("positive", "no_price_variation", "weak_instrument")
 #: Monitor fit check: groups whose data or fit failed (``pricelab monitor``'s default
 #: ``fit.flags``).
-MONITOR_FIT_FLAGS: tuple[str, ...] = ("failed", "no_sales", "no_price_variation", "few_obs",
-                                      "weak_instrument")
+MONITOR_FIT_FLAGS: tuple[str, ...] = (
+    "failed",
+    "no_sales",
+    "no_price_variation",
+    "few_obs",
+    "weak_instrument",
+)
 #: No usable per-group fit: the seasonality adjustment of baselines keeps the plain average
 #: for these groups (:mod:`pricelab.demand.season`).
 UNFIT_FLAGS: tuple[str, ...] = ("failed", "few_obs", "no_sales")
@@ -58,8 +70,12 @@ def has_any_flag(names: Iterable[str], column: str | pl.Expr = "flags") -> pl.Ex
     """
     col = pl.col(column) if isinstance(column, str) else column
     wanted = list(dict.fromkeys(names))
-    return (col.fill_null("").str.split(",")
-            .list.eval(pl.element().str.strip_chars().is_in(wanted)).list.any())
+    return (
+        col.fill_null("")
+        .str.split(",")
+        .list.eval(pl.element().str.strip_chars().is_in(wanted))
+        .list.any()
+    )
 
 
 class ElasticityResults:
@@ -93,8 +109,9 @@ class ElasticityResults:
     coefficients in :attr:`params` are NaN and count as 0 in :meth:`predict`.
     """
 
-    def __init__(self, table: pl.DataFrame, params: pl.DataFrame, model: str,
-                 parameters: dict[str, Any]) -> None:
+    def __init__(
+        self, table: pl.DataFrame, params: pl.DataFrame, model: str, parameters: dict[str, Any]
+    ) -> None:
         self._table = table
         self._params = params
         self._model = model
@@ -136,9 +153,14 @@ class ElasticityResults:
         if not 0 < alpha < 1:
             raise UsageError(f"alpha must be in (0, 1), got {alpha}")
         z = float(stats.norm.ppf(1 - alpha / 2))
-        return self._table.select([*keys, "elasticity",
-                                   (pl.col("elasticity") - z * pl.col("std_error")).alias("ci_low"),
-                                   (pl.col("elasticity") + z * pl.col("std_error")).alias("ci_high")])
+        return self._table.select(
+            [
+                *keys,
+                "elasticity",
+                (pl.col("elasticity") - z * pl.col("std_error")).alias("ci_low"),
+                (pl.col("elasticity") + z * pl.col("std_error")).alias("ci_high"),
+            ]
+        )
 
     def to_polars(self) -> pl.DataFrame:
         """The elasticities table (a copy is not needed: polars frames are immutable)."""
@@ -149,17 +171,26 @@ class ElasticityResults:
         """Readable text: model, counts, distribution of estimates and flags."""
         t = self._table
         e = t["elasticity"].drop_nans().drop_nulls()
-        lines = [f"pricelab elasticity estimates — model: {self._model}",
-                 f"groups: {t.height}  (by: {', '.join(self.by) or 'pooled'})",
-                 f"estimated: {e.len()}  missing (NaN): {t.height - e.len()}"]
+        lines = [
+            f"pricelab elasticity estimates — model: {self._model}",
+            f"groups: {t.height}  (by: {', '.join(self.by) or 'pooled'})",
+            f"estimated: {e.len()}  missing (NaN): {t.height - e.len()}",
+        ]
         if e.len():
             qs = np.quantile(e.to_numpy(), [0.1, 0.25, 0.5, 0.75, 0.9])
-            lines.append("elasticity quantiles p10/p25/p50/p75/p90: "
-                         + " / ".join(f"{v:.3f}" for v in qs))
+            lines.append(
+                "elasticity quantiles p10/p25/p50/p75/p90: " + " / ".join(f"{v:.3f}" for v in qs)
+            )
             med_se = float(np.nanmedian(t["std_error"].to_numpy()))
             lines.append(f"median std error: {med_se:.3f}")
-        flags = (t.select(pl.col("flags").str.split(",")).explode("flags")
-                 .filter(pl.col("flags") != "").group_by("flags").len().sort("flags"))
+        flags = (
+            t.select(pl.col("flags").str.split(","))
+            .explode("flags")
+            .filter(pl.col("flags") != "")
+            .group_by("flags")
+            .len()
+            .sort("flags")
+        )
         for row in flags.iter_rows():
             lines.append(f"  flag {row[0]}: {row[1]}")
         return "\n".join(lines)
@@ -203,5 +234,8 @@ class ElasticityResults:
             if name in df.columns:
                 eta = eta + pl.col(name).fill_nan(0.0).fill_null(0.0) * pl.col(c).fill_null(0.0)
         pred = (eta.exp() * pl.col("_b_smearing")).fill_nan(None)
-        return (df.with_columns(pred.alias("expected_quantity")).sort("_row")
-                .select([*sales.columns, "expected_quantity"]))
+        return (
+            df.with_columns(pred.alias("expected_quantity"))
+            .sort("_row")
+            .select([*sales.columns, "expected_quantity"])
+        )

@@ -56,8 +56,12 @@ NUISANCE = (("_c_promo",), ("_c_sin1", "_c_cos1"), ("_c_trend",), ("_c_sin2", "_
 _NUISANCE_COLS = frozenset(c for block in NUISANCE for c in block)
 
 
-def events_mask(names: Sequence[str], n_pos: np.ndarray, present: np.ndarray,
-                events_per_param: float = EVENTS_PER_PARAM) -> np.ndarray:
+def events_mask(
+    names: Sequence[str],
+    n_pos: np.ndarray,
+    present: np.ndarray,
+    events_per_param: float = EVENTS_PER_PARAM,
+) -> np.ndarray:
     """Columns each group's selling weeks can support (rule 1 of the module docstring).
 
     Parameters
@@ -103,8 +107,9 @@ def column_tol(names: Sequence[str], max_vif: float = MAX_VIF) -> np.ndarray:
     return np.array([1.0 / max_vif if n in _NUISANCE_COLS else BASE_TOL for n in names])
 
 
-def collapsed(y: np.ndarray, mu: np.ndarray, w: np.ndarray,
-              rel: float = SEPARATION_MU) -> np.ndarray:
+def collapsed(
+    y: np.ndarray, mu: np.ndarray, w: np.ndarray, rel: float = SEPARATION_MU
+) -> np.ndarray:
     """``(g, T)`` zero weeks whose fitted mean collapsed (the separated observations).
 
     ``y, mu, w`` are ``(g, T)`` counts, fitted means and row weights (0 = padding).
@@ -114,14 +119,16 @@ def collapsed(y: np.ndarray, mu: np.ndarray, w: np.ndarray,
     return (w > 0) & (y == 0) & (mu < rel * ybar[:, None])
 
 
-def separated(y: np.ndarray, mu: np.ndarray, w: np.ndarray,
-              rel: float = SEPARATION_MU) -> np.ndarray:
+def separated(
+    y: np.ndarray, mu: np.ndarray, w: np.ndarray, rel: float = SEPARATION_MU
+) -> np.ndarray:
     """``(g,)`` groups with a collapsed zero week (quasi-separation), see :func:`collapsed`."""
     return np.asarray(collapsed(y, mu, w, rel).any(axis=1), dtype=bool)
 
 
-def rescued(names: Sequence[str], keep: np.ndarray, keep_refit: np.ndarray,
-            good: np.ndarray) -> np.ndarray:
+def rescued(
+    names: Sequence[str], keep: np.ndarray, keep_refit: np.ndarray, good: np.ndarray
+) -> np.ndarray:
     """Separated groups whose refit without the collapsed weeks is kept.
 
     As ppmlhdfe does (Correia, Guimarães and Zylkin, *Stata Journal* 20(1), 2020), the

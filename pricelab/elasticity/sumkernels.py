@@ -21,8 +21,9 @@ import numpy as np
 from .sparse import EVENTS_PER_PARAM, collapsed, column_tol, events_mask, rescued, separated
 
 
-def masked_cholesky(C: np.ndarray, tol: float | np.ndarray = 1e-10
-                    ) -> tuple[np.ndarray, np.ndarray]:
+def masked_cholesky(
+    C: np.ndarray, tol: float | np.ndarray = 1e-10
+) -> tuple[np.ndarray, np.ndarray]:
     """In-order Cholesky of stacked ``C (g, p, p)`` that drops dependent columns.
 
     Returns ``(L, keep)``: lower-triangular ``L`` with zero rows/columns for dropped
@@ -57,7 +58,7 @@ def cholesky_solve(L: np.ndarray, keep: np.ndarray, B: np.ndarray) -> np.ndarray
         z[:, j] = np.where(keep[:, j, None], acc / diag[:, j, None], 0.0)
     x = np.zeros_like(B)
     for j in range(p - 1, -1, -1):
-        acc = z[:, j] - np.einsum("gi,gim->gm", L[:, j + 1:, j], x[:, j + 1:])
+        acc = z[:, j] - np.einsum("gi,gim->gm", L[:, j + 1 :, j], x[:, j + 1 :])
         x[:, j] = np.where(keep[:, j, None], acc / diag[:, j, None], 0.0)
     return x
 
@@ -79,8 +80,14 @@ def newey_west(a: np.ndarray, lags: np.ndarray) -> np.ndarray:
     return out
 
 
-def ols_block(X: np.ndarray, y: np.ndarray, w: np.ndarray, se: str = "HC1",
-              min_obs: int = 1, lags: int | None = None) -> dict[str, np.ndarray]:
+def ols_block(
+    X: np.ndarray,
+    y: np.ndarray,
+    w: np.ndarray,
+    se: str = "HC1",
+    min_obs: int = 1,
+    lags: int | None = None,
+) -> dict[str, np.ndarray]:
     """OLS of ``y`` on an intercept and ``X`` for every group of a block.
 
     Parameters
@@ -112,7 +119,7 @@ def ols_block(X: np.ndarray, y: np.ndarray, w: np.ndarray, se: str = "HC1",
     """
     g, p, T = X.shape
     shift = X[:, :, 0].copy()
-    X -= shift[:, :, None]                                  # in place: the caller's block
+    X -= shift[:, :, None]  # in place: the caller's block
     Xw = X * w[:, None, :]
     yw = y * w
     n = w.sum(axis=1)
@@ -120,8 +127,9 @@ def ols_block(X: np.ndarray, y: np.ndarray, w: np.ndarray, se: str = "HC1",
     Sy = yw.sum(axis=1)
     with np.errstate(divide="ignore", invalid="ignore"):
         mx, my = Sx / n[:, None], Sy / n
-        Cxx = np.matmul(Xw, X.transpose(0, 2, 1)) - n[:, None, None] * mx[:, :, None] \
-            * mx[:, None, :]
+        Cxx = (
+            np.matmul(Xw, X.transpose(0, 2, 1)) - n[:, None, None] * mx[:, :, None] * mx[:, None, :]
+        )
         Cxy = np.matmul(Xw, y[:, :, None])[:, :, 0] - n[:, None] * mx * my[:, None]
         tss = (yw * y).sum(axis=1) - n * my * my
     fitted = n >= max(min_obs, 1)
@@ -132,10 +140,10 @@ def ols_block(X: np.ndarray, y: np.ndarray, w: np.ndarray, se: str = "HC1",
     sol = cholesky_solve(L, keep, rhs)
     beta, r = sol[:, :, 0], sol[:, :, 1]
     mx, my = np.nan_to_num(mx), np.nan_to_num(my)
-    fu = np.matmul(sol.transpose(0, 2, 1), X)               # (g, 2, T): x'beta and x'r
+    fu = np.matmul(sol.transpose(0, 2, 1), X)  # (g, 2, T): x'beta and x'r
     resid = (y - my[:, None] - fu[:, 0] + (beta * mx).sum(axis=1)[:, None]) * w
     u = fu[:, 1] - (r * mx).sum(axis=1)[:, None]
-    rss = (resid ** 2).sum(axis=1)
+    rss = (resid**2).sum(axis=1)
     p_kept = 1 + keep.sum(axis=1)
     dof = n - p_kept
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -151,10 +159,19 @@ def ols_block(X: np.ndarray, y: np.ndarray, w: np.ndarray, se: str = "HC1",
     params[:, 1:] = np.where(keep, beta, np.nan)
     params[:, 0] = my - (beta * (mx + shift)).sum(axis=1)
     finite = np.isfinite(beta).all(axis=1) & np.isfinite(var)
-    return {"n": n, "params": params, "keep": keep, "var": np.where(dof > 0, var, np.nan),
-            "rss": rss, "tss": tss, "smear": (np.exp(resid) * w).sum(axis=1),
-            "mean": mx[:, 0] + shift[:, 0], "spread": Cxx[:, 0, 0] / np.where(n > 0, n, np.nan),
-            "fitted": fitted, "ok": finite & (dof > 0)}
+    return {
+        "n": n,
+        "params": params,
+        "keep": keep,
+        "var": np.where(dof > 0, var, np.nan),
+        "rss": rss,
+        "tss": tss,
+        "smear": (np.exp(resid) * w).sum(axis=1),
+        "mean": mx[:, 0] + shift[:, 0],
+        "spread": Cxx[:, 0, 0] / np.where(n > 0, n, np.nan),
+        "fitted": fitted,
+        "ok": finite & (dof > 0),
+    }
 
 
 def _wgram(X: np.ndarray, W: np.ndarray, z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -163,11 +180,18 @@ def _wgram(X: np.ndarray, W: np.ndarray, z: np.ndarray) -> tuple[np.ndarray, np.
     return np.matmul(XW, X.transpose(0, 2, 1)), np.matmul(XW, z[:, :, None])[:, :, 0]
 
 
-def poisson_block(X: np.ndarray, y: np.ndarray, w: np.ndarray, se: str = "HC1",
-                  min_obs: int = 1, maxiter: int = 100, tol: float = 1e-10,
-                  names: Sequence[str] | None = None,
-                  events_per_param: float = EVENTS_PER_PARAM, refit: bool = True
-                  ) -> dict[str, np.ndarray]:
+def poisson_block(
+    X: np.ndarray,
+    y: np.ndarray,
+    w: np.ndarray,
+    se: str = "HC1",
+    min_obs: int = 1,
+    maxiter: int = 100,
+    tol: float = 1e-10,
+    names: Sequence[str] | None = None,
+    events_per_param: float = EVENTS_PER_PARAM,
+    refit: bool = True,
+) -> dict[str, np.ndarray]:
     """Poisson PML (log link) by IRLS for every group of a block.
 
     Parameters
@@ -205,8 +229,10 @@ def poisson_block(X: np.ndarray, y: np.ndarray, w: np.ndarray, se: str = "HC1",
     n = w.sum(axis=1)
     with np.errstate(divide="ignore", invalid="ignore"):
         mx = (X * w[:, None, :]).sum(axis=2) / n[:, None]
-        Cxx = np.matmul(X * w[:, None, :], X.transpose(0, 2, 1)) \
+        Cxx = (
+            np.matmul(X * w[:, None, :], X.transpose(0, 2, 1))
             - n[:, None, None] * mx[:, :, None] * mx[:, None, :]
+        )
         ybar = (y * w).sum(axis=1) / np.maximum(n, 1)
         ylogy = np.where(y > 0, y * np.log(np.where(y > 0, y, 1.0)), 0.0)
         null_dev = 2 * ((ylogy - y * np.log(ybar)[:, None]) * w).sum(axis=1)
@@ -219,7 +245,7 @@ def poisson_block(X: np.ndarray, y: np.ndarray, w: np.ndarray, se: str = "HC1",
         C = C * (allow[:, :, None] & allow[:, None, :])
         ctol = column_tol(names)
     _, keep = masked_cholesky(C, tol=ctol)
-    Xf = np.empty((g, p + 1, T))                            # intercept row, dropped rows zeroed
+    Xf = np.empty((g, p + 1, T))  # intercept row, dropped rows zeroed
     Xf[:, 0] = 1.0
     Xf[:, 1:] = X * keep[:, :, None]
     keep1 = np.c_[np.ones(g, dtype=bool), keep]
@@ -265,18 +291,41 @@ def poisson_block(X: np.ndarray, y: np.ndarray, w: np.ndarray, se: str = "HC1",
     params = beta.copy()
     params[:, 0] -= (beta[:, 1:] * shift).sum(axis=1)
     converged &= (kk == keep1).all(axis=1)
-    out = {"n": n, "params": params, "keep": keep, "var": var, "model_var": model_var,
-           "deviance": dev, "null_deviance": null_dev, "mean": mx[:, 0] + shift[:, 0],
-           "spread": Cxx[:, 0, 0] / np.where(n > 0, n, np.nan), "fitted": fitted,
-           "converged": converged, "separated": fitted & separated(y, mu, wf),
-           "rescued": np.zeros(g, dtype=bool)}
+    out = {
+        "n": n,
+        "params": params,
+        "keep": keep,
+        "var": var,
+        "model_var": model_var,
+        "deviance": dev,
+        "null_deviance": null_dev,
+        "mean": mx[:, 0] + shift[:, 0],
+        "spread": Cxx[:, 0, 0] / np.where(n > 0, n, np.nan),
+        "fitted": fitted,
+        "converged": converged,
+        "separated": fitted & separated(y, mu, wf),
+        "rescued": np.zeros(g, dtype=bool),
+    }
     if names is not None and refit and out["separated"].any():
         i = np.flatnonzero(out["separated"])
-        r2 = poisson_block(X[i], y[i], wf[i] * ~collapsed(y[i], mu[i], wf[i]), se=se,
-                           min_obs=min_obs, maxiter=maxiter, tol=tol, names=names,
-                           events_per_param=events_per_param, refit=False)
-        ok = rescued(names, keep[i], r2["keep"], r2["fitted"] & r2["converged"]
-                     & ~r2["separated"] & np.isfinite(r2["var"]))
+        r2 = poisson_block(
+            X[i],
+            y[i],
+            wf[i] * ~collapsed(y[i], mu[i], wf[i]),
+            se=se,
+            min_obs=min_obs,
+            maxiter=maxiter,
+            tol=tol,
+            names=names,
+            events_per_param=events_per_param,
+            refit=False,
+        )
+        ok = rescued(
+            names,
+            keep[i],
+            r2["keep"],
+            r2["fitted"] & r2["converged"] & ~r2["separated"] & np.isfinite(r2["var"]),
+        )
         j = i[ok]
         for key in ("params", "keep", "var", "model_var", "deviance", "converged"):
             out[key][j] = r2[key][ok]

@@ -45,8 +45,7 @@ def fit_frame(df: pl.DataFrame, spec: dict[str, Any], origin: dt.date | None) ->
     return fit_groups(df, spec, origin=origin)
 
 
-def poisson_stats(df: pl.DataFrame, spec: dict[str, Any], origin: dt.date | None
-                  ) -> pl.DataFrame:
+def poisson_stats(df: pl.DataFrame, spec: dict[str, Any], origin: dt.date | None) -> pl.DataFrame:
     """Stage 1 of ``hierarchical``: per-group Poisson fit and what shrinkage needs.
 
     One row per group (see :func:`pricelab.elasticity.group_stats`).
@@ -61,23 +60,30 @@ def shrink_stats(stats: pl.DataFrame, spec: dict[str, Any]) -> tuple[pl.DataFram
     Returns the shrunk per-group table (for :func:`refit_frame` on every partition) and
     the shrunk fits with the pooling levels used (for :func:`finish_hierarchical`).
     """
-    fits, used = shrink_groups(stats, by=list(spec["by"]), pool_by=spec.get("pool_by"),
-                               tau=spec.get("tau", "level"))
+    fits, used = shrink_groups(
+        stats, by=list(spec["by"]), pool_by=spec.get("pool_by"), tau=spec.get("tau", "level")
+    )
     return fits_table(fits), (fits, used)
 
 
-def refit_frame(df: pl.DataFrame, spec: dict[str, Any], origin: dt.date | None,
-                shrunk: pl.DataFrame) -> pl.DataFrame:
+def refit_frame(
+    df: pl.DataFrame, spec: dict[str, Any], origin: dt.date | None, shrunk: pl.DataFrame
+) -> pl.DataFrame:
     """Stage 3 of ``hierarchical``: intercepts and controls refitted given the shrunk slopes."""
     return refit_groups(df, shrunk, spec, origin=origin)
 
 
-def finish_hierarchical(shrunk: Any, refitted: pl.DataFrame, spec: dict[str, Any],
-                        params: dict[str, Any]) -> ElasticityResults:
+def finish_hierarchical(
+    shrunk: Any, refitted: pl.DataFrame, spec: dict[str, Any], params: dict[str, Any]
+) -> ElasticityResults:
     """The refitted coefficients put back; an :class:`ElasticityResults` like the local one."""
     fits, used = shrunk
-    return wrap_results(with_params(fits, refitted), model="hierarchical",
-                        params={**params, "pool_by": used}, alpha=spec["alpha"])
+    return wrap_results(
+        with_params(fits, refitted),
+        model="hierarchical",
+        params={**params, "pool_by": used},
+        alpha=spec["alpha"],
+    )
 
 
 class PartitionTask:
@@ -88,8 +94,14 @@ class PartitionTask:
     all of them and yields the result cast to ``schema``.
     """
 
-    def __init__(self, spec: dict[str, Any], origin: dt.date | None, stage: str,
-                 schema: pa.Schema | None = None, shrunk: pl.DataFrame | None = None) -> None:
+    def __init__(
+        self,
+        spec: dict[str, Any],
+        origin: dt.date | None,
+        stage: str,
+        schema: pa.Schema | None = None,
+        shrunk: pl.DataFrame | None = None,
+    ) -> None:
         self.spec = spec
         self.origin = origin
         self.stage = stage

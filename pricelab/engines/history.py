@@ -54,9 +54,15 @@ class HistoryWindow:
     rows: pl.DataFrame | None = None
 
 
-def baseline_spark(source: Any, weeks: int, *, mode: str = "average",
-                   elasticities: pl.DataFrame | None = None, window_rows: bool = False,
-                   spark: Any = None) -> HistoryWindow:
+def baseline_spark(
+    source: Any,
+    weeks: int,
+    *,
+    mode: str = "average",
+    elasticities: pl.DataFrame | None = None,
+    window_rows: bool = False,
+    spark: Any = None,
+) -> HistoryWindow:
     """Aggregate the baseline window of ``source`` on Spark.
 
     Parameters
@@ -111,35 +117,51 @@ def baseline_spark(source: Any, weeks: int, *, mode: str = "average",
     after = through - dt.timedelta(days=7 * int(weeks))
     w = sdf.filter(F.col("date") > F.lit(after))
     q, p = F.col("quantity").cast("double"), F.col("price").cast("double")
-    cost = (F.col("unit_cost").cast("double") if "unit_cost" in sdf.columns
-            else F.lit(None).cast("double"))
+    cost = (
+        F.col("unit_cost").cast("double")
+        if "unit_cost" in sdf.columns
+        else F.lit(None).cast("double")
+    )
     if mode == "average":
-        agg = w.groupBy(*KEYS).agg(F.avg(q).alias("baseline_units"),
-                                   F.avg(p).alias("baseline_price"),
-                                   F.avg(cost).alias("sales_cost"),
-                                   F.count(F.lit(1)).alias("n_weeks"))
+        agg = w.groupBy(*KEYS).agg(
+            F.avg(q).alias("baseline_units"),
+            F.avg(p).alias("baseline_price"),
+            F.avg(cost).alias("sales_cost"),
+            F.count(F.lit(1)).alias("n_weeks"),
+        )
     else:
         assert elasticities is not None
         cur = w.groupBy(*KEYS).agg(F.max_by(p, F.col("date")).alias("_current"))
-        est = _to_spark(spark, elasticities.select(
-            pl.col("item_id").cast(pl.Utf8), pl.col("market").cast(pl.Utf8),
-            pl.col("elasticity").cast(pl.Float64)))
+        est = _to_spark(
+            spark,
+            elasticities.select(
+                pl.col("item_id").cast(pl.Utf8),
+                pl.col("market").cast(pl.Utf8),
+                pl.col("elasticity").cast(pl.Float64),
+            ),
+        )
         j = w.join(cur, on=KEYS, how="inner").join(est, on=KEYS, how="left")
         e = F.col("elasticity")
         finite = e.isNotNull() & ~F.isnan(e) & (F.abs(e) < F.lit(float("inf")))
         units = F.when(finite, q * F.pow(F.col("_current") / p, e)).otherwise(q)
-        agg = j.groupBy(*KEYS).agg(F.avg(units).alias("baseline_units"),
-                                   F.max("_current").alias("baseline_price"),
-                                   F.avg(cost).alias("sales_cost"),
-                                   F.count(F.lit(1)).alias("n_weeks"))
+        agg = j.groupBy(*KEYS).agg(
+            F.avg(units).alias("baseline_units"),
+            F.max("_current").alias("baseline_price"),
+            F.avg(cost).alias("sales_cost"),
+            F.count(F.lit(1)).alias("n_weeks"),
+        )
     frame = _collect(agg)
     frame = frame.select(
-        pl.col("item_id").cast(pl.Utf8), pl.col("market").cast(pl.Utf8),
+        pl.col("item_id").cast(pl.Utf8),
+        pl.col("market").cast(pl.Utf8),
         *[pl.col(c).cast(pl.Float64) for c in AGG_COLUMNS[2:5]],
-        pl.col("n_weeks").cast(pl.Int64)).sort(KEYS)
+        pl.col("n_weeks").cast(pl.Int64),
+    ).sort(KEYS)
     rows = None
     if window_rows:
         rows = _collect(w.select(*KEYS, "date")).with_columns(
-            pl.col("item_id").cast(pl.Utf8), pl.col("market").cast(pl.Utf8),
-            pl.col("date").cast(pl.Date))
+            pl.col("item_id").cast(pl.Utf8),
+            pl.col("market").cast(pl.Utf8),
+            pl.col("date").cast(pl.Date),
+        )
     return HistoryWindow(frame, after, through, rows)

@@ -14,8 +14,9 @@ from pricelab.errors import EmptyStoreError, UsageError
 from pricelab.io import read_table
 
 
-def read_sales(source: pl.DataFrame | str | os.PathLike[str],
-               before: str | None = None) -> pl.DataFrame:
+def read_sales(
+    source: pl.DataFrame | str | os.PathLike[str], before: str | None = None
+) -> pl.DataFrame:
     """Sales as a polars frame from a frame or a CSV/Parquet file, optionally before a date.
 
     Raises
@@ -28,8 +29,9 @@ def read_sales(source: pl.DataFrame | str | os.PathLike[str],
     df = source if isinstance(source, pl.DataFrame) else read_table(source)
     if "date" in df.columns and df.schema["date"] != pl.Date:
         col = pl.col("date")
-        df = df.with_columns(col.str.to_date() if df.schema["date"] == pl.String
-                             else col.cast(pl.Date))
+        df = df.with_columns(
+            col.str.to_date() if df.schema["date"] == pl.String else col.cast(pl.Date)
+        )
     if before is not None:
         df = df.filter(pl.col("date") < _iso_date(before))
         if df.height == 0:
@@ -49,8 +51,13 @@ class LocalEngine:
 
     name = "local"
 
-    def estimate(self, source: pl.DataFrame | str | os.PathLike[str], *,
-                 before: str | None = None, **options: Any) -> ElasticityResults:
+    def estimate(
+        self,
+        source: pl.DataFrame | str | os.PathLike[str],
+        *,
+        before: str | None = None,
+        **options: Any,
+    ) -> ElasticityResults:
         """Estimate elasticities per group.
 
         Parameters
@@ -78,5 +85,7 @@ class LocalEngine:
             Always; ``simulate`` aggregates the database's sales with DuckDB, and a
             history read from ``--source`` needs ``--engine spark``.
         """
-        raise UsageError("the local engine simulates from the database's own sales; "
-                         "--source needs --engine spark (or ingest the file into --db)")
+        raise UsageError(
+            "the local engine simulates from the database's own sales; "
+            "--source needs --engine spark (or ingest the file into --db)"
+        )

@@ -72,10 +72,12 @@ def spark_session(master: str | None = None) -> Any:
     if not SparkConf().contains("spark.master"):
         builder = builder.master(master or os.environ.get(MASTER_ENV, "local[2]"))
     pythonpath = os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p)
-    builder = (builder.config("spark.sql.shuffle.partitions", "4")
-               .config("spark.ui.enabled", "false")
-               .config("spark.ui.showConsoleProgress", "false")
-               .config("spark.executorEnv.PYTHONPATH", pythonpath))
+    builder = (
+        builder.config("spark.sql.shuffle.partitions", "4")
+        .config("spark.ui.enabled", "false")
+        .config("spark.ui.showConsoleProgress", "false")
+        .config("spark.executorEnv.PYTHONPATH", pythonpath)
+    )
     session = builder.getOrCreate()
     session.sparkContext.setLogLevel("ERROR")
     return session
@@ -94,13 +96,15 @@ def read_source(spark: Any, source: Any) -> Any:
     text = str(source)
     try:
         if text.startswith("delta:"):
-            return spark.read.format("delta").load(text[len("delta:"):])
+            return spark.read.format("delta").load(text[len("delta:") :])
         p = Path(text)
         if p.is_dir() and (p / "_delta_log").is_dir():
             return spark.read.format("delta").load(text)
         if p.suffix.lower() == ".csv":
-            raise InputFileError(f"{text}: the spark engine reads Parquet, Delta or a table; "
-                                 "convert the CSV to Parquet first")
+            raise InputFileError(
+                f"{text}: the spark engine reads Parquet, Delta or a table; "
+                "convert the CSV to Parquet first"
+            )
         if p.exists() or "://" in text or ":/" in text or p.suffix.lower() in (".parquet", ".pq"):
             if "://" not in text and ":/" not in text and not p.exists():
                 raise InputFileError(f"{text}: file not found")
@@ -115,15 +119,17 @@ def read_source(spark: Any, source: Any) -> Any:
 
 def _collect(sdf: Any) -> pl.DataFrame:
     """A Spark DataFrame as a polars frame, through Arrow."""
-    table = sdf.toArrow() if hasattr(sdf, "toArrow") else pa.Table.from_batches(
-        sdf._collect_as_arrow())
+    table = (
+        sdf.toArrow() if hasattr(sdf, "toArrow") else pa.Table.from_batches(sdf._collect_as_arrow())
+    )
     df = pl.from_arrow(table)
     assert isinstance(df, pl.DataFrame)
     return df
 
 
-def _check(sdf: Any, by: list[str], before: str | None
-           ) -> tuple[Any, int, dt.date | None, dt.date | None]:
+def _check(
+    sdf: Any, by: list[str], before: str | None
+) -> tuple[Any, int, dt.date | None, dt.date | None]:
     """Filter, check columns and values in one pass: (frame, rows, first week, last week)."""
     F = _pyspark().functions
     if before is not None:
@@ -138,12 +144,13 @@ def _check(sdf: Any, by: list[str], before: str | None
     if has_date:
         sdf = sdf.withColumn("date", F.col("date").cast("date"))
     price, qty = F.col("price"), F.col("quantity")
-    row = sdf.agg(F.count(F.lit(1)).alias("rows"),
-                  (F.min("date") if has_date else F.lit(None)).alias("origin"),
-                  (F.max("date") if has_date else F.lit(None)).alias("end"),
-                  F.sum(F.when(price.isNull() | ~(price > 0), 1).otherwise(0)).alias("bad_p"),
-                  F.sum(F.when(qty.isNull() | (qty < 0), 1).otherwise(0)).alias("bad_q")
-                  ).first()
+    row = sdf.agg(
+        F.count(F.lit(1)).alias("rows"),
+        (F.min("date") if has_date else F.lit(None)).alias("origin"),
+        (F.max("date") if has_date else F.lit(None)).alias("end"),
+        F.sum(F.when(price.isNull() | ~(price > 0), 1).otherwise(0)).alias("bad_p"),
+        F.sum(F.when(qty.isNull() | (qty < 0), 1).otherwise(0)).alias("bad_q"),
+    ).first()
     if not row["rows"]:
         raise EmptyStoreError("no sales rows to estimate from (the sales source is empty)")
     if row["bad_p"]:
@@ -158,8 +165,7 @@ def _with_items(spark: Any, sdf: Any, items: Any) -> Any:
     if items is None:
         return sdf
     F = _pyspark().functions
-    idf = _to_spark(spark, items) if isinstance(items, pl.DataFrame) \
-        else read_source(spark, items)
+    idf = _to_spark(spark, items) if isinstance(items, pl.DataFrame) else read_source(spark, items)
     extra = [c for c in idf.columns if c != "item_id" and c not in sdf.columns]
     if not extra:
         return sdf
@@ -187,11 +193,28 @@ def _map(sdf: Any, task: PartitionTask, sample: pa.Table) -> Any:
         return sdf.mapInArrow(task, schema)
 
 
-def _spec(model: str, by: list[str], instrument: Any, controls: Any, se: str, alpha: float,
-          min_obs: int, iv_method: str, pool_by: list[str] | None,
-          fixed_effects: Sequence[str] | None, slope: str, tau: str) -> dict[str, Any]:
-    spec: dict[str, Any] = {"model": model, "by": by, "controls": controls, "se": se,
-                            "alpha": alpha, "min_obs": min_obs}
+def _spec(
+    model: str,
+    by: list[str],
+    instrument: Any,
+    controls: Any,
+    se: str,
+    alpha: float,
+    min_obs: int,
+    iv_method: str,
+    pool_by: list[str] | None,
+    fixed_effects: Sequence[str] | None,
+    slope: str,
+    tau: str,
+) -> dict[str, Any]:
+    spec: dict[str, Any] = {
+        "model": model,
+        "by": by,
+        "controls": controls,
+        "se": se,
+        "alpha": alpha,
+        "min_obs": min_obs,
+    }
     if model == "iv":
         spec.update(instrument=instrument, iv_method=iv_method)
     elif instrument is not None:
@@ -206,13 +229,24 @@ def _spec(model: str, by: list[str], instrument: Any, controls: Any, se: str, al
 
 
 def estimate_spark_results(
-    source: Any, *, model: str = "hierarchical",
+    source: Any,
+    *,
+    model: str = "hierarchical",
     by: str | Sequence[str] | None = ("item_id", "market"),
-    instrument: str | Sequence[str] | None = None, items: Any = None,
-    controls: str | Sequence[str] | None = "default", fixed_effects: Sequence[str] | None = None,
-    se: str = "HC1", alpha: float = 0.05, min_obs: int = 8, iv_method: str = "2sls",
-    pool_by: Sequence[str] | None = None, slope: str = "item", tau: str = "level",
-    before: str | None = None, partitions: int | None = None, spark: Any = None,
+    instrument: str | Sequence[str] | None = None,
+    items: Any = None,
+    controls: str | Sequence[str] | None = "default",
+    fixed_effects: Sequence[str] | None = None,
+    se: str = "HC1",
+    alpha: float = 0.05,
+    min_obs: int = 8,
+    iv_method: str = "2sls",
+    pool_by: Sequence[str] | None = None,
+    slope: str = "item",
+    tau: str = "level",
+    before: str | None = None,
+    partitions: int | None = None,
+    spark: Any = None,
     output: str | os.PathLike[str] | None = None,
 ) -> ElasticityResults:
     """Estimate on Spark; an :class:`ElasticityResults` like the local engine's.
@@ -233,20 +267,37 @@ def estimate_spark_results(
         for c in pool:
             if c not in sdf.columns:
                 raise UsageError(f"unknown pooling column '{c}'")
-    spec = _spec(model, by_cols, instrument, controls, se, alpha, min_obs, iv_method, pool,
-                 fixed_effects, slope, tau)
-    n = partitions or max(spark.sparkContext.defaultParallelism,
-                          math.ceil(rows / ROWS_PER_PARTITION))
+    spec = _spec(
+        model,
+        by_cols,
+        instrument,
+        controls,
+        se,
+        alpha,
+        min_obs,
+        iv_method,
+        pool,
+        fixed_effects,
+        slope,
+        tau,
+    )
+    n = partitions or max(
+        spark.sparkContext.defaultParallelism, math.ceil(rows / ROWS_PER_PARTITION)
+    )
     part = _partition_cols(model, by_cols, pool or [])
     parted = sdf.repartition(n, *part) if part else sdf.repartition(1)
     sample = _sample(sdf)
     stage = "poisson_stats" if model == "hierarchical" else "fit"
     mapped = _map(parted, PartitionTask(spec, origin, stage), sample)
-    params: dict[str, Any] = {**spec, "controls": resolve_controls(controls),
-                              "fixed_effects": list(fixed_effects or []), "engine": "spark",
-                              "origin": str(origin) if origin is not None else None,
-                              # predictions hold the trend at the last fitted week
-                              "end": str(end) if end is not None else None}
+    params: dict[str, Any] = {
+        **spec,
+        "controls": resolve_controls(controls),
+        "fixed_effects": list(fixed_effects or []),
+        "engine": "spark",
+        "origin": str(origin) if origin is not None else None,
+        # predictions hold the trend at the last fitted week
+        "end": str(end) if end is not None else None,
+    }
     if model == "hierarchical":
         table, shrunk = shrink_stats(_collect(mapped), spec)
         refit = _map(parted, PartitionTask(spec, origin, "refit", shrunk=table), sample)
@@ -268,8 +319,9 @@ def _sample(sdf: Any) -> pa.Table:
     return _collect(sdf.limit(SAMPLE_ROWS)).to_arrow()
 
 
-def _split(table: pl.DataFrame, by: list[str], model: str, params: dict[str, Any]
-           ) -> ElasticityResults:
+def _split(
+    table: pl.DataFrame, by: list[str], model: str, params: dict[str, Any]
+) -> ElasticityResults:
     """Elasticities and ``b_*`` coefficients -> :class:`ElasticityResults`."""
     bcols = [c for c in table.columns if c.startswith("b_")]
     pframe = table.select([*by, *bcols]).rename({c: c[2:] for c in bcols})
@@ -297,10 +349,15 @@ def _write(spark: Any, df: pl.DataFrame, output: str | os.PathLike[str]) -> None
     _to_spark(spark, df).write.mode("overwrite").parquet(str(output))
 
 
-def estimate_spark(source: Any, *, model: str = "hierarchical",
-                   by: str | Sequence[str] | None = ("item_id", "market"),
-                   spark: Any = None, output: str | os.PathLike[str] | None = None,
-                   **options: Any) -> pl.DataFrame:
+def estimate_spark(
+    source: Any,
+    *,
+    model: str = "hierarchical",
+    by: str | Sequence[str] | None = ("item_id", "market"),
+    spark: Any = None,
+    output: str | os.PathLike[str] | None = None,
+    **options: Any,
+) -> pl.DataFrame:
     """Estimate elasticities per group on Spark.
 
     Parameters
@@ -330,8 +387,7 @@ def estimate_spark(source: Any, *, model: str = "hierarchical",
         One row per group: the contract columns, diagnostics and ``b_*`` coefficients,
         sorted by the group columns (the local engine's order).
     """
-    res = estimate_spark_results(source, model=model, by=by, spark=spark, output=output,
-                                 **options)
+    res = estimate_spark_results(source, model=model, by=by, spark=spark, output=output, **options)
     return _joined(res)
 
 

@@ -52,8 +52,11 @@ def clean_sales(sales: pl.DataFrame, what: str) -> pl.DataFrame:
         pl.col("quantity").cast(pl.Float64),
     ]
     has_cost = "unit_cost" in sales.columns
-    cols.append(pl.col("unit_cost").cast(pl.Float64) if has_cost
-                else pl.lit(None, dtype=pl.Float64).alias("unit_cost"))
+    cols.append(
+        pl.col("unit_cost").cast(pl.Float64)
+        if has_cost
+        else pl.lit(None, dtype=pl.Float64).alias("unit_cost")
+    )
     sales = sales.with_columns(cols).select([*SALES_REQUIRED, "unit_cost"])
     if sales.height:
         if sales["quantity"].null_count() or (sales["quantity"] < 0).any():
@@ -101,8 +104,9 @@ def dense_panel(sales: pl.DataFrame, units: pl.DataFrame) -> Panel:
     has_profit = sales.height > 0 and sales["profit"].null_count() == 0
     present = np.zeros(n, dtype=bool)
     present[u] = True
-    return Panel(weeks, out["quantity"], out["revenue"],
-                 out["profit"] if has_profit else None, present)
+    return Panel(
+        weeks, out["quantity"], out["revenue"], out["profit"] if has_profit else None, present
+    )
 
 
 def unit_means(panel: Panel) -> dict[str, np.ndarray | None]:

@@ -35,12 +35,17 @@ def _resolve(design_or_assignment, start, end, name):
         raise UsageError("analyze_experiment needs an ExperimentDesign or an assignment frame")
     a = design_or_assignment
     require_columns(a, [*KEYS, "price_change_pct"], "assignment")
-    a = a.with_columns(pl.col("item_id").cast(pl.String), pl.col("market").cast(pl.String),
-                       pl.col("price_change_pct").cast(pl.Float64))
+    a = a.with_columns(
+        pl.col("item_id").cast(pl.String),
+        pl.col("market").cast(pl.String),
+        pl.col("price_change_pct").cast(pl.Float64),
+    )
     if "cell" not in a.columns:
-        a = a.with_columns(pl.col("price_change_pct").map_elements(cell_label,
-                                                                   return_dtype=pl.String)
-                           .alias("cell"))
+        a = a.with_columns(
+            pl.col("price_change_pct")
+            .map_elements(cell_label, return_dtype=pl.String)
+            .alias("cell")
+        )
     if "unit_id" not in a.columns:
         a = a.with_columns(pl.concat_str(["item_id", "market"], separator="|").alias("unit_id"))
     return a, start, end, name or "experiment"
@@ -49,8 +54,12 @@ def _resolve(design_or_assignment, start, end, name):
 def _check_assignment(a: pl.DataFrame) -> None:
     if a.group_by(KEYS).len().filter(pl.col("len") > 1).height:
         raise DataError("assignment: an item x market appears more than once")
-    if a.group_by("unit_id").agg(pl.col("price_change_pct").n_unique().alias("k")
-                                 ).filter(pl.col("k") > 1).height:
+    if (
+        a.group_by("unit_id")
+        .agg(pl.col("price_change_pct").n_unique().alias("k"))
+        .filter(pl.col("k") > 1)
+        .height
+    ):
         raise DataError("assignment: a randomisation unit has more than one cell")
     pcts = set(a["price_change_pct"].to_list())
     if 0.0 not in pcts:
@@ -61,29 +70,46 @@ def _check_assignment(a: pl.DataFrame) -> None:
 
 def _by_unit(sales: pl.DataFrame, a: pl.DataFrame, ids: pl.DataFrame) -> Panel:
     """Dense (unit x week) panel summed over each randomisation unit's item x markets."""
-    agg = (sales.join(a.select(*KEYS, "unit_id"), on=KEYS, how="inner")
-           .group_by("unit_id", "date")
-           .agg(pl.col("quantity").sum(), pl.col("revenue").sum(),
-                pl.col("profit").sum().alias("profit"), pl.col("profit").null_count().alias("_np"))
-           .with_columns(pl.when(pl.col("_np") > 0).then(None).otherwise(pl.col("profit"))
-                         .alias("profit"), pl.col("unit_id").alias("item_id"),
-                         pl.lit("").alias("market")))
+    agg = (
+        sales.join(a.select(*KEYS, "unit_id"), on=KEYS, how="inner")
+        .group_by("unit_id", "date")
+        .agg(
+            pl.col("quantity").sum(),
+            pl.col("revenue").sum(),
+            pl.col("profit").sum().alias("profit"),
+            pl.col("profit").null_count().alias("_np"),
+        )
+        .with_columns(
+            pl.when(pl.col("_np") > 0).then(None).otherwise(pl.col("profit")).alias("profit"),
+            pl.col("unit_id").alias("item_id"),
+            pl.lit("").alias("market"),
+        )
+    )
     return dense_panel(agg, ids)
 
 
 def _srm(units: pl.DataFrame, present: np.ndarray, threshold: float) -> dict:
     u = units.with_columns(pl.Series("present", present))
-    c = u.group_by("cell", "price_change_pct").agg(pl.len().alias("assigned"),
-                                                   pl.col("present").sum().alias("observed")
-                                                   ).sort("price_change_pct")
+    c = (
+        u.group_by("cell", "price_change_pct")
+        .agg(pl.len().alias("assigned"), pl.col("present").sum().alias("observed"))
+        .sort("price_change_pct")
+    )
     assigned = c["assigned"].to_numpy().astype(float)
     observed = c["observed"].to_numpy().astype(float)
     expected = assigned / assigned.sum() * observed.sum()
     chi2 = float(((observed - expected) ** 2 / expected).sum())
     p = float(stats.chi2.sf(chi2, len(observed) - 1))
-    return {"cells": c["cell"].to_list(), "assigned": assigned.astype(int).tolist(),
-            "observed": observed.astype(int).tolist(), "expected": expected.tolist(),
-            "chi2": chi2, "p_value": p, "threshold": threshold, "mismatch": p < threshold}
+    return {
+        "cells": c["cell"].to_list(),
+        "assigned": assigned.astype(int).tolist(),
+        "observed": observed.astype(int).tolist(),
+        "expected": expected.tolist(),
+        "chi2": chi2,
+        "p_value": p,
+        "threshold": threshold,
+        "mismatch": p < threshold,
+    }
 
 
 def _elasticity(pre_q, test_q, log_ratio, alpha, label, notes):
@@ -103,9 +129,12 @@ def _elasticity(pre_q, test_q, log_ratio, alpha, label, notes):
 def _comparison(a: pl.DataFrame, obs: pl.DataFrame, intervals: dict) -> pl.DataFrame:
     require_columns(obs, [*KEYS, "elasticity"], "observational")
     cols = [c for c in ("ci_low", "ci_high") if c in obs.columns]
-    o = obs.select(pl.col("item_id").cast(pl.String), pl.col("market").cast(pl.String),
-                   pl.col("elasticity").cast(pl.Float64).alias("obs"),
-                   *[pl.col(c).cast(pl.Float64) for c in cols])
+    o = obs.select(
+        pl.col("item_id").cast(pl.String),
+        pl.col("market").cast(pl.String),
+        pl.col("elasticity").cast(pl.Float64).alias("obs"),
+        *[pl.col(c).cast(pl.Float64) for c in cols],
+    )
     j = a.select(*KEYS, "cell", "price_change_pct").join(o, on=KEYS, how="inner")
     j = j.filter(pl.col("obs").is_not_null() & pl.col("obs").is_finite())
     rows = []
@@ -117,26 +146,46 @@ def _comparison(a: pl.DataFrame, obs: pl.DataFrame, intervals: dict) -> pl.DataF
             ov = (sub["ci_low"].to_numpy() <= hi) & (sub["ci_high"].to_numpy() >= lo)
             overlap = float(ov.mean())
         mean = float(v.mean()) if len(v) else None
-        rows.append({"cell": cell, "price_change_pct": pct, "n_units": len(v),
-                     "experiment_elasticity": est, "experiment_low": lo, "experiment_high": hi,
-                     "observational_mean": mean,
-                     "share_units_inside": float(((v >= lo) & (v <= hi)).mean()) if len(v)
-                     else None,
-                     "share_intervals_overlap": overlap,
-                     "mean_inside": None if mean is None else bool(lo <= mean <= hi)})
-    return pl.DataFrame(rows, schema_overrides={"price_change_pct": pl.Float64,
-                                                "observational_mean": pl.Float64,
-                                                "share_units_inside": pl.Float64,
-                                                "share_intervals_overlap": pl.Float64,
-                                                "mean_inside": pl.Boolean})
+        rows.append(
+            {
+                "cell": cell,
+                "price_change_pct": pct,
+                "n_units": len(v),
+                "experiment_elasticity": est,
+                "experiment_low": lo,
+                "experiment_high": hi,
+                "observational_mean": mean,
+                "share_units_inside": float(((v >= lo) & (v <= hi)).mean()) if len(v) else None,
+                "share_intervals_overlap": overlap,
+                "mean_inside": None if mean is None else bool(lo <= mean <= hi),
+            }
+        )
+    return pl.DataFrame(
+        rows,
+        schema_overrides={
+            "price_change_pct": pl.Float64,
+            "observational_mean": pl.Float64,
+            "share_units_inside": pl.Float64,
+            "share_intervals_overlap": pl.Float64,
+            "mean_inside": pl.Boolean,
+        },
+    )
 
 
-def analyze_experiment(design_or_assignment, test_sales: pl.DataFrame, pre_sales: pl.DataFrame,
-                       *, observational: pl.DataFrame | None = None, alpha: float = 0.05,
-                       cuped: bool = True, start: dt.date | str | None = None,
-                       end: dt.date | str | None = None, name: str | None = None,
-                       srm_threshold: float = SRM_THRESHOLD,
-                       pre_weeks: int | None = None) -> ExperimentAnalysis:
+def analyze_experiment(
+    design_or_assignment,
+    test_sales: pl.DataFrame,
+    pre_sales: pl.DataFrame,
+    *,
+    observational: pl.DataFrame | None = None,
+    alpha: float = 0.05,
+    cuped: bool = True,
+    start: dt.date | str | None = None,
+    end: dt.date | str | None = None,
+    name: str | None = None,
+    srm_threshold: float = SRM_THRESHOLD,
+    pre_weeks: int | None = None,
+) -> ExperimentAnalysis:
     """Estimate the effects and elasticities of a randomised price test.
 
     Parameters
@@ -187,18 +236,22 @@ def analyze_experiment(design_or_assignment, test_sales: pl.DataFrame, pre_sales
     if start is None or end is None:
         in_a = test.join(a.select(KEYS), on=KEYS, how="semi")
         if in_a.height == 0:
-            raise CheckFailed("no sales for the experiment's units in the test sales "
-                              "(and no test window given)")
+            raise CheckFailed(
+                "no sales for the experiment's units in the test sales (and no test window given)"
+            )
         start = start or cast(dt.date, in_a["date"].min())
         end = end or cast(dt.date, in_a["date"].max())
     start = _as_date(start) if isinstance(start, str) else start
     end = dt.date.fromisoformat(end) if isinstance(end, str) else end
     assert isinstance(start, dt.date) and isinstance(end, dt.date)
-    test = test.filter(pl.col("date").is_between(start, end)).join(a.select(KEYS), on=KEYS,
-                                                                      how="semi")
+    test = test.filter(pl.col("date").is_between(start, end)).join(
+        a.select(KEYS), on=KEYS, how="semi"
+    )
     if test.height == 0:
-        raise CheckFailed(f"no sales for the experiment's units in the test window "
-                          f"{start.isoformat()} to {end.isoformat()}")
+        raise CheckFailed(
+            f"no sales for the experiment's units in the test window "
+            f"{start.isoformat()} to {end.isoformat()}"
+        )
     pre = clean_sales(pre_sales, "pre-period sales").filter(pl.col("date") < start)
     if pre_weeks is not None:
         if isinstance(pre_weeks, bool) or not isinstance(pre_weeks, int) or pre_weeks < 1:
@@ -206,10 +259,15 @@ def analyze_experiment(design_or_assignment, test_sales: pl.DataFrame, pre_sales
         pre = pre.filter(pl.col("date") >= start - dt.timedelta(weeks=pre_weeks))
     pre = pre.join(a.select(KEYS), on=KEYS, how="semi")
     if pre.select(pl.col("date").n_unique()).item() < 1:
-        raise DataError(f"no pre-period sales for the experiment's units before "
-                        f"{start.isoformat()}; CUPED and the elasticity need them")
-    units = a.group_by("unit_id").agg(pl.col("cell").first(), pl.col("price_change_pct").first()
-                                      ).sort("unit_id")
+        raise DataError(
+            f"no pre-period sales for the experiment's units before "
+            f"{start.isoformat()}; CUPED and the elasticity need them"
+        )
+    units = (
+        a.group_by("unit_id")
+        .agg(pl.col("cell").first(), pl.col("price_change_pct").first())
+        .sort("unit_id")
+    )
     ids = units.select(pl.col("unit_id").alias("item_id"), pl.lit("").alias("market"))
     tp, pp = _by_unit(test, a, ids), _by_unit(pre, a, ids)
     ym, xm = unit_means(tp), unit_means(pp)
@@ -224,10 +282,17 @@ def analyze_experiment(design_or_assignment, test_sales: pl.DataFrame, pre_sales
     for p in sorted(set(pct.tolist()) - {0.0}):
         sel = ctrl | (pct == p)
         tr = (pct == p)[sel]
-        row = {"cell": cell_label(p), "price_change_pct": p, "n_units": int(tr.sum()),
-               "n_control": int((~tr).sum())}
-        for metric, prefix in (("quantity", "effect"), ("revenue", "revenue_effect"),
-                               ("profit", "profit_effect")):
+        row = {
+            "cell": cell_label(p),
+            "price_change_pct": p,
+            "n_units": int(tr.sum()),
+            "n_control": int((~tr).sum()),
+        }
+        for metric, prefix in (
+            ("quantity", "effect"),
+            ("revenue", "revenue_effect"),
+            ("profit", "profit_effect"),
+        ):
             y_all, x_all = ym[metric], xm[metric]
             if y_all is None or x_all is None:
                 r = None
@@ -240,21 +305,46 @@ def analyze_experiment(design_or_assignment, test_sales: pl.DataFrame, pre_sales
             row[f"{prefix}_se"] = 100 * se
             if metric == "quantity":
                 row["p_value"] = r.p_value if r else math.nan
-        b, se, lo, hi = _elasticity(pp.quantity[sel], tp.quantity[sel], log_ratio[sel], alpha,
-                                    row["cell"], notes)
+        b, se, lo, hi = _elasticity(
+            pp.quantity[sel], tp.quantity[sel], log_ratio[sel], alpha, row["cell"], notes
+        )
         row.update(elasticity=b, elasticity_low=lo, elasticity_high=hi, elasticity_se=se)
         intervals[row["cell"]] = (p, lo, hi, b)
         rows.append(row)
     b, se, lo, hi = _elasticity(pp.quantity, tp.quantity, log_ratio, alpha, "pooled", notes)
-    pooled = {"elasticity": b, "elasticity_se": se, "elasticity_low": lo, "elasticity_high": hi,
-              "n_units": int(len(pct))}
+    pooled = {
+        "elasticity": b,
+        "elasticity_se": se,
+        "elasticity_low": lo,
+        "elasticity_high": hi,
+        "n_units": int(len(pct)),
+    }
     intervals["pooled"] = (None, lo, hi, b)
-    first = ["cell", "price_change_pct", "n_units", "effect_pct", "effect_low", "effect_high",
-             "elasticity", "elasticity_low", "elasticity_high"]
+    first = [
+        "cell",
+        "price_change_pct",
+        "n_units",
+        "effect_pct",
+        "effect_low",
+        "effect_high",
+        "elasticity",
+        "elasticity_low",
+        "elasticity_high",
+    ]
     table = pl.DataFrame(rows).with_columns(pl.col(pl.Float64).fill_nan(None))
     table = table.select(first + [c for c in table.columns if c not in first])
     comparison = None if observational is None else _comparison(a, observational, intervals)
     return ExperimentAnalysis(
-        name=name, start=start, end=end, test_weeks=len(tp.weeks), pre_weeks=len(pp.weeks),
-        alpha=alpha, cuped=cuped, table=table, pooled=pooled,
-        srm=_srm(units, tp.present, srm_threshold), comparison=comparison, notes=notes)
+        name=name,
+        start=start,
+        end=end,
+        test_weeks=len(tp.weeks),
+        pre_weeks=len(pp.weeks),
+        alpha=alpha,
+        cuped=cuped,
+        table=table,
+        pooled=pooled,
+        srm=_srm(units, tp.present, srm_threshold),
+        comparison=comparison,
+        notes=notes,
+    )

@@ -60,8 +60,9 @@ def unit_ids(frame: pl.DataFrame, unit: str) -> pl.Expr:
     """Expression for the randomisation-unit id of each item x market row."""
     if unit == "item":
         return pl.col("item_id").cast(pl.String).alias("unit_id")
-    return pl.concat_str([pl.col("item_id").cast(pl.String), pl.col("market").cast(pl.String)],
-                         separator="|").alias("unit_id")
+    return pl.concat_str(
+        [pl.col("item_id").cast(pl.String), pl.col("market").cast(pl.String)], separator="|"
+    ).alias("unit_id")
 
 
 def _strata(units: pl.DataFrame, stratify: list[str], unit: str) -> pl.DataFrame:
@@ -97,13 +98,16 @@ def randomise(strata: pl.DataFrame, cells: list[float], seed: int) -> pl.DataFra
     k = len(cells)
     totals = np.zeros(k, dtype=np.int64)
     codes = np.empty(s.height, dtype=np.int64)
-    bounds = s.with_row_index("_r").group_by("stratum", maintain_order=True).agg(
-        pl.col("_r").min().alias("lo"), pl.len().alias("n"))
+    bounds = (
+        s.with_row_index("_r")
+        .group_by("stratum", maintain_order=True)
+        .agg(pl.col("_r").min().alias("lo"), pl.len().alias("n"))
+    )
     for lo, n in zip(bounds["lo"].to_list(), bounds["n"].to_list(), strict=True):
         q, rem = divmod(n, k)
         order = np.lexsort((rng.random(k), totals))
         labels = np.concatenate([np.repeat(np.arange(k), q), order[:rem]])
-        codes[lo:lo + n] = rng.permutation(labels)
+        codes[lo : lo + n] = rng.permutation(labels)
         totals += np.bincount(labels, minlength=k)
     pct = np.asarray(cells)[codes]
     return s.with_columns(
@@ -124,33 +128,51 @@ def balance_table(assignment: pl.DataFrame, history: pl.DataFrame) -> pl.DataFra
     t = max(len(panel.weeks), 1)
     q, rev = panel.quantity.sum(axis=1), panel.revenue.sum(axis=1)
     per_unit = assignment.select("cell", "price_change_pct").with_columns(
-        pl.Series("units", q / t), pl.Series("revenue", rev / t),
+        pl.Series("units", q / t),
+        pl.Series("revenue", rev / t),
         pl.Series("price", np.where(q > 0, rev / np.where(q > 0, q, 1.0), np.nan)).fill_nan(None),
         assignment["current_price"].alias("current_price"),
     )
     long = per_unit.unpivot(index=["cell", "price_change_pct"], variable_name="metric")
     stats_ = long.group_by("metric", "cell", "price_change_pct").agg(
         pl.col("value").drop_nulls().len().alias("n_units"),
-        pl.col("value").mean().alias("mean"), pl.col("value").std().alias("std"))
+        pl.col("value").mean().alias("mean"),
+        pl.col("value").std().alias("std"),
+    )
     ctrl = stats_.filter(pl.col("price_change_pct") == 0).select(
-        "metric", pl.col("mean").alias("_mc"), pl.col("std").alias("_sc"))
+        "metric", pl.col("mean").alias("_mc"), pl.col("std").alias("_sc")
+    )
     pooled = ((pl.col("std") ** 2 + pl.col("_sc") ** 2) / 2).sqrt()
     out = stats_.join(ctrl, on="metric").with_columns(
-        pl.when(pooled > 0).then((pl.col("mean") - pl.col("_mc")) / pooled)
-        .otherwise(0.0).alias("std_diff"))
+        pl.when(pooled > 0)
+        .then((pl.col("mean") - pl.col("_mc")) / pooled)
+        .otherwise(0.0)
+        .alias("std_diff")
+    )
     order = {"units": 0, "revenue": 1, "price": 2, "current_price": 3}
-    return (out.drop("_mc", "_sc")
-            .with_columns(pl.col("metric").replace_strict(order, return_dtype=pl.Int32).alias("_o"))
-            .sort("_o", "price_change_pct").drop("_o"))
+    return (
+        out.drop("_mc", "_sc")
+        .with_columns(pl.col("metric").replace_strict(order, return_dtype=pl.Int32).alias("_o"))
+        .sort("_o", "price_change_pct")
+        .drop("_o")
+    )
 
 
-def power_table(assignment: pl.DataFrame, history: pl.DataFrame, *, weeks: int, alpha: float,
-                power: float, mde: float | None) -> tuple[pl.DataFrame, dict]:
+def power_table(
+    assignment: pl.DataFrame,
+    history: pl.DataFrame,
+    *,
+    weeks: int,
+    alpha: float,
+    power: float,
+    mde: float | None,
+) -> tuple[pl.DataFrame, dict]:
     """Analytic MDE (units %), minimum detectable elasticity and weeks needed per treated cell."""
     per_unit = assignment.group_by("unit_id").agg(pl.col("price_change_pct").first())
     hist = history.join(assignment.select(*KEYS, "unit_id"), on=KEYS, how="inner")
-    agg = hist.group_by("unit_id", "date").agg(pl.col("quantity").sum(),
-                                               pl.col("revenue").sum(), pl.col("profit").sum())
+    agg = hist.group_by("unit_id", "date").agg(
+        pl.col("quantity").sum(), pl.col("revenue").sum(), pl.col("profit").sum()
+    )
     agg = agg.with_columns(pl.col("unit_id").alias("item_id"), pl.lit("").alias("market"))
     ids = per_unit.select(pl.col("unit_id").alias("item_id"), pl.lit("").alias("market"))
     comp = pw.variance_components(dense_panel(agg, ids).quantity)
@@ -165,16 +187,28 @@ def power_table(assignment: pl.DataFrame, history: pl.DataFrame, *, weeks: int, 
         dec, inc = pw.mde_pair(comp, weeks, nt, nc, alpha=alpha, power=power)
         x = np.r_[np.zeros(nc), np.full(nt, math.log1p(pct / 100))]
         e_se = float(pw.elasticity_se(comp, weeks, x))
-        row = {"cell": cell_label(pct), "price_change_pct": pct, "n_treated": nt,
-               "n_control": nc, "weeks": weeks, "se_pct": 100 * se0,
-               "se_pct_no_cuped": 100 * se_raw, "mde_pct": 100 * float(max(dec, inc)),
-               "mde_decrease_pct": 100 * float(dec), "mde_increase_pct": 100 * float(inc),
-               "elasticity_se": e_se, "mde_elasticity": k * e_se}
+        row = {
+            "cell": cell_label(pct),
+            "price_change_pct": pct,
+            "n_treated": nt,
+            "n_control": nc,
+            "weeks": weeks,
+            "se_pct": 100 * se0,
+            "se_pct_no_cuped": 100 * se_raw,
+            "mde_pct": 100 * float(max(dec, inc)),
+            "mde_decrease_pct": 100 * float(dec),
+            "mde_increase_pct": 100 * float(inc),
+            "elasticity_se": e_se,
+            "mde_elasticity": k * e_se,
+        }
         if mde is not None:
             f = mde / 100
-            row["power_at_mde"] = float(min(
-                pw.power_at(comp, -f, weeks, nt, nc, alpha=alpha),
-                pw.power_at(comp, f, weeks, nt, nc, alpha=alpha)))
+            row["power_at_mde"] = float(
+                min(
+                    pw.power_at(comp, -f, weeks, nt, nc, alpha=alpha),
+                    pw.power_at(comp, f, weeks, nt, nc, alpha=alpha),
+                )
+            )
             row["weeks_needed"] = pw.weeks_needed(comp, nt, nc, f, alpha=alpha, power=power)
         rows.append(row)
     table = pl.DataFrame(rows)
@@ -184,9 +218,14 @@ def power_table(assignment: pl.DataFrame, history: pl.DataFrame, *, weeks: int, 
     details = {
         "components": comp.to_dict(),
         "cuped_variance_reduction": float(1 - comp.residual_variance(weeks) / var_y)
-        if var_y > 0 else 0.0,
-        "pooled_elasticity_se": pooled_se, "pooled_mde_elasticity": k * pooled_se,
-        "alpha": alpha, "power": power, "weeks": weeks, "mde_pct": mde,
+        if var_y > 0
+        else 0.0,
+        "pooled_elasticity_se": pooled_se,
+        "pooled_mde_elasticity": k * pooled_se,
+        "alpha": alpha,
+        "power": power,
+        "weeks": weeks,
+        "mde_pct": mde,
     }
     if mde is not None:
         need = table["weeks_needed"].to_list()
@@ -194,12 +233,22 @@ def power_table(assignment: pl.DataFrame, history: pl.DataFrame, *, weeks: int, 
     return table, details
 
 
-def design_experiment(units: pl.DataFrame, history: pl.DataFrame, *, name: str,
-                      cells: list[float], unit: str = "item-market",
-                      stratify: list[str] | None = None, weeks: int, seed: int,
-                      start: dt.date | str | None = None, mde: float | None = None,
-                      alpha: float = 0.05, power: float = 0.8,
-                      pre_weeks: int | None = None) -> ExperimentDesign:
+def design_experiment(
+    units: pl.DataFrame,
+    history: pl.DataFrame,
+    *,
+    name: str,
+    cells: list[float],
+    unit: str = "item-market",
+    stratify: list[str] | None = None,
+    weeks: int,
+    seed: int,
+    start: dt.date | str | None = None,
+    mde: float | None = None,
+    alpha: float = 0.05,
+    power: float = 0.8,
+    pre_weeks: int | None = None,
+) -> ExperimentDesign:
     """Design a randomised price test: stratified assignment, balance and power.
 
     Parameters
@@ -251,9 +300,14 @@ def design_experiment(units: pl.DataFrame, history: pl.DataFrame, *, name: str,
     require_columns(units, [*KEYS, "current_price"], "units")
     for c in stratify:
         if c not in units.columns:
-            raise UsageError(f"unknown stratify column '{c}'; units have {', '.join(units.columns)}")
-    units = units.with_columns(pl.col("item_id").cast(pl.String), pl.col("market").cast(pl.String),
-                               pl.col("current_price").cast(pl.Float64))
+            raise UsageError(
+                f"unknown stratify column '{c}'; units have {', '.join(units.columns)}"
+            )
+    units = units.with_columns(
+        pl.col("item_id").cast(pl.String),
+        pl.col("market").cast(pl.String),
+        pl.col("current_price").cast(pl.Float64),
+    )
     if units.height == 0:
         raise DataError("units: no units to randomise")
     dup = units.group_by(KEYS).len().filter(pl.col("len") > 1)
@@ -277,20 +331,40 @@ def design_experiment(units: pl.DataFrame, history: pl.DataFrame, *, name: str,
             raise UsageError(f"pre_weeks must be a whole number >= 2, got {pre_weeks!r}")
         hist = hist.filter(pl.col("date") >= first - dt.timedelta(weeks=pre_weeks))
     assigned = randomise(_strata(units, stratify, unit), cells, seed)
-    assignment = (units.join(assigned, on="unit_id", how="left")
-                  .with_columns((pl.col("current_price") * (1 + pl.col("price_change_pct") / 100))
-                                .round(2).alias("test_price"))
-                  .select(*KEYS, "cell", "price_change_pct", "stratum", "current_price",
-                          "test_price", "unit_id")
-                  .sort("stratum", "unit_id", "market"))
+    assignment = (
+        units.join(assigned, on="unit_id", how="left")
+        .with_columns(
+            (pl.col("current_price") * (1 + pl.col("price_change_pct") / 100))
+            .round(2)
+            .alias("test_price")
+        )
+        .select(
+            *KEYS, "cell", "price_change_pct", "stratum", "current_price", "test_price", "unit_id"
+        )
+        .sort("stratum", "unit_id", "market")
+    )
     if hist.join(assignment.select(KEYS), on=KEYS, how="semi").height == 0:
-        raise DataError("history: no pre-period sales for any unit before "
-                        f"{first.isoformat()}; power needs history")
+        raise DataError(
+            "history: no pre-period sales for any unit before "
+            f"{first.isoformat()}; power needs history"
+        )
     ptable, details = power_table(assignment, hist, weeks=weeks, alpha=alpha, power=power, mde=mde)
     return ExperimentDesign(
-        name=name, cells=cells, unit=unit, stratify=stratify, weeks=weeks, seed=seed,
-        start=first, alpha=alpha, target_power=power, mde=mde, assignment=assignment,
-        balance=balance_table(assignment, hist), power=ptable, power_details=details)
+        name=name,
+        cells=cells,
+        unit=unit,
+        stratify=stratify,
+        weeks=weeks,
+        seed=seed,
+        start=first,
+        alpha=alpha,
+        target_power=power,
+        mde=mde,
+        assignment=assignment,
+        balance=balance_table(assignment, hist),
+        power=ptable,
+        power_details=details,
+    )
 
 
 def _as_date(value) -> dt.date:

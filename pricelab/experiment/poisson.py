@@ -62,8 +62,9 @@ def _score_info(y, n, x, pi):
     return scores, info
 
 
-def poisson_fe(y: np.ndarray, x: np.ndarray, *, tol: float = 1e-10,
-               max_iter: int = 100) -> PoissonFEResult:
+def poisson_fe(
+    y: np.ndarray, x: np.ndarray, *, tol: float = 1e-10, max_iter: int = 100
+) -> PoissonFEResult:
     """Fit ``E[y_it] = exp(a_i + g_t + x_it' b)`` by Poisson PML.
 
     Parameters
@@ -101,8 +102,9 @@ def poisson_fe(y: np.ndarray, x: np.ndarray, *, tol: float = 1e-10,
     units, weeks = y.shape
     k = x.shape[2]
     if units < 2 or weeks < 2:
-        raise CheckFailed(f"elasticity needs sales of >= 2 units in >= 2 weeks (got {units}, "
-                          f"{weeks})")
+        raise CheckFailed(
+            f"elasticity needs sales of >= 2 units in >= 2 weeks (got {units}, {weeks})"
+        )
     col = y.sum(axis=0)
     theta = np.r_[np.zeros(k), np.log(col[1:] / col[0])]
     pi, ll = _parts(y, n, x, theta)
@@ -112,8 +114,10 @@ def poisson_fe(y: np.ndarray, x: np.ndarray, *, tol: float = 1e-10,
         try:
             step = np.linalg.solve(info, scores.sum(axis=0))
         except np.linalg.LinAlgError as exc:
-            raise CheckFailed("elasticity: price ratio has no variation within units and "
-                              "weeks (is there a treated cell and a control?)") from exc
+            raise CheckFailed(
+                "elasticity: price ratio has no variation within units and "
+                "weeks (is there a treated cell and a control?)"
+            ) from exc
         t = 1.0
         while True:
             new = theta + t * step

@@ -50,8 +50,13 @@ class VarianceComponents:
 
     def to_dict(self) -> dict:
         """Plain-Python view."""
-        return {"mu": self.mu, "s2_between": self.s2_between, "s2_within": self.s2_within,
-                "n_units": self.n_units, "pre_weeks": self.n_weeks}
+        return {
+            "mu": self.mu,
+            "s2_between": self.s2_between,
+            "s2_within": self.s2_within,
+            "n_units": self.n_units,
+            "pre_weeks": self.n_weeks,
+        }
 
 
 def variance_components(quantity: np.ndarray) -> VarianceComponents:
@@ -84,8 +89,14 @@ def _k(alpha: float, power: float) -> float:
     return float(stats.norm.ppf(1 - alpha / 2) + stats.norm.ppf(power))
 
 
-def effect_se(comp: VarianceComponents, weeks, n_treated: int, n_control: int,
-              cuped: bool = True, effect: float | np.ndarray = 0.0) -> np.ndarray:
+def effect_se(
+    comp: VarianceComponents,
+    weeks,
+    n_treated: int,
+    n_control: int,
+    cuped: bool = True,
+    effect: float | np.ndarray = 0.0,
+) -> np.ndarray:
     """Delta-method standard error of the relative units effect (a fraction).
 
     Parameters
@@ -123,13 +134,25 @@ def effect_se(comp: VarianceComponents, weeks, n_treated: int, n_control: int,
     inv = 1.0 / nt + 1.0 / nc
     pois = min(comp.mu, se)
     noise_t = r * pois + r**2 * (se - pois)
-    var = ((r - c) ** 2 * sa * inv + noise_t / (w * nt) + r**2 * se / (w * nc)
-           + (c**2 * se / p * inv if lam > 0 else 0.0))
+    var = (
+        (r - c) ** 2 * sa * inv
+        + noise_t / (w * nt)
+        + r**2 * se / (w * nc)
+        + (c**2 * se / p * inv if lam > 0 else 0.0)
+    )
     return np.sqrt(var / comp.mu**2)
 
 
-def power_at(comp: VarianceComponents, effect: float | np.ndarray, weeks, n_treated: int,
-             n_control: int, *, alpha: float = 0.05, cuped: bool = True) -> np.ndarray:
+def power_at(
+    comp: VarianceComponents,
+    effect: float | np.ndarray,
+    weeks,
+    n_treated: int,
+    n_control: int,
+    *,
+    alpha: float = 0.05,
+    cuped: bool = True,
+) -> np.ndarray:
     """Two-sided power to detect a relative units effect ``effect`` (e.g. -0.1 for -10%).
 
     Parameters
@@ -158,14 +181,23 @@ def power_at(comp: VarianceComponents, effect: float | np.ndarray, weeks, n_trea
     return stats.norm.cdf(e / se1 - z) + stats.norm.cdf(-e / se1 - z)
 
 
-def mde_pair(comp: VarianceComponents, weeks: int, n_treated: int, n_control: int, *,
-             alpha: float = 0.05, power: float = 0.8, cuped: bool = True) -> tuple[float, float]:
+def mde_pair(
+    comp: VarianceComponents,
+    weeks: int,
+    n_treated: int,
+    n_control: int,
+    *,
+    alpha: float = 0.05,
+    power: float = 0.8,
+    cuped: bool = True,
+) -> tuple[float, float]:
     """Minimum detectable decrease and increase in units (fractions, both >= 0).
 
     Finds the smallest change on each side whose :func:`power_at` reaches
     ``power`` (first crossing on a log grid up to a 99.9999% drop or a tenfold
     rise, refined by root finding); ``inf`` when a side never reaches it.
     """
+
     def curve(e):
         return power_at(comp, e, weeks, n_treated, n_control, alpha=alpha, cuped=cuped) - power
 
@@ -195,9 +227,17 @@ def elasticity_se(comp: VarianceComponents, weeks, log_ratios: np.ndarray) -> np
     return np.sqrt(s2d / sxx) if sxx > 0 else np.full_like(w, np.inf)
 
 
-def weeks_needed(comp: VarianceComponents, n_treated: int, n_control: int, mde: float,
-                 *, alpha: float = 0.05, power: float = 0.8, max_weeks: int = 104,
-                 cuped: bool = True) -> int | None:
+def weeks_needed(
+    comp: VarianceComponents,
+    n_treated: int,
+    n_control: int,
+    mde: float,
+    *,
+    alpha: float = 0.05,
+    power: float = 0.8,
+    max_weeks: int = 104,
+    cuped: bool = True,
+) -> int | None:
     """Fewest test weeks to detect a units change of ``mde`` (fraction) either way.
 
     Returns ``None`` when even ``max_weeks`` do not reach ``power`` (with a fixed

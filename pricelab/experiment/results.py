@@ -31,7 +31,9 @@ def _clean(obj: Any) -> Any:
 
 
 def _fmt(x: float | None, spec: str = ".1f") -> str:
-    return "n/a" if x is None or (isinstance(x, float) and not math.isfinite(x)) else format(x, spec)
+    return (
+        "n/a" if x is None or (isinstance(x, float) and not math.isfinite(x)) else format(x, spec)
+    )
 
 
 @dataclass(frozen=True)
@@ -92,14 +94,18 @@ class ExperimentDesign:
             f"{_fmt(100 * self.power_details.get('cuped_variance_reduction', float('nan')))}%",
         ]
         for r in self.power.iter_rows(named=True):
-            s = (f"  {r['cell']:>8}: MDE units {_fmt(r['mde_pct'])}% "
-                 f"(down {_fmt(r['mde_decrease_pct'])}%, up {_fmt(r['mde_increase_pct'])}%), "
-                 f"min. detectable elasticity {_fmt(r['mde_elasticity'], '.2f')}")
+            s = (
+                f"  {r['cell']:>8}: MDE units {_fmt(r['mde_pct'])}% "
+                f"(down {_fmt(r['mde_decrease_pct'])}%, up {_fmt(r['mde_increase_pct'])}%), "
+                f"min. detectable elasticity {_fmt(r['mde_elasticity'], '.2f')}"
+            )
             if "weeks_needed" in r:
                 s += f"; weeks for {_fmt(self.mde)}%: {r['weeks_needed'] or 'unreachable'}"
             lines.append(s)
-        lines.append(f"  pooled elasticity: min. detectable "
-                     f"{_fmt(self.power_details.get('pooled_mde_elasticity'), '.2f')}")
+        lines.append(
+            f"  pooled elasticity: min. detectable "
+            f"{_fmt(self.power_details.get('pooled_mde_elasticity'), '.2f')}"
+        )
         worst = self.balance.select(pl.col("std_diff").abs().max()).item()
         lines.append(f"Balance: largest |standardized difference| {_fmt(worst, '.3f')}")
         return "\n".join(lines)
@@ -109,15 +115,26 @@ class ExperimentDesign:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict of the whole design."""
-        return _clean({
-            "name": self.name, "cells": self.cells, "unit": self.unit,
-            "stratify": self.stratify, "weeks": self.weeks, "seed": self.seed,
-            "start": self.start, "end": self.end, "alpha": self.alpha,
-            "power_target": self.target_power, "mde_pct": self.mde,
-            "cell_counts": self.cell_counts,
-            "assignment": _records(self.assignment), "balance": _records(self.balance),
-            "power": _records(self.power), "power_details": self.power_details,
-        })
+        return _clean(
+            {
+                "name": self.name,
+                "cells": self.cells,
+                "unit": self.unit,
+                "stratify": self.stratify,
+                "weeks": self.weeks,
+                "seed": self.seed,
+                "start": self.start,
+                "end": self.end,
+                "alpha": self.alpha,
+                "power_target": self.target_power,
+                "mde_pct": self.mde,
+                "cell_counts": self.cell_counts,
+                "assignment": _records(self.assignment),
+                "balance": _records(self.balance),
+                "power": _records(self.power),
+                "power_details": self.power_details,
+            }
+        )
 
 
 @dataclass(frozen=True)
@@ -157,28 +174,36 @@ class ExperimentAnalysis:
     def summary(self) -> str:
         """Readable text summary."""
         lvl = round(100 * (1 - self.alpha))
-        lines = [f"Experiment {self.name}: {self.start.isoformat()} to {self.end.isoformat()} "
-                 f"({self.test_weeks} test weeks, {self.pre_weeks} pre weeks, "
-                 f"CUPED {'on' if self.cuped else 'off'}); {lvl}% intervals"]
+        lines = [
+            f"Experiment {self.name}: {self.start.isoformat()} to {self.end.isoformat()} "
+            f"({self.test_weeks} test weeks, {self.pre_weeks} pre weeks, "
+            f"CUPED {'on' if self.cuped else 'off'}); {lvl}% intervals"
+        ]
         for r in self.table.iter_rows(named=True):
             lines.append(
                 f"  {r['cell']:>8} (n={r['n_units']}): units {_fmt(r['effect_pct'])}% "
                 f"[{_fmt(r['effect_low'])}, {_fmt(r['effect_high'])}], revenue "
                 f"{_fmt(r['revenue_effect_pct'])}% [{_fmt(r['revenue_effect_low'])}, "
                 f"{_fmt(r['revenue_effect_high'])}], elasticity {_fmt(r['elasticity'], '.2f')} "
-                f"[{_fmt(r['elasticity_low'], '.2f')}, {_fmt(r['elasticity_high'], '.2f')}]")
+                f"[{_fmt(r['elasticity_low'], '.2f')}, {_fmt(r['elasticity_high'], '.2f')}]"
+            )
         p = self.pooled
-        lines.append(f"  pooled elasticity {_fmt(p['elasticity'], '.2f')} "
-                     f"[{_fmt(p['elasticity_low'], '.2f')}, {_fmt(p['elasticity_high'], '.2f')}]")
+        lines.append(
+            f"  pooled elasticity {_fmt(p['elasticity'], '.2f')} "
+            f"[{_fmt(p['elasticity_low'], '.2f')}, {_fmt(p['elasticity_high'], '.2f')}]"
+        )
         s = self.srm
-        lines.append(f"Sample ratio: p = {_fmt(s['p_value'], '.4f')}"
-                     + (" MISMATCH" if s["mismatch"] else " ok"))
+        lines.append(
+            f"Sample ratio: p = {_fmt(s['p_value'], '.4f')}"
+            + (" MISMATCH" if s["mismatch"] else " ok")
+        )
         if self.comparison is not None:
             for r in self.comparison.iter_rows(named=True):
                 lines.append(
                     f"  observational vs {r['cell']}: {_fmt(100 * r['share_units_inside'])}% of "
                     f"{r['n_units']} units inside the interval; mean "
-                    f"{_fmt(r['observational_mean'], '.2f')} inside: {r['mean_inside']}")
+                    f"{_fmt(r['observational_mean'], '.2f')} inside: {r['mean_inside']}"
+                )
         lines.extend(f"Note: {n}" for n in self.notes)
         return "\n".join(lines)
 
@@ -187,9 +212,19 @@ class ExperimentAnalysis:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict of the whole analysis."""
-        return _clean({
-            "name": self.name, "start": self.start, "end": self.end,
-            "test_weeks": self.test_weeks, "pre_weeks": self.pre_weeks, "alpha": self.alpha,
-            "cuped": self.cuped, "table": _records(self.table), "pooled": self.pooled,
-            "srm": self.srm, "comparison": _records(self.comparison), "notes": self.notes,
-        })
+        return _clean(
+            {
+                "name": self.name,
+                "start": self.start,
+                "end": self.end,
+                "test_weeks": self.test_weeks,
+                "pre_weeks": self.pre_weeks,
+                "alpha": self.alpha,
+                "cuped": self.cuped,
+                "table": _records(self.table),
+                "pooled": self.pooled,
+                "srm": self.srm,
+                "comparison": _records(self.comparison),
+                "notes": self.notes,
+            }
+        )

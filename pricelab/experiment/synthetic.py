@@ -14,10 +14,15 @@ import numpy as np
 import polars as pl
 
 
-def synthetic_units(n_items: int, markets: tuple[str, ...] = ("US", "GB", "DE"), *,
-                    seed: int = 0, level_mean: float = 3.0, level_sd: float = 0.8,
-                    categories: tuple[str, ...] = ("bags", "shoes", "ready-to-wear"),
-                    ) -> pl.DataFrame:
+def synthetic_units(
+    n_items: int,
+    markets: tuple[str, ...] = ("US", "GB", "DE"),
+    *,
+    seed: int = 0,
+    level_mean: float = 3.0,
+    level_sd: float = 0.8,
+    categories: tuple[str, ...] = ("bags", "shoes", "ready-to-wear"),
+) -> pl.DataFrame:
     """Units (item x market) with attributes, current price, cost and true base rate.
 
     Parameters
@@ -46,12 +51,17 @@ def synthetic_units(n_items: int, markets: tuple[str, ...] = ("US", "GB", "DE"),
     price = np.round(np.exp(rng.normal(6.0, 0.6, n_items)), 2)
     m = len(markets)
     level = level_mean * np.exp(rng.normal(0, level_sd, n_items * m) - level_sd**2 / 2)
-    return pl.DataFrame({
-        "item_id": np.repeat(items, m), "market": np.tile(list(markets), n_items),
-        "category": np.repeat(cat, m), "brand": np.repeat(brand, m),
-        "current_price": np.repeat(price, m), "unit_cost": np.round(np.repeat(price, m) * 0.45, 2),
-        "base_rate": level,
-    })
+    return pl.DataFrame(
+        {
+            "item_id": np.repeat(items, m),
+            "market": np.tile(list(markets), n_items),
+            "category": np.repeat(cat, m),
+            "brand": np.repeat(brand, m),
+            "current_price": np.repeat(price, m),
+            "unit_cost": np.round(np.repeat(price, m) * 0.45, 2),
+            "base_rate": level,
+        }
+    )
 
 
 def week_starts(start: dt.date, weeks: int) -> list[dt.date]:
@@ -59,9 +69,17 @@ def week_starts(start: dt.date, weeks: int) -> list[dt.date]:
     return [start + dt.timedelta(days=7 * k) for k in range(weeks)]
 
 
-def synthetic_sales(units: pl.DataFrame, dates: list[dt.date], *, seed: int,
-                    price_change_pct=None, elasticity=-1.5, week_sd: float = 0.1,
-                    dispersion: float | None = None, base_rate=None) -> pl.DataFrame:
+def synthetic_sales(
+    units: pl.DataFrame,
+    dates: list[dt.date],
+    *,
+    seed: int,
+    price_change_pct=None,
+    elasticity=-1.5,
+    week_sd: float = 0.1,
+    dispersion: float | None = None,
+    base_rate=None,
+) -> pl.DataFrame:
     """Weekly sales for ``units`` over ``dates`` at prices changed by ``price_change_pct``.
 
     Parameters
@@ -98,21 +116,33 @@ def synthetic_sales(units: pl.DataFrame, dates: list[dt.date], *, seed: int,
         lam = lam * rng.gamma(1 / dispersion, dispersion, size=lam.shape)
     q = rng.poisson(lam)
     price = np.round(units["current_price"].to_numpy() * (1 + pct / 100), 2)
-    return pl.DataFrame({
-        "item_id": np.repeat(units["item_id"].to_numpy(), t),
-        "market": np.repeat(units["market"].to_numpy(), t),
-        "date": pl.Series(dates * n, dtype=pl.Date),
-        "price": np.repeat(price, t), "quantity": q.ravel().astype(np.int64),
-        "unit_cost": np.repeat(units["unit_cost"].to_numpy(), t),
-    })
+    return pl.DataFrame(
+        {
+            "item_id": np.repeat(units["item_id"].to_numpy(), t),
+            "market": np.repeat(units["market"].to_numpy(), t),
+            "date": pl.Series(dates * n, dtype=pl.Date),
+            "price": np.repeat(price, t),
+            "quantity": q.ravel().astype(np.int64),
+            "unit_cost": np.repeat(units["unit_cost"].to_numpy(), t),
+        }
+    )
 
 
-def synthetic_experiment(n_items: int = 60, markets: tuple[str, ...] = ("US", "GB"), *,
-                         cells: tuple[float, ...] = (-10.0, 0.0, 10.0), pre_weeks: int = 8,
-                         test_weeks: int = 4, elasticity=-1.5, seed: int = 0,
-                         unit: str = "item-market", stratify: tuple[str, ...] = ("category",),
-                         dispersion: float | None = None, start: dt.date = dt.date(2024, 1, 1),
-                         level_sd: float = 0.8):
+def synthetic_experiment(
+    n_items: int = 60,
+    markets: tuple[str, ...] = ("US", "GB"),
+    *,
+    cells: tuple[float, ...] = (-10.0, 0.0, 10.0),
+    pre_weeks: int = 8,
+    test_weeks: int = 4,
+    elasticity=-1.5,
+    seed: int = 0,
+    unit: str = "item-market",
+    stratify: tuple[str, ...] = ("category",),
+    dispersion: float | None = None,
+    start: dt.date = dt.date(2024, 1, 1),
+    level_sd: float = 0.8,
+):
     """A designed experiment with simulated pre-period and test-window sales.
 
     Parameters
@@ -140,14 +170,31 @@ def synthetic_experiment(n_items: int = 60, markets: tuple[str, ...] = ("US", "G
     from pricelab.experiment.design import design_experiment
 
     units = synthetic_units(n_items, markets, seed=seed, level_sd=level_sd)
-    history = synthetic_sales(units, week_starts(start, pre_weeks), seed=seed + 1,
-                              dispersion=dispersion)
-    design = design_experiment(units.drop("base_rate"), history, name=f"sim-{seed}",
-                               cells=list(cells), unit=unit, stratify=list(stratify),
-                               weeks=test_weeks, seed=seed + 2)
-    pct = units.join(design.assignment.select("item_id", "market", "price_change_pct"),
-                     on=["item_id", "market"], how="left", maintain_order="left")
-    test = synthetic_sales(units, week_starts(design.start, test_weeks), seed=seed + 3,
-                           price_change_pct=pct["price_change_pct"].to_numpy(),
-                           elasticity=elasticity, dispersion=dispersion)
+    history = synthetic_sales(
+        units, week_starts(start, pre_weeks), seed=seed + 1, dispersion=dispersion
+    )
+    design = design_experiment(
+        units.drop("base_rate"),
+        history,
+        name=f"sim-{seed}",
+        cells=list(cells),
+        unit=unit,
+        stratify=list(stratify),
+        weeks=test_weeks,
+        seed=seed + 2,
+    )
+    pct = units.join(
+        design.assignment.select("item_id", "market", "price_change_pct"),
+        on=["item_id", "market"],
+        how="left",
+        maintain_order="left",
+    )
+    test = synthetic_sales(
+        units,
+        week_starts(design.start, test_weeks),
+        seed=seed + 3,
+        price_change_pct=pct["price_change_pct"].to_numpy(),
+        elasticity=elasticity,
+        dispersion=dispersion,
+    )
     return design, history, test, units

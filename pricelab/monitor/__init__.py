@@ -14,8 +14,18 @@ from pricelab.monitor.checks import ALERT, CHECKS, OK, SKIPPED, CheckResult, rob
 from pricelab.monitor.config import DEFAULTS, load_config, merge_config
 from pricelab.store.db import Store
 
-__all__ = ["ALERT", "DEFAULTS", "OK", "SKIPPED", "CheckResult", "MonitorResult", "load_config",
-           "merge_config", "robust_z", "run_checks"]
+__all__ = [
+    "ALERT",
+    "DEFAULTS",
+    "OK",
+    "SKIPPED",
+    "CheckResult",
+    "MonitorResult",
+    "load_config",
+    "merge_config",
+    "robust_z",
+    "run_checks",
+]
 
 
 @dataclass
@@ -42,13 +52,17 @@ class MonitorResult:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able form (for schedulers)."""
-        return {"as_of": str(self.as_of), "status": self.status,
-                "alerts": [c.name for c in self.alerts],
-                "checks": [c.to_dict() for c in self.checks]}
+        return {
+            "as_of": str(self.as_of),
+            "status": self.status,
+            "alerts": [c.name for c in self.alerts],
+            "checks": [c.to_dict() for c in self.checks],
+        }
 
 
-def run_checks(store: Store, *, as_of: dt.date | None = None,
-               config: dict[str, dict[str, Any]] | None = None) -> MonitorResult:
+def run_checks(
+    store: Store, *, as_of: dt.date | None = None, config: dict[str, dict[str, Any]] | None = None
+) -> MonitorResult:
     """Run every enabled check against ``store``.
 
     Parameters

@@ -35,18 +35,25 @@ class CheckResult:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able form."""
-        return {"name": self.name, "status": self.status, "value": self.value,
-                "threshold": self.threshold, "message": self.message, "details": self.details}
+        return {
+            "name": self.name,
+            "status": self.status,
+            "value": self.value,
+            "threshold": self.threshold,
+            "message": self.message,
+            "details": self.details,
+        }
 
 
 def _runs(store: Store, command: str, limit: int) -> list[dict[str, Any]]:
     rows = store.execute(
         "SELECT run_id, started_at, parents FROM runs WHERE command = ? AND status = 'ok' "
-        "ORDER BY started_at DESC, run_id DESC LIMIT ?", [command, limit])
+        "ORDER BY started_at DESC, run_id DESC LIMIT ?",
+        [command, limit],
+    )
     import json
 
-    return [{"run_id": r[0], "started_at": r[1], "parents": json.loads(r[2] or "[]")}
-            for r in rows]
+    return [{"run_id": r[0], "started_at": r[1], "parents": json.loads(r[2] or "[]")} for r in rows]
 
 
 def _serving_estimate(store: Store) -> list[dict[str, Any]]:
@@ -61,8 +68,7 @@ def _serving_estimate(store: Store) -> list[dict[str, Any]]:
     rows = store.execute("SELECT run_id, started_at, parents FROM runs WHERE run_id = ?", [run_id])
     import json
 
-    return [{"run_id": r[0], "started_at": r[1], "parents": json.loads(r[2] or "[]")}
-            for r in rows]
+    return [{"run_id": r[0], "started_at": r[1], "parents": json.loads(r[2] or "[]")} for r in rows]
 
 
 def freshness(store: Store, as_of: dt.date, cfg: dict[str, Any]) -> CheckResult:
@@ -73,10 +79,17 @@ def freshness(store: Store, as_of: dt.date, cfg: dict[str, Any]) -> CheckResult:
         return CheckResult("freshness", SKIPPED, "no sales loaded", None, limit)
     age = (as_of - latest).days
     status = ALERT if age > limit else OK
-    msg = (f"latest sales week {latest} is {age} days before {as_of}"
-           + (f" (limit {limit})" if status == ALERT else ""))
-    return CheckResult("freshness", status, msg, float(age), float(limit),
-                       {"latest_week": str(latest), "as_of": str(as_of)})
+    msg = f"latest sales week {latest} is {age} days before {as_of}" + (
+        f" (limit {limit})" if status == ALERT else ""
+    )
+    return CheckResult(
+        "freshness",
+        status,
+        msg,
+        float(age),
+        float(limit),
+        {"latest_week": str(latest), "as_of": str(as_of)},
+    )
 
 
 def robust_z(value: float, history: np.ndarray) -> float:
@@ -98,7 +111,9 @@ def _weekly_units(store: Store, as_of: dt.date) -> pl.DataFrame:
     """Units per market and week up to ``as_of``, weeks without rows filled with 0."""
     df = store.query(
         "SELECT market, date_trunc('week', date)::DATE AS week, sum(quantity)::DOUBLE AS units "
-        "FROM sales WHERE date <= ? GROUP BY 1, 2 ORDER BY 1, 2", [as_of])
+        "FROM sales WHERE date <= ? GROUP BY 1, 2 ORDER BY 1, 2",
+        [as_of],
+    )
     if df.height == 0:
         return df
     last = cast(dt.date, df["week"].max())  # a DATE column of a non-empty frame
@@ -107,8 +122,11 @@ def _weekly_units(store: Store, as_of: dt.date) -> pl.DataFrame:
         weeks = pl.date_range(first, last, interval="1w", eager=True)
         grids.append(pl.DataFrame({"market": [market] * len(weeks), "week": weeks}))
     grid = pl.concat(grids)
-    return (grid.join(df, on=["market", "week"], how="left")
-            .with_columns(pl.col("units").fill_null(0.0)).sort("market", "week"))
+    return (
+        grid.join(df, on=["market", "week"], how="left")
+        .with_columns(pl.col("units").fill_null(0.0))
+        .sort("market", "week")
+    )
 
 
 def volume(store: Store, as_of: dt.date, cfg: dict[str, Any]) -> CheckResult:
@@ -130,17 +148,23 @@ def volume(store: Store, as_of: dt.date, cfg: dict[str, Any]) -> CheckResult:
             continue
         logs = np.log1p(units)
         seasonal = cfg["seasonal"] is True or (
-            cfg["seasonal"] == "auto" and units.size >= 52 + n_min + 1)
+            cfg["seasonal"] == "auto" and units.size >= 52 + n_min + 1
+        )
         if seasonal and units.size >= 52 + 2:
             series = logs[52:] - logs[:-52]
         else:
             seasonal, series = False, logs
         history = series[:-1][-n_win:]
-        rec: dict[str, Any] = {"market": market, "week": str(last), "units": float(units[-1]),
-                               "trailing_median_units": float(np.median(units[:-1][-n_win:]))
-                               if units.size > 1 else None,
-                               "method": "yoy" if seasonal else "level",
-                               "weeks": int(history.size)}
+        rec: dict[str, Any] = {
+            "market": market,
+            "week": str(last),
+            "units": float(units[-1]),
+            "trailing_median_units": float(np.median(units[:-1][-n_win:]))
+            if units.size > 1
+            else None,
+            "method": "yoy" if seasonal else "level",
+            "weeks": int(history.size),
+        }
         if history.size < n_min:
             rec.update(status=SKIPPED, z=None)
         else:
@@ -149,18 +173,35 @@ def volume(store: Store, as_of: dt.date, cfg: dict[str, Any]) -> CheckResult:
         markets.append(rec)
     scored = [m for m in markets if m["status"] != SKIPPED]
     if not scored:
-        return CheckResult("volume", SKIPPED, f"fewer than {n_min} trailing weeks in every market",
-                           None, limit, {"markets": markets})
+        return CheckResult(
+            "volume",
+            SKIPPED,
+            f"fewer than {n_min} trailing weeks in every market",
+            None,
+            limit,
+            {"markets": markets},
+        )
     worst = max(scored, key=lambda m: abs(m["z"]))
     alerts = [m for m in scored if m["status"] == ALERT]
     if alerts:
-        names = ", ".join(f"{m['market']} (z={m['z']:+.1f}, {m['units']:.0f} units vs median "
-                          f"{m['trailing_median_units']:.0f})" for m in alerts)
+        names = ", ".join(
+            f"{m['market']} (z={m['z']:+.1f}, {m['units']:.0f} units vs median "
+            f"{m['trailing_median_units']:.0f})"
+            for m in alerts
+        )
         msg = f"week {last}: unusual volume in {names}"
     else:
-        msg = f"week {last}: volume normal in {len(scored)} market(s) (max |z| {abs(worst['z']):.1f})"
-    return CheckResult("volume", ALERT if alerts else OK, msg, abs(worst["z"]), limit,
-                       {"week": str(last), "markets": markets})
+        msg = (
+            f"week {last}: volume normal in {len(scored)} market(s) (max |z| {abs(worst['z']):.1f})"
+        )
+    return CheckResult(
+        "volume",
+        ALERT if alerts else OK,
+        msg,
+        abs(worst["z"]),
+        limit,
+        {"week": str(last), "markets": markets},
+    )
 
 
 def drift(store: Store, as_of: dt.date, cfg: dict[str, Any]) -> CheckResult:
@@ -170,18 +211,36 @@ def drift(store: Store, as_of: dt.date, cfg: dict[str, Any]) -> CheckResult:
     if len(runs) < 2:
         return CheckResult("drift", SKIPPED, f"{len(runs)} estimate run(s); need two", None, limit)
     new, old = runs[0]["run_id"], runs[1]["run_id"]
-    moved, n = interval_shifts(store.read_result("elasticities", old),
-                               store.read_result("elasticities", new))
-    details = {"previous_run": old, "latest_run": new, "compared": n, "moved": moved.height,
-               "items": moved.head(20).to_dicts()}
+    moved, n = interval_shifts(
+        store.read_result("elasticities", old), store.read_result("elasticities", new)
+    )
+    details = {
+        "previous_run": old,
+        "latest_run": new,
+        "compared": n,
+        "moved": moved.height,
+        "items": moved.head(20).to_dicts(),
+    }
     if n == 0:
-        return CheckResult("drift", SKIPPED, f"runs {old} and {new} share no items with intervals",
-                           None, limit, details)
+        return CheckResult(
+            "drift",
+            SKIPPED,
+            f"runs {old} and {new} share no items with intervals",
+            None,
+            limit,
+            details,
+        )
     share = moved.height / n
     status = ALERT if share > limit else OK
-    return CheckResult("drift", status,
-                       f"{moved.height} of {n} items ({share:.1%}) moved beyond their intervals "
-                       f"from run {old} to {new}", share, limit, details)
+    return CheckResult(
+        "drift",
+        status,
+        f"{moved.height} of {n} items ({share:.1%}) moved beyond their intervals "
+        f"from run {old} to {new}",
+        share,
+        limit,
+        details,
+    )
 
 
 def fit(store: Store, as_of: dt.date, cfg: dict[str, Any]) -> CheckResult:
@@ -193,10 +252,19 @@ def fit(store: Store, as_of: dt.date, cfg: dict[str, Any]) -> CheckResult:
     run_id = runs[0]["run_id"]
     est = store.read_result("elasticities", run_id)
     if est.height == 0 or "elasticity" not in est.columns:
-        return CheckResult("fit", SKIPPED, f"estimate run {run_id} stored no elasticities",
-                           None, limit, {"run": run_id})
-    flags = (est["flags"].fill_null("").str.split(",").to_list() if "flags" in est.columns
-             else [[] for _ in range(est.height)])
+        return CheckResult(
+            "fit",
+            SKIPPED,
+            f"estimate run {run_id} stored no elasticities",
+            None,
+            limit,
+            {"run": run_id},
+        )
+    flags = (
+        est["flags"].fill_null("").str.split(",").to_list()
+        if "flags" in est.columns
+        else [[] for _ in range(est.height)]
+    )
     values = est["elasticity"].cast(pl.Float64).to_list()
     counts: dict[str, int] = {}
     n_bad = 0
@@ -210,9 +278,14 @@ def fit(store: Store, as_of: dt.date, cfg: dict[str, Any]) -> CheckResult:
         n_bad += bool(hit)
     share = n_bad / est.height
     status = ALERT if share > limit else OK
-    return CheckResult("fit", status, f"{n_bad} of {est.height} groups ({share:.1%}) flagged "
-                       f"or failed in estimate run {run_id}", share, limit,
-                       {"run": run_id, "groups": est.height, "bad": n_bad, "by_flag": counts})
+    return CheckResult(
+        "fit",
+        status,
+        f"{n_bad} of {est.height} groups ({share:.1%}) flagged or failed in estimate run {run_id}",
+        share,
+        limit,
+        {"run": run_id, "groups": est.height, "bad": n_bad, "by_flag": counts},
+    )
 
 
 def plan(store: Store, as_of: dt.date, cfg: dict[str, Any]) -> CheckResult:
@@ -229,8 +302,11 @@ def plan(store: Store, as_of: dt.date, cfg: dict[str, Any]) -> CheckResult:
     p = plans[0]
     age = (as_of - p["started_at"].date()).days
     ests = _serving_estimate(store)
-    details: dict[str, Any] = {"plan_run": p["run_id"], "created": str(p["started_at"]),
-                               "age_days": age}
+    details: dict[str, Any] = {
+        "plan_run": p["run_id"],
+        "created": str(p["started_at"]),
+        "age_days": age,
+    }
     problems = []
     if ests:
         e = ests[0]
@@ -241,11 +317,17 @@ def plan(store: Store, as_of: dt.date, cfg: dict[str, Any]) -> CheckResult:
         problems.append(f"plan {p['run_id']} is {age} days old (limit {limit})")
     if problems:
         return CheckResult("plan", ALERT, "; ".join(problems), float(age), float(limit), details)
-    msg = (f"plan {p['run_id']} is {age} days old" if age >= 0
-           else f"plan {p['run_id']} was created {-age} days after {as_of}")
+    msg = (
+        f"plan {p['run_id']} is {age} days old"
+        if age >= 0
+        else f"plan {p['run_id']} was created {-age} days after {as_of}"
+    )
     if ests:
-        msg += (" and built on the serving estimate" if ests[0]["run_id"] in p["parents"]
-                else " and newer than the serving estimate")
+        msg += (
+            " and built on the serving estimate"
+            if ests[0]["run_id"] in p["parents"]
+            else " and newer than the serving estimate"
+        )
     return CheckResult("plan", OK, msg, float(age), float(limit), details)
 
 

@@ -44,11 +44,15 @@ from pricelab.storage import display
 
 DEFAULTS: dict[str, dict[str, Any]] = {
     "freshness": {"enabled": True, "max_age_days": 14},
-    "volume": {"enabled": True, "trailing_weeks": 26, "min_weeks": 8, "max_robust_z": 4.0,
-               "seasonal": "auto"},
+    "volume": {
+        "enabled": True,
+        "trailing_weeks": 26,
+        "min_weeks": 8,
+        "max_robust_z": 4.0,
+        "seasonal": "auto",
+    },
     "drift": {"enabled": True, "max_share": 0.10},
-    "fit": {"enabled": True, "max_share": 0.20,
-            "flags": list(MONITOR_FIT_FLAGS)},
+    "fit": {"enabled": True, "max_share": 0.20, "flags": list(MONITOR_FIT_FLAGS)},
     "plan": {"enabled": True, "max_age_days": 14},
 }
 
@@ -90,9 +94,13 @@ def _check_value(ctx: ConfigContext, path: tuple, value: Any, default: Any) -> A
     return int(value) if key in _INT_KEYS else float(value) if isinstance(default, float) else value
 
 
-def merge_config(section: dict[str, Any] | None, source: str = "config", *,
-                 ctx: ConfigContext | None = None,
-                 path: tuple = ("monitor",)) -> dict[str, dict[str, Any]]:
+def merge_config(
+    section: dict[str, Any] | None,
+    source: str = "config",
+    *,
+    ctx: ConfigContext | None = None,
+    path: tuple = ("monitor",),
+) -> dict[str, dict[str, Any]]:
     """Defaults overridden by ``section`` (the ``monitor`` mapping of checks and thresholds).
 
     Parameters
@@ -134,9 +142,11 @@ def merge_config(section: dict[str, Any] | None, source: str = "config", *,
     if vol["min_weeks"] > vol["trailing_weeks"]:
         given = section.get("volume") or {}
         key = "min_weeks" if "min_weeks" in given else "trailing_weeks"
-        raise ctx.fail(path + ("volume", key),
-                       f"min_weeks ({vol['min_weeks']}) exceeds trailing_weeks "
-                       f"({vol['trailing_weeks']}): the volume check would never run")
+        raise ctx.fail(
+            path + ("volume", key),
+            f"min_weeks ({vol['min_weeks']}) exceeds trailing_weeks "
+            f"({vol['trailing_weeks']}): the volume check would never run",
+        )
     return cfg
 
 

@@ -4,8 +4,14 @@ from pricelab.optimize.constraints import Constraints, load_constraints, loads_c
 from pricelab.optimize.plan import PLAN_COLUMNS, Plan
 from pricelab.optimize.solve import optimize
 
-__all__ = ["PLAN_COLUMNS", "Constraints", "Plan", "load_constraints", "loads_constraints",
-           "optimize"]
+__all__ = [
+    "PLAN_COLUMNS",
+    "Constraints",
+    "Plan",
+    "load_constraints",
+    "loads_constraints",
+    "optimize",
+]
 
 # ``pricelab.optimize(demand, constraints)`` calls :func:`optimize` (see pricelab/_callable.py)
 from pricelab._callable import make_callable  # noqa: E402

@@ -75,8 +75,9 @@ class Budgets:
     def usage(self, p: np.ndarray) -> np.ndarray:
         """sum_{i in b} a_i p_i per budget."""
         m = self.group >= 0
-        out: np.ndarray = np.bincount(self.group[m], weights=(self.a * p)[m],
-                                      minlength=len(self.links))
+        out: np.ndarray = np.bincount(
+            self.group[m], weights=(self.a * p)[m], minlength=len(self.links)
+        )
         return out
 
     def per_row(self, s: np.ndarray) -> np.ndarray:
@@ -116,8 +117,10 @@ def structure(prob: Problem, resp: Responder) -> str:
     comp = _components(prob, resp)
     owner = [int(comp[lk.rows[0]]) for lk in budgets]
     if len(set(owner)) < len(owner):
-        return ("two max_avg_change_pct budgets share rows or are linked through another "
-                "constraint (volume floor, stock pool, parity)")
+        return (
+            "two max_avg_change_pct budgets share rows or are linked through another "
+            "constraint (volume floor, stock pool, parity)"
+        )
     return ""
 
 
@@ -187,8 +190,10 @@ def solve_budgets(prob: Problem, resp: Responder) -> BudgetSolve:
         return _finish(prob, bd, dec0, np.zeros(J), side, 1)
     low_rows = (bd.group >= 0) & (side[np.maximum(bd.group, 0)] < 0)
     if np.any(low_rows & ~np.isfinite(prob.hi)):
-        return _declined("the lower side of max_avg_change_pct binds and some rows have no "
-                         "max_increase_pct (the budget then has no exact multiplier)")
+        return _declined(
+            "the lower side of max_avg_change_pct binds and some rows have no "
+            "max_increase_pct (the budget then has no exact multiplier)"
+        )
     if np.any(_rows(bd, side < 0) & (resp.groups >= 0)):
         return _declined("parity items under the binding lower side of max_avg_change_pct")
     target = np.where(side > 0, up, dn)
@@ -245,8 +250,9 @@ def solve_budgets(prob: Problem, resp: Responder) -> BudgetSolve:
         p_lo = np.where(_rows(bd, no), dec.prices, p_lo)
         t_hi, r_hi = np.where(ok, x, t_hi), np.where(ok, r, r_hi)
         t_lo, r_lo = np.where(no, x, t_lo), np.where(no, r, r_lo)
-        keep = np.where(ok, np.where(keep > 0, 2, 1), np.where(no, np.where(keep < 0, -2, -1),
-                                                                keep))
+        keep = np.where(
+            ok, np.where(keep > 0, 2, 1), np.where(no, np.where(keep < 0, -2, -1), keep)
+        )
         tiny = t_hi - t_lo <= WIDTH * np.maximum(t_hi, 1e-300)
         todo &= ~((ok & (-r <= TIGHT * target)) | tiny)
     s = side * t_hi
@@ -264,12 +270,17 @@ def _rows(bd: Budgets, mask: np.ndarray) -> np.ndarray:
 
 
 def _replace_prices(dec: Decomposition, p: np.ndarray) -> Decomposition:
-    return Decomposition(p, dec.free_prices, dec.multipliers, dec.dual_bound,
-                         dec.row_multiplier)
+    return Decomposition(p, dec.free_prices, dec.multipliers, dec.dual_bound, dec.row_multiplier)
 
 
-def _tighten(prob: Problem, bd: Budgets, dec: Decomposition, p_lo: np.ndarray,
-             side: np.ndarray, target: np.ndarray) -> Decomposition:
+def _tighten(
+    prob: Problem,
+    bd: Budgets,
+    dec: Decomposition,
+    p_lo: np.ndarray,
+    side: np.ndarray,
+    target: np.ndarray,
+) -> Decomposition:
     """Use a budget's leftover slack by moving its rows toward the infeasible end.
 
     The usage is linear in prices, so alpha = slack / (usage(p_lo) - usage(p)) makes the
@@ -311,11 +322,13 @@ def links_hold(prob: Problem, p: np.ndarray, tol: float = 1e-9) -> bool:
     return True
 
 
-def _finish(prob: Problem, bd: Budgets, dec: Decomposition, s: np.ndarray, side: np.ndarray,
-            steps: int) -> BudgetSolve:
+def _finish(
+    prob: Problem, bd: Budgets, dec: Decomposition, s: np.ndarray, side: np.ndarray, steps: int
+) -> BudgetSolve:
     const = prob.horizon * float((s * bd.revenue + np.abs(s) * bd.frac * bd.revenue).sum())
     mult = dict(dec.multipliers)
     mult.update({prob.links[j].name: float(x) for j, x in zip(bd.links, s, strict=True)})
     tight = [j for j, sd in zip(bd.links, side, strict=True) if sd != 0]
-    return BudgetSolve(dec.prices, dec.dual_bound + const, mult, tight, dec.row_multiplier,
-                       steps, "")
+    return BudgetSolve(
+        dec.prices, dec.dual_bound + const, mult, tight, dec.row_multiplier, steps, ""
+    )

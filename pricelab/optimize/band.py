@@ -47,18 +47,26 @@ def _mat(x: np.ndarray, rows: np.ndarray, fill: float) -> np.ndarray:
     return np.where(rows >= 0, x[np.maximum(rows, 0)], fill)
 
 
-def feasible_range(b: Blocks, lo: np.ndarray, hi: np.ndarray,
-                   fx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def feasible_range(
+    b: Blocks, lo: np.ndarray, hi: np.ndarray, fx: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """Range [Lmin, Lmax] of the band's lower edge for which every market can comply."""
     lo_b = _mat(lo / fx, b.rows, 0.0)
     hi_b = _mat(hi / fx, b.rows, np.inf)
     return lo_b.max(axis=1) / (1 + b.gap), hi_b.min(axis=1)
 
 
-def solve_band(b: Blocks, k: np.ndarray, lo: np.ndarray, hi: np.ndarray, fx: np.ndarray,
-               p0: np.ndarray, q0: np.ndarray,
-               e: np.ndarray, theta: np.ndarray | None = None,
-               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def solve_band(
+    b: Blocks,
+    k: np.ndarray,
+    lo: np.ndarray,
+    hi: np.ndarray,
+    fx: np.ndarray,
+    p0: np.ndarray,
+    q0: np.ndarray,
+    e: np.ndarray,
+    theta: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Best prices of every parity row for effective costs ``k``.
 
     ``theta`` (per row, optional) is a price penalty from an average-change budget
@@ -73,10 +81,19 @@ def solve_band(b: Blocks, k: np.ndarray, lo: np.ndarray, hi: np.ndarray, fx: np.
     """
     R = b.rows
     valid = R >= 0
-    M = {name: _mat(x, R, fill) for name, x, fill in (
-        ("k", k, 0.0), ("lo", lo, 0.0), ("hi", hi, np.inf), ("fx", fx, 1.0),
-        ("p0", p0, 1.0), ("q0", q0, 0.0), ("e", e, -2.0),
-        ("th", np.zeros_like(k) if theta is None else theta, 0.0))}
+    M = {
+        name: _mat(x, R, fill)
+        for name, x, fill in (
+            ("k", k, 0.0),
+            ("lo", lo, 0.0),
+            ("hi", hi, np.inf),
+            ("fx", fx, 1.0),
+            ("p0", p0, 1.0),
+            ("q0", q0, 0.0),
+            ("e", e, -2.0),
+            ("th", np.zeros_like(k) if theta is None else theta, 0.0),
+        )
+    }
     pen = theta is not None and bool(np.any(theta))
     lmin, lmax = feasible_range(b, lo, hi, fx)
     one_g = (1 + b.gap)[:, None]
@@ -93,8 +110,7 @@ def solve_band(b: Blocks, k: np.ndarray, lo: np.ndarray, hi: np.ndarray, fx: np.
     def value(L: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         # L: (G, J) -> prices (G, J, M), values (G, J)
         a = np.maximum(M["lo"][:, None, :], L[..., None] * M["fx"][:, None, :])
-        z = np.minimum(M["hi"][:, None, :], one_g[..., None] * L[..., None]
-                       * M["fx"][:, None, :])
+        z = np.minimum(M["hi"][:, None, :], one_g[..., None] * L[..., None] * M["fx"][:, None, :])
         z = np.maximum(z, a)
         k_, th, p0_, q0_, e_ = (M[x][:, None, :] for x in ("k", "th", "p0", "q0", "e"))
         p = argmax_penalised(a, z, k_, th if pen else None, p0_, q0_, e_)
@@ -105,13 +121,17 @@ def solve_band(b: Blocks, k: np.ndarray, lo: np.ndarray, hi: np.ndarray, fx: np.
     t = np.linspace(0.0, 1.0, GRID)[None, :]
     span_ok = lmax_eff > lmin_eff
     with np.errstate(divide="ignore", invalid="ignore"):
-        grid = np.where(span_ok[:, None], lmin_eff[:, None] * (lmax_eff / lmin_eff)[:, None] ** t,
-                        lmin_eff[:, None])
+        grid = np.where(
+            span_ok[:, None],
+            lmin_eff[:, None] * (lmax_eff / lmin_eff)[:, None] ** t,
+            lmin_eff[:, None],
+        )
     bps = np.concatenate([M["lo"] / M["fx"], M["hi"] / M["fx"], pstar / M["fx"]], axis=1)
     bps = np.concatenate([bps, bps / one_g], axis=1)
     bps = np.where(np.concatenate([valid] * 6, axis=1), bps, lmin_eff[:, None])
-    pts = np.sort(np.clip(np.concatenate([grid, bps], axis=1), lmin_eff[:, None],
-                          lmax_eff[:, None]), axis=1)
+    pts = np.sort(
+        np.clip(np.concatenate([grid, bps], axis=1), lmin_eff[:, None], lmax_eff[:, None]), axis=1
+    )
     _, v = value(pts)
     j = np.argmax(v, axis=1)
     r = np.arange(pts.shape[0])
@@ -128,8 +148,12 @@ def solve_band(b: Blocks, k: np.ndarray, lo: np.ndarray, hi: np.ndarray, fx: np.
         a = np.where(left, a, x1)
         nx = np.where(left, z - phi * (z - a), a + phi * (z - a))
         nf = value(nx[:, None])[1][:, 0]
-        x1, x2, f1, f2 = (np.where(left, nx, x2), np.where(left, x1, nx),
-                          np.where(left, nf, f2), np.where(left, f1, nf))
+        x1, x2, f1, f2 = (
+            np.where(left, nx, x2),
+            np.where(left, x1, nx),
+            np.where(left, nf, f2),
+            np.where(left, f1, nf),
+        )
     for x, fx_ in ((x1, f1), (x2, f2)):
         better = fx_ > best_v
         best_l = np.where(better, x, best_l)

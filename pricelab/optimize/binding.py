@@ -14,9 +14,15 @@ def _close(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.abs(a - b) <= REL * np.maximum(1.0, np.abs(b))
 
 
-def binding_labels(prob: Problem, p: np.ndarray, *, parity_groups: np.ndarray,
-                   row_shift: np.ndarray | None = None, tight_links: list[int] | None = None,
-                   milp: bool = False) -> list[str]:
+def binding_labels(
+    prob: Problem,
+    p: np.ndarray,
+    *,
+    parity_groups: np.ndarray,
+    row_shift: np.ndarray | None = None,
+    tight_links: list[int] | None = None,
+    milp: bool = False,
+) -> list[str]:
     """Comma-separated constraint names per row.
 
     A bound binds when the price sits on it; parity when the item's band is tight, the
@@ -37,7 +43,7 @@ def binding_labels(prob: Problem, p: np.ndarray, *, parity_groups: np.ndarray,
     for i in np.flatnonzero(at_lo & ~prob.frozen):
         for name in ("max_decrease_pct", "min_margin_pct", "inventory"):
             v = prob.sources[name][i]
-            if not np.isnan(v) and _close(p[i:i + 1], np.array([v]))[0]:
+            if not np.isnan(v) and _close(p[i : i + 1], np.array([v]))[0]:
                 labels[i].append(name)
     if (parity_groups >= 0).any():
         m = parity_groups >= 0

@@ -40,8 +40,9 @@ def search_window(prob: Problem) -> tuple[np.ndarray, np.ndarray]:
     """
     ps = argmax_interval(prob.lo, prob.hi, prob.cost, prob.p0, prob.q0, prob.e)
     ref = np.where(np.isfinite(ps) & (ps > 0), ps, prob.p0)
-    top = np.where(np.isfinite(prob.hi), prob.hi,
-                   np.maximum.reduce([2 * prob.p0, 2 * ref, 2 * prob.lo]))
+    top = np.where(
+        np.isfinite(prob.hi), prob.hi, np.maximum.reduce([2 * prob.p0, 2 * ref, 2 * prob.lo])
+    )
     bottom = np.where(prob.lo > 0, prob.lo, np.minimum(prob.p0, ref) / 4)
     return bottom, top
 
@@ -64,10 +65,12 @@ def candidate_matrix(prob: Problem, n_grid: int = 25) -> np.ndarray:
     too_many = np.flatnonzero(cnt > MAX_CANDIDATES)
     if too_many.size:
         i = too_many[0]
-        raise UsageError(f"{prob.label(i)}: ladder step {prob.ladder_spacing[i]:g} gives "
-                         f"more than {MAX_CANDIDATES} prices between {lo[i]:.2f} and "
-                         f"{hi[i]:.2f}; use a coarser step or tighter bounds (override per "
-                         "market)")
+        raise UsageError(
+            f"{prob.label(i)}: ladder step {prob.ladder_spacing[i]:g} gives "
+            f"more than {MAX_CANDIDATES} prices between {lo[i]:.2f} and "
+            f"{hi[i]:.2f}; use a coarser step or tighter bounds (override per "
+            "market)"
+        )
     K = max(int(cnt.max(initial=0)), n_grid + 2, 1)
     j = np.arange(K)[None, :]
     ladder = np.where(j < cnt[:, None], (k0[:, None] + j) * s[:, None] + off[:, None], np.nan)
@@ -75,8 +78,13 @@ def candidate_matrix(prob: Problem, n_grid: int = 25) -> np.ndarray:
     g = np.linspace(0.0, 1.0, n_grid)[None, :]
     grid = lo[:, None] * (hi / lo)[:, None] ** g
     ps = argmax_interval(prob.lo, prob.hi, prob.cost, prob.p0, prob.q0, prob.e)
-    key = np.stack([np.where((prob.p0 >= lo) & (prob.p0 <= hi), prob.p0, np.nan),
-                    np.where((ps >= lo) & (ps <= hi), ps, np.nan)], axis=1)
+    key = np.stack(
+        [
+            np.where((prob.p0 >= lo) & (prob.p0 <= hi), prob.p0, np.nan),
+            np.where((ps >= lo) & (ps <= hi), ps, np.nan),
+        ],
+        axis=1,
+    )
     free = np.sort(np.concatenate([grid, key], axis=1), axis=1)
     free = np.concatenate([free, np.full((prob.n, K - free.shape[1]), np.nan)], axis=1)
     fixed = np.where(j == 0, prob.lo[:, None], np.nan)
@@ -105,7 +113,7 @@ def with_ordering_points(prob: Problem, P: np.ndarray) -> np.ndarray:
     col = 0
     for rows, vals in extra:
         inside = (vals >= prob.lo[rows, None]) & (vals <= prob.hi[rows, None])
-        add[rows, col:col + vals.shape[1]] = np.where(inside, vals, np.nan)
+        add[rows, col : col + vals.shape[1]] = np.where(inside, vals, np.nan)
         col += vals.shape[1]
     out = np.sort(np.concatenate([P, add], axis=1), axis=1)
     return out[:, ~np.all(np.isnan(out), axis=0)]
@@ -122,10 +130,18 @@ class MilpResult:
     status: str
 
 
-def solve_milp(prob: Problem, P: np.ndarray, value: np.ndarray, *, parity_groups: np.ndarray,
-               parity_gap: np.ndarray, draws_profit: np.ndarray | None = None,
-               cvar: tuple[float, float] | None = None, time_limit: float = 600.0,
-               slack: bool = False) -> MilpResult:
+def solve_milp(
+    prob: Problem,
+    P: np.ndarray,
+    value: np.ndarray,
+    *,
+    parity_groups: np.ndarray,
+    parity_gap: np.ndarray,
+    draws_profit: np.ndarray | None = None,
+    cvar: tuple[float, float] | None = None,
+    time_limit: float = 600.0,
+    slack: bool = False,
+) -> MilpResult:
     """Build and solve the MILP.
 
     ``value`` (n, K) is the objective per candidate; ``draws_profit`` (S, n, K) and
@@ -158,14 +174,26 @@ def solve_milp(prob: Problem, P: np.ndarray, value: np.ndarray, *, parity_groups
             t = lk.value / 100 * prob.q0[lk.rows].sum()
             add(np.zeros(m.sum(), int), np.flatnonzero(m), Q[m] / t, 1, [1.0], [np.inf])
         elif lk.kind == "inventory":
-            add(np.zeros(m.sum(), int), np.flatnonzero(m), prob.horizon * Q[m] / lk.value, 1,
-                [-np.inf], [1.0])
+            add(
+                np.zeros(m.sum(), int),
+                np.flatnonzero(m),
+                prob.horizon * Q[m] / lk.value,
+                1,
+                [-np.inf],
+                [1.0],
+            )
         else:
             w = prob.p0 * prob.q0 / prob.fx
             w = w / w[lk.rows].sum()
             x = lk.value / 100
-            add(np.zeros(m.sum(), int), np.flatnonzero(m), (w[ri] * Pv / prob.p0[ri])[m], 1,
-                [1 - x], [1 + x])
+            add(
+                np.zeros(m.sum(), int),
+                np.flatnonzero(m),
+                (w[ri] * Pv / prob.p0[ri])[m],
+                1,
+                [1 - x],
+                [1 + x],
+            )
         link_rows.append(lk.name)
     if prob.ordering:
         colmap = np.full((n, K), -1, dtype=np.int64)
@@ -178,16 +206,24 @@ def solve_milp(prob: Problem, P: np.ndarray, value: np.ndarray, *, parity_groups
                 R_.append(pi)
                 C_.append(colmap[rows[pi], kk])
                 V_.append(sign * P[rows[pi], kk] / prob.p0[lower[pi]])
-            add(np.concatenate(R_), np.concatenate(C_), np.concatenate(V_), lower.size,
-                np.zeros(lower.size), np.full(lower.size, np.inf))
+            add(
+                np.concatenate(R_),
+                np.concatenate(C_),
+                np.concatenate(V_),
+                lower.size,
+                np.zeros(lower.size),
+                np.full(lower.size, np.inf),
+            )
     ng = int(parity_groups.max()) + 1 if (parity_groups >= 0).any() else 0
     if ng:
         m = parity_groups[ri] >= 0
         g = parity_groups[ri][m]
         # float: bincount with weights (numpy's stubs type every bincount as integer)
-        ref: np.ndarray = np.bincount(parity_groups[parity_groups >= 0],
-                                      weights=(prob.p0 / prob.fx)[parity_groups >= 0],
-                                      minlength=ng)
+        ref: np.ndarray = np.bincount(
+            parity_groups[parity_groups >= 0],
+            weights=(prob.p0 / prob.fx)[parity_groups >= 0],
+            minlength=ng,
+        )
         ref /= np.bincount(parity_groups[parity_groups >= 0], minlength=ng)
         b = (Pv / prob.fx[ri])[m] / ref[g]
         rows_map = -np.ones(n, int)
@@ -197,10 +233,24 @@ def solve_milp(prob: Problem, P: np.ndarray, value: np.ndarray, *, parity_groups
         cols = np.flatnonzero(m)
         gap_row = parity_gap[prow]
         # b_i - L_g >= 0  and  b_i - (1+g) L_g <= 0, L scaled by ref
-        add(r, cols, b, prow.size, np.zeros(prow.size), np.full(prow.size, np.inf),
-            ("L", np.arange(prow.size), parity_groups[prow], -np.ones(prow.size)))
-        add(r, cols, b, prow.size, np.full(prow.size, -np.inf), np.zeros(prow.size),
-            ("L", np.arange(prow.size), parity_groups[prow], -(1 + gap_row)))
+        add(
+            r,
+            cols,
+            b,
+            prow.size,
+            np.zeros(prow.size),
+            np.full(prow.size, np.inf),
+            ("L", np.arange(prow.size), parity_groups[prow], -np.ones(prow.size)),
+        )
+        add(
+            r,
+            cols,
+            b,
+            prow.size,
+            np.full(prow.size, -np.inf),
+            np.zeros(prow.size),
+            ("L", np.arange(prow.size), parity_groups[prow], -(1 + gap_row)),
+        )
     nS = 0
     if cvar is not None and draws_profit is not None:
         alpha, floor = cvar
@@ -209,10 +259,24 @@ def solve_milp(prob: Problem, P: np.ndarray, value: np.ndarray, *, parity_groups
         # u_s + sum x D_s - t >= 0 ; t - 1/(alpha S) sum u >= floor
         rows = np.repeat(np.arange(nS), nx)
         cols = np.tile(np.arange(nx), nS)
-        add(rows, cols, D.ravel(), nS, np.zeros(nS), np.full(nS, np.inf),
-            ("U", np.arange(nS), np.arange(nS), np.ones(nS), -np.ones(nS)))
-        add(np.zeros(0, int), np.zeros(0, int), np.zeros(0), 1, [floor / scale], [np.inf],
-            ("T", alpha, nS))
+        add(
+            rows,
+            cols,
+            D.ravel(),
+            nS,
+            np.zeros(nS),
+            np.full(nS, np.inf),
+            ("U", np.arange(nS), np.arange(nS), np.ones(nS), -np.ones(nS)),
+        )
+        add(
+            np.zeros(0, int),
+            np.zeros(0, int),
+            np.zeros(0),
+            1,
+            [floor / scale],
+            [np.inf],
+            ("T", alpha, nS),
+        )
     # variable layout: x (nx) | L (ng) | u (nS) | t (1 if nS) | slacks (len links)
     off_L, off_u = nx, nx + ng
     off_t = off_u + nS
@@ -222,7 +286,9 @@ def solve_milp(prob: Problem, P: np.ndarray, value: np.ndarray, *, parity_groups
     for bi, (rows, cols, vals, nrows, extra) in enumerate(blocks):
         R, C, V = [rows], [cols], [vals]
         if extra is not None and extra[0] == "L":
-            R.append(extra[1]); C.append(off_L + extra[2]); V.append(extra[3])  # noqa: E702
+            R.append(extra[1])
+            C.append(off_L + extra[2])
+            V.append(extra[3])  # noqa: E702
         elif extra is not None and extra[0] == "U":
             R += [extra[1], extra[2]]
             C += [off_u + extra[1], np.full(nS, off_t)]
@@ -235,8 +301,11 @@ def solve_milp(prob: Problem, P: np.ndarray, value: np.ndarray, *, parity_groups
             R += [np.zeros(2, int)]
             C += [np.array([off_s + 2 * (bi - 1), off_s + 2 * (bi - 1) + 1])]
             V += [np.array([1.0, -1.0])]
-        mats.append(sp.csr_matrix((np.concatenate(V), (np.concatenate(R), np.concatenate(C))),
-                                  shape=(nrows, nvar)))
+        mats.append(
+            sp.csr_matrix(
+                (np.concatenate(V), (np.concatenate(R), np.concatenate(C))), shape=(nrows, nvar)
+            )
+        )
         lb_all.append(lbs[bi])
         ub_all.append(ubs[bi])
     A = sp.vstack(mats).tocsr()
@@ -264,13 +333,19 @@ def solve_milp(prob: Problem, P: np.ndarray, value: np.ndarray, *, parity_groups
     if slack:
         s = x[off_s:].reshape(-1, 2)
         return MilpResult(s[:, 0] - s[:, 1], float(s.sum()), np.nan, np.nan, "slack")
-    lp = milp(c, constraints=cons, integrality=np.zeros(nvar), bounds=Bounds(vlb, vub),
-              options={"time_limit": time_limit})
+    lp = milp(
+        c,
+        constraints=cons,
+        integrality=np.zeros(nvar),
+        bounds=Bounds(vlb, vub),
+        options={"time_limit": time_limit},
+    )
     lp_bound = -lp.fun * scale if lp.status == 0 else np.nan
     choose = np.zeros((n, K))
     choose[ri, ki] = x[:nx]
     prices = P[np.arange(n), np.argmax(np.where(valid, choose, -1), axis=1)]
     dual = getattr(res, "mip_dual_bound", None)
     status = "optimal" if res.status == 0 else "time_limit"
-    return MilpResult(prices, -res.fun * scale,
-                      -dual * scale if dual is not None else np.nan, lp_bound, status)
+    return MilpResult(
+        prices, -res.fun * scale, -dual * scale if dual is not None else np.nan, lp_bound, status
+    )

@@ -21,8 +21,7 @@ def unconstrained_price(k: np.ndarray, e: np.ndarray) -> np.ndarray:
     return np.where(e < -1, np.where(k > 0, ps, 0.0), np.inf)
 
 
-def term(p: np.ndarray, k: np.ndarray, p0: np.ndarray, q0: np.ndarray,
-         e: np.ndarray) -> np.ndarray:
+def term(p: np.ndarray, k: np.ndarray, p0: np.ndarray, q0: np.ndarray, e: np.ndarray) -> np.ndarray:
     """g(p) = (p - k) q0 (p / p0) ** e, with the limit at p = inf (0 if e < -1)."""
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
         val = (p - k) * q0 * (p / p0) ** e
@@ -33,8 +32,9 @@ def term(p: np.ndarray, k: np.ndarray, p0: np.ndarray, q0: np.ndarray,
     return val
 
 
-def argmax_interval(lo: np.ndarray, hi: np.ndarray, k: np.ndarray, p0: np.ndarray,
-                    q0: np.ndarray, e: np.ndarray) -> np.ndarray:
+def argmax_interval(
+    lo: np.ndarray, hi: np.ndarray, k: np.ndarray, p0: np.ndarray, q0: np.ndarray, e: np.ndarray
+) -> np.ndarray:
     """Global maximiser of g on [lo, hi], vectorised (arrays broadcast together)."""
     with np.errstate(divide="ignore", invalid="ignore"):
         ps = k * e / (1.0 + e)
@@ -47,7 +47,8 @@ def argmax_interval(lo: np.ndarray, hi: np.ndarray, k: np.ndarray, p0: np.ndarra
     return np.take_along_axis(cands, best[None], axis=0)[0]
 
 
-def clipped_optimum(unit_cost: np.ndarray, e: np.ndarray, lo: np.ndarray,
-                    hi: np.ndarray) -> np.ndarray:
+def clipped_optimum(
+    unit_cost: np.ndarray, e: np.ndarray, lo: np.ndarray, hi: np.ndarray
+) -> np.ndarray:
     """The textbook formula p = clip(c e / (1 + e), lo, hi) for elastic rows (e < -1)."""
     return np.clip(np.asarray(unit_cost) * e / (1.0 + e), lo, hi)

@@ -19,11 +19,30 @@ from pricelab.configfile import parse_config, read_config
 from pricelab.storage import display
 
 TOP_KEYS = (
-    "objective", "horizon_weeks", "bounds", "min_margin_pct", "parity", "ladder",
-    "inventory", "min_volume_pct", "max_avg_change_pct", "frozen", "overrides", "ordering",
+    "objective",
+    "horizon_weeks",
+    "bounds",
+    "min_margin_pct",
+    "parity",
+    "ladder",
+    "inventory",
+    "min_volume_pct",
+    "max_avg_change_pct",
+    "frozen",
+    "overrides",
+    "ordering",
 )
-OVERRIDE_KEYS = ("where", "bounds", "min_margin_pct", "parity", "ladder", "inventory",
-                 "min_volume_pct", "max_avg_change_pct", "frozen")
+OVERRIDE_KEYS = (
+    "where",
+    "bounds",
+    "min_margin_pct",
+    "parity",
+    "ladder",
+    "inventory",
+    "min_volume_pct",
+    "max_avg_change_pct",
+    "frozen",
+)
 WHERE_KEYS = ("category", "market", "item_id")
 BOUND_KEYS = ("max_increase_pct", "max_decrease_pct")
 
@@ -121,9 +140,13 @@ class Constraints:
         r = self.rules
         if "bounds" in active:
             b = active["bounds"]
-            r = replace(r, bounds=Bounds(
-                b.get("max_increase_pct", r.bounds.max_increase_pct),
-                b.get("max_decrease_pct", r.bounds.max_decrease_pct)))
+            r = replace(
+                r,
+                bounds=Bounds(
+                    b.get("max_increase_pct", r.bounds.max_increase_pct),
+                    b.get("max_decrease_pct", r.bounds.max_decrease_pct),
+                ),
+            )
         if "min_margin_pct" in active:
             r = replace(r, min_margin_pct=active["min_margin_pct"])
         if "parity" in active:
@@ -137,8 +160,15 @@ class Constraints:
         return r
 
 
-def _number(ctx: _Ctx, path: tuple, v: Any, *, lo: float | None = 0.0, hi: float | None = None,
-            strict_lo: bool = False) -> float:
+def _number(
+    ctx: _Ctx,
+    path: tuple,
+    v: Any,
+    *,
+    lo: float | None = 0.0,
+    hi: float | None = None,
+    strict_lo: bool = False,
+) -> float:
     if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
         raise ctx.fail(path, f"expected a number, got {v!r}")
     v = float(v)
@@ -161,8 +191,9 @@ def _parse_settings(ctx: _Ctx, path: tuple, d: dict) -> dict[str, Any]:
                 bd[k] = _number(ctx, path + ("bounds", k), b[k], hi=hi)
         out["bounds"] = bd
     if "min_margin_pct" in d:
-        out["min_margin_pct"] = _number(ctx, path + ("min_margin_pct",), d["min_margin_pct"],
-                                        lo=None, hi=100.0)
+        out["min_margin_pct"] = _number(
+            ctx, path + ("min_margin_pct",), d["min_margin_pct"], lo=None, hi=100.0
+        )
     if "parity" in d:
         p = _check_keys(ctx, path + ("parity",), d["parity"], ("max_gap_pct",))
         if "max_gap_pct" not in p:
@@ -179,8 +210,9 @@ def _parse_settings(ctx: _Ctx, path: tuple, d: dict) -> dict[str, Any]:
         if ending is not None:
             ending = _number(ctx, path + ("ladder", "ending"), ending)
         if step is not None and ending is not None and ending >= step:
-            raise ctx.fail(path + ("ladder", "ending"),
-                           f"ending {ending:g} must be smaller than step {step:g}")
+            raise ctx.fail(
+                path + ("ladder", "ending"), f"ending {ending:g} must be smaller than step {step:g}"
+            )
         out["ladder"] = Ladder(step, ending)
     if "inventory" in d:
         if not isinstance(d["inventory"], bool):
@@ -189,8 +221,9 @@ def _parse_settings(ctx: _Ctx, path: tuple, d: dict) -> dict[str, Any]:
     if "min_volume_pct" in d:
         out["min_volume_pct"] = _number(ctx, path + ("min_volume_pct",), d["min_volume_pct"])
     if "max_avg_change_pct" in d:
-        out["max_avg_change_pct"] = _number(ctx, path + ("max_avg_change_pct",),
-                                            d["max_avg_change_pct"])
+        out["max_avg_change_pct"] = _number(
+            ctx, path + ("max_avg_change_pct",), d["max_avg_change_pct"]
+        )
     return out
 
 
@@ -198,8 +231,10 @@ def _strings(ctx: _Ctx, path: tuple, v: Any) -> tuple[str, ...]:
     vals = v if isinstance(v, list) else [v]
     for i, x in enumerate(vals):
         if isinstance(x, bool) or not isinstance(x, str | int | float):
-            raise ctx.fail(path + ((i,) if isinstance(v, list) else ()),
-                           f"expected a value or a list of values, got {x!r}")
+            raise ctx.fail(
+                path + ((i,) if isinstance(v, list) else ()),
+                f"expected a value or a list of values, got {x!r}",
+            )
     return tuple(str(x) for x in vals)
 
 
@@ -215,8 +250,11 @@ def _from_dict(d: Any, ctx: _Ctx) -> Constraints:
     b = s.get("bounds", {})
     rules = Rules(
         bounds=Bounds(b.get("max_increase_pct"), b.get("max_decrease_pct")),
-        min_margin_pct=s.get("min_margin_pct"), parity_gap_pct=s.get("parity"),
-        ladder=s.get("ladder"), inventory=s.get("inventory", False))
+        min_margin_pct=s.get("min_margin_pct"),
+        parity_gap_pct=s.get("parity"),
+        ladder=s.get("ladder"),
+        inventory=s.get("inventory", False),
+    )
     frozen = d.get("frozen") or []
     frozen_items = _strings(ctx, ("frozen",), frozen)
     overrides = []
@@ -241,26 +279,34 @@ def _from_dict(d: Any, ctx: _Ctx) -> Constraints:
             raise ctx.fail(path, "override sets nothing besides 'where'")
         overrides.append(Override(where, settings, ctx.lines.get(path)))
     return Constraints(
-        objective=obj, horizon_weeks=horizon, rules=rules,
-        min_volume_pct=s.get("min_volume_pct"), max_avg_change_pct=s.get("max_avg_change_pct"),
-        frozen_items=frozen_items, overrides=tuple(overrides),
-        ordering=_orderings(ctx, d.get("ordering")), source=ctx.source)
+        objective=obj,
+        horizon_weeks=horizon,
+        rules=rules,
+        min_volume_pct=s.get("min_volume_pct"),
+        max_avg_change_pct=s.get("max_avg_change_pct"),
+        frozen_items=frozen_items,
+        overrides=tuple(overrides),
+        ordering=_orderings(ctx, d.get("ordering")),
+        source=ctx.source,
+    )
 
 
 def _orderings(ctx: _Ctx, v: Any) -> tuple[Ordering, ...]:
     if v is None:
         return ()
     if not isinstance(v, list):
-        raise ctx.fail(("ordering",), "expected a list of {items: [A, B, ...], min_step_pct: N}, "
-                       f"got {v!r}")
+        raise ctx.fail(
+            ("ordering",), f"expected a list of {{items: [A, B, ...], min_step_pct: N}}, got {v!r}"
+        )
     out = []
     for i, o in enumerate(v):
         path = ("ordering", i)
         o = _check_keys(ctx, path, o, ("items", "min_step_pct"))
         items = o.get("items")
         if not isinstance(items, list) or len(items) < 2:
-            raise ctx.fail(path + ("items",), f"expected a list of at least two item ids, "
-                           f"got {items!r}")
+            raise ctx.fail(
+                path + ("items",), f"expected a list of at least two item ids, got {items!r}"
+            )
         ids = _strings(ctx, path + ("items",), items)
         if len(set(ids)) < len(ids):
             raise ctx.fail(path + ("items",), f"item listed twice in {list(ids)}")

@@ -38,8 +38,9 @@ class Responder:
                 if len(rows) > 1:
                     groups[rows] = codes.setdefault(it, len(codes))
         self.groups = groups
-        self.blocks = Blocks.build(groups, np.nan_to_num(prob.parity_gap)) if (
-            groups >= 0).any() else None
+        self.blocks = (
+            Blocks.build(groups, np.nan_to_num(prob.parity_gap)) if (groups >= 0).any() else None
+        )
         self.band_low: np.ndarray | None = None
         self._last: np.ndarray | None = None
 
@@ -51,13 +52,15 @@ class Responder:
         """
         pr = self.prob
         pen = theta is not None and bool(np.any(theta))
-        p = argmax_penalised(pr.lo, pr.hi, k, theta if pen else None, pr.p0, pr.q0, pr.e,
-                             guess=self._last)
+        p = argmax_penalised(
+            pr.lo, pr.hi, k, theta if pen else None, pr.p0, pr.q0, pr.e, guess=self._last
+        )
         if pen:
             self._last = p
         if self.blocks is not None:
-            pb, self.band_low, _ = solve_band(self.blocks, k, pr.lo, pr.hi, pr.fx, pr.p0,
-                                              pr.q0, pr.e, theta if pen else None)
+            pb, self.band_low, _ = solve_band(
+                self.blocks, k, pr.lo, pr.hi, pr.fx, pr.p0, pr.q0, pr.e, theta if pen else None
+            )
             p = np.where(self.groups >= 0, pb, p)
         return p
 
@@ -99,8 +102,9 @@ def _bisect(usage, need_up: np.ndarray, scale: np.ndarray) -> np.ndarray:
     return hi
 
 
-def decompose(prob: Problem, resp: Responder | None = None,
-              theta: np.ndarray | None = None) -> Decomposition:
+def decompose(
+    prob: Problem, resp: Responder | None = None, theta: np.ndarray | None = None
+) -> Decomposition:
     """Solve bounds + margin + parity + disjoint volume floors + stock pools.
 
     The objective is summed in base currency (each row's money divided by its fx rate).
@@ -149,8 +153,9 @@ def decompose(prob: Problem, resp: Responder | None = None,
     if vol:
         need = sums(p, gv, len(vol)) < target * (1 - 1e-12)
         if need.any():
-            lam = _bisect(lambda x: sums(inner(x)[1], gv, len(vol)) >= target * (1 - 1e-12),
-                          need, scale_v)
+            lam = _bisect(
+                lambda x: sums(inner(x)[1], gv, len(vol)) >= target * (1 - 1e-12), need, scale_v
+            )
             mu, p = inner(lam)
     k = cost + shift(lam, mu)
     th = np.zeros(prob.n) if theta is None else theta

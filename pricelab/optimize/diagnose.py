@@ -21,19 +21,22 @@ LOWER = ("max_decrease_pct", "min_margin_pct", "inventory")
 
 def _setting(prob: Problem, name: str, i: int) -> str:
     if name == "inventory":
-        return (f"inventory (stock {prob.settings['stock'][i]:g} over "
-                f"{prob.horizon:g} weeks)")
+        return f"inventory (stock {prob.settings['stock'][i]:g} over {prob.horizon:g} weeks)"
     return f"{name} {prob.settings[name][i]:g}"
 
 
 def _cap(prob: Problem, i: int) -> str:
     """What sets row ``i``'s upper price limit, with its setting."""
     src = prob.hi_src[i]
-    if src == "max_avg_change_pct":      # implied by the budget (avg_change.implied_caps)
-        budget = next((lk.value for lk in prob.links
-                       if lk.kind == src and i in set(lk.rows.tolist())), None)
-        return ("the max_avg_change_pct budget" if budget is None
-                else f"the max_avg_change_pct {budget:g} budget")
+    if src == "max_avg_change_pct":  # implied by the budget (avg_change.implied_caps)
+        budget = next(
+            (lk.value for lk in prob.links if lk.kind == src and i in set(lk.rows.tolist())), None
+        )
+        return (
+            "the max_avg_change_pct budget"
+            if budget is None
+            else f"the max_avg_change_pct {budget:g} budget"
+        )
     if src == "max_increase_pct":
         return _setting(prob, "max_increase_pct", i)
     return src or "its cap"
@@ -51,8 +54,10 @@ def row_conflicts(prob: Problem) -> list[str]:
         for name in LOWER:
             v = prob.sources[name][i]
             if not np.isnan(v) and v > hi + tol[i]:
-                msgs.append(f"{prob.label(i)}: {_setting(prob, name, i)} needs price >= {v:.2f} "
-                            f"but {_cap(prob, i)} caps it at {hi:.2f}")
+                msgs.append(
+                    f"{prob.label(i)}: {_setting(prob, name, i)} needs price >= {v:.2f} "
+                    f"but {_cap(prob, i)} caps it at {hi:.2f}"
+                )
     return msgs
 
 
@@ -61,10 +66,12 @@ def ladder_conflicts(prob: Problem, P: np.ndarray) -> list[str]:
     empty = np.flatnonzero(np.all(np.isnan(P), axis=1))
     out = []
     for i in empty.tolist():
-        out.append(f"{prob.label(i)}: ladder (points every {prob.ladder_spacing[i]:g}"
-                   f"{'' if prob.ladder_offset[i] == 0 else f' ending {prob.ladder_offset[i]:g}'}) "
-                   f"has no price between {prob.lo[i]:.2f} ({prob.lo_src[i] or 'no floor'}) and "
-                   f"{prob.hi[i]:.2f} ({prob.hi_src[i] or 'no cap'})")
+        out.append(
+            f"{prob.label(i)}: ladder (points every {prob.ladder_spacing[i]:g}"
+            f"{'' if prob.ladder_offset[i] == 0 else f' ending {prob.ladder_offset[i]:g}'}) "
+            f"has no price between {prob.lo[i]:.2f} ({prob.lo_src[i] or 'no floor'}) and "
+            f"{prob.hi[i]:.2f} ({prob.hi_src[i] or 'no cap'})"
+        )
     return out
 
 
@@ -83,7 +90,8 @@ def parity_conflicts(prob: Problem, groups: np.ndarray) -> list[str]:
             f"{prob.item[a]}: parity max_gap_pct {100 * b.gap[g]:g}: {prob.market[a]} needs base "
             f"price >= {lo_b.max():.2f} ({prob.lo_src[a] or 'floor'}) but {prob.market[z]} is capped "
             f"at {hi_b.min():.2f} ({prob.hi_src[z] or 'cap'}); gap needed "
-            f"{100 * (lo_b.max() / hi_b.min() - 1):.1f}%")
+            f"{100 * (lo_b.max() / hi_b.min() - 1):.1f}%"
+        )
     return out
 
 
@@ -98,24 +106,31 @@ def link_conflicts(prob: Problem) -> list[str]:
             best = q_lo[r].sum() * prob.horizon
             if best < need * (1 - 1e-9):
                 top = r[np.argsort(prob.lo[r] / prob.p0[r])[::-1][:3]]
-                held = ", ".join(f"{prob.label(i)} >= {prob.lo[i]:.2f} ({prob.lo_src[i]})"
-                                 for i in top)
-                out.append(f"{lk.name} needs >= {need:.1f} units over {prob.horizon:g} weeks but "
-                           f"the lowest allowed prices sell at most {best:.1f} (floors: {held})")
+                held = ", ".join(
+                    f"{prob.label(i)} >= {prob.lo[i]:.2f} ({prob.lo_src[i]})" for i in top
+                )
+                out.append(
+                    f"{lk.name} needs >= {need:.1f} units over {prob.horizon:g} weeks but "
+                    f"the lowest allowed prices sell at most {best:.1f} (floors: {held})"
+                )
         elif lk.kind == "inventory":
             least = q_hi[r].sum() * prob.horizon
             if least > lk.value * (1 + 1e-9):
                 caps = ", ".join(f"{prob.label(i)} <= {prob.hi[i]:.2f}" for i in r[:3])
-                out.append(f"{lk.name}: even the highest allowed prices sell {least:.1f} units "
-                           f"over {prob.horizon:g} weeks (caps: {caps})")
+                out.append(
+                    f"{lk.name}: even the highest allowed prices sell {least:.1f} units "
+                    f"over {prob.horizon:g} weeks (caps: {caps})"
+                )
         else:
             w = prob.p0[r] * prob.q0[r] / prob.fx[r]
             w = w / w.sum()
             lo_c = 100 * (w @ (prob.lo[r] / prob.p0[r]) - 1)
             hi_c = 100 * (w @ (np.minimum(prob.hi[r], 1e300) / prob.p0[r]) - 1)
             if lo_c > lk.value + 1e-9 or hi_c < -lk.value - 1e-9:
-                out.append(f"{lk.name}: achievable average change is [{lo_c:.2f}%, {hi_c:.2f}%], "
-                           f"outside ±{lk.value:g}%")
+                out.append(
+                    f"{lk.name}: achievable average change is [{lo_c:.2f}%, {hi_c:.2f}%], "
+                    f"outside ±{lk.value:g}%"
+                )
     return out
 
 
@@ -124,8 +139,10 @@ def joint_conflicts(prob: Problem, slack: np.ndarray) -> list[str]:
     out = []
     for lk, s in zip(prob.links, slack, strict=True):
         if abs(s) > 1e-7:
-            out.append(f"{lk.name} cannot be met together with the other constraints "
-                       f"(short by {100 * abs(s):.2f}% of its limit)")
+            out.append(
+                f"{lk.name} cannot be met together with the other constraints "
+                f"(short by {100 * abs(s):.2f}% of its limit)"
+            )
     return out or ["the constraints conflict jointly (no single linking constraint named)"]
 
 
@@ -133,8 +150,9 @@ def raise_infeasible(msgs: list[str]) -> None:
     """Raise :class:`InfeasibleError` listing the first conflicts."""
     more = len(msgs) - MAX_LISTED
     text = "; ".join(msgs[:MAX_LISTED]) + (f"; and {more} more" if more > 0 else "")
-    raise InfeasibleError(f"infeasible: {text}",
-                          hint="relax the named constraints or add an override")
+    raise InfeasibleError(
+        f"infeasible: {text}", hint="relax the named constraints or add an override"
+    )
 
 
 def ordering_conflicts(prob: Problem) -> list[str]:
@@ -150,8 +168,10 @@ def ordering_conflicts(prob: Problem) -> list[str]:
                 src[up_row] = lo_row
             if need[up_row] > prob.hi[up_row] * (1 + 1e-9):
                 lo_row = src.get(up_row, lo_row)
-                out.append(f"{name}: {prob.label(up_row)} needs price >= {need[up_row]:.2f} "
-                           f"({f:g} x {prob.label(lo_row)} at >= {need[lo_row]:.2f}) but "
-                           f"{prob.hi_src[up_row] or 'its cap'} caps it at "
-                           f"{prob.hi[up_row]:.2f}")
+                out.append(
+                    f"{name}: {prob.label(up_row)} needs price >= {need[up_row]:.2f} "
+                    f"({f:g} x {prob.label(lo_row)} at >= {need[lo_row]:.2f}) but "
+                    f"{prob.hi_src[up_row] or 'its cap'} caps it at "
+                    f"{prob.hi[up_row]:.2f}"
+                )
     return out

@@ -69,9 +69,16 @@ def solve_conic(prob: Problem, solvers: tuple[str, ...] = ("CLARABEL", "SCS")) -
     return prob.p0 * np.maximum(z_opt, 1e-300) ** (1.0 / prob.e)
 
 
-def solve_linear_qp(intercept: np.ndarray, matrix: np.ndarray, unit_cost: np.ndarray,
-                    lo: np.ndarray, hi: np.ndarray, *, A: np.ndarray | None = None,
-                    b: np.ndarray | None = None) -> np.ndarray:
+def solve_linear_qp(
+    intercept: np.ndarray,
+    matrix: np.ndarray,
+    unit_cost: np.ndarray,
+    lo: np.ndarray,
+    hi: np.ndarray,
+    *,
+    A: np.ndarray | None = None,
+    b: np.ndarray | None = None,
+) -> np.ndarray:
     """Maximise (p - c)'(a - D p) s.t. lo <= p <= hi and A p <= b (concave QP).
 
     Raises SolverError naming the non-concavity when D + D' is not positive semidefinite.
@@ -79,8 +86,10 @@ def solve_linear_qp(intercept: np.ndarray, matrix: np.ndarray, unit_cost: np.nda
     D = np.asarray(matrix, dtype=float)
     S = 0.5 * (D + D.T)
     if np.linalg.eigvalsh(S).min() < -1e-9:
-        raise SolverError("linear demand: D + D' is not positive semidefinite; profit is not "
-                          "concave (check cross-price effects)")
+        raise SolverError(
+            "linear demand: D + D' is not positive semidefinite; profit is not "
+            "concave (check cross-price effects)"
+        )
     p = cp.Variable(len(intercept))
     obj = cp.Maximize(-cp.quad_form(p, cp.psd_wrap(S)) + (intercept + D.T @ unit_cost) @ p)
     cons = [p >= lo, p <= hi]
@@ -90,8 +99,12 @@ def solve_linear_qp(intercept: np.ndarray, matrix: np.ndarray, unit_cost: np.nda
     return np.asarray(p.value)
 
 
-def solve_logit(attraction: np.ndarray, price_sensitivity: float, unit_cost: np.ndarray,
-                market_size: float = 1.0) -> np.ndarray:
+def solve_logit(
+    attraction: np.ndarray,
+    price_sensitivity: float,
+    unit_cost: np.ndarray,
+    market_size: float = 1.0,
+) -> np.ndarray:
     """Profit-maximising prices under multinomial logit demand (share space, exact).
 
     With p_j = (a_j - log s_j + log s_0) / b, revenue is

@@ -29,8 +29,7 @@ REL = 1e-10  # relative tolerance for "on the ladder" and "inside the interval"
 CHUNK = 4_000_000  # evaluations (items x breakpoints x markets) per vectorised chunk
 
 
-def ladder_index(x: np.ndarray, spacing: np.ndarray, offset: np.ndarray, *,
-                 up: bool) -> np.ndarray:
+def ladder_index(x: np.ndarray, spacing: np.ndarray, offset: np.ndarray, *, up: bool) -> np.ndarray:
     """Index k of the ladder point k * spacing + offset at or above (``up``) / below ``x``."""
     with np.errstate(invalid="ignore"):
         u = (x - offset) / spacing
@@ -43,9 +42,16 @@ def first_positive(spacing: np.ndarray, offset: np.ndarray) -> np.ndarray:
     return np.floor(-offset / spacing) + 1
 
 
-def best_on_ladder(a: np.ndarray, z: np.ndarray, k: np.ndarray, p0: np.ndarray,
-                   q0: np.ndarray, e: np.ndarray, spacing: np.ndarray,
-                   offset: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def best_on_ladder(
+    a: np.ndarray,
+    z: np.ndarray,
+    k: np.ndarray,
+    p0: np.ndarray,
+    q0: np.ndarray,
+    e: np.ndarray,
+    spacing: np.ndarray,
+    offset: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
     """Best ladder price in [a, z] and its g value (NaN price and -inf where none).
 
     Exact for any k: g has at most one stationary point, so the best point is next to the
@@ -78,8 +84,9 @@ def best_on_ladder(a: np.ndarray, z: np.ndarray, k: np.ndarray, p0: np.ndarray,
     return best_p, best_v
 
 
-def _eval(L: np.ndarray, M: dict[str, np.ndarray], valid: np.ndarray,
-          one_g: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _eval(
+    L: np.ndarray, M: dict[str, np.ndarray], valid: np.ndarray, one_g: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """F(L) for L (G, C): chosen prices (G, C, M) and item values (G, C) (-inf infeasible)."""
     fx = M["fx"][:, None, :]
     a = np.maximum(M["lo"][:, None, :], L[..., None] * fx)
@@ -90,10 +97,19 @@ def _eval(L: np.ndarray, M: dict[str, np.ndarray], valid: np.ndarray,
     return p, v.sum(axis=2)
 
 
-def solve_ladder_band(rows: np.ndarray, gap: np.ndarray, k: np.ndarray, lo: np.ndarray,
-                      hi: np.ndarray, fx: np.ndarray, p0: np.ndarray, q0: np.ndarray,
-                      e: np.ndarray, spacing: np.ndarray,
-                      offset: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def solve_ladder_band(
+    rows: np.ndarray,
+    gap: np.ndarray,
+    k: np.ndarray,
+    lo: np.ndarray,
+    hi: np.ndarray,
+    fx: np.ndarray,
+    p0: np.ndarray,
+    q0: np.ndarray,
+    e: np.ndarray,
+    spacing: np.ndarray,
+    offset: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
     """Exact parity + ladder optimum for items laid out as ``rows`` (G, M), -1 padded.
 
     Every row needs a ladder (``spacing`` finite) or a fixed price (lo == hi). Returns the
@@ -118,8 +134,17 @@ def solve_ladder_band(rows: np.ndarray, gap: np.ndarray, k: np.ndarray, lo: np.n
 def _solve_chunk(R, gap, k, lo, hi, fx, p0, q0, e, s, off):
     valid = R >= 0
     ix = np.maximum(R, 0)
-    fills = {"k": 0.0, "lo": 0.0, "hi": np.inf, "fx": 1.0, "p0": 1.0, "q0": 0.0, "e": -2.0,
-             "s": 1.0, "off": 0.0}
+    fills = {
+        "k": 0.0,
+        "lo": 0.0,
+        "hi": np.inf,
+        "fx": 1.0,
+        "p0": 1.0,
+        "q0": 0.0,
+        "e": -2.0,
+        "s": 1.0,
+        "off": 0.0,
+    }
     src = {"k": k, "lo": lo, "hi": hi, "fx": fx, "p0": p0, "q0": q0, "e": e, "s": s, "off": off}
     M = {n: np.where(valid, x[ix], fills[n]) for n, x in src.items()}
     # padding markets: a free market that is always feasible and worth 0
@@ -129,8 +154,9 @@ def _solve_chunk(R, gap, k, lo, hi, fx, p0, q0, e, s, off):
     pcb = np.where(valid, pc / M["fx"], np.nan)
     Lb = np.nanmin(pcb, axis=1) / one_g
     Ub = np.nanmax(pcb, axis=1)
-    kmin = np.maximum(ladder_index(M["lo"], M["s"], M["off"], up=True),
-                      first_positive(M["s"], M["off"]))
+    kmin = np.maximum(
+        ladder_index(M["lo"], M["s"], M["off"], up=True), first_positive(M["s"], M["off"])
+    )
     kmax = ladder_index(M["hi"], M["s"], M["off"], up=False)  # inf where no cap
     core_lo = ladder_index(Lb[:, None] * M["fx"], M["s"], M["off"], up=True)
     core_hi = ladder_index(Ub[:, None] * M["fx"], M["s"], M["off"], up=False)
@@ -140,9 +166,11 @@ def _solve_chunk(R, gap, k, lo, hi, fx, p0, q0, e, s, off):
     best_v = np.full(G, -np.inf)
     ext = 2.0
     while todo.any():
-        if ext > 2.0 ** 16:
-            raise SolverError("ladder band search: no feasible parity band found near the "
-                              "optimum of some item; widen max_gap_pct or the bounds")
+        if ext > 2.0**16:
+            raise SolverError(
+                "ladder band search: no feasible parity band found near the "
+                "optimum of some item; widen max_gap_pct or the bounds"
+            )
         t = np.flatnonzero(todo)
         k0 = np.maximum(core_lo[t] - ext, kmin[t])
         k1 = np.minimum(core_hi[t] + ext, kmax[t])
@@ -162,10 +190,8 @@ def _solve_chunk(R, gap, k, lo, hi, fx, p0, q0, e, s, off):
         best_v[t] = v[rr, jb]
         best_p[t] = p[rr, jb]
         # complete range of breakpoints enumerated, and certification at both ends
-        top_all = np.where(k1 >= kmax[t], np.inf,
-                           (k1 * M["s"][t] + M["off"][t]) / M["fx"][t])
-        bot_all = np.where(k0 <= kmin[t], -np.inf,
-                           (k0 * M["s"][t] + M["off"][t]) / M["fx"][t])
+        top_all = np.where(k1 >= kmax[t], np.inf, (k1 * M["s"][t] + M["off"][t]) / M["fx"][t])
+        bot_all = np.where(k0 <= kmin[t], -np.inf, (k0 * M["s"][t] + M["off"][t]) / M["fx"][t])
         hi_done = np.where(valid[t], top_all, np.inf).min(axis=1)
         lo_done = np.where(valid[t], bot_all, -np.inf).max(axis=1)
         feas = np.isfinite(v)
@@ -178,8 +204,13 @@ def _solve_chunk(R, gap, k, lo, hi, fx, p0, q0, e, s, off):
     return best_p, best_v
 
 
-def ladder_prices(prob: Problem, groups: np.ndarray, blocks: Blocks | None,
-                  free: np.ndarray, k: np.ndarray | None = None) -> tuple[np.ndarray, list[str]]:
+def ladder_prices(
+    prob: Problem,
+    groups: np.ndarray,
+    blocks: Blocks | None,
+    free: np.ndarray,
+    k: np.ndarray | None = None,
+) -> tuple[np.ndarray, list[str]]:
     """Exact prices when ladders are asked for and nothing but parity links rows.
 
     ``free`` holds the continuous optimum of every row (closed form or band search);
@@ -194,8 +225,16 @@ def ladder_prices(prob: Problem, groups: np.ndarray, blocks: Blocks | None,
     msgs: list[str] = []
     if single.any():
         r = np.flatnonzero(single)
-        pr, _ = best_on_ladder(prob.lo[r], prob.hi[r], k[r], prob.p0[r], prob.q0[r], prob.e[r],
-                               prob.ladder_spacing[r], prob.ladder_offset[r])
+        pr, _ = best_on_ladder(
+            prob.lo[r],
+            prob.hi[r],
+            k[r],
+            prob.p0[r],
+            prob.q0[r],
+            prob.e[r],
+            prob.ladder_spacing[r],
+            prob.ladder_offset[r],
+        )
         p[r] = pr
         for i in r[np.isnan(pr)]:
             msgs.append(ladder_message(prob, i))
@@ -203,16 +242,28 @@ def ladder_prices(prob: Problem, groups: np.ndarray, blocks: Blocks | None,
         R = blocks.rows
         has = np.where(R >= 0, lad[np.maximum(R, 0)], False).any(axis=1)
         sel = np.flatnonzero(has)
-        pb, v = solve_ladder_band(R[sel], blocks.gap[sel], k, prob.lo, prob.hi, prob.fx,
-                                  prob.p0, prob.q0, prob.e, prob.ladder_spacing,
-                                  prob.ladder_offset)
+        pb, v = solve_ladder_band(
+            R[sel],
+            blocks.gap[sel],
+            k,
+            prob.lo,
+            prob.hi,
+            prob.fx,
+            prob.p0,
+            prob.q0,
+            prob.e,
+            prob.ladder_spacing,
+            prob.ladder_offset,
+        )
         rows = R[sel][R[sel] >= 0]
         p[rows] = pb[rows]
         for g in sel[~np.isfinite(v)]:
             i = R[g][0]
-            msgs.append(f"{prob.item[i]}: parity max_gap_pct {100 * blocks.gap[g]:g} with the "
-                        "ladder: no combination of ladder prices within the row limits fits "
-                        "one band (widen max_gap_pct or the bounds, or use a finer step)")
+            msgs.append(
+                f"{prob.item[i]}: parity max_gap_pct {100 * blocks.gap[g]:g} with the "
+                "ladder: no combination of ladder prices within the row limits fits "
+                "one band (widen max_gap_pct or the bounds, or use a finer step)"
+            )
     return p, msgs
 
 
@@ -230,7 +281,9 @@ def mixed_blocks(prob: Problem, blocks: Blocks | None) -> bool:
 def ladder_message(prob: Problem, i: int) -> str:
     """A row's ladder has no price point between its limits."""
     off = prob.ladder_offset[i]
-    return (f"{prob.label(i)}: ladder (points every {prob.ladder_spacing[i]:g}"
-            f"{'' if off == 0 else f' ending {off:g}'}) has no price between "
-            f"{prob.lo[i]:.2f} ({prob.lo_src[i] or 'no floor'}) and "
-            f"{prob.hi[i]:.2f} ({prob.hi_src[i] or 'no cap'})")
+    return (
+        f"{prob.label(i)}: ladder (points every {prob.ladder_spacing[i]:g}"
+        f"{'' if off == 0 else f' ending {off:g}'}) has no price between "
+        f"{prob.lo[i]:.2f} ({prob.lo_src[i] or 'no floor'}) and "
+        f"{prob.hi[i]:.2f} ({prob.hi_src[i] or 'no cap'})"
+    )

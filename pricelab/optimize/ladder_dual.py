@@ -84,12 +84,20 @@ class _Respond:
         if single.size:
             lad = single[self.lad[single]]
             if lad.size:
-                out[lad], _ = best_on_ladder(pr.lo[lad], pr.hi[lad], k[lad], pr.p0[lad],
-                                             pr.q0[lad], pr.e[lad], pr.ladder_spacing[lad],
-                                             pr.ladder_offset[lad])
+                out[lad], _ = best_on_ladder(
+                    pr.lo[lad],
+                    pr.hi[lad],
+                    k[lad],
+                    pr.p0[lad],
+                    pr.q0[lad],
+                    pr.e[lad],
+                    pr.ladder_spacing[lad],
+                    pr.ladder_offset[lad],
+                )
             cont = single[~self.lad[single]]
-            out[cont] = argmax_interval(pr.lo[cont], pr.hi[cont], k[cont], pr.p0[cont],
-                                        pr.q0[cont], pr.e[cont])
+            out[cont] = argmax_interval(
+                pr.lo[cont], pr.hi[cont], k[cont], pr.p0[cont], pr.q0[cont], pr.e[cont]
+            )
         blk = rows[self.resp.groups[rows] >= 0]
         if blk.size and self.resp.blocks is not None:
             R = self.resp.blocks.rows
@@ -99,8 +107,19 @@ class _Respond:
             r = R[sel][R[sel] >= 0]
             # the band enumeration's window is certified for unimodal rows only
             self.inexact |= bool(np.any((k[r] < 0) & (pr.e[r] > -1)))
-            pb, _ = solve_ladder_band(R[sel], self.resp.blocks.gap[sel], k, pr.lo, pr.hi, pr.fx,
-                                      pr.p0, pr.q0, pr.e, pr.ladder_spacing, pr.ladder_offset)
+            pb, _ = solve_ladder_band(
+                R[sel],
+                self.resp.blocks.gap[sel],
+                k,
+                pr.lo,
+                pr.hi,
+                pr.fx,
+                pr.p0,
+                pr.q0,
+                pr.e,
+                pr.ladder_spacing,
+                pr.ladder_offset,
+            )
             out[r] = pb[r]
         return out
 
@@ -134,8 +153,12 @@ def ladder_dual(prob: Problem, resp: Responder) -> LadderDual:
     h = prob.horizon
     vol = np.array([lk.kind == "min_volume_pct" for lk in links])
     sgn = np.where(vol, 1.0, -1.0)
-    rhs = np.array([lk.value / 100 * prob.q0[lk.rows].sum() if lk.kind == "min_volume_pct"
-                    else lk.value for lk in links])
+    rhs = np.array(
+        [
+            lk.value / 100 * prob.q0[lk.rows].sum() if lk.kind == "min_volume_pct" else lk.value
+            for lk in links
+        ]
+    )
     m = grp >= 0
     gm = grp[m]
 
@@ -170,8 +193,14 @@ def ladder_dual(prob: Problem, resp: Responder) -> LadderDual:
             break
         lam_hi[bad] *= 2
     if bad.any():
-        return LadderDual(None, np.nan, {}, [], steps,
-                          f"{links[int(np.flatnonzero(bad)[0])].name} not met on the ladder")
+        return LadderDual(
+            None,
+            np.nan,
+            {},
+            [],
+            steps,
+            f"{links[int(np.flatnonzero(bad)[0])].name} not met on the ladder",
+        )
     f_hi, s_hi, _ = stats(p_hi)
     todo = need.copy()
     width = np.full(J, np.inf)
@@ -210,8 +239,9 @@ def ladder_dual(prob: Problem, resp: Responder) -> LadderDual:
     lam = np.where(need, lam_hi, 0.0)
     p_full = respond(k_of(lam), np.flatnonzero(m), p_lo)
     if respond.inexact:
-        return LadderDual(None, np.nan, {}, [], steps,
-                          "inelastic parity rows with a volume multiplier above cost")
+        return LadderDual(
+            None, np.nan, {}, [], steps, "inelastic parity rows with a volume multiplier above cost"
+        )
     f_d, s_d, _ = stats(p_full)
     _, s_p, ok_p = stats(p_hi)
     if not ok_p.all():

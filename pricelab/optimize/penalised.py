@@ -35,16 +35,18 @@ EXPAND = 40
 YTOL = 1e-13  # tolerance on log price
 
 
-def penalised_term(p: np.ndarray, k: np.ndarray, theta: np.ndarray, p0: np.ndarray,
-                   q0: np.ndarray, e: np.ndarray) -> np.ndarray:
+def penalised_term(
+    p: np.ndarray, k: np.ndarray, theta: np.ndarray, p0: np.ndarray, q0: np.ndarray, e: np.ndarray
+) -> np.ndarray:
     """g(p) = (p - k) q0 (p / p0) ** e - theta q0 p, with its limits at p = inf."""
     base = term(p, k, p0, q0, e)
     theta = np.broadcast_to(theta, np.shape(base))
     with np.errstate(invalid="ignore", over="ignore"):
         pen = theta * q0 * p
     inf = np.isinf(p) & (theta != 0)
-    return np.where(inf, np.where(theta > 0, -np.inf, np.inf),
-                    np.where(theta == 0, base, base - pen))
+    return np.where(
+        inf, np.where(theta > 0, -np.inf, np.inf), np.where(theta == 0, base, base - pen)
+    )
 
 
 def _psi(y, k, theta, sig, lp0, e):
@@ -57,8 +59,15 @@ def _psi(y, k, theta, sig, lp0, e):
     return -sig * psi, -sig * dpsi
 
 
-def stationary_max(lo: np.ndarray, hi: np.ndarray, k: np.ndarray, theta: np.ndarray,
-                   p0: np.ndarray, e: np.ndarray, guess: np.ndarray | None = None) -> np.ndarray:
+def stationary_max(
+    lo: np.ndarray,
+    hi: np.ndarray,
+    k: np.ndarray,
+    theta: np.ndarray,
+    p0: np.ndarray,
+    e: np.ndarray,
+    guess: np.ndarray | None = None,
+) -> np.ndarray:
     """The local maximiser of g clipped into [lo, hi] (lo where g has none); 1-D arrays."""
     with np.errstate(all="ignore"):
         return _stationary_max(lo, hi, k, theta, p0, e, guess)
@@ -132,9 +141,16 @@ def _stationary_max(lo, hi, k, theta, p0, e, guess):
     return out
 
 
-def argmax_penalised(lo: np.ndarray, hi: np.ndarray, k: np.ndarray, theta: np.ndarray | None,
-                     p0: np.ndarray, q0: np.ndarray, e: np.ndarray,
-                     guess: np.ndarray | None = None) -> np.ndarray:
+def argmax_penalised(
+    lo: np.ndarray,
+    hi: np.ndarray,
+    k: np.ndarray,
+    theta: np.ndarray | None,
+    p0: np.ndarray,
+    q0: np.ndarray,
+    e: np.ndarray,
+    guess: np.ndarray | None = None,
+) -> np.ndarray:
     """Global maximiser of g on [lo, hi], vectorised (arrays broadcast together).
 
     ``theta`` None or all zero is the closed form (:func:`argmax_interval`); ``guess``
@@ -142,8 +158,7 @@ def argmax_penalised(lo: np.ndarray, hi: np.ndarray, k: np.ndarray, theta: np.nd
     """
     if theta is None or not np.any(theta):
         return argmax_interval(lo, hi, k, p0, q0, e)
-    arrs = np.broadcast_arrays(*(np.asarray(x, dtype=float) for x in (lo, hi, k, theta, p0,
-                                                                       q0, e)))
+    arrs = np.broadcast_arrays(*(np.asarray(x, dtype=float) for x in (lo, hi, k, theta, p0, q0, e)))
     shape = arrs[0].shape
     lo_, hi_, k_, th, p0_, q0_, e_ = (x.ravel() for x in arrs)
     g = None if guess is None else np.broadcast_to(guess, shape).ravel()

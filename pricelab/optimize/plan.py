@@ -7,9 +7,19 @@ from typing import Any
 
 import polars as pl
 
-PLAN_COLUMNS = ("item_id", "market", "current_price", "recommended_price", "expected_quantity",
-                "expected_revenue", "expected_profit", "baseline_quantity", "baseline_revenue",
-                "baseline_profit", "binding")
+PLAN_COLUMNS = (
+    "item_id",
+    "market",
+    "current_price",
+    "recommended_price",
+    "expected_quantity",
+    "expected_revenue",
+    "expected_profit",
+    "baseline_quantity",
+    "baseline_revenue",
+    "baseline_profit",
+    "binding",
+)
 
 
 @dataclass(frozen=True)
@@ -67,10 +77,16 @@ class Plan:
             .group_by(key)
             .agg(pl.len().alias("rows"), *[pl.col(c).sum() for c in money])
             .with_columns(
-                (100 * (pl.col("expected_revenue") - pl.col("baseline_revenue"))
-                 / pl.col("baseline_revenue").abs()).alias("revenue_%"),
-                (100 * (pl.col("expected_profit") - pl.col("baseline_profit"))
-                 / pl.col("baseline_profit").abs()).alias("profit_%"),
+                (
+                    100
+                    * (pl.col("expected_revenue") - pl.col("baseline_revenue"))
+                    / pl.col("baseline_revenue").abs()
+                ).alias("revenue_%"),
+                (
+                    100
+                    * (pl.col("expected_profit") - pl.col("baseline_profit"))
+                    / pl.col("baseline_profit").abs()
+                ).alias("profit_%"),
             )
             .sort(key)
         )
@@ -93,13 +109,21 @@ class Plan:
         """JSON-able summary (for ``--json``)."""
         t = self.table
         return {
-            "status": self.status, "formulation": self.formulation,
-            "objective_name": self.objective_name, "objective": self.objective,
-            "baseline_objective": self.baseline_objective, "uplift_pct": self.uplift_pct,
-            "gap": self.gap, "certificate": self.certificate, "rows": t.height,
-            "skipped": self.skipped.to_dicts(), "inelastic_rows": int(t["inelastic"].sum()),
-            "binding_counts": self.binding_counts(), "multipliers": self.multipliers,
-            "intervals": self.intervals, **self.extra,
+            "status": self.status,
+            "formulation": self.formulation,
+            "objective_name": self.objective_name,
+            "objective": self.objective,
+            "baseline_objective": self.baseline_objective,
+            "uplift_pct": self.uplift_pct,
+            "gap": self.gap,
+            "certificate": self.certificate,
+            "rows": t.height,
+            "skipped": self.skipped.to_dicts(),
+            "inelastic_rows": int(t["inelastic"].sum()),
+            "binding_counts": self.binding_counts(),
+            "multipliers": self.multipliers,
+            "intervals": self.intervals,
+            **self.extra,
         }
 
     @property
@@ -114,31 +138,51 @@ class Plan:
         ]
         if self.intervals:
             iv = self.intervals
-            lines.append(f"profit P5-P95: plan {iv['plan_p5']:,.2f} to {iv['plan_p95']:,.2f}; "
-                         f"baseline {iv['baseline_p5']:,.2f} to {iv['baseline_p95']:,.2f} "
-                         f"({iv['draws']:.0f} elasticity draws)")
+            lines.append(
+                f"profit P5-P95: plan {iv['plan_p5']:,.2f} to {iv['plan_p95']:,.2f}; "
+                f"baseline {iv['baseline_p5']:,.2f} to {iv['baseline_p95']:,.2f} "
+                f"({iv['draws']:.0f} elasticity draws)"
+            )
         bc = self.binding_counts()
         if bc:
             lines.append("binding: " + ", ".join(f"{k} {v}" for k, v in bc.items()))
         n_in = int(t["inelastic"].sum())
         if n_in:
-            lines.append(f"{n_in} inelastic row(s) (-1 <= e < 0): pushed to their upper bound; "
-                         "check these estimates")
+            lines.append(
+                f"{n_in} inelastic row(s) (-1 <= e < 0): pushed to their upper bound; "
+                "check these estimates"
+            )
         if self.skipped.height:
             reasons = self.skipped.group_by("reason").len().sort("len", descending=True)
-            lines.append(f"skipped {self.skipped.height} row(s): " + "; ".join(
-                f"{r} ({n})" for r, n in reasons.iter_rows()))
+            lines.append(
+                f"skipped {self.skipped.height} row(s): "
+                + "; ".join(f"{r} ({n})" for r, n in reasons.iter_rows())
+            )
         if t.height:
-            by_m = (t.with_columns((pl.col("expected_profit") / pl.col("fx_rate")).alias("p"),
-                                   (pl.col("baseline_profit") / pl.col("fx_rate")).alias("b"))
-                    .group_by("market").agg(pl.col("p").sum(), pl.col("b").sum()).sort("market"))
-            lines.append("profit uplift by market: " + ", ".join(
-                f"{m} {100 * (p - b) / abs(b):+.1f}%" if b else f"{m} n/a"
-                for m, p, b in by_m.iter_rows()))
+            by_m = (
+                t.with_columns(
+                    (pl.col("expected_profit") / pl.col("fx_rate")).alias("p"),
+                    (pl.col("baseline_profit") / pl.col("fx_rate")).alias("b"),
+                )
+                .group_by("market")
+                .agg(pl.col("p").sum(), pl.col("b").sum())
+                .sort("market")
+            )
+            lines.append(
+                "profit uplift by market: "
+                + ", ".join(
+                    f"{m} {100 * (p - b) / abs(b):+.1f}%" if b else f"{m} n/a"
+                    for m, p, b in by_m.iter_rows()
+                )
+            )
             top = t.sort(pl.col("price_change_pct").abs(), descending=True).head(5)
-            lines.append("largest changes: " + ", ".join(
-                f"{r['item_id']}/{r['market']} {r['price_change_pct']:+.1f}%"
-                for r in top.iter_rows(named=True)))
+            lines.append(
+                "largest changes: "
+                + ", ".join(
+                    f"{r['item_id']}/{r['market']} {r['price_change_pct']:+.1f}%"
+                    for r in top.iter_rows(named=True)
+                )
+            )
         return "\n".join(lines)
 
     def __str__(self) -> str:

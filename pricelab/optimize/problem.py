@@ -56,8 +56,11 @@ class Problem:
     settings: dict[str, np.ndarray]  # each constraint's setting per row (for messages)
     links: list[Linking] = field(default_factory=list)
     ordering: list[tuple[np.ndarray, np.ndarray, float, str]] = field(default_factory=list)
-    skipped: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(
-        schema={"item_id": pl.String, "market": pl.String, "reason": pl.String}))
+    skipped: pl.DataFrame = field(
+        default_factory=lambda: pl.DataFrame(
+            schema={"item_id": pl.String, "market": pl.String, "reason": pl.String}
+        )
+    )
 
     @property
     def n(self) -> int:
@@ -88,8 +91,11 @@ class Problem:
         Open price limits (0 when nothing sets a floor, inf when nothing sets a cap) give
         the limits of the demand curve, inf and 0 units, without evaluating 0 ** e.
         """
-        q0, p0, e = (self.q0, self.p0, self.e) if rows is None else (
-            self.q0[rows], self.p0[rows], self.e[rows])
+        q0, p0, e = (
+            (self.q0, self.p0, self.e)
+            if rows is None
+            else (self.q0[rows], self.p0[rows], self.e[rows])
+        )
         r = self._rows
         ratio = np.asarray(p, dtype=float) / r(p0, p)
         # limits of q0 * ratio**e (e < 0): infinite demand at price 0, none at an infinite price
@@ -111,36 +117,51 @@ def _skip_reasons(df: pl.DataFrame) -> pl.Series:
     reasons = [
         bad("elasticity is missing or NaN", e.is_null() | e.is_nan()),
         bad("elasticity >= 0 (no finite optimum)", e >= 0),
-        bad("base_price missing or <= 0", pl.col("base_price").is_null()
-            | ~(pl.col("base_price") > 0)),
-        bad("base_quantity missing or <= 0", pl.col("base_quantity").is_null()
-            | ~(pl.col("base_quantity") > 0)),
-        bad("unit_cost missing or < 0", pl.col("unit_cost").is_null()
-            | ~(pl.col("unit_cost") >= 0)),
+        bad(
+            "base_price missing or <= 0",
+            pl.col("base_price").is_null() | ~(pl.col("base_price") > 0),
+        ),
+        bad(
+            "base_quantity missing or <= 0",
+            pl.col("base_quantity").is_null() | ~(pl.col("base_quantity") > 0),
+        ),
+        bad(
+            "unit_cost missing or < 0", pl.col("unit_cost").is_null() | ~(pl.col("unit_cost") >= 0)
+        ),
         bad("fx_rate <= 0", pl.col("fx_rate").is_null() | ~(pl.col("fx_rate") > 0)),
         bad("stock < 0", pl.col("stock") < 0),
     ]
-    return df.select(pl.concat_str(reasons, separator="; ", ignore_nulls=True)
-                     .alias("reason")).to_series()
+    return df.select(
+        pl.concat_str(reasons, separator="; ", ignore_nulls=True).alias("reason")
+    ).to_series()
 
 
 def _prepare(demand: pl.DataFrame, strict: bool) -> tuple[pl.DataFrame, pl.DataFrame]:
     missing = [c for c in REQUIRED if c not in demand.columns]
     if missing:
-        raise DataError(f"demand table: missing column(s) {', '.join(missing)}; "
-                        f"required: {', '.join(REQUIRED)}")
+        raise DataError(
+            f"demand table: missing column(s) {', '.join(missing)}; required: {', '.join(REQUIRED)}"
+        )
     df = demand
     for col, default in (("fx_rate", 1.0), ("stock", None), ("std_error", None)):
         if col not in df.columns:
             df = df.with_columns(pl.lit(default, dtype=pl.Float64).alias(col))
     if "category" not in df.columns:
         df = df.with_columns(pl.lit(None, dtype=pl.String).alias("category"))
-    num = ("elasticity", "base_price", "base_quantity", "unit_cost", "fx_rate", "stock",
-           "std_error")
+    num = (
+        "elasticity",
+        "base_price",
+        "base_quantity",
+        "unit_cost",
+        "fx_rate",
+        "stock",
+        "std_error",
+    )
     try:
-        df = df.with_columns([pl.col(c).cast(pl.Float64) for c in num]
-                             + [pl.col(c).cast(pl.String) for c in ("item_id", "market",
-                                                                    "category")])
+        df = df.with_columns(
+            [pl.col(c).cast(pl.Float64) for c in num]
+            + [pl.col(c).cast(pl.String) for c in ("item_id", "market", "category")]
+        )
     except pl.exceptions.PolarsError as exc:
         raise DataError(f"demand table: non-numeric value: {str(exc).splitlines()[0]}") from exc
     dup = df.group_by("item_id", "market").len().filter(pl.col("len") > 1)
@@ -151,8 +172,10 @@ def _prepare(demand: pl.DataFrame, strict: bool) -> tuple[pl.DataFrame, pl.DataF
     bad = df.filter(pl.col("reason") != "")
     if strict and bad.height:
         first = bad.row(0, named=True)
-        raise DataError(f"demand table: {bad.height} row(s) cannot be optimised, first "
-                        f"{first['item_id']}/{first['market']}: {first['reason']}")
+        raise DataError(
+            f"demand table: {bad.height} row(s) cannot be optimised, first "
+            f"{first['item_id']}/{first['market']}: {first['reason']}"
+        )
     skipped = bad.select("item_id", "market", "reason")
     return df.filter(pl.col("reason") == "").drop("reason"), skipped
 
@@ -176,8 +199,9 @@ def _rules_per_row(df: pl.DataFrame, cons: Constraints) -> list[Rules]:
     return out
 
 
-def _skip_empty_stock(df: pl.DataFrame, rules: list[Rules], skipped: pl.DataFrame,
-                      strict: bool) -> tuple[pl.DataFrame, list[Rules], pl.DataFrame]:
+def _skip_empty_stock(
+    df: pl.DataFrame, rules: list[Rules], skipped: pl.DataFrame, strict: bool
+) -> tuple[pl.DataFrame, list[Rules], pl.DataFrame]:
     """Rows under ``inventory: true`` with stock 0: no finite price sells nothing, skip them."""
     stock = df["stock"].to_numpy().astype(float)
     empty = np.array([r.inventory for r in rules], dtype=bool) & (stock == 0)
@@ -187,8 +211,9 @@ def _skip_empty_stock(df: pl.DataFrame, rules: list[Rules], skipped: pl.DataFram
     bad = df.filter(pl.Series(empty)).select("item_id", "market")
     if strict:
         r = bad.row(0)
-        raise DataError(f"demand table: {bad.height} row(s) cannot be optimised, first "
-                        f"{r[0]}/{r[1]}: {why}")
+        raise DataError(
+            f"demand table: {bad.height} row(s) cannot be optimised, first {r[0]}/{r[1]}: {why}"
+        )
     skipped = pl.concat([skipped, bad.with_columns(pl.lit(why).alias("reason"))])
     keep = ~empty
     return df.filter(pl.Series(keep)), [r for r, k in zip(rules, keep, strict=True) if k], skipped
@@ -200,15 +225,24 @@ def build_problem(demand: pl.DataFrame, cons: Constraints, *, strict: bool = Fal
     rules = _rules_per_row(df, cons)
     df, rules, skipped = _skip_empty_stock(df, rules, skipped, strict)
     n = df.height
-    f = {c: df[c].to_numpy().astype(float) for c in
-         ("elasticity", "base_price", "base_quantity", "unit_cost", "fx_rate", "stock")}
-    p0, q0, e, c, h = (f["base_price"], f["base_quantity"], f["elasticity"], f["unit_cost"],
-                       cons.horizon_weeks)
+    f = {
+        c: df[c].to_numpy().astype(float)
+        for c in ("elasticity", "base_price", "base_quantity", "unit_cost", "fx_rate", "stock")
+    }
+    p0, q0, e, c, h = (
+        f["base_price"],
+        f["base_quantity"],
+        f["elasticity"],
+        f["unit_cost"],
+        cons.horizon_weeks,
+    )
     nan = np.full(n, np.nan)
-    inc = np.array([np.nan if r.bounds.max_increase_pct is None else r.bounds.max_increase_pct
-                    for r in rules])
-    dec = np.array([np.nan if r.bounds.max_decrease_pct is None else r.bounds.max_decrease_pct
-                    for r in rules])
+    inc = np.array(
+        [np.nan if r.bounds.max_increase_pct is None else r.bounds.max_increase_pct for r in rules]
+    )
+    dec = np.array(
+        [np.nan if r.bounds.max_decrease_pct is None else r.bounds.max_decrease_pct for r in rules]
+    )
     marg = np.array([np.nan if r.min_margin_pct is None else r.min_margin_pct for r in rules])
     inv = np.array([r.inventory for r in rules], dtype=bool)
     frozen = np.array([r.frozen for r in rules], dtype=bool)
@@ -236,18 +270,36 @@ def build_problem(demand: pl.DataFrame, cons: Constraints, *, strict: bool = Fal
     hi_src = np.where(frozen, "frozen", hi_src).astype(object)
     lad = [r.ladder for r in rules]
     prob = Problem(
-        frame=df, item=df["item_id"].to_numpy().astype(object),
-        market=df["market"].to_numpy().astype(object), p0=p0, q0=q0, e=e, c=c,
-        fx=f["fx_rate"], horizon=h, objective=cons.objective, lo=lo, hi=hi,
-        lo_src=lo_src, hi_src=hi_src, frozen=frozen,
-        parity_gap=np.array([np.nan if r.parity_gap_pct is None else r.parity_gap_pct / 100
-                             for r in rules]),
-        ladder_spacing=np.array([np.nan if (x is None or fr) else x.spacing
-                                 for x, fr in zip(lad, frozen, strict=True)]),
+        frame=df,
+        item=df["item_id"].to_numpy().astype(object),
+        market=df["market"].to_numpy().astype(object),
+        p0=p0,
+        q0=q0,
+        e=e,
+        c=c,
+        fx=f["fx_rate"],
+        horizon=h,
+        objective=cons.objective,
+        lo=lo,
+        hi=hi,
+        lo_src=lo_src,
+        hi_src=hi_src,
+        frozen=frozen,
+        parity_gap=np.array(
+            [np.nan if r.parity_gap_pct is None else r.parity_gap_pct / 100 for r in rules]
+        ),
+        ladder_spacing=np.array(
+            [np.nan if (x is None or fr) else x.spacing for x, fr in zip(lad, frozen, strict=True)]
+        ),
         ladder_offset=np.array([0.0 if x is None else x.offset for x in lad]),
         sources=sources,
-        settings={"max_increase_pct": inc, "max_decrease_pct": dec, "min_margin_pct": marg,
-                  "stock": stock, "inventory": stock},
+        settings={
+            "max_increase_pct": inc,
+            "max_decrease_pct": dec,
+            "min_margin_pct": marg,
+            "stock": stock,
+            "inventory": stock,
+        },
         skipped=skipped,
     )
     prob.links = _links(prob, cons, rules, inv, pool, stock, nan)
@@ -255,8 +307,9 @@ def build_problem(demand: pl.DataFrame, cons: Constraints, *, strict: bool = Fal
     return prob
 
 
-def _ordering(prob: Problem, cons: Constraints,
-              demand: pl.DataFrame) -> list[tuple[np.ndarray, np.ndarray, float, str]]:
+def _ordering(
+    prob: Problem, cons: Constraints, demand: pl.DataFrame
+) -> list[tuple[np.ndarray, np.ndarray, float, str]]:
     """Pairs (lower rows, upper rows, factor, name): p[upper] >= factor * p[lower], per market.
 
     Within each market, consecutive listed items present there are paired. Item ids that
@@ -272,8 +325,10 @@ def _ordering(prob: Problem, cons: Constraints,
         unknown = [x for x in od.items if x not in known]
         if unknown:
             line = f", line {od.line}" if od.line else ""
-            raise ConfigError(f"{cons.source}{line}: ordering: unknown item id(s) "
-                              f"{', '.join(unknown)} (not in the demand table)")
+            raise ConfigError(
+                f"{cons.source}{line}: ordering: unknown item id(s) "
+                f"{', '.join(unknown)} (not in the demand table)"
+            )
         lower, upper = [], []
         for m in markets:
             rows = [pos[(it, m)] for it in od.items if (it, m) in pos]
@@ -284,12 +339,21 @@ def _ordering(prob: Problem, cons: Constraints,
     return out
 
 
-def _links(prob: Problem, cons: Constraints, rules: list[Rules], inv: np.ndarray,
-           pool: np.ndarray, stock: np.ndarray, nan: np.ndarray) -> list[Linking]:
+def _links(
+    prob: Problem,
+    cons: Constraints,
+    rules: list[Rules],
+    inv: np.ndarray,
+    pool: np.ndarray,
+    stock: np.ndarray,
+    nan: np.ndarray,
+) -> list[Linking]:
     links: list[Linking] = []
     everyone = np.arange(prob.n)
-    for kind, val in (("min_volume_pct", cons.min_volume_pct),
-                      ("max_avg_change_pct", cons.max_avg_change_pct)):
+    for kind, val in (
+        ("min_volume_pct", cons.min_volume_pct),
+        ("max_avg_change_pct", cons.max_avg_change_pct),
+    ):
         if val is not None and prob.n:
             links.append(Linking(kind, f"{kind} {val:g} (all rows)", everyone, val))
     cols = {k: prob.frame[k].to_list() for k in ("item_id", "market", "category")}
@@ -307,8 +371,16 @@ def _links(prob: Problem, cons: Constraints, rules: list[Rules], inv: np.ndarray
     for pid, members in pools.items():
         vals = stock[members]
         if np.ptp(vals) > 1e-9 * max(1.0, abs(vals[0])):
-            raise DataError(f"demand table: stock_pool {pid}: rows disagree on the pool's stock "
-                            f"({', '.join(f'{v:g}' for v in np.unique(vals))})")
-        links.append(Linking("inventory", f"inventory pool {pid} (stock {vals[0]:g})",
-                             np.array(members), float(vals[0])))
+            raise DataError(
+                f"demand table: stock_pool {pid}: rows disagree on the pool's stock "
+                f"({', '.join(f'{v:g}' for v in np.unique(vals))})"
+            )
+        links.append(
+            Linking(
+                "inventory",
+                f"inventory pool {pid} (stock {vals[0]:g})",
+                np.array(members),
+                float(vals[0]),
+            )
+        )
     return links

@@ -51,16 +51,26 @@ def _parse_risk(risk: str | None) -> float | None:
 def _unbounded(prob: Problem) -> None:
     open_top = ~np.isfinite(prob.hi) & (prob.e >= -1) & ~prob.frozen
     open_bottom = (prob.lo <= 0) & (prob.objective == "revenue") & (prob.e < -1)
-    for mask, why in ((open_top, "is inelastic (elasticity {e:g} >= -1) and has no "
-                       "max_increase_pct: profit grows without limit as price rises"),
-                      (open_bottom, "has no price floor and elasticity {e:g} < -1: revenue "
-                       "grows without limit as price falls")):
+    for mask, why in (
+        (
+            open_top,
+            "is inelastic (elasticity {e:g} >= -1) and has no "
+            "max_increase_pct: profit grows without limit as price rises",
+        ),
+        (
+            open_bottom,
+            "has no price floor and elasticity {e:g} < -1: revenue "
+            "grows without limit as price falls",
+        ),
+    ):
         bad = np.flatnonzero(mask)
         if bad.size:
             i = bad[0]
             more = f" (and {bad.size - 1} more rows)" if bad.size > 1 else ""
-            raise SolverError(f"unbounded: {prob.label(i)} {why.format(e=prob.e[i])}{more}",
-                              hint="add bounds: max_increase_pct / max_decrease_pct")
+            raise SolverError(
+                f"unbounded: {prob.label(i)} {why.format(e=prob.e[i])}{more}",
+                hint="add bounds: max_increase_pct / max_decrease_pct",
+            )
 
 
 def _check_feasible(prob: Problem, resp: Responder) -> None:
@@ -100,13 +110,23 @@ def _budgets(prob: Problem, resp: Responder, extra: dict) -> tuple[BudgetSolve |
     gap = max(0.0, (bs.dual_bound - obj) / max(abs(obj), 1e-12))
     extra["lagrangian_gap"] = gap
     if gap > BUDGET_GAP_TOL:
-        return bs, (f"max_avg_change_pct: Lagrangian gap {gap:.2e} above "
-                    f"{BUDGET_GAP_TOL:g} (non-concave rows on the lower side)")
+        return bs, (
+            f"max_avg_change_pct: Lagrangian gap {gap:.2e} above "
+            f"{BUDGET_GAP_TOL:g} (non-concave rows on the lower side)"
+        )
     return bs, ""
 
 
-def _solve_milp(prob: Problem, resp: Responder, *, risk: float | None, draws: int | None,
-                seed: int, n_grid: int, time_limit: float):
+def _solve_milp(
+    prob: Problem,
+    resp: Responder,
+    *,
+    risk: float | None,
+    draws: int | None,
+    seed: int,
+    n_grid: int,
+    time_limit: float,
+):
     P = with_ordering_points(prob, candidate_matrix(prob, n_grid))
     msgs = dg.ladder_conflicts(prob, P)
     if msgs:
@@ -117,30 +137,52 @@ def _solve_milp(prob: Problem, resp: Responder, *, risk: float | None, draws: in
     if risk is not None:
         E = _draws(prob, draws or DEFAULT_RISK_DRAWS, seed)
         Pc = np.where(valid, P, 1.0)
-        dprof = prob.horizon * (Pc - prob.c[:, None])[None] * prob.q0[None, :, None] * (
-            Pc / prob.p0[:, None])[None] ** E[:, :, None] / prob.fx[None, :, None]
+        dprof = (
+            prob.horizon
+            * (Pc - prob.c[:, None])[None]
+            * prob.q0[None, :, None]
+            * (Pc / prob.p0[:, None])[None] ** E[:, :, None]
+            / prob.fx[None, :, None]
+        )
         dprof = np.where(valid[None], dprof, 0.0)
         value = dprof.mean(axis=0)
         base = _profit_draws(prob, prob.p0, E).sum(axis=1)
         k = max(1, int(np.ceil(risk * base.size)))
         cvar = (risk, float(np.sort(base)[:k].mean()))
-    res = solve_milp(prob, P, value, parity_groups=resp.groups,
-                     parity_gap=np.nan_to_num(prob.parity_gap), draws_profit=dprof, cvar=cvar,
-                     time_limit=time_limit)
+    res = solve_milp(
+        prob,
+        P,
+        value,
+        parity_groups=resp.groups,
+        parity_gap=np.nan_to_num(prob.parity_gap),
+        draws_profit=dprof,
+        cvar=cvar,
+        time_limit=time_limit,
+    )
     if res.status == "infeasible":
         msgs = []
         if prob.links:
-            sl = solve_milp(prob, P, value, parity_groups=resp.groups,
-                            parity_gap=np.nan_to_num(prob.parity_gap), slack=True,
-                            time_limit=time_limit)
-            msgs = (dg.joint_conflicts(prob, sl.prices) if sl.status == "slack" else [])
+            sl = solve_milp(
+                prob,
+                P,
+                value,
+                parity_groups=resp.groups,
+                parity_gap=np.nan_to_num(prob.parity_gap),
+                slack=True,
+                time_limit=time_limit,
+            )
+            msgs = dg.joint_conflicts(prob, sl.prices) if sl.status == "slack" else []
         if not msgs and (resp.groups >= 0).any():
-            msgs = ["parity with the ladder: for some item no combination of ladder prices "
-                    "within the row limits fits one parity band (widen max_gap_pct or the "
-                    "bounds, or use a finer step)"]
+            msgs = [
+                "parity with the ladder: for some item no combination of ladder prices "
+                "within the row limits fits one parity band (widen max_gap_pct or the "
+                "bounds, or use a finer step)"
+            ]
         if not msgs and prob.ordering:
-            msgs = [f"{od[3]} cannot be met on the candidate prices together with the other "
-                    "constraints" for od in prob.ordering]
+            msgs = [
+                f"{od[3]} cannot be met on the candidate prices together with the other constraints"
+                for od in prob.ordering
+            ]
         if cvar is not None:
             msgs.append(f"risk cvar:{risk:g} floor {cvar[1]:,.2f} (baseline CVaR) cannot be met")
         dg.raise_infeasible(msgs or ["the candidate MILP is infeasible"])
@@ -168,9 +210,17 @@ def _profit_draws(prob: Problem, p: np.ndarray, E: np.ndarray) -> np.ndarray:
     return prob.horizon * (p - prob.c) * prob.q0 * (p / prob.p0) ** E / prob.fx
 
 
-def optimize(demand: pl.DataFrame, constraints: str | dict | Constraints | None = None, *,
-             draws: int | None = None, risk: str | None = None, seed: int = 0,
-             strict: bool = False, n_grid: int = 25, time_limit: float = 600.0) -> Plan:
+def optimize(
+    demand: pl.DataFrame,
+    constraints: str | dict | Constraints | None = None,
+    *,
+    draws: int | None = None,
+    risk: str | None = None,
+    seed: int = 0,
+    strict: bool = False,
+    n_grid: int = 25,
+    time_limit: float = 600.0,
+) -> Plan:
     """Recommend a price per item x market.
 
     Parameters
@@ -224,8 +274,9 @@ def optimize(demand: pl.DataFrame, constraints: str | dict | Constraints | None 
             lobj = float(prob.objective_value(lag.prices).sum())
             extra["lagrangian_gap"] = max(0.0, (lag.dual_bound - lobj) / max(abs(lobj), 1e-12))
             if extra["lagrangian_gap"] > LAGRANGIAN_GAP_TOL:
-                why += (f"; Lagrangian gap {extra['lagrangian_gap']:.2e} above "
-                        f"{LAGRANGIAN_GAP_TOL:g}")
+                why += (
+                    f"; Lagrangian gap {extra['lagrangian_gap']:.2e} above {LAGRANGIAN_GAP_TOL:g}"
+                )
                 lag = None
         else:
             why += f"; Lagrangian path not used: {lag.reason}"
@@ -240,29 +291,54 @@ def optimize(demand: pl.DataFrame, constraints: str | dict | Constraints | None 
         obj = float(prob.objective_value(p).sum())
         gap, mult, status = extra["lagrangian_gap"], bsol.multipliers, "optimal"
         nb = len(bsol.multipliers)
-        form = ("decomposition: max_avg_change_pct priced out (" + ", ".join(filter(None, [
-            "parity band search" if resp.blocks is not None else "",
-            f"{nb} multiplier(s)", f"{bsol.steps} dual steps"])) + ")")
+        form = (
+            "decomposition: max_avg_change_pct priced out ("
+            + ", ".join(
+                filter(
+                    None,
+                    [
+                        "parity band search" if resp.blocks is not None else "",
+                        f"{nb} multiplier(s)",
+                        f"{bsol.steps} dual steps",
+                    ],
+                )
+            )
+            + ")"
+        )
         cert = "Lagrangian dual bound" + (
-            " (band search numerical)" if resp.blocks is not None else "")
+            " (band search numerical)" if resp.blocks is not None else ""
+        )
         extra["path"] = "decomposition"
-        labels = binding_labels(prob, p, parity_groups=resp.groups, row_shift=bsol.row_shift,
-                                tight_links=bsol.tight_links)
+        labels = binding_labels(
+            prob,
+            p,
+            parity_groups=resp.groups,
+            row_shift=bsol.row_shift,
+            tight_links=bsol.tight_links,
+        )
         if not links_hold(prob, p, 1e-7):
-            dg.raise_infeasible(dg.link_conflicts(prob) or [
-                f"{lk.name} cannot be met together with the other constraints"
-                for lk in prob.links])
+            dg.raise_infeasible(
+                dg.link_conflicts(prob)
+                or [
+                    f"{lk.name} cannot be met together with the other constraints"
+                    for lk in prob.links
+                ]
+            )
     elif lag is not None and lag.prices is not None:
         p = lag.prices
         obj = float(prob.objective_value(p).sum())
         gap, mult, status = extra["lagrangian_gap"], lag.multipliers, "optimal"
-        form = (f"ladder + Lagrangian relaxation ({len(lag.multipliers)} multiplier(s), "
-                f"{lag.steps} dual steps; exact ladder solve per row"
-                + (" / parity block" if resp.blocks is not None else "") + ")")
+        form = (
+            f"ladder + Lagrangian relaxation ({len(lag.multipliers)} multiplier(s), "
+            f"{lag.steps} dual steps; exact ladder solve per row"
+            + (" / parity block" if resp.blocks is not None else "")
+            + ")"
+        )
         cert = "Lagrangian dual bound on the ladder (min over multipliers)"
         extra["path"] = "lagrangian"
-        labels = binding_labels(prob, p, parity_groups=resp.groups, tight_links=lag.tight_links,
-                                milp=True)
+        labels = binding_labels(
+            prob, p, parity_groups=resp.groups, tight_links=lag.tight_links, milp=True
+        )
     elif why is None and (~np.isnan(prob.ladder_spacing)).any():
         p, msgs = ladder_prices(prob, resp.groups, resp.blocks, resp(prob.cost))
         if msgs:
@@ -270,7 +346,8 @@ def optimize(demand: pl.DataFrame, constraints: str | dict | Constraints | None 
         obj = float(prob.objective_value(p).sum())
         gap, mult, status = 0.0, {}, "optimal"
         form = "ladder: best point next to each clipped optimum" + (
-            "; parity band enumerated at every breakpoint" if resp.blocks is not None else "")
+            "; parity band enumerated at every breakpoint" if resp.blocks is not None else ""
+        )
         cert = "exhaustive enumeration, exact on the ladder"
         labels = binding_labels(prob, p, parity_groups=resp.groups, milp=True)
     elif why is None:
@@ -280,22 +357,37 @@ def optimize(demand: pl.DataFrame, constraints: str | dict | Constraints | None 
         gap = max(0.0, (dec.dual_bound - obj) / max(abs(obj), 1e-12))
         links = [lk for lk in prob.links]
         parity = resp.blocks is not None
-        form = ("closed form" if not links and not parity else
-                "decomposition: " + ", ".join(filter(None, [
-                    "parity band search" if parity else "",
-                    f"{len(links)} multiplier(s) by bisection" if links else ""])))
-        cert = ("closed form, exact" if not links and not parity else
-                "Lagrangian dual bound" + (" (band search numerical)" if parity else ""))
+        form = (
+            "closed form"
+            if not links and not parity
+            else "decomposition: "
+            + ", ".join(
+                filter(
+                    None,
+                    [
+                        "parity band search" if parity else "",
+                        f"{len(links)} multiplier(s) by bisection" if links else "",
+                    ],
+                )
+            )
+        )
+        cert = (
+            "closed form, exact"
+            if not links and not parity
+            else "Lagrangian dual bound" + (" (band search numerical)" if parity else "")
+        )
         mult = dec.multipliers
         labels = binding_labels(prob, p, parity_groups=resp.groups, row_shift=dec.row_multiplier)
         status = "optimal"
         if not _links_ok(prob, p):
             msgs = dg.link_conflicts(prob) or [
-                f"{lk.name} cannot be met together with parity" for lk in prob.links]
+                f"{lk.name} cannot be met together with parity" for lk in prob.links
+            ]
             dg.raise_infeasible(msgs)
     else:
-        res, tight = _solve_milp(prob, resp, risk=alpha, draws=draws, seed=seed,
-                                 n_grid=n_grid, time_limit=time_limit)
+        res, tight = _solve_milp(
+            prob, resp, risk=alpha, draws=draws, seed=seed, n_grid=n_grid, time_limit=time_limit
+        )
         p = res.prices
         obj = float(res.objective)
         gap = max(0.0, (res.dual_bound - obj) / max(abs(obj), 1e-12))
@@ -314,14 +406,20 @@ def optimize(demand: pl.DataFrame, constraints: str | dict | Constraints | None 
             kobj = float(prob.objective_value(kept.prices).sum())
             if kobj > obj:
                 p, obj, mult = kept.prices, kobj, kept.multipliers
-                labels = binding_labels(prob, p, parity_groups=resp.groups,
-                                        row_shift=kept.row_shift, tight_links=kept.tight_links)
+                labels = binding_labels(
+                    prob,
+                    p,
+                    parity_groups=resp.groups,
+                    row_shift=kept.row_shift,
+                    tight_links=kept.tight_links,
+                )
                 form += "; the Lagrangian plan is better and kept"
                 extra["path"] = "decomposition"
                 gap = max(0.0, (res.dual_bound - obj) / max(abs(obj), 1e-12))
             extra["lagrangian_gap"] = max(0.0, (kept.dual_bound - obj) / max(abs(obj), 1e-12))
-            cert += (f"; Lagrangian dual bound for continuous prices: gap "
-                     f"{extra['lagrangian_gap']:.2e}")
+            cert += (
+                f"; Lagrangian dual bound for continuous prices: gap {extra['lagrangian_gap']:.2e}"
+            )
     base_obj = float(prob.objective_value(prob.p0).sum())
     table = _table(prob, p, labels)
     intervals: dict[str, float] = {}
@@ -333,22 +431,36 @@ def optimize(demand: pl.DataFrame, constraints: str | dict | Constraints | None 
             pl.Series("profit_p5", np.percentile(plan_d, 5, axis=0) * fx),
             pl.Series("profit_p95", np.percentile(plan_d, 95, axis=0) * fx),
             pl.Series("baseline_profit_p5", np.percentile(base_d, 5, axis=0) * fx),
-            pl.Series("baseline_profit_p95", np.percentile(base_d, 95, axis=0) * fx))
+            pl.Series("baseline_profit_p95", np.percentile(base_d, 95, axis=0) * fx),
+        )
         tot_p, tot_b = plan_d.sum(axis=1), base_d.sum(axis=1)
-        intervals = {"plan_p5": float(np.percentile(tot_p, 5)),
-                     "plan_p95": float(np.percentile(tot_p, 95)),
-                     "baseline_p5": float(np.percentile(tot_b, 5)),
-                     "baseline_p95": float(np.percentile(tot_b, 95)), "draws": float(draws)}
-    return Plan(table=table, status=status, formulation=form, objective_name=prob.objective,
-                objective=obj, baseline_objective=base_obj, gap=gap, certificate=cert,
-                skipped=prob.skipped, multipliers=mult, intervals=intervals, extra=extra)
+        intervals = {
+            "plan_p5": float(np.percentile(tot_p, 5)),
+            "plan_p95": float(np.percentile(tot_p, 95)),
+            "baseline_p5": float(np.percentile(tot_b, 5)),
+            "baseline_p95": float(np.percentile(tot_b, 95)),
+            "draws": float(draws),
+        }
+    return Plan(
+        table=table,
+        status=status,
+        formulation=form,
+        objective_name=prob.objective,
+        objective=obj,
+        baseline_objective=base_obj,
+        gap=gap,
+        certificate=cert,
+        skipped=prob.skipped,
+        multipliers=mult,
+        intervals=intervals,
+        extra=extra,
+    )
 
 
 def _links_ok(prob: Problem, p: np.ndarray) -> bool:
     for lk in prob.links:
         q = prob.quantity(p[lk.rows], lk.rows).sum()
-        if lk.kind == "min_volume_pct" and q < lk.value / 100 * prob.q0[lk.rows].sum() * (
-                1 - 1e-9):
+        if lk.kind == "min_volume_pct" and q < lk.value / 100 * prob.q0[lk.rows].sum() * (1 - 1e-9):
             return False
         if lk.kind == "inventory" and prob.horizon * q > lk.value * (1 + 1e-9):
             return False
@@ -358,13 +470,23 @@ def _links_ok(prob: Problem, p: np.ndarray) -> bool:
 def _table(prob: Problem, p: np.ndarray, labels: list[str]) -> pl.DataFrame:
     h = prob.horizon
     q, q0 = h * prob.quantity(p), h * prob.q0
-    return pl.DataFrame({
-        "item_id": prob.item.astype(str), "market": prob.market.astype(str),
-        "category": prob.frame["category"], "fx_rate": prob.fx,
-        "current_price": prob.p0, "recommended_price": p,
-        "price_change_pct": 100 * (p / prob.p0 - 1),
-        "expected_quantity": q, "expected_revenue": p * q, "expected_profit": (p - prob.c) * q,
-        "baseline_quantity": q0, "baseline_revenue": prob.p0 * q0,
-        "baseline_profit": (prob.p0 - prob.c) * q0, "binding": labels,
-        "inelastic": prob.inelastic, "elasticity": prob.e,
-    })
+    return pl.DataFrame(
+        {
+            "item_id": prob.item.astype(str),
+            "market": prob.market.astype(str),
+            "category": prob.frame["category"],
+            "fx_rate": prob.fx,
+            "current_price": prob.p0,
+            "recommended_price": p,
+            "price_change_pct": 100 * (p / prob.p0 - 1),
+            "expected_quantity": q,
+            "expected_revenue": p * q,
+            "expected_profit": (p - prob.c) * q,
+            "baseline_quantity": q0,
+            "baseline_revenue": prob.p0 * q0,
+            "baseline_profit": (prob.p0 - prob.c) * q0,
+            "binding": labels,
+            "inelastic": prob.inelastic,
+            "elasticity": prob.e,
+        }
+    )

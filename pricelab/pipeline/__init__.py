@@ -7,5 +7,13 @@ the config schema is in :mod:`.config`.
 from pricelab.pipeline.config import DEFAULTS, input_files, load_pipeline_config, validate_config
 from pricelab.pipeline.run import STEPS, PipelineResult, Step, run_pipeline
 
-__all__ = ["DEFAULTS", "STEPS", "PipelineResult", "Step", "input_files", "load_pipeline_config",
-           "run_pipeline", "validate_config"]
+__all__ = [
+    "DEFAULTS",
+    "STEPS",
+    "PipelineResult",
+    "Step",
+    "input_files",
+    "load_pipeline_config",
+    "run_pipeline",
+    "validate_config",
+]

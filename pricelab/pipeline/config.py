@@ -63,16 +63,33 @@ TRIGGERS = ("new_data", "drift")
 DEFAULTS: dict[str, Any] = {
     "db": None,
     "inputs": {"folder": None, "files": {}, "replace": True},
-    "estimate": {"model": "hierarchical", "by": None, "instrument": None, "slope": "item",
-                 "before": None, "trigger": "new_data", "engine": "local"},
-    "gate": {"enabled": True, "tolerance_wape": 2.0, "tolerance_flags": 5.0, "horizon_weeks": 4,
-             "cutoffs": 3, "naive_weeks": 8},
+    "estimate": {
+        "model": "hierarchical",
+        "by": None,
+        "instrument": None,
+        "slope": "item",
+        "before": None,
+        "trigger": "new_data",
+        "engine": "local",
+    },
+    "gate": {
+        "enabled": True,
+        "tolerance_wape": 2.0,
+        "tolerance_flags": 5.0,
+        "horizon_weeks": 4,
+        "cutoffs": 3,
+        "naive_weeks": 8,
+    },
     "optimize": {"enabled": True, "constraints": None, "baseline_weeks": 8},
     "monitor": {"enabled": True, "as_of": "today", "config": None, "thresholds": {}},
 }
 
-_CHOICES: dict[str, tuple[Any, ...]] = {"model": MODELS, "trigger": TRIGGERS,
-                                        "engine": ("local", "spark"), "slope": ("item", "common")}
+_CHOICES: dict[str, tuple[Any, ...]] = {
+    "model": MODELS,
+    "trigger": TRIGGERS,
+    "engine": ("local", "spark"),
+    "slope": ("item", "common"),
+}
 _WEEKS = ("horizon_weeks", "cutoffs", "naive_weeks", "baseline_weeks")
 _NULLABLE = ("by", "instrument", "before", "constraints", "config", "folder")
 
@@ -93,7 +110,7 @@ def _path(ctx: ConfigContext, path: tuple, value: Any, base: Path | str) -> Any:
     if value == "@sample" or value.startswith("@sample/"):
         from pricelab._resources import sample_dir
 
-        return sample_dir() / value[len("@sample/"):] if value != "@sample" else sample_dir()
+        return sample_dir() / value[len("@sample/") :] if value != "@sample" else sample_dir()
     p = Path(os.path.expanduser(value))
     if p.is_absolute():
         return p
@@ -138,20 +155,31 @@ def _check(ctx: ConfigContext, path: tuple, value: Any) -> Any:
     if key in ("enabled", "replace"):
         need(isinstance(value, bool), "true or false")
     elif key in ("tolerance_wape", "tolerance_flags"):
-        need(not isinstance(value, bool) and isinstance(value, int | float)
-             and math.isfinite(value) and value >= 0, "a number >= 0")
+        need(
+            not isinstance(value, bool)
+            and isinstance(value, int | float)
+            and math.isfinite(value)
+            and value >= 0,
+            "a number >= 0",
+        )
         return float(value)
     elif key in _WEEKS:
-        need(not isinstance(value, bool) and isinstance(value, int) and value >= 1,
-             "a whole number >= 1")
+        need(
+            not isinstance(value, bool) and isinstance(value, int) and value >= 1,
+            "a whole number >= 1",
+        )
     elif key in _CHOICES:
         return _choice(ctx, path, value, _CHOICES[key])
     elif key == "by":
-        need(isinstance(value, str) and all(c.strip() for c in value.split(",")),
-             "comma-separated column names (e.g. item_id,market)")
+        need(
+            isinstance(value, str) and all(c.strip() for c in value.split(",")),
+            "comma-separated column names (e.g. item_id,market)",
+        )
     elif key == "instrument":
-        need(isinstance(value, str) and value.strip() != "",
-             "a sales column (e.g. unit_cost) or hausman")
+        need(
+            isinstance(value, str) and value.strip() != "",
+            "a sales column (e.g. unit_cost) or hausman",
+        )
     elif key == "before":
         return _date(ctx, path, value)
     elif key == "as_of":
@@ -166,15 +194,23 @@ def _check(ctx: ConfigContext, path: tuple, value: Any) -> Any:
 def _estimate_rules(ctx: ConfigContext, est: dict[str, Any]) -> None:
     """Cross-key rules of ``estimate`` (the estimator would refuse them after the ingest)."""
     if est["model"] == "iv" and est["instrument"] is None:
-        raise ctx.fail(("estimate", "model"), "model iv needs estimate.instrument "
-                       "(a sales column such as unit_cost, or hausman)")
+        raise ctx.fail(
+            ("estimate", "model"),
+            "model iv needs estimate.instrument (a sales column such as unit_cost, or hausman)",
+        )
     if est["model"] != "iv" and est["instrument"] is not None:
-        raise ctx.fail(("estimate", "instrument"),
-                       f"only used by model iv (model is {est['model']})")
+        raise ctx.fail(
+            ("estimate", "instrument"), f"only used by model iv (model is {est['model']})"
+        )
 
 
-def validate_config(doc: Any, source: str = "config", base: Path | str | None = None, *,
-                    ctx: ConfigContext | None = None) -> dict[str, Any]:
+def validate_config(
+    doc: Any,
+    source: str = "config",
+    base: Path | str | None = None,
+    *,
+    ctx: ConfigContext | None = None,
+) -> dict[str, Any]:
     """Defaults overridden by ``doc``; paths resolved against ``base``.
 
     Parameters
@@ -217,16 +253,21 @@ def validate_config(doc: Any, source: str = "config", base: Path | str | None = 
             cfg[section][key] = _check(ctx, (section, key), value)
     inp = cfg["inputs"]
     inp["folder"] = _path(ctx, ("inputs", "folder"), inp["folder"], base)
-    inp["files"] = {k: _path(ctx, ("inputs", "files", k), v, base)
-                    for k, v in (inp["files"] or {}).items() if v is not None}
+    inp["files"] = {
+        k: _path(ctx, ("inputs", "files", k), v, base)
+        for k, v in (inp["files"] or {}).items()
+        if v is not None
+    }
     _estimate_rules(ctx, cfg["estimate"])
-    cfg["optimize"]["constraints"] = _path(ctx, ("optimize", "constraints"),
-                                           cfg["optimize"]["constraints"], base)
+    cfg["optimize"]["constraints"] = _path(
+        ctx, ("optimize", "constraints"), cfg["optimize"]["constraints"], base
+    )
     mon = cfg["monitor"]
     mon["config"] = _path(ctx, ("monitor", "config"), mon["config"], base)
     if mon["config"] is not None and mon["thresholds"]:
-        raise ctx.fail(("monitor", "thresholds"),
-                       "give either config (a file) or thresholds, not both")
+        raise ctx.fail(
+            ("monitor", "thresholds"), "give either config (a file) or thresholds, not both"
+        )
     from pricelab.monitor import merge_config
 
     merge_config(mon["thresholds"] or None, ctx=ctx, path=("monitor", "thresholds"))
@@ -255,8 +296,10 @@ def load_pipeline_config(config: str | os.PathLike[str] | dict[str, Any] | None)
     if config is None:
         config = os.environ.get("PRICELAB_PIPELINE_CONFIG") or "pipeline.yaml"
         if not exists(config):
-            raise InputFileError(f"{display(config)}: no pipeline config; pass --config FILE "
-                                 "(see examples/pipeline.yaml)")
+            raise InputFileError(
+                f"{display(config)}: no pipeline config; pass --config FILE "
+                "(see examples/pipeline.yaml)"
+            )
     name = display(config)
     text = read_text(config, what="pipeline config")
     doc, ctx = parse_config(text, name)
@@ -284,11 +327,16 @@ def input_files(cfg: dict[str, Any]) -> dict[str, Any]:
         if not storage.is_dir(folder):
             raise InputFileError(f"inputs.folder {storage.display(folder)}: folder not found")
         for kind in KINDS:
-            found = [f for f in (storage.join(folder, f"{kind}{ext}") for ext in EXTENSIONS)
-                     if storage.is_file(f)]
+            found = [
+                f
+                for f in (storage.join(folder, f"{kind}{ext}") for ext in EXTENSIONS)
+                if storage.is_file(f)
+            ]
             if len(found) > 1:
-                raise InputFileError(f"inputs.folder {storage.display(folder)}: both "
-                                     f"{file_name(found[0])} and {file_name(found[1])}; keep one")
+                raise InputFileError(
+                    f"inputs.folder {storage.display(folder)}: both "
+                    f"{file_name(found[0])} and {file_name(found[1])}; keep one"
+                )
             if found:
                 out[kind] = found[0]
     for kind, path in inp["files"].items():
@@ -297,8 +345,10 @@ def input_files(cfg: dict[str, Any]) -> dict[str, Any]:
         out[kind] = path
     if not out:
         where = f"folder {storage.display(folder)}" if folder is not None else "the config"
-        raise InputFileError(f"no input files in {where}: expected sales.csv (or .parquet) and "
-                             "optionally items, costs, markets, inventory")
+        raise InputFileError(
+            f"no input files in {where}: expected sales.csv (or .parquet) and "
+            "optionally items, costs, markets, inventory"
+        )
     return out
 
 

@@ -42,9 +42,15 @@ class Step:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able form."""
-        return {"step": self.step, "status": self.status, "run_id": self.run_id,
-                "new_run": self.new, "exit_code": self.exit_code, "message": self.message,
-                "details": self.details}
+        return {
+            "step": self.step,
+            "status": self.status,
+            "run_id": self.run_id,
+            "new_run": self.new,
+            "exit_code": self.exit_code,
+            "message": self.message,
+            "details": self.details,
+        }
 
 
 @dataclass
@@ -76,14 +82,22 @@ class PipelineResult:
         if not self.changed:
             return "nothing new: inputs, estimates and plan are up to date"
         return f"pipeline run {self.run_id}: " + ", ".join(
-            f"{s.step} {s.status}" for s in self.steps if s.status != SKIPPED)
+            f"{s.step} {s.status}" for s in self.steps if s.status != SKIPPED
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """Summary a scheduler can read."""
-        return {"run_id": self.run_id, "db": self.db, "exit_code": self.exit_code,
-                "status": "failed" if self.failed_step else "ok", "changed": self.changed,
-                "failed_step": self.failed_step, "production_run": self.production_run,
-                "message": self.message, "steps": [s.to_dict() for s in self.steps]}
+        return {
+            "run_id": self.run_id,
+            "db": self.db,
+            "exit_code": self.exit_code,
+            "status": "failed" if self.failed_step else "ok",
+            "changed": self.changed,
+            "failed_step": self.failed_step,
+            "production_run": self.production_run,
+            "message": self.message,
+            "steps": [s.to_dict() for s in self.steps],
+        }
 
 
 def _sha256(path: Any) -> str:
@@ -100,10 +114,13 @@ class _Pipeline:
     def __init__(self, db: Path, cfg: dict[str, Any]) -> None:
         self.db, self.cfg = db, cfg
         g = cfg["gate"]
-        self.gate = GateConfig(tolerance_wape=g["tolerance_wape"],
-                               tolerance_flags=g["tolerance_flags"],
-                               horizon_weeks=g["horizon_weeks"], cutoffs=g["cutoffs"],
-                               naive_weeks=g["naive_weeks"])
+        self.gate = GateConfig(
+            tolerance_wape=g["tolerance_wape"],
+            tolerance_flags=g["tolerance_flags"],
+            horizon_weeks=g["horizon_weeks"],
+            cutoffs=g["cutoffs"],
+            naive_weeks=g["naive_weeks"],
+        )
         self.loaded = False
         self.candidate: str | None = None
         self.comparison: Any = None
@@ -126,12 +143,15 @@ class _Pipeline:
         if self.db.exists():
             with self.store(read_only=True) as store:
                 known = state.ingested_files(store)
-        changed = {k: p for k, p in files.items()
-                   if _sha256(p) != known.get(k, {}).get("sha256")}
+        changed = {k: p for k, p in files.items() if _sha256(p) != known.get(k, {}).get("sha256")}
         if not changed:
             runs = sorted({known[k]["run_id"] for k in files})
-            return Step("ingest", SKIPPED, f"{', '.join(file_name(p) for p in files.values())} "
-                        f"unchanged since ingest run(s) {', '.join(runs)}")
+            return Step(
+                "ingest",
+                SKIPPED,
+                f"{', '.join(file_name(p) for p in files.values())} "
+                f"unchanged since ingest run(s) {', '.join(runs)}",
+            )
         res = api.ingest(self.db, replace=self.cfg["inputs"]["replace"], **changed)
         self.loaded = True
         rows = ", ".join(f"{k} {n:,}" for k, n in res.loaded.items())
@@ -147,10 +167,18 @@ class _Pipeline:
             run = start_run(store, "validate", {})
             run.finish(report.to_dict(), status="ok" if report.ok else "failed")
         if not report.ok:
-            return Step("validate", FAILED, f"validation found {len(report.errors)} error(s): "
-                        f"{report.errors[0].message()}", run.run_id, True, 1, report.to_dict())
-        return Step("validate", OK, f"{len(report.warnings)} warning(s), no errors", run.run_id,
-                    True)
+            return Step(
+                "validate",
+                FAILED,
+                f"validation found {len(report.errors)} error(s): {report.errors[0].message()}",
+                run.run_id,
+                True,
+                1,
+                report.to_dict(),
+            )
+        return Step(
+            "validate", OK, f"{len(report.warnings)} warning(s), no errors", run.run_id, True
+        )
 
     def estimate(self) -> Step:
         from pricelab import api
@@ -166,21 +194,34 @@ class _Pipeline:
                 probe = state.drift_probe(store, production, share)
         if existing is not None:
             self.candidate = existing
-            return Step("estimate", SKIPPED, f"estimate run {existing} already fits these "
-                        "inputs with this model", existing)
+            return Step(
+                "estimate",
+                SKIPPED,
+                f"estimate run {existing} already fits these inputs with this model",
+                existing,
+            )
         if probe is not None and not probe["alert"]:
-            return Step("estimate", SKIPPED, f"no drift: {probe['moved']} of {probe['compared']} "
-                        f"items ({probe['share']:.1%}) moved beyond production's intervals "
-                        f"(limit {probe['max_share']:.0%}); production estimates kept",
-                        details=probe)
+            return Step(
+                "estimate",
+                SKIPPED,
+                f"no drift: {probe['moved']} of {probe['compared']} "
+                f"items ({probe['share']:.1%}) moved beyond production's intervals "
+                f"(limit {probe['max_share']:.0%}); production estimates kept",
+                details=probe,
+            )
         run = api.estimate(self.db, **spec)
         self.candidate = run.run_id
         d = run.to_dict()
-        why = (f" (drift alert: {probe['share']:.1%} of items moved)" if probe else "")
-        return Step("estimate", OK, f"{d['model']}: {d['estimated']} of {d['groups']} groups"
-                    + why, run.run_id, True, details={k: d[k] for k in ("model", "groups",
-                                                                         "estimated", "flags")}
-                    | ({"drift": probe} if probe else {}))
+        why = f" (drift alert: {probe['share']:.1%} of items moved)" if probe else ""
+        return Step(
+            "estimate",
+            OK,
+            f"{d['model']}: {d['estimated']} of {d['groups']} groups" + why,
+            run.run_id,
+            True,
+            details={k: d[k] for k in ("model", "groups", "estimated", "flags")}
+            | ({"drift": probe} if probe else {}),
+        )
 
     def _skip_gate(self, step: str, store: Store) -> Step | None:
         production = production_run(store)
@@ -192,8 +233,13 @@ class _Pipeline:
             return Step(step, SKIPPED, "gate disabled in config")
         refused = state.refused_run(store, self.candidate, production, self.gate.to_dict())
         if refused:
-            return Step(step, SKIPPED, f"the gate already refused run {self.candidate} against "
-                        f"production {production} (promote run {refused})", refused)
+            return Step(
+                step,
+                SKIPPED,
+                f"the gate already refused run {self.candidate} against "
+                f"production {production} (promote run {refused})",
+                refused,
+            )
         return None
 
     def backtest(self) -> Step:
@@ -205,9 +251,15 @@ class _Pipeline:
         comp, run_id = self.comparison
         t = {r["role"]: r for r in comp.table().iter_rows(named=True)}
         ref = "production" if comp.production else "naive"
-        return Step("backtest", OK, f"WAPE candidate {t['candidate']['wape']:.3f} vs {ref} "
-                    f"{t[ref]['wape']:.3f} over {len(comp.origins)} origin(s)", run_id, True,
-                    details=comp.to_dict())
+        return Step(
+            "backtest",
+            OK,
+            f"WAPE candidate {t['candidate']['wape']:.3f} vs {ref} "
+            f"{t[ref]['wape']:.3f} over {len(comp.origins)} origin(s)",
+            run_id,
+            True,
+            details=comp.to_dict(),
+        )
 
     def promote(self) -> Step:
         with self.store(must_exist=True) as store:
@@ -215,16 +267,34 @@ class _Pipeline:
             if skip is not None:
                 return skip
             gate_off = not self.cfg["gate"]["enabled"]
-            res = promote(store, str(self.candidate), config=self.gate, force=gate_off,
-                          reason="pipeline: gate disabled in config" if gate_off else None,
-                          comparison=self.comparison)
+            res = promote(
+                store,
+                str(self.candidate),
+                config=self.gate,
+                force=gate_off,
+                reason="pipeline: gate disabled in config" if gate_off else None,
+                comparison=self.comparison,
+            )
         if res.promoted:
-            return Step("promote", OK, f"run {res.candidate} is now in production"
-                        + (f" (was {res.previous})" if res.previous else ""), res.run_id, True,
-                        details=res.to_dict())
+            return Step(
+                "promote",
+                OK,
+                f"run {res.candidate} is now in production"
+                + (f" (was {res.previous})" if res.previous else ""),
+                res.run_id,
+                True,
+                details=res.to_dict(),
+            )
         failed = ", ".join(c["check"] for c in res.failed_checks())
-        return Step("promote", REFUSED, f"gate refused run {res.candidate} ({failed}); production "
-                    f"stays {res.previous or 'unset'}", res.run_id, True, details=res.to_dict())
+        return Step(
+            "promote",
+            REFUSED,
+            f"gate refused run {res.candidate} ({failed}); production "
+            f"stays {res.previous or 'unset'}",
+            res.run_id,
+            True,
+            details=res.to_dict(),
+        )
 
     def optimize(self) -> Step:
         import yaml
@@ -245,20 +315,38 @@ class _Pipeline:
         with self.store(must_exist=True) as store:
             production = production_run(store)
             if production is None:
-                raise CheckFailed("nothing in production: the gate refused the first estimate; "
-                                  "fix the model or 'pricelab promote RUN_ID --force --reason'")
-            plan = state.matching_plan(store, production, content, o["baseline_weeks"],
-                                       state.current_digest(store))
+                raise CheckFailed(
+                    "nothing in production: the gate refused the first estimate; "
+                    "fix the model or 'pricelab promote RUN_ID --force --reason'"
+                )
+            plan = state.matching_plan(
+                store, production, content, o["baseline_weeks"], state.current_digest(store)
+            )
         if plan is not None:
-            return Step("optimize", SKIPPED, f"plan {plan} already uses production run "
-                        f"{production} on these inputs", plan)
-        run = api.optimize(self.db, constraints=cons, estimates=production,
-                           baseline_weeks=o["baseline_weeks"])
+            return Step(
+                "optimize",
+                SKIPPED,
+                f"plan {plan} already uses production run {production} on these inputs",
+                plan,
+            )
+        run = api.optimize(
+            self.db, constraints=cons, estimates=production, baseline_weeks=o["baseline_weeks"]
+        )
         p = run.plan
-        return Step("optimize", OK, f"{p.table.height} prices on production run {production}: "
-                    f"{p.status}, profit {p.uplift_pct:+.1f}%", run.run_id, True,
-                    details={"estimates_run": production, "status": p.status,
-                             "uplift_pct": p.uplift_pct, "rows": p.table.height})
+        return Step(
+            "optimize",
+            OK,
+            f"{p.table.height} prices on production run {production}: "
+            f"{p.status}, profit {p.uplift_pct:+.1f}%",
+            run.run_id,
+            True,
+            details={
+                "estimates_run": production,
+                "status": p.status,
+                "uplift_pct": p.uplift_pct,
+                "rows": p.table.height,
+            },
+        )
 
     def monitor(self, record: bool) -> Step:
         from pricelab.monitor import run_checks
@@ -278,10 +366,18 @@ class _Pipeline:
                 run_id = run.run_id
         if not result.ok:
             names = ", ".join(c.name for c in result.alerts)
-            return Step("monitor", FAILED, f"monitoring alert: {names} "
-                        f"({result.alerts[0].message})", run_id, record, 1, result.to_dict())
-        return Step("monitor", OK, f"all clear as of {as_of}", run_id, record,
-                    details=result.to_dict())
+            return Step(
+                "monitor",
+                FAILED,
+                f"monitoring alert: {names} ({result.alerts[0].message})",
+                run_id,
+                record,
+                1,
+                result.to_dict(),
+            )
+        return Step(
+            "monitor", OK, f"all clear as of {as_of}", run_id, record, details=result.to_dict()
+        )
 
 
 def run_pipeline(db: Any, config: Any, *, engine: str | None = None) -> PipelineResult:
@@ -296,9 +392,14 @@ def run_pipeline(db: Any, config: Any, *, engine: str | None = None) -> Pipeline
     steps: list[Step] = []
     exit_code = 0
     fns: dict[str, Callable[[], Step]] = {
-        "ingest": p.ingest, "validate": p.validate, "estimate": p.estimate,
-        "backtest": p.backtest, "promote": p.promote, "optimize": p.optimize,
-        "monitor": lambda: p.monitor(any(s.new for s in steps))}
+        "ingest": p.ingest,
+        "validate": p.validate,
+        "estimate": p.estimate,
+        "backtest": p.backtest,
+        "promote": p.promote,
+        "optimize": p.optimize,
+        "monitor": lambda: p.monitor(any(s.new for s in steps)),
+    }
     for name in STEPS:
         if exit_code:
             steps.append(Step(name, NOT_RUN))
@@ -309,8 +410,7 @@ def run_pipeline(db: Any, config: Any, *, engine: str | None = None) -> Pipeline
             step = Step(name, FAILED, str(exc), exit_code=exc.exit_code)
         except Exception as exc:  # noqa: BLE001 - a scheduler still gets a summary
             exit_code = 3
-            step = Step(name, FAILED, f"internal error: {type(exc).__name__}: {exc}",
-                        exit_code=3)
+            step = Step(name, FAILED, f"internal error: {type(exc).__name__}: {exc}", exit_code=3)
         steps.append(step)
         exit_code = step.exit_code if step.status == FAILED else 0
     production = None

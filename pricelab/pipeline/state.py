@@ -13,16 +13,26 @@ ESTIMATE_KEYS = ("model", "by", "instrument", "slope", "before")
 
 
 def _runs(store: Store, command: str, status: str | None = "ok") -> list[dict[str, Any]]:
-    sql = ("SELECT run_id, status, parameters, input_fingerprint, parents, started_at "
-           "FROM runs WHERE command = ?")
+    sql = (
+        "SELECT run_id, status, parameters, input_fingerprint, parents, started_at "
+        "FROM runs WHERE command = ?"
+    )
     params: list[Any] = [command]
     if status is not None:
         sql += " AND status = ?"
         params.append(status)
     rows = store.execute(sql + " ORDER BY started_at DESC, run_id DESC", params)
-    return [{"run_id": r[0], "status": r[1], "parameters": json.loads(r[2] or "{}"),
-             "fingerprint": r[3], "parents": json.loads(r[4] or "[]"), "started_at": r[5]}
-            for r in rows]
+    return [
+        {
+            "run_id": r[0],
+            "status": r[1],
+            "parameters": json.loads(r[2] or "{}"),
+            "fingerprint": r[3],
+            "parents": json.loads(r[4] or "[]"),
+            "started_at": r[5],
+        }
+        for r in rows
+    ]
 
 
 def current_digest(store: Store) -> str:
@@ -36,8 +46,11 @@ def ingested_files(store: Store) -> dict[str, dict[str, str]]:
     for run in _runs(store, "ingest"):
         for kind, f in (run["parameters"].get("files") or {}).items():
             if kind not in out and isinstance(f, dict) and f.get("sha256"):
-                out[kind] = {"sha256": f["sha256"], "run_id": run["run_id"],
-                             "path": f.get("path", "")}
+                out[kind] = {
+                    "sha256": f["sha256"],
+                    "run_id": run["run_id"],
+                    "path": f.get("path", ""),
+                }
     return out
 
 
@@ -67,36 +80,49 @@ def latest_estimate_with_spec(store: Store, spec: dict[str, Any]) -> str | None:
     return None
 
 
-def gate_run(store: Store, candidate: str, production: str | None,
-             config: dict[str, Any]) -> str | None:
+def gate_run(
+    store: Store, candidate: str, production: str | None, config: dict[str, Any]
+) -> str | None:
     """A ``gate-backtest`` run that already compared ``candidate`` with ``production``."""
     for run in _runs(store, "gate-backtest"):
         p = run["parameters"]
-        if (p.get("candidate"), p.get("production"), p.get("config")) == \
-                (candidate, production, config):
+        if (p.get("candidate"), p.get("production"), p.get("config")) == (
+            candidate,
+            production,
+            config,
+        ):
             return str(run["run_id"])
     return None
 
 
-def refused_run(store: Store, candidate: str, production: str | None,
-                config: dict[str, Any]) -> str | None:
+def refused_run(
+    store: Store, candidate: str, production: str | None, config: dict[str, Any]
+) -> str | None:
     """A ``promote`` run in which the gate refused ``candidate`` against ``production``."""
     for run in _runs(store, "promote", status="refused"):
         p = run["parameters"]
-        if (p.get("candidate"), p.get("production"), p.get("config")) == \
-                (candidate, production, config):
+        if (p.get("candidate"), p.get("production"), p.get("config")) == (
+            candidate,
+            production,
+            config,
+        ):
             return str(run["run_id"])
     return None
 
 
-def matching_plan(store: Store, estimates: str, constraints: Any, baseline_weeks: int,
-                  digest: str) -> str | None:
+def matching_plan(
+    store: Store, estimates: str, constraints: Any, baseline_weeks: int, digest: str
+) -> str | None:
     """The newest optimize run built on ``estimates`` with these settings and inputs."""
     for run in _runs(store, "optimize"):
         p = run["parameters"]
-        if (run["fingerprint"] == digest and p.get("estimates") == estimates
-                and p.get("constraints_content") == constraints
-                and p.get("baseline_weeks") == baseline_weeks and not p.get("demand")):
+        if (
+            run["fingerprint"] == digest
+            and p.get("estimates") == estimates
+            and p.get("constraints_content") == constraints
+            and p.get("baseline_weeks") == baseline_weeks
+            and not p.get("demand")
+        ):
             return str(run["run_id"])
     return None
 
@@ -107,7 +133,9 @@ def monitor_as_of(store: Store, as_of: str) -> dt.date:
         return dt.datetime.now(dt.UTC).date()
     if as_of == "data":
         last = store.execute("SELECT max(date) FROM sales")[0][0]
-        return (last + dt.timedelta(weeks=1)) if last is not None else dt.datetime.now(dt.UTC).date()
+        return (
+            (last + dt.timedelta(weeks=1)) if last is not None else dt.datetime.now(dt.UTC).date()
+        )
     return dt.date.fromisoformat(as_of)
 
 
@@ -129,5 +157,11 @@ def drift_probe(store: Store, production: str, max_share: float) -> dict[str, An
     probe = estimate(sales, items=load_items(store), **kwargs)
     moved, n = interval_shifts(store.read_result("elasticities", production), probe.elasticities)
     share = moved.height / n if n else 0.0
-    return {"production": production, "compared": n, "moved": moved.height, "share": share,
-            "max_share": max_share, "alert": bool(n and share > max_share)}
+    return {
+        "production": production,
+        "compared": n,
+        "moved": moved.height,
+        "share": share,
+        "max_share": max_share,
+        "alert": bool(n and share > max_share),
+    }

@@ -35,8 +35,12 @@ class Issue:
     def to_dict(self) -> dict[str, Any]:
         """JSON-able form."""
         return {
-            "level": self.level, "source": self.source, "column": self.column,
-            "rule": self.rule, "count": self.count, "unit": self.unit,
+            "level": self.level,
+            "source": self.source,
+            "column": self.column,
+            "rule": self.rule,
+            "count": self.count,
+            "unit": self.unit,
             "examples": list(self.examples),
             "message": self.message(),
         }
@@ -75,9 +79,16 @@ class QualityReport:
         """One row per finding: level, source, column, rule, count, examples."""
         rows = [i.to_dict() for i in self.issues]
         if not rows:
-            return pl.DataFrame(schema={"level": pl.String, "source": pl.String,
-                                        "column": pl.String, "rule": pl.String,
-                                        "count": pl.Int64, "examples": pl.String})
+            return pl.DataFrame(
+                schema={
+                    "level": pl.String,
+                    "source": pl.String,
+                    "column": pl.String,
+                    "rule": pl.String,
+                    "count": pl.Int64,
+                    "examples": pl.String,
+                }
+            )
         return pl.DataFrame(rows).with_columns(pl.col("examples").list.join("; ")).drop("message")
 
     def to_dict(self) -> dict[str, Any]:
@@ -89,8 +100,14 @@ class QualityReport:
         }
 
 
-def row_examples(df: pl.DataFrame, mask: pl.Series, column: str | None, *,
-                 line_offset: int | None, limit: int = 3) -> tuple[int, tuple[str, ...]]:
+def row_examples(
+    df: pl.DataFrame,
+    mask: pl.Series,
+    column: str | None,
+    *,
+    line_offset: int | None,
+    limit: int = 3,
+) -> tuple[int, tuple[str, ...]]:
     """Count rows where ``mask`` holds and describe the first few (row, file line, value)."""
     idx = df.with_row_index("__row").filter(mask)
     n = idx.height

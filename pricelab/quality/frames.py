@@ -51,8 +51,16 @@ class _Checker:
             self.flag(col, "must not be empty", s.is_null() | (s == ""))
         self.out[col] = s.replace("", None) if not required else s
 
-    def number(self, col: str, *, positive: bool = False, nonneg: bool = False,
-               integer: bool = False, binary: bool = False, required: bool = True) -> None:
+    def number(
+        self,
+        col: str,
+        *,
+        positive: bool = False,
+        nonneg: bool = False,
+        integer: bool = False,
+        binary: bool = False,
+        required: bool = True,
+    ) -> None:
         series = self.df[col]
         if series.dtype.is_numeric():  # typed fast path: the reader already parsed it
             num = series.cast(pl.Float64)
@@ -89,17 +97,19 @@ class _Checker:
         parsed = raw.str.slice(0, 10).str.to_date("%Y-%m-%d", strict=False)
         bad_len = raw.str.len_chars() > 10
         tail_ok = raw.str.slice(10).str.contains(r"^([ T]00:00(:00(\.0+)?)?)?$")
-        parsed = pl.select(
-            pl.when(bad_len & ~tail_ok).then(None).otherwise(parsed)
-        ).to_series()
+        parsed = pl.select(pl.when(bad_len & ~tail_ok).then(None).otherwise(parsed)).to_series()
         self.flag(col, "missing value", raw.is_null() | (raw == ""))
-        self.flag(col, "unparseable date (expected ISO YYYY-MM-DD)",
-                  raw.is_not_null() & (raw != "") & parsed.is_null())
+        self.flag(
+            col,
+            "unparseable date (expected ISO YYYY-MM-DD)",
+            raw.is_not_null() & (raw != "") & parsed.is_null(),
+        )
         self.out[col] = parsed
 
 
-def validate_frame(kind: str, df: pl.DataFrame, source: str, *,
-                   line_offset: int | None = 1) -> tuple[pl.DataFrame, QualityReport]:
+def validate_frame(
+    kind: str, df: pl.DataFrame, source: str, *, line_offset: int | None = 1
+) -> tuple[pl.DataFrame, QualityReport]:
     """Check one input table given as text columns; return the typed frame and findings.
 
     Parameters
@@ -116,15 +126,25 @@ def validate_frame(kind: str, df: pl.DataFrame, source: str, *,
     report = QualityReport()
     missing = [c for c in REQUIRED[kind] if c not in df.columns]
     if len(missing) == 1:
-        report.issues.append(Issue(
-            "error", source, missing[0],
-            f"missing required column (found: {', '.join(df.columns)})"))
+        report.issues.append(
+            Issue(
+                "error",
+                source,
+                missing[0],
+                f"missing required column (found: {', '.join(df.columns)})",
+            )
+        )
         return df, report
     if missing:
-        report.issues.append(Issue(
-            "error", source, None,
-            f"missing required columns {', '.join(repr(c) for c in missing)} "
-            f"(found: {', '.join(df.columns)})"))
+        report.issues.append(
+            Issue(
+                "error",
+                source,
+                None,
+                f"missing required columns {', '.join(repr(c) for c in missing)} "
+                f"(found: {', '.join(df.columns)})",
+            )
+        )
         return df, report
     c = _Checker(kind, df, source, line_offset)
     if kind == "sales":
@@ -175,8 +195,14 @@ def validate_frame(kind: str, df: pl.DataFrame, source: str, *,
             n, ex = row_examples(typed, dup, None, line_offset=line_offset)
             sample = typed.filter(dup).row(0, named=True)
             key_txt = ", ".join(f"{k}={sample[k]}" for k in keys)
-            report.issues.append(Issue(
-                "error", source, None,
-                f"duplicate ({', '.join(keys)}) rows, e.g. {key_txt}; rows are not summed",
-                n, ex))
+            report.issues.append(
+                Issue(
+                    "error",
+                    source,
+                    None,
+                    f"duplicate ({', '.join(keys)}) rows, e.g. {key_txt}; rows are not summed",
+                    n,
+                    ex,
+                )
+            )
     return typed, report

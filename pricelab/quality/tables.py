@@ -23,13 +23,20 @@ def _examples(rows: list[tuple[object, ...]]) -> tuple[str, ...]:
     return tuple("/".join(str(v) for v in r if v is not None) for r in rows[:3])
 
 
-def _check(store: Store, report: QualityReport, level: str, source: str, column: str | None,
-           rule: str, sql: str, unit: str = "row") -> None:
+def _check(
+    store: Store,
+    report: QualityReport,
+    level: str,
+    source: str,
+    column: str | None,
+    rule: str,
+    sql: str,
+    unit: str = "row",
+) -> None:
     rows = store.execute(sql)
     if rows:
         n = store.execute(f"SELECT count(*) FROM ({sql})")[0][0]
-        report.issues.append(Issue(level, source, column, rule, int(n), _examples(rows[:3]),
-                                   unit))
+        report.issues.append(Issue(level, source, column, rule, int(n), _examples(rows[:3]), unit))
 
 
 def _series(report: QualityReport, series: pl.DataFrame, where: pl.Expr, rule: str) -> None:
@@ -37,8 +44,9 @@ def _series(report: QualityReport, series: pl.DataFrame, where: pl.Expr, rule: s
     hit = series.filter(where)
     if hit.height:
         first = hit.sort("item_id", "market").head(3).select("item_id", "market").rows()
-        report.issues.append(Issue("warning", "sales", "date", rule, hit.height,
-                                   _examples(first), "series"))
+        report.issues.append(
+            Issue("warning", "sales", "date", rule, hit.height, _examples(first), "series")
+        )
 
 
 def check_loaded(store: Store, *, warnings: bool = True) -> QualityReport:
@@ -47,56 +55,114 @@ def check_loaded(store: Store, *, warnings: bool = True) -> QualityReport:
     known_items = "(SELECT item_id FROM sales UNION SELECT item_id FROM items)"
     known_markets = "(SELECT market FROM sales UNION SELECT market FROM markets)"
     for table in ("costs", "inventory"):
-        _check(store, r, "error", table, "item_id", "names items that are in neither sales nor items",
-               f"SELECT DISTINCT item_id FROM {table} WHERE item_id NOT IN {known_items} "
-               "ORDER BY 1 LIMIT 1000", unit="item")
-        _check(store, r, "error", table, "market", "names markets that are in neither sales nor markets",
-               f"SELECT DISTINCT market FROM {table} WHERE market IS NOT NULL "
-               f"AND market NOT IN {known_markets} ORDER BY 1 LIMIT 1000", unit="market")
+        _check(
+            store,
+            r,
+            "error",
+            table,
+            "item_id",
+            "names items that are in neither sales nor items",
+            f"SELECT DISTINCT item_id FROM {table} WHERE item_id NOT IN {known_items} "
+            "ORDER BY 1 LIMIT 1000",
+            unit="item",
+        )
+        _check(
+            store,
+            r,
+            "error",
+            table,
+            "market",
+            "names markets that are in neither sales nor markets",
+            f"SELECT DISTINCT market FROM {table} WHERE market IS NOT NULL "
+            f"AND market NOT IN {known_markets} ORDER BY 1 LIMIT 1000",
+            unit="market",
+        )
     if store.count("markets"):
-        _check(store, r, "error", "markets", "market",
-               "is missing markets used in sales (add them with their fx_rate)",
-               "SELECT DISTINCT market FROM sales WHERE market NOT IN (SELECT market FROM markets) "
-               "ORDER BY 1 LIMIT 1000", unit="market")
+        _check(
+            store,
+            r,
+            "error",
+            "markets",
+            "market",
+            "is missing markets used in sales (add them with their fx_rate)",
+            "SELECT DISTINCT market FROM sales WHERE market NOT IN (SELECT market FROM markets) "
+            "ORDER BY 1 LIMIT 1000",
+            unit="market",
+        )
     if not warnings or store.count("sales") == 0:
         return r
     # series-level rules share one pass over sales: count and date span per series
     series = store.query(
         "SELECT item_id, market, count(*) AS n, "
         "date_diff('week', min(date), max(date)) + 1 AS span_weeks, "
-        "date_diff('day', min(date), max(date)) AS span_days FROM sales GROUP BY 1, 2")
-    _series(r, series, pl.col("n") < pl.col("span_weeks"),
-            "weekly series with gaps (missing weeks)")
-    _check(store, r, "warning", "sales", "price",
-           f"price jumps more than {JUMP_RATIO:g}x week over week",
-           # only series whose price range exceeds the ratio can jump by it: screen them
-           # with one GROUP BY, then order weeks within those series alone
-           "WITH wide AS (SELECT item_id, market FROM sales GROUP BY 1, 2 "
-           f"  HAVING max(price) > {JUMP_RATIO} * min(price)) "
-           "SELECT item_id, market, date FROM ("
-           "  SELECT s.item_id, s.market, s.date, s.price / lag(s.price) OVER "
-           "  (PARTITION BY s.item_id, s.market ORDER BY s.date) AS ratio "
-           "  FROM sales s SEMI JOIN wide USING (item_id, market)) "
-           f"WHERE ratio > {JUMP_RATIO} OR ratio < {1 / JUMP_RATIO} ORDER BY 1, 2, 3")
-    _check(store, r, "warning", "sales", "unit_cost",
-           "items without a unit cost (no unit_cost in sales and no costs row)",
-           "SELECT item_id FROM sales GROUP BY 1 HAVING count(unit_cost) = 0 "
-           "AND item_id NOT IN (SELECT item_id FROM costs) ORDER BY 1", unit="item")
-    _series(r, series, pl.col("n") < MIN_WEEKS,
-            f"series shorter than {MIN_WEEKS} weeks (too short to estimate reliably)")
-    _series(r, series, (pl.col("n") > 1) & (pl.col("span_days") >= COARSE_DAYS * (pl.col("n") - 1)),
-            f"dates at least {COARSE_DAYS} days apart on average: monthly data? pricelab works "
-            "in weeks, so a monthly total read as weekly units overstates them about 4.3x")
-    fx = ("LEFT JOIN markets m ON m.market = s.market" if store.count("markets") else "")
+        "date_diff('day', min(date), max(date)) AS span_days FROM sales GROUP BY 1, 2"
+    )
+    _series(
+        r, series, pl.col("n") < pl.col("span_weeks"), "weekly series with gaps (missing weeks)"
+    )
+    _check(
+        store,
+        r,
+        "warning",
+        "sales",
+        "price",
+        f"price jumps more than {JUMP_RATIO:g}x week over week",
+        # only series whose price range exceeds the ratio can jump by it: screen them
+        # with one GROUP BY, then order weeks within those series alone
+        "WITH wide AS (SELECT item_id, market FROM sales GROUP BY 1, 2 "
+        f"  HAVING max(price) > {JUMP_RATIO} * min(price)) "
+        "SELECT item_id, market, date FROM ("
+        "  SELECT s.item_id, s.market, s.date, s.price / lag(s.price) OVER "
+        "  (PARTITION BY s.item_id, s.market ORDER BY s.date) AS ratio "
+        "  FROM sales s SEMI JOIN wide USING (item_id, market)) "
+        f"WHERE ratio > {JUMP_RATIO} OR ratio < {1 / JUMP_RATIO} ORDER BY 1, 2, 3",
+    )
+    _check(
+        store,
+        r,
+        "warning",
+        "sales",
+        "unit_cost",
+        "items without a unit cost (no unit_cost in sales and no costs row)",
+        "SELECT item_id FROM sales GROUP BY 1 HAVING count(unit_cost) = 0 "
+        "AND item_id NOT IN (SELECT item_id FROM costs) ORDER BY 1",
+        unit="item",
+    )
+    _series(
+        r,
+        series,
+        pl.col("n") < MIN_WEEKS,
+        f"series shorter than {MIN_WEEKS} weeks (too short to estimate reliably)",
+    )
+    _series(
+        r,
+        series,
+        (pl.col("n") > 1) & (pl.col("span_days") >= COARSE_DAYS * (pl.col("n") - 1)),
+        f"dates at least {COARSE_DAYS} days apart on average: monthly data? pricelab works "
+        "in weeks, so a monthly total read as weekly units overstates them about 4.3x",
+    )
+    fx = "LEFT JOIN markets m ON m.market = s.market" if store.count("markets") else ""
     base_price = "s.price / coalesce(m.fx_rate, 1.0)" if fx else "s.price"
-    _check(store, r, "warning", "sales", "unit_cost",
-           "unit cost at or above the price (in base currency): sold at a loss, or a unit "
-           "or currency mix-up?",
-           f"SELECT s.item_id, s.market, s.date FROM sales s {fx} "
-           f"WHERE s.unit_cost >= {base_price} ORDER BY 1, 2, 3")
-    _check(store, r, "warning", "sales", "unit_cost",
-           f"unit cost below {COST_FLOOR_SHARE:.0%} of the price (in base currency): a unit "
-           "or currency mix-up?",
-           f"SELECT s.item_id, s.market, s.date FROM sales s {fx} "
-           f"WHERE s.unit_cost < {COST_FLOOR_SHARE} * {base_price} ORDER BY 1, 2, 3")
+    _check(
+        store,
+        r,
+        "warning",
+        "sales",
+        "unit_cost",
+        "unit cost at or above the price (in base currency): sold at a loss, or a unit "
+        "or currency mix-up?",
+        f"SELECT s.item_id, s.market, s.date FROM sales s {fx} "
+        f"WHERE s.unit_cost >= {base_price} ORDER BY 1, 2, 3",
+    )
+    _check(
+        store,
+        r,
+        "warning",
+        "sales",
+        "unit_cost",
+        f"unit cost below {COST_FLOOR_SHARE:.0%} of the price (in base currency): a unit "
+        "or currency mix-up?",
+        f"SELECT s.item_id, s.market, s.date FROM sales s {fx} "
+        f"WHERE s.unit_cost < {COST_FLOOR_SHARE} * {base_price} ORDER BY 1, 2, 3",
+    )
     return r

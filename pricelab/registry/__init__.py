@@ -10,6 +10,19 @@ from pricelab.registry.gate import GateComparison, GateConfig, flagged_share, re
 from pricelab.registry.promote import Promotion, compare_runs, promote, resolve_candidate, run_gate
 from pricelab.registry.table import current_user, history, production_run, record_promotion
 
-__all__ = ["GATE_FLAGS", "GateComparison", "GateConfig", "Promotion", "compare_runs",
-           "current_user", "flagged_share", "history", "production_run", "promote",
-           "record_promotion", "refit_spec", "resolve_candidate", "run_gate"]
+__all__ = [
+    "GATE_FLAGS",
+    "GateComparison",
+    "GateConfig",
+    "Promotion",
+    "compare_runs",
+    "current_user",
+    "flagged_share",
+    "history",
+    "production_run",
+    "promote",
+    "record_promotion",
+    "refit_spec",
+    "resolve_candidate",
+    "run_gate",
+]

@@ -67,14 +67,18 @@ class GateConfig:
         for name in ("horizon_weeks", "cutoffs", "naive_weeks"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise UsageError(f"{name.replace('_', '-')} must be a whole number >= 1, "
-                                 f"got {v!r}")
+                raise UsageError(f"{name.replace('_', '-')} must be a whole number >= 1, got {v!r}")
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able form."""
-        return {"tolerance_wape": self.tolerance_wape, "tolerance_flags": self.tolerance_flags,
-                "horizon_weeks": self.horizon_weeks, "cutoffs": self.cutoffs,
-                "naive_weeks": self.naive_weeks, "flags": list(self.flags)}
+        return {
+            "tolerance_wape": self.tolerance_wape,
+            "tolerance_flags": self.tolerance_flags,
+            "horizon_weeks": self.horizon_weeks,
+            "cutoffs": self.cutoffs,
+            "naive_weeks": self.naive_weeks,
+            "flags": list(self.flags),
+        }
 
 
 def refit_spec(parameters: dict[str, Any]) -> tuple[dict[str, Any], str | None]:
@@ -130,15 +134,20 @@ def _score(frame: pl.DataFrame, cutoff: str, role: str, phi: float) -> dict[str,
     f = frame["predicted"].to_numpy().astype(float)
     lo, hi = frame["low"].to_numpy(), frame["high"].to_numpy()
     tot = float(y.sum())
-    return {"cutoff": cutoff, "role": role, "n_rows": frame.height,
-            "n_fallback": int(frame["fallback"].sum()), "actual_units": tot,
-            "predicted_units": float(f.sum()),
-            "wape": float(np.abs(y - f).sum() / tot) if tot else float("nan"),
-            "bias_pct": 100.0 * (float(f.sum()) / tot - 1.0) if tot else float("nan"),
-            "deviance": poisson_deviance(y, f),
-            "rmse": float(np.sqrt(np.mean((y - f) ** 2))) if y.size else float("nan"),
-            "coverage_90": float(np.mean((y >= lo) & (y <= hi))) if y.size else float("nan"),
-            "dispersion": phi}
+    return {
+        "cutoff": cutoff,
+        "role": role,
+        "n_rows": frame.height,
+        "n_fallback": int(frame["fallback"].sum()),
+        "actual_units": tot,
+        "predicted_units": float(f.sum()),
+        "wape": float(np.abs(y - f).sum() / tot) if tot else float("nan"),
+        "bias_pct": 100.0 * (float(f.sum()) / tot - 1.0) if tot else float("nan"),
+        "deviance": poisson_deviance(y, f),
+        "rmse": float(np.sqrt(np.mean((y - f) ** 2))) if y.size else float("nan"),
+        "coverage_90": float(np.mean((y >= lo) & (y <= hi))) if y.size else float("nan"),
+        "dispersion": phi,
+    }
 
 
 def _with_by(frame: pl.DataFrame, items: pl.DataFrame | None, by: list[str]) -> pl.DataFrame:
@@ -148,9 +157,14 @@ def _with_by(frame: pl.DataFrame, items: pl.DataFrame | None, by: list[str]) -> 
     return frame
 
 
-def score_specs(sales: pl.DataFrame, items: pl.DataFrame | None,
-                specs: dict[str, tuple[dict[str, Any], str | None]], origins: list[dt.date],
-                horizon_weeks: int, naive_weeks: int) -> pl.DataFrame:
+def score_specs(
+    sales: pl.DataFrame,
+    items: pl.DataFrame | None,
+    specs: dict[str, tuple[dict[str, Any], str | None]],
+    origins: list[dt.date],
+    horizon_weeks: int,
+    naive_weeks: int,
+) -> pl.DataFrame:
     """Backtest each ``role -> (estimate kwargs, before)`` and the naive forecast.
 
     Returns one row per origin × role and per role over all origins (``cutoff = "all"``):
@@ -175,12 +189,17 @@ def score_specs(sales: pl.DataFrame, items: pl.DataFrame | None,
         train = sales.filter(pl.col("date") < origin)
         recent = train.filter(pl.col("date") >= origin - dt.timedelta(weeks=naive_weeks))
         naive = recent.group_by(KEYS).agg(pl.col("quantity").mean().alias("naive"))
-        test = (sales.filter((pl.col("date") >= origin) & (pl.col("date") < end))
-                .join(naive, on=KEYS, how="inner").sort([*KEYS, "date"]))
+        test = (
+            sales.filter((pl.col("date") >= origin) & (pl.col("date") < end))
+            .join(naive, on=KEYS, how="inner")
+            .sort([*KEYS, "date"])
+        )
         if train.height == 0 or test.height == 0:
-            raise UsageError(f"gate origin {label}: needs sales before it and, for items sold "
-                             f"in the {naive_weeks} weeks before it, sales in the "
-                             f"{horizon_weeks} weeks after it")
+            raise UsageError(
+                f"gate origin {label}: needs sales before it and, for items sold "
+                f"in the {naive_weeks} weeks before it, sales in the "
+                f"{horizon_weeks} weeks after it"
+            )
         base = test.select(*KEYS, "date", "quantity")
         naive_pred = test["naive"].to_numpy().astype(float)
         rfit = recent.join(naive, on=KEYS)
@@ -190,8 +209,10 @@ def score_specs(sales: pl.DataFrame, items: pl.DataFrame | None,
             cut = origin if before is None else min(origin, dt.date.fromisoformat(str(before)))
             tr = train.filter(pl.col("date") < cut)
             if tr.height == 0:
-                raise UsageError(f"gate origin {label}: the {role} run's window "
-                                 f"(before {before}) leaves no weeks to fit on")
+                raise UsageError(
+                    f"gate origin {label}: the {role} run's window "
+                    f"(before {before}) leaves no weeks to fit on"
+                )
             res = estimate(tr, items=items, **kwargs)
             by = list(res.by)
             pred = res.predict(_with_by(test.drop("naive"), items, by))
@@ -199,12 +220,19 @@ def score_specs(sales: pl.DataFrame, items: pl.DataFrame | None,
             fb = ~np.isfinite(p)
             fit = res.predict(_with_by(tr, items, by))
             mu = fit["expected_quantity"].to_numpy().astype(float)
-            results[role] = (np.where(fb, naive_pred, p), fb,
-                             dispersion(fit, np.where(np.isfinite(mu), mu, np.nan)))
+            results[role] = (
+                np.where(fb, naive_pred, p),
+                fb,
+                dispersion(fit, np.where(np.isfinite(mu), mu, np.nan)),
+            )
         for role, (p, fb, ph) in results.items():
             lo, hi = interval(p, ph)
-            frame = base.with_columns(pl.Series("predicted", p), pl.Series("fallback", fb),
-                                      pl.Series("low", lo), pl.Series("high", hi))
+            frame = base.with_columns(
+                pl.Series("predicted", p),
+                pl.Series("fallback", fb),
+                pl.Series("low", lo),
+                pl.Series("high", hi),
+            )
             rows.append(_score(frame, label, role, ph))
             frames[role].append(frame)
             phis[role].append(ph)
@@ -237,21 +265,38 @@ class GateComparison:
         runs = {"candidate": self.candidate, "production": self.production, NAIVE: None}
         order = {"production": 0, "candidate": 1, NAIVE: 2}
         overall = self.scores.filter(pl.col("cutoff") == "all").sort(
-            pl.col("role").replace_strict(order, default=3, return_dtype=pl.Int64))
+            pl.col("role").replace_strict(order, default=3, return_dtype=pl.Int64)
+        )
         return overall.select(
             "role",
-            pl.col("role").replace_strict(runs, default=None, return_dtype=pl.String).alias("run_id"),
-            pl.col("role").replace_strict(self.models, default=NAIVE, return_dtype=pl.String)
+            pl.col("role")
+            .replace_strict(runs, default=None, return_dtype=pl.String)
+            .alias("run_id"),
+            pl.col("role")
+            .replace_strict(self.models, default=NAIVE, return_dtype=pl.String)
             .alias("model"),
-            "wape", "bias_pct", "deviance", "coverage_90", "n_rows", "n_fallback",
-            pl.col("role").replace_strict(self.flagged, default=None, return_dtype=pl.Float64)
-            .alias("flagged_share"))
+            "wape",
+            "bias_pct",
+            "deviance",
+            "coverage_90",
+            "n_rows",
+            "n_fallback",
+            pl.col("role")
+            .replace_strict(self.flagged, default=None, return_dtype=pl.Float64)
+            .alias("flagged_share"),
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able form (stored in the registry and the promote run)."""
-        return {"candidate": self.candidate, "production": self.production,
-                "passed": self.passed, "config": self.config.to_dict(), "origins": self.origins,
-                "checks": self.checks, "table": self.table().to_dicts()}
+        return {
+            "candidate": self.candidate,
+            "production": self.production,
+            "passed": self.passed,
+            "config": self.config.to_dict(),
+            "origins": self.origins,
+            "checks": self.checks,
+            "table": self.table().to_dicts(),
+        }
 
 
 def evaluate(comparison: GateComparison) -> GateComparison:
@@ -260,25 +305,51 @@ def evaluate(comparison: GateComparison) -> GateComparison:
     t = {r["role"]: r for r in comparison.table().iter_rows(named=True)}
     cand = t["candidate"]
     grain_ok = sorted(comparison.grain) == sorted(KEYS)
-    checks: list[dict[str, Any]] = [{
-        "check": "grain", "candidate": ",".join(comparison.grain), "reference": ",".join(KEYS),
-        "limit": None, "passed": grain_ok,
-        "rule": "estimated per item_id x market (what optimize and simulate use)"}]
+    checks: list[dict[str, Any]] = [
+        {
+            "check": "grain",
+            "candidate": ",".join(comparison.grain),
+            "reference": ",".join(KEYS),
+            "limit": None,
+            "passed": grain_ok,
+            "rule": "estimated per item_id x market (what optimize and simulate use)",
+        }
+    ]
     if comparison.production is not None:
         prod = t["production"]
         limit = prod["wape"] * (1 + cfg.tolerance_wape / 100)
-        checks.append({"check": "wape", "candidate": cand["wape"], "reference": prod["wape"],
-                       "limit": limit, "passed": bool(cand["wape"] <= limit),
-                       "rule": f"WAPE <= production WAPE x (1 + {cfg.tolerance_wape:g}%)"})
+        checks.append(
+            {
+                "check": "wape",
+                "candidate": cand["wape"],
+                "reference": prod["wape"],
+                "limit": limit,
+                "passed": bool(cand["wape"] <= limit),
+                "rule": f"WAPE <= production WAPE x (1 + {cfg.tolerance_wape:g}%)",
+            }
+        )
         flim = comparison.flagged["production"] + cfg.tolerance_flags / 100
-        checks.append({"check": "flags", "candidate": comparison.flagged["candidate"],
-                       "reference": comparison.flagged["production"], "limit": flim,
-                       "passed": bool(comparison.flagged["candidate"] <= flim + 1e-12),
-                       "rule": f"flagged share <= production + {cfg.tolerance_flags:g} points"})
+        checks.append(
+            {
+                "check": "flags",
+                "candidate": comparison.flagged["candidate"],
+                "reference": comparison.flagged["production"],
+                "limit": flim,
+                "passed": bool(comparison.flagged["candidate"] <= flim + 1e-12),
+                "rule": f"flagged share <= production + {cfg.tolerance_flags:g} points",
+            }
+        )
     else:
         naive = t[NAIVE]
-        checks.append({"check": "wape", "candidate": cand["wape"], "reference": naive["wape"],
-                       "limit": naive["wape"], "passed": bool(cand["wape"] < naive["wape"]),
-                       "rule": "no production run yet: WAPE < naive forecast WAPE"})
+        checks.append(
+            {
+                "check": "wape",
+                "candidate": cand["wape"],
+                "reference": naive["wape"],
+                "limit": naive["wape"],
+                "passed": bool(cand["wape"] < naive["wape"]),
+                "rule": "no production run yet: WAPE < naive forecast WAPE",
+            }
+        )
     comparison.checks = checks
     return comparison

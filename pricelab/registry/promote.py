@@ -41,16 +41,20 @@ def resolve_candidate(store: Store, run_id: str) -> dict[str, Any]:
         run_id = found
     rec = get_run(store, run_id)
     if rec["command"] != "estimate":
-        raise UsageError(f"run {run_id!r} is a {rec['command']} run; only estimate runs can be "
-                         "promoted")
+        raise UsageError(
+            f"run {run_id!r} is a {rec['command']} run; only estimate runs can be promoted"
+        )
     if rec["status"] != "ok":
-        raise UsageError(f"estimate run {run_id!r} has status {rec['status']!r}; only "
-                         "successful runs can be promoted")
+        raise UsageError(
+            f"estimate run {run_id!r} has status {rec['status']!r}; only "
+            "successful runs can be promoted"
+        )
     return rec
 
 
-def compare_runs(store: Store, candidate: str, production: str | None,
-                 config: GateConfig) -> GateComparison:
+def compare_runs(
+    store: Store, candidate: str, production: str | None, config: GateConfig
+) -> GateComparison:
     """Backtest ``candidate`` against ``production`` (None: only the naive forecast).
 
     Refits both runs with their stored parameters on the weeks before each origin; see
@@ -75,8 +79,16 @@ def compare_runs(store: Store, candidate: str, production: str | None,
     assert isinstance(last, dt.date)  # load_sales: a non-empty Date column
     origins = gate_origins(last, config.horizon_weeks, config.cutoffs)
     scores = score_specs(sales, items, specs, origins, config.horizon_weeks, config.naive_weeks)
-    comp = GateComparison(candidate, production, config, [o.isoformat() for o in origins],
-                          scores, flagged, models, grain)
+    comp = GateComparison(
+        candidate,
+        production,
+        config,
+        [o.isoformat() for o in origins],
+        scores,
+        flagged,
+        models,
+        grain,
+    )
     return evaluate(comp)
 
 
@@ -112,13 +124,20 @@ class Promotion:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able summary for schedulers."""
-        return {"candidate": self.candidate, "status": self.status, "promoted": self.promoted,
-                "forced": self.forced, "reason": self.reason, "previous_run_id": self.previous,
-                "promote_run": self.run_id, "backtest_run": self.backtest_run,
-                "promoted_by": self.promoted_by,
-                "promoted_at": str(self.promoted_at) if self.promoted_at else None,
-                "comparison": self.comparison.to_dict() if self.comparison else None,
-                "comparison_error": self.error}
+        return {
+            "candidate": self.candidate,
+            "status": self.status,
+            "promoted": self.promoted,
+            "forced": self.forced,
+            "reason": self.reason,
+            "previous_run_id": self.previous,
+            "promote_run": self.run_id,
+            "backtest_run": self.backtest_run,
+            "promoted_by": self.promoted_by,
+            "promoted_at": str(self.promoted_at) if self.promoted_at else None,
+            "comparison": self.comparison.to_dict() if self.comparison else None,
+            "comparison_error": self.error,
+        }
 
 
 def _auto_reason(comp: GateComparison) -> str:
@@ -141,19 +160,33 @@ def run_gate(store: Store, candidate: str, config: GateConfig) -> tuple[GateComp
     rec = resolve_candidate(store, candidate)
     production = production_run(store)
     comp = compare_runs(store, rec["run_id"], production, config)
-    run = start_run(store, "gate-backtest",
-                    {"candidate": rec["run_id"], "production": production,
-                     "config": config.to_dict(), "origins": comp.origins},
-                    parents=[rec["run_id"], *([production] if production else [])])
+    run = start_run(
+        store,
+        "gate-backtest",
+        {
+            "candidate": rec["run_id"],
+            "production": production,
+            "config": config.to_dict(),
+            "origins": comp.origins,
+        },
+        parents=[rec["run_id"], *([production] if production else [])],
+    )
     with store.transaction():
         store.write_result("gate_scores", comp.scores, run.run_id)
         run.finish(comp.to_dict())
     return comp, run.run_id
 
 
-def promote(store: Store, candidate: str, *, config: GateConfig | None = None,
-            force: bool = False, reason: str | None = None, user: str | None = None,
-            comparison: tuple[GateComparison, str] | None = None) -> Promotion:
+def promote(
+    store: Store,
+    candidate: str,
+    *,
+    config: GateConfig | None = None,
+    force: bool = False,
+    reason: str | None = None,
+    user: str | None = None,
+    comparison: tuple[GateComparison, str] | None = None,
+) -> Promotion:
     """Promote ``candidate`` to production when it passes the gate (or ``force``).
 
     Records a ``gate-backtest`` run (unless ``comparison`` — the result of :func:`run_gate`
@@ -171,8 +204,9 @@ def promote(store: Store, candidate: str, *, config: GateConfig | None = None,
     """
     config = config or GateConfig()
     if force and not (reason and reason.strip()):
-        raise UsageError("--force needs --reason TEXT: the registry records why the gate was "
-                         "bypassed")
+        raise UsageError(
+            "--force needs --reason TEXT: the registry records why the gate was bypassed"
+        )
     rec = resolve_candidate(store, candidate)
     cand = rec["run_id"]
     previous = production_run(store)
@@ -182,34 +216,60 @@ def promote(store: Store, candidate: str, *, config: GateConfig | None = None,
     backtest_run: str | None = None
     error = None
     try:
-        comp, backtest_run = comparison if comparison is not None else \
-            run_gate(store, cand, config)
+        comp, backtest_run = comparison if comparison is not None else run_gate(store, cand, config)
     except UsageError as exc:
         if not force:
             raise
         error = str(exc)
-    if force and comp is not None and not next(c for c in comp.checks
-                                               if c["check"] == "grain")["passed"]:
-        raise UsageError(f"cannot promote run {cand}: it is estimated per "
-                         f"{','.join(comp.grain) or 'nothing'}, not per item_id x market, so "
-                         "optimize and simulate could not use it (even with --force)")
+    if (
+        force
+        and comp is not None
+        and not next(c for c in comp.checks if c["check"] == "grain")["passed"]
+    ):
+        raise UsageError(
+            f"cannot promote run {cand}: it is estimated per "
+            f"{','.join(comp.grain) or 'nothing'}, not per item_id x market, so "
+            "optimize and simulate could not use it (even with --force)"
+        )
     passed = comp is not None and comp.passed
     status = PROMOTED if (passed or force) else REFUSED
-    why = reason.strip() if reason and reason.strip() else (
-        _auto_reason(comp) if comp is not None and passed else None)
-    summary: dict[str, Any] = {"status": status, "forced": force, "reason": why,
-                               "previous_run_id": previous,
-                               "comparison": comp.to_dict() if comp else {"error": error}}
+    why = (
+        reason.strip()
+        if reason and reason.strip()
+        else (_auto_reason(comp) if comp is not None and passed else None)
+    )
+    summary: dict[str, Any] = {
+        "status": status,
+        "forced": force,
+        "reason": why,
+        "previous_run_id": previous,
+        "comparison": comp.to_dict() if comp else {"error": error},
+    }
     parents = [p for p in (backtest_run, cand) if p]
-    run = start_run(store, "promote", {"candidate": cand, "production": previous,
-                                       "force": force, "reason": reason,
-                                       "config": config.to_dict()}, parents=parents)
-    out = Promotion(cand, previous, status, force, why, comp, run.run_id, backtest_run,
-                    error=error)
+    run = start_run(
+        store,
+        "promote",
+        {
+            "candidate": cand,
+            "production": previous,
+            "force": force,
+            "reason": reason,
+            "config": config.to_dict(),
+        },
+        parents=parents,
+    )
+    out = Promotion(cand, previous, status, force, why, comp, run.run_id, backtest_run, error=error)
     with store.transaction():
         if status == PROMOTED:
-            row = record_promotion(store, cand, reason=why or "", forced=force, previous=previous,
-                                   comparison=summary["comparison"], user=user)
+            row = record_promotion(
+                store,
+                cand,
+                reason=why or "",
+                forced=force,
+                previous=previous,
+                comparison=summary["comparison"],
+                user=user,
+            )
             out.promoted_by, out.promoted_at = row["promoted_by"], row["promoted_at"]
             summary.update(promoted_by=out.promoted_by, promoted_at=str(out.promoted_at))
         run.finish(summary, status="ok" if status == PROMOTED else REFUSED)

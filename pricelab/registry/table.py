@@ -24,8 +24,16 @@ REGISTRY_DDL = """CREATE TABLE IF NOT EXISTS registry (
     promoted_by VARCHAR, reason VARCHAR, previous_run_id VARCHAR, forced BOOLEAN,
     comparison VARCHAR)"""
 
-HISTORY_COLUMNS = ["run_id", "stage", "promoted_at", "promoted_by", "reason", "previous_run_id",
-                   "forced", "model"]
+HISTORY_COLUMNS = [
+    "run_id",
+    "stage",
+    "promoted_at",
+    "promoted_by",
+    "reason",
+    "previous_run_id",
+    "forced",
+    "model",
+]
 
 
 def ensure_registry(store: Store) -> None:
@@ -39,7 +47,8 @@ def production_run(store: Store) -> str | None:
         return None
     rows = store.execute(
         "SELECT run_id FROM registry WHERE stage = ? ORDER BY promoted_at DESC LIMIT 1",
-        [PRODUCTION])
+        [PRODUCTION],
+    )
     return str(rows[0][0]) if rows else None
 
 
@@ -56,19 +65,31 @@ def current_user() -> str:
         return "unknown"
 
 
-def record_promotion(store: Store, run_id: str, *, reason: str, forced: bool,
-                     previous: str | None, comparison: dict[str, Any],
-                     user: str | None = None) -> dict[str, Any]:
+def record_promotion(
+    store: Store,
+    run_id: str,
+    *,
+    reason: str,
+    forced: bool,
+    previous: str | None,
+    comparison: dict[str, Any],
+    user: str | None = None,
+) -> dict[str, Any]:
     """Append a production row for ``run_id``; returns it as a dict.
 
     Call inside the transaction that also writes the promote run, so both land or neither.
     """
     ensure_registry(store)
-    row = {"run_id": run_id, "stage": PRODUCTION,
-           "promoted_at": dt.datetime.now(dt.UTC).replace(tzinfo=None),
-           "promoted_by": user or current_user(), "reason": reason,
-           "previous_run_id": previous, "forced": forced,
-           "comparison": json.dumps(comparison, sort_keys=True, default=str)}
+    row = {
+        "run_id": run_id,
+        "stage": PRODUCTION,
+        "promoted_at": dt.datetime.now(dt.UTC).replace(tzinfo=None),
+        "promoted_by": user or current_user(),
+        "reason": reason,
+        "previous_run_id": previous,
+        "forced": forced,
+        "comparison": json.dumps(comparison, sort_keys=True, default=str),
+    }
     store.execute("INSERT INTO registry VALUES (?, ?, ?, ?, ?, ?, ?, ?)", list(row.values()))
     return row
 
@@ -76,21 +97,32 @@ def record_promotion(store: Store, run_id: str, *, reason: str, forced: bool,
 def history(store: Store) -> pl.DataFrame:
     """Every promotion, newest first, with the promoted run's model (``HISTORY_COLUMNS``)."""
     if not store.has_table("registry"):
-        return pl.DataFrame(schema={"run_id": pl.String, "stage": pl.String,
-                                    "promoted_at": pl.Datetime("us"), "promoted_by": pl.String,
-                                    "reason": pl.String, "previous_run_id": pl.String,
-                                    "forced": pl.Boolean, "model": pl.String})
+        return pl.DataFrame(
+            schema={
+                "run_id": pl.String,
+                "stage": pl.String,
+                "promoted_at": pl.Datetime("us"),
+                "promoted_by": pl.String,
+                "reason": pl.String,
+                "previous_run_id": pl.String,
+                "forced": pl.Boolean,
+                "model": pl.String,
+            }
+        )
     return store.query(
         "SELECT g.run_id, g.stage, g.promoted_at, g.promoted_by, g.reason, g.previous_run_id, "
         "g.forced, json_extract_string(r.parameters, '$.model') AS model "
         "FROM registry g LEFT JOIN runs r USING (run_id) "
-        "ORDER BY g.promoted_at DESC, g.run_id")
+        "ORDER BY g.promoted_at DESC, g.run_id"
+    )
 
 
 def comparison_of(store: Store, run_id: str) -> dict[str, Any] | None:
     """The gate comparison recorded with the newest promotion of ``run_id`` (None if never)."""
     if not store.has_table("registry"):
         return None
-    rows = store.execute("SELECT comparison FROM registry WHERE run_id = ? "
-                         "ORDER BY promoted_at DESC LIMIT 1", [run_id])
+    rows = store.execute(
+        "SELECT comparison FROM registry WHERE run_id = ? ORDER BY promoted_at DESC LIMIT 1",
+        [run_id],
+    )
     return json.loads(rows[0][0]) if rows and rows[0][0] else None

@@ -18,8 +18,14 @@ from pricelab.report.html import page
 from pricelab.storage import display, normalize
 from pricelab.store.db import Store
 
-__all__ = ["Report", "ReportData", "build_report", "load_report_data", "resolve_runs",
-           "write_report"]
+__all__ = [
+    "Report",
+    "ReportData",
+    "build_report",
+    "load_report_data",
+    "resolve_runs",
+    "write_report",
+]
 
 
 @dataclass
@@ -33,8 +39,12 @@ class Report:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able summary (a URL without its query string or secrets)."""
-        return {"output": display(self.path) if self.path else None, "bytes": len(self.html.encode()),
-                "sections": self.sections, "runs": self.runs}
+        return {
+            "output": display(self.path) if self.path else None,
+            "bytes": len(self.html.encode()),
+            "sections": self.sections,
+            "runs": self.runs,
+        }
 
 
 def build_report(store: Store, *, run_id: str | None = None, top: int = 6) -> Report:
@@ -52,16 +62,28 @@ def build_report(store: Store, *, run_id: str | None = None, top: int = 6) -> Re
     from pricelab import __version__
 
     d: ReportData = load_report_data(store, run_id)
-    parts = [S.overview(d), S.quality(d), S.elasticities(d), S.curves(d, top), S.plan(d),
-             S.scenarios(d)]
-    subtitle = (f"{Path(d.db).name} · generated {d.generated_at:%Y-%m-%d %H:%M} UTC · "
-                f"base currency {d.base_currency}")
-    footer = (f"pricelab {__version__}. Self-contained file: every style and image is inline; "
-              "it makes no network requests.")
-    html = page("pricelab report", subtitle, [(sid, h, body) for sid, h, body, _ in parts],
-                footer)
-    return Report(html, {sid: shown for sid, _, _, shown in parts},
-                  {c: (r["run_id"] if r else None) for c, r in d.runs.items()})
+    parts = [
+        S.overview(d),
+        S.quality(d),
+        S.elasticities(d),
+        S.curves(d, top),
+        S.plan(d),
+        S.scenarios(d),
+    ]
+    subtitle = (
+        f"{Path(d.db).name} · generated {d.generated_at:%Y-%m-%d %H:%M} UTC · "
+        f"base currency {d.base_currency}"
+    )
+    footer = (
+        f"pricelab {__version__}. Self-contained file: every style and image is inline; "
+        "it makes no network requests."
+    )
+    html = page("pricelab report", subtitle, [(sid, h, body) for sid, h, body, _ in parts], footer)
+    return Report(
+        html,
+        {sid: shown for sid, _, _, shown in parts},
+        {c: (r["run_id"] if r else None) for c, r in d.runs.items()},
+    )
 
 
 def write_report(report: Report, path: str | os.PathLike[str]) -> Path | str:

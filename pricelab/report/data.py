@@ -47,7 +47,9 @@ class ReportData:
 def _children(store: Store, command: str, chosen: set[str]) -> str | None:
     rows = store.execute(
         "SELECT run_id, parents FROM runs WHERE command = ? AND status = 'ok' "
-        "ORDER BY started_at DESC, run_id DESC", [command])
+        "ORDER BY started_at DESC, run_id DESC",
+        [command],
+    )
     for run_id, parents in rows:
         if chosen.intersection(json.loads(parents or "[]")):
             return str(run_id)
@@ -83,8 +85,10 @@ def resolve_runs(store: Store, run_id: str | None) -> dict[str, dict[str, Any] |
     else:
         rec = get_run(store, run_id)
         if rec["command"] not in SLOTS:
-            raise UsageError(f"run {run_id} is a {rec['command']} run; a report is built from an "
-                             f"{', '.join(SLOTS)} run")
+            raise UsageError(
+                f"run {run_id} is a {rec['command']} run; a report is built from an "
+                f"{', '.join(SLOTS)} run"
+            )
         ids[rec["command"]] = run_id
         queue, seen = [rec], {run_id}
         while queue:
@@ -114,8 +118,9 @@ def _with_category(df: pl.DataFrame, store: Store) -> pl.DataFrame:
     return df.join(items, on="item_id", how="left")
 
 
-def _plan_frame(store: Store, plan: pl.DataFrame, est: pl.DataFrame | None,
-                fx: dict[str, float]) -> pl.DataFrame:
+def _plan_frame(
+    store: Store, plan: pl.DataFrame, est: pl.DataFrame | None, fx: dict[str, float]
+) -> pl.DataFrame:
     """The plan with ``category``, ``elasticity`` (+ interval), ``unit_cost`` and ``fx_rate``.
 
     ``unit_cost`` when the plan lacks it is c = p0 - baseline_profit / baseline_quantity,
@@ -124,35 +129,51 @@ def _plan_frame(store: Store, plan: pl.DataFrame, est: pl.DataFrame | None,
     df = _with_category(plan, store)
     keys = [k for k in ("item_id", "market") if k in df.columns]
     if est is not None and est.height and keys and all(k in est.columns for k in keys):
-        extra = [c for c in ("elasticity", "ci_low", "ci_high") if c not in df.columns
-                 and c in est.columns]
+        extra = [
+            c
+            for c in ("elasticity", "ci_low", "ci_high")
+            if c not in df.columns and c in est.columns
+        ]
         if extra:
             df = df.join(est.select(*keys, *extra), on=keys, how="left")
     if "unit_cost" not in df.columns:
         df = df.with_columns(
-            (pl.col("current_price") - pl.col("baseline_profit") / pl.col("baseline_quantity"))
-            .alias("unit_cost"))
+            (
+                pl.col("current_price") - pl.col("baseline_profit") / pl.col("baseline_quantity")
+            ).alias("unit_cost")
+        )
     df = df.drop("fx_rate", strict=False).with_columns(
-        pl.col("market").replace_strict(fx, default=1.0, return_dtype=pl.Float64).alias("fx_rate"))
+        pl.col("market").replace_strict(fx, default=1.0, return_dtype=pl.Float64).alias("fx_rate")
+    )
     return df
 
 
-def _sales_summary(store: Store) -> tuple[dict[str, Any] | None, pl.DataFrame | None,
-                                          pl.DataFrame | None]:
+def _sales_summary(
+    store: Store,
+) -> tuple[dict[str, Any] | None, pl.DataFrame | None, pl.DataFrame | None]:
     if store.count("sales") == 0:
         return None, None, None
     n, items, markets, lo, hi, units = store.execute(
         "SELECT count(*), count(DISTINCT item_id), count(DISTINCT market), min(date), max(date), "
-        "sum(quantity) FROM sales")[0]
-    summary = {"rows": int(n), "items": int(items), "markets": int(markets), "first_week": lo,
-               "last_week": hi, "units": int(units)}
+        "sum(quantity) FROM sales"
+    )[0]
+    summary = {
+        "rows": int(n),
+        "items": int(items),
+        "markets": int(markets),
+        "first_week": lo,
+        "last_week": hi,
+        "units": int(units),
+    }
     weekly = store.query(
         "SELECT market, date_trunc('week', date)::DATE AS week, sum(quantity)::DOUBLE AS units "
-        "FROM sales GROUP BY 1, 2 ORDER BY 1, 2")
+        "FROM sales GROUP BY 1, 2 ORDER BY 1, 2"
+    )
     revenue = store.query(
         "SELECT s.item_id, s.market, sum(s.price * s.quantity / coalesce(m.fx_rate, 1.0)) "
         "AS revenue_base FROM sales s LEFT JOIN markets m USING (market) "
-        "WHERE s.date > (SELECT max(date) FROM sales) - INTERVAL 91 DAY GROUP BY 1, 2")
+        "WHERE s.date > (SELECT max(date) FROM sales) - INTERVAL 91 DAY GROUP BY 1, 2"
+    )
     return summary, weekly, revenue
 
 
@@ -164,10 +185,19 @@ def load_report_data(store: Store, run_id: str | None = None) -> ReportData:
     currency = {m: c for m, _, c in markets.iter_rows() if c}
     summary, weekly, revenue = _sales_summary(store)
     quality = check_loaded(store) if summary is not None else None
-    data = ReportData(db=str(store.path), generated_at=dt.datetime.now(dt.UTC).replace(
-        microsecond=0, tzinfo=None), base_currency=store.meta("base_currency", "EUR") or "EUR",
-        runs=runs, anchor=run_id, quality=quality, sales_summary=summary, weekly=weekly,
-        fx=fx, currency=currency, revenue=revenue)
+    data = ReportData(
+        db=str(store.path),
+        generated_at=dt.datetime.now(dt.UTC).replace(microsecond=0, tzinfo=None),
+        base_currency=store.meta("base_currency", "EUR") or "EUR",
+        runs=runs,
+        anchor=run_id,
+        quality=quality,
+        sales_summary=summary,
+        weekly=weekly,
+        fx=fx,
+        currency=currency,
+        revenue=revenue,
+    )
     if runs["estimate"]:
         est = store.read_result("elasticities", runs["estimate"]["run_id"])
         data.elasticities = _with_category(est, store) if est.height else None
@@ -179,6 +209,8 @@ def load_report_data(store: Store, run_id: str | None = None) -> ReportData:
         sc = store.read_result("scenarios", runs["simulate"]["run_id"])
         if sc.height:
             data.scenarios = sc.with_columns(
-                pl.col("market").replace_strict(fx, default=1.0, return_dtype=pl.Float64)
-                .alias("fx_rate"))
+                pl.col("market")
+                .replace_strict(fx, default=1.0, return_dtype=pl.Float64)
+                .alias("fx_rate")
+            )
     return data

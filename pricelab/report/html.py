@@ -71,17 +71,25 @@ def fmt(value: Any, digits: int = 2) -> str:
     return str(value)
 
 
-def table(df: pl.DataFrame, *, digits: dict[str, int] | None = None, default_digits: int = 2,
-          total: Sequence[Any] | None = None, max_rows: int = 50,
-          caption: str | None = None) -> str:
+def table(
+    df: pl.DataFrame,
+    *,
+    digits: dict[str, int] | None = None,
+    default_digits: int = 2,
+    total: Sequence[Any] | None = None,
+    max_rows: int = 50,
+    caption: str | None = None,
+) -> str:
     """An HTML table of ``df`` (first ``max_rows`` rows), numbers right-aligned.
 
     ``total`` is an optional last row (same length as the columns) shown in bold.
     """
     digits = digits or {}
     numeric = [dtype.is_numeric() for dtype in df.schema.values()]
-    head = "".join(f'<th class="num">{esc(c)}</th>' if n else f"<th>{esc(c)}</th>"
-                   for c, n in zip(df.columns, numeric, strict=True))
+    head = "".join(
+        f'<th class="num">{esc(c)}</th>' if n else f"<th>{esc(c)}</th>"
+        for c, n in zip(df.columns, numeric, strict=True)
+    )
     body = []
     rows = list(df.head(max_rows).iter_rows())
     if total is not None:
@@ -97,8 +105,10 @@ def table(df: pl.DataFrame, *, digits: dict[str, int] | None = None, default_dig
     if df.height > max_rows:
         note = f'<p class="note">{max_rows} of {df.height:,} rows shown.</p>'
     cap = f"<caption>{esc(caption)}</caption>" if caption else ""
-    return (f'<div class="tw"><table>{cap}<thead><tr>{head}</tr></thead>'
-            f"<tbody>{''.join(body)}</tbody></table></div>{note}")
+    return (
+        f'<div class="tw"><table>{cap}<thead><tr>{head}</tr></thead>'
+        f"<tbody>{''.join(body)}</tbody></table></div>{note}"
+    )
 
 
 def image(png: bytes, alt: str, caption: str | None = None) -> str:
@@ -110,8 +120,10 @@ def image(png: bytes, alt: str, caption: str | None = None) -> str:
 
 def cards(items: Sequence[tuple[str, str]]) -> str:
     """Headline numbers as small cards: (label, value) pairs."""
-    inner = "".join(f'<div class="card"><div class="v">{esc(v)}</div><div class="k">{esc(k)}'
-                    "</div></div>" for k, v in items)
+    inner = "".join(
+        f'<div class="card"><div class="v">{esc(v)}</div><div class="k">{esc(k)}</div></div>'
+        for k, v in items
+    )
     return f'<div class="cards">{inner}</div>'
 
 
@@ -123,11 +135,13 @@ def absent(text: str) -> str:
 def page(title: str, subtitle: str, sections: Sequence[tuple[str, str, str]], footer: str) -> str:
     """The whole document: ``sections`` are (id, heading, inner HTML)."""
     nav = "".join(f'<a href="#{esc(sid)}">{esc(head)}</a>' for sid, head, _ in sections)
-    body = "".join(f'<section id="{esc(sid)}"><h2>{esc(head)}</h2>{inner}</section>'
-                   for sid, head, inner in sections)
+    body = "".join(
+        f'<section id="{esc(sid)}"><h2>{esc(head)}</h2>{inner}</section>'
+        for sid, head, inner in sections
+    )
     return (
-        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-        "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
         f"<title>{esc(title)}</title><style>{CSS}</style></head><body><main>"
         f"<header><h1>{esc(title)}</h1><p>{esc(subtitle)}</p></header><nav>{nav}</nav>"
         f"{body}<footer>{footer}</footer></main></body></html>\n"

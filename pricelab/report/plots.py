@@ -15,8 +15,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, MaxNLocator
 
-PALETTE = ("#1f4e79", "#c0504d", "#4f8a3c", "#8064a2", "#d08a1b", "#2c9fa5", "#7f7f7f",
-           "#b5476d")
+PALETTE = ("#1f4e79", "#c0504d", "#4f8a3c", "#8064a2", "#d08a1b", "#2c9fa5", "#7f7f7f", "#b5476d")
 DPI = 100
 
 
@@ -60,8 +59,13 @@ def weekly_units(weekly: pl.DataFrame) -> bytes:
     ax = fig.add_subplot()
     for i, (market,) in enumerate(sorted(weekly.select("market").unique().rows())):
         part = weekly.filter(pl.col("market") == market).sort("week")
-        ax.plot(part["week"].to_list(), part["units"].to_numpy(), lw=1.3,
-                color=PALETTE[i % len(PALETTE)], label=market)
+        ax.plot(
+            part["week"].to_list(),
+            part["units"].to_numpy(),
+            lw=1.3,
+            color=PALETTE[i % len(PALETTE)],
+            label=market,
+        )
     ax.set_ylabel("units per week")
     ax.legend(ncols=8, frameon=False, fontsize=8, loc="upper left")
     _style(ax)
@@ -84,13 +88,20 @@ def elasticity_distribution(est: pl.DataFrame) -> bytes:
         color = PALETTE[j % len(PALETTE)]
         for i, cat in enumerate(cats):
             vals = est.filter((pl.col("category") == cat) & (pl.col("market") == market))[
-                "elasticity"].to_numpy()
+                "elasticity"
+            ].to_numpy()
             if vals.size == 0:
                 continue
             y = i - 0.4 + width * (j + 0.5)
-            ax.scatter(vals, y + rng.uniform(-width / 3, width / 3, vals.size), s=7,
-                       color=color, alpha=0.35, lw=0,
-                       label=market if i == 0 else None)
+            ax.scatter(
+                vals,
+                y + rng.uniform(-width / 3, width / 3, vals.size),
+                s=7,
+                color=color,
+                alpha=0.35,
+                lw=0,
+                label=market if i == 0 else None,
+            )
             q1, med, q3 = np.percentile(vals, [25, 50, 75])
             ax.plot([q1, q3], [y, y], color="black", lw=2.2, solid_capstyle="butt")
             ax.plot([med], [y], marker="D", ms=5, mfc="white", mec="black", mew=1.1)
@@ -98,8 +109,15 @@ def elasticity_distribution(est: pl.DataFrame) -> bytes:
     ax.invert_yaxis()
     ax.axvline(-1, color="#999999", ls=":", lw=1)
     ax.set_xlabel("elasticity (d log q / d log p); dotted line: unit elastic")
-    legend = ax.legend(title="market", frameon=False, fontsize=8, title_fontsize=8,
-                       loc="center left", bbox_to_anchor=(1.0, 0.5), markerscale=2)
+    legend = ax.legend(
+        title="market",
+        frameon=False,
+        fontsize=8,
+        title_fontsize=8,
+        loc="center left",
+        bbox_to_anchor=(1.0, 0.5),
+        markerscale=2,
+    )
     for handle in legend.legend_handles:
         if handle is not None:
             handle.set_alpha(1.0)
@@ -126,9 +144,16 @@ def elasticity_intervals(rows: pl.DataFrame) -> bytes:
     return to_png(fig)
 
 
-def curve_points(current_price: float, recommended_price: float, base_quantity: float,
-                 elasticity: float, unit_cost: float, *, n: int = 200,
-                 span: tuple[float, float] = (0.6, 1.4)) -> dict[str, np.ndarray]:
+def curve_points(
+    current_price: float,
+    recommended_price: float,
+    base_quantity: float,
+    elasticity: float,
+    unit_cost: float,
+    *,
+    n: int = 200,
+    span: tuple[float, float] = (0.6, 1.4),
+) -> dict[str, np.ndarray]:
     """Constant-elasticity demand q = q0 (p/p0)^e and profit (p - c) q on a price grid.
 
     The grid runs from ``span[0]`` times the lower to ``span[1]`` times the higher of the
@@ -141,8 +166,9 @@ def curve_points(current_price: float, recommended_price: float, base_quantity: 
     return {"price": p, "quantity": q, "profit": (p - unit_cost) * q}
 
 
-def curve_at(price: float, current_price: float, base_quantity: float, elasticity: float,
-             unit_cost: float) -> tuple[float, float]:
+def curve_at(
+    price: float, current_price: float, base_quantity: float, elasticity: float, unit_cost: float
+) -> tuple[float, float]:
     """Quantity and profit of the constant-elasticity curve at one ``price``."""
     q = base_quantity * (price / current_price) ** elasticity
     return q, (price - unit_cost) * q
@@ -158,34 +184,54 @@ def demand_profit_curves(rows: pl.DataFrame, currency_of: dict[str, str]) -> byt
     cols = min(3, n)
     grid_rows = -(-n // cols)
     fig = _figure(3.4 * cols, 4.6 * grid_rows, constrained=False)  # fixed layout: 12 axes
-    outer = fig.add_gridspec(grid_rows, cols, left=0.075, right=0.985, top=1 - 0.3 / grid_rows
-                             / 4.6 * 1.6, bottom=0.45 / (4.6 * grid_rows), wspace=0.38,
-                             hspace=0.3)
+    outer = fig.add_gridspec(
+        grid_rows,
+        cols,
+        left=0.075,
+        right=0.985,
+        top=1 - 0.3 / grid_rows / 4.6 * 1.6,
+        bottom=0.45 / (4.6 * grid_rows),
+        wspace=0.38,
+        hspace=0.3,
+    )
     for k, r in enumerate(rows.iter_rows(named=True)):
         gi, gj = divmod(k, cols)
         inner = outer[gi, gj].subgridspec(2, 1, hspace=0.06)
         axq = fig.add_subplot(inner[0])
         axp = fig.add_subplot(inner[1], sharex=axq)
-        pts = curve_points(r["current_price"], r["recommended_price"], r["baseline_quantity"],
-                           r["elasticity"], r["unit_cost"])
+        pts = curve_points(
+            r["current_price"],
+            r["recommended_price"],
+            r["baseline_quantity"],
+            r["elasticity"],
+            r["unit_cost"],
+        )
         p = pts["price"]
-        if r.get("ci_low") is not None and r.get("ci_high") is not None and \
-                np.isfinite([r["ci_low"], r["ci_high"]]).all():
+        if (
+            r.get("ci_low") is not None
+            and r.get("ci_high") is not None
+            and np.isfinite([r["ci_low"], r["ci_high"]]).all()
+        ):
             qa = r["baseline_quantity"] * (p / r["current_price"]) ** r["ci_low"]
             qb = r["baseline_quantity"] * (p / r["current_price"]) ** r["ci_high"]
-            axq.fill_between(p, np.minimum(qa, qb), np.maximum(qa, qb), color=PALETTE[0],
-                             alpha=0.12, lw=0)
+            axq.fill_between(
+                p, np.minimum(qa, qb), np.maximum(qa, qb), color=PALETTE[0], alpha=0.12, lw=0
+            )
         axq.plot(p, pts["quantity"], color=PALETTE[0], lw=1.6)
         axp.plot(p, pts["profit"], color=PALETTE[2], lw=1.6)
         axp.axhline(0, color="#999999", lw=0.8)
-        for price, color, ls, label in ((r["current_price"], "#555555", "--", "current"),
-                                        (r["recommended_price"], PALETTE[1], "-", "recommended")):
-            at = curve_at(price, r["current_price"], r["baseline_quantity"], r["elasticity"],
-                          r["unit_cost"])
+        for price, color, ls, label in (
+            (r["current_price"], "#555555", "--", "current"),
+            (r["recommended_price"], PALETTE[1], "-", "recommended"),
+        ):
+            at = curve_at(
+                price, r["current_price"], r["baseline_quantity"], r["elasticity"], r["unit_cost"]
+            )
             for ax, value in zip((axq, axp), at, strict=True):
                 ax.axvline(price, color=color, ls=ls, lw=1)
-                ax.plot([price], [value], "o", color=color, ms=5,
-                        label=label if ax is axq else None)
+                ax.plot(
+                    [price], [value], "o", color=color, ms=5, label=label if ax is axq else None
+                )
         cur = currency_of.get(r["market"], "")
         axq.set_title(f"{r['label']}  (e = {r['elasticity']:.2f})", fontsize=9)
         axq.tick_params(labelbottom=False)
@@ -212,16 +258,23 @@ def plan_changes(changes: pl.DataFrame, uplift: pl.DataFrame) -> bytes:
     data = [changes.filter(pl.col("market") == m)["change_pct"].to_numpy() for m in markets]
     for i, vals in enumerate(data):
         rng = np.random.default_rng(i)
-        ax1.scatter(i + rng.uniform(-0.22, 0.22, vals.size), vals, s=9, alpha=0.45, lw=0,
-                    color=PALETTE[i % len(PALETTE)])
+        ax1.scatter(
+            i + rng.uniform(-0.22, 0.22, vals.size),
+            vals,
+            s=9,
+            alpha=0.45,
+            lw=0,
+            color=PALETTE[i % len(PALETTE)],
+        )
         if vals.size:
             ax1.plot([i - 0.3, i + 0.3], [np.median(vals)] * 2, color="black", lw=2)
     ax1.axhline(0, color="#999999", lw=0.8)
     ax1.set_xticks(range(len(markets)), markets)
     ax1.set_ylabel("recommended vs current price (%)")
     ax1.set_title("price changes per item (bar: median)", fontsize=9)
-    vals = np.array([uplift.filter(pl.col("market") == m)["uplift_pct"][0] for m in markets],
-                    dtype=float)
+    vals = np.array(
+        [uplift.filter(pl.col("market") == m)["uplift_pct"][0] for m in markets], dtype=float
+    )
     colors = [PALETTE[2] if v >= 0 else PALETTE[1] for v in vals]
     bars = ax2.bar(markets, vals, color=colors)
     ax2.bar_label(bars, labels=[f"{v:+.1f}%" for v in vals], fontsize=8, padding=2)
@@ -234,8 +287,9 @@ def plan_changes(changes: pl.DataFrame, uplift: pl.DataFrame) -> bytes:
     return to_png(fig)
 
 
-def scenario_bars(totals: pl.DataFrame, metrics: Sequence[str] = ("quantity", "revenue",
-                                                                  "profit")) -> bytes:
+def scenario_bars(
+    totals: pl.DataFrame, metrics: Sequence[str] = ("quantity", "revenue", "profit")
+) -> bytes:
     """Change vs baseline (%) of each metric per scenario (``scenario, <metric>_change_pct``)."""
     names = totals["scenario"].to_list()
     fig = _figure(9.5, max(2.6, 0.5 * len(names) * len(metrics) / 2 + 1.4))

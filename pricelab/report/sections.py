@@ -20,8 +20,11 @@ Section = tuple[str, str, str, bool]
 
 
 def _params(rec: dict[str, Any]) -> str:
-    p = {k: v for k, v in (rec.get("parameters") or {}).items()
-         if v is not None and not isinstance(v, dict)}
+    p = {
+        k: v
+        for k, v in (rec.get("parameters") or {}).items()
+        if v is not None and not isinstance(v, dict)
+    }
     return ", ".join(f"{k}={json.dumps(v) if isinstance(v, list) else v}" for k, v in p.items())
 
 
@@ -30,23 +33,45 @@ def overview(d: ReportData) -> Section:
     parts = []
     s = d.sales_summary
     if s:
-        parts.append(cards([
-            ("sales rows", f"{s['rows']:,}"), ("items", f"{s['items']:,}"),
-            ("markets", f"{s['markets']:,}"), ("weeks", f"{s['first_week']} to {s['last_week']}"),
-            ("units sold", f"{s['units']:,}")]))
+        parts.append(
+            cards(
+                [
+                    ("sales rows", f"{s['rows']:,}"),
+                    ("items", f"{s['items']:,}"),
+                    ("markets", f"{s['markets']:,}"),
+                    ("weeks", f"{s['first_week']} to {s['last_week']}"),
+                    ("units sold", f"{s['units']:,}"),
+                ]
+            )
+        )
     rows = []
     for command, rec in d.runs.items():
         if rec:
-            rows.append({"section": command, "run_id": rec["run_id"],
-                         "started": str(rec["started_at"])[:19], "version": rec.get("version"),
-                         "parameters": _params(rec)})
+            rows.append(
+                {
+                    "section": command,
+                    "run_id": rec["run_id"],
+                    "started": str(rec["started_at"])[:19],
+                    "version": rec.get("version"),
+                    "parameters": _params(rec),
+                }
+            )
         else:
-            rows.append({"section": command, "run_id": "none", "started": "", "version": "",
-                         "parameters": ""})
+            rows.append(
+                {
+                    "section": command,
+                    "run_id": "none",
+                    "started": "",
+                    "version": "",
+                    "parameters": "",
+                }
+            )
     parts.append("<h3>Runs shown</h3>" + table(pl.DataFrame(rows)))
     if d.anchor:
-        parts.append(f'<p class="note">Built around run <code>{esc(d.anchor)}</code>: its '
-                     "parents and the runs derived from it.</p>")
+        parts.append(
+            f'<p class="note">Built around run <code>{esc(d.anchor)}</code>: its '
+            "parents and the runs derived from it.</p>"
+        )
     else:
         parts.append('<p class="note">Latest successful run of each command.</p>')
     return "overview", "Overview", "".join(parts), True
@@ -55,28 +80,50 @@ def overview(d: ReportData) -> Section:
 def quality(d: ReportData) -> Section:
     """Data-quality findings on the loaded tables and the weekly volume per market."""
     if d.quality is None:
-        return ("quality", "Data quality",
-                absent("No sales loaded: run <code>pricelab ingest --sales FILE</code>."), False)
+        return (
+            "quality",
+            "Data quality",
+            absent("No sales loaded: run <code>pricelab ingest --sales FILE</code>."),
+            False,
+        )
     q = d.quality
     status = "error" if q.errors else "warning" if q.warnings else "ok"
-    text = {"error": f"{len(q.errors)} error(s), {len(q.warnings)} warning(s)",
-            "warning": f"no errors, {len(q.warnings)} warning(s)",
-            "ok": "no problems found"}[status]
+    text = {
+        "error": f"{len(q.errors)} error(s), {len(q.warnings)} warning(s)",
+        "warning": f"no errors, {len(q.warnings)} warning(s)",
+        "ok": "no problems found",
+    }[status]
     parts = [f'<p><span class="badge {status}">{status}</span> {esc(text)}</p>']
     if q.issues:
-        df = pl.DataFrame([{"level": i.level, "table": i.source, "column": i.column or "",
-                            "rule": i.rule, "count": i.count, "examples": "; ".join(i.examples)}
-                           for i in q.issues])
+        df = pl.DataFrame(
+            [
+                {
+                    "level": i.level,
+                    "table": i.source,
+                    "column": i.column or "",
+                    "rule": i.rule,
+                    "count": i.count,
+                    "examples": "; ".join(i.examples),
+                }
+                for i in q.issues
+            ]
+        )
         parts.append(table(df))
     if d.weekly is not None and d.weekly.height:
-        parts.append(image(plots.weekly_units(d.weekly), "units per week by market",
-                           "Units sold per week by market (all items)."))
+        parts.append(
+            image(
+                plots.weekly_units(d.weekly),
+                "units per week by market",
+                "Units sold per week by market (all items).",
+            )
+        )
     return "quality", "Data quality", "".join(parts), True
 
 
 def _finite(df: pl.DataFrame, cols: list[str]) -> pl.DataFrame:
-    return df.filter(pl.all_horizontal([pl.col(c).is_not_null() & pl.col(c).is_finite()
-                                        for c in cols]))
+    return df.filter(
+        pl.all_horizontal([pl.col(c).is_not_null() & pl.col(c).is_finite() for c in cols])
+    )
 
 
 def elasticities(d: ReportData, top: int = 20) -> Section:
@@ -87,92 +134,155 @@ def elasticities(d: ReportData, top: int = 20) -> Section:
     """
     head = "Elasticities"
     if d.elasticities is None:
-        return "elasticities", head, absent(
-            "No estimate run: run <code>pricelab estimate</code> to see elasticities."), False
+        return (
+            "elasticities",
+            head,
+            absent("No estimate run: run <code>pricelab estimate</code> to see elasticities."),
+            False,
+        )
     est = d.elasticities
     for col in ("category", "market"):
         if col not in est.columns or est[col].null_count() == est.height:
             est = est.with_columns(pl.lit("all").alias(col))
-    est = est.with_columns(pl.col("category").fill_null("(no category)"),
-                           pl.col("market").fill_null("all"))
+    est = est.with_columns(
+        pl.col("category").fill_null("(no category)"), pl.col("market").fill_null("all")
+    )
     valid = _finite(est, ["elasticity"])
     if valid.height == 0:
         return "elasticities", head, absent("The estimate run has no finite elasticities."), False
     flags = has_any_flag(DISPLAY_FLAGS) if "flags" in est.columns else pl.lit(False)
     width = (pl.col("ci_high") - pl.col("ci_low")) if "ci_low" in est.columns else pl.lit(None)
-    summary = (valid.with_columns(flags.alias("_flag"), width.alias("_w"))
-               .group_by("category", "market").agg(
-                   pl.len().alias("groups"), pl.col("elasticity").median().alias("median"),
-                   pl.col("elasticity").quantile(0.25, "linear").alias("p25"),
-                   pl.col("elasticity").quantile(0.75, "linear").alias("p75"),
-                   pl.col("_w").median().alias("median_ci_width"),
-                   (pl.col("_flag").mean() * 100).alias("flagged_%"))
-               .sort("category", "market"))
+    summary = (
+        valid.with_columns(flags.alias("_flag"), width.alias("_w"))
+        .group_by("category", "market")
+        .agg(
+            pl.len().alias("groups"),
+            pl.col("elasticity").median().alias("median"),
+            pl.col("elasticity").quantile(0.25, "linear").alias("p25"),
+            pl.col("elasticity").quantile(0.75, "linear").alias("p75"),
+            pl.col("_w").median().alias("median_ci_width"),
+            (pl.col("_flag").mean() * 100).alias("flagged_%"),
+        )
+        .sort("category", "market")
+    )
     method = est["method"][0] if "method" in est.columns else "?"
     run = d.runs["estimate"]["run_id"] if d.runs["estimate"] else "?"
-    parts = [f'<p class="note">Run <code>{esc(run)}</code>, method {esc(method)}; '
-             f"{valid.height:,} of {est.height:,} groups with a finite estimate. Flagged: "
-             f"{esc(', '.join(DISPLAY_FLAGS))}.</p>",
-             image(plots.elasticity_distribution(valid), "elasticity distribution",
-                   "One point per item × market; black bar: interquartile range; "
-                   "white diamond: median."),
-             table(summary, digits={"groups": 0, "flagged_%": 1})]
+    parts = [
+        f'<p class="note">Run <code>{esc(run)}</code>, method {esc(method)}; '
+        f"{valid.height:,} of {est.height:,} groups with a finite estimate. Flagged: "
+        f"{esc(', '.join(DISPLAY_FLAGS))}.</p>",
+        image(
+            plots.elasticity_distribution(valid),
+            "elasticity distribution",
+            "One point per item × market; black bar: interquartile range; white diamond: median.",
+        ),
+        table(summary, digits={"groups": 0, "flagged_%": 1}),
+    ]
     if "ci_low" in est.columns:
         ranked = _finite(valid, ["ci_low", "ci_high"])
         if d.revenue is not None and "item_id" in ranked.columns and ranked.height:
-            keys = [k for k in ("item_id", "market") if k in d.revenue.columns
-                    and ranked[k].dtype == d.revenue[k].dtype]
-            ranked = (ranked.join(d.revenue, on=keys, how="left")
-                      .sort("revenue_base", descending=True, nulls_last=True))
+            keys = [
+                k
+                for k in ("item_id", "market")
+                if k in d.revenue.columns and ranked[k].dtype == d.revenue[k].dtype
+            ]
+            ranked = ranked.join(d.revenue, on=keys, how="left").sort(
+                "revenue_base", descending=True, nulls_last=True
+            )
         elif "n_obs" in ranked.columns:
             ranked = ranked.sort("n_obs", descending=True)
         rows = ranked.head(top)
         if rows.height:
-            label = pl.concat_str([pl.col(c).cast(pl.String).fill_null("")
-                                   for c in ("item_id", "market", "category")
-                                   if c in rows.columns], separator=" ") \
-                if "item_id" in rows.columns else pl.col("category")
+            label = (
+                pl.concat_str(
+                    [
+                        pl.col(c).cast(pl.String).fill_null("")
+                        for c in ("item_id", "market", "category")
+                        if c in rows.columns
+                    ],
+                    separator=" ",
+                )
+                if "item_id" in rows.columns
+                else pl.col("category")
+            )
             rows = rows.with_columns(label.alias("label"))
             parts.append(f"<h3>Top {rows.height} items by revenue (last 13 weeks)</h3>")
-            parts.append(image(plots.elasticity_intervals(rows), "elasticity intervals",
-                               "Estimate (dot) and 95% interval (line) per item × market."))
+            parts.append(
+                image(
+                    plots.elasticity_intervals(rows),
+                    "elasticity intervals",
+                    "Estimate (dot) and 95% interval (line) per item × market.",
+                )
+            )
     return "elasticities", head, "".join(parts), True
 
 
 def _top_plan_rows(plan: pl.DataFrame, top: int) -> pl.DataFrame:
     need = ["current_price", "recommended_price", "baseline_quantity", "elasticity", "unit_cost"]
-    rows = _finite(plan, need).filter((pl.col("current_price") > 0)
-                                      & (pl.col("baseline_quantity") > 0))
-    return (rows.with_columns((pl.col("baseline_revenue") / pl.col("fx_rate")).alias("_rb"))
-            .sort("_rb", descending=True).head(top)
-            .with_columns(pl.concat_str([pl.col("item_id"), pl.col("market"),
-                                         pl.col("category").fill_null("")],
-                                        separator=" ").str.strip_chars().alias("label")))
+    rows = _finite(plan, need).filter(
+        (pl.col("current_price") > 0) & (pl.col("baseline_quantity") > 0)
+    )
+    return (
+        rows.with_columns((pl.col("baseline_revenue") / pl.col("fx_rate")).alias("_rb"))
+        .sort("_rb", descending=True)
+        .head(top)
+        .with_columns(
+            pl.concat_str(
+                [pl.col("item_id"), pl.col("market"), pl.col("category").fill_null("")],
+                separator=" ",
+            )
+            .str.strip_chars()
+            .alias("label")
+        )
+    )
 
 
 def curves(d: ReportData, top: int = 6) -> Section:
     """Demand and profit curves with current and recommended price for the top plan rows."""
     head = "Demand and profit curves"
     if d.plan is None:
-        return "curves", head, absent(
-            "No price plan: run <code>pricelab optimize</code>; the curves need each item's "
-            "current price, baseline quantity, unit cost and elasticity."), False
+        return (
+            "curves",
+            head,
+            absent(
+                "No price plan: run <code>pricelab optimize</code>; the curves need each item's "
+                "current price, baseline quantity, unit cost and elasticity."
+            ),
+            False,
+        )
     if "elasticity" not in d.plan.columns:
-        return "curves", head, absent(
-            "The plan carries no elasticities and no estimate run is linked to it."), False
+        return (
+            "curves",
+            head,
+            absent("The plan carries no elasticities and no estimate run is linked to it."),
+            False,
+        )
     rows = _top_plan_rows(d.plan, top)
     if rows.height == 0:
-        return "curves", head, absent("No plan row has finite prices, quantity, cost and "
-                                      "elasticity."), False
+        return (
+            "curves",
+            head,
+            absent("No plan row has finite prices, quantity, cost and elasticity."),
+            False,
+        )
     shown = rows.select(
-        "item_id", "market", "current_price", "recommended_price",
+        "item_id",
+        "market",
+        "current_price",
+        "recommended_price",
         pl.col("price_change_pct").alias("change_%"),
-        "elasticity", "unit_cost", "baseline_profit", "expected_profit")
-    html_ = (image(plots.demand_profit_curves(rows, d.currency), "demand and profit curves",
-                   "Constant elasticity q = q0 (p / p0)^e over the plan horizon (band: 95% "
-                   "interval of e), profit (p − c) q; dashed: current price, red: recommended "
-                   "price. Top items by baseline revenue.")
-             + table(shown, digits={"change_%": 1}))
+        "elasticity",
+        "unit_cost",
+        "baseline_profit",
+        "expected_profit",
+    )
+    html_ = image(
+        plots.demand_profit_curves(rows, d.currency),
+        "demand and profit curves",
+        "Constant elasticity q = q0 (p / p0)^e over the plan horizon (band: 95% "
+        "interval of e), profit (p − c) q; dashed: current price, red: recommended "
+        "price. Top items by baseline revenue.",
+    ) + table(shown, digits={"change_%": 1})
     return "curves", head, html_, True
 
 
@@ -184,12 +294,17 @@ def _stored_plan(table: pl.DataFrame, rec: dict[str, Any] | None) -> Plan:
         v = s.get(key)
         return float(v) if isinstance(v, int | float) else float("nan")
 
-    return Plan(table=table, status=str(s.get("status", "stored")),
-                formulation=str(s.get("formulation", "")),
-                objective_name=str(s.get("objective_name", "")), objective=num("objective"),
-                baseline_objective=num("baseline_objective"), gap=num("gap"),
-                certificate=str(s.get("certificate", "")),
-                skipped=pl.DataFrame(s.get("skipped") or []))
+    return Plan(
+        table=table,
+        status=str(s.get("status", "stored")),
+        formulation=str(s.get("formulation", "")),
+        objective_name=str(s.get("objective_name", "")),
+        objective=num("objective"),
+        baseline_objective=num("baseline_objective"),
+        gap=num("gap"),
+        certificate=str(s.get("certificate", "")),
+        skipped=pl.DataFrame(s.get("skipped") or []),
+    )
 
 
 def plan_by_market(stored: Plan) -> pl.DataFrame:
@@ -206,15 +321,29 @@ def plan_by_market(stored: Plan) -> pl.DataFrame:
         (pl.col("price_change_pct") > eps).sum().alias("raised"),
         (pl.col("price_change_pct") < -eps).sum().alias("lowered"),
         pl.col("price_change_pct").median().alias("median_change_%"),
-        pl.col("fx_rate").first().alias("fx"))
+        pl.col("fx_rate").first().alias("fx"),
+    )
     money = ("baseline_profit", "expected_profit", "uplift")
-    return (stored.uplift_by("market").join(moves, on="market", how="left")
-            .with_columns((pl.col("expected_profit") - pl.col("baseline_profit")).alias("uplift"))
-            .with_columns((pl.col("uplift") / pl.col("baseline_profit").abs() * 100)
-                          .alias("uplift_%"), *[(pl.col(c) * pl.col("fx")).alias(c) for c in money])
-            .select("market", pl.col("rows").alias("items"), "raised", "lowered",
-                    "median_change_%", "fx", *money, "uplift_%")
-            .sort("market"))
+    return (
+        stored.uplift_by("market")
+        .join(moves, on="market", how="left")
+        .with_columns((pl.col("expected_profit") - pl.col("baseline_profit")).alias("uplift"))
+        .with_columns(
+            (pl.col("uplift") / pl.col("baseline_profit").abs() * 100).alias("uplift_%"),
+            *[(pl.col(c) * pl.col("fx")).alias(c) for c in money],
+        )
+        .select(
+            "market",
+            pl.col("rows").alias("items"),
+            "raised",
+            "lowered",
+            "median_change_%",
+            "fx",
+            *money,
+            "uplift_%",
+        )
+        .sort("market")
+    )
 
 
 def plan(d: ReportData) -> Section:
@@ -226,33 +355,77 @@ def plan(d: ReportData) -> Section:
     by = plan_by_market(stored)
     base_b = float((by["baseline_profit"] / by["fx"]).sum())
     base_e = float((by["expected_profit"] / by["fx"]).sum())
-    shown = by.with_columns(pl.col("market").replace_strict(
-        d.currency, default="", return_dtype=pl.String).alias("currency")).select(
-        "market", "currency", "items", "raised", "lowered", "median_change_%",
-        "baseline_profit", "expected_profit", "uplift", "uplift_%")
+    shown = by.with_columns(
+        pl.col("market")
+        .replace_strict(d.currency, default="", return_dtype=pl.String)
+        .alias("currency")
+    ).select(
+        "market",
+        "currency",
+        "items",
+        "raised",
+        "lowered",
+        "median_change_%",
+        "baseline_profit",
+        "expected_profit",
+        "uplift",
+        "uplift_%",
+    )
     p = stored.table
     median_change = float(cast(float, p["price_change_pct"].median()))  # numeric column
-    total = ["total", d.base_currency, int(by["items"].sum()), int(by["raised"].sum()),
-             int(by["lowered"].sum()), median_change, base_b, base_e, base_e - base_b,
-             (base_e - base_b) / abs(base_b) * 100 if base_b else float("nan")]
+    total = [
+        "total",
+        d.base_currency,
+        int(by["items"].sum()),
+        int(by["raised"].sum()),
+        int(by["lowered"].sum()),
+        median_change,
+        base_b,
+        base_e,
+        base_e - base_b,
+        (base_e - base_b) / abs(base_b) * 100 if base_b else float("nan"),
+    ]
     run = d.runs["optimize"]["run_id"] if d.runs["optimize"] else "?"
-    parts = [cards([("expected profit uplift", f"{base_e - base_b:+,.0f} {d.base_currency}"),
-                    ("uplift vs baseline", f"{total[-1]:+.1f}%"),
-                    ("prices raised / lowered", f"{total[3]:,} / {total[4]:,}")]),
-             image(plots.plan_changes(p.select("market", pl.col("price_change_pct")
-                                               .alias("change_pct")),
-                                      by.select("market", pl.col("uplift_%").alias("uplift_pct"))),
-                   "price changes and profit uplift by market"),
-             table(shown, digits={"median_change_%": 1, "uplift_%": 1, "baseline_profit": 0,
-                                  "expected_profit": 0, "uplift": 0}, total=total),
-             f'<p class="note">Run <code>{esc(run)}</code>. Money over the plan horizon in each '
-             f"market's currency; the total row is in {esc(d.base_currency)} (divided by each "
-             "market's fx_rate).</p>"]
+    parts = [
+        cards(
+            [
+                ("expected profit uplift", f"{base_e - base_b:+,.0f} {d.base_currency}"),
+                ("uplift vs baseline", f"{total[-1]:+.1f}%"),
+                ("prices raised / lowered", f"{total[3]:,} / {total[4]:,}"),
+            ]
+        ),
+        image(
+            plots.plan_changes(
+                p.select("market", pl.col("price_change_pct").alias("change_pct")),
+                by.select("market", pl.col("uplift_%").alias("uplift_pct")),
+            ),
+            "price changes and profit uplift by market",
+        ),
+        table(
+            shown,
+            digits={
+                "median_change_%": 1,
+                "uplift_%": 1,
+                "baseline_profit": 0,
+                "expected_profit": 0,
+                "uplift": 0,
+            },
+            total=total,
+        ),
+        f'<p class="note">Run <code>{esc(run)}</code>. Money over the plan horizon in each '
+        f"market's currency; the total row is in {esc(d.base_currency)} (divided by each "
+        "market's fx_rate).</p>",
+    ]
     if "binding" in p.columns:
-        binding = (p.select(pl.col("binding").fill_null("").str.split(","))
-                   .explode("binding").filter(pl.col("binding").str.strip_chars() != "")
-                   .group_by("binding").len().sort("len", descending=True)
-                   .rename({"binding": "binding constraint", "len": "rows"}))
+        binding = (
+            p.select(pl.col("binding").fill_null("").str.split(","))
+            .explode("binding")
+            .filter(pl.col("binding").str.strip_chars() != "")
+            .group_by("binding")
+            .len()
+            .sort("len", descending=True)
+            .rename({"binding": "binding constraint", "len": "rows"})
+        )
         if binding.height:
             parts.append("<h3>Binding constraints</h3>" + table(binding))
     return "plan", head, "".join(parts), True
@@ -261,8 +434,11 @@ def plan(d: ReportData) -> Section:
 def _scenario_table(totals: pl.DataFrame, currency: str) -> str:
     """Scenario totals; one baseline row when every scenario shares the same baseline."""
     metrics = ("quantity", "revenue", "profit")
-    names = {"quantity": "units", "revenue": f"revenue ({currency})",
-             "profit": f"profit ({currency})"}
+    names = {
+        "quantity": "units",
+        "revenue": f"revenue ({currency})",
+        "profit": f"profit ({currency})",
+    }
     digits = {names[m]: 0 for m in metrics} | {f"Δ {m} %": 1 for m in metrics}
 
     def constant(col: pl.Series) -> bool:
@@ -274,12 +450,20 @@ def _scenario_table(totals: pl.DataFrame, currency: str) -> str:
         return table(totals, digits={c: (1 if c.endswith("pct") else 0) for c in totals.columns})
     cols: list[pl.Expr] = [pl.col("scenario")]
     for m in metrics:
-        cols += [pl.col(f"scenario_{m}").alias(names[m]),
-                 pl.col(f"{m}_change_pct").alias(f"Δ {m} %")]
+        cols += [
+            pl.col(f"scenario_{m}").alias(names[m]),
+            pl.col(f"{m}_change_pct").alias(f"Δ {m} %"),
+        ]
     shown = totals.select(cols)
-    base = pl.DataFrame([{"scenario": "baseline", **{names[m]: float(totals[f"baseline_{m}"][0])
-                                                     for m in metrics},
-                          **{f"Δ {m} %": 0.0 for m in metrics}}]).select(shown.columns)
+    base = pl.DataFrame(
+        [
+            {
+                "scenario": "baseline",
+                **{names[m]: float(totals[f"baseline_{m}"][0]) for m in metrics},
+                **{f"Δ {m} %": 0.0 for m in metrics},
+            }
+        ]
+    ).select(shown.columns)
     return table(pl.concat([base, shown], how="vertical_relaxed"), digits=digits)
 
 
@@ -287,35 +471,58 @@ def scenarios(d: ReportData) -> Section:
     """Scenario totals against the baseline (base currency) and by market."""
     head = "Scenarios"
     if d.scenarios is None:
-        return "scenarios", head, absent(
-            "No simulate run: run <code>pricelab simulate --scenario FILE</code>."), False
+        return (
+            "scenarios",
+            head,
+            absent("No simulate run: run <code>pricelab simulate --scenario FILE</code>."),
+            False,
+        )
     s = d.scenarios
     agg = []
     for m in ("quantity", "revenue", "profit"):
         scale = pl.lit(1.0) if m == "quantity" else pl.col("fx_rate")
-        agg += [(pl.col(f"baseline_{m}") / scale).sum().alias(f"baseline_{m}"),
-                (pl.col(f"scenario_{m}") / scale).sum().alias(f"scenario_{m}")]
+        agg += [
+            (pl.col(f"baseline_{m}") / scale).sum().alias(f"baseline_{m}"),
+            (pl.col(f"scenario_{m}") / scale).sum().alias(f"scenario_{m}"),
+        ]
 
     def changes(df: pl.DataFrame) -> pl.DataFrame:
-        return df.with_columns([
-            ((pl.col(f"scenario_{m}") / pl.col(f"baseline_{m}") - 1) * 100)
-            .alias(f"{m}_change_pct") for m in ("quantity", "revenue", "profit")])
+        return df.with_columns(
+            [
+                ((pl.col(f"scenario_{m}") / pl.col(f"baseline_{m}") - 1) * 100).alias(
+                    f"{m}_change_pct"
+                )
+                for m in ("quantity", "revenue", "profit")
+            ]
+        )
 
-    totals = changes(s.group_by("scenario", maintain_order=True).agg(pl.len().alias("rows"),
-                                                                     *agg))
+    totals = changes(s.group_by("scenario", maintain_order=True).agg(pl.len().alias("rows"), *agg))
     by_market = changes(s.group_by("scenario", "market").agg(*agg)).sort("scenario", "market")
     pct = {f"{m}_change_pct": 1 for m in ("quantity", "revenue", "profit")}
     run = d.runs["simulate"]["run_id"] if d.runs["simulate"] else "?"
-    parts = [image(plots.scenario_bars(totals), "scenario comparison",
-                   "Change against the baseline over the horizon, all markets "
-                   f"(money in {d.base_currency})."),
-             _scenario_table(totals, d.base_currency),
-             "<h3>By market</h3>",
-             table(by_market.select("scenario", "market", *pct), digits=pct, max_rows=100),
-             f'<p class="note">Run <code>{esc(run)}</code>. Revenue and profit converted to '
-             f"{esc(d.base_currency)} with each market's fx_rate.</p>"]
+    parts = [
+        image(
+            plots.scenario_bars(totals),
+            "scenario comparison",
+            "Change against the baseline over the horizon, all markets "
+            f"(money in {d.base_currency}).",
+        ),
+        _scenario_table(totals, d.base_currency),
+        "<h3>By market</h3>",
+        table(by_market.select("scenario", "market", *pct), digits=pct, max_rows=100),
+        f'<p class="note">Run <code>{esc(run)}</code>. Revenue and profit converted to '
+        f"{esc(d.base_currency)} with each market's fx_rate.</p>",
+    ]
     return "scenarios", head, "".join(parts), True
 
 
-__all__ = ["curves", "elasticities", "fmt", "overview", "plan", "plan_by_market", "quality",
-           "scenarios"]
+__all__ = [
+    "curves",
+    "elasticities",
+    "fmt",
+    "overview",
+    "plan",
+    "plan_by_market",
+    "quality",
+    "scenarios",
+]

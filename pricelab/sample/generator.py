@@ -43,8 +43,14 @@ CATEGORIES = {
 }
 CATEGORY_WEIGHTS = (0.25, 0.20, 0.25, 0.18, 0.12)
 BRANDS = (
-    "Maison Arlet", "Vercelli", "Holloway & Finch", "Santerre", "Kaito Mori",
-    "Belcaro", "Orsini Milano", "Lune Paris",
+    "Maison Arlet",
+    "Vercelli",
+    "Holloway & Finch",
+    "Santerre",
+    "Kaito Mori",
+    "Belcaro",
+    "Orsini Milano",
+    "Lune Paris",
 )
 SEASONS = ("SS", "FW", "CORE")
 SALE_WEEK = {"SS": 26, "FW": 51}  # ISO week in which each end-of-season sale starts
@@ -61,8 +67,10 @@ def _fmt(values, kind: str) -> list[str]:
     """Format a column with a fixed, version-independent text form."""
     if kind == "s":
         text = ["" if v is None else str(v) for v in values]
-        return [f'"{t.replace(chr(34), chr(34) * 2)}"' if any(c in t for c in ',"\n') else t
-                for t in text]
+        return [
+            f'"{t.replace(chr(34), chr(34) * 2)}"' if any(c in t for c in ',"\n') else t
+            for t in text
+        ]
     if kind == "d":
         return [str(int(v)) for v in values]
     return [f"{float(v) + 0.0:.{kind}f}" for v in values]  # + 0.0 turns -0.0 into 0.0
@@ -91,7 +99,9 @@ def _items(rng: np.random.Generator, n_items: int, n_weeks: int) -> dict[str, np
         "hero": rng.random(n_items) < 0.10,
         "elast_dev": rng.normal(0.0, 0.25, n_items),
         "pop": rng.normal(-0.45, 0.7, n_items),
-        "launch": np.where(rng.random(n_items) < 0.2, rng.integers(4, max(5, min(52, n_weeks // 2)), n_items), 0),
+        "launch": np.where(
+            rng.random(n_items) < 0.2, rng.integers(4, max(5, min(52, n_weeks // 2)), n_items), 0
+        ),
     }
 
 
@@ -131,18 +141,18 @@ def _list_changes(rng, items, pi, n_weeks) -> tuple[np.ndarray, np.ndarray]:
             week, pct = int(rng.integers(8, max(n_weeks - 4, 9))), rng.uniform(0.03, 0.09)
             rows = np.nonzero(pi == i)[0]
             for row, lag in zip(rows, rng.integers(0, 5, len(rows)), strict=True):
-                log_list[row, week + lag:] += np.log1p(pct)
+                log_list[row, week + lag :] += np.log1p(pct)
             if rng.random() < 0.6:  # cost-driven: the boutique's cost rose too
                 log_cost[i, week:] += np.log1p(pct * rng.uniform(0.8, 1.2))
         if rng.random() < 0.3:  # a supplier cost change that is not passed on
-            log_cost[i, int(rng.integers(4, n_weeks)):] += np.log1p(rng.uniform(-0.06, 0.06))
+            log_cost[i, int(rng.integers(4, n_weeks)) :] += np.log1p(rng.uniform(-0.06, 0.06))
     for p in range(n):  # boutiques reprice (the buy-box moves): piecewise-constant levels
         cuts: list[int] = np.sort(rng.integers(1, n_weeks, rng.poisson(5))).tolist()
         for a, b in zip([0, *cuts], [*cuts, n_weeks], strict=True):
             log_list[p, a:b] += np.clip(rng.normal(0.0, 0.08), -0.2, 0.2)
         if rng.random() < 0.7:  # a randomised price test of 4-8 weeks
             w = int(rng.integers(0, n_weeks - 4))
-            log_list[p, w:w + int(rng.integers(4, 9))] += np.log1p(rng.choice(TEST_STEPS))
+            log_list[p, w : w + int(rng.integers(4, 9))] += np.log1p(rng.choice(TEST_STEPS))
     for p in np.nonzero(rng.random(n) < 0.3)[0].tolist():  # permanent reprice of a slow carry-over
         week = int(rng.integers(min(20, n_weeks // 2), n_weeks))
         log_list[p, week:] += np.log1p(-rng.uniform(0.10, 0.25))
@@ -233,8 +243,9 @@ def generate_sample(
     disc, promo = _discounts(rng, items["season"][pi], n_weeks, isoweek)
 
     fx, vat, level, step = (np.array([m[k] for m in MARKETS])[pm][:, None] for k in (2, 3, 4, 5))
-    gross = _round_step(items["list_eur"][pi][:, None] * fx * level * (1 + vat)
-                        * np.exp(log_list), step)  # shelf prices are round including VAT
+    gross = _round_step(
+        items["list_eur"][pi][:, None] * fx * level * (1 + vat) * np.exp(log_list), step
+    )  # shelf prices are round including VAT
     list_net = gross / (1 + vat)
     price = np.round(list_net * (1 - disc), 2)
     ref_price = np.round(list_net[:, 0], 2)
@@ -242,40 +253,69 @@ def generate_sample(
 
     theta = 2 * np.pi * np.array([d.timetuple().tm_yday for d in dates]) / YEAR_DAYS
     years = np.array([(d - t0).days for d in dates]) / YEAR_DAYS
-    log_mu = (np.log(truth["baseline_quantity"])[:, None]
-              + truth["elasticity"][:, None] * np.log(price / ref_price[:, None])
-              + truth["season_sin"][:, None] * np.sin(theta) + truth["season_cos"][:, None] * np.cos(theta)
-              + truth["promo_effect"][:, None] * promo + truth["trend"][:, None] * years)
+    log_mu = (
+        np.log(truth["baseline_quantity"])[:, None]
+        + truth["elasticity"][:, None] * np.log(price / ref_price[:, None])
+        + truth["season_sin"][:, None] * np.sin(theta)
+        + truth["season_cos"][:, None] * np.cos(theta)
+        + truth["promo_effect"][:, None] * promo
+        + truth["trend"][:, None] * years
+    )
     qty = rng.poisson(np.exp(log_mu))
 
     keep = np.arange(n_weeks)[None, :] >= items["launch"][pi][:, None]
     rows_p, rows_w = np.nonzero(keep)  # row-major: sorted by pair (item, market), then date
     mkt_names = np.array([m[0] for m in MARKETS])
     iso = np.array([d.isoformat() for d in dates])
-    paths = {"sales": _write_csv(out / "sales.csv", {
-        "item_id": (items["item_id"][pi][rows_p], "s"), "market": (mkt_names[pm][rows_p], "s"),
-        "date": (iso[rows_w], "s"), "price": (price[rows_p, rows_w], "2"),
-        "quantity": (qty[rows_p, rows_w], "d"), "promo": (promo[rows_p, rows_w], "d"),
-        "unit_cost": (cost[pi[rows_p], rows_w], "2")})}
+    paths = {
+        "sales": _write_csv(
+            out / "sales.csv",
+            {
+                "item_id": (items["item_id"][pi][rows_p], "s"),
+                "market": (mkt_names[pm][rows_p], "s"),
+                "date": (iso[rows_w], "s"),
+                "price": (price[rows_p, rows_w], "2"),
+                "quantity": (qty[rows_p, rows_w], "d"),
+                "promo": (promo[rows_p, rows_w], "d"),
+                "unit_cost": (cost[pi[rows_p], rows_w], "2"),
+            },
+        )
+    }
 
     cats = np.array(list(CATEGORIES))
-    paths["items"] = _write_csv(out / "items.csv", {
-        "item_id": (items["item_id"], "s"), "category": (cats[items["cat"]], "s"),
-        "brand": (np.array(BRANDS)[items["brand"]], "s"),
-        "boutique_id": ([f"BTQ{b:02d}" for b in items["boutique"]], "s"),
-        "season": (np.array(SEASONS)[items["season"]], "s")})
+    paths["items"] = _write_csv(
+        out / "items.csv",
+        {
+            "item_id": (items["item_id"], "s"),
+            "category": (cats[items["cat"]], "s"),
+            "brand": (np.array(BRANDS)[items["brand"]], "s"),
+            "boutique_id": ([f"BTQ{b:02d}" for b in items["boutique"]], "s"),
+            "season": (np.array(SEASONS)[items["season"]], "s"),
+        },
+    )
 
     # costs: the current generic cost, plus landed costs (duties, freight) for some pairs
     landed = np.nonzero((pm >= 3) & (rng.random(len(pi)) < 0.3))[0]
     c_item = [*items["item_id"], *items["item_id"][pi[landed]]]
     c_mkt = [None] * n_items + list(mkt_names[pm[landed]])
-    c_val = [*cost[:, -1], *np.round(cost[pi[landed], -1] * rng.uniform(1.05, 1.15, len(landed)), 2)]
-    paths["costs"] = _write_csv(out / "costs.csv", {
-        "item_id": (c_item, "s"), "market": (c_mkt, "s"), "unit_cost": (c_val, "2")})
+    c_val = [
+        *cost[:, -1],
+        *np.round(cost[pi[landed], -1] * rng.uniform(1.05, 1.15, len(landed)), 2),
+    ]
+    paths["costs"] = _write_csv(
+        out / "costs.csv",
+        {"item_id": (c_item, "s"), "market": (c_mkt, "s"), "unit_cost": (c_val, "2")},
+    )
 
-    paths["markets"] = _write_csv(out / "markets.csv", {
-        "market": ([m[0] for m in MARKETS], "s"), "currency": ([m[1] for m in MARKETS], "s"),
-        "fx_rate": ([m[2] for m in MARKETS], "4"), "vat_rate": ([m[3] for m in MARKETS], "2")})
+    paths["markets"] = _write_csv(
+        out / "markets.csv",
+        {
+            "market": ([m[0] for m in MARKETS], "s"),
+            "currency": ([m[1] for m in MARKETS], "s"),
+            "fx_rate": ([m[2] for m in MARKETS], "4"),
+            "vat_rate": ([m[3] for m in MARKETS], "2"),
+        },
+    )
 
     # inventory: shared stock, stock dedicated to one market, or both
     weekly = np.exp(log_mu[:, -1])
@@ -294,12 +334,22 @@ def generate_sample(
                 inv_item.append(items["item_id"][i])
                 inv_mkt.append(mkt_names[pm[p]])
                 inv_stock.append(max(1, int(round(weekly[p] * rng.uniform(2, 12)))))
-    paths["inventory"] = _write_csv(out / "inventory.csv", {
-        "item_id": (inv_item, "s"), "market": (inv_mkt, "s"), "stock": (inv_stock, "d")})
+    paths["inventory"] = _write_csv(
+        out / "inventory.csv",
+        {"item_id": (inv_item, "s"), "market": (inv_mkt, "s"), "stock": (inv_stock, "d")},
+    )
 
-    paths["true_elasticities"] = _write_csv(out / "true_elasticities.csv", {
-        "item_id": (items["item_id"][pi], "s"), "market": (mkt_names[pm], "s"),
-        "elasticity": (truth["elasticity"], "4"), "ref_price": (ref_price, "2"),
-        **{k: (truth[k], "4") for k in ("baseline_quantity", "promo_effect", "trend",
-                                         "season_sin", "season_cos")}})
+    paths["true_elasticities"] = _write_csv(
+        out / "true_elasticities.csv",
+        {
+            "item_id": (items["item_id"][pi], "s"),
+            "market": (mkt_names[pm], "s"),
+            "elasticity": (truth["elasticity"], "4"),
+            "ref_price": (ref_price, "2"),
+            **{
+                k: (truth[k], "4")
+                for k in ("baseline_quantity", "promo_effect", "trend", "season_sin", "season_cos")
+            },
+        },
+    )
     return paths

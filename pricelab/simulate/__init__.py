@@ -12,8 +12,20 @@ from .backtest import BacktestResult, backtest
 from .scenario import Change, Scenario, ScenarioFile, load_scenario, loads_scenario
 from .simulation import SCENARIO_COLUMNS, SimulationResult, simulate
 
-__all__ = ["SCENARIO_COLUMNS", "BacktestResult", "Change", "Scenario", "ScenarioFile", "SimulationResult",
-           "backtest", "baseline", "baseline_sql", "load_scenario", "loads_scenario", "simulate"]
+__all__ = [
+    "SCENARIO_COLUMNS",
+    "BacktestResult",
+    "Change",
+    "Scenario",
+    "ScenarioFile",
+    "SimulationResult",
+    "backtest",
+    "baseline",
+    "baseline_sql",
+    "load_scenario",
+    "loads_scenario",
+    "simulate",
+]
 
 
 def _simulate_db(db, scenario, **kwargs):  # type: ignore[no-untyped-def]

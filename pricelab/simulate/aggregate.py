@@ -34,29 +34,37 @@ def _levels(base: pl.DataFrame) -> tuple[pl.DataFrame, np.ndarray, np.ndarray]:
     per market, then the overall row), the group index per row and the dense roll-up
     matrix ``(G, G + M + 1)``.
     """
-    mc = base.select(pl.col("market").cast(pl.Utf8),
-                     pl.col("category").cast(pl.Utf8).fill_null("(none)")).with_row_index("_r")
+    mc = base.select(
+        pl.col("market").cast(pl.Utf8), pl.col("category").cast(pl.Utf8).fill_null("(none)")
+    ).with_row_index("_r")
     # one group_by gives the groups and their rows (cheaper than unique + join back)
     keys = mc.group_by("market", "category").agg("_r").sort("market", "category")
     gidx = np.empty(mc.height, dtype=np.int64)
-    gidx[keys["_r"].explode().to_numpy()] = np.repeat(np.arange(keys.height),
-                                                      keys["_r"].list.len().to_numpy())
+    gidx[keys["_r"].explode().to_numpy()] = np.repeat(
+        np.arange(keys.height), keys["_r"].list.len().to_numpy()
+    )
     markets = keys["market"].unique().sort()
     G, M = keys.height, markets.len()
-    m_of_g = keys.join(markets.to_frame().with_row_index("_m"), on="market", how="left",
-                       maintain_order="left")["_m"].to_numpy()
+    m_of_g = keys.join(
+        markets.to_frame().with_row_index("_m"), on="market", how="left", maintain_order="left"
+    )["_m"].to_numpy()
     roll = np.zeros((G, G + M + 1))
     roll[np.arange(G), np.arange(G)] = 1.0
     roll[np.arange(G), G + m_of_g] = 1.0
     roll[:, G + M] = 1.0
-    frame = pl.concat([keys.select("market", "category"),
-                       pl.DataFrame({"market": markets, "category": [ALL] * M}),
-                       pl.DataFrame({"market": [ALL], "category": [ALL]})])
+    frame = pl.concat(
+        [
+            keys.select("market", "category"),
+            pl.DataFrame({"market": markets, "category": [ALL] * M}),
+            pl.DataFrame({"market": [ALL], "category": [ALL]}),
+        ]
+    )
     return frame, gidx, roll
 
 
-def draw_sums(group: np.ndarray, a: np.ndarray, weights: np.ndarray, n_groups: int, *,
-              draws: int, seed: int) -> np.ndarray:
+def draw_sums(
+    group: np.ndarray, a: np.ndarray, weights: np.ndarray, n_groups: int, *, draws: int, seed: int
+) -> np.ndarray:
     """Per-draw group sums of ``weights[i, k] * exp(a[i] * z[s, i])``, ``z`` standard normal.
 
     Parameters
@@ -91,8 +99,9 @@ def draw_sums(group: np.ndarray, a: np.ndarray, weights: np.ndarray, n_groups: i
         for s in range(s0, e0, step):
             t = min(e0, s + step)
             dtype = np.float32 if np.abs(a[s:t]).max() < _F32_SAFE_A else np.float64
-            rng = np.random.Generator(np.random.SFC64(np.random.SeedSequence(seed,
-                                                                             spawn_key=(block,))))
+            rng = np.random.Generator(
+                np.random.SFC64(np.random.SeedSequence(seed, spawn_key=(block,)))
+            )
             block += 1
             z = rng.standard_normal((draws, t - s), dtype=dtype)
             z *= a[s:t].astype(dtype)
@@ -131,20 +140,26 @@ def aggregate(proj: pl.DataFrame, *, draws: int, seed: int) -> pl.DataFrame:
     # per-row weights in the base currency (polars: no temporary numpy arrays); the point
     # value of a row is its weight times its projected units
     w = proj.select(
-        ok=ok, changed=pl.col("changed"),
-        w_rev=p1 / fx, w_pro=((p1 - cost) / fx).fill_null(0.0),
+        ok=ok,
+        changed=pl.col("changed"),
+        w_rev=p1 / fx,
+        w_pro=((p1 - cost) / fx).fill_null(0.0),
         q0=pl.when(ok).then(pl.col("baseline_quantity")).otherwise(0.0),
         q1=pl.when(ok).then(q1).otherwise(0.0),
         rev0=pl.when(ok).then(p0 * pl.col("baseline_quantity") / fx).otherwise(0.0),
-        pro0=pl.when(ok).then(((p0 - cost) * pl.col("baseline_quantity") / fx).fill_null(0.0))
+        pro0=pl.when(ok)
+        .then(((p0 - cost) * pl.col("baseline_quantity") / fx).fill_null(0.0))
         .otherwise(0.0),
     ).with_columns(rev1=pl.col("w_rev") * pl.col("q1"), pro1=pl.col("w_pro") * pl.col("q1"))
 
     def gsum(col: str) -> np.ndarray:
         return np.bincount(gidx, weights=w[col].cast(pl.Float64).to_numpy(), minlength=G)
 
-    point = {"quantity": (gsum("q0"), gsum("q1")), "revenue": (gsum("rev0"), gsum("rev1")),
-             "profit": (gsum("pro0"), gsum("pro1"))}
+    point = {
+        "quantity": (gsum("q0"), gsum("q1")),
+        "revenue": (gsum("rev0"), gsum("rev1")),
+        "profit": (gsum("pro0"), gsum("pro1")),
+    }
     lows = highs = None
     if draws > 0:
         # only rows whose price changes with an uncertain elasticity are drawn; the others
@@ -159,24 +174,32 @@ def aggregate(proj: pl.DataFrame, *, draws: int, seed: int) -> pl.DataFrame:
         W = np.column_stack([q1n[idx], w["rev1"].to_numpy()[idx], w["pro1"].to_numpy()[idx]])
         sums = draw_sums(gidx[idx], a, W, G, draws=draws, seed=seed)
         fixed = ~varying
-        sums += np.stack([np.bincount(gidx[fixed], weights=w[c].to_numpy()[fixed], minlength=G)
-                          for c in ("q1", "rev1", "pro1")])[None, :, :]
-        q = np.quantile(sums @ roll, [0.05, 0.95], axis=0)     # (2, K, levels)
+        sums += np.stack(
+            [
+                np.bincount(gidx[fixed], weights=w[c].to_numpy()[fixed], minlength=G)
+                for c in ("q1", "rev1", "pro1")
+            ]
+        )[None, :, :]
+        q = np.quantile(sums @ roll, [0.05, 0.95], axis=0)  # (2, K, levels)
         lows, highs = q[0], q[1]
-    up = sparse.csr_matrix(roll).T      # point sums roll up exactly as a sparse sum
+    up = sparse.csr_matrix(roll).T  # point sums roll up exactly as a sparse sum
     n_rows = np.bincount(gidx, minlength=G)
     counts = [up @ n_rows, up @ gsum("changed"), up @ (n_rows - gsum("ok"))]
     out = frame.with_columns(
         pl.Series(name, np.rint(v).astype(np.int64))
-        for name, v in zip(("n_rows", "n_changed", "n_missing"), counts, strict=True))
+        for name, v in zip(("n_rows", "n_changed", "n_missing"), counts, strict=True)
+    )
     cols = []
     nan = np.full(roll.shape[1], np.nan)
     for k, name in enumerate(KPIS):
         b, s = up @ point[name][0], up @ point[name][1]
         with np.errstate(divide="ignore", invalid="ignore"):
             delta = np.where(b != 0, 100.0 * (s - b) / np.abs(b), np.nan)
-        cols += [pl.Series(f"baseline_{name}", b), pl.Series(f"scenario_{name}", s),
-                 pl.Series(f"{name}_low", nan if lows is None else lows[k]),
-                 pl.Series(f"{name}_high", nan if highs is None else highs[k]),
-                 pl.Series(f"{name}_delta_pct", delta)]
+        cols += [
+            pl.Series(f"baseline_{name}", b),
+            pl.Series(f"scenario_{name}", s),
+            pl.Series(f"{name}_low", nan if lows is None else lows[k]),
+            pl.Series(f"{name}_high", nan if highs is None else highs[k]),
+            pl.Series(f"{name}_delta_pct", delta),
+        ]
     return out.with_columns(cols)

@@ -25,9 +25,22 @@ from pricelab.errors import DataError, UsageError
 
 NAIVE = "naive"
 KEYS = ["item_id", "market"]
-SCORE_COLUMNS = ["cutoff", "model", "rank", "n_groups", "n_rows", "n_fallback", "actual_units",
-                 "predicted_units", "wape", "bias_pct", "deviance", "rmse", "coverage_90",
-                 "dispersion"]
+SCORE_COLUMNS = [
+    "cutoff",
+    "model",
+    "rank",
+    "n_groups",
+    "n_rows",
+    "n_fallback",
+    "actual_units",
+    "predicted_units",
+    "wape",
+    "bias_pct",
+    "deviance",
+    "rmse",
+    "coverage_90",
+    "dispersion",
+]
 RANK_BY = ("deviance", "wape", "rmse")
 
 
@@ -58,7 +71,8 @@ def dispersion(frame: pl.DataFrame, mu: np.ndarray) -> float:
     decide the width of every interval.
     """
     df = frame.select(KEYS).with_columns(
-        pl.Series("y", frame["quantity"].to_numpy().astype(float)), pl.Series("mu", mu))
+        pl.Series("y", frame["quantity"].to_numpy().astype(float)), pl.Series("mu", mu)
+    )
     df = df.filter(pl.col("mu").is_finite() & (pl.col("mu") > 0))
     if df.height == 0:
         return 1.0
@@ -113,13 +127,17 @@ class BacktestResult:
     def summary(self) -> str:
         """Readable text: the pooled score of each model."""
         p = self.parameters
-        lines = [f"Backtest: {len(p['cutoffs'])} origin(s) {', '.join(p['cutoffs'])}, horizon "
-                 f"{p['horizon_weeks']} weeks, naive = last {p['naive_weeks']} weeks average"]
+        lines = [
+            f"Backtest: {len(p['cutoffs'])} origin(s) {', '.join(p['cutoffs'])}, horizon "
+            f"{p['horizon_weeks']} weeks, naive = last {p['naive_weeks']} weeks average"
+        ]
         for r in self.overall().iter_rows(named=True):
-            lines.append(f"  {r['rank']}. {r['model']}: deviance {r['deviance']:.3f}, "
-                         f"WAPE {r['wape']:.3f}, bias "
-                         f"{r['bias_pct']:+.1f}%, 90% coverage {r['coverage_90']:.2f}"
-                         + (f", {r['n_fallback']} fallback rows" if r["n_fallback"] else ""))
+            lines.append(
+                f"  {r['rank']}. {r['model']}: deviance {r['deviance']:.3f}, "
+                f"WAPE {r['wape']:.3f}, bias "
+                f"{r['bias_pct']:+.1f}%, 90% coverage {r['coverage_90']:.2f}"
+                + (f", {r['n_fallback']} fallback rows" if r["n_fallback"] else "")
+            )
         return "\n".join(lines)
 
     def __str__(self) -> str:
@@ -127,8 +145,12 @@ class BacktestResult:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able summary (for ``--json``)."""
-        return {"run_id": self.run_id, "parameters": self.parameters, "best": self.best(),
-                "scores": self.scores.to_dicts()}
+        return {
+            "run_id": self.run_id,
+            "parameters": self.parameters,
+            "best": self.best(),
+            "scores": self.scores.to_dicts(),
+        }
 
 
 def _score(frame: pl.DataFrame, cutoff: str, model: str, phi: float) -> dict[str, Any]:
@@ -136,20 +158,32 @@ def _score(frame: pl.DataFrame, cutoff: str, model: str, phi: float) -> dict[str
     f = frame["predicted"].to_numpy().astype(float)
     lo, hi = frame["low"].to_numpy(), frame["high"].to_numpy()
     tot = float(y.sum())
-    return {"cutoff": cutoff, "model": model, "n_groups": frame.select(KEYS).n_unique(),
-            "n_rows": frame.height, "n_fallback": int(frame["fallback"].sum()),
-            "actual_units": tot, "predicted_units": float(f.sum()),
-            "wape": float(np.abs(y - f).sum() / tot) if tot else float("nan"),
-            "bias_pct": 100.0 * (float(f.sum()) / tot - 1.0) if tot else float("nan"),
-            "deviance": poisson_deviance(y, f),
-            "rmse": float(np.sqrt(np.mean((y - f) ** 2))) if y.size else float("nan"),
-            "coverage_90": float(np.mean((y >= lo) & (y <= hi))) if frame.height else float("nan"),
-            "dispersion": phi}
+    return {
+        "cutoff": cutoff,
+        "model": model,
+        "n_groups": frame.select(KEYS).n_unique(),
+        "n_rows": frame.height,
+        "n_fallback": int(frame["fallback"].sum()),
+        "actual_units": tot,
+        "predicted_units": float(f.sum()),
+        "wape": float(np.abs(y - f).sum() / tot) if tot else float("nan"),
+        "bias_pct": 100.0 * (float(f.sum()) / tot - 1.0) if tot else float("nan"),
+        "deviance": poisson_deviance(y, f),
+        "rmse": float(np.sqrt(np.mean((y - f) ** 2))) if y.size else float("nan"),
+        "coverage_90": float(np.mean((y >= lo) & (y <= hi))) if frame.height else float("nan"),
+        "dispersion": phi,
+    }
 
 
-def _origin(sales: pl.DataFrame, items: pl.DataFrame | None, origin: dt.date, horizon: int,
-            models: Sequence[str], naive_weeks: int,
-            options: dict[str, Any]) -> tuple[list[dict[str, Any]], list[pl.DataFrame]]:
+def _origin(
+    sales: pl.DataFrame,
+    items: pl.DataFrame | None,
+    origin: dt.date,
+    horizon: int,
+    models: Sequence[str],
+    naive_weeks: int,
+    options: dict[str, Any],
+) -> tuple[list[dict[str, Any]], list[pl.DataFrame]]:
     from pricelab.elasticity import estimate
 
     end = origin + dt.timedelta(weeks=horizon)
@@ -162,8 +196,10 @@ def _origin(sales: pl.DataFrame, items: pl.DataFrame | None, origin: dt.date, ho
     naive = recent.group_by(KEYS).agg(pl.col("quantity").mean().alias("naive"))
     test = test.join(naive, on=KEYS, how="inner").sort([*KEYS, "date"])
     if test.height == 0:
-        raise UsageError(f"cutoff {label}: no sales in the {horizon} weeks after it for items "
-                         f"that sold in the {naive_weeks} weeks before it")
+        raise UsageError(
+            f"cutoff {label}: no sales in the {horizon} weeks after it for items "
+            f"that sold in the {naive_weeks} weeks before it"
+        )
     rfit = recent.join(naive, on=KEYS)
     phi_naive = dispersion(rfit, rfit["naive"].to_numpy().astype(float))
     scores, preds = [], []
@@ -171,9 +207,13 @@ def _origin(sales: pl.DataFrame, items: pl.DataFrame | None, origin: dt.date, ho
     def add(model: str, pred: np.ndarray, fallback: np.ndarray, phi: float) -> None:
         lo, hi = interval(pred, phi)
         frame = test.select(*KEYS, "date", "price", "quantity").with_columns(
-            pl.lit(label).alias("cutoff"), pl.lit(model).alias("model"),
-            pl.Series("predicted", pred), pl.Series("low", lo), pl.Series("high", hi),
-            pl.Series("fallback", fallback))
+            pl.lit(label).alias("cutoff"),
+            pl.lit(model).alias("model"),
+            pl.Series("predicted", pred),
+            pl.Series("low", lo),
+            pl.Series("high", hi),
+            pl.Series("fallback", fallback),
+        )
         scores.append(_score(frame, label, model, phi))
         preds.append(frame)
 
@@ -190,11 +230,18 @@ def _origin(sales: pl.DataFrame, items: pl.DataFrame | None, origin: dt.date, ho
     return scores, preds
 
 
-def backtest(sales: pl.DataFrame, *, cutoff: str | dt.date, horizon_weeks: int = 8,
-             models: Sequence[str] = ("poisson", "hierarchical"), cutoffs: int = 1,
-             items: pl.DataFrame | None = None, naive_weeks: int = 8,
-             estimate_options: dict[str, Any] | None = None,
-             rank_by: str = "deviance") -> BacktestResult:
+def backtest(
+    sales: pl.DataFrame,
+    *,
+    cutoff: str | dt.date,
+    horizon_weeks: int = 8,
+    models: Sequence[str] = ("poisson", "hierarchical"),
+    cutoffs: int = 1,
+    items: pl.DataFrame | None = None,
+    naive_weeks: int = 8,
+    estimate_options: dict[str, Any] | None = None,
+    rank_by: str = "deviance",
+) -> BacktestResult:
     """Score demand models on history they did not see.
 
     Parameters
@@ -234,8 +281,11 @@ def backtest(sales: pl.DataFrame, *, cutoff: str | dt.date, horizon_weeks: int =
     from pricelab.elasticity import MODELS
 
     origin = _as_date(cutoff)
-    for name, v in (("horizon_weeks", horizon_weeks), ("cutoffs", cutoffs),
-                    ("naive_weeks", naive_weeks)):
+    for name, v in (
+        ("horizon_weeks", horizon_weeks),
+        ("cutoffs", cutoffs),
+        ("naive_weeks", naive_weeks),
+    ):
         if isinstance(v, bool) or not isinstance(v, int) or v < 1:
             raise UsageError(f"{name} must be a whole number >= 1, got {v!r}")
     if rank_by not in RANK_BY:
@@ -253,8 +303,9 @@ def backtest(sales: pl.DataFrame, *, cutoff: str | dt.date, horizon_weeks: int =
     scores: list[dict[str, Any]] = []
     preds: list[pl.DataFrame] = []
     for o in origins:
-        s, p = _origin(sales, items, o, horizon_weeks, models, naive_weeks,
-                       dict(estimate_options or {}))
+        s, p = _origin(
+            sales, items, o, horizon_weeks, models, naive_weeks, dict(estimate_options or {})
+        )
         scores += s
         preds += p
     predictions = pl.concat(preds)
@@ -263,8 +314,15 @@ def backtest(sales: pl.DataFrame, *, cutoff: str | dt.date, horizon_weeks: int =
         phis = [s["dispersion"] for s in scores if s["model"] == method]
         scores.append(_score(sub, "all", method, float(np.mean(phis))))
     table = pl.DataFrame(scores).with_columns(
-        pl.col(rank_by).rank("ordinal").over("cutoff").cast(pl.Int64).alias("rank"))
-    params = {"cutoff": origin.isoformat(), "cutoffs": [o.isoformat() for o in origins],
-              "horizon_weeks": horizon_weeks, "models": models, "naive_weeks": naive_weeks,
-              "estimate_options": dict(estimate_options or {}), "rank_by": rank_by}
+        pl.col(rank_by).rank("ordinal").over("cutoff").cast(pl.Int64).alias("rank")
+    )
+    params = {
+        "cutoff": origin.isoformat(),
+        "cutoffs": [o.isoformat() for o in origins],
+        "horizon_weeks": horizon_weeks,
+        "models": models,
+        "naive_weeks": naive_weeks,
+        "estimate_options": dict(estimate_options or {}),
+        "rank_by": rank_by,
+    }
     return BacktestResult(table.select(SCORE_COLUMNS), predictions.drop("fallback"), params)

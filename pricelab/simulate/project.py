@@ -28,8 +28,9 @@ def resolve_plan(store: Store, ref: str) -> tuple[str, pl.DataFrame]:
     if ref == "latest":
         run = latest_run(store, "optimize")
         if run is None:
-            raise NotFoundError("plan_run: latest: no optimize run in the database; "
-                                "run 'pricelab optimize' first")
+            raise NotFoundError(
+                "plan_run: latest: no optimize run in the database; run 'pricelab optimize' first"
+            )
     else:
         rows = store.execute("SELECT command FROM runs WHERE run_id = ?", [ref])
         if not rows:
@@ -39,8 +40,10 @@ def resolve_plan(store: Store, ref: str) -> tuple[str, pl.DataFrame]:
         run = ref
     if not store.has_table("plans"):
         raise NotFoundError(f"plan_run {ref!r}: the database holds no plans table")
-    plan = store.query("SELECT item_id, market, current_price, recommended_price FROM plans "
-                       "WHERE run_id = ?", [run])
+    plan = store.query(
+        "SELECT item_id, market, current_price, recommended_price FROM plans WHERE run_id = ?",
+        [run],
+    )
     return run, plan
 
 
@@ -52,11 +55,18 @@ class ChangeApplier:
     matches nothing), evaluated in polars: the values are data, never SQL text.
     """
 
-    def __init__(self, store: Store, base: pl.DataFrame, plans: dict[str, pl.DataFrame], *,
-                 tables: Collection[str] | None = None) -> None:
+    def __init__(
+        self,
+        store: Store,
+        base: pl.DataFrame,
+        plans: dict[str, pl.DataFrame],
+        *,
+        tables: Collection[str] | None = None,
+    ) -> None:
         self.store = store
-        self.keys = base.select("item_id", "market", "category", "brand", "boutique_id") \
-            .with_row_index("_row")
+        self.keys = base.select(
+            "item_id", "market", "category", "brand", "boutique_id"
+        ).with_row_index("_row")
         self.price = base["baseline_price"].to_numpy()
         self.plans = {ref: self._align(plan) for ref, plan in plans.items()}
         known = set(base["market"].unique().to_list())
@@ -79,8 +89,11 @@ class ChangeApplier:
         return market in self._known or market in self.markets
 
     def _align(self, plan: pl.DataFrame) -> np.ndarray:
-        joined = self.keys.join(plan.select("item_id", "market", "recommended_price"),
-                                on=["item_id", "market"], how="left").sort("_row")
+        joined = self.keys.join(
+            plan.select("item_id", "market", "recommended_price"),
+            on=["item_id", "market"],
+            how="left",
+        ).sort("_row")
         return joined["recommended_price"].to_numpy().astype(float)
 
     def _label(self, scenario: Scenario, j: int, change: Change) -> str:
@@ -92,14 +105,20 @@ class ChangeApplier:
         for m in change.where.get("market", ()):
             if not self._is_market(m):
                 close = difflib.get_close_matches(m, self.markets, n=1)
-                hint = f"did you mean '{close[0]}'?" if close else \
-                    f"known markets: {', '.join(self.markets)}"
-                raise UsageError(f"{self._label(scenario, j, change)}: unknown market '{m}'; "
-                                 f"{hint}")
+                hint = (
+                    f"did you mean '{close[0]}'?"
+                    if close
+                    else f"known markets: {', '.join(self.markets)}"
+                )
+                raise UsageError(
+                    f"{self._label(scenario, j, change)}: unknown market '{m}'; {hint}"
+                )
         if not change.where:
             return np.ones(self.keys.height, dtype=bool)
-        conds = [pl.col(col).cast(pl.Utf8).is_in(list(vals)).fill_null(False)
-                 for col, vals in change.where.items()]
+        conds = [
+            pl.col(col).cast(pl.Utf8).is_in(list(vals)).fill_null(False)
+            for col, vals in change.where.items()
+        ]
         return self.keys.select(pl.all_horizontal(conds)).to_series().to_numpy().copy()
 
     def _no_match(self, scenario: Scenario, j: int, change: Change) -> str:
@@ -109,8 +128,10 @@ class ChangeApplier:
             for v in vals:
                 if v not in known:
                     close = difflib.get_close_matches(v, sorted(known), n=1)
-                    hints.append(f"no {col} '{v}' in the baseline"
-                                 + (f" (did you mean '{close[0]}'?)" if close else ""))
+                    hints.append(
+                        f"no {col} '{v}' in the baseline"
+                        + (f" (did you mean '{close[0]}'?)" if close else "")
+                    )
         extra = "; " + "; ".join(hints) if hints else ""
         return f"{self._label(scenario, j, change)} matches no item × market{extra}"
 
@@ -151,28 +172,39 @@ def project_rows(base: pl.DataFrame, new_price: np.ndarray, horizon: int) -> pl.
         temporary arrays.
     """
     p0, p1, c = pl.col("baseline_price"), pl.col("scenario_price"), pl.col("unit_cost")
-    q0, q, lo, hi = (pl.col(k) for k in ("baseline_quantity", "scenario_quantity",
-                                         "quantity_low", "quantity_high"))
+    q0, q, lo, hi = (
+        pl.col(k)
+        for k in ("baseline_quantity", "scenario_quantity", "quantity_low", "quantity_high")
+    )
     e = pl.col("elasticity").fill_nan(None)
     se = pl.col("std_error").fill_nan(0.0).fill_null(0.0)
     log_r = (p1 / p0).log()
-    k = (Z90 * se * log_r).exp()        # units at e -/+ Z90 se: q / k and q * k
+    k = (Z90 * se * log_r).exp()  # units at e -/+ Z90 se: q / k and q * k
     m = p1 - c
     df = base.with_columns(pl.Series("scenario_price", np.asarray(new_price, dtype=float)))
-    df = df.with_columns(
-        (p1 != p0).alias("changed"),
-        (pl.col("baseline_units") * horizon).alias("baseline_quantity"),
-    ).with_columns(
-        pl.when(pl.col("changed")).then(q0 * (e * log_r).exp()).otherwise(q0)
-        .alias("scenario_quantity"),
-    ).with_columns(
-        pl.min_horizontal(q / k, q * k).alias("quantity_low"),
-        pl.max_horizontal(q / k, q * k).alias("quantity_high"),
+    df = (
+        df.with_columns(
+            (p1 != p0).alias("changed"),
+            (pl.col("baseline_units") * horizon).alias("baseline_quantity"),
+        )
+        .with_columns(
+            pl.when(pl.col("changed"))
+            .then(q0 * (e * log_r).exp())
+            .otherwise(q0)
+            .alias("scenario_quantity"),
+        )
+        .with_columns(
+            pl.min_horizontal(q / k, q * k).alias("quantity_low"),
+            pl.max_horizontal(q / k, q * k).alias("quantity_high"),
+        )
     )
     return df.with_columns(
-        (p0 * q0).alias("baseline_revenue"), (p1 * q).alias("scenario_revenue"),
-        (p1 * lo).alias("revenue_low"), (p1 * hi).alias("revenue_high"),
-        ((p0 - c) * q0).alias("baseline_profit"), (m * q).alias("scenario_profit"),
+        (p0 * q0).alias("baseline_revenue"),
+        (p1 * q).alias("scenario_revenue"),
+        (p1 * lo).alias("revenue_low"),
+        (p1 * hi).alias("revenue_high"),
+        ((p0 - c) * q0).alias("baseline_profit"),
+        (m * q).alias("scenario_profit"),
         pl.when(m >= 0).then(m * lo).otherwise(m * hi).alias("profit_low"),
         pl.when(m >= 0).then(m * hi).otherwise(m * lo).alias("profit_high"),
     )

@@ -81,13 +81,20 @@ class ScenarioFile:
     def to_dict(self) -> dict[str, Any]:
         """The file as plain data (for run parameters and ``--json``)."""
         return {
-            "baseline_weeks": self.baseline_weeks, "horizon_weeks": self.horizon_weeks,
-            "baseline_price": self.baseline_price, "seasonality": self.seasonality,
+            "baseline_weeks": self.baseline_weeks,
+            "horizon_weeks": self.horizon_weeks,
+            "baseline_price": self.baseline_price,
+            "seasonality": self.seasonality,
             "scenarios": [
-                {"name": s.name, "changes": [
-                    {"where": {k: list(v) for k, v in c.where.items()}, c.action: c.value}
-                    for c in s.changes]}
-                for s in self.scenarios],
+                {
+                    "name": s.name,
+                    "changes": [
+                        {"where": {k: list(v) for k, v in c.where.items()}, c.action: c.value}
+                        for c in s.changes
+                    ],
+                }
+                for s in self.scenarios
+            ],
         }
 
 
@@ -118,8 +125,10 @@ def _where(ctx: _Ctx, path: tuple, d: Any) -> dict[str, tuple[str, ...]]:
         vals = v if isinstance(v, list) else [v]
         if not vals:
             raise ctx.fail(path + (k,), "empty list: give at least one value")
-        out[k] = tuple(_scalar_text(ctx, path + (k, i) if isinstance(v, list) else path + (k,), x)
-                       for i, x in enumerate(vals))
+        out[k] = tuple(
+            _scalar_text(ctx, path + (k, i) if isinstance(v, list) else path + (k,), x)
+            for i, x in enumerate(vals)
+        )
     return out
 
 
@@ -153,10 +162,11 @@ def _from_dict(data: Any, ctx: _Ctx) -> ScenarioFile:
     hw = _weeks(ctx, ("horizon_weeks",), d.get("horizon_weeks", 4))
     bp = d.get("baseline_price", "average")
     if bp not in BASELINE_PRICES:
-        raise ctx.fail(("baseline_price",), f"expected one of {', '.join(BASELINE_PRICES)}, "
-                       f"got {bp!r}")
+        raise ctx.fail(
+            ("baseline_price",), f"expected one of {', '.join(BASELINE_PRICES)}, got {bp!r}"
+        )
     sa = d.get("seasonality", "auto")
-    sa = "off" if sa is False else sa      # YAML 1.1 reads a bare `off` as false
+    sa = "off" if sa is False else sa  # YAML 1.1 reads a bare `off` as false
     if sa not in SEASONALITY:
         raise ctx.fail(("seasonality",), f"expected one of {', '.join(SEASONALITY)}, got {sa!r}")
     raw = d["scenarios"]
@@ -190,8 +200,15 @@ def _from_dict(data: Any, ctx: _Ctx) -> ScenarioFile:
         if not isinstance(desc, str):
             raise ctx.fail(path + ("description",), f"expected text, got {desc!r}")
         scenarios.append(Scenario(name, tuple(changes), desc))
-    return ScenarioFile(tuple(scenarios), bw, hw, bp, ctx.source,
-                        plan_refs=tuple(dict.fromkeys(refs)), seasonality=sa)
+    return ScenarioFile(
+        tuple(scenarios),
+        bw,
+        hw,
+        bp,
+        ctx.source,
+        plan_refs=tuple(dict.fromkeys(refs)),
+        seasonality=sa,
+    )
 
 
 def loads_scenario(text: str, *, source: str = "<string>") -> ScenarioFile:
@@ -202,8 +219,9 @@ def loads_scenario(text: str, *, source: str = "<string>") -> ScenarioFile:
     return _from_dict(data, ctx)
 
 
-def load_scenario(path_or_dict: str | os.PathLike[str] | dict[str, Any] | ScenarioFile,
-                  ) -> ScenarioFile:
+def load_scenario(
+    path_or_dict: str | os.PathLike[str] | dict[str, Any] | ScenarioFile,
+) -> ScenarioFile:
     """Parse a scenario file, or a dict of the same shape, into a :class:`ScenarioFile`.
 
     Parameters

@@ -16,12 +16,34 @@ from .project import ChangeApplier, project_rows, resolve_estimates, resolve_pla
 from .scenario import ScenarioFile, load_scenario
 from .window import baseline_window
 
-SCENARIO_COLUMNS = ["scenario", "item_id", "market", "baseline_price", "scenario_price",
-                    "baseline_quantity", "scenario_quantity", "quantity_low", "quantity_high",
-                    "baseline_revenue", "scenario_revenue", "baseline_profit", "scenario_profit"]
-EXTRA_COLUMNS = ["category", "fx_rate", "unit_cost", "elasticity", "std_error",
-                 "price_change_pct", "revenue_low", "revenue_high", "profit_low", "profit_high",
-                 "seasonal_factor"]
+SCENARIO_COLUMNS = [
+    "scenario",
+    "item_id",
+    "market",
+    "baseline_price",
+    "scenario_price",
+    "baseline_quantity",
+    "scenario_quantity",
+    "quantity_low",
+    "quantity_high",
+    "baseline_revenue",
+    "scenario_revenue",
+    "baseline_profit",
+    "scenario_profit",
+]
+EXTRA_COLUMNS = [
+    "category",
+    "fx_rate",
+    "unit_cost",
+    "elasticity",
+    "std_error",
+    "price_change_pct",
+    "revenue_low",
+    "revenue_high",
+    "profit_low",
+    "profit_high",
+    "seasonal_factor",
+]
 
 
 @dataclass
@@ -68,16 +90,23 @@ class SimulationResult:
     @property
     def summary(self) -> str:
         """Readable text: each scenario's units, revenue and profit against the baseline."""
-        lines = [f"What-if simulation: {len(self.scenario.scenarios)} scenario(s), "
-                 f"{self.table['item_id'].n_unique() if self.table.height else 0} items, "
-                 f"horizon {self.scenario.horizon_weeks} weeks, baseline last "
-                 f"{self.scenario.baseline_weeks} weeks; estimates run {self.estimates_run}; "
-                 + (f"90% intervals from {self.draws} elasticity draws"
-                    if self.draws else "no aggregate intervals (draws=0)")
-                 + f"; money in {self.base_currency}"]
+        lines = [
+            f"What-if simulation: {len(self.scenario.scenarios)} scenario(s), "
+            f"{self.table['item_id'].n_unique() if self.table.height else 0} items, "
+            f"horizon {self.scenario.horizon_weeks} weeks, baseline last "
+            f"{self.scenario.baseline_weeks} weeks; estimates run {self.estimates_run}; "
+            + (
+                f"90% intervals from {self.draws} elasticity draws"
+                if self.draws
+                else "no aggregate intervals (draws=0)"
+            )
+            + f"; money in {self.base_currency}"
+        ]
         if self.seasonality.get("applied"):
-            lines.append(f"  baseline seasonality-adjusted ({', '.join(self.seasonality['terms'])}"
-                         f") for {self.seasonality['adjusted_rows']} row(s)")
+            lines.append(
+                f"  baseline seasonality-adjusted ({', '.join(self.seasonality['terms'])}"
+                f") for {self.seasonality['adjusted_rows']} row(s)"
+            )
         for r in self.totals().iter_rows(named=True):
             parts = []
             for k in ("quantity", "revenue", "profit"):
@@ -94,20 +123,34 @@ class SimulationResult:
     def to_dict(self) -> dict[str, Any]:
         """JSON-able summary (for ``--json``): parameters, totals, aggregates, warnings."""
         return {
-            "run_id": self.run_id, "estimates_run": self.estimates_run,
-            "plan_runs": self.plan_runs, "draws": self.draws, "seed": self.seed,
-            "base_currency": self.base_currency, "window": self.window,
+            "run_id": self.run_id,
+            "estimates_run": self.estimates_run,
+            "plan_runs": self.plan_runs,
+            "draws": self.draws,
+            "seed": self.seed,
+            "base_currency": self.base_currency,
+            "window": self.window,
             "seasonality": self.seasonality,
-            "scenario": self.scenario.to_dict(), "rows": self.table.height,
-            "totals": self.totals().to_dicts(), "aggregates": self.aggregates.to_dicts(),
+            "scenario": self.scenario.to_dict(),
+            "rows": self.table.height,
+            "totals": self.totals().to_dicts(),
+            "aggregates": self.aggregates.to_dicts(),
             "warnings": self.warnings,
         }
 
 
-def simulate(store: Store, scenario: str | os.PathLike[str] | dict[str, Any] | ScenarioFile, *,
-             estimates: str | None = None, draws: int = 1000, seed: int = 0,
-             record: bool = True, engine: str = "local", source: Any = None,
-             spark: Any = None) -> SimulationResult:
+def simulate(
+    store: Store,
+    scenario: str | os.PathLike[str] | dict[str, Any] | ScenarioFile,
+    *,
+    estimates: str | None = None,
+    draws: int = 1000,
+    seed: int = 0,
+    record: bool = True,
+    engine: str = "local",
+    source: Any = None,
+    spark: Any = None,
+) -> SimulationResult:
     """Project every scenario of ``scenario`` from the baseline window with stored elasticities.
 
     Parameters
@@ -154,19 +197,25 @@ def simulate(store: Store, scenario: str | os.PathLike[str] | dict[str, Any] | S
     if isinstance(draws, bool) or not isinstance(draws, int) or draws < 0:
         raise UsageError(f"draws must be a whole number >= 0, got {draws!r}")
     spec = load_scenario(scenario)
-    names = set(store.table_names())        # one catalog query for the whole call
-    if engine == "local" and source is None and (
-            "sales" not in names or not store.execute("SELECT count(*) FROM sales")[0][0]):
-        store.require_sales()               # raises EmptyStoreError with the store's message
+    names = set(store.table_names())  # one catalog query for the whole call
+    if (
+        engine == "local"
+        and source is None
+        and ("sales" not in names or not store.execute("SELECT count(*) FROM sales")[0][0])
+    ):
+        store.require_sales()  # raises EmptyStoreError with the store's message
     est_run = resolve_estimates(store, estimates)
     plan_runs: dict[str, str] = {}
     plans: dict[str, pl.DataFrame] = {}
     for ref in spec.plan_refs:
         plan_runs[ref], plans[ref] = resolve_plan(store, ref)
-    base, season, window = baseline_window(store, spec, est_run, engine=engine, source=source,
-                                           spark=spark, tables=names)
-    base = base.with_columns(pl.col("baseline_units") * pl.Series(season.factor),
-                             pl.Series("seasonal_factor", season.factor))
+    base, season, window = baseline_window(
+        store, spec, est_run, engine=engine, source=source, spark=spark, tables=names
+    )
+    base = base.with_columns(
+        pl.col("baseline_units") * pl.Series(season.factor),
+        pl.Series("seasonal_factor", season.factor),
+    )
     applier = ChangeApplier(store, base, plans, tables=names)
     warnings: list[str] = list(season.warnings)
     n_no_e = base["elasticity"].null_count() + int(base["elasticity"].is_nan().sum())
@@ -177,50 +226,81 @@ def simulate(store: Store, scenario: str | os.PathLike[str] | dict[str, Any] | S
         q = proj["scenario_quantity"]
         n_miss = q.null_count() + int(q.is_nan().sum())
         if n_miss:
-            warnings.append(f"scenario '{s.name}': {n_miss} changed row(s) have no elasticity "
-                            f"in estimate run {est_run}; they are left out of the totals")
+            warnings.append(
+                f"scenario '{s.name}': {n_miss} changed row(s) have no elasticity "
+                f"in estimate run {est_run}; they are left out of the totals"
+            )
         tables.append(_rows(s.name, proj))
-        aggs.append(aggregate(proj, draws=draws, seed=seed)
-                    .with_columns(pl.lit(s.name).alias("scenario")))
+        aggs.append(
+            aggregate(proj, draws=draws, seed=seed).with_columns(pl.lit(s.name).alias("scenario"))
+        )
     for ref, plan in plans.items():
         cmp = base.join(plan, on=["item_id", "market"], how="inner").filter(
-            (pl.col("current_price") / pl.col("baseline_price") - 1).abs() > 0.005)
+            (pl.col("current_price") / pl.col("baseline_price") - 1).abs() > 0.005
+        )
         if cmp.height:
-            warnings.append(f"plan run {plan_runs[ref]}: current_price differs from the baseline "
-                            f"price by more than 0.5% for {cmp.height} row(s); the scenario "
-                            "applies the plan's recommended prices to the baseline")
+            warnings.append(
+                f"plan run {plan_runs[ref]}: current_price differs from the baseline "
+                f"price by more than 0.5% for {cmp.height} row(s); the scenario "
+                "applies the plan's recommended prices to the baseline"
+            )
     warnings = applier.warnings + warnings
     if n_no_e:
-        warnings.append(f"{n_no_e} item × market row(s) have no elasticity in estimate run "
-                        f"{est_run}")
+        warnings.append(
+            f"{n_no_e} item × market row(s) have no elasticity in estimate run {est_run}"
+        )
     table = pl.concat(tables)
     agg = pl.concat(aggs).select("scenario", pl.exclude("scenario"))
     if draws == 0:
-        agg = agg.with_columns(pl.col(f"{k}_{b}").fill_nan(None)
-                               for k in ("quantity", "revenue", "profit") for b in ("low", "high"))
-    res = SimulationResult(table, agg, warnings, spec, est_run, plan_runs, draws, seed,
-                           store.meta("base_currency", "EUR") or "EUR",
-                           window=window,
-                           seasonality=season.to_dict())
+        agg = agg.with_columns(
+            pl.col(f"{k}_{b}").fill_nan(None)
+            for k in ("quantity", "revenue", "profit")
+            for b in ("low", "high")
+        )
+    res = SimulationResult(
+        table,
+        agg,
+        warnings,
+        spec,
+        est_run,
+        plan_runs,
+        draws,
+        seed,
+        store.meta("base_currency", "EUR") or "EUR",
+        window=window,
+        seasonality=season.to_dict(),
+    )
     if record:
-        params = {"scenario": spec.to_dict(), "source": spec.source, "estimates": est_run,
-                  "draws": draws, "seed": seed}
+        params = {
+            "scenario": spec.to_dict(),
+            "source": spec.source,
+            "estimates": est_run,
+            "draws": draws,
+            "seed": seed,
+        }
         if engine != "local" or source is not None:
             params.update(engine=engine, sales_source=str(source))
-        run = start_run(store, "simulate", params,
-                        parents=[est_run, *dict.fromkeys(plan_runs.values())])
+        run = start_run(
+            store, "simulate", params, parents=[est_run, *dict.fromkeys(plan_runs.values())]
+        )
         with store.transaction():
             store.write_result("scenarios", table, run.run_id)
             store.write_result("scenario_totals", agg, run.run_id)
-            run.finish({"totals": res.totals().to_dicts(), "warnings": warnings,
-                        "rows": table.height})
+            run.finish(
+                {"totals": res.totals().to_dicts(), "warnings": warnings, "rows": table.height}
+            )
         res.run_id = run.run_id
     return res
 
 
 def _rows(name: str, proj: pl.DataFrame) -> pl.DataFrame:
-    return proj.with_columns(
-        pl.lit(name).alias("scenario"),
-        (100.0 * (pl.col("scenario_price") / pl.col("baseline_price") - 1.0))
-        .alias("price_change_pct"),
-    ).select(*SCENARIO_COLUMNS, *EXTRA_COLUMNS).with_columns(pl.col(pl.Float64).fill_nan(None))
+    return (
+        proj.with_columns(
+            pl.lit(name).alias("scenario"),
+            (100.0 * (pl.col("scenario_price") / pl.col("baseline_price") - 1.0)).alias(
+                "price_change_pct"
+            ),
+        )
+        .select(*SCENARIO_COLUMNS, *EXTRA_COLUMNS)
+        .with_columns(pl.col(pl.Float64).fill_nan(None))
+    )

@@ -23,9 +23,16 @@ from .scenario import ScenarioFile
 from .season import SeasonalAdjustment, seasonal_adjustment, seasonal_terms
 
 
-def baseline_window(store: Store, spec: ScenarioFile, est_run: str, *, engine: str = "local",
-                    source: Any = None, spark: Any = None, tables: Collection[str] | None = None
-                    ) -> tuple[pl.DataFrame, SeasonalAdjustment, dict[str, str]]:
+def baseline_window(
+    store: Store,
+    spec: ScenarioFile,
+    est_run: str,
+    *,
+    engine: str = "local",
+    source: Any = None,
+    spark: Any = None,
+    tables: Collection[str] | None = None,
+) -> tuple[pl.DataFrame, SeasonalAdjustment, dict[str, str]]:
     """Baseline rows, their seasonal adjustment and the window's dates.
 
     Parameters
@@ -70,31 +77,47 @@ def baseline_window(store: Store, spec: ScenarioFile, est_run: str, *, engine: s
 
     eng = get_engine(engine, spark=spark) if spark is not None else get_engine(engine)
     if source is None:
-        raise UsageError(f"--engine {engine} reads the sales history from --source (a Parquet "
-                         "file or folder, delta:PATH or a table name)")
+        raise UsageError(
+            f"--engine {engine} reads the sales history from --source (a Parquet "
+            "file or folder, delta:PATH or a table name)"
+        )
     elast = None
     if mode == "current":
-        elast = store.query("SELECT item_id, market, elasticity FROM elasticities "
-                            "WHERE run_id = ?", [est_run])
+        elast = store.query(
+            "SELECT item_id, market, elasticity FROM elasticities WHERE run_id = ?", [est_run]
+        )
     seasonal = spec.seasonality != "off" and bool(seasonal_terms(store, est_run)[0])
     hist = eng.baseline(source, weeks, mode=mode, elasticities=elast, window_rows=seasonal)
-    base = baseline(store, weeks, estimates_run=est_run, mode=mode, aggregated=hist.frame,
-                    tables=tables)
+    base = baseline(
+        store, weeks, estimates_run=est_run, mode=mode, aggregated=hist.frame, tables=tables
+    )
     _require_rows(base, source)
-    season = seasonal_adjustment(store, base, weeks=weeks, horizon=spec.horizon_weeks,
-                                 estimates_run=est_run, mode=spec.seasonality,
-                                 window=hist.rows)
+    season = seasonal_adjustment(
+        store,
+        base,
+        weeks=weeks,
+        horizon=spec.horizon_weeks,
+        estimates_run=est_run,
+        mode=spec.seasonality,
+        window=hist.rows,
+    )
     return base, season, {"after": str(hist.after), "through": str(hist.through)}
 
 
-def _season(store: Store, base: pl.DataFrame, spec: ScenarioFile, est_run: str,
-            tables: Collection[str]) -> SeasonalAdjustment:
+def _season(
+    store: Store, base: pl.DataFrame, spec: ScenarioFile, est_run: str, tables: Collection[str]
+) -> SeasonalAdjustment:
     """The local seasonal adjustment; none (all 1.0) without stored Fourier coefficients."""
-    if "elasticity_params" not in tables:      # what seasonal_terms finds: no terms
+    if "elasticity_params" not in tables:  # what seasonal_terms finds: no terms
         return SeasonalAdjustment(np.ones(base.height), False)
-    return seasonal_adjustment(store, base, weeks=spec.baseline_weeks,
-                               horizon=spec.horizon_weeks, estimates_run=est_run,
-                               mode=spec.seasonality)
+    return seasonal_adjustment(
+        store,
+        base,
+        weeks=spec.baseline_weeks,
+        horizon=spec.horizon_weeks,
+        estimates_run=est_run,
+        mode=spec.seasonality,
+    )
 
 
 def _require_rows(base: pl.DataFrame, where: Any) -> None:

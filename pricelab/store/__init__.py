@@ -5,6 +5,12 @@ from pricelab.store.ingest import IngestResult, ingest
 from pricelab.store.runs import get_run, latest_run, list_runs, start_run
 
 __all__ = [
-    "IngestResult", "Store", "get_run", "ingest", "latest_run", "list_runs", "resolve_db_path",
+    "IngestResult",
+    "Store",
+    "get_run",
+    "ingest",
+    "latest_run",
+    "list_runs",
+    "resolve_db_path",
     "start_run",
 ]

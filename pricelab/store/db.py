@@ -46,7 +46,10 @@ class Store:
     # -- opening -------------------------------------------------------------------------
     @classmethod
     def open(
-        cls, db: str | os.PathLike[str] | None = None, *, read_only: bool = False,
+        cls,
+        db: str | os.PathLike[str] | None = None,
+        *,
+        read_only: bool = False,
         must_exist: bool = False,
     ) -> Store:
         """Open (and create or migrate) the database at ``db``.

@@ -38,7 +38,9 @@ class IngestResult:
     def to_dict(self) -> dict[str, Any]:
         """JSON-able summary."""
         return {
-            "run_id": self.run_id, "loaded": self.loaded, "replaced": self.replaced,
+            "run_id": self.run_id,
+            "loaded": self.loaded,
+            "replaced": self.replaced,
             "daily_rows_summed_to_weeks": self.aggregated_rows,
             "warnings": [i.to_dict() for i in self.report.warnings],
         }
@@ -64,7 +66,8 @@ def to_weeks(sales: pl.DataFrame) -> tuple[pl.DataFrame, int]:
         pl.col("quantity").sum().alias("quantity"),
         pl.when(pl.col("quantity").sum() > 0)
         .then((pl.col("price") * pl.col("quantity")).sum() / pl.col("quantity").sum())
-        .otherwise(pl.col("price").mean()).alias("price"),
+        .otherwise(pl.col("price").mean())
+        .alias("price"),
         pl.len().alias("__n"),
     ]
     if "promo" in wk.columns:
@@ -72,9 +75,13 @@ def to_weeks(sales: pl.DataFrame) -> tuple[pl.DataFrame, int]:
     if "unit_cost" in wk.columns:
         aggs.append(
             pl.when(pl.col("quantity").filter(pl.col("unit_cost").is_not_null()).sum() > 0)
-            .then((pl.col("unit_cost") * pl.col("quantity")).sum()
-                  / pl.col("quantity").filter(pl.col("unit_cost").is_not_null()).sum())
-            .otherwise(pl.col("unit_cost").mean()).alias("unit_cost"))
+            .then(
+                (pl.col("unit_cost") * pl.col("quantity")).sum()
+                / pl.col("quantity").filter(pl.col("unit_cost").is_not_null()).sum()
+            )
+            .otherwise(pl.col("unit_cost").mean())
+            .alias("unit_cost")
+        )
     keys = ["item_id", "market", "date"]
     if sales["date"].dt.weekday().eq(1).all():  # already Monday weeks; keys checked unique
         return sales, 0
@@ -85,16 +92,24 @@ def to_weeks(sales: pl.DataFrame) -> tuple[pl.DataFrame, int]:
     return out.drop("__n"), merged
 
 
-_SALES_CSV_TYPES = {"item_id": pl.String, "market": pl.String, "date": pl.String,
-                    "price": pl.Float64, "quantity": pl.Float64, "promo": pl.Float64,
-                    "unit_cost": pl.Float64}
+_SALES_CSV_TYPES = {
+    "item_id": pl.String,
+    "market": pl.String,
+    "date": pl.String,
+    "price": pl.Float64,
+    "quantity": pl.Float64,
+    "promo": pl.Float64,
+    "unit_cost": pl.Float64,
+}
 
 
 def _typed_sales_csv(path: Path) -> pl.DataFrame | None:
     """Fast path: parse numbers while reading; None when any cell does not parse."""
     try:
         header = pl.read_csv(path, n_rows=0).columns
-        overrides = {c: _SALES_CSV_TYPES[c.strip()] for c in header if c.strip() in _SALES_CSV_TYPES}
+        overrides = {
+            c: _SALES_CSV_TYPES[c.strip()] for c in header if c.strip() in _SALES_CSV_TYPES
+        }
         df = pl.read_csv(path, schema_overrides=overrides, null_values=[""])
     except Exception:  # noqa: BLE001 - any failure falls back to the text path
         return None
@@ -123,7 +138,8 @@ def _existing_keys(store: Store, kind: str, frame: pl.DataFrame) -> pl.DataFrame
         with store.registered("__pricelab_new", frame.select(keys)) as view:
             return store.query(
                 f"SELECT n.* FROM {view} n SEMI JOIN sales t USING (item_id, market, date) "
-                "ORDER BY item_id, market, date")
+                "ORDER BY item_id, market, date"
+            )
     cond = " AND ".join(f"t.{_ident(k)} IS NOT DISTINCT FROM n.{_ident(k)}" for k in keys)
     cols = ", ".join(f"n.{_ident(k)}" for k in keys)
     with store.registered("__pricelab_new", frame.select(keys).unique().sort(keys)) as view:
@@ -162,8 +178,9 @@ def _fault(point: str) -> None:
         os.kill(os.getpid(), signal.SIGKILL)
 
 
-def ingest(store: Store, files: Mapping[str, str | os.PathLike[str] | None], *,
-           replace: bool = False) -> IngestResult:
+def ingest(
+    store: Store, files: Mapping[str, str | os.PathLike[str] | None], *, replace: bool = False
+) -> IngestResult:
     """Validate every given file, then load them all in one transaction.
 
     Parameters
@@ -186,16 +203,19 @@ def ingest(store: Store, files: Mapping[str, str | os.PathLike[str] | None], *,
     if unknown:
         raise DataError(f"unknown table kind(s): {', '.join(sorted(unknown))}")
     if not given:
-        raise DataError("nothing to ingest: give at least one of --sales, --items, --costs, "
-                        "--markets, --inventory")
+        raise DataError(
+            "nothing to ingest: give at least one of --sales, --items, --costs, "
+            "--markets, --inventory"
+        )
     names = {k: display(v) for k, v in given.items()}
     with ExitStack() as stack:
         local = {k: stack.enter_context(local_copy(v)) for k, v in given.items()}
         return _ingest(store, local, names, replace=replace)
 
 
-def _ingest(store: Store, given: dict[str, Path], names: dict[str, str], *,
-            replace: bool) -> IngestResult:
+def _ingest(
+    store: Store, given: dict[str, Path], names: dict[str, str], *, replace: bool
+) -> IngestResult:
     """:func:`ingest` on local files; ``names`` are the paths or URLs the user gave."""
     report = QualityReport()
     frames: dict[str, pl.DataFrame] = {}
@@ -211,8 +231,10 @@ def _ingest(store: Store, given: dict[str, Path], names: dict[str, str], *,
         frames["sales"], aggregated = to_weeks(frames["sales"])
     result = IngestResult(run_id="")
     params: dict[str, Any] = {
-        "files": {k: {"path": names[k] if is_url(names[k]) else str(p.resolve()),
-                      "sha256": _sha256(p)} for k, p in given.items()},
+        "files": {
+            k: {"path": names[k] if is_url(names[k]) else str(p.resolve()), "sha256": _sha256(p)}
+            for k, p in given.items()
+        },
         "replace": replace,
     }
     run = start_run(store, "ingest", params)

@@ -80,24 +80,43 @@ def interval_shifts(a: pl.DataFrame, b: pl.DataFrame) -> tuple[pl.DataFrame, int
     """
     keys = [k for k in _KEYS if k in a.columns and k in b.columns]
     cols = ["elasticity", "ci_low", "ci_high"]
-    empty = pl.DataFrame(schema={**{k: pl.String for k in keys},
-                                 **{f"{c}_{s}": pl.Float64 for s in "ab" for c in cols},
-                                 "shift": pl.Float64, "direction": pl.String})
+    empty = pl.DataFrame(
+        schema={
+            **{k: pl.String for k in keys},
+            **{f"{c}_{s}": pl.Float64 for s in "ab" for c in cols},
+            "shift": pl.Float64,
+            "direction": pl.String,
+        }
+    )
     if a.height == 0 or b.height == 0 or not all(c in a.columns and c in b.columns for c in cols):
         return empty, 0
     sa = a.select([*keys, *cols]).rename({c: f"{c}_a" for c in cols})
     sb = b.select([*keys, *cols]).rename({c: f"{c}_b" for c in cols})
-    joined = (sa.join(sb, on=keys, how="inner", nulls_equal=True) if keys
-              else pl.concat([sa.head(1), sb.head(1)], how="horizontal"))
+    joined = (
+        sa.join(sb, on=keys, how="inner", nulls_equal=True)
+        if keys
+        else pl.concat([sa.head(1), sb.head(1)], how="horizontal")
+    )
     finite = pl.all_horizontal(
-        [pl.col(f"{c}_{s}").is_not_null() & pl.col(f"{c}_{s}").is_finite()
-         for s in "ab" for c in ("ci_low", "ci_high")])
+        [
+            pl.col(f"{c}_{s}").is_not_null() & pl.col(f"{c}_{s}").is_finite()
+            for s in "ab"
+            for c in ("ci_low", "ci_high")
+        ]
+    )
     joined = joined.filter(finite)
-    moved = (joined.filter((pl.col("ci_low_b") > pl.col("ci_high_a"))
-                           | (pl.col("ci_high_b") < pl.col("ci_low_a")))
-             .with_columns((pl.col("elasticity_b") - pl.col("elasticity_a")).alias("shift"))
-             .with_columns(pl.when(pl.col("ci_low_b") > pl.col("ci_high_a")).then(pl.lit("up"))
-                           .otherwise(pl.lit("down")).alias("direction")))
+    moved = (
+        joined.filter(
+            (pl.col("ci_low_b") > pl.col("ci_high_a")) | (pl.col("ci_high_b") < pl.col("ci_low_a"))
+        )
+        .with_columns((pl.col("elasticity_b") - pl.col("elasticity_a")).alias("shift"))
+        .with_columns(
+            pl.when(pl.col("ci_low_b") > pl.col("ci_high_a"))
+            .then(pl.lit("up"))
+            .otherwise(pl.lit("down"))
+            .alias("direction")
+        )
+    )
     moved = moved.sort([*keys] if keys else "shift")
     return moved.select(empty.columns).cast(empty.schema), joined.height
 
@@ -121,17 +140,35 @@ class RunDiff:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able form."""
+
         def head(r: dict[str, Any]) -> dict[str, Any]:
-            return {k: r.get(k) for k in ("run_id", "command", "status", "started_at",
-                                          "version", "git_commit", "input_fingerprint")}
+            return {
+                k: r.get(k)
+                for k in (
+                    "run_id",
+                    "command",
+                    "status",
+                    "started_at",
+                    "version",
+                    "git_commit",
+                    "input_fingerprint",
+                )
+            }
 
         doc: dict[str, Any] = {
-            "a": head(self.a), "b": head(self.b), "same_inputs": self.same_inputs,
-            "parameters": self.parameters, "inputs": self.inputs, "other": self.other,
+            "a": head(self.a),
+            "b": head(self.b),
+            "same_inputs": self.same_inputs,
+            "parameters": self.parameters,
+            "inputs": self.inputs,
+            "other": self.other,
         }
         if self.elasticity is not None:
-            doc["elasticity"] = {"compared": self.n_compared, "moved": self.elasticity.height,
-                                 "items": self.elasticity.to_dicts()}
+            doc["elasticity"] = {
+                "compared": self.n_compared,
+                "moved": self.elasticity.height,
+                "items": self.elasticity.to_dicts(),
+            }
         return doc
 
 
@@ -148,8 +185,13 @@ def diff_runs(store: Store, run_a: str, run_b: str) -> RunDiff:
     for key in ("command", "status", "version", "git_commit", "parents"):
         if a.get(key) != b.get(key):
             other.append({"field": key, "a": a.get(key), "b": b.get(key)})
-    diff = RunDiff(a, b, parameter_changes(a.get("parameters"), b.get("parameters")),
-                   input_changes(a.get("inputs"), b.get("inputs")), other=other)
+    diff = RunDiff(
+        a,
+        b,
+        parameter_changes(a.get("parameters"), b.get("parameters")),
+        input_changes(a.get("inputs"), b.get("inputs")),
+        other=other,
+    )
     if a["command"] == "estimate" and b["command"] == "estimate":
         ea = store.read_result("elasticities", run_a)
         eb = store.read_result("elasticities", run_b)

@@ -37,8 +37,11 @@ def load_markets(store: Store) -> pl.DataFrame:
     sales_markets = store.query("SELECT DISTINCT market FROM sales ORDER BY market")
     if store.count("markets") == 0:
         return sales_markets.with_columns(
-            pl.lit(None, dtype=pl.String).alias("currency"), pl.lit(1.0).alias("fx_rate"),
-            pl.lit(None, dtype=pl.Float64).alias("vat_rate"))
+            pl.lit(None, dtype=pl.String).alias("currency"),
+            pl.lit(1.0).alias("fx_rate"),
+            pl.lit(None, dtype=pl.Float64).alias("vat_rate"),
+        )
     mk = store.table("markets")
     return sales_markets.join(mk, on="market", how="left").with_columns(
-        pl.col("fx_rate").fill_null(1.0))
+        pl.col("fx_rate").fill_null(1.0)
+    )

@@ -54,7 +54,10 @@ def fingerprint_digest(fp: dict[str, Any]) -> str:
 def _git_commit() -> str | None:
     try:
         out = subprocess.run(
-            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=2,
+            ["git", "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=2,
             cwd=Path.cwd(),
         )
     except (OSError, subprocess.SubprocessError):
@@ -86,11 +89,18 @@ class Run:
         self.store.execute(
             "INSERT INTO runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [
-                self.run_id, self.command, status,
+                self.run_id,
+                self.command,
+                status,
                 json.dumps(self.parameters, sort_keys=True, default=str),
-                json.dumps(fp, sort_keys=True), fingerprint_digest(fp),
-                json.dumps(self.parents), __version__, _git_commit(),
-                json.dumps([redact(a) for a in sys.argv[1:]]), self.started_at, _now(),
+                json.dumps(fp, sort_keys=True),
+                fingerprint_digest(fp),
+                json.dumps(self.parents),
+                __version__,
+                _git_commit(),
+                json.dumps([redact(a) for a in sys.argv[1:]]),
+                self.started_at,
+                _now(),
                 json.dumps(summary or {}, sort_keys=True, default=str),
             ],
         )
@@ -156,5 +166,6 @@ def resolve_estimates(store: Store, estimates: str | None) -> str:
     run = latest_run(store, "estimate")
     if run is None:
         raise EmptyStoreError(
-            f"{store.path}: no estimate run yet; run 'pricelab estimate --db {store.path}' first")
+            f"{store.path}: no estimate run yet; run 'pricelab estimate --db {store.path}' first"
+        )
     return run

@@ -17,6 +17,16 @@ from pricelab.tracking.settings import (
     resolve_mlflow,
 )
 
-__all__ = ["DEFAULT_EXPERIMENT", "DEFAULT_TRACKING_URI", "ENV_ENABLE", "MlflowSettings",
-           "TrackingOutcome", "flatten_params", "log_run", "require_mlflow", "resolve_mlflow",
-           "run_metrics", "run_tags"]
+__all__ = [
+    "DEFAULT_EXPERIMENT",
+    "DEFAULT_TRACKING_URI",
+    "ENV_ENABLE",
+    "MlflowSettings",
+    "TrackingOutcome",
+    "flatten_params",
+    "log_run",
+    "require_mlflow",
+    "resolve_mlflow",
+    "run_metrics",
+    "run_tags",
+]

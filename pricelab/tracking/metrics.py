@@ -44,16 +44,21 @@ def estimate_metrics(summary: dict[str, Any], table: pl.DataFrame | None) -> dic
     out = {k: _num(summary.get(k)) for k in ("groups", "estimated", "median_elasticity")}
     if table is not None and table.height:
         out["share_flagged"] = flagged_share(table)
-        se = table.filter(pl.col("elasticity").is_not_nan() & pl.col("std_error").is_not_null()
-                          & pl.col("std_error").is_finite())["std_error"]
+        se = table.filter(
+            pl.col("elasticity").is_not_nan()
+            & pl.col("std_error").is_not_null()
+            & pl.col("std_error").is_finite()
+        )["std_error"]
         out["median_std_error"] = float(se.median()) if se.len() else None  # type: ignore[arg-type]
     return {k: v for k, v in out.items() if v is not None}
 
 
 def optimize_metrics(summary: dict[str, Any]) -> dict[str, float]:
     """Metrics of an optimize run (see the module docstring)."""
-    out = {k: _num(summary.get(k)) for k in ("objective", "baseline_objective", "uplift_pct",
-                                             "gap", "rows")}
+    out = {
+        k: _num(summary.get(k))
+        for k in ("objective", "baseline_objective", "uplift_pct", "gap", "rows")
+    }
     out["skipped_rows"] = float(len(summary.get("skipped") or []))
     return {k: v for k, v in out.items() if v is not None}
 
@@ -61,8 +66,10 @@ def optimize_metrics(summary: dict[str, Any]) -> dict[str, float]:
 def simulate_metrics(summary: dict[str, Any]) -> dict[str, float]:
     """Metrics of a simulate run (see the module docstring)."""
     totals = summary.get("totals") or []
-    out: dict[str, float | None] = {"scenarios": float(len(totals)),
-                                    "rows": _num(summary.get("rows"))}
+    out: dict[str, float | None] = {
+        "scenarios": float(len(totals)),
+        "rows": _num(summary.get("rows")),
+    }
     for t in totals:
         name = _BAD.sub("_", str(t.get("scenario")))
         for k in ("profit", "revenue"):

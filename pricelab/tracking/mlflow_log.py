@@ -28,9 +28,13 @@ from pricelab.tracking.metrics import run_metrics
 from pricelab.tracking.settings import MlflowSettings, require_mlflow
 
 #: MLflow's limits (mlflow.utils.validation), used when the installed version lacks them
-_LIMITS = {"MAX_PARAM_VAL_LENGTH": 6000, "MAX_TAG_VAL_LENGTH": 8000,
-           "MAX_ENTITY_KEY_LENGTH": 250, "MAX_PARAMS_TAGS_PER_BATCH": 100,
-           "MAX_METRICS_PER_BATCH": 1000}
+_LIMITS = {
+    "MAX_PARAM_VAL_LENGTH": 6000,
+    "MAX_TAG_VAL_LENGTH": 8000,
+    "MAX_ENTITY_KEY_LENGTH": 250,
+    "MAX_PARAMS_TAGS_PER_BATCH": 100,
+    "MAX_METRICS_PER_BATCH": 1000,
+}
 _BAD_KEY = re.compile(r"[^\w\-. /]")
 ARTIFACT_DIR = "pricelab"
 
@@ -58,8 +62,10 @@ class TrackingOutcome:
     def message(self) -> str:
         """One line for people."""
         if self.ok:
-            return (f"logged to MLflow run {self.run_id} (experiment '{self.experiment}' "
-                    f"at {self.tracking_uri})")
+            return (
+                f"logged to MLflow run {self.run_id} (experiment '{self.experiment}' "
+                f"at {self.tracking_uri})"
+            )
         return f"MLflow logging to {self.tracking_uri} failed: {self.error}"
 
 
@@ -91,8 +97,9 @@ def redact_deep(value: Any) -> Any:
     return value
 
 
-def flatten_params(params: dict[str, Any], *, max_value: int = 6000,
-                   max_key: int = 250) -> dict[str, str]:
+def flatten_params(
+    params: dict[str, Any], *, max_value: int = 6000, max_key: int = 250
+) -> dict[str, str]:
     """Nested parameters as MLflow params: dotted keys, JSON text values, within limits.
 
     Strings stay as they are; other values (numbers, booleans, None, lists) are JSON
@@ -115,8 +122,7 @@ def flatten_params(params: dict[str, Any], *, max_value: int = 6000,
             for k, v in value.items():
                 walk(f"{prefix}.{k}" if prefix else str(k), v)
             return
-        text = value if isinstance(value, str) else json.dumps(value, sort_keys=True,
-                                                               default=str)
+        text = value if isinstance(value, str) else json.dumps(value, sort_keys=True, default=str)
         out[_key(prefix, max_key)] = _truncate(text, max_value)
 
     walk("", redact_deep(params))
@@ -147,8 +153,10 @@ def _parent_mlflow_runs(store: Store, parents: list[str]) -> list[str]:
 def run_tags(rec: dict[str, Any], parent_mlflow: list[str]) -> dict[str, str]:
     """Tags of the MLflow run: pricelab run id, command, version, fingerprint, git, lineage."""
     tags = {
-        "pricelab.run_id": rec["run_id"], "pricelab.command": rec["command"],
-        "pricelab.status": rec["status"], "pricelab.version": rec.get("version") or "",
+        "pricelab.run_id": rec["run_id"],
+        "pricelab.command": rec["command"],
+        "pricelab.status": rec["status"],
+        "pricelab.version": rec.get("version") or "",
         "pricelab.input_fingerprint": rec.get("input_fingerprint") or "",
         "mlflow.source.name": f"pricelab {rec['command']}",
     }
@@ -162,7 +170,7 @@ def run_tags(rec: dict[str, Any], parent_mlflow: list[str]) -> dict[str, str]:
 
 
 def _chunks(items: list[Any], n: int) -> list[list[Any]]:
-    return [items[i:i + n] for i in range(0, len(items), n)] or [[]]
+    return [items[i : i + n] for i in range(0, len(items), n)] or [[]]
 
 
 def _experiment_id(client: Any, name: str) -> str:
@@ -177,13 +185,21 @@ def _experiment_id(client: Any, name: str) -> str:
             if exp is None:
                 raise
     if exp.lifecycle_stage == "deleted":
-        raise ValueError(f"MLflow experiment '{name}' is deleted; restore it or choose "
-                         "another with --mlflow-experiment")
+        raise ValueError(
+            f"MLflow experiment '{name}' is deleted; restore it or choose "
+            "another with --mlflow-experiment"
+        )
     return str(exp.experiment_id)
 
 
-def _log(store: Store, rec: dict[str, Any], table: pl.DataFrame | None, table_name: str,
-         settings: MlflowSettings, outcome: TrackingOutcome) -> None:
+def _log(
+    store: Store,
+    rec: dict[str, Any],
+    table: pl.DataFrame | None,
+    table_name: str,
+    settings: MlflowSettings,
+    outcome: TrackingOutcome,
+) -> None:
     """Create the MLflow run and log everything; fills ``outcome`` as it goes."""
     require_mlflow(settings)
     from mlflow.entities import Metric, Param
@@ -192,28 +208,55 @@ def _log(store: Store, rec: dict[str, Any], table: pl.DataFrame | None, table_na
     lim = limits()
     client = MlflowClient(tracking_uri=settings.tracking_uri)
     outcome.experiment_id = _experiment_id(client, settings.experiment)
-    tags = {k: _truncate(v, lim["MAX_TAG_VAL_LENGTH"])
-            for k, v in run_tags(rec, _parent_mlflow_runs(store, rec.get("parents") or [])).items()}
-    run = client.create_run(outcome.experiment_id, start_time=_ms(rec["started_at"]), tags=tags,
-                            run_name=f"{rec['command']}-{rec['run_id']}")
+    tags = {
+        k: _truncate(v, lim["MAX_TAG_VAL_LENGTH"])
+        for k, v in run_tags(rec, _parent_mlflow_runs(store, rec.get("parents") or [])).items()
+    }
+    run = client.create_run(
+        outcome.experiment_id,
+        start_time=_ms(rec["started_at"]),
+        tags=tags,
+        run_name=f"{rec['command']}-{rec['run_id']}",
+    )
     outcome.run_id = run.info.run_id
     outcome.artifact_uri = redact(run.info.artifact_uri or "")
     try:
-        params = [Param(k, v) for k, v in flatten_params(
-            rec.get("parameters") or {}, max_value=lim["MAX_PARAM_VAL_LENGTH"],
-            max_key=lim["MAX_ENTITY_KEY_LENGTH"]).items()]
+        params = [
+            Param(k, v)
+            for k, v in flatten_params(
+                rec.get("parameters") or {},
+                max_value=lim["MAX_PARAM_VAL_LENGTH"],
+                max_key=lim["MAX_ENTITY_KEY_LENGTH"],
+            ).items()
+        ]
         ts = _ms(rec["ended_at"])
-        metrics = [Metric(_key(k, lim["MAX_ENTITY_KEY_LENGTH"]), v, ts, 0)
-                   for k, v in run_metrics(rec, table).items()]
+        metrics = [
+            Metric(_key(k, lim["MAX_ENTITY_KEY_LENGTH"]), v, ts, 0)
+            for k, v in run_metrics(rec, table).items()
+        ]
         for chunk in _chunks(params, lim["MAX_PARAMS_TAGS_PER_BATCH"]):
             client.log_batch(run.info.run_id, params=chunk)
         for chunk in _chunks(metrics, lim["MAX_METRICS_PER_BATCH"]):
             client.log_batch(run.info.run_id, metrics=chunk)
         with tempfile.TemporaryDirectory(prefix="pricelab-mlflow-") as tmp:
-            record = {k: rec.get(k) for k in ("run_id", "command", "status", "parameters",
-                                              "inputs", "input_fingerprint", "parents",
-                                              "version", "git_commit", "argv", "started_at",
-                                              "ended_at", "summary")}
+            record = {
+                k: rec.get(k)
+                for k in (
+                    "run_id",
+                    "command",
+                    "status",
+                    "parameters",
+                    "inputs",
+                    "input_fingerprint",
+                    "parents",
+                    "version",
+                    "git_commit",
+                    "argv",
+                    "started_at",
+                    "ended_at",
+                    "summary",
+                )
+            }
             text = json.dumps(redact_deep(record), indent=2, sort_keys=True, default=str)
             (Path(tmp) / "run.json").write_text(text + "\n")
             if table is not None:
@@ -232,13 +275,20 @@ def _record(store: Store, run_id: str, outcome: TrackingOutcome) -> None:
     summary = json.loads(row[0]) if row[0] else {}
     summary["mlflow"] = outcome.to_dict()
     argv = json.dumps(redact_deep(json.loads(row[1]))) if row[1] else row[1]
-    store.execute("UPDATE runs SET summary = ?, argv = ? WHERE run_id = ?",
-                  [json.dumps(summary, sort_keys=True, default=str), argv, run_id])
+    store.execute(
+        "UPDATE runs SET summary = ?, argv = ? WHERE run_id = ?",
+        [json.dumps(summary, sort_keys=True, default=str), argv, run_id],
+    )
 
 
-def log_run(store: Store, run_id: str | None, table: pl.DataFrame | None,
-            settings: MlflowSettings | None, *, table_name: str = "result"
-            ) -> TrackingOutcome | None:
+def log_run(
+    store: Store,
+    run_id: str | None,
+    table: pl.DataFrame | None,
+    settings: MlflowSettings | None,
+    *,
+    table_name: str = "result",
+) -> TrackingOutcome | None:
     """Log stored run ``run_id`` to MLflow and record the MLflow run id in its summary.
 
     Parameters
@@ -270,8 +320,9 @@ def log_run(store: Store, run_id: str | None, table: pl.DataFrame | None,
     if settings is None or run_id is None:
         return None
     require_mlflow(settings)
-    outcome = TrackingOutcome(ok=False, tracking_uri=settings.display_uri,
-                              experiment=settings.experiment)
+    outcome = TrackingOutcome(
+        ok=False, tracking_uri=settings.display_uri, experiment=settings.experiment
+    )
     rec = get_run(store, run_id)
     try:
         with warnings.catch_warnings():
@@ -281,12 +332,13 @@ def log_run(store: Store, run_id: str | None, table: pl.DataFrame | None,
         outcome.ok = True
     except Exception as exc:  # noqa: BLE001 - any MLflow failure must not lose the run
         first = (str(exc).strip().splitlines() or [""])[0]
-        outcome.error = redact(f"{type(exc).__name__}: {first}" if first
-                               else type(exc).__name__)
+        outcome.error = redact(f"{type(exc).__name__}: {first}" if first else type(exc).__name__)
         if settings.tracking_uri != settings.display_uri:
             outcome.error = outcome.error.replace(settings.tracking_uri, settings.display_uri)
     _record(store, run_id, outcome)
     if not outcome.ok and settings.strict:
-        raise CheckFailed(f"{outcome.message}; pricelab run {run_id} is stored "
-                          "(drop --strict-tracking to continue past tracking failures)")
+        raise CheckFailed(
+            f"{outcome.message}; pricelab run {run_id} is stored "
+            "(drop --strict-tracking to continue past tracking failures)"
+        )
     return outcome

@@ -58,8 +58,10 @@ class MlflowSettings:
     @classmethod
     def from_env(cls) -> MlflowSettings:
         """Settings from ``MLFLOW_TRACKING_URI`` / ``MLFLOW_EXPERIMENT_NAME`` and defaults."""
-        return cls(tracking_uri=os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI,
-                   experiment=os.environ.get("MLFLOW_EXPERIMENT_NAME") or DEFAULT_EXPERIMENT)
+        return cls(
+            tracking_uri=os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI,
+            experiment=os.environ.get("MLFLOW_EXPERIMENT_NAME") or DEFAULT_EXPERIMENT,
+        )
 
     @property
     def display_uri(self) -> str:
@@ -141,8 +143,10 @@ def resolve_mlflow(value: Any = None, *, check_installed: bool = True) -> Mlflow
     elif isinstance(value, Mapping):
         settings = _from_mapping(value)
     else:
-        raise UsageError(f"mlflow: expected True/False, a tracking URI, a settings mapping or "
-                         f"MlflowSettings, got {type(value).__name__}")
+        raise UsageError(
+            f"mlflow: expected True/False, a tracking URI, a settings mapping or "
+            f"MlflowSettings, got {type(value).__name__}"
+        )
     if settings is not None and check_installed:
         require_mlflow(settings)
     return settings
@@ -168,13 +172,16 @@ def require_mlflow(settings: MlflowSettings | None = None) -> Any:
             import alembic  # noqa: F401
             import sqlalchemy  # noqa: F401
         except ImportError:
-            raise UsageError(f"tracking URI {settings.display_uri}: MLflow's SQL store needs "
-                             f"SQLAlchemy and Alembic: {INSTALL_HINT}") from None
+            raise UsageError(
+                f"tracking URI {settings.display_uri}: MLflow's SQL store needs "
+                f"SQLAlchemy and Alembic: {INSTALL_HINT}"
+            ) from None
     return mlflow
 
 
-def from_options(flag: bool | None, uri: str | None, experiment: str | None,
-                 strict: bool) -> MlflowSettings | bool | None:
+def from_options(
+    flag: bool | None, uri: str | None, experiment: str | None, strict: bool
+) -> MlflowSettings | bool | None:
     """The ``mlflow`` argument for the API from the CLI's options.
 
     ``--mlflow-uri`` or ``--mlflow-experiment`` imply ``--mlflow``; ``--no-mlflow`` turns
@@ -186,5 +193,9 @@ def from_options(flag: bool | None, uri: str | None, experiment: str | None,
     if not (flag or uri or experiment or env_enabled()):
         return None
     base = MlflowSettings.from_env()
-    return replace(base, tracking_uri=uri or base.tracking_uri,
-                   experiment=experiment or base.experiment, strict=strict)
+    return replace(
+        base,
+        tracking_uri=uri or base.tracking_uri,
+        experiment=experiment or base.experiment,
+        strict=strict,
+    )
