@@ -2,6 +2,11 @@
 
 A check whose inputs are absent (no sales, fewer than two estimate runs, no plan) is
 ``skipped``, never an alert.
+
+``drift``, ``fit`` and ``plan`` judge the estimates in production (the registry), never an
+ad-hoc ``pricelab estimate`` or a candidate the gate refused: those stay visible in
+``pricelab runs list`` but cannot raise an alert. Only a database in which nothing was ever
+promoted falls back to the newest estimate runs.
 """
 
 from __future__ import annotations
@@ -14,6 +19,13 @@ from typing import Any, cast
 import numpy as np
 import polars as pl
 
+from pricelab.monitor.production import (
+    drift_pair,
+    latest_runs,
+    production_plan,
+    production_rows,
+    serving_estimate,
+)
 from pricelab.store.db import Store
 from pricelab.store.lineage import interval_shifts
 
@@ -43,32 +55,6 @@ class CheckResult:
             "message": self.message,
             "details": self.details,
         }
-
-
-def _runs(store: Store, command: str, limit: int) -> list[dict[str, Any]]:
-    rows = store.execute(
-        "SELECT run_id, started_at, parents FROM runs WHERE command = ? AND status = 'ok' "
-        "ORDER BY started_at DESC, run_id DESC LIMIT ?",
-        [command, limit],
-    )
-    import json
-
-    return [{"run_id": r[0], "started_at": r[1], "parents": json.loads(r[2] or "[]")} for r in rows]
-
-
-def _serving_estimate(store: Store) -> list[dict[str, Any]]:
-    """The production estimate run if one is promoted, else the latest (as a 0/1 list)."""
-    from pricelab.errors import PricelabError
-    from pricelab.store.runs import resolve_estimates
-
-    try:
-        run_id = resolve_estimates(store, None)
-    except PricelabError:
-        return []
-    rows = store.execute("SELECT run_id, started_at, parents FROM runs WHERE run_id = ?", [run_id])
-    import json
-
-    return [{"run_id": r[0], "started_at": r[1], "parents": json.loads(r[2] or "[]")} for r in rows]
 
 
 def freshness(store: Store, as_of: dt.date, cfg: dict[str, Any]) -> CheckResult:
@@ -205,12 +191,16 @@ def volume(store: Store, as_of: dt.date, cfg: dict[str, Any]) -> CheckResult:
 
 
 def drift(store: Store, as_of: dt.date, cfg: dict[str, Any]) -> CheckResult:
-    """Share of items whose elasticity interval moved clear of the previous estimate run's."""
+    """Share of items whose elasticity interval moved clear of the previous production run's.
+
+    Compares the production run with the production run it replaced (see
+    :func:`pricelab.monitor.production.drift_pair`); ad-hoc and refused estimate runs are never compared.
+    """
     limit = cfg["max_share"]
-    runs = _runs(store, "estimate", 2)
-    if len(runs) < 2:
-        return CheckResult("drift", SKIPPED, f"{len(runs)} estimate run(s); need two", None, limit)
-    new, old = runs[0]["run_id"], runs[1]["run_id"]
+    pair = drift_pair(store)
+    if isinstance(pair, str):
+        return CheckResult("drift", SKIPPED, pair, None, limit)
+    old, new = pair
     moved, n = interval_shifts(
         store.read_result("elasticities", old), store.read_result("elasticities", new)
     )
@@ -244,9 +234,10 @@ def drift(store: Store, as_of: dt.date, cfg: dict[str, Any]) -> CheckResult:
 
 
 def fit(store: Store, as_of: dt.date, cfg: dict[str, Any]) -> CheckResult:
-    """Share of groups of the latest estimate run that failed or carry a configured flag."""
+    """Share of groups of the production estimate run (no promotion yet: the latest) that
+    failed or carry a configured flag."""
     limit, bad_flags = cfg["max_share"], set(cfg["flags"])
-    runs = _runs(store, "estimate", 1)
+    runs = serving_estimate(store)
     if not runs:
         return CheckResult("fit", SKIPPED, "no estimate run", None, limit)
     run_id = runs[0]["run_id"]
@@ -289,25 +280,41 @@ def fit(store: Store, as_of: dt.date, cfg: dict[str, Any]) -> CheckResult:
 
 
 def plan(store: Store, as_of: dt.date, cfg: dict[str, Any]) -> CheckResult:
-    """Alert when the latest plan predates the serving estimate or is older than the limit.
+    """Alert when production has no plan or its plan is older than the limit.
 
-    The serving estimate is the production run when one is promoted, else the latest
-    (:func:`pricelab.store.runs.resolve_estimates`): a refused candidate is not a reason to
-    re-plan.
+    With a promoted run, the plan judged is the newest one built on the production estimates
+    (an analyst's ad-hoc ``optimize`` on other estimates is not judged). With nothing promoted,
+    the newest plan, which must not predate the newest estimate run.
     """
     limit = cfg["max_age_days"]
-    plans = _runs(store, "optimize", 1)
+    plans = latest_runs(store, "optimize", 1)
     if not plans:
         return CheckResult("plan", SKIPPED, "no optimize run", None, limit)
-    p = plans[0]
+    prod = production_rows(store)
+    ests = serving_estimate(store)
+    problems = []
+    if prod:
+        production = str(prod[0]["run_id"])
+        found = production_plan(store, production)
+        if found is None:
+            return CheckResult(
+                "plan",
+                ALERT,
+                f"production estimate run {production} has no plan yet (newest plan "
+                f"{plans[0]['run_id']} is built on other estimates)",
+                None,
+                float(limit),
+                {"serving_estimate": production, "newest_plan": plans[0]["run_id"]},
+            )
+        p = found
+    else:
+        p = plans[0]
     age = (as_of - p["started_at"].date()).days
-    ests = _serving_estimate(store)
     details: dict[str, Any] = {
         "plan_run": p["run_id"],
         "created": str(p["started_at"]),
         "age_days": age,
     }
-    problems = []
     if ests:
         e = ests[0]
         details["serving_estimate"] = e["run_id"]
@@ -324,9 +331,9 @@ def plan(store: Store, as_of: dt.date, cfg: dict[str, Any]) -> CheckResult:
     )
     if ests:
         msg += (
-            " and built on the serving estimate"
+            " and built on the " + ("production" if prod else "latest") + " estimate"
             if ests[0]["run_id"] in p["parents"]
-            else " and newer than the serving estimate"
+            else " and newer than the latest estimate"
         )
     return CheckResult("plan", OK, msg, float(age), float(limit), details)
 
