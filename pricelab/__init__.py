@@ -16,13 +16,7 @@ Database-level functions (what each CLI command calls) live in :mod:`pricelab.ap
 from __future__ import annotations
 
 import importlib
-from importlib.metadata import PackageNotFoundError, version
 from typing import Any
-
-try:
-    __version__ = version("pricelab")
-except PackageNotFoundError:  # pragma: no cover - running from a source tree
-    __version__ = "0.0.0+local"
 
 # name -> module that defines it; imported on first use so the CLI starts fast
 _EXPORTS: dict[str, str] = {
@@ -48,7 +42,19 @@ _MODULES = {"api", "errors", "optimize", "simulate"}
 __all__ = ["__version__", *sorted(_EXPORTS), *sorted(_API_EXPORTS), *sorted(_MODULES)]
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("pricelab")
+    except PackageNotFoundError:  # pragma: no cover - running from a source tree
+        return "0.0.0+local"
+
+
 def __getattr__(name: str) -> Any:
+    if name == "__version__":  # read on first use: importlib.metadata is slow to import
+        value = globals()["__version__"] = _version()
+        return value
     if name in _EXPORTS:
         return getattr(importlib.import_module(_EXPORTS[name]), name)
     if name in _API_EXPORTS:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pricelab.simulate import BacktestResult, SimulationResult
 from pricelab.store import Store
+
+if TYPE_CHECKING:  # imported lazily: pricelab.simulate pulls scipy.stats
+    from pricelab.simulate import BacktestResult, SimulationResult
 
 PathLike = str | os.PathLike[str]
 

@@ -1,35 +1,142 @@
-"""The ``pricelab`` typer application: every command module registers itself here."""
+"""The ``pricelab`` typer application: each command's module is imported only when it runs.
+
+``COMMANDS`` names every command, the module that defines it (``register(app)``) and its
+one-line help, so ``pricelab --help`` and ``--version`` import no command module (and so
+no polars, DuckDB, statsmodels or cvxpy); ``tests/test_cli_startup.py`` checks the help
+lines against the commands themselves.
+"""
 
 from __future__ import annotations
 
 import importlib
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+from typer.core import TyperCommand, TyperGroup
+
+# command -> (module defining it, one-line help shown by ``pricelab --help``); help order
+COMMANDS: dict[str, tuple[str, str]] = {
+    "ingest": (
+        "pricelab.cli.data",
+        "Validate input files, then load them into the database in one transaction.",
+    ),
+    "validate": (
+        "pricelab.cli.data",
+        "Data-quality report on what is loaded; exit 1 when there are errors.",
+    ),
+    "demo": (
+        "pricelab.cli.demo",
+        "Build a database from the bundled sample data and run the whole pipeline on it.",
+    ),
+    "sample": (
+        "pricelab.cli.demo",
+        "Write the sample marketplace (CSV files, constraints.yaml, scenario.yaml) to a "
+        "folder;\nwith --db also ingest it.",
+    ),
+    "estimate": (
+        "pricelab.cli.estimate",
+        "Estimate price elasticities per item × market and store them as a run.",
+    ),
+    "optimize": (
+        "pricelab.cli.optimize",
+        "Recommend margin- or revenue-maximizing prices under business constraints.",
+    ),
+    "monitor": (
+        "pricelab.cli.monitor",
+        "Data freshness, volume anomalies, elasticity drift, fit quality and plan staleness.",
+    ),
+    "report": (
+        "pricelab.cli.report",
+        "Write a self-contained HTML report: data quality, elasticities, curves, plan, scenarios.",
+    ),
+    "simulate": (
+        "pricelab.cli.simulate",
+        "What-if KPIs of price scenarios against the baseline, stored as a run.",
+    ),
+    "backtest": (
+        "pricelab.cli.simulate",
+        "Fit each model before the cutoff, predict after it, and score against what happened.",
+    ),
+    "promote": (
+        "pricelab.cli.promote",
+        "Promote an estimate run to production if it backtests no worse than production.",
+    ),
+    "registry": (
+        "pricelab.cli.promote",
+        "Show the promotion history: who promoted which estimate run, when and why.",
+    ),
+    "runs": ("pricelab.cli.runs", "Every recorded run with its lineage."),
+    "experiment": ("pricelab.cli.experiment", "Randomised price tests: design and analysis."),
+    "pipeline": (
+        "pricelab.cli.pipeline",
+        "The nightly job: ingest, validate, estimate, backtest, promote, optimize, monitor.",
+    ),
+}
+#: kept for callers that iterate the command modules (each defines ``register(app)``)
+COMMAND_MODULES = list(dict.fromkeys(module for module, _ in COMMANDS.values()))
+
+
+class LazyGroup(TyperGroup):
+    """A typer group that imports a command's module on first use.
+
+    While the group's own help is written, commands not yet loaded are listed from
+    ``COMMANDS`` without importing them. Reading ``.commands`` from outside (docs, tests
+    walking the command tree) loads every command first, so it sees the whole tree.
+    """
+
+    _listing = False
+    _loaded: dict[str, Any]
+
+    @property  # type: ignore[override]
+    def commands(self) -> dict[str, Any]:
+        for module in COMMAND_MODULES:
+            self.load(module)
+        return self._loaded
+
+    @commands.setter
+    def commands(self, value: dict[str, Any]) -> None:
+        self._loaded = dict(value)
+
+    def add_command(self, cmd: Any, name: str | None = None) -> None:
+        self._loaded[name or cmd.name or ""] = cmd
+
+    def list_commands(self, ctx: Any) -> list[str]:
+        return [*COMMANDS, *(name for name in self._loaded if name not in COMMANDS)]
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        if cmd_name not in self._loaded and cmd_name in COMMANDS:
+            module, help_line = COMMANDS[cmd_name]
+            if self._listing:
+                return TyperCommand(cmd_name, help=help_line)
+            self.load(module)
+        return self._loaded.get(cmd_name)
+
+    def load(self, module: str) -> None:
+        """Register the commands of ``module`` on this group (once)."""
+        names = [name for name, (mod, _) in COMMANDS.items() if mod == module]
+        if names and all(name in self._loaded for name in names):
+            return
+        sub = typer.Typer()
+        importlib.import_module(module).register(sub)
+        self._loaded.update(typer.main.get_group(sub).commands)
+
+    def format_help(self, ctx: Any, formatter: Any) -> Any:
+        self._listing = True
+        try:
+            return super().format_help(ctx, formatter)
+        finally:
+            self._listing = False
+
 
 app = typer.Typer(
     name="pricelab",
+    cls=LazyGroup,
     help="Price experimentation and optimization: elasticities, optimal prices, what-ifs.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
-
-# One module per command group; each defines ``register(app)``.
-COMMAND_MODULES = [
-    "pricelab.cli.data",
-    "pricelab.cli.runs",
-    "pricelab.cli.demo",
-    "pricelab.cli.estimate",
-    "pricelab.cli.optimize",
-    "pricelab.cli.experiment",
-    "pricelab.cli.monitor",
-    "pricelab.cli.report",
-    "pricelab.cli.simulate",
-    "pricelab.cli.promote",
-    "pricelab.cli.pipeline",
-]
 
 
 def _version(value: bool) -> None:
@@ -50,10 +157,6 @@ def _root(
     ] = False,
 ) -> None:
     """Price experimentation and optimization toolkit (see README for a tour)."""
-
-
-for _name in COMMAND_MODULES:
-    importlib.import_module(_name).register(app)
 
 
 def main() -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import polars as pl
 import typer
@@ -31,7 +31,9 @@ from pricelab.cli._tracking import (
     tracking_arg,
     with_tracking,
 )
-from pricelab.simulate import SimulationResult
+
+if TYPE_CHECKING:  # imported lazily: pricelab.simulate pulls scipy.stats
+    from pricelab.simulate import SimulationResult
 
 
 def _pct(v: float | None) -> str:

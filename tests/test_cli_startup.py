@@ -1,0 +1,83 @@
+"""Start-up stays small: ``import pricelab`` and ``pricelab --help/--version`` import no
+heavy library, and a command imports only its own module (issue #20)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import typer.main
+
+from pricelab.cli.app import COMMANDS, app
+
+ROOT = Path(__file__).resolve().parent.parent
+HEAVY = ("polars", "duckdb", "numpy", "pyarrow", "scipy", "statsmodels", "cvxpy", "matplotlib")
+
+PROBE = """
+import json, sys
+{setup}
+print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in {heavy!r}
+                        or m.startswith('pricelab.'))))
+"""
+
+
+def _modules(setup: str) -> set[str]:
+    code = PROBE.format(setup=setup, heavy=HEAVY)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True
+    )
+    return set(json.loads(out.stdout.strip().splitlines()[-1]))
+
+
+def _run_cli(*args: str) -> str:
+    return f"""
+import contextlib, io
+from pricelab.cli.app import main
+sys.argv = ["pricelab", *{list(args)!r}]
+with contextlib.redirect_stdout(io.StringIO()), contextlib.suppress(SystemExit):
+    main()
+"""
+
+
+def _heavy(mods: set[str]) -> set[str]:
+    return {m.split(".")[0] for m in mods if m.split(".")[0] in HEAVY}
+
+
+def test_import_pricelab_imports_no_heavy_library() -> None:
+    mods = _modules("import pricelab")
+    assert not _heavy(mods), _heavy(mods)
+    assert mods == set(), mods  # not even a pricelab submodule
+
+
+def test_version_and_help_import_no_command_module() -> None:
+    for args in (("--version",), ("--help",), ()):
+        mods = _modules(_run_cli(*args))
+        assert not _heavy(mods), (args, _heavy(mods))
+        assert not any(m.startswith("pricelab.cli.") and m != "pricelab.cli.app" for m in mods)
+
+
+def test_a_command_imports_only_its_own_stack() -> None:
+    mods = _modules(_run_cli("estimate", "--help"))
+    assert "pricelab.cli.estimate" in mods
+    others = {m for m, _ in COMMANDS.values()} - {"pricelab.cli.estimate"}
+    assert not mods & others, mods & others
+    # the fit's libraries are imported when the fit runs, not to parse options
+    assert not {"statsmodels", "cvxpy", "scipy", "matplotlib"} & _heavy(mods)
+    assert not {"statsmodels", "cvxpy", "matplotlib"} & _heavy(_modules("import pricelab.api"))
+
+
+def test_help_lists_every_command_with_its_own_help() -> None:
+    root = typer.main.get_command(app)
+    real = root.commands  # type: ignore[attr-defined]  # loads every command module
+    assert list(real) == list(COMMANDS)
+    ctx = typer.Context(root)
+    for name, (module, line) in COMMANDS.items():
+        cmd = real[name]
+        assert hasattr(cmd, "commands") or cmd.callback.__module__ == module
+        first = (cmd.help or "").split("\n\n")[0].strip()
+        assert line == first, (name, line, first)
+        assert root.get_command(ctx, name) is cmd  # type: ignore[attr-defined]
