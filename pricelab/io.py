@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +43,48 @@ def _first_bad_utf8_line(path: Path) -> tuple[int, int] | None:
         line = data.count(b"\n", 0, exc.start) + 1
         return line, exc.start
     return None
+
+
+def _separator_hint(p: Path, name: str) -> None:
+    """Raise a clear error for a semicolon- or tab-separated file (a spreadsheet habit)."""
+    with p.open("rb") as fh:
+        head = fh.read(1 << 16).decode("utf-8", errors="replace").lstrip("\ufeff")
+    lines = [ln for ln in head.splitlines() if ln.strip()]
+    if not lines:
+        return
+    header = lines[0]
+    for sep, label in ((";", "semicolon"), ("\t", "tab")):
+        if sep in header and header.count(sep) > header.count(","):
+            decimal = ""
+            if sep == ";" and any(re.search(r"\d,\d", ln) for ln in lines[1:20]):
+                decimal = " and decimal commas (1,5)"
+            raise InputFileError(
+                f"{name}: looks {label}-separated ({sep!r} between columns{decimal}); "
+                "pricelab reads comma-separated CSV with '.' as the decimal point: "
+                "save or export it as CSV (comma delimited)"
+            )
+
+
+def drop_blank_rows(df: pl.DataFrame) -> pl.DataFrame:
+    """Drop trailing rows whose every cell is empty or spaces (a trailing blank line).
+
+    Only trailing rows go, so the line numbers in messages about other rows stay exact.
+    """
+    if df.height == 0 or df.width == 0:
+        return df
+    blank = pl.all_horizontal(
+        [
+            pl.col(c).is_null() | (pl.col(c).cast(pl.String).str.strip_chars() == "")
+            for c in df.columns
+        ]
+    )
+    flags = df.select(blank.fill_null(False)).to_series()
+    if not flags[-1]:
+        return df
+    keep = df.height
+    while keep and flags[keep - 1]:
+        keep -= 1
+    return df.head(keep)
 
 
 def read_table(path: str | os.PathLike[str], *, all_strings: bool = False) -> pl.DataFrame:
@@ -90,6 +133,7 @@ def read_local_table(
                 f"{name}: not UTF-8 text (first invalid byte at offset {bad[1]}, line {bad[0]}); "
                 "save it as UTF-8"
             )
+        _separator_hint(p, name)
         try:
             if all_strings:
                 df = pl.read_csv(p, infer_schema=False, null_values=[""])
@@ -99,7 +143,7 @@ def read_local_table(
             raise InputFileError(f"{name}: file is empty (expected a header row and data)") from exc
         except (pl.exceptions.ComputeError, pl.exceptions.PolarsError) as exc:
             raise InputFileError(f"{name}: cannot parse CSV: {str(exc).splitlines()[0]}") from exc
-        df = df.rename({c: c.strip() for c in df.columns})
+        df = drop_blank_rows(df.rename({c: c.strip() for c in df.columns}))
     else:
         try:
             df = pl.read_parquet(p)

@@ -66,6 +66,8 @@ def guarded(fn: F) -> F:
             if debug:
                 raise
             lines = str(exc).splitlines() or [type(exc).__name__]
+            if kwargs.get("json"):
+                print_json({"error": str(exc), "exit_code": exc.exit_code})
             err_console.print(f"[bold red]error:[/] {escape(lines[0])}", highlight=False)
             for line in lines[1:]:
                 err_console.print(f"  {line}", highlight=False, markup=False)
@@ -77,6 +79,10 @@ def guarded(fn: F) -> F:
             if debug:
                 raise
             first = (str(exc).splitlines() or [""])[0]
+            if kwargs.get("json"):
+                print_json(
+                    {"error": f"internal error: {type(exc).__name__}: {first}", "exit_code": 3}
+                )
             err_console.print(
                 f"[bold red]internal error:[/] {type(exc).__name__}: {escape(first)} "
                 "(rerun with --debug for the traceback and report it)",

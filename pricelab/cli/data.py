@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from pricelab import api
 from pricelab.cli._common import (
@@ -14,7 +15,6 @@ from pricelab.cli._common import (
     JsonOpt,
     OutputOpt,
     console,
-    frame_table,
     guarded,
     print_json,
     write_output,
@@ -29,7 +29,14 @@ def _print_report(report: QualityReport, title: str) -> None:
     if not report.issues:
         console.print(f"[green]{title}: no problems found[/]")
         return
-    console.print(frame_table(report.to_polars(), title=title, max_rows=50))
+    # one finding per line (not a 7-column table): readable in 80 columns and in a pipe;
+    # --output writes the full table
+    console.print(f"[bold]{title}[/]")
+    for issue in report.issues[:50]:
+        colour = "red" if issue.level == "error" else "yellow"
+        console.print(f"[{colour}]{issue.level}:[/] {escape(issue.message())}", highlight=False)
+    if len(report.issues) > 50:
+        console.print(f"... {len(report.issues) - 50} more (--output F.csv writes them all)")
 
 
 @guarded

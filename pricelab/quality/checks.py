@@ -89,7 +89,11 @@ class QualityReport:
                     "examples": pl.String,
                 }
             )
-        return pl.DataFrame(rows).with_columns(pl.col("examples").list.join("; ")).drop("message")
+        return (
+            pl.DataFrame(rows)
+            .with_columns(pl.col("examples").cast(pl.List(pl.String)).list.join("; "))
+            .drop("message")
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able form."""

@@ -56,6 +56,7 @@ class _Checker:
         col: str,
         *,
         positive: bool = False,
+        fraction: bool = False,
         nonneg: bool = False,
         integer: bool = False,
         binary: bool = False,
@@ -71,7 +72,17 @@ class _Checker:
             present = raw.is_not_null() & (raw != "")
         if required:
             self.flag(col, "missing value", ~present)
-        self.flag(col, "not a number", present & num.is_null())
+        bad = present & num.is_null()
+        if bad.any() and not series.dtype.is_numeric():
+            comma = raw.str.replace(",", ".", literal=True).cast(pl.Float64, strict=False)
+            decimal_comma = bad & comma.is_not_null()
+            self.flag(
+                col,
+                "not a number: decimal comma? write numbers with '.' as the decimal point",
+                decimal_comma,
+            )
+            bad = bad & ~decimal_comma
+        self.flag(col, "not a number", bad)
         finite = num.is_finite()
         self.flag(col, "must be finite (NaN or infinite found)", num.is_not_null() & ~finite)
         ok = num.is_not_null() & finite
@@ -79,6 +90,12 @@ class _Checker:
             self.flag(col, "must be > 0", ok & (num <= 0))
         if nonneg:
             self.flag(col, "must be >= 0", ok & (num < 0))
+        if fraction:
+            self.flag(
+                col,
+                "must be a fraction in [0, 1) (0.20 for 20%; a percentage was given?)",
+                ok & ((num < 0) | (num >= 1)),
+            )
         if integer:
             self.flag(col, "must be a whole number", ok & (num != num.round(0)))
         if binary:
@@ -105,6 +122,25 @@ class _Checker:
             raw.is_not_null() & (raw != "") & parsed.is_null(),
         )
         self.out[col] = parsed
+
+
+def _unused_columns(kind: str, df: pl.DataFrame, source: str, report: QualityReport) -> None:
+    """Warn about columns pricelab does not load (items keeps every attribute column)."""
+    if kind == "items":
+        return
+    known = set(REQUIRED[kind]) | set(OPTIONAL[kind])
+    extra = [c for c in df.columns if c not in known]
+    if extra:
+        names = ", ".join(repr(c) for c in extra)
+        expected = ", ".join(REQUIRED[kind] + OPTIONAL[kind])
+        report.issues.append(
+            Issue(
+                "warning",
+                source,
+                None,
+                f"column(s) {names} not used and not loaded (a {kind} file has: {expected})",
+            )
+        )
 
 
 def validate_frame(
@@ -147,6 +183,7 @@ def validate_frame(
         )
         return df, report
     c = _Checker(kind, df, source, line_offset)
+    _unused_columns(kind, df, source, report)
     if kind == "sales":
         c.text("item_id", True)
         c.text("market", True)
@@ -172,7 +209,7 @@ def validate_frame(
         if "currency" in df.columns:
             c.text("currency", False)
         if "vat_rate" in df.columns:
-            c.number("vat_rate", nonneg=True, required=False)
+            c.number("vat_rate", fraction=True, required=False)
     elif kind == "inventory":
         c.text("item_id", True)
         c.number("stock", nonneg=True)

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 import polars as pl
 
 from pricelab.quality.checks import Issue, QualityReport
+from pricelab.quality.codes import case_hints, fx_sanity
 
 if TYPE_CHECKING:
     from pricelab.store.db import Store
@@ -89,8 +90,10 @@ def check_loaded(store: Store, *, warnings: bool = True) -> QualityReport:
             "ORDER BY 1 LIMIT 1000",
             unit="market",
         )
+    case_hints(store, r)
     if not warnings or store.count("sales") == 0:
         return r
+    fx_sanity(store, r)
     # series-level rules share one pass over sales: count and date span per series
     series = store.query(
         "SELECT item_id, market, count(*) AS n, "

@@ -14,7 +14,7 @@ from typing import Any
 import polars as pl
 
 from pricelab.errors import DataError
-from pricelab.io import read_local_table, table_format
+from pricelab.io import drop_blank_rows, read_local_table, table_format
 from pricelab.quality.checks import QualityReport
 from pricelab.quality.frames import KEYS, OPTIONAL, REQUIRED, validate_frame
 from pricelab.quality.tables import check_loaded
@@ -113,7 +113,7 @@ def _typed_sales_csv(path: Path) -> pl.DataFrame | None:
         df = pl.read_csv(path, schema_overrides=overrides, null_values=[""])
     except Exception:  # noqa: BLE001 - any failure falls back to the text path
         return None
-    return df.rename({c: c.strip() for c in df.columns})
+    return drop_blank_rows(df.rename({c: c.strip() for c in df.columns}))
 
 
 def _read_validated(kind: str, path: Path, name: str) -> tuple[pl.DataFrame, QualityReport]:
