@@ -50,6 +50,8 @@ console = Console(soft_wrap=True)
 err_console = Console(stderr=True, soft_wrap=True)
 
 EXIT_INTERNAL = 3
+#: set when a command printed its JSON document (a check that fails after it adds none)
+_JSON_PRINTED: list[bool] = []
 
 
 def guarded(fn: F) -> F:
@@ -58,6 +60,7 @@ def guarded(fn: F) -> F:
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         debug = bool(kwargs.get("debug", False))
+        _JSON_PRINTED.clear()
         try:
             return fn(*args, **kwargs)
         except typer.Exit:
@@ -66,7 +69,7 @@ def guarded(fn: F) -> F:
             if debug:
                 raise
             lines = str(exc).splitlines() or [type(exc).__name__]
-            if kwargs.get("json"):
+            if kwargs.get("json") and not _JSON_PRINTED:  # one document: the result or this
                 print_json({"error": str(exc), "exit_code": exc.exit_code})
             err_console.print(f"[bold red]error:[/] {escape(lines[0])}", highlight=False)
             for line in lines[1:]:
@@ -79,7 +82,7 @@ def guarded(fn: F) -> F:
             if debug:
                 raise
             first = (str(exc).splitlines() or [""])[0]
-            if kwargs.get("json"):
+            if kwargs.get("json") and not _JSON_PRINTED:
                 print_json(
                     {"error": f"internal error: {type(exc).__name__}: {first}", "exit_code": 3}
                 )
@@ -95,6 +98,7 @@ def guarded(fn: F) -> F:
 
 def print_json(doc: Any) -> None:
     """Print one JSON document on stdout."""
+    _JSON_PRINTED.append(True)
     sys.stdout.write(json.dumps(doc, indent=2, default=str, sort_keys=False) + "\n")
     sys.stdout.flush()
 
