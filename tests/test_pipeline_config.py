@@ -39,8 +39,15 @@ def _error(tmp_path: Path, text: str) -> str:
         ),
         # unknown nested keys
         (
-            HEAD + "gate:\n  enabled: true\n  tolerance_wap: 3\n",
-            "line 7: gate.tolerance_wap: unknown key 'tolerance_wap'; did you mean 'tolerance_wape'?",
+            HEAD + "gate:\n  enabled: true\n  tolerance_flag: 3\n",
+            "line 7: gate.tolerance_flag: unknown key 'tolerance_flag'; did you mean "
+            "'tolerance_flags'?",
+        ),
+        (
+            HEAD + "gate:\n  tolerance_wape: 2\n",
+            "line 6: gate.tolerance_wape: replaced by min_improvement_wape: a candidate must now "
+            "beat production's WAPE by that percent (a tie keeps production); see "
+            "examples/pipeline.yaml",
         ),
         (
             "inputs:\n  files:\n    sales: s.csv\n    item: i.csv\n",
@@ -62,8 +69,8 @@ def _error(tmp_path: Path, text: str) -> str:
         ),
         (
             HEAD + "gate: 3\n",
-            "line 5: gate: expected a mapping with keys enabled, tolerance_wape, "
-            "tolerance_flags, horizon_weeks, cutoffs, naive_weeks, got 3",
+            "line 5: gate: expected a mapping with keys enabled, min_improvement_wape, "
+            "tolerance_flags, refresh, horizon_weeks, cutoffs, naive_weeks, got 3",
         ),
         (
             "inputs:\n  replace: yes please\n",
@@ -74,8 +81,8 @@ def _error(tmp_path: Path, text: str) -> str:
             "line 6: gate.tolerance_flags: expected a number >= 0, got -1",
         ),
         (
-            HEAD + "gate:\n  tolerance_wape: .nan\n",
-            "line 6: gate.tolerance_wape: expected a number >= 0, got nan",
+            HEAD + "gate:\n  min_improvement_wape: .nan\n",
+            "line 6: gate.min_improvement_wape: expected a number >= 0 and below 100, got nan",
         ),
         (
             HEAD + "optimize:\n  constraints: 5\n",
@@ -148,7 +155,7 @@ def test_values_paths_and_defaults(tmp_path: Path) -> None:
     path.write_text(
         "db: state/p.duckdb\ninputs:\n  folder: data\n  files:\n    costs: c.csv\n"
         "    items: null\nestimate:\n  model: iv\n  instrument: hausman\n"
-        "  before: 2024-02-05\ngate:\n  tolerance_wape: 3\noptimize:\nmonitor:\n"
+        "  before: 2024-02-05\ngate:\n  min_improvement_wape: 3\noptimize:\nmonitor:\n"
         "  as_of: 2024-03-04\n  thresholds:\n    drift: {max_share: 0.3}\n"
     )
     cfg = load_pipeline_config(path)
@@ -161,7 +168,8 @@ def test_values_paths_and_defaults(tmp_path: Path) -> None:
         "instrument": "hausman",
         "before": "2024-02-05",
     }  # a YAML date back to ISO text
-    assert cfg["gate"]["tolerance_wape"] == 3.0 and isinstance(cfg["gate"]["tolerance_wape"], float)
+    gate = cfg["gate"]
+    assert gate["min_improvement_wape"] == 3.0 and isinstance(gate["min_improvement_wape"], float)
     assert cfg["optimize"] == DEFAULTS["optimize"]  # an empty section keeps its defaults
     assert cfg["monitor"]["as_of"] == "2024-03-04"
     assert cfg["monitor"]["thresholds"] == {"drift": {"max_share": 0.3}}

@@ -181,8 +181,8 @@ def test_new_data_reruns_the_chain(
 def test_config_errors(cli: Callable[..., CliResult], tmp_path: Path) -> None:
     cases = {
         "estimat: {model: ols}\n": "line 1: estimat: unknown key 'estimat'; did you mean 'estimate'?",
-        "gate: {tolerance_wap: 3}\n": "line 1: gate.tolerance_wap: unknown key "
-        "'tolerance_wap'; did you mean 'tolerance_wape'?",
+        "gate: {tolerance_flag: 3}\n": "line 1: gate.tolerance_flag: unknown key "
+        "'tolerance_flag'; did you mean 'tolerance_flags'?",
         "gate: {cutoffs: 0}\n": "line 1: gate.cutoffs: expected a whole number >= 1, got 0",
         "estimate: {model: xgboost}\n": "line 1: estimate.model: expected one of ols, "
         "poisson, panel, hierarchical, iv, got 'xgboost'",
@@ -209,7 +209,7 @@ def test_example_config_is_valid(cli: Callable[..., CliResult]) -> None:
     assert res.exit_code == 0, res.stderr
     doc = json.loads(res.stdout)
     assert set(doc["files"]) == {"sales", "items", "costs", "markets", "inventory"}
-    assert doc["config"]["gate"]["tolerance_wape"] == 2.0
+    assert doc["config"]["gate"]["min_improvement_wape"] == 1.0
     assert doc["config"]["estimate"]["model"] == "hierarchical"
 
 

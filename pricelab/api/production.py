@@ -19,8 +19,9 @@ def promote(
     *,
     force: bool = False,
     reason: str | None = None,
-    tolerance_wape: float = 2.0,
+    min_improvement_wape: float = 1.0,
     tolerance_flags: float = 5.0,
+    refresh: bool = True,
     horizon_weeks: int = 4,
     cutoffs: int = 3,
     naive_weeks: int = 8,
@@ -29,9 +30,12 @@ def promote(
 
     The gate backtests the candidate against the production run on the last
     ``cutoffs * horizon_weeks`` weeks (both refitted with their stored parameters before each
-    origin) and passes when the candidate's WAPE is at most ``tolerance_wape`` percent worse
-    (relative) and its share of flagged groups at most ``tolerance_flags`` points higher; the
-    first promotion must beat the naive forecast. See :mod:`pricelab.registry.gate`.
+    origin) and passes when the candidate's WAPE is at least ``min_improvement_wape`` percent
+    lower (relative; a tie keeps production) and its share of flagged groups at most
+    ``tolerance_flags`` points higher; the first promotion must beat the naive forecast. A
+    candidate with production's settings on newer inputs is a refresh and passes the WAPE
+    check while ``refresh`` is on. When production was forced (a rollback), only a candidate
+    estimated afterwards on changed inputs can replace it. See :mod:`pricelab.registry.gate`.
 
     Parameters
     ----------
@@ -54,8 +58,9 @@ def promote(
     from pricelab.registry import promote as _promote
 
     config = GateConfig(
-        tolerance_wape=tolerance_wape,
+        min_improvement_wape=min_improvement_wape,
         tolerance_flags=tolerance_flags,
+        refresh=refresh,
         horizon_weeks=horizon_weeks,
         cutoffs=cutoffs,
         naive_weeks=naive_weeks,

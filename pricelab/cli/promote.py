@@ -96,12 +96,13 @@ def promote(
     reason: Annotated[
         str | None, typer.Option(help="Why: recorded in the registry.", show_default=False)
     ] = None,
-    tolerance_wape: Annotated[
+    min_improvement_wape: Annotated[
         float,
         typer.Option(
-            "--tolerance-wape", help="Percent by which WAPE may be worse than production's."
+            "--min-improvement-wape",
+            help="Percent (relative) by which WAPE must beat production's; a tie keeps it.",
         ),
-    ] = 2.0,
+    ] = 1.0,
     tolerance_flags: Annotated[
         float,
         typer.Option(
@@ -119,7 +120,7 @@ def promote(
     output: OutputOpt = None,
     debug: DebugOpt = False,
 ) -> None:
-    """Promote an estimate run to production if it backtests no worse than production.
+    """Promote an estimate run to production if it backtests better than production.
 
     Exit 0 when promoted (or already in production), 1 when the gate refuses (the
     comparison table is printed), 2 on bad usage.
@@ -137,7 +138,7 @@ def promote(
         run_id,
         force=force,
         reason=reason,
-        tolerance_wape=tolerance_wape,
+        min_improvement_wape=min_improvement_wape,
         tolerance_flags=tolerance_flags,
         horizon_weeks=horizon_weeks,
         cutoffs=cutoffs,
@@ -152,6 +153,8 @@ def promote(
             _print_comparison(res.comparison)
         elif res.error:
             console.print(f"gate backtest could not run: {res.error}", highlight=False)
+        if res.pinned and not res.pinned["passed"]:
+            console.print(f"rollback check: {res.pinned['rule']}", highlight=False)
         if res.status == "already-production":
             console.print(f"run {res.candidate} is already in production; nothing to do")
         elif res.promoted:

@@ -16,7 +16,9 @@ Sections and keys (every key optional; see ``examples/pipeline.yaml``)::
       trigger: new_data         # new_data | drift (re-estimate only on a drift alert)
     gate:
       enabled: true             # false: every new estimate goes to production unchecked
-      tolerance_wape: 2         # percent (relative) by which WAPE may be worse than production
+      min_improvement_wape: 1   # percent (relative) by which WAPE must beat production's
+                                # (a tie keeps production)
+      refresh: true             # production's settings re-estimated on new inputs replace it
       tolerance_flags: 5        # points by which the flagged share may grow
       horizon_weeks: 4
       cutoffs: 3
@@ -38,8 +40,8 @@ then in the same folder of the object store, and a relative ``db`` (a local Duck
 relative to the working directory.
 
 Errors name the file, the line and the dotted key, with the closest known key or value
-suggested, e.g. ``p.yaml, line 4: gate.tolerance_wap: unknown key 'tolerance_wap'; did you mean
-'tolerance_wape'?``
+suggested, e.g. ``p.yaml, line 4: gate.tolerance_flag: unknown key 'tolerance_flag'; did you mean
+'tolerance_flags'?``
 """
 
 from __future__ import annotations
@@ -74,8 +76,9 @@ DEFAULTS: dict[str, Any] = {
     },
     "gate": {
         "enabled": True,
-        "tolerance_wape": 2.0,
+        "min_improvement_wape": 1.0,
         "tolerance_flags": 5.0,
+        "refresh": True,
         "horizon_weeks": 4,
         "cutoffs": 3,
         "naive_weeks": 8,
@@ -152,15 +155,16 @@ def _check(ctx: ConfigContext, path: tuple, value: Any) -> Any:
         return None
     if value is None and key in ("as_of", "thresholds"):
         return copy.deepcopy(DEFAULTS["monitor"][key])
-    if key in ("enabled", "replace"):
+    if key in ("enabled", "replace", "refresh"):
         need(isinstance(value, bool), "true or false")
-    elif key in ("tolerance_wape", "tolerance_flags"):
+    elif key in ("min_improvement_wape", "tolerance_flags"):
         need(
             not isinstance(value, bool)
             and isinstance(value, int | float)
             and math.isfinite(value)
-            and value >= 0,
-            "a number >= 0",
+            and value >= 0
+            and (key == "tolerance_flags" or value < 100),
+            "a number >= 0" + ("" if key == "tolerance_flags" else " and below 100"),
         )
         return float(value)
     elif key in _WEEKS:
@@ -248,6 +252,12 @@ def validate_config(
             continue
         if values is None:
             continue
+        if section == "gate" and isinstance(values, dict) and "tolerance_wape" in values:
+            raise ctx.fail(
+                ("gate", "tolerance_wape"),
+                "replaced by min_improvement_wape: a candidate must now beat production's "
+                "WAPE by that percent (a tie keeps production); see examples/pipeline.yaml",
+            )
         check_keys(ctx, (section,), values, tuple(DEFAULTS[section]))
         for key, value in values.items():
             cfg[section][key] = _check(ctx, (section, key), value)

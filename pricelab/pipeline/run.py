@@ -115,8 +115,9 @@ class _Pipeline:
         self.db, self.cfg = db, cfg
         g = cfg["gate"]
         self.gate = GateConfig(
-            tolerance_wape=g["tolerance_wape"],
+            min_improvement_wape=g["min_improvement_wape"],
             tolerance_flags=g["tolerance_flags"],
+            refresh=g["refresh"],
             horizon_weeks=g["horizon_weeks"],
             cutoffs=g["cutoffs"],
             naive_weeks=g["naive_weeks"],
@@ -240,6 +241,12 @@ class _Pipeline:
                 f"production {production} (promote run {refused})",
                 refused,
             )
+        if step == "backtest":
+            from pricelab.registry.promote import rollback_pin
+
+            pin = rollback_pin(store, self.candidate)
+            if pin is not None and not pin["passed"]:
+                return Step(step, SKIPPED, f"no backtest: {pin['rule']}")
         return None
 
     def backtest(self) -> Step:
@@ -290,7 +297,7 @@ class _Pipeline:
             "promote",
             REFUSED,
             f"gate refused run {res.candidate} ({failed}); production "
-            f"stays {res.previous or 'unset'}",
+            f"stays {res.previous or 'unset'}: {res.reason}",
             res.run_id,
             True,
             details=res.to_dict(),

@@ -11,12 +11,20 @@ no estimate for a group falls back to the naive forecast there, as in
 Checks (all must pass):
 
 * ``grain`` — the candidate is per item × market (what optimize and simulate consume);
-* ``wape`` — pooled WAPE no worse than production's by more than ``tolerance_wape`` percent
-  (relative: ``wape_c <= wape_p * (1 + tol / 100)``); with no production run yet the
-  candidate must beat the naive forecast (``wape_c < wape_naive``);
+* ``wape`` — pooled WAPE better than production's by at least ``min_improvement_wape``
+  percent (relative: ``wape_c < wape_p * (1 - margin / 100)``, strictly, so a tie keeps
+  production); with no production run yet the candidate must beat the naive forecast
+  (``wape_c < wape_naive``). A candidate with production's settings (same model, grouping,
+  controls, window) refits exactly like production, so the backtest cannot tell them apart:
+  when it was estimated on other (newer) inputs it is a *refresh* and, with ``refresh``
+  on (the default), passes this check; on the same inputs it is a tie and production stays;
 * ``flags`` — the share of groups flagged ``positive``, ``no_price_variation`` or
   ``weak_instrument`` (:data:`pricelab.elasticity.results.GATE_FLAGS`, also importable as
-  ``pricelab.registry.GATE_FLAGS``) grows by at most ``tolerance_flags`` percentage points.
+  ``pricelab.registry.GATE_FLAGS``) grows by at most ``tolerance_flags`` percentage points;
+* ``rollback`` — only when production was set by hand (``promote --force``, e.g. a
+  rollback): the candidate must be estimated after that decision on inputs that changed since
+  (:func:`pricelab.registry.promote.rollback_pin`), so a manual rollback sticks until new data
+  and a candidate that wins on it.
 """
 
 from __future__ import annotations
@@ -42,25 +50,34 @@ class GateConfig:
 
     Attributes
     ----------
-    tolerance_wape : float
-        Percent by which the candidate's WAPE may exceed production's (relative), default 2.
+    min_improvement_wape : float
+        Percent (relative) by which the candidate's WAPE must be lower than production's,
+        default 1; 0 means strictly lower. A tie never replaces production.
     tolerance_flags : float
         Percentage points by which the share of flagged groups may grow, default 5.
     horizon_weeks, cutoffs, naive_weeks : int
         Weeks predicted per origin, number of origins, window of the naive forecast.
     flags : tuple of str
         Flags that count as "flagged", default :data:`~pricelab.elasticity.results.GATE_FLAGS`.
+    refresh : bool
+        A candidate with production's settings estimated on other inputs passes the WAPE
+        check (the nightly re-estimate on new data), default True.
     """
 
-    tolerance_wape: float = 2.0
+    min_improvement_wape: float = 1.0
     tolerance_flags: float = 5.0
     horizon_weeks: int = 4
     cutoffs: int = 3
     naive_weeks: int = 8
     flags: tuple[str, ...] = GATE_FLAGS
+    refresh: bool = True
 
     def __post_init__(self) -> None:
-        for name in ("tolerance_wape", "tolerance_flags"):
+        if not self.min_improvement_wape < 100:
+            raise UsageError(
+                f"min-improvement-wape must be below 100 (percent), got {self.min_improvement_wape!r}"
+            )
+        for name in ("min_improvement_wape", "tolerance_flags"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int | float) or not v >= 0:
                 raise UsageError(f"{name.replace('_', '-')} must be a number >= 0, got {v!r}")
@@ -72,12 +89,13 @@ class GateConfig:
     def to_dict(self) -> dict[str, Any]:
         """JSON-able form."""
         return {
-            "tolerance_wape": self.tolerance_wape,
+            "min_improvement_wape": self.min_improvement_wape,
             "tolerance_flags": self.tolerance_flags,
             "horizon_weeks": self.horizon_weeks,
             "cutoffs": self.cutoffs,
             "naive_weeks": self.naive_weeks,
             "flags": list(self.flags),
+            "refresh": self.refresh,
         }
 
 
@@ -254,6 +272,8 @@ class GateComparison:
     models: dict[str, str]
     grain: list[str] = field(default_factory=lambda: list(KEYS))
     checks: list[dict[str, Any]] = field(default_factory=list)
+    same_settings: bool = False
+    same_inputs: bool = False
 
     @property
     def passed(self) -> bool:
@@ -295,8 +315,29 @@ class GateComparison:
             "config": self.config.to_dict(),
             "origins": self.origins,
             "checks": self.checks,
+            "same_settings": self.same_settings,
+            "same_inputs": self.same_inputs,
             "table": self.table().to_dicts(),
         }
+
+
+def _wape_check(comp: GateComparison, wape_c: float, wape_p: float) -> dict[str, Any]:
+    """The WAPE check against production: a margin, or a refresh of production's settings."""
+    cfg = comp.config
+    check: dict[str, Any] = {"check": "wape", "candidate": wape_c, "reference": wape_p}
+    if comp.same_settings and cfg.refresh and not comp.same_inputs:
+        return check | {
+            "limit": None,
+            "passed": True,
+            "rule": "refresh: production's settings on newer inputs (the backtest refits "
+            "both identically, so WAPE cannot tell them apart)",
+        }
+    limit = wape_p * (1 - cfg.min_improvement_wape / 100)
+    rule = f"WAPE < production WAPE x (1 - {cfg.min_improvement_wape:g}%): a tie keeps production"
+    if comp.same_settings:
+        why = "the same inputs" if comp.same_inputs else "other inputs, refresh off"
+        rule += f" (production's settings on {why})"
+    return check | {"limit": limit, "passed": bool(wape_c < limit), "rule": rule}
 
 
 def evaluate(comparison: GateComparison) -> GateComparison:
@@ -316,18 +357,7 @@ def evaluate(comparison: GateComparison) -> GateComparison:
         }
     ]
     if comparison.production is not None:
-        prod = t["production"]
-        limit = prod["wape"] * (1 + cfg.tolerance_wape / 100)
-        checks.append(
-            {
-                "check": "wape",
-                "candidate": cand["wape"],
-                "reference": prod["wape"],
-                "limit": limit,
-                "passed": bool(cand["wape"] <= limit),
-                "rule": f"WAPE <= production WAPE x (1 + {cfg.tolerance_wape:g}%)",
-            }
-        )
+        checks.append(_wape_check(comparison, cand["wape"], t["production"]["wape"]))
         flim = comparison.flagged["production"] + cfg.tolerance_flags / 100
         checks.append(
             {

@@ -65,10 +65,12 @@ def compare_runs(
     sales = load_sales(store)
     items = load_items(store)
     roles = {"candidate": candidate, **({"production": production} if production else {})}
-    specs, models, flagged = {}, {}, {}
+    specs, models, flagged, prints = {}, {}, {}, {}
     grain: list[str] = list(KEYS)
     for role, run_id in roles.items():
-        params = get_run(store, run_id)["parameters"]
+        rec = get_run(store, run_id)
+        params = rec["parameters"]
+        prints[role] = rec.get("input_fingerprint")
         specs[role] = refit_spec(params)
         models[role] = str(params["model"])
         est = store.read_result("elasticities", run_id)
@@ -88,8 +90,44 @@ def compare_runs(
         flagged,
         models,
         grain,
+        same_settings=production is not None and specs["candidate"] == specs["production"],
+        same_inputs=production is not None and prints["candidate"] == prints["production"],
     )
     return evaluate(comp)
+
+
+def rollback_pin(store: Store, candidate: str) -> dict[str, Any] | None:
+    """The ``rollback`` check when production was set by hand, else None.
+
+    A production run promoted with ``--force`` (a rollback, a hotfix) stays until a candidate
+    estimated after that decision on inputs that changed since then wins the gate: the
+    candidate it replaced, or any other estimate on the same data, is refused without a
+    backtest.
+    """
+    from pricelab.registry.table import production_row
+
+    row = production_row(store)
+    if row is None or not row["forced"]:
+        return None
+    rec = get_run(store, candidate)
+    pinned_inputs = row.get("inputs")
+    newer = rec["started_at"] > row["promoted_at"]
+    changed = pinned_inputs is None or rec.get("input_fingerprint") != pinned_inputs
+    passed = bool(newer and changed)
+    why = (
+        "estimated after the decision on new inputs"
+        if passed
+        else ("estimated before that decision" if not newer else "estimated on the same inputs")
+    )
+    return {
+        "check": "rollback",
+        "candidate": str(rec["started_at"]),
+        "reference": str(row["promoted_at"]),
+        "limit": None,
+        "passed": passed,
+        "rule": f"production run {row['run_id']} was set by hand ({row['reason']}): a candidate "
+        f"must be estimated after that on changed inputs; run {candidate} was {why}",
+    }
 
 
 @dataclass
@@ -107,6 +145,7 @@ class Promotion:
     promoted_by: str | None = None
     promoted_at: dt.datetime | None = None
     error: str | None = None
+    pinned: dict[str, Any] | None = None
 
     @property
     def promoted(self) -> bool:
@@ -120,7 +159,9 @@ class Promotion:
 
     def failed_checks(self) -> list[dict[str, Any]]:
         """The gate checks that did not pass."""
-        return [c for c in (self.comparison.checks if self.comparison else []) if not c["passed"]]
+        checks = [self.pinned] if self.pinned else []
+        checks += self.comparison.checks if self.comparison else []
+        return [c for c in checks if not c["passed"]]
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able summary for schedulers."""
@@ -137,18 +178,38 @@ class Promotion:
             "promoted_at": str(self.promoted_at) if self.promoted_at else None,
             "comparison": self.comparison.to_dict() if self.comparison else None,
             "comparison_error": self.error,
+            "rollback": self.pinned,
         }
 
 
 def _auto_reason(comp: GateComparison) -> str:
     parts = []
     for c in comp.checks:
-        if c["check"] == "wape":
+        if c["check"] == "wape" and c["limit"] is None:
+            parts.append(
+                f"refresh of production's settings on newer inputs (WAPE {c['candidate']:.3f})"
+            )
+        elif c["check"] == "wape":
             ref = "production" if comp.production else "naive"
             parts.append(f"WAPE {c['candidate']:.3f} vs {ref} {c['reference']:.3f}")
         elif c["check"] == "flags":
             parts.append(f"flagged {c['candidate']:.1%} vs {c['reference']:.1%}")
     return "passed the gate: " + "; ".join(parts)
+
+
+def refusal_reason(checks: list[dict[str, Any]]) -> str:
+    """One line saying why the gate refused: each failed check and its rule."""
+    parts = []
+    for c in checks:
+        if c["check"] == "wape":
+            parts.append(
+                f"WAPE {c['candidate']:.4f} vs production {c['reference']:.4f} ({c['rule']})"
+            )
+        elif c["check"] == "flags":
+            parts.append(f"flagged {c['candidate']:.1%} vs {c['reference']:.1%} ({c['rule']})")
+        else:
+            parts.append(f"{c['check']}: {c['rule']}")
+    return "refused: " + "; ".join(parts)
 
 
 def run_gate(store: Store, candidate: str, config: GateConfig) -> tuple[GateComparison, str]:
@@ -215,12 +276,16 @@ def promote(
     comp: GateComparison | None = None
     backtest_run: str | None = None
     error = None
-    try:
-        comp, backtest_run = comparison if comparison is not None else run_gate(store, cand, config)
-    except UsageError as exc:
-        if not force:
-            raise
-        error = str(exc)
+    pinned = None if force else rollback_pin(store, cand)
+    if pinned is None or pinned["passed"]:
+        try:
+            comp, backtest_run = (
+                comparison if comparison is not None else run_gate(store, cand, config)
+            )
+        except UsageError as exc:
+            if not force:
+                raise
+            error = str(exc)
     if (
         force
         and comp is not None
@@ -231,19 +296,24 @@ def promote(
             f"{','.join(comp.grain) or 'nothing'}, not per item_id x market, so "
             "optimize and simulate could not use it (even with --force)"
         )
-    passed = comp is not None and comp.passed
+    passed = comp is not None and comp.passed and (pinned is None or pinned["passed"])
     status = PROMOTED if (passed or force) else REFUSED
-    why = (
-        reason.strip()
-        if reason and reason.strip()
-        else (_auto_reason(comp) if comp is not None and passed else None)
-    )
+    out = Promotion(cand, previous, status, force, None, comp, None, backtest_run, error=error)
+    out.pinned = pinned
+    if reason and reason.strip():
+        why: str | None = reason.strip()
+    elif status == PROMOTED and comp is not None:
+        why = _auto_reason(comp)
+    else:
+        why = refusal_reason(out.failed_checks()) if status == REFUSED else None
+    out.reason = why
     summary: dict[str, Any] = {
         "status": status,
         "forced": force,
         "reason": why,
         "previous_run_id": previous,
         "comparison": comp.to_dict() if comp else {"error": error},
+        "rollback": pinned,
     }
     parents = [p for p in (backtest_run, cand) if p]
     run = start_run(
@@ -258,7 +328,7 @@ def promote(
         },
         parents=parents,
     )
-    out = Promotion(cand, previous, status, force, why, comp, run.run_id, backtest_run, error=error)
+    out.run_id = run.run_id
     with store.transaction():
         if status == PROMOTED:
             row = record_promotion(

@@ -52,6 +52,36 @@ def production_run(store: Store) -> str | None:
     return str(rows[0][0]) if rows else None
 
 
+def production_row(store: Store) -> dict[str, Any] | None:
+    """The newest production row with the input fingerprint of the promote run that made it.
+
+    Keys: ``run_id, promoted_at, forced, reason, inputs`` (``inputs`` None when unknown).
+    """
+    if not store.has_table("registry"):
+        return None
+    rows = store.execute(
+        "SELECT run_id, promoted_at, forced, reason FROM registry WHERE stage = ? "
+        "ORDER BY promoted_at DESC LIMIT 1",
+        [PRODUCTION],
+    )
+    if not rows:
+        return None
+    run_id, at, forced, reason = rows[0]
+    made = store.execute(
+        "SELECT input_fingerprint FROM runs WHERE command = 'promote' AND status = 'ok' "
+        "AND json_extract_string(parameters, '$.candidate') = ? AND started_at <= ? "
+        "ORDER BY started_at DESC LIMIT 1",
+        [run_id, at],
+    )
+    return {
+        "run_id": str(run_id),
+        "promoted_at": at,
+        "forced": bool(forced),
+        "reason": reason,
+        "inputs": made[0][0] if made else None,
+    }
+
+
 def current_user() -> str:
     """Who is promoting: ``$PRICELAB_USER``, else the login name (``$USER``/``getpass``)."""
     import os
