@@ -110,6 +110,7 @@ def estimate(
     hac_lags: int | None = None,
     tau: str = "level",
     progress: Any = None,
+    cross: str | None = None,
 ) -> EstimateRun:
     """Estimate elasticities from the loaded sales and store them as an ``estimate`` run.
 
@@ -141,6 +142,9 @@ def estimate(
         (``common``).
     progress:
         Optional ``callback(done, total)`` for long runs (local engine).
+    cross:
+        ``cross`` only: ``full`` (default; every sibling's price) or ``index`` (a
+        leave-one-out category price index); see :mod:`pricelab.api.cross`.
     mlflow:
         Log the stored run to MLflow (``pricelab[mlflow]``): True, a tracking URI, a
         ``{tracking_uri, experiment, strict}`` mapping or
@@ -155,8 +159,12 @@ def estimate(
     from pricelab.store.loaders import load_items, load_sales
     from pricelab.tracking import resolve_mlflow
 
+    if cross is not None and model != "cross":
+        raise UsageError("--cross is an option of --model cross")
+    if model == "cross":
+        return _estimate_cross(db, cross=cross, by=by, before=before, engine=engine, source=source)
     if model not in MODELS:
-        raise UsageError(f"unknown model '{model}'; choose one of {', '.join(MODELS)}")
+        raise UsageError(f"unknown model '{model}'; choose one of {', '.join(MODELS)} or cross")
     track = resolve_mlflow(mlflow)
     if track is not None and source is not None and db is None:
         raise UsageError("--mlflow logs stored runs: add --db to store this estimate")
@@ -192,6 +200,24 @@ def estimate(
             "fit": json.loads(json.dumps(results.parameters, default=str)),
         }
         return _store_estimate(store, results, items, params, track)
+
+
+def _estimate_cross(
+    db: PathLike | None,
+    *,
+    cross: str | None,
+    by: str | None,
+    before: str | None,
+    engine: str,
+    source: PathLike | str | None,
+) -> EstimateRun:
+    """``--model cross``: the local engine on the database's sales (see api/cross.py)."""
+    from pricelab.api.cross import estimate_cross_run
+    from pricelab.errors import UsageError
+
+    if engine != "local" or source is not None:
+        raise UsageError("--model cross runs on the local engine from the database (no --source)")
+    return estimate_cross_run(db, cross=cross or "full", by=by, before=before)
 
 
 def _estimate_source(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -32,8 +33,20 @@ from pricelab.cli._tracking import (
 @guarded
 def estimate(
     model: Annotated[
-        str, typer.Option(help="ols | poisson | panel | hierarchical | iv.")
+        str,
+        typer.Option(
+            help="ols | poisson | panel | hierarchical | iv | cross (cross-price "
+            "elasticities within each category)."
+        ),
     ] = "hierarchical",
+    cross: Annotated[
+        str | None,
+        typer.Option(
+            help="cross: 'full' (every sibling's price; default) or 'index' "
+            "(leave-one-out category price index, for large categories).",
+            show_default=False,
+        ),
+    ] = None,
     by: Annotated[
         str | None,
         typer.Option(
@@ -101,10 +114,14 @@ def estimate(
             se=se,
             hac_lags=hac_lags,
             tau=tau,
+            cross=cross,
             progress=progress if engine == "local" and source is None else None,
             mlflow=tracking_arg(mlflow, mlflow_uri, mlflow_experiment, strict_tracking),
         )
     t = run.elasticities
+    if model == "cross":
+        _print_cross(run, output, json)
+        return
     write_output(t, output)
     print_tracking(run)
     if json:
@@ -135,6 +152,51 @@ def estimate(
             frame_table(flagged.select(cols), title="flagged groups", max_rows=15, floats=2)
         )
         console.print("flags: " + ", ".join(f"{k} {v}" for k, v in d["flags"].items()))
+
+
+def _print_cross(run: object, output: Path | None, json: bool) -> None:
+    """``--model cross``: the matrix in long form to ``--output``, a readable summary."""
+    import polars as pl
+
+    c = run.cross  # type: ignore[attr-defined]
+    write_output(c, output)
+    d = run.to_dict()  # type: ignore[attr-defined]
+    if json:
+        print_json(d)
+        return
+    x = d["cross"]
+    console.print(
+        f"[bold green]estimated[/] {d['estimated']} of {d['groups']} own-price and "
+        f"{x['estimated_pairs']} of {x['pairs']} cross-price elasticities "
+        f"(model [bold]cross[/], {x['mode']}; run {d['run_id']}); "
+        f"{x['substitutes_significant']} significant substitutes, "
+        f"{x['complements_significant']} complements; "
+        f"{x['weeks_dropped_missing_sibling_price']} weeks dropped for a missing sibling price",
+        highlight=False,
+    )
+    first = c.select("market").unique().sort("market", nulls_last=True)["market"][0]
+    one = c.filter(pl.col("market").is_null() if first is None else pl.col("market") == first)
+    where = "pooled" if first is None else f"market {first}"
+    sizes = one.group_by("category").agg(pl.col("item_id").n_unique().alias("n")).sort("category")
+    for cat, n in sizes.iter_rows():
+        if n > 8:
+            continue
+        m = (
+            one.filter(pl.col("category") == cat)
+            .pivot(on="other_item_id", index="item_id", values="elasticity")
+            .sort("item_id")
+        )
+        title = f"{cat} ({where}): row item's units vs column item's price"
+        console.print(frame_table(m, title=title, max_rows=30, floats=2))
+    strong = (
+        c.filter((pl.col("other_item_id") != pl.col("item_id")) & (pl.col("ci_low") > 0))
+        .sort("elasticity", descending=True)
+        .select("item_id", "market", "other_item_id", "elasticity", "std_error", "n_obs")
+    )
+    if strong.height:
+        console.print(
+            frame_table(strong, title="strongest significant substitutes", max_rows=10, floats=2)
+        )
 
 
 def register(app: typer.Typer) -> None:
