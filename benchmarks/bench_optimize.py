@@ -34,7 +34,7 @@ from pricelab.optimize import load_constraints, optimize  # noqa: E402
 from pricelab.optimize.decompose import Responder  # noqa: E402
 from pricelab.optimize.formulations import solve_conic  # noqa: E402
 from pricelab.optimize.problem import build_problem  # noqa: E402
-from pricelab.optimize.solve import _solve_milp  # noqa: E402
+from pricelab.optimize.routes import candidate_milp  # noqa: E402
 
 MARKETS = {"US": 1.1, "GB": 0.85, "DE": 1.0, "FR": 1.0, "CH": 1.3}
 
@@ -130,7 +130,7 @@ def _milp_reference(
     """The candidate MILP (HiGHS, 25-point grid) on the same problem, timed in the same run."""
     prob = build_problem(df, load_constraints(cons))
     res, t_milp = timed(
-        lambda: _solve_milp(
+        lambda: candidate_milp(
             prob, Responder(prob), risk=None, draws=None, seed=0, n_grid=25, time_limit=600
         )[0],
         1,

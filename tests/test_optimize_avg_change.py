@@ -13,11 +13,12 @@ from pricelab.errors import InfeasibleError
 from pricelab.optimize import load_constraints, optimize
 from pricelab.optimize.avg_change import implied_caps
 from pricelab.optimize.decompose import Responder
+from pricelab.optimize.links import AverageChangeBudget, VolumeFloor
 from pricelab.optimize.penalised import argmax_penalised, penalised_term
 from pricelab.optimize.problem import build_problem
-from pricelab.optimize.solve import _solve_milp
+from pricelab.optimize.routes import candidate_milp
 from tests._optimize_data import demand
-from tests.test_optimize_properties import _violations
+from tests.test_optimize_properties import _really_infeasible, _violations
 
 B = {"bounds": {"max_increase_pct": 30, "max_decrease_pct": 30}, "horizon_weeks": 2}
 
@@ -72,7 +73,7 @@ def _conic(prob):
     for lk in prob.links:
         r_el = np.array([pos_el[i] for i in lk.rows if i in pos_el], dtype=int)
         r_ie = np.array([pos_ie[i] for i in lk.rows if i in pos_ie], dtype=int)
-        if lk.kind == "max_avg_change_pct":
+        if isinstance(lk, AverageChangeBudget):
             a = q0 / fx
             R = float((a * p0)[lk.rows].sum())
             terms = []
@@ -81,11 +82,11 @@ def _conic(prob):
             if r_ie.size:
                 terms.append((a * p0)[ie[r_ie]] @ x[r_ie])
             cons.append(sum(terms) / R <= 1 + lk.value / 100)
-        elif lk.kind == "min_volume_pct":
+        elif isinstance(lk, VolumeFloor):
             assert r_ie.size == 0
             cons.append((q0[el[r_el]] / q0[lk.rows].sum()) @ z[r_el] >= lk.value / 100)
         else:
-            raise AssertionError(lk.kind)
+            raise AssertionError(lk.name)
     problem = cp.Problem(cp.Maximize(obj), cons)
     assert problem.is_dcp()
     problem.solve(solver="CLARABEL")
@@ -208,7 +209,7 @@ def test_small_cases_match_brute_force(seed, side):
         assert plan.objective >= best - 1e-9 * abs(best)
         assert plan.gap <= 1e-8 and plan.extra["path"] == "decomposition"
     else:  # not concave: the better of the Lagrangian plan and the MILP, within its gap
-        res, _ = _solve_milp(
+        res, _ = candidate_milp(
             prob, Responder(prob), risk=None, draws=None, seed=0, n_grid=25, time_limit=60
         )
         assert plan.objective >= float(prob.objective_value(res.prices).sum()) * (1 - 1e-12)
@@ -241,7 +242,7 @@ def test_beats_or_matches_the_milp_grid():
     cons = {**B, "min_margin_pct": 20, "max_avg_change_pct": 3, "parity": {"max_gap_pct": 8}}
     plan = optimize(df, cons)
     prob = build_problem(df, load_constraints(cons))
-    res, _ = _solve_milp(
+    res, _ = candidate_milp(
         prob, Responder(prob), risk=None, draws=None, seed=0, n_grid=25, time_limit=60
     )
     milp_obj = float(prob.objective_value(res.prices).sum())
@@ -330,6 +331,7 @@ def test_every_price_satisfies_every_constraint(
         plan = optimize(df, cons)
     except InfeasibleError as exc:
         assert "infeasible:" in str(exc)
+        assert _really_infeasible(df, cons), f"a plan meets every constraint: {exc}"
         return
     p = plan.table["recommended_price"].to_numpy()
     assert _violations(df, p, cons) == []

@@ -11,7 +11,7 @@ import pytest
 from pricelab.optimize import load_constraints, optimize
 from pricelab.optimize.decompose import Responder
 from pricelab.optimize.problem import build_problem
-from pricelab.optimize.solve import _solve_milp
+from pricelab.optimize.routes import candidate_milp
 from tests._optimize_data import demand, profit
 
 FX3 = ("US", "GB", "CH")
@@ -94,7 +94,7 @@ def test_parity_ladder_matches_enumeration(seed, ladder, gap):
     assert "ladder" in plan.formulation and plan.gap == 0.0
     # the candidate MILP over the same ladder agrees (second method)
     prob = build_problem(df, load_constraints(cons))
-    res, _ = _solve_milp(
+    res, _ = candidate_milp(
         prob, Responder(prob), risk=None, draws=None, seed=0, n_grid=25, time_limit=60
     )
     assert float(prob.objective_value(res.prices).sum()) == pytest.approx(best, rel=1e-7)

@@ -10,8 +10,9 @@ import pytest
 from pricelab.optimize import load_constraints, optimize
 from pricelab.optimize.decompose import Responder
 from pricelab.optimize.ladder import best_on_ladder
+from pricelab.optimize.links import StockPool, VolumeFloor
 from pricelab.optimize.problem import build_problem
-from pricelab.optimize.solve import _solve_milp
+from pricelab.optimize.routes import candidate_milp
 from tests._optimize_data import demand
 
 FX3 = ("US", "GB", "CH")
@@ -31,7 +32,7 @@ def _brute(prob, step):
     ok = np.ones(P.shape[0], dtype=bool)
     for lk in prob.links:
         u = Q[lk.rows].sum(axis=0)
-        if lk.kind == "min_volume_pct":
+        if isinstance(lk, VolumeFloor):
             ok &= u >= lk.value / 100 * prob.q0[lk.rows].sum() * (1 - 1e-12)
         else:
             ok &= prob.horizon * u <= lk.value * (1 + 1e-12)
@@ -49,7 +50,7 @@ def _check(plan, prob, step):
     assert (p >= prob.lo * (1 - 1e-9)).all() and (p <= prob.hi * (1 + 1e-9)).all()
     q = prob.quantity(p)
     for lk in prob.links:
-        if lk.kind == "min_volume_pct":
+        if isinstance(lk, VolumeFloor):
             assert q[lk.rows].sum() >= lk.value / 100 * prob.q0[lk.rows].sum() * (1 - 1e-6)
         else:
             assert prob.horizon * q[lk.rows].sum() <= lk.value * (1 + 1e-6)
@@ -109,7 +110,7 @@ def test_matches_brute_force_and_milp(seed, name):
     else:
         assert "candidate MILP" in plan.formulation
         assert plan.objective == pytest.approx(best, rel=1e-5)
-    res, _ = _solve_milp(
+    res, _ = candidate_milp(
         prob, Responder(prob), risk=None, draws=None, seed=0, n_grid=25, time_limit=60
     )
     milp_obj = float(prob.objective_value(res.prices).sum())
@@ -129,7 +130,7 @@ def test_stock_pool_with_ladder():
         "horizon_weeks": 2,
     }
     prob = build_problem(df, load_constraints(cons))
-    assert [lk.kind for lk in prob.links] == ["inventory"]
+    assert [type(lk) for lk in prob.links] == [StockPool]
     plan = optimize(df, cons)
     _check(plan, prob, 5.0)
     best = _brute(prob, 5.0)

@@ -4,6 +4,7 @@ import numpy as np
 import polars as pl
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from scipy.optimize import Bounds, LinearConstraint, milp
 
 from pricelab.errors import InfeasibleError
 from pricelab.optimize import optimize
@@ -63,6 +64,105 @@ def _violations(df, p, cons):
     return bad
 
 
+def _grid_plan(df, cons, n_grid=40):
+    """An independent search for prices meeting every constraint, or None.
+
+    A feasibility MILP (scipy/HiGHS) written here from the constraint definitions, not
+    from pricelab's code: each row picks one of its ladder points, or one of ``n_grid``
+    geometric grid prices plus its current price, inside its own limits. Used to check
+    that a problem the optimizer calls infeasible has no plan meeting every constraint.
+    """
+    p0, c, fx = (df[x].to_numpy() for x in ("base_price", "unit_cost", "fx_rate"))
+    e, q0 = df["elasticity"].to_numpy(), df["base_quantity"].to_numpy()
+    item, mk = df["item_id"].to_numpy(), df["market"].to_numpy()
+    n, b = len(p0), cons["bounds"]
+    frozen = np.isin(item, cons.get("frozen", []))
+    lo = np.maximum(p0 * (1 - b["max_decrease_pct"] / 100), c / (1 - cons["min_margin_pct"] / 100))
+    hi = p0 * (1 + b["max_increase_pct"] / 100)
+    cands = []
+    for i in range(n):
+        lad = cons.get("ladder")
+        if frozen[i]:
+            pts = np.array([p0[i]])
+        elif lad is not None:
+            s_, off = lad.get("step", 1.0), lad.get("ending", 0.0)
+            k = np.arange(np.ceil((lo[i] - off) / s_), np.floor((hi[i] - off) / s_) + 1)
+            pts = k * s_ + off
+            pts = pts[(pts > 0) & (pts >= lo[i]) & (pts <= hi[i])]
+        elif lo[i] <= hi[i]:
+            pts = np.unique(np.r_[np.geomspace(lo[i], hi[i], n_grid), p0[i]])
+            pts = pts[(pts >= lo[i]) & (pts <= hi[i])]
+        else:
+            pts = np.zeros(0)
+        if pts.size == 0:
+            return None
+        cands.append(pts)
+    col = np.cumsum([0] + [len(x) for x in cands])
+    items = list(np.unique(item))
+    nx, nv = col[-1], col[-1] + len(items)
+    A, lb, ub = [], [], []
+
+    def row(coef, low, up):
+        A.append(coef)
+        lb.append(low)
+        ub.append(up)
+
+    for i in range(n):
+        a = np.zeros(nv)
+        a[col[i] : col[i + 1]] = 1
+        row(a, 1, 1)
+    if "parity" in cons:
+        g = cons["parity"]["max_gap_pct"] / 100
+        for i in range(n):  # L_item <= p_i / fx_i <= (1 + g) L_item
+            a = np.zeros(nv)
+            a[col[i] : col[i + 1]] = cands[i] / fx[i]
+            a2 = a.copy()
+            a[nx + items.index(item[i])] = -1
+            a2[nx + items.index(item[i])] = -(1 + g)
+            row(a, 0, np.inf)
+            row(a2, -np.inf, 0)
+    if "min_volume_pct" in cons:
+        a = np.zeros(nv)
+        for i in range(n):
+            a[col[i] : col[i + 1]] = q0[i] * (cands[i] / p0[i]) ** e[i]
+        row(a, cons["min_volume_pct"] / 100 * q0.sum(), np.inf)
+    if "max_avg_change_pct" in cons:
+        w = p0 * q0 / fx
+        a = np.zeros(nv)
+        for i in range(n):
+            a[col[i] : col[i + 1]] = w[i] * cands[i] / p0[i] / w.sum()
+        x = cons["max_avg_change_pct"] / 100
+        row(a, 1 - x, 1 + x)
+    for od in cons.get("ordering", []):
+        f = 1 + od["min_step_pct"] / 100
+        for m in np.unique(mk):
+            rows = [np.flatnonzero((item == it) & (mk == m)) for it in od["items"]]
+            rows = [r[0] for r in rows if r.size]
+            for lo_r, up_r in zip(rows, rows[1:], strict=False):
+                a = np.zeros(nv)
+                a[col[up_r] : col[up_r + 1]] = cands[up_r]
+                a[col[lo_r] : col[lo_r + 1]] = -f * cands[lo_r]
+                row(a, 0, np.inf)
+    integ = np.r_[np.ones(nx), np.zeros(len(items))]
+    bounds = Bounds(np.zeros(nv), np.r_[np.ones(nx), np.full(len(items), np.inf)])
+    res = milp(
+        np.zeros(nv),
+        constraints=LinearConstraint(np.array(A), lb, ub),
+        integrality=integ,
+        bounds=bounds,
+    )
+    if res.x is None:
+        return None
+    x = res.x[:nx]
+    return np.array([cands[i][np.argmax(x[col[i] : col[i + 1]])] for i in range(n)])
+
+
+def _really_infeasible(df, cons):
+    """No independently found plan meets every constraint (see :func:`_grid_plan`)."""
+    p = _grid_plan(df, cons)
+    return p is None or _violations(df, p, cons) != []
+
+
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     seed=st.integers(0, 10_000),
@@ -104,6 +204,7 @@ def test_every_price_satisfies_every_constraint(
         plan = optimize(df, cons)
     except InfeasibleError as exc:
         assert "infeasible:" in str(exc)
+        assert _really_infeasible(df, cons), f"a plan meets every constraint: {exc}"
         return
     p = plan.table["recommended_price"].to_numpy()
     assert _violations(df, p, cons) == []

@@ -26,6 +26,7 @@ from typing import Any
 import duckdb
 import polars as pl
 
+from pricelab.demand.curves import ConstantElasticity
 from pricelab.errors import UsageError
 from pricelab.store.db import Store
 
@@ -41,10 +42,13 @@ WHERE {_WINDOW}
 GROUP BY item_id, market
 """
 
+#: each window week's units moved to the current price along the group's curve
+_ADJUSTED = ConstantElasticity("w.price", "w.quantity", "e.elasticity").sql("c.current_price")
+
 CURRENT_SQL = f"""
 SELECT w.item_id, w.market,
        avg(CASE WHEN isfinite(e.elasticity)
-                THEN w.quantity * pow(c.current_price / w.price, e.elasticity)
+                THEN {_ADJUSTED}
                 ELSE w.quantity END)::DOUBLE AS baseline_units,
        any_value(c.current_price)::DOUBLE AS baseline_price,
        avg(w.unit_cost)::DOUBLE AS sales_cost, count(*) AS n_weeks

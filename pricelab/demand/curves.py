@@ -1,50 +1,113 @@
 """Demand curves: constant elasticity, linear, multinomial logit.
 
-Each curve is vectorised over rows (numpy arrays broadcast against prices) and
-gives quantity, revenue and profit; the constant-elasticity curve also gives its
-unconstrained profit-maximising price p* = c e / (1 + e).
+:class:`ConstantElasticity` is the one demand curve the package evaluates: optimize
+(rows, candidate grids, elasticity draws), simulate, the report's curves and the
+baseline's price adjustment all go through it rather than writing
+``q0 * (p / p0) ** e`` inline. Its parameters are arrays that broadcast with numpy's
+rules against the prices (shape them yourself: ``p0[:, None]`` against an ``(n, K)``
+candidate grid, or weekly base quantities ``(n, W)`` against ``p0[:, None]``); they may
+also be polars expressions, which gives the same curve as one expression.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
+import polars as pl
+
+
+def _lazy(*xs: Any) -> bool:
+    return any(isinstance(x, pl.Expr) for x in xs)
 
 
 @dataclass(frozen=True)
 class ConstantElasticity:
-    """q(p) = base_quantity * (p / base_price) ** elasticity (per week)."""
+    """q(p) = base_quantity * (p / base_price) ** elasticity (per week).
 
-    base_price: np.ndarray
-    base_quantity: np.ndarray
-    elasticity: np.ndarray
+    Parameters are numpy arrays (or scalars) that broadcast against the prices, or polars
+    expressions. For ``elasticity < 0`` the open price limits give the curve's limits
+    without evaluating ``0 ** e``: infinite demand at price 0, none at an infinite price.
+    """
 
-    def quantity(self, price: np.ndarray) -> np.ndarray:
-        """Expected weekly units at ``price``."""
-        return self.base_quantity * (np.asarray(price) / self.base_price) ** self.elasticity
+    base_price: Any
+    base_quantity: Any
+    elasticity: Any
 
-    def price_for_quantity(self, quantity: np.ndarray) -> np.ndarray:
+    def expanded(self, axes: int = 1) -> ConstantElasticity:
+        """The same curve with ``axes`` trailing axes on each parameter (rows x candidates)."""
+        idx = (...,) + (None,) * axes
+        return ConstantElasticity(
+            *(np.asarray(x)[idx] for x in (self.base_price, self.base_quantity, self.elasticity))
+        )
+
+    def ratio_power(self, price: Any) -> Any:
+        """``(price / base_price) ** elasticity``: demand relative to the base quantity."""
+        if _lazy(price, self.base_price, self.elasticity):
+            return (price / self.base_price) ** self.elasticity
+        return (np.asarray(price) / self.base_price) ** self.elasticity
+
+    def quantity(self, price: Any) -> Any:
+        """Expected weekly units at ``price`` (with the curve's limits at 0 and inf)."""
+        if _lazy(price, self.base_price, self.base_quantity, self.elasticity):
+            return self.base_quantity * (price / self.base_price) ** self.elasticity
+        ratio = np.asarray(price, dtype=float) / self.base_price
+        inside = (ratio > 0) & np.isfinite(ratio)
+        if np.all(inside):
+            return self.base_quantity * ratio**self.elasticity
+        e = self.elasticity
+        q = self.base_quantity * np.where(inside, ratio, 1.0) ** e
+        at_zero = np.where(e < 0, np.inf, np.where(e > 0, 0.0, self.base_quantity))
+        at_inf = np.where(e < 0, 0.0, np.where(e > 0, np.inf, self.base_quantity))
+        limit = np.where(ratio > 0, at_inf, at_zero)
+        return np.where(inside, q, np.where(np.isnan(ratio), np.nan, limit))
+
+    def price_for_quantity(self, quantity: Any) -> Any:
         """Inverse demand: the price at which ``quantity`` units sell per week."""
+        if _lazy(quantity, self.base_price, self.base_quantity, self.elasticity):
+            return self.base_price * (quantity / self.base_quantity) ** (1.0 / self.elasticity)
         return self.base_price * (np.asarray(quantity) / self.base_quantity) ** (
             1.0 / self.elasticity
         )
 
-    def revenue(self, price: np.ndarray) -> np.ndarray:
+    def revenue(self, price: Any) -> Any:
         """Weekly revenue at ``price``."""
-        return np.asarray(price) * self.quantity(price)
+        return (price if _lazy(price) else np.asarray(price)) * self.quantity(price)
 
-    def profit(self, price: np.ndarray, unit_cost: np.ndarray) -> np.ndarray:
-        """Weekly profit at ``price`` with ``unit_cost`` per unit."""
-        return (np.asarray(price) - unit_cost) * self.quantity(price)
+    def profit(self, price: Any, unit_cost: Any) -> Any:
+        """Weekly profit ``(price - unit_cost) * q(price)``."""
+        p = price if _lazy(price) else np.asarray(price)
+        return (p - unit_cost) * self.quantity(p)
 
-    def optimal_price(self, unit_cost: np.ndarray) -> np.ndarray:
+    def margin_term(self, price: np.ndarray, unit_cost: Any) -> np.ndarray:
+        """``(p - k) q0 (p / p0) ** e`` with its limit at p = inf (0 if e < -1, else inf).
+
+        The Lagrangian term of the optimizer's routes: profit with an effective unit cost
+        ``k`` (which may be negative), evaluated in that order so every route agrees to the
+        last bit.
+        """
+        p = np.asarray(price)
+        e = self.elasticity
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            val = (p - unit_cost) * self.base_quantity * (p / self.base_price) ** e
+        inf = np.isinf(p)
+        if np.any(inf):
+            lim = np.where(np.asarray(e) < -1, 0.0, np.inf)
+            val = np.where(inf, np.broadcast_to(lim, np.shape(val)), val)
+        return val
+
+    def optimal_price(self, unit_cost: Any) -> np.ndarray:
         """Unconstrained profit-maximising price c e / (1 + e); inf where e >= -1."""
         e = np.asarray(self.elasticity, dtype=float)
         c = np.broadcast_to(np.asarray(unit_cost, dtype=float), e.shape)
         with np.errstate(divide="ignore", invalid="ignore"):
             p = np.where(e < -1, c * e / (1 + e), np.inf)
         return p
+
+    def sql(self, price: str) -> str:
+        """The curve as a SQL expression over column names (DuckDB ``pow``)."""
+        return f"{self.base_quantity} * pow({price} / {self.base_price}, {self.elasticity})"
 
 
 @dataclass(frozen=True)

@@ -37,13 +37,13 @@ import scipy.sparse as sp
 from scipy.sparse.csgraph import connected_components
 
 from pricelab.optimize.decompose import Decomposition, Responder, decompose
+from pricelab.optimize.links import AverageChangeBudget, links_hold
 from pricelab.optimize.problem import Problem
 
 FEAS = 1e-12  # relative tolerance on the budget rows
 TIGHT = 1e-10  # a feasible end this close to the limit stops the search
 MAX_STEPS = 100
 WIDTH = 1e-10  # relative bracket width at which a jump (non-concave rows) ends the search
-KIND = "max_avg_change_pct"
 
 
 @dataclass
@@ -60,7 +60,7 @@ class Budgets:
     @classmethod
     def build(cls, prob: Problem, resp: Responder) -> Budgets:
         """Budgets of ``prob`` (call :func:`structure` first: they must be unlinked)."""
-        links = [j for j, lk in enumerate(prob.links) if lk.kind == KIND]
+        links = [j for j, lk in enumerate(prob.links) if isinstance(lk, AverageChangeBudget)]
         group = np.full(prob.n, -1, dtype=np.int64)
         comp = _components(prob, resp)
         owner = np.full(int(comp.max()) + 1, -1, dtype=np.int64)
@@ -92,9 +92,7 @@ def implied_caps(prob: Problem) -> None:
     inelastic row (-1 <= e < 0, profit rising with price: optimization.md 2) would look
     unbounded although the budget bounds it. The cap is labelled ``max_avg_change_pct``.
     """
-    for lk in prob.links:
-        if lk.kind != KIND:
-            continue
+    for lk in prob.links_of(AverageChangeBudget):
         r = lk.rows
         a = prob.q0[r] / prob.fx[r]
         room = (1 + lk.value / 100) * float((a * prob.p0[r]).sum()) - float((a * prob.lo[r]).sum())
@@ -102,7 +100,7 @@ def implied_caps(prob: Problem) -> None:
         open_ = ~np.isfinite(prob.hi[r]) & (prob.e[r] >= -1) & ~prob.frozen[r]
         rows = r[open_]
         prob.hi[rows] = cap[open_]
-        prob.hi_src[rows] = KIND
+        prob.hi_src[rows] = lk.key
 
 
 def structure(prob: Problem, resp: Responder) -> str:
@@ -111,7 +109,7 @@ def structure(prob: Problem, resp: Responder) -> str:
     Budgets are searched one multiplier each, vectorised, so two budgets must not be linked:
     not overlapping, and not connected through a volume floor, stock pool or parity item.
     """
-    budgets = [lk for lk in prob.links if lk.kind == KIND]
+    budgets = prob.links_of(AverageChangeBudget)
     if not budgets:
         return ""
     comp = _components(prob, resp)
@@ -302,24 +300,6 @@ def _tighten(
     if prob.objective_value(cand).sum() <= prob.objective_value(p).sum():
         return dec
     return _replace_prices(dec, cand)
-
-
-def links_hold(prob: Problem, p: np.ndarray, tol: float = 1e-9) -> bool:
-    """Every volume floor, stock pool and average-change budget holds at ``p``."""
-    for lk in prob.links:
-        r = lk.rows
-        if lk.kind == KIND:
-            a = prob.q0[r] / prob.fx[r]
-            ratio = float((a * p[r]).sum() / (a * prob.p0[r]).sum())
-            if abs(ratio - 1) > lk.value / 100 + tol:
-                return False
-            continue
-        q = prob.quantity(p[r], r).sum()
-        if lk.kind == "min_volume_pct" and q < lk.value / 100 * prob.q0[r].sum() * (1 - tol):
-            return False
-        if lk.kind == "inventory" and prob.horizon * q > lk.value * (1 + tol):
-            return False
-    return True
 
 
 def _finish(

@@ -68,8 +68,8 @@ def binding_labels(
         for j in tight_links:
             lk = prob.links[j]
             for i in lk.rows[moved[lk.rows]]:
-                if lk.kind not in labels[i]:
-                    labels[i].append(lk.kind)
+                if lk.key not in labels[i]:
+                    labels[i].append(lk.key)
     for lower, upper, f, _name in prob.ordering:
         tight = p[upper] <= f * p[lower] * (1 + REL)
         for i in np.concatenate([lower[tight], upper[tight]]):

@@ -130,6 +130,144 @@ class MilpResult:
     status: str
 
 
+@dataclass
+class _Layout:
+    """Variable layout: x (nx candidates) | L (ng parity bands) | u (nS) | t | slacks."""
+
+    nx: int
+    ng: int
+    nS: int
+    n_links: int
+    slack: bool
+
+    @property
+    def off_L(self) -> int:
+        return self.nx
+
+    @property
+    def off_u(self) -> int:
+        return self.nx + self.ng
+
+    @property
+    def off_t(self) -> int:
+        return self.off_u + self.nS
+
+    @property
+    def off_s(self) -> int:
+        return self.off_t + (1 if self.nS else 0)
+
+    @property
+    def nvar(self) -> int:
+        return self.off_s + (2 * self.n_links if self.slack else 0)
+
+
+class _Rows:
+    """Constraint blocks in COO pieces, each block one csr matrix (stacked in order)."""
+
+    def __init__(self, lay: _Layout) -> None:
+        self.lay = lay
+        self.mats: list[sp.csr_matrix] = []
+        self.lbs: list[np.ndarray] = []
+        self.ubs: list[np.ndarray] = []
+
+    def add(self, R: list, C: list, V: list, nrows: int, lb, ub) -> None:
+        self.mats.append(
+            sp.csr_matrix(
+                (np.concatenate(V), (np.concatenate(R), np.concatenate(C))),
+                shape=(nrows, self.lay.nvar),
+            )
+        )
+        self.lbs.append(np.asarray(lb, dtype=float))
+        self.ubs.append(np.asarray(ub, dtype=float))
+
+    def constraint(self) -> LinearConstraint:
+        return LinearConstraint(
+            sp.vstack(self.mats).tocsr(), np.concatenate(self.lbs), np.concatenate(self.ubs)
+        )
+
+
+def _link_rows(rows: _Rows, prob: Problem, Q, Pv, ri) -> None:
+    """One row per linking constraint (with a slack pair when diagnosing)."""
+    lay = rows.lay
+    for j, lk in enumerate(prob.links):
+        m = np.isin(ri, lk.rows)
+        coef, lo_b, hi_b = lk.milp_row(prob, Q, Pv, ri, m)
+        R, C, V = [np.zeros(m.sum(), int)], [np.flatnonzero(m)], [coef]
+        if lay.slack:  # row + s_up - s_down within [lb, ub]
+            R.append(np.zeros(2, int))
+            C.append(np.array([lay.off_s + 2 * j, lay.off_s + 2 * j + 1]))
+            V.append(np.array([1.0, -1.0]))
+        rows.add(R, C, V, 1, [lo_b], [hi_b])
+
+
+def _ordering_rows(rows: _Rows, prob: Problem, P: np.ndarray, valid, ri, ki) -> None:
+    n, K = P.shape
+    colmap = np.full((n, K), -1, dtype=np.int64)
+    colmap[ri, ki] = np.arange(ri.size)
+    for lower, upper, f, _name in prob.ordering:
+        # sum_k P[u,k] x[u,k] - f sum_k P[l,k] x[l,k] >= 0, scaled by p0[l]
+        R_, C_, V_ = [], [], []
+        for sel, sign in ((upper, 1.0), (lower, -f)):
+            pi, kk = np.nonzero(valid[sel])
+            R_.append(pi)
+            C_.append(colmap[sel[pi], kk])
+            V_.append(sign * P[sel[pi], kk] / prob.p0[lower[pi]])
+        R, C, V = [np.concatenate(R_)], [np.concatenate(C_)], [np.concatenate(V_)]
+        rows.add(R, C, V, lower.size, np.zeros(lower.size), np.full(lower.size, np.inf))
+
+
+def _parity_rows(rows: _Rows, prob: Problem, groups, gap, Pv, ri) -> None:
+    """b_i - L_g >= 0 and b_i - (1 + g) L_g <= 0 (b: base-currency price over the reference)."""
+    n, ng, off_L = prob.n, rows.lay.ng, rows.lay.off_L
+    m = groups[ri] >= 0
+    g = groups[ri][m]
+    # float: bincount with weights (numpy's stubs type every bincount as integer)
+    ref: np.ndarray = np.bincount(
+        groups[groups >= 0], weights=(prob.p0 / prob.fx)[groups >= 0], minlength=ng
+    )
+    ref /= np.bincount(groups[groups >= 0], minlength=ng)
+    b = (Pv / prob.fx[ri])[m] / ref[g]
+    rows_map = -np.ones(n, int)
+    prow = np.flatnonzero(groups >= 0)
+    rows_map[prow] = np.arange(prow.size)
+    r = rows_map[ri[m]]
+    cols = np.flatnonzero(m)
+    band = [np.arange(prow.size)], [off_L + groups[prow]]
+    k = prow.size
+    rows.add([r, *band[0]], [cols, *band[1]], [b, -np.ones(k)], k, np.zeros(k), np.full(k, np.inf))
+    rows.add(
+        [r, *band[0]],
+        [cols, *band[1]],
+        [b, -(1 + gap[prow])],
+        k,
+        np.full(k, -np.inf),
+        np.zeros(k),
+    )
+
+
+def _cvar_rows(rows: _Rows, D: np.ndarray, alpha: float, floor: float) -> None:
+    """u_s + sum x D_s - t >= 0 and t - 1/(alpha S) sum u >= floor (Rockafellar-Uryasev)."""
+    lay = rows.lay
+    nS, nx = lay.nS, lay.nx
+    s_idx = np.arange(nS)
+    rows.add(
+        [np.repeat(s_idx, nx), s_idx, s_idx],
+        [np.tile(np.arange(nx), nS), lay.off_u + s_idx, np.full(nS, lay.off_t)],
+        [D.ravel(), np.ones(nS), -np.ones(nS)],
+        nS,
+        np.zeros(nS),
+        np.full(nS, np.inf),
+    )
+    rows.add(
+        [np.zeros(0, int), np.zeros(nS, int), np.zeros(1, int)],
+        [np.zeros(0, int), lay.off_u + s_idx, np.array([lay.off_t])],
+        [np.zeros(0), np.full(nS, -1.0 / (alpha * nS)), np.array([1.0])],
+        1,
+        [floor],
+        [np.inf],
+    )
+
+
 def solve_milp(
     prob: Problem,
     P: np.ndarray,
@@ -157,172 +295,38 @@ def solve_milp(
     scale = max(float(np.nanmedian(np.where(valid, np.abs(value), np.nan))), 1e-12)
     Q = prob.quantity(np.where(valid, P, 1.0))[ri, ki]
     Pv = P[ri, ki]
-    blocks: list[sp.csr_matrix] = []
-    lbs: list[np.ndarray] = []
-    ubs: list[np.ndarray] = []
-
-    def add(rows, cols, vals, nrows, lb, ub, extra_cols=None):
-        blocks.append((rows, cols, vals, nrows, extra_cols))
-        lbs.append(np.asarray(lb, dtype=float))
-        ubs.append(np.asarray(ub, dtype=float))
-
-    add(ri, np.arange(nx), np.ones(nx), n, np.ones(n), np.ones(n))  # one price per row
-    link_rows = []
-    for lk in prob.links:
-        m = np.isin(ri, lk.rows)
-        if lk.kind == "min_volume_pct":
-            t = lk.value / 100 * prob.q0[lk.rows].sum()
-            add(np.zeros(m.sum(), int), np.flatnonzero(m), Q[m] / t, 1, [1.0], [np.inf])
-        elif lk.kind == "inventory":
-            add(
-                np.zeros(m.sum(), int),
-                np.flatnonzero(m),
-                prob.horizon * Q[m] / lk.value,
-                1,
-                [-np.inf],
-                [1.0],
-            )
-        else:
-            w = prob.p0 * prob.q0 / prob.fx
-            w = w / w[lk.rows].sum()
-            x = lk.value / 100
-            add(
-                np.zeros(m.sum(), int),
-                np.flatnonzero(m),
-                (w[ri] * Pv / prob.p0[ri])[m],
-                1,
-                [1 - x],
-                [1 + x],
-            )
-        link_rows.append(lk.name)
-    if prob.ordering:
-        colmap = np.full((n, K), -1, dtype=np.int64)
-        colmap[ri, ki] = np.arange(nx)
-        for lower, upper, f, _name in prob.ordering:
-            # sum_k P[u,k] x[u,k] - f sum_k P[l,k] x[l,k] >= 0, scaled by p0[l]
-            R_, C_, V_ = [], [], []
-            for rows, sign in ((upper, 1.0), (lower, -f)):
-                pi, kk = np.nonzero(valid[rows])
-                R_.append(pi)
-                C_.append(colmap[rows[pi], kk])
-                V_.append(sign * P[rows[pi], kk] / prob.p0[lower[pi]])
-            add(
-                np.concatenate(R_),
-                np.concatenate(C_),
-                np.concatenate(V_),
-                lower.size,
-                np.zeros(lower.size),
-                np.full(lower.size, np.inf),
-            )
     ng = int(parity_groups.max()) + 1 if (parity_groups >= 0).any() else 0
+    use_cvar = cvar is not None and draws_profit is not None
+    nS = draws_profit.shape[0] if use_cvar and draws_profit is not None else 0
+    lay = _Layout(nx, ng, nS, len(prob.links), slack)
+    rows = _Rows(lay)
+    rows.add([ri], [np.arange(nx)], [np.ones(nx)], n, np.ones(n), np.ones(n))  # one price a row
+    _link_rows(rows, prob, Q, Pv, ri)
+    if prob.ordering:
+        _ordering_rows(rows, prob, P, valid, ri, ki)
     if ng:
-        m = parity_groups[ri] >= 0
-        g = parity_groups[ri][m]
-        # float: bincount with weights (numpy's stubs type every bincount as integer)
-        ref: np.ndarray = np.bincount(
-            parity_groups[parity_groups >= 0],
-            weights=(prob.p0 / prob.fx)[parity_groups >= 0],
-            minlength=ng,
-        )
-        ref /= np.bincount(parity_groups[parity_groups >= 0], minlength=ng)
-        b = (Pv / prob.fx[ri])[m] / ref[g]
-        rows_map = -np.ones(n, int)
-        prow = np.flatnonzero(parity_groups >= 0)
-        rows_map[prow] = np.arange(prow.size)
-        r = rows_map[ri[m]]
-        cols = np.flatnonzero(m)
-        gap_row = parity_gap[prow]
-        # b_i - L_g >= 0  and  b_i - (1+g) L_g <= 0, L scaled by ref
-        add(
-            r,
-            cols,
-            b,
-            prow.size,
-            np.zeros(prow.size),
-            np.full(prow.size, np.inf),
-            ("L", np.arange(prow.size), parity_groups[prow], -np.ones(prow.size)),
-        )
-        add(
-            r,
-            cols,
-            b,
-            prow.size,
-            np.full(prow.size, -np.inf),
-            np.zeros(prow.size),
-            ("L", np.arange(prow.size), parity_groups[prow], -(1 + gap_row)),
-        )
-    nS = 0
-    if cvar is not None and draws_profit is not None:
-        alpha, floor = cvar
-        nS = draws_profit.shape[0]
-        D = draws_profit[:, ri, ki] / scale  # (S, nx)
-        # u_s + sum x D_s - t >= 0 ; t - 1/(alpha S) sum u >= floor
-        rows = np.repeat(np.arange(nS), nx)
-        cols = np.tile(np.arange(nx), nS)
-        add(
-            rows,
-            cols,
-            D.ravel(),
-            nS,
-            np.zeros(nS),
-            np.full(nS, np.inf),
-            ("U", np.arange(nS), np.arange(nS), np.ones(nS), -np.ones(nS)),
-        )
-        add(
-            np.zeros(0, int),
-            np.zeros(0, int),
-            np.zeros(0),
-            1,
-            [floor / scale],
-            [np.inf],
-            ("T", alpha, nS),
-        )
-    # variable layout: x (nx) | L (ng) | u (nS) | t (1 if nS) | slacks (len links)
-    off_L, off_u = nx, nx + ng
-    off_t = off_u + nS
-    off_s = off_t + (1 if nS else 0)
-    nvar = off_s + (2 * len(link_rows) if slack else 0)
-    mats, lb_all, ub_all = [], [], []
-    for bi, (rows, cols, vals, nrows, extra) in enumerate(blocks):
-        R, C, V = [rows], [cols], [vals]
-        if extra is not None and extra[0] == "L":
-            R.append(extra[1])
-            C.append(off_L + extra[2])
-            V.append(extra[3])  # noqa: E702
-        elif extra is not None and extra[0] == "U":
-            R += [extra[1], extra[2]]
-            C += [off_u + extra[1], np.full(nS, off_t)]
-            V += [extra[3], extra[4]]
-        elif extra is not None and extra[0] == "T":
-            R += [np.zeros(nS, int), np.zeros(1, int)]
-            C += [off_u + np.arange(nS), np.array([off_t])]
-            V += [np.full(nS, -1.0 / (extra[1] * nS)), np.array([1.0])]
-        if slack and 1 <= bi <= len(link_rows):  # row + s_up - s_down within [lb, ub]
-            R += [np.zeros(2, int)]
-            C += [np.array([off_s + 2 * (bi - 1), off_s + 2 * (bi - 1) + 1])]
-            V += [np.array([1.0, -1.0])]
-        mats.append(
-            sp.csr_matrix(
-                (np.concatenate(V), (np.concatenate(R), np.concatenate(C))), shape=(nrows, nvar)
-            )
-        )
-        lb_all.append(lbs[bi])
-        ub_all.append(ubs[bi])
-    A = sp.vstack(mats).tocsr()
-    lb, ub = np.concatenate(lb_all), np.concatenate(ub_all)
+        _parity_rows(rows, prob, parity_groups, parity_gap, Pv, ri)
+    if use_cvar and cvar is not None and draws_profit is not None:
+        _cvar_rows(rows, draws_profit[:, ri, ki] / scale, cvar[0], cvar[1] / scale)
+    return _solve(rows, lay, P, value, ri, ki, scale, time_limit)
+
+
+def _solve(rows: _Rows, lay: _Layout, P, value, ri, ki, scale, time_limit) -> MilpResult:
+    n, K = P.shape
+    nx, nvar = lay.nx, lay.nvar
     c = np.zeros(nvar)
-    if slack:
-        c[off_s:] = 1.0
+    if lay.slack:
+        c[lay.off_s :] = 1.0
     else:
         c[:nx] = -value[ri, ki] / scale
     integ = np.zeros(nvar)
     integ[:nx] = 1
     vlb, vub = np.zeros(nvar), np.ones(nvar)
-    vub[off_L:] = np.inf
-    if nS:
-        vlb[off_t] = -np.inf
-    vlb[off_s:] = 0.0
-    cons = LinearConstraint(A, lb, ub)
+    vub[lay.off_L :] = np.inf
+    if lay.nS:
+        vlb[lay.off_t] = -np.inf
+    vlb[lay.off_s :] = 0.0
+    cons = rows.constraint()
     opts = {"time_limit": time_limit, "mip_rel_gap": MIP_REL_GAP, "presolve": True}
     res = milp(c, constraints=cons, integrality=integ, bounds=Bounds(vlb, vub), options=opts)
     if res.status == 2:
@@ -330,8 +334,8 @@ def solve_milp(
     if res.x is None:
         raise SolverError(f"HiGHS MILP failed: {res.message}")
     x = res.x
-    if slack:
-        s = x[off_s:].reshape(-1, 2)
+    if lay.slack:
+        s = x[lay.off_s :].reshape(-1, 2)
         return MilpResult(s[:, 0] - s[:, 1], float(s.sum()), np.nan, np.nan, "slack")
     lp = milp(
         c,
@@ -343,9 +347,14 @@ def solve_milp(
     lp_bound = -lp.fun * scale if lp.status == 0 else np.nan
     choose = np.zeros((n, K))
     choose[ri, ki] = x[:nx]
-    prices = P[np.arange(n), np.argmax(np.where(valid, choose, -1), axis=1)]
+    prices = P[np.arange(n), np.argmax(np.where(valid_of(P), choose, -1), axis=1)]
     dual = getattr(res, "mip_dual_bound", None)
     status = "optimal" if res.status == 0 else "time_limit"
     return MilpResult(
         prices, -res.fun * scale, -dual * scale if dual is not None else np.nan, lp_bound, status
     )
+
+
+def valid_of(P: np.ndarray) -> np.ndarray:
+    """Which entries of a NaN-padded candidate matrix are candidates."""
+    return ~np.isnan(P)

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from pricelab.demand.curves import ConstantElasticity
+
 
 def unconstrained_price(k: np.ndarray, e: np.ndarray) -> np.ndarray:
     """p* = k e / (1 + e) where it is a maximum; inf where g keeps rising; 0 where it falls."""
@@ -23,13 +25,7 @@ def unconstrained_price(k: np.ndarray, e: np.ndarray) -> np.ndarray:
 
 def term(p: np.ndarray, k: np.ndarray, p0: np.ndarray, q0: np.ndarray, e: np.ndarray) -> np.ndarray:
     """g(p) = (p - k) q0 (p / p0) ** e, with the limit at p = inf (0 if e < -1)."""
-    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-        val = (p - k) * q0 * (p / p0) ** e
-    inf = np.isinf(p)
-    if np.any(inf):
-        lim = np.where(e < -1, 0.0, np.inf)
-        val = np.where(inf, np.broadcast_to(lim, np.shape(val)), val)
-    return val
+    return ConstantElasticity(p0, q0, e).margin_term(p, k)
 
 
 def argmax_interval(

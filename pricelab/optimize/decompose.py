@@ -11,13 +11,15 @@ the returned (feasible) plan is the reported gap.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 from pricelab.optimize.band import Blocks, solve_band
+from pricelab.optimize.links import Link, StockPool, VolumeFloor
 from pricelab.optimize.penalised import argmax_penalised, penalised_term
-from pricelab.optimize.problem import Linking, Problem
+from pricelab.optimize.problem import Problem
 
 ITERATIONS = 64
 
@@ -76,7 +78,7 @@ class Decomposition:
     row_multiplier: np.ndarray  # net k shift per row (for binding labels)
 
 
-def _group_index(n: int, links: list[Linking]) -> np.ndarray:
+def _group_index(n: int, links: Sequence[Link]) -> np.ndarray:
     g = np.full(n, -1, dtype=np.int64)
     for j, link in enumerate(links):
         g[link.rows] = j
@@ -113,10 +115,10 @@ def decompose(
     Lagrangian without the budgets' constant terms.
     """
     resp = resp or Responder(prob)
-    vol = [lk for lk in prob.links if lk.kind == "min_volume_pct"]
-    pools = [lk for lk in prob.links if lk.kind == "inventory"]
+    vol = prob.links_of(VolumeFloor)
+    pools = prob.links_of(StockPool)
     gv, gp = _group_index(prob.n, vol), _group_index(prob.n, pools)
-    target = np.array([lk.value / 100 * prob.q0[lk.rows].sum() for lk in vol])
+    target = np.array([lk.target(prob) for lk in vol])
     stock = np.array([lk.value for lk in pools])
     scale_v = np.array([max(prob.p0[lk.rows].max(), 1e-9) for lk in vol])
     scale_p = np.array([max(prob.p0[lk.rows].max(), 1e-9) for lk in pools])

@@ -13,6 +13,7 @@ import numpy as np
 
 from pricelab.errors import InfeasibleError
 from pricelab.optimize.band import Blocks, feasible_range
+from pricelab.optimize.links import AverageChangeBudget
 from pricelab.optimize.problem import Problem
 
 MAX_LISTED = 10
@@ -28,9 +29,10 @@ def _setting(prob: Problem, name: str, i: int) -> str:
 def _cap(prob: Problem, i: int) -> str:
     """What sets row ``i``'s upper price limit, with its setting."""
     src = prob.hi_src[i]
-    if src == "max_avg_change_pct":  # implied by the budget (avg_change.implied_caps)
+    if src == AverageChangeBudget.key:  # implied by the budget (avg_change.implied_caps)
         budget = next(
-            (lk.value for lk in prob.links if lk.kind == src and i in set(lk.rows.tolist())), None
+            (lk.value for lk in prob.links_of(AverageChangeBudget) if i in set(lk.rows.tolist())),
+            None,
         )
         return (
             "the max_avg_change_pct budget"
@@ -97,41 +99,9 @@ def parity_conflicts(prob: Problem, groups: np.ndarray) -> list[str]:
 
 def link_conflicts(prob: Problem) -> list[str]:
     """Linking constraints that no prices within the row limits can meet."""
-    out = []
     q_lo, q_hi = prob.quantity(prob.lo), prob.quantity(prob.hi)
-    for lk in prob.links:
-        r = lk.rows
-        if lk.kind == "min_volume_pct":
-            need = lk.value / 100 * prob.q0[r].sum() * prob.horizon
-            best = q_lo[r].sum() * prob.horizon
-            if best < need * (1 - 1e-9):
-                top = r[np.argsort(prob.lo[r] / prob.p0[r])[::-1][:3]]
-                held = ", ".join(
-                    f"{prob.label(i)} >= {prob.lo[i]:.2f} ({prob.lo_src[i]})" for i in top
-                )
-                out.append(
-                    f"{lk.name} needs >= {need:.1f} units over {prob.horizon:g} weeks but "
-                    f"the lowest allowed prices sell at most {best:.1f} (floors: {held})"
-                )
-        elif lk.kind == "inventory":
-            least = q_hi[r].sum() * prob.horizon
-            if least > lk.value * (1 + 1e-9):
-                caps = ", ".join(f"{prob.label(i)} <= {prob.hi[i]:.2f}" for i in r[:3])
-                out.append(
-                    f"{lk.name}: even the highest allowed prices sell {least:.1f} units "
-                    f"over {prob.horizon:g} weeks (caps: {caps})"
-                )
-        else:
-            w = prob.p0[r] * prob.q0[r] / prob.fx[r]
-            w = w / w.sum()
-            lo_c = 100 * (w @ (prob.lo[r] / prob.p0[r]) - 1)
-            hi_c = 100 * (w @ (np.minimum(prob.hi[r], 1e300) / prob.p0[r]) - 1)
-            if lo_c > lk.value + 1e-9 or hi_c < -lk.value - 1e-9:
-                out.append(
-                    f"{lk.name}: achievable average change is [{lo_c:.2f}%, {hi_c:.2f}%], "
-                    f"outside ±{lk.value:g}%"
-                )
-    return out
+    found = (lk.conflict(prob, q_lo, q_hi) for lk in prob.links)
+    return [msg for msg in found if msg]
 
 
 def joint_conflicts(prob: Problem, slack: np.ndarray) -> list[str]:

@@ -16,6 +16,7 @@ from typing import cast
 import cvxpy as cp
 import numpy as np
 
+from pricelab.demand.curves import ConstantElasticity
 from pricelab.errors import InfeasibleError, SolverError
 from pricelab.optimize.problem import Problem
 
@@ -51,22 +52,15 @@ def solve_conic(prob: Problem, solvers: tuple[str, ...] = ("CLARABEL", "SCS")) -
     scale = base_rev.mean()
     w_rev = base_rev / scale
     w_cost = prob.cost * prob.q0 / prob.fx / scale
-    zmin = (np.minimum(prob.hi, 1e300) / prob.p0) ** prob.e
-    zmax = np.where(prob.lo > 0, (np.maximum(prob.lo, 1e-300) / prob.p0) ** prob.e, 1e6)
+    unit = ConstantElasticity(prob.p0, 1.0, prob.e)  # z = q / q0
+    zmin = unit.ratio_power(np.minimum(prob.hi, 1e300))
+    zmax = np.where(prob.lo > 0, unit.ratio_power(np.maximum(prob.lo, 1e-300)), 1e6)
     cons = [cp.PowCone3D(z, np.ones(n), t, r), z >= zmin, z <= zmax]
-    for lk in prob.links:
-        rows = lk.rows
-        q0 = prob.q0[rows]
-        if lk.kind == "min_volume_pct":
-            cons.append((q0 / q0.sum()) @ z[rows] >= lk.value / 100)
-        elif lk.kind == "inventory":
-            cons.append(prob.horizon * (q0 / lk.value) @ z[rows] <= 1)
-        else:
-            raise SolverError(f"solve_conic: {lk.name} is not supported in quantity space")
+    cons += [lk.cone(prob, z) for lk in prob.links]
     obj = cp.Maximize(w_rev @ t - w_cost @ z)
     _solve(cp.Problem(obj, cons), solvers, "power-cone program")
     z_opt = cast(np.ndarray, z.value)  # set: _solve returns only on an optimal status
-    return prob.p0 * np.maximum(z_opt, 1e-300) ** (1.0 / prob.e)
+    return unit.price_for_quantity(np.maximum(z_opt, 1e-300))
 
 
 def solve_linear_qp(

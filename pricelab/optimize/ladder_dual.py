@@ -24,12 +24,14 @@ the rows that still flip are re-solved; the bound is re-checked with one full re
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import cast
 
 import numpy as np
 
 from pricelab.optimize.closed_form import argmax_interval
 from pricelab.optimize.decompose import Responder
 from pricelab.optimize.ladder import best_on_ladder, ladder_prices, solve_ladder_band
+from pricelab.optimize.links import UnitsLink
 from pricelab.optimize.problem import Problem
 
 MAX_STEPS = 200
@@ -51,8 +53,8 @@ class LadderDual:
 def _applies(prob: Problem, resp: Responder, grp: np.ndarray) -> str:
     counts = np.zeros(prob.n, dtype=np.int64)
     for lk in prob.links:
-        if lk.kind not in ("min_volume_pct", "inventory"):
-            return f"{lk.kind} with a ladder"
+        if not isinstance(lk, UnitsLink):
+            return f"{lk.key} with a ladder"
         counts[lk.rows] += 1
     if (counts > 1).any():
         return "a row in two linking constraints"
@@ -150,15 +152,9 @@ def ladder_dual(prob: Problem, resp: Responder) -> LadderDual:
     why = _applies(prob, resp, grp)
     if why:
         return LadderDual(None, np.nan, {}, [], 0, why)
-    h = prob.horizon
-    vol = np.array([lk.kind == "min_volume_pct" for lk in links])
-    sgn = np.where(vol, 1.0, -1.0)
-    rhs = np.array(
-        [
-            lk.value / 100 * prob.q0[lk.rows].sum() if lk.kind == "min_volume_pct" else lk.value
-            for lk in links
-        ]
-    )
+    units = cast(list[UnitsLink], links)  # _applies checked: every link counts units
+    sgn = np.array([lk.sense for lk in units])
+    rhs = np.array([lk.rhs(prob) for lk in units])
     m = grp >= 0
     gm = grp[m]
 
@@ -168,8 +164,10 @@ def ladder_dual(prob: Problem, resp: Responder) -> LadderDual:
     def stats(p: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         f = np.bincount(gm, weights=prob.objective_value(p)[m], minlength=J)
         u = np.bincount(gm, weights=prob.quantity(p)[m], minlength=J)
-        s = np.where(vol, h * (u - rhs), rhs - h * u)
-        ok = np.where(vol, u >= rhs * (1 - FEAS), h * u <= rhs * (1 + FEAS))
+        s = np.array([lk.slack(prob, x) for lk, x in zip(units, u, strict=True)], dtype=float)
+        ok = np.array(
+            [lk.units_hold(prob, x, FEAS) for lk, x in zip(units, u, strict=True)], dtype=bool
+        )
         return f, s, ok
 
     respond = _Respond(prob, resp)

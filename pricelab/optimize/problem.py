@@ -10,24 +10,19 @@ name of the constraint that sets each end (for ``binding`` and for diagnosis).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 import numpy as np
 import polars as pl
 
+from pricelab.demand.curves import ConstantElasticity
 from pricelab.errors import ConfigError, DataError
 from pricelab.optimize.constraints import Constraints, Rules
+from pricelab.optimize.links import AverageChangeBudget, Link, StockPool, VolumeFloor
+
+L = TypeVar("L", bound=Link)
 
 REQUIRED = ("item_id", "market", "elasticity", "base_price", "base_quantity", "unit_cost")
-
-
-@dataclass
-class Linking:
-    """A constraint over several rows: volume floor, average-change budget or stock pool."""
-
-    kind: str  # "min_volume_pct" | "max_avg_change_pct" | "inventory"
-    name: str
-    rows: np.ndarray  # integer row indices
-    value: float  # pct for volume / avg change, stock units for inventory
 
 
 @dataclass
@@ -54,13 +49,17 @@ class Problem:
     ladder_offset: np.ndarray
     sources: dict[str, np.ndarray]  # each row-level limit: name -> (lo or hi) value
     settings: dict[str, np.ndarray]  # each constraint's setting per row (for messages)
-    links: list[Linking] = field(default_factory=list)
+    links: list[Link] = field(default_factory=list)
     ordering: list[tuple[np.ndarray, np.ndarray, float, str]] = field(default_factory=list)
     skipped: pl.DataFrame = field(
         default_factory=lambda: pl.DataFrame(
             schema={"item_id": pl.String, "market": pl.String, "reason": pl.String}
         )
     )
+
+    def links_of(self, cls: type[L]) -> list[L]:
+        """The linking constraints of one class (e.g. every :class:`VolumeFloor`)."""
+        return [lk for lk in self.links if isinstance(lk, cls)]
 
     @property
     def n(self) -> int:
@@ -91,17 +90,14 @@ class Problem:
         Open price limits (0 when nothing sets a floor, inf when nothing sets a cap) give
         the limits of the demand curve, inf and 0 units, without evaluating 0 ** e.
         """
-        q0, p0, e = (
-            (self.q0, self.p0, self.e)
-            if rows is None
-            else (self.q0[rows], self.p0[rows], self.e[rows])
-        )
-        r = self._rows
-        ratio = np.asarray(p, dtype=float) / r(p0, p)
-        # limits of q0 * ratio**e (e < 0): infinite demand at price 0, none at an infinite price
-        inside = (ratio > 0) & np.isfinite(ratio)
-        q = r(q0, p) * np.where(inside, ratio, 1.0) ** r(e, p)
-        return np.where(inside, q, np.where(ratio > 0, 0.0, np.inf))
+        curve = self.curve(rows)
+        return (curve.expanded() if np.ndim(p) == 2 else curve).quantity(p)
+
+    def curve(self, rows: np.ndarray | None = None) -> ConstantElasticity:
+        """The rows' demand curve (all rows, or ``rows``)."""
+        if rows is None:
+            return ConstantElasticity(self.p0, self.q0, self.e)
+        return ConstantElasticity(self.p0[rows], self.q0[rows], self.e[rows])
 
     def objective_value(self, p: np.ndarray) -> np.ndarray:
         """Per-row objective over the horizon at prices ``p`` ((n,) or (n, K)), base currency."""
@@ -251,7 +247,9 @@ def build_problem(demand: pl.DataFrame, cons: Constraints, *, strict: bool = Fal
     stock = f["stock"]
     dedicated = inv & ~np.isnan(stock) & np.array([x is None for x in pool], dtype=bool)
     with np.errstate(divide="ignore", invalid="ignore"):
-        lo_s = np.where(dedicated, p0 * (stock / (h * q0)) ** (1.0 / e), np.nan)
+        lo_s = np.where(
+            dedicated, ConstantElasticity(p0, h * q0, e).price_for_quantity(stock), np.nan
+        )
     sources = {
         "max_decrease_pct": np.where(np.isnan(dec), np.nan, p0 * (1 - dec / 100)),
         "min_margin_pct": np.where(np.isnan(marg), np.nan, c / (1 - marg / 100)),
@@ -347,23 +345,24 @@ def _links(
     pool: np.ndarray,
     stock: np.ndarray,
     nan: np.ndarray,
-) -> list[Linking]:
-    links: list[Linking] = []
+) -> list[Link]:
+    links: list[Link] = []
     everyone = np.arange(prob.n)
-    for kind, val in (
-        ("min_volume_pct", cons.min_volume_pct),
-        ("max_avg_change_pct", cons.max_avg_change_pct),
-    ):
+    shared: tuple[tuple[type[VolumeFloor] | type[AverageChangeBudget], float | None], ...] = (
+        (VolumeFloor, cons.min_volume_pct),
+        (AverageChangeBudget, cons.max_avg_change_pct),
+    )
+    for cls, val in shared:
         if val is not None and prob.n:
-            links.append(Linking(kind, f"{kind} {val:g} (all rows)", everyone, val))
+            links.append(cls(f"{cls.key} {val:g} (all rows)", everyone, val))
     cols = {k: prob.frame[k].to_list() for k in ("item_id", "market", "category")}
     for ov in cons.overrides:
         rows = np.flatnonzero(ov.mask(cols)) if prob.n else everyone
         where = ", ".join(f"{k}={'|'.join(v)}" for k, v in ov.where.items())
-        for kind in ("min_volume_pct", "max_avg_change_pct"):
-            if kind in ov.settings and rows.size:
-                val = ov.settings[kind]
-                links.append(Linking(kind, f"{kind} {val:g} ({where})", rows, val))
+        for cls, _ in shared:
+            if cls.key in ov.settings and rows.size:
+                val = ov.settings[cls.key]
+                links.append(cls(f"{cls.key} {val:g} ({where})", rows, val))
     pools: dict[str, list[int]] = {}
     for i, pid in enumerate(pool):
         if pid is not None and inv[i] and not np.isnan(stock[i]):
@@ -376,8 +375,7 @@ def _links(
                 f"({', '.join(f'{v:g}' for v in np.unique(vals))})"
             )
         links.append(
-            Linking(
-                "inventory",
+            StockPool(
                 f"inventory pool {pid} (stock {vals[0]:g})",
                 np.array(members),
                 float(vals[0]),

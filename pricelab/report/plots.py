@@ -15,6 +15,8 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, MaxNLocator
 
+from pricelab.demand.curves import ConstantElasticity
+
 PALETTE = ("#1f4e79", "#c0504d", "#4f8a3c", "#8064a2", "#d08a1b", "#2c9fa5", "#7f7f7f", "#b5476d")
 DPI = 100
 
@@ -162,7 +164,7 @@ def curve_points(
     lo = span[0] * min(current_price, recommended_price)
     hi = span[1] * max(current_price, recommended_price)
     p = np.linspace(lo, hi, n)
-    q = base_quantity * (p / current_price) ** elasticity
+    q = ConstantElasticity(current_price, base_quantity, elasticity).quantity(p)
     return {"price": p, "quantity": q, "profit": (p - unit_cost) * q}
 
 
@@ -170,7 +172,7 @@ def curve_at(
     price: float, current_price: float, base_quantity: float, elasticity: float, unit_cost: float
 ) -> tuple[float, float]:
     """Quantity and profit of the constant-elasticity curve at one ``price``."""
-    q = base_quantity * (price / current_price) ** elasticity
+    q = float(ConstantElasticity(current_price, base_quantity, elasticity).quantity(price))
     return q, (price - unit_cost) * q
 
 
@@ -212,8 +214,10 @@ def demand_profit_curves(rows: pl.DataFrame, currency_of: dict[str, str]) -> byt
             and r.get("ci_high") is not None
             and np.isfinite([r["ci_low"], r["ci_high"]]).all()
         ):
-            qa = r["baseline_quantity"] * (p / r["current_price"]) ** r["ci_low"]
-            qb = r["baseline_quantity"] * (p / r["current_price"]) ** r["ci_high"]
+            qa, qb = (
+                ConstantElasticity(r["current_price"], r["baseline_quantity"], e).quantity(p)
+                for e in (r["ci_low"], r["ci_high"])
+            )
             axq.fill_between(
                 p, np.minimum(qa, qb), np.maximum(qa, qb), color=PALETTE[0], alpha=0.12, lw=0
             )

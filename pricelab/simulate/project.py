@@ -13,6 +13,7 @@ from collections.abc import Collection
 import numpy as np
 import polars as pl
 
+from pricelab.demand.curves import ConstantElasticity
 from pricelab.errors import NotFoundError, UsageError
 from pricelab.store import Store, latest_run
 from pricelab.store.runs import resolve_estimates  # noqa: F401 - one rule for optimize, simulate, report
@@ -189,7 +190,7 @@ def project_rows(base: pl.DataFrame, new_price: np.ndarray, horizon: int) -> pl.
         )
         .with_columns(
             pl.when(pl.col("changed"))
-            .then(q0 * (e * log_r).exp())
+            .then(ConstantElasticity(p0, q0, e).quantity(p1))
             .otherwise(q0)
             .alias("scenario_quantity"),
         )

@@ -1,0 +1,316 @@
+"""The solving routes of :func:`pricelab.optimize.optimize`, each returning a :class:`Solved`.
+
+- :func:`solve_decomposition`: nothing links rows (closed form, optimization.md 1, 2),
+  parity (band search, 5b), disjoint volume floors and stock pools (multipliers by
+  bisection, dual bound as certificate);
+- :func:`solve_budgets_route`: average-change budgets on continuous prices, one
+  multiplier per budget on top of those (avg_change.py);
+- :func:`solve_ladder`: ladders without linking constraints (exact enumeration);
+- :func:`solve_lagrangian_ladder`: ladders under disjoint volume floors / stock pools
+  (Lagrangian relaxation, exact ladder solve per row);
+- :func:`solve_candidates`: the candidate-price MILP (5, 6), also with ``risk``.
+
+The router in :mod:`pricelab.optimize.solve` picks one; a route that cannot certify its
+plan says why and the router falls through to the MILP.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from pricelab.demand.curves import ConstantElasticity
+from pricelab.demand.draws import elasticity_draws
+from pricelab.errors import DataError
+from pricelab.optimize import diagnose as dg
+from pricelab.optimize.avg_change import BudgetSolve, solve_budgets
+from pricelab.optimize.binding import binding_labels
+from pricelab.optimize.candidates import (
+    MilpResult,
+    candidate_matrix,
+    solve_milp,
+    with_ordering_points,
+)
+from pricelab.optimize.decompose import Responder, decompose
+from pricelab.optimize.ladder import ladder_prices
+from pricelab.optimize.ladder_dual import ladder_dual
+from pricelab.optimize.links import links_hold
+from pricelab.optimize.problem import Problem
+
+DEFAULT_RISK_DRAWS = 200
+LAGRANGIAN_GAP_TOL = 1e-3  # above this proven gap a linked ladder goes to the MILP
+BUDGET_GAP_TOL = 1e-5  # above this a continuous budget plan is compared with the MILP's
+
+
+def rel_gap(bound: float, objective: float) -> float:
+    """Proven relative gap ``max(0, (bound - objective) / |objective|)``."""
+    return max(0.0, (bound - objective) / max(abs(objective), 1e-12))
+
+
+@dataclass
+class Solved:
+    """What a route found: prices, objective, proven gap and how it was proven."""
+
+    prices: np.ndarray
+    objective: float
+    gap: float
+    formulation: str
+    certificate: str
+    labels: list[str]
+    multipliers: dict[str, float] = field(default_factory=dict)
+    status: str = "optimal"
+
+
+def _total(prob: Problem, p: np.ndarray) -> float:
+    return float(prob.objective_value(p).sum())
+
+
+def _joined(parts: list[str]) -> str:
+    return ", ".join(filter(None, parts))
+
+
+def solve_decomposition(prob: Problem, resp: Responder) -> Solved:
+    """Closed form, parity band search and disjoint volume floors / stock pools."""
+    dec = decompose(prob, resp)
+    p = dec.prices
+    obj = _total(prob, p)
+    links, parity = prob.links, resp.blocks is not None
+    if not links and not parity:
+        form, cert = "closed form", "closed form, exact"
+    else:
+        form = "decomposition: " + _joined(
+            [
+                "parity band search" if parity else "",
+                f"{len(links)} multiplier(s) by bisection" if links else "",
+            ]
+        )
+        cert = "Lagrangian dual bound" + (" (band search numerical)" if parity else "")
+    labels = binding_labels(prob, p, parity_groups=resp.groups, row_shift=dec.row_multiplier)
+    if not links_hold(prob, p):
+        dg.raise_infeasible(
+            dg.link_conflicts(prob)
+            or [f"{lk.name} cannot be met together with parity" for lk in links]
+        )
+    return Solved(p, obj, rel_gap(dec.dual_bound, obj), form, cert, labels, dec.multipliers)
+
+
+def solve_budgets_route(
+    prob: Problem, resp: Responder, extra: dict
+) -> tuple[Solved | None, BudgetSolve | None, str]:
+    """Average-change budgets priced out by multipliers.
+
+    Returns the plan, or None with the feasible plan to compare with the MILP's (when its
+    proven gap is above ``BUDGET_GAP_TOL``) and why the MILP runs instead.
+    """
+    bs = solve_budgets(prob, resp)
+    if bs.prices is None:
+        return None, None, f"max_avg_change_pct: {bs.reason}"
+    p = bs.prices
+    obj = _total(prob, p)
+    gap = extra["lagrangian_gap"] = rel_gap(bs.dual_bound, obj)
+    if gap > BUDGET_GAP_TOL:
+        return (
+            None,
+            bs,
+            f"max_avg_change_pct: Lagrangian gap {gap:.2e} above "
+            f"{BUDGET_GAP_TOL:g} (non-concave rows on the lower side)",
+        )
+    parity = resp.blocks is not None
+    form = (
+        "decomposition: max_avg_change_pct priced out ("
+        + _joined(
+            [
+                "parity band search" if parity else "",
+                f"{len(bs.multipliers)} multiplier(s)",
+                f"{bs.steps} dual steps",
+            ]
+        )
+        + ")"
+    )
+    cert = "Lagrangian dual bound" + (" (band search numerical)" if parity else "")
+    extra["path"] = "decomposition"
+    labels = binding_labels(
+        prob, p, parity_groups=resp.groups, row_shift=bs.row_shift, tight_links=bs.tight_links
+    )
+    if not links_hold(prob, p, 1e-7):
+        dg.raise_infeasible(
+            dg.link_conflicts(prob)
+            or [f"{lk.name} cannot be met together with the other constraints" for lk in prob.links]
+        )
+    return Solved(p, obj, gap, form, cert, labels, bs.multipliers), None, ""
+
+
+def solve_ladder(prob: Problem, resp: Responder) -> Solved:
+    """Ladders without linking constraints: the best point next to each clipped optimum."""
+    p, msgs = ladder_prices(prob, resp.groups, resp.blocks, resp(prob.cost))
+    if msgs:
+        dg.raise_infeasible(msgs)
+    form = "ladder: best point next to each clipped optimum" + (
+        "; parity band enumerated at every breakpoint" if resp.blocks is not None else ""
+    )
+    cert = "exhaustive enumeration, exact on the ladder"
+    labels = binding_labels(prob, p, parity_groups=resp.groups, milp=True)
+    return Solved(p, _total(prob, p), 0.0, form, cert, labels)
+
+
+def solve_lagrangian_ladder(
+    prob: Problem, resp: Responder, extra: dict
+) -> tuple[Solved | None, str]:
+    """Ladders under disjoint volume floors / stock pools; None with why when not certified."""
+    lag = ladder_dual(prob, resp)
+    if lag.prices is None:
+        return None, f"; Lagrangian path not used: {lag.reason}"
+    p = lag.prices
+    obj = _total(prob, p)
+    gap = extra["lagrangian_gap"] = rel_gap(lag.dual_bound, obj)
+    if gap > LAGRANGIAN_GAP_TOL:
+        return None, f"; Lagrangian gap {gap:.2e} above {LAGRANGIAN_GAP_TOL:g}"
+    form = (
+        f"ladder + Lagrangian relaxation ({len(lag.multipliers)} multiplier(s), "
+        f"{lag.steps} dual steps; exact ladder solve per row"
+        + (" / parity block" if resp.blocks is not None else "")
+        + ")"
+    )
+    cert = "Lagrangian dual bound on the ladder (min over multipliers)"
+    extra["path"] = "lagrangian"
+    labels = binding_labels(
+        prob, p, parity_groups=resp.groups, tight_links=lag.tight_links, milp=True
+    )
+    return Solved(p, obj, gap, form, cert, labels, lag.multipliers), ""
+
+
+def elasticity_draws_of(prob: Problem, n: int, seed: int) -> np.ndarray:
+    """``n`` elasticity draws per row from the demand table's ``std_error``."""
+    se = prob.frame["std_error"].to_numpy().astype(float)
+    if np.all(np.isnan(se)):
+        raise DataError("demand table: --draws/--risk need a std_error column with values")
+    return elasticity_draws(prob.e, se, n, seed=seed)
+
+
+def profit_draws(prob: Problem, p: np.ndarray, E: np.ndarray) -> np.ndarray:
+    """Per-draw, per-row objective over the horizon (base currency) at prices ``p``."""
+    curve = ConstantElasticity(prob.p0, prob.q0, E)
+    return prob.horizon * curve.margin_term(p, prob.c) / prob.fx
+
+
+def _infeasible_milp(prob, resp, P, value, risk, cvar, time_limit) -> None:
+    msgs: list[str] = []
+    if prob.links:
+        sl = solve_milp(
+            prob,
+            P,
+            value,
+            parity_groups=resp.groups,
+            parity_gap=np.nan_to_num(prob.parity_gap),
+            slack=True,
+            time_limit=time_limit,
+        )
+        msgs = dg.joint_conflicts(prob, sl.prices) if sl.status == "slack" else []
+    if not msgs and (resp.groups >= 0).any():
+        msgs = [
+            "parity with the ladder: for some item no combination of ladder prices "
+            "within the row limits fits one parity band (widen max_gap_pct or the "
+            "bounds, or use a finer step)"
+        ]
+    if not msgs and prob.ordering:
+        msgs = [
+            f"{od[3]} cannot be met on the candidate prices together with the other constraints"
+            for od in prob.ordering
+        ]
+    if cvar is not None:
+        msgs.append(f"risk cvar:{risk:g} floor {cvar[1]:,.2f} (baseline CVaR) cannot be met")
+    dg.raise_infeasible(msgs or ["the candidate MILP is infeasible"])
+
+
+def candidate_milp(
+    prob: Problem,
+    resp: Responder,
+    *,
+    risk: float | None,
+    draws: int | None,
+    seed: int,
+    n_grid: int,
+    time_limit: float,
+) -> tuple[MilpResult, list[int]]:
+    """Solve the candidate-price MILP; the result and the indices of its binding links."""
+    P = with_ordering_points(prob, candidate_matrix(prob, n_grid))
+    msgs = dg.ladder_conflicts(prob, P)
+    if msgs:
+        dg.raise_infeasible(msgs)
+    valid = ~np.isnan(P)
+    value = np.where(valid, prob.objective_value(np.where(valid, P, 1.0)), 0.0)
+    cvar, dprof = None, None
+    if risk is not None:
+        E = elasticity_draws_of(prob, draws or DEFAULT_RISK_DRAWS, seed)
+        Pc = np.where(valid, P, 1.0)
+        curve = ConstantElasticity(prob.p0[None, :, None], prob.q0[None, :, None], E[:, :, None])
+        dprof = prob.horizon * curve.margin_term(Pc[None], prob.c[None, :, None])
+        dprof = np.where(valid[None], dprof / prob.fx[None, :, None], 0.0)
+        value = dprof.mean(axis=0)
+        base = profit_draws(prob, prob.p0, E).sum(axis=1)
+        k = max(1, int(np.ceil(risk * base.size)))
+        cvar = (risk, float(np.sort(base)[:k].mean()))
+    res = solve_milp(
+        prob,
+        P,
+        value,
+        parity_groups=resp.groups,
+        parity_gap=np.nan_to_num(prob.parity_gap),
+        draws_profit=dprof,
+        cvar=cvar,
+        time_limit=time_limit,
+    )
+    if res.status == "infeasible":
+        _infeasible_milp(prob, resp, P, value, risk, cvar, time_limit)
+    return res, [j for j, lk in enumerate(prob.links) if lk.binds(prob, res.prices)]
+
+
+def solve_candidates(
+    prob: Problem,
+    resp: Responder,
+    why: str,
+    extra: dict,
+    *,
+    kept: BudgetSolve | None,
+    risk: float | None,
+    draws: int | None,
+    seed: int,
+    n_grid: int,
+    time_limit: float,
+) -> Solved:
+    """The candidate MILP (``why`` it runs goes into the formulation).
+
+    ``kept``: a feasible budget plan from the multiplier route; the better of the two is
+    returned (the gap stays the MILP's, on its candidate grid).
+    """
+    res, tight = candidate_milp(
+        prob, resp, risk=risk, draws=draws, seed=seed, n_grid=n_grid, time_limit=time_limit
+    )
+    p = res.prices
+    gap = rel_gap(res.dual_bound, float(res.objective))
+    lp_gap = rel_gap(res.lp_bound, float(res.objective))
+    obj = float(res.objective) if risk is not None else _total(prob, p)
+    form = f"candidate MILP ({why}; HiGHS)"
+    extra["path"] = "milp"
+    cert = f"HiGHS dual bound; LP-relaxation gap {lp_gap:.2e}"
+    extra["lp_gap"] = lp_gap
+    labels = binding_labels(prob, p, parity_groups=resp.groups, tight_links=tight, milp=True)
+    mult: dict[str, float] = {}
+    if kept is not None and kept.prices is not None:
+        kobj = _total(prob, kept.prices)
+        if kobj > obj:
+            p, obj, mult = kept.prices, kobj, kept.multipliers
+            labels = binding_labels(
+                prob,
+                p,
+                parity_groups=resp.groups,
+                row_shift=kept.row_shift,
+                tight_links=kept.tight_links,
+            )
+            form += "; the Lagrangian plan is better and kept"
+            extra["path"] = "decomposition"
+            gap = rel_gap(res.dual_bound, obj)
+        extra["lagrangian_gap"] = rel_gap(kept.dual_bound, obj)
+        cert += f"; Lagrangian dual bound for continuous prices: gap {extra['lagrangian_gap']:.2e}"
+    return Solved(p, obj, gap, form, cert, labels, mult, res.status)
