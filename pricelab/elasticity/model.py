@@ -1,10 +1,10 @@
 """``estimate``: the one entry point of the elasticity library, and ``fit_partition``.
 
-All five models share the same path: check the input, group the rows, run batched
-kernels block by block (:mod:`.fastols` for ``ols``/``poisson``/``hierarchical``;
-a padded design from :mod:`.design` for :mod:`.iv` and :mod:`.panel`), pool
-(:mod:`.hierarchical`) and wrap the per-group arrays in an
-:class:`~pricelab.elasticity.results.ElasticityResults`.
+``estimate`` checks its input, groups the rows and hands them to the model's fitter in
+:data:`~pricelab.elasticity.fitters.FITTERS` (batched kernels block by block:
+:mod:`.fastols` for ``ols``/``poisson``/``hierarchical``, a padded design from
+:mod:`.design` for :mod:`.iv` and :mod:`.panel`, pooling in :mod:`.hierarchical`), then
+wraps the per-group arrays in an :class:`~pricelab.elasticity.results.ElasticityResults`.
 """
 
 from __future__ import annotations
@@ -20,11 +20,12 @@ from scipy import stats
 from pricelab.errors import UsageError
 
 from . import design as D
+from .fitters import FITTERS, FitJob
 from .groupfit import flag_signs, flag_strings
 from .results import ElasticityResults
 from .sparse import EVENTS_PER_PARAM
 
-MODELS = ("ols", "poisson", "panel", "hierarchical", "iv")
+MODELS = tuple(FITTERS)
 SE_TYPES = ("HC0", "HC1", "nonrobust", "HAC")
 FIT_STAT = {
     "ols": "r2",
@@ -143,6 +144,8 @@ def estimate(
     for c in fe:
         if c not in df.columns:
             raise UsageError(f"unknown fixed-effect column '{c}'")
+    if instrument is not None and not FITTERS[model].instrument:
+        raise UsageError(f"instrument is only used by model {_takes_instrument()}")
     params: dict[str, Any] = {
         "model": model,
         "by": by_cols,
@@ -153,89 +156,26 @@ def estimate(
         "fixed_effects": fe,
         "end": _last_date(df),
     }
-    method = model
-    fit_name = None
-    if model == "iv":
-        from .iv import fit_iv, resolve_instruments
-
-        df, zcols = resolve_instruments(df, instrument)
-        d = D.build(df, by_cols, ctrl)
-        out = fit_iv(d, zcols, se=se, min_obs=min_obs, method=iv_method, max_cells=max_cells)
-        params.update(instrument=instrument, iv_method=iv_method)
-        method = "iv-cf" if iv_method == "cf" else "iv"
-    elif instrument is not None:
-        raise UsageError("instrument is only used by model 'iv'")
-    elif model == "panel":
-        from .panel import default_pool, fit_panel
-
-        pool = list(pool_by) if pool_by else default_pool(df)
-        for c in pool:
-            if c not in df.columns:
-                raise UsageError(f"unknown pooling column '{c}'")
-        out, keys, pnames = fit_panel(df, by_cols, pool, ctrl, fe, slope=slope, min_obs=min_obs)
-        params.update(pool_by=pool, slope=slope, se="cluster(item_id)")
-        params["origin"] = str(df["date"].min()) if "date" in df.columns else None
-        return _wrap(out, keys, pnames, model, method, params, alpha)
-    elif model == "ols" and fe:
-        from .panel import fit_absorbed_ols
-
-        d = D.build(df, by_cols, ctrl)
-        out = fit_absorbed_ols(d, fe, se=se, min_obs=min_obs)
-        fit_name = "within_r2"  # the R² of the demeaned regression (net of the effects)
-    elif model == "ols":
-        from .fastols import fit_ols_runs
-
-        origin = _first_date(df)
-        out, keys, names = fit_ols_runs(
-            df,
-            by_cols,
-            ctrl,
-            origin,
-            se=se,
-            min_obs=min_obs,
-            max_cells=max_cells,
-            progress=progress,
-            hac_lags=hac_lags,
-        )
-        params["hac_lags"] = hac_lags
-        params["origin"] = str(origin) if origin is not None else None
-        return _wrap(out, keys, names, model, method, params, alpha)
-    else:
-        from .fastols import fit_poisson_runs
-
-        origin = _first_date(df)
-        out, keys, names, first = fit_poisson_runs(
-            df,
-            by_cols,
-            ctrl,
-            origin,
-            se=se,
-            min_obs=min_obs,
-            max_cells=max_cells,
-            progress=progress,
-            events_per_param=events_per_param,
-        )
-        params["events_per_param"] = events_per_param
-        if model == "hierarchical":
-            from .hierarchical import shrink
-            from .refit import refit_runs
-
-            hpool = list(pool_by) if pool_by else None
-            out, used = shrink(out, first, out["mean_quantity"], hpool, tau=tau)
-            refit_runs(df, by_cols, ctrl, origin, out, max_cells=max_cells)
-            params.update(pool_by=used, tau=tau)
-        params["origin"] = str(origin) if origin is not None else None
-        return _wrap(out, keys, names, model, method, params, alpha)
-    params["origin"] = str(d.origin) if d.origin is not None else None
-    return _wrap(out, d.keys, d.names, model, method, params, alpha, fit_name=fit_name)
+    options = {
+        "instrument": instrument,
+        "slope": slope,
+        "se": se,
+        "min_obs": min_obs,
+        "iv_method": iv_method,
+        "pool_by": pool_by,
+        "tau": tau,
+        "max_cells": max_cells,
+        "progress": progress,
+        "hac_lags": hac_lags,
+        "events_per_param": events_per_param,
+    }
+    f = FITTERS[model].fit(FitJob(df, by_cols, ctrl, fe, params, options))
+    params["origin"] = str(f.origin) if f.origin is not None else None
+    return _wrap(f.out, f.keys, f.names, model, f.method, params, alpha, fit_name=f.fit_name)
 
 
-def _first_date(df: pl.DataFrame) -> dt.date | None:
-    """The first week in the data (the ``trend`` origin), or None without dates."""
-    if "date" not in df.columns:
-        return None
-    first = df["date"].min()
-    return first if isinstance(first, dt.date) else None
+def _takes_instrument() -> str:
+    return " or ".join(f"'{m}'" for m, fitter in FITTERS.items() if fitter.instrument)
 
 
 def _last_date(df: pl.DataFrame) -> str | None:
