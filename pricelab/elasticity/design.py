@@ -149,12 +149,14 @@ def check_sales(sales: pl.DataFrame, by: Sequence[str]) -> None:
     for col in by:
         if col not in sales.columns:
             raise UsageError(f"unknown --by column '{col}' (not in sales or items)")
-    bad = sales.filter(~(pl.col("price") > 0) | pl.col("price").is_null())
-    if bad.height:
-        raise DataError(f"sales: column 'price' must be > 0 ({bad.height} rows are not)")
-    badq = sales.filter((pl.col("quantity") < 0) | pl.col("quantity").is_null())
-    if badq.height:
-        raise DataError(f"sales: column 'quantity' must be >= 0 ({badq.height} rows are not)")
+    bad, badq = sales.select(  # one pass, no filtered copies
+        (~(pl.col("price") > 0) | pl.col("price").is_null()).sum(),
+        ((pl.col("quantity") < 0) | pl.col("quantity").is_null()).sum(),
+    ).row(0)
+    if bad:
+        raise DataError(f"sales: column 'price' must be > 0 ({bad} rows are not)")
+    if badq:
+        raise DataError(f"sales: column 'quantity' must be >= 0 ({badq} rows are not)")
 
 
 def with_items(sales: pl.DataFrame, items: pl.DataFrame | None) -> pl.DataFrame:

@@ -15,7 +15,6 @@ from typing import Any
 
 import numpy as np
 import polars as pl
-from scipy import stats
 
 from pricelab.errors import UsageError
 
@@ -137,6 +136,10 @@ def estimate(
     if not events_per_param >= 0:
         raise UsageError(f"events_per_param must be >= 0, got {events_per_param}")
     by_cols = D.normalize_by(by)
+    if model in ("ols", "poisson") and items is not None and isinstance(sales, pl.DataFrame):
+        # these fits read only group and fixed-effect columns from items: join just those
+        need = [c for c in (*by_cols, *(fixed_effects or [])) if c not in sales.columns]
+        items = items.select("item_id", *[c for c in need if c in items.columns])
     df = D.with_items(sales, items) if isinstance(sales, pl.DataFrame) and sales.height else sales
     D.check_sales(df, by_cols)
     ctrl = D.resolve_controls(controls)
@@ -197,7 +200,9 @@ def _wrap(
     fit_name: str | None = None,
 ) -> ElasticityResults:
     flag_signs(out)
-    z = float(stats.norm.ppf(1 - alpha / 2))
+    from scipy.special import ndtri  # = stats.norm.ppf; scipy.stats is slow to import
+
+    z = float(ndtri(1 - alpha / 2))
     e, s = out["elasticity"], out["std_error"]
     G = e.shape[0]
     table = pl.DataFrame(

@@ -195,14 +195,18 @@ class Store:
         finally:
             self.con.unregister(name)
 
-    def insert_frame(self, name: str, df: pl.DataFrame) -> None:
-        """Append ``df`` to table ``name`` by column name (Arrow, never row by row)."""
+    def insert_frame(
+        self, name: str, df: pl.DataFrame, order_by: Sequence[str] | None = None
+    ) -> None:
+        """Append ``df`` to table ``name`` by column name (Arrow, never row by row),
+        in ``order_by`` order when given."""
         if df.height == 0:
             return
         cols = ", ".join(_ident(c) for c in df.columns)
+        order = f" ORDER BY {', '.join(_ident(c) for c in order_by)}" if order_by else ""
         with self.registered("__pricelab_insert", df) as view:
             self.con.execute(
-                f"INSERT INTO {_ident(name)} ({cols}) SELECT {cols} FROM {view}"
+                f"INSERT INTO {_ident(name)} ({cols}) SELECT {cols} FROM {view}{order}"
             ).fetchall()
 
     def write_result(self, name: str, df: pl.DataFrame, run_id: str) -> None:

@@ -15,12 +15,30 @@ def load_sales(store: Store, *, before: str | None = None) -> pl.DataFrame:
     if before is not None:
         sql += " WHERE date < CAST(? AS DATE)"
         params.append(before)
-    df = store.query(sql + " ORDER BY item_id, market, date", params)
+    # ingest writes sales in key order and a plain scan keeps it: sort only when needed
+    # (an ORDER BY on the whole table took half the load time and a third more memory)
+    df = sort_by_key(store.query(sql, params))
     if df["promo"].null_count() == df.height:
         df = df.drop("promo")
     if df["unit_cost"].null_count() == df.height:
         df = df.drop("unit_cost")
     return df
+
+
+SALES_KEY = ("item_id", "market", "date")
+
+
+def sort_by_key(df: pl.DataFrame) -> pl.DataFrame:
+    """``df`` sorted by (item_id, market, date) as DuckDB's ORDER BY sorts it; unchanged
+    (no copy) when it already is."""
+    if df.height < 2:
+        return df
+    i, m, d = (pl.col(c) for c in SALES_KEY)
+    ni, nm, nd = (c.shift(-1) for c in (i, m, d))
+    later = (i > ni) | ((i == ni) & ((m > nm) | ((m == nm) & (d >= nd))))
+    if not df.select(later.fill_null(False).any()).item():
+        return df
+    return df.sort(list(SALES_KEY))
 
 
 def load_items(store: Store) -> pl.DataFrame | None:
