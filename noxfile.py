@@ -1,7 +1,10 @@
 """Nox sessions for pricelab. Settings come from pyproject.toml.
 
-nox -s tests              # default test run (slow tests excluded); pass pytest args after --
+nox -s tests              # default test run: installs only the test extra (slow tests and the
+                          # sessions below excluded); pass pytest args after --
 nox -s tests -- -m slow   # the slow tests
+nox -s spark              # the Spark engine against a real local Spark (needs Java 17)
+nox -s mlflow             # MLflow tracking against a real local MLflow store
 nox -s lint               # ruff
 nox -s typecheck          # mypy on the package
 nox -s bench              # benchmarks (opt-in; writes benchmarks/results.md)
@@ -21,15 +24,48 @@ nox.options.reuse_existing_virtualenvs = True
 nox.options.error_on_external_run = True
 
 
+SPARK_TESTS = ["tests/test_engine_spark.py"]
+MLFLOW_TESTS = ["tests/test_tracking_mlflow.py"]
+AIRFLOW_TESTS = ["tests/test_deploy_airflow.py"]
+DEPLOY_TESTS = [
+    "tests/test_storage_paths.py",
+    "tests/test_storage_cloud.py",
+    "tests/test_deploy_docker.py",
+    "tests/test_deploy_k8s.py",
+    "tests/test_deploy_databricks.py",
+    "tests/test_deploy_ci.py",
+    "tests/test_deploy_dvc.py",
+]
+#: test files that run in their own session (with their own extras), not in ``tests``
+OWN_SESSION = [*SPARK_TESTS, *MLFLOW_TESTS, *AIRFLOW_TESTS, *DEPLOY_TESTS]
+
+
 @nox.session(python=PYTHON)
 def tests(session: nox.Session) -> None:
-    """Run the test suite (slow tests excluded unless you pass -m)."""
-    # optional engines and trackers are tested for real: spark (Java 17 from .ci/run), mlflow
-    # cloud storage (Azurite via npm, moto's S3 server) and deployment checks: deploy-test
-    session.install(".[test,spark,mlflow,deploy-test]")
-    args = session.posargs  # pyproject's addopts exclude slow tests; "-m slow" runs them
+    """Run the test suite (slow tests excluded unless you pass -m).
+
+    Installs only the test extra: Spark, MLflow, cloud storage, deployment, DVC and Airflow
+    tests have their own sessions below (``.ci/run`` runs them after this one).
+    """
+    session.install(".[test]")
+    ignore = [f"--ignore={path}" for path in OWN_SESSION]
+    # pyproject's addopts exclude slow tests; "-m slow" runs them
     # exit code 5 means "no tests collected": not a failure of the suite
-    session.run("pytest", *args, success_codes=[0, 5])
+    session.run("pytest", *ignore, *session.posargs, success_codes=[0, 5])
+
+
+@nox.session(python=PYTHON, default=False)
+def spark(session: nox.Session) -> None:
+    """The Spark engine on a real local Spark session (Java 17 from .ci/run)."""
+    session.install(".[test,spark]")
+    session.run("pytest", *SPARK_TESTS, *session.posargs)
+
+
+@nox.session(python=PYTHON, default=False)
+def mlflow(session: nox.Session) -> None:
+    """MLflow tracking against a real local MLflow store (sqlite)."""
+    session.install(".[test,mlflow]")
+    session.run("pytest", *MLFLOW_TESTS, *session.posargs)
 
 
 @nox.session(python=PYTHON)
@@ -53,17 +89,6 @@ def bench(session: nox.Session) -> None:
     """Run the benchmarks; ratios are measured against references in the same run."""
     session.install(".[test]")
     session.run("python", "benchmarks/run_all.py", *session.posargs)
-
-
-DEPLOY_TESTS = [
-    "tests/test_storage_paths.py",
-    "tests/test_storage_cloud.py",
-    "tests/test_deploy_docker.py",
-    "tests/test_deploy_k8s.py",
-    "tests/test_deploy_databricks.py",
-    "tests/test_deploy_ci.py",
-    "tests/test_deploy_dvc.py",
-]
 
 
 @nox.session(python=PYTHON, default=False)
@@ -103,7 +128,7 @@ def airflow(session: nox.Session) -> None:
     session.install(".[test]", "apache-airflow>=2.9")
     session.run(
         "pytest",
-        "tests/test_deploy_airflow.py",
+        *AIRFLOW_TESTS,
         *session.posargs,
         env={"PRICELAB_AIRFLOW_PYTHON": session.virtualenv.bin + "/python"},
     )
