@@ -79,5 +79,5 @@ def test_help_lists_every_command_with_its_own_help() -> None:
         cmd = real[name]
         assert hasattr(cmd, "commands") or cmd.callback.__module__ == module
         first = (cmd.help or "").split("\n\n")[0].strip()
-        assert line == first, (name, line, first)
+        assert line == first, f"update COMMANDS[{name!r}] in pricelab/cli/app.py to {first!r}"
         assert root.get_command(ctx, name) is cmd  # type: ignore[attr-defined]

@@ -59,7 +59,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "promote": (
         "pricelab.cli.promote",
-        "Promote an estimate run to production if it backtests no worse than production.",
+        "Promote an estimate run to production if it backtests better than production.",
     ),
     "registry": (
         "pricelab.cli.promote",
