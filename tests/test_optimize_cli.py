@@ -119,3 +119,33 @@ def test_optimize_without_estimates(cli, tmp_path: Path) -> None:
     res = cli("optimize", "--db", db, "--estimates", "nope")
     assert res.exit_code == 2
     assert "estimate run 'nope' not found" in res.stderr
+
+
+def test_seasonality_option_reaches_the_plan(est_db: Path, cli) -> None:
+    """--seasonality was parsed and dropped: 'bogus' passed and 'off' planned like 'auto'."""
+    bad = cli("optimize", "--db", est_db, "--seasonality", "bogus", "--json")
+    assert bad.exit_code == 2
+    assert json.loads(bad.stdout)["error"].startswith("--seasonality must be one of")
+    docs = {}
+    for mode in ("auto", "off"):
+        res = cli(
+            "optimize",
+            "--db",
+            est_db,
+            "--constraints",
+            sample_dir() / "constraints.yaml",
+            "--seasonality",
+            mode,
+            "--json",
+        )
+        assert res.exit_code == 0, res.stderr
+        docs[mode] = json.loads(res.stdout)
+    with Store.open(est_db, read_only=True) as store:
+        params = {
+            r[0]: json.loads(r[1])
+            for r in store.execute(
+                "SELECT run_id, parameters FROM runs WHERE command = 'optimize' ORDER BY started_at"
+            )
+        }
+    assert params[docs["off"]["run_id"]]["seasonality"]["applied"] is False
+    assert params[docs["auto"]["run_id"]]["seasonality"]["applied"] is True

@@ -81,6 +81,7 @@ def optimize(
         risk=risk,
         seed=seed,
         strict=strict,
+        seasonality=seasonality,
         mlflow=tracking_arg(mlflow, mlflow_uri, mlflow_experiment, strict_tracking),
     )
     plan = run.plan
