@@ -116,7 +116,7 @@ class LazyGroup(TyperGroup):
         names = [name for name, (mod, _) in COMMANDS.items() if mod == module]
         if names and all(name in self._loaded for name in names):
             return
-        sub = typer.Typer()
+        sub = typer.Typer(rich_markup_mode=None)
         importlib.import_module(module).register(sub)
         self._loaded.update(typer.main.get_group(sub).commands)
 
@@ -131,9 +131,11 @@ class LazyGroup(TyperGroup):
 app = typer.Typer(
     name="pricelab",
     cls=LazyGroup,
+    # plain help: rich markup would eat "[spark]" in "pricelab[spark]" and show "<bool>" flags
+    rich_markup_mode=None,
     help="Price experimentation and optimization: elasticities, optimal prices, what-ifs.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )

@@ -21,7 +21,7 @@ from pricelab.cli._common import (
 from pricelab.errors import UsageError
 
 experiment_app = typer.Typer(
-    help="Randomised price tests: design and analysis.", no_args_is_help=True
+    rich_markup_mode=None, help="Randomised price tests: design and analysis.", no_args_is_help=True
 )
 
 

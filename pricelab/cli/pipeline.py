@@ -12,6 +12,7 @@ from pricelab import api
 from pricelab.cli._common import DbOpt, DebugOpt, JsonOpt, console, err_console, guarded, print_json
 
 pipeline_app = typer.Typer(
+    rich_markup_mode=None,
     help="The nightly job: ingest, validate, estimate, backtest, promote, optimize, monitor.",
     no_args_is_help=True,
 )

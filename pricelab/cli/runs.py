@@ -20,7 +20,9 @@ from pricelab.cli._common import (
     write_output,
 )
 
-runs_app = typer.Typer(help="Every recorded run with its lineage.", no_args_is_help=True)
+runs_app = typer.Typer(
+    rich_markup_mode=None, help="Every recorded run with its lineage.", no_args_is_help=True
+)
 
 
 @runs_app.command("list")
@@ -74,7 +76,7 @@ def diff(
     """What changed between two runs: parameters, inputs, and moved elasticities.
 
     For two estimate runs, lists the items whose elasticity interval in B no longer
-    overlaps the one in A (``--output`` writes that list).
+    overlaps the one in A (--output writes that list).
     """
     import polars as pl
 
