@@ -8,6 +8,7 @@ import math
 from pathlib import Path
 
 import numpy as np
+import polars as pl
 import pytest
 from scipy import stats
 
@@ -189,3 +190,34 @@ def test_robust_z_degenerate_history() -> None:
     # MAD zero but not constant: scale is sqrt(pi/2) * mean absolute deviation (0.3)
     h = np.array([1.0] * 8 + [2.0, 3.0])
     assert robust_z(2.0, h) == pytest.approx(1.0 / (math.sqrt(math.pi / 2) * 0.3))
+
+
+def test_plan_created_after_as_of_is_not_judged(loaded_db: Path, cli) -> None:
+    """A plan made after --as-of did not exist then: skipped, not 'created N days after'."""
+    now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    est = estimate_frame(KEYS)
+    e1 = store_run(loaded_db, "estimate", "elasticities", est, started_at=now - dt.timedelta(1))
+    p = store_run(loaded_db, "optimize", "plans", plan_frame(est), parents=[e1])
+    as_of = now.date() - dt.timedelta(338)
+    code, doc, _ = _monitor(cli, loaded_db, "--as-of", as_of)
+    plan = _check(doc, "plan")
+    assert plan["status"] == "skipped" and plan["value"] is None
+    assert plan["message"] == (
+        f"plan {p} was created on {now.date()}, after the as-of date {as_of}: no plan existed "
+        "then to judge (run without --as-of to judge it today)"
+    )
+
+
+def test_monitor_and_runs_show_write_output(loaded_db: Path, cli, tmp_path: Path) -> None:
+    out = tmp_path / "checks.csv"
+    res = cli("monitor", "--db", loaded_db, "--as-of", LAST_WEEK, "--output", out)
+    assert res.exit_code == 0, res.stderr
+    checks = pl.read_csv(out)
+    assert checks.columns == ["as_of", "check", "status", "value", "threshold", "message"]
+    assert checks["check"].to_list() == ["freshness", "volume", "drift", "fit", "plan"]
+    run_id = json.loads(cli("runs", "list", "--db", loaded_db, "--json").stdout)[0]["run_id"]
+    shown = tmp_path / "run.json"
+    res = cli("runs", "show", run_id, "--db", loaded_db, "--output", shown)
+    assert res.exit_code == 0, res.stderr
+    (row,) = json.loads(shown.read_text())
+    assert row["run_id"] == run_id and json.loads(row["parameters"])["files"]

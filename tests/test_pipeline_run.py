@@ -8,6 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import polars as pl
 import pytest
 
 from pricelab import api
@@ -123,6 +124,12 @@ def test_second_run_does_nothing_new(
     assert_same(before, snapshot(db))
     text = cli("pipeline", "run", "--config", config, "--db", db)
     assert text.exit_code == 0 and "nothing new" in text.stdout
+    out = tmp_path / "steps.csv"
+    res = cli("pipeline", "run", "--config", config, "--db", db, "--output", out)
+    assert res.exit_code == 0, res.stderr
+    steps = pl.read_csv(out)
+    assert steps.columns == ["step", "status", "run_id", "message"]
+    assert steps["step"].to_list() == [s["step"] for s in doc["steps"]]
 
 
 def test_bad_input_file_stops_with_exit_2_and_changes_nothing(

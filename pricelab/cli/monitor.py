@@ -9,7 +9,16 @@ import typer
 from rich.table import Table
 
 from pricelab import api
-from pricelab.cli._common import DbOpt, DebugOpt, JsonOpt, console, guarded, print_json
+from pricelab.cli._common import (
+    DbOpt,
+    DebugOpt,
+    JsonOpt,
+    OutputOpt,
+    console,
+    guarded,
+    print_json,
+    write_output,
+)
 from pricelab.errors import CheckFailed
 
 _STYLE = {"ok": "green", "alert": "bold red", "skipped": "dim"}
@@ -41,6 +50,7 @@ def monitor(
     ] = None,
     db: DbOpt = None,
     json: JsonOpt = False,
+    output: OutputOpt = None,
     debug: DebugOpt = False,
 ) -> None:
     """Data freshness, volume anomalies, elasticity drift, fit quality and plan staleness.
@@ -48,6 +58,7 @@ def monitor(
     Exit 0 when all clear, 1 on an alert. Checks without inputs are skipped.
     """
     result = api.monitor(db, as_of=as_of, config=config)
+    write_output(result.checks_frame(), output)
     if json:
         print_json(result.to_dict())
     else:

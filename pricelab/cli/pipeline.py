@@ -9,7 +9,17 @@ import typer
 from rich.table import Table
 
 from pricelab import api
-from pricelab.cli._common import DbOpt, DebugOpt, JsonOpt, console, err_console, guarded, print_json
+from pricelab.cli._common import (
+    DbOpt,
+    DebugOpt,
+    JsonOpt,
+    OutputOpt,
+    console,
+    err_console,
+    guarded,
+    print_json,
+    write_output,
+)
 
 pipeline_app = typer.Typer(
     rich_markup_mode=None,
@@ -45,6 +55,7 @@ def run(
     ] = None,
     db: DbOpt = None,
     json: JsonOpt = False,
+    output: OutputOpt = None,
     debug: DebugOpt = False,
 ) -> None:
     """Run every step that has something new to do; skip the rest and say why.
@@ -52,6 +63,15 @@ def run(
     Exit code: that of the first failing step (1 a check failed, 2 bad input), else 0.
     """
     result = api.pipeline(db, config=config, engine=engine)
+    if output is not None:  # one row per step
+        import polars as pl
+
+        steps = [
+            {"step": s.step, "status": s.status, "run_id": s.run_id, "message": s.message}
+            for s in result.steps
+        ]
+        schema = dict.fromkeys(("step", "status", "run_id", "message"), pl.String)
+        write_output(pl.DataFrame(steps, schema=schema), output)
     if json:
         print_json(result.to_dict())
     else:

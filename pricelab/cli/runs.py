@@ -49,10 +49,19 @@ def show(
     run_id: Annotated[str, typer.Argument(help="Run id (see 'pricelab runs list').")],
     db: DbOpt = None,
     json: JsonOpt = False,
+    output: OutputOpt = None,
     debug: DebugOpt = False,
 ) -> None:
     """Show one run: parameters, input fingerprint, version, parents, summary."""
     rec = api.run(db, run_id)
+    if output is not None:  # one row; nested fields (parameters, inputs...) as JSON text
+        import polars as pl
+
+        row = {
+            k: _json.dumps(v, default=str) if isinstance(v, dict | list) else v
+            for k, v in rec.items()
+        }
+        write_output(pl.DataFrame([row]).with_columns(pl.all().cast(pl.String)), output)
     if json:
         print_json(rec)
         return

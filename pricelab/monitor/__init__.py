@@ -50,6 +50,32 @@ class MonitorResult:
         """``alert`` or ``ok``."""
         return ALERT if self.alerts else OK
 
+    def checks_frame(self) -> Any:
+        """One row per check: as_of, check, status, value, threshold, message (``--output``)."""
+        import polars as pl
+
+        return pl.DataFrame(
+            [
+                {
+                    "as_of": str(self.as_of),
+                    "check": c.name,
+                    "status": c.status,
+                    "value": c.value,
+                    "threshold": c.threshold,
+                    "message": c.message,
+                }
+                for c in self.checks
+            ],
+            schema={
+                "as_of": pl.String,
+                "check": pl.String,
+                "status": pl.String,
+                "value": pl.Float64,
+                "threshold": pl.Float64,
+                "message": pl.String,
+            },
+        )
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-able form (for schedulers)."""
         return {

@@ -315,6 +315,17 @@ def plan(store: Store, as_of: dt.date, cfg: dict[str, Any]) -> CheckResult:
         "created": str(p["started_at"]),
         "age_days": age,
     }
+    if age < 0:  # the plan did not exist yet at as-of: its age there means nothing
+        return CheckResult(
+            "plan",
+            SKIPPED,
+            f"plan {p['run_id']} was created on {p['started_at'].date()}, after the as-of "
+            f"date {as_of}: no plan existed then to judge (run without --as-of to judge it "
+            "today)",
+            None,
+            float(limit),
+            details,
+        )
     if ests:
         e = ests[0]
         details["serving_estimate"] = e["run_id"]
@@ -324,11 +335,7 @@ def plan(store: Store, as_of: dt.date, cfg: dict[str, Any]) -> CheckResult:
         problems.append(f"plan {p['run_id']} is {age} days old (limit {limit})")
     if problems:
         return CheckResult("plan", ALERT, "; ".join(problems), float(age), float(limit), details)
-    msg = (
-        f"plan {p['run_id']} is {age} days old"
-        if age >= 0
-        else f"plan {p['run_id']} was created {-age} days after {as_of}"
-    )
+    msg = f"plan {p['run_id']} is {age} days old"
     if ests:
         msg += (
             " and built on the " + ("production" if prod else "latest") + " estimate"
