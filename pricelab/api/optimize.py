@@ -69,6 +69,23 @@ def _seasonal_demand(
     return table, adj.to_dict()
 
 
+def _cross_plan(
+    table: pl.DataFrame,
+    cross: pl.DataFrame,
+    cons: Any,
+    draws: int | None,
+    risk: str | None,
+    strict: bool,
+) -> Any:
+    """The joint plan under cross-price demand (no elasticity draws on this route)."""
+    from pricelab.errors import UsageError
+    from pricelab.optimize.cross import optimize_cross
+
+    if draws or risk:
+        raise UsageError("--draws/--risk are not available with cross-price demand")
+    return optimize_cross(table, cross, cons, strict=strict)
+
+
 def _db_given(db: PathLike | None) -> bool:
     return db is not None or bool(os.environ.get("PRICELAB_DB"))
 
@@ -86,6 +103,7 @@ def optimize(
     strict: bool = False,
     mlflow: Any = None,
     seasonality: str = "auto",
+    cross: PathLike | None = None,
 ) -> OptimizeRun:
     """Recommend a price per item × market and store the plan as an ``optimize`` run.
 
@@ -108,6 +126,11 @@ def optimize(
         Fail (exit 2) on rows that would otherwise be skipped with a flag.
     mlflow:
         Log the stored plan to MLflow; see :func:`estimate`.
+    cross:
+        File mode: cross-price elasticities ``item_id, market, other_item_id, elasticity``
+        for the demand table (joint category pricing, :mod:`pricelab.optimize.cross`). In
+        database mode the estimate run's own cross table is used when it has one
+        (``estimate --model cross``).
     """
     from pricelab.demand.from_store import demand_from_store
     from pricelab.errors import UsageError
@@ -134,9 +157,17 @@ def optimize(
         "seed": seed,
         "strict": strict,
     }
+    if cross is not None and demand is None:
+        raise UsageError(
+            "--cross goes with --demand (in database mode a cross estimate run is used)"
+        )
     if demand is not None:
         table = read_table(demand)
-        plan = _optimize(table, cons, draws=draws, risk=risk, seed=seed, strict=strict)
+        if cross is not None:
+            params["cross"] = _file_name(cross)
+            plan = _cross_plan(table, read_table(cross), cons, draws, risk, strict)
+        else:
+            plan = _optimize(table, cons, draws=draws, risk=risk, seed=seed, strict=strict)
         if not _db_given(db):
             return OptimizeRun(plan, None, None)
         with Store.open(db) as store:
@@ -152,7 +183,14 @@ def optimize(
             store, estimates=estimates, baseline_weeks=baseline_weeks
         )
         table, season = _seasonal_demand(store, table, est_run, cons, baseline_weeks, seasonality)
-        plan = _optimize(table, cons, draws=draws, risk=risk, seed=seed, strict=strict)
+        from pricelab.api.cross import cross_table
+
+        ctab = cross_table(store, est_run)
+        if ctab is not None:
+            params["cross"] = f"estimate run {est_run}"
+            plan = _cross_plan(table, ctab, cons, draws, risk, strict)
+        else:
+            plan = _optimize(table, cons, draws=draws, risk=risk, seed=seed, strict=strict)
         params["estimates"] = est_run
         params["seasonality"] = season
         run = start_run(store, "optimize", params, parents=[est_run])

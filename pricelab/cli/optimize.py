@@ -43,8 +43,20 @@ def optimize(
     demand: Annotated[
         Path | None, typer.Option(help="Demand table file instead of the database's estimates.")
     ] = None,
+    cross: Annotated[
+        Path | None,
+        typer.Option(
+            help="With --demand: cross-price elasticities (item_id, market, other_item_id, "
+            "elasticity) for joint pricing of substitutes.",
+            show_default=False,
+        ),
+    ] = None,
     estimates: Annotated[
-        str | None, typer.Option(help="Estimate run id (default: production, else latest).")
+        str | None,
+        typer.Option(
+            help="Estimate run id (default: production, else latest); a cross run "
+            "prices substitutes jointly."
+        ),
     ] = None,
     baseline_weeks: Annotated[int, typer.Option(help="Weeks of history defining base units.")] = 8,
     draws: Annotated[
@@ -74,6 +86,7 @@ def optimize(
     run = api.optimize(
         db,
         demand=demand,
+        cross=cross,
         constraints=constraints,
         estimates=estimates,
         baseline_weeks=baseline_weeks,
@@ -117,6 +130,8 @@ def optimize(
         "baseline_profit",
         "binding",
     ]
+    if "cannibalised_quantity" in t.columns:
+        cols.insert(5, "cannibalised_quantity")
     console.print(
         frame_table(changes.select(cols), title="largest price changes", max_rows=12, floats=2)
     )

@@ -165,3 +165,103 @@ class LogitDemand:
         """Expected total profit."""
         p = np.asarray(price, dtype=float)
         return float(self.market_size * ((p - unit_cost) * self.shares(p)).sum())
+
+
+@dataclass(frozen=True)
+class CrossElasticity:
+    """q_i(p) = base_quantity_i * prod_j (p_j / base_price_j) ** matrix[i, j] (per week).
+
+    ``matrix`` (n, n; dense or scipy sparse, stored as CSR) holds the own-price elasticity
+    on the diagonal and the cross-price elasticities off it (zero between items that do not
+    substitute: other categories or markets). Prices are a vector ``(n,)`` or a batch
+    ``(S, n)``.
+    """
+
+    base_price: np.ndarray
+    base_quantity: np.ndarray
+    matrix: Any
+
+    def __post_init__(self) -> None:
+        import scipy.sparse as sp
+
+        object.__setattr__(self, "matrix", sp.csr_matrix(self.matrix, dtype=float))
+
+    @property
+    def own(self) -> np.ndarray:
+        """The own-price elasticities (the diagonal)."""
+        return np.asarray(self.matrix.diagonal())
+
+    def _log_q(self, x: np.ndarray) -> np.ndarray:
+        xs = np.atleast_2d(x)
+        out = np.asarray(self.matrix @ xs.T).T
+        return out.reshape(np.shape(x))
+
+    def quantity(self, price: np.ndarray) -> np.ndarray:
+        """Expected weekly units of every item at the price vector(s) ``price``."""
+        x = np.log(np.asarray(price, dtype=float) / self.base_price)
+        return self.base_quantity * np.exp(self._log_q(x))
+
+    def own_only(self) -> ConstantElasticity:
+        """The same items with the cross terms ignored (what single-item pricing assumes)."""
+        return ConstantElasticity(self.base_price, self.base_quantity, self.own.copy())
+
+    def cannibalised(self, price: np.ndarray) -> np.ndarray:
+        """Units each item gains (+) or loses (-) from its siblings' price changes alone.
+
+        ``quantity(price) - quantity(price with the item's own price changed only)``: the
+        part of the change that comes from substitution between items.
+        """
+        p = np.asarray(price, dtype=float)
+        x = np.log(p / self.base_price)
+        own = self.base_quantity * np.exp(x * self.own)
+        return self.quantity(p) - own
+
+    def profit(self, price: np.ndarray, unit_cost: np.ndarray) -> np.ndarray:
+        """Weekly profit per item at ``price``."""
+        p = np.asarray(price, dtype=float)
+        return (p - unit_cost) * self.quantity(p)
+
+    @classmethod
+    def from_tables(cls, demand: Any, cross: Any) -> CrossElasticity:
+        """Build from a demand table and a cross table (``item_id, market, other_item_id,
+        elasticity``; an empty or null market applies the pair in every market).
+
+        The own elasticity comes from ``demand``'s ``elasticity`` column (cross rows with
+        ``other_item_id == item_id`` are ignored); pairs whose items are not both rows of
+        ``demand`` in that market are left out.
+        """
+        import polars as pl
+
+        keys = demand.select(
+            pl.col("item_id").cast(pl.String), pl.col("market").cast(pl.String)
+        ).with_row_index("_r")
+        c = cross.select(
+            pl.col("item_id").cast(pl.String),
+            pl.col("market").cast(pl.String),
+            pl.col("other_item_id").cast(pl.String),
+            pl.col("elasticity").cast(pl.Float64),
+        ).filter(pl.col("item_id") != pl.col("other_item_id"))
+        specific = c.filter(pl.col("market").is_not_null() & (pl.col("market") != ""))
+        pooled = c.filter(pl.col("market").is_null() | (pl.col("market") == "")).drop("market")
+        pairs = [specific]
+        if pooled.height:
+            pairs.append(
+                pooled.join(keys.select("item_id", "market"), on="item_id").select(specific.columns)
+            )
+        allp = pl.concat(pairs).unique(["item_id", "market", "other_item_id"], keep="first")
+        rows = allp.join(keys, on=["item_id", "market"]).join(
+            keys.rename({"item_id": "other_item_id", "_r": "_c"}), on=["other_item_id", "market"]
+        )
+        import scipy.sparse as sp
+
+        n = demand.height
+        r = np.concatenate([rows["_r"].to_numpy(), np.arange(n)])
+        k = np.concatenate([rows["_c"].to_numpy(), np.arange(n)])
+        own = demand["elasticity"].cast(pl.Float64).to_numpy()
+        v = np.concatenate([rows["elasticity"].to_numpy(), own])
+        M = sp.csr_matrix((v, (r, k)), shape=(n, n))
+        return cls(
+            demand["base_price"].cast(pl.Float64).to_numpy(),
+            demand["base_quantity"].cast(pl.Float64).to_numpy(),
+            M,
+        )

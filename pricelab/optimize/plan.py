@@ -143,6 +143,15 @@ class Plan:
                 f"baseline {iv['baseline_p5']:,.2f} to {iv['baseline_p95']:,.2f} "
                 f"({iv['draws']:.0f} elasticity draws)"
             )
+        single = self.extra.get("single_item_objective")
+        if single is not None:
+            lines.append(
+                f"cross-price demand: pricing each item on its own elasticity would earn "
+                f"{single:,.2f} ({100 * single / self.objective:.1f}% of this joint plan): "
+                "it misses the units its cuts take from siblings (cannibalised_quantity)"
+                if self.objective
+                else f"single-item plan under cross-price demand: {single:,.2f}"
+            )
         bc = self.binding_counts()
         if bc:
             lines.append("binding: " + ", ".join(f"{k} {v}" for k, v in bc.items()))

@@ -1,0 +1,234 @@
+"""Joint pricing under cross-price demand: brute force, constraints, the single-item gap."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import polars as pl
+import pytest
+
+from pricelab.demand.curves import CrossElasticity
+from pricelab.errors import InfeasibleError, UsageError
+from pricelab.optimize import optimize
+from pricelab.optimize.cross import optimize_cross
+
+
+def category(own=(-3.0, -2.5, -3.5), cross=0.8, markets=("US",), cost=55.0, seed=None):
+    """Substitutes A, B, C in each market: every pair's cross elasticity ``cross``."""
+    items = ["A", "B", "C"]
+    rng = np.random.default_rng(seed)
+    rows, pairs = [], []
+    for m in markets:
+        for k, i in enumerate(items):
+            p0 = 100.0 if seed is None else float(rng.uniform(80, 120))
+            rows.append(
+                {
+                    "item_id": i,
+                    "market": m,
+                    "elasticity": own[k],
+                    "base_price": p0,
+                    "base_quantity": 100.0 if seed is None else float(rng.uniform(50, 150)),
+                    "unit_cost": cost if seed is None else float(rng.uniform(30, 60)),
+                    "category": "bags",
+                    "fx_rate": 1.0 if m == "US" else 1.2,
+                }
+            )
+            for j in items:
+                if i != j:
+                    e = cross if seed is None else float(rng.uniform(0.1, 1.0))
+                    pairs.append({"item_id": i, "market": m, "other_item_id": j, "elasticity": e})
+    return pl.DataFrame(rows), pl.DataFrame(pairs)
+
+
+def ladder(lo: float, hi: float, step: float) -> np.ndarray:
+    return np.arange(np.ceil(lo / step - 1e-9), np.floor(hi / step + 1e-9) + 1) * step
+
+
+def brute(demand, cross, cons, feasible):
+    """Best profit over every combination of ladder prices that ``feasible`` accepts."""
+    curve = CrossElasticity.from_tables(demand, cross)
+    p0 = demand["base_price"].to_numpy()
+    c = demand["unit_cost"].to_numpy()
+    fx = demand["fx_rate"].to_numpy()
+    b = cons["bounds"]
+    step = cons["ladder"]["step"]
+    floor = c / (1 - cons.get("min_margin_pct", 0) / 100)
+    grids = [
+        ladder(
+            max(p * (1 - b["max_decrease_pct"] / 100), f),
+            p * (1 + b["max_increase_pct"] / 100),
+            step,
+        )
+        for p, f in zip(p0, floor, strict=True)
+    ]
+    best, arg = -np.inf, None
+    P = np.array(list(itertools.product(*grids)))
+    Q = curve.quantity(P)
+    V = (cons["horizon_weeks"] * (P - c) * Q / fx).sum(axis=1)
+    for k in np.argsort(-V):
+        if feasible(P[k], Q[k]):
+            best, arg = V[k], P[k]
+            break
+    return best, arg
+
+
+def test_joint_plan_matches_brute_force_on_a_ladder():
+    demand, cross = category()
+    cons = {
+        "horizon_weeks": 4,
+        "bounds": {"max_increase_pct": 30, "max_decrease_pct": 30},
+        "min_margin_pct": 40,
+        "ladder": {"step": 5},
+    }
+    plan = optimize_cross(demand, cross, cons)
+    best, arg = brute(demand, cross, cons, lambda p, q: True)
+    assert plan.objective == pytest.approx(best, rel=1e-12)
+    assert plan.table["recommended_price"].to_numpy() == pytest.approx(arg)
+    assert plan.gap == 0.0 and "exact on the candidate prices (ladder points)" in plan.certificate
+
+
+def test_parity_volume_and_budget_match_brute_force():
+    demand, cross = category(markets=("US", "GB"), seed=3)
+    demand = demand.filter(pl.col("item_id") != "C")
+    cross = cross.filter((pl.col("item_id") != "C") & (pl.col("other_item_id") != "C"))
+    cons = {
+        "horizon_weeks": 4,
+        "bounds": {"max_increase_pct": 25, "max_decrease_pct": 25},
+        "ladder": {"step": 5},
+        "parity": {"max_gap_pct": 8},
+        "min_volume_pct": 90,
+        "max_avg_change_pct": 6,
+    }
+    plan = optimize_cross(demand, cross, cons)
+    fx = demand["fx_rate"].to_numpy()
+    p0 = demand["base_price"].to_numpy()
+    q0 = demand["base_quantity"].to_numpy()
+    items = demand["item_id"].to_numpy()
+    w = p0 * q0 / fx
+    w = w / w.sum()
+
+    def feasible(p, q):
+        for it in ("A", "B"):
+            b = p[items == it] / fx[items == it]
+            if b.max() > 1.08 * b.min() * (1 + 1e-12):
+                return False
+        return q.sum() >= 0.9 * q0.sum() and abs(w @ (p / p0) - 1) <= 0.06 + 1e-12
+
+    best, arg = brute(demand, cross, cons, feasible)
+    assert plan.objective == pytest.approx(best, rel=1e-6)
+    p = plan.table["recommended_price"].to_numpy()
+    q = CrossElasticity.from_tables(demand, cross).quantity(p)
+    assert feasible(p, q)
+    assert "MILP" in plan.formulation
+
+
+def test_single_item_plan_earns_about_three_quarters_of_the_joint_plan():
+    demand, cross = category(own=(-3.0, -3.0, -3.0), cross=0.8)
+    cons = {"horizon_weeks": 4, "bounds": {"max_increase_pct": 30, "max_decrease_pct": 30}}
+    joint = optimize_cross(demand, cross, cons)
+    single = optimize(demand, cons)  # each item on its own elasticity
+    curve = CrossElasticity.from_tables(demand, cross)
+    p = single.table["recommended_price"].to_numpy()
+    earned = float((4 * (p - 55.0) * curve.quantity(p)).sum())
+    assert earned == pytest.approx(joint.extra["single_item_objective"], rel=1e-12)
+    share = earned / joint.objective
+    assert 0.65 < share < 0.8  # 0.725: the single-item plan cuts prices and cannibalises
+    assert (p < 100).all() and (joint.table["recommended_price"] > 100).all()
+    # what single-item pricing promised vs what the cross demand delivers
+    assert single.objective > 1.3 * earned
+    # cutting every price sends no units to siblings: all see negative cannibalisation
+    t = joint.table
+    assert (t["cannibalised_quantity"] > 0).all()  # siblings got dearer: units come over
+
+
+def test_large_block_search_reports_a_valid_gap():
+    demand, cross = category(seed=5)
+    cons = {"horizon_weeks": 4, "bounds": {"max_increase_pct": 30, "max_decrease_pct": 30}}
+    cons["ladder"] = {"step": 5}
+    exact = optimize_cross(demand, cross, cons)
+    search = optimize_cross(demand, cross, cons, max_combos=10)
+    assert "best-response" in search.formulation and "relaxation bound" in search.certificate
+    assert search.objective <= exact.objective * (1 + 1e-12)
+    # the bound is an upper bound on the true (continuous) optimum, so on the exact ladder one
+    assert exact.objective <= search.objective * (1 + search.gap) * (1 + 1e-9)
+    assert search.gap < 0.02
+
+
+@pytest.mark.parametrize("seed", [1, 2, 5, 6])
+def test_every_price_satisfies_every_constraint(seed):
+    demand, cross = category(markets=("US", "GB"), seed=seed)
+    cons = {
+        "horizon_weeks": 4,
+        "bounds": {"max_increase_pct": 20, "max_decrease_pct": 15},
+        "min_margin_pct": 35,
+        "ladder": {"step": 5},
+        "parity": {"max_gap_pct": 10},
+        "min_volume_pct": 92,
+        "max_avg_change_pct": 5,
+    }
+    try:
+        plan = optimize_cross(demand, cross, cons)
+    except InfeasibleError:
+        pytest.skip("this draw has no feasible plan")
+    p = plan.table["recommended_price"].to_numpy()
+    p0 = demand["base_price"].to_numpy()
+    c = demand["unit_cost"].to_numpy()
+    fx = demand["fx_rate"].to_numpy()
+    q0 = demand["base_quantity"].to_numpy()
+    assert (p <= p0 * 1.2 + 1e-9).all() and (p >= p0 * 0.85 - 1e-9).all()
+    assert ((p - c) / p >= 0.35 - 1e-12).all()
+    assert np.allclose(p / 5, np.round(p / 5))
+    for it in ("A", "B", "C"):
+        b = (p / fx)[demand["item_id"].to_numpy() == it]
+        assert b.max() <= 1.1 * b.min() * (1 + 1e-12)
+    q = CrossElasticity.from_tables(demand, cross).quantity(p)
+    assert q.sum() >= 0.92 * q0.sum() * (1 - 1e-12)
+    w = p0 * q0 / fx
+    assert abs((w / w.sum()) @ (p / p0) - 1) <= 0.05 + 1e-12
+    assert plan.table["expected_quantity"].to_numpy() == pytest.approx(4 * q)
+
+
+def test_refusals():
+    demand, cross = category()
+    cons = {"bounds": {"max_increase_pct": 30, "max_decrease_pct": 30}, "min_volume_pct": 90}
+    with pytest.raises(UsageError, match="beyond the exact joint route"):
+        optimize_cross(demand, cross, cons, max_combos=10)
+    with pytest.raises(Exception, match="other_item_id"):
+        optimize_cross(demand, cross.drop("other_item_id"), cons)
+
+
+def test_cli_file_mode_and_cross_estimate_run(tmp_path, cli):
+    from tests.test_elasticity_cross import synthetic
+
+    demand, cross = category(own=(-3.0, -3.0, -3.0), cross=0.8)
+    demand.write_csv(tmp_path / "demand.csv")
+    cross.write_csv(tmp_path / "cross.csv")
+    cons = tmp_path / "c.yaml"
+    cons.write_text("horizon_weeks: 4\nbounds: {max_increase_pct: 30, max_decrease_pct: 30}\n")
+    out = tmp_path / "plan.csv"
+    r = cli(
+        "optimize", "--demand", tmp_path / "demand.csv", "--cross", tmp_path / "cross.csv",
+        "--constraints", cons, "--output", out,
+    )  # fmt: skip
+    assert r.exit_code == 0, r.stdout + r.stderr
+    assert "pricing each item on its own elasticity would earn" in r.stdout
+    assert "cannibalised_quantity" in pl.read_csv(out).columns
+    r = cli("optimize", "--cross", tmp_path / "cross.csv", "--constraints", cons)
+    assert r.exit_code == 2 and "--demand" in r.stdout + r.stderr
+    # database mode: a cross estimate run is priced jointly
+    sales, items = synthetic(markets=2, weeks=60)
+    sales.with_columns(unit_cost=pl.lit(55.0)).write_csv(tmp_path / "sales.csv")
+    items.write_csv(tmp_path / "items.csv")
+    db = tmp_path / "x.duckdb"
+    r = cli(
+        "ingest", "--db", db, "--sales", tmp_path / "sales.csv", "--items", tmp_path / "items.csv"
+    )
+    assert r.exit_code == 0, r.stdout + r.stderr
+    assert cli("estimate", "--db", db, "--model", "cross").exit_code == 0
+    r = cli("optimize", "--db", db, "--constraints", cons, "--json")
+    assert r.exit_code == 0, r.stdout + r.stderr
+    import json
+
+    d = json.loads(r.stdout)
+    assert d["path"] == "cross" and d["rows"] == 6 and d["single_item_objective"] < d["objective"]
