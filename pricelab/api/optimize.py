@@ -69,23 +69,6 @@ def _seasonal_demand(
     return table, adj.to_dict()
 
 
-def _cross_plan(
-    table: pl.DataFrame,
-    cross: pl.DataFrame,
-    cons: Any,
-    draws: int | None,
-    risk: str | None,
-    strict: bool,
-) -> Any:
-    """The joint plan under cross-price demand (no elasticity draws on this route)."""
-    from pricelab.errors import UsageError
-    from pricelab.optimize.cross import optimize_cross
-
-    if draws or risk:
-        raise UsageError("--draws/--risk are not available with cross-price demand")
-    return optimize_cross(table, cross, cons, strict=strict)
-
-
 def _db_given(db: PathLike | None) -> bool:
     return db is not None or bool(os.environ.get("PRICELAB_DB"))
 
@@ -165,7 +148,15 @@ def optimize(
         table = read_table(demand)
         if cross is not None:
             params["cross"] = _file_name(cross)
-            plan = _cross_plan(table, read_table(cross), cons, draws, risk, strict)
+            plan = _optimize(
+                table,
+                cons,
+                draws=draws,
+                risk=risk,
+                seed=seed,
+                strict=strict,
+                cross=read_table(cross),
+            )
         else:
             plan = _optimize(table, cons, draws=draws, risk=risk, seed=seed, strict=strict)
         if not _db_given(db):
@@ -188,7 +179,9 @@ def optimize(
         ctab = cross_table(store, est_run)
         if ctab is not None:
             params["cross"] = f"estimate run {est_run}"
-            plan = _cross_plan(table, ctab, cons, draws, risk, strict)
+            plan = _optimize(
+                table, cons, draws=draws, risk=risk, seed=seed, strict=strict, cross=ctab
+            )
         else:
             plan = _optimize(table, cons, draws=draws, risk=risk, seed=seed, strict=strict)
         params["estimates"] = est_run

@@ -190,7 +190,7 @@ def _objective(
 
 def _links(prob: Problem) -> list[tuple[str, np.ndarray, str, float]]:
     """(name, rows, kind, value): the problem's linking rows plus dedicated stock per row."""
-    out = [(lk.name, lk.rows, lk.kind, lk.value) for lk in prob.links]
+    out = [(lk.name, lk.rows, lk.key, lk.value) for lk in prob.links]
     stock = prob.sources["inventory"]
     for i in np.flatnonzero(~np.isnan(stock)):
         cap = float(prob.frame["stock"][int(i)])
@@ -489,9 +489,9 @@ def _tight_links(
     tight = []
     for j, lk in enumerate(prob.links):
         r = lk.rows
-        if lk.kind == "min_volume_pct":
+        if lk.key == "min_volume_pct":
             ok = q[r].sum() <= lk.value / 100 * prob.q0[r].sum() * (1 + 1e-6)
-        elif lk.kind == "inventory":
+        elif lk.key == "inventory":
             ok = prob.horizon * q[r].sum() >= lk.value * (1 - 1e-6)
         else:
             ok = True

@@ -107,6 +107,7 @@ def optimize(
     strict: bool = False,
     n_grid: int = 25,
     time_limit: float = 600.0,
+    cross: pl.DataFrame | None = None,
 ) -> Plan:
     """Recommend a price per item x market.
 
@@ -130,6 +131,9 @@ def optimize(
         Candidates per row when the MILP runs on rows without a ladder.
     time_limit : float
         MILP time limit in seconds (status ``time_limit`` with its gap when hit).
+    cross : polars.DataFrame, optional
+        Cross-price elasticities ``item_id, market, other_item_id, elasticity``: the
+        substitutes are priced jointly by the cross route (:mod:`pricelab.optimize.cross`).
 
     Returns
     -------
@@ -141,6 +145,12 @@ def optimize(
         Bad input; InfeasibleError when no plan satisfies the constraints (message names
         rows and constraints); SolverError when the problem is unbounded or solvers fail.
     """
+    if cross is not None:
+        from pricelab.optimize.cross import optimize_cross
+
+        if draws or risk:
+            raise UsageError("--draws/--risk are not available with cross-price demand")
+        return optimize_cross(demand, cross, constraints, strict=strict, time_limit=time_limit)
     cons = load_constraints(constraints)
     alpha = _parse_risk(risk)
     if draws is not None and draws < 2:
