@@ -13,6 +13,8 @@ code  meaning                                          Airflow outcome
 2     bad usage or input (unreadable file, bad data)   task fails, no retry -- except "database
                                                        is locked", which is retried
 3     internal error (rerun with --debug, report it)   task fails and is retried
+75    storage temporarily unavailable (object storage  task fails and is retried (the DAG's
+      unreachable or timing out, database locked)      ``retries`` with exponential backoff)
       anything else (killed, out of memory)            task fails and is retried
 ====  ===============================================  =======================================
 
@@ -75,6 +77,8 @@ def classify(returncode: int, stderr: str = "") -> Outcome:
         if "database is locked" in stderr:
             return Outcome(False, True, "database locked by another process")
         return Outcome(False, False, "bad usage or input")
+    if returncode == 75:
+        return Outcome(False, True, "storage temporarily unavailable")
     if returncode == 3:
         return Outcome(False, True, "internal error")
     return Outcome(False, True, f"killed or crashed (exit {returncode})")
@@ -142,7 +146,12 @@ def build_dag():  # noqa: ANN201 - returns an airflow DAG
         start_date=dt.datetime(2024, 1, 1),
         catchup=False,
         max_active_runs=1,  # one writer per DuckDB file
-        default_args={"retries": 2, "retry_delay": dt.timedelta(minutes=10)},
+        default_args={
+            "retries": 3,  # exit 75 (storage unavailable), 3 and crashes; 1 and 2 fail at once
+            "retry_delay": dt.timedelta(minutes=5),
+            "retry_exponential_backoff": True,
+            "max_retry_delay": dt.timedelta(minutes=40),
+        },
         tags=["pricelab"],
     ) as nightly:
         previous = None

@@ -3,7 +3,8 @@
 #
 # Stops at the first failing step and exits with that step's code (the pricelab contract):
 #   0 all clear; 1 a check failed (validation errors, infeasible plan, monitoring alert);
-#   2 bad usage or unreadable/invalid input; 3 internal error (rerun the step with --debug).
+#   2 bad usage or unreadable/invalid input; 3 internal error (rerun the step with --debug);
+#   75 storage temporarily unavailable (retry later: cron wrappers and schedulers should).
 #
 # Settings (environment):
 #   DATA_DIR     folder with sales.csv and optionally items.csv, costs.csv, markets.csv,

@@ -1,7 +1,8 @@
 """Every exception pricelab raises on purpose.
 
 The library raises these; only :mod:`pricelab.cli` turns them into exit codes
-(contract: 0 success, 1 the job ran but a check failed, 2 bad usage or input).
+(contract: 0 success, 1 the job ran but a check failed, 2 bad usage or input, 75 storage
+temporarily unavailable: retry later).
 """
 
 from __future__ import annotations
@@ -61,3 +62,15 @@ class InfeasibleError(CheckFailed):
 
 class SolverError(CheckFailed):
     """Every solver failed to reach a certified solution."""
+
+
+class UnavailableError(PricelabError):
+    """Storage is temporarily unavailable (object storage unreachable or timing out, the
+    database locked by another process): nothing was changed; retry later (exit 75,
+    ``EX_TEMPFAIL``)."""
+
+    exit_code = 75
+
+
+class StoreLockedError(StoreError, UnavailableError):
+    """The DuckDB file is locked by another process (exit 75: retry when it has finished)."""

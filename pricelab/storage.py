@@ -5,6 +5,10 @@ helpers: a URL is downloaded to a temporary file (or written to one and uploaded
 the checks on local files apply unchanged. Cloud access comes from optional extras
 (``pip install pricelab[azure]`` / ``[s3]`` / ``[gcs]``); credentials come from each
 library's usual environment variables and never appear in a message.
+
+Object-storage reads and writes are retried with backoff and each attempt is bounded in time
+(:mod:`pricelab.transient`); an object store that stays unreachable raises
+:class:`~pricelab.errors.UnavailableError` (exit 75), not bad input.
 """
 
 from __future__ import annotations
@@ -18,7 +22,8 @@ from contextlib import contextmanager
 from pathlib import Path, PurePath
 from typing import Any
 
-from pricelab.errors import InputFileError, PricelabError, UsageError
+from pricelab import transient
+from pricelab.errors import InputFileError, PricelabError, UnavailableError, UsageError
 
 #: protocol -> (pip extra, import name of the fsspec implementation)
 PROTOCOLS: dict[str, tuple[str, str]] = {
@@ -152,15 +157,32 @@ def filesystem(url: str) -> tuple[Any, str]:
     except (ImportError, ValueError) as exc:
         raise UsageError(_extra_hint(proto)) from exc
     fs = cls(skip_instance_cache=True, **_options(proto))
+    client = getattr(fs, "service_client", None)  # adlfs: the Azure SDK's own retries
+    policy = getattr(getattr(client, "_config", None), "retry_policy", None)
+    if policy is not None and hasattr(policy, "total_retries"):
+        policy.total_retries = 0  # (15 s, 18 s, 24 s... backoff) give way to pricelab's
+    if proto in ("s3", "s3a") and isinstance(getattr(fs, "retries", None), int):
+        fs.retries = 1  # s3fs's own loop (5 tries) gives way to pricelab's too
     return fs, cls._strip_protocol(url)
 
 
 def _options(proto: str) -> dict[str, Any]:
     """Options the libraries do not take from the environment themselves."""
+    limit = transient.timeout()
     if proto in ("s3", "s3a"):
+        opts: dict[str, Any] = {
+            "config_kwargs": {
+                "connect_timeout": limit,
+                "read_timeout": limit,
+                "retries": {"max_attempts": 1},  # pricelab retries (with backoff) itself
+            },
+        }
         endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
         if endpoint:
-            return {"endpoint_url": endpoint}
+            opts["endpoint_url"] = endpoint
+        return opts
+    if proto in ("az", "abfs", "abfss"):
+        return {"connection_timeout": max(1, int(limit)), "read_timeout": max(1, int(limit))}
     return {}
 
 
@@ -170,6 +192,13 @@ def _failure(url: str, exc: BaseException, *, writing: bool, what: str = "file")
     ``what`` names the expected object in read messages (``constraints file not found``).
     """
     name = display(url)
+    if transient.is_transient(exc):
+        first = (str(exc).splitlines() or [""])[0] or type(exc).__name__
+        return UnavailableError(
+            f"{name}: storage unavailable ({'write' if writing else 'read'}): "
+            f"{type(exc).__name__}: {redact(first)[:200]} (after {transient.retries()} "
+            "retries; nothing was changed: retry later)"
+        )
     kind = UsageError if writing else InputFileError
     if isinstance(exc, FileNotFoundError):
         missing = "container, bucket or folder not found" if writing else f"{what} not found"
@@ -224,10 +253,14 @@ def local_copy(path: str | os.PathLike[str], *, what: str = "file") -> Iterator[
     tmpdir = tempfile.mkdtemp(prefix="pricelab-")
     try:
         target = Path(tmpdir) / (PurePath(inner.split("?", 1)[0]).name or "download")
-        try:
-            if fs.isdir(inner):
+
+        def fetch() -> None:
+            if transient.bounded(fs, "isdir", inner):
                 raise IsADirectoryError(inner)
-            fs.get_file(inner, str(target))
+            transient.bounded(fs, "get_file", inner, str(target))
+
+        try:
+            transient.call(fetch)
         except PricelabError:
             raise
         except Exception as exc:  # noqa: BLE001 - every backend has its own errors
@@ -259,7 +292,7 @@ def local_target(path: str | os.PathLike[str]) -> Iterator[Path]:
         target = Path(tmpdir) / (PurePath(inner).name or "upload")
         yield target
         try:
-            fs.put_file(str(target), inner)
+            transient.call(lambda: transient.bounded(fs, "put_file", str(target), inner))
         except Exception as exc:  # noqa: BLE001 - every backend has its own errors
             raise _failure(norm, exc, writing=True) from None
     finally:
@@ -279,8 +312,21 @@ def _probe(path: str | os.PathLike[str], what: str) -> bool:
     if isinstance(norm, Path):
         return bool(getattr(norm, what)())
     fs, inner = filesystem(norm)
+    # fs.info raises on a network failure where exists/isfile/isdir of some backends (s3fs)
+    # answer False, which turned an outage into "file not found"
     try:
-        return bool(getattr(fs, what)(inner))
+        info = transient.call(lambda: transient.bounded(fs, "info", inner))
+    except FileNotFoundError:
+        return False
+    except Exception as exc:  # noqa: BLE001 - every backend has its own errors
+        if transient.is_transient(exc):
+            raise _failure(norm, exc, writing=False) from None
+        info = None  # e.g. a bucket root without info: ask the backend's own probe
+    if info is not None:
+        kind = info.get("type")
+        return what == "exists" or kind == ("file" if what == "isfile" else "directory")
+    try:
+        return bool(transient.call(lambda: transient.bounded(fs, what, inner)))
     except FileNotFoundError:
         return False
     except Exception as exc:  # noqa: BLE001 - every backend has its own errors
@@ -313,8 +359,9 @@ def sha256(path: str | os.PathLike[str]) -> str:
     import hashlib
 
     norm = normalize(path)
-    h = hashlib.sha256()
-    try:
+
+    def digest() -> str:
+        h = hashlib.sha256()
         if isinstance(norm, Path):
             fh_ctx: Any = norm.open("rb")
         else:
@@ -323,8 +370,11 @@ def sha256(path: str | os.PathLike[str]) -> str:
         with fh_ctx as fh:
             for chunk in iter(lambda: fh.read(1 << 20), b""):
                 h.update(chunk)
+        return h.hexdigest()
+
+    try:
+        return digest() if isinstance(norm, Path) else transient.call(digest)
     except PricelabError:
         raise
     except Exception as exc:  # noqa: BLE001 - every backend has its own errors
         raise _failure(str(norm), exc, writing=False) from None
-    return h.hexdigest()

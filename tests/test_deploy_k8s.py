@@ -135,6 +135,9 @@ def test_cronjob_policies_for_a_single_writer_batch_job() -> None:
         "operator": "In",
         "values": [1, 2],
     }
+    (retry_rule,) = [r for r in job["podFailurePolicy"]["rules"] if r["action"] == "Count"]
+    assert retry_rule["onExitCodes"]["values"] == [75]  # storage unavailable: retried
+    assert job["backoffLimit"] >= 2
     res = _container()["resources"]
     assert {"cpu", "memory"} <= set(res["requests"]) and "memory" in res["limits"]
     mem = kubernetes.utils.parse_quantity

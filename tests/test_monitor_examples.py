@@ -141,6 +141,7 @@ def test_airflow_exit_code_classification() -> None:
     assert dag.classify(0).ok
     assert not dag.classify(1).retry and not dag.classify(2, "error: bad file").retry
     assert dag.classify(2, "error: x.duckdb: database is locked by another process").retry
+    assert dag.classify(75, "error: s3://b/sales.csv: storage unavailable (read)").retry
     assert dag.classify(3).retry and dag.classify(137).retry
 
 

@@ -1,7 +1,9 @@
 """Options every command shares, printing, and the one place errors become exit codes.
 
 Exit codes (contract): 0 success; 1 the job ran but a check failed; 2 bad usage or input;
-3 an internal error (a bug: rerun with --debug and report it).
+3 an internal error (a bug: rerun with --debug and report it); 75 (``EX_TEMPFAIL``) storage
+temporarily unavailable (object storage unreachable or timing out, database locked): nothing
+changed, retry later.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from pricelab.errors import PricelabError
+from pricelab.errors import PricelabError, UnavailableError
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -70,7 +72,10 @@ def guarded(fn: F) -> F:
                 raise
             lines = str(exc).splitlines() or [type(exc).__name__]
             if kwargs.get("json") and not _JSON_PRINTED:  # one document: the result or this
-                print_json({"error": str(exc), "exit_code": exc.exit_code})
+                doc: dict[str, Any] = {"error": str(exc), "exit_code": exc.exit_code}
+                if isinstance(exc, UnavailableError):  # a scheduler retries these
+                    doc.update(status="unavailable", retry=True)
+                print_json(doc)
             err_console.print(f"[bold red]error:[/] {escape(lines[0])}", highlight=False)
             for line in lines[1:]:
                 err_console.print(f"  {line}", highlight=False, markup=False)

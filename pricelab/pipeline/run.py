@@ -24,6 +24,7 @@ from pricelab.registry import GateConfig, production_run, promote, run_gate
 from pricelab.store.db import Store, resolve_db_path
 from pricelab.store.runs import start_run
 
+EX_TEMPFAIL = 75  # pricelab.errors.UnavailableError: storage unavailable, retry later
 STEPS = ("ingest", "validate", "estimate", "backtest", "promote", "optimize", "monitor")
 OK, SKIPPED, REFUSED, FAILED, NOT_RUN = "ok", "skipped", "refused", "failed", "not-run"
 
@@ -91,7 +92,11 @@ class PipelineResult:
             "run_id": self.run_id,
             "db": self.db,
             "exit_code": self.exit_code,
-            "status": "failed" if self.failed_step else "ok",
+            "status": (
+                ("unavailable" if self.exit_code == EX_TEMPFAIL else "failed")
+                if self.failed_step
+                else "ok"
+            ),
             "changed": self.changed,
             "failed_step": self.failed_step,
             "production_run": self.production_run,

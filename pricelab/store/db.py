@@ -12,17 +12,32 @@ from typing import Any
 import duckdb
 import polars as pl
 
-from pricelab.errors import EmptyStoreError, StoreError
+from pricelab.errors import EmptyStoreError, StoreError, StoreLockedError, UsageError
 from pricelab.store.schema import INPUT_TABLES, MIGRATIONS, SCHEMA_VERSION
 
 DEFAULT_DB = "pricelab.duckdb"
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+# a URL, or one that pathlib collapsed (s3://b/k -> s3:/b/k); one letter is a drive (C:/)
+_DB_URL = re.compile(r"^(?P<proto>[A-Za-z][A-Za-z0-9+.-]+):/(?P<rest>.*)$")
 
 
 def resolve_db_path(db: str | os.PathLike[str] | None) -> Path:
     """``--db`` if given, else ``$PRICELAB_DB``, else ``./pricelab.duckdb``."""
     if db is None or str(db) == "":
         db = os.environ.get("PRICELAB_DB") or DEFAULT_DB
+    text = os.fspath(db)
+    url = _DB_URL.match(text)
+    if url and url["proto"].lower() == "file":
+        return Path("/" + url["rest"].lstrip("/"))
+    if url:
+        shown = f"{url['proto']}://{url['rest'].lstrip('/')}"
+        raise UsageError(
+            f"--db {shown}: the database must be a local file (DuckDB locks it and writes it "
+            "in place), not an object-storage URL; stage it: copy it to a local or mounted "
+            f"path before the job and back afterwards (e.g. copy {shown} to "
+            "/data/pricelab.duckdb with your storage CLI, then --db /data/pricelab.duckdb); "
+            "input files and --output may stay URLs"
+        )
     return Path(db)
 
 
@@ -79,7 +94,7 @@ class Store:
             if "lock" in msg.lower():
                 pid = re.search(r"PID (\d+)", msg)
                 who = f" (process {pid.group(1)})" if pid else ""
-                raise StoreError(
+                raise StoreLockedError(
                     f"{path}: database is locked by another process{who}; "
                     "retry when that command has finished"
                 ) from exc
