@@ -14,10 +14,11 @@ from typing import Any
 import polars as pl
 
 from pricelab.api.estimate import EstimateRun
+from pricelab.demand.from_store import CROSS_TABLE, cross_table
 from pricelab.store import Store
 
 PathLike = str | os.PathLike[str]
-CROSS_TABLE = "cross_elasticities"
+__all__ = ["CROSS_TABLE", "CrossEstimateRun", "cross_table", "estimate_cross_run"]
 
 
 class CrossEstimateRun(EstimateRun):
@@ -89,11 +90,3 @@ def estimate_cross_run(
             out = CrossEstimateRun(run.run_id, res, table)
             run.finish(out.to_dict())
         return out
-
-
-def cross_table(store: Store, run_id: str) -> pl.DataFrame | None:
-    """The cross-price rows of estimate run ``run_id``, or None for a single-item run."""
-    if not store.has_table(CROSS_TABLE):
-        return None
-    t = store.read_result(CROSS_TABLE, run_id)
-    return t if t.height else None

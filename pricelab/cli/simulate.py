@@ -106,6 +106,31 @@ def _side_by_side(result: SimulationResult, max_rows: int = 40) -> Table:
     return t
 
 
+def _print_cannibalised(result: SimulationResult) -> None:
+    """With cross-price effects: the units each scenario's siblings gain or lose."""
+    import polars as pl
+
+    t = result.table
+    if "cannibalised_quantity" not in t.columns:
+        return
+    moved = t.filter(pl.col("cannibalised_quantity").fill_null(0.0).abs() > 1e-9)
+    if not moved.height:
+        return
+    per = moved.group_by("scenario", maintain_order=True).agg(
+        pl.col("cannibalised_quantity").filter(pl.col("cannibalised_quantity") < 0).sum(),
+        pl.col("cannibalised_quantity")
+        .filter(pl.col("cannibalised_quantity") > 0)
+        .sum()
+        .alias("g"),
+    )
+    for name, lost, gained in per.iter_rows():
+        console.print(
+            f"scenario {name}: siblings' cannibalised units {lost:,.1f} lost, "
+            f"{gained:,.1f} gained (cross-price effects; column cannibalised_quantity)",
+            highlight=False,
+        )
+
+
 @guarded
 def simulate(
     scenario: Annotated[
@@ -174,6 +199,7 @@ def simulate(
         return
     console.print(_totals_table(result))
     console.print(_side_by_side(result))
+    _print_cannibalised(result)
     console.print(
         f"run {result.run_id}: {result.table.height} scenario rows, estimates run "
         f"{result.estimates_run}, baseline weeks after {result.window['after']} "

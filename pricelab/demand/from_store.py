@@ -16,6 +16,17 @@ from pricelab.errors import NotFoundError
 from pricelab.store.db import Store
 from pricelab.store.runs import resolve_estimates
 
+#: result table of ``estimate --model cross`` runs (one row per item × other item)
+CROSS_TABLE = "cross_elasticities"
+
+
+def cross_table(store: Store, run_id: str) -> pl.DataFrame | None:
+    """The cross-price rows of estimate run ``run_id``, or None for a single-item run."""
+    if not store.has_table(CROSS_TABLE):
+        return None
+    t = store.read_result(CROSS_TABLE, run_id)
+    return t if t.height else None
+
 
 def demand_from_store(
     store: Store, *, estimates: str | None = None, baseline_weeks: int = 8

@@ -8,10 +8,12 @@ from typing import Any
 
 import polars as pl
 
+from pricelab.demand.from_store import cross_table
 from pricelab.errors import UsageError
 from pricelab.store import Store, start_run
 
 from .aggregate import ALL, aggregate
+from .cross import with_cross
 from .project import ChangeApplier, project_rows, resolve_estimates, resolve_plan
 from .scenario import ScenarioFile, load_scenario
 from .window import baseline_window
@@ -43,6 +45,7 @@ EXTRA_COLUMNS = [
     "profit_low",
     "profit_high",
     "seasonal_factor",
+    "cannibalised_quantity",
 ]
 
 
@@ -57,7 +60,10 @@ class SimulationResult:
         currency, over the horizon; low/high a 90% interval) then ``category, fx_rate,
         unit_cost, elasticity, std_error, price_change_pct, revenue_low, revenue_high,
         profit_low, profit_high, seasonal_factor`` (the multiplier that moved the window's
-        average units to the horizon's season; 1.0 when not adjusted).
+        average units to the horizon's season; 1.0 when not adjusted) and
+        ``cannibalised_quantity`` (with a cross estimate run: the units a row gains or
+        loses from its siblings' price changes, included in ``scenario_quantity``; 0
+        otherwise; see :mod:`pricelab.simulate.cross`).
     aggregates : polars.DataFrame
         One row per scenario × market × category, per scenario × market (category
         ``(all)``) and per scenario (both ``(all)``), money in the base currency,
@@ -219,10 +225,11 @@ def simulate(
     applier = ChangeApplier(store, base, plans, tables=names)
     warnings: list[str] = list(season.warnings)
     n_no_e = base["elasticity"].null_count() + int(base["elasticity"].is_nan().sum())
+    cross = cross_table(store, est_run)
     tables, aggs = [], []
     for s in spec.scenarios:
         new_price = applier.prices(s)
-        proj = project_rows(base, new_price, spec.horizon_weeks)
+        proj = with_cross(project_rows(base, new_price, spec.horizon_weeks), cross)
         q = proj["scenario_quantity"]
         n_miss = q.null_count() + int(q.is_nan().sum())
         if n_miss:
