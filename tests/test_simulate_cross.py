@@ -62,3 +62,15 @@ def test_cut_one_price_shows_siblings_cannibalised_units(tmp_path, cli):
         assert np.isclose(row["scenario_quantity"], row["baseline_quantity"] * 0.8**e, rtol=1e-9)
     # the cut item gains from its own price and keeps its siblings' prices: no cross part
     assert (t.filter(pl.col("item_id") == "I0")["cannibalised_quantity"].abs() < 1e-9).all()
+
+
+def test_report_shows_the_cross_heat_map(tmp_path, cli):
+    db = _db(tmp_path, cli)
+    assert cli("estimate", "--db", db, "--model", "cross").exit_code == 0
+    out = tmp_path / "r.html"
+    r = cli("report", "--db", db, "--output", out)
+    assert r.exit_code == 0, r.stdout + r.stderr
+    html = out.read_text()
+    assert "Cross-price elasticities" in html
+    assert html.count('alt="cross-price heat map bags (market M0)"') == 1
+    assert "significant substitutes" in html

@@ -39,6 +39,7 @@ class ReportData:
     fx: dict[str, float] = field(default_factory=dict)
     currency: dict[str, str] = field(default_factory=dict)
     elasticities: pl.DataFrame | None = None
+    cross: pl.DataFrame | None = None  # a cross estimate run's matrix (long form)
     plan: pl.DataFrame | None = None
     scenarios: pl.DataFrame | None = None
     revenue: pl.DataFrame | None = None  # item_id, market, revenue_base over the last 13 weeks
@@ -201,6 +202,9 @@ def load_report_data(store: Store, run_id: str | None = None) -> ReportData:
     if runs["estimate"]:
         est = store.read_result("elasticities", runs["estimate"]["run_id"])
         data.elasticities = _with_category(est, store) if est.height else None
+        from pricelab.demand.from_store import cross_table
+
+        data.cross = cross_table(store, runs["estimate"]["run_id"])
     if runs["optimize"]:
         plan = store.read_result("plans", runs["optimize"]["run_id"])
         if plan.height:

@@ -214,6 +214,9 @@ def elasticities(d: ReportData, top: int = 20) -> Section:
                     "Estimate (dot) and 95% interval (line) per item × market.",
                 )
             )
+    from .cross import cross_part
+
+    parts.append(cross_part(d.cross))
     return "elasticities", head, "".join(parts), True
 
 
