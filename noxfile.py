@@ -7,6 +7,7 @@ nox -s spark              # the Spark engine against a real local Spark (needs J
 nox -s mlflow             # MLflow tracking against a real local MLflow store
 nox -s lint               # ruff
 nox -s typecheck          # mypy on the package
+nox -s browser            # the HTML report in headless Chromium (needs chromium, chromium-driver)
 nox -s bench              # benchmarks (opt-in; writes benchmarks/results.md)
 nox -s deploy             # cloud storage + deployment artifacts incl. slow ones (opt-in)
 nox -s airflow            # the Airflow DAG in Airflow's own DagBag (opt-in, ~300 MB)
@@ -19,7 +20,7 @@ import nox
 PYPROJECT = nox.project.load_toml("pyproject.toml")
 PYTHON = PYPROJECT["tool"]["pricelab"]["nox"]["python"]
 
-nox.options.sessions = ["lint", "typecheck", "tests"]
+nox.options.sessions = ["lint", "typecheck", "tests", "browser"]
 nox.options.reuse_existing_virtualenvs = True
 nox.options.error_on_external_run = True
 
@@ -66,6 +67,21 @@ def mlflow(session: nox.Session) -> None:
     """MLflow tracking against a real local MLflow store (sqlite)."""
     session.install(".[test,mlflow]")
     session.run("pytest", *MLFLOW_TESTS, *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def browser(session: nox.Session) -> None:
+    """The HTML report in headless Chromium (system chromium + chromium-driver; .ci/run
+    installs them with apt-get): click, sort, filter, screenshot."""
+    session.install(".[test,browser]")
+    session.run(
+        "pytest",
+        "-m",
+        "browser",
+        "tests/test_report_browser.py",
+        *session.posargs,
+        env={"PRICELAB_REQUIRE_BROWSER": "1"},
+    )
 
 
 @nox.session(python=PYTHON)

@@ -222,6 +222,10 @@ def demand_profit_curves(rows: pl.DataFrame, currency_of: dict[str, str]) -> byt
                 p, np.minimum(qa, qb), np.maximum(qa, qb), color=PALETTE[0], alpha=0.12, lw=0
             )
         axq.plot(p, pts["quantity"], color=PALETTE[0], lw=1.6)
+        # the axis follows the central curve: a wide interval band is clipped, not allowed to
+        # flatten the curve into a line at the bottom
+        top = float(np.nanmax(pts["quantity"])) if len(pts["quantity"]) else 1.0
+        axq.set_ylim(0, 1.15 * top if top > 0 else 1.0)
         axp.plot(p, pts["profit"], color=PALETTE[2], lw=1.6)
         axp.axhline(0, color="#999999", lw=0.8)
         for price, color, ls, label in (

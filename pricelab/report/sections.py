@@ -14,6 +14,7 @@ from pricelab.elasticity.results import DISPLAY_FLAGS, has_any_flag
 from pricelab.optimize.plan import Plan
 from pricelab.report import plots
 from pricelab.report.data import ReportData
+from pricelab.report.explorer import plan_explorer
 from pricelab.report.html import absent, cards, esc, fmt, image, table
 
 Section = tuple[str, str, str, bool]
@@ -431,6 +432,10 @@ def plan(d: ReportData) -> Section:
         )
         if binding.height:
             parts.append("<h3>Binding constraints</h3>" + table(binding))
+    parts.append(
+        "<h3>Plan explorer</h3>"
+        + plan_explorer(p, d.currency, stored.skipped if stored.skipped.height else None)
+    )
     return "plan", head, "".join(parts), True
 
 
