@@ -24,6 +24,8 @@ _EXPORTS: dict[str, str] = {
     "ElasticityResults": "pricelab.elasticity",
     "load_constraints": "pricelab.optimize",
     "Plan": "pricelab.optimize",
+    "plan_markdown": "pricelab.markdown",
+    "MarkdownPlan": "pricelab.markdown",
     "design_experiment": "pricelab.experiment",
     "analyze_experiment": "pricelab.experiment",
     "ExperimentDesign": "pricelab.experiment",

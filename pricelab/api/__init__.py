@@ -18,6 +18,7 @@ from pricelab.api.data import (
 from pricelab.api.demo import demo
 from pricelab.api.estimate import EstimateRun, estimate
 from pricelab.api.experiments import experiment_analyze, experiment_design
+from pricelab.api.markdown import MarkdownRun, markdown_plan
 from pricelab.api.ops import monitor, report
 from pricelab.api.optimize import OptimizeRun, optimize
 from pricelab.api.production import pipeline, promote, registry
@@ -25,6 +26,7 @@ from pricelab.api.whatif import backtest, simulate
 
 __all__ = [
     "EstimateRun",
+    "MarkdownRun",
     "OptimizeRun",
     "PathLike",
     "backtest",
@@ -34,6 +36,7 @@ __all__ = [
     "experiment_analyze",
     "experiment_design",
     "ingest",
+    "markdown_plan",
     "monitor",
     "optimize",
     "pipeline",

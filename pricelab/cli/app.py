@@ -41,6 +41,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "pricelab.cli.optimize",
         "Recommend margin- or revenue-maximizing prices under business constraints.",
     ),
+    "markdown": (
+        "pricelab.cli.markdown",
+        "Plan week-by-week discounts that clear the season's stock (revenue + salvage).",
+    ),
     "monitor": (
         "pricelab.cli.monitor",
         "Data freshness, volume anomalies, elasticity drift, fit quality and plan staleness.",

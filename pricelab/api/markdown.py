@@ -1,0 +1,87 @@
+"""``markdown``: a season clearance plan (week-by-week discounts under finite stock)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from typing import Any
+
+from pricelab.store import Store
+
+PathLike = str | os.PathLike[str]
+
+
+class MarkdownRun:
+    """A markdown plan and the run it is stored as (None when not stored)."""
+
+    def __init__(self, plan: Any, run_id: str | None, estimates: str | None) -> None:
+        self.plan = plan
+        self.run_id = run_id
+        self.estimates = estimates
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able summary (the plan's totals plus lineage)."""
+        return {"run_id": self.run_id, "estimates_run": self.estimates, **self.plan.to_dict()}
+
+
+def _store(
+    store: Store, plan: Any, params: dict[str, Any], parents: list[str], est: str | None
+) -> MarkdownRun:
+    from pricelab.store.runs import start_run
+
+    run = start_run(store, "markdown", params, parents=parents)
+    with store.transaction():
+        store.write_result("markdown_plans", plan.table, run.run_id)
+        store.write_result("markdown_items", plan.items, run.run_id)
+        out = MarkdownRun(plan, run.run_id, est)
+        run.finish(out.to_dict())
+    return out
+
+
+def markdown_plan(
+    db: PathLike | None = None,
+    *,
+    demand: PathLike | None = None,
+    stock: PathLike | None = None,
+    constraints: PathLike | dict[str, Any] | None = None,
+    season_end: dt.date | str | None = None,
+    estimates: str | None = None,
+    baseline_weeks: int = 8,
+) -> MarkdownRun:
+    """Plan the rest of the season's discounts per item × market × week.
+
+    File mode (``demand`` and ``stock`` given): the plan is stored only when a database is
+    named explicitly (``db`` or ``$PRICELAB_DB``). Database mode: stock from ``inventory``,
+    full prices, elasticities (production estimates) and weekly demand from the database;
+    the plan is stored as a ``markdown`` run whose parent is the estimate run.
+
+    Raises ``InfeasibleError`` (exit 1) when a sell-through target cannot be met, naming
+    the category; ``DataError``/``ConfigError``/``UsageError`` (exit 2) on bad input.
+    """
+    from pricelab.api.optimize import _constraints_content, _db_given, _file_name
+    from pricelab.errors import UsageError
+    from pricelab.markdown import load_markdown_config, plan_markdown, read_markdown_files
+
+    cfg = load_markdown_config(constraints)
+    params: dict[str, Any] = {
+        "constraints": _file_name(constraints)
+        if constraints is not None and not isinstance(constraints, dict)
+        else None,
+        "constraints_content": _constraints_content(constraints),
+        "demand": _file_name(demand) if demand is not None else None,
+        "stock": _file_name(stock) if stock is not None else None,
+        "season_end": str(season_end) if season_end is not None else None,
+        "estimates": estimates,
+        "baseline_weeks": baseline_weeks,
+    }
+    if (demand is None) != (stock is None):
+        raise UsageError("file mode needs both --demand and --stock")
+    if demand is not None and stock is not None:
+        plan = plan_markdown(read_markdown_files(demand, stock, cfg))
+        if not _db_given(db):
+            return MarkdownRun(plan, None, None)
+        with Store.open(db) as store:
+            return _store(store, plan, params, [], None)
+    raise UsageError(
+        "pricelab markdown needs --demand and --stock (the database mode is not built yet)"
+    )

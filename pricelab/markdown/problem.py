@@ -1,0 +1,101 @@
+"""A markdown problem as arrays: rows (item × market), weeks, ladder levels and stock pools.
+
+Rows are item × market pairs; each row draws on one stock *pool*: the item's shared stock, or
+stock dedicated to that item × market. Demand is the fluid model: week-t expected demand at
+ladder level k is ``demand[r, t, k]`` (by default ``base_quantity[r, t] * (1 - k/100) **
+elasticity[r]`` through :class:`pricelab.demand.curves.ConstantElasticity`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from pricelab.demand.curves import ConstantElasticity
+from pricelab.markdown.config import MarkdownConfig
+
+
+@dataclass
+class MarkdownProblem:
+    """Everything the solver needs; money per unit in the market's currency unless noted."""
+
+    item_id: np.ndarray  # (R,) str
+    market: np.ndarray  # (R,) str
+    category: np.ndarray  # (R,) str ('' when unknown)
+    full_price: np.ndarray  # (R,) market currency
+    fx_rate: np.ndarray  # (R,) market currency per base unit
+    unit_cost: np.ndarray  # (R,) market currency
+    demand: np.ndarray  # (R, T, L) expected units per week at each ladder level
+    pool: np.ndarray  # (R,) pool index of each row
+    pool_stock: np.ndarray  # (P,) units
+    pool_salvage: np.ndarray  # (P,) base currency per leftover unit
+    pool_item: np.ndarray  # (P,) str
+    pool_market: np.ndarray  # (P,) str ('' for stock shared by the item's markets)
+    config: MarkdownConfig
+    base_quantity: np.ndarray | None = None  # (R, T) when the demand is constant-elasticity
+    elasticity: np.ndarray | None = None  # (R,)
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        """(rows, weeks, ladder levels)."""
+        r, t, lv = self.demand.shape
+        return int(r), int(t), int(lv)
+
+    @property
+    def ladder(self) -> np.ndarray:
+        """Percent off full price of each level."""
+        return np.asarray(self.config.ladder, dtype=float)
+
+    def local_price(self) -> np.ndarray:
+        """(R, L) price of each row at each level in the market's currency."""
+        return self.full_price[:, None] * (1.0 - self.ladder[None, :] / 100.0)
+
+    def base_price(self) -> np.ndarray:
+        """(R, L) price in base currency."""
+        return self.local_price() / self.fx_rate[:, None]
+
+    def n_levels(self) -> np.ndarray:
+        """(R,) number of allowed ladder levels (a prefix of the ladder).
+
+        Levels deeper than the row's ``max_discount_pct`` (category override first) and levels
+        priced below the salvage value (the outlet pays more) are not allowed; full price is.
+        """
+        lad = self.ladder
+        cats = np.unique(self.category)
+        cap = np.empty(len(self.category))
+        for c in cats:  # one entry per category, not per row
+            cap[self.category == c] = self.config.max_discount_for(str(c) or None)
+        ok = lad[None, :] <= cap[:, None] + 1e-9
+        ok &= self.base_price() >= self.pool_salvage[self.pool][:, None] - 1e-12
+        ok[:, 0] = True
+        return np.cumprod(ok, axis=1).sum(axis=1).astype(np.int64)
+
+    def targets(self) -> tuple[np.ndarray, list[str], np.ndarray]:
+        """Sell-through targets: (pool -> target index or -1, names, minimum units)."""
+        pool_cat = np.full(len(self.pool_stock), "", dtype=object)
+        pool_cat[self.pool] = self.category
+        names: list[str] = []
+        units: list[float] = []
+        of_pool = np.full(len(self.pool_stock), -1, dtype=np.int64)
+        for c in np.unique(pool_cat.astype(str)):
+            pct = self.config.target_for(c or None)
+            if pct is None or pct <= 0:
+                continue
+            sel = pool_cat == c
+            of_pool[sel] = len(names)
+            names.append(c or "(no category)")
+            units.append(pct / 100.0 * float(self.pool_stock[sel].sum()))
+        return of_pool, names, np.asarray(units, dtype=float)
+
+
+def constant_elasticity_demand(
+    base_quantity: np.ndarray, elasticity: np.ndarray, ladder: np.ndarray
+) -> np.ndarray:
+    """(R, T, L) weekly demand at each ladder level through the one demand object."""
+    curve = ConstantElasticity(
+        base_price=np.ones((1, 1, 1)),
+        base_quantity=np.asarray(base_quantity, dtype=float)[:, :, None],
+        elasticity=np.asarray(elasticity, dtype=float)[:, None, None],
+    )
+    return np.asarray(curve.quantity((1.0 - np.asarray(ladder) / 100.0)[None, None, :]))

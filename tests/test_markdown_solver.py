@@ -1,0 +1,220 @@
+"""Markdown solver against brute force, an independent cvxpy MILP and a published example."""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import replace
+
+import numpy as np
+import pytest
+from scipy.optimize import linprog
+
+from pricelab.errors import InfeasibleError
+from pricelab.markdown import (
+    MarkdownConfig,
+    MarkdownProblem,
+    constant_elasticity_demand,
+    solve_markdown,
+)
+
+
+def make(rng, n_items, markets, weeks, ladder, shared=True, **cfg) -> MarkdownProblem:
+    rows = [(i, m) for i in range(n_items) for m in range(markets)]
+    n = len(rows)
+    base = rng.uniform(1, 10, (n, 1)) * np.linspace(1, 0.4, weeks)[None, :]
+    e = rng.uniform(-3.5, -1.2, n)
+    pool = np.array([i for i, _ in rows]) if shared else np.arange(n)
+    p = int(pool.max()) + 1
+    stock = np.round(np.bincount(pool, weights=base.sum(1), minlength=p) * rng.uniform(0.5, 1.6, p))
+    full = rng.uniform(50, 100, n)
+    return MarkdownProblem(
+        item_id=np.array([f"I{i}" for i, _ in rows]),
+        market=np.array([f"M{m}" for _, m in rows]),
+        category=np.array(["c"] * n, dtype=object),
+        full_price=full,
+        fx_rate=rng.choice([1.0, 1.25], n),
+        unit_cost=full * 0.4,
+        demand=constant_elasticity_demand(base, e, np.array(ladder, dtype=float)),
+        pool=pool,
+        pool_stock=stock,
+        pool_salvage=rng.uniform(5, 20, p),
+        pool_item=np.array([f"I{i}" for i in range(p)]),
+        pool_market=np.array([""] * p),
+        config=MarkdownConfig(ladder=tuple(float(x) for x in ladder), **cfg),
+    )
+
+
+def all_paths(weeks: int, levels: int, min_weeks: int) -> np.ndarray:
+    """Every monotone ladder path starting from full price, changes min_weeks apart."""
+    out = []
+    for p in itertools.product(range(levels), repeat=weeks):
+        if any(b < a for a, b in zip(p, p[1:], strict=False)):
+            continue
+        last, ok, prev = -(10**6), True, 0
+        for t, k in enumerate(p):
+            if k != prev:
+                ok &= t - last >= min_weeks
+                last = t
+            prev = k
+        if ok:
+            out.append(p)
+    return np.array(out)
+
+
+def allocation_value(prob: MarkdownProblem, path: np.ndarray) -> tuple[float, float]:
+    """Best revenue + salvage of fixed paths by an LP (sales <= demand, pool sales <= stock)."""
+    r, t, _ = prob.shape
+    d = np.take_along_axis(prob.demand, path[:, :, None], axis=2)[:, :, 0].ravel()
+    price = np.take_along_axis(prob.base_price(), path, axis=1).ravel()
+    salv = np.repeat(prob.pool_salvage[prob.pool], t)
+    a = np.zeros((len(prob.pool_stock), r * t))
+    a[np.repeat(prob.pool, t), np.arange(r * t)] = 1.0
+    res = linprog(
+        -(price - salv), A_ub=a, b_ub=prob.pool_stock, bounds=list(zip(0 * d, d, strict=True))
+    )
+    sold = float(res.x.sum())
+    return -res.fun + float((prob.pool_salvage * prob.pool_stock).sum()), sold
+
+
+def brute_force(prob: MarkdownProblem, min_units: float = 0.0) -> float:
+    r, t, lv = prob.shape
+    nl = prob.n_levels()
+    paths = all_paths(t, lv, prob.config.min_weeks_between_changes)
+    per = [paths[(paths < nl[i]).all(axis=1)] for i in range(r)]
+    best = -np.inf
+    for combo in itertools.product(*[range(len(x)) for x in per]):
+        path = np.stack([per[i][c] for i, c in enumerate(combo)])
+        v, sold = allocation_value(prob, path)
+        if sold >= min_units - 1e-9:
+            best = max(best, v)
+    return best
+
+
+def check_plan(prob: MarkdownProblem, sol) -> None:
+    """On the ladder, never up, changes apart, within stock, value within the bound."""
+    path = sol.path.astype(int)
+    assert (path >= 0).all() and (path < prob.n_levels()[:, None]).all()
+    full = np.concatenate([np.zeros((len(path), 1), dtype=int), path], axis=1)
+    assert (np.diff(full, axis=1) >= 0).all()
+    m = prob.config.min_weeks_between_changes
+    for row in full:
+        changes = np.nonzero(np.diff(row))[0]
+        assert (np.diff(changes) >= m).all()
+    sold = np.bincount(
+        prob.pool, weights=sol.outcome.sales.sum(axis=1), minlength=len(prob.pool_stock)
+    )
+    assert (sold <= prob.pool_stock + 1e-7).all()
+    d = np.take_along_axis(prob.demand, path[:, :, None], axis=2)[:, :, 0]
+    assert (sol.outcome.sales <= d + 1e-9).all()
+    assert sol.upper_bound >= sol.value - 1e-6 * abs(sol.value)
+    assert 0 <= sol.gap <= prob.config.gap_tolerance
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_brute_force_shared_and_dedicated(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    prob = make(
+        rng,
+        n_items=1 + seed % 2,
+        markets=2 - seed % 2,
+        weeks=4,
+        ladder=[0, 20, 40],
+        shared=seed % 3 != 2,
+        min_weeks_between_changes=1 + seed % 2,
+        salvage_pct_of_cost=0.0,
+    )
+    sol = solve_markdown(prob)
+    check_plan(prob, sol)
+    best = brute_force(prob)
+    assert sol.value == pytest.approx(best, rel=1e-7)
+    assert sol.upper_bound == pytest.approx(best, rel=1e-4)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_brute_force_with_sell_through_target(seed: int) -> None:
+    rng = np.random.default_rng(10 + seed)
+    prob = make(rng, 2 + seed % 2, 1, 3, [0, 25, 50], sell_through_min_pct=85.0)
+    sol = solve_markdown(prob)
+    check_plan(prob, sol)
+    need = 0.85 * prob.pool_stock.sum()
+    assert sol.target_sold[0] >= need - 1e-7
+    assert sol.value == pytest.approx(brute_force(prob, need), rel=1e-7)
+
+
+def test_independent_cvxpy_milp_on_shared_stock() -> None:
+    cp = pytest.importorskip("cvxpy")
+    rng = np.random.default_rng(42)
+    prob = make(rng, 2, 3, 5, [0, 15, 30, 50], min_weeks_between_changes=2)
+    sol = solve_markdown(prob)
+    check_plan(prob, sol)
+    r, t, lv = prob.shape
+    w = prob.base_price() - prob.pool_salvage[prob.pool][:, None]
+    nl = prob.n_levels()
+    z = [cp.Variable((t, lv), boolean=True) for _ in range(r)]
+    x = [cp.Variable((t, lv), nonneg=True) for _ in range(r)]
+    c = [cp.Variable(t, boolean=True) for _ in range(r)]
+    cons = []
+    for i in range(r):
+        cons += [cp.sum(z[i], axis=1) == 1, x[i] <= cp.multiply(prob.demand[i], z[i])]
+        cons += [z[i][:, k] == 0 for k in range(nl[i], lv)]
+        for s in range(1, t):  # level index never decreases: cumulative shares never rise
+            for k in range(lv - 1):
+                cons.append(cp.sum(z[i][s, : k + 1]) <= cp.sum(z[i][s - 1, : k + 1]))
+            cons.append(c[i][s] >= z[i][s, :] - z[i][s - 1, :])
+        cons.append(c[i][0] >= 1 - z[i][0, 0])
+        cons += [c[i][s] + c[i][s + 1] <= 1 for s in range(t - 1)]
+    for p in range(len(prob.pool_stock)):
+        cons.append(sum(cp.sum(x[i]) for i in np.nonzero(prob.pool == p)[0]) <= prob.pool_stock[p])
+    obj = sum(cp.sum(cp.multiply(x[i], np.repeat(w[i][None, :], t, axis=0))) for i in range(r))
+    cp.Problem(cp.Maximize(obj), cons).solve(solver="HIGHS")
+    ref = obj.value + float((prob.pool_salvage * prob.pool_stock).sum())
+    assert sol.value == pytest.approx(ref, rel=1e-6)
+
+
+def test_tensor_house_multi_interval_example() -> None:
+    """Levels 89/79/69/59/49, stock 700, four linear weekly demands: optimum $61,400."""
+    levels = np.array([89.0, 79.0, 69.0, 59.0, 49.0])
+    a, b = np.array([1500, 1300, 1200, 1100.0]), np.array([10, 15, 15, 18.0])
+    demand = np.maximum(a[:, None] - b[:, None] * levels[None, :], 0.0)[None, :, :]
+    ladder = tuple(100 * (1 - levels / 89.0))
+    prob = MarkdownProblem(
+        item_id=np.array(["X"]),
+        market=np.array(["US"]),
+        category=np.array([""], dtype=object),
+        full_price=np.array([89.0]),
+        fx_rate=np.array([1.0]),
+        unit_cost=np.array([0.0]),
+        demand=demand,
+        pool=np.array([0]),
+        pool_stock=np.array([700.0]),
+        pool_salvage=np.array([0.0]),
+        pool_item=np.array(["X"]),
+        pool_market=np.array([""]),
+        config=MarkdownConfig(ladder=ladder),
+    )
+    sol = solve_markdown(prob)
+    assert sol.value == pytest.approx(61400.0, rel=1e-9)
+    assert sol.upper_bound == pytest.approx(61400.0, rel=1e-9)
+    assert sol.path[0, :2].tolist() == [0, 1]  # $89 in week 1, $79 in week 2 (sold out)
+
+
+def test_many_pools_with_target_meet_every_rule() -> None:
+    rng = np.random.default_rng(7)
+    prob = make(rng, 12, 3, 6, [0, 10, 20, 30, 40, 50], min_weeks_between_changes=2)
+    prob.category = np.where(prob.pool % 2 == 0, "a", "b").astype(object)
+    prob.config = replace(
+        prob.config, category_rules={"a": {"sell_through_min_pct": 90.0, "max_discount_pct": 40.0}}
+    )
+    sol = solve_markdown(prob)
+    check_plan(prob, sol)
+    assert (prob.ladder[sol.path[prob.category == "a"]] <= 40).all()
+    assert sol.target_sold[0] >= sol.target_units[0] - 1e-6
+
+
+def test_infeasible_target_names_the_category() -> None:
+    rng = np.random.default_rng(3)
+    prob = make(rng, 2, 1, 3, [0, 10])
+    prob.pool_stock = prob.pool_stock * 50
+    prob.config = replace(prob.config, sell_through_min_pct=95.0)
+    with pytest.raises(InfeasibleError, match="category 'c'"):
+        solve_markdown(prob)
