@@ -84,7 +84,7 @@ class MarkdownProblem:
                 continue
             sel = pool_cat == c
             of_pool[sel] = len(names)
-            names.append(c or "(no category)")
+            names.append(str(c) or "(no category)")
             units.append(pct / 100.0 * float(self.pool_stock[sel].sum()))
         return of_pool, names, np.asarray(units, dtype=float)
 
