@@ -16,6 +16,8 @@ Database-level functions (what each CLI command calls) live in :mod:`pricelab.ap
 from __future__ import annotations
 
 import importlib
+import sys
+import types
 from typing import Any
 
 # name -> module that defines it; imported on first use so the CLI starts fast
@@ -37,11 +39,22 @@ _EXPORTS: dict[str, str] = {
     "write_table": "pricelab.io",
 }
 _API_EXPORTS = {"ingest": "ingest", "validate": "validate"}
-# subpackages that are also callable: pricelab.optimize(demand, constraints) -> Plan,
-# pricelab.simulate(db, scenario) -> polars.DataFrame
-_MODULES = {"api", "errors", "optimize", "simulate"}
+# plain functions named like a subpackage: pricelab.optimize(demand, constraints) -> Plan,
+# pricelab.simulate(db, scenario) -> polars.DataFrame (the subpackages stay importable as
+# ``from pricelab.optimize import ...``)
+_FUNCTIONS: dict[str, tuple[str, str]] = {
+    "optimize": ("pricelab.optimize.solve", "optimize"),
+    "simulate": ("pricelab.api.whatif", "simulate_table"),
+}
+_MODULES = {"api", "errors"}
 
-__all__ = ["__version__", *sorted(_EXPORTS), *sorted(_API_EXPORTS), *sorted(_MODULES)]
+__all__ = [
+    "__version__",
+    *sorted(_EXPORTS),
+    *sorted(_API_EXPORTS),
+    *sorted(_FUNCTIONS),
+    *sorted(_MODULES),
+]
 
 
 def _version() -> str:
@@ -61,6 +74,10 @@ def __getattr__(name: str) -> Any:
         return getattr(importlib.import_module(_EXPORTS[name]), name)
     if name in _API_EXPORTS:
         return getattr(importlib.import_module("pricelab.api"), _API_EXPORTS[name])
+    if name in _FUNCTIONS:
+        module, attr = _FUNCTIONS[name]
+        value = globals()[name] = getattr(importlib.import_module(module), attr)
+        return value
     if name in _MODULES:
         return importlib.import_module(f"pricelab.{name}")
     raise AttributeError(f"module 'pricelab' has no attribute {name!r}")
@@ -68,3 +85,17 @@ def __getattr__(name: str) -> Any:
 
 def __dir__() -> list[str]:
     return __all__
+
+
+class _Package(types.ModuleType):
+    """Python binds an imported subpackage to its name on the parent package; for the
+    names in ``_FUNCTIONS`` the function keeps the name (``pricelab.optimize`` is the
+    function ``optimize``, not the subpackage ``pricelab/optimize/``)."""
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in _FUNCTIONS and isinstance(value, types.ModuleType):
+            return
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package

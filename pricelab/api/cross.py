@@ -13,7 +13,7 @@ from typing import Any
 
 import polars as pl
 
-from pricelab.api.estimate import EstimateRun
+from pricelab.api.results import EstimateRun
 from pricelab.demand.from_store import CROSS_TABLE, cross_table
 from pricelab.store import Store
 

@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING, Any
 from pricelab.store import Store
 
 if TYPE_CHECKING:  # imported lazily: pricelab.simulate pulls scipy.stats
+    import polars as pl
+
     from pricelab.simulate import BacktestResult, SimulationResult
 
 PathLike = str | os.PathLike[str]
@@ -78,6 +80,33 @@ def simulate(
             table_name="scenarios",
         )
         return result
+
+
+def simulate_table(
+    db: PathLike | None,
+    scenario: PathLike | dict[str, Any],
+    *,
+    estimates: str | None = None,
+    draws: int = 1000,
+    seed: int = 0,
+    mlflow: Any = None,
+    engine: str = "local",
+    source: PathLike | str | None = None,
+) -> pl.DataFrame:
+    """``pricelab.simulate(db, scenario)``: :func:`simulate`'s scenario table (stored as a run).
+
+    Same parameters as :func:`simulate`; returns its ``.table`` (polars).
+    """
+    return simulate(
+        db,
+        scenario,
+        estimates=estimates,
+        draws=draws,
+        seed=seed,
+        mlflow=mlflow,
+        engine=engine,
+        source=source,
+    ).table
 
 
 def backtest(

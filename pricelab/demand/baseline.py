@@ -29,9 +29,10 @@ import polars as pl
 from pricelab.demand.curves import ConstantElasticity
 from pricelab.errors import UsageError
 from pricelab.store.db import Store
+from pricelab.store.window import AGG_COLUMNS, MODES, WINDOW_PREDICATE
 
 #: the window: the weeks after ``max(date) - 7 * weeks days`` (one bound parameter: weeks)
-_WINDOW = "date > CAST((SELECT max(date) FROM sales) - to_days(CAST(? AS INTEGER) * 7) AS DATE)"
+_WINDOW = WINDOW_PREDICATE
 
 AVERAGE_SQL = f"""
 SELECT item_id, market, avg(quantity)::DOUBLE AS baseline_units,
@@ -61,9 +62,6 @@ LEFT JOIN (SELECT item_id, market, elasticity FROM elasticities WHERE run_id = ?
 GROUP BY w.item_id, w.market
 """
 
-MODES = ("average", "current")
-#: columns of an aggregated window (what :func:`window_sql` computes)
-AGG_COLUMNS = ["item_id", "market", "baseline_units", "baseline_price", "sales_cost", "n_weeks"]
 #: columns of :func:`baseline` (``elasticity, std_error`` with an estimate run)
 COLUMNS = [
     "item_id",

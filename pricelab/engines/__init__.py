@@ -65,7 +65,7 @@ def get_engine(name: str = "local", **options: Any) -> Engine:
 
         return LocalEngine(**options)
     if name == "spark":
-        from .spark import SparkEngine
+        from .spark_engine import SparkEngine
 
         return SparkEngine(**options)
     raise UsageError(f"unknown engine '{name}'; choose one of {', '.join(ENGINES)}")

@@ -6,8 +6,9 @@ window. It runs here, in Spark, and returns one small row per item × market; th
 projection and draws then run locally (:mod:`pricelab.simulate`) exactly as for a
 database's own sales.
 
-The aggregation is the one of :func:`pricelab.demand.baseline.window_sql` (modes
-``average`` and ``current``), written in Spark's DataFrame API:
+The aggregation is the one of :func:`pricelab.demand.baseline.window_sql` (spec in
+:mod:`pricelab.store.window`; modes ``average`` and ``current``), written in Spark's
+DataFrame API:
 
 * the window is the last ``weeks`` weeks ending at the newest sales date
   (``date > max(date) - 7 * weeks days``);
@@ -25,8 +26,8 @@ from typing import Any
 
 import polars as pl
 
-from pricelab.demand.baseline import AGG_COLUMNS, MODES
 from pricelab.errors import DataError, EmptyStoreError, UsageError
+from pricelab.store.window import AGG_COLUMNS, MODES
 
 __all__ = ["AGG_COLUMNS", "KEYS", "MODES", "HistoryWindow", "baseline_spark"]
 

@@ -389,25 +389,3 @@ def estimate_spark(
     """
     res = estimate_spark_results(source, model=model, by=by, spark=spark, output=output, **options)
     return _joined(res)
-
-
-class SparkEngine:
-    """Engine running the estimators on Spark (see :func:`estimate_spark`)."""
-
-    name = "spark"
-
-    def __init__(self, spark: Any = None, partitions: int | None = None) -> None:
-        self.spark = spark
-        self.partitions = partitions
-
-    def estimate(self, source: Any, **options: Any) -> ElasticityResults:
-        """Estimate elasticities of ``source`` on Spark; see :func:`estimate_spark`."""
-        options.setdefault("partitions", self.partitions)
-        return estimate_spark_results(source, spark=self.spark, **options)
-
-    def baseline(self, source: Any, weeks: int, **options: Any) -> Any:
-        """The simulation baseline window of ``source`` aggregated on Spark; see
-        :func:`pricelab.engines.history.baseline_spark`."""
-        from .history import baseline_spark
-
-        return baseline_spark(source, weeks, spark=self.spark, **options)

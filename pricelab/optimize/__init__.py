@@ -12,8 +12,3 @@ __all__ = [
     "loads_constraints",
     "optimize",
 ]
-
-# ``pricelab.optimize(demand, constraints)`` calls :func:`optimize` (see pricelab/_callable.py)
-from pricelab._callable import make_callable  # noqa: E402
-
-make_callable(__name__, optimize)

@@ -45,6 +45,7 @@ from pricelab.optimize.constraints import load_constraints
 from pricelab.optimize.decompose import Responder
 from pricelab.optimize.plan import Plan
 from pricelab.optimize.problem import Problem, build_problem
+from pricelab.optimize.router import check_bounded, optimize_own_price
 
 MAX_COMBOS = 250_000  # per block: enumerated exactly up to this many price combinations
 MAX_TOTAL = 2_000_000  # over all blocks
@@ -76,8 +77,6 @@ def optimize_cross(
     max_combos:
         Blocks with more price combinations than this use the bounded search.
     """
-    from pricelab.optimize.solve import _unbounded
-
     for col in ("item_id", "market", "other_item_id", "elasticity"):
         if col not in cross.columns:
             raise DataError(f"cross table: missing column '{col}'")
@@ -88,7 +87,7 @@ def optimize_cross(
     if prob.ordering:
         raise UsageError("ordering constraints are not supported with cross-price demand")
     implied_caps(prob)
-    _unbounded(prob)
+    check_bounded(prob)
     resp = Responder(prob)
     msgs = dg.row_conflicts(prob) + dg.parity_conflicts(prob, resp.groups)
     if msgs:
@@ -539,10 +538,9 @@ def _single_item_objective(
 ) -> float | None:
     """The objective, under the cross demand, of the plan that prices each item alone."""
     from pricelab.errors import PricelabError
-    from pricelab.optimize.solve import optimize
 
     try:
-        plan = optimize(demand, cons)
+        plan = optimize_own_price(demand, cons)
     except PricelabError:
         return None
     got = plan.table.select("item_id", "market", "recommended_price")

@@ -142,7 +142,7 @@ class _Pipeline:
 
     # -- steps ---------------------------------------------------------------------------
     def ingest(self) -> Step:
-        from pricelab import api
+        from pricelab.api.data import ingest
 
         files = input_files(self.cfg)
         known: dict[str, dict[str, str]] = {}
@@ -158,17 +158,17 @@ class _Pipeline:
                 f"{', '.join(file_name(p) for p in files.values())} "
                 f"unchanged since ingest run(s) {', '.join(runs)}",
             )
-        res = api.ingest(self.db, replace=self.cfg["inputs"]["replace"], **changed)
+        res = ingest(self.db, replace=self.cfg["inputs"]["replace"], **changed)
         self.loaded = True
         rows = ", ".join(f"{k} {n:,}" for k, n in res.loaded.items())
         return Step("ingest", OK, f"loaded {rows} rows", res.run_id, True, details=res.to_dict())
 
     def validate(self) -> Step:
-        from pricelab import api
+        from pricelab.api.data import validate
 
         if not self.loaded:
             return Step("validate", SKIPPED, "no new data")
-        report = api.validate(self.db)
+        report = validate(self.db)
         with self.store() as store:
             run = start_run(store, "validate", {})
             run.finish(report.to_dict(), status="ok" if report.ok else "failed")
@@ -187,7 +187,7 @@ class _Pipeline:
         )
 
     def estimate(self) -> Step:
-        from pricelab import api
+        from pricelab.api.estimate import estimate
 
         spec = state.estimate_spec(self.cfg)
         with self.store(must_exist=True) as store:
@@ -215,7 +215,7 @@ class _Pipeline:
                 f"(limit {probe['max_share']:.0%}); production estimates kept",
                 details=probe,
             )
-        run = api.estimate(self.db, **spec)
+        run = estimate(self.db, **spec)
         self.candidate = run.run_id
         d = run.to_dict()
         why = f" (drift alert: {probe['share']:.1%} of items moved)" if probe else ""
@@ -311,7 +311,7 @@ class _Pipeline:
     def optimize(self) -> Step:
         import yaml
 
-        from pricelab import api
+        from pricelab.api.optimize import optimize
 
         o = self.cfg["optimize"]
         if not o["enabled"]:
@@ -341,7 +341,7 @@ class _Pipeline:
                 f"plan {plan} already uses production run {production} on these inputs",
                 plan,
             )
-        run = api.optimize(
+        run = optimize(
             self.db, constraints=cons, estimates=production, baseline_weeks=o["baseline_weeks"]
         )
         p = run.plan

@@ -26,16 +26,3 @@ __all__ = [
     "loads_scenario",
     "simulate",
 ]
-
-
-def _simulate_db(db, scenario, **kwargs):  # type: ignore[no-untyped-def]
-    """``pricelab.simulate(db, scenario)``: the scenario table as a polars frame."""
-    from pricelab import api
-
-    return api.simulate(db, scenario, **kwargs).table
-
-
-# ``pricelab.simulate(db, scenario)`` (see pricelab/_callable.py)
-from pricelab._callable import make_callable  # noqa: E402
-
-make_callable(__name__, _simulate_db)

@@ -1,0 +1,238 @@
+"""The own-price router: pick the exact solving route and build the Plan.
+
+The routes live in :mod:`pricelab.optimize.routes` (closed form / band search /
+decomposition, average-change multipliers, ladder, Lagrangian ladder, candidate MILP);
+each returns a :class:`~pricelab.optimize.routes.Solved`. The MILP runs for ``risk``,
+ordering, ladders with links the Lagrangian path cannot certify, overlapping volume
+floors and budgets the multiplier path cannot take (linked budgets, a lower side binding
+on uncapped rows or parity items, or a proven gap above ``BUDGET_GAP_TOL``).
+:func:`pricelab.optimize.optimize` calls :func:`optimize_own_price`, or the cross route
+(:mod:`pricelab.optimize.cross`) for cross-price demand.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+
+from pricelab.errors import DataError, SolverError, UsageError
+from pricelab.optimize import diagnose as dg
+from pricelab.optimize.avg_change import implied_caps
+from pricelab.optimize.avg_change import structure as budget_structure
+from pricelab.optimize.constraints import Constraints, load_constraints
+from pricelab.optimize.decompose import Responder
+from pricelab.optimize.ladder import mixed_blocks
+from pricelab.optimize.links import AverageChangeBudget, VolumeFloor
+from pricelab.optimize.plan import Plan
+from pricelab.optimize.problem import Problem, build_problem
+from pricelab.optimize.routes import (
+    Solved,
+    elasticity_draws_of,
+    profit_draws,
+    solve_budgets_route,
+    solve_candidates,
+    solve_decomposition,
+    solve_ladder,
+    solve_lagrangian_ladder,
+)
+
+
+def _parse_risk(risk: str | None) -> float | None:
+    if risk is None:
+        return None
+    kind, _, val = risk.partition(":")
+    try:
+        alpha = float(val)
+    except ValueError:
+        alpha = float("nan")
+    if kind.strip().lower() != "cvar" or not 0 < alpha < 1:
+        raise UsageError(f"risk {risk!r}: expected cvar:ALPHA with 0 < ALPHA < 1, e.g. cvar:0.05")
+    return alpha
+
+
+def check_bounded(prob: Problem) -> None:
+    """Raise :class:`SolverError` naming a row whose objective grows without limit."""
+    open_top = ~np.isfinite(prob.hi) & (prob.e >= -1) & ~prob.frozen
+    open_bottom = (prob.lo <= 0) & (prob.objective == "revenue") & (prob.e < -1)
+    for mask, why in (
+        (
+            open_top,
+            "is inelastic (elasticity {e:g} >= -1) and has no "
+            "max_increase_pct: profit grows without limit as price rises",
+        ),
+        (
+            open_bottom,
+            "has no price floor and elasticity {e:g} < -1: revenue "
+            "grows without limit as price falls",
+        ),
+    ):
+        bad = np.flatnonzero(mask)
+        if bad.size:
+            i = bad[0]
+            more = f" (and {bad.size - 1} more rows)" if bad.size > 1 else ""
+            raise SolverError(
+                f"unbounded: {prob.label(i)} {why.format(e=prob.e[i])}{more}",
+                hint="add bounds: max_increase_pct / max_decrease_pct",
+            )
+
+
+def _check_feasible(prob: Problem, resp: Responder) -> None:
+    msgs = dg.row_conflicts(prob) + dg.parity_conflicts(prob, resp.groups)
+    msgs += dg.link_conflicts(prob) + dg.ordering_conflicts(prob)
+    if msgs:
+        dg.raise_infeasible(msgs)
+
+
+def _needs_milp(prob: Problem, resp: Responder, risk: float | None) -> str | None:
+    if risk is not None:
+        return "risk"
+    if prob.ordering:
+        return "ordering"
+    ladder = (~np.isnan(prob.ladder_spacing)).any()
+    if ladder and prob.links:
+        return "ladder with " + ", ".join(dict.fromkeys(lk.key for lk in prob.links))
+    if ladder and mixed_blocks(prob, resp.blocks):
+        return "ladder with parity across laddered and free markets"
+    vol = [lk.rows for lk in prob.links_of(VolumeFloor)]
+    if vol and np.unique(np.concatenate(vol)).size < sum(r.size for r in vol):
+        return "overlapping min_volume_pct groups"
+    why = budget_structure(prob, resp)
+    return f"max_avg_change_pct: {why}" if why else None
+
+
+def optimize_own_price(
+    demand: pl.DataFrame,
+    constraints: str | dict | Constraints | None = None,
+    *,
+    draws: int | None = None,
+    risk: str | None = None,
+    seed: int = 0,
+    strict: bool = False,
+    n_grid: int = 25,
+    time_limit: float = 600.0,
+) -> Plan:
+    """:func:`pricelab.optimize.optimize` for own-price demand (same parameters, no cross)."""
+    cons = load_constraints(constraints)
+    alpha = _parse_risk(risk)
+    if draws is not None and draws < 2:
+        raise UsageError(f"draws must be >= 2, got {draws}")
+    prob = build_problem(demand, cons, strict=strict)
+    if prob.n == 0:
+        raise DataError(f"demand table: no row can be optimised ({prob.skipped.height} skipped)")
+    implied_caps(prob)
+    check_bounded(prob)
+    resp = Responder(prob)
+    _check_feasible(prob, resp)
+    extra: dict = {}
+    solved = _route(
+        prob, resp, extra, risk=alpha, draws=draws, seed=seed, n_grid=n_grid, time_limit=time_limit
+    )
+    table = _table(prob, solved.prices, solved.labels)
+    intervals: dict[str, float] = {}
+    if draws:
+        table, intervals = _with_intervals(prob, table, solved.prices, draws, seed)
+    return Plan(
+        table=table,
+        status=solved.status,
+        formulation=solved.formulation,
+        objective_name=prob.objective,
+        objective=solved.objective,
+        baseline_objective=float(prob.objective_value(prob.p0).sum()),
+        gap=solved.gap,
+        certificate=solved.certificate,
+        skipped=prob.skipped,
+        multipliers=solved.multipliers,
+        intervals=intervals,
+        extra=extra,
+    )
+
+
+def _route(
+    prob: Problem,
+    resp: Responder,
+    extra: dict,
+    *,
+    risk: float | None,
+    draws: int | None,
+    seed: int,
+    n_grid: int,
+    time_limit: float,
+) -> Solved:
+    """Pick the solving route; a route that cannot certify its plan falls through to the MILP."""
+    why = _needs_milp(prob, resp, risk)
+    if why is not None and why.startswith("ladder with") and not mixed_blocks(prob, resp.blocks):
+        solved, more = solve_lagrangian_ladder(prob, resp, extra)
+        if solved is not None:
+            return solved
+        why += more
+    kept = None
+    if why is None and prob.links_of(AverageChangeBudget):
+        solved, kept, reason = solve_budgets_route(prob, resp, extra)
+        if solved is not None:
+            return solved
+        why = reason
+    if why is None and (~np.isnan(prob.ladder_spacing)).any():
+        return solve_ladder(prob, resp)
+    if why is None:
+        return solve_decomposition(prob, resp)
+    return solve_candidates(
+        prob,
+        resp,
+        why,
+        extra,
+        kept=kept,
+        risk=risk,
+        draws=draws,
+        seed=seed,
+        n_grid=n_grid,
+        time_limit=time_limit,
+    )
+
+
+def _with_intervals(
+    prob: Problem, table: pl.DataFrame, p: np.ndarray, draws: int, seed: int
+) -> tuple[pl.DataFrame, dict[str, float]]:
+    """P5-P95 profit of plan and baseline per row and in total, over elasticity draws."""
+    E = elasticity_draws_of(prob, draws, seed)
+    plan_d, base_d = profit_draws(prob, p, E), profit_draws(prob, prob.p0, E)
+    fx = prob.fx
+    table = table.with_columns(
+        pl.Series("profit_p5", np.percentile(plan_d, 5, axis=0) * fx),
+        pl.Series("profit_p95", np.percentile(plan_d, 95, axis=0) * fx),
+        pl.Series("baseline_profit_p5", np.percentile(base_d, 5, axis=0) * fx),
+        pl.Series("baseline_profit_p95", np.percentile(base_d, 95, axis=0) * fx),
+    )
+    tot_p, tot_b = plan_d.sum(axis=1), base_d.sum(axis=1)
+    intervals = {
+        "plan_p5": float(np.percentile(tot_p, 5)),
+        "plan_p95": float(np.percentile(tot_p, 95)),
+        "baseline_p5": float(np.percentile(tot_b, 5)),
+        "baseline_p95": float(np.percentile(tot_b, 95)),
+        "draws": float(draws),
+    }
+    return table, intervals
+
+
+def _table(prob: Problem, p: np.ndarray, labels: list[str]) -> pl.DataFrame:
+    h = prob.horizon
+    q, q0 = h * prob.quantity(p), h * prob.q0
+    return pl.DataFrame(
+        {
+            "item_id": prob.item.astype(str),
+            "market": prob.market.astype(str),
+            "category": prob.frame["category"],
+            "fx_rate": prob.fx,
+            "current_price": prob.p0,
+            "recommended_price": p,
+            "price_change_pct": 100 * (p / prob.p0 - 1),
+            "expected_quantity": q,
+            "expected_revenue": p * q,
+            "expected_profit": (p - prob.c) * q,
+            "baseline_quantity": q0,
+            "baseline_revenue": prob.p0 * q0,
+            "baseline_profit": (prob.p0 - prob.c) * q0,
+            "binding": labels,
+            "inelastic": prob.inelastic,
+            "elasticity": prob.e,
+        }
+    )
