@@ -16,7 +16,10 @@ ROOT = Path(__file__).resolve().parents[1] / "pricelab"
 #: lowest first; a name is a top-level module/subpackage of pricelab, or a dotted module
 #: for the few modules that sit in another layer than their package
 LAYERS: list[tuple[str, set[str]]] = [
-    ("files", {"errors", "_resources", "storage", "io", "configfile", "quality", "sample"}),
+    (
+        "files",
+        {"errors", "_resources", "transient", "storage", "io", "configfile", "quality", "sample"},
+    ),
     ("store", {"store"}),
     ("estimate", {"elasticity", "experiment", "engines"}),
     ("demand", {"demand"}),
