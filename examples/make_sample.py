@@ -16,10 +16,10 @@ ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_OUT = ROOT / "data" / "sample"
 
 try:
-    from pricelab.sample import generate_sample
+    from pricelab.sample import generate_sample, generate_substitutes
 except ImportError:  # running from a source checkout without `pip install -e .`
     sys.path.insert(0, str(ROOT))
-    from pricelab.sample import generate_sample
+    from pricelab.sample import generate_sample, generate_substitutes
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -28,7 +28,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="output folder")
     parser.add_argument("--seed", type=int, default=20261127, help="random seed")
     args = parser.parse_args(argv)
-    for name, path in generate_sample(args.out, seed=args.seed).items():
+    files = generate_sample(args.out, seed=args.seed)
+    files.update(generate_substitutes(args.out))  # the substitutes sample (its own seed)
+    for name, path in files.items():
         print(f"{name:<18} {path}  {path.stat().st_size / 1024:8.1f} KiB")
 
 

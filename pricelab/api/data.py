@@ -128,11 +128,12 @@ def sample(
     src = sample_dir()
     written: dict[str, Path] = {}
     if generate:
-        from pricelab.sample import generate_sample
+        from pricelab.sample import generate_sample, generate_substitutes
 
         written.update(
             generate_sample(target) if seed is None else generate_sample(target, seed=seed)
         )
+        written.update(generate_substitutes(target))
     for f in sorted(src.iterdir()):
         if f.suffix in (".csv", ".yaml", ".md") and (not generate or f.suffix != ".csv"):
             shutil.copyfile(f, target / f.name)

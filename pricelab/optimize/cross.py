@@ -388,8 +388,6 @@ def relaxation_bound(
     """
     import heapq
 
-    from scipy.optimize import minimize
-
     lo, hi = search_window(prob)
     lo_b, hi_b = np.log(lo[rows] / prob.p0[rows]), np.log(hi[rows] / prob.p0[rows])
     B = curve.matrix[rows][:, rows].toarray()
@@ -406,17 +404,28 @@ def relaxation_bound(
         eL = np.exp(L)
         slope = np.where(U - L > 1e-12, (np.exp(U) - eL) / np.maximum(U - L, 1e-300), eL)
 
-        def neg(u: np.ndarray) -> tuple[float, np.ndarray]:
+        def fg(u: np.ndarray) -> tuple[float, np.ndarray]:
             ec = cost * np.exp(B @ u)
-            f = rev @ (eL + slope * (A @ u - L)) - ec.sum()
-            g = A.T @ (rev * slope) - B.T @ ec
-            return -f, -g
+            f = float(rev @ (eL + slope * (A @ u - L)) - ec.sum())
+            return f, A.T @ (rev * slope) - B.T @ ec
 
-        x0 = (ulo + uhi) / 2
-        r = minimize(neg, x0, jac=True, method="L-BFGS-B", bounds=list(zip(ulo, uhi, strict=True)))
-        x = np.clip(r.x, ulo, uhi)
-        f, g = neg(x)
-        f, g = -f, -g
+        # projected gradient ascent with backtracking: any point gives a valid bound,
+        # a better point a tighter one
+        x = (ulo + uhi) / 2
+        f, g = fg(x)
+        step = 1.0
+        for _ in range(200):
+            xn = np.clip(x + step * g, ulo, uhi)
+            fn, gn = fg(xn)
+            if fn >= f + 1e-4 * float(g @ (xn - x)):
+                moved = float(np.abs(xn - x).max())
+                x, f, g, step = xn, fn, gn, step * 2.0
+                if moved < 1e-10:
+                    break
+            else:
+                step *= 0.5
+                if step < 1e-14:
+                    break
         return float(f + np.maximum(g * (ulo - x), g * (uhi - x)).sum())
 
     target = incumbent / scale
