@@ -76,9 +76,8 @@ def estimate(
     import json
 
     from pricelab.elasticity import MODELS
-    from pricelab.elasticity import estimate as _estimate
     from pricelab.errors import UsageError
-    from pricelab.store.loaders import load_items, load_sales
+    from pricelab.store.loaders import load_items
     from pricelab.tracking import resolve_mlflow
 
     if cross is not None and model != "cross":
@@ -107,9 +106,8 @@ def estimate(
     if source is not None or engine != "local":
         return _estimate_source(db, source, engine, kwargs, by=by, before=before, track=track)
     with Store.open(db, must_exist=True) as store:
-        sales = load_sales(store, before=before)
         items = load_items(store)
-        results = _estimate(sales, items=items, progress=progress, **kwargs)
+        results = _fit_stored(store, kwargs, items, before, progress)
         params = {
             "model": model,
             "by": by,
@@ -140,6 +138,23 @@ def _estimate_cross(
     if engine != "local" or source is not None:
         raise UsageError("--model cross runs on the local engine from the database (no --source)")
     return estimate_cross_run(db, cross=cross or "full", by=by, before=before)
+
+
+def _fit_stored(
+    store: Store, kwargs: dict[str, Any], items: Any, before: str | None, progress: Any
+) -> Any:
+    """Fit the stored sales: streamed in chunks of whole groups for the per-group models
+    (memory follows the chunk), else the whole sorted frame."""
+    from pricelab.elasticity import estimate as _estimate
+    from pricelab.engines.chunked import chunkable, estimate_chunked
+    from pricelab.store.loaders import load_sales
+
+    if chunkable(kwargs):
+        results = estimate_chunked(store, kwargs, items=items, before=before, progress=progress)
+        if results is not None:
+            return results
+    sales = load_sales(store, before=before)
+    return _estimate(sales, items=items, progress=progress, **kwargs)
 
 
 def _estimate_source(

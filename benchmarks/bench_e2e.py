@@ -1,0 +1,210 @@
+"""End to end: the commands as a user runs them (fresh processes, CLI start-up included).
+
+    python benchmarks/bench_e2e.py --groups 100000 [--scaling 10000,30000] [--repeat 3]
+        [--before PATH]   # also time an older source tree in the same run (before/after)
+
+Builds a database with ``pricelab ingest`` from a synthetic Parquet file (``--groups``
+item-markets × 52 weeks), then times, interleaved round by round so machine drift hits
+all alike: ``pricelab --version``, ``pricelab estimate --model ols|poisson|hierarchical
+--output el.parquet`` and the reference, DuckDB ``regr_slope(ln q, ln p) GROUP BY item,
+market`` on the same table in its own Python process (import duckdb + the query), and
+ingest against DuckDB's own ``CREATE TABLE AS`` from the same file. Each command's peak
+memory is its own process's (``wait4`` rusage). One JSON line per measurement
+(``_bench.py``) with every run's seconds (``runs``) for the run-to-run range.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from _bench import emit, log  # noqa: E402
+
+REF_SQL = (
+    "SELECT item_id, market, regr_slope(ln(quantity), ln(price)) AS e FROM sales "
+    "WHERE quantity > 0 GROUP BY item_id, market"
+)
+CTAS = "CREATE TABLE sales AS SELECT * FROM read_parquet('{src}')"
+
+
+def run(cmd: list[str], tree: Path, cwd: Path) -> tuple[float, float]:
+    """Wall seconds and peak resident MB of one fresh process running ``cmd``."""
+    env = {**os.environ, "PYTHONPATH": str(tree), "PRICELAB_MLFLOW": ""}
+    t = time.perf_counter()
+    proc = subprocess.Popen(
+        cmd, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - t
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode:
+        err = proc.stderr.read().decode() if proc.stderr else ""
+        raise RuntimeError(f"{' '.join(cmd)} exited {proc.returncode}: {err[-800:]}")
+    return wall, usage.ru_maxrss / 1024
+
+
+def make_data(groups: int, tmp: Path) -> Path:
+    """Synthetic sales (``groups`` item-markets × 52 weeks) as Parquet, written by a child
+    process: Linux carries a parent's peak RSS into its children, so this one stays small."""
+    path = tmp / f"sales_{groups}.parquet"
+    code = (
+        "import sys; from pricelab.elasticity.synthetic import simulate_panel; "
+        f"s = simulate_panel(n_items={max(groups // 2, 1)}, markets=('US', 'GB'), weeks=52, "
+        f"base_units=10.0, seed=1)[0]; s.write_parquet(sys.argv[1])"
+    )
+    run([sys.executable, "-c", code, str(path)], HERE.parent, tmp)
+    return path
+
+
+def bench_size(groups: int, args: argparse.Namespace, tmp: Path, trees: dict[str, Path]) -> None:
+    py = sys.executable
+    src = make_data(groups, tmp)
+    rows = groups * 52
+    dbs = {label: tmp / f"{label}_{groups}.duckdb" for label in trees}
+    cmds: dict[str, list[str]] = {}
+    for label, tree in trees.items():
+        run(
+            [py, "-m", "pricelab", "ingest", "--db", str(dbs[label]), "--sales", str(src)],
+            tree,
+            tmp,
+        )
+    ref_db = dbs["after"]
+    cmds["ref"] = [
+        py,
+        "-c",
+        f"import duckdb; duckdb.connect('{ref_db}', read_only=True).sql({REF_SQL!r}).fetchall()",
+    ]
+    models = (
+        ["ols"] if args.ols_only and groups != args.groups else ["ols", "poisson", "hierarchical"]
+    )
+    jobs: dict[str, tuple[list[str], Path]] = {"ref": (cmds["ref"], trees["after"])}
+    for label, tree in trees.items():
+        for m in models:
+            out = tmp / f"el_{label}_{m}.parquet"
+            jobs[f"{label}:{m}"] = (
+                [
+                    py,
+                    "-m",
+                    "pricelab",
+                    "estimate",
+                    "--model",
+                    m,
+                    "--db",
+                    str(dbs[label]),
+                    "--output",
+                    str(out),
+                ],
+                tree,
+            )
+        if groups == args.groups:
+            jobs[f"{label}:version"] = ([py, "-m", "pricelab", "--version"], tree)
+    times: dict[str, list[float]] = {k: [] for k in jobs}
+    peaks: dict[str, list[float]] = {k: [] for k in jobs}
+    for r in range(args.repeat):
+        for key, (cmd, tree) in jobs.items():  # interleaved: one run of each per round
+            wall, peak = run(cmd, tree, tmp)
+            times[key].append(wall)
+            peaks[key].append(peak)
+        log(f"e2e {groups}: round {r + 1}/{args.repeat}")
+    ref = statistics.median(times["ref"])
+    for key in jobs:
+        if key == "ref":
+            continue
+        label, what = key.split(":")
+        name = "pricelab --version" if what == "version" else f"estimate --model {what}"
+        emit(
+            "e2e",
+            f"{name} ({label})",
+            groups,
+            statistics.median(times[key]),
+            unit="groups",
+            repeat=args.repeat,
+            reference="DuckDB regr_slope group by item, market (own process)",
+            reference_seconds=ref,
+            peak=max(peaks[key]),
+            rows=rows,
+            version=label,
+            command=what,
+            runs=[round(t, 3) for t in times[key]],
+            ratios=[round(t / f, 3) for t, f in zip(times[key], times["ref"], strict=True)],
+            ref_runs=[round(t, 3) for t in times["ref"]],
+        )
+    if groups == args.groups:
+        bench_ingest(src, rows, args, tmp, trees)
+
+
+def bench_ingest(
+    src: Path, rows: int, args: argparse.Namespace, tmp: Path, trees: dict[str, Path]
+) -> None:
+    py = sys.executable
+    times: dict[str, list[float]] = {"ref": [], **{k: [] for k in trees}}
+    peaks: dict[str, list[float]] = {k: [] for k in times}
+    for _ in range(args.repeat):
+        for key in times:
+            db = tmp / f"ingest_{key}.duckdb"
+            db.unlink(missing_ok=True)
+            if key == "ref":
+                cmd = [
+                    py,
+                    "-c",
+                    f"import duckdb; duckdb.connect('{db}').execute({CTAS.format(src=src)!r})",
+                ]
+                tree = trees["after"]
+            else:
+                cmd = [py, "-m", "pricelab", "ingest", "--db", str(db), "--sales", str(src)]
+                tree = trees[key]
+            wall, peak = run(cmd, tree, tmp)
+            times[key].append(wall)
+            peaks[key].append(peak)
+    ref = statistics.median(times["ref"])
+    for label in trees:
+        emit(
+            "e2e",
+            f"ingest sales Parquet ({label})",
+            rows,
+            statistics.median(times[label]),
+            unit="rows",
+            repeat=args.repeat,
+            reference="DuckDB CREATE TABLE AS read_parquet (own process)",
+            reference_seconds=ref,
+            peak=max(peaks[label]),
+            rows=rows,
+            version=label,
+            command="ingest",
+            runs=[round(t, 3) for t in times[label]],
+            ratios=[round(t / f, 3) for t, f in zip(times[label], times["ref"], strict=True)],
+            ref_runs=[round(t, 3) for t in times["ref"]],
+        )
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--groups", type=int, default=100_000)
+    ap.add_argument("--scaling", default="", help="more group counts (comma-separated)")
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--before", type=Path, help="an older source tree to time beside this one")
+    ap.add_argument("--ols-only", action="store_true", help="the --scaling sizes: ols only")
+    args = ap.parse_args()
+    trees = {"after": HERE.parent}
+    if args.before:
+        trees = {"before": args.before.resolve(), **trees}
+    sizes = sorted({args.groups, *(int(g) for g in args.scaling.split(",") if g)})
+    tmp = Path(tempfile.mkdtemp(prefix="pricelab-e2e-"))
+    try:
+        for groups in sizes:
+            bench_size(groups, args, tmp, trees)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,104 @@
+"""``estimate`` on a database streams the sales in chunks of whole groups for ols and
+poisson; the results are exactly those of the whole sorted frame (issue #20)."""
+
+from __future__ import annotations
+
+import shutil
+
+import polars as pl
+import pytest
+from polars.testing import assert_frame_equal
+
+from pricelab import api
+from pricelab.elasticity import estimate
+from pricelab.elasticity.synthetic import simulate_panel
+from pricelab.engines import chunked
+from pricelab.store import Store
+from pricelab.store.loaders import load_items, load_sales
+
+
+@pytest.fixture(scope="module")
+def shop(tmp_path_factory) -> str:
+    sales, items, _ = simulate_panel(n_items=60, weeks=40, seed=7)
+    # uneven histories: some groups start later, some end earlier
+    sales = sales.filter(
+        ~((pl.col("item_id").str.ends_with("3")) & (pl.col("date") < pl.date(2022, 3, 1)))
+        & ~((pl.col("item_id").str.ends_with("7")) & (pl.col("date") > pl.date(2022, 8, 1)))
+    )
+    tmp = tmp_path_factory.mktemp("chunked")
+    sales.write_csv(tmp / "sales.csv")
+    items.write_csv(tmp / "items.csv")
+    db = str(tmp / "shop.duckdb")
+    api.ingest(db, sales=tmp / "sales.csv", items=tmp / "items.csv")
+    return db
+
+
+def _same(a, b) -> None:
+    assert_frame_equal(a.elasticities, b.elasticities, check_exact=True)
+    assert_frame_equal(a.params, b.params, check_exact=True)
+    assert a.parameters == b.parameters
+    assert a.model == b.model
+
+
+@pytest.mark.parametrize("model", ["ols", "poisson"])
+@pytest.mark.parametrize("before", [None, "2022-07-01"])
+def test_chunks_give_the_whole_frame_results(shop, model, before) -> None:
+    kw = {"model": model, "slope": "item"}
+    with Store.open(shop, read_only=True) as store:
+        items = load_items(store)
+        whole = estimate(load_sales(store, before=before), items=items, **kw)
+        seen: list[tuple[int, int]] = []
+        got = chunked.estimate_chunked(
+            store,
+            kw,
+            items=items,
+            before=before,
+            chunk_rows=700,
+            progress=lambda d, t: seen.append((d, t)),
+        )
+    assert got is not None
+    _same(whole, got)
+    assert len(seen) > 3 and seen[-1][0] == seen[-1][1]  # several chunks, all rows
+
+
+def test_unsorted_storage_falls_back_to_the_sorted_frame(shop, tmp_path, monkeypatch) -> None:
+    db = tmp_path / "shuffled.duckdb"
+    with Store.open(shop, read_only=True) as store:
+        whole = estimate(load_sales(store), items=load_items(store), model="ols")
+        sales = store.query("SELECT * FROM sales").sample(fraction=1.0, shuffle=True, seed=1)
+    path = tmp_path / "sales.parquet"
+    sales.write_parquet(path)
+    api.ingest(db, sales=path)
+    with Store.open(db) as store:  # make the stored order differ from key order
+        store.execute("DELETE FROM sales WHERE item_id = 'I000000'")
+        keep = sales.filter(pl.col("item_id") == "I000000")
+        store.insert_frame("sales", keep)
+    with Store.open(db, read_only=True) as store:
+        assert chunked.estimate_chunked(store, {"model": "ols"}, items=None) is None
+    monkeypatch.setattr(chunked, "CHUNK_ROWS", 700)
+    run = api.estimate(db, model="ols")
+    assert_frame_equal(
+        run.results.elasticities, whole.elasticities.select(run.results.elasticities.columns)
+    )
+
+
+def test_the_command_uses_chunks_and_stores_the_same_run(shop, tmp_path, monkeypatch) -> None:
+    calls: list[int] = []
+    real = chunked.estimate_chunked
+
+    def spy(*args, **kwargs):
+        out = real(*args, **{**kwargs, "chunk_rows": 700})
+        calls.append(0 if out is None else out.elasticities.height)
+        return out
+
+    monkeypatch.setattr(chunked, "estimate_chunked", spy)
+    with Store.open(shop, read_only=True) as store:
+        whole = estimate(load_sales(store), items=load_items(store), model="poisson")
+    db = tmp_path / "copy.duckdb"
+    shutil.copyfile(shop, db)
+    run = api.estimate(db, model="poisson")
+    assert calls == [whole.elasticities.height]
+    _same(whole, run.results)
+    # hierarchical pools across groups: it reads the whole frame
+    api.estimate(db, model="hierarchical")
+    assert len(calls) == 1
