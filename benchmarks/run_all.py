@@ -3,13 +3,15 @@
     nox -s bench                 # full sizes named in the issues (about 20 minutes)
     nox -s bench -- --quick      # small sizes, a few minutes
     nox -s bench -- --only estimate scaling
+    nox -s bench -- --only e2e --before OLD_TREE   # end to end only (updates that section)
 
 Each benchmark script prints one JSON line per measurement (``_bench.py``): median
 seconds of several runs, the reference measured in the same run (DuckDB read_csv, DuckDB
 regr_slope, statsmodels loops, one undecomposed cvxpy problem, the bare DuckDB baseline
 query, the local engine for Spark), their ratio and peak memory. This runner records the
 machine, collects every line into one table, and adds the scaling table (estimation time
-and peak memory against the number of groups) and the local-vs-Spark table.
+and peak memory against the number of groups), the end-to-end table (whole commands in
+fresh processes, ``bench_e2e.py``) with its scaling plot, and the local-vs-Spark table.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ FULL = {
     "optimize": ["bench_optimize.py", "--rows", "100000", "--ladder-rows", "10000"],
     "simulate": ["bench_simulate.py", "--groups", "100000", "--weeks", "100", "--repeat", "3"],
     "spark": ["bench_spark.py", "--groups", "100000,1000000", "--repeat", "1"],
+    "e2e": ["bench_e2e.py", "--groups", "300000", "--scaling", "10000,100000", "--ols-only"],
 }
 QUICK = {
     "ingest": ["bench_ingest.py", "--rows", "200000", "--repeat", "3"],
@@ -55,6 +58,7 @@ QUICK = {
     ],
     "simulate": ["bench_simulate.py", "--groups", "10000", "--weeks", "100", "--repeat", "3"],
     "spark": ["bench_spark.py", "--groups", "10000", "--repeat", "1"],
+    "e2e": ["bench_e2e.py", "--groups", "20000", "--scaling", "5000", "--ols-only"],
 }
 #: wall-clock budget per benchmark (seconds); what was measured before it is kept
 BUDGET = {"spark": 900}
@@ -181,6 +185,84 @@ def spark_table(recs: list[dict[str, Any]], note: str) -> list[str]:
     return out
 
 
+E2E_HEADING = "## End to end (the commands as a user runs them)"
+PLOT = "e2e_scaling.png"
+
+
+def e2e_table(recs: list[dict[str, Any]]) -> list[str]:
+    """Whole commands in fresh processes against DuckDB in its own process, same run."""
+    rows = [r for r in recs if r["bench"] == "e2e"]
+    if not rows:
+        return ["(not measured)"]
+    out = [
+        "Each command is a fresh process (`python -m pricelab ...`, start-up included) on a "
+        "database built by `pricelab ingest`; the reference is DuckDB in its own process "
+        "(`import duckdb` + `regr_slope(ln q, ln p) GROUP BY item_id, market`; for ingest "
+        "`CREATE TABLE AS read_parquet`). Commands and reference run interleaved, one of "
+        "each per round; ratio = median seconds / DuckDB's median seconds; range = "
+        "min–max of the per-round ratios. Peak MB: the command's own process (`wait4`). "
+        "`before` is the code before issue #20 (commit a69b758), timed in the same run.",
+        "",
+        "| command | code | size | rows | seconds (median) | runs | ratio to DuckDB | "
+        "ratio range | peak MB |",
+        "|---|---|---:|---:|---:|---:|---:|---|---:|",
+    ]
+    for r in sorted(rows, key=lambda r: (r["size"], r["command"], r["version"])):
+        lo, hi = min(r["ratios"]), max(r["ratios"])
+        out.append(
+            f"| {r['name'].rsplit(' (', 1)[0]} | {r['version']} | {_fmt(r['size'])} "
+            f"{r['unit']} | {_fmt(r['rows'])} | {_fmt(r['seconds'])} | {r['repeat']} | "
+            f"{_fmt(r['ratio'])} | {lo:.2g}–{hi:.2g} | {_fmt(r['peak_mb'])} |"
+        )
+    out += ["", f"![end-to-end scaling]({PLOT})"]
+    return out
+
+
+def e2e_plot(recs: list[dict[str, Any]], path: Path) -> bool:
+    """Time and peak memory of ``estimate --model ols`` against the number of groups."""
+    rows = [r for r in recs if r["bench"] == "e2e" and r["command"] == "ols"]
+    if not rows:
+        return False
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (ax_t, ax_m) = plt.subplots(1, 2, figsize=(10, 4))
+    for version in sorted({r["version"] for r in rows}):
+        pts = sorted(
+            (r["size"], r["seconds"], r["peak_mb"]) for r in rows if r["version"] == version
+        )
+        g = [p[0] for p in pts]
+        ax_t.plot(g, [p[1] for p in pts], "o-", label=f"pricelab estimate --model ols ({version})")
+        ax_m.plot(g, [p[2] for p in pts], "o-", label=version)
+    refs = sorted({(r["size"], r["reference_seconds"]) for r in rows})
+    ax_t.plot([p[0] for p in refs], [p[1] for p in refs], "k--", label="DuckDB regr_slope")
+    for ax, label in ((ax_t, "seconds (median, whole process)"), (ax_m, "peak resident MB")):
+        ax.set_xscale("log")
+        ax.set_xlabel("item × market groups (52 weeks each)")
+        ax.set_ylabel(label)
+        ax.grid(True, alpha=0.3)
+    ax_t.legend(fontsize=7)
+    ax_m.legend(fontsize=7)
+    fig.suptitle("pricelab estimate --model ols, end to end")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return True
+
+
+def merge_section(text: str, heading: str, body: list[str], before: str) -> str:
+    """``text`` with the section under ``heading`` replaced (or put before ``before``)."""
+    section = "\n".join([heading, "", *body, ""]) + "\n"
+    if heading in text:
+        start = text.index(heading)
+        nxt = text.find("\n## ", start + len(heading))
+        return text[:start] + section + (text[nxt + 1 :] if nxt >= 0 else "")
+    at = text.find(before)
+    return text[:at] + section + text[at:] if at >= 0 else text + "\n" + section
+
+
 def run(name: str, cmd: list[str], env: dict[str, str]) -> tuple[list[dict[str, Any]], str]:
     """Run one script; its JSON measurement lines and a status note."""
     print(f"== {name}: {' '.join(cmd)}", flush=True)
@@ -225,8 +307,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quick", action="store_true", help="small sizes (a few minutes)")
     ap.add_argument("--only", nargs="*", help="benchmark names to run")
     ap.add_argument("--out", default=str(HERE / "results.md"))
+    ap.add_argument(
+        "--before", help="e2e: an older source tree timed beside this one (before/after)"
+    )
     args = ap.parse_args(argv)
-    plan = QUICK if args.quick else FULL
+    if args.before:
+        plan = {k: [*v] for k, v in (QUICK if args.quick else FULL).items()}
+        plan["e2e"] += ["--before", args.before]
+    else:
+        plan = QUICK if args.quick else FULL
     env = {
         **os.environ,
         "PYTHONPATH": os.pathsep.join(
@@ -242,6 +331,15 @@ def main(argv: list[str] | None = None) -> int:
             continue
         got, notes[name] = run(name, cmd, env)
         recs += got
+    out_path = Path(args.out)
+    if args.only == ["e2e"] and out_path.exists():  # keep the other sections as they are
+        e2e_plot(recs, out_path.parent / PLOT)
+        text = merge_section(
+            out_path.read_text(), E2E_HEADING, e2e_table(recs), "## Estimation scaling"
+        )
+        out_path.write_text(text)
+        print(f"updated the end-to-end section of {out_path}")
+        return 1 if "FAILED" in notes.get("e2e", "") else 0
     mode = "quick (`--quick`)" if args.quick else "full"
     lines = [
         f"# pricelab benchmarks: {mode} run",
@@ -260,6 +358,10 @@ def main(argv: list[str] | None = None) -> int:
         "",
         *table(recs),
         "",
+        E2E_HEADING,
+        "",
+        *e2e_table(recs),
+        "",
         "## Estimation scaling (local engine, 52 weeks per group)",
         "",
         *scaling_table(recs),
@@ -272,7 +374,8 @@ def main(argv: list[str] | None = None) -> int:
     failed = [n for n, v in notes.items() if "FAILED" in v]
     if failed:
         lines += ["## Failures", "", *[f"- {notes[n]}" for n in failed], ""]
-    Path(args.out).write_text("\n".join(lines))
+    e2e_plot(recs, out_path.parent / PLOT)
+    out_path.write_text("\n".join(lines))
     print(f"wrote {args.out}")
     return 1 if failed else 0
 
