@@ -24,6 +24,8 @@ from pricelab.store.loaders import SALES_KEY, sort_by_key
 
 #: rows per chunk handed to the kernels (whole groups: a chunk ends at a group boundary)
 CHUNK_ROWS = 500_000
+#: days per year of the ``trend`` control (as the estimators count it)
+YEAR_DAYS = 365.25
 #: models and groupings that are fitted group by group (nothing pooled across groups)
 CHUNKED_MODELS = ("ols", "poisson")
 
@@ -105,7 +107,6 @@ def estimate_chunked(
     """
     from pricelab.elasticity import ElasticityResults
     from pricelab.elasticity import estimate as _estimate
-    from pricelab.elasticity.design import YEAR_DAYS
 
     store.require_sales()
     params: list[object] = [] if before is None else [before]
