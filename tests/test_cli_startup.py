@@ -68,6 +68,10 @@ def test_a_command_imports_only_its_own_stack() -> None:
     # the fit's libraries are imported when the fit runs, not to parse options
     assert not {"statsmodels", "cvxpy", "scipy", "matplotlib"} & _heavy(mods)
     assert not {"statsmodels", "cvxpy", "matplotlib"} & _heavy(_modules("import pricelab.api"))
+    # the estimators need scipy.special, not scipy.stats (seconds to import on a busy machine)
+    est = _modules("import pricelab.elasticity")
+    assert not {"statsmodels", "cvxpy", "matplotlib"} & _heavy(est)
+    assert not any(m.startswith("scipy.stats") for m in est)
 
 
 def test_help_lists_every_command_with_its_own_help() -> None:

@@ -28,7 +28,6 @@ from typing import Any
 
 import numpy as np
 import polars as pl
-from scipy import stats
 
 from pricelab.errors import DataError, UsageError
 
@@ -316,7 +315,9 @@ def _wrap(
     cross: str,
     pooled: bool,
 ) -> CrossResults:
-    z = float(stats.norm.ppf(1 - alpha / 2))
+    from scipy.special import ndtri  # = stats.norm.ppf; scipy.stats is slow to import
+
+    z = float(ndtri(1 - alpha / 2))
     G, beta, cov = lay["G"], out["beta"], out["cov"]
     se_all = np.sqrt(np.diagonal(cov, axis1=1, axis2=2))
     keys = lay["keys"]

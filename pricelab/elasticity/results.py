@@ -8,7 +8,6 @@ from typing import Any
 
 import numpy as np
 import polars as pl
-from scipy import stats
 
 from pricelab.errors import DataError, UsageError
 
@@ -152,7 +151,9 @@ class ElasticityResults:
             return self._table.select([*keys, "elasticity", "ci_low", "ci_high"])
         if not 0 < alpha < 1:
             raise UsageError(f"alpha must be in (0, 1), got {alpha}")
-        z = float(stats.norm.ppf(1 - alpha / 2))
+        from scipy.special import ndtri  # = stats.norm.ppf; scipy.stats is slow to import
+
+        z = float(ndtri(1 - alpha / 2))
         return self._table.select(
             [
                 *keys,
