@@ -1,8 +1,9 @@
-"""Airflow DAG: the nightly pricelab pipeline, one task per CLI command.
+"""Airflow DAG: the nightly pricelab pipeline, then the HTML report.
 
-ingest -> validate -> estimate -> optimize -> report -> monitor, each a subprocess call of the
-``pricelab`` CLI against one DuckDB file. Exit codes (the pricelab contract) become Airflow
-outcomes:
+``pipeline`` runs ``pricelab pipeline run --config CONFIG --json`` (ingest every input table the
+config names -> validate -> estimate -> backtest -> promote if better -> optimize -> monitor; a
+step with nothing new is skipped), then ``report`` writes the day's HTML report. Exit codes
+(the pricelab contract) become Airflow outcomes:
 
 ====  ===============================================  =======================================
 code  meaning                                          Airflow outcome
@@ -19,8 +20,10 @@ code  meaning                                          Airflow outcome
 ====  ===============================================  =======================================
 
 The file imports without Airflow (the DAG is then ``None``), so its helpers can be tested and
-reused by other schedulers. Settings come from Airflow Variables or the environment:
-``PRICELAB_DB``, ``PRICELAB_DATA_DIR``, ``PRICELAB_CONSTRAINTS``, ``PRICELAB_REPORT_DIR``.
+reused by other schedulers. Settings come from the environment of the Airflow workers:
+``PRICELAB_DB``, ``PRICELAB_PIPELINE_CONFIG`` (the pipeline YAML: inputs, model, gate,
+constraints, monitor thresholds; see ``examples/pipeline.yaml``), ``PRICELAB_REPORT_DIR``.
+Tested with ``airflow dags test pricelab_nightly`` on the bundled sample (``nox -s airflow``).
 """
 
 from __future__ import annotations
@@ -53,8 +56,7 @@ except ImportError:
 
 PRICELAB = os.environ.get("PRICELAB_COMMAND", f"{shlex.quote(sys.executable)} -m pricelab")
 DB = os.environ.get("PRICELAB_DB", "/data/pricelab/pricelab.duckdb")
-DATA_DIR = os.environ.get("PRICELAB_DATA_DIR", "/data/pricelab/incoming")
-CONSTRAINTS = os.environ.get("PRICELAB_CONSTRAINTS", "/data/pricelab/constraints.yaml")
+CONFIG = os.environ.get("PRICELAB_PIPELINE_CONFIG", "/data/pricelab/pipeline.yaml")
 REPORT_DIR = os.environ.get("PRICELAB_REPORT_DIR", "/data/pricelab/reports")
 
 
@@ -86,31 +88,14 @@ def classify(returncode: int, stderr: str = "") -> Outcome:
 
 def steps(
     db: str = DB,
-    data_dir: str = DATA_DIR,
-    constraints: str = CONSTRAINTS,
+    config: str = CONFIG,
     report_dir: str = REPORT_DIR,
     as_of: str = "{{ ds }}",
 ) -> list[tuple[str, list[str]]]:
-    """(task id, pricelab arguments) of the pipeline, in order."""
+    """(task id, pricelab arguments) of the DAG, in order."""
     return [
-        (
-            "ingest",
-            [
-                "ingest",
-                "--db",
-                db,
-                "--sales",
-                f"{data_dir}/sales.csv",
-                "--items",
-                f"{data_dir}/items.csv",
-                "--replace",
-            ],
-        ),
-        ("validate", ["validate", "--db", db]),
-        ("estimate", ["estimate", "--db", db, "--model", "hierarchical"]),
-        ("optimize", ["optimize", "--db", db, "--constraints", constraints]),
+        ("pipeline", ["pipeline", "run", "--config", config, "--db", db, "--json"]),
         ("report", ["report", "--db", db, "--output", f"{report_dir}/pricelab-{as_of}.html"]),
-        ("monitor", ["monitor", "--db", db, "--as-of", as_of, "--json"]),
     ]
 
 
@@ -141,7 +126,7 @@ def build_dag():  # noqa: ANN201 - returns an airflow DAG
     """The nightly DAG (needs Airflow)."""
     with DAG(
         dag_id="pricelab_nightly",
-        description="ingest -> validate -> estimate -> optimize -> report -> monitor",
+        description="pricelab pipeline run (ingest ... optimize, monitor), then the report",
         schedule="0 3 * * *",
         start_date=dt.datetime(2024, 1, 1),
         catchup=False,
