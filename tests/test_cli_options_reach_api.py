@@ -22,6 +22,8 @@ from pricelab.cli.app import app
 # tracking argument (checked separately below)
 CLI_ONLY = {"json", "debug", "help", "mlflow", "mlflow_uri", "mlflow_experiment"}
 CLI_ONLY |= {"strict_tracking"}
+# an exit-code policy: optimize --allow-conflicts exits 0 on a partial plan (the call is the same)
+CLI_ONLY |= {"allow_conflicts"}
 # values the CLI parses before the call: tokens, and text the library must receive
 OVERRIDES = {"cells": ("-7,0,7", "-7")}
 # options that switch to another command (promote --list shows the registry)

@@ -87,6 +87,7 @@ def optimize(
     mlflow: Any = None,
     seasonality: str = "auto",
     cross: PathLike | None = None,
+    conflicts: str = "raise",
 ) -> OptimizeRun:
     """Recommend a price per item × market and store the plan as an ``optimize`` run.
 
@@ -114,6 +115,10 @@ def optimize(
         for the demand table (joint category pricing, :mod:`pricelab.optimize.cross`). In
         database mode the estimate run's own cross table is used when it has one
         (``estimate --model cross``).
+    conflicts:
+        ``keep``: rows whose own constraints conflict stay at their current price, marked
+        ``conflict`` in the plan's ``status`` and ``reason`` columns (a partial plan, stored);
+        ``raise`` (default): InfeasibleError. See :mod:`pricelab.optimize.conflicts`.
     """
     from pricelab.demand.from_store import demand_from_store
     from pricelab.errors import UsageError
@@ -139,6 +144,7 @@ def optimize(
         "risk": risk,
         "seed": seed,
         "strict": strict,
+        "conflicts": conflicts,
     }
     if cross is not None and demand is None:
         raise UsageError(
@@ -158,7 +164,9 @@ def optimize(
                 cross=read_table(cross),
             )
         else:
-            plan = _optimize(table, cons, draws=draws, risk=risk, seed=seed, strict=strict)
+            plan = _optimize(
+                table, cons, draws=draws, risk=risk, seed=seed, strict=strict, conflicts=conflicts
+            )
         if not _db_given(db):
             return OptimizeRun(plan, None, None)
         with Store.open(db) as store:
@@ -183,7 +191,9 @@ def optimize(
                 table, cons, draws=draws, risk=risk, seed=seed, strict=strict, cross=ctab
             )
         else:
-            plan = _optimize(table, cons, draws=draws, risk=risk, seed=seed, strict=strict)
+            plan = _optimize(
+                table, cons, draws=draws, risk=risk, seed=seed, strict=strict, conflicts=conflicts
+            )
         params["estimates"] = est_run
         params["seasonality"] = season
         run = start_run(store, "optimize", params, parents=[est_run])

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import polars as pl
 import typer
@@ -30,6 +30,7 @@ from pricelab.cli._tracking import (
     tracking_arg,
     with_tracking,
 )
+from pricelab.errors import CheckFailed
 
 
 @guarded
@@ -73,6 +74,14 @@ def optimize(
             help="auto: move base units to the horizon's season with the estimate's terms; off."
         ),
     ] = "auto",
+    allow_conflicts: Annotated[
+        bool,
+        typer.Option(
+            "--allow-conflicts",
+            help="Exit 0 when rows whose constraints conflict were kept at their current "
+            "price (the plan is written either way; default exit 1).",
+        ),
+    ] = False,
     db: DbOpt = None,
     json: JsonOpt = False,
     output: OutputOpt = None,
@@ -95,6 +104,7 @@ def optimize(
         seed=seed,
         strict=strict,
         seasonality=seasonality,
+        conflicts="keep",
         mlflow=tracking_arg(mlflow, mlflow_uri, mlflow_experiment, strict_tracking),
     )
     plan = run.plan
@@ -103,6 +113,7 @@ def optimize(
     print_tracking(run)
     if json:
         print_json(with_tracking(run.to_dict(), run))
+        _conflict_exit(plan, run.run_id, allow_conflicts)
         return
     console.print(plan.summary, highlight=False)
     if run.run_id:
@@ -144,6 +155,21 @@ def optimize(
             ),
             highlight=False,
         )
+    _conflict_exit(plan, run.run_id, allow_conflicts)
+
+
+def _conflict_exit(plan: Any, run_id: str | None, allow: bool) -> None:
+    """Exit 1 (plan written) when rows were kept at current price for conflicts."""
+    rows = plan.extra.get("conflicts") or []
+    if not rows or allow:
+        return
+    listed = "; ".join(f"{r['item_id']}/{r['market']}: {r['reason']}" for r in rows[:10])
+    more = f"; and {len(rows) - 10} more" if len(rows) > 10 else ""
+    where = f" (run {run_id})" if run_id else ""
+    raise CheckFailed(
+        f"plan written{where} with {len(rows)} row(s) in conflict kept at their current "
+        f"price: {listed}{more} (relax the named constraints, or --allow-conflicts to exit 0)"
+    )
 
 
 def register(app: typer.Typer) -> None:

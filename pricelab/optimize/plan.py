@@ -161,6 +161,13 @@ class Plan:
                 f"{n_in} inelastic row(s) (-1 <= e < 0): pushed to their upper bound; "
                 "check these estimates"
             )
+        conflicts = self.extra.get("conflicts") or []
+        if conflicts:
+            lines.append(
+                f"{len(conflicts)} row(s) in conflict kept at current price: "
+                + "; ".join(f"{c['item_id']}/{c['market']}: {c['reason']}" for c in conflicts[:3])
+                + ("; ..." if len(conflicts) > 3 else "")
+            )
         if self.skipped.height:
             reasons = self.skipped.group_by("reason").len().sort("len", descending=True)
             lines.append(

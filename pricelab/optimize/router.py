@@ -19,6 +19,7 @@ from pricelab.errors import DataError, SolverError, UsageError
 from pricelab.optimize import diagnose as dg
 from pricelab.optimize.avg_change import implied_caps
 from pricelab.optimize.avg_change import structure as budget_structure
+from pricelab.optimize.conflicts import MODES, freeze_row_conflicts, with_status
 from pricelab.optimize.constraints import Constraints, load_constraints
 from pricelab.optimize.decompose import Responder
 from pricelab.optimize.ladder import mixed_blocks
@@ -110,6 +111,7 @@ def optimize_own_price(
     strict: bool = False,
     n_grid: int = 25,
     time_limit: float = 600.0,
+    conflicts: str = "raise",
 ) -> Plan:
     """:func:`pricelab.optimize.optimize` for own-price demand (same parameters, no cross)."""
     cons = load_constraints(constraints)
@@ -120,6 +122,9 @@ def optimize_own_price(
     if prob.n == 0:
         raise DataError(f"demand table: no row can be optimised ({prob.skipped.height} skipped)")
     implied_caps(prob)
+    if conflicts not in MODES:
+        raise UsageError(f"conflicts must be one of {', '.join(MODES)}, got {conflicts!r}")
+    reasons = freeze_row_conflicts(prob) if conflicts == "keep" else {}
     check_bounded(prob)
     resp = Responder(prob)
     _check_feasible(prob, resp)
@@ -127,7 +132,12 @@ def optimize_own_price(
     solved = _route(
         prob, resp, extra, risk=alpha, draws=draws, seed=seed, n_grid=n_grid, time_limit=time_limit
     )
-    table = _table(prob, solved.prices, solved.labels)
+    table = with_status(_table(prob, solved.prices, solved.labels), reasons)
+    if reasons:
+        extra["conflicts"] = [
+            {"item_id": str(prob.item[i]), "market": str(prob.market[i]), "reason": why}
+            for i, why in reasons.items()
+        ]
     intervals: dict[str, float] = {}
     if draws:
         table, intervals = _with_intervals(prob, table, solved.prices, draws, seed)

@@ -27,6 +27,7 @@ def optimize(
     n_grid: int = 25,
     time_limit: float = 600.0,
     cross: pl.DataFrame | None = None,
+    conflicts: str = "raise",
 ) -> Plan:
     """Recommend a price per item x market.
 
@@ -53,6 +54,11 @@ def optimize(
     cross : polars.DataFrame, optional
         Cross-price elasticities ``item_id, market, other_item_id, elasticity``: the
         substitutes are priced jointly by the cross route (:mod:`pricelab.optimize.cross`).
+    conflicts : {"raise", "keep"}
+        ``keep``: rows whose own constraints conflict stay at their current price with
+        ``status`` ``conflict`` and the conflict in ``reason`` (a partial plan, see
+        :mod:`pricelab.optimize.conflicts`); ``raise`` (default): InfeasibleError. Own-price
+        demand only.
 
     Returns
     -------
@@ -77,4 +83,5 @@ def optimize(
         strict=strict,
         n_grid=n_grid,
         time_limit=time_limit,
+        conflicts=conflicts,
     )

@@ -27,6 +27,8 @@ Sections and keys (every key optional; see ``examples/pipeline.yaml``)::
       enabled: true
       constraints: null         # constraints YAML
       baseline_weeks: 8
+      allow_conflicts: false    # rows whose constraints conflict stay at current price; the
+                                # step fails (exit 1, plan written) unless this is true
     monitor:
       enabled: true
       as_of: today              # today | data (the Monday after the last sales week) | YYYY-MM-DD
@@ -83,7 +85,12 @@ DEFAULTS: dict[str, Any] = {
         "cutoffs": 3,
         "naive_weeks": 8,
     },
-    "optimize": {"enabled": True, "constraints": None, "baseline_weeks": 8},
+    "optimize": {
+        "enabled": True,
+        "constraints": None,
+        "baseline_weeks": 8,
+        "allow_conflicts": False,
+    },
     "monitor": {"enabled": True, "as_of": "today", "config": None, "thresholds": {}},
 }
 
@@ -155,7 +162,7 @@ def _check(ctx: ConfigContext, path: tuple, value: Any) -> Any:
         return None
     if value is None and key in ("as_of", "thresholds"):
         return copy.deepcopy(DEFAULTS["monitor"][key])
-    if key in ("enabled", "replace", "refresh"):
+    if key in ("enabled", "replace", "refresh", "allow_conflicts"):
         need(isinstance(value, bool), "true or false")
     elif key in ("min_improvement_wape", "tolerance_flags"):
         need(

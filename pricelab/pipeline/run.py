@@ -335,21 +335,34 @@ class _Pipeline:
                 store, production, content, o["baseline_weeks"], state.current_digest(store)
             )
         if plan is not None:
-            return Step(
-                "optimize",
-                SKIPPED,
-                f"plan {plan} already uses production run {production} on these inputs",
-                plan,
+            from pricelab.store.runs import get_run
+
+            with self.store(read_only=True) as store:
+                kept = get_run(store, plan)["summary"].get("conflicts") or []
+            return self._conflicts(
+                Step(
+                    "optimize",
+                    SKIPPED,
+                    f"plan {plan} already uses production run {production} on these inputs",
+                    plan,
+                ),
+                kept,
             )
         run = optimize(
-            self.db, constraints=cons, estimates=production, baseline_weeks=o["baseline_weeks"]
+            self.db,
+            constraints=cons,
+            estimates=production,
+            baseline_weeks=o["baseline_weeks"],
+            conflicts="keep",
         )
         p = run.plan
-        return Step(
+        kept = p.extra.get("conflicts") or []
+        step = Step(
             "optimize",
             OK,
             f"{p.table.height} prices on production run {production}: "
-            f"{p.status}, profit {p.uplift_pct:+.1f}%",
+            f"{p.status}, profit {p.uplift_pct:+.1f}%"
+            + (f", {len(kept)} row(s) in conflict kept at current price" if kept else ""),
             run.run_id,
             True,
             details={
@@ -357,8 +370,23 @@ class _Pipeline:
                 "status": p.status,
                 "uplift_pct": p.uplift_pct,
                 "rows": p.table.height,
+                "conflicts": kept,
             },
         )
+        return self._conflicts(step, kept)
+
+    def _conflicts(self, step: Step, kept: list[dict[str, Any]]) -> Step:
+        """The optimize step fails (exit 1, plan written) on conflicts unless allowed."""
+        if not kept or self.cfg["optimize"]["allow_conflicts"]:
+            return step
+        first = kept[0]
+        step.status, step.exit_code = FAILED, 1
+        step.message = (
+            f"plan {step.run_id} written with {len(kept)} row(s) in conflict kept at their "
+            f"current price (e.g. {first['item_id']}/{first['market']}: {first['reason']}); "
+            "relax the constraints or set optimize.allow_conflicts: true"
+        )
+        return step
 
     def monitor(self, record: bool) -> Step:
         from pricelab.monitor import run_checks
