@@ -44,7 +44,7 @@ def markdown_plan(
     demand: PathLike | None = None,
     stock: PathLike | None = None,
     constraints: PathLike | dict[str, Any] | None = None,
-    season_end: dt.date | str | None = None,
+    season_end: dt.date | None = None,
     estimates: str | None = None,
     baseline_weeks: int = 8,
 ) -> MarkdownRun:
@@ -82,6 +82,13 @@ def markdown_plan(
             return MarkdownRun(plan, None, None)
         with Store.open(db) as store:
             return _store(store, plan, params, [], None)
-    raise UsageError(
-        "pricelab markdown needs --demand and --stock (the database mode is not built yet)"
-    )
+    from pricelab.markdown.from_store import markdown_from_store
+
+    with Store.open(db, must_exist=True) as store:
+        prob, est_run, info = markdown_from_store(
+            store, cfg, season_end=season_end, estimates=estimates, baseline_weeks=baseline_weeks
+        )
+        plan = plan_markdown(prob)
+        params["estimates"] = est_run
+        params["demand_model"] = info
+        return _store(store, plan, params, [est_run], est_run)

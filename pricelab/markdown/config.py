@@ -35,6 +35,7 @@ KEYS = (
     "overrides",
     "gap_tolerance",
     "milp_max_pools",
+    "milp_nodes",
 )
 RULE_KEYS = ("max_discount_pct", "sell_through_min_pct")
 DEFAULT_LADDER = (0.0, 10.0, 20.0, 30.0, 40.0, 50.0)
@@ -54,7 +55,8 @@ class MarkdownConfig:
     sell_through_min_pct: float | None = None
     category_rules: dict[str, dict[str, float]] = field(default_factory=dict)
     gap_tolerance: float = 1e-4
-    milp_max_pools: int = 2000
+    milp_max_pools: int = 50
+    milp_nodes: int = 100
 
     def max_discount_for(self, category: str | None) -> float:
         """The deepest discount allowed for ``category`` (the ladder's last step if none)."""
@@ -161,6 +163,8 @@ def parse_markdown_config(data: Any, ctx: ConfigContext) -> MarkdownConfig:
         out["gap_tolerance"] = _number(ctx, ("gap_tolerance",), d["gap_tolerance"], 0.0, 1.0)
     if "milp_max_pools" in d:
         out["milp_max_pools"] = _int(ctx, ("milp_max_pools",), d["milp_max_pools"], 0)
+    if "milp_nodes" in d:
+        out["milp_nodes"] = _int(ctx, ("milp_nodes",), d["milp_nodes"], 1)
     return MarkdownConfig(**out)
 
 

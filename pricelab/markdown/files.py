@@ -125,12 +125,19 @@ def read_markdown_files(
     d = d.sort("item_id", "market", "week")
     first = d.filter(pl.col("week") == 1)
     base = d["base_quantity"].to_numpy().reshape(-1, t_len)
-    return _with_stock(first, base, s, sname, config)
+    return attach_stock(first, base, s, sname, config)
 
 
-def _with_stock(
-    rows: pl.DataFrame, base: np.ndarray, s: pl.DataFrame, sname: str, config: MarkdownConfig
+def attach_stock(
+    rows: pl.DataFrame,
+    base: np.ndarray,
+    s: pl.DataFrame,
+    sname: str,
+    config: MarkdownConfig,
+    *,
+    elasticity: np.ndarray | None = None,
 ) -> MarkdownProblem:
+    """The problem of ``rows`` (one per item × market, sorted) with stock table ``s``."""
     if "market" not in s.columns:
         s = s.with_columns(pl.lit(None, dtype=pl.Utf8).alias("market"))
     s = s.with_columns(
@@ -175,7 +182,7 @@ def _with_stock(
     pool_salv = config.salvage_pct_of_cost / 100.0 * cost_base
     if salvage is not None:
         pool_salv = np.where(np.isnan(salvage), pool_salv, salvage)
-    e = rows["elasticity"].to_numpy().astype(float)
+    e = rows["elasticity"].to_numpy().astype(float) if elasticity is None else elasticity
     return MarkdownProblem(
         item_id=items,
         market=markets,

@@ -68,7 +68,7 @@ def solve_pools_milp(
     min_weeks: int,
     floor: np.ndarray | None = None,
     group_floor: float | None = None,
-    time_limit: float = 10.0,
+    node_limit: int = 200,
 ) -> tuple[np.ndarray, float, float, bool]:
     """Best paths of the rows (pools 0..P-1 local) maximising ``sum x * weight``.
 
@@ -145,7 +145,7 @@ def solve_pools_milp(
         constraints=LinearConstraint(a, np.concatenate(b.lb), np.concatenate(b.ub)),
         integrality=integ,
         bounds=Bounds(lo, hi),
-        options={"mip_rel_gap": 1e-7, "time_limit": time_limit},
+        options={"mip_rel_gap": 1e-7, "node_limit": node_limit},
     )
     if res.x is None:
         return np.zeros((r, t_len), dtype=np.int8), -np.inf, np.inf, False
@@ -211,6 +211,7 @@ def improve_with_milp(
             min_weeks=cfg.min_weeks_between_changes,
             floor=floor,
             group_floor=None if group is None else float(sol.target_units[group]),
+            node_limit=cfg.milp_nodes,
         )
         if not np.isfinite(obj):
             continue
