@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -162,6 +163,52 @@ def _jsonable(df: pl.DataFrame) -> list[dict[str, Any]]:
     return json.loads(df.write_json())
 
 
+def check_output(
+    path: str | os.PathLike[str], *, formats: dict[str, str] | None = None, option: str = "--output"
+) -> None:
+    """Refuse an output destination before any work is done.
+
+    The extension must be one of ``formats`` (default: CSV, Parquet, JSON); a local path
+    must not be a folder and its folder must exist and take a new file (a probe file is
+    created and removed, so a read-only or full file system is found here, not after the
+    work). A URL is checked for its extension only (the upload reports its own failures).
+
+    Raises
+    ------
+    UsageError
+        The message names the option and the path.
+    """
+    formats = WRITE_FORMATS if formats is None else formats
+    norm = normalize(path)
+    name = display(norm)
+    suffix = Path(name.split("?", 1)[0]).suffix.lower()
+    if suffix not in formats:
+        allowed = ", ".join(sorted(formats))
+        raise UsageError(
+            f"{option} {name}: unknown file extension '{suffix or '(none)'}'; "
+            f"expected one of {allowed}"
+        )
+    if not isinstance(norm, Path):
+        return
+    if norm.is_dir():
+        raise UsageError(f"{option} {name}: is a directory; give a file name")
+    folder = norm.parent
+    if not folder.exists():
+        raise UsageError(f"{option} {name}: folder {folder} does not exist")
+    if not folder.is_dir():
+        raise UsageError(f"{option} {name}: {folder} is not a folder")
+    if norm.exists() and not os.access(norm, os.W_OK):
+        raise UsageError(f"{option} {name}: file is not writable")
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".pricelab-probe-", dir=folder)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise UsageError(
+            f"{option} {name}: cannot write in folder {folder}: {exc.strerror or exc}"
+        ) from exc
+
+
 def write_table(df: pl.DataFrame, path: str | os.PathLike[str]) -> Path | str:
     """Write ``df`` as CSV, Parquet or JSON (a list of records) by the extension of ``path``.
 
@@ -180,8 +227,27 @@ def write_table(df: pl.DataFrame, path: str | os.PathLike[str]) -> Path | str:
     except InputFileError as exc:
         raise UsageError(str(exc)) from exc
     with local_target(norm) as p:
-        _write_local(df, p, fmt)
+        _atomic(p, lambda tmp: _write_local(df, tmp, fmt))
     return norm
+
+
+def _atomic(p: Path, write: Any) -> None:
+    """Call ``write(tmp)`` on a temporary file next to ``p``, then rename it to ``p``.
+
+    A failed write (full disk, permission) leaves no partial file and is a UsageError.
+    """
+    if p.is_dir():
+        raise UsageError(f"{p}: is a directory; give a file name")
+    tmp = p.with_name(f".{p.name}.pricelab-tmp")
+    try:
+        write(tmp)
+        os.replace(tmp, p)
+    except (OSError, pl.exceptions.PolarsError) as exc:
+        why = getattr(exc, "strerror", None) or str(exc).splitlines()[0]
+        raise UsageError(f"{p}: cannot write the file: {why}") from exc
+    finally:
+        if tmp.exists():
+            tmp.unlink()
 
 
 def _write_local(df: pl.DataFrame, p: Path, fmt: str) -> None:
@@ -242,7 +308,7 @@ def write_text(path: str | os.PathLike[str], text: str) -> Path | str:
     """Write UTF-8 ``text`` (an HTML report, a JSON summary) to a local file or URL."""
     norm = normalize(path)
     with local_target(norm) as p:
-        p.write_text(text, encoding="utf-8")
+        _atomic(p, lambda tmp: tmp.write_text(text, encoding="utf-8"))
     return norm
 
 

@@ -21,7 +21,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from pricelab.errors import PricelabError, UnavailableError
+from pricelab.errors import CheckFailed, PricelabError, UnavailableError
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -56,15 +56,23 @@ EXIT_INTERNAL = 3
 _JSON_PRINTED: list[bool] = []
 
 
-def guarded(fn: F) -> F:
-    """Run a command body; turn pricelab errors into one line on stderr and an exit code."""
+def guarded(fn: F | None = None, *, output_formats: dict[str, str] | None = None) -> Any:
+    """Run a command body; turn pricelab errors into one line on stderr and an exit code.
+
+    A command given ``--output`` has it checked before any work (extension in
+    ``output_formats``, default CSV/Parquet/JSON; folder exists and takes a file), and its
+    database writes are held until the body returns: the file is written first, and a
+    failure with exit 2 or 3 rolls back the runs and results (exit 2: database unchanged).
+    """
+    if fn is None:
+        return functools.partial(guarded, output_formats=output_formats)
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         debug = bool(kwargs.get("debug", False))
         _JSON_PRINTED.clear()
         try:
-            return fn(*args, **kwargs)
+            return _run_holding_output(fn, output_formats, *args, **kwargs)
         except typer.Exit:
             raise
         except PricelabError as exc:
@@ -99,6 +107,26 @@ def guarded(fn: F) -> F:
             raise typer.Exit(EXIT_INTERNAL) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+def _run_holding_output(
+    fn: Callable[..., Any], formats: dict[str, str] | None, *args: Any, **kwargs: Any
+) -> Any:
+    """``fn(*args, **kwargs)``; with ``--output``: checked first, writes committed after it."""
+    output = kwargs.get("output")
+    if output is None:
+        return fn(*args, **kwargs)
+    from pricelab.io import check_output
+    from pricelab.store.db import held_commits
+
+    check_output(output, formats=formats)
+    outcome: list[BaseException] = []
+    with held_commits():
+        try:
+            return fn(*args, **kwargs)
+        except (CheckFailed, typer.Exit) as exc:  # the job ran (exit 1 / explicit exit): keep it
+            outcome.append(exc)
+    raise outcome[0]
 
 
 def print_json(doc: Any) -> None:

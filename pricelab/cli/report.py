@@ -13,7 +13,7 @@ from pricelab.cli._common import DbOpt, DebugOpt, JsonOpt, console, guarded, pri
 from pricelab.storage import display
 
 
-@guarded
+@guarded(output_formats={".html": "html", ".htm": "html"})
 def report(
     output: Annotated[
         Path,

@@ -6,6 +6,7 @@ import os
 import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,38 @@ DEFAULT_DB = "pricelab.duckdb"
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 # a URL, or one that pathlib collapsed (s3://b/k -> s3:/b/k); one letter is a drive (C:/)
 _DB_URL = re.compile(r"^(?P<proto>[A-Za-z][A-Za-z0-9+.-]+):/(?P<rest>.*)$")
+#: stores whose writes wait for :func:`held_commits` to end (``--output``: file first, then runs)
+_HELD: ContextVar[list[Store] | None] = ContextVar("pricelab_held_commits", default=None)
+
+
+@contextmanager
+def held_commits() -> Iterator[list[Store]]:
+    """Hold every write transaction opened inside until the block ends, then commit them.
+
+    A command that writes ``--output`` runs inside this block: its runs and results are
+    committed only after the file is written, and rolled back when the block raises (the
+    file could not be written, the input was bad). Stores whose transactions are held stay
+    open until the block ends.
+    """
+    held: list[Store] = []
+    token = _HELD.set(held)
+    try:
+        yield held
+    except BaseException:
+        _HELD.reset(token)
+        _finish_held(held, commit=False)
+        raise
+    _HELD.reset(token)
+    _finish_held(held, commit=True)
+
+
+def _finish_held(held: list[Store], *, commit: bool) -> None:
+    for store in held:
+        try:
+            store.con.execute("COMMIT" if commit else "ROLLBACK").fetchall()
+        finally:
+            store._held = False
+            store.con.close()
 
 
 def resolve_db_path(db: str | os.PathLike[str] | None) -> Path:
@@ -57,6 +90,7 @@ class Store:
         self.con = con
         self.path = path
         self.read_only = read_only
+        self._held = False  # a transaction held open by held_commits()
 
     # -- opening -------------------------------------------------------------------------
     @classmethod
@@ -143,8 +177,9 @@ class Store:
             ).fetchall()
 
     def close(self) -> None:
-        """Close the connection (the file lock is released)."""
-        self.con.close()
+        """Close the connection (the file lock is released; held writes: when they commit)."""
+        if not self._held:
+            self.con.close()
 
     def __enter__(self) -> Store:
         return self
@@ -155,7 +190,15 @@ class Store:
     # -- transactions --------------------------------------------------------------------
     @contextmanager
     def transaction(self) -> Iterator[Store]:
-        """All writes inside happen together or not at all."""
+        """All writes inside happen together or not at all.
+
+        Inside :func:`held_commits` the commit waits for that block (nested blocks join
+        the held transaction; a failure in one rolls all of it back).
+        """
+        held = _HELD.get()
+        if held is not None and not self.read_only:
+            yield from self._held_transaction(held)
+            return
         self.con.execute("BEGIN TRANSACTION").fetchall()
         try:
             yield self
@@ -164,6 +207,19 @@ class Store:
             raise
         else:
             self.con.execute("COMMIT").fetchall()
+
+    def _held_transaction(self, held: list[Store]) -> Iterator[Store]:
+        if not self._held:
+            self.con.execute("BEGIN TRANSACTION").fetchall()
+            self._held = True
+            held.append(self)
+        try:
+            yield self
+        except BaseException:
+            self.con.execute("ROLLBACK").fetchall()
+            self._held = False
+            held.remove(self)
+            raise
 
     # -- reading and writing -------------------------------------------------------------
     def execute(self, sql: str, params: Sequence[Any] | None = None) -> list[tuple[Any, ...]]:
