@@ -14,6 +14,7 @@ from typing import Any
 import yaml
 from yaml.constructor import SafeConstructor
 
+from pricelab import yamlsafe
 from pricelab.errors import ConfigError, InputFileError
 from pricelab.io import parse_yaml, read_text
 
@@ -39,16 +40,7 @@ class ConfigContext:
         return ConfigError(f"{where}: {key}: {msg}")
 
 
-def _key(node: yaml.Node) -> Any:
-    """A mapping key as the parsed data holds it (``on`` -> True, ``2`` -> 2, ``a`` -> 'a')."""
-    if node.tag == "tag:yaml.org,2002:str":
-        return node.value
-    try:
-        key = SafeConstructor().construct_object(node)
-        hash(key)
-    except (yaml.YAMLError, TypeError, ValueError):
-        return None
-    return key
+_key = yamlsafe.key_of
 
 
 def node_lines(node: yaml.Node, path: tuple, out: dict[tuple, int]) -> None:
@@ -114,7 +106,7 @@ def parse_config(text: str, source: str) -> tuple[Any, ConfigContext]:
     try:
         data, node = parse_yaml(text, source, with_node=True)
     except ValueError as exc:  # a resolved scalar that cannot be built; PyYAML gives no line
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        root = yamlsafe.compose(text, source)
         if root is None:
             raise ConfigError(f"{source}: cannot read the YAML: {exc}") from exc
         lines: dict[tuple, int] = {}
@@ -137,6 +129,6 @@ def parse_config(text: str, source: str) -> tuple[Any, ConfigContext]:
 def read_config(path: str | os.PathLike[str], what: str) -> str:
     """The text of a config file or URL; a missing or unreadable one is a ConfigError."""
     try:
-        return read_text(path, what=what)
+        return read_text(path, what=what, max_bytes=yamlsafe.MAX_BYTES)
     except InputFileError as exc:
         raise ConfigError(exc.message, hint=exc.hint) from exc

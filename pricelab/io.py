@@ -267,7 +267,9 @@ def _write_local(df: pl.DataFrame, p: Path, fmt: str) -> None:
         p.write_text(json.dumps(_jsonable(df), indent=1, default=str) + "\n", encoding="utf-8")
 
 
-def read_text(path: str | os.PathLike[str], *, what: str = "file") -> str:
+def read_text(
+    path: str | os.PathLike[str], *, what: str = "file", max_bytes: int | None = None
+) -> str:
     """The UTF-8 text of a local file or URL (YAML configs, scenario and constraint files).
 
     Parameters
@@ -277,6 +279,8 @@ def read_text(path: str | os.PathLike[str], *, what: str = "file") -> str:
     what:
         What the file is, for messages: ``what="scenario file"`` gives
         ``PATH: scenario file not found``.
+    max_bytes:
+        Refuse a larger file before reading it.
 
     Raises
     ------
@@ -293,6 +297,11 @@ def read_text(path: str | os.PathLike[str], *, what: str = "file") -> str:
             raise InputFileError(f"{name}: {what} not found")
         if p.is_dir():
             raise InputFileError(f"{name}: is a directory, expected a {what}")
+        size = p.stat().st_size
+        if max_bytes is not None and size > max_bytes:
+            raise InputFileError(
+                f"{name}: {size:,} bytes is too large for a {what} (limit {max_bytes:,})"
+            )
         try:
             return p.read_text(encoding="utf-8")
         except UnicodeDecodeError as exc:
@@ -313,21 +322,13 @@ def write_text(path: str | os.PathLike[str], text: str) -> Path | str:
 
 
 def parse_yaml(text: str, source: str, *, with_node: bool = False) -> Any:
-    """Parse YAML ``text``; a syntax error is a :class:`ConfigError` naming ``source`` and line.
+    """Parse YAML ``text`` within bounds (:mod:`pricelab.yamlsafe`: size, depth, aliases,
+    duplicate keys); a syntax error is a :class:`ConfigError` naming ``source`` and line.
 
     With ``with_node`` returns ``(data, node)``: the composed node keeps line numbers for
     messages about keys.
     """
-    import yaml
+    from pricelab import yamlsafe
 
-    from pricelab.errors import ConfigError
-
-    try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader) if with_node else None
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = f", line {mark.line + 1}" if mark is not None else ""
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise ConfigError(f"{source}{line}: YAML syntax error: {problem}") from exc
+    data, node = yamlsafe.load(text, source)
     return (data, node) if with_node else data

@@ -31,7 +31,7 @@ def _constraints_content(constraints: PathLike | dict[str, Any] | None) -> Any:
     """What the constraints said, for lineage (the file may change later)."""
     import json
 
-    import yaml
+    from pricelab import yamlsafe
 
     if constraints is None:
         return None
@@ -39,8 +39,8 @@ def _constraints_content(constraints: PathLike | dict[str, Any] | None) -> Any:
         return json.loads(json.dumps(constraints, default=str))
     from pricelab.io import read_text
 
-    text = read_text(constraints, what="constraints file")
-    return json.loads(json.dumps(yaml.safe_load(text), default=str))
+    text = read_text(constraints, what="constraints file", max_bytes=yamlsafe.MAX_BYTES)
+    return json.loads(json.dumps(yamlsafe.safe_load(text, str(constraints)), default=str))
 
 
 def _file_name(path: PathLike) -> str:

@@ -309,8 +309,7 @@ class _Pipeline:
         )
 
     def optimize(self) -> Step:
-        import yaml
-
+        from pricelab import yamlsafe
         from pricelab.api.optimize import optimize
 
         o = self.cfg["optimize"]
@@ -323,7 +322,7 @@ class _Pipeline:
             from pricelab.optimize import load_constraints
 
             load_constraints(cons)  # syntax and schema errors: ConfigError naming file and line
-            content = _jsonable(yaml.safe_load(read_text(cons, what="constraints file")))
+            content = _jsonable(yamlsafe.safe_load(read_text(cons, what="constraints file"), cons))
         with self.store(must_exist=True) as store:
             production = production_run(store)
             if production is None:

@@ -1,0 +1,176 @@
+"""Bounded YAML: every config file pricelab reads is parsed here.
+
+A configuration file is small. Whatever a file holds, reading it costs bounded time and
+memory: files above :data:`MAX_BYTES`, nesting deeper than :data:`MAX_DEPTH` and aliases
+that would expand to more than :data:`MAX_NODES` nodes are refused before anything is
+built (the "billion laughs" anchor bomb is a 500-byte file). Duplicate keys in a mapping
+are an error naming the key and both lines, never "last one wins".
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import yaml
+from yaml.constructor import SafeConstructor
+
+from pricelab.errors import ConfigError
+
+#: largest config file read (bytes of text)
+MAX_BYTES = 1 << 20
+#: deepest nesting of mappings and lists
+MAX_DEPTH = 64
+#: most nodes the document may hold once every alias is expanded
+MAX_NODES = 200_000
+
+
+class _BoundedLoader(yaml.SafeLoader):
+    """A safe loader whose composer refuses nesting deeper than :data:`MAX_DEPTH`."""
+
+    def __init__(self, stream: str, source: str) -> None:
+        super().__init__(stream)
+        self.source = source
+        self.depth = 0
+
+    def compose_node(self, parent: Any, index: Any) -> Any:  # noqa: D102 - PyYAML hook
+        self.depth += 1
+        try:
+            if self.depth > MAX_DEPTH:
+                mark = self.peek_event().start_mark
+                raise ConfigError(
+                    f"{self.source}, line {mark.line + 1}: nested deeper than {MAX_DEPTH} "
+                    "levels; a pricelab config is a few levels deep"
+                )
+            return super().compose_node(parent, index)
+        finally:
+            self.depth -= 1
+
+
+def key_of(node: yaml.Node) -> Any:
+    """A mapping key as the parsed data holds it (``on`` -> True, ``2`` -> 2, ``a`` -> 'a')."""
+    if node.tag == "tag:yaml.org,2002:str":
+        return node.value
+    try:
+        key = SafeConstructor().construct_object(node)
+        hash(key)
+    except (yaml.YAMLError, TypeError, ValueError):
+        return None
+    return key
+
+
+def _check_tree(root: yaml.Node, source: str) -> None:
+    """Refuse duplicate keys and alias expansion beyond :data:`MAX_NODES` (no recursion)."""
+    sizes: dict[int, int] = {}
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    open_: set[int] = set()
+    while stack:
+        node, done = stack.pop()
+        nid = id(node)
+        children: list[yaml.Node] = []
+        if isinstance(node, yaml.MappingNode):
+            for k, v in node.value:
+                children += [k, v]
+        elif isinstance(node, yaml.SequenceNode):
+            children = list(node.value)
+        if done:
+            open_.discard(nid)
+            sizes[nid] = 1 + sum(sizes[id(c)] for c in children)
+            if sizes[nid] > MAX_NODES:
+                raise ConfigError(
+                    f"{source}, line {node.start_mark.line + 1}: aliases expand to more than "
+                    f"{MAX_NODES:,} values; refusing to build it"
+                )
+            continue
+        if nid in sizes:
+            continue
+        if nid in open_:
+            raise ConfigError(
+                f"{source}, line {node.start_mark.line + 1}: an alias refers to itself "
+                "(recursive anchor)"
+            )
+        open_.add(nid)
+        if isinstance(node, yaml.MappingNode):
+            _check_duplicates(node, source)
+        stack.append((node, True))
+        stack.extend((c, False) for c in children if id(c) not in sizes)
+
+
+def _check_duplicates(node: yaml.MappingNode, source: str) -> None:
+    seen: dict[Any, int] = {}
+    for k, _ in node.value:
+        if not isinstance(k, yaml.ScalarNode) or k.tag == "tag:yaml.org,2002:merge":
+            continue
+        key = key_of(k)
+        line = k.start_mark.line + 1
+        if key is None:
+            continue
+        if key in seen:
+            raise ConfigError(
+                f"{source}, line {line}: duplicate key '{k.value}' (first on line {seen[key]}); "
+                "each key may appear once"
+            )
+        seen[key] = line
+
+
+def compose(text: str, source: str) -> yaml.Node | None:
+    """The checked node tree of ``text`` (size, depth, aliases, duplicate keys).
+
+    Raises
+    ------
+    ConfigError
+        Too large, too deep, an alias bomb, a duplicate key or a YAML syntax error; the
+        message names ``source`` and the line.
+    """
+    if len(text) > MAX_BYTES:
+        raise ConfigError(
+            f"{source}: {len(text):,} characters is too large for a config file "
+            f"(limit {MAX_BYTES:,})"
+        )
+    loader = _BoundedLoader(text, source)
+    try:
+        node = loader.get_single_node()
+    except yaml.YAMLError as exc:
+        raise _syntax(exc, source) from exc
+    except RecursionError as exc:  # unreachable with MAX_DEPTH; kept as the last guard
+        raise ConfigError(f"{source}: nested too deeply") from exc
+    finally:
+        loader.dispose()
+    if node is not None:
+        _check_tree(node, source)
+    return node
+
+
+def load(text: str, source: str) -> tuple[Any, yaml.Node | None]:
+    """The data and checked node tree of ``text``; see :func:`compose` for what is refused.
+
+    Raises
+    ------
+    ConfigError
+        As :func:`compose`.
+    ValueError
+        A scalar YAML resolves but cannot build (the date ``2024-13-01``); callers
+        locate it.
+    """
+    node = compose(text, source)
+    if node is None:
+        return None, None
+    loader = _BoundedLoader("", source)
+    try:
+        data = loader.construct_document(node)
+    except yaml.YAMLError as exc:
+        raise _syntax(exc, source) from exc
+    finally:
+        loader.dispose()
+    return data, node
+
+
+def safe_load(text: str, source: str = "YAML") -> Any:
+    """:func:`load` without the node tree."""
+    return load(text, source)[0]
+
+
+def _syntax(exc: yaml.YAMLError, source: str) -> ConfigError:
+    mark = getattr(exc, "problem_mark", None)
+    line = f", line {mark.line + 1}" if mark is not None else ""
+    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+    return ConfigError(f"{source}{line}: YAML syntax error: {problem}")
