@@ -144,7 +144,7 @@ def read_local_table(
             raise InputFileError(f"{name}: file is empty (expected a header row and data)") from exc
         except (pl.exceptions.ComputeError, pl.exceptions.PolarsError) as exc:
             raise InputFileError(f"{name}: cannot parse CSV: {str(exc).splitlines()[0]}") from exc
-        df = drop_blank_rows(df.rename({c: c.strip() for c in df.columns}))
+        df = drop_blank_rows(_strip_header(df, name))
     else:
         try:
             df = pl.read_parquet(p)
@@ -152,11 +152,63 @@ def read_local_table(
             raise InputFileError(
                 f"{name}: cannot read Parquet: {str(exc).splitlines()[0]}"
             ) from exc
+        df = _strip_header(df, name)
         if all_strings:
-            df = df.with_columns(pl.all().cast(pl.String))
+            df = _as_strings(df, name)
     if df.height == 0:
         raise InputFileError(f"{name}: has a header but no data rows")
     return df
+
+
+def _strip_header(df: pl.DataFrame, name: str) -> pl.DataFrame:
+    """Column names without surrounding spaces; two that collide (after stripping, or in
+    letter case: the database does not tell ``Category`` from ``category``) are an error."""
+    seen: dict[str, str] = {}
+    for col in df.columns:
+        key = col.strip().lower()
+        if key in seen:
+            raise InputFileError(
+                f"{name}: columns {seen[key]!r} and {col!r} are the same column name "
+                "(names are compared without surrounding spaces and letter case); "
+                "rename or drop one"
+            )
+        seen[key] = col
+    return df.rename({c: c.strip() for c in df.columns})
+
+
+def _as_strings(df: pl.DataFrame, name: str) -> pl.DataFrame:
+    """Every column as text; nested columns and bytes that are not UTF-8 are named errors."""
+    out = []
+    for col, dtype in df.schema.items():
+        if dtype.is_nested() or dtype == pl.Object:
+            raise InputFileError(
+                f"{name}: column {col!r} is a {dtype} column; pricelab reads flat columns "
+                "(text, numbers, dates): flatten or drop it"
+            )
+        try:
+            out.append(df[col].cast(pl.String))
+        except pl.exceptions.PolarsError as exc:
+            row = next(
+                (
+                    i + 1
+                    for i, v in enumerate(df[col].to_list())
+                    if isinstance(v, bytes) and not _utf8(v)
+                ),
+                None,
+            )
+            where = f" (first at row {row})" if row else ""
+            raise InputFileError(
+                f"{name}: column {col!r} holds bytes that are not UTF-8 text{where}"
+            ) from exc
+    return pl.DataFrame(out)
+
+
+def _utf8(b: bytes) -> bool:
+    try:
+        b.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 def _jsonable(df: pl.DataFrame) -> list[dict[str, Any]]:

@@ -6,6 +6,8 @@ breaking the parser. The typed, cleaned frame comes back with the report.
 
 from __future__ import annotations
 
+import datetime as dt
+
 import polars as pl
 
 from pricelab.quality.checks import Issue, QualityReport, row_examples
@@ -31,6 +33,15 @@ KEYS: dict[str, tuple[str, ...]] = {
     "markets": ("market",),
     "inventory": ("item_id", "market"),
 }
+
+
+#: largest magnitude any number in an input file may have (prices, quantities, costs, stock):
+#: weekly sums of daily quantities stay far inside 64-bit integers and every product is finite
+MAX_VALUE = 1e12
+#: smallest price or exchange rate accepted (smaller ones make every ratio overflow)
+MIN_POSITIVE = 1e-6
+#: plausible dates: anything outside is a typo (9999-12-27) that breaks date arithmetic later
+MIN_DATE, MAX_DATE = dt.date(1900, 1, 1), dt.date(2200, 12, 31)
 
 
 class _Checker:
@@ -86,8 +97,12 @@ class _Checker:
         finite = num.is_finite()
         self.flag(col, "must be finite (NaN or infinite found)", num.is_not_null() & ~finite)
         ok = num.is_not_null() & finite
+        self.flag(col, f"must be at most {MAX_VALUE:g} in magnitude", ok & (num.abs() > MAX_VALUE))
         if positive:
             self.flag(col, "must be > 0", ok & (num <= 0))
+            self.flag(
+                col, f"must be at least {MIN_POSITIVE:g}", ok & (num > 0) & (num < MIN_POSITIVE)
+            )
         if nonneg:
             self.flag(col, "must be >= 0", ok & (num < 0))
         if fraction:
@@ -108,6 +123,7 @@ class _Checker:
         quick = series.str.to_date("%Y-%m-%d", strict=False, exact=True)
         if quick.null_count() == series.null_count():
             self.flag(col, "missing value", series.is_null())
+            self._date_range(col, quick)
             self.out[col] = quick
             return
         raw = series.str.strip_chars()
@@ -121,7 +137,15 @@ class _Checker:
             "unparseable date (expected ISO YYYY-MM-DD)",
             raw.is_not_null() & (raw != "") & parsed.is_null(),
         )
+        self._date_range(col, parsed)
         self.out[col] = parsed
+
+    def _date_range(self, col: str, dates: pl.Series) -> None:
+        self.flag(
+            col,
+            f"date out of the plausible range {MIN_DATE} .. {MAX_DATE}",
+            (dates < MIN_DATE) | (dates > MAX_DATE),
+        )
 
 
 def _unused_columns(kind: str, df: pl.DataFrame, source: str, report: QualityReport) -> None:

@@ -113,6 +113,8 @@ def _typed_sales_csv(path: Path) -> pl.DataFrame | None:
         df = pl.read_csv(path, schema_overrides=overrides, null_values=[""])
     except Exception:  # noqa: BLE001 - any failure falls back to the text path
         return None
+    if len({c.strip().lower() for c in df.columns}) < df.width:
+        return None  # colliding names: the text path names them
     return drop_blank_rows(df.rename({c: c.strip() for c in df.columns}))
 
 
@@ -163,6 +165,11 @@ def _delete_keys(store: Store, kind: str, keys_df: pl.DataFrame) -> int:
 def _conform(store: Store, kind: str, frame: pl.DataFrame) -> pl.DataFrame:
     """Add further attribute columns (items) to the table; order columns like the table."""
     cols = store.query(f"SELECT * FROM {_ident(kind)} LIMIT 0").columns
+    # the database does not tell 'Colour' from 'colour': use the stored spelling
+    stored = {c.lower(): c for c in cols}
+    frame = frame.rename(
+        {c: stored[c.lower()] for c in frame.columns if c.lower() in stored and c not in cols}
+    )
     if kind == "items":
         for extra in [c for c in frame.columns if c not in cols]:
             store.execute(f"ALTER TABLE items ADD COLUMN {_ident(extra)} VARCHAR")
