@@ -27,6 +27,7 @@ h2 { font-size: 19px; margin: 0 0 10px; padding-bottom: 4px; border-bottom: 2px 
      var(--accent); }
 h3 { font-size: 15px; margin: 18px 0 6px; }
 p.note, figcaption { color: var(--muted); font-size: 12.5px; }
+p.note.warn { color: var(--warn); font-weight: 600; }
 p.absent { padding: 10px 14px; background: #f7f7f9; border-left: 4px solid #c3c8cf;
            color: var(--muted); }
 table { border-collapse: collapse; margin: 6px 0 10px; font-size: 12.5px; }

@@ -164,15 +164,30 @@ def curve_points(
     lo = span[0] * min(current_price, recommended_price)
     hi = span[1] * max(current_price, recommended_price)
     p = np.linspace(lo, hi, n)
-    q = ConstantElasticity(current_price, base_quantity, elasticity).quantity(p)
-    return {"price": p, "quantity": q, "profit": (p - unit_cost) * q}
+    q = _demand(current_price, base_quantity, elasticity, p)
+    with np.errstate(all="ignore"):
+        profit = _finite_or_nan((p - unit_cost) * q)
+    return {"price": p, "quantity": q, "profit": profit}
+
+
+def _finite_or_nan(x: np.ndarray) -> np.ndarray:
+    """``x`` with overflowed values as NaN (matplotlib leaves a gap instead of failing)."""
+    return np.where(np.isfinite(x), x, np.nan)
+
+
+def _demand(p0: float, q0: float, elasticity: float, price: np.ndarray | float) -> np.ndarray:
+    """The constant-elasticity curve at ``price`` in floating point; overflow (an absurd
+    elasticity such as -5e4) is NaN rather than an OverflowError."""
+    with np.errstate(all="ignore"):
+        q = ConstantElasticity(p0, q0, float(elasticity)).quantity(np.asarray(price, dtype=float))
+    return _finite_or_nan(np.asarray(q, dtype=float))
 
 
 def curve_at(
     price: float, current_price: float, base_quantity: float, elasticity: float, unit_cost: float
 ) -> tuple[float, float]:
     """Quantity and profit of the constant-elasticity curve at one ``price``."""
-    q = float(ConstantElasticity(current_price, base_quantity, elasticity).quantity(price))
+    q = float(_demand(current_price, base_quantity, elasticity, price))
     return q, (price - unit_cost) * q
 
 
@@ -215,7 +230,7 @@ def demand_profit_curves(rows: pl.DataFrame, currency_of: dict[str, str]) -> byt
             and np.isfinite([r["ci_low"], r["ci_high"]]).all()
         ):
             qa, qb = (
-                ConstantElasticity(r["current_price"], r["baseline_quantity"], e).quantity(p)
+                _demand(r["current_price"], r["baseline_quantity"], e, p)
                 for e in (r["ci_low"], r["ci_high"])
             )
             axq.fill_between(

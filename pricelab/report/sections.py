@@ -121,6 +121,40 @@ def quality(d: ReportData) -> Section:
     return "quality", "Data quality", "".join(parts), True
 
 
+#: elasticities beyond this magnitude are reported as absurd and not drawn (weak
+#: instruments, separated fits): the plots would span ±1e4 and hide every real estimate
+ABSURD_ELASTICITY = 50.0
+
+
+def _plausible(df: pl.DataFrame) -> pl.Expr:
+    cols = [c for c in ("elasticity", "ci_low", "ci_high") if c in df.columns]
+    return pl.all_horizontal(
+        [
+            pl.col(c).is_null() | pl.col(c).is_nan() | (pl.col(c).abs() <= ABSURD_ELASTICITY)
+            for c in cols
+        ]
+    )
+
+
+def _absurd_note(est: pl.DataFrame) -> str:
+    """A warning naming the estimates not drawn: infinite or beyond ±ABSURD_ELASTICITY."""
+    finite_e = pl.col("elasticity").is_not_nan() & pl.col("elasticity").is_not_null()
+    bad = est.filter(finite_e & ~_plausible(est))
+    if bad.height == 0:
+        return ""
+    keys = [c for c in ("item_id", "market", "category") if c in bad.columns]
+    ex = ", ".join(
+        " ".join(str(r[k]) for k in keys) + f" ({r['elasticity']:.3g})"
+        for r in bad.head(5).iter_rows(named=True)
+    )
+    more = f" and {bad.height - 5} more" if bad.height > 5 else ""
+    return (
+        f'<p class="note warn">{bad.height:,} absurd estimate(s) (an elasticity or interval '
+        f"bound infinite or beyond ±{ABSURD_ELASTICITY:g}; e.g. a weak instrument) are not "
+        f"drawn: {esc(ex)}{more}.</p>"
+    )
+
+
 def _finite(df: pl.DataFrame, cols: list[str]) -> pl.DataFrame:
     return df.filter(
         pl.all_horizontal([pl.col(c).is_not_null() & pl.col(c).is_finite() for c in cols])
@@ -148,9 +182,15 @@ def elasticities(d: ReportData, top: int = 20) -> Section:
     est = est.with_columns(
         pl.col("category").fill_null("(no category)"), pl.col("market").fill_null("all")
     )
-    valid = _finite(est, ["elasticity"])
+    note = _absurd_note(est)
+    valid = _finite(est, ["elasticity"]).filter(_plausible(est))
     if valid.height == 0:
-        return "elasticities", head, absent("The estimate run has no finite elasticities."), False
+        return (
+            "elasticities",
+            head,
+            note + absent("The estimate run has no finite elasticities."),
+            False,
+        )
     flags = has_any_flag(DISPLAY_FLAGS) if "flags" in est.columns else pl.lit(False)
     width = (pl.col("ci_high") - pl.col("ci_low")) if "ci_low" in est.columns else pl.lit(None)
     summary = (
@@ -172,6 +212,7 @@ def elasticities(d: ReportData, top: int = 20) -> Section:
         f'<p class="note">Run <code>{esc(run)}</code>, method {esc(method)}; '
         f"{valid.height:,} of {est.height:,} groups with a finite estimate. Flagged: "
         f"{esc(', '.join(DISPLAY_FLAGS))}.</p>",
+        note,
         image(
             plots.elasticity_distribution(valid),
             "elasticity distribution",
@@ -224,7 +265,7 @@ def elasticities(d: ReportData, top: int = 20) -> Section:
 def _top_plan_rows(plan: pl.DataFrame, top: int) -> pl.DataFrame:
     need = ["current_price", "recommended_price", "baseline_quantity", "elasticity", "unit_cost"]
     rows = _finite(plan, need).filter(
-        (pl.col("current_price") > 0) & (pl.col("baseline_quantity") > 0)
+        (pl.col("current_price") > 0) & (pl.col("baseline_quantity") > 0) & _plausible(plan)
     )
     return (
         rows.with_columns((pl.col("baseline_revenue") / pl.col("fx_rate")).alias("_rb"))
