@@ -18,6 +18,10 @@ from pricelab import yamlsafe
 from pricelab.errors import ConfigError, InputFileError
 from pricelab.io import parse_yaml, read_text
 
+#: longest horizon or window in weeks any config or option accepts (ten years): beyond it a
+#: number is a typo, and 1e12 weeks would overflow every date computed from it
+MAX_WEEKS = 520
+
 
 class ConfigContext:
     """File name and key → line lookup for error messages."""

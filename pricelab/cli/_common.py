@@ -13,7 +13,7 @@ import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, NoReturn, TypeVar
 
 import polars as pl
 import typer
@@ -56,44 +56,42 @@ EXIT_INTERNAL = 3
 _JSON_PRINTED: list[bool] = []
 
 
-def guarded(fn: F | None = None, *, output_formats: dict[str, str] | None = None) -> Any:
+def guarded(
+    fn: F | None = None, *, output_formats: dict[str, str] | None = None, hold: bool = True
+) -> Any:
     """Run a command body; turn pricelab errors into one line on stderr and an exit code.
 
     A command given ``--output`` has it checked before any work (extension in
     ``output_formats``, default CSV/Parquet/JSON; folder exists and takes a file), and its
     database writes are held until the body returns: the file is written first, and a
     failure with exit 2 or 3 rolls back the runs and results (exit 2: database unchanged).
+    ``hold=False`` (the pipeline, whose steps are separate runs kept as they finish) only
+    checks the destination first.
     """
     if fn is None:
-        return functools.partial(guarded, output_formats=output_formats)
+        return functools.partial(guarded, output_formats=output_formats, hold=hold)
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         debug = bool(kwargs.get("debug", False))
         _JSON_PRINTED.clear()
         try:
-            return _run_holding_output(fn, output_formats, *args, **kwargs)
+            return _run_holding_output(fn, output_formats, hold, *args, **kwargs)
         except typer.Exit:
             raise
         except PricelabError as exc:
             if debug:
                 raise
-            lines = str(exc).splitlines() or [type(exc).__name__]
-            if kwargs.get("json") and not _JSON_PRINTED:  # one document: the result or this
-                doc: dict[str, Any] = {"error": str(exc), "exit_code": exc.exit_code}
-                if isinstance(exc, UnavailableError):  # a scheduler retries these
-                    doc.update(status="unavailable", retry=True)
-                print_json(doc)
-            err_console.print(f"[bold red]error:[/] {escape(lines[0])}", highlight=False)
-            for line in lines[1:]:
-                err_console.print(f"  {line}", highlight=False, markup=False)
-            raise typer.Exit(exc.exit_code) from None
+            _fail(exc, bool(kwargs.get("json")))
         except KeyboardInterrupt:
             err_console.print("interrupted")
             raise typer.Exit(130) from None
         except Exception as exc:  # noqa: BLE001 - last line of defence, no traceback for users
             if debug:
                 raise
+            damaged = _damaged_database(exc, kwargs.get("db"))
+            if damaged is not None:
+                _fail(damaged, bool(kwargs.get("json")))
             first = (str(exc).splitlines() or [""])[0]
             if kwargs.get("json") and not _JSON_PRINTED:
                 print_json(
@@ -109,8 +107,38 @@ def guarded(fn: F | None = None, *, output_formats: dict[str, str] | None = None
     return wrapper  # type: ignore[return-value]
 
 
+def _fail(exc: PricelabError, json: bool) -> NoReturn:
+    """One error line on stderr (and the JSON document with --json), then the exit code."""
+    lines = str(exc).splitlines() or [type(exc).__name__]
+    if json and not _JSON_PRINTED:  # one document: the result or this
+        doc: dict[str, Any] = {"error": str(exc), "exit_code": exc.exit_code}
+        if isinstance(exc, UnavailableError):  # a scheduler retries these
+            doc.update(status="unavailable", retry=True)
+        print_json(doc)
+    err_console.print(f"[bold red]error:[/] {escape(lines[0])}", highlight=False)
+    for line in lines[1:]:
+        err_console.print(f"  {line}", highlight=False, markup=False)
+    raise typer.Exit(exc.exit_code) from None
+
+
+_DAMAGED = ("could not read enough bytes", "corrupt", "checksum", "invalid block")
+
+
+def _damaged_database(exc: Exception, db: Any) -> PricelabError | None:
+    """A DuckDB read failure from a truncated or damaged file, as a StoreError (exit 2)."""
+    from pricelab.errors import StoreError
+
+    text = str(exc)
+    if "duckdb" not in type(exc).__module__ or not any(k in text.lower() for k in _DAMAGED):
+        return None
+    name = f"{db}: " if db is not None else ""
+    return StoreError(
+        f"{name}cannot read the database (truncated or damaged?): {text.splitlines()[0]}"
+    )
+
+
 def _run_holding_output(
-    fn: Callable[..., Any], formats: dict[str, str] | None, *args: Any, **kwargs: Any
+    fn: Callable[..., Any], formats: dict[str, str] | None, hold: bool, *args: Any, **kwargs: Any
 ) -> Any:
     """``fn(*args, **kwargs)``; with ``--output``: checked first, writes committed after it."""
     output = kwargs.get("output")
@@ -120,6 +148,8 @@ def _run_holding_output(
     from pricelab.store.db import held_commits
 
     check_output(output, formats=formats)
+    if not hold:
+        return fn(*args, **kwargs)
     outcome: list[BaseException] = []
     with held_commits():
         try:

@@ -47,7 +47,7 @@ _STYLE = {
 
 
 @pipeline_app.command("run")
-@guarded
+@guarded(hold=False)  # each step is its own run, kept as it finishes (a re-run skips it)
 def run(
     config: ConfigOpt = None,
     engine: Annotated[

@@ -8,6 +8,7 @@ import math
 import numpy as np
 import polars as pl
 
+from pricelab.configfile import MAX_WEEKS
 from pricelab.errors import DataError, UsageError
 from pricelab.experiment import power as pw
 from pricelab.experiment._panel import KEYS, clean_sales, dense_panel, require_columns
@@ -44,10 +45,10 @@ def _check_args(name, unit, weeks, seed, alpha, power, mde) -> None:
         raise UsageError("experiment name must be a non-empty string")
     if unit not in UNITS:
         raise UsageError(f"unit must be one of {', '.join(UNITS)}, got {unit!r}")
-    if isinstance(weeks, bool) or not isinstance(weeks, int) or weeks < 1:
-        raise UsageError(f"weeks must be a whole number >= 1, got {weeks!r}")
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise UsageError(f"seed must be a whole number >= 0, got {seed!r}")
+    if isinstance(weeks, bool) or not isinstance(weeks, int) or not 1 <= weeks <= MAX_WEEKS:
+        raise UsageError(f"weeks must be a whole number from 1 to {MAX_WEEKS}, got {weeks!r}")
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**63:
+        raise UsageError(f"seed must be a whole number from 0 to 2**63 - 1, got {seed!r}")
     if not 0 < alpha < 1:
         raise UsageError(f"alpha must be between 0 and 1, got {alpha}")
     if not 0 < power < 1:

@@ -13,9 +13,9 @@ import os
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from pricelab.configfile import MAX_WEEKS, parse_config, read_config
 from pricelab.configfile import ConfigContext as _Ctx
 from pricelab.configfile import check_keys as _check_keys
-from pricelab.configfile import parse_config, read_config
 from pricelab.storage import display
 
 TOP_KEYS = (
@@ -245,7 +245,9 @@ def _from_dict(d: Any, ctx: _Ctx) -> Constraints:
     obj = d.get("objective", "profit")
     if obj not in ("profit", "revenue"):
         raise ctx.fail(("objective",), f"expected 'profit' or 'revenue', got {obj!r}")
-    horizon = _number(ctx, ("horizon_weeks",), d.get("horizon_weeks", 1), strict_lo=True)
+    horizon = _number(
+        ctx, ("horizon_weeks",), d.get("horizon_weeks", 1), strict_lo=True, hi=MAX_WEEKS + 1
+    )
     s = _parse_settings(ctx, (), d)
     b = s.get("bounds", {})
     rules = Rules(

@@ -12,9 +12,9 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
+from pricelab.configfile import MAX_WEEKS, parse_config, read_config
 from pricelab.configfile import ConfigContext as _Ctx
 from pricelab.configfile import check_keys as _keys
-from pricelab.configfile import parse_config, read_config
 from pricelab.errors import ConfigError
 from pricelab.storage import display
 
@@ -99,8 +99,8 @@ class ScenarioFile:
 
 
 def _weeks(ctx: _Ctx, path: tuple, v: Any) -> int:
-    if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-        raise ctx.fail(path, f"expected a whole number of weeks >= 1, got {v!r}")
+    if isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= MAX_WEEKS:
+        raise ctx.fail(path, f"expected a whole number of weeks from 1 to {MAX_WEEKS}, got {v!r}")
     return int(v)
 
 

@@ -45,6 +45,15 @@ def held_commits() -> Iterator[list[Store]]:
     _finish_held(held, commit=True)
 
 
+def _held_store(path: Path) -> Store | None:
+    """The store of ``path`` whose writes are held, if any."""
+    held = _HELD.get()
+    for store in held or ():
+        if store.path.resolve() == path.resolve():
+            return store
+    return None
+
+
 def _finish_held(held: list[Store], *, commit: bool) -> None:
     for store in held:
         try:
@@ -86,11 +95,14 @@ class Store:
     Use :meth:`open` (or the context manager form ``with Store.open(path) as store``).
     """
 
-    def __init__(self, con: duckdb.DuckDBPyConnection, path: Path, read_only: bool) -> None:
+    def __init__(
+        self, con: duckdb.DuckDBPyConnection, path: Path, read_only: bool, *, shared: bool = False
+    ) -> None:
         self.con = con
         self.path = path
         self.read_only = read_only
         self._held = False  # a transaction held open by held_commits()
+        self._shared = shared  # the connection belongs to a held store
 
     # -- opening -------------------------------------------------------------------------
     @classmethod
@@ -110,6 +122,9 @@ class Store:
             holds the lock, or the database was written by a newer pricelab.
         """
         path = resolve_db_path(db)
+        shared = _held_store(path)
+        if shared is not None:  # later steps of a held command see its uncommitted writes
+            return cls(shared.con, path, read_only, shared=True)
         if not path.parent.exists():
             raise StoreError(f"{path}: folder {path.parent} does not exist; create it first")
         if path.is_dir():
@@ -140,6 +155,12 @@ class Store:
         store = cls(con, path, read_only)
         try:
             store._migrate()
+        except duckdb.Error as exc:  # a truncated or damaged file fails on its first read
+            con.close()
+            first = str(exc).splitlines()[0]
+            raise StoreError(
+                f"{path}: cannot read the database (truncated or damaged?): {first}"
+            ) from exc
         except BaseException:
             con.close()
             raise
@@ -178,7 +199,7 @@ class Store:
 
     def close(self) -> None:
         """Close the connection (the file lock is released; held writes: when they commit)."""
-        if not self._held:
+        if not self._held and not self._shared:
             self.con.close()
 
     def __enter__(self) -> Store:
@@ -209,16 +230,19 @@ class Store:
             self.con.execute("COMMIT").fetchall()
 
     def _held_transaction(self, held: list[Store]) -> Iterator[Store]:
-        if not self._held:
+        owner = next((h for h in held if h.con is self.con), None)
+        if owner is None:
             self.con.execute("BEGIN TRANSACTION").fetchall()
             self._held = True
             held.append(self)
+            owner = self
         try:
             yield self
         except BaseException:
-            self.con.execute("ROLLBACK").fetchall()
-            self._held = False
-            held.remove(self)
+            if owner in held:  # not yet rolled back by a nested failure
+                self.con.execute("ROLLBACK").fetchall()
+                owner._held = False
+                held.remove(owner)
             raise
 
     # -- reading and writing -------------------------------------------------------------

@@ -2,9 +2,20 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import polars as pl
 
+from pricelab.errors import UsageError
 from pricelab.store.db import Store
+
+
+def iso_date(text: str, option: str) -> dt.date:
+    """``text`` as a date (YYYY-MM-DD); anything else is a UsageError naming ``option``."""
+    try:
+        return dt.date.fromisoformat(str(text).strip())
+    except ValueError:
+        raise UsageError(f"{option} {text!r} is not a date; use YYYY-MM-DD") from None
 
 
 def load_sales(store: Store, *, before: str | None = None) -> pl.DataFrame:
@@ -13,8 +24,8 @@ def load_sales(store: Store, *, before: str | None = None) -> pl.DataFrame:
     sql = "SELECT * FROM sales"
     params: list[object] = []
     if before is not None:
-        sql += " WHERE date < CAST(? AS DATE)"
-        params.append(before)
+        sql += " WHERE date < ?"
+        params.append(iso_date(before, "--before"))
     # ingest writes sales in key order and a plain scan keeps it: sort only when needed
     # (an ORDER BY on the whole table took half the load time and a third more memory)
     df = sort_by_key(store.query(sql, params))
