@@ -58,7 +58,7 @@ def write(tmp_path: Path, text: str, name: str = "scenario.yaml") -> Path:
         ),
         (
             GOOD.replace("baseline_weeks: 4", "baseline_weeks: 2.5"),
-            ", line 1: baseline_weeks: expected a whole number of weeks >= 1, got 2.5",
+            ", line 1: baseline_weeks: expected a whole number of weeks from 1 to 520, got 2.5",
         ),
         (
             GOOD.replace("        price: 700\n", ""),

@@ -36,6 +36,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from pricelab.configfile import MAX_WEEKS
 from pricelab.elasticity.results import GATE_FLAGS, has_any_flag
 from pricelab.errors import UsageError
 from pricelab.simulate.backtest import dispersion, interval, poisson_deviance
@@ -83,8 +84,11 @@ class GateConfig:
                 raise UsageError(f"{name.replace('_', '-')} must be a number >= 0, got {v!r}")
         for name in ("horizon_weeks", "cutoffs", "naive_weeks"):
             v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise UsageError(f"{name.replace('_', '-')} must be a whole number >= 1, got {v!r}")
+            if isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= MAX_WEEKS:
+                raise UsageError(
+                    f"{name.replace('_', '-')} must be a whole number from 1 to {MAX_WEEKS}, "
+                    f"got {v!r}"
+                )
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able form."""

@@ -21,6 +21,7 @@ import numpy as np
 import polars as pl
 from scipy import stats
 
+from pricelab.configfile import MAX_WEEKS
 from pricelab.errors import DataError, UsageError
 
 NAIVE = "naive"
@@ -286,8 +287,8 @@ def backtest(
         ("cutoffs", cutoffs),
         ("naive_weeks", naive_weeks),
     ):
-        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-            raise UsageError(f"{name} must be a whole number >= 1, got {v!r}")
+        if isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= MAX_WEEKS:
+            raise UsageError(f"{name} must be a whole number from 1 to {MAX_WEEKS}, got {v!r}")
     if rank_by not in RANK_BY:
         raise UsageError(f"unknown rank_by '{rank_by}'; choose from {', '.join(RANK_BY)}")
     models = list(dict.fromkeys(models))
