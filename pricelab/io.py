@@ -11,17 +11,22 @@ from __future__ import annotations
 import json
 import os
 import re
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import polars as pl
 
 from pricelab.errors import InputFileError, UsageError
+from pricelab.filecheck import (
+    WRITE_FORMATS,
+    as_strings,
+    csv_safe,
+    sniff_text_file,
+    strip_header,
+)
 from pricelab.storage import display, local_copy, local_target, normalize
 
 READ_FORMATS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
-WRITE_FORMATS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet", ".json": "json"}
 
 
 def table_format(path: str | Path, *, writing: bool = False) -> str:
@@ -128,6 +133,7 @@ def read_local_table(
     if p.stat().st_size == 0:
         raise InputFileError(f"{name}: file is empty (expected a header row and data)")
     if fmt == "csv":
+        sniff_text_file(p, name)
         bad = _first_bad_utf8_line(p)
         if bad is not None:
             raise InputFileError(
@@ -144,7 +150,7 @@ def read_local_table(
             raise InputFileError(f"{name}: file is empty (expected a header row and data)") from exc
         except (pl.exceptions.ComputeError, pl.exceptions.PolarsError) as exc:
             raise InputFileError(f"{name}: cannot parse CSV: {str(exc).splitlines()[0]}") from exc
-        df = drop_blank_rows(_strip_header(df, name))
+        df = drop_blank_rows(strip_header(df, name))
     else:
         try:
             df = pl.read_parquet(p)
@@ -152,113 +158,16 @@ def read_local_table(
             raise InputFileError(
                 f"{name}: cannot read Parquet: {str(exc).splitlines()[0]}"
             ) from exc
-        df = _strip_header(df, name)
+        df = strip_header(df, name)
         if all_strings:
-            df = _as_strings(df, name)
+            df = as_strings(df, name)
     if df.height == 0:
         raise InputFileError(f"{name}: has a header but no data rows")
     return df
 
 
-def _strip_header(df: pl.DataFrame, name: str) -> pl.DataFrame:
-    """Column names without surrounding spaces; two that collide (after stripping, or in
-    letter case: the database does not tell ``Category`` from ``category``) are an error."""
-    seen: dict[str, str] = {}
-    for col in df.columns:
-        key = col.strip().lower()
-        if key in seen:
-            raise InputFileError(
-                f"{name}: columns {seen[key]!r} and {col!r} are the same column name "
-                "(names are compared without surrounding spaces and letter case); "
-                "rename or drop one"
-            )
-        seen[key] = col
-    return df.rename({c: c.strip() for c in df.columns})
-
-
-def _as_strings(df: pl.DataFrame, name: str) -> pl.DataFrame:
-    """Every column as text; nested columns and bytes that are not UTF-8 are named errors."""
-    out = []
-    for col, dtype in df.schema.items():
-        if dtype.is_nested() or dtype == pl.Object:
-            raise InputFileError(
-                f"{name}: column {col!r} is a {dtype} column; pricelab reads flat columns "
-                "(text, numbers, dates): flatten or drop it"
-            )
-        try:
-            out.append(df[col].cast(pl.String))
-        except pl.exceptions.PolarsError as exc:
-            row = next(
-                (
-                    i + 1
-                    for i, v in enumerate(df[col].to_list())
-                    if isinstance(v, bytes) and not _utf8(v)
-                ),
-                None,
-            )
-            where = f" (first at row {row})" if row else ""
-            raise InputFileError(
-                f"{name}: column {col!r} holds bytes that are not UTF-8 text{where}"
-            ) from exc
-    return pl.DataFrame(out)
-
-
-def _utf8(b: bytes) -> bool:
-    try:
-        b.decode("utf-8")
-    except UnicodeDecodeError:
-        return False
-    return True
-
-
 def _jsonable(df: pl.DataFrame) -> list[dict[str, Any]]:
     return json.loads(df.write_json())
-
-
-def check_output(
-    path: str | os.PathLike[str], *, formats: dict[str, str] | None = None, option: str = "--output"
-) -> None:
-    """Refuse an output destination before any work is done.
-
-    The extension must be one of ``formats`` (default: CSV, Parquet, JSON); a local path
-    must not be a folder and its folder must exist and take a new file (a probe file is
-    created and removed, so a read-only or full file system is found here, not after the
-    work). A URL is checked for its extension only (the upload reports its own failures).
-
-    Raises
-    ------
-    UsageError
-        The message names the option and the path.
-    """
-    formats = WRITE_FORMATS if formats is None else formats
-    norm = normalize(path)
-    name = display(norm)
-    suffix = Path(name.split("?", 1)[0]).suffix.lower()
-    if suffix not in formats:
-        allowed = ", ".join(sorted(formats))
-        raise UsageError(
-            f"{option} {name}: unknown file extension '{suffix or '(none)'}'; "
-            f"expected one of {allowed}"
-        )
-    if not isinstance(norm, Path):
-        return
-    if norm.is_dir():
-        raise UsageError(f"{option} {name}: is a directory; give a file name")
-    folder = norm.parent
-    if not folder.exists():
-        raise UsageError(f"{option} {name}: folder {folder} does not exist")
-    if not folder.is_dir():
-        raise UsageError(f"{option} {name}: {folder} is not a folder")
-    if norm.exists() and not os.access(norm, os.W_OK):
-        raise UsageError(f"{option} {name}: file is not writable")
-    try:
-        fd, probe = tempfile.mkstemp(prefix=".pricelab-probe-", dir=folder)
-        os.close(fd)
-        os.unlink(probe)
-    except OSError as exc:
-        raise UsageError(
-            f"{option} {name}: cannot write in folder {folder}: {exc.strerror or exc}"
-        ) from exc
 
 
 def write_table(df: pl.DataFrame, path: str | os.PathLike[str]) -> Path | str:
@@ -312,7 +221,7 @@ def _write_local(df: pl.DataFrame, p: Path, fmt: str) -> None:
                 if isinstance(t, pl.List)
             ]
         )
-        flat.write_csv(p)
+        csv_safe(flat).write_csv(p)
     elif fmt == "parquet":
         df.write_parquet(p)
     else:

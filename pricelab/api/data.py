@@ -58,8 +58,9 @@ def ingest(
 
 
 def validate(db: PathLike | None = None) -> QualityReport:
-    """Data-quality report on what is loaded (errors and warnings)."""
-    with Store.open(db, must_exist=True) as store:
+    """Data-quality report on what is loaded (errors and warnings); it only reads, so a
+    read-only database file (or one another reader has open) is fine."""
+    with Store.open(db, must_exist=True, read_only=True) as store:
         store.require_sales()
         return check_loaded(store)
 

@@ -144,7 +144,7 @@ def _run_holding_output(
     output = kwargs.get("output")
     if output is None:
         return fn(*args, **kwargs)
-    from pricelab.io import check_output
+    from pricelab.filecheck import check_output
     from pricelab.store.db import held_commits
 
     check_output(output, formats=formats)

@@ -63,6 +63,37 @@ def _finish_held(held: list[Store], *, commit: bool) -> None:
             store.con.close()
 
 
+#: every connection: never install or load an extension on its own (a SQLite file given as
+#: --db made DuckDB try to download sqlite_scanner); pricelab needs none
+CONNECT_CONFIG = {"autoinstall_known_extensions": False, "autoload_known_extensions": False}
+
+
+def _check_magic(path: Path) -> None:
+    """Refuse a file that is not a DuckDB database before DuckDB reads it (CSV, SQLite...)."""
+    try:
+        with path.open("rb") as fh:
+            head = fh.read(16)
+    except OSError as exc:
+        raise StoreError(f"{path}: cannot read database file: {exc.strerror or exc}") from exc
+    if not head:
+        return  # an empty file: DuckDB creates the database in it
+    if head[8:12] == b"DUCK":
+        return
+    kind = "a file"
+    if head.startswith(b"SQLite format 3"):
+        kind = "a SQLite database"
+    elif head.startswith(b"PAR1"):
+        kind = "a Parquet file"
+    elif head[:2] == b"\x1f\x8b":
+        kind = "a gzip file"
+    elif all(32 <= b < 127 or b in (9, 10, 13) for b in head):
+        kind = "a text file (CSV?)"
+    raise StoreError(
+        f"{path}: is {kind}, not a DuckDB database; --db names the pricelab database "
+        "(input files go to 'pricelab ingest --sales FILE')"
+    )
+
+
 def resolve_db_path(db: str | os.PathLike[str] | None) -> Path:
     """``--db`` if given, else ``$PRICELAB_DB``, else ``./pricelab.duckdb``."""
     if db is None or str(db) == "":
@@ -136,8 +167,10 @@ class Store:
             )
         if read_only and not exists:
             read_only = False  # nothing to protect; we create an empty one
+        if exists:
+            _check_magic(path)
         try:
-            con = duckdb.connect(str(path), read_only=read_only)
+            con = duckdb.connect(str(path), read_only=read_only, config=dict(CONNECT_CONFIG))
         except duckdb.IOException as exc:
             msg = str(exc)
             if "lock" in msg.lower():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import signal
 from collections.abc import Mapping
 from contextlib import ExitStack
@@ -14,14 +15,16 @@ from typing import Any
 import polars as pl
 
 from pricelab.errors import DataError
+from pricelab.filecheck import sniff_text_file
 from pricelab.io import drop_blank_rows, read_local_table, table_format
 from pricelab.quality.checks import QualityReport
 from pricelab.quality.frames import KEYS, OPTIONAL, REQUIRED, validate_frame
 from pricelab.quality.tables import check_loaded
 from pricelab.storage import display, is_url, local_copy
-from pricelab.store.db import Store, _ident
+from pricelab.store.db import _IDENT, Store, _ident
 from pricelab.store.runs import start_run
 
+_IDENT_FIX = re.compile(r"[^A-Za-z0-9_]+")
 KINDS = ("sales", "items", "costs", "markets", "inventory")
 
 
@@ -123,7 +126,10 @@ def _read_validated(kind: str, path: Path, name: str) -> tuple[pl.DataFrame, Qua
     messages always come from the exact text of the cells."""
     offset = 1 if table_format(name) == "csv" else None
     if kind == "sales" and offset is not None:
-        fast = _typed_sales_csv(path) if path.exists() and path.stat().st_size else None
+        ok = path.exists() and path.is_file() and path.stat().st_size > 0
+        if ok:
+            sniff_text_file(path, name)  # gzip/UTF-16 refused here too (polars would read gzip)
+        fast = _typed_sales_csv(path) if ok else None
         if fast is not None and fast.height:
             typed, rep = validate_frame(kind, fast, name, line_offset=offset)
             if rep.ok:
@@ -162,8 +168,11 @@ def _delete_keys(store: Store, kind: str, keys_df: pl.DataFrame) -> int:
     return before - store.count(kind)
 
 
-def _conform(store: Store, kind: str, frame: pl.DataFrame) -> pl.DataFrame:
-    """Add further attribute columns (items) to the table; order columns like the table."""
+def _conform(store: Store, kind: str, frame: pl.DataFrame, name: str) -> pl.DataFrame:
+    """Add further attribute columns (items) to the table; order columns like the table.
+
+    ``name`` is the file, for messages: an attribute column needs a plain name.
+    """
     cols = store.query(f"SELECT * FROM {_ident(kind)} LIMIT 0").columns
     # the database does not tell 'Colour' from 'colour': use the stored spelling
     stored = {c.lower(): c for c in cols}
@@ -171,6 +180,13 @@ def _conform(store: Store, kind: str, frame: pl.DataFrame) -> pl.DataFrame:
         {c: stored[c.lower()] for c in frame.columns if c.lower() in stored and c not in cols}
     )
     if kind == "items":
+        bad = [c for c in frame.columns if c not in cols and not _IDENT.match(c)]
+        if bad:
+            raise DataError(
+                f"{name}: column name {bad[0]!r} cannot be an items attribute: use letters, "
+                "digits and underscores, starting with a letter (e.g. "
+                f"{_IDENT_FIX.sub('_', bad[0]).strip('_') or 'attribute'!r})"
+            )
         for extra in [c for c in frame.columns if c not in cols]:
             store.execute(f"ALTER TABLE items ADD COLUMN {_ident(extra)} VARCHAR")
             cols.append(extra)
@@ -250,7 +266,7 @@ def _ingest(
         for kind in KINDS:
             if kind not in frames:
                 continue
-            frame = _conform(store, kind, frames[kind])
+            frame = _conform(store, kind, frames[kind], names[kind])
             existing = _existing_keys(store, kind, frame)
             if existing.height:
                 if not replace:
