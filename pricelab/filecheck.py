@@ -161,3 +161,24 @@ def csv_safe(df: pl.DataFrame) -> pl.DataFrame:
         starts = pl.any_horizontal([c.str.starts_with(ch) for ch in FORMULA_START])
         out.append(pl.when(starts).then(pl.lit("'") + c).otherwise(c).alias(col))
     return df.with_columns(out) if out else df
+
+
+def csv_row_lines(p: Path) -> list[int] | None:
+    """The file line where each data row starts, when a quoted cell spans lines (else None:
+    then row N is on line N + 1). Blank lines are not rows."""
+    import csv
+
+    starts: list[int] = []
+    spans = False
+    with p.open(newline="", encoding="utf-8-sig", errors="replace") as fh:
+        reader = csv.reader(fh)
+        prev = 0
+        try:
+            for rec in reader:
+                start, prev = prev + 1, reader.line_num
+                spans = spans or prev > start
+                if any(cell.strip() for cell in rec):
+                    starts.append(start)
+        except csv.Error:
+            return None
+    return starts[1:] if spans else None

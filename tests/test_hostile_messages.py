@@ -122,3 +122,18 @@ def test_formulas_escaped_in_csv_output(cli: Callable[..., CliResult], tmp_path:
     pq = tmp_path / "e.parquet"
     assert cli("estimate", "--db", db, "--model", "ols", "--output", pq).exit_code == 0
     assert evil in pl.read_parquet(pq)["item_id"].to_list()
+
+
+def test_line_numbers_after_quoted_newlines(
+    cli: Callable[..., CliResult], loaded_db: Path, tmp_path: Path
+) -> None:
+    """Each quoted id spans two lines, so row 11 starts on line 22 (was: 'line 12')."""
+    rows = ["item_id,market,date,price,quantity"]
+    rows += [f'"A{i}\nsecond line",US,2024-01-{i + 1:02d},10,1' for i in range(10)]
+    rows.append("B,US,2024-02-05,x,1")
+    f = tmp_path / "ql.csv"
+    f.write_text("\n".join(rows) + "\n")
+    res = cli("ingest", "--db", loaded_db, "--sales", f)
+    assert res.exit_code == 2
+    assert "row 11 (line 22) value 'x'" in res.stderr
+    assert f.read_text().splitlines()[21] == "B,US,2024-02-05,x,1"

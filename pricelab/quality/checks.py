@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -109,18 +110,24 @@ def row_examples(
     mask: pl.Series,
     column: str | None,
     *,
-    line_offset: int | None,
+    line_offset: int | Sequence[int] | None,
     limit: int = 3,
 ) -> tuple[int, tuple[str, ...]]:
-    """Count rows where ``mask`` holds and describe the first few (row, file line, value)."""
+    """Count rows where ``mask`` holds and describe the first few (row, file line, value).
+
+    ``line_offset``: the file line of row 1 minus 1, or the file line of every row (a CSV
+    whose quoted cells span lines).
+    """
     idx = df.with_row_index("__row").filter(mask)
     n = idx.height
     out = []
     for rec in idx.head(limit).iter_rows(named=True):
         row = rec["__row"] + 1
         desc = f"row {row}"
-        if line_offset is not None:
+        if isinstance(line_offset, int):
             desc += f" (line {row + line_offset})"
+        elif line_offset is not None and row <= len(line_offset):  # quoted cells span lines
+            desc += f" (line {line_offset[row - 1]})"
         if column is not None and column in rec:
             desc += f" value {rec[column]!r}"
         out.append(desc)

@@ -7,6 +7,7 @@ breaking the parser. The typed, cleaned frame comes back with the report.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 
 import polars as pl
 
@@ -45,7 +46,9 @@ MIN_DATE, MAX_DATE = dt.date(1900, 1, 1), dt.date(2200, 12, 31)
 
 
 class _Checker:
-    def __init__(self, kind: str, df: pl.DataFrame, source: str, line_offset: int | None):
+    def __init__(
+        self, kind: str, df: pl.DataFrame, source: str, line_offset: int | Sequence[int] | None
+    ):
         self.kind, self.df, self.source, self.offset = kind, df, source, line_offset
         self.report = QualityReport()
         self.out: dict[str, pl.Series] = {}
@@ -168,7 +171,7 @@ def _unused_columns(kind: str, df: pl.DataFrame, source: str, report: QualityRep
 
 
 def validate_frame(
-    kind: str, df: pl.DataFrame, source: str, *, line_offset: int | None = 1
+    kind: str, df: pl.DataFrame, source: str, *, line_offset: int | Sequence[int] | None = 1
 ) -> tuple[pl.DataFrame, QualityReport]:
     """Check one input table given as text columns; return the typed frame and findings.
 

@@ -15,7 +15,7 @@ from typing import Any
 import polars as pl
 
 from pricelab.errors import DataError
-from pricelab.filecheck import sniff_text_file
+from pricelab.filecheck import csv_row_lines, sniff_text_file
 from pricelab.io import drop_blank_rows, read_local_table, table_format
 from pricelab.quality.checks import QualityReport
 from pricelab.quality.frames import KEYS, OPTIONAL, REQUIRED, validate_frame
@@ -135,7 +135,12 @@ def _read_validated(kind: str, path: Path, name: str) -> tuple[pl.DataFrame, Qua
             if rep.ok:
                 return typed, rep
     df = read_local_table(path, all_strings=True, name=name)
-    return validate_frame(kind, df, name, line_offset=offset)
+    typed, rep = validate_frame(kind, df, name, line_offset=offset)
+    if not rep.ok and offset is not None:  # name the right lines when quoted cells span lines
+        lines = csv_row_lines(path)
+        if lines is not None and len(lines) == df.height:
+            typed, rep = validate_frame(kind, df, name, line_offset=lines)
+    return typed, rep
 
 
 def _existing_keys(store: Store, kind: str, frame: pl.DataFrame) -> pl.DataFrame:
