@@ -17,7 +17,7 @@ from yaml.constructor import SafeConstructor
 from pricelab.errors import ConfigError
 
 #: largest config file read (bytes of text)
-MAX_BYTES = 1 << 20
+MAX_BYTES = 128 << 10
 #: deepest nesting of mappings and lists
 MAX_DEPTH = 64
 #: most nodes the document may hold once every alias is expanded
@@ -46,6 +46,14 @@ class _BoundedLoader(yaml.SafeLoader):
             self.depth -= 1
 
 
+def _loader(text: str, source: str) -> Any:
+    """libyaml's safe loader when installed (about 10x faster; its own nesting limit keeps
+    its recursion shallow, :func:`_check_tree` applies ours), else the bounded pure one."""
+    if getattr(yaml, "__with_libyaml__", False):
+        return yaml.CSafeLoader(text)
+    return _BoundedLoader(text, source)
+
+
 def key_of(node: yaml.Node) -> Any:
     """A mapping key as the parsed data holds it (``on`` -> True, ``2`` -> 2, ``a`` -> 'a')."""
     if node.tag == "tag:yaml.org,2002:str":
@@ -59,7 +67,8 @@ def key_of(node: yaml.Node) -> Any:
 
 
 def _check_tree(root: yaml.Node, source: str) -> None:
-    """Refuse duplicate keys and alias expansion beyond :data:`MAX_NODES` (no recursion)."""
+    """Refuse nesting deeper than :data:`MAX_DEPTH`, duplicate keys and alias expansion
+    beyond :data:`MAX_NODES` (iterative: no recursion, whatever the depth)."""
     sizes: dict[int, int] = {}
     stack: list[tuple[yaml.Node, bool]] = [(root, False)]
     open_: set[int] = set()
@@ -88,11 +97,20 @@ def _check_tree(root: yaml.Node, source: str) -> None:
                 f"{source}, line {node.start_mark.line + 1}: an alias refers to itself "
                 "(recursive anchor)"
             )
+        if len(open_) >= MAX_DEPTH and children:
+            raise ConfigError(
+                f"{source}, line {node.start_mark.line + 1}: nested deeper than {MAX_DEPTH} "
+                "levels; a pricelab config is a few levels deep"
+            )
         open_.add(nid)
         if isinstance(node, yaml.MappingNode):
             _check_duplicates(node, source)
         stack.append((node, True))
-        stack.extend((c, False) for c in children if id(c) not in sizes)
+        for c in children:
+            if isinstance(c, yaml.ScalarNode):
+                sizes[id(c)] = 1  # a leaf: no need to visit it
+            elif id(c) not in sizes:
+                stack.append((c, False))
 
 
 def _check_duplicates(node: yaml.MappingNode, source: str) -> None:
@@ -126,7 +144,8 @@ def compose(text: str, source: str) -> yaml.Node | None:
             f"{source}: {len(text):,} characters is too large for a config file "
             f"(limit {MAX_BYTES:,})"
         )
-    loader = _BoundedLoader(text, source)
+    _flow_depth(text, source)
+    loader = _loader(text, source)
     try:
         node = loader.get_single_node()
     except yaml.YAMLError as exc:
@@ -138,6 +157,25 @@ def compose(text: str, source: str) -> yaml.Node | None:
     if node is not None:
         _check_tree(node, source)
     return node
+
+
+def _flow_depth(text: str, source: str) -> None:
+    """Refuse ``[[[[...`` nesting before PyYAML's scanner (quadratic in flow depth) sees it.
+
+    Brackets inside quoted strings count too: a real config never nests 64 of them.
+    """
+    depth = 0
+    for i, ch in enumerate(text):
+        if ch in "[{":
+            depth += 1
+            if depth > MAX_DEPTH:
+                line = text.count("\n", 0, i) + 1
+                raise ConfigError(
+                    f"{source}, line {line}: nested deeper than {MAX_DEPTH} levels; "
+                    "a pricelab config is a few levels deep"
+                )
+        elif ch in "]}" and depth:
+            depth -= 1
 
 
 def load(text: str, source: str) -> tuple[Any, yaml.Node | None]:
@@ -154,7 +192,7 @@ def load(text: str, source: str) -> tuple[Any, yaml.Node | None]:
     node = compose(text, source)
     if node is None:
         return None, None
-    loader = _BoundedLoader("", source)
+    loader = _loader("", source)
     try:
         data = loader.construct_document(node)
     except yaml.YAMLError as exc:

@@ -63,7 +63,7 @@ def test_size_limit_before_reading(tmp_path: Path, cli: Callable[..., CliResult]
     res = cli("optimize", "--db", tmp_path / "x.duckdb", "--constraints", big)
     assert res.exit_code == 2, res.stderr
     assert "too large" in res.stderr and "big.yaml" in res.stderr
-    assert time.perf_counter() - t0 < 5
+    assert time.perf_counter() - t0 < 30  # command start-up on a busy machine; was minutes
     with pytest.raises(ConfigError, match="too large"):
         yamlsafe.load("x: " + "y" * (yamlsafe.MAX_BYTES + 1), "t.yaml")
 
