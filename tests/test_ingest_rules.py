@@ -218,7 +218,7 @@ def test_not_a_duckdb_file(cli, small_files, tmp_path: Path) -> None:
     db = tmp_path / "notes.duckdb"
     db.write_text("just some text, not a database\n" * 50)
     err = _one_error(cli, db, ["--sales", small_files["sales"]])
-    assert err == f"error: {db}: is not a DuckDB database file\n"
+    assert err.startswith(f"error: {db}: is a text file (CSV?), not a DuckDB database;")
     assert db.read_text().startswith("just some text")
 
 

@@ -35,6 +35,9 @@ DISPLAY_FLAGS: tuple[str, ...] = (
 )
 #: Promotion gate: estimates a candidate run should not get worse on than production
 #: (:mod:`pricelab.registry.gate`, and the ``share_flagged`` MLflow metric).
+#: elasticities beyond this magnitude are absurd (weak instruments, separated fits): the
+#: report lists them and does not draw them
+ABSURD_ELASTICITY = 50.0
 GATE_FLAGS: tuple[str, ...] = ("positive", "no_price_variation", "weak_instrument")
 #: Monitor fit check: groups whose data or fit failed (``pricelab monitor``'s default
 #: ``fit.flags``).

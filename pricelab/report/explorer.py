@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from pricelab.elasticity.results import ABSURD_ELASTICITY
 from pricelab.report.html import esc
 
 #: rows embedded with their curves (the table beyond this says how many were left out)
@@ -53,15 +54,21 @@ def _curve(r: dict[str, Any]) -> dict[str, list[float]] | None:
     c = _num(r.get("unit_cost"))
     if p0 is None or p1 is None or q0 is None or e is None or p0 <= 0 or p1 <= 0:
         return None
+    if abs(e) > ABSURD_ELASTICITY:  # absurd: listed by the elasticities section, not drawn
+        return None
     from pricelab.demand.curves import ConstantElasticity
 
     p = np.linspace(0.6 * min(p0, p1), 1.4 * max(p0, p1), CURVE_POINTS)
     out: dict[str, list[float]] = {"p": [round(float(v), 4) for v in p]}
-    out["q"] = [round(float(v), 4) for v in ConstantElasticity(p0, q0, e).quantity(p)]
+    with np.errstate(all="ignore"):
+        q = ConstantElasticity(p0, q0, e).quantity(p)
+    if not np.isfinite(q).all():
+        return None
+    out["q"] = [round(float(v), 4) for v in q]
     if c is not None:
         out["profit"] = [round((float(pi) - c) * qi, 2) for pi, qi in zip(p, out["q"], strict=True)]
     lo, hi = _num(r.get("ci_low")), _num(r.get("ci_high"))
-    if lo is not None and hi is not None:
+    if lo is not None and hi is not None and max(abs(lo), abs(hi)) <= ABSURD_ELASTICITY:
         qa = ConstantElasticity(p0, q0, lo).quantity(p)
         qb = ConstantElasticity(p0, q0, hi).quantity(p)
         out["q_lo"] = [round(float(v), 4) for v in np.minimum(qa, qb)]

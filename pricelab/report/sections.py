@@ -10,7 +10,7 @@ from typing import Any, cast
 
 import polars as pl
 
-from pricelab.elasticity.results import DISPLAY_FLAGS, has_any_flag
+from pricelab.elasticity.results import ABSURD_ELASTICITY, DISPLAY_FLAGS, has_any_flag
 from pricelab.optimize.plan import Plan
 from pricelab.report import plots
 from pricelab.report.data import ReportData
@@ -119,11 +119,6 @@ def quality(d: ReportData) -> Section:
             )
         )
     return "quality", "Data quality", "".join(parts), True
-
-
-#: elasticities beyond this magnitude are reported as absurd and not drawn (weak
-#: instruments, separated fits): the plots would span ±1e4 and hide every real estimate
-ABSURD_ELASTICITY = 50.0
 
 
 def _plausible(df: pl.DataFrame) -> pl.Expr:
