@@ -77,9 +77,11 @@ def estimate(
 
     from pricelab.elasticity import MODELS
     from pricelab.errors import UsageError
-    from pricelab.store.loaders import load_items
+    from pricelab.store.loaders import iso_date, load_items
     from pricelab.tracking import resolve_mlflow
 
+    if before is not None:  # every engine and route gets an ISO date, or exit 2 here
+        before = iso_date(before, "--before").isoformat()
     if cross is not None and model != "cross":
         raise UsageError("--cross is an option of --model cross")
     if model == "cross":
