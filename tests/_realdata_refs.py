@@ -176,15 +176,14 @@ def poisson_glm(
 def pooled_variances(fits: dict[str, dict[str, float]]) -> tuple[np.ndarray, np.ndarray]:
     """Slopes and the sampling variances pricelab.elasticity.hierarchical documents.
 
-    The model-based variance times the level's median ratio of robust (HC1) to model
-    variance when that exceeds 1; ``fits`` are one level's :func:`poisson_glm` results
-    (sorted by key).
+    Each group's own robust (here HC1) variance, floored at its model-based variance;
+    ``fits`` are one level's :func:`poisson_glm` results (sorted by key).
     """
     rows = [fits[k] for k in sorted(fits)]
     e = np.array([r["e"] for r in rows])
     model = np.array([r["model"] for r in rows])
     hc1 = np.array([r["hc0"] * r["n"] / (r["n"] - r["p"]) for r in rows])
-    return e, model * max(1.0, float(np.median(hc1 / model)))
+    return e, np.maximum(hc1, model)
 
 
 def iv2sls(
@@ -240,3 +239,43 @@ def posterior_by_quadrature(
     second = total[1 + n : 1 + 2 * n] / total[0]
     weight = total[1 + 2 * n :] / total[0]
     return mean, np.sqrt(second - mean**2), weight
+
+
+# -- the split-half calibration datasets (pricelab.elasticity.calibration) ---------------
+def oj_stores() -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Dominick's orange juice, brand × store × week, as examples/oj_to_contract.py writes it
+    (price per pack, promo = feature ad); items: one category, the brand name as brand."""
+    raw = pl.read_csv(need("dominicks_oj", "oj_long.csv"))
+    sales = raw.select(
+        pl.col("brand_name").alias("item_id"),
+        pl.format("S{}", pl.col("store").cast(pl.String).str.zfill(3)).alias("market"),
+        (pl.lit(dt.date(1989, 9, 11)) + pl.duration(weeks=pl.col("week") - 1)).alias("date"),
+        pl.col("price_per_pack").alias("price"),
+        pl.col("units").cast(pl.Int64).alias("quantity"),
+        (pl.col("feat") > 0).cast(pl.Int8).alias("promo"),
+        pl.col("deal").cast(pl.Int8),
+    )
+    items = (
+        sales.select("item_id")
+        .unique()
+        .sort("item_id")
+        .with_columns(category=pl.lit("orange juice"), brand=pl.col("item_id"))
+    )
+    return sales, items
+
+
+def calibration_sets() -> dict[str, tuple[pl.DataFrame, pl.DataFrame | None]]:
+    """``name -> (sales, items)``: orange juice (913 brand × store groups), avocados (45
+    regions; units rounded to integers) and tuna (7 brands; promo = any sale activity)."""
+    hass_sales = hass().select(
+        "item_id", "market", "date", "price", pl.col("quantity").round().cast(pl.Int64)
+    )
+    tuna_sales = tuna().select(
+        pl.col("brand_name").alias("item_id"),
+        "market",
+        "date",
+        "price",
+        pl.col("quantity").cast(pl.Int64),
+        promo=(pl.col("nsale") > 0).cast(pl.Int8),
+    )
+    return {"oj": oj_stores(), "avocado": (hass_sales, None), "tuna": (tuna_sales, None)}

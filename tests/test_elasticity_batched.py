@@ -64,7 +64,7 @@ def assert_frames_close(ref: pl.DataFrame, got: pl.DataFrame, tol: float = 1e-8)
 @pytest.mark.parametrize("tau", ["level", "common"])
 def test_hierarchical_in_two_stages_equals_estimate(panel, tau: str) -> None:
     sales, parts = panel
-    spec = {"by": BY, "controls": "default", "se": "HC1", "min_obs": 8, "tau": tau}
+    spec = {"by": BY, "controls": "default", "se": "cluster", "min_obs": 8, "tau": tau}
     ref = estimate(sales, model="hierarchical", by=BY, tau=tau)
     origin = sales["date"].min()
     stats = pl.concat([group_stats(p, spec, origin=origin) for p in parts])

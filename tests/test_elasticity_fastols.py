@@ -69,7 +69,7 @@ def test_same_numbers_as_padded_path(awkward, se, shuffle):
 
 def test_matches_statsmodels_with_fourier2_and_custom_control(awkward):
     sales = awkward.with_columns(z=pl.col("unit_cost").log())
-    res = estimate(sales, model="ols", controls=["promo", "fourier2", "trend", "z"])
+    res = estimate(sales, model="ols", se="HC1", controls=["promo", "fourier2", "trend", "z"])
     d = D.build(sales, KEYS, ["promo", "fourier2", "trend", "z"])
     e, s = res.elasticities["elasticity"].to_numpy(), res.elasticities["std_error"].to_numpy()
     checked = 0
@@ -89,13 +89,13 @@ def test_matches_statsmodels_with_fourier2_and_custom_control(awkward):
 
 
 def test_pooled_and_other_groupings(awkward):
-    pooled = estimate(awkward, model="ols", by=None, controls=["promo"])
+    pooled = estimate(awkward, model="ols", by=None, controls=["promo"], se="HC1")
     pos = awkward.filter(pl.col("quantity") > 0)
     X = np.c_[np.ones(pos.height), np.log(pos["price"].to_numpy()), pos["promo"].to_numpy()]
     r = sm.OLS(np.log(pos["quantity"].to_numpy()), X).fit(cov_type="HC1")
     assert pooled.elasticities["elasticity"][0] == pytest.approx(r.params[1], rel=1e-9)
     assert pooled.elasticities["std_error"][0] == pytest.approx(r.bse[1], rel=1e-9)
-    by_market = estimate(awkward, model="ols", by="market")
+    by_market = estimate(awkward, model="ols", by="market", se="HC1")
     assert by_market.elasticities["market"].to_list() == ["GB", "US"]
 
 

@@ -143,8 +143,10 @@ def test_groups_without_estimate_get_the_level_predictive():
     assert "no_price_variation" in row["flags"] and "shrunk" in row["flags"]
     others = res.elasticities.filter(pl.col("item_id") != "I000000")
     assert np.isfinite(row["elasticity"])
-    # the predictive sd includes tau: wider than any group that has its own data
-    assert row["std_error"] > others["std_error"].median()
+    # the predictive sd includes tau: wider than most groups that have their own data (with
+    # each group's own robust variance, groups far from the level mean have posterior sds
+    # of the same size: their shrinkage is uncertain over tau)
+    assert row["std_error"] > others["std_error"].quantile(0.25)
 
 
 def test_shrink_accepts_a_design_or_group_rows():

@@ -60,7 +60,7 @@ def _check(res, d, rows, fit, tol=1e-6):
 
 def test_ols_hc1_matches_statsmodels(panel):
     sales, _, _ = panel
-    res = estimate(sales, model="ols")
+    res = estimate(sales, model="ols", se="HC1")
     d, rows = _groups(sales)
 
     def fit(X, q):

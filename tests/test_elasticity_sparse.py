@@ -55,7 +55,7 @@ def sparse():
 
 def test_rules_match_statsmodels_on_the_columns_they_keep(sparse):
     sales, _, _ = sparse
-    res = estimate(sales, model="poisson")
+    res = estimate(sales, model="poisson", se="HC1")
     d = build(sales, KEYS, resolve_controls("default"))
     e, s = res.elasticities["elasticity"].to_numpy(), res.elasticities["std_error"].to_numpy()
     flags = res.elasticities["flags"].to_list()

@@ -160,7 +160,7 @@ def avocado() -> pl.DataFrame:
 
 @pytest.mark.parametrize("controls", [None, "default"])
 def test_hass_ols_per_region_is_statsmodels_ols(avocado, controls):
-    res = estimate(avocado, model="ols", controls=controls)
+    res = estimate(avocado, model="ols", controls=controls, se="HC1")
     first = avocado["date"].min()
 
     def fit(g):
@@ -217,7 +217,7 @@ def _cheese_x(g: pl.DataFrame) -> np.ndarray:
 
 
 def test_cheese_ols_per_retailer_is_statsmodels_ols(borden):
-    res = estimate(borden, model="ols", controls=["DISP"])
+    res = estimate(borden, model="ols", controls=["DISP"], se="HC1")
 
     def fit(g):
         f = sm.OLS(np.log(g["quantity"].to_numpy()), _cheese_x(g)).fit(cov_type="HC1")
@@ -248,7 +248,7 @@ def test_cheese_poisson_per_retailer_is_statsmodels_glm(borden, cheese_glm):
 
 def test_cheese_hierarchical_is_the_normal_posterior_by_quadrature(borden, cheese_glm):
     """Posterior of the per-retailer Poisson slopes (one level: market 'US') by quadrature."""
-    res = estimate(borden, model="hierarchical", controls=["DISP"])
+    res = estimate(borden, model="hierarchical", controls=["DISP"], se="HC1")
     keys = sorted(cheese_glm)
     e, v = R.pooled_variances(cheese_glm)
     assert np.median(v / [cheese_glm[k]["model"] for k in keys]) > 50  # overdispersed
@@ -269,7 +269,7 @@ def test_cheese_hierarchical_three_retailer_level_is_the_bounded_flat_prior_post
     [0, 5 max(sd(e), sqrt(mean v))] (to infinity the posterior mean of tau^2 diverges)."""
     # pool by city: South Carolina has 3 retailers, so its level is fitted on those 3 alone
     by_city = borden.with_columns(market=pl.col("city"))
-    res = estimate(by_city, model="hierarchical", controls=None)
+    res = estimate(by_city, model="hierarchical", controls=None, se="HC1")
     level = by_city.filter(pl.col("city") == "SOUTH CAROLINA")
     fits = R.poisson_glm(level, "item_id", lambda g: R.with_const(np.log(g["price"].to_numpy())))
     e, v = R.pooled_variances(fits)

@@ -18,7 +18,7 @@ task or in a test.
   again: :func:`fits_table` (the shrunk table, to ship to every partition),
   :func:`refit_groups` per partition and :func:`with_params` to put the refitted
   coefficients back (:mod:`pricelab.elasticity.refit`).
-* :func:`normalize_by`, :func:`resolve_controls` and :data:`REQUIRED_COLUMNS` let an
+* :func:`normalize_by`, :func:`resolve_controls`, :func:`resolve_se` and :data:`REQUIRED_COLUMNS` let an
   engine check its own input the way :func:`~pricelab.elasticity.estimate` does.
 """
 
@@ -31,7 +31,7 @@ import numpy as np
 import polars as pl
 
 from . import design as D
-from .design import normalize_by, resolve_controls
+from .design import normalize_by, resolve_controls, resolve_se
 from .groupfit import fit_poisson
 from .hierarchical import OWN, shrink
 from .model import _wrap, fit_partition
@@ -324,6 +324,7 @@ __all__ = [
     "normalize_by",
     "refit_groups",
     "resolve_controls",
+    "resolve_se",
     "shrink_groups",
     "with_params",
     "wrap_results",

@@ -135,6 +135,9 @@ class Runs:
         self.names = ["intercept", "log_price", *[s[0] for s in self.srcs]]
         self.price = self.df["price"].cast(pl.Float64).to_numpy()
         self.qty = self.df["quantity"].cast(pl.Float64).to_numpy()
+        self.week: np.ndarray | None = None
+        if "date" in self.df.columns:
+            self.week = self.df["date"].to_physical().to_numpy() // 7
 
     @property
     def n_groups(self) -> int:
@@ -151,7 +154,7 @@ class Runs:
 
     def run(
         self,
-        fit: Callable[[np.ndarray, np.ndarray, np.ndarray], None],
+        fit: Callable[[np.ndarray, Rows, np.ndarray, np.ndarray], None],
         max_cells: float,
         progress: Progress | None = None,
         workers: int | None = None,
@@ -168,7 +171,7 @@ class Runs:
             pending: set[Future[int]] = set()
 
             def task(gs: np.ndarray, rows: Rows, width: int) -> int:
-                fit(gs, *self.block(gs, rows, width))
+                fit(gs, rows, *self.block(gs, rows, width))
                 return int(gs.size)
 
             def drain(when: str) -> None:
@@ -235,10 +238,11 @@ def fit_ols_runs(
     G, counts = runs.n_groups, runs.counts
     out = empty_out(G, len(runs.names))
 
-    def fit(gs: np.ndarray, X: np.ndarray, q: np.ndarray) -> None:
+    def fit(gs: np.ndarray, rows: Rows, X: np.ndarray, q: np.ndarray) -> None:
         w = q > 0
         y = np.log(np.where(w, q, 1.0))
-        r = ols_block(X, y, w.astype(np.float64), se=se, min_obs=min_obs, lags=hac_lags)
+        week = None if runs.week is None else runs.week[rows].reshape(q.shape)
+        r = ols_block(X, y, w.astype(np.float64), se=se, min_obs=min_obs, lags=hac_lags, week=week)
         n, fitted = r["n"], r["fitted"]
         price_ok = r["keep"][:, 0]
         good = fitted & price_ok & r["ok"]
@@ -285,7 +289,7 @@ def fit_poisson_runs(
     out = empty_out(G, len(runs.names))
     out["mean_quantity"] = np.zeros(G)
 
-    def fit(gs: np.ndarray, X: np.ndarray, q: np.ndarray) -> None:
+    def fit(gs: np.ndarray, rows: Rows, X: np.ndarray, q: np.ndarray) -> None:
         r = poisson_block(
             X,
             q,
@@ -295,6 +299,7 @@ def fit_poisson_runs(
             maxiter=maxiter,
             names=runs.names[1:],
             events_per_param=events_per_param,
+            week=None if runs.week is None else runs.week[rows].reshape(q.shape),
         )
         fitted, keep = r["fitted"], r["keep"]
         price_ok = keep[:, 0]

@@ -161,9 +161,12 @@ def fit_poisson(
     G, k = d.n_groups, d.X.shape[1]
     out = empty_out(G, k)
     ones = np.ones(d.q.shape[0])
+    has_date = "date" in d.frame.columns
+    weeks = d.frame["date"].to_physical().to_numpy() // 7 if has_date else None
     for ch in chunks(d.codes, G, k, max_cells):
         g = ch.groups
         valid = ch.pad(ones)
+        week = None if weeks is None else ch.pad(weeks).astype(np.int64)
         Xp = ch.pad(d.X)
         y = ch.pad(d.q)
         out["n_zero"][g] = ((y == 0) & (valid > 0)).sum(axis=1)
@@ -174,7 +177,7 @@ def fit_poisson(
         Xc, m = center(Xp, valid)
         valid_fit = valid * fitted[:, None]
         keep, r, cov, model_cov = _poisson_fit(
-            Xc, y, valid_fit, fitted, d.names, events_per_param, se, maxiter
+            Xc, y, valid_fit, fitted, d.names, events_per_param, se, maxiter, week
         )
         sep = fitted & keep[:, 1] & separated(y, r["mu"], valid_fit)
         good = np.zeros(g.size, dtype=bool)
@@ -182,7 +185,15 @@ def fit_poisson(
             i = np.flatnonzero(sep)
             vf = valid_fit[i] * ~collapsed(y[i], r["mu"][i], valid_fit[i])
             k2, r2, c2, m2 = _poisson_fit(
-                Xc[i], y[i], vf, fitted[i], d.names, events_per_param, se, maxiter
+                Xc[i],
+                y[i],
+                vf,
+                fitted[i],
+                d.names,
+                events_per_param,
+                se,
+                maxiter,
+                None if week is None else week[i],
             )
             ok2 = rescued(
                 d.names,
@@ -219,6 +230,7 @@ def _poisson_fit(
     events_per_param: float,
     se: str,
     maxiter: int,
+    week: np.ndarray | None = None,
 ) -> tuple[np.ndarray, dict[str, np.ndarray], np.ndarray, np.ndarray]:
     """Columns (:mod:`.sparse` rules), IRLS and covariances on rows weighted ``vf``."""
     A = K.gram(Xc, vf)
@@ -231,7 +243,7 @@ def _poisson_fit(
     keep[~fitted] = False
     keep[~fitted, 0] = True
     r = K.poisson_irls(Xc, y, vf, keep, maxiter=maxiter)
-    cov, model_cov = K.poisson_cov(Xc, y, r["mu"], vf, keep, se=se)
+    cov, model_cov = K.poisson_cov(Xc, y, r["mu"], vf, keep, se=se, week=week)
     return keep, r, cov, model_cov
 
 

@@ -30,9 +30,14 @@ sparse data and ~50 groups per level) every group is pulled onto the level mean 
 far too small variance. Averaging over ``tau`` is the exact form of the Morris correction
 (the level-mean term ``(1 - B)² / sum w`` is the other half of it).
 
-``v_j`` is the model-based (Fisher) variance scaled by the level's median ratio of
-robust to model variance when that exceeds 1 (overdispersion), which is more stable
-than each group's own sandwich on sparse data. A group without a usable estimate
+``v_j`` is the group's own robust variance (by default leverage-corrected and clustered
+by 13-week blocks, ``se="cluster"``), floored at its model-based (Fisher) variance: the
+Poisson variance is what the data would show without overdispersion, and the floor keeps a
+sparse group whose sandwich happens to come out small from being over-trusted. (Until
+0.x the Fisher variance was scaled by the level's *median* robust/Fisher ratio; on
+scanner data that ratio runs from 48 to 66,000 across groups, so high-volume groups got
+standard errors 2-3x too small and low-volume groups were over-shrunk: split-half RMS z
+1.44 on Dominick's orange juice, 1.86 in the top volume quartile.) A group without a usable estimate
 (no price variation, too few weeks, no sales, failed fit) gets the level's predictive
 distribution for a new member, flagged ``shrunk`` beside the reason.
 
@@ -253,7 +258,6 @@ def shrink(
     chain = [lv for lv in level_chain(attrs, pool) if all(c in attrs.columns for c in lv)]
     e = out["elasticity"]
     usable = np.isfinite(e) & np.isfinite(out["model_var"]) & (out["model_var"] > 0)
-    ratio = out["std_error"] ** 2 / out["model_var"]
     post = np.full(G, np.nan)
     pvar = np.full(G, np.nan)
     weight_prior = np.full(G, np.nan)
@@ -275,10 +279,8 @@ def shrink(
         if not take.any():
             continue
         fit_rows = sel & good_level[np.where(okl, lvl, 0)]
-        phi = np.ones(L)
-        for li in np.flatnonzero(good_level):
-            phi[li] = max(1.0, float(np.median(ratio[fit_rows][lvl[fit_rows] == li])))
-        v = out["model_var"] * phi[np.where(okl, lvl, 0)]
+        # each group's own robust variance, never below its Fisher (Poisson) variance
+        v = np.fmax(out["std_error"] ** 2, out["model_var"])
         fit = pool_level(e[fit_rows], v[fit_rows], lvl[fit_rows], L, common_tau=tau == "common")
         pos = np.full(G, -1)
         pos[fit_rows] = np.arange(int(fit_rows.sum()))

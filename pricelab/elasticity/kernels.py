@@ -242,8 +242,15 @@ def poisson_cov(
     valid: np.ndarray,
     keep: np.ndarray,
     se: str = "HC1",
+    week: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Robust (``HC0``/``HC1``) and model-based covariances of a Poisson fit."""
+    """Robust and model-based covariances of a Poisson fit.
+
+    ``se``: ``HC0``, ``HC1``, ``HC3`` (scores divided by ``1 - h_t``, the leverage of the
+    weighted hat matrix) or ``cluster`` (HC3-corrected scores summed in blocks of
+    :data:`~pricelab.elasticity.robust.CLUSTER_WEEKS` weeks given ``week (G,T)``,
+    factor ``c / (c - 1)``, or HC3 when that is larger; without ``week`` as ``HC3``).
+    """
     w = valid.astype(np.float64)
     A = masked_system(gram(X, mu * w), keep)
     eye = np.broadcast_to(np.eye(X.shape[-1]), A.shape).copy()
@@ -253,9 +260,23 @@ def poisson_cov(
         return bread, bread
     n = w.sum(axis=1)
     p = keep.sum(axis=1)
+    score = (y - mu) * w
     with np.errstate(divide="ignore", invalid="ignore"):
         factor = n / (n - p) if se == "HC1" else np.ones_like(n)
-    return sandwich(bread, X * ((y - mu) * w)[:, :, None], factor), bread
+    if se in ("HC3", "cluster"):
+        h = np.einsum("gtk,gkl,gtl->gt", X, bread, X) * mu * w
+        score = score / (1.0 - np.clip(h, 0.0, 1.0 - 1e-8))
+    S = X * score[:, :, None]
+    cov = sandwich(bread, S, factor)
+    if se == "cluster" and week is not None:  # the larger of HC3 and the block cluster
+        from .robust import CLUSTER_WEEKS, block_codes
+
+        cid, nc, c = block_codes(week, w, CLUSTER_WEEKS)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            cf = np.where(c > 1, c / (c - 1.0), np.nan)
+        cl = sandwich(bread, cluster_scores(S, cid, nc), cf)
+        cov = np.where((cl[:, 1, 1] > cov[:, 1, 1])[:, None, None], cl, cov)
+    return cov, bread
 
 
 def first_stage_f(

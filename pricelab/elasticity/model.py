@@ -25,7 +25,7 @@ from .results import ElasticityResults
 from .sparse import EVENTS_PER_PARAM
 
 MODELS = tuple(FITTERS)
-SE_TYPES = ("HC0", "HC1", "nonrobust", "HAC")
+SE_TYPES = ("HC0", "HC1", "HC3", "cluster", "nonrobust", "HAC")
 FIT_STAT = {
     "ols": "r2",
     "poisson": "pseudo_r2",
@@ -46,7 +46,7 @@ def estimate(
     slope: str = "item",
     controls: str | Sequence[str] | None = "default",
     fixed_effects: Sequence[str] | None = None,
-    se: str = "HC1",
+    se: str | None = None,
     alpha: float = 0.05,
     min_obs: int = 8,
     iv_method: str = "2sls",
@@ -84,8 +84,16 @@ def estimate(
     fixed_effects:
         ``ols`` and ``panel``: columns whose levels are absorbed within each group.
     se:
-        ``HC1`` (default), ``HC0``, ``nonrobust`` or (``ols`` only) ``HAC`` (Newey-West,
-        Bartlett kernel, lags in weeks within each group); ``panel`` always clusters by item.
+        ``HC1``, ``HC0``, ``HC3`` (scores divided by ``1 - h``, the row's leverage),
+        ``cluster`` (HC3-corrected scores summed in blocks of 13 consecutive weeks of the
+        group, factor ``c/(c-1)`` for ``c`` blocks, or HC3 when that is larger: robust to
+        promotion weeks of high leverage and to serial correlation; ``HC3`` without
+        dates), ``nonrobust`` or
+        (``ols`` only) ``HAC`` (Newey-West, Bartlett kernel, lags in weeks within each
+        group). Default (None): ``cluster`` for ``ols``, ``poisson`` and ``hierarchical``,
+        ``HC1`` for ``iv`` and ``ols`` with fixed effects; ``panel`` always clusters by item. ``HC3`` and ``cluster``
+        are available for ``ols`` (without fixed effects), ``poisson`` and
+        ``hierarchical``.
     alpha:
         Confidence intervals are at level ``1 - alpha``.
     min_obs:
@@ -121,10 +129,16 @@ def estimate(
     """
     if model not in MODELS:
         raise UsageError(f"unknown model '{model}'; choose one of {', '.join(MODELS)}")
+    se = D.resolve_se(model, se, fixed_effects)
     if se not in SE_TYPES:
         raise UsageError(f"unknown se '{se}'; choose one of {', '.join(SE_TYPES)}")
     if slope not in ("item", "common"):
         raise UsageError(f"unknown slope '{slope}'; choose item or common")
+    if se in ("HC3", "cluster") and (model in ("iv", "panel") or fixed_effects):
+        raise UsageError(
+            f"se '{se}' is available for models ols (without fixed effects), poisson "
+            "and hierarchical"
+        )
     if se == "HAC" and (model != "ols" or fixed_effects):
         raise UsageError("se 'HAC' is available for model 'ols' without fixed effects")
     if hac_lags is not None and (se != "HAC" or hac_lags < 0):
@@ -144,6 +158,8 @@ def estimate(
     D.check_sales(df, by_cols)
     ctrl = D.resolve_controls(controls)
     fe = list(fixed_effects or [])
+    if fe and model not in ("ols", "panel"):
+        raise UsageError(f"fixed effects are used by models ols and panel, not '{model}'")
     for c in fe:
         if c not in df.columns:
             raise UsageError(f"unknown fixed-effect column '{c}'")

@@ -277,7 +277,7 @@ def refit_runs(
     failed = [0]
     todo = refit_mask(out)
 
-    def fit(gs: np.ndarray, X: np.ndarray, q: np.ndarray) -> None:
+    def fit(gs: np.ndarray, rows: object, X: np.ndarray, q: np.ndarray) -> None:
         failed.append(_apply(out, todo, sorted_pos[gs], X, q, maxiter))
 
     runs.run(fit, min(max_cells, BLOCK_CELLS))

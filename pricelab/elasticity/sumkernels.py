@@ -18,6 +18,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from .robust import CLUSTER_WEEKS, block_cluster_ss, leverage, ols_leverage
 from .sparse import EVENTS_PER_PARAM, collapsed, column_tol, events_mask, rescued, separated
 
 
@@ -87,6 +88,7 @@ def ols_block(
     se: str = "HC1",
     min_obs: int = 1,
     lags: int | None = None,
+    week: np.ndarray | None = None,
 ) -> dict[str, np.ndarray]:
     """OLS of ``y`` on an intercept and ``X`` for every group of a block.
 
@@ -154,7 +156,13 @@ def ols_block(
             var = newey_west(resid * u, L)
         else:
             factor = n / dof if se == "HC1" else np.ones_like(n)
-            var = factor * ((resid * u) ** 2).sum(axis=1)
+            a = resid * u
+            if se in ("HC3", "cluster"):
+                factor = np.ones_like(n)
+                a = a / (1.0 - ols_leverage(X, mx, w, _inverse(L, keep), keep))
+            var = factor * (a**2).sum(axis=1)
+            if se == "cluster" and week is not None:
+                var = np.fmax(var, block_cluster_ss(a, week, w, CLUSTER_WEEKS))
     params = np.empty((g, p + 1))
     params[:, 1:] = np.where(keep, beta, np.nan)
     params[:, 0] = my - (beta * (mx + shift)).sum(axis=1)
@@ -174,6 +182,12 @@ def ols_block(
     }
 
 
+def _inverse(L: np.ndarray, keep: np.ndarray) -> np.ndarray:
+    """``C^-1`` on the kept columns from :func:`masked_cholesky`'s ``L, keep``."""
+    g, k, _ = L.shape
+    return cholesky_solve(L, keep, np.broadcast_to(np.eye(k), (g, k, k)).copy())
+
+
 def _wgram(X: np.ndarray, W: np.ndarray, z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """``X W X'`` and ``X W z`` for ``X (g, k, T)`` (contiguous in ``T``), ``W, z (g, T)``."""
     XW = X * W[:, None, :]
@@ -191,6 +205,7 @@ def poisson_block(
     names: Sequence[str] | None = None,
     events_per_param: float = EVENTS_PER_PARAM,
     refit: bool = True,
+    week: np.ndarray | None = None,
 ) -> dict[str, np.ndarray]:
     """Poisson PML (log link) by IRLS for every group of a block.
 
@@ -287,7 +302,13 @@ def poisson_block(
         else:
             factor = n / (n - p_kept) if se == "HC1" else np.ones_like(n)
             u = np.matmul(r[:, None, :], Xf)[:, 0]
-            var = factor * ((u * (y - mu) * wf) ** 2).sum(axis=1)
+            score = (y - mu) * wf
+            if se in ("HC3", "cluster"):
+                factor = np.ones_like(n)
+                score = score / (1.0 - leverage(Xf, mu * wf, _inverse(L, kk)))
+            var = factor * ((u * score) ** 2).sum(axis=1)
+            if se == "cluster" and week is not None:
+                var = np.fmax(var, block_cluster_ss(u * score, week, wf, CLUSTER_WEEKS))
     params = beta.copy()
     params[:, 0] -= (beta[:, 1:] * shift).sum(axis=1)
     converged &= (kk == keep1).all(axis=1)
@@ -319,6 +340,7 @@ def poisson_block(
             names=names,
             events_per_param=events_per_param,
             refit=False,
+            week=None if week is None else week[i],
         )
         ok = rescued(
             names,

@@ -34,6 +34,7 @@ from pricelab.elasticity import (
     ElasticityResults,
     normalize_by,
     resolve_controls,
+    resolve_se,
 )
 from pricelab.errors import DataError, EmptyStoreError, InputFileError, UsageError
 
@@ -237,7 +238,7 @@ def estimate_spark_results(
     items: Any = None,
     controls: str | Sequence[str] | None = "default",
     fixed_effects: Sequence[str] | None = None,
-    se: str = "HC1",
+    se: str | None = None,
     alpha: float = 0.05,
     min_obs: int = 8,
     iv_method: str = "2sls",
@@ -272,7 +273,7 @@ def estimate_spark_results(
         by_cols,
         instrument,
         controls,
-        se,
+        resolve_se(model, se, fixed_effects),
         alpha,
         min_obs,
         iv_method,
