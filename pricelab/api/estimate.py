@@ -28,11 +28,13 @@ def estimate(
     engine: str = "local",
     source: PathLike | str | None = None,
     mlflow: Any = None,
-    se: str = "HC1",
+    se: str | None = None,
     hac_lags: int | None = None,
     tau: str = "level",
     progress: Any = None,
     cross: str | None = None,
+    controls: str | None = None,
+    fixed_effects: str | None = None,
 ) -> EstimateRun:
     """Estimate elasticities from the loaded sales and store them as an ``estimate`` run.
 
@@ -57,11 +59,22 @@ def estimate(
     source:
         Sales file, Delta path or table to read instead of the database.
     se, hac_lags:
-        Standard errors: ``HC1`` (default), ``HC0``, ``nonrobust`` or ``HAC`` (Newey-West,
-        ``ols`` only, ``hac_lags`` weeks; default floor(4 (n/100)^(2/9))).
+        Standard errors: ``cluster`` (the default of ``ols``, ``poisson`` and
+        ``hierarchical``: leverage-corrected, clustered by 13-week blocks), ``HC1`` (the
+        default of ``iv``), ``HC0``, ``HC3``, ``nonrobust`` or ``HAC`` (Newey-West, ``ols`` only,
+        ``hac_lags`` weeks; default floor(4 (n/100)^(2/9))); see
+        :func:`pricelab.elasticity.estimate`.
     tau:
         ``hierarchical``: between-item spread per pooling level (``level``) or one per layer
         (``common``).
+    controls:
+        Comma-separated controls: ``default`` (promo, Fourier pair, trend; used when None),
+        ``none``, or names among ``promo, fourier, fourier2, trend`` and numeric sales
+        columns (e.g. ``promo,deal``).
+    fixed_effects:
+        ``ols`` and ``panel``: comma-separated columns whose levels are absorbed within each
+        group, e.g. ``market`` with ``by="item_id"`` (one slope per item, pooled over its
+        markets with a market effect each).
     progress:
         Optional ``callback(done, total)`` for long runs (local engine).
     cross:
@@ -99,12 +112,16 @@ def estimate(
         kwargs["by"] = group_cols
     if instrument is not None:
         kwargs["instrument"] = instrument
-    if se != "HC1":
+    if se is not None:
         kwargs["se"] = se
     if hac_lags is not None:
         kwargs["hac_lags"] = hac_lags
     if tau != "level":
         kwargs["tau"] = tau
+    if controls is not None:
+        kwargs["controls"] = controls
+    if fixed_effects is not None:
+        kwargs["fixed_effects"] = [c.strip() for c in fixed_effects.split(",") if c.strip()]
     if source is not None or engine != "local":
         return _estimate_source(db, source, engine, kwargs, by=by, before=before, track=track)
     with Store.open(db, must_exist=True) as store:
@@ -119,6 +136,8 @@ def estimate(
             "se": se,
             "hac_lags": hac_lags,
             "tau": tau,
+            "controls": controls,
+            "fixed_effects": fixed_effects,
             "fit": json.loads(json.dumps(results.parameters, default=str)),
         }
         return _store_estimate(store, results, items, params, track)

@@ -62,8 +62,14 @@ def estimate(
     ] = "item",
     before: Annotated[str | None, typer.Option(help="Use only weeks before this ISO date.")] = None,
     se: Annotated[
-        str, typer.Option(help="Standard errors: HC1 | HC0 | nonrobust | HAC (HAC: ols only).")
-    ] = "HC1",
+        str | None,
+        typer.Option(
+            help="Standard errors: cluster | HC3 | HC1 | HC0 | nonrobust | HAC (HAC: ols only). "
+            "Default: cluster (13-week blocks, leverage-corrected) for ols, poisson and "
+            "hierarchical; HC1 for iv.",
+            show_default=False,
+        ),
+    ] = None,
     hac_lags: Annotated[
         int | None, typer.Option(help="HAC lags in weeks (default floor(4 (n/100)^(2/9))).")
     ] = None,
@@ -74,6 +80,23 @@ def estimate(
             "level (level) or one per layer (common)."
         ),
     ] = "level",
+    controls: Annotated[
+        str | None,
+        typer.Option(
+            help="Controls: 'default' (promo, Fourier pair, trend), 'none', or a comma list of "
+            "promo, fourier, fourier2, trend and numeric sales columns (e.g. 'promo,deal').",
+            show_default=False,
+        ),
+    ] = None,
+    fixed_effects: Annotated[
+        str | None,
+        typer.Option(
+            "--fixed-effects",
+            help="ols/panel: comma list of columns whose levels are absorbed within each "
+            "group, e.g. 'market' with --by item_id (a panel with market effects only).",
+            show_default=False,
+        ),
+    ] = None,
     engine: Annotated[
         str,
         typer.Option(
@@ -115,6 +138,8 @@ def estimate(
             hac_lags=hac_lags,
             tau=tau,
             cross=cross,
+            controls=controls,
+            fixed_effects=fixed_effects,
             progress=progress if engine == "local" and source is None else None,
             mlflow=tracking_arg(mlflow, mlflow_uri, mlflow_experiment, strict_tracking),
         )

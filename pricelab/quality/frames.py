@@ -7,7 +7,7 @@ breaking the parser. The typed, cleaned frame comes back with the report.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 import polars as pl
 
@@ -151,11 +151,14 @@ class _Checker:
         )
 
 
-def _unused_columns(kind: str, df: pl.DataFrame, source: str, report: QualityReport) -> None:
-    """Warn about columns pricelab does not load (items keeps every attribute column)."""
+def _unused_columns(
+    kind: str, df: pl.DataFrame, source: str, report: QualityReport, kept: Iterable[str] = ()
+) -> None:
+    """Warn about columns pricelab does not load (items keeps every attribute column; sales
+    keeps the numeric ``kept`` ones)."""
     if kind == "items":
         return
-    known = set(REQUIRED[kind]) | set(OPTIONAL[kind])
+    known = set(REQUIRED[kind]) | set(OPTIONAL[kind]) | set(kept)
     extra = [c for c in df.columns if c not in known]
     if extra:
         names = ", ".join(repr(c) for c in extra)
@@ -168,6 +171,24 @@ def _unused_columns(kind: str, df: pl.DataFrame, source: str, report: QualityRep
                 f"column(s) {names} not used and not loaded (a {kind} file has: {expected})",
             )
         )
+
+
+def _extra_sales(df: pl.DataFrame, out: dict[str, pl.Series]) -> None:
+    """Numeric sales columns beyond the contract go to ``out`` (stored, usable as estimate
+    controls, e.g. ``--controls promo,deal``); :func:`_unused_columns` names the others."""
+    known = set(REQUIRED["sales"]) | set(OPTIONAL["sales"])
+    for col in [c for c in df.columns if c not in known]:
+        v = df[col]
+        if v.dtype == pl.String:
+            text = v.str.strip_chars()
+            num = text.cast(pl.Float64, strict=False)
+            bad = (num.is_null() & text.is_not_null() & (text != "")).any()
+        elif v.dtype.is_numeric() or v.dtype == pl.Boolean:
+            num, bad = v.cast(pl.Float64), False
+        else:
+            num, bad = v, True
+        if not bad and num.is_finite().fill_null(True).all():
+            out[col] = num.alias(col)
 
 
 def validate_frame(
@@ -210,7 +231,6 @@ def validate_frame(
         )
         return df, report
     c = _Checker(kind, df, source, line_offset)
-    _unused_columns(kind, df, source, report)
     if kind == "sales":
         c.text("item_id", True)
         c.text("market", True)
@@ -221,6 +241,7 @@ def validate_frame(
             c.number("promo", binary=True, required=False)
         if "unit_cost" in df.columns:
             c.number("unit_cost", nonneg=True, required=False)
+        _extra_sales(df, c.out)
     elif kind == "items":
         c.text("item_id", True)
         for col in df.columns:
@@ -241,6 +262,7 @@ def validate_frame(
         c.text("item_id", True)
         c.number("stock", nonneg=True)
         c.text("market", False) if "market" in df.columns else None
+    _unused_columns(kind, df, source, report, kept=c.out)
     report.extend(c.report)
     typed = pl.DataFrame(c.out)
     if kind == "sales":

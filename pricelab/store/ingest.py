@@ -61,7 +61,8 @@ def to_weeks(sales: pl.DataFrame) -> tuple[pl.DataFrame, int]:
     """Sum finer-than-weekly rows to weeks starting on Monday.
 
     Quantity is summed, price is revenue-weighted (plain mean when no unit sold), promo is
-    1 if any day had it, unit_cost is the quantity-weighted mean. Returns the frame and how
+    1 if any day had it, unit_cost is the quantity-weighted mean, numeric extra columns
+    are averaged. Returns the frame and how
     many input rows were merged into others.
     """
     wk = sales.with_columns(pl.col("date").dt.truncate("1w").alias("date"))
@@ -85,6 +86,8 @@ def to_weeks(sales: pl.DataFrame) -> tuple[pl.DataFrame, int]:
             .otherwise(pl.col("unit_cost").mean())
             .alias("unit_cost")
         )
+    numeric, _ = extra_sales_columns(wk)
+    aggs += [pl.col(c).cast(pl.Float64).mean().alias(c) for c in numeric]  # weekly mean
     keys = ["item_id", "market", "date"]
     if sales["date"].dt.weekday().eq(1).all():  # already Monday weeks; keys checked unique
         return sales, 0
@@ -173,8 +176,20 @@ def _delete_keys(store: Store, kind: str, keys_df: pl.DataFrame) -> int:
     return before - store.count(kind)
 
 
+def extra_sales_columns(frame: pl.DataFrame) -> tuple[list[str], list[str]]:
+    """Sales columns beyond the contract's: ``(numeric ones kept, others dropped)``.
+
+    Numeric extra columns (e.g. ``deal``, ``feature``, ``temperature``) are stored as DOUBLE
+    and can be used as estimation controls (``estimate --controls promo,deal``).
+    """
+    known = set(REQUIRED["sales"]) | set(OPTIONAL["sales"])
+    extra = [c for c in frame.columns if c not in known and not c.startswith("__")]
+    numeric = [c for c in extra if frame.schema[c].is_numeric() or frame.schema[c] == pl.Boolean]
+    return numeric, [c for c in extra if c not in numeric]
+
+
 def _conform(store: Store, kind: str, frame: pl.DataFrame, name: str) -> pl.DataFrame:
-    """Add further attribute columns (items) to the table; order columns like the table.
+    """Add further attribute columns (items; numeric sales columns) to the table.
 
     ``name`` is the file, for messages: an attribute column needs a plain name.
     """
@@ -196,6 +211,13 @@ def _conform(store: Store, kind: str, frame: pl.DataFrame, name: str) -> pl.Data
             store.execute(f"ALTER TABLE items ADD COLUMN {_ident(extra)} VARCHAR")
             cols.append(extra)
     known = set(REQUIRED[kind]) | set(OPTIONAL[kind])
+    if kind == "sales":
+        numeric, _ = extra_sales_columns(frame)
+        for extra in [c for c in numeric if c not in cols]:
+            store.execute(f"ALTER TABLE sales ADD COLUMN {_ident(extra)} DOUBLE")
+            cols.append(extra)
+        known |= set(numeric)
+        frame = frame.with_columns(pl.col(numeric).cast(pl.Float64))
     keep = [c for c in frame.columns if c in cols and (kind == "items" or c in known)]
     return frame.select(keep)
 

@@ -29,11 +29,10 @@ def load_sales(store: Store, *, before: str | None = None) -> pl.DataFrame:
     # ingest writes sales in key order and a plain scan keeps it: sort only when needed
     # (an ORDER BY on the whole table took half the load time and a third more memory)
     df = sort_by_key(store.query(sql, params))
-    if df["promo"].null_count() == df.height:
-        df = df.drop("promo")
-    if df["unit_cost"].null_count() == df.height:
-        df = df.drop("unit_cost")
-    return df
+    required = {"item_id", "market", "date", "price", "quantity"}
+    # optional and extra columns no loaded row has (e.g. a column added by another file)
+    empty = [c for c in df.columns if c not in required and df[c].null_count() == df.height]
+    return df.drop(empty)
 
 
 SALES_KEY = ("item_id", "market", "date")
