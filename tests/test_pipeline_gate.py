@@ -109,7 +109,8 @@ def test_drift_alert_triggers_reestimation(
     res = api.pipeline(db, config=c)
     est = res.steps[2]
     assert est.status == "ok" and est.details["drift"]["alert"] is True
-    assert est.details["drift"]["share"] > 0.5 and "drift alert" in est.message
+    # wider (cluster) intervals since #14: 15 of 40 items move significantly (was > 20)
+    assert est.details["drift"]["share"] > 0.3 and "drift alert" in est.message
     # the refit has production's settings on new inputs (a refresh: WAPE cannot decide), but
     # 17.5% of its groups are flagged against 0%: refused, production and its plan stay, and
     # the monitor judges production, not the refused run

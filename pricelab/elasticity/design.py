@@ -53,10 +53,22 @@ DEFAULT_SE = {"ols": "cluster", "poisson": "cluster", "hierarchical": "cluster"}
 
 
 def resolve_se(model: str, se: str | None, fixed_effects: Sequence[str] | None = None) -> str:
-    """The standard-error type of ``model`` for an ``se`` argument (None: the model's default).
+    """The standard-error type used for ``model`` given an ``se`` argument.
 
-    ``ols``, ``poisson`` and ``hierarchical`` default to ``cluster``, ``iv`` to ``HC1``
-    (``panel`` always clusters by item; ``ols`` with fixed effects uses ``HC1``).
+    Parameters
+    ----------
+    model:
+        Model name (``ols``, ``poisson``, ``panel``, ``hierarchical``, ``iv``).
+    se:
+        The requested type, or None for the model's default.
+    fixed_effects:
+        Absorbed fixed-effect columns (``ols`` with fixed effects defaults to ``HC1``).
+
+    Returns
+    -------
+    str
+        ``se`` when given; else ``cluster`` for ``ols``, ``poisson`` and ``hierarchical``
+        and ``HC1`` for the others (``panel`` always clusters by item).
     """
     if se is not None:
         return se
