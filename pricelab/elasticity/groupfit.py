@@ -44,6 +44,7 @@ def empty_out(G: int, k: int) -> dict[str, np.ndarray]:
         "price_variation": nan.copy(),
         "fit_stat": nan.copy(),
         "first_stage_f": nan.copy(),
+        "first_stage_f_robust": nan.copy(),
         "flags": np.zeros(G, np.int64),
         "params": np.full((G, k), np.nan),
         "smearing": np.ones(G),

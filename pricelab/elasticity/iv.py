@@ -86,8 +86,12 @@ def fit_iv(
             kp[~fitted] = False
             kp[~fitted, 0] = True
         F = K.first_stage_f(Zc, Xc[:, :, 1], valid, keep_z, excluded)
+        Fr = K.robust_first_stage_f(Zc, Xc[:, :, 1], valid, keep_z, excluded)
         out["first_stage_f"][g] = np.where(fitted, F, np.nan)
-        weak = fitted & ~(F >= 10)
+        out["first_stage_f_robust"][g] = np.where(fitted, Fr, np.nan)
+        # the reported SEs are heteroskedasticity-robust: so is the strength test (the
+        # classical F overstates strength when the first stage is heteroskedastic)
+        weak = fitted & ~(Fr >= 10)
         out["flags"][g] |= np.where(weak, FLAG["weak_instrument"], 0)
         no_iv = ~(keep_z[:, excluded].any(axis=1))
         if method == "2sls":

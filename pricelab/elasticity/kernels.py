@@ -299,6 +299,28 @@ def first_stage_f(
     return np.where((q > 0) & (dof > 0), F, np.nan)
 
 
+def robust_first_stage_f(
+    Z: np.ndarray, x: np.ndarray, valid: np.ndarray, keep_z: np.ndarray, excluded: np.ndarray
+) -> np.ndarray:
+    """Heteroskedasticity-robust (HC1) Wald F of the excluded instruments, per group.
+
+    ``F = pi' V^-1 pi / q`` with ``pi`` the first-stage coefficients of the ``q`` kept
+    excluded instruments and ``V`` their HC1 covariance: with one endogenous regressor, the
+    Kleibergen-Paap rk Wald F (as ``ivreg2``/``linearmodels`` report it, up to their
+    small-sample factor) and the effective F of Montiel Olea and Pflueger's rule of thumb
+    uses the same robust covariance.
+    """
+    fu = ols_fit(Z, x, valid, keep_z, se="HC1")
+    sel = keep_z & excluded[None, :]
+    q = sel.sum(axis=1)
+    pi = np.where(sel, np.nan_to_num(fu["beta"]), 0.0)
+    V = masked_system(np.nan_to_num(fu["cov"]), sel)
+    sol, ok = safe_solve(V, pi)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        F = np.einsum("gk,gk->g", pi, np.nan_to_num(sol)) / q
+    return np.where((q > 0) & ok & np.isfinite(fu["cov"][:, 0, 0]), F, np.nan)
+
+
 def tsls(
     X: np.ndarray,
     Z: np.ndarray,

@@ -234,6 +234,7 @@ def _wrap(
             "fit_stat": out["fit_stat"],
             "fit_stat_name": [fit_name or FIT_STAT[method]] * G,
             "first_stage_f": out["first_stage_f"],
+            "first_stage_f_robust": out.get("first_stage_f_robust", np.full(G, np.nan)),
             "flags": flag_strings(out["flags"]),
         },
         schema_overrides={"method": pl.String, "fit_stat_name": pl.String, "flags": pl.String},

@@ -14,7 +14,15 @@ from pricelab.errors import DataError, UsageError
 from .design import YEAR_DAYS, control_frame
 
 CONTRACT = ["item_id", "market", "elasticity", "std_error", "ci_low", "ci_high", "n_obs", "method"]
-DIAGNOSTICS = ["n_zero", "price_variation", "fit_stat", "fit_stat_name", "first_stage_f", "flags"]
+DIAGNOSTICS = [
+    "n_zero",
+    "price_variation",
+    "fit_stat",
+    "fit_stat_name",
+    "first_stage_f",
+    "first_stage_f_robust",
+    "flags",
+]
 
 # -- named flag sets ---------------------------------------------------------------------
 # The meanings of "flagged", kept apart on purpose; every name is one of
@@ -100,7 +108,7 @@ class ElasticityResults:
     ``flags`` (comma-separated) names what a pricing analyst must know about a group:
     ``positive`` (e >= 0), ``inelastic`` (-1 < e < 0), ``no_price_variation``,
     ``few_obs`` (fewer than ``min_obs`` weeks), ``no_sales``, ``weak_instrument``
-    (first-stage F < 10), ``shrunk`` (the hierarchical prior got at least a quarter of the
+    (robust first-stage F < 10, ``first_stage_f_robust``), ``shrunk`` (the hierarchical prior got at least a quarter of the
     weight), ``not_pooled`` (``hierarchical``: no pooling level had enough usable estimates,
     e.g. two items in all, so the group keeps its own Poisson estimate), ``failed`` (no usable fit: NaN elasticity) and ``separated`` (``poisson`` /
     ``hierarchical``: the Poisson fit was quasi-separated, its fitted means collapsing to 0
@@ -121,7 +129,7 @@ class ElasticityResults:
 
     @property
     def elasticities(self) -> pl.DataFrame:
-        """Contract columns plus ``n_zero, price_variation, fit_stat, first_stage_f, flags``."""
+        """Contract columns plus ``n_zero, price_variation, fit_stat, first_stage_f, first_stage_f_robust, flags``."""
         return self._table
 
     @property
