@@ -65,8 +65,10 @@ def emitted() -> dict[str, dict[str, str]]:
         "ols": {"model": "ols"},
         "poisson": {"model": "poisson"},
         "iv": {"model": "iv", "instrument": "z"},  # z is unrelated to price
-        "ols-min1": {"model": "ols", "min_obs": 1, "controls": None},
-    }  # 2 weeks, 2 params
+        "ols-min1": {"model": "ols", "min_obs": 1, "controls": None},  # 2 weeks, 2 params
+        # price levels as fixed effects: the price varies but nothing is left of it
+        "ols-fe": {"model": "ols", "fixed_effects": ["price"]},
+    }
     out = {}
     for name, kw in runs.items():
         t = estimate(sales, **kw).elasticities
@@ -90,6 +92,7 @@ def test_every_flag_in_the_sets_is_emitted_by_an_estimator(emitted) -> None:
     assert emitted["poisson"]["ZERO"] == "no_sales"
     assert "weak_instrument" in emitted["iv"]["GOOD"]
     assert emitted["ols-min1"]["TWO"] == "failed"
+    assert emitted["ols-fe"]["GOOD"] == "absorbed" and emitted["ols-fe"]["FLAT"] != "absorbed"
 
 
 def test_the_three_meanings_stay_distinct() -> None:

@@ -133,7 +133,7 @@ def fit_hierarchical(job: FitJob) -> Fitted:
 
 def fit_panel(job: FitJob) -> Fitted:
     """Pooled within ``pool_by`` with item and week fixed effects, clustered by item."""
-    from .panel import default_pool
+    from .panel import SEASONAL, default_pool
     from .panel import fit_panel as fit
 
     o = job.options
@@ -145,7 +145,11 @@ def fit_panel(job: FitJob) -> Fitted:
     out, keys, pnames = fit(
         df, job.by, pool, job.controls, job.fixed_effects, slope=o["slope"], min_obs=o["min_obs"]
     )
-    job.params.update(pool_by=pool, slope=o["slope"], se="cluster(item_id)")
+    unit = list(dict.fromkeys([*(job.by or ["item_id", "market"]), *pool]))
+    # seasonal controls are absorbed by the week effects: record the controls actually used
+    used = [c for c in job.controls if c not in SEASONAL]
+    se = f"cluster({','.join(unit)})" if o["slope"] == "common" else "HC1 within unit"
+    job.params.update(pool_by=pool, slope=o["slope"], se=se, controls=used)
     origin = str(df["date"].min()) if "date" in df.columns else None
     return Fitted(out, keys, pnames, "panel", origin)
 

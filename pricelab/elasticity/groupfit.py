@@ -29,6 +29,7 @@ FLAG_NAMES = (
     "no_sales",
     "separated",
     "not_pooled",
+    "absorbed",
 )
 FLAG = {name: 1 << i for i, name in enumerate(FLAG_NAMES)}
 

@@ -21,7 +21,7 @@ import polars as pl
 
 from . import kernels as K
 from .design import Design, build, chunks, group_means
-from .groupfit import _common, center, empty_out, finish, uncenter
+from .groupfit import FLAG, _common, center, empty_out, finish, uncenter
 
 SEASONAL = ("fourier", "fourier2", "trend")
 
@@ -106,8 +106,21 @@ def fit_absorbed_ols(
         ok = r["ok"] & (r["n"] > r["p"])
         beta = np.where(keep, r["beta"], np.nan)
         finish(out, g, beta, r["cov"], keep | ~fitted[:, None], ok, fitted)
+        _mark_absorbed(out, g, fitted, keep, ss_raw[g, 1])
         out["fit_stat"][g] = _r2(r["resid"], y, valid, ok & fitted)
     return out  # fit_stat: within R² (of the demeaned regression)
+
+
+def _mark_absorbed(
+    out: dict[str, np.ndarray], g: np.ndarray, fitted: np.ndarray, keep: np.ndarray, raw: np.ndarray
+) -> None:
+    """Price varies in the group (``raw``: sum of squares of log price about its mean, per
+    row above 1e-12, i.e. a spread beyond rounding) but not net of the fixed effects: flag
+    ``absorbed`` instead of ``no_price_variation``."""
+    hit = fitted & ~keep[:, 1] & (raw > 1e-12 * out["n_obs"][g])
+    out["flags"][g] = np.where(
+        hit, (out["flags"][g] & ~FLAG["no_price_variation"]) | FLAG["absorbed"], out["flags"][g]
+    )
 
 
 def _r2(resid: np.ndarray, y: np.ndarray, valid: np.ndarray, ok: np.ndarray) -> np.ndarray:
@@ -185,12 +198,13 @@ def _common_slope(
         scores = Xw * r["resid"][:, :, None]
         cs = K.cluster_scores(scores, local, int(max(n_cl.max(), 1)))
         n, p = r["n"], r["p"]
-        with np.errstate(divide="ignore", invalid="ignore"):
-            factor = n_cl / (n_cl - 1) * (n - 1) / (n - p)
+        with np.errstate(divide="ignore", invalid="ignore"):  # one cluster: no variance
+            factor = np.where((n_cl > 1) & (n > p), n_cl / (n_cl - 1) * (n - 1) / (n - p), np.nan)
         cov = K.sandwich(r["bread"], cs, factor)
         ok = r["ok"] & (n > p) & (n_cl > 1)
         beta = np.where(keep, r["beta"], np.nan)
         finish(out, g, beta, cov, keep | ~fitted[:, None], ok, fitted)
+        _mark_absorbed(out, g, fitted, keep, ss_raw[g, 1])
         tss = ((y**2) * valid).sum(axis=1)
         with np.errstate(divide="ignore", invalid="ignore"):
             out["fit_stat"][g] = 1 - (r["resid"] ** 2).sum(axis=1) / tss

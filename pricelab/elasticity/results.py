@@ -36,6 +36,7 @@ DISPLAY_FLAGS: tuple[str, ...] = (
     "positive",
     "inelastic",
     "no_price_variation",
+    "absorbed",
     "few_obs",
     "weak_instrument",
     "failed",
@@ -46,13 +47,14 @@ DISPLAY_FLAGS: tuple[str, ...] = (
 #: elasticities beyond this magnitude are absurd (weak instruments, separated fits): the
 #: report lists them and does not draw them
 ABSURD_ELASTICITY = 50.0
-GATE_FLAGS: tuple[str, ...] = ("positive", "no_price_variation", "weak_instrument")
+GATE_FLAGS: tuple[str, ...] = ("positive", "no_price_variation", "absorbed", "weak_instrument")
 #: Monitor fit check: groups whose data or fit failed (``pricelab monitor``'s default
 #: ``fit.flags``).
 MONITOR_FIT_FLAGS: tuple[str, ...] = (
     "failed",
     "no_sales",
     "no_price_variation",
+    "absorbed",
     "few_obs",
     "weak_instrument",
 )
@@ -107,7 +109,9 @@ class ElasticityResults:
     -----
     ``flags`` (comma-separated) names what a pricing analyst must know about a group:
     ``positive`` (e >= 0), ``inelastic`` (-1 < e < 0), ``no_price_variation``,
-    ``few_obs`` (fewer than ``min_obs`` weeks), ``no_sales``, ``weak_instrument``
+    ``absorbed`` (``panel``/``ols`` with fixed effects: the price varies, but the fixed
+    effects absorb all of its variation), ``few_obs`` (fewer than ``min_obs`` weeks),
+    ``no_sales``, ``weak_instrument``
     (robust first-stage F < 10, ``first_stage_f_robust``), ``shrunk`` (the hierarchical prior got at least a quarter of the
     weight), ``not_pooled`` (``hierarchical``: no pooling level had enough usable estimates,
     e.g. two items in all, so the group keeps its own Poisson estimate), ``failed`` (no usable fit: NaN elasticity) and ``separated`` (``poisson`` /
