@@ -105,7 +105,7 @@ def estimate_chunked(
     Returns an :class:`~pricelab.elasticity.ElasticityResults` equal to the one of the
     whole sorted frame (the intercept moved to the first week as the Spark engine does).
     """
-    from pricelab.elasticity import ElasticityResults
+    from pricelab.elasticity import ElasticityResults, resolve_controls
     from pricelab.elasticity import estimate as _estimate
 
     store.require_sales()
@@ -116,6 +116,13 @@ def estimate_chunked(
         return None  # the whole-frame path raises the proper error
     cols = ["item_id", "market", "date", "price", "quantity"]
     cols += ["promo"] * bool(n_promo) + ["unit_cost"] * bool(n_cost)
+    # extra sales columns the fit uses (controls such as 'deal', fixed-effect columns)
+    stored = store.query("SELECT * FROM sales LIMIT 0").columns
+    wanted = [
+        *resolve_controls(kwargs.get("controls", "default")),
+        *(kwargs.get("fixed_effects") or []),
+    ]
+    cols += [c for c in dict.fromkeys(wanted) if c in stored and c not in cols]
     sql = f"SELECT {', '.join(cols)} FROM sales{where}"
     tables: list[pl.DataFrame] = []
     coefs: list[pl.DataFrame] = []
