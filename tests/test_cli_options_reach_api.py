@@ -25,7 +25,7 @@ CLI_ONLY |= {"strict_tracking"}
 # an exit-code policy: optimize --allow-conflicts exits 0 on a partial plan (the call is the same)
 CLI_ONLY |= {"allow_conflicts"}
 # values the CLI parses before the call: tokens, and text the library must receive
-OVERRIDES = {"cells": ("-7,0,7", "-7")}
+OVERRIDES = {"cells": ("-7,0,7", "-7"), "season_end": ("2026-03-30", "2026-03-30")}
 # options that switch to another command (promote --list shows the registry)
 SWITCHES = {("promote",): {"list_"}}
 # commands that are not one library call by design: pipeline check only reads the config
