@@ -44,7 +44,7 @@ def markdown_plan(
     demand: PathLike | None = None,
     stock: PathLike | None = None,
     constraints: PathLike | dict[str, Any] | None = None,
-    season_end: dt.date | None = None,
+    season_end: dt.date | str | None = None,
     estimates: str | None = None,
     baseline_weeks: int = 8,
 ) -> MarkdownRun:
@@ -62,6 +62,11 @@ def markdown_plan(
     from pricelab.errors import UsageError
     from pricelab.markdown import load_markdown_config, plan_markdown, read_markdown_files
 
+    if isinstance(season_end, str):
+        try:
+            season_end = dt.date.fromisoformat(season_end)
+        except ValueError:
+            raise UsageError(f"--season-end: {season_end!r} is not a date YYYY-MM-DD") from None
     cfg = load_markdown_config(constraints)
     params: dict[str, Any] = {
         "constraints": _file_name(constraints)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from pathlib import Path
 from typing import Annotated
 
@@ -48,20 +47,12 @@ def markdown(
     debug: DebugOpt = False,
 ) -> None:
     """Plan week-by-week discounts that clear the season's stock (revenue + salvage)."""
-    from pricelab.errors import UsageError
-
-    end = None
-    if season_end is not None:
-        try:
-            end = dt.date.fromisoformat(season_end)
-        except ValueError:
-            raise UsageError(f"--season-end: {season_end!r} is not a date YYYY-MM-DD") from None
     run = api.markdown_plan(
         db,
         demand=demand,
         stock=stock,
         constraints=constraints,
-        season_end=end,
+        season_end=season_end,
         estimates=estimates,
         baseline_weeks=baseline_weeks,
     )
