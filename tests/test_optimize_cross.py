@@ -213,7 +213,9 @@ def test_cli_file_mode_and_cross_estimate_run(tmp_path, cli):
     )  # fmt: skip
     assert r.exit_code == 0, r.stdout + r.stderr
     assert "pricing each item on its own elasticity would earn" in r.stdout
-    assert "cannibalised_quantity" in pl.read_csv(out).columns
+    written = pl.read_csv(out)
+    assert "cannibalised_quantity" in written.columns
+    assert (written["status"] == "optimized").all()
     r = cli("optimize", "--cross", tmp_path / "cross.csv", "--constraints", cons)
     assert r.exit_code == 2 and "--demand" in r.stdout + r.stderr
     # database mode: a cross estimate run is priced jointly

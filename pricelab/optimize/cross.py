@@ -39,6 +39,7 @@ from pricelab.optimize import diagnose as dg
 from pricelab.optimize.avg_change import implied_caps
 from pricelab.optimize.binding import binding_labels
 from pricelab.optimize.candidates import candidate_matrix
+from pricelab.optimize.conflicts import with_status
 from pricelab.optimize.constraints import load_constraints
 from pricelab.optimize.cross_milp import choose_combinations, enumerate_block
 from pricelab.optimize.cross_search import best_response, block_objective, relaxation_bound
@@ -134,7 +135,7 @@ def optimize_cross(
         extra["single_item_objective"] = single
         extra["single_item_share_of_joint"] = single / obj if obj else None
     return Plan(
-        table=plan_table(prob, curve, p, labels),
+        table=with_status(plan_table(prob, curve, p, labels), {}),
         status=res["status"],
         formulation=form,
         objective_name=prob.objective,
