@@ -230,3 +230,33 @@ def test_validate_and_monitor_runs_are_recorded(
             "('validate', 'monitor') ORDER BY command"
         )
     assert rows == [("monitor", "ok"), ("validate", "ok")]
+
+
+def test_plan_exported_to_a_path_or_url(
+    cli: Callable[..., CliResult],
+    tmp_path: Path,
+    sample_run: tuple[Path, Path, Path, dict[str, Any]],
+) -> None:
+    """optimize.output: the production plan is written every run (new or reused plan)."""
+    import polars as pl
+
+    fsspec = pytest.importorskip("fsspec")
+    folder, _, first, doc1 = sample_run
+    db = tmp_path / "export.duckdb"
+    shutil.copy(first, db)
+    for target in (tmp_path / "out" / "plan.parquet", "memory://exports/plan.csv"):
+        if isinstance(target, Path):
+            target.parent.mkdir()
+        config = _config(folder, tmp_path / "e.yaml", optimize={"output": str(target)})
+        code, doc = _run(cli, config, db)
+        step = doc["steps"][5]
+        assert code == 0 and step["status"] == "skipped"  # the plan on production is reused
+        assert step["details"]["output"] == str(target) and "plan written to" in step["message"]
+        if isinstance(target, Path):
+            plan = pl.read_parquet(target)
+        else:
+            with fsspec.open(str(target), "rb") as fh:
+                plan = pl.read_csv(fh.read())
+        stored = api.run(db, doc1["steps"][5]["run_id"])
+        assert plan.height == stored["summary"]["rows"] == step["details"]["exported_rows"]
+        assert {"item_id", "market", "recommended_price", "status"} <= set(plan.columns)

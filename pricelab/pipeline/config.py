@@ -29,6 +29,8 @@ Sections and keys (every key optional; see ``examples/pipeline.yaml``)::
       baseline_weeks: 8
       allow_conflicts: false    # rows whose constraints conflict stay at current price; the
                                 # step fails (exit 1, plan written) unless this is true
+      output: null              # export the production plan here every run (CSV, Parquet or
+                                # JSON by extension; a path or an az://, s3://, gs:// URL)
     monitor:
       enabled: true
       as_of: today              # today | data (the Monday after the last sales week) | YYYY-MM-DD
@@ -90,6 +92,7 @@ DEFAULTS: dict[str, Any] = {
         "constraints": None,
         "baseline_weeks": 8,
         "allow_conflicts": False,
+        "output": None,
     },
     "monitor": {"enabled": True, "as_of": "today", "config": None, "thresholds": {}},
 }
@@ -101,7 +104,7 @@ _CHOICES: dict[str, tuple[Any, ...]] = {
     "slope": ("item", "common"),
 }
 _WEEKS = ("horizon_weeks", "cutoffs", "naive_weeks", "baseline_weeks")
-_NULLABLE = ("by", "instrument", "before", "constraints", "config", "folder")
+_NULLABLE = ("by", "instrument", "before", "constraints", "config", "folder", "output")
 
 
 def _path(ctx: ConfigContext, path: tuple, value: Any, base: Path | str) -> Any:
@@ -276,6 +279,7 @@ def validate_config(
         if v is not None
     }
     _estimate_rules(ctx, cfg["estimate"])
+    cfg["optimize"]["output"] = _path(ctx, ("optimize", "output"), cfg["optimize"]["output"], base)
     cfg["optimize"]["constraints"] = _path(
         ctx, ("optimize", "constraints"), cfg["optimize"]["constraints"], base
     )

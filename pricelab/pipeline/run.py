@@ -338,15 +338,14 @@ class _Pipeline:
 
             with self.store(read_only=True) as store:
                 kept = get_run(store, plan)["summary"].get("conflicts") or []
-            return self._conflicts(
-                Step(
-                    "optimize",
-                    SKIPPED,
-                    f"plan {plan} already uses production run {production} on these inputs",
-                    plan,
-                ),
-                kept,
+                table = store.read_result("plans", plan)
+            skipped = Step(
+                "optimize",
+                SKIPPED,
+                f"plan {plan} already uses production run {production} on these inputs",
+                plan,
             )
+            return self._conflicts(self._export(skipped, table), kept)
         run = optimize(
             self.db,
             constraints=cons,
@@ -372,7 +371,21 @@ class _Pipeline:
                 "conflicts": kept,
             },
         )
-        return self._conflicts(step, kept)
+        return self._conflicts(self._export(step, p.table), kept)
+
+    def _export(self, step: Step, table: Any) -> Step:
+        """Write the production plan to ``optimize.output`` (a path or URL), when set."""
+        target = self.cfg["optimize"]["output"]
+        if target is None:
+            return step
+        from pricelab.io import write_table
+        from pricelab.storage import display
+
+        cols = [c for c in table.columns if c != "run_id"]
+        write_table(table.select(cols), target)
+        step.details = {**step.details, "output": display(target), "exported_rows": table.height}
+        step.message += f"; plan written to {display(target)}"
+        return step
 
     def _conflicts(self, step: Step, kept: list[dict[str, Any]]) -> Step:
         """The optimize step fails (exit 1, plan written) on conflicts unless allowed."""
