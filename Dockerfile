@@ -3,15 +3,19 @@
 # The image runs as an unprivileged user (uid 10001) with `pricelab` as its entry point; the
 # DuckDB file lives on the /data volume. Cloud credentials come from the environment
 # (AZURE_STORAGE_*, AWS_*, GOOGLE_APPLICATION_CREDENTIALS), never from the image.
+# Python packages are pinned by deploy/constraints.txt; pin the base image too by replacing
+# both `python:3.11-slim` with `python:3.11-slim@sha256:<digest>` (README: "Pinning the image").
 
 # --- build: a wheel of pricelab and of every dependency (no compilers needed at run time)
 FROM python:3.11-slim AS build
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 WORKDIR /src
 COPY pyproject.toml README.md ./
+COPY deploy/constraints.txt ./deploy/constraints.txt
 COPY pricelab ./pricelab
 COPY data/sample ./data/sample
-RUN pip wheel --wheel-dir /wheels ".[azure,s3,gcs]"
+# every dependency pinned (deploy/constraints.txt): two builds of one commit install the same
+RUN pip wheel --wheel-dir /wheels --constraint deploy/constraints.txt ".[azure,s3,gcs]"
 
 # --- run: the wheels installed, nothing else
 FROM python:3.11-slim

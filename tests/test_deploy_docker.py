@@ -145,7 +145,8 @@ def test_build_context_holds_what_copy_needs_and_nothing_private() -> None:
         for src in sources:
             assert any(f == src or f.startswith(src.rstrip("/") + "/") for f in ctx), src
     assert "pricelab/cli/app.py" in ctx and "data/sample/sales.csv" in ctx
-    assert not any(f.startswith(("tests/", ".github/", "deploy/")) for f in ctx)
+    assert not any(f.startswith(("tests/", ".github/", "deploy/")) for f in ctx - PINS)
+    assert ctx >= PINS  # the pinned versions the build installs
     assert not any(f.endswith((".duckdb", ".env")) or "__pycache__" in f for f in ctx)
 
 
@@ -216,3 +217,78 @@ def test_build_stage_makes_an_installable_wheel_with_the_extras(tmp_path: Path) 
     for extra in ("azure", "s3", "gcs"):
         assert f"Provides-Extra: {extra}" in meta
     assert re.search(r"Requires-Dist: adlfs.*extra == .azure.", meta)
+
+
+CONSTRAINTS = REPO / "deploy" / "constraints.txt"
+PINS = {"deploy/constraints.txt"}
+
+
+def _pins() -> dict[str, str]:
+    import re
+
+    pins = {}
+    for line in CONSTRAINTS.read_text().splitlines():
+        if line.strip() and not line.startswith("#"):
+            m = re.fullmatch(r"([A-Za-z0-9_.\-]+)==([A-Za-z0-9_.+!\-]+)", line.strip())
+            assert m, f"not pinned with ==: {line!r}"
+            pins[m.group(1).lower().replace("_", "-")] = m.group(2)
+    return pins
+
+
+def test_build_installs_with_the_pinned_constraints() -> None:
+    text = (REPO / "Dockerfile").read_text()
+    assert "COPY deploy/constraints.txt ./deploy/constraints.txt" in text
+    assert '--constraint deploy/constraints.txt ".[azure,s3,gcs]"' in text
+    import tomllib
+
+    from packaging.requirements import Requirement
+
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    extras = project["optional-dependencies"]
+    needed = [*project["dependencies"], *extras["azure"], *extras["s3"], *extras["gcs"]]
+    pins = _pins()
+    for spec in needed:
+        req = Requirement(spec)
+        name = req.name.lower().replace("_", "-")
+        assert name in pins, f"{name} is not pinned in deploy/constraints.txt"
+        assert req.specifier.contains(pins[name], prereleases=True), (spec, pins[name])
+
+
+@pytest.mark.slow
+def test_constraints_resolve_with_pip(tmp_path: Path) -> None:
+    """pip resolves the image's install against the pins (dry run: nothing installed)."""
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--dry-run",
+            "--ignore-installed",
+            "--quiet",
+            "--report",
+            str(tmp_path / "r.json"),
+            "--constraint",
+            str(CONSTRAINTS),
+            f"{REPO}[azure,s3,gcs]",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=1200,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    import json
+
+    report = json.loads((tmp_path / "r.json").read_text())
+    got = {
+        i["metadata"]["name"].lower().replace("_", "-"): i["metadata"]["version"]
+        for i in report["install"]
+    }
+    pins = _pins()
+    assert {k: v for k, v in got.items() if k != "pricelab"} == {
+        k: pins[k] for k in got if k in pins
+    }
+    assert set(got) - {"pricelab"} <= set(pins)
