@@ -18,7 +18,18 @@ ROOT = Path(__file__).resolve().parents[1] / "pricelab"
 LAYERS: list[tuple[str, set[str]]] = [
     (
         "files",
-        {"errors", "_resources", "transient", "storage", "io", "configfile", "quality", "sample"},
+        {
+            "errors",
+            "_resources",
+            "transient",
+            "storage",
+            "io",
+            "filecheck",
+            "yamlsafe",
+            "configfile",
+            "quality",
+            "sample",
+        },
     ),
     ("store", {"store"}),
     ("estimate", {"elasticity", "experiment", "engines"}),
