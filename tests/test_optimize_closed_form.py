@@ -89,7 +89,11 @@ def test_bad_rows_skipped_with_reason_or_strict_error():
     )
     plan = optimize(bad, BOUNDS)
     reasons = dict(zip(plan.skipped["market"], plan.skipped["reason"], strict=True))
-    assert plan.table.height == df.height - 4 and len(reasons) == 4
+    assert plan.table.height == df.height and len(reasons) == 4
+    kept = plan.table.filter(pl.col("status") == "skipped")
+    assert dict(zip(kept["market"], kept["reason"], strict=True)) == reasons
+    assert (kept["recommended_price"] == kept["current_price"]).all()
+    assert (plan.table.filter(pl.col("status") == "optimized")["reason"] == "").all()
     assert "NaN" in reasons["US"] and ">= 0" in reasons["GB"] and "unit_cost" in reasons["DE"]
     assert "stock < 0" in reasons["CH"] and "skipped 4 row(s)" in plan.summary
     with pytest.raises(DataError, match="4 row\\(s\\) cannot be optimised, first IT-0/US"):

@@ -194,6 +194,7 @@ def test_zero_stock_row_skipped_without_warning():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         plan = optimize(df, {"inventory": True, "bounds": {"max_increase_pct": 10}})
-    assert plan.table["item_id"].to_list() == ["B"]
+    assert plan.table["item_id"].to_list() == ["B", "A"]
+    assert plan.table["status"].to_list() == ["optimized", "skipped"]
     assert plan.skipped["reason"].to_list() == ["stock 0 under inventory: true (nothing to sell)"]
     assert plan.table["recommended_price"][0] == pytest.approx(45.0)

@@ -71,6 +71,12 @@ def demand_from_store(
     )
     if df["category"].null_count() == df.height:
         df = df.drop("category")
+    # the observed price range: optimize caps and flags prices outside it
+    seen = store.query(
+        "SELECT item_id, market, min(price) AS min_price, max(price) AS max_price "
+        "FROM sales GROUP BY 1, 2"
+    )
+    df = df.join(seen, on=["item_id", "market"], how="left")
     return _with_stock(store, df), run_id
 
 

@@ -41,8 +41,8 @@ def binding_labels(
     for i in np.flatnonzero(at_hi & ~prob.frozen):
         labels[i].append(prob.hi_src[i])
     for i in np.flatnonzero(at_lo & ~prob.frozen):
-        for name in ("max_decrease_pct", "min_margin_pct", "inventory"):
-            v = prob.sources[name][i]
+        for name in ("max_decrease_pct", "min_margin_pct", "inventory", "max_extrapolation_pct"):
+            v = prob.sources.get(name, np.full(n, np.nan))[i]
             if not np.isnan(v) and _close(p[i : i + 1], np.array([v]))[0]:
                 labels[i].append(name)
     if (parity_groups >= 0).any():

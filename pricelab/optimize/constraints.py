@@ -28,6 +28,7 @@ TOP_KEYS = (
     "inventory",
     "min_volume_pct",
     "max_avg_change_pct",
+    "max_extrapolation_pct",
     "frozen",
     "overrides",
     "ordering",
@@ -45,6 +46,8 @@ OVERRIDE_KEYS = (
 )
 WHERE_KEYS = ("category", "market", "item_id")
 BOUND_KEYS = ("max_increase_pct", "max_decrease_pct")
+#: default margin around each row's observed price range (``max_extrapolation_pct``)
+DEFAULT_EXTRAPOLATION_PCT = 20.0
 
 
 @dataclass(frozen=True)
@@ -130,6 +133,8 @@ class Constraints:
     rules: Rules = field(default_factory=Rules)
     min_volume_pct: float | None = None
     max_avg_change_pct: float | None = None
+    #: prices stay within the observed range widened by this percent (None: no cap)
+    max_extrapolation_pct: float | None = DEFAULT_EXTRAPOLATION_PCT
     frozen_items: tuple[str, ...] = ()
     overrides: tuple[Override, ...] = ()
     ordering: tuple[Ordering, ...] = ()
@@ -248,6 +253,9 @@ def _from_dict(d: Any, ctx: _Ctx) -> Constraints:
     horizon = _number(
         ctx, ("horizon_weeks",), d.get("horizon_weeks", 1), strict_lo=True, hi=MAX_WEEKS + 1
     )
+    extrap = d.get("max_extrapolation_pct", DEFAULT_EXTRAPOLATION_PCT)
+    if extrap is not None:  # null turns the cap off
+        extrap = _number(ctx, ("max_extrapolation_pct",), extrap)
     s = _parse_settings(ctx, (), d)
     b = s.get("bounds", {})
     rules = Rules(
@@ -286,6 +294,7 @@ def _from_dict(d: Any, ctx: _Ctx) -> Constraints:
         rules=rules,
         min_volume_pct=s.get("min_volume_pct"),
         max_avg_change_pct=s.get("max_avg_change_pct"),
+        max_extrapolation_pct=extrap,
         frozen_items=frozen_items,
         overrides=tuple(overrides),
         ordering=_orderings(ctx, d.get("ordering")),

@@ -203,3 +203,71 @@ class Plan:
 
     def __str__(self) -> str:
         return self.summary
+
+
+#: ``status`` of a plan row (shared with #16's ``conflict``)
+OPTIMIZED, SKIPPED = "optimized", "skipped"
+
+
+def with_skipped_rows(
+    table: pl.DataFrame, demand: pl.DataFrame, skipped: pl.DataFrame, horizon: float
+) -> pl.DataFrame:
+    """The plan with every skipped row kept at its current price: ``status = skipped`` and
+    the ``reason`` in plain words; expected = baseline (profit unknown without a cost)."""
+    if skipped.height == 0:
+        return table
+    keys = ["item_id", "market"]
+    num = ["base_price", "base_quantity", "unit_cost", "fx_rate", "elasticity"]
+    d = demand.select(
+        *[pl.col(k).cast(pl.String) for k in keys],
+        *[
+            (pl.col(c) if c in demand.columns else pl.lit(1.0 if c == "fx_rate" else None))
+            .cast(pl.Float64, strict=False)
+            .alias(c)
+            for c in num
+        ],
+        (pl.col("category") if "category" in demand.columns else pl.lit(None))
+        .cast(pl.String)
+        .alias("category"),
+    ).unique(keys, keep="first")
+    s = skipped.with_columns(pl.col(k).cast(pl.String) for k in keys).join(d, on=keys, how="left")
+    p0, q0 = pl.col("base_price"), horizon * pl.col("base_quantity")
+    rows = s.select(
+        *keys,
+        "category",
+        pl.col("fx_rate").fill_null(1.0),
+        p0.alias("current_price"),
+        p0.alias("recommended_price"),
+        pl.lit(0.0).alias("price_change_pct"),
+        q0.alias("expected_quantity"),
+        (p0 * q0).alias("expected_revenue"),
+        ((p0 - pl.col("unit_cost")) * q0).alias("expected_profit"),
+        q0.alias("baseline_quantity"),
+        (p0 * q0).alias("baseline_revenue"),
+        ((p0 - pl.col("unit_cost")) * q0).alias("baseline_profit"),
+        pl.lit("").alias("binding"),
+        pl.lit(False).alias("inelastic"),
+        "elasticity",
+        pl.lit(False).alias("extrapolated"),
+        pl.lit(SKIPPED).alias("status"),
+        pl.col("reason").cast(pl.String),
+    )
+    return pl.concat([table, rows.select(table.columns)], how="vertical_relaxed")
+
+
+def nothing_to_optimise(skipped: pl.DataFrame) -> str:
+    """The message when every row is skipped: what is missing, in plain words."""
+    n = skipped.height
+    reasons = skipped["reason"].to_list() if n else []
+    no_cost = sum("unit_cost missing" in r for r in reasons)
+    if n and no_cost == n:
+        return (
+            f"no unit costs: all {n} rows lack unit_cost, so profit cannot be optimised; load "
+            "costs (pricelab ingest --costs F, or a unit_cost column in sales) or set "
+            "'objective: revenue' in the constraints file, which needs no costs"
+        )
+    counts: dict[str, int] = {}
+    for r in reasons:
+        counts[r] = counts.get(r, 0) + 1
+    top = "; ".join(f"{k} ({v})" for k, v in sorted(counts.items(), key=lambda kv: -kv[1])[:3])
+    return f"demand table: no row can be optimised ({n} skipped: {top})"

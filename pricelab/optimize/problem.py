@@ -105,7 +105,7 @@ class Problem:
         return self.horizon * (p - r(self.cost, p)) * self.quantity(p) / r(self.fx, p)
 
 
-def _skip_reasons(df: pl.DataFrame) -> pl.Series:
+def _skip_reasons(df: pl.DataFrame, needs_cost: bool = True) -> pl.Series:
     def bad(col: str, rule: pl.Expr) -> pl.Expr:
         return pl.when(rule).then(pl.lit(col)).otherwise(pl.lit(None))
 
@@ -122,7 +122,9 @@ def _skip_reasons(df: pl.DataFrame) -> pl.Series:
             pl.col("base_quantity").is_null() | ~(pl.col("base_quantity") > 0),
         ),
         bad(
-            "unit_cost missing or < 0", pl.col("unit_cost").is_null() | ~(pl.col("unit_cost") >= 0)
+            "unit_cost missing or < 0",
+            (pl.col("unit_cost").is_null() if needs_cost else pl.lit(False))
+            | (pl.col("unit_cost") < 0),
         ),
         bad("fx_rate <= 0", pl.col("fx_rate").is_null() | ~(pl.col("fx_rate") > 0)),
         bad("stock < 0", pl.col("stock") < 0),
@@ -132,7 +134,9 @@ def _skip_reasons(df: pl.DataFrame) -> pl.Series:
     ).to_series()
 
 
-def _prepare(demand: pl.DataFrame, strict: bool) -> tuple[pl.DataFrame, pl.DataFrame]:
+def _prepare(
+    demand: pl.DataFrame, strict: bool, needs_cost: bool = True
+) -> tuple[pl.DataFrame, pl.DataFrame]:
     missing = [c for c in REQUIRED if c not in demand.columns]
     if missing:
         raise DataError(
@@ -164,7 +168,7 @@ def _prepare(demand: pl.DataFrame, strict: bool) -> tuple[pl.DataFrame, pl.DataF
     if dup.height:
         r = dup.row(0)
         raise DataError(f"demand table: duplicate row for item_id {r[0]}, market {r[1]}")
-    df = df.with_columns(_skip_reasons(df).alias("reason"))
+    df = df.with_columns(_skip_reasons(df, needs_cost).alias("reason"))
     bad = df.filter(pl.col("reason") != "")
     if strict and bad.height:
         first = bad.row(0, named=True)
@@ -215,9 +219,45 @@ def _skip_empty_stock(
     return df.filter(pl.Series(keep)), [r for r, k in zip(rules, keep, strict=True) if k], skipped
 
 
+def _extrapolation_cap(
+    df: pl.DataFrame,
+    cons: Constraints,
+    lo: np.ndarray,
+    hi: np.ndarray,
+    lo_src: np.ndarray,
+    hi_src: np.ndarray,
+    sources: dict[str, np.ndarray],
+    frozen: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Cap prices at the observed range (``min_price``..``max_price``) widened by
+    ``max_extrapolation_pct``; the cap yields wherever another constraint needs a price
+    outside it (a margin floor above the widened range keeps its floor)."""
+    m = cons.max_extrapolation_pct
+    if m is None or not {"min_price", "max_price"} <= set(df.columns):
+        sources["max_extrapolation_pct"] = np.full(df.height, np.nan)
+        return lo, hi
+    obs_lo = df["min_price"].cast(pl.Float64).to_numpy()
+    obs_hi = df["max_price"].cast(pl.Float64).to_numpy()
+    ok = np.isfinite(obs_lo) & np.isfinite(obs_hi) & (obs_lo > 0) & ~frozen
+    cap_lo = np.where(ok, obs_lo * (1 - m / 100), np.nan)
+    cap_hi = np.where(ok, obs_hi * (1 + m / 100), np.nan)
+    use_lo = ok & (cap_lo > lo) & (cap_lo <= hi)
+    new_lo = np.where(use_lo, cap_lo, lo)
+    use_hi = ok & (cap_hi < hi) & (cap_hi >= new_lo)
+    new_hi = np.where(use_hi, cap_hi, hi)
+    lo_src[use_lo] = "max_extrapolation_pct"
+    hi_src[use_hi] = "max_extrapolation_pct"
+    sources["max_extrapolation_pct"] = np.where(use_lo, cap_lo, np.nan)
+    return new_lo, new_hi
+
+
 def build_problem(demand: pl.DataFrame, cons: Constraints, *, strict: bool = False) -> Problem:
     """Validate the demand table and compute each row's price interval and links."""
-    df, skipped = _prepare(demand, strict)
+    # revenue needs no cost, unless a margin floor does (a row without one: profit unknown)
+    margins = cons.rules.min_margin_pct is not None or any(
+        "min_margin_pct" in ov.settings for ov in cons.overrides
+    )
+    df, skipped = _prepare(demand, strict, cons.objective == "profit" or margins)
     rules = _rules_per_row(df, cons)
     df, rules, skipped = _skip_empty_stock(df, rules, skipped, strict)
     n = df.height
@@ -262,6 +302,7 @@ def build_problem(demand: pl.DataFrame, cons: Constraints, *, strict: bool = Fal
     lo_src = np.where(lo > 0, np.array(lo_names, dtype=object)[lo_mat.argmax(axis=0)], "")
     hi = np.nan_to_num(sources["max_increase_pct"], nan=np.inf)
     hi_src = np.where(np.isfinite(hi), "max_increase_pct", "").astype(object)
+    lo, hi = _extrapolation_cap(df, cons, lo, hi, lo_src, hi_src, sources, frozen)
     lo = np.where(frozen, p0, lo)
     hi = np.where(frozen, p0, hi)
     lo_src = np.where(frozen, "frozen", lo_src).astype(object)

@@ -24,7 +24,7 @@ from pricelab.optimize.constraints import Constraints, load_constraints
 from pricelab.optimize.decompose import Responder
 from pricelab.optimize.ladder import mixed_blocks
 from pricelab.optimize.links import AverageChangeBudget, VolumeFloor
-from pricelab.optimize.plan import Plan
+from pricelab.optimize.plan import Plan, nothing_to_optimise, with_skipped_rows
 from pricelab.optimize.problem import Problem, build_problem
 from pricelab.optimize.routes import (
     Solved,
@@ -120,7 +120,7 @@ def optimize_own_price(
         raise UsageError(f"draws must be >= 2, got {draws}")
     prob = build_problem(demand, cons, strict=strict)
     if prob.n == 0:
-        raise DataError(f"demand table: no row can be optimised ({prob.skipped.height} skipped)")
+        raise DataError(nothing_to_optimise(prob.skipped))
     implied_caps(prob)
     if conflicts not in MODES:
         raise UsageError(f"conflicts must be one of {', '.join(MODES)}, got {conflicts!r}")
@@ -141,6 +141,7 @@ def optimize_own_price(
     intervals: dict[str, float] = {}
     if draws:
         table, intervals = _with_intervals(prob, table, solved.prices, draws, seed)
+    table = with_skipped_rows(table, demand, prob.skipped, prob.horizon)
     return Plan(
         table=table,
         status=solved.status,
@@ -223,6 +224,17 @@ def _with_intervals(
     return table, intervals
 
 
+def _outside_observed(prob: Problem, p: np.ndarray) -> np.ndarray:
+    """True where the price lies outside the row's observed price range (when known)."""
+    f = prob.frame
+    if not {"min_price", "max_price"} <= set(f.columns):
+        return np.zeros(prob.n, dtype=bool)
+    lo = f["min_price"].cast(pl.Float64).to_numpy()
+    hi = f["max_price"].cast(pl.Float64).to_numpy()
+    with np.errstate(invalid="ignore"):
+        return (p < lo * (1 - 1e-9)) | (p > hi * (1 + 1e-9))
+
+
 def _table(prob: Problem, p: np.ndarray, labels: list[str]) -> pl.DataFrame:
     h = prob.horizon
     q, q0 = h * prob.quantity(p), h * prob.q0
@@ -244,5 +256,8 @@ def _table(prob: Problem, p: np.ndarray, labels: list[str]) -> pl.DataFrame:
             "binding": labels,
             "inelastic": prob.inelastic,
             "elasticity": prob.e,
+            "extrapolated": _outside_observed(prob, p),
+            "status": "optimized",
+            "reason": "",
         }
     )
