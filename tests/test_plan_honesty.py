@@ -114,3 +114,25 @@ def test_revenue_objective_needs_no_costs() -> None:
     # a margin floor needs the cost again: that row is skipped, and says why
     with pytest.raises(DataError, match="no unit costs"):
         optimize(demand, {"objective": "revenue", "min_margin_pct": 20})
+
+
+def test_max_avg_change_pct_is_the_documented_weighted_average() -> None:
+    """README: |sum a p / sum a p0 - 1| <= B with a = q0 / fx, signed (ups and downs offset)."""
+    demand = pl.DataFrame(
+        {
+            "item_id": ["A", "B", "C"],
+            "market": ["US", "JP", "US"],
+            "elasticity": [-1.2, -1.3, -4.0],
+            "base_price": [100.0, 16000.0, 50.0],
+            "base_quantity": [10.0, 5.0, 40.0],
+            "unit_cost": [30.0, 4000.0, 45.0],
+            "fx_rate": [1.0, 160.0, 1.0],
+        }
+    )
+    plan = optimize(demand, {"bounds": {"max_increase_pct": 30}, "max_avg_change_pct": 5})
+    t = plan.table.sort("item_id")
+    a = t["baseline_quantity"] / t["fx_rate"]
+    avg = (a * t["recommended_price"]).sum() / (a * t["current_price"]).sum() - 1
+    assert avg == pytest.approx(0.05, abs=1e-6)  # binding at +5%
+    changes = t["price_change_pct"].to_list()
+    assert max(changes) > 5 and min(changes) < 0  # C's cut pays for A's and B's rises
