@@ -162,3 +162,23 @@ def test_experiment_bad_input(cli, sample_db: Path) -> None:
     res = _design(cli, sample_db, "d", "--where", "market=MARS")
     assert res.exit_code == 2
     assert "--where matches no item x market: market=MARS" in res.stderr
+
+
+def test_balance_is_per_currency(cli, sample_db: Path) -> None:
+    """Money metrics are compared within a currency: JPY is never averaged with EUR."""
+    res = _design(cli, sample_db, "ccy", "--json")
+    assert res.exit_code == 0, res.stderr
+    bal = pl.DataFrame(json.loads(res.stdout)["balance"])
+    units = bal.filter(pl.col("metric") == "units")
+    assert units["currency"].unique().to_list() == ["all"]
+    money = bal.filter(pl.col("metric") == "current_price")
+    assert set(money["currency"]) == {"USD", "GBP", "EUR", "JPY", "CNY"}
+    with Store.open(sample_db, read_only=True) as s:
+        a = s.query(
+            "SELECT a.market, a.cell, a.current_price FROM experiment_assignments a "
+            "WHERE experiment = 'ccy'"
+        )
+    jp = a.filter((pl.col("market") == "JP") & (pl.col("cell") == "control"))
+    row = money.filter((pl.col("currency") == "JPY") & (pl.col("price_change_pct") == 0))
+    assert row["mean"].item() == pytest.approx(jp["current_price"].mean(), rel=1e-12)
+    assert row["n_units"].item() == jp.height

@@ -37,6 +37,11 @@ def _units(store: Store, where: dict[str, list[str]]) -> pl.DataFrame:
     items = load_items(store)
     if items is not None:
         units = units.join(items, on="item_id", how="left")
+    if store.count("markets") and "currency" not in units.columns:  # balance per currency
+        ccy = store.query("SELECT market, coalesce(currency, market) AS currency FROM markets")
+        units = units.join(ccy, on="market", how="left").with_columns(
+            pl.col("currency").fill_null(pl.col("market"))
+        )
     for col, vals in where.items():
         if col not in units.columns:
             raise UsageError(

@@ -117,8 +117,14 @@ def randomise(strata: pl.DataFrame, cells: list[float], seed: int) -> pl.DataFra
     )
 
 
-def balance_table(assignment: pl.DataFrame, history: pl.DataFrame) -> pl.DataFrame:
+def balance_table(
+    assignment: pl.DataFrame, history: pl.DataFrame, currency: dict[str, str] | None = None
+) -> pl.DataFrame:
     """Pre-period means by cell with standardized differences against control.
+
+    Money metrics (revenue, price, current_price) are compared within each currency
+    (``currency``: market -> currency code; column ``currency``), never averaged across
+    JPY and EUR; units are pooled (``currency`` "all").
 
     Metrics per item x market: mean weekly units and revenue over the history's
     weeks (missing weeks count as zero), average price paid (revenue / units,
@@ -134,17 +140,27 @@ def balance_table(assignment: pl.DataFrame, history: pl.DataFrame) -> pl.DataFra
         pl.Series("price", np.where(q > 0, rev / np.where(q > 0, q, 1.0), np.nan)).fill_nan(None),
         assignment["current_price"].alias("current_price"),
     )
-    long = per_unit.unpivot(index=["cell", "price_change_pct"], variable_name="metric")
-    stats_ = long.group_by("metric", "cell", "price_change_pct").agg(
+    money_ccy = assignment["market"].replace_strict(
+        currency or {}, default="", return_dtype=pl.String
+    )
+    per_unit = per_unit.with_columns(money_ccy.alias("_ccy"))
+    long = per_unit.unpivot(index=["cell", "price_change_pct", "_ccy"], variable_name="metric")
+    long = long.with_columns(
+        pl.when(pl.col("metric") == "units")
+        .then(pl.lit("all"))
+        .otherwise(pl.col("_ccy"))
+        .alias("currency")
+    ).drop("_ccy")
+    stats_ = long.group_by("metric", "currency", "cell", "price_change_pct").agg(
         pl.col("value").drop_nulls().len().alias("n_units"),
         pl.col("value").mean().alias("mean"),
         pl.col("value").std().alias("std"),
     )
     ctrl = stats_.filter(pl.col("price_change_pct") == 0).select(
-        "metric", pl.col("mean").alias("_mc"), pl.col("std").alias("_sc")
+        "metric", "currency", pl.col("mean").alias("_mc"), pl.col("std").alias("_sc")
     )
     pooled = ((pl.col("std") ** 2 + pl.col("_sc") ** 2) / 2).sqrt()
-    out = stats_.join(ctrl, on="metric").with_columns(
+    out = stats_.join(ctrl, on=["metric", "currency"]).with_columns(
         pl.when(pooled > 0)
         .then((pl.col("mean") - pl.col("_mc")) / pooled)
         .otherwise(0.0)
@@ -154,8 +170,9 @@ def balance_table(assignment: pl.DataFrame, history: pl.DataFrame) -> pl.DataFra
     return (
         out.drop("_mc", "_sc")
         .with_columns(pl.col("metric").replace_strict(order, return_dtype=pl.Int32).alias("_o"))
-        .sort("_o", "price_change_pct")
+        .sort("_o", "currency", "price_change_pct")
         .drop("_o")
+        .select("metric", "currency", pl.exclude("metric", "currency"))
     )
 
 
@@ -362,7 +379,13 @@ def design_experiment(
         target_power=power,
         mde=mde,
         assignment=assignment,
-        balance=balance_table(assignment, hist),
+        balance=balance_table(
+            assignment,
+            hist,
+            dict(zip(units["market"], units["currency"], strict=True))
+            if "currency" in units.columns
+            else None,
+        ),
         power=ptable,
         power_details=details,
     )
