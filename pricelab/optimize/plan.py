@@ -205,8 +205,8 @@ class Plan:
         return self.summary
 
 
-#: ``status`` of a plan row (shared with #16's ``conflict``)
-OPTIMIZED, SKIPPED = "optimized", "skipped"
+#: ``status`` of a row the optimizer could not price (``optimized`` / ``conflict``: conflicts.py)
+SKIPPED = "skipped"
 
 
 def with_skipped_rows(

@@ -257,7 +257,5 @@ def _table(prob: Problem, p: np.ndarray, labels: list[str]) -> pl.DataFrame:
             "inelastic": prob.inelastic,
             "elasticity": prob.e,
             "extrapolated": _outside_observed(prob, p),
-            "status": "optimized",
-            "reason": "",
         }
     )
