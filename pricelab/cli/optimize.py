@@ -82,6 +82,10 @@ def optimize(
             "price (the plan is written either way; default exit 1).",
         ),
     ] = False,
+    wide: Annotated[
+        bool,
+        typer.Option("--wide", help="Show every column (default: what fits 80 columns)."),
+    ] = False,
     db: DbOpt = None,
     json: JsonOpt = False,
     output: OutputOpt = None,
@@ -121,31 +125,7 @@ def optimize(
             f"stored as run {run.run_id}"
             + (f" (estimates {run.estimates})" if run.estimates else "")
         )
-    console.print(
-        frame_table(plan.uplift_by("market"), title="uplift by market (base currency)", floats=1)
-    )
-    if "category" in t.columns and t["category"].null_count() < t.height:
-        console.print(
-            frame_table(
-                plan.uplift_by("category"), title="uplift by category (base currency)", floats=1
-            )
-        )
-    changes = t.sort(pl.col("price_change_pct").abs(), descending=True)
-    cols = [
-        "item_id",
-        "market",
-        "current_price",
-        "recommended_price",
-        "price_change_pct",
-        "expected_profit",
-        "baseline_profit",
-        "binding",
-    ]
-    if "cannibalised_quantity" in t.columns:
-        cols.insert(5, "cannibalised_quantity")
-    console.print(
-        frame_table(changes.select(cols), title="largest price changes", max_rows=12, floats=2)
-    )
+    _print_tables(plan, wide)
     if plan.skipped.height:
         err_console.print(
             f"{plan.skipped.height} row(s) skipped: "
@@ -170,6 +150,47 @@ def _conflict_exit(plan: Any, run_id: str | None, allow: bool) -> None:
         f"plan written{where} with {len(rows)} row(s) in conflict kept at their current "
         f"price: {listed}{more} (relax the named constraints, or --allow-conflicts to exit 0)"
     )
+
+
+#: short headers so the default tables fit an 80-column terminal or a pipe
+_UPLIFT = {
+    "rows": "rows",
+    "baseline_profit": "profit now",
+    "expected_profit": "profit plan",
+    "profit_%": "profit %",
+    "revenue_%": "revenue %",
+}
+_CHANGES = {
+    "item_id": "item",
+    "market": "market",
+    "current_price": "current",
+    "recommended_price": "new",
+    "price_change_pct": "change %",
+    "binding": "binding",
+}
+
+
+def _print_tables(plan: Any, wide: bool) -> None:
+    """Uplift by market (and category) and the largest changes; ``wide``: every column."""
+    t = plan.table
+    keys = ["market"]
+    if "category" in t.columns and t["category"].null_count() < t.height:
+        keys.append("category")
+    for key in keys:
+        up = plan.uplift_by(key)
+        if not wide:
+            up = up.select(key, *[pl.col(c).alias(n) for c, n in _UPLIFT.items()])
+        console.print(frame_table(up, title=f"uplift by {key} (base currency)", floats=1))
+    changes = t.sort(pl.col("price_change_pct").abs(), descending=True)
+    cols = dict(_CHANGES)
+    if wide:
+        extra = ["expected_profit", "baseline_profit", "extrapolated", "status", "reason"]
+        extra += ["cannibalised_quantity"]
+        cols.update({c: c for c in extra if c in t.columns})
+        shown = changes.select(list(cols))
+    else:
+        shown = changes.select([pl.col(c).alias(n) for c, n in cols.items()])
+    console.print(frame_table(shown, title="largest price changes", max_rows=12, floats=2))
 
 
 def register(app: typer.Typer) -> None:

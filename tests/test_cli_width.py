@@ -1,0 +1,44 @@
+"""Tables fit an 80-column terminal or a pipe: no truncated headers ("baselin…")."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from pricelab import api
+from pricelab._resources import sample_dir
+from pricelab.cli.app import app
+
+
+@pytest.fixture(scope="module")
+def est_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    db = tmp_path_factory.mktemp("width") / "sample.duckdb"
+    api.ingest(db, **api.sample_files())
+    api.estimate(db, model="poisson")
+    return db
+
+
+def test_optimize_tables_fit_80_columns(est_db: Path) -> None:
+    args = [
+        "optimize",
+        "--db",
+        str(est_db),
+        "--constraints",
+        str(sample_dir() / "constraints.yaml"),
+    ]
+    res = CliRunner().invoke(app, args, env={"COLUMNS": "80"}, terminal_width=80)
+    assert res.exit_code == 0, res.output
+    table_lines = [ln for ln in res.stdout.splitlines() if ln[:1] in "┏┃┡│└"]
+    assert table_lines and max(len(ln) for ln in table_lines) <= 80
+    assert "…" not in res.stdout  # nothing cut off
+    for header in ("profit now", "profit plan", "change %", "binding"):
+        assert header in res.stdout
+    wide = CliRunner().invoke(app, [*args, "--wide"], env={"COLUMNS": "80"}, terminal_width=80)
+    assert wide.exit_code == 0, wide.output
+
+    def widest(text: str) -> int:  # columns of the widest table
+        return max(ln.count("┃") for ln in text.splitlines() if ln.startswith("┃")) - 1
+
+    assert widest(wide.stdout) > widest(res.stdout)  # --wide shows every column
