@@ -21,7 +21,7 @@ from pricelab.cli.app import app
 # options every command handles itself (printing, writing, tracebacks) or turns into one
 # tracking argument (checked separately below)
 CLI_ONLY = {"json", "debug", "help", "mlflow", "mlflow_uri", "mlflow_experiment"}
-CLI_ONLY |= {"strict_tracking"}
+CLI_ONLY |= {"strict_tracking", "wide"}  # --wide: how many columns the CLI prints
 # an exit-code policy: optimize --allow-conflicts exits 0 on a partial plan (the call is the same)
 CLI_ONLY |= {"allow_conflicts"}
 # values the CLI parses before the call: tokens, and text the library must receive
