@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _bench import emit, log  # noqa: E402
 
 from pricelab.simulate import baseline_sql, simulate  # noqa: E402
-from pricelab.store import Store, start_run  # noqa: E402
+from pricelab.store import Store, record_run  # noqa: E402
 
 
 def build(db: Path, groups: int, weeks: int) -> str:
@@ -53,7 +53,7 @@ def build(db: Path, groups: int, weeks: int) -> str:
             elasticity=-2.0 + 0.3 * rng.standard_normal(keys.height),
             std_error=np.full(keys.height, 0.2),
         )
-        run = start_run(store, "estimate", {"model": "bench"})
+        run = record_run(store, "estimate", {"model": "bench"})
         with store.transaction():
             store.write_result("elasticities", est, run.run_id)
             run.finish({})

@@ -13,7 +13,7 @@ from pricelab import api
 from pricelab.demand.baseline import COLUMNS, baseline, window_dates
 from pricelab.demand.from_store import demand_from_store
 from pricelab.errors import UsageError
-from pricelab.store import Store, start_run
+from pricelab.store import Store, record_run
 
 START = dt.date(2024, 1, 1)
 WEEKS = 10
@@ -92,7 +92,7 @@ def make_db(tmp_path: Path, *, items: bool = True) -> Path:
 
 def store_estimates(db: Path, est: pl.DataFrame) -> str:
     with Store.open(db) as store:
-        run = start_run(store, "estimate", {"model": "fixture"})
+        run = record_run(store, "estimate", {"model": "fixture"})
         with store.transaction():
             store.write_result("elasticities", est, run.run_id)
             run.finish({})

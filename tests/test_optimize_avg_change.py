@@ -12,9 +12,9 @@ from hypothesis import strategies as st
 from pricelab.errors import InfeasibleError
 from pricelab.optimize import load_constraints, optimize
 from pricelab.optimize.avg_change import implied_caps
+from pricelab.optimize.budget_penalty import argmax_penalised, penalised_term
 from pricelab.optimize.decompose import Responder
 from pricelab.optimize.links import AverageChangeBudget, VolumeFloor
-from pricelab.optimize.penalised import argmax_penalised, penalised_term
 from pricelab.optimize.problem import build_problem
 from pricelab.optimize.routes import candidate_milp
 from tests._optimize_data import demand

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from pricelab.store import Store
-from pricelab.store.runs import start_run
+from pricelab.store.runs import record_run
 from tests.test_report_fixtures import estimate_frame, plan_frame, store_run
 
 pytestmark = pytest.mark.browser
@@ -70,7 +70,7 @@ def _plan_with_skipped(db: Path) -> str:
     e = store_run(db, "estimate", "elasticities", est, parameters={"model": "poisson"})
     plan = plan_frame(est)
     with Store.open(db) as store:
-        run = start_run(store, "optimize", {}, [e])
+        run = record_run(store, "optimize", {}, [e])
         with store.transaction():
             store.write_result("plans", plan, run.run_id)
             run.finish(

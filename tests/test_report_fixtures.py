@@ -1,7 +1,7 @@
 """Builders for stored runs used by the report, monitor and lineage tests (no tests here).
 
 Result tables are written the way ``estimate`` / ``optimize`` / ``simulate`` write them
-(``start_run`` + ``write_result`` + ``finish`` in one transaction), with elasticities taken
+(``record_run`` + ``write_result`` + ``finish`` in one transaction), with elasticities taken
 from the sample's known truth (``data/sample/true_elasticities.csv``).
 """
 
@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from pricelab.store import Store, start_run
+from pricelab.store import Store, record_run
 
 REPO = Path(__file__).resolve().parents[1]
 TRUTH = REPO / "data" / "sample" / "true_elasticities.csv"
@@ -155,7 +155,7 @@ def store_run(
 ) -> str:
     """Record a ``command`` run whose result ``df`` goes to ``table``; returns the run id."""
     with Store.open(db) as store:
-        run = start_run(store, command, parameters or {}, list(parents))
+        run = record_run(store, command, parameters or {}, list(parents))
         if started_at is not None:
             run.started_at = started_at
         with store.transaction():

@@ -13,7 +13,7 @@ from test_simulate_projection import make_db, reference_baseline, synthetic_sale
 from pricelab import api
 from pricelab.errors import ConfigError
 from pricelab.simulate import load_scenario, simulate
-from pricelab.store import Store, start_run
+from pricelab.store import Store, record_run
 
 GOOD = """\
 baseline_weeks: 4
@@ -180,7 +180,7 @@ def test_cli_bad_scenario_and_unknown_market_exit_2(tmp_path, cli):
 
 def _store_plan(db: Path, est: str, plan: pl.DataFrame) -> str:
     with Store.open(db) as store:
-        run = start_run(store, "optimize", {"fixture": True}, parents=[est])
+        run = record_run(store, "optimize", {"fixture": True}, parents=[est])
         with store.transaction():
             store.write_result("plans", plan, run.run_id)
             run.finish({})

@@ -12,7 +12,7 @@ import pytest
 from pricelab import api
 from pricelab.errors import UsageError
 from pricelab.simulate import baseline, simulate
-from pricelab.store import Store, start_run
+from pricelab.store import Store, record_run
 
 Z90 = 1.6448536269514722
 START = dt.date(2024, 1, 1)
@@ -94,7 +94,7 @@ def make_db(tmp_path: Path) -> tuple[Path, str]:
         costs=tmp_path / "costs.csv",
     )
     with Store.open(db) as store:
-        run = start_run(store, "estimate", {"model": "fixture"})
+        run = record_run(store, "estimate", {"model": "fixture"})
         with store.transaction():
             store.write_result("elasticities", elasticity_table(), run.run_id)
             run.finish({})

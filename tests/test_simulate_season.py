@@ -11,10 +11,10 @@ import pytest
 from test_simulate_projection import make_db, reference_baseline, run_sim
 
 from pricelab import api
+from pricelab.demand.season import CLIP, YEAR_DAYS
 from pricelab.errors import ConfigError
 from pricelab.simulate import load_scenario, simulate
-from pricelab.simulate.season import CLIP, YEAR_DAYS
-from pricelab.store import Store, start_run
+from pricelab.store import Store, record_run
 
 A_SIN, A_COS, ELASTICITY = 0.4, 0.25, -2.0
 #: ends on 2023-11-27 (day 331): an 8-week window in the autumn low, a 13-week horizon
@@ -126,7 +126,7 @@ def _store_params(
     keys: pl.DataFrame,
 ) -> str:
     with Store.open(db) as store:
-        run = start_run(
+        run = record_run(
             store,
             "estimate",
             {

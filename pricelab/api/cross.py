@@ -63,7 +63,7 @@ def estimate_cross_run(
 
     from pricelab.elasticity.cross import estimate_cross
     from pricelab.store.loaders import load_items, load_sales
-    from pricelab.store.runs import start_run
+    from pricelab.store.runs import record_run
 
     with Store.open(db, must_exist=True) as store:
         sales = load_sales(store, before=before)
@@ -77,7 +77,7 @@ def estimate_cross_run(
             "controls": controls,
             "fit": json.loads(json.dumps(res.parameters, default=str)),
         }
-        run = start_run(store, "estimate", params)
+        run = record_run(store, "estimate", params)
         table = res.elasticities
         if items is not None and "category" in items.columns:
             table = table.join(

@@ -14,6 +14,7 @@ from pricelab.store import get_run as _get_run
 from pricelab.store import ingest as _ingest
 from pricelab.store import list_runs as _list_runs
 from pricelab.store.db import resolve_db_path
+from pricelab.store.runs import record_run
 
 PathLike = str | os.PathLike[str]
 
@@ -57,12 +58,39 @@ def ingest(
         raise
 
 
-def validate(db: PathLike | None = None) -> QualityReport:
-    """Data-quality report on what is loaded (errors and warnings); it only reads, so a
-    read-only database file (or one another reader has open) is fine."""
+def validate(db: PathLike | None = None, *, record: bool = True) -> QualityReport:
+    """Data-quality report on what is loaded (errors and warnings).
+
+    The checks only read, so a read-only database file (or one another reader has open)
+    is fine. Then, unless ``record=False``, the report is recorded as a ``validate`` run
+    (status ``ok`` or ``failed``, the report as its summary; ``report.run_id``), the same
+    run the pipeline records; when the file cannot be written now (read-only, or another
+    process holds it) the report is returned unrecorded (``run_id`` None).
+    """
     with Store.open(db, must_exist=True, read_only=True) as store:
         store.require_sales()
-        return check_loaded(store)
+        report = check_loaded(store)
+    if record:
+        report.run_id = record_when_writable(
+            db, "validate", {}, report.to_dict(), "ok" if report.ok else "failed"
+        )
+    return report
+
+
+def record_when_writable(
+    db: PathLike | None, command: str, parameters: dict[str, Any], summary: dict, status: str
+) -> str | None:
+    """Record a run of a read-only command (``record_run``); None when the file is locked
+    by another process or cannot be written."""
+    from pricelab.errors import StoreError, UnavailableError
+
+    try:
+        with Store.open(db, must_exist=True) as store:
+            run = record_run(store, command, parameters)
+            run.finish(summary, status=status)
+            return run.run_id
+    except (StoreError, UnavailableError, OSError):
+        return None
 
 
 def runs(db: PathLike | None = None, *, command: str | None = None) -> pl.DataFrame:

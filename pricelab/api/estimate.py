@@ -271,10 +271,10 @@ def _store_estimate(
     track: Any = None,
 ) -> EstimateRun:
     """Write elasticities and coefficients as an ``estimate`` run."""
-    from pricelab.store.runs import start_run
+    from pricelab.store.runs import record_run
     from pricelab.tracking import log_run
 
-    run = start_run(store, "estimate", params)
+    run = record_run(store, "estimate", params)
     table = results.elasticities
     if (
         items is not None

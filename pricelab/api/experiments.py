@@ -77,7 +77,7 @@ def experiment_design(
     from pricelab.experiment import design_experiment
     from pricelab.store.experiments import experiment_exists, save_design
     from pricelab.store.loaders import load_sales
-    from pricelab.store.runs import start_run
+    from pricelab.store.runs import record_run
 
     with Store.open(db, must_exist=True) as store:
         store.require_sales()
@@ -108,7 +108,7 @@ def experiment_design(
             "start": start,
             "mde": mde,
         }
-        run = start_run(store, "experiment-design", params)
+        run = record_run(store, "experiment-design", params)
         with store.transaction():
             save_design(store, design, run.run_id)
             run.finish(
@@ -133,7 +133,7 @@ def experiment_analyze(
     from pricelab.experiment import analyze_experiment
     from pricelab.store.experiments import load_design
     from pricelab.store.loaders import load_sales
-    from pricelab.store.runs import latest_run, start_run
+    from pricelab.store.runs import latest_run, record_run
 
     with Store.open(db, must_exist=True) as store:
         header, assignment = load_design(store, name)
@@ -150,7 +150,7 @@ def experiment_analyze(
             assignment, test, pre, observational=observational, start=start, end=end, name=name
         )
         parents = [header["run_id"], *([est_run] if est_run else [])]
-        run = start_run(
+        run = record_run(
             store, "experiment-analyze", {"name": name, "estimates": est_run}, parents=parents
         )
         with store.transaction():

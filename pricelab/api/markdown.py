@@ -27,9 +27,9 @@ class MarkdownRun:
 def _store(
     store: Store, plan: Any, params: dict[str, Any], parents: list[str], est: str | None
 ) -> MarkdownRun:
-    from pricelab.store.runs import start_run
+    from pricelab.store.runs import record_run
 
-    run = start_run(store, "markdown", params, parents=parents)
+    run = record_run(store, "markdown", params, parents=parents)
     with store.transaction():
         store.write_result("markdown_plans", plan.table, run.run_id)
         store.write_result("markdown_items", plan.items, run.run_id)

@@ -12,7 +12,11 @@ PathLike = str | os.PathLike[str]
 
 
 def monitor(
-    db: PathLike | None = None, *, as_of: Any = None, config: PathLike | None = None
+    db: PathLike | None = None,
+    *,
+    as_of: Any = None,
+    config: PathLike | None = None,
+    record: bool = True,
 ) -> Any:
     """Run the monitoring checks: a :class:`pricelab.monitor.MonitorResult`.
 
@@ -23,12 +27,16 @@ def monitor(
     config:
         YAML file with a ``monitor:`` section of thresholds (defaults: ``pricelab.monitor.DEFAULTS``).
 
+    record:
+        Record a ``monitor`` run (status ``ok`` or ``alert``; ``result.run_id``), as the
+        pipeline's monitor step does (skipped when the file cannot be written now).
+
     The caller decides what an alert means; the CLI exits 1 when ``result.ok`` is False.
     """
     import datetime as _dt
 
     from pricelab.errors import UsageError
-    from pricelab.monitor import load_config, run_checks
+    from pricelab.monitor import load_config, record_monitor_run, run_checks
 
     if isinstance(as_of, str):
         try:
@@ -37,7 +45,16 @@ def monitor(
             raise UsageError(f"--as-of: {as_of!r} is not an ISO date (YYYY-MM-DD)") from None
     cfg = load_config(config)
     with Store.open(db, must_exist=True, read_only=True) as store:
-        return run_checks(store, as_of=as_of, config=cfg)
+        result = run_checks(store, as_of=as_of, config=cfg)
+    if record:  # as validate: unrecorded when the file cannot be written now
+        from pricelab.errors import StoreError, UnavailableError
+
+        try:
+            with Store.open(db, must_exist=True) as store:
+                record_monitor_run(store, result, cfg)
+        except (StoreError, UnavailableError):
+            pass
+    return result
 
 
 def report(

@@ -125,7 +125,7 @@ def optimize(
     from pricelab.io import read_table
     from pricelab.optimize import load_constraints
     from pricelab.optimize import optimize as _optimize
-    from pricelab.store.runs import start_run
+    from pricelab.store.runs import record_run
     from pricelab.tracking import log_run, resolve_mlflow
 
     track = resolve_mlflow(mlflow)
@@ -170,7 +170,7 @@ def optimize(
         if not _db_given(db):
             return OptimizeRun(plan, None, None)
         with Store.open(db) as store:
-            run = start_run(store, "optimize", params)
+            run = record_run(store, "optimize", params)
             with store.transaction():
                 store.write_result("plans", plan.table, run.run_id)
                 out = OptimizeRun(plan, run.run_id, None)
@@ -196,7 +196,7 @@ def optimize(
             )
         params["estimates"] = est_run
         params["seasonality"] = season
-        run = start_run(store, "optimize", params, parents=[est_run])
+        run = record_run(store, "optimize", params, parents=[est_run])
         with store.transaction():
             store.write_result("plans", plan.table, run.run_id)
             if plan.skipped.height:

@@ -130,7 +130,7 @@ def backtest(
     EmptyStoreError, StoreError
     """
     from pricelab.simulate import backtest as _backtest
-    from pricelab.store import start_run
+    from pricelab.store import record_run
 
     with Store.open(db, must_exist=True) as store:
         store.require_sales()
@@ -146,7 +146,7 @@ def backtest(
             naive_weeks=naive_weeks,
             rank_by=rank_by,
         )
-        run = start_run(store, "backtest", result.parameters)
+        run = record_run(store, "backtest", result.parameters)
         with store.transaction():
             store.write_result("backtests", result.scores, run.run_id)
             run.finish({"best": result.best(), "scores": result.overall().to_dicts()})

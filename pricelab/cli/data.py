@@ -22,8 +22,6 @@ from pricelab.cli._common import (
 from pricelab.errors import CheckFailed
 from pricelab.quality import QualityReport
 
-FileOpt = Annotated[Path | None, typer.Option(show_default=False)]
-
 
 def _print_report(report: QualityReport, title: str) -> None:
     if not report.issues:

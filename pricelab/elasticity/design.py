@@ -22,7 +22,6 @@ from .kernels import pad
 
 DEFAULT_CONTROLS = ("promo", "fourier", "trend")
 REQUIRED = ("item_id", "market", "price", "quantity")
-SPECIAL = {"promo", "fourier", "fourier2", "trend"}
 YEAR_DAYS = 365.25
 
 

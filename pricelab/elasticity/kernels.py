@@ -19,14 +19,6 @@ import numpy as np
 _TINY = 1e-300
 
 
-def group_layout(codes: np.ndarray, n_groups: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Counts, start offsets and within-group positions of rows sorted by group code."""
-    counts = np.bincount(codes, minlength=n_groups)
-    starts = np.cumsum(counts) - counts
-    pos = np.arange(codes.shape[0]) - starts[codes]
-    return counts, starts, pos
-
-
 def pad(
     values: np.ndarray,
     codes: np.ndarray,

@@ -13,6 +13,7 @@ from typing import Any
 from pricelab.monitor.checks import ALERT, CHECKS, OK, SKIPPED, CheckResult, robust_z
 from pricelab.monitor.config import DEFAULTS, load_config, merge_config
 from pricelab.store.db import Store
+from pricelab.store.runs import record_run
 
 __all__ = [
     "ALERT",
@@ -25,6 +26,7 @@ __all__ = [
     "merge_config",
     "robust_z",
     "run_checks",
+    "record_monitor_run",
 ]
 
 
@@ -34,6 +36,7 @@ class MonitorResult:
 
     as_of: dt.date
     checks: list[CheckResult]
+    run_id: str | None = None  # the ``monitor`` run that recorded it, if any
 
     @property
     def alerts(self) -> list[CheckResult]:
@@ -84,6 +87,18 @@ class MonitorResult:
             "alerts": [c.name for c in self.alerts],
             "checks": [c.to_dict() for c in self.checks],
         }
+
+
+def record_monitor_run(store: Store, result: MonitorResult, config: dict[str, Any]) -> str:
+    """Record ``result`` as a ``monitor`` run (status ``ok`` or ``alert``); its run id.
+
+    The one way a monitoring run is recorded: ``pricelab monitor`` and the pipeline's
+    monitor step both call it.
+    """
+    run = record_run(store, "monitor", {"as_of": str(result.as_of), "config": config})
+    run.finish(result.to_dict(), status="ok" if result.ok else "alert")
+    result.run_id = run.run_id
+    return run.run_id
 
 
 def run_checks(

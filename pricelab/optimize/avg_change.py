@@ -10,7 +10,7 @@ link's rows. It is linear in prices,
 
 and only one side can bind. With a signed multiplier s_b (s > 0: the upper side, s < 0:
 the lower side; per unit of H sum a_i p_i) every row maximises
-(p - k) q(p) - s_b q0 p (:mod:`pricelab.optimize.penalised`) and the volume floors /
+(p - k) q(p) - s_b q0 p (:mod:`pricelab.optimize.budget_penalty`) and the volume floors /
 stock pools / parity keep their own multipliers and band search (:mod:`decompose`).
 The dual D(s) = L(p(s), lam(s), mu(s)) + H sum_b (s_b R_b + |s_b| B R_b) is an upper
 bound for every s; the budget usage sum a p(s) is non-increasing in s, so s_b comes from a

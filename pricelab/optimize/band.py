@@ -14,8 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from pricelab.optimize.budget_penalty import argmax_penalised, penalised_term
 from pricelab.optimize.closed_form import unconstrained_price
-from pricelab.optimize.penalised import argmax_penalised, penalised_term
 
 GRID = 48
 GOLDEN_STEPS = 60
@@ -70,7 +70,7 @@ def solve_band(
     """Best prices of every parity row for effective costs ``k``.
 
     ``theta`` (per row, optional) is a price penalty from an average-change budget
-    multiplier (:mod:`pricelab.optimize.penalised`); each market then maximises
+    multiplier (:mod:`pricelab.optimize.budget_penalty`); each market then maximises
     (p - k) q(p) - theta q0 p, still unimodal where the budget pushes prices down.
 
     Returns

@@ -22,16 +22,6 @@ MAX_CANDIDATES = 400
 MIP_REL_GAP = 1e-5  # relative gap at which HiGHS stops (reported with the plan)
 
 
-def ladder_points(lo: float, hi: float, spacing: float, offset: float) -> np.ndarray:
-    """Positive ladder prices k * spacing + offset inside [lo, hi] (with a 1e-9 tolerance)."""
-    tol = 1e-9 * max(1.0, abs(hi) if np.isfinite(hi) else abs(lo))
-    k0 = max(np.ceil((lo - offset - tol) / spacing), np.floor(-offset / spacing) + 1)
-    k1 = np.floor((hi - offset + tol) / spacing)
-    if k1 - k0 + 1 > MAX_CANDIDATES:
-        return np.full(MAX_CANDIDATES + 1, np.nan)
-    return np.arange(k0, k1 + 1) * spacing + offset
-
-
 def search_window(prob: Problem) -> tuple[np.ndarray, np.ndarray]:
     """Finite price range searched per row: [lo, hi], with open ends closed.
 

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from pricelab.optimize.band import Blocks, solve_band
+from pricelab.optimize.budget_penalty import argmax_penalised, penalised_term
 from pricelab.optimize.links import Link, StockPool, VolumeFloor
-from pricelab.optimize.penalised import argmax_penalised, penalised_term
 from pricelab.optimize.problem import Problem
 
 ITERATIONS = 64

@@ -1,10 +1,8 @@
-"""cvxpy formulations (optimization.md 1, 3, 4): the undecomposed checks and small blocks.
+"""cvxpy formulation (optimization.md 1): the undecomposed check of the decomposition.
 
 - :func:`solve_conic` — constant elasticity, elastic rows, in quantity space with one
   vectorised ``cp.PowCone3D`` for all rows, scaled data; bounds, margin floors, volume
   floors and stock pools. Used to check the decomposition and in the benchmark.
-- :func:`solve_linear_qp` — linear demand with cross-price effects: a concave QP.
-- :func:`solve_logit` — multinomial logit profit in share space (``cp.entr``).
 Every solver status maps to an outcome: optimal; inaccurate -> retry with the next
 solver; infeasible -> InfeasibleError; unbounded -> SolverError.
 """
@@ -61,58 +59,3 @@ def solve_conic(prob: Problem, solvers: tuple[str, ...] = ("CLARABEL", "SCS")) -
     _solve(cp.Problem(obj, cons), solvers, "power-cone program")
     z_opt = cast(np.ndarray, z.value)  # set: _solve returns only on an optimal status
     return unit.price_for_quantity(np.maximum(z_opt, 1e-300))
-
-
-def solve_linear_qp(
-    intercept: np.ndarray,
-    matrix: np.ndarray,
-    unit_cost: np.ndarray,
-    lo: np.ndarray,
-    hi: np.ndarray,
-    *,
-    A: np.ndarray | None = None,
-    b: np.ndarray | None = None,
-) -> np.ndarray:
-    """Maximise (p - c)'(a - D p) s.t. lo <= p <= hi and A p <= b (concave QP).
-
-    Raises SolverError naming the non-concavity when D + D' is not positive semidefinite.
-    """
-    D = np.asarray(matrix, dtype=float)
-    S = 0.5 * (D + D.T)
-    if np.linalg.eigvalsh(S).min() < -1e-9:
-        raise SolverError(
-            "linear demand: D + D' is not positive semidefinite; profit is not "
-            "concave (check cross-price effects)"
-        )
-    p = cp.Variable(len(intercept))
-    obj = cp.Maximize(-cp.quad_form(p, cp.psd_wrap(S)) + (intercept + D.T @ unit_cost) @ p)
-    cons = [p >= lo, p <= hi]
-    if A is not None:
-        cons.append(A @ p <= b)
-    _solve(cp.Problem(obj, cons), ("CLARABEL", "OSQP", "SCS"), "linear-demand QP")
-    return np.asarray(p.value)
-
-
-def solve_logit(
-    attraction: np.ndarray,
-    price_sensitivity: float,
-    unit_cost: np.ndarray,
-    market_size: float = 1.0,
-) -> np.ndarray:
-    """Profit-maximising prices under multinomial logit demand (share space, exact).
-
-    With p_j = (a_j - log s_j + log s_0) / b, revenue is
-    (a's + sum_j entr(s_j) + log s_0 + entr(s_0)) / b, concave in the shares s.
-    """
-    a = np.asarray(attraction, dtype=float)
-    c = np.asarray(unit_cost, dtype=float)
-    b = float(price_sensitivity)
-    s = cp.Variable(a.size)
-    s0 = 1 - cp.sum(s)
-    # p_j s_j = (a_j s_j - s_j log s_j + s_j log s_0) / b ; sum_j s_j log s_0 = (1 - s0) log s0
-    # (1 - s0) log s0 = log s0 - s0 log s0 = log(s0) + entr(s0): concave.
-    rev = (a @ s + cp.sum(cp.entr(s)) + cp.log(s0) + cp.entr(s0)) / b
-    obj = cp.Maximize(market_size * (rev - c @ s))
-    _solve(cp.Problem(obj, [s >= 0, cp.sum(s) <= 1]), ("CLARABEL", "SCS"), "logit program")
-    sv = np.asarray(s.value)
-    return (a - np.log(sv) + np.log(1 - sv.sum())) / b

@@ -34,7 +34,7 @@ from pricelab.optimize.candidates import (
 )
 from pricelab.optimize.decompose import Responder, decompose
 from pricelab.optimize.ladder import ladder_prices
-from pricelab.optimize.ladder_dual import ladder_dual
+from pricelab.optimize.ladder_lagrangian import ladder_dual
 from pricelab.optimize.links import links_hold
 from pricelab.optimize.problem import Problem
 

@@ -22,7 +22,7 @@ from pricelab.pipeline import state
 from pricelab.pipeline.config import file_name, input_files, load_pipeline_config
 from pricelab.registry import GateConfig, production_run, promote, run_gate
 from pricelab.store.db import Store, resolve_db_path
-from pricelab.store.runs import start_run
+from pricelab.store.runs import record_run
 
 EX_TEMPFAIL = 75  # pricelab.errors.UnavailableError: storage unavailable, retry later
 STEPS = ("ingest", "validate", "estimate", "backtest", "promote", "optimize", "monitor")
@@ -168,22 +168,19 @@ class _Pipeline:
 
         if not self.loaded:
             return Step("validate", SKIPPED, "no new data")
-        report = validate(self.db)
-        with self.store() as store:
-            run = start_run(store, "validate", {})
-            run.finish(report.to_dict(), status="ok" if report.ok else "failed")
+        report = validate(self.db)  # records the validate run, as the CLI does
         if not report.ok:
             return Step(
                 "validate",
                 FAILED,
                 f"validation found {len(report.errors)} error(s): {report.errors[0].message()}",
-                run.run_id,
+                report.run_id,
                 True,
                 1,
                 report.to_dict(),
             )
         return Step(
-            "validate", OK, f"{len(report.warnings)} warning(s), no errors", run.run_id, True
+            "validate", OK, f"{len(report.warnings)} warning(s), no errors", report.run_id, True
         )
 
     def estimate(self) -> Step:
@@ -401,7 +398,7 @@ class _Pipeline:
         return step
 
     def monitor(self, record: bool) -> Step:
-        from pricelab.monitor import run_checks
+        from pricelab.monitor import record_monitor_run, run_checks
 
         m = self.cfg["monitor"]
         if not m["enabled"]:
@@ -413,9 +410,7 @@ class _Pipeline:
         run_id = None
         if record:
             with self.store() as store:
-                run = start_run(store, "monitor", {"as_of": str(as_of), "config": thresholds})
-                run.finish(result.to_dict(), status="ok" if result.ok else "alert")
-                run_id = run.run_id
+                run_id = record_monitor_run(store, result, thresholds)
         if not result.ok:
             names = ", ".join(c.name for c in result.alerts)
             return Step(
@@ -472,7 +467,7 @@ def run_pipeline(db: Any, config: Any, *, engine: str | None = None) -> Pipeline
             production = production_run(store)
             new = [s.run_id for s in steps if s.new and s.run_id]
             if new:
-                run = start_run(store, "pipeline", {"config": _jsonable(cfg)}, parents=new)
+                run = record_run(store, "pipeline", {"config": _jsonable(cfg)}, parents=new)
                 run_id = run.run_id
                 result = PipelineResult(str(path), steps, run_id, exit_code, production)
                 run.finish(result.to_dict(), status="failed" if exit_code else "ok")

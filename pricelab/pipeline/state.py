@@ -72,29 +72,6 @@ def matching_estimate(store: Store, spec: dict[str, Any], digest: str) -> str | 
     return None
 
 
-def latest_estimate_with_spec(store: Store, spec: dict[str, Any]) -> str | None:
-    """The newest estimate run with these parameters, whatever its inputs."""
-    for run in _runs(store, "estimate"):
-        if all(run["parameters"].get(k) == spec[k] for k in ESTIMATE_KEYS):
-            return str(run["run_id"])
-    return None
-
-
-def gate_run(
-    store: Store, candidate: str, production: str | None, config: dict[str, Any]
-) -> str | None:
-    """A ``gate-backtest`` run that already compared ``candidate`` with ``production``."""
-    for run in _runs(store, "gate-backtest"):
-        p = run["parameters"]
-        if (p.get("candidate"), p.get("production"), p.get("config")) == (
-            candidate,
-            production,
-            config,
-        ):
-            return str(run["run_id"])
-    return None
-
-
 def refused_run(
     store: Store, candidate: str, production: str | None, config: dict[str, Any]
 ) -> str | None:

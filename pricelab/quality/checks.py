@@ -52,6 +52,7 @@ class QualityReport:
     """All findings of a validation."""
 
     issues: list[Issue] = field(default_factory=list)
+    run_id: str | None = None  # the ``validate`` run that recorded it, if any
 
     @property
     def errors(self) -> list[Issue]:

@@ -19,7 +19,7 @@ from pricelab.registry.gate import (
 )
 from pricelab.registry.table import production_run, record_promotion
 from pricelab.store.db import Store
-from pricelab.store.runs import get_run, latest_run, start_run
+from pricelab.store.runs import get_run, latest_run, record_run
 
 PROMOTED, REFUSED, ALREADY = "promoted", "refused", "already-production"
 
@@ -221,7 +221,7 @@ def run_gate(store: Store, candidate: str, config: GateConfig) -> tuple[GateComp
     rec = resolve_candidate(store, candidate)
     production = production_run(store)
     comp = compare_runs(store, rec["run_id"], production, config)
-    run = start_run(
+    run = record_run(
         store,
         "gate-backtest",
         {
@@ -316,7 +316,7 @@ def promote(
         "rollback": pinned,
     }
     parents = [p for p in (backtest_run, cand) if p]
-    run = start_run(
+    run = record_run(
         store,
         "promote",
         {

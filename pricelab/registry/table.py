@@ -145,14 +145,3 @@ def history(store: Store) -> pl.DataFrame:
         "FROM registry g LEFT JOIN runs r USING (run_id) "
         "ORDER BY g.promoted_at DESC, g.run_id"
     )
-
-
-def comparison_of(store: Store, run_id: str) -> dict[str, Any] | None:
-    """The gate comparison recorded with the newest promotion of ``run_id`` (None if never)."""
-    if not store.has_table("registry"):
-        return None
-    rows = store.execute(
-        "SELECT comparison FROM registry WHERE run_id = ? ORDER BY promoted_at DESC LIMIT 1",
-        [run_id],
-    )
-    return json.loads(rows[0][0]) if rows and rows[0][0] else None

@@ -10,7 +10,7 @@ import polars as pl
 
 from pricelab.demand.from_store import cross_table
 from pricelab.errors import UsageError
-from pricelab.store import Store, start_run
+from pricelab.store import Store, record_run
 
 from .aggregate import ALL, aggregate
 from .cross import with_cross
@@ -287,7 +287,7 @@ def simulate(
         }
         if engine != "local" or source is not None:
             params.update(engine=engine, sales_source=str(source))
-        run = start_run(
+        run = record_run(
             store, "simulate", params, parents=[est_run, *dict.fromkeys(plan_runs.values())]
         )
         with store.transaction():

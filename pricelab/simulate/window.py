@@ -16,11 +16,11 @@ import numpy as np
 import polars as pl
 
 from pricelab.demand.baseline import baseline, window_dates
+from pricelab.demand.season import SeasonalAdjustment, seasonal_adjustment, seasonal_terms
 from pricelab.errors import EmptyStoreError, UsageError
 from pricelab.store import Store
 
 from .scenario import ScenarioFile
-from .season import SeasonalAdjustment, seasonal_adjustment, seasonal_terms
 
 
 def baseline_window(

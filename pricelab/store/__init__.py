@@ -2,7 +2,7 @@
 
 from pricelab.store.db import Store, resolve_db_path
 from pricelab.store.ingest import IngestResult, ingest
-from pricelab.store.runs import get_run, latest_run, list_runs, start_run
+from pricelab.store.runs import get_run, latest_run, list_runs, record_run, start_run
 
 __all__ = [
     "IngestResult",
@@ -11,6 +11,7 @@ __all__ = [
     "ingest",
     "latest_run",
     "list_runs",
+    "record_run",
     "resolve_db_path",
     "start_run",
 ]

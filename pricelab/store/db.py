@@ -14,7 +14,7 @@ import duckdb
 import polars as pl
 
 from pricelab.errors import EmptyStoreError, StoreError, StoreLockedError, UsageError
-from pricelab.store.schema import INPUT_TABLES, MIGRATIONS, SCHEMA_VERSION
+from pricelab.store.schema import MIGRATIONS, SCHEMA_VERSION
 
 DEFAULT_DB = "pricelab.duckdb"
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -388,7 +388,3 @@ class Store:
             df = self.table(name)
             out[name] = df.sort(df.columns) if df.height else df
         return out
-
-    def input_tables(self) -> tuple[str, ...]:
-        """The input tables of the contract."""
-        return INPUT_TABLES

@@ -22,7 +22,7 @@ from pricelab.quality.frames import KEYS, OPTIONAL, REQUIRED, validate_frame
 from pricelab.quality.tables import check_loaded
 from pricelab.storage import display, is_url, local_copy
 from pricelab.store.db import _IDENT, Store, _ident
-from pricelab.store.runs import start_run
+from pricelab.store.runs import record_run
 
 _IDENT_FIX = re.compile(r"[^A-Za-z0-9_]+")
 KINDS = ("sales", "items", "costs", "markets", "inventory")
@@ -287,7 +287,7 @@ def _ingest(
         },
         "replace": replace,
     }
-    run = start_run(store, "ingest", params)
+    run = record_run(store, "ingest", params)
     result.run_id = run.run_id
     with store.transaction():
         for kind in KINDS:

@@ -58,18 +58,3 @@ def load_items(store: Store) -> pl.DataFrame | None:
     items = store.table("items")
     empty = [c for c in items.columns if c != "item_id" and items[c].null_count() == items.height]
     return items.drop(empty)
-
-
-def load_markets(store: Store) -> pl.DataFrame:
-    """Markets with fx_rate; markets without a row get fx_rate 1 (base currency)."""
-    sales_markets = store.query("SELECT DISTINCT market FROM sales ORDER BY market")
-    if store.count("markets") == 0:
-        return sales_markets.with_columns(
-            pl.lit(None, dtype=pl.String).alias("currency"),
-            pl.lit(1.0).alias("fx_rate"),
-            pl.lit(None, dtype=pl.Float64).alias("vat_rate"),
-        )
-    mk = store.table("markets")
-    return sales_markets.join(mk, on="market", how="left").with_columns(
-        pl.col("fx_rate").fill_null(1.0)
-    )

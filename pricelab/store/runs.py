@@ -106,11 +106,20 @@ class Run:
         )
 
 
-def start_run(
+def record_run(
     store: Store, command: str, parameters: dict[str, Any], parents: list[str] | None = None
 ) -> Run:
-    """Begin recording a run of ``command`` with ``parameters``."""
+    """Record a run of ``command``: the one way every command (CLI or pipeline) records one.
+
+    Returns the :class:`Run`; its ``run_id`` keys the command's result rows and
+    :meth:`Run.finish` writes the run row (with the input fingerprint taken then), after the
+    command has written its outputs, inside the same transaction when there is one.
+    """
     return Run(store, command, dict(parameters), list(parents or []))
+
+
+#: the former name, kept so code written against it keeps working; use :func:`record_run`
+start_run = record_run
 
 
 def list_runs(store: Store, command: str | None = None) -> pl.DataFrame:
