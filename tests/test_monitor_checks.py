@@ -215,7 +215,9 @@ def test_monitor_and_runs_show_write_output(loaded_db: Path, cli, tmp_path: Path
     checks = pl.read_csv(out)
     assert checks.columns == ["as_of", "check", "status", "value", "threshold", "message"]
     assert checks["check"].to_list() == ["freshness", "volume", "drift", "fit", "plan"]
-    run_id = json.loads(cli("runs", "list", "--db", loaded_db, "--json").stdout)[0]["run_id"]
+    runs = json.loads(cli("runs", "list", "--db", loaded_db, "--json").stdout)
+    assert runs[0]["command"] == "monitor"  # the CLI records the monitor run (newest)
+    run_id = next(r["run_id"] for r in runs if r["command"] == "ingest")
     shown = tmp_path / "run.json"
     res = cli("runs", "show", run_id, "--db", loaded_db, "--output", shown)
     assert res.exit_code == 0, res.stderr
