@@ -80,7 +80,8 @@ def write(tmp_path: Path, text: str, name: str = "scenario.yaml") -> Path:
         ),
         (
             GOOD.replace("  - name: gb-fixed", "  - name: [gb"),
-            ", line 9: YAML syntax error: expected ',' or ']', but got ':'",
+            # the parser's own words differ between libyaml and pure-Python PyYAML
+            ", line 9: YAML syntax error: ",
         ),
     ],
 )
