@@ -127,28 +127,16 @@ def estimate(
     EmptyStoreError, DataError
         Empty input, missing or invalid columns.
     """
-    if model not in MODELS:
-        raise UsageError(f"unknown model '{model}'; choose one of {', '.join(MODELS)}")
-    se = D.resolve_se(model, se, fixed_effects)
-    if se not in SE_TYPES:
-        raise UsageError(f"unknown se '{se}'; choose one of {', '.join(SE_TYPES)}")
-    if slope not in ("item", "common"):
-        raise UsageError(f"unknown slope '{slope}'; choose item or common")
-    if se in ("HC3", "cluster") and (model in ("iv", "panel") or fixed_effects):
-        raise UsageError(
-            f"se '{se}' is available for models ols (without fixed effects), poisson "
-            "and hierarchical"
-        )
-    if se == "HAC" and (model != "ols" or fixed_effects):
-        raise UsageError("se 'HAC' is available for model 'ols' without fixed effects")
-    if hac_lags is not None and (se != "HAC" or hac_lags < 0):
-        raise UsageError("hac_lags needs se='HAC' and a value >= 0")
-    if tau not in ("common", "level"):
-        raise UsageError(f"unknown tau '{tau}'; choose common or level")
-    if not 0 < alpha < 1:
-        raise UsageError(f"alpha must be in (0, 1), got {alpha}")
-    if not events_per_param >= 0:
-        raise UsageError(f"events_per_param must be >= 0, got {events_per_param}")
+    se = _checked_options(
+        model=model,
+        se=se,
+        slope=slope,
+        fixed_effects=fixed_effects,
+        hac_lags=hac_lags,
+        tau=tau,
+        alpha=alpha,
+        events_per_param=events_per_param,
+    )
     by_cols = D.normalize_by(by)
     if model in ("ols", "poisson") and items is not None and isinstance(sales, pl.DataFrame):
         # these fits read only group and fixed-effect columns from items: join just those
@@ -191,6 +179,43 @@ def estimate(
     f = FITTERS[model].fit(FitJob(df, by_cols, ctrl, fe, params, options))
     params["origin"] = str(f.origin) if f.origin is not None else None
     return _wrap(f.out, f.keys, f.names, model, f.method, params, alpha, fit_name=f.fit_name)
+
+
+def _checked_options(
+    *,
+    model: str,
+    se: str | None,
+    slope: str,
+    fixed_effects: Sequence[str] | None,
+    hac_lags: int | None,
+    tau: str,
+    alpha: float,
+    events_per_param: float,
+) -> str:
+    """The resolved ``se``; :class:`UsageError` on an unknown model or option value."""
+    if model not in MODELS:
+        raise UsageError(f"unknown model '{model}'; choose one of {', '.join(MODELS)}")
+    se = D.resolve_se(model, se, fixed_effects)
+    if se not in SE_TYPES:
+        raise UsageError(f"unknown se '{se}'; choose one of {', '.join(SE_TYPES)}")
+    if slope not in ("item", "common"):
+        raise UsageError(f"unknown slope '{slope}'; choose item or common")
+    if se in ("HC3", "cluster") and (model in ("iv", "panel") or fixed_effects):
+        raise UsageError(
+            f"se '{se}' is available for models ols (without fixed effects), poisson "
+            "and hierarchical"
+        )
+    if se == "HAC" and (model != "ols" or fixed_effects):
+        raise UsageError("se 'HAC' is available for model 'ols' without fixed effects")
+    if hac_lags is not None and (se != "HAC" or hac_lags < 0):
+        raise UsageError("hac_lags needs se='HAC' and a value >= 0")
+    if tau not in ("common", "level"):
+        raise UsageError(f"unknown tau '{tau}'; choose common or level")
+    if not 0 < alpha < 1:
+        raise UsageError(f"alpha must be in (0, 1), got {alpha}")
+    if not events_per_param >= 0:
+        raise UsageError(f"events_per_param must be >= 0, got {events_per_param}")
+    return se
 
 
 def _takes_instrument() -> str:
