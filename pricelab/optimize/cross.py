@@ -44,6 +44,7 @@ from pricelab.optimize.constraints import load_constraints
 from pricelab.optimize.cross_milp import choose_combinations, enumerate_block
 from pricelab.optimize.cross_search import best_response, block_objective, relaxation_bound
 from pricelab.optimize.decompose import Responder
+from pricelab.optimize.links import Link, StockPool, UnitsLink
 from pricelab.optimize.plan import Plan
 from pricelab.optimize.problem import Problem, build_problem
 from pricelab.optimize.router import check_bounded, optimize_own_price
@@ -152,7 +153,7 @@ def _partition(
     prob: Problem,
     curve: CrossElasticity,
     counts: np.ndarray,
-    links: list[tuple[str, np.ndarray, str, float]],
+    links: list[Link],
     groups: np.ndarray,
     max_combos: int,
 ) -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:
@@ -166,8 +167,8 @@ def _partition(
     if sizes[small].sum() > MAX_TOTAL:
         small &= sizes <= max(1.0, MAX_TOTAL / max(1, small.sum()))
     linked = groups >= 0
-    for _, rows, *_ in links:
-        linked[rows] = True
+    for lk in links:
+        linked[lk.rows] = True
     for b, s, size in zip(blocks, small, sizes, strict=True):
         if not s and linked[b].any():
             raise UsageError(
@@ -212,13 +213,13 @@ def _blocks(curve: CrossElasticity) -> list[np.ndarray]:
     return list(np.split(order, cuts))
 
 
-def _links(prob: Problem) -> list[tuple[str, np.ndarray, str, float]]:
-    """(name, rows, kind, value): the problem's linking rows plus dedicated stock per row."""
-    out = [(lk.name, lk.rows, lk.key, lk.value) for lk in prob.links]
+def _links(prob: Problem) -> list[Link]:
+    """The problem's linking constraints plus each row's dedicated stock as a one-row pool."""
+    out: list[Link] = list(prob.links)
     stock = prob.sources["inventory"]
     for i in np.flatnonzero(~np.isnan(stock)):
         cap = float(prob.frame["stock"][int(i)])
-        out.append((f"inventory ({prob.label(int(i))})", np.array([i]), "inventory", cap))
+        out.append(StockPool(f"inventory ({prob.label(int(i))})", np.array([i]), cap))
     return out
 
 
@@ -227,7 +228,7 @@ def violations(
     curve: CrossElasticity,
     p: np.ndarray,
     groups: np.ndarray,
-    links: list[tuple[str, np.ndarray, str, float]],
+    links: list[Link],
     tol: float = 1e-7,
 ) -> list[str]:
     """Every constraint the prices break, evaluated with the cross demand (empty: none)."""
@@ -249,38 +250,29 @@ def violations(
         if b.max() > (1 + float(prob.parity_gap[r[0]])) * b.min() * (1 + tol):
             out.append(f"parity of {prob.item[r[0]]}")
     q = curve.quantity(p)
-    for name, rows, kind, value in links:
-        if (
-            kind == "min_volume_pct"
-            and q[rows].sum() < value / 100 * prob.q0[rows].sum() * (1 - tol)
-            or kind == "inventory"
-            and prob.horizon * q[rows].sum() > value * (1 + tol)
-        ):
-            out.append(name)
-        elif kind == "max_avg_change_pct":
-            w = prob.p0[rows] * prob.q0[rows] / prob.fx[rows]
-            avg = 100 * ((w / w.sum()) @ (p[rows] / prob.p0[rows]) - 1)
-            if abs(avg) > value * (1 + tol) + 1e-9:
-                out.append(name)
+    for lk in links:
+        # units links are judged on the cross demand's units, the others on the prices
+        ok = (
+            lk.units_hold(prob, q[lk.rows].sum(), tol)
+            if isinstance(lk, UnitsLink)
+            else lk.holds(prob, p, tol)
+        )
+        if not ok:
+            out.append(lk.name)
     return out
 
 
 def _tight_links(
-    prob: Problem, curve: CrossElasticity, p: np.ndarray, links: list[Any]
+    prob: Problem, curve: CrossElasticity, p: np.ndarray, links: list[Link]
 ) -> list[int]:
+    """The problem's links that bind at ``p`` under the cross demand (units at their limit;
+    a budget always counts, as in the candidate MILP)."""
     q = curve.quantity(p)
-    tight = []
-    for j, lk in enumerate(prob.links):
-        r = lk.rows
-        if lk.key == "min_volume_pct":
-            ok = q[r].sum() <= lk.value / 100 * prob.q0[r].sum() * (1 + 1e-6)
-        elif lk.key == "inventory":
-            ok = prob.horizon * q[r].sum() >= lk.value * (1 - 1e-6)
-        else:
-            ok = True
-        if ok:
-            tight.append(j)
-    return tight
+    return [
+        j
+        for j, lk in enumerate(prob.links)
+        if not isinstance(lk, UnitsLink) or lk.at_limit(prob, q[lk.rows].sum())
+    ]
 
 
 def plan_table(

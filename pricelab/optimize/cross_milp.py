@@ -16,9 +16,10 @@ import scipy.sparse as sp
 from scipy.optimize import Bounds, LinearConstraint, milp
 
 from pricelab.demand.curves import CrossElasticity
-from pricelab.errors import SolverError
+from pricelab.errors import SolverError, UsageError
 from pricelab.optimize import diagnose as dg
 from pricelab.optimize.candidates import MIP_REL_GAP
+from pricelab.optimize.links import AverageChangeBudget, Link, UnitsLink
 from pricelab.optimize.problem import Problem
 
 
@@ -38,7 +39,7 @@ def enumerate_block(
 def choose_combinations(
     prob: Problem,
     enum: list[dict[str, Any]],
-    links: list[tuple[str, np.ndarray, str, float]],
+    links: list[Link],
     groups: np.ndarray,
     time_limit: float,
 ) -> dict[str, Any]:
@@ -81,20 +82,16 @@ def choose_combinations(
     A_rows.append(one)
     lb += [1.0] * len(enum)
     ub += [1.0] * len(enum)
-    for _name, rows, kind, value in links:
-        if kind == "min_volume_pct":
-            need = value / 100 * prob.q0[rows].sum()
-            A_rows.append(coef(rows, lambda e, s, m, t=need: e["q"][:, s].sum(axis=1) / t))
-            lb.append(1.0)
-            ub.append(np.inf)
-        elif kind == "inventory":
-            A_rows.append(
-                coef(rows, lambda e, s, m, t=value: prob.horizon * e["q"][:, s].sum(axis=1) / t)
-            )
-            lb.append(-np.inf)
-            ub.append(1.0)
-        else:
-            w = prob.p0[rows] * prob.q0[rows] / prob.fx[rows]
+    for lk in links:
+        rows = lk.rows
+        if isinstance(lk, UnitsLink):
+            # weekly units over the limit's weekly units: >= 1 for a floor, <= 1 for a cap
+            lim = lk.weekly_limit(prob)
+            A_rows.append(coef(rows, lambda e, s, m, t=lim: e["q"][:, s].sum(axis=1) / t))
+            lb.append(1.0 if lk.sense > 0 else -np.inf)
+            ub.append(np.inf if lk.sense > 0 else 1.0)
+        elif isinstance(lk, AverageChangeBudget):
+            w = lk.weights(prob) * prob.p0[rows]
             wr = np.zeros(prob.n)
             wr[rows] = w / w.sum()
             A_rows.append(
@@ -103,8 +100,10 @@ def choose_combinations(
                     lambda e, s, m, w=wr: (e["prices"][:, s] * (w[m] / prob.p0[m])).sum(axis=1),
                 )
             )
-            lb.append(1 - value / 100)
-            ub.append(1 + value / 100)
+            lb.append(1 - lk.value / 100)
+            ub.append(1 + lk.value / 100)
+        else:
+            raise UsageError(f"{lk.name}: not supported under cross-price demand")
     for g in range(ng):
         rows = np.flatnonzero(groups == g)
         ref = float(np.mean(prob.p0[rows] / prob.fx[rows]))
@@ -133,7 +132,7 @@ def choose_combinations(
                 [
                     f"{name} cannot be met together with the other constraints under "
                     "cross-price demand"
-                    for name, *_ in links
+                    for name in (lk.name for lk in links)
                 ]
                 or ["parity cannot be met on the candidate prices"]
             )

@@ -93,6 +93,17 @@ class UnitsLink(Link):
     def holds(self, prob: Problem, p: np.ndarray, tol: float = 1e-9) -> bool:
         return bool(self.units_hold(prob, self.usage(prob, p), tol))
 
+    def at_limit(self, prob: Problem, units: float) -> bool:
+        """Weekly ``units`` are at (or past) the limit: the link binds there."""
+        raise NotImplementedError
+
+    def weekly_limit(self, prob: Problem) -> float:
+        """The limit in weekly units (a floor when ``sense`` is +1, a cap when -1)."""
+        raise NotImplementedError
+
+    def binds(self, prob: Problem, p: np.ndarray) -> bool:
+        return self.at_limit(prob, self.usage(prob, p))
+
 
 @dataclass
 class VolumeFloor(UnitsLink):
@@ -114,8 +125,11 @@ class VolumeFloor(UnitsLink):
     def slack(self, prob: Problem, units: Any) -> Any:
         return prob.horizon * (units - self.target(prob))
 
-    def binds(self, prob: Problem, p: np.ndarray) -> bool:
-        return self.usage(prob, p) <= self.target(prob) * (1 + BIND_TOL)
+    def at_limit(self, prob: Problem, units: float) -> bool:
+        return units <= self.target(prob) * (1 + BIND_TOL)
+
+    def weekly_limit(self, prob: Problem) -> float:
+        return self.target(prob)
 
     def milp_row(self, prob, Q, Pv, ri, m):
         return Q[m] / self.target(prob), 1.0, np.inf
@@ -154,8 +168,11 @@ class StockPool(UnitsLink):
     def slack(self, prob: Problem, units: Any) -> Any:
         return self.value - prob.horizon * units
 
-    def binds(self, prob: Problem, p: np.ndarray) -> bool:
-        return prob.horizon * self.usage(prob, p) >= self.value * (1 - BIND_TOL)
+    def at_limit(self, prob: Problem, units: float) -> bool:
+        return prob.horizon * units >= self.value * (1 - BIND_TOL)
+
+    def weekly_limit(self, prob: Problem) -> float:
+        return self.value / prob.horizon
 
     def milp_row(self, prob, Q, Pv, ri, m):
         return prob.horizon * Q[m] / self.value, -np.inf, 1.0
