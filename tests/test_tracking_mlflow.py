@@ -165,7 +165,7 @@ def test_estimate_params_metrics_tags_artifacts(tracked):
     p = run.data.params
     assert set(p) == set(_leaves(stored["parameters"]))
     assert p["model"] == "hierarchical" and p["by"] == "null" and p["instrument"] == "null"
-    assert p["fit.se"] == "HC1" and p["fit.min_obs"] == "8"
+    assert p["fit.se"] == "cluster" and p["fit.min_obs"] == "8"
     assert json.loads(p["fit.by"]) == ["item_id", "market"]
     # metrics recomputed from the --output file
     t = pl.read_parquet(tracked["tmp"] / "e.parquet")
