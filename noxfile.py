@@ -29,7 +29,7 @@ SPARK_TESTS = ["tests/test_engine_spark.py"]
 MLFLOW_TESTS = ["tests/test_tracking_mlflow.py"]
 AIRFLOW_TESTS = ["tests/test_deploy_airflow.py"]
 DEPLOY_TESTS = [
-    "tests/test_storage_paths.py",
+    "tests/test_urls.py",
     "tests/test_storage_cloud.py",
     "tests/test_deploy_docker.py",
     "tests/test_deploy_k8s.py",

@@ -14,7 +14,7 @@ from pathlib import Path
 import polars as pl
 
 from pricelab.errors import InputFileError, UsageError
-from pricelab.storage import display, normalize
+from pricelab.urls import display, normalize
 
 #: formats ``--output`` may name (the extension decides)
 WRITE_FORMATS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet", ".json": "json"}

@@ -3,7 +3,7 @@
 Every file a user hands to pricelab goes through :func:`read_table`, so every
 command gives the same clear error for a missing, empty, non-UTF-8 or unknown file.
 Every path may also be an fsspec URL (``az://``, ``abfs://``, ``s3://``, ``gs://``,
-``memory://``, ``file://``): see :mod:`pricelab.storage`.
+``memory://``, ``file://``): see :mod:`pricelab.urls`.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from pricelab.filecheck import (
     sniff_text_file,
     strip_header,
 )
-from pricelab.storage import display, local_copy, local_target, normalize
+from pricelab.urls import display, local_copy, local_target, normalize
 
 READ_FORMATS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
 

@@ -12,7 +12,7 @@ import pytest
 import typer
 
 from pricelab.cli.app import app
-from pricelab.storage import SECRET_ENV
+from pricelab.urls import SECRET_ENV
 
 REPO = Path(__file__).resolve().parents[1]
 JOB = REPO / "examples" / "databricks" / "pipeline_job.json"

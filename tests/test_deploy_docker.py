@@ -211,7 +211,7 @@ def test_build_stage_makes_an_installable_wheel_with_the_extras(tmp_path: Path) 
         names = set(zf.namelist())
         meta = zf.read(next(n for n in names if n.endswith("METADATA"))).decode()
         entry = zf.read(next(n for n in names if n.endswith("entry_points.txt"))).decode()
-    assert "pricelab/cli/app.py" in names and "pricelab/storage.py" in names
+    assert "pricelab/cli/app.py" in names and "pricelab/urls.py" in names
     assert "pricelab/_sample_data/sales.csv" in names
     assert "pricelab = pricelab.cli.app:main" in entry
     for extra in ("azure", "s3", "gcs"):

@@ -179,7 +179,7 @@ def test_references_between_objects_resolve() -> None:
     # the example Secret holds placeholders only, under the libraries' own variable names
     data = found["Secret"]["stringData"]
     assert set(data.values()) == {"REPLACE_ME"}
-    from pricelab.storage import SECRET_ENV
+    from pricelab.urls import SECRET_ENV
 
     assert "AZURE_STORAGE_ACCOUNT_KEY" in SECRET_ENV and set(data) & set(SECRET_ENV)
 

@@ -22,7 +22,7 @@ LAYERS: list[tuple[str, set[str]]] = [
             "errors",
             "_resources",
             "transient",
-            "storage",
+            "urls",
             "io",
             "filecheck",
             "yamlsafe",

@@ -100,14 +100,14 @@ def test_unreachable_object_storage_is_exit_75_within_seconds(tmp_path: Path, pr
     url = f"{proto}://pricing/incoming/sales.csv"
     # the storage calls themselves: bounded by (retries + 1) x timeout + backoff, and in fact
     # refused at once (the Azure SDK alone retried for 84 s; s3fs said "file not found")
-    from pricelab import storage
+    from pricelab import urls
 
     with pytest.MonkeyPatch.context() as mp:
         for k, v in env.items():
             mp.setenv(k, v)
         start = time.monotonic()
         with pytest.raises(UnavailableError, match="storage unavailable"):
-            storage.sha256(url)
+            urls.sha256(url)
         took = time.monotonic() - start
     assert took < 3 * 5 + 0.6 + 10, took
     if proto == "s3":

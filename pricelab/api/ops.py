@@ -80,7 +80,7 @@ def report(
     """
     from pricelab.errors import UsageError
     from pricelab.report import build_report, write_report
-    from pricelab.storage import display, normalize
+    from pricelab.urls import display, normalize
 
     out = normalize(output)
     name = display(out)

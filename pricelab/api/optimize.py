@@ -45,7 +45,7 @@ def _constraints_content(constraints: PathLike | dict[str, Any] | None) -> Any:
 
 def _file_name(path: PathLike) -> str:
     """``path`` as given for a local file; a URL without its query string or secrets."""
-    from pricelab.storage import display, is_url
+    from pricelab.urls import display, is_url
 
     return display(path) if is_url(path) else str(path)
 

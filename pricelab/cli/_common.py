@@ -191,7 +191,7 @@ def write_output(df: pl.DataFrame, output: Path | None) -> None:
     if output is None:
         return
     from pricelab.io import write_table
-    from pricelab.storage import display
+    from pricelab.urls import display
 
     write_table(df, output)
     err_console.print(f"wrote {df.height} rows to {display(output)}", highlight=False, markup=False)

@@ -10,7 +10,7 @@ from rich.markup import escape
 
 from pricelab import api
 from pricelab.cli._common import DbOpt, DebugOpt, JsonOpt, console, guarded, print_json
-from pricelab.storage import display
+from pricelab.urls import display
 
 
 @guarded(output_formats={".html": "html", ".htm": "html"})

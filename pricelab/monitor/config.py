@@ -40,7 +40,7 @@ from typing import Any
 from pricelab.configfile import ConfigContext, check_keys, parse_config
 from pricelab.elasticity.results import MONITOR_FIT_FLAGS
 from pricelab.io import read_text
-from pricelab.storage import display
+from pricelab.urls import display
 
 DEFAULTS: dict[str, dict[str, Any]] = {
     "freshness": {"enabled": True, "max_age_days": 14},

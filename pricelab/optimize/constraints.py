@@ -16,7 +16,7 @@ from typing import Any
 from pricelab.configfile import MAX_WEEKS, parse_config, read_config
 from pricelab.configfile import ConfigContext as _Ctx
 from pricelab.configfile import check_keys as _check_keys
-from pricelab.storage import display
+from pricelab.urls import display
 
 TOP_KEYS = (
     "objective",

@@ -112,7 +112,7 @@ def _path(ctx: ConfigContext, path: tuple, value: Any, base: Path | str) -> Any:
 
     ``base`` is a local folder or a URL prefix (a config read from object storage).
     """
-    from pricelab.storage import is_url, join
+    from pricelab.urls import is_url, join
 
     if value is None:
         return None
@@ -312,7 +312,7 @@ def load_pipeline_config(config: str | os.PathLike[str] | dict[str, Any] | None)
     if isinstance(config, dict):
         return validate_config(config, "config")
     from pricelab.io import read_text
-    from pricelab.storage import display, exists, normalize
+    from pricelab.urls import display, exists, normalize
 
     if config is None:
         config = os.environ.get("PRICELAB_PIPELINE_CONFIG") or "pipeline.yaml"
@@ -332,40 +332,40 @@ def load_pipeline_config(config: str | os.PathLike[str] | dict[str, Any] | None)
 def input_files(cfg: dict[str, Any]) -> dict[str, Any]:
     """The input file of each table kind: explicit ``files`` over the ``folder``'s.
 
-    Local paths or storage URLs (``az://``, ``s3://``...; see :mod:`pricelab.storage`).
+    Local paths or storage URLs (``az://``, ``s3://``...; see :mod:`pricelab.urls`).
 
     Raises
     ------
     InputFileError
         The folder or a listed file does not exist, or no input file is configured.
     """
-    from pricelab import storage
+    from pricelab import urls
 
     inp = cfg["inputs"]
     out: dict[str, Any] = {}
     folder = inp["folder"]
     if folder is not None:
-        if not storage.is_dir(folder):
-            raise InputFileError(f"inputs.folder {storage.display(folder)}: folder not found")
+        if not urls.is_dir(folder):
+            raise InputFileError(f"inputs.folder {urls.display(folder)}: folder not found")
         for kind in KINDS:
             found = [
                 f
-                for f in (storage.join(folder, f"{kind}{ext}") for ext in EXTENSIONS)
-                if storage.is_file(f)
+                for f in (urls.join(folder, f"{kind}{ext}") for ext in EXTENSIONS)
+                if urls.is_file(f)
             ]
             if len(found) > 1:
                 raise InputFileError(
-                    f"inputs.folder {storage.display(folder)}: both "
+                    f"inputs.folder {urls.display(folder)}: both "
                     f"{file_name(found[0])} and {file_name(found[1])}; keep one"
                 )
             if found:
                 out[kind] = found[0]
     for kind, path in inp["files"].items():
-        if not storage.is_file(path):
-            raise InputFileError(f"inputs.files.{kind} {storage.display(path)}: file not found")
+        if not urls.is_file(path):
+            raise InputFileError(f"inputs.files.{kind} {urls.display(path)}: file not found")
         out[kind] = path
     if not out:
-        where = f"folder {storage.display(folder)}" if folder is not None else "the config"
+        where = f"folder {urls.display(folder)}" if folder is not None else "the config"
         raise InputFileError(
             f"no input files in {where}: expected sales.csv (or .parquet) and "
             "optionally items, costs, markets, inventory"

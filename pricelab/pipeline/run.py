@@ -106,7 +106,7 @@ class PipelineResult:
 
 
 def _sha256(path: Any) -> str:
-    from pricelab.storage import sha256
+    from pricelab.urls import sha256
 
     return sha256(path)
 
@@ -376,7 +376,7 @@ class _Pipeline:
         if target is None:
             return step
         from pricelab.io import write_table
-        from pricelab.storage import display
+        from pricelab.urls import display
 
         cols = [c for c in table.columns if c != "run_id"]
         write_table(table.select(cols), target)

@@ -15,8 +15,8 @@ from pricelab.io import write_text
 from pricelab.report import sections as S
 from pricelab.report.data import ReportData, load_report_data, resolve_runs
 from pricelab.report.html import page
-from pricelab.storage import display, normalize
 from pricelab.store.db import Store
+from pricelab.urls import display, normalize
 
 __all__ = [
     "Report",

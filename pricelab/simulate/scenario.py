@@ -16,7 +16,7 @@ from pricelab.configfile import MAX_WEEKS, parse_config, read_config
 from pricelab.configfile import ConfigContext as _Ctx
 from pricelab.configfile import check_keys as _keys
 from pricelab.errors import ConfigError
-from pricelab.storage import display
+from pricelab.urls import display
 
 TOP_KEYS = ("baseline_weeks", "horizon_weeks", "baseline_price", "seasonality", "scenarios")
 SEASONALITY = ("auto", "off")

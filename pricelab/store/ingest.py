@@ -20,9 +20,9 @@ from pricelab.io import drop_blank_rows, read_local_table, table_format
 from pricelab.quality.checks import QualityReport
 from pricelab.quality.frames import KEYS, OPTIONAL, REQUIRED, validate_frame
 from pricelab.quality.tables import check_loaded
-from pricelab.storage import display, is_url, local_copy
 from pricelab.store.db import _IDENT, Store, _ident
 from pricelab.store.runs import record_run
+from pricelab.urls import display, is_url, local_copy
 
 _IDENT_FIX = re.compile(r"[^A-Za-z0-9_]+")
 KINDS = ("sales", "items", "costs", "markets", "inventory")

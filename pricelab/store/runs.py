@@ -83,7 +83,7 @@ class Run:
     def finish(self, summary: dict[str, Any] | None = None, status: str = "ok") -> None:
         """Write the run row (fingerprint taken now, after the command's own writes)."""
         from pricelab import __version__
-        from pricelab.storage import redact
+        from pricelab.urls import redact
 
         fp = input_fingerprint(self.store)
         self.store.execute(

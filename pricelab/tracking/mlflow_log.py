@@ -21,11 +21,11 @@ from typing import Any
 import polars as pl
 
 from pricelab.errors import CheckFailed
-from pricelab.storage import redact
 from pricelab.store import Store
 from pricelab.store.runs import get_run
 from pricelab.tracking.metrics import run_metrics
 from pricelab.tracking.settings import MlflowSettings, require_mlflow
+from pricelab.urls import redact
 
 #: MLflow's limits (mlflow.utils.validation), used when the installed version lacks them
 _LIMITS = {

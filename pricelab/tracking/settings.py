@@ -22,7 +22,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from pricelab.errors import ConfigError, UsageError
-from pricelab.storage import redact
+from pricelab.urls import redact
 
 ENV_ENABLE = "PRICELAB_MLFLOW"
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"

@@ -13,7 +13,7 @@ import pytest
 
 from pricelab.errors import InputFileError, UsageError
 from pricelab.io import read_table, read_text, write_table, write_text
-from pricelab.storage import _failure, display, is_url, normalize, redact
+from pricelab.urls import _failure, display, is_url, normalize, redact
 from tests.conftest import CliResult, snapshot
 
 fsspec = pytest.importorskip("fsspec", reason="needs fsspec (any storage extra)")
@@ -187,7 +187,7 @@ def test_probes_join_and_sha256_agree_between_local_and_memory(
 ) -> None:
     import hashlib
 
-    from pricelab.storage import exists, is_dir, is_file, join, sha256
+    from pricelab.urls import exists, is_dir, is_file, join, sha256
 
     data = b"item_id,market\n" + b"A,US\n" * 100_000  # > 1 MiB: several chunks
     (tmp_path / "in").mkdir()
