@@ -154,7 +154,7 @@ def test_shrink_accepts_a_design_or_group_rows():
     from types import SimpleNamespace
 
     from pricelab.elasticity import design as D
-    from pricelab.elasticity.fastols import fit_poisson_runs
+    from pricelab.elasticity.glm_blocks import fit_poisson_runs
     from pricelab.elasticity.hierarchical import shrink
 
     sales, items, _ = simulate_panel(n_items=40, weeks=30, base_units=3, seed=37)

@@ -195,7 +195,7 @@ def test_shrinking_keeps_the_level_at_the_groups_mean_price(sparse):
     # tests/test_hierarchical_refit.py for the refit) moves the intercept so the level at
     # the group's mean log price stays; the controls are the group's own
     from pricelab.elasticity.design import with_items
-    from pricelab.elasticity.fastols import fit_poisson_runs
+    from pricelab.elasticity.glm_blocks import fit_poisson_runs
     from pricelab.elasticity.hierarchical import shrink
 
     sales, items, _ = sparse

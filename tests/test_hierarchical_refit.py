@@ -16,7 +16,7 @@ import statsmodels.api as sm
 
 from pricelab.elasticity import GroupFits, wrap_results
 from pricelab.elasticity import design as D
-from pricelab.elasticity.fastols import fit_poisson_runs
+from pricelab.elasticity.glm_blocks import fit_poisson_runs
 from pricelab.elasticity.groupfit import FLAG
 from pricelab.elasticity.hierarchical import OWN, shrink
 from pricelab.elasticity.refit import refit_block, refit_design, refit_mask, refit_runs

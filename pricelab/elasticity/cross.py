@@ -17,7 +17,7 @@ with j over the items of i's category (items table) sold in market m, own price 
 
 Weeks in which a needed sibling price is missing are dropped and counted (``n_dropped``).
 Everything runs as stacked normal equations over padded ``(groups, weeks, k)`` blocks
-(:mod:`.kernels`), never a loop of per-group fits.
+(:mod:`.padded_kernels`), never a loop of per-group fits.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ import polars as pl
 from pricelab.errors import DataError, UsageError
 
 from . import design as D
-from . import kernels as K
+from . import padded_kernels as K
 from .groupfit import FLAG, center, flag_signs, flag_strings
 from .panel import SEASONAL, _codes, _fe_dof, demean
 from .results import CONTRACT, DIAGNOSTICS, ElasticityResults

@@ -18,7 +18,7 @@ import polars as pl
 
 from pricelab.errors import DataError, EmptyStoreError, UsageError
 
-from .kernels import pad
+from .padded_kernels import pad
 
 DEFAULT_CONTROLS = ("promo", "fourier", "trend")
 REQUIRED = ("item_id", "market", "price", "quantity")

@@ -73,7 +73,7 @@ def fit_ols(job: FitJob) -> Fitted:
         out = fit_absorbed_ols(d, job.fixed_effects, se=o["se"], min_obs=o["min_obs"])
         # the R² of the demeaned regression (net of the effects)
         return Fitted(out, d.keys, d.names, "ols", d.origin, fit_name="within_r2")
-    from .fastols import fit_ols_runs
+    from .glm_blocks import fit_ols_runs
 
     origin = first_date(job.df)
     out, keys, names = fit_ols_runs(
@@ -92,7 +92,7 @@ def fit_ols(job: FitJob) -> Fitted:
 
 
 def _poisson(job: FitJob) -> tuple[Fitted, pl.DataFrame]:
-    from .fastols import fit_poisson_runs
+    from .glm_blocks import fit_poisson_runs
 
     o = job.options
     origin = first_date(job.df)

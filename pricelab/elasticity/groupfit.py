@@ -3,7 +3,7 @@
 Each function takes a Design and returns a dict of per-group numpy arrays
 (``elasticity, std_error, n_obs, n_zero, price_variation, fit_stat, first_stage_f,
 flags`` and ``params``), the common currency of the models. ``estimate`` now runs
-``ols``/``poisson``/``hierarchical`` through the block path of :mod:`.fastols` (same
+``ols``/``poisson``/``hierarchical`` through the block path of :mod:`.glm_blocks` (same
 numbers, faster); these padded versions stay as its tested reference and serve the
 engines' partition step. The flag helpers are shared by every model.
 """
@@ -14,7 +14,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from . import kernels as K
+from . import padded_kernels as K
 from .design import Design, chunks
 from .sparse import EVENTS_PER_PARAM, collapsed, column_tol, events_mask, rescued, separated
 

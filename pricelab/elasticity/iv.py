@@ -14,7 +14,7 @@ import polars as pl
 
 from pricelab.errors import UsageError
 
-from . import kernels as K
+from . import padded_kernels as K
 from .design import Design, chunks, hausman_column
 from .groupfit import FLAG, _common, center, empty_out, finish, uncenter
 

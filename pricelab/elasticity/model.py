@@ -2,7 +2,7 @@
 
 ``estimate`` checks its input, groups the rows and hands them to the model's fitter in
 :data:`~pricelab.elasticity.fitters.FITTERS` (batched kernels block by block:
-:mod:`.fastols` for ``ols``/``poisson``/``hierarchical``, a padded design from
+:mod:`.glm_blocks` for ``ols``/``poisson``/``hierarchical``, a padded design from
 :mod:`.design` for :mod:`.iv` and :mod:`.panel`, pooling in :mod:`.hierarchical`), then
 wraps the per-group arrays in an :class:`~pricelab.elasticity.results.ElasticityResults`.
 """

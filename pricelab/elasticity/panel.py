@@ -19,7 +19,7 @@ from collections.abc import Sequence
 import numpy as np
 import polars as pl
 
-from . import kernels as K
+from . import padded_kernels as K
 from .design import Design, build, chunks, group_means
 from .groupfit import FLAG, _common, center, empty_out, finish, uncenter
 

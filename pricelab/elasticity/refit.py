@@ -13,7 +13,7 @@ likelihood estimate given the slope). The columns are the ones the group's own f
 (:mod:`.sparse` rules), so the refit never adds a parameter its data could not support.
 
 The refit runs block by block on the same ``(g, p, T)`` layout as
-:func:`pricelab.elasticity.sumkernels.poisson_block` (:func:`refit_block`: batched IRLS
+:func:`pricelab.elasticity.block_kernels.poisson_block` (:func:`refit_block`: batched IRLS
 with an offset, started from the shrunk coefficients, which are already close), through
 the fast path's group runs (:func:`refit_runs`) or a sorted
 :class:`~pricelab.elasticity.design.Design` (:func:`refit_design`, what a partition
@@ -38,10 +38,10 @@ import numpy as np
 import polars as pl
 
 from .design import Design
-from .fastols import Runs, blocks
+from .glm_blocks import Runs, blocks
 from .groupfit import FLAG
 from .hierarchical import OWN
-from .kernels import safe_solve
+from .padded_kernels import safe_solve
 from .sparse import SEPARATION_MU
 
 #: a Newton step below this (largest coefficient change) makes the next iteration try a
@@ -252,7 +252,7 @@ def refit_runs(
     Parameters
     ----------
     df, by, controls, origin:
-        What :func:`pricelab.elasticity.fastols.fit_poisson_runs` was given.
+        What :func:`pricelab.elasticity.glm_blocks.fit_poisson_runs` was given.
     out:
         Its per-group arrays (groups sorted by ``by``) after
         :func:`~pricelab.elasticity.hierarchical.shrink`; ``params`` is updated.

@@ -4,7 +4,7 @@
 :func:`pricelab.elasticity.groupfit.fit_ols` / ``fit_poisson`` (to rounding), faster: rows are not sorted when each group's rows are
 already contiguous (the usual case for data read from the store or a file), regressors
 are computed block by block from the raw columns, and each block of groups goes through
-:func:`pricelab.elasticity.sumkernels.ols_block` (cross-product sums, an in-order
+:func:`pricelab.elasticity.block_kernels.ols_block` (cross-product sums, an in-order
 Cholesky, residual sums) or ``poisson_block`` (IRLS) while it is in memory.
 """
 
@@ -20,10 +20,10 @@ import polars as pl
 
 from pricelab.errors import UsageError
 
+from .block_kernels import ols_block, poisson_block
 from .design import YEAR_DAYS
 from .groupfit import FLAG, empty_out
 from .sparse import EVENTS_PER_PARAM
-from .sumkernels import ols_block, poisson_block
 
 Progress = Callable[[int, int], None]
 

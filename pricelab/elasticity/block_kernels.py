@@ -1,4 +1,4 @@
-"""Batched OLS on group blocks through centred cross-product sums (pure numpy).
+"""Batched OLS and Poisson (IRLS) on group blocks through centred cross-product sums (numpy).
 
 The fast ``ols`` path hands this module one block of whole groups at a time, laid out
 as ``(g, p, T)``: ``g`` groups, ``p`` slope regressors (log price first, then controls)
@@ -6,7 +6,7 @@ and ``T`` rows per group (padding rows carry weight 0). Each regressor is shifte
 the group's first row, so the centred cross products ``C = X'X - n m m'`` are formed
 from sums without cancellation, and a constant column is exactly zero. Columns that are
 constant or collinear in a group are dropped by an in-order Cholesky (the same rule as
-:func:`pricelab.elasticity.kernels.independent_columns`: the Schur complement of column
+:func:`pricelab.elasticity.padded_kernels.independent_columns`: the Schur complement of column
 ``j`` on the kept earlier columns must exceed ``tol`` times its sum of squares). Robust
 variances need only ``r = C^-1 e_1``: ``Var(e) = f * sum_t resid_t² (x_t - m)'r)²``.
 Nothing here loops over groups in Python or knows which engine produced the block.

@@ -1,4 +1,4 @@
-"""Batched numpy kernels on group-padded arrays.
+"""Batched numpy kernels on group-padded row arrays ``(G, T, k)`` (panel, IV, cross, groupfit).
 
 Every estimator in :mod:`pricelab.elasticity` reduces to a handful of operations on
 arrays of shape ``(G, T, k)``: ``G`` groups (item × market, or any ``by``), ``T`` rows
