@@ -4,9 +4,17 @@ A row whose lower limits (``max_decrease_pct``, ``min_margin_pct``, ``inventory`
 upper limit (``max_increase_pct`` or an implied budget cap) has no feasible price. With
 ``conflicts="keep"`` those rows are frozen at their current price, the rest of the plan is
 optimised, and the plan's ``status`` column says ``conflict`` for them with the conflict in
-``reason`` (``optimized`` and an empty reason for the others). Conflicts between rows (parity,
-volume floors, stock pools, budgets) still raise :class:`~pricelab.errors.InfeasibleError`:
-which row to give up is a business decision.
+``reason`` (``optimized`` and an empty reason for the others).
+
+Conflicts between rows are handled the same way, one conflicting group at a time: an item
+whose markets cannot fit one parity band (all its markets), a volume floor, stock pool or
+average-change budget that no prices within the rows' limits can meet (the rows it covers),
+an ordering chain the row limits cannot hold (the chain's rows in that market). The group's
+rows stay at their current price with the constraint named in ``reason``, the constraint is
+dropped for them, and the rest of the plan is optimised under every other constraint
+(freezing can make a new group conflict: the check repeats until none does). Conflicts
+that only the joint MILP finds (no single constraint is infeasible on its own) still raise
+:class:`~pricelab.errors.InfeasibleError`.
 """
 
 from __future__ import annotations
@@ -15,6 +23,7 @@ import numpy as np
 import polars as pl
 
 from pricelab.optimize import diagnose as dg
+from pricelab.optimize.decompose import Responder
 from pricelab.optimize.problem import Problem
 
 OPTIMIZED, SKIPPED, CONFLICT = "optimized", "skipped", "conflict"
@@ -35,13 +44,55 @@ def freeze_row_conflicts(prob: Problem) -> dict[int, str]:
             if not np.isnan(prob.sources[name][i]) and prob.sources[name][i] > hi + tol[i]
         ]
         reasons[i] = "; ".join(parts) or f"price floor {prob.lo[i]:.2f} above cap {hi:.2f}"
-    if bad.size:
-        prob.lo[bad] = prob.p0[bad]
-        prob.hi[bad] = prob.p0[bad]
-        prob.frozen[bad] = True
-        prob.lo_src[bad] = CONFLICT
-        prob.hi_src[bad] = CONFLICT
+    _freeze(prob, bad)
     return reasons
+
+
+def freeze_group_conflicts(prob: Problem) -> dict[int, str]:
+    """Freeze every group of rows whose linking constraint cannot be met; ``{row: reason}``.
+
+    Call after :func:`freeze_row_conflicts`. Rows frozen by the constraints file keep their
+    ``frozen`` label; the others get the conflict (several reasons joined by ``; ``).
+    """
+    user_frozen = prob.frozen & (prob.lo_src == "frozen")
+    reasons: dict[int, list[str]] = {}
+    for _ in range(len(prob.links) + len(prob.ordering) + prob.n + 1):  # each round drops one
+        found = dg.parity_conflict_groups(prob, Responder(prob).groups)
+        for rows, _ in found:
+            prob.parity_gap[rows] = np.nan
+        q_lo, q_hi = prob.quantity(prob.lo), prob.quantity(prob.hi)
+        kept = []
+        for lk in prob.links:
+            msg = lk.conflict(prob, q_lo, q_hi)
+            if msg:
+                found.append((lk.rows, msg))
+            else:
+                kept.append(lk)
+        prob.links = kept
+        chains = dg.ordering_conflict_groups(prob)
+        for k, rows, msg in chains:
+            lower, upper, f, name = prob.ordering[k]
+            keep = ~np.isin(lower, rows)
+            prob.ordering[k] = (lower[keep], upper[keep], f, name)
+            found.append((rows, msg))
+        prob.ordering = [od for od in prob.ordering if od[0].size]
+        if not found:
+            break
+        for rows, msg in found:
+            rows = rows[~user_frozen[rows]]
+            _freeze(prob, rows)
+            for i in rows.tolist():
+                if msg not in reasons.setdefault(i, []):
+                    reasons[i].append(msg)
+    return {i: "; ".join(msgs) for i, msgs in reasons.items()}
+
+
+def _freeze(prob: Problem, rows: np.ndarray) -> None:
+    prob.lo[rows] = prob.p0[rows]
+    prob.hi[rows] = prob.p0[rows]
+    prob.frozen[rows] = True
+    prob.lo_src[rows] = CONFLICT
+    prob.hi_src[rows] = CONFLICT
 
 
 def with_status(table: pl.DataFrame, reasons: dict[int, str]) -> pl.DataFrame:

@@ -79,6 +79,11 @@ def ladder_conflicts(prob: Problem, P: np.ndarray) -> list[str]:
 
 def parity_conflicts(prob: Problem, groups: np.ndarray) -> list[str]:
     """Items whose markets cannot fit into one parity band."""
+    return [msg for _, msg in parity_conflict_groups(prob, groups)]
+
+
+def parity_conflict_groups(prob: Problem, groups: np.ndarray) -> list[tuple[np.ndarray, str]]:
+    """(the item's rows, why) for each item whose markets cannot fit into one parity band."""
     if not (groups >= 0).any():
         return []
     b = Blocks.build(groups, np.nan_to_num(prob.parity_gap))
@@ -89,10 +94,13 @@ def parity_conflicts(prob: Problem, groups: np.ndarray) -> list[str]:
         lo_b, hi_b = prob.lo[rows] / prob.fx[rows], prob.hi[rows] / prob.fx[rows]
         a, z = rows[np.argmax(lo_b)], rows[np.argmin(hi_b)]
         out.append(
-            f"{prob.item[a]}: parity max_gap_pct {100 * b.gap[g]:g}: {prob.market[a]} needs base "
-            f"price >= {lo_b.max():.2f} ({prob.lo_src[a] or 'floor'}) but {prob.market[z]} is capped "
-            f"at {hi_b.min():.2f} ({prob.hi_src[z] or 'cap'}); gap needed "
-            f"{100 * (lo_b.max() / hi_b.min() - 1):.1f}%"
+            (
+                rows,
+                f"{prob.item[a]}: parity max_gap_pct {100 * b.gap[g]:g}: {prob.market[a]} needs "
+                f"base price >= {lo_b.max():.2f} ({prob.lo_src[a] or 'floor'}) but "
+                f"{prob.market[z]} is capped at {hi_b.min():.2f} ({prob.hi_src[z] or 'cap'}); "
+                f"gap needed {100 * (lo_b.max() / hi_b.min() - 1):.1f}%",
+            )
         )
     return out
 
@@ -127,10 +135,18 @@ def raise_infeasible(msgs: list[str]) -> None:
 
 def ordering_conflicts(prob: Problem) -> list[str]:
     """Ordering chains that the row limits cannot accommodate (floors pushed up the chain)."""
+    return [msg for _, _, msg in ordering_conflict_groups(prob)]
+
+
+def ordering_conflict_groups(prob: Problem) -> list[tuple[int, np.ndarray, str]]:
+    """(ordering index, the chain's rows, why) for each chain the row limits cannot hold.
+
+    A chain is the connected set of rows one ordering links (one market's listed items).
+    """
     out = []
     need = prob.lo.copy()
     src = {}
-    for lower, upper, f, name in prob.ordering:
+    for k, (lower, upper, f, name) in enumerate(prob.ordering):
         for lo_row, up_row in zip(lower, upper, strict=True):
             v = f * need[lo_row]
             if v > need[up_row]:
@@ -138,10 +154,24 @@ def ordering_conflicts(prob: Problem) -> list[str]:
                 src[up_row] = lo_row
             if need[up_row] > prob.hi[up_row] * (1 + 1e-9):
                 lo_row = src.get(up_row, lo_row)
-                out.append(
+                msg = (
                     f"{name}: {prob.label(up_row)} needs price >= {need[up_row]:.2f} "
                     f"({f:g} x {prob.label(lo_row)} at >= {need[lo_row]:.2f}) but "
                     f"{prob.hi_src[up_row] or 'its cap'} caps it at "
                     f"{prob.hi[up_row]:.2f}"
                 )
+                out.append((k, _chain(lower, upper, int(up_row)), msg))
     return out
+
+
+def _chain(lower: np.ndarray, upper: np.ndarray, row: int) -> np.ndarray:
+    """The rows linked to ``row`` through the (lower, upper) pairs of one ordering."""
+    seen, todo = {row}, [row]
+    while todo:
+        r = todo.pop()
+        for a, b in zip(lower.tolist(), upper.tolist(), strict=True):
+            for x, y in ((a, b), (b, a)):
+                if x == r and y not in seen:
+                    seen.add(y)
+                    todo.append(y)
+    return np.array(sorted(seen))

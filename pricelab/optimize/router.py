@@ -19,7 +19,12 @@ from pricelab.errors import DataError, SolverError, UsageError
 from pricelab.optimize import diagnose as dg
 from pricelab.optimize.avg_change import implied_caps
 from pricelab.optimize.avg_change import structure as budget_structure
-from pricelab.optimize.conflicts import MODES, freeze_row_conflicts, with_status
+from pricelab.optimize.conflicts import (
+    MODES,
+    freeze_group_conflicts,
+    freeze_row_conflicts,
+    with_status,
+)
 from pricelab.optimize.constraints import Constraints, load_constraints
 from pricelab.optimize.decompose import Responder
 from pricelab.optimize.ladder import mixed_blocks
@@ -125,6 +130,9 @@ def optimize_own_price(
     if conflicts not in MODES:
         raise UsageError(f"conflicts must be one of {', '.join(MODES)}, got {conflicts!r}")
     reasons = freeze_row_conflicts(prob) if conflicts == "keep" else {}
+    if conflicts == "keep":
+        for i, why in freeze_group_conflicts(prob).items():
+            reasons[i] = f"{reasons[i]}; {why}" if i in reasons else why
     check_bounded(prob)
     resp = Responder(prob)
     _check_feasible(prob, resp)
