@@ -5,6 +5,7 @@ nox -s tests              # default test run: installs only the test extra (slow
 nox -s tests -- -m slow   # the slow tests
 nox -s spark              # the Spark engine against a real local Spark (needs Java 17)
 nox -s mlflow             # MLflow tracking against a real local MLflow store
+nox -s fuzz               # property tests with fresh random examples (opt-in)
 nox -s lint               # ruff
 nox -s typecheck          # mypy on the package
 nox -s browser            # the HTML report in headless Chromium (needs chromium, chromium-driver)
@@ -56,6 +57,26 @@ def tests(session: nox.Session) -> None:
     # pyproject's addopts exclude slow tests; "-m slow" runs them
     # exit code 5 means "no tests collected": not a failure of the suite
     session.run("pytest", *ignore, *session.posargs, success_codes=[0, 5])
+
+
+@nox.session(python=PYTHON, default=False)
+def fuzz(session: nox.Session) -> None:
+    """The Hypothesis property tests with new random examples (the default run is derandomized).
+
+    A failure prints the example and a ``@reproduce_failure`` blob: add the example to the
+    test with ``@example`` when it is fixed.
+    """
+    session.install(".[test]")
+    session.env["HYPOTHESIS_PROFILE"] = "explore"
+    files = [
+        "tests/test_optimize_properties.py",
+        "tests/test_optimize_avg_change.py",
+        "tests/test_optimize_coupled.py",
+        "tests/test_elasticity_properties.py",
+        "tests/test_experiment_design.py",
+        "tests/test_flagsets.py",
+    ]
+    session.run("pytest", *files, *session.posargs)
 
 
 @nox.session(python=PYTHON, default=False)

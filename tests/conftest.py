@@ -11,10 +11,17 @@ from pathlib import Path
 
 import polars as pl
 import pytest
+from hypothesis import settings
 from typer.testing import CliRunner
 
 from pricelab.cli.app import app
 from pricelab.store import Store
+
+# Property tests are derandomized by default, so a CI run is reproducible: the same
+# examples every time. ``nox -s fuzz`` (HYPOTHESIS_PROFILE=explore) searches new ones.
+settings.register_profile("ci", derandomize=True, print_blob=True)
+settings.register_profile("explore", derandomize=False, print_blob=True, max_examples=400)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"

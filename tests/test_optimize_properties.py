@@ -2,7 +2,7 @@
 
 import numpy as np
 import polars as pl
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from scipy.optimize import Bounds, LinearConstraint, milp
 
@@ -179,6 +179,9 @@ def _really_infeasible(df, cons):
     order=st.one_of(st.none(), st.floats(0, 8)),
     revenue=st.booleans(),
 )
+# found by a random CI run: a 0.5% parity band with a 1% average-change budget is feasible
+# (CH up, US and GB down) but no grid point hit it; the MILP said "infeasible"
+@example(1, 1, ("US", "GB", "CH"), 6.0, 14.0, 0.0, 0.5, None, None, 1.0, False, None, False)
 def test_every_price_satisfies_every_constraint(
     seed, n_items, markets, inc, dec, margin, gap, ladder, vol, avg, frozen, order, revenue
 ):

@@ -269,13 +269,18 @@ def solve_milp(
     cvar: tuple[float, float] | None = None,
     time_limit: float = 600.0,
     slack: bool = False,
+    relax: bool = False,
 ) -> MilpResult:
     """Build and solve the MILP.
 
     ``value`` (n, K) is the objective per candidate; ``draws_profit`` (S, n, K) and
     ``cvar`` = (alpha, floor) add the Rockafellar-Uryasev constraint
     CVaR_alpha(profit) >= floor. With ``slack=True`` every linking row gets a slack
-    variable and the objective minimises total (scaled) slack: used for diagnosis.
+    variable and the objective minimises total (scaled) slack: used for diagnosis. With
+    ``relax=True`` only the LP relaxation is solved and ``prices`` are each row's mixture
+    sum_k x_ik P_ik (status "relaxed"): on continuous rows a price inside the row's limits
+    that meets every constraint linear in prices (parity, ordering, average-change budgets)
+    and every stock pool (demand is convex in price, so the mixture sells no more).
     """
     n, K = P.shape
     valid = ~np.isnan(P)
@@ -298,10 +303,12 @@ def solve_milp(
         _parity_rows(rows, prob, parity_groups, parity_gap, Pv, ri)
     if use_cvar and cvar is not None and draws_profit is not None:
         _cvar_rows(rows, draws_profit[:, ri, ki] / scale, cvar[0], cvar[1] / scale)
-    return _solve(rows, lay, P, value, ri, ki, scale, time_limit)
+    return _solve(rows, lay, P, value, ri, ki, scale, time_limit, relax)
 
 
-def _solve(rows: _Rows, lay: _Layout, P, value, ri, ki, scale, time_limit) -> MilpResult:
+def _solve(
+    rows: _Rows, lay: _Layout, P, value, ri, ki, scale, time_limit, relax=False
+) -> MilpResult:
     n, K = P.shape
     nx, nvar = lay.nx, lay.nvar
     c = np.zeros(nvar)
@@ -310,7 +317,7 @@ def _solve(rows: _Rows, lay: _Layout, P, value, ri, ki, scale, time_limit) -> Mi
     else:
         c[:nx] = -value[ri, ki] / scale
     integ = np.zeros(nvar)
-    integ[:nx] = 1
+    integ[:nx] = 0 if relax else 1
     vlb, vub = np.zeros(nvar), np.ones(nvar)
     vub[lay.off_L :] = np.inf
     if lay.nS:
@@ -324,6 +331,10 @@ def _solve(rows: _Rows, lay: _Layout, P, value, ri, ki, scale, time_limit) -> Mi
     if res.x is None:
         raise SolverError(f"HiGHS MILP failed: {res.message}")
     x = res.x
+    if relax:
+        mix = np.zeros((n, K))
+        mix[ri, ki] = x[:nx] * P[ri, ki]
+        return MilpResult(mix.sum(axis=1), -res.fun * scale, np.nan, -res.fun * scale, "relaxed")
     if lay.slack:
         s = x[lay.off_s :].reshape(-1, 2)
         return MilpResult(s[:, 0] - s[:, 1], float(s.sum()), np.nan, np.nan, "slack")

@@ -233,37 +233,64 @@ def candidate_milp(
     n_grid: int,
     time_limit: float,
 ) -> tuple[MilpResult, list[int]]:
-    """Solve the candidate-price MILP; the result and the indices of its binding links."""
+    """Solve the candidate-price MILP; the result and the indices of its binding links.
+
+    A grid can miss a narrow feasible region (a tight parity band together with a tight
+    average-change budget): when the MILP is infeasible on the grid, the LP relaxation's
+    mixture price of every continuous row is added as a candidate and the MILP solved
+    again, so "infeasible" is only said when the relaxation is infeasible too.
+    """
     P = with_ordering_points(prob, candidate_matrix(prob, n_grid))
     msgs = dg.ladder_conflicts(prob, P)
     if msgs:
         dg.raise_infeasible(msgs)
-    valid = ~np.isnan(P)
-    value = np.where(valid, prob.objective_value(np.where(valid, P, 1.0)), 0.0)
-    cvar, dprof = None, None
-    if risk is not None:
-        E = elasticity_draws_of(prob, draws or DEFAULT_RISK_DRAWS, seed)
-        Pc = np.where(valid, P, 1.0)
-        curve = ConstantElasticity(prob.p0[None, :, None], prob.q0[None, :, None], E[:, :, None])
-        dprof = prob.horizon * curve.margin_term(Pc[None], prob.c[None, :, None])
-        dprof = np.where(valid[None], dprof / prob.fx[None, :, None], 0.0)
-        value = dprof.mean(axis=0)
+    E = elasticity_draws_of(prob, draws or DEFAULT_RISK_DRAWS, seed) if risk is not None else None
+    cvar = None
+    if risk is not None and E is not None:
         base = profit_draws(prob, prob.p0, E).sum(axis=1)
         k = max(1, int(np.ceil(risk * base.size)))
         cvar = (risk, float(np.sort(base)[:k].mean()))
-    res = solve_milp(
-        prob,
-        P,
-        value,
-        parity_groups=resp.groups,
-        parity_gap=np.nan_to_num(prob.parity_gap),
-        draws_profit=dprof,
-        cvar=cvar,
-        time_limit=time_limit,
-    )
+
+    def solve(P: np.ndarray, relax: bool = False) -> tuple[MilpResult, np.ndarray]:
+        value, dprof = _candidate_values(prob, P, E)
+        res = solve_milp(
+            prob,
+            P,
+            value,
+            parity_groups=resp.groups,
+            parity_gap=np.nan_to_num(prob.parity_gap),
+            draws_profit=dprof,
+            cvar=cvar,
+            time_limit=time_limit,
+            relax=relax,
+        )
+        return res, value
+
+    res, value = solve(P)
+    if res.status == "infeasible":
+        free = np.isnan(prob.ladder_spacing) & (prob.lo < prob.hi) & ~prob.frozen
+        mix, _ = solve(P, relax=True) if free.any() else (None, None)
+        if mix is not None and mix.status == "relaxed":
+            add = np.where(free, np.clip(mix.prices, prob.lo, prob.hi), np.nan)
+            P = np.sort(np.concatenate([P, add[:, None]], axis=1), axis=1)
+            res, value = solve(P[:, ~np.all(np.isnan(P), axis=0)])
     if res.status == "infeasible":
         _infeasible_milp(prob, resp, P, value, risk, cvar, time_limit)
     return res, [j for j, lk in enumerate(prob.links) if lk.binds(prob, res.prices)]
+
+
+def _candidate_values(
+    prob: Problem, P: np.ndarray, E: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Objective per candidate (mean over draws ``E`` when given) and per-draw profits."""
+    valid = ~np.isnan(P)
+    if E is None:
+        return np.where(valid, prob.objective_value(np.where(valid, P, 1.0)), 0.0), None
+    Pc = np.where(valid, P, 1.0)
+    curve = ConstantElasticity(prob.p0[None, :, None], prob.q0[None, :, None], E[:, :, None])
+    dprof = prob.horizon * curve.margin_term(Pc[None], prob.c[None, :, None])
+    dprof = np.where(valid[None], dprof / prob.fx[None, :, None], 0.0)
+    return dprof.mean(axis=0), dprof
 
 
 def solve_candidates(
