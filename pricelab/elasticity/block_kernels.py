@@ -5,9 +5,10 @@ as ``(g, p, T)``: ``g`` groups, ``p`` slope regressors (log price first, then co
 and ``T`` rows per group (padding rows carry weight 0). Each regressor is shifted by
 the group's first row, so the centred cross products ``C = X'X - n m m'`` are formed
 from sums without cancellation, and a constant column is exactly zero. Columns that are
-constant or collinear in a group are dropped by an in-order Cholesky (the same rule as
-:func:`pricelab.elasticity.padded_kernels.independent_columns`: the Schur complement of column
-``j`` on the kept earlier columns must exceed ``tol`` times its sum of squares). Robust
+constant or collinear in a group are dropped by an in-order Cholesky
+(:func:`masked_cholesky`, which also serves the padded path's
+:func:`pricelab.elasticity.padded_kernels.independent_columns`): column ``j`` is kept when
+its Schur complement on the kept earlier columns exceeds ``tol`` times its sum of squares. Robust
 variances need only ``r = C^-1 e_1``: ``Var(e) = f * sum_t resid_t² (x_t - m)'r)²``.
 Nothing here loops over groups in Python or knows which engine produced the block.
 """

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .block_kernels import masked_cholesky
+
 _TINY = 1e-300
 
 
@@ -83,25 +85,14 @@ def independent_columns(
 
     Columns are examined in order (so earlier columns have priority: put the intercept
     and log price first). Column ``j`` is kept when its residual sum of squares after
-    projection on the kept earlier columns exceeds ``tol`` times its own sum of squares
-    (the squared-norm form of a pivoted Cholesky). Use centred columns for a meaningful
-    relative tolerance (a scalar, or one per column). ``usable`` (G,k) pre-excludes columns.
+    projection on the kept earlier columns exceeds ``tol`` times its own sum of squares:
+    the in-order Cholesky of :func:`pricelab.elasticity.block_kernels.masked_cholesky`,
+    the one implementation of this rule. Use centred columns for a meaningful relative
+    tolerance (a scalar, or one per column). ``usable`` (G,k) pre-excludes columns.
     """
-    G, k, _ = A.shape
-    tols = np.broadcast_to(np.asarray(tol, dtype=np.float64), (k,))
-    keep = np.zeros((G, k), dtype=bool)
-    diag = np.diagonal(A, axis1=1, axis2=2)
-    usable = np.ones((G, k), dtype=bool) if usable is None else usable
-    for j in range(k):
-        if j == 0:
-            resid = diag[:, 0]
-        else:
-            M = masked_system(A[:, :j, :j], keep[:, :j])
-            b = A[:, :j, j] * keep[:, :j]
-            sol, ok = safe_solve(M, b)
-            resid = np.where(ok, diag[:, j] - np.einsum("gi,gi->g", b, np.nan_to_num(sol)), 0.0)
-        keep[:, j] = usable[:, j] & (diag[:, j] > 0) & (resid > tols[j] * diag[:, j])
-    return keep
+    if usable is not None:
+        A = np.where(usable[:, :, None] & usable[:, None, :], A, 0.0)
+    return masked_cholesky(A, tol)[1]
 
 
 def wls(
