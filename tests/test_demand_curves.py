@@ -40,3 +40,39 @@ def test_draws_reproducible_and_truncated():
     assert np.array_equal(a, b) and a.shape == (4000, 2)
     assert a.max() <= -0.05
     assert abs(a[:, 0].mean() + 2.0) < 0.03 and abs(a[:, 0].std() - 0.5) < 0.03
+
+
+def test_constant_elasticity_takes_column_expressions_of_any_library():
+    """A column object that is not array-like (a Spark ``Column`` in the engines) gets the
+    curve as one expression, built from its own operators, not evaluated by numpy."""
+    import polars as pl
+
+    from pricelab.demand.curves import ConstantElasticity
+
+    class Col:  # records the expression it is part of, like a Spark Column does
+        def __init__(self, s: str) -> None:
+            self.s = s
+
+        def _op(self, o: object, sym: str, rev: bool = False) -> "Col":
+            o_s = o.s if isinstance(o, Col) else repr(o)
+            return Col(f"({o_s} {sym} {self.s})" if rev else f"({self.s} {sym} {o_s})")
+
+        def __truediv__(self, o: object) -> "Col":
+            return self._op(o, "/")
+
+        def __mul__(self, o: object) -> "Col":
+            return self._op(o, "*")
+
+        def __rmul__(self, o: object) -> "Col":
+            return self._op(o, "*", rev=True)
+
+        def __pow__(self, o: object) -> "Col":
+            return self._op(o, "**")
+
+    curve = ConstantElasticity(base_price=Col("p"), base_quantity=Col("q"), elasticity=Col("e"))
+    assert curve.quantity(Col("now")).s == "(q * ((now / p) ** e))"
+    # polars expressions evaluate to the numpy curve's numbers
+    df = pl.DataFrame({"p": [10.0, 20.0], "q": [5.0, 8.0], "e": [-2.0, -1.5], "now": [12.0, 18.0]})
+    lazy = ConstantElasticity(pl.col("p"), pl.col("q"), pl.col("e")).quantity(pl.col("now"))
+    eager = ConstantElasticity(df["p"].to_numpy(), df["q"].to_numpy(), df["e"].to_numpy())
+    assert df.select(lazy).to_series().to_list() == eager.quantity(df["now"].to_numpy()).tolist()

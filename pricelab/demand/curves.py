@@ -6,7 +6,9 @@ baseline's price adjustment all go through it rather than writing
 ``q0 * (p / p0) ** e`` inline. Its parameters are arrays that broadcast with numpy's
 rules against the prices (shape them yourself: ``p0[:, None]`` against an ``(n, K)``
 candidate grid, or weekly base quantities ``(n, W)`` against ``p0[:, None]``); they may
-also be polars expressions, which gives the same curve as one expression.
+also be column expressions (polars ``Expr``, Spark ``Column``: anything that is not
+array-like and overloads ``/``, ``*`` and ``**``), which gives the same curve as one
+expression for that library to evaluate.
 """
 
 from __future__ import annotations
@@ -19,7 +21,12 @@ import polars as pl
 
 
 def _lazy(*xs: Any) -> bool:
-    return any(isinstance(x, pl.Expr) for x in xs)
+    """True when any of ``xs`` is a column expression rather than a number or an array."""
+    return any(
+        isinstance(x, pl.Expr)
+        or not (isinstance(x, (int, float, list, tuple, pl.Series)) or hasattr(x, "__array__"))
+        for x in xs
+    )
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,11 @@ DataFrame API:
 * ``current``: the last price in the window (``max_by(price, date)``) and the mean of each
   week's units moved to it with the group's elasticity, ``q (p_now / p) ** e`` (``q``
   itself where the elasticity is missing or not finite).
+
+The formula itself is not written here: the caller passes the demand curve
+(``curve=pricelab.demand.curves.ConstantElasticity``, whose methods accept Spark columns).
+The engines sit below the demand layer (docs/DEVELOPING.md), so they take the curve as an
+argument rather than importing it.
 """
 
 from __future__ import annotations
@@ -63,6 +68,7 @@ def baseline_spark(
     elasticities: pl.DataFrame | None = None,
     window_rows: bool = False,
     spark: Any = None,
+    curve: Any = None,
 ) -> HistoryWindow:
     """Aggregate the baseline window of ``source`` on Spark.
 
@@ -81,6 +87,10 @@ def baseline_spark(
         Also collect ``item_id, market, date`` of the window's rows.
     spark : SparkSession, optional
         Default: the active session, else a new local one.
+    curve : demand curve class, optional
+        Built as ``curve(base_price, base_quantity, elasticity)`` from Spark columns; its
+        ``quantity(price)`` moves each week's units to the current price (needed by
+        ``current``; :class:`pricelab.demand.curves.ConstantElasticity`).
 
     Returns
     -------
@@ -95,7 +105,7 @@ def baseline_spark(
     EmptyStoreError
         The source holds no sales.
     UsageError
-        Unknown ``mode``, ``current`` without elasticities, or ``weeks`` < 1.
+        Unknown ``mode``, ``current`` without elasticities or curve, or ``weeks`` < 1.
     """
     from .spark import _collect, _pyspark, _to_spark, read_source, spark_session
 
@@ -103,6 +113,8 @@ def baseline_spark(
         raise UsageError(f"unknown baseline mode '{mode}'; choose average or current")
     if mode == "current" and elasticities is None:
         raise UsageError("baseline mode 'current' needs elasticities")
+    if mode == "current" and curve is None:
+        raise UsageError("baseline mode 'current' needs the demand curve (curve=...)")
     if isinstance(weeks, bool) or int(weeks) < 1:
         raise UsageError(f"baseline_weeks must be >= 1, got {weeks!r}")
     F = _pyspark().functions
@@ -144,7 +156,8 @@ def baseline_spark(
         j = w.join(cur, on=KEYS, how="inner").join(est, on=KEYS, how="left")
         e = F.col("elasticity")
         finite = e.isNotNull() & ~F.isnan(e) & (F.abs(e) < F.lit(float("inf")))
-        units = F.when(finite, q * F.pow(F.col("_current") / p, e)).otherwise(q)
+        moved = curve(base_price=p, base_quantity=q, elasticity=e).quantity(F.col("_current"))
+        units = F.when(finite, moved).otherwise(q)
         agg = j.groupBy(*KEYS).agg(
             F.avg(units).alias("baseline_units"),
             F.max("_current").alias("baseline_price"),

@@ -16,6 +16,7 @@ import numpy as np
 import polars as pl
 
 from pricelab.demand.baseline import baseline, window_dates
+from pricelab.demand.curves import ConstantElasticity
 from pricelab.demand.season import SeasonalAdjustment, seasonal_adjustment, seasonal_terms
 from pricelab.errors import EmptyStoreError, UsageError
 from pricelab.store import Store
@@ -87,7 +88,14 @@ def baseline_window(
             "SELECT item_id, market, elasticity FROM elasticities WHERE run_id = ?", [est_run]
         )
     seasonal = spec.seasonality != "off" and bool(seasonal_terms(store, est_run)[0])
-    hist = eng.baseline(source, weeks, mode=mode, elasticities=elast, window_rows=seasonal)
+    hist = eng.baseline(
+        source,
+        weeks,
+        mode=mode,
+        elasticities=elast,
+        window_rows=seasonal,
+        curve=ConstantElasticity,
+    )
     base = baseline(
         store, weeks, estimates_run=est_run, mode=mode, aggregated=hist.frame, tables=tables
     )
