@@ -142,6 +142,22 @@ def test_single_item_plan_earns_about_three_quarters_of_the_joint_plan():
     assert (t["cannibalised_quantity"] > 0).all()  # siblings got dearer: units come over
 
 
+def test_cross_plan_has_the_own_price_plan_columns_and_flags_extrapolation():
+    demand, cross = category(own=(-3.0, -3.0, -3.0), cross=0.8)
+    # A's history saw 90-110, B's 95-125, C has no observed range: joint prices are ~>100
+    demand = demand.with_columns(
+        min_price=pl.Series([90.0, 95.0, None]), max_price=pl.Series([110.0, 125.0, None])
+    )
+    cons = {"horizon_weeks": 4, "bounds": {"max_increase_pct": 30, "max_decrease_pct": 30}}
+    joint = optimize_cross(demand, cross, cons)
+    own = optimize(demand, cons)
+    t = joint.table
+    assert [c for c in t.columns if c != "cannibalised_quantity"] == own.table.columns
+    p = t["recommended_price"].to_numpy()
+    assert t["extrapolated"].to_list() == [p[0] > 110, p[1] > 125, False]
+    assert t["extrapolated"].any() and not t["extrapolated"].all()
+
+
 def test_large_block_search_reports_a_valid_gap():
     demand, cross = category(seed=5)
     cons = {"horizon_weeks": 4, "bounds": {"max_increase_pct": 30, "max_decrease_pct": 30}}

@@ -47,7 +47,7 @@ from pricelab.optimize.decompose import Responder
 from pricelab.optimize.links import Link, StockPool, UnitsLink
 from pricelab.optimize.plan import Plan
 from pricelab.optimize.problem import Problem, build_problem
-from pricelab.optimize.router import check_bounded, optimize_own_price
+from pricelab.optimize.router import check_bounded, optimize_own_price, plan_table
 
 MAX_COMBOS = 250_000  # per block: enumerated exactly up to this many price combinations
 MAX_TOTAL = 2_000_000  # over all blocks
@@ -136,7 +136,7 @@ def optimize_cross(
         extra["single_item_objective"] = single
         extra["single_item_share_of_joint"] = single / obj if obj else None
     return Plan(
-        table=with_status(plan_table(prob, curve, p, labels), {}),
+        table=with_status(_plan_table(prob, curve, p, labels), {}),
         status=res["status"],
         formulation=form,
         objective_name=prob.objective,
@@ -275,37 +275,16 @@ def _tight_links(
     ]
 
 
-def plan_table(
+def _plan_table(
     prob: Problem, curve: CrossElasticity, p: np.ndarray, labels: list[str]
 ) -> pl.DataFrame:
-    """The contract plan columns with the cross demand's quantities.
-
-    ``cannibalised_quantity`` (over the horizon) is the part of a row's change in units
-    that comes from its siblings' new prices: positive when siblings got dearer and sent
-    buyers over, negative when a sibling's cut took buyers away.
-    """
-    h = prob.horizon
-    q, q0 = h * curve.quantity(p), h * prob.q0
-    return pl.DataFrame(
-        {
-            "item_id": prob.item.astype(str),
-            "market": prob.market.astype(str),
-            "category": prob.frame["category"],
-            "fx_rate": prob.fx,
-            "current_price": prob.p0,
-            "recommended_price": p,
-            "price_change_pct": 100 * (p / prob.p0 - 1),
-            "expected_quantity": q,
-            "expected_revenue": p * q,
-            "expected_profit": (p - prob.c) * q,
-            "baseline_quantity": q0,
-            "baseline_revenue": prob.p0 * q0,
-            "baseline_profit": (prob.p0 - prob.c) * q0,
-            "binding": labels,
-            "inelastic": prob.inelastic,
-            "elasticity": prob.e,
-            "cannibalised_quantity": h * curve.cannibalised(p),
-        }
+    """The own-price route's plan columns with the cross demand's units, plus
+    ``cannibalised_quantity`` (over the horizon): the part of a row's change in units that
+    comes from its siblings' new prices, positive when siblings got dearer and sent buyers
+    over, negative when a sibling's cut took buyers away."""
+    table = plan_table(prob, p, labels, weekly_quantity=curve.quantity(p))
+    return table.with_columns(
+        pl.Series("cannibalised_quantity", prob.horizon * curve.cannibalised(p))
     )
 
 

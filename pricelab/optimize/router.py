@@ -140,7 +140,7 @@ def optimize_own_price(
     solved = _route(
         prob, resp, extra, risk=alpha, draws=draws, seed=seed, n_grid=n_grid, time_limit=time_limit
     )
-    table = with_status(_table(prob, solved.prices, solved.labels), reasons)
+    table = with_status(plan_table(prob, solved.prices, solved.labels), reasons)
     if reasons:
         extra["conflicts"] = [
             {"item_id": str(prob.item[i]), "market": str(prob.market[i]), "reason": why}
@@ -243,9 +243,17 @@ def _outside_observed(prob: Problem, p: np.ndarray) -> np.ndarray:
         return (p < lo * (1 - 1e-9)) | (p > hi * (1 + 1e-9))
 
 
-def _table(prob: Problem, p: np.ndarray, labels: list[str]) -> pl.DataFrame:
+def plan_table(
+    prob: Problem, p: np.ndarray, labels: list[str], weekly_quantity: np.ndarray | None = None
+) -> pl.DataFrame:
+    """The plan's columns at prices ``p`` (money in market currency, over the horizon).
+
+    ``weekly_quantity`` is the demand's units per week at ``p``; by default the own-price
+    curve's (the cross route passes its cross demand's).
+    """
     h = prob.horizon
-    q, q0 = h * prob.quantity(p), h * prob.q0
+    weekly = prob.quantity(p) if weekly_quantity is None else weekly_quantity
+    q, q0 = h * weekly, h * prob.q0
     return pl.DataFrame(
         {
             "item_id": prob.item.astype(str),
