@@ -47,6 +47,7 @@ OutputOpt = Annotated[
     ),
 ]
 DebugOpt = Annotated[bool, typer.Option("--debug", help="Show tracebacks on errors.")]
+BaselineWeeksOpt = Annotated[int, typer.Option(help="Weeks of history defining base units.")]
 
 console = Console(soft_wrap=True)
 err_console = Console(stderr=True, soft_wrap=True)
@@ -195,3 +196,33 @@ def write_output(df: pl.DataFrame, output: Path | None) -> None:
 
     write_table(df, output)
     err_console.print(f"wrote {df.height} rows to {display(output)}", highlight=False, markup=False)
+
+
+def print_plan_run(
+    run: Any,
+    output: Path | None,
+    json: bool,
+    *,
+    doc: dict[str, Any] | None = None,
+    notes: Callable[[Any], None] | None = None,
+) -> bool:
+    """The plan commands' (``optimize``, ``markdown``) common output.
+
+    Writes ``run.plan.table`` to ``--output``, calls ``notes(run)`` (stderr lines such as
+    where the run was tracked), then prints either the ``--json`` document (``doc``,
+    default ``run.to_dict()``; returns True: nothing more to print) or the plan's summary
+    and the run it was stored as (returns False: the command adds its tables).
+    """
+    write_output(run.plan.table, output)
+    if notes is not None:
+        notes(run)
+    if json:
+        print_json(run.to_dict() if doc is None else doc)
+        return True
+    console.print(run.plan.summary, highlight=False)
+    if run.run_id:
+        console.print(
+            f"stored as run {run.run_id}"
+            + (f" (estimates {run.estimates})" if run.estimates else "")
+        )
+    return False

@@ -10,6 +10,7 @@ import typer
 
 from pricelab import api
 from pricelab.cli._common import (
+    BaselineWeeksOpt,
     DbOpt,
     DebugOpt,
     JsonOpt,
@@ -17,8 +18,7 @@ from pricelab.cli._common import (
     console,
     frame_table,
     guarded,
-    print_json,
-    write_output,
+    print_plan_run,
 )
 
 
@@ -40,7 +40,7 @@ def markdown(
     estimates: Annotated[
         str | None, typer.Option(help="Estimate run id (default: production, else latest).")
     ] = None,
-    baseline_weeks: Annotated[int, typer.Option(help="Weeks of history defining base units.")] = 8,
+    baseline_weeks: BaselineWeeksOpt = 8,
     db: DbOpt = None,
     json: JsonOpt = False,
     output: OutputOpt = None,
@@ -56,17 +56,9 @@ def markdown(
         estimates=estimates,
         baseline_weeks=baseline_weeks,
     )
-    plan = run.plan
-    write_output(plan.table, output)
-    if json:
-        print_json(run.to_dict())
+    if print_plan_run(run, output, json):
         return
-    console.print(plan.summary, highlight=False)
-    if run.run_id:
-        console.print(
-            f"stored as run {run.run_id}"
-            + (f" (estimates {run.estimates})" if run.estimates else "")
-        )
+    plan = run.plan
     items = plan.items.sort("vs_keep_full_price", descending=True)
     cols = [
         "item_id",

@@ -10,6 +10,7 @@ import typer
 
 from pricelab import api
 from pricelab.cli._common import (
+    BaselineWeeksOpt,
     DbOpt,
     DebugOpt,
     JsonOpt,
@@ -18,8 +19,7 @@ from pricelab.cli._common import (
     err_console,
     frame_table,
     guarded,
-    print_json,
-    write_output,
+    print_plan_run,
 )
 from pricelab.cli._tracking import (
     MlflowExperimentOpt,
@@ -59,7 +59,7 @@ def optimize(
             "prices substitutes jointly."
         ),
     ] = None,
-    baseline_weeks: Annotated[int, typer.Option(help="Weeks of history defining base units.")] = 8,
+    baseline_weeks: BaselineWeeksOpt = 8,
     draws: Annotated[
         int | None, typer.Option(help="Elasticity draws for profit intervals (P5-P95).")
     ] = None,
@@ -112,19 +112,10 @@ def optimize(
         mlflow=tracking_arg(mlflow, mlflow_uri, mlflow_experiment, strict_tracking),
     )
     plan = run.plan
-    t = plan.table
-    write_output(t, output)
-    print_tracking(run)
-    if json:
-        print_json(with_tracking(run.to_dict(), run))
+    doc = with_tracking(run.to_dict(), run) if json else None
+    if print_plan_run(run, output, json, doc=doc, notes=print_tracking):
         _conflict_exit(plan, run.run_id, allow_conflicts)
         return
-    console.print(plan.summary, highlight=False)
-    if run.run_id:
-        console.print(
-            f"stored as run {run.run_id}"
-            + (f" (estimates {run.estimates})" if run.estimates else "")
-        )
     _print_tables(plan, wide)
     if plan.skipped.height:
         err_console.print(
