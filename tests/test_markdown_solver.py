@@ -218,3 +218,36 @@ def test_infeasible_target_names_the_category() -> None:
     prob.config = replace(prob.config, sell_through_min_pct=95.0)
     with pytest.raises(InfeasibleError, match="category 'c'"):
         solve_markdown(prob)
+
+
+def test_local_search_reaches_the_milp_optimum_where_the_dual_paths_do_not(monkeypatch) -> None:
+    """Flat weekly demand: the Lagrangian only offers constant paths, the optimum mixes
+    levels over the weeks. The primal repair finds the exact (HiGHS) optimum; without it the
+    plan is short of it."""
+    from pricelab.markdown import solver
+    from pricelab.markdown.milp import solve_pools_milp
+
+    rng = np.random.default_rng(203)
+    prob = make(rng, 6, 3, 8, [0, 10, 20, 30, 40, 50], min_weeks_between_changes=2)
+    prob = replace(prob, config=replace(prob.config, milp_max_pools=0))
+    base = rng.uniform(2, 12, (18, 1)) * np.ones((1, 8))
+    demand = constant_elasticity_demand(base, rng.uniform(-3.5, -1.2, 18), prob.ladder)
+    prob = replace(prob, demand=demand)
+    w = prob.base_price() - prob.pool_salvage[prob.pool][:, None]
+    _, obj, _, optimal = solve_pools_milp(
+        prob.demand,
+        w,
+        prob.n_levels(),
+        prob.pool,
+        prob.pool_stock.astype(float),
+        monotone=True,
+        min_weeks=2,
+        node_limit=100_000,
+    )
+    assert optimal
+    best = obj + float((prob.pool_salvage * prob.pool_stock).sum())
+    sol = solve_markdown(prob)
+    check_plan(replace(prob, config=replace(prob.config, gap_tolerance=1.0)), sol)  # no MILP
+    assert sol.value == pytest.approx(best, rel=1e-9)
+    monkeypatch.setattr(solver, "_polish", lambda prob, path, out, *a: (path, out))
+    assert solve_markdown(prob).value < best * (1 - 1e-5)

@@ -41,11 +41,12 @@ def choose_and_repair(
     return pick_b
 
 
-def valid_paths(path: np.ndarray, min_weeks: int) -> np.ndarray:
-    """(R,) True where a path never goes up and changes no sooner than min_weeks apart."""
+def valid_paths(path: np.ndarray, min_weeks: int, *, monotone: bool = True) -> np.ndarray:
+    """(R,) True where a path never goes up (if monotone) and changes no sooner than
+    min_weeks apart."""
     full = np.concatenate([np.zeros((path.shape[0], 1), dtype=path.dtype), path], axis=1)
     step = np.diff(full.astype(np.int16), axis=1)
-    ok = (step >= 0).all(axis=1)
+    ok = (step >= 0).all(axis=1) if monotone else np.ones(path.shape[0], dtype=bool)
     if min_weeks > 1:
         t_len = path.shape[1]
         changed = step != 0

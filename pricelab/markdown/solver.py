@@ -230,6 +230,7 @@ def solve_markdown(prob: MarkdownProblem) -> MarkdownSolution:
     path = np.where(pick_b[prob.pool][:, None], path_b, path_a)
     out = fluid(prob.demand, path, prob.pool, stock, prob.pool_salvage, base_price)
     path, out = _mix(prob, path_a, path_b, path, out, pool_ub, mu_pool, of_pool, base_price)
+    path, out = _polish(prob, path, out, pool_ub, mu_pool, of_pool, units, base_price, nlev)
     sol = MarkdownSolution(
         path=path,
         outcome=out,
@@ -289,7 +290,13 @@ def _mix(
             mix = cur.copy()
             mix[sel, :k] = b[sel, :k]
             mix[sel, k:] = a[sel, k:]
-            bad = np.unique(pl_[~valid_paths(mix, prob.config.min_weeks_between_changes)])
+            bad = np.unique(
+                pl_[
+                    ~valid_paths(
+                        mix, prob.config.min_weeks_between_changes, monotone=prob.config.monotone
+                    )
+                ]
+            )
             o = fluid(dem, mix, pl_, stock, salv, bp)
             better = (o.value > best.value + 1e-12) & (~targeted | (o.sold >= best.sold - 1e-9))
             better[bad] = False
@@ -298,6 +305,48 @@ def _mix(
                 best = fluid(dem, cur, pl_, stock, salv, bp)
     path = path.copy()
     path[rows] = cur
+    return path, fluid(prob.demand, path, prob.pool, prob.pool_stock, prob.pool_salvage, base_price)
+
+
+def _polish(
+    prob: MarkdownProblem,
+    path: np.ndarray,
+    out: FluidOutcome,
+    pool_ub: np.ndarray,
+    mu_pool: np.ndarray,
+    of_pool: np.ndarray,
+    units: np.ndarray,
+    base_price: np.ndarray,
+    nlev: np.ndarray,
+) -> tuple[np.ndarray, FluidOutcome]:
+    """Local search (:mod:`pricelab.markdown.local`) on every pool with a gap; a pool keeps
+    its new paths where they score better and every sell-through target stays met."""
+    from pricelab.markdown.choose import choose_and_repair
+    from pricelab.markdown.local import local_search
+
+    cfg = prob.config
+    score = out.value + mu_pool * out.sold
+    open_p = np.nonzero((pool_ub - score) > 0.01 * cfg.gap_tolerance * np.abs(pool_ub))[0]
+    if not len(open_p):
+        return path, out
+    w = base_price - prob.pool_salvage[prob.pool][:, None]
+    new = local_search(
+        prob.demand,
+        w,
+        base_price,
+        nlev,
+        path,
+        prob.pool,
+        prob.pool_stock,
+        prob.pool_salvage,
+        mu_pool,
+        open_p,
+        min_weeks=cfg.min_weeks_between_changes,
+        monotone=cfg.monotone,
+    )
+    o_new = fluid(prob.demand, new, prob.pool, prob.pool_stock, prob.pool_salvage, base_price)
+    pick = choose_and_repair(out, o_new, mu_pool, of_pool, units)
+    path = np.where(pick[prob.pool][:, None], new, path)
     return path, fluid(prob.demand, path, prob.pool, prob.pool_stock, prob.pool_salvage, base_price)
 
 
