@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 import polars as pl
@@ -20,12 +22,31 @@ from pricelab.urls import display, normalize
 WRITE_FORMATS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet", ".json": "json"}
 
 
+@dataclass(frozen=True)
+class OutputFormats:
+    """The extensions one command's ``--output`` takes, and what to tell a user who gives
+    another (empty: "expected one of" the extensions)."""
+
+    extensions: Mapping[str, str]
+    hint: str = ""
+
+
+#: ``report``'s ``--output``: one HTML file
+HTML_OUTPUT = OutputFormats(
+    {".html": "html", ".htm": "html"}, hint="the report is HTML; use a .html file name"
+)
+
+
 def check_output(
-    path: str | os.PathLike[str], *, formats: dict[str, str] | None = None, option: str = "--output"
+    path: str | os.PathLike[str],
+    *,
+    formats: Mapping[str, str] | OutputFormats | None = None,
+    option: str = "--output",
 ) -> None:
     """Refuse an output destination before any work is done.
 
-    The extension must be one of ``formats`` (default: CSV, Parquet, JSON); a local path
+    The extension must be one of ``formats`` (default: CSV, Parquet, JSON; an
+    :class:`OutputFormats` says in its own words what to use instead); a local path
     must not be a folder and its folder must exist and take a new file (a probe file is
     created and removed, so a read-only or full file system is found here, not after the
     work). A URL is checked for its extension only (the upload reports its own failures).
@@ -35,12 +56,15 @@ def check_output(
     UsageError
         The message names the option and the path.
     """
-    formats = WRITE_FORMATS if formats is None else formats
+    if not isinstance(formats, OutputFormats):
+        formats = OutputFormats(WRITE_FORMATS if formats is None else formats)
     norm = normalize(path)
     name = display(norm)
     suffix = Path(name.split("?", 1)[0]).suffix.lower()
-    if suffix not in formats:
-        allowed = ", ".join(sorted(formats))
+    if suffix not in formats.extensions:
+        if formats.hint:
+            raise UsageError(f"{option} {name}: {formats.hint}")
+        allowed = ", ".join(sorted(formats.extensions))
         raise UsageError(
             f"{option} {name}: unknown file extension '{suffix or '(none)'}'; "
             f"expected one of {allowed}"

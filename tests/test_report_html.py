@@ -163,7 +163,15 @@ def test_bad_arguments_are_exit_2(full_db, tmp_path: Path, cli) -> None:
     res = cli("report", "--db", db, "-o", tmp_path / "r.html", "--run", ingest_run)
     assert res.exit_code == 2 and f"run {ingest_run} is a ingest run" in res.stderr
     res = cli("report", "--db", db, "-o", tmp_path / "r.pdf")
-    assert res.exit_code == 2 and "expected one of .htm, .html" in res.stderr
+    assert res.exit_code == 2  # each command's extensions carry their own hint
+    assert res.stderr.strip() == (
+        f"error: --output {tmp_path / 'r.pdf'}: the report is HTML; use a .html file name"
+    )
+    res = cli("optimize", "--db", db, "-o", tmp_path / "plan.pdf")
+    assert res.exit_code == 2 and res.stderr.strip() == (
+        f"error: --output {tmp_path / 'plan.pdf'}: unknown file extension '.pdf'; "
+        "expected one of .csv, .json, .parquet, .pq"
+    )
     res = cli("report", "--db", db, "-o", tmp_path / "nope" / "r.html")
     assert res.exit_code == 2 and "does not exist" in res.stderr
     res = cli("report", "--db", db, "-o", tmp_path / "r.html", "--run", "zzz")

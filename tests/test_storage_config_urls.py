@@ -180,8 +180,7 @@ def test_report_written_to_a_url(cli: Cli, memfs: object, loaded_db: Path, tmp_p
     res = cli("report", "--db", loaded_db, "--output", "memory://t/out/report.txt")
     assert res.exit_code == 2
     assert res.stderr.strip() == (
-        "error: --output memory://t/out/report.txt: unknown file extension '.txt'; "
-        "expected one of .htm, .html"
+        "error: --output memory://t/out/report.txt: the report is HTML; use a .html file name"
     )
 
 

@@ -79,13 +79,14 @@ def report(
         ``run`` does not exist.
     """
     from pricelab.errors import UsageError
+    from pricelab.filecheck import HTML_OUTPUT
     from pricelab.report import build_report, write_report
     from pricelab.urls import display, normalize
 
     out = normalize(output)
     name = display(out)
-    if PurePath(name).suffix.lower() not in (".html", ".htm"):
-        raise UsageError(f"--output {name}: the report is HTML; use a .html file name")
+    if PurePath(name).suffix.lower() not in HTML_OUTPUT.extensions:
+        raise UsageError(f"--output {name}: {HTML_OUTPUT.hint}")
     if isinstance(out, Path) and not out.parent.exists():
         raise UsageError(f"--output {out}: folder {out.parent} does not exist")
     if top < 1:

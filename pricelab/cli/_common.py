@@ -13,7 +13,7 @@ import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
 
 import polars as pl
 import typer
@@ -22,6 +22,9 @@ from rich.markup import escape
 from rich.table import Table
 
 from pricelab.errors import CheckFailed, PricelabError, UnavailableError
+
+if TYPE_CHECKING:
+    from pricelab.filecheck import OutputFormats
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -58,12 +61,12 @@ _JSON_PRINTED: list[bool] = []
 
 
 def guarded(
-    fn: F | None = None, *, output_formats: dict[str, str] | None = None, hold: bool = True
+    fn: F | None = None, *, output_formats: OutputFormats | None = None, hold: bool = True
 ) -> Any:
     """Run a command body; turn pricelab errors into one line on stderr and an exit code.
 
     A command given ``--output`` has it checked before any work (extension in
-    ``output_formats``, default CSV/Parquet/JSON; folder exists and takes a file), and its
+    ``output_formats``, default CSV/Parquet/JSON, refused with its hint; folder exists and takes a file), and its
     database writes are held until the body returns: the file is written first, and a
     failure with exit 2 or 3 rolls back the runs and results (exit 2: database unchanged).
     ``hold=False`` (the pipeline, whose steps are separate runs kept as they finish) only
@@ -139,7 +142,7 @@ def _damaged_database(exc: Exception, db: Any) -> PricelabError | None:
 
 
 def _run_holding_output(
-    fn: Callable[..., Any], formats: dict[str, str] | None, hold: bool, *args: Any, **kwargs: Any
+    fn: Callable[..., Any], formats: OutputFormats | None, hold: bool, *args: Any, **kwargs: Any
 ) -> Any:
     """``fn(*args, **kwargs)``; with ``--output``: checked first, writes committed after it."""
     output = kwargs.get("output")

@@ -10,10 +10,11 @@ from rich.markup import escape
 
 from pricelab import api
 from pricelab.cli._common import DbOpt, DebugOpt, JsonOpt, console, guarded, print_json
+from pricelab.filecheck import HTML_OUTPUT
 from pricelab.urls import display
 
 
-@guarded(output_formats={".html": "html", ".htm": "html"})
+@guarded(output_formats=HTML_OUTPUT)
 def report(
     output: Annotated[
         Path,
