@@ -110,3 +110,23 @@ def test_sample_markdown_yaml_runs(cli, est_db: Path) -> None:
 
     cfg = load_markdown_config(sample_dir() / "markdown.yaml")
     assert cfg.season_end == dt.date(2026, 3, 30) and cfg.max_discount_for("jewellery") == 30
+
+
+def test_summary_table_fits_80_columns(est_db: Path) -> None:
+    """The over-stocked table's money columns are not cut off in an 80-column terminal."""
+    from typer.testing import CliRunner
+
+    from pricelab.cli.app import app
+
+    args = ["markdown", "--db", str(est_db), "--constraints", str(sample_dir() / "markdown.yaml")]
+    res = CliRunner().invoke(app, args, env={"COLUMNS": "80"}, terminal_width=80)
+    assert res.exit_code == 0, res.output
+    table_lines = [ln for ln in res.stdout.splitlines() if ln[:1] in "┏┃┡│└"]
+    assert table_lines and max(len(ln) for ln in table_lines) <= 80
+    assert "…" not in res.stdout
+    header = next(ln for ln in table_lines if ln.startswith("┃"))
+    for col in ("item", "market", "stock", "sell %", "md week", "value", "vs full", "vs rule"):
+        assert col in header
+    row = next(ln for ln in table_lines if ln.startswith("│"))
+    cells = [c.strip() for c in row.strip("│").split("│")]
+    assert all(c.replace(",", "").lstrip("-").isdigit() for c in cells[2:])  # whole numbers

@@ -22,6 +22,19 @@ from pricelab.cli._common import (
 )
 
 
+#: short headers so the summary fits an 80-column terminal or a pipe
+_SUMMARY = {
+    "item_id": "item",
+    "market": "market",
+    "stock": "stock",
+    "sell_through_pct": "sell %",
+    "markdown_starts_week": "md week",
+    "value": "value",
+    "vs_keep_full_price": "vs full",
+    "vs_simple_rule": "vs rule",
+}
+
+
 @guarded
 def markdown(
     constraints: Annotated[
@@ -60,23 +73,27 @@ def markdown(
         return
     plan = run.plan
     items = plan.items.sort("vs_keep_full_price", descending=True)
-    cols = [
-        "item_id",
-        "market",
-        "stock",
-        "sell_through_pct",
-        "markdown_starts_week",
-        "value",
-        "vs_keep_full_price",
-        "vs_simple_rule",
-    ]
+    cols = dict(_SUMMARY)
+    if (items["market"].fill_null("") == "").all():  # every item's stock shared by its markets
+        del cols["market"]
     over = items.filter(pl.col("overstocked"))
+    shown = over.select([pl.col(c).alias(n) for c, n in cols.items()]).with_columns(
+        pl.col("sell %").round(0), pl.col("stock").round(0)
+    )
+    if "market" in cols:  # '' = stock shared by the item's markets
+        shown = shown.with_columns(
+            pl.when(pl.col("market").fill_null("") == "")
+            .then(pl.lit("all"))
+            .otherwise(pl.col("market"))
+            .alias("market")
+        )
     console.print(
         frame_table(
-            over.select(cols),
-            title=f"over-stocked at full price ({over.height} of {items.height}): when markdowns start",
+            shown,
+            title=f"over-stocked at full price ({over.height} of {items.height}): "
+            "week markdowns start, value in base currency",
             max_rows=12,
-            floats=1,
+            floats=0,
         )
     )
     for t in plan.to_dict()["targets"]:
