@@ -21,7 +21,6 @@ from pricelab.cli._common import (
     print_plan_run,
 )
 
-
 #: short headers so the summary fits an 80-column terminal or a pipe
 _SUMMARY = {
     "item_id": "item",
