@@ -149,7 +149,7 @@ def compose(text: str, source: str) -> yaml.Node | None:
     try:
         node = loader.get_single_node()
     except yaml.YAMLError as exc:
-        raise _syntax(exc, source) from exc
+        raise _syntax(exc, source, text) from exc
     except RecursionError as exc:  # unreachable with MAX_DEPTH; kept as the last guard
         raise ConfigError(f"{source}: nested too deeply") from exc
     finally:
@@ -196,7 +196,7 @@ def load(text: str, source: str) -> tuple[Any, yaml.Node | None]:
     try:
         data = loader.construct_document(node)
     except yaml.YAMLError as exc:
-        raise _syntax(exc, source) from exc
+        raise _syntax(exc, source, text) from exc
     finally:
         loader.dispose()
     return data, node
@@ -207,8 +207,45 @@ def safe_load(text: str, source: str = "YAML") -> Any:
     return load(text, source)[0]
 
 
-def _syntax(exc: yaml.YAMLError, source: str) -> ConfigError:
+def _at(text: str, mark: Any) -> str:
+    """The character at ``mark`` in ``text`` ('' past the end)."""
+    lines = text.split("\n")
+    if mark is None or mark.line >= len(lines) or mark.column >= len(lines[mark.line]):
+        return ""
+    return lines[mark.line][mark.column]
+
+
+def _plain(exc: yaml.YAMLError, text: str) -> str:
+    """What is wrong, in the same plain words for libyaml and pure-Python PyYAML (whose
+    own messages differ: "mapping values are not allowed here" / "... in this context")."""
+    problem = str(getattr(exc, "problem", None) or str(exc).splitlines()[0])
+    context = str(getattr(exc, "context", None) or "")
+    cmark = getattr(exc, "context_mark", None)
+    opened = f" opened on line {cmark.line + 1}" if cmark is not None else ""
+    char = _at(text, getattr(exc, "problem_mark", None))
+    for what, close, kind in (("sequence", "]", "list"), ("mapping", "}", "mapping")):
+        if f"while parsing a flow {what}" in context:
+            return f"the {kind}{opened} is not closed: expected ',' or '{close}'"
+    if "mapping values are not allowed" in problem:
+        return "a ':' where no key can start; quote a value that contains ': '"
+    if "tab character" in problem or (
+        "cannot start any token" in problem and char == "\t"
+    ):
+        return "a tab character; indent with spaces"
+    if "cannot start any token" in problem:
+        return f"the character {char!r} cannot start a value; quote the value"
+    if "while scanning a quoted scalar" in context:
+        return f"the quoted string{opened} is not closed"
+    if "undefined alias" in problem:
+        return "an alias (*name) with no anchor (&name) before it"
+    if "while parsing a block mapping" in context:
+        return f"a line that does not fit the mapping{opened}: check its indentation"
+    if "found another document" in problem:
+        return "a second document ('---'); a config file holds one"
+    return problem
+
+
+def _syntax(exc: yaml.YAMLError, source: str, text: str) -> ConfigError:
     mark = getattr(exc, "problem_mark", None)
-    line = f", line {mark.line + 1}" if mark is not None else ""
-    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-    return ConfigError(f"{source}{line}: YAML syntax error: {problem}")
+    where = f", line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+    return ConfigError(f"{source}{where}: YAML syntax error: {_plain(exc, text)}")

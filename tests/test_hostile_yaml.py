@@ -93,3 +93,41 @@ def test_cli_exit_2_with_file_and_line(
     res = cli(command, "--db", loaded_db, opt, f)
     assert res.exit_code == 2, res.stderr
     assert message in res.stderr and "c.yaml" in res.stderr
+
+
+#: syntax errors -> the one message both parsers give (file, line, column, plain words)
+SYNTAX = {
+    "a: 1\nb:\n  - name: [gb\n    x: 2\n": "line 4, column 6: YAML syntax error: the list "
+    "opened on line 3 is not closed: expected ',' or ']'",
+    "a: {b: 1\n": "line 2, column 1: YAML syntax error: the mapping opened on line 1 is not "
+    "closed: expected ',' or '}'",
+    "a: 1\n b: 2\n": "line 2, column 3: YAML syntax error: a ':' where no key can start; "
+    "quote a value that contains ': '",
+    "a:\n\tb: 1\n": "line 2, column 1: YAML syntax error: a tab character; indent with spaces",
+    "a: 1\n\tb: 2\n": "line 2, column 1: YAML syntax error: a tab character; indent with spaces",
+    "a: @x\n": "line 1, column 4: YAML syntax error: the character '@' cannot start a value; "
+    "quote the value",
+    'a: "abc\nb: 2\n': "line 3, column 1: YAML syntax error: the quoted string opened on line "
+    "1 is not closed",
+    "a: *x\n": "line 1, column 4: YAML syntax error: an alias (*name) with no anchor (&name) "
+    "before it",
+    "a: 1\n- b\n": "line 2, column 1: YAML syntax error: a line that does not fit the mapping "
+    "opened on line 1: check its indentation",
+    "a: 1\n---\nb: 2\n": "line 2, column 1: YAML syntax error: a second document ('---'); a "
+    "config file holds one",
+}
+LOADERS = ["SafeLoader"] + (["CSafeLoader"] if hasattr(__import__("yaml"), "CSafeLoader") else [])
+
+
+@pytest.mark.parametrize("loader", LOADERS)
+@pytest.mark.parametrize("text", list(SYNTAX), ids=range(len(SYNTAX)))
+def test_syntax_errors_read_the_same_with_either_parser(
+    text: str, loader: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import yaml
+
+    # libyaml (CSafeLoader) when installed, else the pure-Python SafeLoader: force each
+    monkeypatch.setattr(yaml, "__with_libyaml__", loader == "CSafeLoader", raising=False)
+    with pytest.raises(ConfigError) as err:
+        yamlsafe.safe_load(text, "c.yaml")
+    assert str(err.value) == f"c.yaml, {SYNTAX[text]}"

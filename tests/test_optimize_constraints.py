@@ -45,8 +45,12 @@ def test_wrong_types_and_ranges():
 
 
 def test_yaml_syntax_error_names_line():
-    with pytest.raises(ConfigError, match=r"<string>, line 3: YAML syntax error"):
+    with pytest.raises(ConfigError) as err:
         loads_constraints("bounds:\n  max_increase_pct: [10\nmin_margin_pct: 3\n")
+    assert str(err.value) == (
+        "<string>, line 3, column 15: YAML syntax error: the list opened on line 2 is not "
+        "closed: expected ',' or ']'"
+    )
 
 
 def test_missing_file_and_dict_input():

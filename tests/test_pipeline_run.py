@@ -197,7 +197,8 @@ def test_config_errors(cli: Callable[..., CliResult], tmp_path: Path) -> None:
         "did you mean 'sales'?",
         "monitor: {thresholds: {drift: {max_shar: 1}}}\n": "line 1: monitor.thresholds.drift.max_shar: unknown key 'max_shar'; "
         "did you mean 'max_share'?",
-        "estimate: [1\n": "line 2: YAML syntax error",
+        "estimate: [1\n": "line 2, column 1: YAML syntax error: the list opened on line 1 is "
+        "not closed: expected ',' or ']'",
     }
     for text, message in cases.items():
         path = tmp_path / "c.yaml"

@@ -80,8 +80,9 @@ def write(tmp_path: Path, text: str, name: str = "scenario.yaml") -> Path:
         ),
         (
             GOOD.replace("  - name: gb-fixed", "  - name: [gb"),
-            # the parser's own words differ between libyaml and pure-Python PyYAML
-            ", line 9: YAML syntax error: ",
+            # the same words with libyaml and pure-Python PyYAML (test_hostile_yaml)
+            ", line 9, column 12: YAML syntax error: the list opened on line 8 is not closed: "
+            "expected ',' or ']'",
         ),
     ],
 )

@@ -207,4 +207,7 @@ def test_pipeline_config_from_a_url(
     bad = put(memfs, "/t/p/bad.yaml", "estimate: [1\n")
     res = cli("pipeline", "check", "--config", bad)
     assert res.exit_code == 2
-    assert res.stderr.strip().startswith("error: memory://t/p/bad.yaml, line 2: YAML syntax error")
+    assert res.stderr.strip() == (
+        "error: memory://t/p/bad.yaml, line 2, column 1: YAML syntax error: the list opened on "
+        "line 1 is not closed: expected ',' or ']'"
+    )
