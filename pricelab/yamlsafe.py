@@ -228,9 +228,7 @@ def _plain(exc: yaml.YAMLError, text: str) -> str:
             return f"the {kind}{opened} is not closed: expected ',' or '{close}'"
     if "mapping values are not allowed" in problem:
         return "a ':' where no key can start; quote a value that contains ': '"
-    if "tab character" in problem or (
-        "cannot start any token" in problem and char == "\t"
-    ):
+    if "tab character" in problem or ("cannot start any token" in problem and char == "\t"):
         return "a tab character; indent with spaces"
     if "cannot start any token" in problem:
         return f"the character {char!r} cannot start a value; quote the value"

@@ -50,6 +50,10 @@ def test_plan_on_sample_satisfies_every_constraint(cli, est_db: Path, tmp_path: 
     assert (skipped["recommended_price"] == skipped["current_price"]).all()
     assert skipped.height == 0 or (skipped["reason"].str.len_chars() > 0).all()
     assert skipped.height == len(doc["skipped"])
+    with Store.open(est_db, read_only=True) as store:  # stored once: in the plan
+        assert not store.has_table("plan_skipped")
+        stored = store.query("SELECT item_id FROM plans WHERE status = 'skipped'")
+    assert stored.height == skipped.height
     plan = everything.filter(pl.col("status") == "optimized")  # the constraints hold here
     p, p0 = plan["recommended_price"], plan["current_price"]
     # bounds (15% up, 20% down) and margin floor 15%

@@ -136,3 +136,35 @@ def test_max_avg_change_pct_is_the_documented_weighted_average() -> None:
     assert avg == pytest.approx(0.05, abs=1e-6)  # binding at +5%
     changes = t["price_change_pct"].to_list()
     assert max(changes) > 5 and min(changes) < 0  # C's cut pays for A's and B's rises
+
+
+def test_cross_plans_keep_skipped_rows_too() -> None:
+    from pricelab.optimize.cross import optimize_cross
+    from pricelab.report.sections import _stored_plan
+
+    demand = pl.concat(
+        [_demand(), _demand(item_id="TOTE-04"), _demand(item_id="MUG-02", elasticity=0.3)],
+        how="vertical_relaxed",
+    ).with_columns(category=pl.lit("totes"))
+    cross = pl.DataFrame(
+        {
+            "item_id": ["TOTE-03", "TOTE-04"],
+            "market": ["GB", "GB"],
+            "other_item_id": ["TOTE-04", "TOTE-03"],
+            "elasticity": [0.5, 0.5],
+        }
+    )
+    plan = optimize_cross(demand, cross, {"bounds": {"max_increase_pct": 10}})
+    t = plan.table
+    assert t["status"].to_list() == ["optimized", "optimized", "skipped"]
+    assert t["reason"][2] == "elasticity >= 0 (no finite optimum)"
+    assert t["cannibalised_quantity"][2] is None
+    doc = plan.to_dict()
+    assert doc["skipped"] == [
+        {"item_id": "MUG-02", "market": "GB", "reason": "elasticity >= 0 (no finite optimum)"}
+    ]
+    # the report reads them from the stored plan's status column; a plan stored before that
+    # column existed (an old database) from its run summary's list
+    assert _stored_plan(t, {"summary": {}}).skipped.to_dicts() == doc["skipped"]
+    old = t.filter(pl.col("status") != "skipped").drop("status", "reason")
+    assert _stored_plan(old, {"summary": doc}).skipped.to_dicts() == doc["skipped"]

@@ -198,9 +198,7 @@ def optimize(
         params["seasonality"] = season
         run = record_run(store, "optimize", params, parents=[est_run])
         with store.transaction():
-            store.write_result("plans", plan.table, run.run_id)
-            if plan.skipped.height:
-                store.write_result("plan_skipped", plan.skipped, run.run_id)
+            store.write_result("plans", plan.table, run.run_id)  # skipped rows included
             out = OptimizeRun(plan, run.run_id, est_run)
             run.finish(out.to_dict())
         out.mlflow = log_run(store, run.run_id, plan.table, track, table_name="plans")

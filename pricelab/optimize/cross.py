@@ -45,7 +45,7 @@ from pricelab.optimize.cross_milp import choose_combinations, enumerate_block
 from pricelab.optimize.cross_search import best_response, block_objective, relaxation_bound
 from pricelab.optimize.decompose import Responder
 from pricelab.optimize.links import Link, StockPool, UnitsLink
-from pricelab.optimize.plan import Plan
+from pricelab.optimize.plan import Plan, with_skipped_rows
 from pricelab.optimize.problem import Problem, build_problem
 from pricelab.optimize.router import check_bounded, optimize_own_price, plan_table
 
@@ -136,7 +136,9 @@ def optimize_cross(
         extra["single_item_objective"] = single
         extra["single_item_share_of_joint"] = single / obj if obj else None
     return Plan(
-        table=with_status(_plan_table(prob, curve, p, labels), {}),
+        table=with_skipped_rows(
+            with_status(_plan_table(prob, curve, p, labels), {}), demand, prob.skipped, prob.horizon
+        ),
         status=res["status"],
         formulation=form,
         objective_name=prob.objective,

@@ -118,7 +118,7 @@ class Plan:
             "gap": self.gap,
             "certificate": self.certificate,
             "rows": t.height,
-            "skipped": self.skipped.to_dicts(),
+            "skipped": skipped_rows(t, self.skipped).to_dicts(),
             "inelastic_rows": int(t["inelastic"].sum()),
             "binding_counts": self.binding_counts(),
             "multipliers": self.multipliers,
@@ -252,7 +252,22 @@ def with_skipped_rows(
         pl.lit(SKIPPED).alias("status"),
         pl.col("reason").cast(pl.String),
     )
+    # columns a route adds (the cross route's cannibalised_quantity) are empty on these rows
+    rows = rows.with_columns(pl.lit(None).alias(c) for c in table.columns if c not in rows.columns)
     return pl.concat([table, rows.select(table.columns)], how="vertical_relaxed")
+
+
+def skipped_rows(table: pl.DataFrame, fallback: pl.DataFrame) -> pl.DataFrame:
+    """``item_id, market, reason`` of the plan's rows with ``status = skipped`` (the one
+    place skipped rows are stored); a plan stored before the ``status`` column existed gives
+    ``fallback`` (its run summary's ``skipped`` list)."""
+    if "status" not in table.columns:
+        return fallback
+    return table.filter(pl.col("status") == SKIPPED).select(
+        pl.col("item_id").cast(pl.String),
+        pl.col("market").cast(pl.String),
+        pl.col("reason").cast(pl.String),
+    )
 
 
 def nothing_to_optimise(skipped: pl.DataFrame) -> str:

@@ -11,7 +11,7 @@ from typing import Any, cast
 import polars as pl
 
 from pricelab.elasticity.results import ABSURD_ELASTICITY, DISPLAY_FLAGS, has_any_flag
-from pricelab.optimize.plan import Plan
+from pricelab.optimize.plan import Plan, skipped_rows
 from pricelab.report import plots
 from pricelab.report.data import ReportData
 from pricelab.report.explorer import plan_explorer
@@ -343,7 +343,7 @@ def _stored_plan(table: pl.DataFrame, rec: dict[str, Any] | None) -> Plan:
         baseline_objective=num("baseline_objective"),
         gap=num("gap"),
         certificate=str(s.get("certificate", "")),
-        skipped=pl.DataFrame(s.get("skipped") or []),
+        skipped=skipped_rows(table, pl.DataFrame(s.get("skipped") or [])),
     )
 
 
