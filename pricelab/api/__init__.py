@@ -18,7 +18,13 @@ from pricelab.api.data import (
 from pricelab.api.demo import demo
 from pricelab.api.estimate import EstimateRun, estimate
 from pricelab.api.experiments import experiment_analyze, experiment_design
-from pricelab.api.markdown import MarkdownRun, markdown_plan
+from pricelab.api.markdown import (
+    MarkdownRun,
+    markdown_plan,
+    markdown_replay,
+    markdown_replay_ref,
+    simulate_or_replay,
+)
 from pricelab.api.ops import monitor, report
 from pricelab.api.optimize import OptimizeRun, optimize
 from pricelab.api.production import pipeline, promote, registry
@@ -37,6 +43,9 @@ __all__ = [
     "experiment_design",
     "ingest",
     "markdown_plan",
+    "markdown_replay",
+    "markdown_replay_ref",
+    "simulate_or_replay",
     "monitor",
     "optimize",
     "pipeline",

@@ -97,3 +97,54 @@ def markdown_plan(
         params["estimates"] = est_run
         params["demand_model"] = info
         return _store(store, plan, params, [est_run], est_run)
+
+
+def markdown_replay_ref(scenario: PathLike | dict[str, Any]) -> str | None:
+    """The ``markdown_run`` a scenario file replays, or None for an ordinary scenario file.
+
+    A replay file holds ``markdown_run: latest`` (or a markdown run id) and optionally
+    ``description``; anything else next to ``markdown_run`` is a ConfigError naming the key.
+    """
+    from pricelab.configfile import ConfigContext, check_keys, parse_config, read_config
+    from pricelab.markdown.replay import KEYS
+    from pricelab.urls import display
+
+    if isinstance(scenario, dict):
+        data, ctx = scenario, ConfigContext("<dict>", {})
+    else:
+        data, ctx = parse_config(read_config(scenario, "scenario file"), display(scenario))
+    if not isinstance(data, dict) or "markdown_run" not in data:
+        return None
+    check_keys(ctx, (), data, KEYS)
+    ref = data["markdown_run"]
+    if not isinstance(ref, str) or not ref.strip():
+        raise ctx.fail(("markdown_run",), f"expected 'latest' or a run id, got {ref!r}")
+    return ref.strip()
+
+
+def markdown_replay(db: PathLike | None, scenario: PathLike | dict[str, Any]) -> Any:
+    """Replay the markdown run a scenario file names against the sales history.
+
+    Returns a :class:`pricelab.markdown.replay.MarkdownReplay` (per item × market × week
+    planned vs. realised, per market and per stock pool), stored as a ``markdown_replay``
+    run whose parent is the markdown run. Raises ``NotFoundError``/``UsageError`` (exit 2)
+    when the run is missing, not a markdown run, or was planned from files.
+    """
+    from pricelab.errors import UsageError
+    from pricelab.markdown.replay import replay_markdown
+
+    ref = markdown_replay_ref(scenario)
+    if ref is None:
+        raise UsageError("the scenario file has no markdown_run to replay")
+    with Store.open(db, must_exist=True) as store:
+        return replay_markdown(store, ref)
+
+
+def simulate_or_replay(db: PathLike | None, scenario: PathLike, **options: Any) -> Any:
+    """What ``pricelab simulate`` runs: :func:`markdown_replay` when the scenario file names a
+    ``markdown_run``, else :func:`pricelab.api.simulate` with ``options``."""
+    from pricelab.api.whatif import simulate
+
+    if markdown_replay_ref(scenario) is not None:
+        return markdown_replay(db, scenario)
+    return simulate(db, scenario, **options)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import polars as pl
 import typer
@@ -131,6 +131,37 @@ def _print_cannibalised(result: SimulationResult) -> None:
         )
 
 
+def _print_replay(res: Any, output: Path | None, json: bool) -> None:
+    """A markdown replay: its rows to --output, then JSON or the summary and tables."""
+    write_output(res.table, output)
+    if json:
+        print_json(res.to_dict())
+        return
+    console.print(res.summary, highlight=False)
+    cols = {
+        "market": "market",
+        "expected_units": "units plan",
+        "realised_units": "units real",
+        "expected_revenue": "revenue plan",
+        "realised_revenue": "revenue real",
+        "revenue_diff_pct": "diff %",
+    }
+    by_m = res.by_market.select([pl.col(c).alias(n) for c, n in cols.items()])
+    console.print(frame_table(by_m, title="observed weeks by market (market currency)", floats=0))
+    pools = res.pools.sort("realised_sell_through_pct", descending=True, nulls_last=True)
+    shown = pools.select(
+        pl.col("item_id").alias("item"),
+        pl.when(pl.col("market") == "").then(pl.lit("all")).otherwise("market").alias("market"),
+        pl.col("stock").alias("stock"),
+        pl.col("planned_sell_through_pct").alias("plan %"),
+        pl.col("realised_sell_through_pct").alias("real %"),
+    )
+    console.print(frame_table(shown, title="sell-through by stock pool", max_rows=12, floats=1))
+    console.print(f"stored as run {res.run_id} (markdown run {res.markdown_run})")
+    for w in res.warnings:
+        err_console.print(f"[yellow]warning:[/] {w}", highlight=False)
+
+
 @guarded
 def simulate(
     scenario: Annotated[
@@ -181,8 +212,12 @@ def simulate(
     mlflow_experiment: MlflowExperimentOpt = None,
     strict_tracking: StrictTrackingOpt = False,
 ) -> None:
-    """What-if KPIs of price scenarios against the baseline, stored as a run."""
-    result = api.simulate(
+    """What-if KPIs of price scenarios against the baseline, stored as a run.
+
+    A scenario file holding 'markdown_run: latest' (or a run id) replays that markdown
+    plan against the sales history instead: expected vs. realised per market and pool.
+    """
+    result = api.simulate_or_replay(
         db,
         scenario,
         estimates=estimates,
@@ -192,6 +227,9 @@ def simulate(
         engine=engine,
         source=source,
     )
+    if hasattr(result, "markdown_run"):  # the file replays a markdown run
+        _print_replay(result, output, json)
+        return
     write_output(result.table, output)
     print_tracking(result)
     if json:
