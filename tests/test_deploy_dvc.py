@@ -17,21 +17,9 @@ import polars as pl
 import pytest
 import yaml
 
-REPO = Path(__file__).resolve().parents[1]
-PLAN_COLUMNS = [
-    "item_id",
-    "market",
-    "current_price",
-    "recommended_price",
-    "expected_quantity",
-    "expected_revenue",
-    "expected_profit",
-    "baseline_quantity",
-    "baseline_revenue",
-    "baseline_profit",
-    "binding",
-]
+from pricelab.optimize.plan import PLAN_COLUMNS
 
+REPO = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow
 
 
