@@ -12,9 +12,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import polars as pl
 
+from pricelab.demand.curves import ConstantElasticity
 from pricelab.store import Store, record_run
 
 REPO = Path(__file__).resolve().parents[1]
@@ -82,7 +82,8 @@ def plan_frame(
         c = cost_share * p0
         e = r["elasticity"]
         q0 = base_weekly * weeks
-        star = c * e / (1 + e) if e < -1 else np.inf
+        curve = ConstantElasticity(base_price=p0, base_quantity=q0, elasticity=e)
+        star = float(curve.optimal_price(c))
         rec = float(min(max(star, (1 - max_down) * p0), (1 + max_up) * p0))
         binding = (
             "max_increase_pct"
@@ -91,7 +92,7 @@ def plan_frame(
             if rec <= (1 - max_down) * p0 + 1e-9
             else ""
         )
-        q = q0 * (rec / p0) ** e
+        q = float(curve.quantity(rec))
         rows.append(
             {
                 "item_id": r["item_id"],
@@ -120,7 +121,12 @@ def scenario_frame(plan: pl.DataFrame, est: pl.DataFrame, change_pct: float = 5.
         (f"all-plus-{change_pct:g}", df["current_price"] * (1 + change_pct / 100)),
         ("plan", df["recommended_price"]),
     ):
-        q = df["baseline_quantity"] * (prices / df["current_price"]) ** df["elasticity"]
+        curve = ConstantElasticity(
+            base_price=df["current_price"].to_numpy(),
+            base_quantity=df["baseline_quantity"].to_numpy(),
+            elasticity=df["elasticity"].to_numpy(),
+        )
+        q = pl.Series(curve.quantity(prices.to_numpy()))
         out.append(
             pl.DataFrame(
                 {
