@@ -8,15 +8,7 @@ import pytest
 
 from pricelab.elasticity import estimate
 from pricelab.elasticity.synthetic import simulate_panel
-
-KEYS = ["item_id", "market"]
-
-
-def _score(res, truth):
-    t = res.elasticities.join(truth, on=KEYS)
-    err = (t["elasticity"] - t["true_elasticity"]).abs().to_numpy()
-    cover = (t["ci_low"] <= t["true_elasticity"]) & (t["ci_high"] >= t["true_elasticity"])
-    return float(np.nanmean(err)), float(cover.mean())
+from tests._panels import score
 
 
 @pytest.mark.parametrize(
@@ -33,29 +25,12 @@ def test_poisson_accuracy_and_coverage(seed, promo_rate, season_amp):
         season_amp=season_amp,
         seed=seed,
     )
-    mae, cover = _score(estimate(sales, model="poisson"), truth)
+    mae, cover = score(estimate(sales, model="poisson"), truth)
     assert mae <= 0.12
     assert cover >= 0.85
 
 
-@pytest.mark.parametrize("seed", [31, 32])
-def test_hierarchical_beats_poisson_on_sparse_items(seed):
-    sales, items, truth = simulate_panel(
-        n_items=300,
-        weeks=40,
-        base_units=2,
-        n_categories=6,
-        category_sd=0.8,
-        elasticity_sd=0.3,
-        seed=seed,
-    )
-    mae_p, _ = _score(estimate(sales, model="poisson"), truth)
-    res = estimate(sales, model="hierarchical", items=items)
-    mae_h, _ = _score(res, truth)
-    assert mae_h <= 0.6 * mae_p
-    assert res.elasticities["elasticity"].is_nan().sum() == 0
-    assert res.elasticities["flags"].str.contains("shrunk").any()
-    assert res.parameters["pool_by"][0] == ["category", "market"]
+# hierarchical vs poisson on sparse items: test_elasticity_hierarchical.py
 
 
 def test_hierarchical_keeps_own_estimate_when_data_are_rich():
@@ -77,7 +52,7 @@ def test_iv_recovers_truth_when_prices_react_to_demand_shocks():
         endogeneity=0.5,
         seed=41,
     )
-    ols, _ = _score(estimate(sales, model="ols"), truth)
+    ols, _ = score(estimate(sales, model="ols"), truth)
     e_ols = estimate(sales, model="ols").elasticities["elasticity"].median()
     iv = estimate(sales, model="iv", instrument="unit_cost")
     e_iv = iv.elasticities["elasticity"].median()
@@ -86,7 +61,7 @@ def test_iv_recovers_truth_when_prices_react_to_demand_shocks():
     assert (iv.elasticities["first_stage_f"] > 10).all()
     cf = estimate(sales, model="iv", instrument="unit_cost", iv_method="cf")
     assert abs(cf.elasticities["elasticity"].median() - -2.0) < 0.1
-    _, cover = _score(cf, truth)
+    _, cover = score(cf, truth)
     assert cover >= 0.85
 
 
