@@ -15,6 +15,7 @@ from pricelab.io import write_text
 from pricelab.report import sections as S
 from pricelab.report.data import ReportData, load_report_data, resolve_runs
 from pricelab.report.html import page
+from pricelab.report.markdown import load_markdown, markdown_section
 from pricelab.store.db import Store
 from pricelab.urls import display, normalize
 
@@ -70,6 +71,9 @@ def build_report(store: Store, *, run_id: str | None = None, top: int = 6) -> Re
         S.plan(d),
         S.scenarios(d),
     ]
+    md = load_markdown(store)
+    if md is not None:  # a season clearance section only where a markdown run exists
+        parts.append(markdown_section(md, d.base_currency))
     subtitle = (
         f"{Path(d.db).name} · generated {d.generated_at:%Y-%m-%d %H:%M} UTC · "
         f"base currency {d.base_currency}"
