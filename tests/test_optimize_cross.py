@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import itertools
+import json
 
+import duckdb
 import numpy as np
 import polars as pl
 import pytest
@@ -246,7 +248,23 @@ def test_cli_file_mode_and_cross_estimate_run(tmp_path, cli):
     assert cli("estimate", "--db", db, "--model", "cross").exit_code == 0
     r = cli("optimize", "--db", db, "--constraints", cons, "--json")
     assert r.exit_code == 0, r.stdout + r.stderr
-    import json
 
     d = json.loads(r.stdout)
     assert d["path"] == "cross" and d["rows"] == 6 and d["single_item_objective"] < d["objective"]
+    # a pooled cross run (--by item_id: one row per item, no market) drives database mode
+    # too: each item's own and cross elasticities apply in every market it sells in
+    r = cli("estimate", "--db", db, "--model", "cross", "--by", "item_id", "--json")
+    assert r.exit_code == 0, r.stdout + r.stderr
+    pooled = json.loads(r.stdout)["run_id"]
+    r = cli("optimize", "--db", db, "--constraints", cons, "--estimates", pooled, "--json")
+    assert r.exit_code == 0, r.stdout + r.stderr
+    d = json.loads(r.stdout)
+    assert d["path"] == "cross" and d["rows"] == 6 and d["single_item_objective"] < d["objective"]
+    with duckdb.connect(str(db), read_only=True) as con:
+        own = con.sql(f"SELECT item_id, elasticity FROM elasticities WHERE run_id = '{pooled}'")
+        plan = con.sql(
+            f"SELECT item_id, market, elasticity FROM plans WHERE run_id = '{d['run_id']}'"
+        )
+        got = plan.pl().join(own.pl(), on="item_id", suffix="_pooled")
+    assert got.height == 6 and got["market"].n_unique() == 2
+    assert (got["elasticity"] == got["elasticity_pooled"]).all()

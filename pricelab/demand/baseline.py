@@ -8,7 +8,8 @@ engine all start from the same numbers: over the last ``weeks`` weeks of the sal
 * ``current`` mode: today's price (the last one in the window) and the mean over the window
   of each week's units moved to it with the elasticity, ``q_t (p_now / p_t) ** e`` (``q_t``
   itself where the elasticity is missing or not finite). This is the optimizer's baseline,
-  so a simulation that applies a plan reproduces the plan's quantities.
+  so a simulation that applies a plan reproduces the plan's quantities. An estimate run
+  pooled over markets (``--by item_id``) applies each item's elasticity in all its markets.
 
 The window is aggregated by one DuckDB query (:func:`window_sql`, sorted by item and
 market) and fetched once as Arrow; the small tables (estimates, markets, costs, items) are
@@ -58,7 +59,7 @@ JOIN (SELECT item_id, market, arg_max(price, date) AS current_price FROM sales
       WHERE {_WINDOW} GROUP BY item_id, market) c
   ON c.item_id = w.item_id AND c.market = w.market
 LEFT JOIN (SELECT item_id, market, elasticity FROM elasticities WHERE run_id = ?) e
-       ON e.item_id = w.item_id AND e.market = w.market
+       ON e.item_id = w.item_id AND (e.market = w.market OR e.market IS NULL)
 GROUP BY w.item_id, w.market
 """
 
@@ -187,10 +188,14 @@ def _in_order(agg: pl.DataFrame, est: pl.DataFrame | None) -> pl.DataFrame:
 
     An estimate run is stored in item × market order; when it holds exactly the window's
     groups (an estimate of the same history) its rows line up with the sorted window and
-    are attached without a join. Otherwise they are joined (null where missing).
+    are attached without a join. Otherwise they are joined (null where missing); a run
+    pooled over markets (``--by item_id``: no market) gives each item's estimate to every
+    market the item sells in.
     """
     if est is None:
         return agg
+    if est.height and est["market"].null_count() == est.height:
+        return agg.join(est.drop("market"), on="item_id", how="left", maintain_order="left")
     if (
         est.height == agg.height
         and est["item_id"].equals(agg["item_id"])

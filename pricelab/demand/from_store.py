@@ -37,25 +37,26 @@ def demand_from_store(
     of each week's units moved to it with the estimated elasticity, ``q_t (p_now / p_t)^e``:
     :func:`pricelab.demand.baseline.baseline` in ``current`` mode, the baseline simulate uses
     too. With a missing elasticity it is the plain mean (the optimizer then skips the row
-    with a flag).
+    with a flag). A run pooled over markets (``--by item_id``, e.g. a pooled cross run) gives
+    each item's elasticity to every market the item sells in.
     """
     store.require_sales()
     run_id = resolve_estimates(store, estimates)
     cols = set(store.query("SELECT * FROM elasticities LIMIT 0").columns)
-    by_item_market = (
-        store.execute(
-            "SELECT count(*) FILTER (WHERE item_id IS NULL OR market IS NULL) FROM elasticities "
-            "WHERE run_id = ?",
+    usable = False
+    if {"item_id", "market"} <= cols:
+        no_item, no_market, rows = store.execute(
+            "SELECT count(*) FILTER (WHERE item_id IS NULL), count(*) FILTER (WHERE market IS "
+            "NULL), count(*) FROM elasticities WHERE run_id = ?",
             [run_id],
-        )[0][0]
-        == 0
-        if {"item_id", "market"} <= cols
-        else False
-    )
-    if not by_item_market:
+        )[0]
+        # per item x market, or pooled over markets (--by item_id): each item's elasticity
+        # then applies in every market it sells in
+        usable = no_item == 0 and no_market in (0, rows)
+    if not usable:
         raise NotFoundError(
             f"estimate run {run_id} is not per item x market; "
-            "optimize needs 'pricelab estimate --by item_id,market'"
+            "optimize needs 'pricelab estimate --by item_id,market' (or --by item_id)"
         )
     base = baseline(store, baseline_weeks, estimates_run=run_id, mode="current")
     df = base.select(
