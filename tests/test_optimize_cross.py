@@ -216,6 +216,27 @@ def test_refusals():
         optimize_cross(demand, cross.drop("other_item_id"), cons)
 
 
+def test_own_row_conflicts_stay_at_current_price_like_the_single_item_route():
+    demand, cross = category()
+    # A's margin floor (cost 95 / (1 - 0.4) = 158.3) is above its cap (+30%: 130)
+    demand = demand.with_columns(
+        unit_cost=pl.when(pl.col("item_id") == "A").then(95.0).otherwise(pl.col("unit_cost"))
+    )
+    cons = {"bounds": {"max_increase_pct": 30, "max_decrease_pct": 30}, "min_margin_pct": 40}
+    with pytest.raises(InfeasibleError, match="min_margin_pct"):
+        optimize_cross(demand, cross, cons)
+    plan = optimize_cross(demand, cross, cons, conflicts="keep")
+    t = plan.table
+    assert t["status"].to_list() == ["conflict", "optimized", "optimized"]
+    assert t["recommended_price"][0] == 100.0 and "min_margin_pct" in t["reason"][0]
+    assert plan.extra["conflicts"][0]["item_id"] == "A"
+    # the others are priced jointly around A held at its current price
+    held = optimize_cross(demand, cross, {**cons, "frozen": ["A"]})
+    assert t["recommended_price"].to_list() == held.table["recommended_price"].to_list()
+    same = optimize(demand, cons, cross=cross, conflicts="keep")
+    assert same.table.equals(t)
+
+
 def test_cli_file_mode_and_cross_estimate_run(tmp_path, cli):
     from tests.test_elasticity_cross import synthetic
 

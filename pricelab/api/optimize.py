@@ -162,6 +162,7 @@ def optimize(
                 seed=seed,
                 strict=strict,
                 cross=read_table(cross),
+                conflicts=conflicts,
             )
         else:
             plan = _optimize(
@@ -188,7 +189,14 @@ def optimize(
         if ctab is not None:
             params["cross"] = f"estimate run {est_run}"
             plan = _optimize(
-                table, cons, draws=draws, risk=risk, seed=seed, strict=strict, cross=ctab
+                table,
+                cons,
+                draws=draws,
+                risk=risk,
+                seed=seed,
+                strict=strict,
+                cross=ctab,
+                conflicts=conflicts,
             )
         else:
             plan = _optimize(

@@ -39,7 +39,7 @@ from pricelab.optimize import diagnose as dg
 from pricelab.optimize.avg_change import implied_caps
 from pricelab.optimize.binding import binding_labels
 from pricelab.optimize.candidates import candidate_matrix
-from pricelab.optimize.conflicts import with_status
+from pricelab.optimize.conflicts import MODES, freeze_row_conflicts, with_status
 from pricelab.optimize.constraints import load_constraints
 from pricelab.optimize.cross_milp import choose_combinations, enumerate_block
 from pricelab.optimize.cross_search import best_response, block_objective, relaxation_bound
@@ -62,6 +62,7 @@ def optimize_cross(
     n_grid: int = 15,
     max_combos: int = MAX_COMBOS,
     time_limit: float = 600.0,
+    conflicts: str = "raise",
 ) -> Plan:
     """Joint price plan for substitutes (see the module docstring).
 
@@ -78,6 +79,10 @@ def optimize_cross(
         Grid prices per row without a ladder.
     max_combos:
         Blocks with more price combinations than this use the bounded search.
+    conflicts:
+        ``keep``: a row whose own limits conflict stays at its current price with ``status``
+        ``conflict`` (as on the own-price route); conflicts between rows still raise, since
+        units under cross demand depend on the siblings' prices. ``raise``: InfeasibleError.
     """
     for col in ("item_id", "market", "other_item_id", "elasticity"):
         if col not in cross.columns:
@@ -89,6 +94,9 @@ def optimize_cross(
     if prob.ordering:
         raise UsageError("ordering constraints are not supported with cross-price demand")
     implied_caps(prob)
+    if conflicts not in MODES:
+        raise UsageError(f"conflicts must be one of {', '.join(MODES)}, got {conflicts!r}")
+    reasons = freeze_row_conflicts(prob) if conflicts == "keep" else {}
     check_bounded(prob)
     resp = Responder(prob)
     msgs = dg.row_conflicts(prob) + dg.parity_conflicts(prob, resp.groups)
@@ -132,12 +140,20 @@ def optimize_cross(
     base = float(block_objective(prob, curve, prob.p0).sum())
     extra: dict[str, Any] = {"path": "cross", "blocks": len(blocks), "combinations": n_comb}
     single = _single_itemblock_objective(demand, cons, prob, curve)
+    if reasons:
+        extra["conflicts"] = [
+            {"item_id": str(prob.item[i]), "market": str(prob.market[i]), "reason": why}
+            for i, why in reasons.items()
+        ]
     if single is not None:
         extra["single_item_objective"] = single
         extra["single_item_share_of_joint"] = single / obj if obj else None
     return Plan(
         table=with_skipped_rows(
-            with_status(_plan_table(prob, curve, p, labels), {}), demand, prob.skipped, prob.horizon
+            with_status(_plan_table(prob, curve, p, labels), reasons),
+            demand,
+            prob.skipped,
+            prob.horizon,
         ),
         status=res["status"],
         formulation=form,
@@ -297,7 +313,7 @@ def _single_itemblock_objective(
     from pricelab.errors import PricelabError
 
     try:
-        plan = optimize_own_price(demand, cons)
+        plan = optimize_own_price(demand, cons, conflicts="keep")
     except PricelabError:
         return None
     got = plan.table.select("item_id", "market", "recommended_price")

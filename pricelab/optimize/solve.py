@@ -57,8 +57,8 @@ def optimize(
     conflicts : {"raise", "keep"}
         ``keep``: rows whose own constraints conflict stay at their current price with
         ``status`` ``conflict`` and the conflict in ``reason`` (a partial plan, see
-        :mod:`pricelab.optimize.conflicts`); ``raise`` (default): InfeasibleError. Own-price
-        demand only.
+        :mod:`pricelab.optimize.conflicts`); ``raise`` (default): InfeasibleError. With
+        cross-price demand only a row's own conflicts are kept (conflicts between rows raise).
 
     Returns
     -------
@@ -73,7 +73,9 @@ def optimize(
     if cross is not None:
         if draws or risk:
             raise UsageError("--draws/--risk are not available with cross-price demand")
-        return optimize_cross(demand, cross, constraints, strict=strict, time_limit=time_limit)
+        return optimize_cross(
+            demand, cross, constraints, strict=strict, time_limit=time_limit, conflicts=conflicts
+        )
     return optimize_own_price(
         demand,
         constraints,
