@@ -109,6 +109,17 @@ def test_rolling_origins_and_errors():
         backtest(df, cutoff=START, models=("poisson",))
     with pytest.raises(UsageError, match="unknown model 'xgb'"):
         backtest(df, cutoff=cutoff, models=("xgb",))
+    # cross is a model of estimate, but not a per-group fitter: the refusal says why
+    with pytest.raises(UsageError) as err:
+        backtest(df, cutoff=cutoff, models=("cross",))
+    assert str(err.value).startswith(
+        "model 'cross': a cross-price model is not a per-group fitter: each item's regression "
+        "needs its siblings' prices in the same market and week"
+    )
+    from pricelab.elasticity import estimate
+
+    with pytest.raises(UsageError, match="^model 'cross': a cross-price model is not a per-gr"):
+        estimate(df, model="cross")
     with pytest.raises(UsageError, match="is not a date"):
         backtest(df, cutoff="last tuesday")
 

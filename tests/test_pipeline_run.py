@@ -193,6 +193,8 @@ def test_config_errors(cli: Callable[..., CliResult], tmp_path: Path) -> None:
         "gate: {cutoffs: 0}\n": "line 1: gate.cutoffs: expected a whole number >= 1, got 0",
         "estimate: {model: xgboost}\n": "line 1: estimate.model: expected one of ols, "
         "poisson, panel, hierarchical, iv, got 'xgboost'",
+        "estimate: {model: cross}\n": "line 1: estimate.model: a cross-price model is not a "
+        "per-group fitter: each item's regression needs its siblings' prices",
         "inputs: {files: {sale: a.csv}}\n": "line 1: inputs.files.sale: unknown key 'sale'; "
         "did you mean 'sales'?",
         "monitor: {thresholds: {drift: {max_shar: 1}}}\n": "line 1: monitor.thresholds.drift.max_shar: unknown key 'max_shar'; "

@@ -22,11 +22,13 @@ from .batched import (
     with_params,
     wrap_results,
 )
+from .fitters import NOT_PER_GROUP, not_per_group
 from .model import MODELS, estimate, fit_partition
 from .results import ElasticityResults
 
 __all__ = [
     "MODELS",
+    "NOT_PER_GROUP",
     "REQUIRED_COLUMNS",
     "STAT_COLUMNS",
     "ElasticityResults",
@@ -37,6 +39,7 @@ __all__ = [
     "fits_table",
     "group_stats",
     "normalize_by",
+    "not_per_group",
     "refit_groups",
     "resolve_controls",
     "resolve_se",

@@ -55,6 +55,35 @@ class Fitter:
     instrument: bool = False
 
 
+#: models ``pricelab estimate`` knows that are not per-group fitters, and why: backtest, the
+#: pipeline, the Spark engine and :func:`pricelab.elasticity.estimate` run the fitters of
+#: :data:`FITTERS` only, each of which fits one group's rows
+NOT_PER_GROUP = {
+    "cross": "a cross-price model is not a per-group fitter: each item's regression needs "
+    "its siblings' prices in the same market and week (one design per category, "
+    "pricelab.elasticity.cross.estimate_cross), and its forecasts need the siblings' prices "
+    "too, which backtest, the pipeline and the Spark engine do not carry; estimate it with "
+    "'pricelab estimate --model cross' and use the run in optimize, simulate and report",
+}
+
+
+def not_per_group(model: str) -> UsageError | None:
+    """The error for a model that is not a per-group fitter.
+
+    Parameters
+    ----------
+    model : str
+        A model name.
+
+    Returns
+    -------
+    UsageError or None
+        The error saying why ``model`` cannot run here (raise it); None for any other name.
+    """
+    why = NOT_PER_GROUP.get(model)
+    return UsageError(f"model '{model}': {why}") if why else None
+
+
 def first_date(df: pl.DataFrame) -> dt.date | None:
     """The first week in the data (the ``trend`` origin), or None without dates."""
     if "date" not in df.columns:

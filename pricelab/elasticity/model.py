@@ -19,7 +19,7 @@ import polars as pl
 from pricelab.errors import UsageError
 
 from . import design as D
-from .fitters import FITTERS, FitJob
+from .fitters import FITTERS, FitJob, not_per_group
 from .groupfit import flag_signs, flag_strings
 from .results import ElasticityResults
 from .sparse import EVENTS_PER_PARAM
@@ -194,7 +194,9 @@ def _checked_options(
 ) -> str:
     """The resolved ``se``; :class:`UsageError` on an unknown model or option value."""
     if model not in MODELS:
-        raise UsageError(f"unknown model '{model}'; choose one of {', '.join(MODELS)}")
+        raise not_per_group(model) or UsageError(
+            f"unknown model '{model}'; choose one of {', '.join(MODELS)}"
+        )
     se = D.resolve_se(model, se, fixed_effects)
     if se not in SE_TYPES:
         raise UsageError(f"unknown se '{se}'; choose one of {', '.join(SE_TYPES)}")

@@ -33,6 +33,7 @@ from pricelab.elasticity import (
     REQUIRED_COLUMNS,
     ElasticityResults,
     normalize_by,
+    not_per_group,
     resolve_controls,
     resolve_se,
 )
@@ -255,7 +256,9 @@ def estimate_spark_results(
     Same parameters as :func:`estimate_spark`, which returns its table.
     """
     if model not in MODELS:
-        raise UsageError(f"unknown model '{model}'; choose one of {', '.join(MODELS)}")
+        raise not_per_group(model) or UsageError(
+            f"unknown model '{model}'; choose one of {', '.join(MODELS)}"
+        )
     by_cols = normalize_by(by)
     if model == "hierarchical" and not by_cols:
         raise UsageError("model 'hierarchical' needs group columns (--by)")

@@ -183,6 +183,10 @@ def _check(ctx: ConfigContext, path: tuple, value: Any) -> Any:
             "a whole number >= 1",
         )
     elif key in _CHOICES:
+        if key == "model" and value == "cross":
+            from pricelab.elasticity import NOT_PER_GROUP
+
+            raise ctx.fail(path, NOT_PER_GROUP[value])
         return _choice(ctx, path, value, _CHOICES[key])
     elif key == "by":
         need(

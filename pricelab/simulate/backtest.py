@@ -279,7 +279,7 @@ def backtest(
     DataError
         ``sales`` lacks a required column.
     """
-    from pricelab.elasticity import MODELS
+    from pricelab.elasticity import MODELS, not_per_group
 
     origin = _as_date(cutoff)
     for name, v in (
@@ -294,7 +294,9 @@ def backtest(
     models = list(dict.fromkeys(models))
     for m in models:
         if m not in MODELS:
-            raise UsageError(f"unknown model '{m}'; choose from {', '.join(MODELS)}")
+            raise not_per_group(m) or UsageError(
+                f"unknown model '{m}'; choose from {', '.join(MODELS)}"
+            )
     missing = [c for c in [*KEYS, "date", "price", "quantity"] if c not in sales.columns]
     if missing:
         raise DataError(f"backtest: sales lacks column(s) {', '.join(missing)}")
