@@ -237,6 +237,41 @@ def test_own_row_conflicts_stay_at_current_price_like_the_single_item_route():
     assert same.table.equals(t)
 
 
+def test_draws_give_the_joint_plans_profit_interval_and_risk_says_why_not():
+    from pricelab.demand.draws import elasticity_draws
+
+    demand, cross = category(markets=("US", "GB"), seed=2)
+    demand = demand.with_columns(std_error=pl.Series([0.1, 0.2, 0.3, 0.15, 0.25, 0.05]))
+    cons = {"horizon_weeks": 4, "bounds": {"max_increase_pct": 30, "max_decrease_pct": 30}}
+    plan = optimize(demand, cons, cross=cross, draws=300, seed=4)
+    point = optimize(demand, cons, cross=cross)
+    t = plan.table
+    assert t["recommended_price"].equals(point.table["recommended_price"])  # same plan
+    # reference: one cross demand per draw, own elasticities drawn, cross terms as estimated
+    base = CrossElasticity.from_tables(demand, cross)
+    M = base.matrix.toarray()
+    E = elasticity_draws(
+        demand["elasticity"].to_numpy(), demand["std_error"].to_numpy(), 300, seed=4
+    )
+    p, c = t["recommended_price"].to_numpy(), demand["unit_cost"].to_numpy()
+    prof = []
+    for e in E:
+        np.fill_diagonal(M, e)
+        prof.append(
+            4 * (p - c) * CrossElasticity(base.base_price, base.base_quantity, M).quantity(p)
+        )
+    prof = np.array(prof)
+    assert t["profit_p5"].to_numpy() == pytest.approx(np.percentile(prof, 5, axis=0), rel=1e-9)
+    assert t["profit_p95"].to_numpy() == pytest.approx(np.percentile(prof, 95, axis=0), rel=1e-9)
+    total = (prof / demand["fx_rate"].to_numpy()).sum(axis=1)
+    assert plan.intervals["plan_p5"] == pytest.approx(np.percentile(total, 5), rel=1e-9)
+    assert plan.intervals["plan_p5"] < plan.objective < plan.intervals["plan_p95"]
+    with pytest.raises(UsageError, match="--risk is not available with cross-price demand: the "):
+        optimize(demand, cons, cross=cross, draws=50, risk="cvar:0.1")
+    with pytest.raises(UsageError, match="ordering constraints are not supported .* yet: they"):
+        optimize_cross(demand, cross, {**cons, "ordering": [{"items": ["A", "B"]}]})
+
+
 def test_cli_file_mode_and_cross_estimate_run(tmp_path, cli):
     from tests.test_elasticity_cross import synthetic
 

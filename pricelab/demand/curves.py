@@ -208,6 +208,13 @@ class CrossElasticity:
         x = np.log(np.asarray(price, dtype=float) / self.base_price)
         return self.base_quantity * np.exp(self._log_q(x))
 
+    def quantity_draws(self, price: np.ndarray, own: np.ndarray) -> np.ndarray:
+        """Weekly units at one price vector ``price (n,)`` with the own-price elasticities
+        replaced by draws ``own (S, n)`` (cross terms at their estimates): ``(S, n)``."""
+        x = np.log(np.asarray(price, dtype=float) / self.base_price)
+        cross = self._log_q(x) - self.own * x
+        return self.base_quantity * np.exp(cross + np.asarray(own) * x)
+
     def own_only(self) -> ConstantElasticity:
         """The same items with the cross terms ignored (what single-item pricing assumes)."""
         return ConstantElasticity(self.base_price, self.base_quantity, self.own.copy())

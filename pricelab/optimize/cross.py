@@ -47,7 +47,12 @@ from pricelab.optimize.decompose import Responder
 from pricelab.optimize.links import Link, StockPool, UnitsLink
 from pricelab.optimize.plan import Plan, with_skipped_rows
 from pricelab.optimize.problem import Problem, build_problem
-from pricelab.optimize.router import check_bounded, optimize_own_price, plan_table
+from pricelab.optimize.router import (
+    check_bounded,
+    optimize_own_price,
+    plan_table,
+    with_intervals,
+)
 
 MAX_COMBOS = 250_000  # per block: enumerated exactly up to this many price combinations
 MAX_TOTAL = 2_000_000  # over all blocks
@@ -63,6 +68,8 @@ def optimize_cross(
     max_combos: int = MAX_COMBOS,
     time_limit: float = 600.0,
     conflicts: str = "raise",
+    draws: int | None = None,
+    seed: int = 0,
 ) -> Plan:
     """Joint price plan for substitutes (see the module docstring).
 
@@ -79,6 +86,9 @@ def optimize_cross(
         Grid prices per row without a ladder.
     max_combos:
         Blocks with more price combinations than this use the bounded search.
+    draws, seed:
+        Own-elasticity draws (from the demand table's ``std_error``; cross terms at their
+        estimates) for the P5-P95 profit of plan and baseline, as on the own-price route.
     conflicts:
         ``keep``: a row whose own limits conflict stays at its current price with ``status``
         ``conflict`` (as on the own-price route); conflicts between rows still raise, since
@@ -92,7 +102,14 @@ def optimize_cross(
     if prob.n == 0:
         raise DataError(f"demand table: no row can be optimised ({prob.skipped.height} skipped)")
     if prob.ordering:
-        raise UsageError("ordering constraints are not supported with cross-price demand")
+        raise UsageError(
+            "ordering constraints are not supported with cross-price demand yet: they are "
+            "linear in the joint route's choice of price combinations, but pricelab does not "
+            "add them to that MILP, nor to a large block's best-response search; price the "
+            "category without ordering, or order its items with bounds"
+        )
+    if draws is not None and draws < 2:
+        raise UsageError(f"draws must be >= 2, got {draws}")
     implied_caps(prob)
     if conflicts not in MODES:
         raise UsageError(f"conflicts must be one of {', '.join(MODES)}, got {conflicts!r}")
@@ -148,13 +165,18 @@ def optimize_cross(
     if single is not None:
         extra["single_item_objective"] = single
         extra["single_item_share_of_joint"] = single / obj if obj else None
+    table = with_status(_plan_table(prob, curve, p, labels), reasons)
+    intervals: dict[str, float] = {}
+    if draws:
+
+        def objective(prob: Problem, price: np.ndarray, E: np.ndarray) -> np.ndarray:
+            q = curve.quantity_draws(price, E)
+            return prob.horizon * (price - prob.c) * q / prob.fx
+
+        table, intervals = with_intervals(prob, table, p, draws, seed, objective)
     return Plan(
-        table=with_skipped_rows(
-            with_status(_plan_table(prob, curve, p, labels), reasons),
-            demand,
-            prob.skipped,
-            prob.horizon,
-        ),
+        table=with_skipped_rows(table, demand, prob.skipped, prob.horizon),
+        intervals=intervals,
         status=res["status"],
         formulation=form,
         objective_name=prob.objective,

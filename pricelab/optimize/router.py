@@ -12,6 +12,8 @@ on uncapped rows or parity items, or a proven gap above ``BUDGET_GAP_TOL``).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import polars as pl
 
@@ -148,7 +150,7 @@ def optimize_own_price(
         ]
     intervals: dict[str, float] = {}
     if draws:
-        table, intervals = _with_intervals(prob, table, solved.prices, draws, seed)
+        table, intervals = with_intervals(prob, table, solved.prices, draws, seed)
     table = with_skipped_rows(table, demand, prob.skipped, prob.horizon)
     return Plan(
         table=table,
@@ -208,12 +210,21 @@ def _route(
     )
 
 
-def _with_intervals(
-    prob: Problem, table: pl.DataFrame, p: np.ndarray, draws: int, seed: int
+def with_intervals(
+    prob: Problem,
+    table: pl.DataFrame,
+    p: np.ndarray,
+    draws: int,
+    seed: int,
+    objective: Callable[[Problem, np.ndarray, np.ndarray], np.ndarray] = profit_draws,
 ) -> tuple[pl.DataFrame, dict[str, float]]:
-    """P5-P95 profit of plan and baseline per row and in total, over elasticity draws."""
+    """P5-P95 profit of plan and baseline per row and in total, over elasticity draws.
+
+    ``objective(prob, prices, E)`` is the per-draw, per-row objective under the demand
+    (default: own-price; the cross route passes its cross demand's).
+    """
     E = elasticity_draws_of(prob, draws, seed)
-    plan_d, base_d = profit_draws(prob, p, E), profit_draws(prob, prob.p0, E)
+    plan_d, base_d = objective(prob, p, E), objective(prob, prob.p0, E)
     fx = prob.fx
     table = table.with_columns(
         pl.Series("profit_p5", np.percentile(plan_d, 5, axis=0) * fx),

@@ -15,6 +15,15 @@ from pricelab.optimize.cross import optimize_cross
 from pricelab.optimize.plan import Plan
 from pricelab.optimize.router import optimize_own_price
 
+#: why ``risk`` is refused with cross-price demand
+RISK_WITH_CROSS = (
+    "--risk is not available with cross-price demand: the CVaR floor is linear in the "
+    "joint route's choice of price combinations, but it needs every combination's profit "
+    "under every draw (combinations x draws values per block) and a large block's "
+    "best-response search has no CVaR form; pricelab does not build that yet. --draws works: "
+    "it gives the joint plan's P5-P95 profit"
+)
+
 
 def optimize(
     demand: pl.DataFrame,
@@ -71,10 +80,17 @@ def optimize(
         rows and constraints); SolverError when the problem is unbounded or solvers fail.
     """
     if cross is not None:
-        if draws or risk:
-            raise UsageError("--draws/--risk are not available with cross-price demand")
+        if risk:
+            raise UsageError(RISK_WITH_CROSS)
         return optimize_cross(
-            demand, cross, constraints, strict=strict, time_limit=time_limit, conflicts=conflicts
+            demand,
+            cross,
+            constraints,
+            strict=strict,
+            time_limit=time_limit,
+            conflicts=conflicts,
+            draws=draws,
+            seed=seed,
         )
     return optimize_own_price(
         demand,
