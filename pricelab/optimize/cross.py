@@ -11,7 +11,7 @@ no convex formulation is exact. The route:
    limits (bounds, margin floor, frozen).
 3. A block with at most ``max_combos`` price combinations is enumerated: every combination's
    exact objective, units and prices. One MILP chooses a combination per block (HiGHS via
-   ``scipy.optimize.milp``) under parity, volume floors, stock (pools and dedicated) and
+   ``scipy.optimize.milp``) under parity, ordering, volume floors, stock (pools and dedicated) and
    average-change budgets, all linear in the choice; without such constraints each block
    takes its best combination. **Exact on the candidate prices** (on the ladder when one is
    set); the MILP's proven gap is reported.
@@ -38,7 +38,7 @@ from pricelab.errors import DataError, SolverError, UsageError
 from pricelab.optimize import diagnose as dg
 from pricelab.optimize.avg_change import implied_caps
 from pricelab.optimize.binding import binding_labels
-from pricelab.optimize.candidates import candidate_matrix
+from pricelab.optimize.candidates import candidate_matrix, with_ordering_points
 from pricelab.optimize.conflicts import MODES, freeze_row_conflicts, with_status
 from pricelab.optimize.constraints import load_constraints
 from pricelab.optimize.cross_milp import choose_combinations, enumerate_block
@@ -81,7 +81,7 @@ def optimize_cross(
         ``item_id, market, other_item_id, elasticity``: the effect of ``other_item_id``'s
         price on ``item_id``'s units; a null/empty market applies in every market.
     constraints:
-        As :func:`pricelab.optimize.optimize` (``ordering`` is not supported here).
+        As :func:`pricelab.optimize.optimize` (``ordering`` included).
     n_grid:
         Grid prices per row without a ladder.
     max_combos:
@@ -101,13 +101,6 @@ def optimize_cross(
     prob = build_problem(demand, cons, strict=strict)
     if prob.n == 0:
         raise DataError(f"demand table: no row can be optimised ({prob.skipped.height} skipped)")
-    if prob.ordering:
-        raise UsageError(
-            "ordering constraints are not supported with cross-price demand yet: they are "
-            "linear in the joint route's choice of price combinations, but pricelab does not "
-            "add them to that MILP, nor to a large block's best-response search; price the "
-            "category without ordering, or order its items with bounds"
-        )
     if draws is not None and draws < 2:
         raise UsageError(f"draws must be >= 2, got {draws}")
     implied_caps(prob)
@@ -117,10 +110,11 @@ def optimize_cross(
     check_bounded(prob)
     resp = Responder(prob)
     msgs = dg.row_conflicts(prob) + dg.parity_conflicts(prob, resp.groups)
+    msgs += dg.ordering_conflicts(prob)
     if msgs:
         dg.raise_infeasible(msgs)
     curve = CrossElasticity.from_tables(prob.frame, cross)
-    P = candidate_matrix(prob, n_grid)
+    P = with_ordering_points(prob, candidate_matrix(prob, n_grid))
     msgs = dg.ladder_conflicts(prob, P)
     if msgs:
         dg.raise_infeasible(msgs)
@@ -209,12 +203,14 @@ def _partition(
     linked = groups >= 0
     for lk in links:
         linked[lk.rows] = True
+    for lower, upper, _f, _name in prob.ordering:
+        linked[lower] = linked[upper] = True
     for b, s, size in zip(blocks, small, sizes, strict=True):
         if not s and linked[b].any():
             raise UsageError(
                 f"{prob.label(int(b[0]))}: its block of {b.size} substitutes has {size:.3g} "
-                "price combinations, beyond the exact joint route; with parity, volume, "
-                "stock or budget constraints on it use a coarser ladder, tighter bounds "
+                "price combinations, beyond the exact joint route; with parity, ordering, "
+                "volume, stock or budget constraints on it use a coarser ladder, tighter bounds "
                 "or a smaller category"
             )
     return blocks, small, sizes
@@ -289,6 +285,9 @@ def violations(
         b = p[r] / prob.fx[r]
         if b.max() > (1 + float(prob.parity_gap[r[0]])) * b.min() * (1 + tol):
             out.append(f"parity of {prob.item[r[0]]}")
+    for lower, upper, f, name in prob.ordering:
+        if (p[upper] < f * p[lower] * (1 - tol)).any():
+            out.append(f"ordering {name}")
     q = curve.quantity(p)
     for lk in links:
         # units links are judged on the cross demand's units, the others on the prices

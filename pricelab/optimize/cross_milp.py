@@ -4,7 +4,7 @@ Each block of substitutes small enough is enumerated (:func:`enumerate_block`: e
 combination of its rows' candidate prices with its exact objective and units under the
 cross demand). :func:`choose_combinations` then picks one combination per block: the best
 one when nothing links blocks, else a HiGHS MILP over the combinations in which parity,
-volume floors, stock and average-change budgets are linear rows.
+ordering, volume floors, stock and average-change budgets are linear rows.
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ def choose_combinations(
     time_limit: float,
 ) -> dict[str, Any]:
     """One combination per block: argmax, or the MILP when constraints link blocks."""
-    if not links and not (groups >= 0).any():
+    if not links and not (groups >= 0).any() and not prob.ordering:
         return {
             "choice": [int(np.argmax(e["value"])) for e in enum],
             "bound_excess": 0.0,
@@ -104,6 +104,14 @@ def choose_combinations(
             ub.append(1 + lk.value / 100)
         else:
             raise UsageError(f"{lk.name}: not supported under cross-price demand")
+    for lower, upper, f, _name in prob.ordering:
+        # p[upper] - f p[lower] >= 0, scaled by the lower row's current price
+        for lo_row, up_row in zip(lower.tolist(), upper.tolist(), strict=True):
+            up = coef(np.array([up_row]), lambda e, s, m: e["prices"][:, s[0]])
+            down = coef(np.array([lo_row]), lambda e, s, m: e["prices"][:, s[0]])
+            A_rows.append((up - f * down) / prob.p0[lo_row])
+            lb.append(0.0)
+            ub.append(np.inf)
     for g in range(ng):
         rows = np.flatnonzero(groups == g)
         ref = float(np.mean(prob.p0[rows] / prob.fx[rows]))
@@ -132,7 +140,8 @@ def choose_combinations(
                 [
                     f"{name} cannot be met together with the other constraints under "
                     "cross-price demand"
-                    for name in (lk.name for lk in links)
+                    for name in [lk.name for lk in links]
+                    + [f"ordering {od[3]}" for od in prob.ordering]
                 ]
                 or ["parity cannot be met on the candidate prices"]
             )
