@@ -26,7 +26,7 @@ nox.options.reuse_existing_virtualenvs = True
 nox.options.error_on_external_run = True
 
 
-SPARK_TESTS = ["tests/test_engine_spark.py"]
+SPARK_TESTS = ["tests/test_engine_spark.py", "tests/test_engine_spark_sources.py"]
 MLFLOW_TESTS = ["tests/test_tracking_mlflow.py"]
 AIRFLOW_TESTS = ["tests/test_deploy_airflow.py"]
 DEPLOY_TESTS = [
@@ -81,8 +81,9 @@ def fuzz(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON, default=False)
 def spark(session: nox.Session) -> None:
-    """The Spark engine on a real local Spark session (Java 17 from .ci/run)."""
-    session.install(".[test,spark]")
+    """The Spark engine on a real local Spark session (Java 17 from .ci/run); its sources
+    on moto's S3 server (s3fs) and Delta tables (deltalake)."""
+    session.install(".[test,spark,s3,delta]", "moto[server]>=5")
     session.run("pytest", *SPARK_TESTS, *session.posargs)
 
 

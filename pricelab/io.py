@@ -16,7 +16,8 @@ from typing import Any
 
 import polars as pl
 
-from pricelab.errors import InputFileError, UsageError
+from pricelab import transient
+from pricelab.errors import InputFileError, PricelabError, UsageError
 from pricelab.filecheck import (
     WRITE_FORMATS,
     as_strings,
@@ -24,9 +25,55 @@ from pricelab.filecheck import (
     sniff_text_file,
     strip_header,
 )
-from pricelab.urls import display, local_copy, local_target, normalize
+from pricelab.urls import display, failure, is_url, local_copy, local_target, normalize
 
 READ_FORMATS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
+DELTA_PREFIX = "delta:"
+
+
+def is_delta(path: str | os.PathLike[str]) -> bool:
+    """``delta:LOCATION``, or a local folder holding a ``_delta_log`` folder."""
+    text = str(path)
+    if text.startswith(DELTA_PREFIX):
+        return True
+    return not is_url(text) and Path(text).is_dir() and (Path(text) / "_delta_log").is_dir()
+
+
+def read_delta(path: str | os.PathLike[str]) -> Any:
+    """A Delta table (``delta:LOCATION`` or a Delta folder) as a pyarrow Table, no JVM.
+
+    Read with the ``deltalake`` package (extra ``pricelab[delta]``); on object storage it
+    takes credentials from its usual environment variables; reads are retried like every
+    object-storage read (:mod:`pricelab.transient`).
+
+    Raises
+    ------
+    UsageError
+        ``deltalake`` is not installed.
+    InputFileError
+        No Delta table there, or it cannot be read (message without secrets).
+    UnavailableError
+        The object store stays unreachable.
+    """
+    text = str(path)
+    loc = text[len(DELTA_PREFIX) :] if text.startswith(DELTA_PREFIX) else text
+    name = display(loc)
+    try:
+        from deltalake import DeltaTable
+    except ImportError:
+        raise UsageError(
+            f"{name}: Delta tables need the 'deltalake' package: pip install 'pricelab[delta]'"
+        ) from None
+    if not is_url(loc) and not (Path(loc) / "_delta_log").is_dir():
+        raise InputFileError(f"{name}: not a Delta table (no _delta_log folder there)")
+    endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL") or ""
+    opts = {"AWS_ALLOW_HTTP": "true"} if endpoint.startswith("http://") else {}
+    try:
+        return transient.call(lambda: DeltaTable(loc, storage_options=opts).to_pyarrow_table())
+    except PricelabError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - delta-rs and object stores raise many kinds
+        raise failure(loc, exc, writing=False, what="Delta table") from None
 
 
 def table_format(path: str | Path, *, writing: bool = False) -> str:
@@ -99,7 +146,8 @@ def read_table(path: str | os.PathLike[str], *, all_strings: bool = False) -> pl
     Parameters
     ----------
     path:
-        File path or fsspec URL; the format comes from its extension.
+        File path or fsspec URL; the format comes from its extension. ``delta:LOCATION``
+        or a local Delta folder reads a Delta table (:func:`read_delta`).
     all_strings:
         Read every CSV column as text (validation then casts and reports bad cells).
 
@@ -111,6 +159,11 @@ def read_table(path: str | os.PathLike[str], *, all_strings: bool = False) -> pl
     UsageError
         A URL whose storage extra (e.g. ``pricelab[azure]``) is not installed.
     """
+    if is_delta(path):
+        df = strip_header(pl.from_arrow(read_delta(path)), display(str(path)))  # type: ignore[arg-type]
+        if df.height == 0:
+            raise InputFileError(f"{display(str(path))}: Delta table has no rows")
+        return as_strings(df, display(str(path))) if all_strings else df
     norm = normalize(path)
     if isinstance(norm, Path):
         return read_local_table(norm, all_strings=all_strings)

@@ -230,6 +230,10 @@ def _failure(url: str, exc: BaseException, *, writing: bool, what: str = "file")
     )
 
 
+#: public name for readers outside this module (Delta tables, the Spark engine's sources)
+failure = _failure
+
+
 @contextmanager
 def local_copy(path: str | os.PathLike[str], *, what: str = "file") -> Iterator[Path]:
     """Yield a local file with the content of ``path``.

@@ -37,10 +37,11 @@ from pricelab.elasticity import (
     resolve_controls,
     resolve_se,
 )
-from pricelab.errors import DataError, EmptyStoreError, InputFileError, UsageError
+from pricelab.errors import DataError, EmptyStoreError, UsageError
 
 from ._tasks import PartitionTask, finish_hierarchical, shrink_stats
 from .local import _iso_date
+from .spark_sources import read_source
 
 MASTER_ENV = "PRICELAB_SPARK_MASTER"
 ROWS_PER_PARTITION = 500_000
@@ -83,40 +84,6 @@ def spark_session(master: str | None = None) -> Any:
     session = builder.getOrCreate()
     session.sparkContext.setLogLevel("ERROR")
     return session
-
-
-def read_source(spark: Any, source: Any) -> Any:
-    """A Spark DataFrame from a DataFrame, a Parquet or Delta path, or a table name.
-
-    ``delta:PATH`` or a folder holding ``_delta_log`` reads Delta; a path ending in
-    ``.parquet``/``.pq``, an existing folder or a URI (``dbfs:/``, ``s3://``) reads
-    Parquet; anything else is a table name (``catalog.schema.table``).
-    """
-    sql = _pyspark()
-    if isinstance(source, sql.DataFrame):
-        return source
-    text = str(source)
-    try:
-        if text.startswith("delta:"):
-            return spark.read.format("delta").load(text[len("delta:") :])
-        p = Path(text)
-        if p.is_dir() and (p / "_delta_log").is_dir():
-            return spark.read.format("delta").load(text)
-        if p.suffix.lower() == ".csv":
-            raise InputFileError(
-                f"{text}: the spark engine reads Parquet, Delta or a table; "
-                "convert the CSV to Parquet first"
-            )
-        if p.exists() or "://" in text or ":/" in text or p.suffix.lower() in (".parquet", ".pq"):
-            if "://" not in text and ":/" not in text and not p.exists():
-                raise InputFileError(f"{text}: file not found")
-            return spark.read.parquet(text)
-        return spark.table(text)
-    except InputFileError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - Spark raises many kinds; one clear message
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise InputFileError(f"{text}: cannot read with Spark: {first}") from exc
 
 
 def _collect(sdf: Any) -> pl.DataFrame:
