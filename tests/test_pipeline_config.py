@@ -35,7 +35,7 @@ def _error(tmp_path: Path, text: str) -> str:
         (
             HEAD + "notify: {email: a@b.c}\n",
             "line 5: notify: unknown key 'notify'; valid keys: db, inputs, estimate, gate, optimize, "
-            "monitor",
+            "monitor, report, mlflow",
         ),
         # unknown nested keys
         (
@@ -142,7 +142,7 @@ def _error(tmp_path: Path, text: str) -> str:
         (
             "- inputs\n",
             "line 1: (top level): expected a mapping with keys db, inputs, estimate, "
-            "gate, optimize, monitor, got ['inputs']",
+            "gate, optimize, monitor, report, mlflow, got ['inputs']",
         ),
     ],
 )

@@ -36,6 +36,12 @@ Sections and keys (every key optional; see ``examples/pipeline.yaml``)::
       as_of: today              # today | data (the Monday after the last sales week) | YYYY-MM-DD
       config: null              # a monitor thresholds YAML ...
       thresholds: {}            # ... or the same thresholds inline
+    report:
+      output: null              # write the HTML report of the production plan here every run
+                                # (a .html path or an az://, s3://, gs:// URL)
+    mlflow: null                # log the runs (gate, promotion, monitor, pipeline too) to
+                                # MLflow: true, or {tracking_uri, experiment, strict}; null:
+                                # $PRICELAB_MLFLOW decides; false: off
 
 Relative paths are relative to the config file's folder; ``"@sample"`` is the bundled sample
 folder (``"@sample/constraints.yaml"`` a file in it). The config itself may be an fsspec URL
@@ -95,7 +101,11 @@ DEFAULTS: dict[str, Any] = {
         "output": None,
     },
     "monitor": {"enabled": True, "as_of": "today", "config": None, "thresholds": {}},
+    "report": {"output": None},
+    "mlflow": None,
 }
+#: keys of a ``mlflow:`` mapping (:func:`pricelab.tracking.resolve_mlflow`)
+MLFLOW_KEYS = ("tracking_uri", "experiment", "strict")
 
 _CHOICES: dict[str, tuple[Any, ...]] = {
     "model": MODELS,
@@ -209,6 +219,23 @@ def _check(ctx: ConfigContext, path: tuple, value: Any) -> Any:
     return value
 
 
+def _mlflow(ctx: ConfigContext, value: Any) -> Any:
+    """``mlflow:``: null, true/false, or a mapping of :data:`MLFLOW_KEYS`."""
+    if value is None or isinstance(value, bool):
+        return value
+    if not isinstance(value, dict):
+        raise ctx.fail(("mlflow",), f"expected true, false or a mapping, got {value!r}")
+    return dict(check_keys(ctx, ("mlflow",), value, MLFLOW_KEYS))  # values: resolve_mlflow
+
+
+def _report_path(ctx: ConfigContext, value: Any, base: Path | str) -> Any:
+    """``report.output``: an .html path or URL."""
+    out = _path(ctx, ("report", "output"), value, base)
+    if out is not None and not str(out).lower().split("?", 1)[0].endswith((".html", ".htm")):
+        raise ctx.fail(("report", "output"), f"the report is HTML: use a .html name, got {value!r}")
+    return out
+
+
 def _estimate_rules(ctx: ConfigContext, est: dict[str, Any]) -> None:
     """Cross-key rules of ``estimate`` (the estimator would refuse them after the ingest)."""
     if est["model"] == "iv" and est["instrument"] is None:
@@ -235,7 +262,7 @@ def validate_config(
     ----------
     doc : dict or None
         The parsed config (sections ``db``, ``inputs``, ``estimate``, ``gate``, ``optimize``,
-        ``monitor``; every key optional).
+        ``monitor``, ``report``, ``mlflow``; every key optional).
     source : str
         Names the config in error messages when ``ctx`` is not given.
     base : Path or str, optional
@@ -264,6 +291,9 @@ def validate_config(
         if section == "db":
             cfg["db"] = _path(ctx, ("db",), values, base if isinstance(base, Path) else Path.cwd())
             continue
+        if section == "mlflow":
+            cfg["mlflow"] = _mlflow(ctx, values)
+            continue
         if values is None:
             continue
         if section == "gate" and isinstance(values, dict) and "tolerance_wape" in values:
@@ -284,6 +314,7 @@ def validate_config(
     }
     _estimate_rules(ctx, cfg["estimate"])
     cfg["optimize"]["output"] = _path(ctx, ("optimize", "output"), cfg["optimize"]["output"], base)
+    cfg["report"]["output"] = _report_path(ctx, cfg["report"]["output"], base)
     cfg["optimize"]["constraints"] = _path(
         ctx, ("optimize", "constraints"), cfg["optimize"]["constraints"], base
     )

@@ -63,6 +63,7 @@ class PipelineResult:
     run_id: str | None
     exit_code: int
     production_run: str | None
+    mlflow: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def changed(self) -> bool:
@@ -102,7 +103,7 @@ class PipelineResult:
             "production_run": self.production_run,
             "message": self.message,
             "steps": [s.to_dict() for s in self.steps],
-        }
+        } | ({"mlflow": self.mlflow} if self.mlflow else {})
 
 
 def _sha256(path: Any) -> str:
@@ -116,8 +117,9 @@ def _jsonable(value: Any) -> Any:
 
 
 class _Pipeline:
-    def __init__(self, db: Path, cfg: dict[str, Any]) -> None:
+    def __init__(self, db: Path, cfg: dict[str, Any], track: Any = None) -> None:
         self.db, self.cfg = db, cfg
+        self.track = track or False  # MlflowSettings, or False: not even $PRICELAB_MLFLOW
         g = cfg["gate"]
         self.gate = GateConfig(
             min_improvement_wape=g["min_improvement_wape"],
@@ -212,7 +214,7 @@ class _Pipeline:
                 f"(limit {probe['max_share']:.0%}); production estimates kept",
                 details=probe,
             )
-        run = estimate(self.db, **spec)
+        run = estimate(self.db, **spec, mlflow=self.track)
         self.candidate = run.run_id
         d = run.to_dict()
         why = f" (drift alert: {probe['share']:.1%} of items moved)" if probe else ""
@@ -349,6 +351,7 @@ class _Pipeline:
             estimates=production,
             baseline_weeks=o["baseline_weeks"],
             conflicts="keep",
+            mlflow=self.track,
         )
         p = run.plan
         kept = p.extra.get("conflicts") or []
@@ -371,18 +374,9 @@ class _Pipeline:
         return self._conflicts(self._export(step, p.table), kept)
 
     def _export(self, step: Step, table: Any) -> Step:
-        """Write the production plan to ``optimize.output`` (a path or URL), when set."""
-        target = self.cfg["optimize"]["output"]
-        if target is None:
-            return step
-        from pricelab.io import write_table
-        from pricelab.urls import display
+        from pricelab.pipeline.exports import export_outputs
 
-        cols = [c for c in table.columns if c != "run_id"]
-        write_table(table.select(cols), target)
-        step.details = {**step.details, "output": display(target), "exported_rows": table.height}
-        step.message += f"; plan written to {display(target)}"
-        return step
+        return export_outputs(self.db, self.cfg, step, table)  # type: ignore[no-any-return]
 
     def _conflicts(self, step: Step, kept: list[dict[str, Any]]) -> Step:
         """The optimize step fails (exit 1, plan written) on conflicts unless allowed."""
@@ -435,7 +429,10 @@ def run_pipeline(db: Any, config: Any, *, engine: str | None = None) -> Pipeline
             raise UsageError(f"--engine must be local or spark, got {engine!r}")
         cfg["estimate"]["engine"] = engine
     path = resolve_db_path(db if db is not None else cfg["db"])
-    p = _Pipeline(path, cfg)
+    from pricelab.tracking import resolve_mlflow
+
+    track = resolve_mlflow(cfg["mlflow"])  # MLflow missing: an error before anything runs
+    p = _Pipeline(path, cfg, track)
     steps: list[Step] = []
     exit_code = 0
     fns: dict[str, Callable[[], Step]] = {
@@ -462,6 +459,7 @@ def run_pipeline(db: Any, config: Any, *, engine: str | None = None) -> Pipeline
         exit_code = step.exit_code if step.status == FAILED else 0
     production = None
     run_id = None
+    logged: list[dict[str, Any]] = []
     if path.exists():
         with Store.open(path) as store:
             production = production_run(store)
@@ -471,4 +469,8 @@ def run_pipeline(db: Any, config: Any, *, engine: str | None = None) -> Pipeline
                 run_id = run.run_id
                 result = PipelineResult(str(path), steps, run_id, exit_code, production)
                 run.finish(result.to_dict(), status="failed" if exit_code else "ok")
-    return PipelineResult(str(path), steps, run_id, exit_code, production)
+            if track and run_id:
+                from pricelab.tracking.pipeline_log import log_pipeline
+
+                logged = log_pipeline(store, steps, run_id, track)
+    return PipelineResult(str(path), steps, run_id, exit_code, production, logged)

@@ -14,6 +14,17 @@ simulate
     ``scenarios``, ``rows`` and per scenario ``<name>/profit_delta``,
     ``<name>/profit_delta_pct``, ``<name>/revenue_delta``, ``<name>/revenue_delta_pct``,
     ``<name>/quantity_delta_pct`` (overall totals, base currency, over the horizon).
+gate-backtest
+    ``passed`` (1/0), ``origins`` and per gate check ``<check>/candidate``,
+    ``<check>/reference``, ``<check>/limit``, ``<check>/passed`` (``wape``, ``flags``...).
+promote
+    ``promoted`` and ``forced`` (1/0) and the same per-check metrics (the ``rollback`` check
+    too while a forced production run is pinned).
+monitor
+    ``ok`` (1/0), ``alerts`` and per check ``<name>/alert`` (1/0), ``<name>/value``,
+    ``<name>/threshold``.
+pipeline
+    ``exit_code``, ``changed`` (1/0) and per step ``<step>/new_run`` (1/0).
 """
 
 from __future__ import annotations
@@ -80,6 +91,52 @@ def simulate_metrics(summary: dict[str, Any]) -> dict[str, float]:
     return {k: v for k, v in out.items() if v is not None}
 
 
+def _checks(checks: list[dict[str, Any]]) -> dict[str, float | None]:
+    out: dict[str, float | None] = {}
+    for c in checks:
+        name = _BAD.sub("_", str(c.get("check")))
+        for k in ("candidate", "reference", "limit"):
+            out[f"{name}/{k}"] = _num(c.get(k))
+        if "passed" in c:
+            out[f"{name}/passed"] = float(bool(c["passed"]))
+    return out
+
+
+def gate_metrics(command: str, summary: dict[str, Any]) -> dict[str, float]:
+    """Metrics of a gate-backtest or promote run (see the module docstring)."""
+    comp = summary if command == "gate-backtest" else summary.get("comparison") or {}
+    checks = list(comp.get("checks") or [])
+    out = _checks(checks + ([summary["rollback"]] if summary.get("rollback") else []))
+    if command == "gate-backtest":
+        out["passed"] = float(bool(summary.get("passed")))
+        out["origins"] = float(len(summary.get("origins") or []))
+    else:
+        out["promoted"] = float(summary.get("status") == "promoted")
+        out["forced"] = float(bool(summary.get("forced")))
+    return {k: v for k, v in out.items() if v is not None}
+
+
+def monitor_metrics(summary: dict[str, Any]) -> dict[str, float]:
+    """Metrics of a monitor run (see the module docstring)."""
+    alerts = summary.get("alerts") or []
+    out: dict[str, float | None] = {"ok": float(not alerts), "alerts": float(len(alerts))}
+    for c in summary.get("checks") or []:
+        name = _BAD.sub("_", str(c.get("name")))
+        out[f"{name}/alert"] = float(c.get("status") == "alert")
+        out[f"{name}/value"] = _num(c.get("value"))
+        out[f"{name}/threshold"] = _num(c.get("threshold"))
+    return {k: v for k, v in out.items() if v is not None}
+
+
+def pipeline_metrics(summary: dict[str, Any]) -> dict[str, float]:
+    """Metrics of a pipeline run (see the module docstring)."""
+    out = {"exit_code": float(summary.get("exit_code") or 0)}
+    out["changed"] = float(bool(summary.get("changed")))
+    for s in summary.get("steps") or []:
+        out[f"{s['step']}/new_run"] = float(bool(s.get("new_run")))
+    return out
+
+
 def run_metrics(rec: dict[str, Any], table: pl.DataFrame | None) -> dict[str, float]:
     """Metrics for stored run ``rec`` (a :func:`pricelab.store.get_run` record).
 
@@ -94,6 +151,12 @@ def run_metrics(rec: dict[str, Any], table: pl.DataFrame | None) -> dict[str, fl
         out = optimize_metrics(summary)
     elif command == "simulate":
         out = simulate_metrics(summary)
+    elif command in ("gate-backtest", "promote"):
+        out = gate_metrics(command, summary)
+    elif command == "monitor":
+        out = monitor_metrics(summary)
+    elif command == "pipeline":
+        out = pipeline_metrics(summary)
     else:
         out = {}
     return {k: v for k, v in out.items() if not (isinstance(v, float) and math.isinf(v))}

@@ -166,7 +166,41 @@ def run_tags(rec: dict[str, Any], parent_mlflow: list[str]) -> dict[str, str]:
         tags["pricelab.parents"] = ",".join(rec["parents"])
     if parent_mlflow:
         tags["pricelab.parent_mlflow_runs"] = ",".join(parent_mlflow)
+    tags.update(decision_tags(rec["command"], rec.get("summary") or {}))
     return {k: redact(str(v)) for k, v in tags.items()}
+
+
+def decision_tags(command: str, summary: dict[str, Any]) -> dict[str, str]:
+    """What was decided and why: the gate, a promotion, a monitoring run, a pipeline run."""
+    if command == "gate-backtest":
+        failed = [c["check"] for c in summary.get("checks") or [] if not c.get("passed")]
+        return {
+            "pricelab.decision": "passed" if summary.get("passed") else "failed",
+            "pricelab.failed_checks": ",".join(failed),
+        }
+    if command == "promote":
+        return {
+            "pricelab.decision": str(summary.get("status")),
+            "pricelab.reason": str(summary.get("reason") or ""),
+            "pricelab.previous_run": str(summary.get("previous_run_id") or ""),
+            "pricelab.forced": str(bool(summary.get("forced"))).lower(),
+        }
+    if command == "monitor":
+        alerts = summary.get("alerts") or []
+        return {
+            "pricelab.decision": "alert" if alerts else "ok",
+            "pricelab.alerts": ",".join(alerts),
+        }
+    if command == "pipeline":
+        tags = {
+            "pricelab.decision": str(summary.get("status")),
+            "pricelab.failed_step": str(summary.get("failed_step") or ""),
+            "pricelab.production_run": str(summary.get("production_run") or ""),
+        }
+        for s in summary.get("steps") or []:
+            tags[f"pricelab.step.{s['step']}"] = str(s.get("status"))
+        return tags
+    return {}
 
 
 def _chunks(items: list[Any], n: int) -> list[list[Any]]:
