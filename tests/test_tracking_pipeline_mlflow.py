@@ -29,6 +29,7 @@ def test_gate_promotion_refusal_and_monitor_are_logged(
     from mlflow.tracking import MlflowClient
 
     _quiet_env(monkeypatch)
+    monkeypatch.chdir(tmp_path)  # MLflow's artifacts go to ./mlruns
     sales, items, _ = simulate_panel(n_items=12, weeks=60, seed=3, base_units=8)
     (tmp_path / "in").mkdir()
     sales.write_csv(tmp_path / "in" / "sales.csv")
