@@ -26,8 +26,13 @@ nox.options.reuse_existing_virtualenvs = True
 nox.options.error_on_external_run = True
 
 
-SPARK_TESTS = ["tests/test_engine_spark.py", "tests/test_engine_spark_sources.py"]
-MLFLOW_TESTS = ["tests/test_tracking_mlflow.py"]
+SPARK_TESTS = [
+    "tests/test_engine_spark.py",
+    "tests/test_engine_spark_sources.py",
+    # examples/databricks/pipeline_job.json's task run on the sample with local Spark
+    "tests/test_deploy_databricks_spark.py",
+]
+MLFLOW_TESTS = ["tests/test_tracking_mlflow.py", "tests/test_tracking_pipeline_mlflow.py"]
 AIRFLOW_TESTS = ["tests/test_deploy_airflow.py"]
 DEPLOY_TESTS = [
     "tests/test_urls.py",
