@@ -19,7 +19,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from .robust import CLUSTER_WEEKS, block_cluster_ss, leverage, ols_leverage
+from .robust import CLUSTER_WEEKS, block_cluster_ss, leverage
 from .sparse import EVENTS_PER_PARAM, collapsed, column_tol, events_mask, rescued, separated
 
 
@@ -122,45 +122,50 @@ def ols_block(
     """
     g, p, T = X.shape
     shift = X[:, :, 0].copy()
-    X -= shift[:, :, None]  # in place: the caller's block
-    Xw = X * w[:, None, :]
-    yw = y * w
+    X -= shift[:, :, None]  # in place: the caller's block; constant columns become exact 0
     n = w.sum(axis=1)
-    Sx = Xw.sum(axis=2)
-    Sy = yw.sum(axis=1)
     with np.errstate(divide="ignore", invalid="ignore"):
-        mx, my = Sx / n[:, None], Sy / n
-        Cxx = (
-            np.matmul(Xw, X.transpose(0, 2, 1)) - n[:, None, None] * mx[:, :, None] * mx[:, None, :]
-        )
-        Cxy = np.matmul(Xw, y[:, :, None])[:, :, 0] - n[:, None] * mx * my[:, None]
-        tss = (yw * y).sum(axis=1) - n * my * my
+        mx = np.matmul(X, w[:, :, None])[:, :, 0] / n[:, None]
+        my = (y * w).sum(axis=1) / n
+    mx, my = np.nan_to_num(mx), np.nan_to_num(my)
+    X -= mx[:, :, None]  # centred on the weighted rows (two passes: no cancellation)
+    yc = (y - my[:, None]) * w
+    Xw = X * w[:, None, :]
+    Cxx = np.matmul(Xw, X.transpose(0, 2, 1))
+    del Xw
+    Cxy = np.matmul(X, yc[:, :, None])[:, :, 0]
+    tss = (yc * yc).sum(axis=1)
     fitted = n >= max(min_obs, 1)
     L, keep = masked_cholesky(np.where(fitted[:, None, None], Cxx, 0.0))
-    rhs = np.zeros((g, p, 2))
+    rhs = np.zeros((g, p, 1 + p))  # C beta = Cxy and C^-1 (zero rows/columns for dropped)
     rhs[:, :, 0] = np.where(fitted[:, None], Cxy, 0.0)
-    rhs[:, 0, 1] = 1.0
+    rhs[:, :, 1:] = np.eye(p)
     sol = cholesky_solve(L, keep, rhs)
-    beta, r = sol[:, :, 0], sol[:, :, 1]
-    mx, my = np.nan_to_num(mx), np.nan_to_num(my)
-    fu = np.matmul(sol.transpose(0, 2, 1), X)  # (g, 2, T): x'beta and x'r
-    resid = (y - my[:, None] - fu[:, 0] + (beta * mx).sum(axis=1)[:, None]) * w
-    u = fu[:, 1] - (r * mx).sum(axis=1)[:, None]
+    beta, inv = sol[:, :, 0], sol[:, :, 1:]
+    r = inv[:, :, 0]
+    resid = (yc - np.matmul(beta[:, None, :], X)[:, 0]) * w
     rss = (resid**2).sum(axis=1)
     p_kept = 1 + keep.sum(axis=1)
     dof = n - p_kept
     with np.errstate(divide="ignore", invalid="ignore"):
+        if se in ("HC3", "cluster"):  # Z = C^-1 x_t: u_t = Z_0t, leverage 1/n + x_t'Z_t
+            Z = np.matmul(inv, X)
+            u = Z[:, 0]
+            h = np.einsum("gkt,gkt->gt", X, Z) + 1.0 / np.maximum(n, 1.0)[:, None]
+            del Z
+            h = np.clip(h * (w > 0), 0.0, 1.0 - 1e-8)
+        else:
+            u = np.matmul(r[:, None, :], X)[:, 0]
         if se == "nonrobust":
             var = rss / dof * r[:, 0]
         elif se == "HAC":
-            L = hac_lags(n) if lags is None else np.full(g, int(lags))
-            var = newey_west(resid * u, L)
+            lag = hac_lags(n) if lags is None else np.full(g, int(lags))
+            var = newey_west(resid * u, lag)
         else:
             factor = n / dof if se == "HC1" else np.ones_like(n)
             a = resid * u
             if se in ("HC3", "cluster"):
-                factor = np.ones_like(n)
-                a = a / (1.0 - ols_leverage(X, mx, w, _inverse(L, keep), keep))
+                a /= 1.0 - h
             var = factor * (a**2).sum(axis=1)
             if se == "cluster" and week is not None:
                 var = np.fmax(var, block_cluster_ss(a, week, w, CLUSTER_WEEKS))

@@ -48,12 +48,33 @@ def block_cluster_ss(a: np.ndarray, week: np.ndarray, w: np.ndarray, size: int) 
     serial correlation, 50 weeks: 95% coverage 0.84-0.92 with the cluster variance alone,
     0.93-0.96 with the floor).
     """
-    g, _ = a.shape
-    cid, nc, c = block_codes(week, w, size)
-    flat = (np.arange(g)[:, None] * nc + cid).ravel()
-    sums = np.bincount(flat, weights=(a * (w > 0)).ravel(), minlength=g * nc).reshape(g, nc)
+    g, T = a.shape
+    used = w > 0
+    if T > 1 and (np.diff(week, axis=1) == 1).all():
+        sums, c = _consecutive_blocks(a * used, used, size)
+    else:
+        cid, nc, c = block_codes(week, w, size)
+        flat = (np.arange(g)[:, None] * nc + cid).ravel()
+        sums = np.bincount(flat, weights=(a * used).ravel(), minlength=g * nc).reshape(g, nc)
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.where(c > 1, c / (c - 1.0), np.nan) * (sums**2).sum(axis=1)
+
+
+def _consecutive_blocks(
+    a: np.ndarray, used: np.ndarray, size: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Block sums of ``a (g, T)`` and non-empty block counts when each row's weeks are
+    consecutive (the usual weekly series): prefix sums read at the block edges, no codes."""
+    g, T = a.shape
+    first = np.where(used.any(axis=1), used.argmax(axis=1), 0)
+    edges = np.minimum(first[:, None] + size * np.arange(-(-T // size) + 1)[None, :], T)
+    cs = np.zeros((g, T + 1))
+    np.cumsum(a, axis=1, out=cs[:, 1:])
+    cu = np.zeros((g, T + 1), dtype=np.int64)
+    np.cumsum(used, axis=1, out=cu[:, 1:])
+    sums = np.diff(np.take_along_axis(cs, edges, axis=1), axis=1)
+    c = (np.diff(np.take_along_axis(cu, edges, axis=1), axis=1) > 0).sum(axis=1)
+    return sums, c
 
 
 def leverage(X: np.ndarray, W: np.ndarray, inv: np.ndarray) -> np.ndarray:
@@ -63,16 +84,5 @@ def leverage(X: np.ndarray, W: np.ndarray, inv: np.ndarray) -> np.ndarray:
     kept columns (zero rows/columns for dropped ones).
     Values are clipped below 1 (a row that alone determines a coefficient has leverage 1).
     """
-    h = np.einsum("gkt,gkl,glt->gt", X, inv, X) * W
-    return np.clip(h, 0.0, 1.0 - 1e-8)
-
-
-def ols_leverage(
-    X: np.ndarray, mx: np.ndarray, w: np.ndarray, inv: np.ndarray, keep: np.ndarray
-) -> np.ndarray:
-    """Leverage ``1/n + (x_t - m)' C^-1 (x_t - m)`` of each weighted row of an OLS block
-    (``inv`` the inverse of the centred cross products ``C`` on the kept columns)."""
-    Xc = (X - mx[:, :, None]) * keep[:, :, None]
-    n = np.maximum(w.sum(axis=1), 1.0)
-    h = (np.einsum("gkt,gkl,glt->gt", Xc, inv, Xc) + 1.0 / n[:, None]) * (w > 0)
+    h = np.einsum("gkt,gkt->gt", X, np.matmul(inv, X)) * W  # x_t' (C^-1 x_t): no 3-way einsum
     return np.clip(h, 0.0, 1.0 - 1e-8)
