@@ -75,14 +75,18 @@ def brute(demand, cross, cons, feasible):
     return best, arg
 
 
+#: bounds, a margin floor and a ladder of 5s: small enough to brute-force
+LADDER = {
+    "horizon_weeks": 4,
+    "bounds": {"max_increase_pct": 30, "max_decrease_pct": 30},
+    "min_margin_pct": 40,
+    "ladder": {"step": 5},
+}
+
+
 def test_joint_plan_matches_brute_force_on_a_ladder():
     demand, cross = category()
-    cons = {
-        "horizon_weeks": 4,
-        "bounds": {"max_increase_pct": 30, "max_decrease_pct": 30},
-        "min_margin_pct": 40,
-        "ladder": {"step": 5},
-    }
+    cons = LADDER
     plan = optimize_cross(demand, cross, cons)
     best, arg = brute(demand, cross, cons, lambda p, q: True)
     assert plan.objective == pytest.approx(best, rel=1e-12)
@@ -128,13 +132,7 @@ def test_parity_volume_and_budget_match_brute_force():
 @pytest.mark.parametrize("items", [["A", "B"], ["B", "C"], ["C", "B", "A"]])
 def test_ordering_matches_brute_force_on_a_ladder(items):
     demand, cross = category()
-    cons = {
-        "horizon_weeks": 4,
-        "bounds": {"max_increase_pct": 30, "max_decrease_pct": 30},
-        "min_margin_pct": 40,
-        "ladder": {"step": 5},
-        "ordering": [{"items": items, "min_step_pct": 10}],
-    }
+    cons = {**LADDER, "ordering": [{"items": items, "min_step_pct": 10}]}
     plan = optimize_cross(demand, cross, cons)
     pos = [ord(i) - ord("A") for i in items]
 
@@ -144,7 +142,7 @@ def test_ordering_matches_brute_force_on_a_ladder(items):
     best, arg = brute(demand, cross, cons, ordered)
     assert plan.objective == pytest.approx(best, rel=1e-12)
     assert plan.table["recommended_price"].to_numpy() == pytest.approx(arg)
-    unordered = optimize_cross(demand, cross, {k: v for k, v in cons.items() if k != "ordering"})
+    unordered = optimize_cross(demand, cross, LADDER)
     assert plan.objective < unordered.objective  # each of these orderings binds
 
 

@@ -150,24 +150,19 @@ def optimize(
         raise UsageError(
             "--cross goes with --demand (in database mode a cross estimate run is used)"
         )
+    opts: dict[str, Any] = {
+        "draws": draws,
+        "risk": risk,
+        "seed": seed,
+        "strict": strict,
+        "conflicts": conflicts,
+    }
     if demand is not None:
         table = read_table(demand)
         if cross is not None:
             params["cross"] = _file_name(cross)
-            plan = _optimize(
-                table,
-                cons,
-                draws=draws,
-                risk=risk,
-                seed=seed,
-                strict=strict,
-                cross=read_table(cross),
-                conflicts=conflicts,
-            )
-        else:
-            plan = _optimize(
-                table, cons, draws=draws, risk=risk, seed=seed, strict=strict, conflicts=conflicts
-            )
+        ctab = read_table(cross) if cross is not None else None
+        plan = _optimize(table, cons, cross=ctab, **opts)  # the cross route when ctab is given
         if not _db_given(db):
             return OptimizeRun(plan, None, None)
         with Store.open(db) as store:
@@ -188,20 +183,7 @@ def optimize(
         ctab = cross_table(store, est_run)
         if ctab is not None:
             params["cross"] = f"estimate run {est_run}"
-            plan = _optimize(
-                table,
-                cons,
-                draws=draws,
-                risk=risk,
-                seed=seed,
-                strict=strict,
-                cross=ctab,
-                conflicts=conflicts,
-            )
-        else:
-            plan = _optimize(
-                table, cons, draws=draws, risk=risk, seed=seed, strict=strict, conflicts=conflicts
-            )
+        plan = _optimize(table, cons, cross=ctab, **opts)
         params["estimates"] = est_run
         params["seasonality"] = season
         run = record_run(store, "optimize", params, parents=[est_run])
