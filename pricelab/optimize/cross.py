@@ -94,25 +94,8 @@ def optimize_cross(
         ``conflict`` (as on the own-price route); conflicts between rows still raise, since
         units under cross demand depend on the siblings' prices. ``raise``: InfeasibleError.
     """
-    for col in ("item_id", "market", "other_item_id", "elasticity"):
-        if col not in cross.columns:
-            raise DataError(f"cross table: missing column '{col}'")
     cons = load_constraints(constraints)
-    prob = build_problem(demand, cons, strict=strict)
-    if prob.n == 0:
-        raise DataError(f"demand table: no row can be optimised ({prob.skipped.height} skipped)")
-    if draws is not None and draws < 2:
-        raise UsageError(f"draws must be >= 2, got {draws}")
-    implied_caps(prob)
-    if conflicts not in MODES:
-        raise UsageError(f"conflicts must be one of {', '.join(MODES)}, got {conflicts!r}")
-    reasons = freeze_row_conflicts(prob) if conflicts == "keep" else {}
-    check_bounded(prob)
-    resp = Responder(prob)
-    msgs = dg.row_conflicts(prob) + dg.parity_conflicts(prob, resp.groups)
-    msgs += dg.ordering_conflicts(prob)
-    if msgs:
-        dg.raise_infeasible(msgs)
+    prob, resp, reasons = _checked_problem(demand, cross, cons, strict, conflicts, draws)
     curve = CrossElasticity.from_tables(prob.frame, cross)
     P = with_ordering_points(prob, candidate_matrix(prob, n_grid))
     msgs = dg.ladder_conflicts(prob, P)
@@ -162,12 +145,7 @@ def optimize_cross(
     table = with_status(_plan_table(prob, curve, p, labels), reasons)
     intervals: dict[str, float] = {}
     if draws:
-
-        def objective(prob: Problem, price: np.ndarray, E: np.ndarray) -> np.ndarray:
-            q = curve.quantity_draws(price, E)
-            return prob.horizon * (price - prob.c) * q / prob.fx
-
-        table, intervals = with_intervals(prob, table, p, draws, seed, objective)
+        table, intervals = with_intervals(prob, table, p, draws, seed, _draws_objective(curve))
     return Plan(
         table=with_skipped_rows(table, demand, prob.skipped, prob.horizon),
         intervals=intervals,
@@ -181,6 +159,48 @@ def optimize_cross(
         skipped=prob.skipped,
         extra=extra,
     )
+
+
+def _checked_problem(
+    demand: pl.DataFrame,
+    cross: pl.DataFrame,
+    cons: Any,
+    strict: bool,
+    conflicts: str,
+    draws: int | None,
+) -> tuple[Problem, Responder, dict[int, str]]:
+    """The problem with its options checked, own-row conflicts frozen (``keep``) and every
+    conflict that is not about to be frozen raised: ``(problem, responder, reasons)``."""
+    for col in ("item_id", "market", "other_item_id", "elasticity"):
+        if col not in cross.columns:
+            raise DataError(f"cross table: missing column '{col}'")
+    prob = build_problem(demand, cons, strict=strict)
+    if prob.n == 0:
+        raise DataError(f"demand table: no row can be optimised ({prob.skipped.height} skipped)")
+    if draws is not None and draws < 2:
+        raise UsageError(f"draws must be >= 2, got {draws}")
+    implied_caps(prob)
+    if conflicts not in MODES:
+        raise UsageError(f"conflicts must be one of {', '.join(MODES)}, got {conflicts!r}")
+    reasons = freeze_row_conflicts(prob) if conflicts == "keep" else {}
+    check_bounded(prob)
+    resp = Responder(prob)
+    msgs = dg.row_conflicts(prob) + dg.parity_conflicts(prob, resp.groups)
+    msgs += dg.ordering_conflicts(prob)
+    if msgs:
+        dg.raise_infeasible(msgs)
+    return prob, resp, reasons
+
+
+def _draws_objective(curve: CrossElasticity) -> Any:
+    """Per-draw, per-row objective (base currency) under the cross demand, own elasticities
+    drawn: what :func:`~pricelab.optimize.router.with_intervals` takes."""
+
+    def objective(prob: Problem, price: np.ndarray, E: np.ndarray) -> np.ndarray:
+        q = curve.quantity_draws(price, E)
+        return prob.horizon * (price - prob.c) * q / prob.fx
+
+    return objective
 
 
 def _partition(
