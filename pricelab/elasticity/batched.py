@@ -32,7 +32,8 @@ import polars as pl
 
 from . import design as D
 from .design import normalize_by, resolve_controls, resolve_se
-from .groupfit import fit_poisson
+from .fastols import fit_poisson_runs
+from .fitters import first_date
 from .hierarchical import OWN, shrink
 from .model import _wrap, fit_partition
 from .refit import refit_design
@@ -148,23 +149,25 @@ def group_stats(
     """
     by = list(spec["by"])
     D.check_sales(frame, by)
-    d = D.build(frame, by, D.resolve_controls(spec["controls"]), origin=origin)
-    out = fit_poisson(d, se=spec["se"], min_obs=spec["min_obs"])
-    G = d.n_groups
-    first = np.flatnonzero(np.r_[True, np.diff(d.codes) != 0])
+    controls = D.resolve_controls(spec["controls"])
+    start = origin if origin is not None else first_date(frame)
+    out, keys, names, first = fit_poisson_runs(
+        frame, by, controls, start, se=spec["se"], min_obs=spec["min_obs"], calendar=True
+    )
     attrs = [
         c
         for c in dict.fromkeys([*_LEVEL_ATTRS, *(spec.get("pool_by") or [])])
-        if c in d.frame.columns and c not in by
+        if c in first.columns and c not in by
     ]
     cols: dict[str, Any] = {k: out[k] for k in STAT_COLUMNS}
-    cols["mean_q"] = np.bincount(d.codes, weights=d.q, minlength=G) / np.maximum(
-        np.bincount(d.codes, minlength=G), 1
-    )
-    for j, name in enumerate(d.names):
+    cols["mean_q"] = out["mean_quantity"]
+    for j, name in enumerate(names):
         cols[f"p_{name}"] = out["params"][:, j]
     table = pl.DataFrame(cols).with_columns(pl.col("n_obs", "n_zero", "flags").cast(pl.Int64))
-    return pl.concat([d.keys, d.frame[first].select(attrs), table], how="horizontal")
+    if "calendar" in out:  # calendar blocks counted from origin: partitions line up
+        cal = pl.Series("calendar", list(out["calendar"]), dtype=pl.List(pl.Float64))
+        table = table.with_columns(cal)
+    return pl.concat([keys, first.select(attrs), table], how="horizontal")
 
 
 def shrink_groups(
@@ -197,12 +200,24 @@ def shrink_groups(
     out = {k: t[k].to_numpy().copy() for k in STAT_COLUMNS}
     pcols = [c for c in t.columns if c.startswith("p_")]
     out["params"] = t.select(pcols).to_numpy().astype(np.float64).copy()
+    if "calendar" in t.columns:
+        out["calendar"] = _padded(t["calendar"])
     attrs = [c for c in t.columns if c in by or c in _LEVEL_ATTRS or c in (pool_by or [])]
     # one row per group: its pooling attributes, and its mean weekly quantity
     out, used = shrink(
         out, t.select(attrs), t["mean_q"].to_numpy(), list(pool_by) if pool_by else None, tau=tau
     )
     return GroupFits(out, t.select(by), [c[2:] for c in pcols]), used
+
+
+def _padded(lists: pl.Series) -> np.ndarray:
+    """A list column (partitions may span fewer calendar blocks) as a zero-padded matrix."""
+    n = lists.list.len().fill_null(0).to_numpy()
+    cal = np.zeros((n.size, int(n.max(initial=0))))
+    rows = np.repeat(np.arange(n.size), n)
+    cols = np.arange(n.sum()) - np.repeat(np.cumsum(n) - n, n)
+    cal[rows, cols] = lists.explode().drop_nulls().to_numpy()
+    return cal
 
 
 def fits_table(fits: GroupFits) -> pl.DataFrame:

@@ -241,8 +241,11 @@ def poisson_block(
         ``n, params (g, 1 + p)`` (intercept first, 0 for dropped), ``keep (g, p)``,
         ``var`` (robust variance of the column-0 slope), ``model_var`` (its Fisher
         variance), ``deviance, null_deviance, mean, spread, fitted, converged`` and
-        ``separated`` (fitted means collapsing on zero weeks, :func:`.sparse.separated`)
-        and ``rescued`` (separated by a nuisance control, refitted without those weeks).
+        ``separated`` (fitted means collapsing on zero weeks, :func:`.sparse.separated`),
+        ``rescued`` (separated by a nuisance control, refitted without those weeks) and
+        ``influence (g, T)``: each row's contribution to the slope's robust variance
+        (``var`` is its sum of squares for ``HC0``/``HC3``), what the calendar sums of
+        :func:`.robust.calendar_sums` are made of.
     """
     g, p, T = X.shape
     shift = X[:, :, 0].copy()
@@ -302,6 +305,7 @@ def poisson_block(
     r = cholesky_solve(L, kk, e1)[:, :, 0]
     model_var = r[:, 1]
     p_kept = keep1.sum(axis=1)
+    infl = np.zeros((g, T))
     with np.errstate(divide="ignore", invalid="ignore"):
         if se == "nonrobust":
             var = model_var
@@ -312,9 +316,10 @@ def poisson_block(
             if se in ("HC3", "cluster"):
                 factor = np.ones_like(n)
                 score = score / (1.0 - leverage(Xf, mu * wf, _inverse(L, kk)))
-            var = factor * ((u * score) ** 2).sum(axis=1)
+            infl = u * score
+            var = factor * (infl**2).sum(axis=1)
             if se == "cluster" and week is not None:
-                var = np.fmax(var, block_cluster_ss(u * score, week, wf, CLUSTER_WEEKS))
+                var = np.fmax(var, block_cluster_ss(infl, week, wf, CLUSTER_WEEKS))
     params = beta.copy()
     params[:, 0] -= (beta[:, 1:] * shift).sum(axis=1)
     converged &= (kk == keep1).all(axis=1)
@@ -332,6 +337,7 @@ def poisson_block(
         "converged": converged,
         "separated": fitted & separated(y, mu, wf),
         "rescued": np.zeros(g, dtype=bool),
+        "influence": infl,
     }
     if names is not None and refit and out["separated"].any():
         i = np.flatnonzero(out["separated"])
@@ -355,7 +361,7 @@ def poisson_block(
             r2["fitted"] & r2["converged"] & ~r2["separated"] & np.isfinite(r2["var"]),
         )
         j = i[ok]
-        for key in ("params", "keep", "var", "model_var", "deviance", "converged"):
+        for key in ("params", "keep", "var", "model_var", "deviance", "converged", "influence"):
             out[key][j] = r2[key][ok]
         out["params"][j, 0] -= (r2["params"][ok, 1:] * shift[j]).sum(axis=1)
         out["rescued"][j] = True

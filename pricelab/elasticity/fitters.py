@@ -120,7 +120,7 @@ def fit_ols(job: FitJob) -> Fitted:
     return Fitted(out, keys, names, "ols", origin)
 
 
-def _poisson(job: FitJob) -> tuple[Fitted, pl.DataFrame]:
+def _poisson(job: FitJob, calendar: bool = False) -> tuple[Fitted, pl.DataFrame]:
     from .glm_blocks import fit_poisson_runs
 
     o = job.options
@@ -135,6 +135,7 @@ def _poisson(job: FitJob) -> tuple[Fitted, pl.DataFrame]:
         max_cells=o["max_cells"],
         progress=o["progress"],
         events_per_param=o["events_per_param"],
+        calendar=calendar,
     )
     job.params["events_per_param"] = o["events_per_param"]
     return Fitted(out, keys, names, job.params["model"], origin), first
@@ -150,7 +151,7 @@ def fit_hierarchical(job: FitJob) -> Fitted:
     from .hierarchical import shrink
     from .refit import refit_runs
 
-    fitted, first = _poisson(job)
+    fitted, first = _poisson(job, calendar=True)
     o = job.options
     hpool = list(o["pool_by"]) if o["pool_by"] else None
     out, used = shrink(fitted.out, first, fitted.out["mean_quantity"], hpool, tau=o["tau"])

@@ -23,6 +23,7 @@ from pricelab.errors import UsageError
 from .block_kernels import ols_block, poisson_block
 from .design import YEAR_DAYS
 from .groupfit import FLAG, empty_out
+from .robust import CLUSTER_WEEKS, calendar_sums
 from .sparse import EVENTS_PER_PARAM
 
 Progress = Callable[[int, int], None]
@@ -274,6 +275,7 @@ def fit_poisson_runs(
     progress: Progress | None = None,
     maxiter: int = 100,
     events_per_param: float = EVENTS_PER_PARAM,
+    calendar: bool = False,
 ) -> tuple[dict[str, np.ndarray], pl.DataFrame, list[str], pl.DataFrame]:
     """Poisson PML per group on all weeks (zeros included), robust or model SEs.
 
@@ -282,12 +284,18 @@ def fit_poisson_runs(
     rules (:mod:`.sparse`: nuisance controls by events per parameter and variance
     inflation; separated fits flagged ``failed,separated``). Returns ``(out, keys, names,
     first)``: ``first`` holds each group's first row (its attributes, for pooling) and
-    ``out["mean_quantity"]`` the mean weekly quantity.
+    ``out["mean_quantity"]`` the mean weekly quantity. With ``calendar`` (and dates),
+    ``out["calendar"] (G, nb)`` holds the sums of each group's slope influences by
+    blocks of :data:`~.robust.CLUSTER_WEEKS` calendar weeks counted from ``origin``
+    (:func:`.robust.calendar_sums`), for the level-mean variance of :mod:`.hierarchical`.
     """
     runs = Runs(df, by, controls, origin)
     G, counts = runs.n_groups, runs.counts
     out = empty_out(G, len(runs.names))
     out["mean_quantity"] = np.zeros(G)
+    block0, nb = _calendar(runs.week, origin) if calendar else (0, 0)
+    if nb:
+        out["calendar"] = np.zeros((G, nb))
 
     def fit(gs: np.ndarray, rows: Rows, X: np.ndarray, q: np.ndarray) -> None:
         r = poisson_block(
@@ -325,7 +333,19 @@ def fit_poisson_runs(
             out["fit_stat"][gs] = np.where(
                 ok & fitted, 1 - r["deviance"] / r["null_deviance"], np.nan
             )
+        if nb and runs.week is not None:
+            blk = (runs.week[rows].reshape(q.shape) - block0) // CLUSTER_WEEKS
+            out["calendar"][gs] = calendar_sums(r["influence"], blk, r["fitted"][:, None], nb)
 
     runs.run(fit, max_cells, progress)
     out, keys, first = runs.ordered(out)
     return out, keys, runs.names, first
+
+
+def _calendar(week: np.ndarray | None, origin: dt.date | None) -> tuple[int, int]:
+    """First week and number of the calendar blocks (``(0, 0)`` without dates)."""
+    if week is None or week.size == 0:
+        return 0, 0
+    first = (origin - dt.date(1970, 1, 1)).days // 7 if origin is not None else int(week.min())
+    first = min(first, int(week.min()))
+    return first, int(week.max() - first) // CLUSTER_WEEKS + 1

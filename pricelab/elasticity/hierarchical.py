@@ -63,6 +63,7 @@ import numpy as np
 import polars as pl
 
 from .groupfit import FLAG
+from .robust import shared_covariance
 
 #: key of ``out`` where :func:`shrink` keeps each group's own (unshrunk) estimate
 OWN = "own_elasticity"
@@ -146,6 +147,7 @@ def pool_level(
     L: int,
     grid: int = GRID,
     common_tau: bool = False,
+    calendar: np.ndarray | None = None,
 ) -> LevelFit:
     """Posterior moments of ``theta_j`` for estimates ``e`` with variances ``v`` in levels ``lvl``.
 
@@ -164,6 +166,13 @@ def pool_level(
         One ``tau`` shared by all levels (the usual mixed model: level means differ, the
         spread around them is common), its posterior the product of the levels' restricted
         likelihoods; ``False`` gives each level its own ``tau``.
+    calendar:
+        ``(n, nb)`` sums of each estimate's influence by calendar block (the same weeks
+        for every group, :func:`.robust.calendar_sums`). With it the sampling errors of
+        groups in a level may be correlated (shared weekly shocks): the level mean's
+        variance and each posterior add the cross-group covariances
+        ``c_ij`` (:func:`.robust.shared_covariance`). Without it the errors are
+        independent.
 
     Returns
     -------
@@ -171,7 +180,7 @@ def pool_level(
         Per-level arrays have length ``L``; levels without estimates hold NaN.
     """
     present, lvl = np.unique(lvl, return_inverse=True)
-    fit = _pool(e, v, lvl, present.size, grid, common_tau)
+    fit = _pool(e, v, lvl, present.size, grid, common_tau, calendar)
     for name in ("mu", "tau2", "new_mean", "new_var", "count"):
         full = np.full(L, 0.0 if name == "count" else np.nan)
         full[present] = getattr(fit, name)
@@ -180,7 +189,13 @@ def pool_level(
 
 
 def _pool(
-    e: np.ndarray, v: np.ndarray, lvl: np.ndarray, L: int, grid: int, common_tau: bool
+    e: np.ndarray,
+    v: np.ndarray,
+    lvl: np.ndarray,
+    L: int,
+    grid: int,
+    common_tau: bool,
+    calendar: np.ndarray | None = None,
 ) -> LevelFit:
     """:func:`pool_level` on compact level codes (every level has members)."""
     cnt = np.bincount(lvl, minlength=L).astype(float)
@@ -208,12 +223,17 @@ def _pool(
     t2 = tau**2
     B = t2[lvl] / (t2[lvl] + v[:, None])  # (n, K)
     m = mu[lvl] + B * (e[:, None] - mu[lvl])
-    s = B * v[:, None] + (1 - B) ** 2 / sw[lvl]
+    vmu = 1.0 / sw  # variance of the level mean's estimate (L, K)
+    s = B * v[:, None] + (1 - B) ** 2 * vmu[lvl]
+    if calendar is not None:
+        cross_mu, cross_j = shared_covariance(calendar, v, lvl, L, t2)
+        vmu = vmu + cross_mu
+        s = s + (1 - B) ** 2 * cross_mu[lvl] + 2 * B * (1 - B) * cross_j
     pj = p[lvl]
     mean = (pj * m).sum(axis=1)
     var = (pj * (s + m * m)).sum(axis=1) - mean**2
     mu_mean = (p * mu).sum(axis=1)
-    new_var = (p * (t2 + 1.0 / sw + mu * mu)).sum(axis=1) - mu_mean**2
+    new_var = (p * (t2 + vmu + mu * mu)).sum(axis=1) - mu_mean**2
     return LevelFit(
         mean=mean,
         var=np.maximum(var, 0.0),
@@ -281,7 +301,15 @@ def shrink(
         fit_rows = sel & good_level[np.where(okl, lvl, 0)]
         # each group's own robust variance, never below its Fisher (Poisson) variance
         v = np.fmax(out["std_error"] ** 2, out["model_var"])
-        fit = pool_level(e[fit_rows], v[fit_rows], lvl[fit_rows], L, common_tau=tau == "common")
+        cal = out.get("calendar")
+        fit = pool_level(
+            e[fit_rows],
+            v[fit_rows],
+            lvl[fit_rows],
+            L,
+            common_tau=tau == "common",
+            calendar=None if cal is None else cal[fit_rows],
+        )
         pos = np.full(G, -1)
         pos[fit_rows] = np.arange(int(fit_rows.sum()))
         own = take & fit_rows
