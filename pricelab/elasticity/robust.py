@@ -124,14 +124,16 @@ def shared_covariance(
     then has variance ``B_j v_j + (1 - B_j)² (1 / sum w + X) + 2 B_j (1 - B_j) Y_j``
     (with independent errors ``X = Y = 0``: the usual ``Var[theta_j | tau]``).
 
-    ``f`` is the few-cluster correction of the level: ``nb/(nb-1)`` over its non-empty
-    blocks, times ``(t_d(0.975) / 1.96)²`` with ``d = (sum_b A_b²)² / sum_b A_b⁴`` the
-    effective number of blocks of ``mu_hat``'s block sums ``A_b = sum_j omega_j a_jb``
-    (Satterthwaite; Carter, Schnepel and Steigerwald 2017, floored at 2). A few weeks of
-    national shocks often carry most of the sum: with 13 blocks ``d`` came out 4-7 on the
-    avocado regions, and a normal interval with the plain variance would be a t interval
-    of that many degrees of freedom read as normal. One pass per grid point, vectorised
-    over groups and levels.
+    ``f`` is the few-cluster correction of the level, with ``c`` its non-empty calendar
+    blocks: ``c/(c-1)`` (as for a group's own cluster variance) times
+    ``(t_(c-1)(0.975) / 1.96)²``, the usual rule of reading a cluster-robust statistic
+    from ``c`` clusters against a t distribution with ``c - 1`` degrees of freedom
+    (Cameron and Miller 2015), folded into the variance so that normal intervals (and
+    draws) downstream have the t interval's width: 1.24 for 13 blocks (three years), 2.6
+    for 4 (one year). On synthetic panels with a national price level and national demand
+    shocks (``tests/test_hierarchical_shared.py``) 95% coverage of the true elasticities is
+    0.90-0.91 with it, 0.81-0.90 without it and 0.74-0.78 with independent errors. One
+    pass per grid point, vectorised over groups and levels.
     """
     from scipy.special import stdtrit  # scipy.stats is slow to import
 
@@ -146,15 +148,14 @@ def shared_covariance(
     blocks = (level_sums((a != 0).astype(np.float64)) > 0).sum(axis=1)
     with np.errstate(divide="ignore", invalid="ignore"):
         dof = np.where(blocks > 1, blocks / (blocks - 1.0), 0.0)
-        few = 1.0 if __import__("os").environ.get("NOFEW") else np.where(blocks > 1, (stdtrit(np.maximum(blocks - 1, 1), 0.975) / Z975) ** 2, 0.0)
+        few = np.where(blocks > 1, (stdtrit(np.maximum(blocks - 1, 1), 0.975) / Z975) ** 2, 0.0)
+    f = dof * few
     cross_mu = np.zeros((L, K))
     cross_j = np.zeros((n, K))
     for k in range(K):
         w = 1.0 / (v + t2[lvl, k])
         om = w / np.bincount(lvl, weights=w, minlength=L)[lvl]
         A = level_sums(om[:, None] * a)  # (L, nb)
-        a2 = (A * A).sum(axis=1)
-        f = dof * few
-        cross_mu[:, k] = f * (a2 - np.bincount(lvl, weights=om * om * ss, minlength=L))
+        cross_mu[:, k] = f * ((A * A).sum(axis=1) - np.bincount(lvl, weights=om * om * ss, minlength=L))
         cross_j[:, k] = f[lvl] * ((a * A[lvl]).sum(axis=1) - om * ss)
     return cross_mu, cross_j
