@@ -28,7 +28,7 @@ KEYS = ["item_id", "market"]
 def _stage(df: pl.DataFrame, controls: list[str], tau: str = "level"):
     """Own Poisson fits, then shrinkage; returns (shrunk out, own params, keys, names)."""
     origin = df["date"].min()
-    out, keys, names, first = fit_poisson_runs(df, KEYS, controls, origin)
+    out, keys, names, first = fit_poisson_runs(df, KEYS, controls, origin, calendar=True)
     own = out["params"].copy()
     out, _ = shrink(out, first, out["mean_quantity"], None, tau=tau)
     return out, own, keys, names

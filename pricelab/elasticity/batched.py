@@ -165,7 +165,7 @@ def group_stats(
         cols[f"p_{name}"] = out["params"][:, j]
     table = pl.DataFrame(cols).with_columns(pl.col("n_obs", "n_zero", "flags").cast(pl.Int64))
     if "calendar" in out:  # calendar blocks counted from origin: partitions line up
-        cal = pl.Series("calendar", list(out["calendar"]), dtype=pl.List(pl.Float64))
+        cal = pl.Series("calendar", out["calendar"]).cast(pl.List(pl.Float64))
         table = table.with_columns(cal)
     return pl.concat([keys, first.select(attrs), table], how="horizontal")
 
@@ -212,7 +212,8 @@ def shrink_groups(
 
 def _padded(lists: pl.Series) -> np.ndarray:
     """A list column (partitions may span fewer calendar blocks) as a zero-padded matrix."""
-    n = lists.list.len().fill_null(0).to_numpy()
+    lists = lists.cast(pl.List(pl.Float64))
+    n = lists.list.len().fill_null(0).to_numpy().astype(np.int64)
     cal = np.zeros((n.size, int(n.max(initial=0))))
     rows = np.repeat(np.arange(n.size), n)
     cols = np.arange(n.sum()) - np.repeat(np.cumsum(n) - n, n)

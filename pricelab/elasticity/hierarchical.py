@@ -41,6 +41,15 @@ standard errors 2-3x too small and low-volume groups were over-shrunk: split-hal
 (no price variation, too few weeks, no sales, failed fit) gets the level's predictive
 distribution for a new member, flagged ``shrunk`` beside the reason.
 
+Groups of a level that share weekly shocks (one national promotion calendar, the weather)
+have correlated sampling errors, and ``1 / sum w`` is then far too small a variance for
+the level mean. With the groups' influence sums by calendar block (``out["calendar"]``,
+:func:`.robust.calendar_sums`; the same 13-week blocks for every group) the level mean's
+variance and each posterior add the cross-group covariances
+(:func:`.robust.shared_covariance`, with a t(c-1) few-cluster factor), never going below
+the independent-errors variance. Split-half RMS z on the 45 avocado regions: 1.40 with
+independent errors, 1.21 with the shared covariances.
+
 The other coefficients: :func:`shrink` sees only per-group summaries, so it moves the
 intercept by ``(e_j - post_j) * mean log price`` (the mean over the group's fit weeks):
 the expected log sales at the group's own typical price are unchanged. That is a first
@@ -226,9 +235,11 @@ def _pool(
     vmu = 1.0 / sw  # variance of the level mean's estimate (L, K)
     s = B * v[:, None] + (1 - B) ** 2 * vmu[lvl]
     if calendar is not None:
+        # never tighter than independent errors: negative cross terms from a few blocks
+        # are mostly noise (the floor keeps coverage on panels without shared shocks)
         cross_mu, cross_j = shared_covariance(calendar, v, lvl, L, t2)
-        vmu = vmu + cross_mu
-        s = s + (1 - B) ** 2 * cross_mu[lvl] + 2 * B * (1 - B) * cross_j
+        vmu = vmu + np.maximum(cross_mu, 0.0)
+        s = s + np.maximum((1 - B) ** 2 * cross_mu[lvl] + 2 * B * (1 - B) * cross_j, 0.0)
     pj = p[lvl]
     mean = (pj * m).sum(axis=1)
     var = (pj * (s + m * m)).sum(axis=1) - mean**2

@@ -131,8 +131,9 @@ def shared_covariance(
     (Cameron and Miller 2015), folded into the variance so that normal intervals (and
     draws) downstream have the t interval's width: 1.24 for 13 blocks (three years), 2.6
     for 4 (one year). On synthetic panels with a national price level and national demand
-    shocks (``tests/test_hierarchical_shared.py``) 95% coverage of the true elasticities is
-    0.90-0.91 with it, 0.81-0.90 without it and 0.74-0.78 with independent errors. One
+    shocks (``tests/test_hierarchical_shared.py``: 30 levels of 30 series, two years) the
+    95% intervals cover 0.89-0.90 of the true elasticities, 0.65-0.67 with independent
+    errors; without the t factor 0.81-0.90 (one to three years). One
     pass per grid point, vectorised over groups and levels.
     """
     from scipy.special import stdtrit  # scipy.stats is slow to import
@@ -156,6 +157,8 @@ def shared_covariance(
         w = 1.0 / (v + t2[lvl, k])
         om = w / np.bincount(lvl, weights=w, minlength=L)[lvl]
         A = level_sums(om[:, None] * a)  # (L, nb)
-        cross_mu[:, k] = f * ((A * A).sum(axis=1) - np.bincount(lvl, weights=om * om * ss, minlength=L))
+        cross_mu[:, k] = f * (
+            (A * A).sum(axis=1) - np.bincount(lvl, weights=om * om * ss, minlength=L)
+        )
         cross_j[:, k] = f[lvl] * ((a * A[lvl]).sum(axis=1) - om * ss)
     return cross_mu, cross_j
