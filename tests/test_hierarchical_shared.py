@@ -14,7 +14,7 @@ import polars as pl
 import pytest
 from scipy import stats
 
-from pricelab.elasticity.fastols import fit_poisson_runs
+from pricelab.elasticity.glm_blocks import fit_poisson_runs
 from pricelab.elasticity.hierarchical import pool_level, shrink
 from pricelab.elasticity.robust import shared_covariance
 

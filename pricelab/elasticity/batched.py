@@ -32,8 +32,8 @@ import polars as pl
 
 from . import design as D
 from .design import normalize_by, resolve_controls, resolve_se
-from .fastols import fit_poisson_runs
 from .fitters import first_date
+from .glm_blocks import fit_poisson_runs
 from .hierarchical import OWN, shrink
 from .model import _wrap, fit_partition
 from .refit import refit_design
