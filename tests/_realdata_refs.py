@@ -12,12 +12,13 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import polars as pl
 import pytest
 import statsmodels.api as sm
-from scipy import integrate
+from scipy import integrate, stats
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
@@ -154,13 +155,16 @@ def poisson_glm(
 ) -> dict[str, dict[str, float]]:
     """Per-group Poisson GLM of ``quantity`` on ``design(rows)``.
 
-    Returns per group the price slope ``e`` (column 1), its HC0 and model-based variances
-    and ``n``, ``p`` (rows, columns) for the n / (n - p) factor of HC1.
+    Returns per group the price slope ``e`` (column 1), its HC0 and model-based variances,
+    ``n``, ``p`` (rows, columns) for the n / (n - p) factor of HC1, and with dates the
+    slope's HC0 influence per row (``a``, whose squares sum to the HC0 variance) and the
+    row's week (``week``, days since 1970 // 7).
     """
-    out = {}
+    out: dict[str, dict[str, Any]] = {}
     for k, g in groups(df, key):
         X = design(g)
-        model = sm.GLM(g["quantity"].to_numpy().astype(float), X, family=sm.families.Poisson())
+        y = g["quantity"].to_numpy().astype(float)
+        model = sm.GLM(y, X, family=sm.families.Poisson())
         robust = model.fit(cov_type="HC0", tol=1e-13)
         plain = model.fit(tol=1e-13)
         out[k] = {
@@ -170,7 +174,32 @@ def poisson_glm(
             "n": g.height,
             "p": X.shape[1],
         }
+        if "date" in g.columns:
+            mu = plain.mu
+            bread = np.linalg.inv(X.T @ (mu[:, None] * X))
+            out[k]["a"] = (X @ bread[:, 1]) * (y - mu)
+            out[k]["week"] = g["date"].to_physical().to_numpy() // 7
     return out
+
+
+def shared_covariance(
+    fits: dict[str, dict[str, Any]], size: int = 13, first: int | None = None
+) -> np.ndarray:
+    """Cross-group sampling covariances of one level's slopes (zero diagonal), from the
+    rows' influences summed in calendar blocks of ``size`` weeks from the first week of
+    all groups (or week ``first``: the data set's first week), times ``c/(c-1) (t_(c-1)(0.975) / z_0.975)²`` (``c`` non-empty blocks), as
+    pricelab.elasticity.robust documents; ``fits`` are :func:`poisson_glm` results."""
+    rows = [fits[k] for k in sorted(fits)]
+    if first is None:
+        first = min(int(r["week"].min()) for r in rows)
+    nb = max(int(r["week"].max()) - first for r in rows) // size + 1
+    A = np.array(
+        [np.bincount((r["week"] - first) // size, weights=r["a"], minlength=nb) for r in rows]
+    )
+    c = np.count_nonzero(np.abs(A).sum(axis=0))
+    f = c / (c - 1) * (stats.t.ppf(0.975, c - 1) / stats.norm.ppf(0.975)) ** 2
+    C = f * A @ A.T
+    return C - np.diag(np.diag(C))
 
 
 def pooled_variances(fits: dict[str, dict[str, float]]) -> tuple[np.ndarray, np.ndarray]:
@@ -206,7 +235,7 @@ def iv2sls(
 
 
 def posterior_by_quadrature(
-    e: np.ndarray, v: np.ndarray, upper: float = np.inf
+    e: np.ndarray, v: np.ndarray, upper: float = np.inf, cross: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Posterior mean, sd and prior weight ``E[1 - B_j]`` of each ``theta_j``.
 
@@ -214,8 +243,12 @@ def posterior_by_quadrature(
     priors on ``mu`` and ``tau >= 0`` (Gelman et al., *Bayesian Data Analysis*, 3rd ed.,
     section 5.4: eqs. 5.17-5.21 for ``p(tau | e)`` and the conditional moments), integrated
     over ``tau`` in ``[0, upper)`` (default: to infinity) by adaptive quadrature (scipy
-    ``quad_vec``).
+    ``quad_vec``). ``cross`` (``n x n``, zero diagonal): sampling covariances between the
+    estimates (:func:`shared_covariance`); at each ``tau`` the conditional variance then adds
+    ``max((1 - B_j)² w'Cw / (sum w)² + 2 B_j (1 - B_j) (Cw)_j / sum w, 0)``, the documented
+    correlated-errors form (never below independence).
     """
+    C = np.zeros((e.size, e.size)) if cross is None else cross
 
     def parts(tau: float) -> tuple[float, np.ndarray, np.ndarray, float, float]:
         w = 1.0 / (v + tau * tau)
@@ -230,7 +263,9 @@ def posterior_by_quadrature(
     def integrand(tau: float) -> np.ndarray:
         log_p, b, m, sw, _ = parts(tau)
         dens = np.exp(log_p - peak)
-        second = b * v + (1 - b) ** 2 / sw + m * m
+        om = (1.0 / (v + tau * tau)) / sw
+        extra = (1 - b) ** 2 * (om @ C @ om) + 2 * b * (1 - b) * (C @ om)
+        second = b * v + (1 - b) ** 2 / sw + np.maximum(extra, 0.0) + m * m
         return dens * np.concatenate([[1.0], m, second, 1 - b])
 
     total = integrate.quad_vec(integrand, 0.0, upper, epsrel=1e-11, epsabs=0.0)[0]

@@ -9,6 +9,7 @@ hierarchical posterior. Sanity numbers quoted from a folder's README are marked 
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 
 import numpy as np
@@ -252,7 +253,9 @@ def test_cheese_hierarchical_is_the_normal_posterior_by_quadrature(borden, chees
     keys = sorted(cheese_glm)
     e, v = R.pooled_variances(cheese_glm)
     assert np.median(v / [cheese_glm[k]["model"] for k in keys]) > 50  # overdispersed
-    mean, sd, prior_weight = R.posterior_by_quadrature(e, v)
+    # the retailers share weeks: their sampling covariances enter the posterior variances
+    cross = R.shared_covariance(cheese_glm)
+    mean, sd, prior_weight = R.posterior_by_quadrature(e, v, cross=cross)
     got = _by_key(res)
     assert np.array([got[k]["elasticity"] for k in keys]) == pytest.approx(mean, abs=1e-6)
     assert np.array([got[k]["std_error"] for k in keys]) == pytest.approx(sd, rel=1e-5)
@@ -274,12 +277,14 @@ def test_cheese_hierarchical_three_retailer_level_is_the_bounded_flat_prior_post
     fits = R.poisson_glm(level, "item_id", lambda g: R.with_const(np.log(g["price"].to_numpy())))
     e, v = R.pooled_variances(fits)
     upper = 5.0 * np.sqrt(max(np.var(e, ddof=1), np.mean(v)))
-    mean, sd, _ = R.posterior_by_quadrature(e, v, upper)
+    first = int(by_city["date"].min().toordinal() - dt.date(1970, 1, 1).toordinal()) // 7
+    cross = R.shared_covariance(fits, first=first)
+    mean, sd, _ = R.posterior_by_quadrature(e, v, upper, cross=cross)
     got = _by_key(res)
     keys = sorted(fits)
     assert len(keys) == 3
     # the bound matters here: the unbounded flat prior moves the means by up to 0.8
-    far, _, _ = R.posterior_by_quadrature(e, v)
+    far, _, _ = R.posterior_by_quadrature(e, v, cross=cross)
     assert np.max(np.abs(far - mean)) > 0.5
     assert np.array([got[k]["elasticity"] for k in keys]) == pytest.approx(mean, abs=1e-3)
     assert np.array([got[k]["std_error"] for k in keys]) == pytest.approx(sd, rel=1e-3)
