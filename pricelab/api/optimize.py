@@ -88,6 +88,7 @@ def optimize(
     seasonality: str = "auto",
     cross: PathLike | None = None,
     conflicts: str = "raise",
+    expected: bool = False,
 ) -> OptimizeRun:
     """Recommend a price per item × market and store the plan as an ``optimize`` run.
 
@@ -106,6 +107,9 @@ def optimize(
         Weeks of history that define current base units.
     draws, risk, seed:
         Elasticity draws for profit intervals; ``cvar:ALPHA`` risk constraint; seed.
+    expected:
+        Plan on the expected profit over the elasticity draws (``draws``, default 200)
+        instead of on the point estimates (:func:`pricelab.optimize.optimize`).
     strict:
         Fail (exit 2) on rows that would otherwise be skipped with a flag.
     mlflow:
@@ -142,6 +146,7 @@ def optimize(
         "baseline_weeks": baseline_weeks,
         "draws": draws,
         "risk": risk,
+        "expected": expected,
         "seed": seed,
         "strict": strict,
         "conflicts": conflicts,
@@ -153,6 +158,7 @@ def optimize(
     opts: dict[str, Any] = {
         "draws": draws,
         "risk": risk,
+        "expected": expected,
         "seed": seed,
         "strict": strict,
         "conflicts": conflicts,

@@ -64,6 +64,14 @@ def optimize(
         int | None, typer.Option(help="Elasticity draws for profit intervals (P5-P95).")
     ] = None,
     risk: Annotated[str | None, typer.Option(help="Risk constraint, e.g. 'cvar:0.1'.")] = None,
+    expected: Annotated[
+        bool,
+        typer.Option(
+            "--expected",
+            help="Plan on expected profit over the elasticity draws (--draws, default 200) "
+            "instead of on the point estimates.",
+        ),
+    ] = False,
     seed: Annotated[int, typer.Option(help="Seed for the draws.")] = 0,
     strict: Annotated[
         bool, typer.Option("--strict", help="Exit 2 instead of skipping rows with unusable data.")
@@ -105,6 +113,7 @@ def optimize(
         baseline_weeks=baseline_weeks,
         draws=draws,
         risk=risk,
+        expected=expected,
         seed=seed,
         strict=strict,
         seasonality=seasonality,

@@ -34,6 +34,7 @@ from pricelab.optimize.links import AverageChangeBudget, VolumeFloor
 from pricelab.optimize.plan import Plan, nothing_to_optimise, with_skipped_rows
 from pricelab.optimize.problem import Problem, build_problem
 from pricelab.optimize.routes import (
+    DEFAULT_RISK_DRAWS,
     Solved,
     elasticity_draws_of,
     profit_draws,
@@ -119,6 +120,7 @@ def optimize_own_price(
     n_grid: int = 25,
     time_limit: float = 600.0,
     conflicts: str = "raise",
+    expected: bool = False,
 ) -> Plan:
     """:func:`pricelab.optimize.optimize` for own-price demand (same parameters, no cross)."""
     cons = load_constraints(constraints)
@@ -139,9 +141,32 @@ def optimize_own_price(
     resp = Responder(prob)
     _check_feasible(prob, resp)
     extra: dict = {}
-    solved = _route(
-        prob, resp, extra, risk=alpha, draws=draws, seed=seed, n_grid=n_grid, time_limit=time_limit
-    )
+    if expected:  # every row's value is its mean profit over the draws: the candidate MILP
+        n = draws or DEFAULT_RISK_DRAWS
+        solved = solve_candidates(
+            prob,
+            resp,
+            f"expected profit over {n} elasticity draws",
+            extra,
+            kept=None,
+            risk=alpha,
+            draws=n,
+            seed=seed,
+            n_grid=n_grid,
+            time_limit=time_limit,
+            expected=True,
+        )
+    else:
+        solved = _route(
+            prob,
+            resp,
+            extra,
+            risk=alpha,
+            draws=draws,
+            seed=seed,
+            n_grid=n_grid,
+            time_limit=time_limit,
+        )
     table = with_status(plan_table(prob, solved.prices, solved.labels), reasons)
     if reasons:
         extra["conflicts"] = [

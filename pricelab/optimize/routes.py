@@ -232,8 +232,12 @@ def candidate_milp(
     seed: int,
     n_grid: int,
     time_limit: float,
+    expected: bool = False,
 ) -> tuple[MilpResult, list[int]]:
     """Solve the candidate-price MILP; the result and the indices of its binding links.
+
+    With ``risk`` or ``expected`` every candidate is valued by its mean profit over
+    elasticity draws (the expected profit under the estimates' sampling distribution).
 
     A grid can miss a narrow feasible region (a tight parity band together with a tight
     average-change budget): when the MILP is infeasible on the grid, the LP relaxation's
@@ -244,7 +248,8 @@ def candidate_milp(
     msgs = dg.ladder_conflicts(prob, P)
     if msgs:
         dg.raise_infeasible(msgs)
-    E = elasticity_draws_of(prob, draws or DEFAULT_RISK_DRAWS, seed) if risk is not None else None
+    sampled = risk is not None or expected
+    E = elasticity_draws_of(prob, draws or DEFAULT_RISK_DRAWS, seed) if sampled else None
     cvar = None
     if risk is not None and E is not None:
         base = profit_draws(prob, prob.p0, E).sum(axis=1)
@@ -305,6 +310,7 @@ def solve_candidates(
     seed: int,
     n_grid: int,
     time_limit: float,
+    expected: bool = False,
 ) -> Solved:
     """The candidate MILP (``why`` it runs goes into the formulation).
 
@@ -312,12 +318,19 @@ def solve_candidates(
     returned (the gap stays the MILP's, on its candidate grid).
     """
     res, tight = candidate_milp(
-        prob, resp, risk=risk, draws=draws, seed=seed, n_grid=n_grid, time_limit=time_limit
+        prob,
+        resp,
+        risk=risk,
+        draws=draws,
+        seed=seed,
+        n_grid=n_grid,
+        time_limit=time_limit,
+        expected=expected,
     )
     p = res.prices
     gap = rel_gap(res.dual_bound, float(res.objective))
     lp_gap = rel_gap(res.lp_bound, float(res.objective))
-    obj = float(res.objective) if risk is not None else _total(prob, p)
+    obj = float(res.objective) if risk is not None or expected else _total(prob, p)
     form = f"candidate MILP ({why}; HiGHS)"
     extra["path"] = "milp"
     cert = f"HiGHS dual bound; LP-relaxation gap {lp_gap:.2e}"
