@@ -71,7 +71,9 @@ def capture(
     table: pl.DataFrame, constraints: Any, *, draws: int = 200, seed: int = 0
 ) -> dict[str, float]:
     """True profit of current prices, oracle, point and expected plans; uplift shares."""
-    oracle = optimize(table.with_columns(pl.col("true_elasticity").alias("elasticity")), constraints)
+    oracle = optimize(
+        table.with_columns(pl.col("true_elasticity").alias("elasticity")), constraints
+    )
     point = optimize(table, constraints)
     expected = optimize(table, constraints, expected=True, draws=draws, seed=seed)
     out = {
