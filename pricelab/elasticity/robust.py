@@ -140,25 +140,26 @@ def shared_covariance(
 
     n, K = v.size, t2.shape[1]
     nb = a.shape[1]
+    order = np.argsort(lvl, kind="stable")  # levels as contiguous segments (all present)
+    lv, a, v = lvl[order], a[order], v[order]
+    starts = np.flatnonzero(np.r_[True, lv[1:] != lv[:-1]])
     ss = (a * a).sum(axis=1)
-    idx = (lvl[:, None] * nb + np.arange(nb)[None, :]).ravel()
-
-    def level_sums(vals: np.ndarray) -> np.ndarray:
-        return np.bincount(idx, weights=vals.ravel(), minlength=L * nb).reshape(L, nb)
-
-    blocks = (level_sums((a != 0).astype(np.float64)) > 0).sum(axis=1)
+    blocks = (np.add.reduceat(np.abs(a), starts, axis=0) > 0).sum(axis=1)
     with np.errstate(divide="ignore", invalid="ignore"):
         dof = np.where(blocks > 1, blocks / (blocks - 1.0), 0.0)
         few = np.where(blocks > 1, (stdtrit(np.maximum(blocks - 1, 1), 0.975) / Z975) ** 2, 0.0)
-    f = dof * few
+    f = np.zeros(L)
+    f[lv[starts]] = dof * few
     cross_mu = np.zeros((L, K))
     cross_j = np.zeros((n, K))
-    for k in range(K):
-        w = 1.0 / (v + t2[lvl, k])
-        om = w / np.bincount(lvl, weights=w, minlength=L)[lvl]
-        A = level_sums(om[:, None] * a)  # (L, nb)
-        cross_mu[:, k] = f * (
-            (A * A).sum(axis=1) - np.bincount(lvl, weights=om * om * ss, minlength=L)
-        )
-        cross_j[:, k] = f[lvl] * ((a * A[lvl]).sum(axis=1) - om * ss)
+    step = max(1, int(2e6 // max(n * nb, 1)))  # grid points per pass (bounded memory)
+    for k0 in range(0, K, step):
+        t = t2[lv, k0 : k0 + step]  # (n, kc)
+        w = 1.0 / (v[:, None] + t)
+        om = w / np.add.reduceat(w, starts, axis=0)[lv]
+        A = np.add.reduceat(om[:, :, None] * a[:, None, :], starts, axis=0)  # (L, kc, nb)
+        own = np.add.reduceat(om * om * ss[:, None], starts, axis=0)
+        cross_mu[lv[starts], k0 : k0 + step] = f[lv[starts], None] * ((A * A).sum(axis=2) - own)
+        aA = np.einsum("nb,nkb->nk", a, A[lv])
+        cross_j[order, k0 : k0 + step] = f[lv][:, None] * (aA - om * ss[:, None])
     return cross_mu, cross_j
