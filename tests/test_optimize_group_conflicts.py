@@ -211,3 +211,43 @@ def test_cli_lists_group_conflicts_and_exits_by_policy(
     assert pl.read_csv(out)["status"].to_list().count("conflict") == 2
     ok = cli("optimize", "--demand", path, "--constraints", cons, "--allow-conflicts")
     assert ok.exit_code == 0, ok.stderr
+
+
+LADDER = pl.DataFrame(
+    {
+        "item_id": ["A", "B", "IT-7", "L"],
+        "market": ["US", "US", "JP", "US"],
+        "elasticity": [-2.0, -3.0, -2.0, -2.5],
+        "base_price": [100.0, 50.0, 181.0, 102.0],
+        "base_quantity": [10.0, 20.0, 5.0, 8.0],
+        "unit_cost": [40.0, 30.0, 126.0, 50.0],
+    }
+)
+LADDER_CONS = {
+    "bounds": {"max_increase_pct": 10, "max_decrease_pct": 50},
+    "min_margin_pct": 40,
+    "ladder": {"step": 5},
+    "overrides": [
+        {"where": {"item_id": "L"}, "bounds": {"max_increase_pct": 1, "max_decrease_pct": 1}}
+    ],
+}
+
+
+def test_ladder_rows_in_conflict_are_kept_off_the_ladder() -> None:
+    """IT-7's margin floor conflicts with its cap and its current price 181 is no ladder point;
+    L's +-1% leaves no multiple of 5 between 100.98 and 103.02. Both stay at their current
+    price; A and B are the ladder plan without them."""
+    with pytest.raises(InfeasibleError, match="L/US: ladder"):
+        optimize(LADDER.filter(pl.col("item_id") != "IT-7"), LADDER_CONS)
+    plan = optimize(LADDER, LADDER_CONS, conflicts="keep")
+    t = {r["item_id"]: r for r in plan.table.iter_rows(named=True)}
+    assert t["L"]["reason"] == (
+        "ladder (points every 5) has no price between 100.98 (max_decrease_pct) and "
+        "103.02 (max_increase_pct)"
+    )
+    assert t["IT-7"]["reason"].startswith("min_margin_pct 40 needs price >= 210.00")
+    conflict, rest = split(plan.table, pl.col("item_id").is_in(["L", "IT-7"]))
+    kept(conflict, "")
+    reference = optimize(LADDER.filter(pl.col("item_id").is_in(["A", "B"])), LADDER_CONS).table
+    same_prices(rest, reference)
+    assert (rest["recommended_price"] % 5 == 0).all()

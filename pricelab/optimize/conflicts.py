@@ -1,7 +1,8 @@
 """Partial plans: rows whose own constraints conflict stay at their current price.
 
 A row whose lower limits (``max_decrease_pct``, ``min_margin_pct``, ``inventory``) exceed its
-upper limit (``max_increase_pct`` or an implied budget cap) has no feasible price. With
+upper limit (``max_increase_pct`` or an implied budget cap) has no feasible price; nor has a
+row whose ladder has no price point between its limits. With
 ``conflicts="keep"`` those rows are frozen at their current price, the rest of the plan is
 optimised, and the plan's ``status`` column says ``conflict`` for them with the conflict in
 ``reason`` (``optimized`` and an empty reason for the others).
@@ -24,6 +25,7 @@ import polars as pl
 
 from pricelab.optimize import diagnose as dg
 from pricelab.optimize.decompose import Responder
+from pricelab.optimize.ladder import first_positive, ladder_index, ladder_message
 from pricelab.optimize.problem import Problem
 
 OPTIMIZED, SKIPPED, CONFLICT = "optimized", "skipped", "conflict"
@@ -87,7 +89,27 @@ def freeze_group_conflicts(prob: Problem) -> dict[int, str]:
     return {i: "; ".join(msgs) for i, msgs in reasons.items()}
 
 
+def freeze_ladder_conflicts(prob: Problem) -> dict[int, str]:
+    """Freeze every row whose ladder has no price point between its limits; ``{row: reason}``.
+
+    Call after :func:`freeze_row_conflicts` (its rows leave the ladder: kept at their current
+    price, which need not be a ladder point).
+    """
+    lad = ~np.isnan(prob.ladder_spacing) & ~prob.frozen
+    if not lad.any():
+        return {}
+    s, off = prob.ladder_spacing, prob.ladder_offset
+    with np.errstate(invalid="ignore"):
+        k0 = np.maximum(ladder_index(prob.lo, s, off, up=True), first_positive(s, off))
+        k1 = ladder_index(prob.hi, s, off, up=False)
+    bad = np.flatnonzero(lad & (k0 > k1))
+    reasons = {i: ladder_message(prob, i).split(": ", 1)[1] for i in bad.tolist()}
+    _freeze(prob, bad)
+    return reasons
+
+
 def _freeze(prob: Problem, rows: np.ndarray) -> None:
+    prob.ladder_spacing[rows] = np.nan  # a kept price need not be a ladder point
     prob.lo[rows] = prob.p0[rows]
     prob.hi[rows] = prob.p0[rows]
     prob.frozen[rows] = True

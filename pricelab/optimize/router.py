@@ -24,6 +24,7 @@ from pricelab.optimize.avg_change import structure as budget_structure
 from pricelab.optimize.conflicts import (
     MODES,
     freeze_group_conflicts,
+    freeze_ladder_conflicts,
     freeze_row_conflicts,
     with_status,
 )
@@ -135,6 +136,7 @@ def optimize_own_price(
         raise UsageError(f"conflicts must be one of {', '.join(MODES)}, got {conflicts!r}")
     reasons = freeze_row_conflicts(prob) if conflicts == "keep" else {}
     if conflicts == "keep":
+        reasons |= freeze_ladder_conflicts(prob)
         for i, why in freeze_group_conflicts(prob).items():
             reasons[i] = f"{reasons[i]}; {why}" if i in reasons else why
     check_bounded(prob)
