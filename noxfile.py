@@ -31,6 +31,8 @@ SPARK_TESTS = [
     "tests/test_engine_spark_sources.py",
     # examples/databricks/pipeline_job.json's task run on the sample with local Spark
     "tests/test_deploy_databricks_spark.py",
+    # Delta sources without a JVM (deltalake: the delta extra this session installs)
+    "tests/test_sources_delta.py",
 ]
 MLFLOW_TESTS = ["tests/test_tracking_mlflow.py", "tests/test_tracking_pipeline_mlflow.py"]
 AIRFLOW_TESTS = ["tests/test_deploy_airflow.py"]

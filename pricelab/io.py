@@ -11,6 +11,9 @@ from __future__ import annotations
 import json
 import os
 import re
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +40,18 @@ def is_delta(path: str | os.PathLike[str]) -> bool:
     if text.startswith(DELTA_PREFIX):
         return True
     return not is_url(text) and Path(text).is_dir() and (Path(text) / "_delta_log").is_dir()
+
+
+@contextmanager
+def delta_copy(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """A Delta table's current version as a temporary Parquet file (ingest reads files)."""
+    import pyarrow.parquet as pq
+
+    table = read_delta(path)
+    with tempfile.TemporaryDirectory(prefix="pricelab-delta-") as tmp:
+        target = Path(tmp) / "delta.parquet"
+        pq.write_table(table, target)
+        yield target
 
 
 def read_delta(path: str | os.PathLike[str]) -> Any:
@@ -77,7 +92,10 @@ def read_delta(path: str | os.PathLike[str]) -> Any:
 
 
 def table_format(path: str | Path, *, writing: bool = False) -> str:
-    """Return ``csv``/``parquet``/``json`` for ``path`` or raise a clear error."""
+    """Return ``csv``/``parquet``/``json`` (``delta`` when reading a Delta table: read as
+    Parquet through :func:`delta_copy`) for ``path`` or raise a clear error."""
+    if not writing and is_delta(path):
+        return "delta"
     suffix = Path(str(path).split("?", 1)[0]).suffix.lower()
     formats = WRITE_FORMATS if writing else READ_FORMATS
     if suffix not in formats:

@@ -16,7 +16,7 @@ import polars as pl
 
 from pricelab.errors import DataError
 from pricelab.filecheck import csv_row_lines, sniff_text_file
-from pricelab.io import drop_blank_rows, read_local_table, table_format
+from pricelab.io import delta_copy, drop_blank_rows, is_delta, read_local_table, table_format
 from pricelab.quality.checks import QualityReport
 from pricelab.quality.frames import KEYS, OPTIONAL, REQUIRED, validate_frame
 from pricelab.quality.tables import check_loaded
@@ -257,10 +257,19 @@ def ingest(
             "nothing to ingest: give at least one of --sales, --items, --costs, "
             "--markets, --inventory"
         )
-    names = {k: display(v) for k, v in given.items()}
+    names = {k: _delta_name(v) if is_delta(v) else display(v) for k, v in given.items()}
     with ExitStack() as stack:
-        local = {k: stack.enter_context(local_copy(v)) for k, v in given.items()}
+        local = {
+            k: stack.enter_context(delta_copy(v) if is_delta(v) else local_copy(v))
+            for k, v in given.items()
+        }
         return _ingest(store, local, names, replace=replace)
+
+
+def _delta_name(path: Any) -> str:
+    """``delta:LOCATION`` with a local location made absolute (lineage, messages)."""
+    loc = str(path).removeprefix("delta:")
+    return "delta:" + (display(loc) if is_url(loc) else str(Path(loc).resolve()))
 
 
 def _ingest(
@@ -282,7 +291,10 @@ def _ingest(
     result = IngestResult(run_id="")
     params: dict[str, Any] = {
         "files": {
-            k: {"path": names[k] if is_url(names[k]) else str(p.resolve()), "sha256": _sha256(p)}
+            k: {
+                "path": names[k] if is_url(names[k]) or is_delta(names[k]) else str(p.resolve()),
+                "sha256": _sha256(p),
+            }
             for k, p in given.items()
         },
         "replace": replace,
