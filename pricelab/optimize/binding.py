@@ -2,16 +2,32 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import replace
+
 import numpy as np
 
-from pricelab.optimize.closed_form import argmax_interval
+from pricelab.errors import PricelabError
+from pricelab.optimize.closed_form import argmax_interval, unconstrained_price
 from pricelab.optimize.problem import Problem
 
 REL = 1e-7
 
 
-def _close(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    return np.abs(a - b) <= REL * np.maximum(1.0, np.abs(b))
+def _close(a: np.ndarray, b: np.ndarray, rel: float = REL) -> np.ndarray:
+    return np.abs(a - b) <= rel * np.maximum(1.0, np.abs(b))
+
+
+def _on_limit(
+    p: np.ndarray, limit: np.ndarray, step: np.ndarray, free: np.ndarray, side: int
+) -> np.ndarray:
+    """The price sits on ``limit`` (upper: ``side`` +1, lower: -1): on it, or, on a ladder,
+    on the last point before it with the row's own optimum ``free`` beyond it."""
+    on = _close(p, limit)
+    with np.errstate(invalid="ignore"):
+        gap = side * (limit - p)
+        near = (step > 0) & (gap >= 0) & (gap < step * (1 - 1e-9)) & (side * (free - p) > 0)
+    return on | near
 
 
 def binding_labels(
@@ -32,19 +48,22 @@ def binding_labels(
     """
     n = prob.n
     labels: list[list[str]] = [[] for _ in range(n)]
-    at_hi = np.isfinite(prob.hi) & _close(p, prob.hi)
-    at_lo = _close(p, prob.lo) & (prob.lo > 0)
+    free = unconstrained_price(prob.cost, prob.e)
+    step = np.nan_to_num(prob.ladder_spacing)  # 0 off the ladder
+    at_hi = np.isfinite(prob.hi) & _on_limit(p, prob.hi, step, free, +1)
+    at_lo = (prob.lo > 0) & _on_limit(p, prob.lo, step, free, -1)
     own = argmax_interval(prob.lo, prob.hi, prob.cost, prob.p0, prob.q0, prob.e)
     moved = ~_close(p, own)
     for i in np.flatnonzero(prob.frozen):
         labels[i].append("frozen")
     for i in np.flatnonzero(at_hi & ~prob.frozen):
         labels[i].append(prob.hi_src[i])
-    for i in np.flatnonzero(at_lo & ~prob.frozen):
-        for name in ("max_decrease_pct", "min_margin_pct", "inventory", "max_extrapolation_pct"):
-            v = prob.sources.get(name, np.full(n, np.nan))[i]
-            if not np.isnan(v) and _close(p[i : i + 1], np.array([v]))[0]:
-                labels[i].append(name)
+    for name in ("max_decrease_pct", "min_margin_pct", "inventory", "max_extrapolation_pct"):
+        v = prob.sources.get(name, np.full(n, np.nan))
+        on = at_lo & ~prob.frozen & ~np.isnan(v)
+        on[on] = _on_limit(p[on], v[on], step[on], free[on], -1)
+        for i in np.flatnonzero(on):
+            labels[i].append(name)
     if (parity_groups >= 0).any():
         m = parity_groups >= 0
         g = parity_groups[m]
@@ -79,3 +98,135 @@ def binding_labels(
         for i in np.flatnonzero(~np.isnan(prob.ladder_spacing) & ~at_lo & ~at_hi):
             labels[i].append("ladder")
     return [",".join(dict.fromkeys(x)) for x in labels]
+
+
+#: labels a re-solve decides (constraints that couple rows, and ladders); row limits stay analytic
+COUPLED = ("parity", "ordering", "min_volume_pct", "inventory", "max_avg_change_pct", "ladder")
+CHANGE_REL = 1e-6  # a re-solved price this far from the plan's has moved
+ROW_CHECKS = 8  # laddered rows one step inside a limit re-solved one by one up to this many
+
+
+def _without(prob: Problem, key: str) -> Problem | None:
+    """``prob`` with every constraint named ``key`` removed (None when it has none)."""
+    n = prob.n
+    q = replace(prob, lo=prob.lo.copy(), hi=prob.hi.copy())
+    if key == "parity":
+        q.parity_gap = np.full(n, np.nan)
+        return None if np.isnan(prob.parity_gap).all() else q
+    if key == "ladder":
+        q.ladder_spacing = np.full(n, np.nan)
+        return None if np.isnan(prob.ladder_spacing).all() else q
+    if key == "ordering":
+        q.ordering = []
+        return q if prob.ordering else None
+    q.links = [lk for lk in prob.links if lk.key != key]
+    return q if len(q.links) < len(prob.links) else None
+
+
+def _subject(prob: Problem, key: str, groups: np.ndarray, p_free: np.ndarray) -> np.ndarray:
+    """Rows the constraint ``key`` applies to (parity: items whose band it has to close)."""
+    n = prob.n
+    if key == "ladder":
+        return ~np.isnan(prob.ladder_spacing)
+    if key == "ordering":
+        m = np.zeros(n, dtype=bool)
+        for lower, upper, _f, _name in prob.ordering:
+            m[lower] = m[upper] = True
+        return m
+    if key == "parity":
+        m = groups >= 0
+        if not m.any():
+            return m
+        g = groups[m]
+        b = p_free[m] / prob.fx[m]
+        ng = int(g.max()) + 1
+        bmin, bmax = np.full(ng, np.inf), np.zeros(ng)
+        np.minimum.at(bmin, g, b)
+        np.maximum.at(bmax, g, b)
+        gap = np.nan_to_num(prob.parity_gap[m])
+        out = np.zeros(n, dtype=bool)
+        out[np.flatnonzero(m)] = bmax[g] > bmin[g] * (1 + gap) * (1 + CHANGE_REL)
+        return out
+    m = np.zeros(n, dtype=bool)
+    for lk in prob.links:
+        if lk.key == key:
+            m[lk.rows] = True
+    return m
+
+
+def explain(
+    prob: Problem,
+    p: np.ndarray,
+    labels: list[str],
+    groups: np.ndarray,
+    resolve: Callable[[Problem], np.ndarray],
+) -> list[str]:
+    """``binding`` by counterfactual: a coupling constraint (parity, ordering, a linking
+    constraint, a ladder) holds a row when re-solving without it moves the row's price.
+
+    Row limits (bounds, margin floor, dedicated stock, extrapolation cap, frozen) keep the
+    analytic test (the price sits on the limit). ``resolve`` solves a problem the same way
+    the plan was solved; a re-solve that fails leaves the route's own label for that key.
+    """
+    rows: list[list[str]] = [
+        [x for x in s.split(",") if x and (x not in COUPLED or _row_limit(prob, i, x))]
+        for i, s in enumerate(labels)
+    ]
+    _check_ladder_neighbours(prob, p, rows, resolve)
+    for key in COUPLED:
+        q = _without(prob, key)
+        if q is None:
+            continue
+        try:
+            p_free = resolve(q)
+        except PricelabError:
+            for i, s in enumerate(labels):
+                if key in s.split(",") and key not in rows[i]:
+                    rows[i].append(key)
+            continue
+        moved = ~_close(p_free, p, CHANGE_REL)
+        held = moved & _subject(prob, key, groups, p_free) & ~prob.frozen
+        for i in np.flatnonzero(held).tolist():
+            if key not in rows[i]:
+                rows[i].append(key)
+    return [",".join(dict.fromkeys(r)) for r in rows]
+
+
+def _row_limit(prob: Problem, i: int, name: str) -> bool:
+    """``name`` is the row's own price limit (an implied budget cap, dedicated stock)."""
+    return name in (prob.hi_src[i], prob.lo_src[i])
+
+
+def _check_ladder_neighbours(
+    prob: Problem, p: np.ndarray, rows: list[list[str]], resolve: Callable[[Problem], np.ndarray]
+) -> None:
+    """A laddered row one step inside a row limit is held by it only if, with the limit one
+    ladder step wider, the row takes the next point: re-solve and drop the label otherwise."""
+    step = np.nan_to_num(prob.ladder_spacing)
+    lo_names = ("max_decrease_pct", "min_margin_pct", "inventory", "max_extrapolation_pct")
+    for side in (+1, -1):
+        near: dict[str, list[int]] = {}
+        for i in np.flatnonzero(step > 0).tolist():
+            for name in rows[i]:
+                if side > 0 and name == prob.hi_src[i] and not _close(p[i], prob.hi[i]):
+                    near.setdefault(name, []).append(i)
+                if side < 0 and name in lo_names:
+                    v = prob.sources.get(name, np.full(prob.n, np.nan))[i]
+                    if not _close(p[i], v):
+                        near.setdefault(name, []).append(i)
+        for name, idx in near.items():
+            # one row at a time (a budget couples them); many rows: all at once
+            batches = [[i] for i in idx] if len(idx) <= ROW_CHECKS else [idx]
+            for batch in batches:
+                q = replace(prob, lo=prob.lo.copy(), hi=prob.hi.copy())
+                if side > 0:
+                    q.hi[batch] += step[batch]
+                else:
+                    q.lo[batch] = np.maximum(q.lo[batch] - step[batch], 0.0)
+                try:
+                    p_wide = resolve(q)
+                except PricelabError:
+                    continue
+                for i in batch:
+                    if _close(p_wide[i], p[i], CHANGE_REL):
+                        rows[i].remove(name)

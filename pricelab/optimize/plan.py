@@ -157,9 +157,14 @@ class Plan:
             lines.append("binding: " + ", ".join(f"{k} {v}" for k, v in bc.items()))
         n_in = int(t["inelastic"].sum())
         if n_in:
+            held: dict[str, int] = {}
+            for b in t.filter(pl.col("inelastic"))["binding"].to_list():
+                for name in filter(None, b.split(",")):
+                    held[name] = held.get(name, 0) + 1
             lines.append(
-                f"{n_in} inelastic row(s) (-1 <= e < 0): pushed to their upper bound; "
-                "check these estimates"
+                f"{n_in} inelastic row(s) (-1 <= e < 0) held by: "
+                + (", ".join(f"{k} {v}" for k, v in held.items()) or "nothing")
+                + " (profit rises with price up to a constraint); check these estimates"
             )
         conflicts = self.extra.get("conflicts") or []
         if conflicts:

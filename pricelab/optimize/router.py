@@ -21,6 +21,7 @@ from pricelab.errors import DataError, SolverError, UsageError
 from pricelab.optimize import diagnose as dg
 from pricelab.optimize.avg_change import implied_caps
 from pricelab.optimize.avg_change import structure as budget_structure
+from pricelab.optimize.binding import explain
 from pricelab.optimize.conflicts import (
     MODES,
     freeze_group_conflicts,
@@ -169,7 +170,8 @@ def optimize_own_price(
             n_grid=n_grid,
             time_limit=time_limit,
         )
-    table = with_status(plan_table(prob, solved.prices, solved.labels), reasons)
+    labels = _explained(prob, resp, solved, extra, alpha, draws, seed, n_grid, time_limit, expected)
+    table = with_status(plan_table(prob, solved.prices, labels), reasons)
     if reasons:
         extra["conflicts"] = [
             {"item_id": str(prob.item[i]), "market": str(prob.market[i]), "reason": why}
@@ -193,6 +195,45 @@ def optimize_own_price(
         intervals=intervals,
         extra=extra,
     )
+
+
+def _explained(
+    prob: Problem,
+    resp: Responder,
+    solved: Solved,
+    extra: dict,
+    risk: float | None,
+    draws: int | None,
+    seed: int,
+    n_grid: int,
+    time_limit: float,
+    expected: bool = False,
+) -> list[str]:
+    """The plan's ``binding`` column, coupling constraints tested by re-solves without them
+    (:func:`pricelab.optimize.binding.explain`), on the route that made the plan."""
+    milp = extra.get("path") == "milp"
+
+    def resolve(q: Problem) -> np.ndarray:
+        r = Responder(q)
+        if milp or expected:
+            return solve_candidates(
+                q,
+                r,
+                "re-solve",
+                {},
+                kept=None,
+                risk=risk,
+                draws=(draws or DEFAULT_RISK_DRAWS) if expected else draws,
+                seed=seed,
+                n_grid=n_grid,
+                time_limit=time_limit,
+                expected=expected,
+            ).prices
+        return _route(
+            q, r, {}, risk=risk, draws=draws, seed=seed, n_grid=n_grid, time_limit=time_limit
+        ).prices
+
+    return explain(prob, solved.prices, solved.labels, resp.groups, resolve)
 
 
 def _route(
