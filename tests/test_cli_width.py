@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import polars as pl
 import pytest
 from typer.testing import CliRunner
 
@@ -42,3 +43,39 @@ def test_optimize_tables_fit_80_columns(est_db: Path) -> None:
         return max(ln.count("┃") for ln in text.splitlines() if ln.startswith("┃")) - 1
 
     assert widest(wide.stdout) > widest(res.stdout)  # --wide shows every column
+
+
+def _fits(text: str) -> None:
+    table_lines = [ln for ln in text.splitlines() if ln[:1] in "┏┃┡│└"]
+    assert table_lines and max(len(ln) for ln in table_lines) <= 80
+    assert "…" not in text  # no header or category cut ("share_f…", "accessor…")
+
+
+def test_estimate_tables_fit_80_columns(est_db: Path) -> None:
+    res = CliRunner().invoke(
+        app, ["estimate", "--db", str(est_db)], env={"COLUMNS": "80"}, terminal_width=80
+    )
+    assert res.exit_code == 0, res.output
+    _fits(res.stdout)
+    for header in ("median", "se", "flagged", "accessories", "ready-to-wear"):
+        assert header in res.stdout
+
+
+def test_units_print_without_decimals_money_with() -> None:
+    from rich.console import Console
+
+    from pricelab.cli._common import frame_table
+
+    df = pl.DataFrame(
+        {
+            "expected_quantity": [12.4, 1530.6],
+            "units": [3.0, 7.5],
+            "expected_profit": [1234.5, 9.0],
+            "profit_%": [3.25, -1.0],
+        }
+    )
+    out = Console(width=120, record=True)
+    out.print(frame_table(df, floats=2))
+    text = out.export_text()
+    assert "│                12 │" in text and "1,531" in text and "│     8 │" in text
+    assert "1,234.50" in text and "3.25" in text

@@ -18,6 +18,7 @@ from tests.test_report_fixtures import estimate_frame, plan_frame, scenario_fram
 
 KEYS = [("IT-1", "US"), ("IT-1", "DE"), ("IT-2", "US"), ("IT-2", "DE")]
 SECTIONS = ("overview", "quality", "elasticities", "curves", "plan", "scenarios")
+EVIDENCE = ("backtest", "experiments")  # no such runs here: test_report_evidence.py
 FX = {"US": 1.08, "DE": 1.0}  # loaded_db markets.csv
 
 
@@ -82,11 +83,11 @@ def test_full_report_is_self_contained_with_every_section(full_db, tmp_path: Pat
     res = cli("report", "--db", db, "--output", out, "--json")
     assert res.exit_code == 0, res.stderr
     doc = json.loads(res.stdout)
-    assert doc["sections"] == dict.fromkeys(SECTIONS, True)
+    assert doc["sections"] == dict.fromkeys(SECTIONS, True) | dict.fromkeys(EVIDENCE, False)
     assert doc["runs"] == {k: runs[k] for k in ("estimate", "optimize", "simulate")}
     html = out.read_text(encoding="utf-8")
     page = parse(out)
-    assert page.sections == list(SECTIONS)
+    assert page.sections == [*SECTIONS, *EVIDENCE]
     # no network reference (the SVG namespace name is an identifier, never fetched)
     assert not re.search(r"https?://", html.replace("http://www.w3.org/2000/svg", ""))
     assert not page.tags & {"link", "iframe", "object", "embed"}

@@ -170,18 +170,30 @@ def print_json(doc: Any) -> None:
     sys.stdout.flush()
 
 
+def is_count(column: str) -> bool:
+    """The column holds units (a count): ``expected_quantity``, ``units``, ``stock_left``..."""
+    c = column.lower()
+    return (
+        ("quantity" in c or "units" in c or c.startswith("stock"))
+        and "%" not in c
+        and ("pct" not in c)
+    )
+
+
 def frame_table(
     df: pl.DataFrame, title: str | None = None, *, max_rows: int = 20, floats: int = 3
 ) -> Table:
-    """A rich table of the first ``max_rows`` rows of ``df``."""
+    """A rich table of the first ``max_rows`` rows of ``df``; counts of units (columns named
+    for quantities, units or stock) print without decimals."""
     table = Table(title=title, show_lines=False, header_style="bold")
+    digits = [0 if is_count(col) else floats for col in df.columns]
     for col, dtype in df.schema.items():
         table.add_column(col, justify="right" if dtype.is_numeric() else "left")
     for row in df.head(max_rows).iter_rows():
         cells = []
-        for v in row:
+        for v, d in zip(row, digits, strict=True):
             if isinstance(v, float):
-                cells.append("nan" if v != v else f"{v:,.{floats}f}")
+                cells.append("nan" if v != v else f"{v:,.{d}f}")
             else:
                 cells.append("" if v is None else str(v))
         table.add_row(*cells)

@@ -161,7 +161,9 @@ def estimate(
         if d["median_elasticity"] is not None
         else f"no group could be estimated ({where})"
     )
+    # short headers: the table fits 80 columns ("share_f…" cut before)
     dist = run.distribution()
+    dist = dist.rename({k: v for k, v in _SHORT.items() if k in dist.columns})
     if dist.height:
         console.print(
             frame_table(dist, title="elasticity by category and market", max_rows=60, floats=2)
@@ -222,6 +224,9 @@ def _print_cross(run: object, output: Path | None, json: bool) -> None:
         console.print(
             frame_table(strong, title="strongest significant substitutes", max_rows=10, floats=2)
         )
+
+
+_SHORT = {"median_se": "se", "share_flagged": "flagged"}
 
 
 def register(app: typer.Typer) -> None:

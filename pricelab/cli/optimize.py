@@ -184,7 +184,8 @@ def _print_tables(plan: Any, wide: bool) -> None:
     changes = t.sort(pl.col("price_change_pct").abs(), descending=True)
     cols = dict(_CHANGES)
     if wide:
-        extra = ["expected_profit", "baseline_profit", "extrapolated", "status", "reason"]
+        extra = ["expected_quantity", "baseline_quantity", "expected_profit", "baseline_profit"]
+        extra += ["extrapolated", "status", "reason"]
         extra += ["cannibalised_quantity"]
         cols.update({c: c for c in extra if c in t.columns})
         shown = changes.select(list(cols))

@@ -78,6 +78,10 @@ def demand_from_store(
         "FROM sales GROUP BY 1, 2"
     )
     df = df.join(seen, on=["item_id", "market"], how="left")
+    # the market's currency: prices are rounded to its minor unit
+    cur = store.query("SELECT market, currency FROM markets")
+    base_cur = store.meta("base_currency", "EUR")
+    df = df.join(cur, on="market", how="left").with_columns(pl.col("currency").fill_null(base_cur))
     return _with_stock(store, df), run_id
 
 

@@ -7,6 +7,9 @@ from typing import Any
 
 import polars as pl
 
+from pricelab.optimize.uncertain import COLUMNS
+from pricelab.optimize.uncertain import describe as describe_too_wide
+
 PLAN_COLUMNS = (
     "item_id",
     "market",
@@ -120,6 +123,12 @@ class Plan:
             "rows": t.height,
             "skipped": skipped_rows(t, self.skipped).to_dicts(),
             "inelastic_rows": int(t["inelastic"].sum()),
+            "too_wide_rows": [
+                {k: r[k] for k in ("item_id", "market", "uplift_low_pct", "uplift_high_pct")}
+                for r in (
+                    t.filter(pl.col("too_wide")).to_dicts() if "too_wide" in t.columns else []
+                )
+            ],
             "binding_counts": self.binding_counts(),
             "multipliers": self.multipliers,
             "intervals": self.intervals,
@@ -166,6 +175,8 @@ class Plan:
                 + (", ".join(f"{k} {v}" for k, v in held.items()) or "nothing")
                 + " (profit rises with price up to a constraint); check these estimates"
             )
+        if "too_wide" in t.columns and t["too_wide"].any():
+            lines.append(describe_too_wide(t.filter(pl.col("too_wide")).to_dicts()))
         conflicts = self.extra.get("conflicts") or []
         if conflicts:
             lines.append(
@@ -254,6 +265,7 @@ def with_skipped_rows(
         pl.lit(False).alias("inelastic"),
         "elasticity",
         pl.lit(False).alias("extrapolated"),
+        *[pl.lit(v).alias(k) for k, v in COLUMNS.items()],
         pl.lit(SKIPPED).alias("status"),
         pl.col("reason").cast(pl.String),
     )

@@ -13,6 +13,7 @@ on uncapped rows or parity items, or a proven gap above ``BUDGET_GAP_TOL``).
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 
 import numpy as np
 import polars as pl
@@ -33,6 +34,7 @@ from pricelab.optimize.constraints import Constraints, load_constraints
 from pricelab.optimize.decompose import Responder
 from pricelab.optimize.ladder import mixed_blocks
 from pricelab.optimize.links import AverageChangeBudget, VolumeFloor
+from pricelab.optimize.minor_unit import round_prices
 from pricelab.optimize.plan import Plan, nothing_to_optimise, with_skipped_rows
 from pricelab.optimize.problem import Problem, build_problem
 from pricelab.optimize.routes import (
@@ -40,12 +42,14 @@ from pricelab.optimize.routes import (
     Solved,
     elasticity_draws_of,
     profit_draws,
+    rel_gap,
     solve_budgets_route,
     solve_candidates,
     solve_decomposition,
     solve_ladder,
     solve_lagrangian_ladder,
 )
+from pricelab.optimize.uncertain import interval_columns
 
 
 def _parse_risk(risk: str | None) -> float | None:
@@ -171,6 +175,8 @@ def optimize_own_price(
             time_limit=time_limit,
         )
     labels = _explained(prob, resp, solved, extra, alpha, draws, seed, n_grid, time_limit, expected)
+    if alpha is None and not expected:  # point-profit plans: rounding keeps their objective
+        solved = _on_minor_units(prob, resp, solved, extra)
     table = with_status(plan_table(prob, solved.prices, labels), reasons)
     if reasons:
         extra["conflicts"] = [
@@ -195,6 +201,17 @@ def optimize_own_price(
         intervals=intervals,
         extra=extra,
     )
+
+
+def _on_minor_units(prob: Problem, resp: Responder, solved: Solved, extra: dict) -> Solved:
+    """The plan on each currency's minor unit (:mod:`pricelab.optimize.minor_unit`); the
+    objective is re-evaluated and the gap measured against the route's proven bound."""
+    p, unrounded = round_prices(prob, solved.prices, resp.groups)
+    if unrounded:
+        extra["unrounded_rows"] = unrounded
+    obj = float(prob.objective_value(p).sum())
+    bound = solved.objective + solved.gap * abs(solved.objective)
+    return replace(solved, prices=p, objective=obj, gap=rel_gap(bound, obj))
 
 
 def _explained(
@@ -352,5 +369,6 @@ def plan_table(
             "inelastic": prob.inelastic,
             "elasticity": prob.e,
             "extrapolated": _outside_observed(prob, p),
+            **interval_columns(prob, p),
         }
     )

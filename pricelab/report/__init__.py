@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from pricelab.io import write_text
+from pricelab.report import evidence as E
 from pricelab.report import sections as S
 from pricelab.report.data import ReportData, load_report_data, resolve_runs
 from pricelab.report.html import page
@@ -70,6 +71,8 @@ def build_report(store: Store, *, run_id: str | None = None, top: int = 6) -> Re
         S.curves(d, top),
         S.plan(d),
         S.scenarios(d),
+        E.backtest(E.load_backtest(store)),
+        E.experiments(E.load_experiment(store)),
     ]
     md = load_markdown(store)
     if md is not None:  # a season clearance section only where a markdown run exists

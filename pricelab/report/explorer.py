@@ -83,8 +83,16 @@ def _why(r: dict[str, Any]) -> str:
         return f"Not optimized ({status}): {r.get('reason') or 'no reason recorded'}; kept at the current price."
     names = [b.strip() for b in str(r.get("binding") or "").split(",") if b.strip()]
     if not names:
-        return "No constraint holds it: this is the unconstrained best price for the objective."
-    return "Held by " + "; ".join(_PLAIN.get(n, n) for n in names) + "."
+        why = "No constraint holds it: this is the unconstrained best price for the objective."
+    else:
+        why = "Held by " + "; ".join(_PLAIN.get(n, n) for n in names) + "."
+    if r.get("too_wide"):
+        why += (
+            f" Interval too wide to act on: within the elasticity's 90% interval this price "
+            f"changes the row's result by {r['uplift_low_pct']:+.0f}% to "
+            f"{r['uplift_high_pct']:+.0f}% against today's; test it before acting on it."
+        )
+    return why
 
 
 def _rows(plan: pl.DataFrame, currency: dict[str, str]) -> list[dict[str, Any]]:
@@ -107,6 +115,9 @@ def _rows(plan: pl.DataFrame, currency: dict[str, str]) -> list[dict[str, Any]]:
         "status",
         "reason",
         "extrapolated",
+        "too_wide",
+        "uplift_low_pct",
+        "uplift_high_pct",
     ]
     have = plan.select([c for c in cols if c in plan.columns]).head(MAX_ROWS)
     out = []

@@ -13,6 +13,7 @@ from pricelab.errors import UsageError
 from pricelab.store import Store, record_run
 
 from .aggregate import ALL, aggregate
+from .agree import describe, plan_checks
 from .cross import with_cross
 from .project import ChangeApplier, project_rows, resolve_estimates, resolve_plan
 from .scenario import ScenarioFile, load_scenario
@@ -84,6 +85,7 @@ class SimulationResult:
     run_id: str | None = None
     window: dict[str, Any] = field(default_factory=dict)
     seasonality: dict[str, Any] = field(default_factory=dict)
+    plan_checks: list[dict[str, Any]] = field(default_factory=list)
 
     def to_polars(self) -> pl.DataFrame:
         """The per-row scenario table."""
@@ -120,6 +122,9 @@ class SimulationResult:
                 ival = f", 90% {lo:,.0f} to {hi:,.0f}" if self.draws else ""
                 parts.append(f"{k} {r[f'scenario_{k}']:,.0f} ({r[f'{k}_delta_pct']:+.1f}%{ival})")
             lines.append(f"  {r['scenario']}: " + "; ".join(parts))
+        if self.plan_checks:
+            lines.append("plan vs optimize:")
+            lines += [describe(c) for c in self.plan_checks]
         lines += [f"warning: {w}" for w in self.warnings]
         return "\n".join(lines)
 
@@ -142,6 +147,7 @@ class SimulationResult:
             "totals": self.totals().to_dicts(),
             "aggregates": self.aggregates.to_dicts(),
             "warnings": self.warnings,
+            "plan_checks": self.plan_checks,
         }
 
 
@@ -277,6 +283,9 @@ def simulate(
         window=window,
         seasonality=season.to_dict(),
     )
+    res.plan_checks = plan_checks(
+        store, spec, plan_runs, res.totals(), est_run, bool(season.to_dict().get("applied"))
+    )
     if record:
         params = {
             "scenario": spec.to_dict(),
@@ -294,7 +303,12 @@ def simulate(
             store.write_result("scenarios", table, run.run_id)
             store.write_result("scenario_totals", agg, run.run_id)
             run.finish(
-                {"totals": res.totals().to_dicts(), "warnings": warnings, "rows": table.height}
+                {
+                    "totals": res.totals().to_dicts(),
+                    "warnings": warnings,
+                    "rows": table.height,
+                    "plan_checks": res.plan_checks,
+                }
             )
         res.run_id = run.run_id
     return res

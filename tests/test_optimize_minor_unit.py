@@ -1,0 +1,114 @@
+"""Prices a shop can charge: every recommended price on its currency's minor unit (JPY none,
+KWD three decimals, most two), ladders keep their points, and every constraint still holds."""
+
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+import pytest
+
+from pricelab.optimize import optimize
+from pricelab.optimize.minor_unit import decimals
+from tests._optimize_data import demand
+from tests.test_optimize_properties import _violations
+
+
+def _on_unit(p: np.ndarray, dec: np.ndarray) -> np.ndarray:
+    k = p * 10.0**dec
+    return np.abs(k - np.round(k)) <= 1e-6
+
+
+def _with_currency(df: pl.DataFrame, cur: dict[str, str]) -> pl.DataFrame:
+    return df.with_columns(pl.col("market").replace_strict(cur).alias("currency"))
+
+
+def test_iso_minor_units() -> None:
+    assert [decimals(c) for c in ("JPY", "EUR", "usd", "KWD", "", None, "XXX")] == [
+        0, 2, 2, 3, 2, 2, 2,
+    ]  # fmt: skip
+
+
+CUR = {"US": "JPY", "GB": "GBP", "DE": "KWD", "CH": "CHF"}
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        {},
+        {"parity": {"max_gap_pct": 3}},
+        {"parity": {"max_gap_pct": 2}, "min_volume_pct": 99},
+        {"max_avg_change_pct": 1},
+        {"ordering": [{"items": ["IT-0", "IT-1", "IT-2"], "min_step_pct": 5}]},
+    ],
+    ids=["rows", "parity", "parity+volume", "budget", "ordering"],
+)
+def test_every_price_is_on_its_unit_and_meets_every_constraint(extra: dict) -> None:
+    df = _with_currency(demand(3, seed=5, spread=0.1), CUR)
+    cons = {"bounds": {"max_increase_pct": 7.3, "max_decrease_pct": 11.1}, "min_margin_pct": 20}
+    cons.update(extra)
+    plan = optimize(df, cons)
+    t = plan.table.join(df.select("item_id", "market", "currency"), on=["item_id", "market"])
+    p = t["recommended_price"].to_numpy()
+    dec = np.array([decimals(c) for c in t["currency"].to_list()])
+    assert _on_unit(p, dec).all()
+    order = df.join(t.select("item_id", "market", "recommended_price"), on=["item_id", "market"])
+    assert _violations(df, order["recommended_price"].to_numpy(), cons) == []
+    assert "unrounded_rows" not in plan.extra
+    assert plan.gap <= 1e-3  # rounding costs little and the proven bound still holds
+
+
+def test_one_row_takes_the_best_cent_of_a_brute_force_search() -> None:
+    df = pl.DataFrame(
+        {
+            "item_id": ["A"],
+            "market": ["DE"],
+            "elasticity": [-2.3],
+            "base_price": [40.0],
+            "base_quantity": [10.0],
+            "unit_cost": [21.37],  # optimum c e / (1 + e) = 37.8107...
+            "currency": ["EUR"],
+        }
+    )
+    p = optimize(df, {"bounds": {"max_decrease_pct": 50}}).table["recommended_price"][0]
+    grid = np.round(np.arange(30.0, 45.0, 0.01), 2)
+    profit = (grid - 21.37) * 10 * (grid / 40.0) ** -2.3
+    assert p == grid[np.argmax(profit)]
+
+
+def test_yen_prices_are_whole_and_ladders_keep_their_points() -> None:
+    df = _with_currency(demand(2, markets=("US", "GB"), seed=1), {"US": "JPY", "GB": "GBP"})
+    cons = {
+        "bounds": {"max_increase_pct": 10, "max_decrease_pct": 10},
+        "overrides": [{"where": {"market": "GB"}, "ladder": {"ending": 0.99}}],
+    }
+    t = optimize(df, cons).table.sort("market")
+    gb, us = t.filter(pl.col("market") == "GB"), t.filter(pl.col("market") == "US")
+    assert (us["recommended_price"] == us["recommended_price"].round(0)).all()
+    assert ((gb["recommended_price"] * 100).round(6) % 100 == 99).all()
+
+
+def test_a_tight_parity_band_with_a_row_at_its_cap_still_holds() -> None:
+    """The sample's case: the cheapest market sits at its cap (not on the unit), the others at
+    the band's top: rounding the cheap one down pulls the top ones down by two units."""
+    df = pl.DataFrame(
+        {
+            "item_id": ["A", "A"],
+            "market": ["DE", "GB"],
+            "elasticity": [-0.8, -1.2],
+            "base_price": [1569.9100, 2500.0],
+            "base_quantity": [5.0, 5.0],
+            "unit_cost": [100.0, 100.0],
+            "fx_rate": [1.0, 0.85],
+            "currency": ["EUR", "GBP"],
+        }
+    )
+    cons = {
+        "bounds": {"max_increase_pct": 15, "max_decrease_pct": 20},
+        "parity": {"max_gap_pct": 70},
+    }
+    t = optimize(df, cons).table
+    p = t["recommended_price"].to_numpy()
+    assert _on_unit(p, np.array([2, 2])).all()
+    b = p / np.array([1.0, 0.85])
+    assert b.max() <= 1.7 * b.min() * (1 + 1e-12)
+    assert p[0] <= 1569.91 * 1.15
