@@ -131,8 +131,12 @@ def test_sections_without_data_say_so(loaded_db: Path, tmp_path: Path, cli) -> N
         "curves": False,
         "plan": False,
         "scenarios": False,
+        "backtest": False,
+        "experiments": False,
     }
     text = parse(out).plain
+    assert "No backtest run: run pricelab backtest" in text
+    assert "No experiment analysis: run pricelab experiment design" in text
     assert "No estimate run: run pricelab estimate" in text
     assert "No optimize run: run pricelab optimize" in text
     assert "No simulate run" in text
