@@ -63,6 +63,9 @@ def test_gate_promotion_refusal_and_monitor_are_logged(
         "pipeline",
     ]
     assert all(e["ok"] for e in first.mlflow)
+    assert first.tracking_message == (
+        f"logged backtest, promote, monitor, pipeline to MLflow (experiment 'nightly' at {uri})"
+    )
 
     promote = runs[logged["promote"]].data
     details = steps["promote"].details

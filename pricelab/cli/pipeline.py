@@ -83,6 +83,8 @@ def run(
             table.add_row(s.step, f"[{style}]{s.status}[/]", s.run_id or "", s.message)
         console.print(table)
         console.print(result.message, highlight=False)
+        if result.tracking_message:
+            console.print(result.tracking_message, highlight=False)
     if result.exit_code:
         err_console.print(f"[bold red]error:[/] {result.message}", highlight=False)
         raise typer.Exit(result.exit_code)
