@@ -119,21 +119,9 @@ def analyze(
         print_json({"run_id": run_id, **result.to_dict()})
         return
     console.print(result.summary, highlight=False)
-    cols = [
-        c
-        for c in (
-            "cell",
-            "price_change_pct",
-            "n_units",
-            "effect_pct",
-            "effect_low",
-            "effect_high",
-            "elasticity",
-            "elasticity_low",
-            "elasticity_high",
-        )
-        if c in result.table.columns
-    ]
+    from pricelab.experiment.results import ANALYSIS_COLUMNS
+
+    cols = [c for c in ANALYSIS_COLUMNS if c in result.table.columns]
     console.print(frame_table(result.table.select(cols), title="effects vs control", floats=2))
     console.print(f"stored as run {run_id}")
 

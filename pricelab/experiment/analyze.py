@@ -22,7 +22,7 @@ from pricelab.experiment._panel import (
 from pricelab.experiment.design import _as_date, cell_label
 from pricelab.experiment.effects import ratio_effect
 from pricelab.experiment.poisson import poisson_fe
-from pricelab.experiment.results import ExperimentAnalysis, ExperimentDesign
+from pricelab.experiment.results import ANALYSIS_COLUMNS, ExperimentAnalysis, ExperimentDesign
 
 SRM_THRESHOLD = 0.001
 
@@ -320,17 +320,7 @@ def analyze_experiment(
         "n_units": int(len(pct)),
     }
     intervals["pooled"] = (None, lo, hi, b)
-    first = [
-        "cell",
-        "price_change_pct",
-        "n_units",
-        "effect_pct",
-        "effect_low",
-        "effect_high",
-        "elasticity",
-        "elasticity_low",
-        "elasticity_high",
-    ]
+    first = list(ANALYSIS_COLUMNS)
     table = pl.DataFrame(rows).with_columns(pl.col(pl.Float64).fill_nan(None))
     table = table.select(first + [c for c in table.columns if c not in first])
     comparison = None if observational is None else _comparison(a, observational, intervals)

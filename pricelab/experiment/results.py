@@ -10,6 +10,19 @@ from typing import Any
 
 import polars as pl
 
+#: The contract's ``experiment analyze`` columns, in order (one row per cell against control).
+ANALYSIS_COLUMNS: tuple[str, ...] = (
+    "cell",
+    "price_change_pct",
+    "n_units",
+    "effect_pct",
+    "effect_low",
+    "effect_high",
+    "elasticity",
+    "elasticity_low",
+    "elasticity_high",
+)
+
 
 def _records(df: pl.DataFrame | None) -> list[dict[str, Any]] | None:
     if df is None:

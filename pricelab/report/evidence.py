@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
+from pricelab.experiment.results import ANALYSIS_COLUMNS
 from pricelab.report.html import absent, esc, image, table
 from pricelab.report.plots import PALETTE, _figure, _style, to_png
 from pricelab.store.db import Store
@@ -130,17 +131,7 @@ def experiments(found: tuple[str, pl.DataFrame] | None) -> Section:
         )
     run, res = found
     name = res["experiment"][0] if "experiment" in res.columns else "?"
-    cols = [
-        "cell",
-        "price_change_pct",
-        "n_units",
-        "effect_pct",
-        "effect_low",
-        "effect_high",
-        "elasticity",
-        "elasticity_low",
-        "elasticity_high",
-    ]
+    cols = ANALYSIS_COLUMNS
     shown = res.select([c for c in cols if c in res.columns]).sort("price_change_pct")
     parts = [
         image(
