@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -143,3 +143,14 @@ def loaded_db(tmp_path: Path, small_files: dict[str, Path], cli: Callable[..., C
     res = cli(*args)
     assert res.exit_code == 0, res.stderr
     return db
+
+
+@pytest.fixture
+def memfs() -> Iterator[object]:
+    """fsspec's in-memory filesystem, emptied after the test."""
+    import fsspec
+
+    fs = fsspec.filesystem("memory")
+    yield fs
+    if fs.exists("/t"):
+        fs.rm("/t", recursive=True)

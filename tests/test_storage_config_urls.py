@@ -7,7 +7,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import polars as pl
@@ -22,15 +22,6 @@ fsspec = pytest.importorskip("fsspec", reason="needs fsspec (any storage extra)"
 
 Cli = Callable[..., CliResult]
 LAST_WEEK = dt.date(2024, 3, 4)  # loaded_db: 10 weeks from 2024-01-01
-
-
-@pytest.fixture
-def memfs() -> Iterator[object]:
-    """fsspec's in-memory filesystem, emptied after the test."""
-    fs = fsspec.filesystem("memory")
-    yield fs
-    if fs.exists("/t"):
-        fs.rm("/t", recursive=True)
 
 
 def put(fs: object, path: str, text: str) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import polars as pl
@@ -17,15 +17,6 @@ from pricelab.urls import _failure, display, is_url, normalize, redact
 from tests.conftest import CliResult, snapshot
 
 fsspec = pytest.importorskip("fsspec", reason="needs fsspec (any storage extra)")
-
-
-@pytest.fixture
-def memfs() -> Iterator[object]:
-    """fsspec's in-memory filesystem, emptied after the test."""
-    fs = fsspec.filesystem("memory")
-    yield fs
-    if fs.exists("/t"):
-        fs.rm("/t", recursive=True)
 
 
 @pytest.mark.parametrize(
