@@ -6,7 +6,6 @@ no package, a configured connector class missing from the classpath, an unreacha
 from __future__ import annotations
 
 import importlib.util
-import socket
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -14,37 +13,18 @@ import polars as pl
 import pytest
 
 from pricelab.engines import get_engine
+from tests._moto import free_port, moto_s3
 from tests.conftest import CliResult
 from tests.test_engine_spark import PANDAS_WARNING, assert_same, sample, spark  # noqa: F401
 
 pytestmark = [pytest.mark.spark, pytest.mark.filterwarnings(PANDAS_WARNING)]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def s3_server() -> Iterator[str]:
     """moto's S3 server on loopback with a bucket ``pricing``; yields its endpoint."""
-    pytest.importorskip("s3fs", reason="needs pricelab[s3]")
-    server_mod = pytest.importorskip("moto.server", reason="needs moto[server]")
-    boto3 = pytest.importorskip("boto3")
-    port = _free_port()
-    server = server_mod.ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    endpoint = f"http://127.0.0.1:{port}"
-    boto3.client(
-        "s3",
-        region_name="us-east-1",
-        endpoint_url=endpoint,
-        aws_access_key_id="testing",
-        aws_secret_access_key="x",
-    ).create_bucket(Bucket="pricing")
-    yield endpoint
-    server.stop()
+    with moto_s3() as env:
+        yield env["AWS_ENDPOINT_URL"]
 
 
 @pytest.fixture
@@ -90,7 +70,7 @@ def test_unreachable_store_is_transient(
     for k, v in {
         "AWS_ACCESS_KEY_ID": "testing",
         "AWS_SECRET_ACCESS_KEY": "x",
-        "AWS_ENDPOINT_URL": f"http://127.0.0.1:{_free_port()}",  # nothing listens
+        "AWS_ENDPOINT_URL": f"http://127.0.0.1:{free_port()}",  # nothing listens
         "PRICELAB_STORAGE_RETRIES": "1",
         "PRICELAB_STORAGE_BACKOFF": "0.01",
         "PRICELAB_STORAGE_TIMEOUT": "2",

@@ -14,10 +14,8 @@ import io
 import json
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -26,30 +24,13 @@ import pytest
 
 from pricelab.errors import InputFileError, UsageError
 from pricelab.io import read_table, write_table
+from tests._moto import free_port, moto_s3, wait_port
 from tests.conftest import CliResult, run_subprocess, snapshot
 
 AZURITE_VERSION = "3.35.0"
 # Azurite's published development account (not a secret: it is in Microsoft's docs)
 DEV_ACCOUNT = "devstoreaccount1"
 DEV_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _wait_port(port: int, proc: subprocess.Popen[bytes] | None, timeout: float = 60) -> None:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if proc is not None and proc.poll() is not None:
-            raise RuntimeError(f"server exited with code {proc.returncode}")
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.1)
-    raise RuntimeError(f"nothing listening on 127.0.0.1:{port} after {timeout}s")
 
 
 def azurite_binary() -> Path | None:
@@ -99,7 +80,7 @@ def azurite() -> Iterator[dict[str, str]]:
     binary = azurite_binary()
     if binary is None:
         pytest.skip("Azurite unavailable (needs node and npm, or $PRICELAB_AZURITE)")
-    port = _free_port()
+    port = free_port()
     workdir = tempfile.mkdtemp(prefix="azurite-")
     proc = subprocess.Popen(
         [
@@ -119,7 +100,7 @@ def azurite() -> Iterator[dict[str, str]]:
         stderr=subprocess.DEVNULL,
     )
     try:
-        _wait_port(port, proc)
+        wait_port(port, proc)
         env = {"AZURE_STORAGE_CONNECTION_STRING": _conn(port)}
         client = blob.BlobServiceClient.from_connection_string(
             env["AZURE_STORAGE_CONNECTION_STRING"]
@@ -139,30 +120,8 @@ def azurite() -> Iterator[dict[str, str]]:
 @pytest.fixture(scope="module")
 def s3() -> Iterator[dict[str, str]]:
     """moto's S3 server on loopback with a bucket ``pricing``; yields the environment."""
-    pytest.importorskip("s3fs", reason="needs pricelab[s3]")
-    server_mod = pytest.importorskip("moto.server", reason="needs moto[server]")
-    boto3 = pytest.importorskip("boto3")
-    port = _free_port()
-    server = server_mod.ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    try:
-        _wait_port(port, None)
-        env = {
-            "AWS_ACCESS_KEY_ID": "testing",
-            "AWS_SECRET_ACCESS_KEY": "moto-secret-Zq81",
-            "AWS_DEFAULT_REGION": "us-east-1",
-            "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}",
-        }
-        boto3.client(
-            "s3",
-            region_name="us-east-1",
-            endpoint_url=env["AWS_ENDPOINT_URL"],
-            aws_access_key_id="testing",
-            aws_secret_access_key="x",
-        ).create_bucket(Bucket="pricing")
+    with moto_s3() as env:
         yield env
-    finally:
-        server.stop()
 
 
 def _blob_bytes(env: dict[str, str], name: str) -> bytes:
