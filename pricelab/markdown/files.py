@@ -12,7 +12,7 @@ import polars as pl
 
 from pricelab.errors import DataError
 from pricelab.markdown.config import MarkdownConfig
-from pricelab.markdown.problem import MarkdownProblem, constant_elasticity_demand
+from pricelab.markdown.problem import MarkdownProblem, constant_elasticity_demand, shop_prices
 
 DEMAND_COLS = (
     "item_id",
@@ -102,10 +102,11 @@ def read_markdown_files(
             f"{dname}, row {r['_row'] + 1}: item {r['item_id']} market {r['market']} week "
             f"{r['week']} appears more than once"
         )
+    per_row = PER_ROW + (("currency",) if "currency" in d.columns else ())
     pairs = d.group_by("item_id", "market", maintain_order=True).agg(
         pl.len().alias("n"),
         pl.col("_row").first(),
-        *[pl.col(c).n_unique().alias(f"u_{c}") for c in PER_ROW],
+        *[pl.col(c).n_unique().alias(f"u_{c}") for c in per_row],
     )
     short = pairs.filter(pl.col("n") != t_len)
     if short.height:
@@ -114,7 +115,7 @@ def read_markdown_files(
             f"{dname}: item {r['item_id']} market {r['market']} has {r['n']} week(s); every item × "
             f"market needs weeks 1..{t_len}"
         )
-    for c in PER_ROW:
+    for c in per_row:
         bad = pairs.filter(pl.col(f"u_{c}") > 1)
         if bad.height:
             r = bad.row(0, named=True)
@@ -183,14 +184,18 @@ def attach_stock(
     if salvage is not None:
         pool_salv = np.where(np.isnan(salvage), pool_salv, salvage)
     e = rows["elasticity"].to_numpy().astype(float) if elasticity is None else elasticity
+    full = rows["full_price"].to_numpy().astype(float)
+    ladder = np.asarray(config.ladder, dtype=float)
+    unit = minor_units(rows)
+    ratio = None if unit is None else shop_prices(full, ladder, unit) / full[:, None]
     return MarkdownProblem(
         item_id=items,
         market=markets,
         category=rows["category"].to_numpy().astype(str).astype(object),
-        full_price=rows["full_price"].to_numpy().astype(float),
+        full_price=full,
         fx_rate=fx,
         unit_cost=cost,
-        demand=constant_elasticity_demand(base, e, np.asarray(config.ladder, dtype=float)),
+        demand=constant_elasticity_demand(base, e, ladder, ratio),
         pool=pool,
         pool_stock=stock,
         pool_salvage=pool_salv,
@@ -199,4 +204,15 @@ def attach_stock(
         config=config,
         base_quantity=base,
         elasticity=e,
+        price_unit=unit,
     )
+
+
+def minor_units(rows: pl.DataFrame) -> np.ndarray | None:
+    """Each row's minor unit from its ``currency`` column (ISO 4217: JPY 1, KWD 0.001, most
+    0.01; an empty currency counts as two decimals); None without the column."""
+    from pricelab.optimize.minor_unit import decimals
+
+    if "currency" not in rows.columns:
+        return None
+    return np.array([10.0 ** -decimals(c) for c in rows["currency"].to_list()], dtype=float)

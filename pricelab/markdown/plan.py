@@ -73,7 +73,8 @@ class MarkdownPlan:
                 "item_id": np.repeat(prob.item_id, t_len),
                 "market": np.repeat(prob.market, t_len),
                 "week": np.tile(np.arange(1, t_len + 1), r),
-                "price": np.round(price, 2).ravel(),
+                # a shop price on the currency's minor unit when known (problem.shop_prices)
+                "price": (price if prob.price_unit is not None else np.round(price, 2)).ravel(),
                 "discount_pct": disc.ravel(),
                 "expected_units": units.ravel(),
                 "expected_revenue": (units * price).ravel(),

@@ -35,6 +35,7 @@ class MarkdownProblem:
     config: MarkdownConfig
     base_quantity: np.ndarray | None = None  # (R, T) when the demand is constant-elasticity
     elasticity: np.ndarray | None = None  # (R,)
+    price_unit: np.ndarray | None = None  # (R,) the currency's minor unit (None: not rounded)
 
     @property
     def shape(self) -> tuple[int, int, int]:
@@ -48,8 +49,9 @@ class MarkdownProblem:
         return np.asarray(self.config.ladder, dtype=float)
 
     def local_price(self) -> np.ndarray:
-        """(R, L) price of each row at each level in the market's currency."""
-        return self.full_price[:, None] * (1.0 - self.ladder[None, :] / 100.0)
+        """(R, L) price of each row at each level in the market's currency (a shop price on
+        the currency's minor unit when ``price_unit`` is set: :func:`shop_prices`)."""
+        return shop_prices(self.full_price, self.ladder, self.price_unit)
 
     def base_price(self) -> np.ndarray:
         """(R, L) price in base currency."""
@@ -89,13 +91,38 @@ class MarkdownProblem:
         return of_pool, names, np.asarray(units, dtype=float)
 
 
+def shop_prices(full_price: np.ndarray, ladder: np.ndarray, unit: np.ndarray | None) -> np.ndarray:
+    """(R, L) ``full price x (1 - discount / 100)``; with ``unit`` (each row's minor unit) a
+    price the shop can charge: full price to the nearest unit, every discounted level rounded
+    up (never deeper than its step, so ``max_discount_pct`` and the salvage floor hold) and
+    never above full price. Rounding is monotone, so a path that never goes up in discount
+    never goes up in price."""
+    p = np.asarray(full_price, dtype=float)[:, None] * (1.0 - np.asarray(ladder)[None, :] / 100.0)
+    if unit is None:
+        return p
+    u = np.asarray(unit, dtype=float)[:, None]
+    k = p / u
+    near = np.round(k)
+    k = np.where(np.abs(k - near) <= 1e-9 * np.maximum(1.0, np.abs(k)), near, np.ceil(k))
+    full = np.round(p[:, :1] / u)
+    return np.round(np.minimum(k, full) * u, 6)
+
+
 def constant_elasticity_demand(
-    base_quantity: np.ndarray, elasticity: np.ndarray, ladder: np.ndarray
+    base_quantity: np.ndarray,
+    elasticity: np.ndarray,
+    ladder: np.ndarray,
+    ratio: np.ndarray | None = None,
 ) -> np.ndarray:
-    """(R, T, L) weekly demand at each ladder level through the one demand object."""
+    """(R, T, L) weekly demand at each ladder level through the one demand object.
+
+    ``ratio`` (R, L): each level's price over full price when prices are rounded to a shop
+    price (default ``1 - ladder / 100``).
+    """
     curve = ConstantElasticity(
         base_price=np.ones((1, 1, 1)),
         base_quantity=np.asarray(base_quantity, dtype=float)[:, :, None],
         elasticity=np.asarray(elasticity, dtype=float)[:, None, None],
     )
-    return np.asarray(curve.quantity((1.0 - np.asarray(ladder) / 100.0)[None, None, :]))
+    r = (1.0 - np.asarray(ladder) / 100.0)[None, None, :] if ratio is None else ratio[:, None, :]
+    return np.asarray(curve.quantity(r))
