@@ -45,6 +45,7 @@ from pricelab.optimize.cross_milp import choose_combinations, enumerate_block
 from pricelab.optimize.cross_search import best_response, block_objective, relaxation_bound
 from pricelab.optimize.decompose import Responder
 from pricelab.optimize.links import Link, StockPool, UnitsLink
+from pricelab.optimize.minor_unit import on_units
 from pricelab.optimize.plan import Plan, with_skipped_rows
 from pricelab.optimize.problem import Problem, build_problem
 from pricelab.optimize.router import (
@@ -97,7 +98,7 @@ def optimize_cross(
     cons = load_constraints(constraints)
     prob, resp, reasons = _checked_problem(demand, cross, cons, strict, conflicts, draws)
     curve = CrossElasticity.from_tables(prob.frame, cross)
-    P = with_ordering_points(prob, candidate_matrix(prob, n_grid))
+    P = on_units(prob, with_ordering_points(prob, candidate_matrix(prob, n_grid)))
     msgs = dg.ladder_conflicts(prob, P)
     if msgs:
         dg.raise_infeasible(msgs)

@@ -97,6 +97,43 @@ def round_prices(prob: Problem, p: np.ndarray, groups: np.ndarray) -> tuple[np.n
     return p, int(todo.sum())
 
 
+def on_units(prob: Problem, P: np.ndarray) -> np.ndarray:
+    """A candidate matrix (n, K) on each row's minor unit: every candidate to the nearest
+    unit inside the row's limits ``ceil(lo)`` .. ``floor(hi)``, repeats dropped, and the
+    current price kept when it lies within the limits (the shop already charges it).
+
+    Routes that choose among candidates (the expected-profit and CVaR MILP, the cross route)
+    then return prices on the grid that meet every constraint by construction. Rows without
+    a unit (ladder, frozen, no currency) and rows with no unit inside their limits keep
+    their candidates (:func:`off_grid` counts them).
+    """
+    u = units(prob)
+    todo = ~np.isnan(u)
+    if not todo.any():
+        return P
+    uu = np.where(todo, u, 1.0)
+    lo = _grid(np.maximum(prob.lo, 0.0), uu, up=True)
+    hi = _grid(np.where(np.isfinite(prob.hi), prob.hi, np.inf), uu, up=False)
+    room = todo & (lo <= hi)
+    with np.errstate(invalid="ignore"):
+        near = np.round(np.round(P / uu[:, None]) * uu[:, None], 6)
+    S = np.where(room[:, None], np.clip(near, lo[:, None], hi[:, None]), P)
+    cur = np.where(room & (prob.p0 >= prob.lo) & (prob.p0 <= prob.hi), prob.p0, np.nan)
+    S = np.sort(np.round(np.column_stack([S, cur]), 9), axis=1)
+    S[:, 1:][S[:, 1:] == S[:, :-1]] = np.nan  # sorted: a repeat follows its twin
+    S = np.sort(S, axis=1)
+    return S[:, ~np.all(np.isnan(S), axis=0)]
+
+
+def off_grid(prob: Problem, p: np.ndarray) -> np.ndarray:
+    """Rows that should be on a minor unit but are not (nor at their current price)."""
+    u = units(prob)
+    with np.errstate(invalid="ignore"):
+        k = p / np.where(np.isnan(u), 1.0, u)
+        bad = np.abs(k - np.round(k)) > 1e-6 * np.maximum(1.0, np.abs(k))
+    return ~np.isnan(u) & bad & ~np.isclose(p, prob.p0, rtol=1e-12, atol=0.0)
+
+
 def _inside_bands(
     prob: Problem,
     p: np.ndarray,

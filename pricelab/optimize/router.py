@@ -34,7 +34,7 @@ from pricelab.optimize.constraints import Constraints, load_constraints
 from pricelab.optimize.decompose import Responder
 from pricelab.optimize.ladder import mixed_blocks
 from pricelab.optimize.links import AverageChangeBudget, VolumeFloor
-from pricelab.optimize.minor_unit import round_prices
+from pricelab.optimize.minor_unit import off_grid, round_prices
 from pricelab.optimize.plan import Plan, nothing_to_optimise, with_skipped_rows
 from pricelab.optimize.problem import Problem, build_problem
 from pricelab.optimize.routes import (
@@ -177,6 +177,8 @@ def optimize_own_price(
     labels = _explained(prob, resp, solved, extra, alpha, draws, seed, n_grid, time_limit, expected)
     if alpha is None and not expected:  # point-profit plans: rounding keeps their objective
         solved = _on_minor_units(prob, resp, solved, extra)
+    elif off_grid(prob, solved.prices).any():  # chosen among prices on the minor unit
+        extra["unrounded_rows"] = int(off_grid(prob, solved.prices).sum())
     table = with_status(plan_table(prob, solved.prices, labels), reasons)
     if reasons:
         extra["conflicts"] = [

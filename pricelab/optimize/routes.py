@@ -36,6 +36,7 @@ from pricelab.optimize.decompose import Responder, decompose
 from pricelab.optimize.ladder import ladder_prices
 from pricelab.optimize.ladder_lagrangian import ladder_dual
 from pricelab.optimize.links import links_hold
+from pricelab.optimize.minor_unit import on_units
 from pricelab.optimize.problem import Problem
 
 DEFAULT_RISK_DRAWS = 200
@@ -244,11 +245,13 @@ def candidate_milp(
     mixture price of every continuous row is added as a candidate and the MILP solved
     again, so "infeasible" is only said when the relaxation is infeasible too.
     """
+    sampled = risk is not None or expected
     P = with_ordering_points(prob, candidate_matrix(prob, n_grid))
+    if sampled:  # not rounded afterwards: choose among prices on the minor unit
+        P = on_units(prob, P)
     msgs = dg.ladder_conflicts(prob, P)
     if msgs:
         dg.raise_infeasible(msgs)
-    sampled = risk is not None or expected
     E = elasticity_draws_of(prob, draws or DEFAULT_RISK_DRAWS, seed) if sampled else None
     cvar = None
     if risk is not None and E is not None:
@@ -278,6 +281,7 @@ def candidate_milp(
         if mix is not None and mix.status == "relaxed":
             add = np.where(free, np.clip(mix.prices, prob.lo, prob.hi), np.nan)
             P = np.sort(np.concatenate([P, add[:, None]], axis=1), axis=1)
+            P = on_units(prob, P) if sampled else P
             res, value = solve(P[:, ~np.all(np.isnan(P), axis=0)])
     if res.status == "infeasible":
         _infeasible_milp(prob, resp, P, value, risk, cvar, time_limit)
