@@ -90,6 +90,29 @@ def brute_force(prob: MarkdownProblem, min_units: float = 0.0) -> float:
     return best
 
 
+def brute_force_one_pool(prob: MarkdownProblem) -> float:
+    """Every combination of monotone paths of one pool's rows at once; for fixed paths the
+    best allocation of a single stock is the greedy one (most valuable units first)."""
+    r, t, lv = prob.shape
+    nl = prob.n_levels()
+    paths = all_paths(t, lv, prob.config.min_weeks_between_changes)
+    per = [paths[(paths < nl[i]).all(axis=1)] for i in range(r)]
+    idx = np.stack(np.meshgrid(*[np.arange(len(x)) for x in per], indexing="ij"), -1).reshape(-1, r)
+    d = np.concatenate(
+        [
+            np.take_along_axis(prob.demand[i][None], per[i][idx[:, i]][:, :, None], 2)[..., 0]
+            for i in range(r)
+        ],
+        axis=1,
+    )
+    w = prob.base_price() - prob.pool_salvage[0]
+    v = np.concatenate([w[i][per[i][idx[:, i]]] for i in range(r)], axis=1)
+    order = np.argsort(-v, axis=1)
+    d, v = np.take_along_axis(d, order, 1), np.take_along_axis(v, order, 1)
+    x = np.clip(prob.pool_stock[0] - (np.cumsum(d, 1) - d), 0, d) * (v > 0)
+    return float((x * v).sum(1).max() + prob.pool_salvage[0] * prob.pool_stock[0])
+
+
 def check_plan(prob: MarkdownProblem, sol) -> None:
     """On the ladder, never up, changes apart, within stock, value within the bound."""
     path = sol.path.astype(int)
@@ -220,11 +243,26 @@ def test_infeasible_target_names_the_category() -> None:
         solve_markdown(prob)
 
 
-def test_local_search_reaches_the_milp_optimum_where_the_dual_paths_do_not(monkeypatch) -> None:
+def test_search_reaches_the_milp_optimum_where_the_dual_paths_do_not(monkeypatch) -> None:
     """Flat weekly demand: the Lagrangian only offers constant paths, the optimum mixes
-    levels over the weeks. The primal repair finds the exact (HiGHS) optimum; without it the
+    levels over the weeks. The reduced-cost enumeration alone (no local search, no MILP)
+    finds the exact (HiGHS) optimum and proves it; without enumeration and local search the
     plan is short of it."""
     from pricelab.markdown import solver
+
+    prob, best = _flat_case()
+    sol = solve_markdown(prob)
+    check_plan(replace(prob, config=replace(prob.config, gap_tolerance=1.0)), sol)  # no MILP
+    assert sol.value == pytest.approx(best, rel=1e-9)
+    monkeypatch.setattr(solver, "_polish", lambda prob, path, out, *a: (path, out))
+    alone = solve_markdown(prob)
+    assert alone.value == pytest.approx(best, rel=1e-9)
+    assert alone.gap <= 1e-6 and alone.upper_bound >= best * (1 - 1e-9)
+    monkeypatch.setattr(solver, "_enumerate", lambda prob, dp, path, out, ub, *a: (path, out, ub))
+    assert solve_markdown(prob).value < best * (1 - 1e-5)
+
+
+def _flat_case() -> tuple[MarkdownProblem, float]:
     from pricelab.markdown.milp import solve_pools_milp
 
     rng = np.random.default_rng(203)
@@ -245,9 +283,65 @@ def test_local_search_reaches_the_milp_optimum_where_the_dual_paths_do_not(monke
         node_limit=100_000,
     )
     assert optimal
-    best = obj + float((prob.pool_salvage * prob.pool_stock).sum())
-    sol = solve_markdown(prob)
-    check_plan(replace(prob, config=replace(prob.config, gap_tolerance=1.0)), sol)  # no MILP
-    assert sol.value == pytest.approx(best, rel=1e-9)
+    return prob, obj + float((prob.pool_salvage * prob.pool_stock).sum())
+
+
+@pytest.mark.parametrize("seed", range(8))
+@pytest.mark.parametrize("caps", [None, ((1, 1),), ((2, 3), (3, 5))])
+def test_enumeration_bound_stays_above_brute_force(seed: int, caps, monkeypatch) -> None:
+    """Shared stock, no MILP, no local search: the bound after enumeration is never below
+    the brute-force optimum, also when tiny caps cut the enumeration short (the bound then
+    only moves as far as the reduced costs prove); uncapped it is the optimum."""
+    from pricelab.markdown import exact, solver
+
     monkeypatch.setattr(solver, "_polish", lambda prob, path, out, *a: (path, out))
-    assert solve_markdown(prob).value < best * (1 - 1e-5)
+    if caps is not None:
+        monkeypatch.setattr(exact, "ENUM_PASSES", caps)
+    rng = np.random.default_rng(300 + seed)
+    prob = make(
+        rng,
+        1,
+        3 - seed % 2,
+        5,
+        [0, 20, 40],
+        min_weeks_between_changes=1 + seed % 2,
+        salvage_pct_of_cost=0.0,
+        milp_max_pools=0,
+    )
+    sol = solve_markdown(prob)
+    best = brute_force_one_pool(prob)
+    assert sol.upper_bound >= best * (1 - 1e-9)
+    assert sol.value <= best * (1 + 1e-9)
+    if caps is None:
+        assert sol.value == pytest.approx(best, rel=1e-9)
+        assert sol.upper_bound == pytest.approx(best, rel=1e-9)
+
+
+def test_enumeration_proves_the_independent_milp_optimum_on_many_pools(monkeypatch) -> None:
+    """6 items x 3 markets sharing stock, 6 weeks, 5 levels: without MILP or local search
+    the plan is within 1e-4 of one whole-problem HiGHS MILP solved to optimality, and the
+    bound is not below it."""
+    from pricelab.markdown import solver
+    from pricelab.markdown.milp import solve_pools_milp
+
+    monkeypatch.setattr(solver, "_polish", lambda prob, path, out, *a: (path, out))
+    rng = np.random.default_rng(77)
+    prob = make(rng, 6, 3, 6, [0, 10, 20, 30, 40], min_weeks_between_changes=2)
+    prob = replace(prob, config=replace(prob.config, milp_max_pools=0))
+    sol = solve_markdown(prob)
+    check_plan(prob, sol)
+    w = prob.base_price() - prob.pool_salvage[prob.pool][:, None]
+    _, obj, bound, optimal = solve_pools_milp(
+        prob.demand,
+        w,
+        prob.n_levels(),
+        prob.pool,
+        prob.pool_stock.astype(float),
+        monotone=True,
+        min_weeks=2,
+        node_limit=100_000,
+    )
+    salv = float((prob.pool_salvage * prob.pool_stock).sum())
+    assert optimal
+    assert sol.upper_bound >= (obj + salv) * (1 - 1e-9)
+    assert sol.value >= (obj + salv) * (1 - 1e-4)

@@ -229,6 +229,10 @@ def solve_markdown(prob: MarkdownProblem) -> MarkdownSolution:
     pick_b = choose_and_repair(out_a, out_b, mu_pool, of_pool, units)
     path = np.where(pick_b[prob.pool][:, None], path_b, path_a)
     out = fluid(prob.demand, path, prob.pool, stock, prob.pool_salvage, base_price)
+    path, out, pool_ub = _enumerate(
+        prob, dp, path, out, pool_ub, lam, mu_pool, of_pool, units, base_price
+    )
+    upper = float(pool_ub.sum() - (mu * units).sum())
     path, out = _mix(prob, path_a, path_b, path, out, pool_ub, mu_pool, of_pool, base_price)
     path, out = _polish(prob, path, out, pool_ub, mu_pool, of_pool, units, base_price, nlev)
     sol = MarkdownSolution(
@@ -348,6 +352,63 @@ def _polish(
     pick = choose_and_repair(out, o_new, mu_pool, of_pool, units)
     path = np.where(pick[prob.pool][:, None], new, path)
     return path, fluid(prob.demand, path, prob.pool, prob.pool_stock, prob.pool_salvage, base_price)
+
+
+def _enumerate(
+    prob: MarkdownProblem,
+    dp: _Rows,
+    path: np.ndarray,
+    out: FluidOutcome,
+    pool_ub: np.ndarray,
+    lam: np.ndarray,
+    mu_pool: np.ndarray,
+    of_pool: np.ndarray,
+    units: np.ndarray,
+    base_price: np.ndarray,
+) -> tuple[np.ndarray, FluidOutcome, np.ndarray]:
+    """Close the open pools by reduced-cost enumeration (:mod:`pricelab.markdown.exact`):
+    tighter pool bounds, and each pool's best plan found where the targets stay met. A
+    first pass with small caps finds better plans (less slack), a second lists more paths
+    on the pools still open."""
+    from pricelab.markdown.choose import choose_and_repair
+    from pricelab.markdown.exact import ENUM_PASSES, close_pools
+
+    cfg = prob.config
+    stock = prob.pool_stock.astype(float)
+    salv_s = prob.pool_salvage * stock
+    pool_ub = pool_ub.copy()
+    for max_paths, max_combos in ENUM_PASSES:
+        score = out.value + mu_pool * out.sold
+        gap = pool_ub - score
+        open_p = np.nonzero(gap > 0.01 * cfg.gap_tolerance * np.maximum(np.abs(pool_ub), 1.0))[0]
+        if not len(open_p):
+            break
+        bound, _, rows, new = close_pools(
+            prob.demand,
+            dp.w0,
+            dp.nlev,
+            prob.pool,
+            stock,
+            lam,
+            mu_pool,
+            score - salv_s,
+            open_p,
+            monotone=cfg.monotone,
+            min_weeks=cfg.min_weeks_between_changes,
+            max_paths=max_paths,
+            max_combos=max_combos,
+        )
+        pool_ub[open_p] = np.minimum(pool_ub[open_p], bound + salv_s[open_p])
+        got = new[:, 0] >= 0
+        if not got.any():
+            continue
+        cand = path.copy()
+        cand[rows[got]] = new[got]
+        o_new = fluid(prob.demand, cand, prob.pool, stock, prob.pool_salvage, base_price)
+        pick = choose_and_repair(out, o_new, mu_pool, of_pool, units)
+        path = np.where(pick[prob.pool][:, None], cand, path)
+        out = fluid(prob.demand, path, prob.pool, stock, prob.pool_salvage, base_price)
+    return path, out, pool_ub
 
 
 def _target_sold(out: FluidOutcome, of_pool: np.ndarray, n_t: int) -> np.ndarray:
