@@ -11,6 +11,15 @@ point projection and ``a = std_error * log(p1 / p0)``, which is the same number 
 ``q0 * (p1 / p0) ** (e + std_error * z)``. Rows are sorted by group, normals come in
 float32 blocks of one group's rows, and each block is summed for units, revenue and profit
 with one matrix product ``exp(a z) @ W`` (``W``: the three weights per row).
+
+A group whose sum is near-normal (many rows, or small spreads ``a``: skewness and excess
+kurtosis of the sum both within :data:`NEAR_NORMAL`, from the rows' exact log-normal
+cumulants) does not draw its rows: each draw takes one standard normal for the group and
+maps it through the sum's Cornish-Fisher expansion (exact mean and variance, skewness and
+kurtosis corrections). Its 5% and 95% quantiles then differ from drawing every row by
+under 0.01 standard deviations, well inside the Monte Carlo error of 1,000 draws (about
+0.07); groups and levels stay independent across groups as before. 25,000 changed rows in
+a few groups need 1,000 × a few normals instead of 25 million.
 """
 
 from __future__ import annotations
@@ -25,6 +34,8 @@ CHUNK_CELLS = 4_000_000
 #: |a * z| stays below this in float32 (exp overflows near 88); larger ``a`` uses float64
 _F32_SAFE_A = 80.0 / 7.0
 KPIS = ("quantity", "revenue", "profit")
+#: a group's sum is drawn as one variate when its skewness and excess kurtosis are this small
+NEAR_NORMAL = 0.1
 
 
 def _levels(base: pl.DataFrame) -> tuple[pl.DataFrame, np.ndarray, np.ndarray]:
@@ -62,10 +73,80 @@ def _levels(base: pl.DataFrame) -> tuple[pl.DataFrame, np.ndarray, np.ndarray]:
     return frame, gidx, roll
 
 
+def _row_cumulants(a: np.ndarray) -> np.ndarray:
+    """First four cumulants of ``exp(a z)``, ``z`` standard normal: shape ``(4, rows)``.
+
+    Log-normal with sigma ``a``: ``kappa2 = e^(a^2) (e^(a^2) - 1)``, skewness ``(s + 3) sqrt(s)``
+    and excess kurtosis ``e^(4a^2) + 2e^(3a^2) + 3e^(2a^2) - 6`` with ``s = e^(a^2) - 1``
+    (written with ``expm1``: no cancellation for the small ``a`` of typical price changes).
+    """
+    a2 = a * a
+    s = np.expm1(a2)
+    k2 = np.exp(a2) * s
+    g1 = (s + 3.0) * np.sqrt(s)
+    g2 = np.expm1(4 * a2) + 2 * np.expm1(3 * a2) + 3 * np.expm1(2 * a2)
+    return np.stack([np.exp(a2 / 2), k2, g1 * k2**1.5, g2 * k2 * k2])
+
+
+def near_normal_groups(
+    group: np.ndarray, a: np.ndarray, weights: np.ndarray, n_groups: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Which groups' sums are near-normal, and the first four cumulants of every group's sum.
+
+    A group's sum ``sum_i w[i, k] exp(a[i] z[i])`` over independent ``z`` has cumulants
+    ``sum_i w[i, k]^j kappa_j(exp(a[i] z))``. A group is near-normal when, for every column
+    ``k``, the sum's skewness and excess kurtosis are both at most :data:`NEAR_NORMAL` in
+    magnitude; the terms of the Cornish-Fisher expansion they leave out then move the 5%
+    and 95% quantiles by less than 0.003 standard deviations (1,000 draws estimate a
+    quantile to about 0.07 standard deviations).
+
+    Returns
+    -------
+    (ndarray of bool, shape (n_groups,), ndarray, shape (4, K, n_groups))
+    """
+    K = weights.shape[1]
+    cum = np.zeros((4, K, n_groups))
+    if group.size == 0:
+        return np.zeros(n_groups, dtype=bool), cum
+    rc = _row_cumulants(a)
+    for j in range(4):
+        for k in range(K):
+            cum[j, k] = np.bincount(
+                group, weights=weights[:, k] ** (j + 1) * rc[j], minlength=n_groups
+            )
+    k2 = cum[1]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        g1 = np.where(k2 > 0, cum[2] / k2**1.5, 0.0)
+        g2 = np.where(k2 > 0, cum[3] / (k2 * k2), 0.0)
+    ok = (np.abs(g1) <= NEAR_NORMAL) & (np.abs(g2) <= NEAR_NORMAL)
+    return ok.all(axis=0) & (np.bincount(group, minlength=n_groups) > 0), cum
+
+
+def cornish_fisher(z: np.ndarray, cum: np.ndarray) -> np.ndarray:
+    """Values of a sum with cumulants ``cum`` (``(4, ...)``) at standard normal ``z``.
+
+    ``kappa1 + sqrt(kappa2) * (z + g1 (z^2 - 1) / 6 + g2 (z^3 - 3z) / 24
+    - g1^2 (2z^3 - 5z) / 36)`` with skewness ``g1`` and excess kurtosis ``g2``: the
+    second-order Cornish-Fisher expansion (``z`` broadcasts against ``cum[0]``).
+    """
+    k1, k2, k3, k4 = cum
+    sd = np.sqrt(k2)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        g1 = np.where(k2 > 0, k3 / (sd * k2), 0.0)
+        g2 = np.where(k2 > 0, k4 / (k2 * k2), 0.0)
+    x = z + g1 * (z * z - 1) / 6 + g2 * (z**3 - 3 * z) / 24 - g1 * g1 * (2 * z**3 - 5 * z) / 36
+    return k1 + sd * x
+
+
 def draw_sums(
     group: np.ndarray, a: np.ndarray, weights: np.ndarray, n_groups: int, *, draws: int, seed: int
 ) -> np.ndarray:
     """Per-draw group sums of ``weights[i, k] * exp(a[i] * z[s, i])``, ``z`` standard normal.
+
+    Groups whose sum is near-normal (:func:`near_normal_groups`: many rows, or small
+    ``a``) draw the sum itself: one standard normal per draw and group, mapped through the
+    sum's Cornish-Fisher expansion (shared by the ``K`` columns: only each column's
+    quantiles are used). The other groups draw every row.
 
     Parameters
     ----------
@@ -78,8 +159,9 @@ def draw_sums(
     n_groups : int
         Number of groups.
     draws, seed : int
-        Number of draws; blocks of rows draw from generators seeded by ``(seed, block)``,
-        so equal seeds give equal sums.
+        Number of draws; blocks of rows draw from generators seeded by ``(seed, block)``
+        and the near-normal groups from one seeded by ``(seed, -1)``, so equal seeds give
+        equal sums.
 
     Returns
     -------
@@ -89,13 +171,22 @@ def draw_sums(
     out = np.zeros((draws, K, n_groups))
     if group.size == 0:
         return out
-    order = np.argsort(group, kind="stable")
+    normal, cum = near_normal_groups(group, a, weights, n_groups)
+    if normal.any():
+        g = np.flatnonzero(normal)
+        rng = np.random.Generator(np.random.SFC64(np.random.SeedSequence(seed, spawn_key=(2**32,))))
+        u = rng.standard_normal((draws, 1, g.size))
+        out[:, :, g] = cornish_fisher(u, cum[:, :, g])
+    rows = ~normal[group]
+    order = np.flatnonzero(rows)[np.argsort(group[rows], kind="stable")]
     g, a, w = group[order], a[order], weights[order]
     cut = np.flatnonzero(np.diff(g)) + 1
     starts, ends = np.r_[0, cut], np.r_[cut, g.size]
     step = max(1, CHUNK_CELLS // draws)
     block = 0
     for s0, e0 in zip(starts, ends, strict=True):
+        if s0 == e0:
+            continue
         for s in range(s0, e0, step):
             t = min(e0, s + step)
             dtype = np.float32 if np.abs(a[s:t]).max() < _F32_SAFE_A else np.float64
