@@ -186,19 +186,35 @@ def shared_covariance(
     fits: dict[str, dict[str, Any]], size: int = 13, first: int | None = None
 ) -> np.ndarray:
     """Cross-group sampling covariances of one level's slopes (zero diagonal), from the
-    rows' influences summed in calendar blocks of ``size`` weeks from the first week of
-    all groups (or week ``first``: the data set's first week), times ``c/(c-1) (t_(c-1)(0.975) / z_0.975)²`` (``c`` non-empty blocks), as
-    pricelab.elasticity.robust documents; ``fits`` are :func:`poisson_glm` results."""
+    rows' influences, two-way clustered by calendar weeks counted from the first week of
+    all groups (or week ``first``: the data set's first week): blocks of ``size`` weeks,
+    plus (over more than 52 weeks) weeks of the year minus single weeks, times
+    ``c/(c-1) (t_(c-1)(0.975) / z_0.975)²`` (``c`` the fewer non-empty clusters of the two
+    ways), as pricelab.elasticity.robust documents; ``fits`` are :func:`poisson_glm` results."""
     rows = [fits[k] for k in sorted(fits)]
     if first is None:
         first = min(int(r["week"].min()) for r in rows)
-    nb = max(int(r["week"].max()) - first for r in rows) // size + 1
-    A = np.array(
-        [np.bincount((r["week"] - first) // size, weights=r["a"], minlength=nb) for r in rows]
-    )
-    c = np.count_nonzero(np.abs(A).sum(axis=0))
-    f = c / (c - 1) * (stats.t.ppf(0.975, c - 1) / stats.norm.ppf(0.975)) ** 2
-    C = f * A @ A.T
+    nw = max(int(r["week"].max()) - first for r in rows) + 1
+    ways = [(size, nw // size + 1, 1.0)]
+    if nw > 52:
+        ways += [(None, 52, 1.0), (1, nw, -1.0)]
+    C = np.zeros((len(rows), len(rows)))
+    counts = []
+    for step, m, sign in ways:
+        A = np.array(
+            [
+                np.bincount(
+                    (r["week"] - first) % 52 if step is None else (r["week"] - first) // step,
+                    weights=r["a"],
+                    minlength=m,
+                )
+                for r in rows
+            ]
+        )
+        C += sign * A @ A.T
+        counts.append(np.count_nonzero(np.abs(A).sum(axis=0)))
+    c = min(counts[:2])
+    C *= c / (c - 1) * (stats.t.ppf(0.975, c - 1) / stats.norm.ppf(0.975)) ** 2
     return C - np.diag(np.diag(C))
 
 

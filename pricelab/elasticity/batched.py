@@ -164,7 +164,7 @@ def group_stats(
     for j, name in enumerate(names):
         cols[f"p_{name}"] = out["params"][:, j]
     table = pl.DataFrame(cols).with_columns(pl.col("n_obs", "n_zero", "flags").cast(pl.Int64))
-    if "calendar" in out:  # calendar blocks counted from origin: partitions line up
+    if "calendar" in out:  # calendar weeks counted from origin: partitions line up
         cal = pl.Series("calendar", out["calendar"]).cast(pl.List(pl.Float64))
         table = table.with_columns(cal)
     return pl.concat([keys, first.select(attrs), table], how="horizontal")
@@ -211,7 +211,7 @@ def shrink_groups(
 
 
 def _padded(lists: pl.Series) -> np.ndarray:
-    """A list column (partitions may span fewer calendar blocks) as a zero-padded matrix."""
+    """A list column (partitions may span fewer calendar weeks) as a zero-padded matrix."""
     lists = lists.cast(pl.List(pl.Float64))
     n = lists.list.len().fill_null(0).to_numpy().astype(np.int64)
     cal = np.zeros((n.size, int(n.max(initial=0))))

@@ -23,7 +23,7 @@ from pricelab.errors import UsageError
 from .block_kernels import ols_block, poisson_block
 from .design import YEAR_DAYS
 from .groupfit import FLAG, empty_out
-from .robust import CLUSTER_WEEKS, calendar_sums
+from .robust import calendar_sums
 from .sparse import EVENTS_PER_PARAM
 
 Progress = Callable[[int, int], None]
@@ -285,17 +285,19 @@ def fit_poisson_runs(
     inflation; separated fits flagged ``failed,separated``). Returns ``(out, keys, names,
     first)``: ``first`` holds each group's first row (its attributes, for pooling) and
     ``out["mean_quantity"]`` the mean weekly quantity. With ``calendar`` (and dates),
-    ``out["calendar"] (G, nb)`` holds the sums of each group's slope influences by
-    blocks of :data:`~.robust.CLUSTER_WEEKS` calendar weeks counted from ``origin``
-    (:func:`.robust.calendar_sums`), for the level-mean variance of :mod:`.hierarchical`.
+    ``out["calendar"] (G, nw)`` holds the sums of each group's slope influences by
+    calendar week counted from ``origin`` (:func:`.robust.calendar_sums`), for the
+    level-mean variance of :mod:`.hierarchical` (two-way clusters of those weeks,
+    :func:`.robust.shared_covariance`): one float32 per group and week, half a float
+    column of the sales.
     """
     runs = Runs(df, by, controls, origin)
     G, counts = runs.n_groups, runs.counts
     out = empty_out(G, len(runs.names))
     out["mean_quantity"] = np.zeros(G)
-    block0, nb = _calendar(runs.week, origin) if calendar else (0, 0)
-    if nb:
-        out["calendar"] = np.zeros((G, nb))
+    week0, nw = _calendar(runs.week, origin) if calendar else (0, 0)
+    if nw:
+        out["calendar"] = np.zeros((G, nw), dtype=np.float32)  # one column of the sales
 
     def fit(gs: np.ndarray, rows: Rows, X: np.ndarray, q: np.ndarray) -> None:
         r = poisson_block(
@@ -333,9 +335,9 @@ def fit_poisson_runs(
             out["fit_stat"][gs] = np.where(
                 ok & fitted, 1 - r["deviance"] / r["null_deviance"], np.nan
             )
-        if nb and runs.week is not None:
-            blk = (runs.week[rows].reshape(q.shape) - block0) // CLUSTER_WEEKS
-            out["calendar"][gs] = calendar_sums(r["influence"], blk, r["fitted"][:, None], nb)
+        if nw and runs.week is not None:
+            wk = runs.week[rows].reshape(q.shape) - week0
+            out["calendar"][gs] = calendar_sums(r["influence"], wk, r["fitted"][:, None], nw)
 
     runs.run(fit, max_cells, progress)
     out, keys, first = runs.ordered(out)
@@ -343,9 +345,9 @@ def fit_poisson_runs(
 
 
 def _calendar(week: np.ndarray | None, origin: dt.date | None) -> tuple[int, int]:
-    """First week and number of the calendar blocks (``(0, 0)`` without dates)."""
+    """First calendar week and number of weeks (``(0, 0)`` without dates)."""
     if week is None or week.size == 0:
         return 0, 0
     first = (origin - dt.date(1970, 1, 1)).days // 7 if origin is not None else int(week.min())
     first = min(first, int(week.min()))
-    return first, int(week.max() - first) // CLUSTER_WEEKS + 1
+    return first, int(week.max() - first) + 1

@@ -15,6 +15,8 @@ import numpy as np
 
 #: ``se="cluster"``: scores are summed within blocks of this many consecutive weeks
 CLUSTER_WEEKS = 13
+#: the shared covariance's second clustering: the same week of the year (52 weeks apart)
+YEAR_WEEKS = 52
 Z975 = 1.959963984540054  # the normal 0.975 quantile
 
 
@@ -89,20 +91,40 @@ def leverage(X: np.ndarray, W: np.ndarray, inv: np.ndarray) -> np.ndarray:
     return np.clip(h, 0.0, 1.0 - 1e-8)
 
 
-def calendar_sums(a: np.ndarray, block: np.ndarray, w: np.ndarray, nb: int) -> np.ndarray:
-    """Sums of row contributions ``a (g, T)`` by calendar block ``block (g, T)`` -> ``(g, nb)``.
+def calendar_sums(a: np.ndarray, week: np.ndarray, w: np.ndarray, nw: int) -> np.ndarray:
+    """Sums of row contributions ``a (g, T)`` by calendar week ``week (g, T)`` -> ``(g, nw)``.
 
     Unlike :func:`block_codes` (blocks counted from each group's own first week), the
-    blocks here are the same weeks for every group (counted from the first week of the
-    whole data set), so the sums of two groups can be multiplied: ``sum_b a_ib a_jb`` is
-    the cluster-robust covariance of the two groups' estimates, what shared weekly shocks
-    (a national promotion calendar, the weather) leave in them. Rows of weight 0 count 0.
+    weeks here are counted from the first week of the whole data set, the same for every
+    group, so the sums of two groups can be multiplied: ``sum_c A_ic A_jc`` over clusters
+    ``c`` of weeks is the cluster-robust covariance of the two groups' estimates, what
+    shared weekly shocks (a national promotion calendar, the weather, the Super Bowl) leave
+    in them (:func:`shared_covariance`). Rows of weight 0 count 0.
     """
     g = a.shape[0]
-    b = np.clip(block.astype(np.int64), 0, nb - 1)
-    flat = (np.arange(g)[:, None] * nb + b).ravel()
+    b = np.clip(week.astype(np.int64), 0, nw - 1)
+    flat = (np.arange(g)[:, None] * nw + b).ravel()
     vals = np.where((w > 0) & np.isfinite(a), a, 0.0).ravel()
-    return np.bincount(flat, weights=vals, minlength=g * nb).reshape(g, nb)
+    return np.bincount(flat, weights=vals, minlength=g * nw).reshape(g, nw)
+
+
+def _clusters(nw: int) -> tuple[np.ndarray, np.ndarray, int]:
+    """Indicator columns of the two-way clustering of ``nw`` calendar weeks, and signs.
+
+    Returns ``(M (nw, m), sign (m,), nb)``: blocks of :data:`CLUSTER_WEEKS` weeks (the
+    first ``nb`` columns, sign +1); with more than a year of weeks also the weeks of the
+    year (week mod :data:`YEAR_WEEKS`, +1) and the single weeks, their intersections (-1):
+    ``V = V_block + V_year - V_week`` (Cameron, Gelbach and Miller 2011). Within one year
+    the week-of-year clusters are single weeks and only the blocks remain.
+    """
+    wk = np.arange(nw)
+    nb = (nw - 1) // CLUSTER_WEEKS + 1
+    cols = [np.eye(nb)[wk // CLUSTER_WEEKS]]
+    sign = [np.ones(nb)]
+    if nw > YEAR_WEEKS:
+        cols += [np.eye(YEAR_WEEKS)[wk % YEAR_WEEKS], np.eye(nw)]
+        sign += [np.ones(YEAR_WEEKS), -np.ones(nw)]
+    return np.hstack(cols), np.concatenate(sign), nb
 
 
 def shared_covariance(
@@ -110,9 +132,9 @@ def shared_covariance(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Cross-group covariance terms of a pooled level mean, on a ``tau`` grid ``t2 (L, K)``.
 
-    ``a (n, nb)`` are the estimates' :func:`calendar_sums`, ``v (n,)`` their variances and
-    ``lvl`` their level codes. With ``w_j = 1 / (v_j + tau²)``, ``omega_j = w_j / sum w``
-    (the weights of the level mean ``mu_hat``) and ``c_ij = f sum_b a_ib a_jb`` the
+    ``a (n, nw)`` are the estimates' weekly :func:`calendar_sums`, ``v (n,)`` their
+    variances and ``lvl`` their level codes. With ``w_j = 1 / (v_j + tau²)``,
+    ``omega_j = w_j / sum w`` (the weights of the level mean ``mu_hat``) and ``c_ij`` the
     covariance of two groups' sampling errors, returns per grid point
 
     * ``X = sum_(i != k) omega_i omega_k c_ik`` per level, what shared shocks add to the
@@ -124,42 +146,66 @@ def shared_covariance(
     then has variance ``B_j v_j + (1 - B_j)² (1 / sum w + X) + 2 B_j (1 - B_j) Y_j``
     (with independent errors ``X = Y = 0``: the usual ``Var[theta_j | tau]``).
 
+    ``c_ij = f sum_c s_c A_ic A_jc`` is two-way cluster-robust (:func:`_clusters`): the
+    weekly sums are summed in blocks of :data:`CLUSTER_WEEKS` calendar weeks (shocks that
+    last a few weeks) and, with more than a year of data, also by week of the year
+    (events that come back at the same week every year: the Super Bowl, Thanksgiving, a
+    seasonal promotion the Fourier terms do not follow), minus the single weeks that both
+    count. Measured on the 45 avocado regions (three years): three of the four Super Bowl
+    weeks fall in the odd weeks, and with blocks alone the odd/even split-half RMS z of
+    the hierarchical model is 1.21 (odd and even pooled means 1.5 standard errors apart),
+    1.12 with the week-of-year clusters.
+
     ``f`` is the few-cluster correction of the level, with ``c`` its non-empty calendar
-    blocks: ``c/(c-1)`` (as for a group's own cluster variance) times
-    ``(t_(c-1)(0.975) / 1.96)²``, the usual rule of reading a cluster-robust statistic
-    from ``c`` clusters against a t distribution with ``c - 1`` degrees of freedom
-    (Cameron and Miller 2015), folded into the variance so that normal intervals (and
-    draws) downstream have the t interval's width: 1.24 for 13 blocks (three years), 2.6
-    for 4 (one year). On synthetic panels with a national price level and national demand
-    shocks (``tests/test_hierarchical_shared.py``: 30 levels of 30 series, two years) the
-    95% intervals cover 0.89-0.90 of the true elasticities, 0.65-0.67 with independent
-    errors; without the t factor 0.81-0.90 (one to three years). One
-    pass per grid point, vectorised over groups and levels.
+    blocks (or week-of-year clusters, if fewer): ``c/(c-1)`` (as for a group's own
+    cluster variance) times ``(t_(c-1)(0.975) / 1.96)²``, the usual rule of reading a
+    cluster-robust statistic from ``c`` clusters against a t distribution with ``c - 1``
+    degrees of freedom (Cameron and Miller 2015), folded into the variance so that normal
+    intervals (and draws) downstream have the t interval's width: 1.24 for 13 blocks
+    (three years), 2.6 for 4 (one year). On synthetic panels with a national price level
+    and national demand shocks (``tests/test_hierarchical_shared.py``: 30 levels of 30
+    series, two years) the 95% intervals cover 0.89-0.90 of the true elasticities,
+    0.65-0.67 with independent errors; without the t factor 0.81-0.90 (one to three
+    years). One pass per grid point, vectorised over groups and levels; the per-group work
+    is on the weekly sums, the clusters are formed from the level sums.
     """
     from scipy.special import stdtrit  # scipy.stats is slow to import
 
     n, K = v.size, t2.shape[1]
-    nb = a.shape[1]
+    nw = a.shape[1]
+    M, sign, nb = _clusters(nw)
     order = np.argsort(lvl, kind="stable")  # levels as contiguous segments (all present)
-    lv, a, v = lvl[order], a[order], v[order]
+    chunk = max(1, int(2e6 // max(nw, 1)))
+    if nw <= YEAR_WEEKS:  # within a year only the blocks remain: work on their sums
+        a = np.concatenate([a[order[i : i + chunk]] @ M for i in range(0, n, chunk)] or [a[:, :nb]])
+        M, sign, nw = np.eye(nb), np.ones(nb), nb
+    else:
+        a = a[order].astype(np.float64)
+    lv, v = lvl[order], v[order]
     starts = np.flatnonzero(np.r_[True, lv[1:] != lv[:-1]])
-    ss = (a * a).sum(axis=1)
-    blocks = (np.add.reduceat(np.abs(a), starts, axis=0) > 0).sum(axis=1)
+    ss = np.concatenate(
+        [((a[i : i + chunk] @ M) ** 2) @ sign for i in range(0, n, chunk)] or [np.zeros(0)]
+    )
+    used = (np.add.reduceat(np.abs(a), starts, axis=0) > 0).astype(np.float64) @ M > 0
+    clusters = used[:, :nb].sum(axis=1)
+    if nw > YEAR_WEEKS:
+        clusters = np.minimum(clusters, used[:, nb : nb + YEAR_WEEKS].sum(axis=1))
     with np.errstate(divide="ignore", invalid="ignore"):
-        dof = np.where(blocks > 1, blocks / (blocks - 1.0), 0.0)
-        few = np.where(blocks > 1, (stdtrit(np.maximum(blocks - 1, 1), 0.975) / Z975) ** 2, 0.0)
+        dof = np.where(clusters > 1, clusters / (clusters - 1.0), 0.0)
+        few = np.where(clusters > 1, (stdtrit(np.maximum(clusters - 1, 1), 0.975) / Z975) ** 2, 0.0)
     f = np.zeros(L)
     f[lv[starts]] = dof * few
     cross_mu = np.zeros((L, K))
     cross_j = np.zeros((n, K))
-    step = max(1, int(2e6 // max(n * nb, 1)))  # grid points per pass (bounded memory)
+    step = max(1, int(2e6 // max(n * nw, 1)))  # grid points per pass (bounded memory)
     for k0 in range(0, K, step):
         t = t2[lv, k0 : k0 + step]  # (n, kc)
         w = 1.0 / (v[:, None] + t)
         om = w / np.add.reduceat(w, starts, axis=0)[lv]
-        A = np.add.reduceat(om[:, :, None] * a[:, None, :], starts, axis=0)  # (L, kc, nb)
+        A = np.add.reduceat(om[:, :, None] * a[:, None, :], starts, axis=0) @ M  # (L, kc, m)
         own = np.add.reduceat(om * om * ss[:, None], starts, axis=0)
-        cross_mu[lv[starts], k0 : k0 + step] = f[lv[starts], None] * ((A * A).sum(axis=2) - own)
-        aA = np.einsum("nb,nkb->nk", a, A[lv])
+        cross_mu[lv[starts], k0 : k0 + step] = f[lv[starts], None] * ((A * A) @ sign - own)
+        back = (A * sign) @ M.T  # (L, kc, nw): sum_c s_c A_c M_wc per week
+        aA = np.einsum("nw,nkw->nk", a, back[lv])
         cross_j[order, k0 : k0 + step] = f[lv][:, None] * (aA - om * ss[:, None])
     return cross_mu, cross_j
