@@ -1,94 +1,146 @@
 """The local engine on a database: sales streamed from DuckDB in chunks of whole groups.
 
 ``estimate`` on the whole sales table used to hold it three times over (DuckDB's sorted
-result, the polars frame, the kernels' arrays). For the per-group models ``ols`` and
-``poisson`` grouped by item × market, :func:`estimate_chunked` instead reads the table
-as Arrow record batches in storage order (``ingest`` writes it in key order), cuts them
-into chunks of whole groups of about ``CHUNK_ROWS`` rows and runs the same
-:func:`pricelab.elasticity.estimate` on each, so memory follows the chunk, not the table.
-Like the Spark engine, each chunk's ``trend`` intercept is moved to the whole data set's
-first week. When the stored rows are not in key order (e.g. after ``ingest --replace``)
-it returns None and the caller loads the whole sorted frame instead.
+result, the polars frame, the kernels' arrays). For ``ols``, ``poisson`` and
+``hierarchical`` grouped by item × market, :func:`estimate_chunked` instead
+
+1. asks DuckDB for each group's key, row count and ``rowid`` range in one parallel
+   aggregate (with the date range and whether any ``promo`` is set);
+2. when every group's rows are one contiguous ``rowid`` range (``ingest`` writes them so,
+   in key order or not), reads only the numeric columns (no item or market strings) as
+   Arrow record batches in ``rowid`` order, cuts them at group ends into chunks of about
+   ``CHUNK_ROWS`` rows and fits each chunk with the block kernels
+   (:mod:`pricelab.elasticity.glm_blocks`) under an integer group code; the ``trend``
+   origin is the first week of the whole (filtered) table, so nothing is shifted;
+3. puts the per-group arrays back in key order and wraps them as
+   :func:`pricelab.elasticity.estimate` does.
+
+``hierarchical`` streams twice: the per-group Poisson fits, the pooling over all groups
+(one row each), then the refit of each group's intercept and controls. Memory follows the
+chunk and the per-group arrays, not the table. When a group's rows are not one ``rowid``
+range (e.g. rows of one group appended by two ingests) it returns None and the caller
+loads the whole sorted frame instead.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, NamedTuple
 
+import numpy as np
 import polars as pl
 
 from pricelab.store import Store
-from pricelab.store.loaders import SALES_KEY, sort_by_key
+from pricelab.store.loaders import SALES_KEY
 
 #: rows per chunk handed to the kernels (whole groups: a chunk ends at a group boundary)
-CHUNK_ROWS = 500_000
-#: days per year of the ``trend`` control (as the estimators count it)
-YEAR_DAYS = 365.25
-#: models and groupings that are fitted group by group (nothing pooled across groups)
-CHUNKED_MODELS = ("ols", "poisson")
+CHUNK_ROWS = 1_000_000
+#: models and groupings fitted here (per group; ``hierarchical`` pools one row per group)
+CHUNKED_MODELS = ("ols", "poisson", "hierarchical")
+_KEY = ["item_id", "market"]
 
 
-class _Unsorted(Exception):
-    """The stored sales are not in key order."""
+class _Groups(NamedTuple):
+    """The groups of the stored sales in ``rowid`` order."""
+
+    keys: pl.DataFrame  # item_id, market
+    counts: np.ndarray
+    r0: np.ndarray  # first rowid of each group
+    total: int
+    first: dt.date | None
+    last: dt.date | None
+    promo: bool  # some row has a promo value
 
 
 def chunkable(kwargs: dict[str, Any]) -> bool:
     """True for ``estimate`` options this path handles (per-group fits by item × market)."""
     by = kwargs.get("by")
-    return kwargs.get("model") in CHUNKED_MODELS and (
-        by is None or list(by) == ["item_id", "market"]
+    return (
+        kwargs.get("model") in CHUNKED_MODELS
+        and (by is None or list(by) == _KEY)
+        and not kwargs.get("fixed_effects")
+        and not kwargs.get("pool_by")
+        and kwargs.get("instrument") is None
     )
 
 
-def _summary(store: Store, where: str, params: list[object]) -> tuple[Any, ...]:
-    sql = f"SELECT count(*), min(date), max(date), count(promo), count(unit_cost) FROM sales{where}"
-    return tuple(store.execute(sql, params)[0])
+def _groups(store: Store, where: str, params: list[object]) -> _Groups | None:
+    """Per-group row counts and ``rowid`` ranges; None unless each group is one range."""
+    g = store.query(
+        "SELECT item_id, market, min(rowid) AS r0, max(rowid) AS r1, count(*) AS n, "
+        f"count(promo) AS n_promo, min(date) AS d0, max(date) AS d1 FROM sales{where} "
+        "GROUP BY item_id, market",
+        params,
+    ).sort("r0")
+    if g.height == 0:
+        return None
+    r0, r1, n = (g[c].to_numpy().astype(np.int64) for c in ("r0", "r1", "n"))
+    if not np.array_equal(r1 - r0 + 1, n):  # some group's rows are not one range
+        return None
+    first, last = g["d0"].min(), g["d1"].max()
+    return _Groups(
+        g.select(_KEY),
+        n,
+        r0,
+        int(n.sum()),
+        first if isinstance(first, dt.date) else None,
+        last if isinstance(last, dt.date) else None,
+        bool(g["n_promo"].sum()),
+    )
 
 
-def _chunks(store: Store, sql: str, params: list[object], rows: int) -> Iterator[pl.DataFrame]:
-    """Sales in chunks of whole (item_id, market) groups, checked to be in key order."""
-    reader = store.con.sql(sql, params=params).to_arrow_reader(min(rows, 1 << 20))
-    pending: list[pl.DataFrame] = []
-    size = 0
-    last_key: tuple[Any, ...] | None = None
-    for batch in reader:
-        frame = pl.from_arrow(batch)
+class _Misordered(Exception):
+    """The scan did not return the rows in ``rowid`` order."""
+
+
+def _chunks(
+    store: Store, sql: str, params: list[object], groups: _Groups, rows: int
+) -> Iterator[tuple[int, int, pl.DataFrame]]:
+    """``(g0, g1, frame)``: the rows of groups ``g0..g1-1`` with their code in ``_group``."""
+    import pyarrow as pa
+
+    ends = np.cumsum(groups.counts)
+    reader = store.con.sql(sql, params=params).to_arrow_reader(min(rows, 1 << 17))
+    pending: list[Any] = []
+    have = start = g0 = 0
+    last_id = -1
+    batches = iter(reader)
+    done = False
+    while not done:
+        batch = next(batches, None)
+        if batch is not None:
+            pending.append(batch)
+            have += batch.num_rows
+            if have < rows:
+                continue
+        else:
+            done = True
+        g1 = int(np.searchsorted(ends, start + have, side="right"))
+        if g1 == g0:
+            if done and have:
+                raise _Misordered
+            continue
+        table = pa.Table.from_batches(pending)
+        cut = int(ends[g1 - 1]) - start
+        chunk, rest = table.slice(0, cut), table.slice(cut)
+        counts = groups.counts[g0:g1]
+        rid = chunk.column("rowid").to_numpy()
+        heads = np.r_[0, np.cumsum(counts)[:-1]]
+        if rid[0] <= last_id or (np.diff(rid) <= 0).any() or (rid[heads] != groups.r0[g0:g1]).any():
+            raise _Misordered
+        last_id = int(rid[-1])
+        frame = pl.from_arrow(chunk.drop_columns(["rowid"]))
         assert isinstance(frame, pl.DataFrame)
-        pending.append(frame)
-        size += frame.height
-        if size < rows:
-            continue
-        df = pl.concat(pending, rechunk=True)
-        keys = df.select("item_id", "market")
-        tail = keys.row(df.height - 1)
-        # cut before the last group's first row so every chunk holds whole groups
-        same = keys.select(
-            ((pl.col("item_id") == tail[0]) & (pl.col("market") == tail[1])).arg_true().first()
-        ).item()
-        cut = int(same)
-        if cut == 0:  # one group fills the chunk: keep reading
-            pending, size = [df], df.height
-            continue
-        chunk, rest = df[:cut], df[cut:]
-        last_key = _check(chunk, last_key)
-        yield chunk
-        pending, size = [rest], rest.height
-    if size:
-        df = pl.concat(pending, rechunk=True)
-        _check(df, last_key)
-        yield df
-
-
-def _check(chunk: pl.DataFrame, last_key: tuple[Any, ...] | None) -> tuple[Any, ...]:
-    """Raise :class:`_Unsorted` unless ``chunk`` is in key order after ``last_key``."""
-    if sort_by_key(chunk) is not chunk:
-        raise _Unsorted
-    first = chunk.row(0)[:2]
-    if last_key is not None and first <= last_key:
-        raise _Unsorted
-    return chunk.row(chunk.height - 1)[:2]
+        codes = np.repeat(np.arange(g0, g1, dtype=np.int64), counts)
+        yield g0, g1, frame.with_columns(pl.Series("_group", codes))
+        pending = [rest] if rest.num_rows else []
+        pending = [b for t in pending for b in t.to_batches()]
+        have -= cut
+        start += cut
+        g0 = g1
+    if g0 != groups.counts.size or have:
+        raise _Misordered
 
 
 def estimate_chunked(
@@ -98,57 +150,179 @@ def estimate_chunked(
     items: pl.DataFrame | None,
     before: str | None = None,
     progress: Callable[[int, int], None] | None = None,
-    chunk_rows: int = CHUNK_ROWS,
+    chunk_rows: int | None = None,
 ) -> Any:
-    """``estimate(**kwargs)`` on the stored sales, chunk by chunk; None when not in order.
+    """``estimate(**kwargs)`` on the stored sales, chunk by chunk; None when not streamable.
 
     Returns an :class:`~pricelab.elasticity.ElasticityResults` equal to the one of the
-    whole sorted frame (the intercept moved to the first week as the Spark engine does).
+    whole sorted frame (to rounding: the same kernels on the same groups).
     """
-    from pricelab.elasticity import ElasticityResults, resolve_controls
-    from pricelab.elasticity import estimate as _estimate
+    from pricelab.elasticity.design import resolve_controls
+    from pricelab.elasticity.model import _checked_options, _wrap
+    from pricelab.elasticity.sparse import EVENTS_PER_PARAM
 
     store.require_sales()
+    model = kwargs["model"]
+    se = _checked_options(
+        model=model,
+        se=kwargs.get("se"),
+        slope=kwargs.get("slope", "item"),
+        fixed_effects=None,
+        hac_lags=kwargs.get("hac_lags"),
+        tau=kwargs.get("tau", "level"),
+        alpha=0.05,
+        events_per_param=EVENTS_PER_PARAM,
+    )
     params: list[object] = [] if before is None else [before]
     where = "" if before is None else " WHERE date < CAST(? AS DATE)"
-    total, first, last, n_promo, n_cost = _summary(store, where, params)
-    if not total:
-        return None  # the whole-frame path raises the proper error
-    cols = ["item_id", "market", "date", "price", "quantity"]
-    cols += ["promo"] * bool(n_promo) + ["unit_cost"] * bool(n_cost)
-    # extra sales columns the fit uses (controls such as 'deal', fixed-effect columns)
+    groups = _groups(store, where, params)
+    if groups is None:
+        return None  # not streamable, or no rows: the whole-frame path decides
+    controls = resolve_controls(kwargs.get("controls", "default"))
     stored = store.query("SELECT * FROM sales LIMIT 0").columns
-    wanted = [
-        *resolve_controls(kwargs.get("controls", "default")),
-        *(kwargs.get("fixed_effects") or []),
-    ]
-    cols += [c for c in dict.fromkeys(wanted) if c in stored and c not in cols]
+    cols = ["rowid", "date", "price", "quantity"] + ["promo"] * groups.promo
+    cols += [c for c in dict.fromkeys(controls) if c in stored and c not in cols]
     sql = f"SELECT {', '.join(cols)} FROM sales{where}"
-    tables: list[pl.DataFrame] = []
-    coefs: list[pl.DataFrame] = []
-    parameters: dict[str, Any] = {}
-    done = 0
+    job = _Job(store, sql, params, groups, controls, chunk_rows or CHUNK_ROWS, progress)
     try:
-        for chunk in _chunks(store, sql, params, chunk_rows):
-            res = _estimate(chunk, items=items, **kwargs)
-            p = res.params
-            start = chunk["date"].min()
-            if first is not None and "trend" in p.columns and start != first:
-                shift = (start - first).days / YEAR_DAYS  # type: ignore[operator]
-                p = p.with_columns(pl.col("intercept") - pl.col("trend") * shift)
-            tables.append(res.elasticities)
-            coefs.append(p)
-            parameters = dict(res.parameters)
-            done += chunk.height
-            if progress is not None:
-                progress(done, int(total))
-    except _Unsorted:
+        if model == "ols":
+            out, names = job.ols(se, kwargs.get("hac_lags"))
+        else:
+            out, names = job.poisson(se, calendar=model == "hierarchical")
+    except _Misordered:
         return None
-    parameters["end"] = str(last) if isinstance(last, dt.date) else None
-    parameters["origin"] = str(first) if isinstance(first, dt.date) else None
-    table = pl.concat(tables, how="vertical_relaxed")
-    pframe = pl.concat(coefs, how="diagonal_relaxed").select(coefs[0].columns)
-    return ElasticityResults(table, pframe, kwargs["model"], parameters)
+    order = groups.keys.with_row_index("_i").sort(_KEY)["_i"].to_numpy()
+    out = {k: v[order] for k, v in out.items()}
+    keys = groups.keys[order]
+    fit: dict[str, Any] = {
+        "model": model,
+        "by": list(_KEY),
+        "controls": controls,
+        "se": se,
+        "alpha": 0.05,
+        "min_obs": 8,
+        "fixed_effects": [],
+        "end": str(groups.last) if groups.last else None,
+    }
+    if model == "ols":
+        fit["hac_lags"] = kwargs.get("hac_lags")
+    else:
+        fit["events_per_param"] = EVENTS_PER_PARAM
+    if model == "hierarchical":
+        tau = kwargs.get("tau", "level")
+        used = job.pool(out, keys, items, tau)
+        fit.update(pool_by=used, tau=tau)
+    fit["origin"] = str(groups.first) if groups.first else None
+    return _wrap(out, keys, names, model, model, fit, 0.05)
+
+
+class _Job:
+    """One streamed fit: the store, the scan and how to fit each chunk."""
+
+    def __init__(
+        self,
+        store: Store,
+        sql: str,
+        params: list[object],
+        groups: _Groups,
+        controls: list[str],
+        rows: int,
+        progress: Callable[[int, int], None] | None,
+    ) -> None:
+        self.store, self.sql, self.params, self.groups = store, sql, params, groups
+        self.controls, self.rows, self.progress = controls, rows, progress
+
+    def chunks(self) -> Iterator[tuple[int, int, pl.DataFrame]]:
+        done = 0
+        for g0, g1, frame in _chunks(self.store, self.sql, self.params, self.groups, self.rows):
+            if not frame.select(
+                (pl.col("price") > 0).all() & (pl.col("quantity") >= 0).all()
+            ).item():
+                self._bad()
+            yield g0, g1, frame
+            done += frame.height
+            if self.progress is not None:
+                self.progress(done, self.groups.total)
+
+    def _bad(self) -> None:
+        """Raise :func:`check_sales`' error, with the whole table's counts."""
+        from pricelab.elasticity.design import check_sales
+
+        where = self.sql[self.sql.index(" FROM sales") :]
+        check_sales(
+            self.store.query(f"SELECT item_id, market, price, quantity{where}", self.params), []
+        )
+
+    def _put(self, out: dict[str, np.ndarray] | None, part: dict[str, np.ndarray], g0: int):
+        G = self.groups.counts.size
+        if out is None:
+            out = {k: np.empty((G, *v.shape[1:]), dtype=v.dtype) for k, v in part.items()}
+        for k, v in part.items():
+            if k == "calendar" and v.shape[1] != out[k].shape[1]:  # fewer blocks: pad
+                wide = max(v.shape[1], out[k].shape[1])
+                grown = np.zeros((G, wide))
+                grown[:, : out[k].shape[1]] = out[k]
+                out[k] = grown
+                v = np.pad(v, ((0, 0), (0, wide - v.shape[1])))
+            out[k][g0 : g0 + v.shape[0]] = v
+        return out
+
+    def ols(self, se: str, hac_lags: int | None) -> tuple[dict[str, np.ndarray], list[str]]:
+        from pricelab.elasticity.glm_blocks import fit_ols_runs
+
+        out: dict[str, np.ndarray] | None = None
+        names: list[str] = []
+        for g0, _, frame in self.chunks():
+            part, _, names = fit_ols_runs(
+                frame, ["_group"], self.controls, self.groups.first, se=se, hac_lags=hac_lags
+            )
+            out = self._put(out, part, g0)
+        assert out is not None
+        return out, names
+
+    def poisson(self, se: str, calendar: bool) -> tuple[dict[str, np.ndarray], list[str]]:
+        from pricelab.elasticity.glm_blocks import fit_poisson_runs
+
+        out: dict[str, np.ndarray] | None = None
+        names: list[str] = []
+        for g0, _, frame in self.chunks():
+            part, _, names, _ = fit_poisson_runs(
+                frame, ["_group"], self.controls, self.groups.first, se=se, calendar=calendar
+            )
+            out = self._put(out, part, g0)
+        assert out is not None
+        return out, names
+
+    def pool(
+        self, out: dict[str, np.ndarray], keys: pl.DataFrame, items: pl.DataFrame | None, tau: str
+    ) -> list[list[str]]:
+        """``hierarchical``: shrink the per-group fits (in key order, in place), then refit
+        each moved group's intercept and controls chunk by chunk (a second scan)."""
+        from pricelab.elasticity.hierarchical import OWN, shrink
+        from pricelab.elasticity.refit import refit_runs
+
+        attrs = keys
+        if items is not None:
+            extra = [c for c in items.columns if c not in keys.columns]
+            attrs = keys.join(
+                items.select("item_id", *extra).unique("item_id"),
+                on="item_id",
+                how="left",
+                maintain_order="left",
+            )
+        shrunk, used = shrink(out, attrs, out["mean_quantity"], None, tau=tau)
+        out.update(shrunk)
+        # sorted position of each group (in rowid order)
+        order = self.groups.keys.with_row_index("_i").sort(_KEY)["_i"].to_numpy()
+        pos = np.empty_like(order)
+        pos[order] = np.arange(order.size)
+        fields = (OWN, "elasticity", "flags", "params")
+        for g0, g1, frame in self.chunks():
+            at = pos[g0:g1]
+            part = {k: out[k][at] for k in fields}
+            refit_runs(frame, ["_group"], self.controls, self.groups.first, part)
+            out["params"][at] = part["params"]
+        return used
 
 
 __all__ = ["CHUNKED_MODELS", "CHUNK_ROWS", "SALES_KEY", "chunkable", "estimate_chunked"]
