@@ -122,7 +122,10 @@ def estimate(
     strict_tracking: StrictTrackingOpt = False,
 ) -> None:
     """Estimate price elasticities per item × market and store them as a run."""
+    from pricelab._alloc import tune_allocator
     from pricelab.elasticity.progress import rich_progress
+
+    tune_allocator()  # fewer page faults in the block kernels (see pricelab/_alloc.py)
 
     with rich_progress(f"estimating ({model})") as progress:
         run = api.estimate(

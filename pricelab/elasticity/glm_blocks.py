@@ -127,10 +127,16 @@ class Runs:
     """Rows grouped in contiguous runs, with the raw columns the models need."""
 
     def __init__(
-        self, df: pl.DataFrame, by: Sequence[str], controls: Sequence[str], origin: dt.date | None
+        self,
+        df: pl.DataFrame,
+        by: Sequence[str],
+        controls: Sequence[str],
+        origin: dt.date | None,
+        starts: np.ndarray | None = None,
     ) -> None:
+        """``starts``: each group's first row when the caller knows its rows are contiguous."""
         self.by = list(by)
-        self.df, self.starts = group_runs(df, self.by)
+        self.df, self.starts = (df, starts) if starts is not None else group_runs(df, self.by)
         self.counts = np.diff(np.r_[self.starts, self.df.height])
         self.srcs = control_sources(self.df, controls, origin)
         self.names = ["intercept", "log_price", *[s[0] for s in self.srcs]]
@@ -220,12 +226,14 @@ def fit_ols_runs(
     max_cells: float = 4e6,
     progress: Progress | None = None,
     hac_lags: int | None = None,
+    starts: np.ndarray | None = None,
 ) -> tuple[dict[str, np.ndarray], pl.DataFrame, list[str]]:
     """log q on log p and controls per group (weeks with q > 0), HC0/HC1/nonrobust/HAC.
 
     ``HAC`` (Newey-West) sorts each group by date and counts lags in the group's weeks
     (a zero-sales week is a period with a zero score); ``hac_lags`` is the bandwidth
-    (default ``floor(4 (n/100)^(2/9))`` of the group's positive weeks).
+    (default ``floor(4 (n/100)^(2/9))`` of the group's positive weeks). ``starts``: each
+    group's first row when the caller knows the groups are contiguous (no run search).
 
     Returns ``(out, keys, names)`` as :func:`pricelab.elasticity.design.build` and
     :func:`pricelab.elasticity.groupfit.fit_ols` would, groups sorted by ``by``.
@@ -235,7 +243,7 @@ def fit_ols_runs(
         if "date" not in df.columns:
             raise UsageError("se='HAC' needs a 'date' column in sales")
         df = df.sort([*by, "date"])
-    runs = Runs(df, by, controls, origin)
+    runs = Runs(df, by, controls, origin, starts)
     G, counts = runs.n_groups, runs.counts
     out = empty_out(G, len(runs.names))
 
@@ -276,6 +284,7 @@ def fit_poisson_runs(
     maxiter: int = 100,
     events_per_param: float = EVENTS_PER_PARAM,
     calendar: bool = False,
+    starts: np.ndarray | None = None,
 ) -> tuple[dict[str, np.ndarray], pl.DataFrame, list[str], pl.DataFrame]:
     """Poisson PML per group on all weeks (zeros included), robust or model SEs.
 
@@ -291,7 +300,7 @@ def fit_poisson_runs(
     :func:`.robust.shared_covariance`): one float32 per group and week, half a float
     column of the sales.
     """
-    runs = Runs(df, by, controls, origin)
+    runs = Runs(df, by, controls, origin, starts)
     G, counts = runs.n_groups, runs.counts
     out = empty_out(G, len(runs.names))
     out["mean_quantity"] = np.zeros(G)

@@ -246,6 +246,7 @@ def refit_runs(
     out: dict[str, np.ndarray],
     max_cells: float = 4e6,
     maxiter: int = 50,
+    starts: np.ndarray | None = None,
 ) -> int:
     """Refit every moved group of a shrunk fast-path fit (in place).
 
@@ -258,13 +259,15 @@ def refit_runs(
         :func:`~pricelab.elasticity.hierarchical.shrink`; ``params`` is updated.
     max_cells, maxiter:
         Block size (at most :data:`BLOCK_CELLS`) and IRLS iteration cap.
+    starts:
+        Each group's first row when the caller knows the groups are contiguous.
 
     Returns
     -------
     int
         Number of moved groups whose refit failed and kept the shrunk coefficients.
     """
-    runs = Runs(df, by, controls, origin)
+    runs = Runs(df, by, controls, origin, starts)
     G = runs.n_groups
     if runs.by:
         order = (

@@ -192,8 +192,10 @@ def estimate_chunked(
     except _Misordered:
         return None
     order = groups.keys.with_row_index("_i").sort(_KEY)["_i"].to_numpy()
-    out = {k: v[order] for k, v in out.items()}
-    keys = groups.keys[order]
+    keys = groups.keys
+    if (np.diff(order) != 1).any():  # stored in another order than the keys'
+        out = {k: v[order] for k, v in out.items()}
+        keys = keys[order]
     fit: dict[str, Any] = {
         "model": model,
         "by": list(_KEY),
@@ -253,6 +255,11 @@ class _Job:
             self.store.query(f"SELECT item_id, market, price, quantity{where}", self.params), []
         )
 
+    def _starts(self, g0: int, g1: int) -> np.ndarray:
+        """First row of each group of a chunk (its rows are contiguous, in group order)."""
+        c = self.groups.counts[g0:g1]
+        return np.cumsum(c) - c
+
     def _put(self, out: dict[str, np.ndarray] | None, part: dict[str, np.ndarray], g0: int):
         G = self.groups.counts.size
         if out is None:
@@ -272,9 +279,15 @@ class _Job:
 
         out: dict[str, np.ndarray] | None = None
         names: list[str] = []
-        for g0, _, frame in self.chunks():
+        for g0, g1, frame in self.chunks():
             part, _, names = fit_ols_runs(
-                frame, ["_group"], self.controls, self.groups.first, se=se, hac_lags=hac_lags
+                frame,
+                ["_group"],
+                self.controls,
+                self.groups.first,
+                se=se,
+                hac_lags=hac_lags,
+                starts=self._starts(g0, g1),
             )
             out = self._put(out, part, g0)
         assert out is not None
@@ -285,9 +298,15 @@ class _Job:
 
         out: dict[str, np.ndarray] | None = None
         names: list[str] = []
-        for g0, _, frame in self.chunks():
+        for g0, g1, frame in self.chunks():
             part, _, names, _ = fit_poisson_runs(
-                frame, ["_group"], self.controls, self.groups.first, se=se, calendar=calendar
+                frame,
+                ["_group"],
+                self.controls,
+                self.groups.first,
+                se=se,
+                calendar=calendar,
+                starts=self._starts(g0, g1),
             )
             out = self._put(out, part, g0)
         assert out is not None
@@ -320,7 +339,8 @@ class _Job:
         for g0, g1, frame in self.chunks():
             at = pos[g0:g1]
             part = {k: out[k][at] for k in fields}
-            refit_runs(frame, ["_group"], self.controls, self.groups.first, part)
+            starts = self._starts(g0, g1)
+            refit_runs(frame, ["_group"], self.controls, self.groups.first, part, starts=starts)
             out["params"][at] = part["params"]
         return used
 
