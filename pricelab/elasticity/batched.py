@@ -38,6 +38,7 @@ from .hierarchical import OWN, shrink
 from .model import _wrap, fit_partition
 from .refit import refit_design
 from .results import ElasticityResults
+from .streamed import STREAMED_MODELS, fit_streamed
 
 #: Columns every sales frame needs.
 REQUIRED_COLUMNS: tuple[str, ...] = D.REQUIRED
@@ -333,8 +334,10 @@ def wrap_results(
 __all__ = [
     "REQUIRED_COLUMNS",
     "STAT_COLUMNS",
+    "STREAMED_MODELS",
     "GroupFits",
     "fit_groups",
+    "fit_streamed",
     "fits_table",
     "group_stats",
     "normalize_by",

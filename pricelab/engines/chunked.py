@@ -97,7 +97,8 @@ class _Misordered(Exception):
 def _chunks(
     store: Store, sql: str, params: list[object], groups: _Groups, rows: int
 ) -> Iterator[tuple[int, int, pl.DataFrame]]:
-    """``(g0, g1, frame)``: the rows of groups ``g0..g1-1`` with their code in ``_group``."""
+    """``(g0, g1, frame)``: the numeric rows of groups ``g0 .. g1 - 1``, checked to be the
+    groups' ``rowid`` ranges in order (else :class:`_Misordered`)."""
     import pyarrow as pa
 
     ends = np.cumsum(groups.counts)
@@ -132,8 +133,7 @@ def _chunks(
         last_id = int(rid[-1])
         frame = pl.from_arrow(chunk.drop_columns(["rowid"]))
         assert isinstance(frame, pl.DataFrame)
-        codes = np.repeat(np.arange(g0, g1, dtype=np.int64), counts)
-        yield g0, g1, frame.with_columns(pl.Series("_group", codes))
+        yield g0, g1, frame
         pending = [rest] if rest.num_rows else []
         pending = [b for t in pending for b in t.to_batches()]
         have -= cut
@@ -157,22 +157,9 @@ def estimate_chunked(
     Returns an :class:`~pricelab.elasticity.ElasticityResults` equal to the one of the
     whole sorted frame (to rounding: the same kernels on the same groups).
     """
-    from pricelab.elasticity.design import resolve_controls
-    from pricelab.elasticity.model import _checked_options, _wrap
-    from pricelab.elasticity.sparse import EVENTS_PER_PARAM
+    from pricelab.elasticity import fit_streamed, resolve_controls
 
     store.require_sales()
-    model = kwargs["model"]
-    se = _checked_options(
-        model=model,
-        se=kwargs.get("se"),
-        slope=kwargs.get("slope", "item"),
-        fixed_effects=None,
-        hac_lags=kwargs.get("hac_lags"),
-        tau=kwargs.get("tau", "level"),
-        alpha=0.05,
-        events_per_param=EVENTS_PER_PARAM,
-    )
     params: list[object] = [] if before is None else [before]
     where = "" if before is None else " WHERE date < CAST(? AS DATE)"
     groups = _groups(store, where, params)
@@ -183,166 +170,50 @@ def estimate_chunked(
     cols = ["rowid", "date", "price", "quantity"] + ["promo"] * groups.promo
     cols += [c for c in dict.fromkeys(controls) if c in stored and c not in cols]
     sql = f"SELECT {', '.join(cols)} FROM sales{where}"
-    job = _Job(store, sql, params, groups, controls, chunk_rows or CHUNK_ROWS, progress)
-    try:
-        if model == "ols":
-            out, names = job.ols(se, kwargs.get("hac_lags"))
-        else:
-            out, names = job.poisson(se, calendar=model == "hierarchical")
-    except _Misordered:
-        return None
-    order = groups.keys.with_row_index("_i").sort(_KEY)["_i"].to_numpy()
-    keys = groups.keys
-    if (np.diff(order) != 1).any():  # stored in another order than the keys'
-        out = {k: v[order] for k, v in out.items()}
-        keys = keys[order]
-    fit: dict[str, Any] = {
-        "model": model,
-        "by": list(_KEY),
-        "controls": controls,
-        "se": se,
-        "alpha": 0.05,
-        "min_obs": 8,
-        "fixed_effects": [],
-        "end": str(groups.last) if groups.last else None,
-    }
-    if model == "ols":
-        fit["hac_lags"] = kwargs.get("hac_lags")
-    else:
-        fit["events_per_param"] = EVENTS_PER_PARAM
-    if model == "hierarchical":
-        tau = kwargs.get("tau", "level")
-        used = job.pool(out, keys, items, tau)
-        fit.update(pool_by=used, tau=tau)
-    fit["origin"] = str(groups.first) if groups.first else None
-    return _wrap(out, keys, names, model, model, fit, 0.05)
+    rows = chunk_rows or CHUNK_ROWS
 
-
-class _Job:
-    """One streamed fit: the store, the scan and how to fit each chunk."""
-
-    def __init__(
-        self,
-        store: Store,
-        sql: str,
-        params: list[object],
-        groups: _Groups,
-        controls: list[str],
-        rows: int,
-        progress: Callable[[int, int], None] | None,
-    ) -> None:
-        self.store, self.sql, self.params, self.groups = store, sql, params, groups
-        self.controls, self.rows, self.progress = controls, rows, progress
-
-    def chunks(self) -> Iterator[tuple[int, int, pl.DataFrame]]:
+    def chunks() -> Iterator[tuple[int, int, pl.DataFrame]]:
         done = 0
-        for g0, g1, frame in _chunks(self.store, self.sql, self.params, self.groups, self.rows):
-            if not frame.select(
-                (pl.col("price") > 0).all() & (pl.col("quantity") >= 0).all()
-            ).item():
-                self._bad()
+        for g0, g1, frame in _chunks(store, sql, params, groups, rows):
+            ok = (pl.col("price") > 0).all() & (pl.col("quantity") >= 0).all()
+            if not frame.select(ok).item():
+                _bad(store, where, params)
             yield g0, g1, frame
             done += frame.height
-            if self.progress is not None:
-                self.progress(done, self.groups.total)
+            if progress is not None:
+                progress(done, groups.total)
 
-    def _bad(self) -> None:
-        """Raise :func:`check_sales`' error, with the whole table's counts."""
-        from pricelab.elasticity.design import check_sales
-
-        where = self.sql[self.sql.index(" FROM sales") :]
-        check_sales(
-            self.store.query(f"SELECT item_id, market, price, quantity{where}", self.params), []
+    try:
+        return fit_streamed(
+            chunks,
+            groups.keys,
+            groups.counts,
+            model=kwargs["model"],
+            controls=controls,
+            se=kwargs.get("se"),
+            hac_lags=kwargs.get("hac_lags"),
+            tau=kwargs.get("tau", "level"),
+            first=groups.first,
+            last=groups.last,
+            items=items,
         )
+    except _Misordered:
+        return None
 
-    def _starts(self, g0: int, g1: int) -> np.ndarray:
-        """First row of each group of a chunk (its rows are contiguous, in group order)."""
-        c = self.groups.counts[g0:g1]
-        return np.cumsum(c) - c
 
-    def _put(self, out: dict[str, np.ndarray] | None, part: dict[str, np.ndarray], g0: int):
-        G = self.groups.counts.size
-        if out is None:
-            out = {k: np.empty((G, *v.shape[1:]), dtype=v.dtype) for k, v in part.items()}
-        for k, v in part.items():
-            if k == "calendar" and v.shape[1] != out[k].shape[1]:  # fewer blocks: pad
-                wide = max(v.shape[1], out[k].shape[1])
-                grown = np.zeros((G, wide))
-                grown[:, : out[k].shape[1]] = out[k]
-                out[k] = grown
-                v = np.pad(v, ((0, 0), (0, wide - v.shape[1])))
-            out[k][g0 : g0 + v.shape[0]] = v
-        return out
+def _bad(store: Store, where: str, params: list[object]) -> None:
+    """Raise :func:`~pricelab.elasticity.estimate`'s error for invalid prices or
+    quantities, with the whole table's counts."""
+    from pricelab.errors import DataError
 
-    def ols(self, se: str, hac_lags: int | None) -> tuple[dict[str, np.ndarray], list[str]]:
-        from pricelab.elasticity.glm_blocks import fit_ols_runs
-
-        out: dict[str, np.ndarray] | None = None
-        names: list[str] = []
-        for g0, g1, frame in self.chunks():
-            part, _, names = fit_ols_runs(
-                frame,
-                ["_group"],
-                self.controls,
-                self.groups.first,
-                se=se,
-                hac_lags=hac_lags,
-                starts=self._starts(g0, g1),
-            )
-            out = self._put(out, part, g0)
-        assert out is not None
-        return out, names
-
-    def poisson(self, se: str, calendar: bool) -> tuple[dict[str, np.ndarray], list[str]]:
-        from pricelab.elasticity.glm_blocks import fit_poisson_runs
-
-        out: dict[str, np.ndarray] | None = None
-        names: list[str] = []
-        for g0, g1, frame in self.chunks():
-            part, _, names, _ = fit_poisson_runs(
-                frame,
-                ["_group"],
-                self.controls,
-                self.groups.first,
-                se=se,
-                calendar=calendar,
-                starts=self._starts(g0, g1),
-            )
-            out = self._put(out, part, g0)
-        assert out is not None
-        return out, names
-
-    def pool(
-        self, out: dict[str, np.ndarray], keys: pl.DataFrame, items: pl.DataFrame | None, tau: str
-    ) -> list[list[str]]:
-        """``hierarchical``: shrink the per-group fits (in key order, in place), then refit
-        each moved group's intercept and controls chunk by chunk (a second scan)."""
-        from pricelab.elasticity.hierarchical import OWN, shrink
-        from pricelab.elasticity.refit import refit_runs
-
-        attrs = keys
-        if items is not None:
-            extra = [c for c in items.columns if c not in keys.columns]
-            attrs = keys.join(
-                items.select("item_id", *extra).unique("item_id"),
-                on="item_id",
-                how="left",
-                maintain_order="left",
-            )
-        shrunk, used = shrink(out, attrs, out["mean_quantity"], None, tau=tau)
-        out.update(shrunk)
-        # sorted position of each group (in rowid order)
-        order = self.groups.keys.with_row_index("_i").sort(_KEY)["_i"].to_numpy()
-        pos = np.empty_like(order)
-        pos[order] = np.arange(order.size)
-        fields = (OWN, "elasticity", "flags", "params")
-        for g0, g1, frame in self.chunks():
-            at = pos[g0:g1]
-            part = {k: out[k][at] for k in fields}
-            starts = self._starts(g0, g1)
-            refit_runs(frame, ["_group"], self.controls, self.groups.first, part, starts=starts)
-            out["params"][at] = part["params"]
-        return used
+    bad, badq = store.execute(
+        "SELECT sum(CASE WHEN price > 0 THEN 0 ELSE 1 END), "
+        f"sum(CASE WHEN quantity >= 0 THEN 0 ELSE 1 END) FROM sales{where}",
+        params,
+    )[0]
+    if bad:
+        raise DataError(f"sales: column 'price' must be > 0 ({bad} rows are not)")
+    raise DataError(f"sales: column 'quantity' must be >= 0 ({badq} rows are not)")
 
 
 __all__ = ["CHUNKED_MODELS", "CHUNK_ROWS", "SALES_KEY", "chunkable", "estimate_chunked"]
