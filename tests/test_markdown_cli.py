@@ -155,3 +155,24 @@ def test_infeasible_target_exit_1_names_category(cli, files) -> None:
     res = cli(*_args(files))
     assert res.exit_code == 1
     assert "bags" in res.stderr
+
+
+def test_market_target_met_and_infeasible_one_exits_1_naming_the_market(cli, files) -> None:
+    """overrides.market: DE must sell 90% of its share of A's shared stock (JSON names the
+    target and its units); a target DE cannot reach even at 50% off from week 1 exits 1."""
+    files["constraints"].write_text(
+        YAML + "overrides:\n  market:\n    DE: {sell_through_min_pct: 90}\n"
+    )
+    res = cli(*_args(files, "--json"))
+    assert res.exit_code == 0, res.stderr
+    d = json.loads(res.stdout)
+    t = [x for x in d["targets"] if x["category"] == "market DE"][0]
+    assert t["units"] >= t["min_units"] - 1e-6 and t["multiplier"] >= 0
+    assert d["upper_bound"] >= d["value"] - 1e-6
+    files["stock"].write_text(STOCK.replace("A,60,,", "A,600,,"))
+    files["constraints"].write_text(
+        YAML + "overrides:\n  market:\n    DE: {sell_through_min_pct: 100}\n"
+    )
+    res = cli(*_args(files))
+    assert res.exit_code == 1
+    assert "market 'DE'" in res.stderr

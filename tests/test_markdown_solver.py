@@ -287,7 +287,7 @@ def _flat_case() -> tuple[MarkdownProblem, float]:
 
 
 @pytest.mark.parametrize("seed", range(8))
-@pytest.mark.parametrize("caps", [None, ((1, 1),), ((2, 3), (3, 5))])
+@pytest.mark.parametrize("caps", [None, ((1, 1, None),), ((2, 3, None), (3, 5, 1))])
 def test_enumeration_bound_stays_above_brute_force(seed: int, caps, monkeypatch) -> None:
     """Shared stock, no MILP, no local search: the bound after enumeration is never below
     the brute-force optimum, also when tiny caps cut the enumeration short (the bound then

@@ -12,6 +12,8 @@
     overrides:
       category:
         bags: {max_discount_pct: 30, sell_through_min_pct: 40}
+      market:                      # a market sells at least 70% of its stock (its own
+        US: {sell_through_min_pct: 70}  # plus its full-price demand share of shared stock)
 """
 
 from __future__ import annotations
@@ -54,6 +56,7 @@ class MarkdownConfig:
     salvage_pct_of_cost: float = 0.0
     sell_through_min_pct: float | None = None
     category_rules: dict[str, dict[str, float]] = field(default_factory=dict)
+    market_rules: dict[str, dict[str, float]] = field(default_factory=dict)
     gap_tolerance: float = 1e-4
     milp_max_pools: int = 50
     milp_nodes: int = 100
@@ -70,6 +73,11 @@ class MarkdownConfig:
         v = rule.get("sell_through_min_pct", self.sell_through_min_pct)
         return None if v is None else float(v)
 
+    def market_target_for(self, market: str) -> float | None:
+        """The minimum sell-through (percent of the market's stock) of ``market``, if any."""
+        v = self.market_rules.get(market, {}).get("sell_through_min_pct")
+        return None if v is None else float(v)
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-able form (for lineage)."""
         return {
@@ -81,7 +89,7 @@ class MarkdownConfig:
             "max_discount_pct": self.max_discount_pct,
             "salvage": {"pct_of_cost": self.salvage_pct_of_cost},
             "sell_through_min_pct": self.sell_through_min_pct,
-            "overrides": {"category": self.category_rules},
+            "overrides": {"category": self.category_rules, "market": self.market_rules},
             "gap_tolerance": self.gap_tolerance,
         }
 
@@ -109,19 +117,20 @@ def _ladder(ctx: ConfigContext, v: Any) -> tuple[float, ...]:
     return steps
 
 
-def _rules(ctx: ConfigContext, path: tuple, d: Any) -> dict[str, float]:
-    d = check_keys(ctx, path, d, RULE_KEYS)
-    return {k: _number(ctx, path + (k,), v, 0.0, 100.0) for k, v in d.items()}
-
-
-def _overrides(ctx: ConfigContext, v: Any) -> dict[str, dict[str, float]]:
-    v = check_keys(ctx, ("overrides",), v, ("category",))
-    cats = v.get("category") or {}
+def _overrides(ctx: ConfigContext, v: Any, kind: str) -> dict[str, dict[str, float]]:
+    """``overrides.<kind>`` (category or market) as name -> rules."""
+    v = check_keys(ctx, ("overrides",), v, ("category", "market"))
+    cats = v.get(kind) or {}
     if not isinstance(cats, dict):
-        raise ctx.fail(
-            ("overrides", "category"), f"expected a mapping category -> rules, got {cats!r}"
-        )
-    return {str(c): _rules(ctx, ("overrides", "category", c), r) for c, r in cats.items()}
+        raise ctx.fail(("overrides", kind), f"expected a mapping {kind} -> rules, got {cats!r}")
+    keys = RULE_KEYS if kind == "category" else ("sell_through_min_pct",)
+    out = {}
+    for c, r in cats.items():
+        r = check_keys(ctx, ("overrides", kind, c), r, keys)
+        out[str(c)] = {
+            k: _number(ctx, ("overrides", kind, c, k), x, 0.0, 100.0) for k, x in r.items()
+        }
+    return out
 
 
 def parse_markdown_config(data: Any, ctx: ConfigContext) -> MarkdownConfig:
@@ -158,7 +167,8 @@ def parse_markdown_config(data: Any, ctx: ConfigContext) -> MarkdownConfig:
                 ctx, ("salvage", "pct_of_cost"), s["pct_of_cost"], 0.0, 1000.0
             )
     if "overrides" in d:
-        out["category_rules"] = _overrides(ctx, d["overrides"])
+        out["category_rules"] = _overrides(ctx, d["overrides"], "category")
+        out["market_rules"] = _overrides(ctx, d["overrides"], "market")
     if "gap_tolerance" in d:
         out["gap_tolerance"] = _number(ctx, ("gap_tolerance",), d["gap_tolerance"], 0.0, 1.0)
     if "milp_max_pools" in d:

@@ -28,7 +28,12 @@ NEG = -np.inf
 MAX_PATHS = 24
 MAX_COMBOS = 512
 EPS = 1e-9
-ENUM_PASSES = ((16, 256), (48, 2048))
+# (paths per row, combinations per pool, pools: the worst ones first, None = every open pool)
+ENUM_PASSES: tuple[tuple[int, int, int | None], ...] = (
+    (16, 256, None),
+    (48, 2048, None),
+    (256, 16384, 16),
+)
 
 
 def value_to_go(

@@ -41,15 +41,21 @@ def fluid(
     stock: np.ndarray,
     salvage: np.ndarray,
     base_price: np.ndarray,
+    priority: np.ndarray | None = None,
 ) -> FluidOutcome:
-    """Allocate every pool's stock at once (one sort over all row-weeks)."""
+    """Allocate every pool's stock at once (one sort over all row-weeks).
+
+    ``priority`` (R,) is added to the price when ranking units (a market's sell-through
+    multiplier: shared stock goes to the target's market first); revenue is at the price.
+    """
     d = path_demand(demand, path)
     n_pools = len(stock)
     r, t_len = d.shape
     price = np.take_along_axis(base_price, path.astype(np.intp), axis=1)
     flat_pool = np.repeat(pool, t_len)
     week = np.tile(np.arange(t_len), r)
-    order = np.lexsort((week, -price.ravel(), flat_pool))
+    rank = price if priority is None else price + priority[:, None]
+    order = np.lexsort((week, -rank.ravel(), flat_pool))
     dd = d.ravel()[order]
     cum = np.cumsum(dd)
     pool_sorted = flat_pool[order]

@@ -90,6 +90,33 @@ class MarkdownProblem:
             units.append(pct / 100.0 * float(self.pool_stock[sel].sum()))
         return of_pool, names, np.asarray(units, dtype=float)
 
+    def market_targets(self) -> tuple[np.ndarray, list[str], np.ndarray]:
+        """Per-market sell-through targets: (row -> target index or -1, markets, min units).
+
+        A market's stock is the stock dedicated to it plus, of every stock its markets share,
+        the market's share of that pool's full-price demand over the season.
+        """
+        rules = self.config.market_rules
+        row_t = np.full(len(self.market), -1, dtype=np.int64)
+        names: list[str] = []
+        units: list[float] = []
+        full = self.demand[:, :, 0].sum(axis=1)
+        pool_full = np.bincount(self.pool, weights=full, minlength=len(self.pool_stock))
+        share = np.where(
+            pool_full[self.pool] > 0, full / np.maximum(pool_full[self.pool], 1e-300), 0
+        )
+        n_rows = np.bincount(self.pool, minlength=len(self.pool_stock))[self.pool]
+        share = np.where(pool_full[self.pool] > 0, share, 1.0 / n_rows)
+        for m in sorted(rules):
+            pct = self.config.market_target_for(m)
+            sel = self.market == m
+            if pct is None or pct <= 0 or not sel.any():
+                continue
+            row_t[sel] = len(names)
+            names.append(m)
+            units.append(pct / 100.0 * float((self.pool_stock[self.pool] * share)[sel].sum()))
+        return row_t, names, np.asarray(units, dtype=float)
+
 
 def shop_prices(full_price: np.ndarray, ladder: np.ndarray, unit: np.ndarray | None) -> np.ndarray:
     """(R, L) ``full price x (1 - discount / 100)``; with ``unit`` (each row's minor unit) a
