@@ -28,6 +28,7 @@ NEG = -np.inf
 MAX_PATHS = 24
 MAX_COMBOS = 512
 EPS = 1e-9
+PROBE = np.array([0.0, 0.5, 0.8, 0.9, 0.95, 0.98, 1.02, 1.05, 1.1, 1.2, 1.5, 2.0])
 # (paths per row, combinations per pool, pools: the worst ones first, None = every open pool)
 ENUM_PASSES: tuple[tuple[int, int, int | None], ...] = (
     (16, 256, None),
@@ -271,6 +272,23 @@ def close_pools(
     first = np.r_[True, pl_[1:] != pl_[:-1]]
     rank = np.arange(len(rows)) - np.maximum.accumulate(np.where(first, np.arange(len(rows)), 0))
     c_pool, c_ids, limit = combine(pl_, rank, n_p, p_row, best[p_row] - p_val, limit, max_combos)
+    # a combination is worth at most its dual value at any multiplier: drop those that cannot
+    # beat the plan at one of a few multipliers near lam (dual values add up over rows)
+    lam_j = lam[:, None] * PROBE[None, :]  # (pools, J)
+    lv_ = p_path.astype(np.intp)
+    d_p = demand[rows[p_row][:, None], np.arange(demand.shape[1])[None, :], lv_]
+    w_p = np.take_along_axis(wmu[p_row], lv_, axis=1)
+    g_j = (np.maximum(w_p[:, :, None] - lam_j[pl_[p_row]][:, None, :], 0.0) * d_p[:, :, None]).sum(
+        1
+    )
+    ok_c = c_ids >= 0
+    dual = (g_j[np.maximum(c_ids, 0)] * ok_c[:, :, None]).sum(axis=1) + lam_j[c_pool] * s_p[
+        c_pool, None
+    ]
+    worth = dual.min(axis=1) > phi[pools][c_pool] + EPS * np.maximum(
+        np.abs(phi[pools][c_pool]), 1.0
+    )
+    c_pool, c_ids = c_pool[worth], c_ids[worth]
     # evaluate every combination exactly: (combination, rank x week) cells, absent ranks 0
     t_len = demand.shape[1]
     ok = c_ids >= 0
@@ -280,8 +298,9 @@ def close_pools(
     d = demand[rows[r_loc][:, :, None], np.arange(t_len)[None, None, :], lev] * ok[:, :, None]
     w = np.take_along_axis(wmu[r_loc], lev, axis=2)
     n_c = len(c_pool)
-    fl, rel = knapsack_value(d.reshape(n_c, -1), w.reshape(n_c, -1), s_p[c_pool])
-    bound = upper - limit
+    cells = d.shape[1] * d.shape[2]
+    fl, rel = knapsack_value(d.reshape(n_c, cells), w.reshape(n_c, cells), s_p[c_pool])
+    bound = np.maximum(upper - limit, phi[pools])  # dropped combinations: worth <= phi
     np.maximum.at(bound, c_pool, rel)
     found = np.full(n_p, -np.inf)
     np.maximum.at(found, c_pool, fl)

@@ -16,7 +16,7 @@ from pricelab.markdown.problem import MarkdownProblem
 if TYPE_CHECKING:
     from pricelab.markdown.solver import _Rows
 
-CELLS_PER_CHUNK = 4_000_000  # combinations x cells valued at once by the enumeration
+CELLS_PER_CHUNK = 12_000_000  # combinations x cells valued at once by the enumeration
 
 
 def _mix(
@@ -133,6 +133,7 @@ def _enumerate(
     of_pool: np.ndarray,
     units: np.ndarray,
     base_price: np.ndarray,
+    target_term: float = 0.0,
 ) -> tuple[np.ndarray, FluidOutcome, np.ndarray]:
     """Close the open pools by reduced-cost enumeration (:mod:`pricelab.markdown.exact`):
     tighter pool bounds, and each pool's best plan found where the targets stay met. A
@@ -146,6 +147,9 @@ def _enumerate(
     salv_s = prob.pool_salvage * stock
     pool_ub = pool_ub.copy()
     for max_paths, max_combos, max_pools in ENUM_PASSES:
+        upper = float(pool_ub.sum()) - target_term
+        if upper - float(out.value.sum()) <= 0.5 * cfg.gap_tolerance * abs(upper):
+            break  # proven within tolerance: the next passes only cost time
         score = out.value + mu_pool * out.sold
         gap = pool_ub - score
         open_p = np.nonzero(gap > 0.01 * cfg.gap_tolerance * np.maximum(np.abs(pool_ub), 1.0))[0]

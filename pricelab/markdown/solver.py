@@ -28,7 +28,7 @@ from pricelab.markdown.fluid import FluidOutcome, fluid
 from pricelab.markdown.primal import _enumerate, _mix, _polish
 from pricelab.markdown.problem import MarkdownProblem
 
-BISECT_ITERS = 48
+BISECT_ITERS = 16
 
 
 @dataclass
@@ -250,12 +250,15 @@ def solve_core(
     pick_b = choose_and_repair(out_a, out_b, mu_pool, of_pool, units)
     path = np.where(pick_b[prob.pool][:, None], path_b, path_a)
     out = fluid(prob.demand, path, prob.pool, stock, prob.pool_salvage, base_price)
+    target_term = float((mu * units).sum())
     path, out, pool_ub = _enumerate(
-        prob, dp, path, out, pool_ub, lam, mu_pool, of_pool, units, base_price
+        prob, dp, path, out, pool_ub, lam, mu_pool, of_pool, units, base_price, target_term
     )
-    upper = float(pool_ub.sum() - (mu * units).sum())
-    path, out = _mix(prob, path_a, path_b, path, out, pool_ub, mu_pool, of_pool, base_price)
-    path, out = _polish(prob, path, out, pool_ub, mu_pool, of_pool, units, base_price, nlev)
+    upper = float(pool_ub.sum() - target_term)
+    if _open(prob, upper, out):  # repairs only while the proven gap is above tolerance
+        path, out = _mix(prob, path_a, path_b, path, out, pool_ub, mu_pool, of_pool, base_price)
+    if _open(prob, upper, out):
+        path, out = _polish(prob, path, out, pool_ub, mu_pool, of_pool, units, base_price, nlev)
     sol = MarkdownSolution(
         path=path,
         outcome=out,
@@ -269,9 +272,15 @@ def solve_core(
         pool_gap=pool_ub - (out.value + mu_pool * out.sold),
         stats={"binding_pools": int(binding.sum()), "rows": int(len(rows))},
     )
-    if not milp:
+    if not milp or not _open(prob, upper, out):
         return sol
     return improve_with_milp(prob, sol, pool_ub, mu_pool, of_pool, base_price, nlev)
+
+
+def _open(prob: MarkdownProblem, upper: float, out: FluidOutcome) -> bool:
+    """True while the proven gap is above half the tolerance (a margin for the steps after)."""
+    gap = (upper - float(out.value.sum())) / max(abs(upper), 1e-12)
+    return gap > 0.5 * prob.config.gap_tolerance
 
 
 def _target_sold(out: FluidOutcome, of_pool: np.ndarray, n_t: int) -> np.ndarray:
