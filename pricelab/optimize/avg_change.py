@@ -26,17 +26,24 @@ are moved back along the segment between the two ends of the bracket to make the
 tight (profit rises along it for those rows); the remaining gap is reported. Lower sides
 with uncapped elastic rows, and parity items under a binding lower side, are left to the
 candidate MILP (:func:`structure`, reason in ``BudgetSolve.reason``).
+
+Without parity items or stock pools :func:`solve_budgets` first prices budgets and
+floors out jointly (:mod:`pricelab.optimize.joint_dual`: safeguarded secant searches with
+warm starts and a polishing LP that switches the rows at a jump); the nested searches
+below run only when that plan's proven gap is above ``GAP_TOL`` (the better plan and
+the smaller bound are kept).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import scipy.sparse as sp
 from scipy.sparse.csgraph import connected_components
 
 from pricelab.optimize.decompose import Decomposition, Responder, decompose
+from pricelab.optimize.joint_dual import GAP_TOL, JointSolve, rel_gap, solve_joint
 from pricelab.optimize.links import AverageChangeBudget, links_hold
 from pricelab.optimize.problem import Problem
 
@@ -152,6 +159,7 @@ class BudgetSolve:
     row_shift: np.ndarray | None  # volume / pool shift of k per row (binding labels)
     steps: int
     reason: str
+    method: str = "nested searches"
 
 
 def _declined(reason: str, steps: int = 0) -> BudgetSolve:
@@ -174,6 +182,34 @@ def solve_budgets(prob: Problem, resp: Responder) -> BudgetSolve:
         A feasible plan, the Lagrangian dual bound (base currency over the horizon) and the
         multipliers; or ``prices`` None and the reason (the caller runs the candidate MILP).
     """
+    joint = solve_joint(prob) if resp.blocks is None else None
+    if joint is not None:
+        found = _from_joint(joint)
+        obj = float(prob.objective_value(joint.prices).sum())
+        if rel_gap(found.dual_bound, obj) <= GAP_TOL:
+            return found
+        nested = _nested(prob, resp)
+        return _better(prob, found, nested)
+    return _nested(prob, resp)
+
+
+def _from_joint(js: JointSolve) -> BudgetSolve:
+    method = "joint multipliers, polishing LP"
+    return BudgetSolve(
+        js.prices, js.dual_bound, js.multipliers, js.tight_links, js.row_shift, js.steps, "", method
+    )
+
+
+def _better(prob: Problem, a: BudgetSolve, b: BudgetSolve) -> BudgetSolve:
+    """The better of two plans, with the smaller of their (both valid) dual bounds."""
+    if a.prices is None or b.prices is None:
+        return a
+    best = a if prob.objective_value(a.prices).sum() >= prob.objective_value(b.prices).sum() else b
+    return replace(best, dual_bound=min(a.dual_bound, b.dual_bound))
+
+
+def _nested(prob: Problem, resp: Responder) -> BudgetSolve:
+    """The budget multipliers by safeguarded regula falsi around the floors' bisection."""
     bd = Budgets.build(prob, resp)
     J = len(bd.links)
     up, dn = (1 + bd.frac) * bd.revenue, (1 - bd.frac) * bd.revenue

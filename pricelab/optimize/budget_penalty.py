@@ -162,10 +162,21 @@ def argmax_penalised(
     shape = arrs[0].shape
     lo_, hi_, k_, th, p0_, q0_, e_ = (x.ravel() for x in arrs)
     g = None if guess is None else np.broadcast_to(guess, shape).ravel()
-    free = argmax_interval(lo_, hi_, k_, p0_, q0_, e_)
-    mid = np.where(th == 0, free, stationary_max(lo_, hi_, k_, th, p0_, e_, g))
-    cands = np.stack([lo_, hi_, mid])
-    vals = penalised_term(cands, k_, th, p0_, q0_, e_)
-    vals = np.where(np.isnan(vals), -np.inf, vals)
-    best = np.argmax(vals, axis=0)
-    return np.take_along_axis(cands, best[None], axis=0)[0].reshape(shape)
+    zero = th == 0
+    if zero.all():
+        mid = argmax_interval(lo_, hi_, k_, p0_, q0_, e_)
+    else:
+        mid = stationary_max(lo_, hi_, k_, th, p0_, e_, g)
+        if zero.any():  # rows outside every budget: the closed form
+            z = np.flatnonzero(zero)
+            mid[z] = argmax_interval(lo_[z], hi_[z], k_[z], p0_[z], q0_[z], e_[z])
+
+    def value(p: np.ndarray) -> np.ndarray:
+        v = penalised_term(p, k_, th, p0_, q0_, e_)
+        return np.where(np.isnan(v), -np.inf, v)
+
+    # the first best of (lo, hi, mid), as argmax over the stacked candidates would pick
+    v_lo, v_hi, v_mid = value(lo_), value(hi_), value(mid)
+    best = np.where(v_hi > v_lo, hi_, lo_)
+    best = np.where(v_mid > np.maximum(v_lo, v_hi), mid, best)
+    return best.reshape(shape)

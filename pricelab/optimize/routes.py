@@ -33,6 +33,7 @@ from pricelab.optimize.candidates import (
     with_ordering_points,
 )
 from pricelab.optimize.decompose import Responder, decompose
+from pricelab.optimize.joint_dual import GAP_TOL, rel_gap
 from pricelab.optimize.ladder import ladder_prices
 from pricelab.optimize.ladder_lagrangian import ladder_dual
 from pricelab.optimize.links import links_hold
@@ -41,12 +42,7 @@ from pricelab.optimize.problem import Problem
 
 DEFAULT_RISK_DRAWS = 200
 LAGRANGIAN_GAP_TOL = 1e-3  # above this proven gap a linked ladder goes to the MILP
-BUDGET_GAP_TOL = 1e-5  # above this a continuous budget plan is compared with the MILP's
-
-
-def rel_gap(bound: float, objective: float) -> float:
-    """Proven relative gap ``max(0, (bound - objective) / |objective|)``."""
-    return max(0.0, (bound - objective) / max(abs(objective), 1e-12))
+BUDGET_GAP_TOL = GAP_TOL  # above this a continuous budget plan is compared with the MILP's
 
 
 @dataclass
@@ -124,7 +120,7 @@ def solve_budgets_route(
             [
                 "parity band search" if parity else "",
                 f"{len(bs.multipliers)} multiplier(s)",
-                f"{bs.steps} dual steps",
+                f"{bs.steps} dual steps ({bs.method})",
             ]
         )
         + ")"
