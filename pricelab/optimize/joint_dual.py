@@ -30,7 +30,9 @@ Parity items (band search) are left to :func:`avg_change.solve_budgets`' searche
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 
@@ -84,8 +86,11 @@ class _Roots:
         self.width = np.full(n, np.inf)
         self.done = np.zeros(n, dtype=bool)
 
-    def update(self, r: np.ndarray, slope: np.ndarray) -> np.ndarray:
-        """Record r at ``self.x``; return the next point (``done`` marks converged ones)."""
+    def update(self, r: np.ndarray, slope: Callable[[], np.ndarray]) -> np.ndarray:
+        """Record r at ``self.x``; return the next point (``done`` marks converged ones).
+
+        ``slope()`` (the smooth part's dr/dx) is called only where no secant is usable.
+        """
         x = self.x
         feas = r >= 0
         self.hi, self.rhi = np.where(feas, x, self.hi), np.where(feas, r, self.rhi)
@@ -109,7 +114,9 @@ class _Roots:
         self.width = np.where(known, self.hi - self.lo, np.inf)
         in_br = (falsi > self.lo) & (falsi < self.hi) & (shrunk | ~np.isfinite(self.width))
         bracketed = np.where(in_br, falsi, mid)
-        d = np.where(np.isfinite(sec) & (sec > 0), sec, slope)
+        use = np.isfinite(sec) & (sec > 0)
+        need = ~use & ~known & ~self.done
+        d = np.where(use, sec, slope() if need.any() else 0.0)
         with np.errstate(all="ignore"):
             step = -r / d
         up = x + np.where((d > 0) & np.isfinite(step), np.clip(step, 0.0, None), self.unit)
@@ -160,8 +167,16 @@ class _Search:
         self.best = min(self.best, D)
         return p, self.dual.slack(p)
 
-    def hessian(self, x: np.ndarray, p: np.ndarray) -> np.ndarray:
-        return self.dual.hessian(x, p)
+    def floor_slopes(self, x: np.ndarray, p: np.ndarray) -> np.ndarray:
+        """d slack / d lam per floor (the Hessian's diagonal)."""
+        out: np.ndarray = np.diag(self.dual.hessian(x, p))[: self.dual.V]
+        return out
+
+    def budget_slopes(
+        self, x: np.ndarray, p: np.ndarray, inner: np.ndarray, slot: np.ndarray
+    ) -> np.ndarray:
+        """d slack / d s per budget with the floors re-optimised (Schur complement)."""
+        return _schur_slopes(self.dual.hessian(x, p), inner, slot)
 
     def inner(self, outer: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Floor multipliers for budget multipliers ``outer`` (x's budget slots)."""
@@ -173,8 +188,7 @@ class _Search:
             return x, p, s
         roots = _Roots(self.lam, TOL * np.maximum(d.scale[:V], 1e-300), d.unit[:V], WIDTH)
         for _ in range(MAX_STEPS):
-            slope = np.diag(self.hessian(x, p))[:V]
-            nxt = roots.update(s[:V], slope)
+            nxt = roots.update(s[:V], partial(self.floor_slopes, x, p))
             if np.array_equal(nxt, x[:V]) and roots.done.all():
                 break
             x = np.concatenate([nxt, outer])
@@ -208,8 +222,7 @@ def _search(dual: JointDual) -> tuple[np.ndarray, np.ndarray, float] | None:
     sig = np.zeros(J)
     for _ in range(MAX_STEPS):
         inner = np.flatnonzero(x[:V] > 0)
-        slope = _schur_slopes(srch.hessian(x, p), inner, slot)
-        nxt = roots.update(s[slot], slope)
+        nxt = roots.update(s[slot], partial(srch.budget_slopes, x, p, inner, slot))
         if roots.done.all() and np.array_equal(nxt, sig):
             break
         sig = nxt

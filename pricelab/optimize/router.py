@@ -249,7 +249,15 @@ def _explained(
                 expected=expected,
             ).prices
         return _route(
-            q, r, {}, risk=risk, draws=draws, seed=seed, n_grid=n_grid, time_limit=time_limit
+            q,
+            r,
+            {},
+            risk=risk,
+            draws=draws,
+            seed=seed,
+            n_grid=n_grid,
+            time_limit=time_limit,
+            labelled=False,
         ).prices
 
     return explain(prob, solved.prices, solved.labels, resp.groups, resolve)
@@ -265,8 +273,11 @@ def _route(
     seed: int,
     n_grid: int,
     time_limit: float,
+    labelled: bool = True,
 ) -> Solved:
-    """Pick the solving route; a route that cannot certify its plan falls through to the MILP."""
+    """Pick the solving route; a route that cannot certify its plan falls through to the MILP.
+
+    ``labelled`` False skips the binding labels where a route can (re-solves)."""
     why = _needs_milp(prob, resp, risk)
     if why is not None and why.startswith("ladder with") and not mixed_blocks(prob, resp.blocks):
         solved, more = solve_lagrangian_ladder(prob, resp, extra)
@@ -275,14 +286,14 @@ def _route(
         why += more
     kept = None
     if why is None and prob.links_of(AverageChangeBudget):
-        solved, kept, reason = solve_budgets_route(prob, resp, extra)
+        solved, kept, reason = solve_budgets_route(prob, resp, extra, labelled)
         if solved is not None:
             return solved
         why = reason
     if why is None and (~np.isnan(prob.ladder_spacing)).any():
         return solve_ladder(prob, resp)
     if why is None:
-        return solve_decomposition(prob, resp)
+        return solve_decomposition(prob, resp, labelled)
     return solve_candidates(
         prob,
         resp,

@@ -67,8 +67,9 @@ def _joined(parts: list[str]) -> str:
     return ", ".join(filter(None, parts))
 
 
-def solve_decomposition(prob: Problem, resp: Responder) -> Solved:
-    """Closed form, parity band search and disjoint volume floors / stock pools."""
+def solve_decomposition(prob: Problem, resp: Responder, labelled: bool = True) -> Solved:
+    """Closed form, parity band search and disjoint volume floors / stock pools
+    (``labelled`` False: no binding labels, for re-solves that only need prices)."""
     dec = decompose(prob, resp)
     p = dec.prices
     obj = _total(prob, p)
@@ -83,7 +84,11 @@ def solve_decomposition(prob: Problem, resp: Responder) -> Solved:
             ]
         )
         cert = "Lagrangian dual bound" + (" (band search numerical)" if parity else "")
-    labels = binding_labels(prob, p, parity_groups=resp.groups, row_shift=dec.row_multiplier)
+    labels = (
+        binding_labels(prob, p, parity_groups=resp.groups, row_shift=dec.row_multiplier)
+        if labelled
+        else []
+    )
     if not links_hold(prob, p):
         dg.raise_infeasible(
             dg.link_conflicts(prob)
@@ -93,9 +98,10 @@ def solve_decomposition(prob: Problem, resp: Responder) -> Solved:
 
 
 def solve_budgets_route(
-    prob: Problem, resp: Responder, extra: dict
+    prob: Problem, resp: Responder, extra: dict, labelled: bool = True
 ) -> tuple[Solved | None, BudgetSolve | None, str]:
-    """Average-change budgets priced out by multipliers.
+    """Average-change budgets priced out by multipliers (``labelled`` as in
+    :func:`solve_decomposition`).
 
     Returns the plan, or None with the feasible plan to compare with the MILP's (when its
     proven gap is above ``BUDGET_GAP_TOL``) and why the MILP runs instead.
@@ -127,8 +133,12 @@ def solve_budgets_route(
     )
     cert = "Lagrangian dual bound" + (" (band search numerical)" if parity else "")
     extra["path"] = "decomposition"
-    labels = binding_labels(
-        prob, p, parity_groups=resp.groups, row_shift=bs.row_shift, tight_links=bs.tight_links
+    labels = (
+        binding_labels(
+            prob, p, parity_groups=resp.groups, row_shift=bs.row_shift, tight_links=bs.tight_links
+        )
+        if labelled
+        else []
     )
     if not links_hold(prob, p, 1e-7):
         dg.raise_infeasible(
