@@ -5,6 +5,7 @@ nested searches and the candidate MILP), and the bench's problem is solved with 
 proven gap without the MILP."""
 
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -158,3 +159,18 @@ def test_every_plan_holds_and_the_bound_covers_the_nested_plan(seed, n_items, bu
     if nested.prices is not None and links_hold(prob, nested.prices, 0.0):
         other = float(prob.objective_value(nested.prices).sum())
         assert js.dual_bound >= other - 1e-9 * abs(other)
+
+
+def test_milp_beside_a_budget_plan_is_bounded_by_time(monkeypatch):
+    """Where the Lagrangian gap is above the tolerance the MILP runs beside the budget
+    plan, stopped by its time limit: the plan is still feasible and a gap is reported."""
+    from pricelab.optimize import routes
+
+    monkeypatch.setattr(routes, "BUDGET_MILP_SECONDS", 1e-3)
+    df = catalogue(300, seed=3)
+    t = time.perf_counter()
+    plan = optimize(df, BUDGET)
+    assert time.perf_counter() - t < 60
+    assert "candidate MILP" in plan.formulation and plan.extra["lagrangian_gap"] > GAP_TOL
+    assert np.isfinite(plan.gap) and plan.gap >= 0
+    assert _violations(df, plan.table["recommended_price"].to_numpy(), BUDGET) == []

@@ -22,7 +22,7 @@ import numpy as np
 
 from pricelab.demand.curves import ConstantElasticity
 from pricelab.demand.draws import elasticity_draws
-from pricelab.errors import DataError
+from pricelab.errors import DataError, SolverError
 from pricelab.optimize import diagnose as dg
 from pricelab.optimize.avg_change import BudgetSolve, solve_budgets
 from pricelab.optimize.binding import binding_labels
@@ -43,6 +43,7 @@ from pricelab.optimize.problem import Problem
 DEFAULT_RISK_DRAWS = 200
 LAGRANGIAN_GAP_TOL = 1e-3  # above this proven gap a linked ladder goes to the MILP
 BUDGET_GAP_TOL = GAP_TOL  # above this a continuous budget plan is compared with the MILP's
+BUDGET_MILP_SECONDS = 60.0  # the MILP run beside a feasible budget plan stops after this
 
 
 @dataclass
@@ -308,6 +309,20 @@ def _candidate_values(
     return dprof.mean(axis=0), dprof
 
 
+def _kept_only(prob: Problem, resp: Responder, why: str, extra: dict, kept: BudgetSolve) -> Solved:
+    """The budget plan with its Lagrangian gap when the MILP found no plan in its time."""
+    assert kept.prices is not None
+    p, obj = kept.prices, _total(prob, kept.prices)
+    gap = extra["lagrangian_gap"] = rel_gap(kept.dual_bound, obj)
+    extra["path"] = "decomposition"
+    labels = binding_labels(
+        prob, p, parity_groups=resp.groups, row_shift=kept.row_shift, tight_links=kept.tight_links
+    )
+    form = f"candidate MILP ({why}; HiGHS: no plan within its time limit); the Lagrangian plan"
+    cert = f"Lagrangian dual bound for continuous prices: gap {gap:.2e}"
+    return Solved(p, obj, gap, form, cert, labels, kept.multipliers)
+
+
 def solve_candidates(
     prob: Problem,
     resp: Responder,
@@ -325,18 +340,26 @@ def solve_candidates(
     """The candidate MILP (``why`` it runs goes into the formulation).
 
     ``kept``: a feasible budget plan from the multiplier route; the better of the two is
-    returned (the gap stays the MILP's, on its candidate grid).
+    returned (the gap stays the MILP's, on its candidate grid). Beside it the MILP stops
+    after ``BUDGET_MILP_SECONDS`` (its dual bound then gives the reported gap), and if it
+    found no plan by then the budget plan is returned with its Lagrangian gap.
     """
-    res, tight = candidate_milp(
-        prob,
-        resp,
-        risk=risk,
-        draws=draws,
-        seed=seed,
-        n_grid=n_grid,
-        time_limit=time_limit,
-        expected=expected,
-    )
+    has_kept = kept is not None and kept.prices is not None
+    try:
+        res, tight = candidate_milp(
+            prob,
+            resp,
+            risk=risk,
+            draws=draws,
+            seed=seed,
+            n_grid=n_grid,
+            time_limit=min(time_limit, BUDGET_MILP_SECONDS) if has_kept else time_limit,
+            expected=expected,
+        )
+    except SolverError:  # no MILP plan within its time: the feasible budget plan stands
+        if kept is None or not has_kept:
+            raise
+        return _kept_only(prob, resp, why, extra, kept)
     p = res.prices
     gap = rel_gap(res.dual_bound, float(res.objective))
     lp_gap = rel_gap(res.lp_bound, float(res.objective))
