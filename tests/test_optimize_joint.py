@@ -173,4 +173,5 @@ def test_milp_beside_a_budget_plan_is_bounded_by_time(monkeypatch):
     assert time.perf_counter() - t < 60
     assert "candidate MILP" in plan.formulation and plan.extra["lagrangian_gap"] > GAP_TOL
     assert np.isfinite(plan.gap) and plan.gap >= 0
+    assert plan.status == "time_limit"  # HiGHS stopped (with or without a plan of its own)
     assert _violations(df, plan.table["recommended_price"].to_numpy(), BUDGET) == []

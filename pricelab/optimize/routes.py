@@ -320,7 +320,7 @@ def _kept_only(prob: Problem, resp: Responder, why: str, extra: dict, kept: Budg
     )
     form = f"candidate MILP ({why}; HiGHS: no plan within its time limit); the Lagrangian plan"
     cert = f"Lagrangian dual bound for continuous prices: gap {gap:.2e}"
-    return Solved(p, obj, gap, form, cert, labels, kept.multipliers)
+    return Solved(p, obj, gap, form, cert, labels, kept.multipliers, "time_limit")
 
 
 def solve_candidates(
