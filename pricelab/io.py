@@ -148,10 +148,10 @@ def drop_blank_rows(df: pl.DataFrame) -> pl.DataFrame:
             pl.col(c).is_null() | (pl.col(c).cast(pl.String).str.strip_chars() == "")
             for c in df.columns
         ]
-    )
-    flags = df.select(blank.fill_null(False)).to_series()
-    if not flags[-1]:
+    ).fill_null(False)
+    if not df.tail(1).select(blank).item():  # the usual case: only the last row is looked at
         return df
+    flags = df.select(blank).to_series()
     keep = df.height
     while keep and flags[keep - 1]:
         keep -= 1
