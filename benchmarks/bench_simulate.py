@@ -8,14 +8,23 @@ Both are measured in the same run on the same DuckDB file:
               without recording the run, with the default 1000 draws, with 100 draws and
               with ``draws=0`` (point projections and row intervals: the point path), over
               an 8-week baseline window (0.8M of the 10M rows) and over the whole history.
+With ``--cli`` it also times the command as a user runs it, each a fresh process with
+start-up: ``pricelab simulate --db F --scenario S.yaml --draws 0`` (and ``--draws 1000``;
+the run is recorded and its rows written, as the CLI always does) against the bare query
+in its own process (``import duckdb``, connect, the query to Arrow), interleaved round
+by round.
 Usage: python benchmarks/bench_simulate.py [--groups 100000] [--weeks 100] [--draws 1000]
+    [--repeat 5] [--cli]
 One JSON line per path (medians of ``--repeat`` interleaved runs; see ``_bench.py``).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -60,12 +69,72 @@ def build(db: Path, groups: int, weeks: int) -> str:
         return run.run_id
 
 
+SPEC = {
+    "baseline_weeks": 8,
+    "horizon_weeks": 4,
+    "scenarios": [
+        {"name": "cat0+5", "changes": [{"where": {"category": "cat0"}, "price_change_pct": 5}]}
+    ],
+}
+
+
+def cli_paths(db: Path, draws: int, repeat: int) -> dict[str, list[float]]:
+    """Wall seconds of fresh processes: the bare query and ``pricelab simulate``, per round."""
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": str(root), "PRICELAB_MLFLOW": ""}
+    scen = db.with_suffix(".yaml")
+    scen.write_text(json.dumps(SPEC))  # JSON is YAML
+    bare = (
+        "import sys, duckdb; from pricelab.store.window import WINDOW_PREDICATE as W; "
+        "con = duckdb.connect(sys.argv[1], read_only=True); "
+        "con.sql('SELECT item_id, market, avg(quantity)::DOUBLE, avg(price)::DOUBLE, "
+        "avg(unit_cost)::DOUBLE, count(*) FROM sales WHERE ' + W + "
+        "' GROUP BY item_id, market', params=[8]).to_arrow_table()"
+    )
+    py = sys.executable
+    cmds = {
+        "bare": [py, "-c", bare, str(db)],
+        "cli 0": [
+            py,
+            "-m",
+            "pricelab",
+            "simulate",
+            "--db",
+            str(db),
+            "--scenario",
+            str(scen),
+            "--draws",
+            "0",
+        ],
+        f"cli {draws}": [
+            py,
+            "-m",
+            "pricelab",
+            "simulate",
+            "--db",
+            str(db),
+            "--scenario",
+            str(scen),
+            "--draws",
+            str(draws),
+        ],
+    }
+    times: dict[str, list[float]] = {k: [] for k in cmds}
+    for _ in range(repeat):
+        for name, cmd in cmds.items():
+            t = time.perf_counter()
+            subprocess.run(cmd, env=env, check=True, stdout=subprocess.DEVNULL)
+            times[name].append(time.perf_counter() - t)
+    return times
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--groups", type=int, default=100_000)
     ap.add_argument("--weeks", type=int, default=100)
     ap.add_argument("--draws", type=int, default=1000)
     ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--cli", action="store_true", help="also time the CLI end to end")
     a = ap.parse_args()
     with tempfile.TemporaryDirectory() as d:
         db = Path(d) / "bench.duckdb"
@@ -85,6 +154,7 @@ def main() -> None:
         }
         with Store.open(db) as store:
             times: dict[str, list[float]] = {}
+            pair: dict[str, list[float]] = {}  # each run / the bare query just before it
             for _ in range(a.repeat):
                 for name, (window, n) in paths.items():
                     spec = {
@@ -103,6 +173,7 @@ def main() -> None:
                     t = time.perf_counter()
                     res = simulate(store, spec, draws=n, record=False)
                     times.setdefault(name, []).append(time.perf_counter() - t)
+                    pair.setdefault(name, []).append(times[name][-1] / times[f"bare {window}"][-1])
         for name, (window, _) in paths.items():
             b = statistics.median(times[f"bare {window}"])
             emit(
@@ -118,7 +189,26 @@ def main() -> None:
                 baseline_weeks=window,
                 rows_in_window=a.groups * min(window, a.weeks),
                 rows_projected=res.table.height,
+                ratio_range=[min(pair[name]), max(pair[name])],
             )
+        if a.cli:
+            ct = cli_paths(db, a.draws, a.repeat)
+            for name, label in (("cli 0", "--draws 0"), (f"cli {a.draws}", f"--draws {a.draws}")):
+                ratios = [c / b for c, b in zip(ct[name], ct["bare"], strict=True)]
+                emit(
+                    "simulate",
+                    f"pricelab simulate {label}, CLI end to end (fresh process)",
+                    a.groups,
+                    statistics.median(ct[name]),
+                    unit="item-markets",
+                    repeat=a.repeat,
+                    reference="bare baseline query in its own process (import duckdb + query)",
+                    reference_seconds=statistics.median(ct["bare"]),
+                    weeks=a.weeks,
+                    baseline_weeks=8,
+                    runs=ct[name],
+                    ratio_range=[min(ratios), max(ratios)],
+                )
 
 
 if __name__ == "__main__":

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import numpy as np
 import polars as pl
-from scipy import sparse
 
 ALL = "(all)"
 #: draws × rows generated at once (float32: 4 bytes each)
@@ -273,9 +272,13 @@ def aggregate(proj: pl.DataFrame, *, draws: int, seed: int) -> pl.DataFrame:
         )[None, :, :]
         q = np.quantile(sums @ roll, [0.05, 0.95], axis=0)  # (2, K, levels)
         lows, highs = q[0], q[1]
-    up = sparse.csr_matrix(roll).T  # point sums roll up exactly as a sparse sum
+    g_of, level = np.nonzero(roll)  # point sums roll up exactly: each level adds its groups
+
+    def up(v: np.ndarray) -> np.ndarray:
+        return np.bincount(level, weights=np.asarray(v, dtype=float)[g_of], minlength=roll.shape[1])
+
     n_rows = np.bincount(gidx, minlength=G)
-    counts = [up @ n_rows, up @ gsum("changed"), up @ (n_rows - gsum("ok"))]
+    counts = [up(n_rows), up(gsum("changed")), up(n_rows - gsum("ok"))]
     out = frame.with_columns(
         pl.Series(name, np.rint(v).astype(np.int64))
         for name, v in zip(("n_rows", "n_changed", "n_missing"), counts, strict=True)
@@ -283,7 +286,7 @@ def aggregate(proj: pl.DataFrame, *, draws: int, seed: int) -> pl.DataFrame:
     cols = []
     nan = np.full(roll.shape[1], np.nan)
     for k, name in enumerate(KPIS):
-        b, s = up @ point[name][0], up @ point[name][1]
+        b, s = up(point[name][0]), up(point[name][1])
         with np.errstate(divide="ignore", invalid="ignore"):
             delta = np.where(b != 0, 100.0 * (s - b) / np.abs(b), np.nan)
         cols += [
