@@ -56,6 +56,10 @@ def test_skewed_groups_are_drawn_row_by_row():
     w = np.ones((3, 3))
     ok, _ = near_normal_groups(np.array([0, 1, 1]), a, w, 3)
     assert ok.tolist() == [False, True, False]  # group 2 has no rows: nothing to draw
+    # spreads whose cumulants overflow (a huge price change): drawn row by row, no warning
+    # (the suite turns warnings into errors)
+    ok, _ = near_normal_groups(np.zeros(2, dtype=np.int64), np.array([30.0, 40.0]), w[:2], 1)
+    assert not ok[0]
     # the skewed group's draws are the exact log-normal: quantiles exp(+-1.645 * 0.4)
     sums = draw_sums(np.array([0]), np.array([0.4]), np.ones((1, 1)), 1, draws=40_000, seed=0)
     lo, hi = np.quantile(sums[:, 0, 0], [0.05, 0.95])

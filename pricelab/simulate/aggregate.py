@@ -107,6 +107,16 @@ def near_normal_groups(
     cum = np.zeros((4, K, n_groups))
     if group.size == 0:
         return np.zeros(n_groups, dtype=bool), cum
+    # huge spreads or weights overflow to inf/nan: such a group is not near-normal (the
+    # comparisons below are False) and is drawn row by row
+    with np.errstate(over="ignore", invalid="ignore"):
+        return _near_normal(group, a, weights, n_groups, cum)
+
+
+def _near_normal(
+    group: np.ndarray, a: np.ndarray, weights: np.ndarray, n_groups: int, cum: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    K = weights.shape[1]
     rc = _row_cumulants(a)
     for j in range(4):
         for k in range(K):
@@ -114,10 +124,10 @@ def near_normal_groups(
                 group, weights=weights[:, k] ** (j + 1) * rc[j], minlength=n_groups
             )
     k2 = cum[1]
-    with np.errstate(divide="ignore", invalid="ignore"):
+    with np.errstate(divide="ignore"):
         g1 = np.where(k2 > 0, cum[2] / k2**1.5, 0.0)
         g2 = np.where(k2 > 0, cum[3] / (k2 * k2), 0.0)
-    ok = (np.abs(g1) <= NEAR_NORMAL) & (np.abs(g2) <= NEAR_NORMAL)
+    ok = np.isfinite(cum).all(axis=0) & (np.abs(g1) <= NEAR_NORMAL) & (np.abs(g2) <= NEAR_NORMAL)
     return ok.all(axis=0) & (np.bincount(group, minlength=n_groups) > 0), cum
 
 
