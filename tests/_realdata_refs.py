@@ -218,6 +218,24 @@ def shared_covariance(
     return C - np.diag(np.diag(C))
 
 
+def cluster_variance(a: np.ndarray, week: np.ndarray, size: int = 13) -> float:
+    """``se="cluster"`` of one group by explicit cluster sums, as pricelab.elasticity.robust
+    documents: HC3 (``sum a²``) or, if larger, ``c/(c-1) sum_blocks (sum a)²`` over blocks
+    of ``size`` weeks from the first week, two-way when the weeks span more than 52 (plus
+    ``c/(c-1) sum_(week of year) (sum a)²``, minus ``sum a²``)."""
+    rel = week - week.min()
+    hc3 = float((a * a).sum())
+
+    def clustered(codes: np.ndarray) -> float:
+        sums = np.array([a[codes == c].sum() for c in np.unique(codes)])
+        return sums.size / (sums.size - 1) * float((sums**2).sum())
+
+    v = clustered(rel // size)
+    if rel.max() >= 52:
+        v += clustered(rel % 52) - hc3
+    return max(hc3, v)
+
+
 def pooled_variances(fits: dict[str, dict[str, float]]) -> tuple[np.ndarray, np.ndarray]:
     """Slopes and the sampling variances pricelab.elasticity.hierarchical documents.
 

@@ -16,7 +16,7 @@ import pytest
 import statsmodels.api as sm
 
 from pricelab.elasticity import estimate
-from pricelab.elasticity.robust import CLUSTER_WEEKS, block_cluster_ss, block_codes
+from pricelab.elasticity.robust import CLUSTER_WEEKS, block_cluster_ss, block_codes, cluster_ss
 from pricelab.elasticity.synthetic import simulate_panel
 from tests import _realdata_refs as R
 
@@ -45,10 +45,7 @@ def _ols_cluster_reference(g: pl.DataFrame, origin: dt.date) -> float:
     h = fit.get_influence().hat_matrix_diag
     a = (X * (fit.resid / (1 - h))[:, None]) @ np.linalg.inv(X.T @ X)[:, 1]
     week = g["date"].to_physical().to_numpy() // 7
-    block = (week - week.min()) // CLUSTER_WEEKS
-    c = np.count_nonzero(np.bincount(block))
-    hc3 = float((a * a).sum())
-    return max(hc3, c / (c - 1) * float((np.bincount(block, weights=a) ** 2).sum()))
+    return R.cluster_variance(a, week, CLUSTER_WEEKS)
 
 
 def test_ols_cluster_is_statsmodels_hat_matrix_with_week_blocks(panel):
@@ -87,3 +84,22 @@ def test_prefix_sum_blocks_equal_bincount_blocks(T):
         _bincount_cluster_ss(a, gapped, w, CLUSTER_WEEKS),
         rtol=1e-12,
     )
+
+
+def test_cluster_ss_is_two_way_over_more_than_a_year():
+    # explicit cluster sums per group: blocks only within a year, blocks + weeks of the
+    # year - single weeks beyond it (gaps and late first weeks included)
+    rng = np.random.default_rng(7)
+    g, T = 40, 130
+    a = rng.normal(size=(g, T))
+    w = (rng.random((g, T)) > 0.3).astype(float)
+    w[:10, 50:] = 0.0  # ten groups within a year
+    w[10:15, :40] = 0.0  # first used week late
+    week = 3000 + np.tile(np.arange(T), (g, 1)) + (np.arange(T) >= 90) * 2
+    got = np.fmax((a * a * w).sum(axis=1), cluster_ss(a, week, w, CLUSTER_WEEKS))
+    for i in range(g):
+        u = w[i] > 0
+        ref = R.cluster_variance(a[i, u], week[i, u], CLUSTER_WEEKS)
+        assert got[i] == pytest.approx(ref, rel=1e-10), i
+    within = block_cluster_ss(a[:10], week[:10], w[:10], CLUSTER_WEEKS)
+    np.testing.assert_array_equal(cluster_ss(a[:10], week[:10], w[:10], CLUSTER_WEEKS), within)

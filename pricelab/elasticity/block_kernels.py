@@ -19,7 +19,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from .robust import CLUSTER_WEEKS, block_cluster_ss, leverage
+from .robust import CLUSTER_WEEKS, cluster_ss, leverage
 from .sparse import EVENTS_PER_PARAM, collapsed, column_tol, events_mask, rescued, separated
 
 
@@ -168,7 +168,7 @@ def ols_block(
                 a /= 1.0 - h
             var = factor * (a**2).sum(axis=1)
             if se == "cluster" and week is not None:
-                var = np.fmax(var, block_cluster_ss(a, week, w, CLUSTER_WEEKS))
+                var = np.fmax(var, cluster_ss(a, week, w, CLUSTER_WEEKS))
     params = np.empty((g, p + 1))
     params[:, 1:] = np.where(keep, beta, np.nan)
     params[:, 0] = my - (beta * (mx + shift)).sum(axis=1)
@@ -319,7 +319,7 @@ def poisson_block(
             infl = u * score
             var = factor * (infl**2).sum(axis=1)
             if se == "cluster" and week is not None:
-                var = np.fmax(var, block_cluster_ss(infl, week, wf, CLUSTER_WEEKS))
+                var = np.fmax(var, cluster_ss(infl, week, wf, CLUSTER_WEEKS))
     params = beta.copy()
     params[:, 0] -= (beta[:, 1:] * shift).sum(axis=1)
     converged &= (kk == keep1).all(axis=1)
