@@ -31,8 +31,9 @@ far too small variance. Averaging over ``tau`` is the exact form of the Morris c
 (the level-mean term ``(1 - B)² / sum w`` is the other half of it).
 
 ``v_j`` is the group's own robust variance (by default leverage-corrected and clustered
-by 13-week blocks and weeks of the year, ``se="cluster"``), floored at its model-based (Fisher) variance: the
-Poisson variance is what the data would show without overdispersion, and the floor keeps a
+by 13-week blocks and weeks of the year, ``se="cluster"``), floored at its model-based
+(Fisher) variance: the Poisson variance is what the data would show without
+overdispersion, and the floor keeps a
 sparse group whose sandwich happens to come out small from being over-trusted. (Until
 0.x the Fisher variance was scaled by the level's *median* robust/Fisher ratio; on
 scanner data that ratio runs from 48 to 66,000 across groups, so high-volume groups got
