@@ -21,6 +21,7 @@ LAYERS: list[tuple[str, set[str]]] = [
         {
             "errors",
             "_resources",
+            "_alloc",
             "transient",
             "urls",
             "io",
