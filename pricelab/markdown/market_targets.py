@@ -15,13 +15,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from pricelab.errors import InfeasibleError
 from pricelab.markdown.fluid import fluid
 from pricelab.markdown.problem import MarkdownProblem
-from pricelab.markdown.solver import MarkdownSolution
+
+if TYPE_CHECKING:  # the solver imports this module when a plan has market targets
+    from pricelab.markdown.solver import MarkdownSolution
 
 ITERS = 30
 
