@@ -20,7 +20,9 @@ one JSON line per measurement (median of ``--repeat`` runs; see ``_bench.py``).
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -181,7 +183,9 @@ def bench_budget(n_rows: int, repeat: int, milp_reference: bool) -> float:
     """Average-change budget + volume floor priced out (the unconstrained plan moves prices
     by -13% on average and sells 169%; the budget holds -3%, the floor 150%)."""
     df = catalogue(n_rows, seed=3)
+    cpu = time.process_time()
     plan, dt = timed(lambda: optimize(df, BUDGET), repeat)
+    cpu = (time.process_time() - cpu) / max(1, repeat)  # CPU seconds per run (shared machine)
     info = (
         _milp_reference(
             df, BUDGET, plan, dt, "candidate MILP (HiGHS, 25-point grid)", with_status=True
@@ -199,6 +203,8 @@ def bench_budget(n_rows: int, repeat: int, milp_reference: bool) -> float:
         path=plan.extra.get("path"),
         status=plan.status,
         gap=plan.gap,
+        cpu_seconds=round(cpu, 3),
+        load_average=round(os.getloadavg()[0], 1),
         **info,
     )
     return dt

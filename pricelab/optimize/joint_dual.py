@@ -178,15 +178,18 @@ class _Search:
         """d slack / d s per budget with the floors re-optimised (Schur complement)."""
         return _schur_slopes(self.dual.hessian(x, p), inner, slot)
 
-    def inner(self, outer: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Floor multipliers for budget multipliers ``outer`` (x's budget slots)."""
+    def inner(
+        self, outer: np.ndarray, rel: float = TOL
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Floor multipliers for budget multipliers ``outer`` (x's budget slots), to a
+        relative slack ``rel`` (looser while the budgets are far from theirs)."""
         d, V = self.dual, self.dual.V
         self.lam = self.guess(outer)
         x = np.concatenate([self.lam, outer])
         p, s = self.eval(x)
         if not V:
             return x, p, s
-        roots = _Roots(self.lam, TOL * np.maximum(d.scale[:V], 1e-300), d.unit[:V], WIDTH)
+        roots = _Roots(self.lam, rel * np.maximum(d.scale[:V], 1e-300), d.unit[:V], WIDTH)
         for _ in range(MAX_STEPS):
             nxt = roots.update(s[:V], partial(self.floor_slopes, x, p))
             if np.array_equal(nxt, x[:V]) and roots.done.all():
@@ -228,7 +231,8 @@ def _search(dual: JointDual) -> tuple[np.ndarray, np.ndarray, float] | None:
         sig = nxt
         outer = np.zeros(2 * J)
         outer[slot - V] = sig
-        x, p, s = srch.inner(outer)
+        far = float(np.max(np.abs(s[slot]) / np.maximum(dual.scale[slot], 1e-300)))
+        x, p, s = srch.inner(outer, float(np.clip(0.001 * far, TOL, 1e-4)))
     return x, p, srch.best
 
 
