@@ -2,7 +2,8 @@
 
     python benchmarks/bench_ingest.py --rows 1000000 [--repeat 3]
 
-Both run in this process on the same file (median of ``--repeat`` runs each); peak memory of
+Both run in this process on the same file, interleaved (median of ``--repeat`` runs each;
+per-round ratios give the range); peak memory of
 pricelab's ingest is measured in a child process (ru_maxrss). Prints one JSON measurement
 line (see ``_bench.py``): ratio = pricelab / DuckDB, goal <= 2 with peak < 2048 MB.
 """
@@ -94,8 +95,11 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
         csv = work / "sales.csv"
         make_csv(csv, args.rows)
         log(f"[ingest] {args.rows:,}-row CSV written")
-        ref = [time_duckdb(csv, work) for _ in range(args.repeat)]
-        ours = [time_pricelab(csv, work) for _ in range(args.repeat)]
+        ref, ours = [], []
+        for _ in range(args.repeat):  # interleaved: machine drift hits both alike
+            ref.append(time_duckdb(csv, work))
+            ours.append(time_pricelab(csv, work))
+        ratios = [o / r for o, r in zip(ours, ref, strict=True)]
         mem = peak_memory_mb(csv, work)
     return emit(
         "ingest",
@@ -108,6 +112,9 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
         reference_seconds=statistics.median(ref),
         peak=mem,
         goal="ratio <= 2, peak < 2048 MB",
+        runs=ours,
+        reference_runs=ref,
+        ratio_range=[min(ratios), max(ratios)],
     )
 
 

@@ -9,6 +9,8 @@ stock (dedicated to the market, or shared by the item's markets as a pool). The 
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 import polars as pl
 
 from pricelab.demand.baseline import baseline
@@ -20,9 +22,12 @@ from pricelab.store.runs import resolve_estimates
 CROSS_TABLE = "cross_elasticities"
 
 
-def cross_table(store: Store, run_id: str) -> pl.DataFrame | None:
-    """The cross-price rows of estimate run ``run_id``, or None for a single-item run."""
-    if not store.has_table(CROSS_TABLE):
+def cross_table(
+    store: Store, run_id: str, *, tables: Collection[str] | None = None
+) -> pl.DataFrame | None:
+    """The cross-price rows of estimate run ``run_id``, or None for a single-item run
+    (``tables``: the store's table names when the caller has them already)."""
+    if CROSS_TABLE not in (store.table_names() if tables is None else tables):
         return None
     t = store.read_result(CROSS_TABLE, run_id)
     return t if t.height else None

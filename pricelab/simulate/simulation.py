@@ -216,7 +216,7 @@ def simulate(
         and ("sales" not in names or not store.execute("SELECT count(*) FROM sales")[0][0])
     ):
         store.require_sales()  # raises EmptyStoreError with the store's message
-    est_run = resolve_estimates(store, estimates)
+    est_run = resolve_estimates(store, estimates, tables=names)
     plan_runs: dict[str, str] = {}
     plans: dict[str, pl.DataFrame] = {}
     for ref in spec.plan_refs:
@@ -231,7 +231,7 @@ def simulate(
     applier = ChangeApplier(store, base, plans, tables=names)
     warnings: list[str] = list(season.warnings)
     n_no_e = base["elasticity"].null_count() + int(base["elasticity"].is_nan().sum())
-    cross = cross_table(store, est_run)
+    cross = cross_table(store, est_run, tables=names)
     tables, aggs = [], []
     for s in spec.scenarios:
         new_price = applier.prices(s)

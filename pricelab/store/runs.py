@@ -8,6 +8,7 @@ import json
 import subprocess
 import sys
 import uuid
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -157,8 +158,11 @@ def get_run(store: Store, run_id: str) -> dict[str, Any]:
     return rec
 
 
-def resolve_estimates(store: Store, estimates: str | None) -> str:
-    """The estimate run to use: the given id, else the production one, else the latest."""
+def resolve_estimates(
+    store: Store, estimates: str | None, *, tables: Collection[str] | None = None
+) -> str:
+    """The estimate run to use: the given id, else the production one, else the latest
+    (``tables``: the store's table names when the caller has them already)."""
     if estimates not in (None, "latest", "production"):
         rows = store.execute("SELECT command FROM runs WHERE run_id = ?", [estimates])
         if not rows:
@@ -166,7 +170,8 @@ def resolve_estimates(store: Store, estimates: str | None) -> str:
         if rows[0][0] != "estimate":
             raise UsageError(f"run {estimates!r} is a {rows[0][0]} run, not an estimate run")
         return str(estimates)
-    if estimates != "latest" and store.has_table("registry"):
+    names = store.table_names() if tables is None else tables
+    if estimates != "latest" and "registry" in names:
         rows = store.execute(
             "SELECT run_id FROM registry WHERE stage = 'production' ORDER BY promoted_at DESC LIMIT 1"
         )
