@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -122,10 +123,17 @@ def cli_paths(db: Path, draws: int, repeat: int) -> dict[str, list[float]]:
     times: dict[str, list[float]] = {k: [] for k in cmds}
     for _ in range(repeat):
         for name, cmd in cmds.items():
-            t = time.perf_counter()
+            t, c = time.perf_counter(), _child_cpu()
             subprocess.run(cmd, env=env, check=True, stdout=subprocess.DEVNULL)
             times[name].append(time.perf_counter() - t)
+            times.setdefault(f"{name} cpu", []).append(_child_cpu() - c)
     return times
+
+
+def _child_cpu() -> float:
+    """CPU seconds (user + system) of the finished child processes so far."""
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
 
 
 def main() -> None:
@@ -208,6 +216,9 @@ def main() -> None:
                     baseline_weeks=8,
                     runs=ct[name],
                     ratio_range=[min(ratios), max(ratios)],
+                    # CPU seconds: less sensitive to other processes on a shared machine
+                    cpu_ratio=statistics.median(ct[f"{name} cpu"])
+                    / statistics.median(ct["bare cpu"]),
                 )
 
 
