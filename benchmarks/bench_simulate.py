@@ -163,6 +163,7 @@ def main() -> None:
         with Store.open(db) as store:
             times: dict[str, list[float]] = {}
             pair: dict[str, list[float]] = {}  # each run / the bare query just before it
+            cpu: dict[str, list[float]] = {}  # CPU seconds of this process (all threads)
             for _ in range(a.repeat):
                 for name, (window, n) in paths.items():
                     spec = {
@@ -175,12 +176,14 @@ def main() -> None:
                             }
                         ],
                     }
-                    t = time.perf_counter()
+                    t, c = time.perf_counter(), time.process_time()
                     store.con.sql(baseline_sql(), params=[window]).to_arrow_table()
                     times.setdefault(f"bare {window}", []).append(time.perf_counter() - t)
-                    t = time.perf_counter()
+                    cpu.setdefault(f"bare {window}", []).append(time.process_time() - c)
+                    t, c = time.perf_counter(), time.process_time()
                     res = simulate(store, spec, draws=n, record=False)
                     times.setdefault(name, []).append(time.perf_counter() - t)
+                    cpu.setdefault(name, []).append(time.process_time() - c)
                     pair.setdefault(name, []).append(times[name][-1] / times[f"bare {window}"][-1])
         for name, (window, _) in paths.items():
             b = statistics.median(times[f"bare {window}"])
@@ -198,6 +201,7 @@ def main() -> None:
                 rows_in_window=a.groups * min(window, a.weeks),
                 rows_projected=res.table.height,
                 ratio_range=[min(pair[name]), max(pair[name])],
+                cpu_ratio=statistics.median(cpu[name]) / statistics.median(cpu[f"bare {window}"]),
             )
         if a.cli:
             ct = cli_paths(db, a.draws, a.repeat)
