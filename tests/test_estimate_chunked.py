@@ -162,3 +162,30 @@ def test_the_command_uses_chunks_and_stores_the_same_run(shop, tmp_path, monkeyp
     # panel pools across groups with week effects: it reads the whole frame
     api.estimate(db, model="panel")
     assert len(calls) == 2
+
+
+@pytest.mark.parametrize(
+    ("column", "value", "message"),
+    [
+        ("quantity", -1, "'quantity' must be >= 0 (4 rows"),
+        ("price", 0.0, "'price' must be > 0 (4 rows"),
+    ],
+)
+def test_bad_values_in_the_table_are_bad_input(shop, tmp_path, column, value, message) -> None:
+    """A value written behind ingest's back: the streamed path says what the whole-frame
+    path says (with the whole table's count) and stores nothing (two items in two markets: 4 rows)."""
+    from pricelab.errors import DataError
+
+    db = tmp_path / "bad.duckdb"
+    shutil.copyfile(shop, db)
+    with Store.open(db) as store:
+        store.execute(
+            f"UPDATE sales SET {column} = ? WHERE item_id IN ('I000002', 'I000040') "
+            "AND date = (SELECT max(date) FROM sales WHERE item_id = 'I000002')",
+            [value],
+        )
+        runs = store.count("runs")
+    with pytest.raises(DataError, match=message.replace("(", r"\(")):
+        api.estimate(db, model="ols")
+    with Store.open(db, read_only=True) as store:
+        assert store.count("runs") == runs
