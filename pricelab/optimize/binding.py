@@ -160,20 +160,23 @@ def explain(
     labels: list[str],
     groups: np.ndarray,
     resolve: Callable[[Problem], np.ndarray],
+    keys: tuple[str, ...] = COUPLED,
 ) -> list[str]:
     """``binding`` by counterfactual: a coupling constraint (parity, ordering, a linking
     constraint, a ladder) holds a row when re-solving without it moves the row's price.
+
+    ``keys``: the constraints tested by re-solves (others keep the route's own label).
 
     Row limits (bounds, margin floor, dedicated stock, extrapolation cap, frozen) keep the
     analytic test (the price sits on the limit). ``resolve`` solves a problem the same way
     the plan was solved; a re-solve that fails leaves the route's own label for that key.
     """
     rows: list[list[str]] = [
-        [x for x in s.split(",") if x and (x not in COUPLED or _row_limit(prob, i, x))]
+        [x for x in s.split(",") if x and (x not in keys or _row_limit(prob, i, x))]
         for i, s in enumerate(labels)
     ]
     _check_ladder_neighbours(prob, p, rows, resolve)
-    for key in COUPLED:
+    for key in keys:
         q = _without(prob, key)
         if q is None:
             continue

@@ -31,21 +31,17 @@ from typing import Any
 
 import numpy as np
 import polars as pl
-from scipy.sparse.csgraph import connected_components
 
 from pricelab.demand.curves import CrossElasticity
-from pricelab.errors import DataError, SolverError, UsageError
+from pricelab.errors import DataError, UsageError
 from pricelab.optimize import diagnose as dg
 from pricelab.optimize.avg_change import implied_caps
-from pricelab.optimize.binding import binding_labels
-from pricelab.optimize.candidates import candidate_matrix, with_ordering_points
+from pricelab.optimize.binding import COUPLED, explain
 from pricelab.optimize.conflicts import MODES, freeze_row_conflicts, with_status
 from pricelab.optimize.constraints import load_constraints
-from pricelab.optimize.cross_milp import choose_combinations, enumerate_block
-from pricelab.optimize.cross_search import best_response, block_objective, relaxation_bound
+from pricelab.optimize.cross_search import block_objective
+from pricelab.optimize.cross_solve import MAX_COMBOS, solve_cross, violations
 from pricelab.optimize.decompose import Responder
-from pricelab.optimize.links import Link, StockPool, UnitsLink
-from pricelab.optimize.minor_unit import on_units
 from pricelab.optimize.plan import Plan, with_skipped_rows
 from pricelab.optimize.problem import Problem, build_problem
 from pricelab.optimize.router import (
@@ -55,8 +51,7 @@ from pricelab.optimize.router import (
     with_intervals,
 )
 
-MAX_COMBOS = 250_000  # per block: enumerated exactly up to this many price combinations
-MAX_TOTAL = 2_000_000  # over all blocks
+__all__ = ["MAX_COMBOS", "optimize_cross", "violations"]
 
 
 def optimize_cross(
@@ -98,42 +93,23 @@ def optimize_cross(
     cons = load_constraints(constraints)
     prob, resp, reasons = _checked_problem(demand, cross, cons, strict, conflicts, draws)
     curve = CrossElasticity.from_tables(prob.frame, cross)
-    P = on_units(prob, with_ordering_points(prob, candidate_matrix(prob, n_grid)))
-    msgs = dg.ladder_conflicts(prob, P)
-    if msgs:
-        dg.raise_infeasible(msgs)
-    counts = (~np.isnan(P)).sum(axis=1)
-    links = _links(prob)
-    blocks, small, sizes = _partition(prob, curve, counts, links, resp.groups, max_combos)
-    p = prob.p0.copy()
-    enum = [
-        enumerate_block(prob, curve, P, counts, b) for b, s in zip(blocks, small, strict=True) if s
-    ]
-    res = choose_combinations(prob, enum, links, resp.groups, time_limit)
-    for e, k in zip(enum, res["choice"], strict=True):
-        p[e["rows"]] = e["prices"][k]
-    big = [b for b, s in zip(blocks, small, strict=True) if not s]
-    bound_big = obj_big = 0.0
-    for b in big:
-        p[b] = best_response(prob, curve, P, counts, b)
-        obj_big += float(block_objective(prob, curve, p, b).sum())
-        bound_big += relaxation_bound(
-            prob, curve, b, incumbent=float(block_objective(prob, curve, p, b).sum())
-        )
-    obj = float(block_objective(prob, curve, p).sum())
-    bad = violations(prob, curve, p, resp.groups, links)
-    if bad:
-        raise SolverError("cross-price plan violates: " + "; ".join(bad[:3]))
-    bound = obj - obj_big + bound_big + res["bound_excess"]
-    gap = max(0.0, (bound - obj) / max(abs(obj), 1e-12))
-    n_comb = int(sizes[small].sum())
-    form, cert = _describe(
-        prob, len(blocks), int(small.sum()), n_comb, len(big), res["milp"], n_grid
-    )
-    tight = _tight_links(prob, curve, p, links)
-    labels = binding_labels(prob, p, parity_groups=resp.groups, tight_links=tight, milp=True)
+    opts: dict[str, Any] = {"n_grid": n_grid, "max_combos": max_combos, "time_limit": time_limit}
+    sol = solve_cross(prob, resp, curve, **opts)
+    p = sol.prices
+
+    def resolve(q: Problem) -> np.ndarray:  # the same route without one constraint
+        return solve_cross(q, Responder(q), curve, **opts).prices
+
+    # the ladder keeps its label (on a ladder, not on a bound): without it the re-solve
+    # enumerates grids of n_grid prices, 50x the ladder's combinations (84 s vs 1.6 s)
+    keys = tuple(k for k in COUPLED if k != "ladder")
+    labels = explain(prob, p, sol.labels, resp.groups, resolve, keys)
     base = float(block_objective(prob, curve, prob.p0).sum())
-    extra: dict[str, Any] = {"path": "cross", "blocks": len(blocks), "combinations": n_comb}
+    extra: dict[str, Any] = {
+        "path": "cross",
+        "blocks": sol.blocks,
+        "combinations": sol.combinations,
+    }
     single = _single_itemblock_objective(demand, cons, prob, curve)
     if reasons:
         extra["conflicts"] = [
@@ -142,7 +118,7 @@ def optimize_cross(
         ]
     if single is not None:
         extra["single_item_objective"] = single
-        extra["single_item_share_of_joint"] = single / obj if obj else None
+        extra["single_item_share_of_joint"] = single / sol.objective if sol.objective else None
     table = with_status(_plan_table(prob, curve, p, labels), reasons)
     intervals: dict[str, float] = {}
     if draws:
@@ -150,13 +126,13 @@ def optimize_cross(
     return Plan(
         table=with_skipped_rows(table, demand, prob.skipped, prob.horizon),
         intervals=intervals,
-        status=res["status"],
-        formulation=form,
+        status=sol.status,
+        formulation=sol.formulation,
         objective_name=prob.objective,
-        objective=obj,
+        objective=sol.objective,
         baseline_objective=base,
-        gap=gap,
-        certificate=cert,
+        gap=sol.gap,
+        certificate=sol.certificate,
         skipped=prob.skipped,
         extra=extra,
     )
@@ -202,137 +178,6 @@ def _draws_objective(curve: CrossElasticity) -> Any:
         return prob.horizon * (price - prob.c) * q / prob.fx
 
     return objective
-
-
-def _partition(
-    prob: Problem,
-    curve: CrossElasticity,
-    counts: np.ndarray,
-    links: list[Link],
-    groups: np.ndarray,
-    max_combos: int,
-) -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:
-    """Blocks of substitutes, which are small enough to enumerate, and their sizes.
-
-    A block too large to enumerate may not carry a linking constraint (UsageError).
-    """
-    blocks = _blocks(curve)
-    sizes = np.array([float(np.prod(counts[b].astype(float))) for b in blocks])
-    small = sizes <= max_combos
-    if sizes[small].sum() > MAX_TOTAL:
-        small &= sizes <= max(1.0, MAX_TOTAL / max(1, small.sum()))
-    linked = groups >= 0
-    for lk in links:
-        linked[lk.rows] = True
-    for lower, upper, _f, _name in prob.ordering:
-        linked[lower] = linked[upper] = True
-    for b, s, size in zip(blocks, small, sizes, strict=True):
-        if not s and linked[b].any():
-            raise UsageError(
-                f"{prob.label(int(b[0]))}: its block of {b.size} substitutes has {size:.3g} "
-                "price combinations, beyond the exact joint route; with parity, ordering, "
-                "volume, stock or budget constraints on it use a coarser ladder, tighter bounds "
-                "or a smaller category"
-            )
-    return blocks, small, sizes
-
-
-def _describe(
-    prob: Problem,
-    n_blocks: int,
-    n_small: int,
-    n_comb: int,
-    n_big: int,
-    used_milp: bool,
-    n_grid: int,
-) -> tuple[str, str]:
-    """The plan's formulation and certificate texts."""
-    form = (
-        f"cross-price demand: {n_blocks} block(s), {n_small} enumerated "
-        f"({n_comb} price combinations)"
-        + (f", {n_big} by best-response search" if n_big else "")
-        + ("; MILP over combinations (HiGHS)" if used_milp else "")
-    )
-    cert = "exact on the candidate prices (" + (
-        "ladder points" if (~np.isnan(prob.ladder_spacing)).all() else f"{n_grid}-point grids"
-    )
-    cert += ")" + ("; HiGHS gap" if used_milp else "")
-    if n_big:
-        cert += "; large blocks: concave relaxation bound in log-price space (secant of exp)"
-    return form, cert
-
-
-def _blocks(curve: CrossElasticity) -> list[np.ndarray]:
-    M = curve.matrix
-    n_comp, lab = connected_components(M + M.T, directed=False)
-    order = np.argsort(lab, kind="stable")
-    cuts = np.flatnonzero(np.diff(lab[order])) + 1
-    return list(np.split(order, cuts))
-
-
-def _links(prob: Problem) -> list[Link]:
-    """The problem's linking constraints plus each row's dedicated stock as a one-row pool."""
-    out: list[Link] = list(prob.links)
-    stock = prob.sources["inventory"]
-    for i in np.flatnonzero(~np.isnan(stock)):
-        cap = float(prob.frame["stock"][int(i)])
-        out.append(StockPool(f"inventory ({prob.label(int(i))})", np.array([i]), cap))
-    return out
-
-
-def violations(
-    prob: Problem,
-    curve: CrossElasticity,
-    p: np.ndarray,
-    groups: np.ndarray,
-    links: list[Link],
-    tol: float = 1e-7,
-) -> list[str]:
-    """Every constraint the prices break, evaluated with the cross demand (empty: none)."""
-    out = []
-    for i in np.flatnonzero(p < prob.lo * (1 - tol)).tolist():
-        out.append(f"{prob.label(i)} price {p[i]:.4f} below its floor {prob.lo[i]:.4f}")
-    for i in np.flatnonzero(p > prob.hi * (1 + tol)).tolist():
-        out.append(f"{prob.label(i)} price {p[i]:.4f} above its cap {prob.hi[i]:.4f}")
-    marg = prob.sources["min_margin_pct"]
-    for i in np.flatnonzero(~np.isnan(marg) & (p < marg * (1 - tol)) & ~prob.frozen).tolist():
-        out.append(f"{prob.label(i)} breaks min_margin_pct")
-    lad = ~np.isnan(prob.ladder_spacing) & ~prob.frozen
-    k = (p - prob.ladder_offset) / np.where(lad, prob.ladder_spacing, 1.0)
-    for i in np.flatnonzero(lad & (np.abs(k - np.round(k)) > 1e-6)).tolist():
-        out.append(f"{prob.label(i)} price {p[i]:.4f} is off its ladder")
-    for g in np.unique(groups[groups >= 0]):
-        r = np.flatnonzero(groups == g)
-        b = p[r] / prob.fx[r]
-        if b.max() > (1 + float(prob.parity_gap[r[0]])) * b.min() * (1 + tol):
-            out.append(f"parity of {prob.item[r[0]]}")
-    for lower, upper, f, name in prob.ordering:
-        if (p[upper] < f * p[lower] * (1 - tol)).any():
-            out.append(f"ordering {name}")
-    q = curve.quantity(p)
-    for lk in links:
-        # units links are judged on the cross demand's units, the others on the prices
-        ok = (
-            lk.units_hold(prob, q[lk.rows].sum(), tol)
-            if isinstance(lk, UnitsLink)
-            else lk.holds(prob, p, tol)
-        )
-        if not ok:
-            out.append(lk.name)
-    return out
-
-
-def _tight_links(
-    prob: Problem, curve: CrossElasticity, p: np.ndarray, links: list[Link]
-) -> list[int]:
-    """The problem's links that bind at ``p`` under the cross demand (units at their limit;
-    a budget always counts, as in the candidate MILP)."""
-    q = curve.quantity(p)
-    return [
-        j
-        for j, lk in enumerate(prob.links)
-        if not isinstance(lk, UnitsLink) or lk.at_limit(prob, q[lk.rows].sum())
-    ]
 
 
 def _plan_table(
