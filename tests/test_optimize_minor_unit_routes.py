@@ -92,7 +92,7 @@ def test_cross_plan_is_on_minor_units_and_meets_every_constraint() -> None:
         "parity": {"max_gap_pct": 8},
         "min_volume_pct": 90,
     }
-    plan = optimize_cross(d, cross, cons, n_grid=7)  # 7^3 combinations a block: fast
+    plan = optimize_cross(d, cross, cons, n_grid=5)  # 5^3 combinations a block: fast
     t = plan.table
     assert _on_grid(t, d).all()
     p = _prices(d, t)

@@ -163,6 +163,42 @@ def _really_infeasible(df, cons):
     return p is None or _violations(df, p, cons) != []
 
 
+#: currencies by minor unit with a realistic fx range (market currency per EUR): JPY whole
+#: units, KWD three decimals, EUR/GBP two
+CURRENCIES = {"JPY": (100.0, 200.0), "KWD": (0.25, 0.45), "EUR": (0.9, 1.1), "GBP": (0.7, 1.0)}
+DECIMALS = {"JPY": 0, "KWD": 3, "EUR": 2, "GBP": 2}
+
+
+def _in_currencies(df, currencies, fx_pos):
+    """``df`` with each market in a currency (``currencies[k]`` for the k-th market) at an fx
+    rate inside the currency's range (position ``fx_pos[k]``); prices and costs follow."""
+    markets = list(dict.fromkeys(df["market"].to_list()))
+    cur = dict(zip(markets, currencies, strict=False))
+    new_fx = {
+        m: CURRENCIES[c][0] + fx_pos[k] * (CURRENCIES[c][1] - CURRENCIES[c][0])
+        for k, (m, c) in enumerate(cur.items())
+    }
+    ratio = pl.col("market").replace_strict(new_fx) / pl.col("fx_rate")
+    return df.with_columns(
+        pl.col("market").replace_strict(cur).alias("currency"),
+        base_price=pl.col("base_price") * ratio,
+        unit_cost=pl.col("unit_cost") * ratio,
+        fx_rate=pl.col("market").replace_strict(new_fx).cast(pl.Float64),
+    )
+
+
+def _off_grid(df, p, cons):
+    """Rows whose price is not on their currency's minor unit (ladder rows, frozen rows and
+    rows kept at their current price are exempt: the shop charges those already)."""
+    if "currency" not in df.columns or cons.get("ladder") is not None:
+        return np.zeros(p.shape, dtype=bool)
+    dec = np.array([DECIMALS[c] for c in df["currency"].to_list()])
+    k = p * 10.0**dec
+    kept = np.isclose(p, df["base_price"].to_numpy(), rtol=1e-12, atol=0.0)
+    kept |= np.isin(df["item_id"].to_numpy(), cons.get("frozen", []))
+    return (np.abs(k - np.round(k)) > 1e-6 * np.maximum(1, k)) & ~kept
+
+
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     seed=st.integers(0, 10_000),
@@ -178,14 +214,51 @@ def _really_infeasible(df, cons):
     frozen=st.booleans(),
     order=st.one_of(st.none(), st.floats(0, 8)),
     revenue=st.booleans(),
+    currencies=st.one_of(
+        st.none(), st.lists(st.sampled_from(sorted(CURRENCIES)), min_size=4, max_size=4)
+    ),
+    fx_pos=st.lists(st.floats(0, 1), min_size=4, max_size=4),
+    expected=st.sampled_from([False, False, False, True]),  # the expected route is slower
 )
 # found by a random CI run: a 0.5% parity band with a 1% average-change budget is feasible
 # (CH up, US and GB down) but no grid point hit it; the MILP said "infeasible"
-@example(1, 1, ("US", "GB", "CH"), 6.0, 14.0, 0.0, 0.5, None, None, 1.0, False, None, False)
+@example(
+    1,
+    1,
+    ("US", "GB", "CH"),
+    6.0,
+    14.0,
+    0.0,
+    0.5,
+    None,
+    None,
+    1.0,
+    False,
+    None,
+    False,
+    None,
+    [0.0] * 4,
+    False,
+)
+# yen, dinar and euro in one parity band with a volume floor
+@example(
+    2, 2, ("US", "GB", "CH"), 9.0, 12.0, 10.0, 6.0, None, 95.0, None, False, None, False,
+    ["JPY", "KWD", "EUR", "GBP"], [0.3, 0.7, 0.5, 0.1], False,
+)  # fmt: skip
+@example(
+    3, 2, ("DE", "CH", "GB", "US"), 12.0, 9.0, 15.0, 4.0, None, None, None, False, None, False,
+    ["KWD", "JPY", "GBP", "EUR"], [0.5, 0.5, 0.5, 0.5], True,
+)  # fmt: skip
 def test_every_price_satisfies_every_constraint(
-    seed, n_items, markets, inc, dec, margin, gap, ladder, vol, avg, frozen, order, revenue
-):
+    seed, n_items, markets, inc, dec, margin, gap, ladder, vol, avg, frozen, order, revenue,
+    currencies, fx_pos, expected,
+):  # fmt: skip
+    """Every returned price meets every constraint and, in markets with a currency (JPY,
+    KWD, EUR, GBP at their fx rates), sits on that currency's minor unit; on the point
+    plan and on the plan that maximises expected profit over elasticity draws."""
     df = demand(n_items, markets=markets, seed=seed, spread=0.05, e_range=(-4.0, -0.5))
+    if currencies is not None:  # the currency's grid sets the price points, not a ladder
+        df, ladder = _in_currencies(df, currencies, fx_pos), None
     cons = {
         "bounds": {"max_increase_pct": inc, "max_decrease_pct": dec},
         "min_margin_pct": margin,
@@ -204,16 +277,17 @@ def test_every_price_satisfies_every_constraint(
     if order is not None and n_items > 1:
         cons["ordering"] = [{"items": [f"IT-{i}" for i in range(n_items)], "min_step_pct": order}]
     try:
-        plan = optimize(df, cons)
+        plan = optimize(df, cons, expected=expected, draws=40 if expected else None)
     except InfeasibleError as exc:
         assert "infeasible:" in str(exc)
         assert _really_infeasible(df, cons), f"a plan meets every constraint: {exc}"
         return
     p = plan.table["recommended_price"].to_numpy()
     assert _violations(df, p, cons) == []
+    assert not _off_grid(df, p, cons).any(), (p, df["currency"].to_list())
     assert plan.gap <= 1e-3
     p0 = df["base_price"].to_numpy()
-    if not _violations(df, p0, cons):
+    if not _violations(df, p0, cons) and not expected:
         assert plan.objective >= plan.baseline_objective - 1e-7 * abs(plan.baseline_objective)
 
 

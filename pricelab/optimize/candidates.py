@@ -20,6 +20,7 @@ from pricelab.optimize.problem import Problem
 
 MAX_CANDIDATES = 400
 MIP_REL_GAP = 1e-5  # relative gap at which HiGHS stops (reported with the plan)
+STRICT_MARGIN = 2e-7  # linking rows narrowed by this when a plan broke one within HiGHS' 1e-7
 
 
 def search_window(prob: Problem) -> tuple[np.ndarray, np.ndarray]:
@@ -176,12 +177,17 @@ class _Rows:
         )
 
 
-def _link_rows(rows: _Rows, prob: Problem, Q, Pv, ri) -> None:
-    """One row per linking constraint (with a slack pair when diagnosing)."""
+def _link_rows(rows: _Rows, prob: Problem, Q, Pv, ri, margin: float = 0.0) -> None:
+    """One row per linking constraint (with a slack pair when diagnosing); ``margin``
+    narrows each row's normalised bounds (HiGHS meets rows to 1e-7 only)."""
     lay = rows.lay
     for j, lk in enumerate(prob.links):
         m = np.isin(ri, lk.rows)
         coef, lo_b, hi_b = lk.milp_row(prob, Q, Pv, ri, m)
+        if margin and np.isfinite(lo_b):
+            lo_b += margin * max(1.0, abs(lo_b))
+        if margin and np.isfinite(hi_b):
+            hi_b -= margin * max(1.0, abs(hi_b))
         R, C, V = [np.zeros(m.sum(), int)], [np.flatnonzero(m)], [coef]
         if lay.slack:  # row + s_up - s_down within [lb, ub]
             R.append(np.zeros(2, int))
@@ -270,6 +276,7 @@ def solve_milp(
     time_limit: float = 600.0,
     slack: bool = False,
     relax: bool = False,
+    margin: float = 0.0,
 ) -> MilpResult:
     """Build and solve the MILP.
 
@@ -281,6 +288,8 @@ def solve_milp(
     sum_k x_ik P_ik (status "relaxed"): on continuous rows a price inside the row's limits
     that meets every constraint linear in prices (parity, ordering, average-change budgets)
     and every stock pool (demand is convex in price, so the mixture sells no more).
+    ``margin`` (e.g. :data:`STRICT_MARGIN`) narrows every linking row so that a solution
+    HiGHS calls feasible meets it exactly, not only to its 1e-7 tolerance.
     """
     n, K = P.shape
     valid = ~np.isnan(P)
@@ -296,7 +305,7 @@ def solve_milp(
     lay = _Layout(nx, ng, nS, len(prob.links), slack)
     rows = _Rows(lay)
     rows.add([ri], [np.arange(nx)], [np.ones(nx)], n, np.ones(n), np.ones(n))  # one price a row
-    _link_rows(rows, prob, Q, Pv, ri)
+    _link_rows(rows, prob, Q, Pv, ri, margin)
     if prob.ordering:
         _ordering_rows(rows, prob, P, valid, ri, ki)
     if ng:

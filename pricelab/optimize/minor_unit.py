@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from pricelab.optimize.candidates import solve_milp
+from pricelab.optimize.candidates import STRICT_MARGIN, solve_milp
 from pricelab.optimize.problem import Problem
 
 #: ISO 4217 minor units that are not 2 (currency code -> decimals)
@@ -28,6 +28,8 @@ DECIMALS = {
     "CLF": 4, "UYW": 4,
 }  # fmt: skip
 DEFAULT_DECIMALS = 2
+LOSS_TOL = 1e-5  # a rounded plan this close to the unrounded one ends the search
+MAX_REACH_CELLS = 200_000  # rows x units either side searched by a wider rounding MILP
 
 
 def decimals(currency: object) -> int:
@@ -80,20 +82,34 @@ def round_prices(prob: Problem, p: np.ndarray, groups: np.ndarray) -> tuple[np.n
     for r in (best, _inside_bands(prob, p, uu, lo, hi, room, groups)):
         if _holds(prob, r, groups):
             return r, unrounded
+    target = float(prob.objective_value(p).sum())
+    found, found_v = None, -np.inf
     for reach in (1, 4, 16):  # the candidate MILP on the units around each price
+        if found is not None and (
+            target - found_v <= LOSS_TOL * abs(target) or prob.n * reach > MAX_REACH_CELLS
+        ):
+            break  # close enough to the unrounded plan, or a wider search is too large
         P = _candidates(prob, p, uu, lo, hi, room, reach)
         valid = ~np.isnan(P)
         value = np.where(valid, prob.objective_value(np.where(valid, P, 1.0)), 0.0)
-        res = solve_milp(
-            prob,
-            P,
-            value,
-            parity_groups=groups,
-            parity_gap=np.nan_to_num(prob.parity_gap),
-            time_limit=60.0,
-        )
-        if res.status != "infeasible" and not np.isnan(res.prices).any():
-            return res.prices, unrounded
+        for margin in (0.0, STRICT_MARGIN):
+            res = solve_milp(
+                prob,
+                P,
+                value,
+                parity_groups=groups,
+                parity_gap=np.nan_to_num(prob.parity_gap),
+                time_limit=60.0,
+                margin=margin,
+            )
+            ok = res.status != "infeasible" and not np.isnan(res.prices).any()
+            if ok and _holds(prob, res.prices, groups):
+                v = float(prob.objective_value(res.prices).sum())
+                if v > found_v:
+                    found, found_v = res.prices, v
+                break
+    if found is not None:
+        return found, unrounded
     return p, int(todo.sum())
 
 
@@ -119,10 +135,19 @@ def on_units(prob: Problem, P: np.ndarray) -> np.ndarray:
         near = np.round(np.round(P / uu[:, None]) * uu[:, None], 6)
     S = np.where(room[:, None], np.clip(near, lo[:, None], hi[:, None]), P)
     cur = np.where(room & (prob.p0 >= prob.lo) & (prob.p0 <= prob.hi), prob.p0, np.nan)
-    S = np.sort(np.round(np.column_stack([S, cur]), 9), axis=1)
+    S = np.sort(np.column_stack([np.round(S, 9), cur]), axis=1)  # the current price exact
     S[:, 1:][S[:, 1:] == S[:, :-1]] = np.nan  # sorted: a repeat follows its twin
     S = np.sort(S, axis=1)
     return S[:, ~np.all(np.isnan(S), axis=0)]
+
+
+def neighbours(prob: Problem, x: np.ndarray) -> np.ndarray:
+    """(n, 2): the units just below and above ``x`` (``x`` itself on rows without a unit),
+    so that a linear constraint met by ``x`` can be met by a choice between them."""
+    u = units(prob)
+    uu = np.where(np.isnan(u), 1.0, u)
+    down, up = _grid(x, uu, up=False), _grid(x, uu, up=True)
+    return np.where(np.isnan(u)[:, None], x[:, None], np.column_stack([down, up]))
 
 
 def off_grid(prob: Problem, p: np.ndarray) -> np.ndarray:

@@ -27,6 +27,7 @@ from pricelab.optimize import diagnose as dg
 from pricelab.optimize.avg_change import BudgetSolve, solve_budgets
 from pricelab.optimize.binding import binding_labels
 from pricelab.optimize.candidates import (
+    STRICT_MARGIN,
     MilpResult,
     candidate_matrix,
     solve_milp,
@@ -37,7 +38,7 @@ from pricelab.optimize.joint_dual import GAP_TOL, rel_gap
 from pricelab.optimize.ladder import ladder_prices
 from pricelab.optimize.ladder_lagrangian import ladder_dual
 from pricelab.optimize.links import links_hold
-from pricelab.optimize.minor_unit import on_units
+from pricelab.optimize.minor_unit import neighbours, on_units
 from pricelab.optimize.problem import Problem
 
 DEFAULT_RISK_DRAWS = 200
@@ -266,7 +267,9 @@ def candidate_milp(
         k = max(1, int(np.ceil(risk * base.size)))
         cvar = (risk, float(np.sort(base)[:k].mean()))
 
-    def solve(P: np.ndarray, relax: bool = False) -> tuple[MilpResult, np.ndarray]:
+    def solve(
+        P: np.ndarray, relax: bool = False, margin: float = 0.0
+    ) -> tuple[MilpResult, np.ndarray]:
         value, dprof = _candidate_values(prob, P, E)
         res = solve_milp(
             prob,
@@ -278,6 +281,7 @@ def candidate_milp(
             cvar=cvar,
             time_limit=time_limit,
             relax=relax,
+            margin=margin,
         )
         return res, value
 
@@ -286,12 +290,18 @@ def candidate_milp(
         free = np.isnan(prob.ladder_spacing) & (prob.lo < prob.hi) & ~prob.frozen
         mix, _ = solve(P, relax=True) if free.any() else (None, None)
         if mix is not None and mix.status == "relaxed":
-            add = np.where(free, np.clip(mix.prices, prob.lo, prob.hi), np.nan)
-            P = np.sort(np.concatenate([P, add[:, None]], axis=1), axis=1)
+            add = np.where(free, np.clip(mix.prices, prob.lo, prob.hi), np.nan)[:, None]
+            if sampled:  # the units either side of the mixture, then all on the grid
+                add = np.where(free[:, None], neighbours(prob, add[:, 0]), np.nan)
+            P = np.sort(np.concatenate([P, add], axis=1), axis=1)
             P = on_units(prob, P) if sampled else P
             res, value = solve(P[:, ~np.all(np.isnan(P), axis=0)])
     if res.status == "infeasible":
         _infeasible_milp(prob, resp, P, value, risk, cvar, time_limit)
+    if not links_hold(prob, res.prices):  # met only to HiGHS' tolerance: narrow the rows
+        strict, strict_value = solve(P, margin=STRICT_MARGIN)
+        if strict.status != "infeasible":
+            res, value = strict, strict_value
     return res, [j for j, lk in enumerate(prob.links) if lk.binds(prob, res.prices)]
 
 
