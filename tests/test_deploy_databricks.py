@@ -81,3 +81,21 @@ def test_cloud_extras_and_credentials() -> None:
     assert secret_vars  # a storage key is configured...
     for k in secret_vars:  # ...only as a secret-scope reference, never a literal
         assert re.fullmatch(r"\{\{secrets/[\w-]+/[\w-]+\}\}", env[k]), k
+
+
+@pytest.mark.parametrize("name", ["pipeline_job.json", "job.json"])
+def test_transient_failures_are_retried_like_the_cronjob(name: str) -> None:
+    """Exit 75 (storage unavailable) and 3 are retried as the CronJob (backoffLimit) and the
+    Airflow DAG retry them: every task twice, minutes apart, never on a task timeout."""
+    import yaml
+
+    path = REPO / "examples" / "databricks" / name
+    doc = json.loads(path.read_text())
+    assert jobs.JobSettings.from_dict(doc).as_dict() == doc
+    cron = yaml.safe_load((REPO / "deploy" / "cronjob.yaml").read_text())
+    backoff = cron["spec"]["jobTemplate"]["spec"]["backoffLimit"]
+    for task in jobs.JobSettings.from_dict(doc).tasks or []:
+        assert task.max_retries == backoff, task.task_key
+        assert (task.min_retry_interval_millis or 0) >= 60_000, task.task_key
+        assert task.retry_on_timeout is False, task.task_key
+    assert "75" in doc["description"] and "retried" in doc["description"]
