@@ -14,8 +14,10 @@ an ordering chain the row limits cannot hold (the chain's rows in that market). 
 rows stay at their current price with the constraint named in ``reason``, the constraint is
 dropped for them, and the rest of the plan is optimised under every other constraint
 (freezing can make a new group conflict: the check repeats until none does). Conflicts
-that only the joint MILP finds (no single constraint is infeasible on its own) still raise
-:class:`~pricelab.errors.InfeasibleError`.
+that only the joint MILP finds (no single constraint is infeasible on its own, e.g. a
+volume floor that needs cuts and a budget that forbids them) are named by the MILP with a
+slack on every linking constraint (:func:`joint_link_conflicts`): the links whose slack is
+non-zero are dropped, their rows kept at their current price, and the plan re-solved.
 """
 
 from __future__ import annotations
@@ -86,6 +88,33 @@ def freeze_group_conflicts(prob: Problem) -> dict[int, str]:
             for i in rows.tolist():
                 if msg not in reasons.setdefault(i, []):
                     reasons[i].append(msg)
+    return {i: "; ".join(msgs) for i, msgs in reasons.items()}
+
+
+def joint_link_conflicts(prob: Problem, groups: np.ndarray, n_grid: int = 25) -> dict[int, str]:
+    """Freeze the rows of the linking constraints that the candidate MILP with a slack on
+    every link cannot meet together; ``{row: reason}`` (empty when no link is named)."""
+    from pricelab.optimize.candidates import candidate_matrix, solve_milp, with_ordering_points
+
+    P = with_ordering_points(prob, candidate_matrix(prob, n_grid))
+    gap = np.nan_to_num(prob.parity_gap)
+    sl = solve_milp(prob, P, np.zeros(P.shape), parity_groups=groups, parity_gap=gap, slack=True)
+    if sl.status != "slack":
+        return {}
+    named = [j for j, x in enumerate(sl.prices) if abs(x) > 1e-7]
+    user_frozen = prob.frozen & (prob.lo_src == "frozen")
+    reasons: dict[int, list[str]] = {}
+    for j in named:
+        lk = prob.links[j]
+        why = (
+            f"{lk.name} cannot be met together with the other constraints (short by "
+            f"{100 * abs(sl.prices[j]):.2f}% of its limit)"
+        )
+        rows = lk.rows[~user_frozen[lk.rows]]
+        _freeze(prob, rows)
+        for i in rows.tolist():
+            reasons.setdefault(i, []).append(why)
+    prob.links = [lk for j, lk in enumerate(prob.links) if j not in named]
     return {i: "; ".join(msgs) for i, msgs in reasons.items()}
 
 

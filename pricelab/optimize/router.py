@@ -18,7 +18,7 @@ from dataclasses import replace
 import numpy as np
 import polars as pl
 
-from pricelab.errors import DataError, SolverError, UsageError
+from pricelab.errors import DataError, InfeasibleError, SolverError, UsageError
 from pricelab.optimize import diagnose as dg
 from pricelab.optimize.avg_change import implied_caps
 from pricelab.optimize.avg_change import structure as budget_structure
@@ -28,6 +28,7 @@ from pricelab.optimize.conflicts import (
     freeze_group_conflicts,
     freeze_ladder_conflicts,
     freeze_row_conflicts,
+    joint_link_conflicts,
     with_status,
 )
 from pricelab.optimize.constraints import Constraints, load_constraints
@@ -148,32 +149,17 @@ def optimize_own_price(
     resp = Responder(prob)
     _check_feasible(prob, resp)
     extra: dict = {}
-    if expected:  # every row's value is its mean profit over the draws: the candidate MILP
-        n = draws or DEFAULT_RISK_DRAWS
-        solved = solve_candidates(
-            prob,
-            resp,
-            f"expected profit over {n} elasticity draws",
-            extra,
-            kept=None,
-            risk=alpha,
-            draws=n,
-            seed=seed,
-            n_grid=n_grid,
-            time_limit=time_limit,
-            expected=True,
-        )
-    else:
-        solved = _route(
-            prob,
-            resp,
-            extra,
-            risk=alpha,
-            draws=draws,
-            seed=seed,
-            n_grid=n_grid,
-            time_limit=time_limit,
-        )
+    for _ in range(len(prob.links) + 1):  # joint-only conflicts: drop, keep rows, re-solve
+        try:
+            solved = _solve(prob, resp, extra, alpha, draws, seed, n_grid, time_limit, expected)
+            break
+        except InfeasibleError:
+            found = joint_link_conflicts(prob, resp.groups, n_grid) if conflicts == "keep" else {}
+            if not found:
+                raise
+            for i, why in found.items():
+                reasons[i] = f"{reasons[i]}; {why}" if i in reasons else why
+            resp = Responder(prob)
     labels = _explained(prob, resp, solved, extra, alpha, draws, seed, n_grid, time_limit, expected)
     if alpha is None and not expected:  # point-profit plans: rounding keeps their objective
         solved = _on_minor_units(prob, resp, solved, extra)
@@ -202,6 +188,38 @@ def optimize_own_price(
         multipliers=solved.multipliers,
         intervals=intervals,
         extra=extra,
+    )
+
+
+def _solve(
+    prob: Problem,
+    resp: Responder,
+    extra: dict,
+    alpha: float | None,
+    draws: int | None,
+    seed: int,
+    n_grid: int,
+    time_limit: float,
+    expected: bool,
+) -> Solved:
+    """The plan on the route the options ask for (expected profit: the candidate MILP)."""
+    if expected:  # every row's value is its mean profit over the draws: the candidate MILP
+        n = draws or DEFAULT_RISK_DRAWS
+        return solve_candidates(
+            prob,
+            resp,
+            f"expected profit over {n} elasticity draws",
+            extra,
+            kept=None,
+            risk=alpha,
+            draws=n,
+            seed=seed,
+            n_grid=n_grid,
+            time_limit=time_limit,
+            expected=True,
+        )
+    return _route(
+        prob, resp, extra, risk=alpha, draws=draws, seed=seed, n_grid=n_grid, time_limit=time_limit
     )
 
 
