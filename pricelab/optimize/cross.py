@@ -37,11 +37,17 @@ from pricelab.errors import DataError, UsageError
 from pricelab.optimize import diagnose as dg
 from pricelab.optimize.avg_change import implied_caps
 from pricelab.optimize.binding import COUPLED, explain
-from pricelab.optimize.conflicts import MODES, freeze_row_conflicts, with_status
+from pricelab.optimize.conflicts import (
+    MODES,
+    freeze_group_conflicts,
+    freeze_row_conflicts,
+    with_status,
+)
 from pricelab.optimize.constraints import load_constraints
 from pricelab.optimize.cross_search import block_objective
 from pricelab.optimize.cross_solve import MAX_COMBOS, solve_cross, violations
 from pricelab.optimize.decompose import Responder
+from pricelab.optimize.links import UnitsLink
 from pricelab.optimize.plan import Plan, with_skipped_rows
 from pricelab.optimize.problem import Problem, build_problem
 from pricelab.optimize.router import (
@@ -87,8 +93,10 @@ def optimize_cross(
         estimates) for the P5-P95 profit of plan and baseline, as on the own-price route.
     conflicts:
         ``keep``: a row whose own limits conflict stays at its current price with ``status``
-        ``conflict`` (as on the own-price route); conflicts between rows still raise, since
-        units under cross demand depend on the siblings' prices. ``raise``: InfeasibleError.
+        ``conflict`` (as on the own-price route), and so do the rows of a parity band, an
+        ordering chain or an average-change budget that no prices within the rows' limits can
+        meet; conflicts of volume floors and stock still raise, since units under cross
+        demand depend on the siblings' prices. ``raise``: InfeasibleError.
     """
     cons = load_constraints(constraints)
     prob, resp, reasons = _checked_problem(demand, cross, cons, strict, conflicts, draws)
@@ -160,6 +168,12 @@ def _checked_problem(
     if conflicts not in MODES:
         raise UsageError(f"conflicts must be one of {', '.join(MODES)}, got {conflicts!r}")
     reasons = freeze_row_conflicts(prob) if conflicts == "keep" else {}
+    if conflicts == "keep":  # parity, ordering and budgets: constraints on prices alone
+        units = [lk for lk in prob.links if isinstance(lk, UnitsLink)]
+        prob.links = [lk for lk in prob.links if not isinstance(lk, UnitsLink)]
+        for i, why in freeze_group_conflicts(prob).items():
+            reasons[i] = f"{reasons[i]}; {why}" if i in reasons else why
+        prob.links += units  # units depend on the siblings' prices: their conflicts raise
     check_bounded(prob)
     resp = Responder(prob)
     msgs = dg.row_conflicts(prob) + dg.parity_conflicts(prob, resp.groups)
