@@ -140,7 +140,7 @@ def test_max_avg_change_pct_is_the_documented_weighted_average() -> None:
 
 def test_cross_plans_keep_skipped_rows_too() -> None:
     from pricelab.optimize.cross import optimize_cross
-    from pricelab.report.sections import _stored_plan
+    from pricelab.report.decisions import _stored_plan
 
     demand = pl.concat(
         [_demand(), _demand(item_id="TOTE-04"), _demand(item_id="MUG-02", elasticity=0.3)],

@@ -10,7 +10,7 @@ import polars as pl
 import pytest
 
 from pricelab.optimize import optimize
-from pricelab.report import sections as S
+from pricelab.report import decisions as S
 from pricelab.report.data import ReportData
 
 FX = {"US": 1.08, "DE": 1.0}

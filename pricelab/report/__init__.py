@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from pricelab.io import write_text
+from pricelab.report import decisions as D
 from pricelab.report import evidence as E
 from pricelab.report import sections as S
 from pricelab.report.data import ReportData, load_report_data, resolve_runs
@@ -68,9 +69,9 @@ def build_report(store: Store, *, run_id: str | None = None, top: int = 6) -> Re
         S.overview(d),
         S.quality(d),
         S.elasticities(d),
-        S.curves(d, top),
-        S.plan(d),
-        S.scenarios(d),
+        D.curves(d, top),
+        D.plan(d),
+        D.scenarios(d),
         E.backtest(E.load_backtest(store)),
         E.experiments(E.load_experiment(store)),
     ]
