@@ -20,7 +20,8 @@ from pricelab.optimize.problem import Problem
 
 MAX_CANDIDATES = 400
 MIP_REL_GAP = 1e-5  # relative gap at which HiGHS stops (reported with the plan)
-STRICT_MARGIN = 2e-7  # linking rows narrowed by this when a plan broke one within HiGHS' 1e-7
+STRICT_MARGIN = 2e-6  # linking rows narrowed by this when a plan broke one within HiGHS' MIP
+# feasibility tolerance (1e-6 by default; scipy.optimize.milp does not expose it)
 
 
 def search_window(prob: Problem) -> tuple[np.ndarray, np.ndarray]:
@@ -212,8 +213,12 @@ def _ordering_rows(rows: _Rows, prob: Problem, P: np.ndarray, valid, ri, ki) -> 
         rows.add(R, C, V, lower.size, np.zeros(lower.size), np.full(lower.size, np.inf))
 
 
-def _parity_rows(rows: _Rows, prob: Problem, groups, gap, Pv, ri) -> None:
-    """b_i - L_g >= 0 and b_i - (1 + g) L_g <= 0 (b: base-currency price over the reference)."""
+def _parity_rows(rows: _Rows, prob: Problem, groups, gap, Pv, ri, margin: float = 0.0) -> None:
+    """b_i - L_g >= 0 and b_i - (1 + g) L_g <= 0 (b: base-currency price over the reference).
+
+    With ``margin`` both rows are narrowed by it where the gap is positive (b_i - L_g >= m,
+    b_i - (1 + g) L_g <= -m), so a solution within HiGHS' feasibility tolerance still has
+    max b <= (1 + g) min b exactly; a zero gap (equal prices) is left as it is."""
     n, ng, off_L = prob.n, rows.lay.ng, rows.lay.off_L
     m = groups[ri] >= 0
     g = groups[ri][m]
@@ -230,14 +235,15 @@ def _parity_rows(rows: _Rows, prob: Problem, groups, gap, Pv, ri) -> None:
     cols = np.flatnonzero(m)
     band = [np.arange(prow.size)], [off_L + groups[prow]]
     k = prow.size
-    rows.add([r, *band[0]], [cols, *band[1]], [b, -np.ones(k)], k, np.zeros(k), np.full(k, np.inf))
+    m_row = np.where(gap[prow] > 0, margin, 0.0)
+    rows.add([r, *band[0]], [cols, *band[1]], [b, -np.ones(k)], k, m_row, np.full(k, np.inf))
     rows.add(
         [r, *band[0]],
         [cols, *band[1]],
         [b, -(1 + gap[prow])],
         k,
         np.full(k, -np.inf),
-        np.zeros(k),
+        -m_row,
     )
 
 
@@ -288,8 +294,8 @@ def solve_milp(
     sum_k x_ik P_ik (status "relaxed"): on continuous rows a price inside the row's limits
     that meets every constraint linear in prices (parity, ordering, average-change budgets)
     and every stock pool (demand is convex in price, so the mixture sells no more).
-    ``margin`` (e.g. :data:`STRICT_MARGIN`) narrows every linking row so that a solution
-    HiGHS calls feasible meets it exactly, not only to its 1e-7 tolerance.
+    ``margin`` (e.g. :data:`STRICT_MARGIN`) narrows every linking and parity row so that a
+    solution HiGHS calls feasible meets it exactly, not only to its feasibility tolerance.
     """
     n, K = P.shape
     valid = ~np.isnan(P)
@@ -309,7 +315,7 @@ def solve_milp(
     if prob.ordering:
         _ordering_rows(rows, prob, P, valid, ri, ki)
     if ng:
-        _parity_rows(rows, prob, parity_groups, parity_gap, Pv, ri)
+        _parity_rows(rows, prob, parity_groups, parity_gap, Pv, ri, margin)
     if use_cvar and cvar is not None and draws_profit is not None:
         _cvar_rows(rows, draws_profit[:, ri, ki] / scale, cvar[0], cvar[1] / scale)
     return _solve(rows, lay, P, value, ri, ki, scale, time_limit, relax)

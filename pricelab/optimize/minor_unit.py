@@ -92,7 +92,7 @@ def round_prices(prob: Problem, p: np.ndarray, groups: np.ndarray) -> tuple[np.n
         P = _candidates(prob, p, uu, lo, hi, room, reach)
         valid = ~np.isnan(P)
         value = np.where(valid, prob.objective_value(np.where(valid, P, 1.0)), 0.0)
-        for margin in (0.0, STRICT_MARGIN):
+        for margin in (STRICT_MARGIN, 0.0):  # narrowed first: HiGHS meets rows to ~1e-6
             res = solve_milp(
                 prob,
                 P,
