@@ -93,33 +93,9 @@ def cli_paths(db: Path, draws: int, repeat: int) -> dict[str, list[float]]:
         "' GROUP BY item_id, market', params=[8]).to_arrow_table()"
     )
     py = sys.executable
-    cmds = {
-        "bare": [py, "-c", bare, str(db)],
-        "cli 0": [
-            py,
-            "-m",
-            "pricelab",
-            "simulate",
-            "--db",
-            str(db),
-            "--scenario",
-            str(scen),
-            "--draws",
-            "0",
-        ],
-        f"cli {draws}": [
-            py,
-            "-m",
-            "pricelab",
-            "simulate",
-            "--db",
-            str(db),
-            "--scenario",
-            str(scen),
-            "--draws",
-            str(draws),
-        ],
-    }
+    cli = [py, "-m", "pricelab", "simulate", "--db", str(db), "--scenario", str(scen), "--draws"]
+    cmds = {"bare": [py, "-c", bare, str(db)], "cli 0": [*cli, "0"]}
+    cmds[f"cli {draws}"] = [*cli, str(draws)]
     times: dict[str, list[float]] = {k: [] for k in cmds}
     for _ in range(repeat):
         for name, cmd in cmds.items():

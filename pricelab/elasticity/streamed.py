@@ -143,43 +143,28 @@ class _Job:
             out[k][g0 : g0 + v.shape[0]] = v
         return out
 
-    def ols(self, se: str, hac_lags: int | None) -> tuple[dict[str, np.ndarray], list[str]]:
-        from .glm_blocks import fit_ols_runs
-
+    def _fit_chunks(self, fit: Any, **options: Any) -> tuple[dict[str, np.ndarray], list[str]]:
+        """Apply a batched kernel (``fit_ols_runs`` / ``fit_poisson_runs``) chunk by chunk."""
         out: dict[str, np.ndarray] | None = None
         names: list[str] = []
         for g0, g1, frame in self.chunks():
-            part, _, names = fit_ols_runs(
-                frame,
-                [_CODE],
-                self.controls,
-                self.first,
-                se=se,
-                hac_lags=hac_lags,
-                starts=self._starts(g0, g1),
+            res = fit(
+                frame, [_CODE], self.controls, self.first, starts=self._starts(g0, g1), **options
             )
+            part, names = res[0], res[2]
             out = self._put(out, part, g0)
         assert out is not None
         return out, names
+
+    def ols(self, se: str, hac_lags: int | None) -> tuple[dict[str, np.ndarray], list[str]]:
+        from .glm_blocks import fit_ols_runs
+
+        return self._fit_chunks(fit_ols_runs, se=se, hac_lags=hac_lags)
 
     def poisson(self, se: str, calendar: bool) -> tuple[dict[str, np.ndarray], list[str]]:
         from .glm_blocks import fit_poisson_runs
 
-        out: dict[str, np.ndarray] | None = None
-        names: list[str] = []
-        for g0, g1, frame in self.chunks():
-            part, _, names, _ = fit_poisson_runs(
-                frame,
-                [_CODE],
-                self.controls,
-                self.first,
-                se=se,
-                calendar=calendar,
-                starts=self._starts(g0, g1),
-            )
-            out = self._put(out, part, g0)
-        assert out is not None
-        return out, names
+        return self._fit_chunks(fit_poisson_runs, se=se, calendar=calendar)
 
     def pool(
         self,
