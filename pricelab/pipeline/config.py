@@ -66,9 +66,8 @@ from typing import Any
 
 from pricelab.configfile import ConfigContext, check_keys, parse_config
 from pricelab.errors import InputFileError
+from pricelab.pipeline.inputs import KINDS
 
-KINDS = ("sales", "items", "costs", "markets", "inventory")
-EXTENSIONS = (".csv", ".parquet", ".json")
 MODELS = ("ols", "poisson", "panel", "hierarchical", "iv")
 TRIGGERS = ("new_data", "drift")
 
@@ -362,52 +361,3 @@ def load_pipeline_config(config: str | os.PathLike[str] | dict[str, Any] | None)
     norm = normalize(config)
     base = norm.resolve().parent if isinstance(norm, Path) else norm.rsplit("/", 1)[0]
     return validate_config(doc, name, base, ctx=ctx)
-
-
-def input_files(cfg: dict[str, Any]) -> dict[str, Any]:
-    """The input file of each table kind: explicit ``files`` over the ``folder``'s.
-
-    Local paths or storage URLs (``az://``, ``s3://``...; see :mod:`pricelab.urls`).
-
-    Raises
-    ------
-    InputFileError
-        The folder or a listed file does not exist, or no input file is configured.
-    """
-    from pricelab import urls
-
-    inp = cfg["inputs"]
-    out: dict[str, Any] = {}
-    folder = inp["folder"]
-    if folder is not None:
-        if not urls.is_dir(folder):
-            raise InputFileError(f"inputs.folder {urls.display(folder)}: folder not found")
-        for kind in KINDS:
-            found = [
-                f
-                for f in (urls.join(folder, f"{kind}{ext}") for ext in EXTENSIONS)
-                if urls.is_file(f)
-            ]
-            if len(found) > 1:
-                raise InputFileError(
-                    f"inputs.folder {urls.display(folder)}: both "
-                    f"{file_name(found[0])} and {file_name(found[1])}; keep one"
-                )
-            if found:
-                out[kind] = found[0]
-    for kind, path in inp["files"].items():
-        if not urls.is_file(path):
-            raise InputFileError(f"inputs.files.{kind} {urls.display(path)}: file not found")
-        out[kind] = path
-    if not out:
-        where = f"folder {urls.display(folder)}" if folder is not None else "the config"
-        raise InputFileError(
-            f"no input files in {where}: expected sales.csv (or .parquet) and "
-            "optionally items, costs, markets, inventory"
-        )
-    return out
-
-
-def file_name(path: Any) -> str:
-    """The last part of a local path or URL."""
-    return str(path).rstrip("/").rsplit("/", 1)[-1]

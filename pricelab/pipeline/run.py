@@ -18,7 +18,8 @@ from typing import Any
 
 from pricelab.errors import CheckFailed, PricelabError, UsageError
 from pricelab.pipeline import state
-from pricelab.pipeline.config import file_name, input_files, load_pipeline_config
+from pricelab.pipeline.config import load_pipeline_config
+from pricelab.pipeline.inputs import file_name, input_files
 from pricelab.pipeline.result import (
     FAILED,
     NOT_RUN,
