@@ -39,7 +39,7 @@ import polars as pl
 from pricelab.configfile import MAX_WEEKS
 from pricelab.elasticity.results import GATE_FLAGS, has_any_flag
 from pricelab.errors import UsageError
-from pricelab.simulate.backtest import dispersion, interval, poisson_deviance
+from pricelab.simulate.backtest import dispersion, forecast_scores, interval
 
 KEYS = ["item_id", "market"]
 NAIVE = "naive"
@@ -152,24 +152,7 @@ def flagged_share(elasticities: pl.DataFrame, flags: tuple[str, ...] = GATE_FLAG
 
 
 def _score(frame: pl.DataFrame, cutoff: str, role: str, phi: float) -> dict[str, Any]:
-    y = frame["quantity"].to_numpy().astype(float)
-    f = frame["predicted"].to_numpy().astype(float)
-    lo, hi = frame["low"].to_numpy(), frame["high"].to_numpy()
-    tot = float(y.sum())
-    return {
-        "cutoff": cutoff,
-        "role": role,
-        "n_rows": frame.height,
-        "n_fallback": int(frame["fallback"].sum()),
-        "actual_units": tot,
-        "predicted_units": float(f.sum()),
-        "wape": float(np.abs(y - f).sum() / tot) if tot else float("nan"),
-        "bias_pct": 100.0 * (float(f.sum()) / tot - 1.0) if tot else float("nan"),
-        "deviance": poisson_deviance(y, f),
-        "rmse": float(np.sqrt(np.mean((y - f) ** 2))) if y.size else float("nan"),
-        "coverage_90": float(np.mean((y >= lo) & (y <= hi))) if y.size else float("nan"),
-        "dispersion": phi,
-    }
+    return {"cutoff": cutoff, "role": role, **forecast_scores(frame, phi)}
 
 
 def _with_by(frame: pl.DataFrame, items: pl.DataFrame | None, by: list[str]) -> pl.DataFrame:

@@ -155,15 +155,14 @@ class BacktestResult:
         }
 
 
-def _score(frame: pl.DataFrame, cutoff: str, model: str, phi: float) -> dict[str, Any]:
+def forecast_scores(frame: pl.DataFrame, phi: float) -> dict[str, Any]:
+    """Scores of a forecast frame (``quantity, predicted, low, high, fallback``): rows, units,
+    WAPE, bias, Poisson deviance, RMSE, 90% interval coverage and the dispersion ``phi``."""
     y = frame["quantity"].to_numpy().astype(float)
     f = frame["predicted"].to_numpy().astype(float)
     lo, hi = frame["low"].to_numpy(), frame["high"].to_numpy()
     tot = float(y.sum())
     return {
-        "cutoff": cutoff,
-        "model": model,
-        "n_groups": frame.select(KEYS).n_unique(),
         "n_rows": frame.height,
         "n_fallback": int(frame["fallback"].sum()),
         "actual_units": tot,
@@ -172,9 +171,14 @@ def _score(frame: pl.DataFrame, cutoff: str, model: str, phi: float) -> dict[str
         "bias_pct": 100.0 * (float(f.sum()) / tot - 1.0) if tot else float("nan"),
         "deviance": poisson_deviance(y, f),
         "rmse": float(np.sqrt(np.mean((y - f) ** 2))) if y.size else float("nan"),
-        "coverage_90": float(np.mean((y >= lo) & (y <= hi))) if frame.height else float("nan"),
+        "coverage_90": float(np.mean((y >= lo) & (y <= hi))) if y.size else float("nan"),
         "dispersion": phi,
     }
+
+
+def _score(frame: pl.DataFrame, cutoff: str, model: str, phi: float) -> dict[str, Any]:
+    n_groups = frame.select(KEYS).n_unique()
+    return {"cutoff": cutoff, "model": model, "n_groups": n_groups, **forecast_scores(frame, phi)}
 
 
 def _origin(
