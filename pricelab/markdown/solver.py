@@ -5,8 +5,8 @@ sell-through target g a multiplier mu_g >= 0 on ``units sold >= target``. For fi
 multipliers each row's best path is a dynamic programme (:mod:`pricelab.markdown.dp`) with
 per-unit weight ``price - salvage - lambda_p + mu_g``. Since every row of a pool belongs to
 one category, only ``nu_p = lambda_p - mu_g`` matters to the rows: each pool's best
-``nu_p`` is found once by bisection (all pools at once), and the category targets by an
-outer bisection on mu_g in which only the pools whose stock does not bind move.
+``nu_p`` is found once by cutting planes on its piecewise-linear dual (all pools at once,
+:mod:`pricelab.markdown.multipliers`), and the category targets by an outer bisection on mu_g in which only the pools whose stock does not bind move.
 
 The dual value ``sum_p [s_p S_p + lambda_p S_p + DP_p] - sum_g mu_g T_g`` bounds every plan
 from above (the DP's clipped weights let it sell less than demand, a relaxation of the fluid
@@ -23,8 +23,9 @@ from typing import Any
 import numpy as np
 
 from pricelab.errors import InfeasibleError
-from pricelab.markdown.dp import best_paths, path_demand
+from pricelab.markdown.dp import best_paths_lm, level_major, path_demand
 from pricelab.markdown.fluid import FluidOutcome, fluid
+from pricelab.markdown.multipliers import find_multipliers
 from pricelab.markdown.primal import _enumerate, _mix, _polish
 from pricelab.markdown.problem import MarkdownProblem
 
@@ -55,63 +56,43 @@ class MarkdownSolution:
 
 
 class _Rows:
-    """The DP over a subset of rows for per-pool nu values."""
+    """The DP over a subset of rows for per-pool nu values (demand kept level-major)."""
 
     def __init__(self, prob: MarkdownProblem, w0: np.ndarray, nlev: np.ndarray) -> None:
         self.prob, self.w0, self.nlev = prob, w0, nlev
+        self.demand_t = level_major(prob.demand)
         cfg = prob.config
         self.kw: dict[str, Any] = {
             "monotone": cfg.monotone,
             "min_weeks": cfg.min_weeks_between_changes,
         }
 
+    def solve(
+        self, rows: np.ndarray, weight: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(path, clipped value, clipped units) of ``rows`` at per-row ``weight``."""
+        every = len(rows) == self.w0.shape[0]
+        return best_paths_lm(
+            self.demand_t, weight, self.nlev[rows], rows=None if every else rows, **self.kw
+        )
+
     def run(self, rows: np.ndarray, nu_row: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(path, clipped DP value) of ``rows`` at per-row ``nu``."""
-        d = self.prob.demand[rows]
-        return best_paths(d, self.w0[rows] - nu_row[:, None], self.nlev[rows], **self.kw)
+        path, value, _ = self.solve(rows, self.w0[rows] - nu_row[:, None])
+        return path, value
 
     def clipped_units(self, rows: np.ndarray, nu_row: np.ndarray) -> np.ndarray:
         """Per-row units along the best path where the weight is positive."""
-        d = self.prob.demand[rows]
-        w = self.w0[rows] - nu_row[:, None]
-        path, _ = best_paths(d, w, self.nlev[rows], **self.kw)
-        pos = np.take_along_axis(w, path.astype(np.intp), axis=1) > 0
-        return (path_demand(d, path) * pos).sum(axis=1)
+        return self.solve(rows, self.w0[rows] - nu_row[:, None])[2]
+
+    def units(self, rows: np.ndarray, weight: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(path, every unit along it) of ``rows`` at a positive per-row ``weight``."""
+        path, _, units = self.solve(rows, weight)
+        return path, units
 
 
 def _pool_sum(pool: np.ndarray, x: np.ndarray, n: int) -> np.ndarray:
     return np.bincount(pool, weights=x, minlength=n)
-
-
-def _bisect_pools(
-    dp: _Rows, pool: np.ndarray, stock: np.ndarray, binding: np.ndarray, hi: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """Bracket [lo, hi] of each binding pool's nu* (clipped units cross the stock there)."""
-    n = len(stock)
-    lo = -np.maximum(np.abs(hi), 1.0)
-    # make sure the lower end sells more than the stock
-    for _ in range(12):
-        act = np.nonzero(binding)[0]
-        rows = np.nonzero(np.isin(pool, act))[0]
-        if not len(rows):
-            break
-        units = _pool_sum(pool[rows], dp.clipped_units(rows, lo[pool[rows]]), n)
-        short = binding & (units <= stock)
-        if not short.any():
-            break
-        lo[short] *= 4.0
-    active = binding.copy()
-    for _ in range(BISECT_ITERS):
-        active &= (hi - lo) > 1e-10 * np.maximum(1.0, np.abs(hi))
-        if not active.any():
-            break
-        rows = np.nonzero(active[pool])[0]
-        mid = 0.5 * (lo + hi)
-        units = _pool_sum(pool[rows], dp.clipped_units(rows, mid[pool[rows]]), n)
-        over = active & (units > stock)
-        lo = np.where(over, mid, lo)
-        hi = np.where(active & ~over, mid, hi)
-    return lo, hi
 
 
 def _candidates(
@@ -152,9 +133,8 @@ def _target_search(
         return np.bincount(of_pool[in_t], weights=per_pool[in_t], minlength=n_t)
 
     # the most the deepest allowed discounts can sell: infeasible targets stop here
-    ones = np.ones_like(dp.w0[rows])
-    path, _ = best_paths(prob.demand[rows], ones, dp.nlev[rows], **dp.kw)
-    tot = _pool_sum(prow, path_demand(prob.demand[rows], path).sum(axis=1), n)
+    _, every = dp.units(rows, np.ones_like(dp.w0[rows]))
+    tot = _pool_sum(prow, every, n)
     most = np.bincount(of_pool[in_t], weights=np.minimum(tot, prob.pool_stock)[in_t], minlength=n_t)
     stock_t = np.bincount(of_pool[in_t], weights=prob.pool_stock[in_t], minlength=n_t)
     bad = np.nonzero(most < units * (1 - 1e-9) - 1e-9)[0]
@@ -223,15 +203,14 @@ def solve_core(
     stock = prob.pool_stock.astype(float)
     rows = np.arange(len(prob.pool))
     # pools whose stock can bind at all: the most-demand path sells more than the stock
-    most_path, _ = best_paths(prob.demand, np.ones_like(w0), nlev, **dp.kw)
-    most = _pool_sum(prob.pool, path_demand(prob.demand, most_path).sum(axis=1), n)
+    most = _pool_sum(prob.pool, dp.units(rows, np.ones_like(w0))[1], n)
     binding = most > stock
     wmax = np.full(n, -np.inf)
     np.maximum.at(
         wmax, prob.pool, np.where(np.arange(w0.shape[1]) < nlev[:, None], w0, -np.inf).max(axis=1)
     )
     hi = np.where(binding, np.maximum(wmax, 0.0), 0.0)
-    lo, hi = _bisect_pools(dp, prob.pool, stock, binding, hi)
+    lo, hi = find_multipliers(dp, prob.pool, stock, binding, hi)
     lo = np.where(binding, lo, -np.inf)
     of_pool, names, units = prob.targets()
     mu = _target_search(prob, dp, lo, of_pool, names, units, base_price)

@@ -1,0 +1,116 @@
+"""The markdown solver's fast paths against their references: the level-major DP against
+every path of small rows, the cutting-plane pool multipliers against the dual on a grid and
+the bisection they replace, and the whole plan against the old (bisection) path."""
+
+from __future__ import annotations
+
+import itertools
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from pricelab.markdown import multipliers, solve_markdown
+from pricelab.markdown.dp import best_paths, best_paths_lm, level_major
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+
+from bench_markdown import problem  # noqa: E402
+
+
+def every_path(weeks: int, levels: int, min_weeks: int, monotone: bool) -> np.ndarray:
+    """Every path from full price whose changes are ``min_weeks`` apart (and never up)."""
+    out = []
+    for p in itertools.product(range(levels), repeat=weeks):
+        if monotone and any(b < a for a, b in zip(p, p[1:], strict=False)):
+            continue
+        last, ok, prev = -(10**6), True, 0
+        for t, k in enumerate(p):
+            if k != prev:
+                ok &= t - last >= min_weeks
+                last = t
+            prev = k
+        if ok:
+            out.append(p)
+    return np.array(out)
+
+
+@pytest.mark.parametrize("monotone", [True, False])
+@pytest.mark.parametrize("min_weeks", [1, 2, 3])
+def test_dp_is_the_best_of_every_path(monotone: bool, min_weeks: int) -> None:
+    """Value = the best clipped value over every allowed path; the path returned reaches
+    it; clipped units are those of its positive-weight weeks; ties in demand and weight."""
+    rng = np.random.default_rng(10 * min_weeks + monotone)
+    r, t, lv = 40, 5, 4
+    d = np.round(rng.lognormal(0, 1, (r, t, lv)), 1) * (rng.random((r, t, lv)) > 0.15)
+    w = np.round(rng.normal(1, 1.2, (r, lv)), 1)
+    nl = rng.integers(1, lv + 1, r)
+    paths = every_path(t, lv, min_weeks, monotone)
+    path, value = best_paths(d, w, nl, monotone=monotone, min_weeks=min_weeks)
+    rows = np.arange(1, r, 2)
+    p2, v2, u2 = best_paths_lm(
+        level_major(d), w[rows], nl[rows], monotone=monotone, min_weeks=min_weeks, rows=rows
+    )
+    assert np.array_equal(p2, path[rows]) and np.array_equal(v2, value[rows])
+    for i in range(r):
+        ok = paths[(paths < nl[i]).all(axis=1)]
+        vals = (d[i][np.arange(t), ok] * np.maximum(w[i][ok], 0)).sum(axis=1)
+        assert value[i] == pytest.approx(vals.max(), abs=1e-9)
+        assert any((ok == path[i]).all(axis=1))  # an allowed path ...
+        mine = (d[i][np.arange(t), path[i]] * np.maximum(w[i][path[i]], 0)).sum()
+        assert mine == pytest.approx(value[i], abs=1e-9)  # ... worth the value
+    for j, i in enumerate(rows):
+        pos = w[i][p2[j]] > 0
+        assert u2[j] == pytest.approx(d[i][np.arange(t), p2[j]][pos].sum(), abs=1e-9)
+
+
+def _dual_at(prob, dp, nu: np.ndarray) -> np.ndarray:
+    rows = np.arange(len(prob.pool))
+    _, val, _ = dp.solve(rows, dp.w0 - nu[prob.pool][:, None])
+    return nu * prob.pool_stock + np.bincount(prob.pool, weights=val)
+
+
+def test_cutting_planes_find_each_pools_dual_minimum() -> None:
+    """Every pool's dual at the cutting planes' bracket is at most its value on a grid
+    around it and at the bisection's bracket (a minimum), and the bracket straddles the
+    stock: more than the stock sells at the lower end, at most the stock at the upper."""
+    from pricelab.markdown.solver import _Rows
+
+    prob = problem(150, 5)
+    w0 = prob.base_price() - prob.pool_salvage[prob.pool][:, None]
+    dp = _Rows(prob, w0, prob.n_levels())
+    stock = prob.pool_stock.astype(float)
+    hi = np.zeros(len(stock))
+    np.maximum.at(hi, prob.pool, w0.max(axis=1))
+    binding = np.ones(len(stock), dtype=bool)
+    lo, up = multipliers.pool_multipliers(dp, prob.pool, stock, binding, hi.copy())
+    b_lo, b_hi = multipliers.bisect_pools(dp, prob.pool, stock, binding, hi.copy())
+    best = np.minimum(_dual_at(prob, dp, lo), _dual_at(prob, dp, up))
+    tol = 1e-9 * np.abs(best)
+    assert (best <= _dual_at(prob, dp, b_lo) + tol).all()
+    assert (best <= _dual_at(prob, dp, b_hi) + tol).all()
+    mid = 0.5 * (lo + up)
+    for f in (0.5, 0.9, 0.99, 0.999, 1.001, 1.01, 1.1, 2.0):
+        assert (best <= _dual_at(prob, dp, mid * f) + tol).all()
+    units = [
+        np.bincount(prob.pool, weights=dp.clipped_units(np.arange(len(prob.pool)), x[prob.pool]))
+        for x in (lo, up)
+    ]
+    assert (units[0] > stock).all() and (units[1] <= stock).all()
+
+
+def test_fast_plan_matches_the_bisection_path(monkeypatch) -> None:
+    """300 items x 3 markets with shared stock and a category target: the plan with the
+    cutting-plane multipliers and the one with the old bisection are worth the same within
+    the tolerance, each proves its gap, and each bound is above both plans' values."""
+    prob = problem(300, 3)
+    fast = solve_markdown(prob)
+    monkeypatch.setattr(multipliers, "METHOD", "bisect")
+    old = solve_markdown(prob)
+    tol = prob.config.gap_tolerance
+    for sol in (fast, old):
+        assert 0 <= sol.gap <= tol
+        assert (sol.target_sold >= sol.target_units - 1e-6).all()
+        assert sol.upper_bound >= max(fast.value, old.value) * (1 - 1e-12)
+    assert fast.value == pytest.approx(old.value, rel=tol)
