@@ -28,7 +28,6 @@ NEG = -np.inf
 MAX_PATHS = 24
 MAX_COMBOS = 512
 EPS = 1e-9
-PROBE = np.array([0.0, 0.5, 0.8, 0.9, 0.95, 0.98, 1.02, 1.05, 1.1, 1.2, 1.5, 2.0])
 # (paths per row, combinations per pool, pools: the worst ones first, None = every open pool)
 ENUM_PASSES: tuple[tuple[int, int, int | None], ...] = (
     (16, 256, None),
@@ -79,7 +78,8 @@ def near_optimal_paths(
 
     Returns (row (N,), path (N, T), value (N,), best (R,), delta (R,) lowered where a row
     had more than ``max_paths`` such paths: every path not listed is worth at most
-    ``best - delta``).
+    ``best - delta``). Entries stay grouped by row; each week keeps its levels and parents,
+    and the paths are read back from the parents at the end.
     """
     r, t_len, lv, m = v.shape
     held_next = np.minimum(np.arange(m) + 1, m - 1)
@@ -88,76 +88,67 @@ def near_optimal_paths(
     start[:, 0] = v[:, 0, 0, m - 1]
     best = start.max(axis=1)
     tol = EPS * np.maximum(np.abs(best), 1.0)
+    v_flat, g_flat = v.reshape(-1), gain.reshape(-1)
     # week 0: one entry per (row, level)
-    row = np.repeat(np.arange(r), lv)
-    k = np.tile(np.arange(lv), r)
-    h = np.where(k == 0, m - 1, 0)
-    bound = start.ravel()
-    acc = np.zeros(len(row))
-    hist = np.zeros((len(row), 0), dtype=np.int8)
+    row: np.ndarray = np.repeat(np.arange(r), lv)
+    k: np.ndarray = np.tile(np.arange(lv), r)
+    h: np.ndarray = (k == 0) * (m - 1)
+    bound: np.ndarray = start.ravel()
+    acc: np.ndarray = np.zeros(len(row))
+    par: np.ndarray = np.zeros(len(row), dtype=np.int64)
+    levels: list[np.ndarray] = []
+    parents: list[np.ndarray] = []
+    steps = np.arange(lv)[None, :]
     for t in range(t_len):
-        keep = bound >= best[row] - delta[row] - tol[row]
-        row, k, h, acc, hist, bound = (
-            row[keep],
-            k[keep],
-            h[keep],
-            acc[keep],
-            hist[keep],
-            bound[keep],
+        keep = np.nonzero(bound >= (best - delta - tol)[row])[0]
+        row, k, h, acc, bound, par = (x[keep] for x in (row, k, h, acc, bound, par))
+        (row, k, h, acc, par, bound), delta = _cap(
+            row, bound, (k, h, acc, par), best, delta, max_paths
         )
-        row, k, h, acc, hist, bound, delta = _cap(
-            row, k, h, acc, hist, bound, best, delta, max_paths
-        )
-        acc = acc + gain[row, t, k]
-        hist = np.concatenate([hist, k[:, None].astype(np.int8)], axis=1)
+        acc = acc + g_flat[(row * t_len + t) * lv + k]
+        levels.append(k.astype(np.int8))
+        parents.append(par)
         if t == t_len - 1:
             break
         # expand: every level next week (stay, or change when the price has held long enough)
-        n = len(row)
-        k2 = np.broadcast_to(np.arange(lv)[None, :], (n, lv))
-        stay = k2 == k[:, None]
-        can = (h == m - 1)[:, None] & ((k2 > k[:, None]) if monotone else ~stay)
-        ok = stay | can
-        h2 = np.where(stay, held_next[h][:, None], 0)
-        i, j = np.nonzero(ok)
-        row, k, h, acc, hist = row[i], k2[i, j], h2[i, j], acc[i], hist[i]
-        bound = acc + v[row, t + 1, k, h]
-    return row, hist, acc, best, delta
+        stay = steps == k[:, None]
+        can = (h == m - 1)[:, None] & ((steps > k[:, None]) if monotone else ~stay)
+        i, j = np.nonzero(stay | can)
+        h = held_next[h[i]] * (j == k[i])
+        row, k, acc, par = row[i], j, acc[i], i
+        bound = acc + v_flat[((row * t_len + t + 1) * lv + k) * m + h]
+    path = np.empty((len(row), t_len), dtype=np.int8)
+    idx = np.arange(len(row))
+    for t in range(t_len - 1, -1, -1):
+        path[:, t] = levels[t][idx]
+        idx = parents[t][idx]
+    return row, path, acc, best, delta
 
 
 def _cap(
     row: np.ndarray,
-    k: np.ndarray,
-    h: np.ndarray,
-    acc: np.ndarray,
-    hist: np.ndarray,
     bound: np.ndarray,
+    rest: tuple[np.ndarray, ...],
     best: np.ndarray,
     delta: np.ndarray,
     cap: int,
-) -> tuple[np.ndarray, ...]:
-    """Keep at most ``cap`` entries per row (the best bounds); lower ``delta`` of the rows cut."""
+) -> tuple[tuple[np.ndarray, ...], np.ndarray]:
+    """Keep at most ``cap`` entries per row (the best bounds); lower ``delta`` of the rows
+    cut. Returns ((row, *rest, bound) kept, delta)."""
     count = np.bincount(row, minlength=len(best))
     if count.max(initial=0) <= cap:
-        return row, k, h, acc, hist, bound, delta
+        return (row, *rest, bound), delta
     order = np.lexsort((-bound, row))
-    row, k, h, acc, hist, bound = (
-        row[order],
-        k[order],
-        h[order],
-        acc[order],
-        hist[order],
-        bound[order],
-    )
+    row_s, bound_s = row[order], bound[order]
     first = np.r_[0, np.cumsum(count)[:-1]]
-    rank = np.arange(len(row)) - first[row]
+    rank = np.arange(len(row_s)) - first[row_s]
     over = count > cap
     thr = np.full(len(best), -np.inf)
     at = rank == cap
-    thr[row[at]] = bound[at]
+    thr[row_s[at]] = bound_s[at]
     delta[over] = np.minimum(delta[over], best[over] - thr[over])
-    keep = (rank < cap) & (bound > thr[row])
-    return row[keep], k[keep], h[keep], acc[keep], hist[keep], bound[keep], delta
+    kept = np.sort(order[(rank < cap) & (bound_s > thr[row_s])])  # back in row order
+    return (row[kept], *(x[kept] for x in rest), bound[kept]), delta
 
 
 def combine(
@@ -172,41 +163,50 @@ def combine(
     """Every combination (one listed path per row of a pool) with reduced cost below the
     pool's ``limit`` (lowered where a pool had more than ``max_combos``).
 
-    ``p_row``/``p_rc``: row and reduced cost of each listed path (sorted by row). Returns
-    (pool (C,), path ids (C, max rows per pool) with -1 for absent ranks, limit).
+    ``p_row``/``p_rc``: row and reduced cost of each listed path (sorted by row, then by
+    reduced cost). Each step adds one rank of the pools' rows and only the paths that still
+    fit the budget (counted on a rows x paths table). Returns (pool (C,), path ids
+    (C, max rows per pool) with -1 for absent ranks, limit).
     """
     limit = limit.astype(float).copy()
     width = int(rank_of_row.max()) + 1 if len(rank_of_row) else 0
     n_rows = len(pool_of_row)
     starts = np.searchsorted(p_row, np.arange(n_rows))
     counts = np.bincount(p_row, minlength=n_rows)
+    table = np.full((n_rows + 1, max(int(counts.max(initial=0)), 1)), np.inf)
+    table[p_row, np.arange(len(p_row)) - starts[p_row]] = p_rc
+    table[n_rows, 0] = -np.inf  # row -1 (no row at this rank): one empty choice
+    starts = np.append(starts, -1)
+    rc_ext = np.append(p_rc, 0.0)
     row_at = np.full((n_pools, width), -1)
     row_at[pool_of_row, rank_of_row] = np.arange(n_rows)
     c_pool = np.arange(n_pools)
     c_rc = np.zeros(n_pools)
-    c_ids = np.full((n_pools, 0), -1)
+    cols: list[np.ndarray] = []
     for j in range(width):
         rj = row_at[c_pool, j]
-        cnt = np.where(rj >= 0, counts[np.maximum(rj, 0)], 1)
+        lim = limit[c_pool]
+        budget = lim + EPS * np.maximum(1.0, np.abs(lim)) - c_rc
+        cnt = (table[rj] < budget[:, None]).sum(axis=1)
         rep = np.repeat(np.arange(len(c_pool)), cnt)
         off = np.arange(len(rep)) - np.repeat(np.cumsum(cnt) - cnt, cnt)
-        has = rj[rep] >= 0
-        pid = np.where(has, starts[np.maximum(rj[rep], 0)] + off, -1)
-        c_pool, c_ids = c_pool[rep], np.concatenate([c_ids[rep], pid[:, None]], axis=1)
-        c_rc = c_rc[rep] + np.where(has, p_rc[np.maximum(pid, 0)], 0.0)
-        keep = c_rc < limit[c_pool] + EPS * np.maximum(1.0, np.abs(limit[c_pool]))
-        c_pool, c_ids, c_rc = c_pool[keep], c_ids[keep], c_rc[keep]
+        pid = starts[rj[rep]] + off
+        c_pool, c_rc = c_pool[rep], c_rc[rep] + rc_ext[pid]
+        cols = [c[rep] for c in cols] + [pid]
         n_c = np.bincount(c_pool, minlength=n_pools)
         if n_c.max(initial=0) > max_combos:
             order = np.lexsort((c_rc, c_pool))
-            c_pool, c_ids, c_rc = c_pool[order], c_ids[order], c_rc[order]
+            c_pool, c_rc = c_pool[order], c_rc[order]
+            cols = [c[order] for c in cols]
             rank = np.arange(len(c_pool)) - np.r_[0, np.cumsum(n_c)[:-1]][c_pool]
             thr = np.full(n_pools, np.inf)
             at = rank == max_combos
             thr[c_pool[at]] = c_rc[at]
             limit = np.minimum(limit, thr)
             keep = (rank < max_combos) & (c_rc < thr[c_pool])
-            c_pool, c_ids, c_rc = c_pool[keep], c_ids[keep], c_rc[keep]
+            c_pool, c_rc = c_pool[keep], c_rc[keep]
+            cols = [c[keep] for c in cols]
+    c_ids = np.stack(cols, axis=1) if cols else np.full((len(c_pool), 0), -1)
     return c_pool, c_ids, limit
 
 
@@ -222,6 +222,66 @@ def knapsack_value(
     before = np.cumsum(dd, axis=1) - dd
     x = np.clip(stock[:, None] - before, 0.0, dd)
     return (x * ww).sum(axis=1), (x * np.maximum(ww, 0.0)).sum(axis=1)
+
+
+def _value_combinations(
+    demand: np.ndarray,
+    wmu: np.ndarray,
+    nlev: np.ndarray,
+    rows: np.ndarray,
+    pl_: np.ndarray,
+    rank: np.ndarray,
+    p_row: np.ndarray,
+    p_path: np.ndarray,
+    c_pool: np.ndarray,
+    c_ids: np.ndarray,
+    stock: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """(relaxed, fluid) value of every combination without sorting its cells.
+
+    The relaxed value (units sold best weight first up to the stock, none at a negative
+    weight) is a fractional knapsack, equal to its dual ``min_lam lam S + sum_c d_c (w_c -
+    lam)+`` over ``lam >= 0``, whose minimum is at 0 or at one of the cells' weights. A
+    row's weight depends only on its level, so the pool's candidates are its rows' positive
+    level weights: per listed path ``g(lam)`` at each (one pass over its units per level),
+    per combination a sum of ``g`` rows and a minimum. The fluid value also sells units of a
+    negative weight while stock is left; it differs only for combinations with such units,
+    which are valued by sorting their cells (:func:`knapsack_value`).
+    """
+    n_p, lv = len(stock), wmu.shape[1]
+    t_len = demand.shape[1]
+    width = int(rank.max()) + 1 if len(rank) else 0
+    pos = (np.arange(lv)[None, :] < nlev[:, None]) & (wmu > 0)
+    grid = np.zeros((n_p, width * lv + 1))  # lam candidates per pool (0 first)
+    grid[pl_[:, None], 1 + rank[:, None] * lv + np.arange(lv)[None, :]] = np.where(pos, wmu, 0.0)
+    n = len(p_row)
+    lev = p_path.astype(np.intp)
+    d_p = demand[rows[p_row][:, None], np.arange(t_len)[None, :], lev]  # (N, T)
+    per_level = np.bincount(
+        (np.arange(n)[:, None] * lv + lev).ravel(), weights=d_p.ravel(), minlength=n * lv
+    ).reshape(n, lv)
+    lam_n = grid[pl_[p_row]]
+    g = np.zeros((n + 1, grid.shape[1]))  # the last row (id -1: no row at that rank) stays 0
+    for k in range(lv):
+        g[:n] += per_level[:, k, None] * np.maximum(wmu[p_row, k][:, None] - lam_n, 0.0)
+    val = grid[c_pool] * stock[c_pool][:, None]
+    for j in range(c_ids.shape[1]):
+        val += g[c_ids[:, j]]
+    rel = val.min(axis=1)
+    fl = rel.copy()
+    neg = np.append((per_level * (wmu[p_row] < 0)).sum(axis=1) > 0, False)
+    odd = np.nonzero(neg[c_ids].any(axis=1))[0]
+    if len(odd):
+        ok = c_ids[odd] >= 0
+        pid = np.maximum(c_ids[odd], 0)
+        r_loc = p_row[pid]
+        lv_c = p_path[pid].astype(np.intp)
+        d = demand[rows[r_loc][:, :, None], np.arange(t_len)[None, None, :], lv_c] * ok[..., None]
+        w = np.take_along_axis(wmu[r_loc], lv_c, axis=2)
+        fl[odd], _ = knapsack_value(
+            d.reshape(len(odd), -1), w.reshape(len(odd), -1), stock[c_pool[odd]]
+        )
+    return rel, fl
 
 
 def close_pools(
@@ -265,41 +325,16 @@ def close_pools(
     p_row, p_path, p_val, best, delta = near_optimal_paths(
         v, gain, slack[pl_], monotone, min_weeks, max_paths
     )
-    order = np.argsort(p_row, kind="stable")
+    order = np.lexsort((best[p_row] - p_val, p_row))  # by row, then reduced cost
     p_row, p_path, p_val = p_row[order], p_path[order], p_val[order]
     limit = slack.copy()
     np.minimum.at(limit, pl_, delta)
     first = np.r_[True, pl_[1:] != pl_[:-1]]
     rank = np.arange(len(rows)) - np.maximum.accumulate(np.where(first, np.arange(len(rows)), 0))
     c_pool, c_ids, limit = combine(pl_, rank, n_p, p_row, best[p_row] - p_val, limit, max_combos)
-    # a combination is worth at most its dual value at any multiplier: drop those that cannot
-    # beat the plan at one of a few multipliers near lam (dual values add up over rows)
-    lam_j = lam[:, None] * PROBE[None, :]  # (pools, J)
-    lv_ = p_path.astype(np.intp)
-    d_p = demand[rows[p_row][:, None], np.arange(demand.shape[1])[None, :], lv_]
-    w_p = np.take_along_axis(wmu[p_row], lv_, axis=1)
-    g_j = (np.maximum(w_p[:, :, None] - lam_j[pl_[p_row]][:, None, :], 0.0) * d_p[:, :, None]).sum(
-        1
+    rel, fl = _value_combinations(
+        demand, wmu, nlev[rows], rows, pl_, rank, p_row, p_path, c_pool, c_ids, s_p
     )
-    ok_c = c_ids >= 0
-    dual = (g_j[np.maximum(c_ids, 0)] * ok_c[:, :, None]).sum(axis=1) + lam_j[c_pool] * s_p[
-        c_pool, None
-    ]
-    worth = dual.min(axis=1) > phi[pools][c_pool] + EPS * np.maximum(
-        np.abs(phi[pools][c_pool]), 1.0
-    )
-    c_pool, c_ids = c_pool[worth], c_ids[worth]
-    # evaluate every combination exactly: (combination, rank x week) cells, absent ranks 0
-    t_len = demand.shape[1]
-    ok = c_ids >= 0
-    pid = np.maximum(c_ids, 0)
-    r_loc = p_row[pid]  # (C, width)
-    lev = p_path[pid].astype(np.intp)  # (C, width, T)
-    d = demand[rows[r_loc][:, :, None], np.arange(t_len)[None, None, :], lev] * ok[:, :, None]
-    w = np.take_along_axis(wmu[r_loc], lev, axis=2)
-    n_c = len(c_pool)
-    cells = d.shape[1] * d.shape[2]
-    fl, rel = knapsack_value(d.reshape(n_c, cells), w.reshape(n_c, cells), s_p[c_pool])
     bound = np.maximum(upper - limit, phi[pools])  # dropped combinations: worth <= phi
     np.maximum.at(bound, c_pool, rel)
     found = np.full(n_p, -np.inf)
@@ -309,7 +344,8 @@ def close_pools(
     win[improves[c_pool] & (fl >= found[c_pool])] = True
     wi = np.nonzero(win)[0]
     wi = wi[np.unique(c_pool[wi], return_index=True)[1]]  # one combination per pool
-    new_path = np.full((len(rows), t_len), -1, dtype=np.int8)
-    sel = ok[wi]
-    new_path[r_loc[wi][sel]] = p_path[pid[wi][sel]]
+    new_path = np.full((len(rows), demand.shape[1]), -1, dtype=np.int8)
+    ids = c_ids[wi]
+    sel = ids >= 0
+    new_path[p_row[ids[sel]]] = p_path[ids[sel]]
     return np.minimum(bound, upper), np.maximum(found, phi[pools]), rows, new_path
