@@ -114,3 +114,52 @@ def test_fast_plan_matches_the_bisection_path(monkeypatch) -> None:
         assert (sol.target_sold >= sol.target_units - 1e-6).all()
         assert sol.upper_bound >= max(fast.value, old.value) * (1 - 1e-12)
     assert fast.value == pytest.approx(old.value, rel=tol)
+
+
+def test_pool_table_allocation_matches_one_sort_over_all_cells() -> None:
+    """The per-pool table allocation gives the same sales as the one-sort allocation,
+    with ties in price (earlier week, then earlier row first), uneven pools and empty ones."""
+    from pricelab.markdown.fluid import _allocate, _allocate_flat
+
+    rng = np.random.default_rng(1)
+    for _ in range(100):
+        r, t = int(rng.integers(1, 60)), int(rng.integers(1, 8))
+        pool = rng.integers(0, max(1, r // 3), r)
+        d = np.round(rng.random((r, t)) * 5, 1)
+        rank = np.round(rng.random((r, t)) * 3, 0)
+        stock = np.round(rng.random(int(pool.max()) + 2) * 20)
+        assert np.allclose(_allocate(d, rank, pool, stock), _allocate_flat(d, rank, pool, stock))
+
+
+def test_combination_values_match_sorting_their_cells() -> None:
+    """The enumeration's knapsack-dual valuation of combinations equals sorting each
+    combination's cells (relaxed and fluid value), also with negative weights and absent
+    ranks."""
+    from pricelab.markdown.exact import _value_combinations, knapsack_value
+
+    rng = np.random.default_rng(2)
+    n_rows, t, lv = 9, 4, 3
+    demand = rng.random((n_rows, t, lv)) * 5
+    wmu = rng.normal(2, 1.5, (n_rows, lv))
+    nlev = np.full(n_rows, lv)
+    pl_ = np.array([0, 0, 0, 1, 1, 2, 2, 2, 2])  # pools of 3, 2 and 4 rows
+    rank = np.array([0, 1, 2, 0, 1, 0, 1, 2, 3])
+    p_row = np.repeat(np.arange(n_rows), 3)
+    p_path = rng.integers(0, lv, (len(p_row), t)).astype(np.int8)
+    c_pool = rng.integers(0, 3, 200)
+    c_ids = np.full((200, 4), -1)
+    for c, p in enumerate(c_pool):
+        for j, row in enumerate(np.nonzero(pl_ == p)[0]):
+            c_ids[c, j] = 3 * row + rng.integers(0, 3)
+    stock = np.array([6.0, 4.0, 30.0])
+    rel, fl = _value_combinations(
+        demand, wmu, nlev, np.arange(n_rows), pl_, rank, p_row, p_path, c_pool, c_ids, stock
+    )
+    ok = c_ids >= 0
+    pid = np.maximum(c_ids, 0)
+    lev = p_path[pid].astype(np.intp)
+    d = demand[p_row[pid][:, :, None], np.arange(t)[None, None, :], lev] * ok[..., None]
+    w = np.take_along_axis(wmu[p_row[pid]], lev, axis=2)
+    want_fl, want_rel = knapsack_value(d.reshape(200, -1), w.reshape(200, -1), stock[c_pool])
+    assert np.allclose(rel, want_rel) and np.allclose(fl, want_fl)
+    assert (fl < rel - 1e-9).any()  # some combinations do sell units of a negative weight

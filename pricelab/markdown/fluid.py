@@ -43,7 +43,7 @@ def fluid(
     base_price: np.ndarray,
     priority: np.ndarray | None = None,
 ) -> FluidOutcome:
-    """Allocate every pool's stock at once (one sort over all row-weeks).
+    """Allocate every pool's stock at once (:func:`_allocate`).
 
     ``priority`` (R,) is added to the price when ranking units (a market's sell-through
     multiplier: shared stock goes to the target's market first); revenue is at the price.
@@ -55,19 +55,7 @@ def fluid(
     flat_pool = np.repeat(pool, t_len)
     week = np.tile(np.arange(t_len), r)
     rank = price if priority is None else price + priority[:, None]
-    order = np.lexsort((week, -rank.ravel(), flat_pool))
-    dd = d.ravel()[order]
-    cum = np.cumsum(dd)
-    pool_sorted = flat_pool[order]
-    first = np.r_[0, np.flatnonzero(np.diff(pool_sorted)) + 1]
-    seg = np.repeat(np.arange(len(first)), np.diff(np.r_[first, len(dd)]))
-    start = (cum - dd)[first][seg]
-    before = cum - dd - start  # units of the same pool allocated before this one
-    cap = np.asarray(stock, dtype=float)[pool_sorted]
-    x = np.clip(cap - before, 0.0, dd)
-    sales = np.empty(r * t_len)
-    sales[order] = x
-    sales = sales.reshape(r, t_len)
+    sales = _allocate(d, rank, pool, np.asarray(stock, dtype=float))
     sold_week = np.bincount(
         flat_pool * t_len + week, weights=sales.ravel(), minlength=n_pools * t_len
     ).reshape(n_pools, t_len)
@@ -78,3 +66,53 @@ def fluid(
     left = np.maximum(np.asarray(stock, dtype=float) - sold, 0.0)
     revenue = np.bincount(pool, weights=(sales * price).sum(axis=1), minlength=n_pools)
     return FluidOutcome(sales, stock_left, revenue, left * salvage, sold)
+
+
+def _allocate(d: np.ndarray, rank: np.ndarray, pool: np.ndarray, stock: np.ndarray) -> np.ndarray:
+    """(R, T) sales: each pool's stock to its units of the highest ``rank`` first (the
+    earlier week, then the earlier row, among ties).
+
+    The cells go into one padded pools x (weeks x rows of the pool) table sorted row by row
+    (a short sort per pool), unless the pools' sizes are so uneven that the padding would
+    be large; then one sort over all cells.
+    """
+    r, t_len = d.shape
+    n_pools = len(stock)
+    counts = np.bincount(pool, minlength=n_pools)
+    width = int(counts.max(initial=0))
+    if n_pools * width > 4 * max(r, 1):
+        return _allocate_flat(d, rank, pool, stock)
+    by_pool = np.argsort(pool, kind="stable")
+    pos = np.empty(r, dtype=np.int64)
+    pos[by_pool] = np.arange(r) - (np.cumsum(counts) - counts)[pool[by_pool]]
+    cols = np.arange(t_len)[None, :] * width + pos[:, None]  # (R, T): week-major in a pool
+    key = np.full((n_pools, t_len * width), np.inf)
+    dm = np.zeros((n_pools, t_len * width))
+    key[pool[:, None], cols] = -rank
+    dm[pool[:, None], cols] = d
+    order = np.argsort(key, axis=1, kind="stable")
+    ds = np.take_along_axis(dm, order, axis=1)
+    x = np.clip(stock[:, None] - (np.cumsum(ds, axis=1) - ds), 0.0, ds)
+    np.put_along_axis(dm, order, x, axis=1)
+    return dm[pool[:, None], cols]
+
+
+def _allocate_flat(
+    d: np.ndarray, rank: np.ndarray, pool: np.ndarray, stock: np.ndarray
+) -> np.ndarray:
+    """:func:`_allocate` by one sort over all cells (pool, rank, week)."""
+    r, t_len = d.shape
+    flat_pool = np.repeat(pool, t_len)
+    week = np.tile(np.arange(t_len), r)
+    order = np.lexsort((week, -rank.ravel(), flat_pool))
+    dd = d.ravel()[order]
+    cum = np.cumsum(dd)
+    pool_sorted = flat_pool[order]
+    first = np.r_[0, np.flatnonzero(np.diff(pool_sorted)) + 1]
+    seg = np.repeat(np.arange(len(first)), np.diff(np.r_[first, len(dd)]))
+    start = (cum - dd)[first][seg]
+    before = cum - dd - start  # units of the same pool allocated before this one
+    x = np.clip(stock[pool_sorted] - before, 0.0, dd)
+    sales = np.empty(r * t_len)
+    sales[order] = x
+    return sales.reshape(r, t_len)
