@@ -204,8 +204,25 @@ class Runs:
         first = self.df[self.starts]
         if not self.by:
             return out, pl.DataFrame(), first
-        order = first.select(self.by).with_row_index("_g").sort(self.by)["_g"].to_numpy()
-        return {k: v[order] for k, v in out.items()}, first.select(self.by)[order], first[order]
+        keys = first.select(self.by)
+        if in_key_order(keys):  # already in order (e.g. streamed chunks): no copies
+            return out, keys, first
+        order = keys.with_row_index("_g").sort(self.by)["_g"].to_numpy()
+        return {k: v[order] for k, v in out.items()}, keys[order], first[order]
+
+
+def in_key_order(keys: pl.DataFrame) -> bool:
+    """True when the rows are in strictly increasing order of all their columns (what
+    ``keys.sort(keys.columns)`` would give; keys with nulls are never taken as sorted)."""
+    if keys.height < 2:
+        return True
+    if any(keys.null_count().row(0)):
+        return False
+    gt = pl.lit(False)
+    for c in reversed(keys.columns):
+        cur, prev = pl.col(c), pl.col(c).shift(1)
+        gt = (cur > prev) | ((cur == prev) & gt)
+    return bool(keys.select(gt.slice(1).all()).item())
 
 
 def _flags(

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
+import polars as pl
 
 from . import padded_kernels as K
 from .design import Design, chunks
@@ -257,8 +258,9 @@ def flag_signs(out: dict[str, np.ndarray]) -> None:
         out["flags"] |= np.where((e > -1) & (e < 0), FLAG["inelastic"], 0)
 
 
-def flag_strings(bits: np.ndarray) -> list[str]:
-    """Comma-joined flag names per group."""
+def flag_strings(bits: np.ndarray) -> pl.Series:
+    """Comma-joined flag names per group (a String series: one text per distinct set of
+    flags, gathered; no Python string per group)."""
     values, inverse = np.unique(bits, return_inverse=True)
     text = [",".join(n for n in FLAG_NAMES if v & FLAG[n]) for v in values]
-    return [text[i] for i in inverse.ravel()]
+    return pl.Series("flags", text, dtype=pl.String).gather(inverse.ravel())

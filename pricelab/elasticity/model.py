@@ -243,9 +243,9 @@ def _wrap(
     fit_name: str | None = None,
 ) -> ElasticityResults:
     flag_signs(out)
-    from scipy.special import ndtri  # = stats.norm.ppf; scipy.stats is slow to import
+    from .robust import normal_quantile
 
-    z = float(ndtri(1 - alpha / 2))
+    z = normal_quantile(1 - alpha / 2)
     e, s = out["elasticity"], out["std_error"]
     G = e.shape[0]
     table = pl.DataFrame(
@@ -255,11 +255,13 @@ def _wrap(
             "ci_low": e - z * s,
             "ci_high": e + z * s,
             "n_obs": out["n_obs"],
-            "method": [method] * G,
+            "method": pl.repeat(method, G, dtype=pl.String, eager=True),
             "n_zero": out["n_zero"],
             "price_variation": out["price_variation"],
             "fit_stat": out["fit_stat"],
-            "fit_stat_name": [fit_name or FIT_STAT[method]] * G,
+            "fit_stat_name": pl.repeat(
+                fit_name or FIT_STAT[method], G, dtype=pl.String, eager=True
+            ),
             "first_stage_f": out["first_stage_f"],
             "first_stage_f_robust": out.get("first_stage_f_robust", np.full(G, np.nan)),
             "flags": flag_strings(out["flags"]),

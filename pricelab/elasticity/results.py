@@ -166,9 +166,9 @@ class ElasticityResults:
             return self._table.select([*keys, "elasticity", "ci_low", "ci_high"])
         if not 0 < alpha < 1:
             raise UsageError(f"alpha must be in (0, 1), got {alpha}")
-        from scipy.special import ndtri  # = stats.norm.ppf; scipy.stats is slow to import
+        from .robust import normal_quantile
 
-        z = float(ndtri(1 - alpha / 2))
+        z = normal_quantile(1 - alpha / 2)
         return self._table.select(
             [
                 *keys,

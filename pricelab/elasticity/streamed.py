@@ -1,8 +1,8 @@
 """Per-group fits of a table read in chunks of whole groups: what a streaming engine calls.
 
 An engine that can hand over the sales a few whole groups at a time (the local engine on a
-database, :mod:`pricelab.engines.chunked`) gives :func:`fit_streamed` the groups' keys and
-row counts and a function that yields the chunks; ``ols`` and ``poisson`` are fitted chunk
+database, :mod:`pricelab.engines.chunked`) gives :func:`fit_streamed` a function that
+yields the chunks (each with its groups' row counts) and the groups' keys; ``ols`` and ``poisson`` are fitted chunk
 by chunk with the block kernels (:mod:`.glm_blocks`), ``hierarchical`` pools the per-group
 fits (one row each, :mod:`.hierarchical`) and then reads the chunks once more to refit
 each group's intercept and controls (:mod:`.refit`). Memory follows the chunk and the
@@ -24,9 +24,10 @@ from .model import _checked_options, _wrap
 from .results import ElasticityResults
 from .sparse import EVENTS_PER_PARAM
 
-#: ``(g0, g1, frame)``: the rows of groups ``g0 .. g1 - 1`` (in the order of ``keys``),
-#: each group's rows contiguous; a new iterator per call
-Chunks = Callable[[], Iterator[tuple[int, int, pl.DataFrame]]]
+#: ``(g0, counts, frame)``: the rows of groups ``g0 .. g0 + len(counts) - 1`` (in the
+#: order of ``keys``), ``counts`` rows each, each group's rows contiguous; a new iterator
+#: per call
+Chunks = Callable[[], Iterator[tuple[int, np.ndarray, pl.DataFrame]]]
 STREAMED_MODELS = ("ols", "poisson", "hierarchical")
 _KEY = ["item_id", "market"]
 _CODE = "_group"
@@ -34,8 +35,7 @@ _CODE = "_group"
 
 def fit_streamed(
     chunks: Chunks,
-    keys: pl.DataFrame,
-    counts: np.ndarray,
+    keys: pl.DataFrame | Callable[[], pl.DataFrame],
     *,
     model: str,
     controls: Any = "default",
@@ -51,11 +51,14 @@ def fit_streamed(
     Parameters
     ----------
     chunks:
-        Called once (twice for ``hierarchical``); yields ``(g0, g1, frame)`` with the
+        Called once (twice for ``hierarchical``); yields ``(g0, counts, frame)`` with the
         sales rows (``date, price, quantity`` and any ``promo`` or control column) of
-        groups ``g0 .. g1 - 1``, every group whole and contiguous, chunks in order.
-    keys, counts:
-        ``item_id, market`` and the row count of every group, in the chunks' order.
+        groups ``g0 ..`` (``counts`` rows each), every group whole and contiguous, chunks
+        in order.
+    keys:
+        ``item_id, market`` of every group, in the chunks' order, or a function that
+        gives them once the chunks have been read (a source that learns the groups from
+        the rows).
     model, controls, se, hac_lags, tau:
         As :func:`~pricelab.elasticity.estimate` (``ols``, ``poisson`` or ``hierarchical``).
     first, last:
@@ -79,11 +82,13 @@ def fit_streamed(
         events_per_param=EVENTS_PER_PARAM,
     )
     ctrl = resolve_controls(controls)
-    job = _Job(chunks, counts, ctrl, first)
+    job = _Job(chunks, ctrl, first)
     if model == "ols":
         out, names = job.ols(se, hac_lags)
     else:
         out, names = job.poisson(se, calendar=model == "hierarchical")
+    if callable(keys):
+        keys = keys()
     order = keys.with_row_index("_i").sort(_KEY)["_i"].to_numpy()
     sorted_keys = keys
     if (np.diff(order) != 1).any():  # chunks in another order than the keys'
@@ -113,48 +118,44 @@ def fit_streamed(
 class _Job:
     """One streamed fit: the chunks and how to fit each."""
 
-    def __init__(
-        self, chunks: Chunks, counts: np.ndarray, controls: list[str], first: dt.date | None
-    ) -> None:
-        self.source, self.counts, self.controls, self.first = chunks, counts, controls, first
+    def __init__(self, chunks: Chunks, controls: list[str], first: dt.date | None) -> None:
+        self.source, self.controls, self.first = chunks, controls, first
 
-    def chunks(self) -> Iterator[tuple[int, int, pl.DataFrame]]:
+    def chunks(self) -> Iterator[tuple[int, np.ndarray, pl.DataFrame]]:
         """The chunks with each row's group code in ``_group``."""
-        for g0, g1, frame in self.source():
-            codes = np.repeat(np.arange(g0, g1, dtype=np.int64), self.counts[g0:g1])
-            yield g0, g1, frame.with_columns(pl.Series(_CODE, codes))
+        for g0, counts, frame in self.source():
+            codes = np.repeat(np.arange(g0, g0 + counts.size, dtype=np.int64), counts)
+            yield g0, counts, frame.with_columns(pl.Series(_CODE, codes))
 
-    def _starts(self, g0: int, g1: int) -> np.ndarray:
+    @staticmethod
+    def _starts(counts: np.ndarray) -> np.ndarray:
         """First row of each group of a chunk (its rows are contiguous, in group order)."""
-        c = self.counts[g0:g1]
-        return np.cumsum(c) - c
+        return np.cumsum(counts) - counts
 
-    def _put(self, out: dict[str, np.ndarray] | None, part: dict[str, np.ndarray], g0: int):
-        G = self.counts.size
-        if out is None:
-            out = {k: np.empty((G, *v.shape[1:]), dtype=v.dtype) for k, v in part.items()}
-        for k, v in part.items():
-            if k == "calendar" and v.shape[1] != out[k].shape[1]:  # fewer blocks: pad
-                wide = max(v.shape[1], out[k].shape[1])
-                grown = np.zeros((G, wide))
-                grown[:, : out[k].shape[1]] = out[k]
-                out[k] = grown
-                v = np.pad(v, ((0, 0), (0, wide - v.shape[1])))
-            out[k][g0 : g0 + v.shape[0]] = v
+    @staticmethod
+    def _join(parts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+        """The chunks' per-group arrays end to end (``calendar`` padded to the widest)."""
+        out: dict[str, np.ndarray] = {}
+        for k in parts[0]:
+            vs = [p[k] for p in parts]
+            if k == "calendar":
+                wide = max(v.shape[1] for v in vs)
+                vs = [np.pad(v, ((0, 0), (0, wide - v.shape[1]))) for v in vs]
+            out[k] = np.concatenate(vs) if len(vs) > 1 else vs[0]
         return out
 
     def _fit_chunks(self, fit: Any, **options: Any) -> tuple[dict[str, np.ndarray], list[str]]:
         """Apply a batched kernel (``fit_ols_runs`` / ``fit_poisson_runs``) chunk by chunk."""
-        out: dict[str, np.ndarray] | None = None
+        parts: list[dict[str, np.ndarray]] = []
         names: list[str] = []
-        for g0, g1, frame in self.chunks():
+        for _, counts, frame in self.chunks():
             res = fit(
-                frame, [_CODE], self.controls, self.first, starts=self._starts(g0, g1), **options
+                frame, [_CODE], self.controls, self.first, starts=self._starts(counts), **options
             )
-            part, names = res[0], res[2]
-            out = self._put(out, part, g0)
-        assert out is not None
-        return out, names
+            parts.append(res[0])
+            names = res[2]
+        assert parts
+        return self._join(parts), names
 
     def ols(self, se: str, hac_lags: int | None) -> tuple[dict[str, np.ndarray], list[str]]:
         from .glm_blocks import fit_ols_runs
@@ -194,10 +195,10 @@ class _Job:
         pos = np.empty_like(order)
         pos[order] = np.arange(order.size)
         fields = (OWN, "elasticity", "flags", "params")
-        for g0, g1, frame in self.chunks():
-            at = pos[g0:g1]
+        for g0, counts, frame in self.chunks():
+            at = pos[g0 : g0 + counts.size]
             part = {k: out[k][at] for k in fields}
-            starts = self._starts(g0, g1)
+            starts = self._starts(counts)
             refit_runs(frame, [_CODE], self.controls, self.first, part, starts=starts)
             out["params"][at] = part["params"]
         return used

@@ -26,13 +26,18 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Iterator
+from functools import partial
 from typing import Any, NamedTuple
 
 import numpy as np
 import polars as pl
 
+from pricelab.engines.keyruns import HASH as _HASH
+from pricelab.engines.keyruns import KeyRuns
+from pricelab.engines.keyruns import Misordered as _Misordered
 from pricelab.store import Store
 from pricelab.store.loaders import SALES_KEY
+from pricelab.store.sales_keys import SALES_KEYS
 
 #: rows per chunk handed to the kernels (whole groups: a chunk ends at a group boundary)
 CHUNK_ROWS = 1_000_000
@@ -90,15 +95,11 @@ def _groups(store: Store, where: str, params: list[object]) -> _Groups | None:
     )
 
 
-class _Misordered(Exception):
-    """The scan did not return the rows in ``rowid`` order."""
-
-
 def _chunks(
     store: Store, sql: str, params: list[object], groups: _Groups, rows: int
-) -> Iterator[tuple[int, int, pl.DataFrame]]:
-    """``(g0, g1, frame)``: the numeric rows of groups ``g0 .. g1 - 1``, checked to be the
-    groups' ``rowid`` ranges in order (else :class:`_Misordered`)."""
+) -> Iterator[tuple[int, np.ndarray, pl.DataFrame]]:
+    """``(g0, counts, frame)``: the numeric rows of groups ``g0 .. g0 + counts.size - 1``,
+    checked to be the groups' ``rowid`` ranges in order (else :class:`_Misordered`)."""
     import pyarrow as pa
 
     ends = np.cumsum(groups.counts)
@@ -126,14 +127,14 @@ def _chunks(
         cut = int(ends[g1 - 1]) - start
         chunk, rest = table.slice(0, cut), table.slice(cut)
         counts = groups.counts[g0:g1]
-        rid = chunk.column("rowid").to_numpy()
+        rid = chunk.column("rowid").combine_chunks().to_numpy()  # (no pandas import)
         heads = np.r_[0, np.cumsum(counts)[:-1]]
         if rid[0] <= last_id or (np.diff(rid) <= 0).any() or (rid[heads] != groups.r0[g0:g1]).any():
             raise _Misordered
         last_id = int(rid[-1])
         frame = pl.from_arrow(chunk.drop_columns(["rowid"]))
         assert isinstance(frame, pl.DataFrame)
-        yield g0, g1, frame
+        yield g0, counts, frame
         pending = [rest] if rest.num_rows else []
         pending = [b for t in pending for b in t.to_batches()]
         have -= cut
@@ -157,48 +158,92 @@ def estimate_chunked(
     Returns an :class:`~pricelab.elasticity.ElasticityResults` equal to the one of the
     whole sorted frame (to rounding: the same kernels on the same groups).
     """
-    from pricelab.elasticity import fit_streamed, resolve_controls
+    from pricelab.elasticity import resolve_controls
 
     store.require_sales()
     params: list[object] = [] if before is None else [before]
     where = "" if before is None else " WHERE date < CAST(? AS DATE)"
+    controls = resolve_controls(kwargs.get("controls", "default"))
+    stored = store.query("SELECT * FROM sales LIMIT 0").columns
+    rows = chunk_rows or CHUNK_ROWS
+    bad = partial(_bad, store, where, params)
+    fit = partial(_fit, kwargs, controls, items, progress, bad)
+    if store.has_table(SALES_KEYS):  # groups found in the scan itself: no aggregate first
+        n, first, last, n_promo = store.execute(
+            f"SELECT count(*), min(date), max(date), count(promo) FROM sales{where}", params
+        )[0]
+        if not n:
+            return None
+        cols = _columns(controls, stored, bool(n_promo))
+        sql = f"SELECT hash(item_id, market) AS {_HASH}, {cols} FROM sales{where}"
+        runs = KeyRuns(store, sql, params, rows)
+        try:
+            return fit(runs, runs.keys, int(n), first, last)
+        except _Misordered:
+            pass  # some group's rows are not contiguous: the rowid ranges decide
     groups = _groups(store, where, params)
     if groups is None:
         return None  # not streamable, or no rows: the whole-frame path decides
-    controls = resolve_controls(kwargs.get("controls", "default"))
-    stored = store.query("SELECT * FROM sales LIMIT 0").columns
-    cols = ["rowid", "date", "price", "quantity"] + ["promo"] * groups.promo
-    cols += [c for c in dict.fromkeys(controls) if c in stored and c not in cols]
-    sql = f"SELECT {', '.join(cols)} FROM sales{where}"
-    rows = chunk_rows or CHUNK_ROWS
+    cols = _columns(controls, stored, groups.promo)
+    sql = f"SELECT rowid, {cols} FROM sales{where}"
 
-    def chunks() -> Iterator[tuple[int, int, pl.DataFrame]]:
-        done = 0
-        for g0, g1, frame in _chunks(store, sql, params, groups, rows):
-            ok = (pl.col("price") > 0).all() & (pl.col("quantity") >= 0).all()
-            if not frame.select(ok).item():
-                _bad(store, where, params)
-            yield g0, g1, frame
-            done += frame.height
-            if progress is not None:
-                progress(done, groups.total)
+    def chunks() -> Iterator[tuple[int, np.ndarray, pl.DataFrame]]:
+        assert groups is not None
+        return _chunks(store, sql, params, groups, rows)
 
     try:
-        return fit_streamed(
-            chunks,
-            groups.keys,
-            groups.counts,
-            model=kwargs["model"],
-            controls=controls,
-            se=kwargs.get("se"),
-            hac_lags=kwargs.get("hac_lags"),
-            tau=kwargs.get("tau", "level"),
-            first=groups.first,
-            last=groups.last,
-            items=items,
-        )
+        return fit(chunks, groups.keys, groups.total, groups.first, groups.last)
     except _Misordered:
         return None
+
+
+def _columns(controls: list[str], stored: list[str], promo: bool) -> str:
+    """The sales columns a fit reads (no keys): dates, prices, quantities, controls."""
+    cols = ["date", "price", "quantity"] + ["promo"] * promo
+    cols += [c for c in dict.fromkeys(controls) if c in stored and c not in cols]
+    return ", ".join(cols)
+
+
+def _fit(
+    kwargs: dict[str, Any],
+    controls: list[str],
+    items: pl.DataFrame | None,
+    progress: Callable[[int, int], None] | None,
+    bad: Callable[[], None],
+    source: Callable[[], Iterator[tuple[int, np.ndarray, pl.DataFrame]]],
+    keys: Any,
+    total: int,
+    first: Any,
+    last: Any,
+) -> Any:
+    """:func:`~pricelab.elasticity.fit_streamed` on ``source``'s chunks, each checked for
+    invalid prices and quantities (the whole-frame path's error) and counted for
+    ``progress``."""
+    from pricelab.elasticity import fit_streamed
+
+    def chunks() -> Iterator[tuple[int, np.ndarray, pl.DataFrame]]:
+        done = 0
+        for g0, counts, frame in source():
+            ok = (pl.col("price") > 0).all() & (pl.col("quantity") >= 0).all()
+            if not frame.select(ok).item():
+                bad()
+            yield g0, counts, frame
+            done += frame.height
+            if progress is not None:
+                progress(done, total)
+
+    return fit_streamed(
+        chunks,
+        keys,
+        model=kwargs["model"],
+        controls=controls,
+        se=kwargs.get("se"),
+        hac_lags=kwargs.get("hac_lags"),
+        tau=kwargs.get("tau", "level"),
+        first=first if isinstance(first, dt.date) else None,
+        last=last if isinstance(last, dt.date) else None,
+        items=items,
+    )
 
 
 def _bad(store: Store, where: str, params: list[object]) -> None:

@@ -22,6 +22,7 @@ from pricelab.quality.frames import KEYS, OPTIONAL, REQUIRED, validate_frame
 from pricelab.quality.tables import check_loaded
 from pricelab.store.db import _IDENT, Store, _ident
 from pricelab.store.runs import record_run
+from pricelab.store.sales_keys import update_sales_keys
 from pricelab.urls import display, is_url, local_copy
 
 _IDENT_FIX = re.compile(r"[^A-Za-z0-9_]+")
@@ -316,7 +317,10 @@ def _ingest(
                     )
                 result.replaced[kind] = _delete_keys(store, kind, existing)
             # sales in key order: estimate then reads them back with a plain scan, no sort
+            stored = store.count(kind) if kind == "sales" else 0
             store.insert_frame(kind, frame, order_by=KEYS[kind] if kind == "sales" else None)
+            if kind == "sales":
+                update_sales_keys(store, frame, stored)
             result.loaded[kind] = frame.height
             _fault(f"ingest:after-{kind}")
         cross = check_loaded(store)

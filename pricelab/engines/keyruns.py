@@ -1,0 +1,113 @@
+"""Chunks of whole groups found in the sales scan itself (no aggregate pass first).
+
+``ingest`` stores each group's rows together (in key order) and keeps the table
+``sales_keys`` (:mod:`pricelab.store.sales_keys`): the distinct ``item_id, market`` keys
+of the sales. :class:`KeyRuns` reads the numeric columns in stored order with one hash of
+each row's key, ``hash(item_id, market)``; a group is a run of equal hashes, its key the
+``sales_keys`` row with that hash. A run whose hash is not there, a key met in two runs
+(rows of a group stored apart, e.g. appended by a later ingest) or two keys with one hash
+raise :class:`Misordered` and the caller reads the groups another way. So a stale or
+edited ``sales_keys`` can slow ``estimate`` down but never give a group wrong rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from itertools import chain
+
+import numpy as np
+import polars as pl
+
+from pricelab.store import Store
+from pricelab.store.sales_keys import SALES_KEYS
+
+#: the per-row key hash column of the scan
+HASH = "_key_hash"
+
+
+class Misordered(Exception):
+    """The scan did not return each group's rows together (or a key is unknown)."""
+
+
+class KeyRuns:
+    """``KeyRuns(store, sql, params, rows)()`` yields ``(g0, counts, frame)``: the rows of
+    ``sql`` (its first column :data:`HASH`) cut after whole groups into chunks of about
+    ``rows`` rows (without the hash); :meth:`keys` gives the groups' keys after a scan."""
+
+    def __init__(self, store: Store, sql: str, params: list[object], rows: int) -> None:
+        self.store, self.sql, self.params, self.rows = store, sql, params, rows
+        table = store.query(
+            f"SELECT item_id, market, hash(item_id, market) AS h FROM {SALES_KEYS} ORDER BY h"
+        )
+        self._hash = table["h"].to_numpy()
+        self._keys = table.select("item_id", "market")
+        self._order: np.ndarray | None = None  # lookup rows of the groups in scan order
+
+    def keys(self) -> pl.DataFrame:
+        """``item_id, market`` of the groups in scan order (after one whole scan)."""
+        if self._order is None:
+            raise Misordered
+        return self._keys[self._order]
+
+    def __call__(self) -> Iterator[tuple[int, np.ndarray, pl.DataFrame]]:
+        if self._hash.size == 0 or (np.diff(self._hash) == 0).any():
+            raise Misordered  # no keys, or two keys with one hash
+        first = self._order is None
+        seen = np.zeros(self._hash.size, dtype=bool)
+        found: list[np.ndarray] = []
+        g0 = 0
+        for counts, at, frame in self._cut():
+            if first:
+                if seen[at].any() or np.unique(at).size != at.size:
+                    raise Misordered  # a group in two runs
+                seen[at] = True
+                found.append(at)
+            elif self._order is None or not np.array_equal(at, self._order[g0 : g0 + at.size]):
+                raise Misordered  # the table changed between two scans
+            yield g0, counts, frame
+            g0 += counts.size
+        if first:
+            self._order = np.concatenate(found) if found else np.zeros(0, dtype=np.int64)
+
+    def _locate(self, hashes: np.ndarray) -> np.ndarray:
+        at = np.minimum(np.searchsorted(self._hash, hashes), self._hash.size - 1)
+        if not np.array_equal(self._hash[at], hashes):
+            raise Misordered  # a key that sales_keys does not know
+        return at
+
+    def _cut(self) -> Iterator[tuple[np.ndarray, np.ndarray, pl.DataFrame]]:
+        """``(counts, lookup rows, frame)`` per chunk of whole groups."""
+        reader = self.store.con.sql(self.sql, params=self.params).to_arrow_reader(
+            min(self.rows, 1 << 17)
+        )
+        pending: list[pl.DataFrame] = []
+        have = 0
+        for batch in chain(reader, [None]):
+            if batch is not None:
+                if batch.num_rows:
+                    frame = pl.from_arrow(batch)
+                    assert isinstance(frame, pl.DataFrame)
+                    pending.append(frame)
+                    have += batch.num_rows
+                if have < self.rows:
+                    continue
+            if not pending:
+                break
+            df = pl.concat(pending, rechunk=True) if len(pending) > 1 else pending[0]
+            h = df[HASH].to_numpy()
+            edges = np.flatnonzero(h[1:] != h[:-1]) + 1
+            if batch is None:
+                cut = df.height
+            elif edges.size:
+                cut = int(edges[-1])  # the last group may go on in the next batches
+                edges = edges[:-1]
+            else:  # one group longer than a chunk: read on
+                pending = [df]
+                continue
+            starts = np.r_[0, edges]
+            yield np.diff(np.r_[starts, cut]), self._locate(h[starts]), df.slice(0, cut).drop(HASH)
+            rest = df.slice(cut)
+            pending, have = ([rest], rest.height) if rest.height else ([], 0)
+
+
+__all__ = ["HASH", "KeyRuns", "Misordered"]
