@@ -125,6 +125,9 @@ def estimate(
     if source is not None or engine != "local":
         return _estimate_source(db, source, engine, kwargs, by=by, before=before, track=track)
     with Store.open(db, must_exist=True) as store:
+        from pricelab.store.runs import fingerprint_ahead
+
+        inputs = fingerprint_ahead(store)  # overlaps the fit (estimate writes no input)
         items = load_items(store)
         results = _fit_stored(store, kwargs, items, before, progress)
         params = {
@@ -140,7 +143,7 @@ def estimate(
             "fixed_effects": fixed_effects,
             "fit": json.loads(json.dumps(results.parameters, default=str)),
         }
-        return _store_estimate(store, results, items, params, track)
+        return _store_estimate(store, results, items, params, track, inputs)
 
 
 def _estimate_cross(
@@ -269,12 +272,15 @@ def _store_estimate(
     items: pl.DataFrame | None,
     params: dict[str, Any],
     track: Any = None,
+    inputs: Any = None,
 ) -> EstimateRun:
-    """Write elasticities and coefficients as an ``estimate`` run."""
+    """Write elasticities and coefficients as an ``estimate`` run (``inputs``: its input
+    fingerprint taken ahead, :func:`~pricelab.store.runs.fingerprint_ahead`)."""
     from pricelab.store.runs import record_run
     from pricelab.tracking import log_run
 
     run = record_run(store, "estimate", params)
+    run.inputs = inputs
     table = results.elasticities
     if (
         items is not None

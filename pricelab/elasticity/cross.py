@@ -268,7 +268,7 @@ def _own_table(
             "fit_stat_name": ["within_r2" if pooled else "r2"] * G,
             "first_stage_f": np.full(G, np.nan),
             "first_stage_f_robust": np.full(G, np.nan),
-            "flags": flag_strings(o["flags"]),
+            "flags": flag_series(o["flags"]),
         }
     )
     t = pl.concat([keys.select(pl.col("item_id").cast(pl.String), "market"), t], how="horizontal")

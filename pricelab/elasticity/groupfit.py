@@ -258,9 +258,14 @@ def flag_signs(out: dict[str, np.ndarray]) -> None:
         out["flags"] |= np.where((e > -1) & (e < 0), FLAG["inelastic"], 0)
 
 
-def flag_strings(bits: np.ndarray) -> pl.Series:
-    """Comma-joined flag names per group (a String series: one text per distinct set of
-    flags, gathered; no Python string per group)."""
+def flag_strings(bits: np.ndarray) -> list[str]:
+    """Comma-joined flag names per group."""
+    return flag_series(bits).to_list()
+
+
+def flag_series(bits: np.ndarray) -> pl.Series:
+    """:func:`flag_strings` as a String series ``flags``: one text per distinct set of
+    flags, gathered (no Python string per group)."""
     values, inverse = np.unique(bits, return_inverse=True)
     text = [",".join(n for n in FLAG_NAMES if v & FLAG[n]) for v in values]
     return pl.Series("flags", text, dtype=pl.String).gather(inverse.ravel())

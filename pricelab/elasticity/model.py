@@ -20,7 +20,7 @@ from pricelab.errors import UsageError
 
 from . import design as D
 from .fitters import FITTERS, FitJob, not_per_group
-from .groupfit import flag_signs, flag_strings
+from .groupfit import flag_series, flag_signs
 from .results import ElasticityResults
 from .sparse import EVENTS_PER_PARAM
 
@@ -264,7 +264,7 @@ def _wrap(
             ),
             "first_stage_f": out["first_stage_f"],
             "first_stage_f_robust": out.get("first_stage_f_robust", np.full(G, np.nan)),
-            "flags": flag_strings(out["flags"]),
+            "flags": flag_series(out["flags"]),
         },
         schema_overrides={"method": pl.String, "fit_stat_name": pl.String, "flags": pl.String},
     )

@@ -33,7 +33,7 @@ import numpy as np
 import polars as pl
 
 from pricelab.engines.keyruns import HASH as _HASH
-from pricelab.engines.keyruns import KeyRuns
+from pricelab.engines.keyruns import KeyRuns, prefetched
 from pricelab.engines.keyruns import Misordered as _Misordered
 from pricelab.store import Store
 from pricelab.store.loaders import SALES_KEY
@@ -223,14 +223,19 @@ def _fit(
 
     def chunks() -> Iterator[tuple[int, np.ndarray, pl.DataFrame]]:
         done = 0
-        for g0, counts, frame in source():
-            ok = (pl.col("price") > 0).all() & (pl.col("quantity") >= 0).all()
-            if not frame.select(ok).item():
-                bad()
-            yield g0, counts, frame
-            done += frame.height
-            if progress is not None:
-                progress(done, total)
+        scan = prefetched(source())  # the next chunk is read while this one is fitted
+        try:
+            for g0, counts, frame in scan:
+                ok = (pl.col("price") > 0).all() & (pl.col("quantity") >= 0).all()
+                if not frame.select(ok).item():
+                    scan.close()  # the connection is free again for the error's counts
+                    bad()
+                yield g0, counts, frame
+                done += frame.height
+                if progress is not None:
+                    progress(done, total)
+        finally:
+            scan.close()
 
     return fit_streamed(
         chunks,

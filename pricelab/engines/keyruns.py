@@ -12,8 +12,11 @@ edited ``sales_keys`` can slow ``estimate`` down but never give a group wrong ro
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import queue
+import threading
+from collections.abc import Generator, Iterator
 from itertools import chain
+from typing import Any, TypeVar
 
 import numpy as np
 import polars as pl
@@ -23,6 +26,7 @@ from pricelab.store.sales_keys import SALES_KEYS
 
 #: the per-row key hash column of the scan
 HASH = "_key_hash"
+T = TypeVar("T")
 
 
 class Misordered(Exception):
@@ -110,4 +114,58 @@ class KeyRuns:
             pending, have = ([rest], rest.height) if rest.height else ([], 0)
 
 
-__all__ = ["HASH", "KeyRuns", "Misordered"]
+class _Failed:
+    def __init__(self, exc: BaseException) -> None:
+        self.exc = exc
+
+
+def prefetched(items: Iterator[T], depth: int = 1) -> Generator[T, None, None]:
+    """``items``, produced by a background thread up to ``depth`` ahead of the consumer.
+
+    The scan of chunk N + 1 (DuckDB, Arrow to polars, the cut: all release the GIL)
+    then runs while the kernels fit chunk N: the reference query uses every core, and
+    this keeps two busy instead of alternating. An exception of ``items`` is raised in
+    the consumer; closing this iterator stops the thread (after the batch it is reading)
+    and closes ``items`` (its DuckDB result), so the connection is free again.
+    """
+    box: queue.Queue[Any] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+    done = object()
+
+    def put(x: Any) -> bool:
+        while not stop.is_set():
+            try:
+                box.put(x, timeout=0.05)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def work() -> None:
+        try:
+            for x in items:
+                if not put(x):
+                    return
+            put(done)
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer
+            put(_Failed(exc))
+
+    thread = threading.Thread(target=work, name="pricelab-scan", daemon=True)
+    thread.start()
+    try:
+        while True:
+            x = box.get()
+            if x is done:
+                return
+            if isinstance(x, _Failed):
+                raise x.exc
+            yield x
+    finally:
+        stop.set()
+        thread.join()
+        close = getattr(items, "close", None)
+        if close is not None:
+            close()
+
+
+__all__ = ["HASH", "KeyRuns", "Misordered", "prefetched"]

@@ -7,8 +7,9 @@ import hashlib
 import json
 import subprocess
 import sys
+import threading
 import uuid
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -47,6 +48,48 @@ def input_fingerprint(store: Store) -> dict[str, Any]:
     return {name: table_fingerprint(store, name) for name in INPUT_TABLES}
 
 
+class _Cursor:
+    """What :func:`table_fingerprint` needs of a :class:`Store`, on a DuckDB cursor."""
+
+    def __init__(self, con: Any) -> None:
+        self.con = con
+
+    def execute(self, sql: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:
+        return self.con.execute(sql, params or []).fetchall()
+
+
+def fingerprint_ahead(store: Store) -> Callable[[], dict[str, Any]]:
+    """Start taking :func:`input_fingerprint` now, in a background thread on its own
+    DuckDB cursor; returns a function that waits for it.
+
+    For a command that reads its inputs and writes only results (``estimate``): the
+    inputs do not change before its run is recorded (this process holds the database's
+    write lock), so the fingerprint equals the one :meth:`Run.finish` would take, and
+    its scans (0.3 CPU s at 15.6M sales rows) overlap the command's own work.
+    """
+    cur = store.con.cursor()
+    box: dict[str, Any] = {}
+
+    def work() -> None:
+        try:
+            box["fp"] = input_fingerprint(_Cursor(cur))  # type: ignore[arg-type]
+        except BaseException as exc:  # noqa: BLE001 - raised in the waiting thread
+            box["error"] = exc
+        finally:
+            cur.close()
+
+    thread = threading.Thread(target=work, name="pricelab-fingerprint", daemon=True)
+    thread.start()
+
+    def wait() -> dict[str, Any]:
+        thread.join()
+        if "error" in box:
+            raise box["error"]
+        return dict(box["fp"])
+
+    return wait
+
+
 def fingerprint_digest(fp: dict[str, Any]) -> str:
     """A short stable digest of a fingerprint dict."""
     return hashlib.sha256(json.dumps(fp, sort_keys=True).encode()).hexdigest()[:16]
@@ -80,13 +123,15 @@ class Run:
     parents: list[str] = field(default_factory=list)
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
     started_at: dt.datetime = field(default_factory=_now)
+    #: the input fingerprint taken ahead (:func:`fingerprint_ahead`), else taken at finish
+    inputs: Callable[[], dict[str, Any]] | None = None
 
     def finish(self, summary: dict[str, Any] | None = None, status: str = "ok") -> None:
         """Write the run row (fingerprint taken now, after the command's own writes)."""
         from pricelab import __version__
         from pricelab.urls import redact
 
-        fp = input_fingerprint(self.store)
+        fp = self.inputs() if self.inputs is not None else input_fingerprint(self.store)
         self.store.execute(
             "INSERT INTO runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [
