@@ -130,9 +130,10 @@ def ols_block(
     mx, my = np.nan_to_num(mx), np.nan_to_num(my)
     X -= mx[:, :, None]  # centred on the weighted rows (two passes: no cancellation)
     yc = (y - my[:, None]) * w
-    Xw = X * w[:, None, :]
-    Cxx = np.matmul(Xw, X.transpose(0, 2, 1))
-    del Xw
+    # rows of weight 0 set to 0 (w is 0 or 1): X X' is then the weighted cross products,
+    # term by term as (X w) X', and every later use of X is multiplied by w anyway
+    X *= w[:, None, :]
+    Cxx = np.matmul(X, X.transpose(0, 2, 1))
     Cxy = np.matmul(X, yc[:, :, None])[:, :, 0]
     tss = (yc * yc).sum(axis=1)
     fitted = n >= max(min_obs, 1)

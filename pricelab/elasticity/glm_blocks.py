@@ -259,7 +259,11 @@ def fit_ols_runs(
     if se == "HAC":
         if "date" not in df.columns:
             raise UsageError("se='HAC' needs a 'date' column in sales")
-        df = df.sort([*by, "date"])
+        if by or starts is None:
+            df = df.sort([*by, "date"])
+        else:  # groups given by ``starts``: sort within each
+            run = np.repeat(np.arange(starts.size), np.diff(np.r_[starts, df.height]))
+            df = df.with_columns(_run=run).sort(["_run", "date"]).drop("_run")
     runs = Runs(df, by, controls, origin, starts)
     G, counts = runs.n_groups, runs.counts
     out = empty_out(G, len(runs.names))

@@ -273,8 +273,8 @@ def refit_runs(
         order = (
             runs.df[runs.starts].select(runs.by).with_row_index("_g").sort(runs.by)["_g"].to_numpy()
         )
-    else:
-        order = np.zeros(1, dtype=np.int64)
+    else:  # one group, or groups given by ``starts`` (already in order)
+        order = np.arange(G, dtype=np.int64)
     sorted_pos = np.empty(G, dtype=np.int64)
     sorted_pos[order] = np.arange(G)
     failed = [0]

@@ -97,6 +97,8 @@ def _year_part(a: np.ndarray, week: np.ndarray, used: np.ndarray) -> np.ndarray:
     """``V_year - V_week`` of the two-way variance per group (0 within one year)."""
     g = a.shape[0]
     out = np.zeros(g)
+    if week.size == 0 or int(week.max()) - int(week.min()) < YEAR_WEEKS:
+        return out  # no group's weeks span a year (the usual block of one-year series)
     big = np.iinfo(np.int64).max
     wk = week.astype(np.int64)
     first = np.where(used, wk, big).min(axis=1, initial=big)
@@ -124,18 +126,24 @@ def _year_part(a: np.ndarray, week: np.ndarray, used: np.ndarray) -> np.ndarray:
 def _consecutive_blocks(
     a: np.ndarray, used: np.ndarray, size: int
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Block sums of ``a (g, T)`` and non-empty block counts when each row's weeks are
-    consecutive (the usual weekly series): prefix sums read at the block edges, no codes."""
+    """Block sums of ``a (g, T)`` (0 on unused rows) and non-empty block counts when each
+    row's weeks are consecutive (the usual weekly series): one ``reduceat`` over the
+    blocks' row ranges, no codes."""
     g, T = a.shape
     first = np.where(used.any(axis=1), used.argmax(axis=1), 0)
     edges = np.minimum(first[:, None] + size * np.arange(-(-T // size) + 1)[None, :], T)
-    cs = np.zeros((g, T + 1))
-    np.cumsum(a, axis=1, out=cs[:, 1:])
-    cu = np.zeros((g, T + 1), dtype=np.int64)
-    np.cumsum(used, axis=1, out=cu[:, 1:])
-    sums = np.diff(np.take_along_axis(cs, edges, axis=1), axis=1)
-    c = (np.diff(np.take_along_axis(cu, edges, axis=1), axis=1) > 0).sum(axis=1)
-    return sums, c
+    lo, hi = edges[:, :-1], edges[:, 1:]
+    at = ((np.arange(g) * T)[:, None] + lo).ravel()
+    full = hi > lo  # blocks cut off at the end of the series are empty
+    # a block's reduceat range runs to the next block's start: past the series' end only
+    # rows before the next group's first used week, which are 0 in ``a`` and ``used``;
+    # one trailing 0 keeps the last group's empty blocks' starts (g * T) in range
+    flat = np.zeros(g * T + 1)
+    flat[:-1] = a.ravel()
+    sums = np.where(full, np.add.reduceat(flat, at).reshape(lo.shape), 0.0)
+    flat[:-1] = used.ravel()
+    cnt = np.add.reduceat(flat, at).reshape(lo.shape)
+    return sums, (full & (cnt > 0)).sum(axis=1)
 
 
 def leverage(X: np.ndarray, W: np.ndarray, inv: np.ndarray) -> np.ndarray:

@@ -198,10 +198,18 @@ def estimate_chunked(
 
 
 def _columns(controls: list[str], stored: list[str], promo: bool) -> str:
-    """The sales columns a fit reads (no keys): dates, prices, quantities, controls."""
+    """The sales columns a fit reads (no keys): dates, prices, quantities, controls.
+
+    Quantities come as doubles and a missing ``promo`` as 0 (what the kernels make of
+    them): DuckDB converts them in its scan threads, not the fitting thread.
+    """
     cols = ["date", "price", "quantity"] + ["promo"] * promo
     cols += [c for c in dict.fromkeys(controls) if c in stored and c not in cols]
-    return ", ".join(cols)
+    cast = {
+        "quantity": "CAST(quantity AS DOUBLE) AS quantity",
+        "promo": "CAST(coalesce(promo, 0) AS DOUBLE) AS promo",
+    }
+    return ", ".join(cast.get(c, c) for c in cols)
 
 
 def _fit(
