@@ -33,7 +33,7 @@ from pricelab.errors import DataError, UsageError
 
 from . import design as D
 from .cross_fit import fit_layout, layout
-from .groupfit import FLAG, flag_signs, flag_strings
+from .groupfit import FLAG, flag_series, flag_signs
 from .panel import SEASONAL
 from .results import CONTRACT, DIAGNOSTICS, ElasticityResults
 
