@@ -11,8 +11,8 @@ engine all start from the same numbers: over the last ``weeks`` weeks of the sal
   so a simulation that applies a plan reproduces the plan's quantities. An estimate run
   pooled over markets (``--by item_id``) applies each item's elasticity in all its markets.
 
-The window is aggregated by one DuckDB query (:func:`window_sql`, sorted by item and
-market) and fetched once as Arrow; the small tables (estimates, markets, costs, items) are
+The window is aggregated by one DuckDB query (:func:`window_sql`) and fetched once as
+Arrow, then sorted by item and market in polars (:func:`_in_key_order`); the small tables (estimates, markets, costs, items) are
 attached in polars. An estimate run is stored in
 item × market order, so when it covers exactly the window's groups its rows line up and are
 attached without a join; FX, costs and item attributes are small left joins.
@@ -139,7 +139,7 @@ def baseline(
     UsageError
         Unknown ``mode``, or ``current`` without an estimate run.
     """
-    sql = window_sql(mode) + " ORDER BY item_id, market"
+    sql = window_sql(mode)
     if mode == "current" and estimates_run is None:
         raise UsageError("baseline mode 'current' needs an estimate run")
     has = set(store.table_names()) if tables is None else set(tables)
@@ -156,7 +156,7 @@ def baseline(
         agg = _sorted(aggregated.select(AGG_COLUMNS))
     else:
         params = [int(weeks)] + ([int(weeks), estimates_run] if mode == "current" else [])
-        agg = _arrow(con, sql, params)
+        agg = _in_key_order(_arrow(con, sql, params))
     df = _in_order(agg, est)
     df = _with_money(
         df,
@@ -176,6 +176,28 @@ def _arrow(
     df = pl.from_arrow(con.sql(sql, params=params or []).to_arrow_table())
     assert isinstance(df, pl.DataFrame)
     return df
+
+
+def _in_key_order(agg: pl.DataFrame) -> pl.DataFrame:
+    """The window's groups sorted by item and market as DuckDB's ``ORDER BY item_id,
+    market`` sorts them (byte order), in polars: one string key (``item_id NUL market``)
+    sorts faster than two, and than DuckDB's sort with its payload. The key orders like
+    the pair unless an item_id holds a NUL byte, which the check after the sort catches."""
+    keys = agg.select("item_id", "market")
+    perm = keys.select(pl.concat_str("item_id", pl.lit("\x00"), "market").arg_sort()).to_series()
+    if _key_sorted(keys[perm]):
+        return agg[perm]
+    return _sorted(agg)
+
+
+def _key_sorted(keys: pl.DataFrame) -> bool:
+    """True when ``item_id, market`` strictly increase row by row (a null fails)."""
+    if keys.height < 2:
+        return True
+    i, m = pl.col("item_id"), pl.col("market")
+    ni, nm = i.shift(-1), m.shift(-1)
+    up = ((i < ni) | ((i == ni) & (m < nm))).fill_null(False)
+    return bool(keys.select(up.head(keys.height - 1).all()).item())
 
 
 def _sorted(df: pl.DataFrame) -> pl.DataFrame:

@@ -37,7 +37,10 @@ KPIS = ("quantity", "revenue", "profit")
 NEAR_NORMAL = 0.1
 
 
-def _levels(base: pl.DataFrame) -> tuple[pl.DataFrame, np.ndarray, np.ndarray]:
+Levels = tuple[pl.DataFrame, np.ndarray, np.ndarray]
+
+
+def market_category_levels(base: pl.DataFrame) -> Levels:
     """Group keys, each row's market × category group, and the roll-up to every level.
 
     Returns the output keys (``market, category``: the groups, then one ``(all)`` category
@@ -210,7 +213,9 @@ def draw_sums(
     return out
 
 
-def aggregate(proj: pl.DataFrame, *, draws: int, seed: int) -> pl.DataFrame:
+def aggregate(
+    proj: pl.DataFrame, *, draws: int, seed: int, levels: Levels | None = None
+) -> pl.DataFrame:
     """Totals of one scenario at market × category, market and overall level.
 
     Parameters
@@ -222,6 +227,9 @@ def aggregate(proj: pl.DataFrame, *, draws: int, seed: int) -> pl.DataFrame:
     draws, seed : int
         Number of elasticity draws (0: no aggregate intervals, ``*_low``/``*_high`` NaN)
         and their seed.
+    levels : optional
+        :func:`market_category_levels` of rows with the same ``market, category`` as
+        ``proj`` (computed once for all scenarios of a file); from ``proj`` when None.
 
     Returns
     -------
@@ -231,7 +239,7 @@ def aggregate(proj: pl.DataFrame, *, draws: int, seed: int) -> pl.DataFrame:
         Rows whose projection is missing are left out of every sum (``n_missing``); rows
         without a unit cost add nothing to profit.
     """
-    frame, gidx, roll = _levels(proj)
+    frame, gidx, roll = market_category_levels(proj) if levels is None else levels
     G = roll.shape[0]
     q1 = pl.col("scenario_quantity")
     ok = q1.is_not_null() & q1.is_not_nan()

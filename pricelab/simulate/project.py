@@ -65,36 +65,48 @@ class ChangeApplier:
         tables: Collection[str] | None = None,
     ) -> None:
         self.store = store
-        self.keys = base.select(
-            "item_id", "market", "category", "brand", "boutique_id"
-        ).with_row_index("_row")
+        self.keys = base.select("item_id", "market", "category", "brand", "boutique_id")
         self.price = base["baseline_price"].to_numpy()
         self.plans = {ref: self._align(plan) for ref, plan in plans.items()}
-        known = set(base["market"].unique().to_list())
-        if "markets" in (store.table_names() if tables is None else tables):
-            known |= {r[0] for r in store.execute("SELECT DISTINCT market FROM markets")}
-        self._known = known
+        self._tables = tables
+        self._known: set[str] | None = None  # looked up only when a filter names a market
         self._markets: list[str] | None = None
         self.warnings: list[str] = []
+
+    @property
+    def known(self) -> set[str]:
+        """The markets of the baseline and of the markets table."""
+        if self._known is None:
+            known = set(self.keys["market"].unique().to_list())
+            tables = self.store.table_names() if self._tables is None else self._tables
+            if "markets" in tables:
+                rows = self.store.execute("SELECT DISTINCT market FROM markets")
+                known |= {r[0] for r in rows}
+            self._known = known
+        return self._known
 
     @property
     def markets(self) -> list[str]:
         """Every market of the sales history and the markets table (one scan of sales)."""
         if self._markets is None:
             rows = self.store.execute("SELECT DISTINCT market FROM sales")
-            self._markets = sorted(self._known | {r[0] for r in rows})
+            self._markets = sorted(self.known | {r[0] for r in rows})
         return self._markets
 
     def _is_market(self, market: str) -> bool:
         # baseline and markets table first; only a name outside both needs the sales scan
-        return market in self._known or market in self.markets
+        return market in self.known or market in self.markets
 
     def _align(self, plan: pl.DataFrame) -> np.ndarray:
-        joined = self.keys.join(
-            plan.select("item_id", "market", "recommended_price"),
-            on=["item_id", "market"],
-            how="left",
-        ).sort("_row")
+        joined = (
+            self.keys.with_row_index("_row")
+            .join(
+                plan.select("item_id", "market", "recommended_price"),
+                on=["item_id", "market"],
+                how="left",
+            )
+            .sort("_row")
+        )
         return joined["recommended_price"].to_numpy().astype(float)
 
     def _label(self, scenario: Scenario, j: int, change: Change) -> str:
@@ -169,24 +181,31 @@ def project_rows(base: pl.DataFrame, new_price: np.ndarray, horizon: int) -> pl.
         ``base`` plus ``scenario_price, changed, baseline_quantity, scenario_quantity,
         quantity_low, quantity_high, baseline_revenue, scenario_revenue, revenue_low,
         revenue_high, baseline_profit, scenario_profit, profit_low, profit_high`` (market
-        currency, over the horizon). Computed as polars expressions: one pass, no
-        temporary arrays.
+        currency, over the horizon). One lazy polars query, collected once; the interval
+        factor ``exp(Z90 * std_error * log(p1 / p0))`` is computed once per row.
     """
     p0, p1, c = pl.col("baseline_price"), pl.col("scenario_price"), pl.col("unit_cost")
-    q0, q, lo, hi = (
-        pl.col(k)
-        for k in ("baseline_quantity", "scenario_quantity", "quantity_low", "quantity_high")
+    q0, q, lo, hi, k = (
+        pl.col(name)
+        for name in (
+            "baseline_quantity",
+            "scenario_quantity",
+            "quantity_low",
+            "quantity_high",
+            "_k",
+        )
     )
     e = pl.col("elasticity").fill_nan(None)
     se = pl.col("std_error").fill_nan(0.0).fill_null(0.0)
     log_r = (p1 / p0).log()
-    k = (Z90 * se * log_r).exp()  # units at e -/+ Z90 se: q / k and q * k
     m = p1 - c
     df = base.with_columns(pl.Series("scenario_price", np.asarray(new_price, dtype=float)))
-    df = (
-        df.with_columns(
+    return (
+        df.lazy()
+        .with_columns(
             (p1 != p0).alias("changed"),
             (pl.col("baseline_units") * horizon).alias("baseline_quantity"),
+            (Z90 * se * log_r).exp().alias("_k"),  # units at e -/+ Z90 se: q / k and q * k
         )
         .with_columns(
             pl.when(pl.col("changed"))
@@ -198,14 +217,16 @@ def project_rows(base: pl.DataFrame, new_price: np.ndarray, horizon: int) -> pl.
             pl.min_horizontal(q / k, q * k).alias("quantity_low"),
             pl.max_horizontal(q / k, q * k).alias("quantity_high"),
         )
-    )
-    return df.with_columns(
-        (p0 * q0).alias("baseline_revenue"),
-        (p1 * q).alias("scenario_revenue"),
-        (p1 * lo).alias("revenue_low"),
-        (p1 * hi).alias("revenue_high"),
-        ((p0 - c) * q0).alias("baseline_profit"),
-        (m * q).alias("scenario_profit"),
-        pl.when(m >= 0).then(m * lo).otherwise(m * hi).alias("profit_low"),
-        pl.when(m >= 0).then(m * hi).otherwise(m * lo).alias("profit_high"),
+        .with_columns(
+            (p0 * q0).alias("baseline_revenue"),
+            (p1 * q).alias("scenario_revenue"),
+            (p1 * lo).alias("revenue_low"),
+            (p1 * hi).alias("revenue_high"),
+            ((p0 - c) * q0).alias("baseline_profit"),
+            (m * q).alias("scenario_profit"),
+            pl.when(m >= 0).then(m * lo).otherwise(m * hi).alias("profit_low"),
+            pl.when(m >= 0).then(m * hi).otherwise(m * lo).alias("profit_high"),
+        )
+        .drop("_k")
+        .collect()
     )

@@ -12,7 +12,7 @@ from pricelab.demand.from_store import cross_table
 from pricelab.errors import UsageError
 from pricelab.store import Store, record_run
 
-from .aggregate import ALL, aggregate
+from .aggregate import ALL, aggregate, market_category_levels
 from .agree import describe, plan_checks
 from .cross import with_cross
 from .project import ChangeApplier, project_rows, resolve_estimates, resolve_plan
@@ -224,14 +224,18 @@ def simulate(
     base, season, window = baseline_window(
         store, spec, est_run, engine=engine, source=source, spark=spark, tables=names
     )
-    base = base.with_columns(
-        pl.col("baseline_units") * pl.Series(season.factor),
-        pl.Series("seasonal_factor", season.factor),
-    )
+    if season.applied:
+        base = base.with_columns(
+            pl.col("baseline_units") * pl.Series(season.factor),
+            pl.Series("seasonal_factor", season.factor),
+        )
+    else:  # every factor is 1.0: the units stay as they are
+        base = base.with_columns(pl.lit(1.0).alias("seasonal_factor"))
     applier = ChangeApplier(store, base, plans, tables=names)
     warnings: list[str] = list(season.warnings)
     n_no_e = base["elasticity"].null_count() + int(base["elasticity"].is_nan().sum())
     cross = cross_table(store, est_run, tables=names)
+    levels = market_category_levels(base)  # the same groups for every scenario
     tables, aggs = [], []
     for s in spec.scenarios:
         new_price = applier.prices(s)
@@ -245,7 +249,9 @@ def simulate(
             )
         tables.append(_rows(s.name, proj))
         aggs.append(
-            aggregate(proj, draws=draws, seed=seed).with_columns(pl.lit(s.name).alias("scenario"))
+            aggregate(proj, draws=draws, seed=seed, levels=levels).with_columns(
+                pl.lit(s.name).alias("scenario")
+            )
         )
     for ref, plan in plans.items():
         cmp = base.join(plan, on=["item_id", "market"], how="inner").filter(
