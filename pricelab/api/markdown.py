@@ -106,7 +106,6 @@ def markdown_replay_ref(scenario: PathLike | dict[str, Any]) -> str | None:
     ``description``; anything else next to ``markdown_run`` is a ConfigError naming the key.
     """
     from pricelab.configfile import ConfigContext, check_keys, parse_config, read_config
-    from pricelab.markdown.replay import KEYS
     from pricelab.urls import display
 
     if isinstance(scenario, dict):
@@ -115,6 +114,9 @@ def markdown_replay_ref(scenario: PathLike | dict[str, Any]) -> str | None:
         data, ctx = parse_config(read_config(scenario, "scenario file"), display(scenario))
     if not isinstance(data, dict) or "markdown_run" not in data:
         return None
+    # imported only for a replay file: pricelab.markdown is not needed by a what-if
+    from pricelab.markdown.replay import KEYS
+
     check_keys(ctx, (), data, KEYS)
     ref = data["markdown_run"]
     if not isinstance(ref, str) or not ref.strip():
