@@ -163,3 +163,31 @@ def test_combination_values_match_sorting_their_cells() -> None:
     want_fl, want_rel = knapsack_value(d.reshape(200, -1), w.reshape(200, -1), stock[c_pool])
     assert np.allclose(rel, want_rel) and np.allclose(fl, want_fl)
     assert (fl < rel - 1e-9).any()  # some combinations do sell units of a negative weight
+
+
+def test_switch_week_keeps_valid_paths_and_only_improves() -> None:
+    """Switching between two paths mid-season: every path stays on the ladder, monotone and
+    min_weeks apart, is the old one or a switch of the two, no pool loses value, pools under
+    the target sell no fewer units, and some pools gain (a later markdown beats both)."""
+    from pricelab.markdown.choose import valid_paths
+    from pricelab.markdown.fluid import fluid
+    from pricelab.markdown.switch import switch_week
+
+    prob = problem(200, 4)
+    r, t, _ = prob.shape
+    a = np.full((r, t), 2, dtype=np.int8)
+    b = np.ones((r, t), dtype=np.int8)
+    b[::3] = 2  # these rows do not switch
+    bp = prob.base_price()
+    out = fluid(prob.demand, b, prob.pool, prob.pool_stock, prob.pool_salvage, bp)
+    of_pool = prob.targets()[0]
+    path, new = switch_week(prob, a, b, b, out, bp, of_pool)
+    assert valid_paths(path, prob.config.min_weeks_between_changes).all()
+    for i in range(r):
+        k = int(np.argmax(path[i] != b[i])) if (path[i] != b[i]).any() else 0
+        assert (path[i] == b[i]).all() or (
+            (path[i, :k] == b[i, :k]).all() and (path[i, k:] == a[i, k:]).all()
+        )
+    assert (new.value >= out.value - 1e-9).all() and (new.value > out.value + 1e-6).any()
+    tgt = of_pool >= 0
+    assert (new.sold[tgt] >= out.sold[tgt] - 1e-9).all()

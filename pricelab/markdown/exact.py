@@ -29,6 +29,9 @@ MAX_PATHS = 24
 MAX_COMBOS = 512
 EPS = 1e-9
 # (paths per row, combinations per pool, pools: the worst ones first, None = every open pool)
+# each pass takes the pools of the largest gap until closing them would prove this fraction
+# of the tolerance (the passes stop below half of it)
+ENUM_AIM = 0.2
 ENUM_PASSES: tuple[tuple[int, int, int | None], ...] = (
     (16, 256, None),
     (48, 2048, None),

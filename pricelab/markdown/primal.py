@@ -140,7 +140,7 @@ def _enumerate(
     first pass with small caps finds better plans (less slack), a second lists more paths
     on the pools still open."""
     from pricelab.markdown.choose import choose_and_repair
-    from pricelab.markdown.exact import ENUM_PASSES, close_pools
+    from pricelab.markdown.exact import ENUM_AIM, ENUM_PASSES, close_pools
 
     cfg = prob.config
     stock = prob.pool_stock.astype(float)
@@ -153,8 +153,10 @@ def _enumerate(
         score = out.value + mu_pool * out.sold
         gap = pool_ub - score
         open_p = np.nonzero(gap > 0.01 * cfg.gap_tolerance * np.maximum(np.abs(pool_ub), 1.0))[0]
-        if max_pools is not None:
-            open_p = open_p[np.argsort(-gap[open_p], kind="stable")[:max_pools]]
+        open_p = open_p[np.argsort(-gap[open_p], kind="stable")[:max_pools]]
+        # the worst pools first, only as many as the proven gap needs if they all closed
+        need = upper - float(out.value.sum()) - ENUM_AIM * cfg.gap_tolerance * abs(upper)
+        open_p = open_p[: int(np.searchsorted(np.cumsum(gap[open_p]), need)) + 1]
         if not len(open_p):
             break
         cand = path.copy()

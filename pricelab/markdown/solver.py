@@ -28,6 +28,7 @@ from pricelab.markdown.fluid import FluidOutcome, fluid
 from pricelab.markdown.multipliers import find_multipliers
 from pricelab.markdown.primal import _enumerate, _mix, _polish
 from pricelab.markdown.problem import MarkdownProblem
+from pricelab.markdown.switch import switch_week
 
 BISECT_ITERS = 16
 
@@ -229,6 +230,7 @@ def solve_core(
     pick_b = choose_and_repair(out_a, out_b, mu_pool, of_pool, units)
     path = np.where(pick_b[prob.pool][:, None], path_b, path_a)
     out = fluid(prob.demand, path, prob.pool, stock, prob.pool_salvage, base_price)
+    path, out = switch_week(prob, path_a, path_b, path, out, base_price, of_pool)
     target_term = float((mu * units).sum())
     path, out, pool_ub = _enumerate(
         prob, dp, path, out, pool_ub, lam, mu_pool, of_pool, units, base_price, target_term
