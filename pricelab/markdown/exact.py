@@ -246,8 +246,9 @@ def _value_combinations(
     weight) is a fractional knapsack, equal to its dual ``min_lam lam S + sum_c d_c (w_c -
     lam)+`` over ``lam >= 0``, whose minimum is at 0 or at one of the cells' weights. A
     row's weight depends only on its level, so the pool's candidates are its rows' positive
-    level weights: per listed path ``g(lam)`` at each (one pass over its units per level),
-    per combination a sum of ``g`` rows and a minimum. The fluid value also sells units of a
+    level weights: per listed path ``g(lam)`` at each (running sums over the sorted
+    candidates), per combination a binary search for the minimum (the first candidate where
+    the units above it fit the stock) and a sum of ``g``. The fluid value also sells units of a
     negative weight while stock is left; it differs only for combinations with such units,
     which are valued by sorting their cells (:func:`knapsack_value`).
     """
@@ -263,14 +264,45 @@ def _value_combinations(
     per_level = np.bincount(
         (np.arange(n)[:, None] * lv + lev).ravel(), weights=d_p.ravel(), minlength=n * lv
     ).reshape(n, lv)
-    lam_n = grid[pl_[p_row]]
-    g = np.zeros((n + 1, grid.shape[1]))  # the last row (id -1: no row at that rank) stays 0
-    for k in range(lv):
-        g[:n] += per_level[:, k, None] * np.maximum(wmu[p_row, k][:, None] - lam_n, 0.0)
-    val = grid[c_pool] * stock[c_pool][:, None]
-    for j in range(c_ids.shape[1]):
-        val += g[c_ids[:, j]]
-    rel = val.min(axis=1)
+    # sorted candidates; each row-level weight's place among its pool's candidates
+    slot = 1 + rank[:, None] * lv + np.arange(lv)[None, :]
+    order = np.argsort(grid, axis=1, kind="stable")
+    grid = np.take_along_axis(grid, order, axis=1)
+    n_j = grid.shape[1]
+    place = np.empty_like(order)
+    np.put_along_axis(place, order, np.broadcast_to(np.arange(n_j), order.shape), axis=1)
+    at = place[pl_[:, None], slot]  # (R, L); a candidate below a weight is one before it
+    # per path: units and value of the weights above each candidate (a reversed running sum
+    # from each weight's place), g = value above - lam x units above; the last row (id -1,
+    # no row at that rank) stays 0
+    live = (per_level > 0) & pos[p_row]
+    cell = (np.arange(n)[:, None] * n_j + at[p_row] - 1)[live]
+    size = (n + 1) * n_j
+    above = np.bincount(cell, weights=per_level[live], minlength=size).reshape(n + 1, n_j)
+    worth = np.bincount(cell, weights=(per_level * wmu[p_row])[live], minlength=size)
+    above = np.cumsum(above[:, ::-1], axis=1)[:, ::-1]
+    worth = np.cumsum(worth.reshape(n + 1, n_j)[:, ::-1], axis=1)[:, ::-1]
+    lam_n = np.vstack([grid[pl_[p_row]], np.zeros((1, n_j))])
+    g = worth - lam_n * above
+    # the dual is convex with its kinks on the grid: its minimum is at the first candidate
+    # where the units above it fit the stock (binary search, all combinations at once)
+    s_c = stock[c_pool]
+    lo = np.zeros(len(c_pool), dtype=np.int64)
+    hi = np.full(len(c_pool), n_j - 1, dtype=np.int64)
+    g_flat, above_flat = g.ravel(), above.ravel()
+    base = [c_ids[:, j] * n_j for j in range(c_ids.shape[1])]  # -1: the zero row
+    base = [np.where(b < 0, n * n_j, b) for b in base]
+    while (lo < hi).any():
+        mid = (lo + hi) // 2
+        units = np.zeros(len(c_pool))
+        for b in base:
+            units += above_flat[b + mid]
+        fits = units <= s_c
+        hi = np.where(fits, mid, hi)
+        lo = np.where(fits, lo, mid + 1)
+    rel = grid[c_pool, lo] * s_c
+    for b in base:
+        rel += g_flat[b + lo]
     fl = rel.copy()
     neg = np.append((per_level * (wmu[p_row] < 0)).sum(axis=1) > 0, False)
     odd = np.nonzero(neg[c_ids].any(axis=1))[0]
