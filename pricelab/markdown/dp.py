@@ -21,9 +21,15 @@ import numpy as np
 NEG = -np.inf
 
 
-def level_major(demand: np.ndarray) -> np.ndarray:
-    """(T, L, R) contiguous copy of a (R, T, L) demand block."""
-    return np.ascontiguousarray(np.asarray(demand, dtype=float).transpose(1, 2, 0))
+def level_major(demand: np.ndarray, block: int = 2048) -> np.ndarray:
+    """(T, L, R) contiguous copy of a (R, T, L) demand block, copied ``block`` rows at a
+    time (a cache-sized transpose: several times faster than one strided copy)."""
+    demand = np.asarray(demand, dtype=float)
+    r, t_len, lv = demand.shape
+    out = np.empty((t_len, lv, r))
+    for i in range(0, r, block):
+        out[:, :, i : i + block] = demand[i : i + block].transpose(1, 2, 0)
+    return out
 
 
 def _blend(a: Any, b: Any, take: np.ndarray) -> np.ndarray:
@@ -145,7 +151,9 @@ def best_paths(
 
 def path_demand(demand: np.ndarray, path: np.ndarray) -> np.ndarray:
     """(R, T) expected demand along ``path``."""
-    return np.take_along_axis(demand, path[:, :, None].astype(np.intp), axis=2)[:, :, 0]
+    r, t_len, lv = demand.shape
+    cell = (np.arange(r)[:, None] * t_len + np.arange(t_len)[None, :]) * lv + path
+    return np.ascontiguousarray(demand).reshape(-1)[cell]
 
 
 def path_weight(weight: np.ndarray, path: np.ndarray) -> np.ndarray:

@@ -85,16 +85,19 @@ def _allocate(d: np.ndarray, rank: np.ndarray, pool: np.ndarray, stock: np.ndarr
     by_pool = np.argsort(pool, kind="stable")
     pos = np.empty(r, dtype=np.int64)
     pos[by_pool] = np.arange(r) - (np.cumsum(counts) - counts)[pool[by_pool]]
-    cols = np.arange(t_len)[None, :] * width + pos[:, None]  # (R, T): week-major in a pool
-    key = np.full((n_pools, t_len * width), np.inf)
-    dm = np.zeros((n_pools, t_len * width))
-    key[pool[:, None], cols] = -rank
-    dm[pool[:, None], cols] = d
-    order = np.argsort(key, axis=1, kind="stable")
-    ds = np.take_along_axis(dm, order, axis=1)
+    span = t_len * width
+    # (R, T) place in the table: week-major within a pool
+    cell = pool[:, None] * span + np.arange(t_len)[None, :] * width + pos[:, None]
+    key = np.full(n_pools * span, np.inf)
+    dm = np.zeros(n_pools * span)
+    key[cell] = -rank
+    dm[cell] = d
+    order = np.argsort(key.reshape(n_pools, span), axis=1, kind="stable")
+    order += np.arange(n_pools)[:, None] * span
+    ds = dm[order]
     x = np.clip(stock[:, None] - (np.cumsum(ds, axis=1) - ds), 0.0, ds)
-    np.put_along_axis(dm, order, x, axis=1)
-    return dm[pool[:, None], cols]
+    dm[order] = x
+    return dm[cell]
 
 
 def _allocate_flat(

@@ -53,6 +53,8 @@ def switch_week(
             mix[sw, k:] = then[sw, k:]
             ok = valid_paths(mix, cfg.min_weeks_between_changes, monotone=cfg.monotone)
             bad = np.bincount(pl_, weights=~ok, minlength=len(pools)) > 0
+            if bad.all():  # e.g. back up from the deeper path: never on a monotone ladder
+                continue
             o = fluid(dem, mix, pl_, stock, salv, bp)
             tol = 1e-12 * np.maximum(np.abs(val), 1.0)
             better = (o.value > val + tol) & ~bad & (~targeted | (o.sold >= sold - 1e-9))
