@@ -40,21 +40,21 @@ def brute_force_market(prob, market: str, need: float) -> float:
 @pytest.mark.parametrize(("seed", "pct"), [(302, 75.0), (306, 85.0), (309, 95.0)])
 def test_market_target_against_brute_force(seed: int, pct: float) -> None:
     """One item in three markets sharing its stock; market M0 must sell pct% of its share.
-    The plan meets it, is within the reported gap of the brute-force optimum, and the
-    bound is not below that optimum."""
+    The plan meets it, is within 1e-4 of the brute-force optimum with that gap proven, and
+    the bound is not below that optimum."""
     rng = np.random.default_rng(seed)
     prob = make(rng, 1, 3, 3, [0, 25, 50], milp_max_pools=0)
     prob.pool_stock = prob.pool_stock * 1.4  # enough stock that M0's target binds
     prob.config = replace(prob.config, market_rules={"M0": {"sell_through_min_pct": pct}})
     _, _, units = prob.market_targets()
     sol = solve_markdown(prob)
-    check_plan(replace(prob, config=replace(prob.config, gap_tolerance=1.0)), sol)
+    check_plan(prob, sol)  # the proven gap is within the tolerance (1e-4)
     sold_m0 = sol.outcome.sales[prob.market == "M0"].sum()
-    assert sold_m0 >= units[0] * (1 - 1e-9)
+    assert sold_m0 >= units[0] - 1e-5
     best = brute_force_market(prob, "M0", float(units[0]))
-    assert sol.upper_bound >= best * (1 - 1e-9)
-    assert sol.value <= best * (1 + 1e-9)
-    assert sol.value >= best * (1 - max(sol.gap, 1e-9)) - 1e-6
+    assert sol.upper_bound >= best * (1 - 1e-7)
+    assert sol.value <= best * (1 + 1e-7)
+    assert sol.value >= best * (1 - 1e-4)
     assert sol.target_names[-1] == "market M0"
     assert sol.target_multiplier[-1] > 0  # the target binds: without it M0 sells less
 

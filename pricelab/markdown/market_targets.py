@@ -9,6 +9,12 @@ most including the bonus: the target's market first). The multipliers are found 
 smallest found at which the plan meets every market target. For any multipliers
 ``bound(mu) - sum_m mu_m T_m`` bounds every plan that meets the targets from above; the
 smallest such bound seen is reported.
+
+Targets couple pools, so at the multipliers a few pools sit on a tie (their plan differs
+just below and just above). While the proven gap is above the tolerance, those swing pools
+are re-planned exactly by one MILP with every target (category and market) and the other
+pools as they are, and a problem small enough is solved whole by MILP
+(:mod:`pricelab.markdown.targets`).
 """
 
 from __future__ import annotations
@@ -19,14 +25,15 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from pricelab.errors import InfeasibleError
 from pricelab.markdown.fluid import fluid
 from pricelab.markdown.problem import MarkdownProblem
+from pricelab.markdown.targets import Covers, check_feasible, covers, repair_swing, solve_exact
 
 if TYPE_CHECKING:  # the solver imports this module when a plan has market targets
     from pricelab.markdown.solver import MarkdownSolution
 
 ITERS = 30
+BRACKET = 1e-4  # relative width of the multipliers' bracket at which the search stops
 
 
 def solve_with_market_targets(
@@ -38,12 +45,14 @@ def solve_with_market_targets(
     tagged = row_t >= 0
     base_price = prob.base_price()
     best_ub = np.inf
-    of_pool, cat_names, _ = prob.targets()
+    cov = covers(prob)
+    check_feasible(prob, cov)  # names the target(s) no plan can meet
+    tried: list[np.ndarray] = []  # paths at multipliers below the chosen ones
 
     def run(mu: np.ndarray) -> tuple[MarkdownSolution, np.ndarray]:
         nonlocal best_ub
         bonus = np.where(tagged, mu[np.maximum(row_t, 0)], 0.0)
-        sol = core(prob, bonus, milp=False)  # the MILP does not see market targets
+        sol = core(prob, bonus, milp=False)  # the pools' MILP does not see market targets
         out = fluid(
             prob.demand,
             sol.path,
@@ -55,12 +64,7 @@ def solve_with_market_targets(
         )
         best_ub = min(best_ub, sol.upper_bound - float((mu * units).sum()))
         sold = np.bincount(row_t[tagged], weights=out.sales.sum(axis=1)[tagged], minlength=n)
-        cat = of_pool >= 0
-        cat_sold = np.bincount(of_pool[cat], weights=out.sold[cat], minlength=len(cat_names))
-        return (
-            replace(sol, outcome=out, value=float(out.value.sum()), target_sold=cat_sold),
-            sold,
-        )
+        return replace(sol, outcome=out, value=float(out.value.sum())), sold
 
     def met(sold: np.ndarray) -> np.ndarray:
         return np.asarray(sold >= units * (1 - 1e-9) - 1e-9)
@@ -69,45 +73,78 @@ def solve_with_market_targets(
     sol, sold = run(zero)
     mu = zero
     if not met(sold).all():
+        tried.append(sol.path)
         scale = float(np.nanmax(base_price))
-        huge = np.where(met(sold), 0.0, 1e6 * scale)
-        _, most = run(huge)
-        bad = np.nonzero(~met(most))[0]
-        if len(bad):
-            g = int(bad[0])
-            raise InfeasibleError(
-                f"sell_through_min_pct: market {names[g]!r} needs {units[g]:.0f} units sold, "
-                f"but at most {most[g]:.0f} sell even at the deepest allowed discount "
-                "from week 1",
-                hint="lower the market's target or allow deeper discounts",
-            )
         need = ~met(sold)
         lo, hi = zero.copy(), np.where(need, scale, 0.0)
         sol, sold = run(hi)
-        for _ in range(40):  # grow until every target is met
+        for _ in range(40):  # grow until every target is met (feasible: checked above)
             short = ~met(sold)
             if not short.any():
                 break
-            lo, hi = np.where(short, hi, lo), np.where(short, hi * 4.0, hi)
+            tried.append(sol.path)
+            need |= short  # a market met alone can fall short once the others are pushed
+            lo = np.where(short, hi, lo)
+            hi = np.where(short, np.where(hi > 0, hi * 4.0, scale), hi)
             sol, sold = run(hi)
         mu = hi
         for _ in range(ITERS):
-            act = need & ((hi - lo) > 1e-6 * np.maximum(1.0, hi))
-            if not act.any():
+            act = need & ((hi - lo) > BRACKET * np.maximum(1.0, hi))
+            if not act.any() or _closed(prob, best_ub, sol.value):
                 break
             mid = np.where(act, 0.5 * (lo + hi), hi)
             s_mid, sold_mid = run(mid)
             ok = met(sold_mid)
             if ok.all() and s_mid.value >= sol.value:
                 sol, sold, mu = s_mid, sold_mid, mid
+            elif not ok.all():
+                tried.append(s_mid.path)
             hi = np.where(act & ok, mid, hi)
             lo = np.where(act & ~ok, mid, lo)
+    sol, best_ub = _close(prob, sol, tried[-1:], cov, best_ub)
+    cat_sold = cov.sold(sol.outcome.sales)
+    n_cat = len(cov.units) - n
     return replace(
         sol,
         upper_bound=best_ub,
         target_names=[*sol.target_names, *(f"market {m}" for m in names)],
         target_units=np.r_[sol.target_units, units],
         target_multiplier=np.r_[sol.target_multiplier, mu],
-        target_sold=np.r_[sol.target_sold, sold],
+        target_sold=cat_sold if n_cat == len(sol.target_units) else np.r_[sol.target_sold, sold],
         stats={**sol.stats, "market_targets": n},
     )
+
+
+def _closed(prob: MarkdownProblem, upper: float, value: float, share: float = 0.5) -> bool:
+    """True when the proven gap is within ``share`` of the tolerance."""
+    return upper - value <= share * prob.config.gap_tolerance * max(abs(upper), 1e-12)
+
+
+def _close(
+    prob: MarkdownProblem,
+    sol: MarkdownSolution,
+    tried: list[np.ndarray],
+    cov: Covers,
+    upper: float,
+) -> tuple[MarkdownSolution, float]:
+    """While the proven gap is open: the swing pools' MILP, then the whole-problem MILP."""
+    gaps = {"gap_search": _gap(upper, sol.value)}
+    if not _closed(prob, upper, sol.value, 1.0):
+        got = repair_swing(prob, sol.path, sol.outcome, tried, cov)
+        if got is not None:
+            sol = replace(sol, path=got[0], outcome=got[1], value=float(got[1].value.sum()))
+        gaps["gap_repair"] = _gap(upper, sol.value)
+    if not _closed(prob, upper, sol.value, 1.0):
+        exact = solve_exact(prob, cov)
+        if exact is not None:
+            path, out, bound = exact
+            upper = min(upper, bound)
+            if float(out.value.sum()) > sol.value and cov.met(out.sales):
+                sol = replace(sol, path=path, outcome=out, value=float(out.value.sum()))
+            sol = replace(sol, milp_pools=len(prob.pool_stock))
+        gaps["gap_exact"] = _gap(upper, sol.value)
+    return replace(sol, stats={**sol.stats, **gaps}), upper
+
+
+def _gap(upper: float, value: float) -> float:
+    return max(0.0, upper - value) / max(abs(upper), 1e-12)

@@ -69,11 +69,47 @@ def solve_pools_milp(
     floor: np.ndarray | None = None,
     group_floor: float | None = None,
     node_limit: int = 200,
+    covers: list[tuple[np.ndarray, float]] | None = None,
 ) -> tuple[np.ndarray, float, float, bool]:
     """Best paths of the rows (pools 0..P-1 local) maximising ``sum x * weight``.
 
+    ``group_floor``: all rows together sell at least this many units; ``covers``: (row mask,
+    units) pairs, the masked rows together sell at least that many (sell-through targets).
     Returns (path (R, T), objective, dual bound, optimal?).
     """
+    path, _, obj, bound, ok = solve_rows_milp(
+        demand,
+        weight,
+        n_levels,
+        pool,
+        stock,
+        monotone=monotone,
+        min_weeks=min_weeks,
+        floor=floor,
+        group_floor=group_floor,
+        node_limit=node_limit,
+        covers=covers,
+    )
+    return path, obj, bound, ok
+
+
+def solve_rows_milp(
+    demand: np.ndarray,
+    weight: np.ndarray,
+    n_levels: np.ndarray,
+    pool: np.ndarray,
+    stock: np.ndarray,
+    *,
+    monotone: bool,
+    min_weeks: int,
+    floor: np.ndarray | None = None,
+    group_floor: float | None = None,
+    node_limit: int = 200,
+    covers: list[tuple[np.ndarray, float]] | None = None,
+) -> tuple[np.ndarray, np.ndarray, float, float, bool]:
+    """:func:`solve_pools_milp` that also returns the units sold (R, T): (path, sales,
+    objective, dual bound, optimal?). Sales are on the path and within every pool's stock;
+    they meet every cover up to HiGHS' feasibility tolerance (1e-6 units)."""
     from scipy.optimize import Bounds, LinearConstraint, milp
     from scipy.sparse import coo_matrix
 
@@ -127,6 +163,9 @@ def solve_pools_milp(
     b.add_coo(total, ix.ravel(), np.ones(nz), lo_tot - 1e-9 * np.maximum(stock, 1.0), stock, p_n)
     if group_floor is not None:
         b.add(ix.reshape(1, -1), 1.0, group_floor * (1 - 1e-12), np.inf)
+    for mask, need in covers or []:
+        if need > 0 and mask.any():
+            b.add(ix[mask].reshape(1, -1), 1.0, need, np.inf)
     a = coo_matrix(
         (np.concatenate(b.vals), (np.concatenate(b.rows), np.concatenate(b.cols))),
         shape=(b.n, nvar),
@@ -148,10 +187,17 @@ def solve_pools_milp(
         options={"mip_rel_gap": 1e-7, "node_limit": node_limit},
     )
     if res.x is None:
-        return np.zeros((r, t_len), dtype=np.int8), -np.inf, np.inf, False
+        return np.zeros((r, t_len), dtype=np.int8), np.zeros((r, t_len)), -np.inf, np.inf, False
     path = np.argmax(res.x[:nz].reshape(r, t_len, lv), axis=2).astype(np.int8)
     bound = -float(res.mip_dual_bound) if res.mip_dual_bound is not None else np.inf
-    return path, -float(res.fun), bound, bool(res.status == 0)
+    on_path = np.take_along_axis(d, path[:, :, None].astype(np.intp), axis=2)[:, :, 0]
+    x = res.x[nz : 2 * nz].reshape(r, t_len, lv)
+    sales = np.clip(
+        np.take_along_axis(x, path[:, :, None].astype(np.intp), axis=2)[:, :, 0], 0, on_path
+    )
+    per_pool = np.bincount(pool, weights=sales.sum(axis=1), minlength=p_n)
+    sales *= np.minimum(1.0, stock / np.maximum(per_pool, 1e-300))[pool][:, None]
+    return path, sales, -float(res.fun), bound, bool(res.status == 0)
 
 
 def improve_with_milp(
