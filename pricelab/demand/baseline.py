@@ -183,21 +183,19 @@ def _in_key_order(agg: pl.DataFrame) -> pl.DataFrame:
     market`` sorts them (byte order), in polars: one string key (``item_id NUL market``)
     sorts faster than two, and than DuckDB's sort with its payload. The key orders like
     the pair unless an item_id holds a NUL byte, which the check after the sort catches."""
-    keys = agg.select("item_id", "market")
-    perm = keys.select(pl.concat_str("item_id", pl.lit("\x00"), "market").arg_sort()).to_series()
-    if _key_sorted(keys[perm]):
-        return agg[perm]
-    return _sorted(agg)
+    key = pl.concat_str("item_id", pl.lit("\x00"), "market")
+    df = agg[agg.select(key.arg_sort()).to_series()]
+    return df if _key_sorted(df) else _sorted(agg)
 
 
-def _key_sorted(keys: pl.DataFrame) -> bool:
+def _key_sorted(df: pl.DataFrame) -> bool:
     """True when ``item_id, market`` strictly increase row by row (a null fails)."""
-    if keys.height < 2:
+    if df.height < 2:
         return True
     i, m = pl.col("item_id"), pl.col("market")
     ni, nm = i.shift(-1), m.shift(-1)
     up = ((i < ni) | ((i == ni) & (m < nm))).fill_null(False)
-    return bool(keys.select(up.head(keys.height - 1).all()).item())
+    return bool(df.select(up.head(df.height - 1).all()).item())
 
 
 def _sorted(df: pl.DataFrame) -> pl.DataFrame:

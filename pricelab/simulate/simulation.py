@@ -11,6 +11,7 @@ import polars as pl
 from pricelab.demand.from_store import cross_table
 from pricelab.errors import UsageError
 from pricelab.store import Store, record_run
+from pricelab.store.runs import fingerprint_ahead
 
 from .aggregate import ALL, aggregate, market_category_levels
 from .agree import describe, plan_checks
@@ -48,6 +49,14 @@ EXTRA_COLUMNS = [
     "seasonal_factor",
     "cannibalised_quantity",
 ]
+
+
+#: whether there are sales, the baseline window's dates (one parameter: weeks; as
+#: :func:`pricelab.demand.baseline.window_dates`) and the base currency, in one query
+_FACTS_SQL = (
+    "SELECT count(*), CAST(max(date) - to_days(CAST(? AS INTEGER) * 7) AS DATE), max(date), "
+    "(SELECT value FROM meta WHERE key = 'base_currency') FROM sales"
+)
 
 
 @dataclass
@@ -210,19 +219,22 @@ def simulate(
         raise UsageError(f"draws must be a whole number >= 0, got {draws!r}")
     spec = load_scenario(scenario)
     names = set(store.table_names())  # one catalog query for the whole call
-    if (
-        engine == "local"
-        and source is None
-        and ("sales" not in names or not store.execute("SELECT count(*) FROM sales")[0][0])
-    ):
-        store.require_sales()  # raises EmptyStoreError with the store's message
+    dates, currency = None, None
+    if engine == "local" and source is None:
+        n_sales, *dates, currency = (0, None, None, None)
+        if "sales" in names:  # one query: any sales, the window's dates, the base currency
+            n_sales, *dates, currency = store.execute(_FACTS_SQL, [spec.baseline_weeks])[0]
+        if not n_sales:
+            store.require_sales()  # raises EmptyStoreError with the store's message
     est_run = resolve_estimates(store, estimates, tables=names)
     plan_runs: dict[str, str] = {}
     plans: dict[str, pl.DataFrame] = {}
     for ref in spec.plan_refs:
         plan_runs[ref], plans[ref] = resolve_plan(store, ref)
+    # simulate writes no input table: the run's input fingerprint is taken while it works
+    inputs = fingerprint_ahead(store) if record else None
     base, season, window = baseline_window(
-        store, spec, est_run, engine=engine, source=source, spark=spark, tables=names
+        store, spec, est_run, engine=engine, source=source, spark=spark, tables=names, dates=dates
     )
     if season.applied:
         base = base.with_columns(
@@ -285,7 +297,7 @@ def simulate(
         plan_runs,
         draws,
         seed,
-        store.meta("base_currency", "EUR") or "EUR",
+        (currency if dates is not None else store.meta("base_currency")) or "EUR",
         window=window,
         seasonality=season.to_dict(),
     )
@@ -305,6 +317,7 @@ def simulate(
         run = record_run(
             store, "simulate", params, parents=[est_run, *dict.fromkeys(plan_runs.values())]
         )
+        run.inputs = inputs
         with store.transaction():
             store.write_result("scenarios", table, run.run_id)
             store.write_result("scenario_totals", agg, run.run_id)

@@ -9,7 +9,7 @@ exactly as the local baseline does; the projection and draws are the same code.
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from typing import Any
 
 import numpy as np
@@ -33,6 +33,7 @@ def baseline_window(
     source: Any = None,
     spark: Any = None,
     tables: Collection[str] | None = None,
+    dates: Sequence[Any] | None = None,
 ) -> tuple[pl.DataFrame, SeasonalAdjustment, dict[str, str]]:
     """Baseline rows, their seasonal adjustment and the window's dates.
 
@@ -52,6 +53,9 @@ def baseline_window(
         Session for the ``spark`` engine.
     tables : collection of str, optional
         The store's table names when the caller has them already.
+    dates : (after, through), optional
+        The local window's dates (:func:`pricelab.demand.baseline.window_dates`) when the
+        caller has them already.
 
     Returns
     -------
@@ -72,7 +76,7 @@ def baseline_window(
         base = baseline(store, weeks, estimates_run=est_run, mode=mode, tables=tables)
         _require_rows(base, store.path)
         season = _season(store, base, spec, est_run, tables)
-        after, through = window_dates(store, weeks)
+        after, through = window_dates(store, weeks) if dates is None else dates
         return base, season, {"after": str(after), "through": str(through)}
     from pricelab.engines import get_engine
 
