@@ -63,6 +63,19 @@ def test_dp_is_the_best_of_every_path(monotone: bool, min_weeks: int) -> None:
     for j, i in enumerate(rows):
         pos = w[i][p2[j]] > 0
         assert u2[j] == pytest.approx(d[i][np.arange(t), p2[j]][pos].sum(), abs=1e-9)
+    from pricelab.markdown import dp
+
+    dt = level_major(d, block=7)
+    assert np.array_equal(dt, level_major(d))
+    for sub in (None, rows):  # rows in blocks of 7: same paths, values and units
+        w_s, n_s = (w, nl) if sub is None else (w[sub], nl[sub])
+        want = best_paths_lm(dt, w_s, n_s, monotone=monotone, min_weeks=min_weeks, rows=sub)
+        old, dp.BLOCK = dp.BLOCK, 7
+        try:
+            got = best_paths_lm(dt, w_s, n_s, monotone=monotone, min_weeks=min_weeks, rows=sub)
+        finally:
+            dp.BLOCK = old
+        assert all(np.array_equal(a, b) for a, b in zip(want, got, strict=True))
 
 
 def _dual_at(prob, dp, nu: np.ndarray) -> np.ndarray:

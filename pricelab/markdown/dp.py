@@ -73,6 +73,9 @@ def _any_change(v0: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return val, arg
 
 
+BLOCK = 16384  # rows per DP block: a week's level x row arrays stay in cache
+
+
 def best_paths_lm(
     demand_t: np.ndarray,
     weight: np.ndarray,
@@ -87,8 +90,33 @@ def best_paths_lm(
     ``demand_t`` is (T, L, N); ``rows`` picks the R rows of it that ``weight`` (R, L) and
     ``n_levels`` (R,) describe (default: all). Clipped units are the units of the path in
     weeks where its weight is positive. Ties go to the shallower discount (and to keeping
-    the price).
+    the price). Rows are solved ``BLOCK`` at a time.
     """
+    r = weight.shape[0]
+    if r <= BLOCK:
+        return _block(demand_t, weight, n_levels, monotone, min_weeks, rows)
+    parts = []
+    sub: np.ndarray | slice
+    for i in range(0, r, BLOCK):
+        sel = slice(i, i + BLOCK)
+        sub = sel if rows is None else rows[sel]  # a slice reads a view of the block
+        parts.append(_block(demand_t, weight[sel], n_levels[sel], monotone, min_weeks, sub))
+    return (
+        np.concatenate([p[0] for p in parts]),
+        np.concatenate([p[1] for p in parts]),
+        np.concatenate([p[2] for p in parts]),
+    )
+
+
+def _block(
+    demand_t: np.ndarray,
+    weight: np.ndarray,
+    n_levels: np.ndarray,
+    monotone: bool,
+    min_weeks: int,
+    rows: np.ndarray | slice | None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`best_paths_lm` on one block of rows."""
     r, lv = weight.shape
     t_len = demand_t.shape[0]
     m = max(1, int(min_weeks))
