@@ -141,17 +141,29 @@ def _cap(
     count = np.bincount(row, minlength=len(best))
     if count.max(initial=0) <= cap:
         return (row, *rest, bound), delta
-    order = np.lexsort((-bound, row))
-    row_s, bound_s = row[order], bound[order]
-    first = np.r_[0, np.cumsum(count)[:-1]]
-    rank = np.arange(len(row_s)) - first[row_s]
+    thr = _kth_largest(row, bound, count, cap)
     over = count > cap
-    thr = np.full(len(best), -np.inf)
-    at = rank == cap
-    thr[row_s[at]] = bound_s[at]
     delta[over] = np.minimum(delta[over], best[over] - thr[over])
-    kept = np.sort(order[(rank < cap) & (bound_s > thr[row_s])])  # back in row order
+    kept = np.nonzero(bound > thr[row])[0]
     return (row[kept], *(x[kept] for x in rest), bound[kept]), delta
+
+
+def _kth_largest(group: np.ndarray, x: np.ndarray, count: np.ndarray, k: int) -> np.ndarray:
+    """Per group, the (k+1)-th largest ``x`` (-inf where a group has at most k): keeping
+    ``x > that`` keeps at most k per group. Entries are contiguous by group; only the groups
+    over k go into a groups x entries table, partitioned row by row (no sort)."""
+    thr = np.full(len(count), -np.inf)
+    over = np.nonzero(count > k)[0]
+    if not len(over):
+        return thr
+    first = np.cumsum(count) - count
+    lookup = np.full(len(count), -1, dtype=np.int64)
+    lookup[over] = np.arange(len(over))
+    e = np.nonzero(lookup[group] >= 0)[0]
+    table = np.full((len(over), int(count[over].max())), -np.inf)
+    table[lookup[group[e]], e - first[group[e]]] = x[e]
+    thr[over] = -np.partition(-table, k, axis=1)[:, k]
+    return thr
 
 
 def combine(
@@ -198,15 +210,9 @@ def combine(
         cols = [c[rep] for c in cols] + [pid]
         n_c = np.bincount(c_pool, minlength=n_pools)
         if n_c.max(initial=0) > max_combos:
-            order = np.lexsort((c_rc, c_pool))
-            c_pool, c_rc = c_pool[order], c_rc[order]
-            cols = [c[order] for c in cols]
-            rank = np.arange(len(c_pool)) - np.r_[0, np.cumsum(n_c)[:-1]][c_pool]
-            thr = np.full(n_pools, np.inf)
-            at = rank == max_combos
-            thr[c_pool[at]] = c_rc[at]
+            thr = -_kth_largest(c_pool, -c_rc, n_c, max_combos)  # (k+1)-th smallest
             limit = np.minimum(limit, thr)
-            keep = (rank < max_combos) & (c_rc < thr[c_pool])
+            keep = np.nonzero(c_rc < thr[c_pool])[0]
             c_pool, c_rc = c_pool[keep], c_rc[keep]
             cols = [c[keep] for c in cols]
     c_ids = np.stack(cols, axis=1) if cols else np.full((len(c_pool), 0), -1)
