@@ -34,6 +34,20 @@ class FluidOutcome:
         return self.revenue + self.salvage
 
 
+def select(a: FluidOutcome, b: FluidOutcome, pick_b: np.ndarray, pool: np.ndarray) -> FluidOutcome:
+    """The outcome of taking each pool's paths from ``b`` where ``pick_b`` (P,), else from
+    ``a``: pools are allocated independently, so this equals running :func:`fluid` on the
+    mixed paths."""
+    rows = pick_b[pool][:, None]
+    return FluidOutcome(
+        np.where(rows, b.sales, a.sales),
+        np.where(pick_b[:, None], b.stock_left, a.stock_left),
+        np.where(pick_b, b.revenue, a.revenue),
+        np.where(pick_b, b.salvage, a.salvage),
+        np.where(pick_b, b.sold, a.sold),
+    )
+
+
 def fluid(
     demand: np.ndarray,
     path: np.ndarray,

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from pricelab.markdown.fluid import FluidOutcome, fluid
+from pricelab.markdown.fluid import FluidOutcome, fluid, select
 from pricelab.markdown.problem import MarkdownProblem
 
 if TYPE_CHECKING:
@@ -187,5 +187,5 @@ def _enumerate(
         o_new = fluid(prob.demand, cand, prob.pool, stock, prob.pool_salvage, base_price)
         pick = choose_and_repair(out, o_new, mu_pool, of_pool, units)
         path = np.where(pick[prob.pool][:, None], cand, path)
-        out = fluid(prob.demand, path, prob.pool, stock, prob.pool_salvage, base_price)
+        out = select(out, o_new, pick, prob.pool)
     return path, out, pool_ub

@@ -24,7 +24,7 @@ import numpy as np
 
 from pricelab.errors import InfeasibleError
 from pricelab.markdown.dp import best_paths_lm, level_major, path_demand
-from pricelab.markdown.fluid import FluidOutcome, fluid
+from pricelab.markdown.fluid import FluidOutcome, fluid, select
 from pricelab.markdown.multipliers import find_multipliers
 from pricelab.markdown.primal import _enumerate, _mix, _polish
 from pricelab.markdown.problem import MarkdownProblem
@@ -229,7 +229,7 @@ def solve_core(
     upper = float(pool_ub.sum() - (mu * units).sum())
     pick_b = choose_and_repair(out_a, out_b, mu_pool, of_pool, units)
     path = np.where(pick_b[prob.pool][:, None], path_b, path_a)
-    out = fluid(prob.demand, path, prob.pool, stock, prob.pool_salvage, base_price)
+    out = select(out_a, out_b, pick_b, prob.pool)
     path, out = switch_week(prob, path_a, path_b, path, out, base_price, of_pool)
     target_term = float((mu * units).sum())
     path, out, pool_ub = _enumerate(
