@@ -56,6 +56,17 @@ def _take(a: np.ndarray, f: Callable[[np.ndarray], np.ndarray] | None = None) ->
     return lambda rows: f(a[rows])
 
 
+class _ByDay:
+    """A control that is a function of the date alone (trend, Fourier terms): a block
+    whose groups all have the same dates computes it once and broadcasts it."""
+
+    def __init__(self, days: np.ndarray, f: Callable[[np.ndarray], np.ndarray]) -> None:
+        self.days, self.f = days, f
+
+    def __call__(self, rows: Rows) -> np.ndarray:
+        return self.f(self.days[rows])
+
+
 def _years_since(origin_day: int) -> Callable[[np.ndarray], np.ndarray]:
     return lambda d: (d - origin_day) / YEAR_DAYS
 
@@ -80,15 +91,15 @@ def control_sources(
             days = df["date"].to_physical().to_numpy()  # days since 1970-01-01
             if name == "trend":
                 o = (origin - dt.date(1970, 1, 1)).days if origin is not None else 0
-                out["_c_trend"] = _take(days, _years_since(o))
+                out["_c_trend"] = _ByDay(days, _years_since(o))
             else:  # tables over the date range: no per-row calendar arithmetic
                 d0 = int(days.min())
                 span = pl.Series(np.arange(d0, int(days.max()) + 1, dtype=np.int32))
                 doy = span.cast(pl.Date).dt.ordinal_day().cast(pl.Float64).to_numpy()
                 angle = 2 * np.pi * doy / YEAR_DAYS
                 for h in range(1, 3 if name == "fourier2" else 2):
-                    out[f"_c_sin{h}"] = _take(days, _lookup(np.sin(h * angle), d0))
-                    out[f"_c_cos{h}"] = _take(days, _lookup(np.cos(h * angle), d0))
+                    out[f"_c_sin{h}"] = _ByDay(days, _lookup(np.sin(h * angle), d0))
+                    out[f"_c_cos{h}"] = _ByDay(days, _lookup(np.cos(h * angle), d0))
         else:
             if name not in df.columns:
                 raise UsageError(f"unknown control column '{name}' (not in sales)")
@@ -155,7 +166,15 @@ class Runs:
         g, p = gs.size, len(self.names) - 1
         X = np.empty((g, p, width))
         X[:, 0] = np.log(self.price[rows].reshape(g, width))
+        shared: np.ndarray | None = None  # the dates of every group, when all the same
         for j, (_, f) in enumerate(self.srcs):
+            if isinstance(f, _ByDay):
+                if shared is None:
+                    days = f.days[rows].reshape(g, width)
+                    shared = days[0] if (days == days[0]).all() else np.zeros(0)
+                if shared.size:  # the same values as per row, computed once
+                    X[:, 1 + j] = f.f(shared)[None, :]
+                    continue
             X[:, 1 + j] = f(rows).reshape(g, width)
         return X, self.qty[rows].reshape(g, width)
 
