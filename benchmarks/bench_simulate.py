@@ -11,8 +11,8 @@ Both are measured in the same run on the same DuckDB file:
 With ``--cli`` it also times the command as a user runs it, each a fresh process with
 start-up: ``pricelab simulate --db F --scenario S.yaml --draws 0`` (and ``--draws 1000``;
 the run is recorded and its rows written, as the CLI always does) against the bare query
-in its own process (``import duckdb``, connect, the query to Arrow), interleaved round
-by round.
+in its own process (``import duckdb`` alone, connect, the query to Arrow), interleaved
+round by round, each process's CPU seconds and peak memory from ``wait4``.
 Usage: python benchmarks/bench_simulate.py [--groups 100000] [--weeks 100] [--draws 1000]
     [--repeat 5] [--cli]
 One JSON line per path (medians of ``--repeat`` interleaved runs; see ``_bench.py``).
@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import statistics
 import subprocess
 import sys
@@ -93,33 +92,30 @@ def cli_paths(db: Path, draws: int, repeat: int) -> dict[str, list[float]]:
     env["PYTHONPYCACHEPREFIX"] = str(db.parent / "pycache")
     scen = db.with_suffix(".yaml")
     scen.write_text(json.dumps(SPEC))  # JSON is YAML
+    # the reference imports duckdb alone (the query's text is an argument): importing it
+    # from pricelab would load polars too and make the reference ~0.3 s slower
     bare = (
-        "import sys, duckdb; from pricelab.store.window import WINDOW_PREDICATE as W; "
-        "con = duckdb.connect(sys.argv[1], read_only=True); "
-        "con.sql('SELECT item_id, market, avg(quantity)::DOUBLE, avg(price)::DOUBLE, "
-        "avg(unit_cost)::DOUBLE, count(*) FROM sales WHERE ' + W + "
-        "' GROUP BY item_id, market', params=[8]).to_arrow_table()"
+        "import sys, duckdb; con = duckdb.connect(sys.argv[1], read_only=True); "
+        "con.sql(sys.argv[2], params=[8]).to_arrow_table()"
     )
     py = sys.executable
     cli = [py, "-m", "pricelab", "simulate", "--db", str(db), "--scenario", str(scen), "--draws"]
-    cmds = {"bare": [py, "-c", bare, str(db)], "cli 0": [*cli, "0"]}
+    cmds = {"bare": [py, "-c", bare, str(db), baseline_sql()], "cli 0": [*cli, "0"]}
     cmds[f"cli {draws}"] = [*cli, str(draws)]
     times: dict[str, list[float]] = {k: [] for k in cmds}
     for cmd in cmds.values():  # warm-up: bytecode, page cache
         subprocess.run(cmd, env=env, check=True, stdout=subprocess.DEVNULL)
     for _ in range(repeat):
         for name, cmd in cmds.items():
-            t, c = time.perf_counter(), _child_cpu()
-            subprocess.run(cmd, env=env, check=True, stdout=subprocess.DEVNULL)
+            t = time.perf_counter()
+            proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL)
+            _, status, use = os.wait4(proc.pid, 0)
             times[name].append(time.perf_counter() - t)
-            times.setdefault(f"{name} cpu", []).append(_child_cpu() - c)
+            if os.waitstatus_to_exitcode(status):
+                raise RuntimeError(f"{' '.join(cmd)} failed")
+            times.setdefault(f"{name} cpu", []).append(use.ru_utime + use.ru_stime)
+            times.setdefault(f"{name} peak", []).append(use.ru_maxrss / 1024)  # MB, own process
     return times
-
-
-def _child_cpu() -> float:
-    """CPU seconds (user + system) of the finished child processes so far."""
-    r = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return r.ru_utime + r.ru_stime
 
 
 def main() -> None:
@@ -206,6 +202,9 @@ def main() -> None:
                     baseline_weeks=8,
                     runs=ct[name],
                     ratio_range=[min(ratios), max(ratios)],
+                    command_peak_mb=max(ct[f"{name} peak"]),
+                    reference_peak_mb=max(ct["bare peak"]),
+                    load_average=[round(x, 1) for x in os.getloadavg()],
                     # CPU seconds: less sensitive to other processes on a shared machine
                     cpu_ratio=statistics.median(ct[f"{name} cpu"])
                     / statistics.median(ct["bare cpu"]),
