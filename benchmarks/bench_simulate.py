@@ -105,16 +105,21 @@ def cli_paths(db: Path, draws: int, repeat: int) -> dict[str, list[float]]:
     times: dict[str, list[float]] = {k: [] for k in cmds}
     for cmd in cmds.values():  # warm-up: bytecode, page cache
         subprocess.run(cmd, env=env, check=True, stdout=subprocess.DEVNULL)
+    peak = db.parent / "peak.txt"
     for _ in range(repeat):
         for name, cmd in cmds.items():
+            # /usr/bin/time reports the command's own peak: a child of this process would
+            # start from this process's resident size (Linux carries it through fork + exec)
+            timed_cmd = ["/usr/bin/time", "-f", "%M", "-o", str(peak), *cmd]
             t = time.perf_counter()
-            proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL)
+            proc = subprocess.Popen(timed_cmd, env=env, stdout=subprocess.DEVNULL)
             _, status, use = os.wait4(proc.pid, 0)
             times[name].append(time.perf_counter() - t)
             if os.waitstatus_to_exitcode(status):
                 raise RuntimeError(f"{' '.join(cmd)} failed")
             times.setdefault(f"{name} cpu", []).append(use.ru_utime + use.ru_stime)
-            times.setdefault(f"{name} peak", []).append(use.ru_maxrss / 1024)  # MB, own process
+            kib = float(peak.read_text().split()[-1])
+            times.setdefault(f"{name} peak", []).append(kib / 1024)  # MB
     return times
 
 
