@@ -176,3 +176,32 @@ def test_the_fingerprint_taken_ahead_is_the_inputs_at_the_end(shop, tmp_path) ->
     assert {k: v for k, v in a.items() if k != "sales"} == {
         k: v for k, v in b.items() if k != "sales"
     }
+
+
+def test_a_failed_estimate_leaves_no_fingerprint_thread_behind(shop, tmp_path, monkeypatch):
+    """The fingerprint thread has ended (its cursor closed) before the command returns,
+    also when the fit fails first; the database is unchanged."""
+    import threading
+    import time
+
+    from pricelab.errors import DataError
+    from pricelab.store import runs as store_runs
+
+    real = store_runs.input_fingerprint
+
+    def slow(store):
+        time.sleep(1.0)  # still running when the fit fails
+        return real(store)
+
+    monkeypatch.setattr(store_runs, "input_fingerprint", slow)
+    db = str(tmp_path / "bad.duckdb")
+    shutil.copyfile(shop, db)
+    with Store.open(db) as store:
+        store.execute("UPDATE sales SET price = 0 WHERE item_id = 'I000002'")
+        before = store.count("runs")
+    with pytest.raises(DataError, match="'price' must be > 0"):
+        api.estimate(db, model="ols")
+    alive = [t for t in threading.enumerate() if t.name == "pricelab-fingerprint"]
+    assert not any(t.is_alive() for t in alive)
+    with Store.open(db, read_only=True) as store:
+        assert store.count("runs") == before

@@ -130,22 +130,26 @@ def estimate(
         # taken while the fit runs (estimate writes no input); not beside hierarchical's
         # fits, whose peak memory is near its 1 GB goal (the scan thread adds ~60 MB)
         inputs = fingerprint_ahead(store) if model in ("ols", "poisson") else None
-        items = load_items(store)
-        results = _fit_stored(store, kwargs, items, before, progress)
-        params = {
-            "model": model,
-            "by": by,
-            "instrument": instrument,
-            "slope": slope,
-            "before": before,
-            "se": se,
-            "hac_lags": hac_lags,
-            "tau": tau,
-            "controls": controls,
-            "fixed_effects": fixed_effects,
-            "fit": json.loads(json.dumps(results.parameters, default=str)),
-        }
-        return _store_estimate(store, results, items, params, track, inputs)
+        try:
+            items = load_items(store)
+            results = _fit_stored(store, kwargs, items, before, progress)
+            params = {
+                "model": model,
+                "by": by,
+                "instrument": instrument,
+                "slope": slope,
+                "before": before,
+                "se": se,
+                "hac_lags": hac_lags,
+                "tau": tau,
+                "controls": controls,
+                "fixed_effects": fixed_effects,
+                "fit": json.loads(json.dumps(results.parameters, default=str)),
+            }
+            return _store_estimate(store, results, items, params, track, inputs)
+        finally:
+            if inputs is not None:  # its cursor closed before the store (also on errors)
+                inputs.settle()
 
 
 def _estimate_cross(

@@ -58,36 +58,48 @@ class _Cursor:
         return self.con.execute(sql, params or []).fetchall()
 
 
-def fingerprint_ahead(store: Store) -> Callable[[], dict[str, Any]]:
+class FingerprintAhead:
+    """:func:`input_fingerprint` taken in a background thread on its own DuckDB cursor;
+    calling it waits for the result (its error is raised there)."""
+
+    def __init__(self, store: Store) -> None:
+        self._cur = store.con.cursor()
+        self._box: dict[str, Any] = {}
+        self._thread = threading.Thread(target=self._work, name="pricelab-fingerprint")
+        self._thread.daemon = True
+        self._thread.start()
+
+    def _work(self) -> None:
+        try:
+            self._box["fp"] = input_fingerprint(_Cursor(self._cur))  # type: ignore[arg-type]
+        except BaseException as exc:  # noqa: BLE001 - raised in the waiting thread
+            self._box["error"] = exc
+        finally:
+            self._cur.close()
+
+    def __call__(self) -> dict[str, Any]:
+        self._thread.join()
+        if "error" in self._box:
+            raise self._box["error"]
+        return dict(self._box["fp"])
+
+    def settle(self) -> None:
+        """Wait for the thread (its cursor closed) without raising: before the database is
+        closed on an error, so nothing of it outlives the command."""
+        self._thread.join()
+
+
+def fingerprint_ahead(store: Store) -> FingerprintAhead:
     """Start taking :func:`input_fingerprint` now, in a background thread on its own
-    DuckDB cursor; returns a function that waits for it.
+    DuckDB cursor; the returned object waits for it when called.
 
     For a command that reads its inputs and writes only results (``estimate``): the
     inputs do not change before its run is recorded (this process holds the database's
     write lock), so the fingerprint equals the one :meth:`Run.finish` would take, and
-    its scans (0.3 CPU s at 15.6M sales rows) overlap the command's own work.
+    its scans (0.3 CPU s at 15.6M sales rows) overlap the command's own work. Call
+    :meth:`FingerprintAhead.settle` before closing the store when the command fails.
     """
-    cur = store.con.cursor()
-    box: dict[str, Any] = {}
-
-    def work() -> None:
-        try:
-            box["fp"] = input_fingerprint(_Cursor(cur))  # type: ignore[arg-type]
-        except BaseException as exc:  # noqa: BLE001 - raised in the waiting thread
-            box["error"] = exc
-        finally:
-            cur.close()
-
-    thread = threading.Thread(target=work, name="pricelab-fingerprint", daemon=True)
-    thread.start()
-
-    def wait() -> dict[str, Any]:
-        thread.join()
-        if "error" in box:
-            raise box["error"]
-        return dict(box["fp"])
-
-    return wait
+    return FingerprintAhead(store)
 
 
 def fingerprint_digest(fp: dict[str, Any]) -> str:
