@@ -9,7 +9,7 @@ from scipy.optimize import Bounds, LinearConstraint, milp
 from scipy.sparse import lil_matrix
 
 
-def reference_milp(prob, *, time_limit: float = 60.0):
+def reference_milp(prob, *, time_limit: float = 900.0):
     """(optimal value incl. salvage, HiGHS's dual bound incl. salvage, sales (R, T)), or None
     when no plan meets every target."""
     r, t, lv = prob.shape

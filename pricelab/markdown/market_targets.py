@@ -27,7 +27,7 @@ import numpy as np
 
 from pricelab.markdown.fluid import fluid
 from pricelab.markdown.problem import MarkdownProblem
-from pricelab.markdown.targets import Covers, check_feasible, covers, repair_swing, solve_exact
+from pricelab.markdown.targets import check_feasible, close_gap, covers
 
 if TYPE_CHECKING:  # the solver imports this module when a plan has market targets
     from pricelab.markdown.solver import MarkdownSolution
@@ -101,7 +101,7 @@ def solve_with_market_targets(
                 tried.append(s_mid.path)
             hi = np.where(act & ok, mid, hi)
             lo = np.where(act & ~ok, mid, lo)
-    sol, best_ub = _close(prob, sol, tried[-1:], cov, best_ub)
+    sol, best_ub = close_gap(prob, sol, cov, best_ub, tried[-1:])
     cat_sold = cov.sold(sol.outcome.sales)
     n_cat = len(cov.units) - n
     return replace(
@@ -118,33 +118,3 @@ def solve_with_market_targets(
 def _closed(prob: MarkdownProblem, upper: float, value: float, share: float = 0.5) -> bool:
     """True when the proven gap is within ``share`` of the tolerance."""
     return upper - value <= share * prob.config.gap_tolerance * max(abs(upper), 1e-12)
-
-
-def _close(
-    prob: MarkdownProblem,
-    sol: MarkdownSolution,
-    tried: list[np.ndarray],
-    cov: Covers,
-    upper: float,
-) -> tuple[MarkdownSolution, float]:
-    """While the proven gap is open: the swing pools' MILP, then the whole-problem MILP."""
-    gaps = {"gap_search": _gap(upper, sol.value)}
-    if not _closed(prob, upper, sol.value, 1.0):
-        got = repair_swing(prob, sol.path, sol.outcome, tried, cov)
-        if got is not None:
-            sol = replace(sol, path=got[0], outcome=got[1], value=float(got[1].value.sum()))
-        gaps["gap_repair"] = _gap(upper, sol.value)
-    if not _closed(prob, upper, sol.value, 1.0):
-        exact = solve_exact(prob, cov)
-        if exact is not None:
-            path, out, bound = exact
-            upper = min(upper, bound)
-            if float(out.value.sum()) > sol.value and cov.met(out.sales):
-                sol = replace(sol, path=path, outcome=out, value=float(out.value.sum()))
-            sol = replace(sol, milp_pools=len(prob.pool_stock))
-        gaps["gap_exact"] = _gap(upper, sol.value)
-    return replace(sol, stats={**sol.stats, **gaps}), upper
-
-
-def _gap(upper: float, value: float) -> float:
-    return max(0.0, upper - value) / max(abs(upper), 1e-12)

@@ -106,6 +106,7 @@ def solve_rows_milp(
     group_floor: float | None = None,
     node_limit: int = 200,
     covers: list[tuple[np.ndarray, float]] | None = None,
+    rel_gap: float = 1e-7,
 ) -> tuple[np.ndarray, np.ndarray, float, float, bool]:
     """:func:`solve_pools_milp` that also returns the units sold (R, T): (path, sales,
     objective, dual bound, optimal?). Sales are on the path and within every pool's stock;
@@ -184,7 +185,7 @@ def solve_rows_milp(
         constraints=LinearConstraint(a, np.concatenate(b.lb), np.concatenate(b.ub)),
         integrality=integ,
         bounds=Bounds(lo, hi),
-        options={"mip_rel_gap": 1e-7, "node_limit": node_limit},
+        options={"mip_rel_gap": rel_gap, "node_limit": node_limit},
     )
     if res.x is None:
         return np.zeros((r, t_len), dtype=np.int8), np.zeros((r, t_len)), -np.inf, np.inf, False

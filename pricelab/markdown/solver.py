@@ -174,13 +174,19 @@ def solve_markdown(prob: MarkdownProblem) -> MarkdownSolution:
     """Plan every row's ladder path; see the module docstring.
 
     Per-market sell-through targets are priced by an outer search on their multipliers
-    (:mod:`pricelab.markdown.market_targets`).
+    (:mod:`pricelab.markdown.market_targets`); a gap left open by category targets is
+    closed by :mod:`pricelab.markdown.targets`.
     """
     if prob.config.market_rules and len(prob.market_targets()[1]):
         from pricelab.markdown.market_targets import solve_with_market_targets
 
         return solve_with_market_targets(prob, solve_core)
-    return solve_core(prob)
+    sol = solve_core(prob)
+    if len(sol.target_names) and sol.gap > prob.config.gap_tolerance:
+        from pricelab.markdown.targets import close_category_gap
+
+        sol = close_category_gap(prob, sol)  # category targets couple pools
+    return sol
 
 
 def solve_core(

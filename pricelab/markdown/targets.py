@@ -17,7 +17,8 @@ their plan when a multiplier moves. This module
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -27,10 +28,13 @@ from pricelab.markdown.fluid import FluidOutcome
 from pricelab.markdown.milp import solve_rows_milp
 from pricelab.markdown.problem import MarkdownProblem
 
+if TYPE_CHECKING:  # the solver imports this module
+    from pricelab.markdown.solver import MarkdownSolution
+
 REPAIR_CELLS = 6_000  # rows x weeks x levels of the swing pools' MILP
 EXACT_CELLS = 4_000  # rows x weeks x levels: the whole problem as one MILP
-REPAIR_NODES = 2_000
-EXACT_NODES = 20_000
+REPAIR_NODES = 1_000
+EXACT_NODES = 5_000
 
 
 @dataclass
@@ -161,6 +165,7 @@ def _milp_on_rows(
         min_weeks=prob.config.min_weeks_between_changes,
         node_limit=nodes,
         covers=[(m[rows], float(u)) for m, u in zip(cov.masks, need, strict=True)],
+        rel_gap=0.1 * prob.config.gap_tolerance,  # enough for the plan's gap, and faster
     )
     if not np.isfinite(obj):
         return None
@@ -173,27 +178,27 @@ def repair_swing(
     out: FluidOutcome,
     others: list[np.ndarray],
     cov: Covers,
+    pool_gap: np.ndarray,
 ) -> tuple[np.ndarray, FluidOutcome] | None:
-    """Re-plan the pools whose path differs between the plan ``path`` (meets every target)
-    and the ``others`` (plans at nearby multipliers) exactly, the rest as they are. Returns
-    the better plan, or None when it is no better (or too large for the MILP)."""
-    swing = np.zeros(len(prob.pool_stock), dtype=bool)
+    """Re-plan the swing pools exactly, the rest as they are: the pools whose path differs
+    between the plan ``path`` (meets every target) and the ``others`` (plans at nearby
+    multipliers), then the pools with the largest own gap (``pool_gap``), up to
+    ``REPAIR_CELLS``. Returns the better plan, or None when it is no better."""
+    n = len(prob.pool_stock)
+    swing = np.zeros(n, dtype=bool)
     for other in others:
         diff = (other != path).any(axis=1)
         swing[prob.pool[diff]] = True
-    if not swing.any():
-        return None
     _, t_len, lv = prob.shape
+    size = np.bincount(prob.pool, minlength=n) * t_len * lv
+    rest = np.nonzero(~swing & (pool_gap > 0))[0]
+    order = np.r_[np.nonzero(swing)[0], rest[np.argsort(-pool_gap[rest], kind="stable")]]
+    keep = order[np.cumsum(size[order]) <= REPAIR_CELLS].astype(np.int64)
+    if not len(keep):
+        return None
+    swing[:] = False
+    swing[keep] = True
     rows = np.nonzero(swing[prob.pool])[0]
-    if len(rows) * t_len * lv > REPAIR_CELLS:  # the swing pools selling most first
-        size = np.bincount(prob.pool, minlength=len(swing)) * t_len * lv
-        order = np.nonzero(swing)[0][np.argsort(-out.sold[swing], kind="stable")]
-        keep = order[np.cumsum(size[order]) <= REPAIR_CELLS]
-        if not len(keep):
-            return None
-        swing[:] = False
-        swing[keep] = True
-        rows = np.nonzero(swing[prob.pool])[0]
     fixed = out.sales.copy()
     fixed[rows] = 0.0
     got = _milp_on_rows(prob, rows, cov, cov.sold(fixed), REPAIR_NODES)
@@ -223,3 +228,54 @@ def solve_exact(
     salv = float((prob.pool_salvage * prob.pool_stock).sum())
     out = outcome_of_sales(prob, path, sales, prob.base_price())
     return path, out, bound + salv
+
+
+def close_gap(
+    prob: MarkdownProblem,
+    sol: MarkdownSolution,
+    cov: Covers,
+    upper: float,
+    tried: list[np.ndarray] | None = None,
+) -> tuple[MarkdownSolution, float]:
+    """While the proven gap (``upper`` against the plan) is above the tolerance: the swing
+    pools' MILP, then the whole-problem MILP. Returns the plan and the bound."""
+    tol = prob.config.gap_tolerance
+    gaps = {"gap_search": _gap(upper, sol.value)}
+    if gaps["gap_search"] > tol:
+        got = repair_swing(prob, sol.path, sol.outcome, tried or [], cov, sol.pool_gap)
+        if got is not None:
+            sol = _with_plan(sol, got[0], got[1])
+        gaps["gap_repair"] = _gap(upper, sol.value)
+    if _gap(upper, sol.value) > tol:
+        exact = solve_exact(prob, cov)
+        if exact is not None:
+            path, out, bound = exact
+            upper = min(upper, bound)
+            if float(out.value.sum()) > sol.value and cov.met(out.sales):
+                sol = _with_plan(sol, path, out)
+            sol = replace(sol, milp_pools=len(prob.pool_stock))
+        gaps["gap_exact"] = _gap(upper, sol.value)
+    return replace(sol, stats={**sol.stats, **gaps}), upper
+
+
+def close_category_gap(prob: MarkdownProblem, sol: MarkdownSolution) -> MarkdownSolution:
+    """:func:`close_gap` on a plan with category targets only; the targets' units sold
+    follow the new plan."""
+    cov = covers(prob)
+    sol, upper = close_gap(prob, sol, cov, sol.upper_bound)
+    return replace(sol, upper_bound=upper, target_sold=cov.sold(sol.outcome.sales))
+
+
+def _with_plan(sol: MarkdownSolution, path: np.ndarray, out: FluidOutcome) -> MarkdownSolution:
+    """``sol`` with a new plan; each pool's gap moves by what its value changed."""
+    return replace(
+        sol,
+        path=path,
+        outcome=out,
+        value=float(out.value.sum()),
+        pool_gap=sol.pool_gap + sol.outcome.value - out.value,
+    )
+
+
+def _gap(upper: float, value: float) -> float:
+    return max(0.0, upper - value) / max(abs(upper), 1e-12)
