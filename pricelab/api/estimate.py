@@ -128,7 +128,7 @@ def estimate(
         from pricelab.store.runs import fingerprint_ahead
 
         # taken while the fit runs (estimate writes no input); not beside hierarchical's
-        # fits, whose peak memory is near its 1 GB goal (the scan thread adds ~60 MB)
+        # fits, whose peak memory is near its 1 GB goal (the fingerprint's scan adds 60-90 MB)
         inputs = fingerprint_ahead(store) if model in ("ols", "poisson") else None
         try:
             items = load_items(store)

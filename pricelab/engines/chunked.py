@@ -25,7 +25,7 @@ loads the whole sorted frame instead.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Callable, Iterator
 from functools import partial
 from typing import Any, NamedTuple
 
@@ -229,13 +229,9 @@ def _fit(
     ``progress``."""
     from pricelab.elasticity import fit_streamed
 
-    # the next chunk is read while this one is fitted; hierarchical, whose peak memory is
-    # near its 1 GB goal, reads and fits in turn (one chunk in memory, not two)
-    ahead = kwargs["model"] != "hierarchical"
-
     def chunks() -> Iterator[tuple[int, np.ndarray, pl.DataFrame]]:
         done = 0
-        scan = prefetched(source()) if ahead else _closing(source())
+        scan = prefetched(source())  # the next chunk is read while this one is fitted
         try:
             for g0, counts, frame in scan:
                 ok = (pl.col("price") > 0).all() & (pl.col("quantity") >= 0).all()
@@ -261,16 +257,6 @@ def _fit(
         last=last if isinstance(last, dt.date) else None,
         items=items,
     )
-
-
-def _closing(items: Iterator[Any]) -> Generator[Any, None, None]:
-    """``items`` as a generator whose ``close`` closes ``items`` too."""
-    try:
-        yield from items
-    finally:
-        close = getattr(items, "close", None)
-        if close is not None:
-            close()
 
 
 def _bad(store: Store, where: str, params: list[object]) -> None:
