@@ -255,3 +255,37 @@ def test_point_path_matches_the_reference(store_path: Path) -> None:
                 want = np.sum(ref[f"{side}_{col}"][ok] / fx_div)
                 assert total[f"{side}_{kpi}"][0] == pytest.approx(want, rel=1e-12)
         assert total["quantity_low"].is_null().all()
+
+
+def test_a_failure_while_the_fingerprint_runs_is_reported_as_itself(
+    store_path: Path, tmp_path: Path, cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The run's fingerprint is taken in a background thread on its own cursor; an error
+    raised meanwhile (here an unknown market in a filter) must reach the CLI as a usage
+    error (exit 2, database unchanged), not as a busy connection at close (exit 3)."""
+    import shutil
+
+    from pricelab.store import runs
+
+    real = runs.input_fingerprint
+
+    def slow(store: Store) -> dict:
+        # a long query on the fingerprint's cursor: still running when simulate fails
+        store.execute("SELECT sum(i) FROM range(400000000) t(i)")
+        return real(store)
+
+    monkeypatch.setattr(runs, "input_fingerprint", slow)
+    db = tmp_path / "copy.duckdb"
+    shutil.copy(store_path, db)
+    scen = tmp_path / "bad.yaml"
+    scen.write_text(
+        "baseline_weeks: 5\nhorizon_weeks: 3\nscenarios:\n  - name: x\n    changes:\n"
+        "      - where: {market: ZZ}\n        price_change_pct: 5\n"
+    )
+    with Store.open(db, read_only=True) as store:
+        before = store.execute("SELECT count(*) FROM runs")[0][0]
+    res = cli("simulate", "--db", db, "--scenario", scen, "--draws", "0")
+    assert res.exit_code == 2, res.stderr
+    assert "unknown market 'ZZ'" in res.stderr
+    with Store.open(db, read_only=True) as store:
+        assert store.execute("SELECT count(*) FROM runs")[0][0] == before

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -11,7 +13,7 @@ import polars as pl
 from pricelab.demand.from_store import cross_table
 from pricelab.errors import UsageError
 from pricelab.store import Store, record_run
-from pricelab.store.runs import fingerprint_ahead
+from pricelab.store.runs import FingerprintAhead, fingerprint_ahead
 
 from .aggregate import ALL, aggregate, market_category_levels
 from .agree import describe, plan_checks
@@ -233,104 +235,124 @@ def simulate(
         plan_runs[ref], plans[ref] = resolve_plan(store, ref)
     # simulate writes no input table: the run's input fingerprint is taken while it works
     inputs = fingerprint_ahead(store) if record else None
-    base, season, window = baseline_window(
-        store, spec, est_run, engine=engine, source=source, spark=spark, tables=names, dates=dates
-    )
-    if season.applied:
-        base = base.with_columns(
-            pl.col("baseline_units") * pl.Series(season.factor),
-            pl.Series("seasonal_factor", season.factor),
+    with _settled_on_error(inputs):  # its cursor must not outlive a failed command
+        base, season, window = baseline_window(
+            store,
+            spec,
+            est_run,
+            engine=engine,
+            source=source,
+            spark=spark,
+            tables=names,
+            dates=dates,
         )
-    else:  # every factor is 1.0: the units stay as they are
-        base = base.with_columns(pl.lit(1.0).alias("seasonal_factor"))
-    applier = ChangeApplier(store, base, plans, tables=names)
-    warnings: list[str] = list(season.warnings)
-    n_no_e = base["elasticity"].null_count() + int(base["elasticity"].is_nan().sum())
-    cross = cross_table(store, est_run, tables=names)
-    levels = market_category_levels(base)  # the same groups for every scenario
-    tables, aggs = [], []
-    for s in spec.scenarios:
-        new_price = applier.prices(s)
-        proj = with_cross(project_rows(base, new_price, spec.horizon_weeks), cross)
-        q = proj["scenario_quantity"]
-        n_miss = q.null_count() + int(q.is_nan().sum())
-        if n_miss:
+        if season.applied:
+            base = base.with_columns(
+                pl.col("baseline_units") * pl.Series(season.factor),
+                pl.Series("seasonal_factor", season.factor),
+            )
+        else:  # every factor is 1.0: the units stay as they are
+            base = base.with_columns(pl.lit(1.0).alias("seasonal_factor"))
+        applier = ChangeApplier(store, base, plans, tables=names)
+        warnings: list[str] = list(season.warnings)
+        n_no_e = base["elasticity"].null_count() + int(base["elasticity"].is_nan().sum())
+        cross = cross_table(store, est_run, tables=names)
+        levels = market_category_levels(base)  # the same groups for every scenario
+        tables, aggs = [], []
+        for s in spec.scenarios:
+            new_price = applier.prices(s)
+            proj = with_cross(project_rows(base, new_price, spec.horizon_weeks), cross)
+            q = proj["scenario_quantity"]
+            n_miss = q.null_count() + int(q.is_nan().sum())
+            if n_miss:
+                warnings.append(
+                    f"scenario '{s.name}': {n_miss} changed row(s) have no elasticity "
+                    f"in estimate run {est_run}; they are left out of the totals"
+                )
+            tables.append(_rows(s.name, proj))
+            aggs.append(
+                aggregate(proj, draws=draws, seed=seed, levels=levels).with_columns(
+                    pl.lit(s.name).alias("scenario")
+                )
+            )
+        for ref, plan in plans.items():
+            cmp = base.join(plan, on=["item_id", "market"], how="inner").filter(
+                (pl.col("current_price") / pl.col("baseline_price") - 1).abs() > 0.005
+            )
+            if cmp.height:
+                warnings.append(
+                    f"plan run {plan_runs[ref]}: current_price differs from the baseline "
+                    f"price by more than 0.5% for {cmp.height} row(s); the scenario "
+                    "applies the plan's recommended prices to the baseline"
+                )
+        warnings = applier.warnings + warnings
+        if n_no_e:
             warnings.append(
-                f"scenario '{s.name}': {n_miss} changed row(s) have no elasticity "
-                f"in estimate run {est_run}; they are left out of the totals"
+                f"{n_no_e} item × market row(s) have no elasticity in estimate run {est_run}"
             )
-        tables.append(_rows(s.name, proj))
-        aggs.append(
-            aggregate(proj, draws=draws, seed=seed, levels=levels).with_columns(
-                pl.lit(s.name).alias("scenario")
+        table = pl.concat(tables)
+        agg = pl.concat(aggs).select("scenario", pl.exclude("scenario"))
+        if draws == 0:
+            agg = agg.with_columns(
+                pl.col(f"{k}_{b}").fill_nan(None)
+                for k in ("quantity", "revenue", "profit")
+                for b in ("low", "high")
             )
+        res = SimulationResult(
+            table,
+            agg,
+            warnings,
+            spec,
+            est_run,
+            plan_runs,
+            draws,
+            seed,
+            (currency if dates is not None else store.meta("base_currency")) or "EUR",
+            window=window,
+            seasonality=season.to_dict(),
         )
-    for ref, plan in plans.items():
-        cmp = base.join(plan, on=["item_id", "market"], how="inner").filter(
-            (pl.col("current_price") / pl.col("baseline_price") - 1).abs() > 0.005
+        res.plan_checks = plan_checks(
+            store, spec, plan_runs, res.totals(), est_run, bool(season.to_dict().get("applied"))
         )
-        if cmp.height:
-            warnings.append(
-                f"plan run {plan_runs[ref]}: current_price differs from the baseline "
-                f"price by more than 0.5% for {cmp.height} row(s); the scenario "
-                "applies the plan's recommended prices to the baseline"
+        if record:
+            params = {
+                "scenario": spec.to_dict(),
+                "source": spec.source,
+                "estimates": est_run,
+                "draws": draws,
+                "seed": seed,
+            }
+            if engine != "local" or source is not None:
+                params.update(engine=engine, sales_source=str(source))
+            run = record_run(
+                store, "simulate", params, parents=[est_run, *dict.fromkeys(plan_runs.values())]
             )
-    warnings = applier.warnings + warnings
-    if n_no_e:
-        warnings.append(
-            f"{n_no_e} item × market row(s) have no elasticity in estimate run {est_run}"
-        )
-    table = pl.concat(tables)
-    agg = pl.concat(aggs).select("scenario", pl.exclude("scenario"))
-    if draws == 0:
-        agg = agg.with_columns(
-            pl.col(f"{k}_{b}").fill_nan(None)
-            for k in ("quantity", "revenue", "profit")
-            for b in ("low", "high")
-        )
-    res = SimulationResult(
-        table,
-        agg,
-        warnings,
-        spec,
-        est_run,
-        plan_runs,
-        draws,
-        seed,
-        (currency if dates is not None else store.meta("base_currency")) or "EUR",
-        window=window,
-        seasonality=season.to_dict(),
-    )
-    res.plan_checks = plan_checks(
-        store, spec, plan_runs, res.totals(), est_run, bool(season.to_dict().get("applied"))
-    )
-    if record:
-        params = {
-            "scenario": spec.to_dict(),
-            "source": spec.source,
-            "estimates": est_run,
-            "draws": draws,
-            "seed": seed,
-        }
-        if engine != "local" or source is not None:
-            params.update(engine=engine, sales_source=str(source))
-        run = record_run(
-            store, "simulate", params, parents=[est_run, *dict.fromkeys(plan_runs.values())]
-        )
-        run.inputs = inputs
-        with store.transaction():
-            store.write_result("scenarios", table, run.run_id)
-            store.write_result("scenario_totals", agg, run.run_id)
-            run.finish(
-                {
-                    "totals": res.totals().to_dicts(),
-                    "warnings": warnings,
-                    "rows": table.height,
-                    "plan_checks": res.plan_checks,
-                }
-            )
-        res.run_id = run.run_id
-    return res
+            run.inputs = inputs
+            with store.transaction():
+                store.write_result("scenarios", table, run.run_id)
+                store.write_result("scenario_totals", agg, run.run_id)
+                run.finish(
+                    {
+                        "totals": res.totals().to_dicts(),
+                        "warnings": warnings,
+                        "rows": table.height,
+                        "plan_checks": res.plan_checks,
+                    }
+                )
+            res.run_id = run.run_id
+        return res
+
+
+@contextmanager
+def _settled_on_error(inputs: FingerprintAhead | None) -> Iterator[None]:
+    """Wait for the background fingerprint (its cursor closed) when the block fails, so the
+    store can be closed and the error reported as itself."""
+    try:
+        yield
+    except BaseException:
+        if inputs is not None:
+            inputs.settle()
+        raise
 
 
 def _rows(name: str, proj: pl.DataFrame) -> pl.DataFrame:
