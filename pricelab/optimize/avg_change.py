@@ -24,8 +24,9 @@ price is rewarded without limit past p_m), so a row can jump from its local maxi
 cap: the budget then cannot be met with equality by the response, and the rows that jump
 are moved back along the segment between the two ends of the bracket to make the budget
 tight (profit rises along it for those rows); the remaining gap is reported. Lower sides
-with uncapped elastic rows, and parity items under a binding lower side, are left to the
-candidate MILP (:func:`structure`, reason in ``BudgetSolve.reason``).
+with uncapped elastic rows, and parity items under a binding lower side in problems of
+fewer than ``LOWER_PARITY_MIN_ROWS`` rows, are left to the candidate MILP (reason in
+``BudgetSolve.reason``).
 
 Without parity items or stock pools :func:`solve_budgets` first prices budgets and
 floors out jointly (:mod:`pricelab.optimize.joint_dual`: safeguarded secant searches with
@@ -51,6 +52,12 @@ FEAS = 1e-12  # relative tolerance on the budget rows
 TIGHT = 1e-10  # a feasible end this close to the limit stops the search
 MAX_STEPS = 100
 WIDTH = 1e-10  # relative bracket width at which a jump (non-concave rows) ends the search
+# parity items under a binding lower side: their band search is not unimodal (a price reward
+# makes elastic markets rise again toward their caps) and every step costs a full band search
+# per floor multiplier. Below this many rows the candidate MILP is the faster route; above
+# it the MILP is the slow one (150 items x 4 markets: 390 s) and the Lagrangian gap small
+LOWER_PARITY_MIN_ROWS = 100
+LOWER_PARITY_DOUBLINGS = 24  # then a budget not met after t = 2^24 goes to the MILP
 
 
 @dataclass
@@ -228,7 +235,8 @@ def _nested(prob: Problem, resp: Responder) -> BudgetSolve:
             "the lower side of max_avg_change_pct binds and some rows have no "
             "max_increase_pct (the budget then has no exact multiplier)"
         )
-    if np.any(_rows(bd, side < 0) & (resp.groups >= 0)):
+    lower_parity = bool(np.any(_rows(bd, side < 0) & (resp.groups >= 0)))
+    if lower_parity and prob.n < LOWER_PARITY_MIN_ROWS:
         return _declined("parity items under the binding lower side of max_avg_change_pct")
     target = np.where(side > 0, up, dn)
 
@@ -242,7 +250,7 @@ def _nested(prob: Problem, resp: Responder) -> BudgetSolve:
     r_hi = np.zeros(J)
     steps = 1
     bad = act.copy()
-    for _ in range(80):  # bracket: grow t until every binding budget is met
+    for _ in range(LOWER_PARITY_DOUBLINGS if lower_parity else 80):  # bracket: grow t
         dec, u = run(side * t_hi)
         steps += 1
         r = rho(u)

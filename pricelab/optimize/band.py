@@ -105,6 +105,11 @@ def solve_band(
     pb = np.where(valid, pstar / M["fx"], np.nan)
     lmax_eff = np.minimum(lmax, np.nanmax(pb, axis=1))
     lmin_eff = np.maximum(lmin, np.nanmin(pb, axis=1) / (1 + b.gap))
+    # a price reward (theta < 0: the lower side of a budget) makes an elastic market's
+    # value rise again toward its cap: it is not unimodal, so the whole range is searched
+    bimodal = (valid & (M["th"] < 0) & (M["e"] < -1)).any(axis=1)
+    lmax_eff = np.where(bimodal, lmax, lmax_eff)
+    lmin_eff = np.where(bimodal, lmin, lmin_eff)
     lmin_eff = np.minimum(lmin_eff, lmax_eff)
 
     def value(L: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -13,6 +13,7 @@ import numpy as np
 
 from pricelab.errors import InfeasibleError
 from pricelab.optimize.band import Blocks, feasible_range
+from pricelab.optimize.candidates import solve_milp
 from pricelab.optimize.links import AverageChangeBudget
 from pricelab.optimize.problem import Problem
 
@@ -175,3 +176,47 @@ def _chain(lower: np.ndarray, upper: np.ndarray, row: int) -> np.ndarray:
                     seen.add(y)
                     todo.append(y)
     return np.array(sorted(seen))
+
+
+def infeasible_milp(prob, groups, P, value, risk, cvar, time_limit) -> None:
+    """Raise the candidate MILP's infeasibility with the constraints that conflict: the
+    linking constraints a slack MILP cannot meet, else parity, ordering or the CVaR floor."""
+    msgs: list[str] = []
+    if prob.links:
+        sl = solve_milp(
+            prob,
+            P,
+            value,
+            parity_groups=groups,
+            parity_gap=np.nan_to_num(prob.parity_gap),
+            slack=True,
+            time_limit=time_limit,
+        )
+        msgs = joint_conflicts(prob, sl.prices) if sl.status == "slack" else []
+    if not msgs and (groups >= 0).any():
+        msgs = [_parity_message(prob, groups)]
+    if not msgs and prob.ordering:
+        msgs = [
+            f"{od[3]} cannot be met on the candidate prices together with the other constraints"
+            for od in prob.ordering
+        ]
+    if cvar is not None:
+        msgs.append(f"risk cvar:{risk:g} floor {cvar[1]:,.2f} (baseline CVaR) cannot be met")
+    raise_infeasible(msgs or ["the candidate MILP is infeasible"])
+
+
+def _parity_message(prob: Problem, groups: np.ndarray) -> str:
+    """Why parity failed on the candidate prices, naming only constraints that are set."""
+    rows = groups >= 0
+    if (~np.isnan(prob.ladder_spacing[rows])).any():
+        return (
+            "parity with the ladder: for some item no combination of ladder prices "
+            "within the row limits fits one parity band (widen max_gap_pct or the "
+            "bounds, or use a finer step)"
+        )
+    others = ", ".join(dict.fromkeys(lk.key for lk in prob.links))
+    return (
+        "parity: no candidate prices within the row limits fit every item's parity band"
+        + (f" together with {others}" if others else "")
+        + " (widen max_gap_pct or the bounds)"
+    )

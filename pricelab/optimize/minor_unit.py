@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from pricelab.errors import SolverError
 from pricelab.optimize.candidates import STRICT_MARGIN, solve_milp
 from pricelab.optimize.problem import Problem
 
@@ -29,7 +30,10 @@ DECIMALS = {
 }  # fmt: skip
 DEFAULT_DECIMALS = 2
 LOSS_TOL = 1e-5  # a rounded plan this close to the unrounded one ends the search
-MAX_REACH_CELLS = 200_000  # rows x units either side searched by a wider rounding MILP
+GAP_SHARE = 0.1  # ... or this share of the plan's proven gap
+MAX_REACH_CELLS = 200_000  # candidates of all rows searched by a wider rounding MILP
+WIDER_SECONDS = 10.0  # a wider window, searched once a rounded plan is found, stops after this
+MAX_ROW_STEPS = 32  # units either side of a row at reach 1 (parity items, see _item_steps)
 
 
 def decimals(currency: object) -> int:
@@ -59,10 +63,16 @@ def _grid(x: np.ndarray, u: np.ndarray, up: bool) -> np.ndarray:
         return np.where(np.isfinite(x), np.round(k * u, 6), x)
 
 
-def round_prices(prob: Problem, p: np.ndarray, groups: np.ndarray) -> tuple[np.ndarray, int]:
+def round_prices(
+    prob: Problem, p: np.ndarray, groups: np.ndarray, gap: float = 0.0
+) -> tuple[np.ndarray, int]:
     """Prices on their minor unit meeting every constraint; and how many rows could not be
     rounded (no multiple of the unit inside the row's limits, or no rounded combination
-    meets the coupling constraints: those keep the solver's price)."""
+    meets the coupling constraints: those keep the solver's price).
+
+    The rounding MILP widens its window around ``p`` until the rounded plan is within
+    ``LOSS_TOL``, or within ``GAP_SHARE`` of ``gap`` (the plan's proven gap), of ``p``'s
+    objective: a wider search cannot change the reported gap by more than that."""
     u = units(prob)
     todo = ~np.isnan(u)
     if not todo.any():
@@ -82,35 +92,63 @@ def round_prices(prob: Problem, p: np.ndarray, groups: np.ndarray) -> tuple[np.n
     for r in (best, _inside_bands(prob, p, uu, lo, hi, room, groups)):
         if _holds(prob, r, groups):
             return r, unrounded
+    steps = _item_steps(prob, p, uu, room, groups)
+    found = _search(prob, p, groups, gap, (uu, lo, hi, room, steps))
+    if found is not None:
+        return found, unrounded
+    return p, int(todo.sum())
+
+
+def _search(
+    prob: Problem, p: np.ndarray, groups: np.ndarray, gap: float, grid: tuple
+) -> np.ndarray | None:
+    """The rounding MILP on widening windows of units around ``p`` (None: no rounded plan
+    meets every constraint). A window is widened only while the best plan so far loses more
+    than the tolerance and some row's choice sits on the window's edge (inside its limits):
+    when none does, the window did not hold the plan where it is."""
+    u, lo, hi, room, steps = grid
     target = float(prob.objective_value(p).sum())
+    tol = max(LOSS_TOL, GAP_SHARE * gap) * abs(target)
     found, found_v = None, -np.inf
+    down, up = _grid(p, u, up=False), _grid(p, u, up=True)
     for reach in (1, 4, 16):  # the candidate MILP on the units around each price
-        if found is not None and (
-            target - found_v <= LOSS_TOL * abs(target) or prob.n * reach > MAX_REACH_CELLS
-        ):
-            break  # close enough to the unrounded plan, or a wider search is too large
-        P = _candidates(prob, p, uu, lo, hi, room, reach)
+        span = reach * steps
+        if found is not None and 2 * float(span.sum()) > MAX_REACH_CELLS:
+            break  # a wider search is too large
+        P = _candidates(prob, p, u, lo, hi, room, reach, steps)
         valid = ~np.isnan(P)
         value = np.where(valid, prob.objective_value(np.where(valid, P, 1.0)), 0.0)
         for margin in (STRICT_MARGIN, 0.0):  # narrowed first: HiGHS meets rows to ~1e-6
-            res = solve_milp(
-                prob,
-                P,
-                value,
-                parity_groups=groups,
-                parity_gap=np.nan_to_num(prob.parity_gap),
-                time_limit=60.0,
-                margin=margin,
-            )
+            try:
+                res = solve_milp(
+                    prob,
+                    P,
+                    value,
+                    parity_groups=groups,
+                    parity_gap=np.nan_to_num(prob.parity_gap),
+                    time_limit=60.0 if found is None else WIDER_SECONDS,
+                    margin=margin,
+                )
+            except SolverError:  # no plan within the time limit
+                if found is None:
+                    raise
+                break
             ok = res.status != "infeasible" and not np.isnan(res.prices).any()
             if ok and _holds(prob, res.prices, groups):
                 v = float(prob.objective_value(res.prices).sum())
                 if v > found_v:
                     found, found_v = res.prices, v
                 break
-    if found is not None:
-        return found, unrounded
-    return p, int(todo.sum())
+        if found is not None:
+            if target - found_v <= tol:
+                break  # close enough to the unrounded plan
+            low_edge, high_edge = down - (span - 1) * u, up + (span - 1) * u
+            eps = 1e-9 * np.maximum(1.0, np.abs(p))
+            edge = (found <= low_edge + eps) & (low_edge - u >= lo - eps)
+            edge |= (found >= high_edge - eps) & (high_edge + u <= hi + eps)
+            if not (room & edge).any():
+                break  # no row pressed against the window: a wider one is not needed
+    return found
 
 
 def on_units(prob: Problem, P: np.ndarray) -> np.ndarray:
@@ -213,6 +251,28 @@ def _holds(prob: Problem, r: np.ndarray, groups: np.ndarray, tol: float = 1e-9) 
     return all(lk.holds(prob, r, tol) for lk in prob.links)
 
 
+def _item_steps(
+    prob: Problem, p: np.ndarray, u: np.ndarray, room: np.ndarray, groups: np.ndarray
+) -> np.ndarray:
+    """Units either side of a row's price at reach 1: one, or on a parity item as many as
+    move the row by the item's largest relative unit (capped at ``MAX_ROW_STEPS``).
+
+    A parity row pinned at a limit rounds one way by up to its unit (1 yen on 20,000 is
+    5e-5); the item's other markets must be able to follow by as much, and a 0.001 dinar
+    on 50 is 2e-5: one unit either side leaves the band unmeetable (the 40-item case: 7
+    items; 150 items: infeasible at 4 units).
+    """
+    k = np.ones(prob.n)
+    m = (groups >= 0) & room
+    if not m.any():
+        return k
+    rel = np.where(m, u / np.maximum(p, 1e-300), 0.0)
+    big = np.zeros(int(groups.max()) + 1)
+    np.maximum.at(big, groups[m], rel[m])
+    k[m] = np.ceil(big[groups[m]] / rel[m] * (1 - 1e-9))
+    return np.clip(k, 1, MAX_ROW_STEPS)
+
+
 def _candidates(
     prob: Problem,
     p: np.ndarray,
@@ -221,16 +281,21 @@ def _candidates(
     hi: np.ndarray,
     room: np.ndarray,
     reach: int,
+    steps: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Per row: the units from ``reach`` below to ``reach`` above ``p`` within [lo, hi], and
-    the current price when it lies within the row's limits (NaN pads; unrounded rows: p)."""
+    """Per row: the units from ``reach * steps`` below to as many above ``p`` within
+    [lo, hi] (``steps`` per row, default 1), and the current price when it lies within the
+    row's limits (NaN pads; unrounded rows: p)."""
     down, up = _grid(p, u, up=False), _grid(p, u, up=True)
-    steps = [down - k * u for k in range(reach)] + [up + k * u for k in range(reach)]
-    cols = [np.where(room & (c >= lo - 1e-9) & (c <= hi + 1e-9), c, np.nan) for c in steps]
+    span = reach * (np.ones(prob.n) if steps is None else steps)
+    ks = range(int(span.max()))
+    cand = [np.where(k < span, down - k * u, np.nan) for k in ks]
+    cand += [np.where(k < span, up + k * u, np.nan) for k in ks]
+    cols = [np.where(room & (c >= lo - 1e-9) & (c <= hi + 1e-9), c, np.nan) for c in cand]
     cols.append(np.where(room & (prob.p0 >= prob.lo) & (prob.p0 <= prob.hi), prob.p0, np.nan))
     P = np.column_stack(cols)
     P[:, 0] = np.where(room, np.clip(down, lo, hi), p)  # every row keeps one candidate
-    P = np.round(P, 9)
-    for k in range(1, P.shape[1]):  # drop repeats (a row's down == up on the grid)
-        P[:, k] = np.where((P[:, :k] == P[:, k : k + 1]).any(axis=1), np.nan, P[:, k])
-    return P
+    P = np.sort(np.round(P, 9), axis=1)  # NaN pads last
+    P[:, 1:][P[:, 1:] == P[:, :-1]] = np.nan  # drop repeats (a row's down == up on the grid)
+    P = np.sort(P, axis=1)
+    return P[:, ~np.all(np.isnan(P), axis=0)]

@@ -226,7 +226,7 @@ def _solve(
 def _on_minor_units(prob: Problem, resp: Responder, solved: Solved, extra: dict) -> Solved:
     """The plan on each currency's minor unit (:mod:`pricelab.optimize.minor_unit`); the
     objective is re-evaluated and the gap measured against the route's proven bound."""
-    p, unrounded = round_prices(prob, solved.prices, resp.groups)
+    p, unrounded = round_prices(prob, solved.prices, resp.groups, solved.gap)
     if unrounded:
         extra["unrounded_rows"] = unrounded
     obj = float(prob.objective_value(p).sum())
