@@ -42,8 +42,14 @@ def choose_combinations(
     links: list[Link],
     groups: np.ndarray,
     time_limit: float,
+    relax: bool = False,
 ) -> dict[str, Any]:
-    """One combination per block: argmax, or the MILP when constraints link blocks."""
+    """One combination per block: argmax, or the MILP when constraints link blocks.
+
+    ``relax``: solve the LP relaxation only and return ``{"mixture": prices}``, each row's
+    price averaged over its block's combinations with the LP's weights (NaN outside the
+    blocks), or ``{}`` when the relaxation is infeasible too. Parity, ordering and budgets
+    are linear in prices, so the mixture meets them."""
     if not links and not (groups >= 0).any() and not prob.ordering:
         return {
             "choice": [int(np.argmax(e["value"])) for e in enum],
@@ -129,11 +135,18 @@ def choose_combinations(
     A = sp.vstack(A_rows).tocsr()
     c = np.zeros(nvar)
     c[:nx] = -V / scale
-    integ = np.r_[np.ones(nx), np.zeros(ng)]
+    integ = np.r_[np.zeros(nx) if relax else np.ones(nx), np.zeros(ng)]
     vub = np.r_[np.ones(nx), np.full(ng, np.inf)]
     cons = LinearConstraint(A, np.array(lb), np.array(ub))
     opts = {"time_limit": time_limit, "mip_rel_gap": MIP_REL_GAP, "presolve": True}
     res = milp(c, constraints=cons, integrality=integ, bounds=Bounds(0, vub), options=opts)
+    if relax:
+        if res.x is None:
+            return {}
+        mix = np.full(prob.n, np.nan)
+        for b, e in enumerate(enum):
+            mix[e["rows"]] = res.x[off[b] : off[b + 1]] @ e["prices"]
+        return {"mixture": mix}
     if res.status == 2 or res.x is None:
         if res.status == 2:
             dg.raise_infeasible(

@@ -15,7 +15,7 @@ import numpy as np
 from scipy.sparse.csgraph import connected_components
 
 from pricelab.demand.curves import CrossElasticity
-from pricelab.errors import SolverError, UsageError
+from pricelab.errors import InfeasibleError, SolverError, UsageError
 from pricelab.optimize import diagnose as dg
 from pricelab.optimize.binding import binding_labels
 from pricelab.optimize.candidates import candidate_matrix, with_ordering_points
@@ -23,7 +23,7 @@ from pricelab.optimize.cross_milp import choose_combinations, enumerate_block
 from pricelab.optimize.cross_search import best_response, block_objective, relaxation_bound
 from pricelab.optimize.decompose import Responder
 from pricelab.optimize.links import Link, StockPool, UnitsLink
-from pricelab.optimize.minor_unit import on_units
+from pricelab.optimize.minor_unit import neighbours, on_units
 from pricelab.optimize.problem import Problem
 
 MAX_COMBOS = 250_000  # per block: enumerated exactly up to this many price combinations
@@ -59,14 +59,34 @@ def solve_cross(
     msgs = dg.ladder_conflicts(prob, P)
     if msgs:
         dg.raise_infeasible(msgs)
-    counts = (~np.isnan(P)).sum(axis=1)
     links = _links(prob)
-    blocks, small, sizes = _partition(prob, curve, counts, links, resp.groups, max_combos)
+
+    def enumerated(P: np.ndarray) -> tuple:
+        counts = (~np.isnan(P)).sum(axis=1)
+        blocks, small, sizes = _partition(prob, curve, counts, links, resp.groups, max_combos)
+        enum = [
+            enumerate_block(prob, curve, P, counts, b)
+            for b, s in zip(blocks, small, strict=True)
+            if s
+        ]
+        return counts, blocks, small, sizes, enum
+
+    counts, blocks, small, sizes, enum = enumerated(P)
+    try:
+        res = choose_combinations(prob, enum, links, resp.groups, time_limit)
+    except InfeasibleError:
+        # a grid can miss a narrow band (a tight parity gap): the relaxation's mixture
+        # prices (and the units either side) join the candidates, as on the own-price route
+        mix = choose_combinations(prob, enum, links, resp.groups, time_limit, relax=True)
+        free = np.isnan(prob.ladder_spacing) & (prob.lo < prob.hi) & ~prob.frozen
+        if not mix or not (free & ~np.isnan(mix["mixture"])).any():
+            raise
+        add = np.where(free[:, None], neighbours(prob, mix["mixture"]), np.nan)
+        P = on_units(prob, np.sort(np.concatenate([P, add], axis=1), axis=1))
+        P = P[:, ~np.all(np.isnan(P), axis=0)]
+        counts, blocks, small, sizes, enum = enumerated(P)
+        res = choose_combinations(prob, enum, links, resp.groups, time_limit)
     p = prob.p0.copy()
-    enum = [
-        enumerate_block(prob, curve, P, counts, b) for b, s in zip(blocks, small, strict=True) if s
-    ]
-    res = choose_combinations(prob, enum, links, resp.groups, time_limit)
     for e, k in zip(enum, res["choice"], strict=True):
         p[e["rows"]] = e["prices"][k]
     big = [b for b, s in zip(blocks, small, strict=True) if not s]
