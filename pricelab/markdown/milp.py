@@ -10,6 +10,10 @@ block-diagonal MILP per batch.
 
 from __future__ import annotations
 
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import replace
 from typing import Any
 
@@ -20,6 +24,35 @@ from pricelab.markdown.problem import MarkdownProblem
 
 BATCH_POOLS = 16
 JOINT_ROWS = 240  # a target group this small is solved as one MILP with its target
+
+# The wall-clock deadline shared by every MILP of one markdown run (None: node limits only)
+# and whether a MILP stopped at it.
+_DEADLINE: ContextVar[float | None] = ContextVar("markdown_milp_deadline", default=None)
+_STOPPED: ContextVar[list[bool] | None] = ContextVar("markdown_milp_stopped", default=None)
+
+
+@contextmanager
+def milp_budget(seconds: float | None) -> Iterator[list[bool]]:
+    """Every MILP inside shares ``seconds`` of wall clock (an enclosing budget's deadline
+    is kept when it is earlier). Yields a one-item list that turns True when a MILP stopped
+    at the deadline (the plan is then the best found and its gap what was proven)."""
+    outer = _DEADLINE.get()
+    mine = None if seconds is None else time.monotonic() + seconds
+    deadline = mine if outer is None else (outer if mine is None else min(outer, mine))
+    stopped = _STOPPED.get()
+    flag = stopped if stopped is not None else [False]
+    tokens = (_DEADLINE.set(deadline), _STOPPED.set(flag))
+    try:
+        yield flag
+    finally:
+        _DEADLINE.reset(tokens[0])
+        _STOPPED.reset(tokens[1])
+
+
+def _mark_stopped() -> None:
+    flag = _STOPPED.get()
+    if flag is not None:
+        flag[0] = True
 
 
 class _Builder:
@@ -180,13 +213,23 @@ def solve_rows_milp(
     integ = np.zeros(nvar)
     integ[:nz] = 1
     integ[2 * nz : 2 * nz + nc] = 1
+    options: dict[str, Any] = {"mip_rel_gap": rel_gap, "node_limit": node_limit}
+    deadline = _DEADLINE.get()
+    left = None if deadline is None else deadline - time.monotonic()
+    if left is not None:
+        if left <= 0:
+            _mark_stopped()
+            return np.zeros((r, t_len), dtype=np.int8), np.zeros((r, t_len)), -np.inf, np.inf, False
+        options["time_limit"] = left
     res = milp(
         c,
         constraints=LinearConstraint(a, np.concatenate(b.lb), np.concatenate(b.ub)),
         integrality=integ,
         bounds=Bounds(lo, hi),
-        options={"mip_rel_gap": rel_gap, "node_limit": node_limit},
+        options=options,
     )
+    if res.status == 1 and deadline is not None and time.monotonic() >= deadline - 0.01:
+        _mark_stopped()  # stopped by the clock, not by the node limit
     if res.x is None:
         return np.zeros((r, t_len), dtype=np.int8), np.zeros((r, t_len)), -np.inf, np.inf, False
     path = np.argmax(res.x[:nz].reshape(r, t_len, lv), axis=2).astype(np.int8)

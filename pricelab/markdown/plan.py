@@ -139,6 +139,7 @@ class MarkdownPlan:
             "simple_rule": RULE_NAME,
             "overstocked_items": int(self.items["overstocked"].sum()),
             "milp_pools": sol.milp_pools,
+            "milp_time_limit": sol.milp_time_limit,
             "targets": [
                 {"category": n, "min_units": float(u), "units": float(s), "multiplier": float(m)}
                 for n, u, s, m in zip(
@@ -162,4 +163,10 @@ class MarkdownPlan:
             f"{d['salvage_value']:,.0f} = {d['value']:,.0f} (base currency), proven gap "
             f"{100 * d['gap']:.4f}%; vs keep full price {d['value'] - d['value_keep_full_price']:+,.0f}, "
             f"vs {RULE_NAME} {d['value'] - d['value_simple_rule']:+,.0f}"
+            + (
+                f" (the exact MILP steps stopped at milp_seconds "
+                f"{self.problem.config.milp_seconds:g}: the gap is what was proven by then)"
+                if d["milp_time_limit"]
+                else ""
+            )
         )

@@ -17,7 +17,7 @@ are solved exactly by MILP (:mod:`pricelab.markdown.milp`).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -48,6 +48,7 @@ class MarkdownSolution:
     target_sold: np.ndarray
     pool_gap: np.ndarray  # (P,) pool's own gap (its Lagrangian share minus its value)
     milp_pools: int = 0
+    milp_time_limit: bool = False  # an exact MILP step stopped at ``milp_seconds``
     stats: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -177,16 +178,20 @@ def solve_markdown(prob: MarkdownProblem) -> MarkdownSolution:
     (:mod:`pricelab.markdown.market_targets`); a gap left open by category targets is
     closed by :mod:`pricelab.markdown.targets`.
     """
-    if prob.config.market_rules and len(prob.market_targets()[1]):
-        from pricelab.markdown.market_targets import solve_with_market_targets
+    from pricelab.markdown.milp import milp_budget
 
-        return solve_with_market_targets(prob, solve_core)
-    sol = solve_core(prob)
-    if len(sol.target_names) and sol.gap > prob.config.gap_tolerance:
-        from pricelab.markdown.targets import close_category_gap
+    with milp_budget(prob.config.milp_seconds) as stopped:
+        if prob.config.market_rules and len(prob.market_targets()[1]):
+            from pricelab.markdown.market_targets import solve_with_market_targets
 
-        sol = close_category_gap(prob, sol)  # category targets couple pools
-    return sol
+            sol = solve_with_market_targets(prob, solve_core)
+        else:
+            sol = solve_core(prob)
+            if len(sol.target_names) and sol.gap > prob.config.gap_tolerance:
+                from pricelab.markdown.targets import close_category_gap
+
+                sol = close_category_gap(prob, sol)  # category targets couple pools
+    return replace(sol, milp_time_limit=stopped[0])
 
 
 def solve_core(
