@@ -49,13 +49,9 @@ from pricelab.optimize.cross_solve import MAX_COMBOS, solve_cross, violations
 from pricelab.optimize.decompose import Responder
 from pricelab.optimize.links import UnitsLink
 from pricelab.optimize.plan import Plan, with_skipped_rows
+from pricelab.optimize.plan_table import plan_table, with_intervals
 from pricelab.optimize.problem import Problem, build_problem
-from pricelab.optimize.router import (
-    check_bounded,
-    optimize_own_price,
-    plan_table,
-    with_intervals,
-)
+from pricelab.optimize.router import check_bounded, optimize_own_price
 
 __all__ = ["MAX_COMBOS", "optimize_cross", "violations"]
 
@@ -185,7 +181,7 @@ def _checked_problem(
 
 def _draws_objective(curve: CrossElasticity) -> Any:
     """Per-draw, per-row objective (base currency) under the cross demand, own elasticities
-    drawn: what :func:`~pricelab.optimize.router.with_intervals` takes."""
+    drawn: what :func:`~pricelab.optimize.plan_table.with_intervals` takes."""
 
     def objective(prob: Problem, price: np.ndarray, E: np.ndarray) -> np.ndarray:
         q = curve.quantity_draws(price, E)
