@@ -4,7 +4,6 @@ the bisection they replace, and the whole plan against the old (bisection) path.
 
 from __future__ import annotations
 
-import itertools
 import sys
 from pathlib import Path
 
@@ -13,32 +12,16 @@ import pytest
 
 from pricelab.markdown import multipliers, solve_markdown
 from pricelab.markdown.dp import best_paths, best_paths_lm, level_major
+from tests.test_markdown_solver import all_paths
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
 from bench_markdown import problem  # noqa: E402
 
 
-def every_path(weeks: int, levels: int, min_weeks: int, monotone: bool) -> np.ndarray:
-    """Every path from full price whose changes are ``min_weeks`` apart (and never up)."""
-    out = []
-    for p in itertools.product(range(levels), repeat=weeks):
-        if monotone and any(b < a for a, b in zip(p, p[1:], strict=False)):
-            continue
-        last, ok, prev = -(10**6), True, 0
-        for t, k in enumerate(p):
-            if k != prev:
-                ok &= t - last >= min_weeks
-                last = t
-            prev = k
-        if ok:
-            out.append(p)
-    return np.array(out)
-
-
 @pytest.mark.parametrize("monotone", [True, False])
 @pytest.mark.parametrize("min_weeks", [1, 2, 3])
-def test_dp_is_the_best_of_every_path(monotone: bool, min_weeks: int) -> None:
+def test_dp_is_the_best_of_all_paths(monotone: bool, min_weeks: int) -> None:
     """Value = the best clipped value over every allowed path; the path returned reaches
     it; clipped units are those of its positive-weight weeks; ties in demand and weight."""
     rng = np.random.default_rng(10 * min_weeks + monotone)
@@ -46,7 +29,7 @@ def test_dp_is_the_best_of_every_path(monotone: bool, min_weeks: int) -> None:
     d = np.round(rng.lognormal(0, 1, (r, t, lv)), 1) * (rng.random((r, t, lv)) > 0.15)
     w = np.round(rng.normal(1, 1.2, (r, lv)), 1)
     nl = rng.integers(1, lv + 1, r)
-    paths = every_path(t, lv, min_weeks, monotone)
+    paths = all_paths(t, lv, min_weeks, monotone)
     path, value = best_paths(d, w, nl, monotone=monotone, min_weeks=min_weeks)
     rows = np.arange(1, r, 2)
     p2, v2, u2 = best_paths_lm(

@@ -2,39 +2,19 @@
 
 from __future__ import annotations
 
-import itertools
 from dataclasses import replace
 
 import numpy as np
 import pytest
-from scipy.optimize import linprog
 
 from pricelab.errors import InfeasibleError
 from pricelab.markdown import load_markdown_config, solve_markdown
-from tests.test_markdown_solver import all_paths, check_plan, make
+from tests.test_markdown_solver import brute_force_with_floors, check_plan, make
 
 
 def brute_force_market(prob, market: str, need: float) -> float:
-    """Every combination of monotone paths; for fixed paths the best allocation by an LP
-    (sales <= demand, pool sales <= stock, the market's sales >= need)."""
-    r, t, lv = prob.shape
-    nl = prob.n_levels()
-    paths = all_paths(t, lv, prob.config.min_weeks_between_changes)
-    per = [paths[(paths < nl[i]).all(axis=1)] for i in range(r)]
-    w = prob.base_price() - prob.pool_salvage[prob.pool][:, None]
-    a = np.zeros((len(prob.pool_stock) + 1, r * t))
-    a[np.repeat(prob.pool, t), np.arange(r * t)] = 1.0
-    a[-1] = -np.repeat(prob.market == market, t).astype(float)
-    b = np.r_[prob.pool_stock, -need]
-    best = -np.inf
-    for combo in itertools.product(*[range(len(x)) for x in per]):
-        path = np.stack([per[i][c] for i, c in enumerate(combo)])
-        d = np.take_along_axis(prob.demand, path[:, :, None], axis=2)[:, :, 0].ravel()
-        c = -np.take_along_axis(w, path, axis=1).ravel()
-        res = linprog(c, A_ub=a, b_ub=b, bounds=np.c_[0 * d, d], method="highs")
-        if res.status == 0:
-            best = max(best, -res.fun)
-    return best + float((prob.pool_salvage * prob.pool_stock).sum())
+    """The brute-force optimum with the market's sales >= need."""
+    return brute_force_with_floors(prob, [(prob.market == market, need)])
 
 
 @pytest.mark.parametrize(("seed", "pct"), [(302, 75.0), (306, 85.0), (309, 95.0)])

@@ -44,11 +44,12 @@ def make(rng, n_items, markets, weeks, ladder, shared=True, **cfg) -> MarkdownPr
     )
 
 
-def all_paths(weeks: int, levels: int, min_weeks: int) -> np.ndarray:
-    """Every monotone ladder path starting from full price, changes min_weeks apart."""
+def all_paths(weeks: int, levels: int, min_weeks: int, monotone: bool = True) -> np.ndarray:
+    """Every ladder path starting from full price, changes ``min_weeks`` apart (and never
+    up when ``monotone``)."""
     out = []
     for p in itertools.product(range(levels), repeat=weeks):
-        if any(b < a for a, b in zip(p, p[1:], strict=False)):
+        if monotone and any(b < a for a, b in zip(p, p[1:], strict=False)):
             continue
         last, ok, prev = -(10**6), True, 0
         for t, k in enumerate(p):
@@ -59,6 +60,33 @@ def all_paths(weeks: int, levels: int, min_weeks: int) -> np.ndarray:
         if ok:
             out.append(p)
     return np.array(out)
+
+
+def brute_force_with_floors(prob: MarkdownProblem, floors: list[tuple[np.ndarray, float]]) -> float:
+    """Every combination of monotone ladder paths; per combination the best allocation by an
+    LP (sales <= demand, pools within stock, each floor's rows (mask) sell at least its units)."""
+    from scipy.optimize import linprog
+
+    r, t, lv = prob.shape
+    nl = prob.n_levels()
+    paths = all_paths(t, lv, prob.config.min_weeks_between_changes)
+    per = [paths[(paths < nl[i]).all(axis=1)] for i in range(r)]
+    w = prob.base_price() - prob.pool_salvage[prob.pool][:, None]
+    n = len(prob.pool_stock)
+    a = np.zeros((n + len(floors), r * t))
+    a[np.repeat(prob.pool, t), np.arange(r * t)] = 1.0
+    for j, (mask, _) in enumerate(floors):
+        a[n + j] = -np.repeat(mask, t).astype(float)
+    b = np.r_[prob.pool_stock, [-float(u) for _, u in floors]]
+    best = -np.inf
+    for combo in itertools.product(*[range(len(x)) for x in per]):
+        path = np.stack([per[i][c] for i, c in enumerate(combo)])
+        d = np.take_along_axis(prob.demand, path[:, :, None], axis=2)[:, :, 0].ravel()
+        c = -np.take_along_axis(w, path, axis=1).ravel()
+        res = linprog(c, A_ub=a, b_ub=b, bounds=np.c_[0 * d, d], method="highs")
+        if res.status == 0:
+            best = max(best, -res.fun)
+    return best + float((prob.pool_salvage * prob.pool_stock).sum())
 
 
 def allocation_value(prob: MarkdownProblem, path: np.ndarray) -> tuple[float, float]:

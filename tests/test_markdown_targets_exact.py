@@ -4,18 +4,16 @@ plans against brute force and an independent whole-problem HiGHS MILP
 
 from __future__ import annotations
 
-import itertools
 from dataclasses import replace
 
 import numpy as np
 import pytest
-from scipy.optimize import linprog
 
 from pricelab.errors import InfeasibleError
 from pricelab.markdown import solve_markdown
 from pricelab.markdown.targets import covers
 from tests.markdown_reference import reference_milp
-from tests.test_markdown_solver import all_paths, check_plan, make
+from tests.test_markdown_solver import brute_force_with_floors, check_plan, make
 
 
 def with_targets(prob, market=None, category=None, n_cat=1):
@@ -27,28 +25,9 @@ def with_targets(prob, market=None, category=None, n_cat=1):
 
 
 def brute_force_covers(prob) -> float:
-    """Every combination of ladder paths; per combination the best allocation by an LP
-    (sales <= demand, pools within stock, every target's rows sell at least its units)."""
-    r, t, lv = prob.shape
-    nl = prob.n_levels()
-    paths = all_paths(t, lv, prob.config.min_weeks_between_changes)
-    per = [paths[(paths < nl[i]).all(axis=1)] for i in range(r)]
-    w = prob.base_price() - prob.pool_salvage[prob.pool][:, None]
+    """The brute-force optimum with every target's rows selling at least its units."""
     cov = covers(prob)
-    a = np.zeros((len(prob.pool_stock) + len(cov.units), r * t))
-    a[np.repeat(prob.pool, t), np.arange(r * t)] = 1.0
-    for j, mask in enumerate(cov.masks):
-        a[len(prob.pool_stock) + j] = -np.repeat(mask, t).astype(float)
-    b = np.r_[prob.pool_stock, -cov.units]
-    best = -np.inf
-    for combo in itertools.product(*[range(len(x)) for x in per]):
-        path = np.stack([per[i][c] for i, c in enumerate(combo)])
-        d = np.take_along_axis(prob.demand, path[:, :, None], axis=2)[:, :, 0].ravel()
-        c = -np.take_along_axis(w, path, axis=1).ravel()
-        res = linprog(c, A_ub=a, b_ub=b, bounds=np.c_[0 * d, d], method="highs")
-        if res.status == 0:
-            best = max(best, -res.fun)
-    return best + float((prob.pool_salvage * prob.pool_stock).sum())
+    return brute_force_with_floors(prob, list(zip(cov.masks, cov.units, strict=True)))
 
 
 def check_targets(prob, sol) -> None:
