@@ -125,12 +125,12 @@ def estimate(
     if source is not None or engine != "local":
         return _estimate_source(db, source, engine, kwargs, by=by, before=before, track=track)
     with Store.open(db, must_exist=True) as store:
-        from pricelab.store.runs import fingerprint_ahead
+        from pricelab.store.runs import fingerprint_ahead, settled
 
         # taken while the fit runs (estimate writes no input); not beside hierarchical's
         # fits, whose peak memory is near its 1 GB goal (the fingerprint's scan adds 60-90 MB)
         inputs = fingerprint_ahead(store) if model in ("ols", "poisson") else None
-        try:
+        with settled(inputs):  # its cursor closed before the store (also on errors)
             items = load_items(store)
             results = _fit_stored(store, kwargs, items, before, progress)
             params = {
@@ -147,9 +147,6 @@ def estimate(
                 "fit": json.loads(json.dumps(results.parameters, default=str)),
             }
             return _store_estimate(store, results, items, params, track, inputs)
-        finally:
-            if inputs is not None:  # its cursor closed before the store (also on errors)
-                inputs.settle()
 
 
 def _estimate_cross(

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -13,7 +11,7 @@ import polars as pl
 from pricelab.demand.from_store import cross_table
 from pricelab.errors import UsageError
 from pricelab.store import Store, record_run
-from pricelab.store.runs import FingerprintAhead, fingerprint_ahead
+from pricelab.store.runs import fingerprint_ahead, settled
 
 from .aggregate import ALL, aggregate, market_category_levels
 from .agree import describe, plan_checks
@@ -235,7 +233,7 @@ def simulate(
         plan_runs[ref], plans[ref] = resolve_plan(store, ref)
     # simulate writes no input table: the run's input fingerprint is taken while it works
     inputs = fingerprint_ahead(store) if record else None
-    with _settled_on_error(inputs):  # its cursor must not outlive a failed command
+    with settled(inputs):  # its cursor must not outlive a failed command
         base, season, window = baseline_window(
             store,
             spec,
@@ -341,18 +339,6 @@ def simulate(
                 )
             res.run_id = run.run_id
         return res
-
-
-@contextmanager
-def _settled_on_error(inputs: FingerprintAhead | None) -> Iterator[None]:
-    """Wait for the background fingerprint (its cursor closed) when the block fails, so the
-    store can be closed and the error reported as itself."""
-    try:
-        yield
-    except BaseException:
-        if inputs is not None:
-            inputs.settle()
-        raise
 
 
 def _rows(name: str, proj: pl.DataFrame) -> pl.DataFrame:

@@ -9,7 +9,8 @@ import subprocess
 import sys
 import threading
 import uuid
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -100,6 +101,17 @@ def fingerprint_ahead(store: Store) -> FingerprintAhead:
     :meth:`FingerprintAhead.settle` before closing the store when the command fails.
     """
     return FingerprintAhead(store)
+
+
+@contextmanager
+def settled(inputs: FingerprintAhead | None) -> Iterator[None]:
+    """Wait for a background fingerprint (its cursor closed) when the block leaves, also
+    on an error, so the store can be closed and the error reported as itself."""
+    try:
+        yield
+    finally:
+        if inputs is not None:
+            inputs.settle()
 
 
 def fingerprint_digest(fp: dict[str, Any]) -> str:
