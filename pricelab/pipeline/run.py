@@ -11,15 +11,15 @@ first failing step stops the pipeline with that step's exit code.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from pricelab.errors import CheckFailed, PricelabError, UsageError
+from pricelab.errors import PricelabError, UsageError
 from pricelab.pipeline import state
 from pricelab.pipeline.config import load_pipeline_config
 from pricelab.pipeline.inputs import file_name, input_files
+from pricelab.pipeline.plan_step import jsonable, optimize_step
 from pricelab.pipeline.result import (
     FAILED,
     NOT_RUN,
@@ -39,10 +39,6 @@ def _sha256(path: Any) -> str:
     from pricelab.urls import sha256
 
     return sha256(path)
-
-
-def _jsonable(value: Any) -> Any:
-    return json.loads(json.dumps(value, default=str))
 
 
 class _Pipeline:
@@ -237,88 +233,7 @@ class _Pipeline:
         )
 
     def optimize(self) -> Step:
-        from pricelab import yamlsafe
-        from pricelab.api.optimize import optimize
-
-        o = self.cfg["optimize"]
-        if not o["enabled"]:
-            return Step("optimize", SKIPPED, "disabled in config")
-        cons = o["constraints"]
-        content = None
-        if cons is not None:
-            from pricelab.io import read_text
-            from pricelab.optimize import load_constraints
-
-            load_constraints(cons)  # syntax and schema errors: ConfigError naming file and line
-            content = _jsonable(yamlsafe.safe_load(read_text(cons, what="constraints file"), cons))
-        with self.store(must_exist=True) as store:
-            production = production_run(store)
-            if production is None:
-                raise CheckFailed(
-                    "nothing in production: the gate refused the first estimate; "
-                    "fix the model or 'pricelab promote RUN_ID --force --reason'"
-                )
-            plan = state.matching_plan(
-                store, production, content, o["baseline_weeks"], state.current_digest(store)
-            )
-        if plan is not None:
-            from pricelab.store.runs import get_run
-
-            with self.store(read_only=True) as store:
-                kept = get_run(store, plan)["summary"].get("conflicts") or []
-                table = store.read_result("plans", plan)
-            skipped = Step(
-                "optimize",
-                SKIPPED,
-                f"plan {plan} already uses production run {production} on these inputs",
-                plan,
-            )
-            return self._conflicts(self._export(skipped, table), kept)
-        run = optimize(
-            self.db,
-            constraints=cons,
-            estimates=production,
-            baseline_weeks=o["baseline_weeks"],
-            conflicts="keep",
-            mlflow=self.track,
-        )
-        p = run.plan
-        kept = p.extra.get("conflicts") or []
-        step = Step(
-            "optimize",
-            OK,
-            f"{p.table.height} prices on production run {production}: "
-            f"{p.status}, profit {p.uplift_pct:+.1f}%"
-            + (f", {len(kept)} row(s) in conflict kept at current price" if kept else ""),
-            run.run_id,
-            True,
-            details={
-                "estimates_run": production,
-                "status": p.status,
-                "uplift_pct": p.uplift_pct,
-                "rows": p.table.height,
-                "conflicts": kept,
-            },
-        )
-        return self._conflicts(self._export(step, p.table), kept)
-
-    def _export(self, step: Step, table: Any) -> Step:
-        from pricelab.pipeline.exports import export_outputs
-
-        return export_outputs(self.db, self.cfg, step, table)  # type: ignore[no-any-return]
-
-    def _conflicts(self, step: Step, kept: list[dict[str, Any]]) -> Step:
-        """The optimize step fails (exit 1, plan written) on conflicts unless allowed."""
-        if not kept or self.cfg["optimize"]["allow_conflicts"]:
-            return step
-        first = kept[0]
-        step.status, step.exit_code = FAILED, 1
-        step.message = (
-            f"plan {step.run_id} written with {len(kept)} row(s) in conflict kept at their "
-            f"current price (e.g. {first['item_id']}/{first['market']}: {first['reason']}); "
-            "relax the constraints or set optimize.allow_conflicts: true"
-        )
-        return step
+        return optimize_step(self)
 
     def monitor(self, record: bool) -> Step:
         from pricelab.monitor import record_monitor_run, run_checks
@@ -394,7 +309,7 @@ def run_pipeline(db: Any, config: Any, *, engine: str | None = None) -> Pipeline
             production = production_run(store)
             new = [s.run_id for s in steps if s.new and s.run_id]
             if new:
-                run = record_run(store, "pipeline", {"config": _jsonable(cfg)}, parents=new)
+                run = record_run(store, "pipeline", {"config": jsonable(cfg)}, parents=new)
                 run_id = run.run_id
                 result = PipelineResult(str(path), steps, run_id, exit_code, production)
                 run.finish(result.to_dict(), status="failed" if exit_code else "ok")
