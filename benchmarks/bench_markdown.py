@@ -87,7 +87,7 @@ def main() -> None:
         target_met=bool((sol.target_sold >= sol.target_units - 1e-6).all()),
         cpu_seconds=round(cpu, 2),  # this process's CPU time: comparable on a loaded machine
     )
-    from pricelab.markdown.milp import solve_pools_milp
+    from pricelab.markdown.milp import solve_rows_milp
 
     small = problem(args.milp_items, 2, one_category=True)
     t = time.perf_counter()
@@ -95,7 +95,7 @@ def main() -> None:
     ours_s = time.perf_counter() - t
     w = small.base_price() - small.pool_salvage[small.pool][:, None]
     t = time.perf_counter()
-    _, obj, bound, optimal = solve_pools_milp(
+    _, _, obj, bound, optimal = solve_rows_milp(
         small.demand,
         w,
         small.n_levels(),

@@ -291,7 +291,7 @@ def test_search_reaches_the_milp_optimum_where_the_dual_paths_do_not(monkeypatch
 
 
 def _flat_case() -> tuple[MarkdownProblem, float]:
-    from pricelab.markdown.milp import solve_pools_milp
+    from pricelab.markdown.milp import solve_rows_milp
 
     rng = np.random.default_rng(203)
     prob = make(rng, 6, 3, 8, [0, 10, 20, 30, 40, 50], min_weeks_between_changes=2)
@@ -300,7 +300,7 @@ def _flat_case() -> tuple[MarkdownProblem, float]:
     demand = constant_elasticity_demand(base, rng.uniform(-3.5, -1.2, 18), prob.ladder)
     prob = replace(prob, demand=demand)
     w = prob.base_price() - prob.pool_salvage[prob.pool][:, None]
-    _, obj, _, optimal = solve_pools_milp(
+    _, _, obj, _, optimal = solve_rows_milp(
         prob.demand,
         w,
         prob.n_levels(),
@@ -351,7 +351,7 @@ def test_enumeration_proves_the_independent_milp_optimum_on_many_pools(monkeypat
     the plan is within 1e-4 of one whole-problem HiGHS MILP solved to optimality, and the
     bound is not below it."""
     from pricelab.markdown import solver
-    from pricelab.markdown.milp import solve_pools_milp
+    from pricelab.markdown.milp import solve_rows_milp
 
     monkeypatch.setattr(solver, "_polish", lambda prob, path, out, *a: (path, out))
     rng = np.random.default_rng(77)
@@ -360,7 +360,7 @@ def test_enumeration_proves_the_independent_milp_optimum_on_many_pools(monkeypat
     sol = solve_markdown(prob)
     check_plan(prob, sol)
     w = prob.base_price() - prob.pool_salvage[prob.pool][:, None]
-    _, obj, bound, optimal = solve_pools_milp(
+    _, _, obj, bound, optimal = solve_rows_milp(
         prob.demand,
         w,
         prob.n_levels(),

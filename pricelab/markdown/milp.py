@@ -90,42 +90,6 @@ class _Builder:
         self.n += k
 
 
-def solve_pools_milp(
-    demand: np.ndarray,
-    weight: np.ndarray,
-    n_levels: np.ndarray,
-    pool: np.ndarray,
-    stock: np.ndarray,
-    *,
-    monotone: bool,
-    min_weeks: int,
-    floor: np.ndarray | None = None,
-    group_floor: float | None = None,
-    node_limit: int = 200,
-    covers: list[tuple[np.ndarray, float]] | None = None,
-) -> tuple[np.ndarray, float, float, bool]:
-    """Best paths of the rows (pools 0..P-1 local) maximising ``sum x * weight``.
-
-    ``group_floor``: all rows together sell at least this many units; ``covers``: (row mask,
-    units) pairs, the masked rows together sell at least that many (sell-through targets).
-    Returns (path (R, T), objective, dual bound, optimal?).
-    """
-    path, _, obj, bound, ok = solve_rows_milp(
-        demand,
-        weight,
-        n_levels,
-        pool,
-        stock,
-        monotone=monotone,
-        min_weeks=min_weeks,
-        floor=floor,
-        group_floor=group_floor,
-        node_limit=node_limit,
-        covers=covers,
-    )
-    return path, obj, bound, ok
-
-
 def solve_rows_milp(
     demand: np.ndarray,
     weight: np.ndarray,
@@ -141,9 +105,13 @@ def solve_rows_milp(
     covers: list[tuple[np.ndarray, float]] | None = None,
     rel_gap: float = 1e-7,
 ) -> tuple[np.ndarray, np.ndarray, float, float, bool]:
-    """:func:`solve_pools_milp` that also returns the units sold (R, T): (path, sales,
-    objective, dual bound, optimal?). Sales are on the path and within every pool's stock;
-    they meet every cover up to HiGHS' feasibility tolerance (1e-6 units)."""
+    """Best paths of the rows (pools 0..P-1 local) maximising ``sum x * weight``.
+
+    ``group_floor``: all rows together sell at least this many units; ``covers``: (row mask,
+    units) pairs, the masked rows together sell at least that many (sell-through targets).
+    Returns (path (R, T), units sold (R, T), objective, dual bound, optimal?). Sales are on
+    the path and within every pool's stock; they meet every cover up to HiGHS' feasibility
+    tolerance (1e-6 units)."""
     from scipy.optimize import Bounds, LinearConstraint, milp
     from scipy.sparse import coo_matrix
 
@@ -291,7 +259,7 @@ def improve_with_milp(
         rows = np.nonzero(np.isin(prob.pool, batch))[0]
         lookup = np.full(len(prob.pool_stock), -1, dtype=np.int64)
         lookup[batch] = np.arange(len(batch))
-        p_new, obj, bound, _ = solve_pools_milp(
+        p_new, _, obj, bound, _ = solve_rows_milp(
             prob.demand[rows],
             w_all[rows],
             nlev[rows],
