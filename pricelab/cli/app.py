@@ -14,6 +14,8 @@ from typing import Annotated, Any
 import typer
 from typer.core import TyperCommand, TyperGroup
 
+from pricelab.cli._params import plain_options, plain_params
+
 # command -> (module defining it, one-line help shown by ``pricelab --help``); help order
 COMMANDS: dict[str, tuple[str, str]] = {
     "ingest": (
@@ -113,7 +115,15 @@ class LazyGroup(TyperGroup):
             if self._listing:
                 return TyperCommand(cmd_name, help=help_line)
             self.load(module)
-        return self._loaded.get(cmd_name)
+        cmd = self._loaded.get(cmd_name)
+        if cmd is not None and ctx is not None:
+            plain_params(cmd, ctx)
+        return cmd
+
+    def get_params(self, ctx: Any) -> list[Any]:
+        params: list[Any] = super().get_params(ctx)
+        plain_options(params)  # --help, --version, completion: without pydantic
+        return params
 
     def load(self, module: str) -> None:
         """Register the commands of ``module`` on this group (once)."""
@@ -122,7 +132,9 @@ class LazyGroup(TyperGroup):
             return
         sub = typer.Typer(rich_markup_mode=None)
         importlib.import_module(module).register(sub)
-        self._loaded.update(typer.main.get_group(sub).commands)
+        group = typer.main.get_group(sub)
+        plain_params(group)  # option values converted without importing pydantic
+        self._loaded.update(group.commands)
 
     def format_help(self, ctx: Any, formatter: Any) -> Any:
         self._listing = True
