@@ -31,6 +31,7 @@ import numpy as np
 import polars as pl
 
 from . import design as D
+from .compiled import prepare_compiled
 from .design import normalize_by, resolve_controls, resolve_se
 from .fitters import first_date
 from .glm_blocks import fit_poisson_runs
@@ -341,6 +342,7 @@ __all__ = [
     "fits_table",
     "group_stats",
     "normalize_by",
+    "prepare_compiled",
     "refit_groups",
     "resolve_controls",
     "resolve_se",

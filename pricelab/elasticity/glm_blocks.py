@@ -21,6 +21,7 @@ import polars as pl
 from pricelab.errors import UsageError
 
 from .block_kernels import ols_block, poisson_block
+from .compiled import compiled_ols
 from .design import YEAR_DAYS
 from .groupfit import FLAG, empty_out
 from .robust import calendar_sums
@@ -263,6 +264,7 @@ def fit_ols_runs(
     progress: Progress | None = None,
     hac_lags: int | None = None,
     starts: np.ndarray | None = None,
+    compiled: bool | None = None,
 ) -> tuple[dict[str, np.ndarray], pl.DataFrame, list[str]]:
     """log q on log p and controls per group (weeks with q > 0), HC0/HC1/nonrobust/HAC.
 
@@ -270,6 +272,8 @@ def fit_ols_runs(
     (a zero-sales week is a period with a zero score); ``hac_lags`` is the bandwidth
     (default ``floor(4 (n/100)^(2/9))`` of the group's positive weeks). ``starts``: each
     group's first row when the caller knows the groups are contiguous (no run search).
+    ``compiled``: fit with :mod:`.ols_jit` (same numbers to ~1e-14; not ``HAC``); None:
+    from :data:`.compiled.JIT_ROWS` rows (``$PRICELAB_JIT`` ``0`` / ``1``: never / always).
 
     Returns ``(out, keys, names)`` as :func:`pricelab.elasticity.design.build` and
     :func:`pricelab.elasticity.groupfit.fit_ols` would, groups sorted by ``by``.
@@ -292,6 +296,9 @@ def fit_ols_runs(
         y = np.log(np.where(w, q, 1.0))
         week = None if runs.week is None else runs.week[rows].reshape(q.shape)
         r = ols_block(X, y, w.astype(np.float64), se=se, min_obs=min_obs, lags=hac_lags, week=week)
+        store(gs, r)
+
+    def store(gs: np.ndarray, r: dict[str, np.ndarray]) -> None:
         n, fitted = r["n"], r["fitted"]
         price_ok = r["keep"][:, 0]
         good = fitted & price_ok & r["ok"]
@@ -307,7 +314,13 @@ def fit_ols_runs(
             out["fit_stat"][gs] = np.where(r["ok"] & fitted, 1 - r["rss"] / r["tss"], np.nan)
         out["smearing"][gs] = np.where(n > 0, r["smear"] / np.maximum(counts[gs], 1), np.nan)
 
-    runs.run(fit, max_cells, progress)
+    kernel = compiled_ols(se, df.height if compiled is None else compiled)
+    if kernel is not None:  # the same fit, one compiled pass per group
+        store(np.arange(G), kernel(runs, se, min_obs))
+        if progress is not None:
+            progress(G, G)
+    else:
+        runs.run(fit, max_cells, progress)
     out, keys, _ = runs.ordered(out)
     return out, keys, runs.names
 

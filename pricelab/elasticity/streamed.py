@@ -44,6 +44,7 @@ def fit_streamed(
     first: dt.date | None = None,
     last: dt.date | None = None,
     items: pl.DataFrame | None = None,
+    compiled: bool | None = None,
 ) -> ElasticityResults:
     """``estimate(model=...)`` by item × market on sales read chunk by chunk.
 
@@ -64,6 +65,9 @@ def fit_streamed(
         The first and last week of the whole table (``trend`` origin, ``end``).
     items:
         The item attributes (``category``, ``brand``) that ``hierarchical`` pools by.
+    compiled:
+        ``ols``: fit with the compiled kernel (:func:`.glm_blocks.use_compiled`); None:
+        decided per chunk by its rows.
 
     Returns
     -------
@@ -83,7 +87,7 @@ def fit_streamed(
     ctrl = resolve_controls(controls)
     job = _Job(chunks, ctrl, first)
     if model == "ols":
-        out, names = job.ols(se, hac_lags)
+        out, names = job.ols(se, hac_lags, compiled)
     else:
         out, names = job.poisson(se, calendar=model == "hierarchical")
     if callable(keys):
@@ -153,10 +157,12 @@ class _Job:
         assert parts
         return self._join(parts), names
 
-    def ols(self, se: str, hac_lags: int | None) -> tuple[dict[str, np.ndarray], list[str]]:
+    def ols(
+        self, se: str, hac_lags: int | None, compiled: bool | None = None
+    ) -> tuple[dict[str, np.ndarray], list[str]]:
         from .glm_blocks import fit_ols_runs
 
-        return self._fit_chunks(fit_ols_runs, se=se, hac_lags=hac_lags)
+        return self._fit_chunks(fit_ols_runs, se=se, hac_lags=hac_lags, compiled=compiled)
 
     def poisson(self, se: str, calendar: bool) -> tuple[dict[str, np.ndarray], list[str]]:
         from .glm_blocks import fit_poisson_runs

@@ -227,7 +227,10 @@ def _fit(
     """:func:`~pricelab.elasticity.fit_streamed` on ``source``'s chunks, each checked for
     invalid prices and quantities (the whole-frame path's error) and counted for
     ``progress``."""
-    from pricelab.elasticity import fit_streamed
+    from pricelab.elasticity import fit_streamed, prepare_compiled, resolve_se
+
+    model = kwargs["model"]
+    compiled = model == "ols" and prepare_compiled(total, resolve_se(model, kwargs.get("se")))
 
     def chunks() -> Iterator[tuple[int, np.ndarray, pl.DataFrame]]:
         done = 0
@@ -256,6 +259,7 @@ def _fit(
         first=first if isinstance(first, dt.date) else None,
         last=last if isinstance(last, dt.date) else None,
         items=items,
+        compiled=compiled,
     )
 
 
