@@ -258,7 +258,7 @@ def test_own_row_conflicts_stay_at_current_price_like_the_single_item_route():
     assert same.table.equals(t)
 
 
-def test_draws_give_the_joint_plans_profit_interval_and_risk_says_why_not():
+def test_draws_give_the_joint_plans_profit_interval():
     from pricelab.demand.draws import elasticity_draws
 
     demand, cross = category(markets=("US", "GB"), seed=2)
@@ -287,8 +287,6 @@ def test_draws_give_the_joint_plans_profit_interval_and_risk_says_why_not():
     total = (prof / demand["fx_rate"].to_numpy()).sum(axis=1)
     assert plan.intervals["plan_p5"] == pytest.approx(np.percentile(total, 5), rel=1e-9)
     assert plan.intervals["plan_p5"] < plan.objective < plan.intervals["plan_p95"]
-    with pytest.raises(UsageError, match="--risk is not available with cross-price demand: the "):
-        optimize(demand, cons, cross=cross, draws=50, risk="cvar:0.1")
 
 
 def test_cli_file_mode_and_cross_estimate_run(tmp_path, cli):

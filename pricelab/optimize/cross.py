@@ -51,7 +51,8 @@ from pricelab.optimize.links import UnitsLink
 from pricelab.optimize.plan import Plan, with_skipped_rows
 from pricelab.optimize.plan_table import plan_table, with_intervals
 from pricelab.optimize.problem import Problem, build_problem
-from pricelab.optimize.router import check_bounded, optimize_own_price
+from pricelab.optimize.router import check_bounded, optimize_own_price, parse_risk
+from pricelab.optimize.routes import DEFAULT_RISK_DRAWS, elasticity_draws_of
 
 __all__ = ["MAX_COMBOS", "optimize_cross", "violations"]
 
@@ -68,6 +69,7 @@ def optimize_cross(
     conflicts: str = "raise",
     draws: int | None = None,
     seed: int = 0,
+    risk: str | None = None,
 ) -> Plan:
     """Joint price plan for substitutes (see the module docstring).
 
@@ -87,6 +89,11 @@ def optimize_cross(
     draws, seed:
         Own-elasticity draws (from the demand table's ``std_error``; cross terms at their
         estimates) for the P5-P95 profit of plan and baseline, as on the own-price route.
+    risk:
+        ``cvar:ALPHA``: maximise the expected objective over the draws (``draws``, default
+        200) subject to CVaR_ALPHA(objective) >= the current prices' CVaR, in the
+        combination MILP (exact on the candidate prices); the plan's P5-P95 profit is
+        reported, and ``extra["risk"]`` has the floor and the plan's CVaR.
     conflicts:
         ``keep``: a row whose own limits conflict stays at its current price with ``status``
         ``conflict`` (as on the own-price route), and so do the rows of a parity band, an
@@ -95,9 +102,13 @@ def optimize_cross(
         demand depend on the siblings' prices. ``raise``: InfeasibleError.
     """
     cons = load_constraints(constraints)
+    alpha = parse_risk(risk)
     prob, resp, reasons = _checked_problem(demand, cross, cons, strict, conflicts, draws)
     curve = CrossElasticity.from_tables(prob.frame, cross)
     opts: dict[str, Any] = {"n_grid": n_grid, "max_combos": max_combos, "time_limit": time_limit}
+    if alpha is not None:
+        draws = draws or DEFAULT_RISK_DRAWS
+        opts |= {"alpha": alpha, "E": elasticity_draws_of(prob, draws, seed)}
     sol = solve_cross(prob, resp, curve, **opts)
     p = sol.prices
 
@@ -120,6 +131,8 @@ def optimize_cross(
             {"item_id": str(prob.item[i]), "market": str(prob.market[i]), "reason": why}
             for i, why in reasons.items()
         ]
+    if sol.risk is not None:
+        extra["risk"] = sol.risk
     if single is not None:
         extra["single_item_objective"] = single
         extra["single_item_share_of_joint"] = single / sol.objective if sol.objective else None
@@ -155,7 +168,7 @@ def _checked_problem(
     for col in ("item_id", "market", "other_item_id", "elasticity"):
         if col not in cross.columns:
             raise DataError(f"cross table: missing column '{col}'")
-    prob = build_problem(demand, cons, strict=strict)
+    prob = build_problem(demand, cons, strict=strict, stock_floors=False)
     if prob.n == 0:
         raise DataError(f"demand table: no row can be optimised ({prob.skipped.height} skipped)")
     if draws is not None and draws < 2:

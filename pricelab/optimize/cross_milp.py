@@ -17,23 +17,38 @@ from scipy.optimize import Bounds, LinearConstraint, milp
 
 from pricelab.demand.curves import CrossElasticity
 from pricelab.errors import SolverError, UsageError
-from pricelab.optimize import diagnose as dg
 from pricelab.optimize.candidates import MIP_REL_GAP
 from pricelab.optimize.links import AverageChangeBudget, Link, UnitsLink
 from pricelab.optimize.problem import Problem
 
 
 def enumerate_block(
-    prob: Problem, curve: CrossElasticity, P: np.ndarray, counts: np.ndarray, rows: np.ndarray
+    prob: Problem,
+    curve: CrossElasticity,
+    P: np.ndarray,
+    counts: np.ndarray,
+    rows: np.ndarray,
+    E: np.ndarray | None = None,
 ) -> dict[str, Any]:
-    """Every price combination of one block: prices, weekly units and objective."""
+    """Every price combination of one block: prices, weekly units and objective.
+
+    With own-elasticity draws ``E`` (S, n) (cross terms at their estimates) ``draws`` holds
+    each combination's objective under each draw (S, combinations) and ``value`` is their
+    mean: the expected objective the ``risk`` MILP maximises."""
     idx = np.indices(tuple(int(c) for c in counts[rows])).reshape(rows.size, -1).T
     prices = P[rows[None, :], idx]
     M = curve.matrix[rows][:, rows].toarray()
     x = np.log(prices / prob.p0[rows])
     q = prob.q0[rows] * np.exp(x @ M.T)
-    value = (prob.horizon * (prices - prob.cost[rows]) * q / prob.fx[rows]).sum(axis=1)
-    return {"rows": rows, "prices": prices, "q": q, "value": value}
+    margin = prob.horizon * (prices - prob.cost[rows]) / prob.fx[rows]
+    out = {"rows": rows, "prices": prices, "q": q, "value": (margin * q).sum(axis=1)}
+    if E is not None:
+        # units under draw s: the cross terms' part of log q, plus the drawn own term
+        cross = x @ M.T - x * np.diag(M)
+        per = [(margin * prob.q0[rows] * np.exp(cross + x * e[rows])).sum(axis=1) for e in E]
+        out["draws"] = np.array(per)
+        out["value"] = out["draws"].mean(axis=0)
+    return out
 
 
 def choose_combinations(
@@ -43,14 +58,27 @@ def choose_combinations(
     groups: np.ndarray,
     time_limit: float,
     relax: bool = False,
+    cvar: tuple[float, float] | None = None,
+    slack: bool = False,
 ) -> dict[str, Any]:
     """One combination per block: argmax, or the MILP when constraints link blocks.
+
+    ``cvar`` = (alpha, floor): CVaR_alpha of the plan's objective over the blocks' draws
+    (:func:`enumerate_block` with ``E``) >= floor, by Rockafellar-Uryasev: one free ``t``
+    and one ``u_s >= 0`` per draw, ``u_s >= t - objective_s`` and
+    ``t - sum(u) / (alpha S) >= floor``, all linear in the choice.
 
     ``relax``: solve the LP relaxation only and return ``{"mixture": prices}``, each row's
     price averaged over its block's combinations with the LP's weights (NaN outside the
     blocks), or ``{}`` when the relaxation is infeasible too. Parity, ordering and budgets
-    are linear in prices, so the mixture meets them."""
-    if not links and not (groups >= 0).any() and not prob.ordering:
+    are linear in prices, so the mixture meets them.
+
+    Without a plan, ``{"status": "infeasible"}``. ``slack``: every linking row and the
+    CVaR floor get slack variables (in shares of their limit), parity and ordering stay
+    hard, and the total slack is minimised: ``{"status": "slack", "slack": {name: share}}``
+    names what cannot be met together and by how much (infeasible: parity or ordering
+    cannot be met on the candidates at all)."""
+    if not links and not (groups >= 0).any() and not prob.ordering and cvar is None:
         return {
             "choice": [int(np.argmax(e["value"])) for e in enum],
             "bound_excess": 0.0,
@@ -68,7 +96,9 @@ def choose_combinations(
     V = np.concatenate([e["value"] for e in enum])
     scale = max(float(np.median(np.abs(V))), 1e-12)
     ng = int(groups.max()) + 1 if (groups >= 0).any() else 0
-    nvar = nx + ng
+    nS = enum[0]["draws"].shape[0] if cvar is not None and enum else 0
+    off_u = nx + ng  # then u_1..u_S, then t
+    nvar = nx + ng + (nS + 1 if nS else 0)
     A_rows: list[sp.csr_matrix] = []
     lb: list[float] = []
     ub: list[float] = []
@@ -88,7 +118,9 @@ def choose_combinations(
     A_rows.append(one)
     lb += [1.0] * len(enum)
     ub += [1.0] * len(enum)
+    soft: list[tuple[int, str, float]] = []  # (row, name, unit of its slack)
     for lk in links:
+        soft.append((len(lb), lk.name, 1.0))
         rows = lk.rows
         if isinstance(lk, UnitsLink):
             # weekly units over the limit's weekly units: >= 1 for a floor, <= 1 for a cap
@@ -132,14 +164,30 @@ def choose_combinations(
                 A_rows.append(sp.csr_matrix(row))
                 lb.append(lo_)
                 ub.append(hi_)
+    if nS and cvar is not None:
+        A_rows += _cvar_rows(enum, nvar, off_u, nS, cvar[0], scale)
+        lb += [0.0] * nS + [cvar[1] / scale]
+        ub += [np.inf] * (nS + 1)
+        name = f"risk cvar:{cvar[0]:g} floor {cvar[1]:,.2f} (the current prices' CVaR)"
+        soft.append((len(lb) - 1, name, max(abs(cvar[1]), 1e-12) / scale))
     A = sp.vstack(A_rows).tocsr()
     c = np.zeros(nvar)
     c[:nx] = -V / scale
-    integ = np.r_[np.zeros(nx) if relax else np.ones(nx), np.zeros(ng)]
-    vub = np.r_[np.ones(nx), np.full(ng, np.inf)]
+    integ = np.r_[np.zeros(nx) if relax else np.ones(nx), np.zeros(nvar - nx)]
+    vlb = np.r_[np.zeros(nvar - 1), -np.inf if nS else 0.0]
+    vub = np.r_[np.ones(nx), np.full(nvar - nx, np.inf)]
+    if slack:  # row + unit (s+ - s-) within its limits; minimise s+ + s-
+        k = len(soft)
+        at = np.repeat([row for row, _, _ in soft], 2)
+        unit = np.repeat([un for _, _, un in soft], 2) * np.tile([1.0, -1.0], k)
+        S = sp.csr_matrix((unit, (at, np.arange(2 * k))), shape=(A.shape[0], 2 * k))
+        A = sp.hstack([A, S]).tocsr()
+        c = np.r_[np.zeros(nvar), np.ones(2 * k)]
+        integ, vlb = np.r_[integ, np.zeros(2 * k)], np.r_[vlb, np.zeros(2 * k)]
+        vub = np.r_[vub, np.full(2 * k, np.inf)]
     cons = LinearConstraint(A, np.array(lb), np.array(ub))
     opts = {"time_limit": time_limit, "mip_rel_gap": MIP_REL_GAP, "presolve": True}
-    res = milp(c, constraints=cons, integrality=integ, bounds=Bounds(0, vub), options=opts)
+    res = milp(c, constraints=cons, integrality=integ, bounds=Bounds(vlb, vub), options=opts)
     if relax:
         if res.x is None:
             return {}
@@ -147,17 +195,15 @@ def choose_combinations(
         for b, e in enumerate(enum):
             mix[e["rows"]] = res.x[off[b] : off[b + 1]] @ e["prices"]
         return {"mixture": mix}
-    if res.status == 2 or res.x is None:
-        if res.status == 2:
-            dg.raise_infeasible(
-                [
-                    f"{name} cannot be met together with the other constraints under "
-                    "cross-price demand"
-                    for name in [lk.name for lk in links]
-                    + [f"ordering {od[3]}" for od in prob.ordering]
-                ]
-                or ["parity cannot be met on the candidate prices"]
-            )
+    if res.status == 2:
+        return {"status": "infeasible"}
+    if slack and res.x is not None:
+        sl = res.x[nvar:].reshape(-1, 2)
+        return {
+            "status": "slack",
+            "slack": {name: float(a - b) for (_, name, _), (a, b) in zip(soft, sl, strict=True)},
+        }
+    if res.x is None:
         raise SolverError(f"HiGHS MILP failed: {res.message}")
     choice = [int(np.argmax(res.x[off[b] : off[b + 1]])) for b in range(len(enum))]
     obj = -res.fun * scale
@@ -169,3 +215,25 @@ def choose_combinations(
         "milp": True,
         "status": "optimal" if res.status == 0 else "time_limit",
     }
+
+
+def _cvar_rows(
+    enum: list[dict[str, Any]], nvar: int, off_u: int, nS: int, alpha: float, scale: float
+) -> list[sp.csr_matrix]:
+    """Rockafellar-Uryasev rows: ``u_s + objective_s - t >= 0`` per draw, then
+    ``t - sum(u) / (alpha S) >= floor`` (objectives in units of ``scale``)."""
+    D = np.concatenate([e["draws"] for e in enum], axis=1) / scale  # (S, nx)
+    nx = D.shape[1]
+    t = off_u + nS
+    per = sp.hstack(
+        [
+            sp.csr_matrix(D),
+            sp.csr_matrix((nS, off_u - nx)),  # the parity groups' band variables
+            sp.identity(nS, format="csr"),
+            sp.csr_matrix(-np.ones((nS, 1))),
+        ]
+    ).tocsr()
+    last = np.zeros(nvar)
+    last[off_u : off_u + nS] = -1.0 / (alpha * nS)
+    last[t] = 1.0
+    return [per, sp.csr_matrix(last)]

@@ -10,24 +10,27 @@ returned price is checked against every constraint with the cross demand (:func:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 from scipy.sparse.csgraph import connected_components
 
 from pricelab.demand.curves import CrossElasticity
-from pricelab.errors import InfeasibleError, SolverError, UsageError
+from pricelab.errors import SolverError, UsageError
 from pricelab.optimize import diagnose as dg
 from pricelab.optimize.binding import binding_labels
 from pricelab.optimize.candidates import candidate_matrix, with_ordering_points
+from pricelab.optimize.cross_diagnose import conflicting_set
 from pricelab.optimize.cross_milp import choose_combinations, enumerate_block
 from pricelab.optimize.cross_search import best_response, block_objective, relaxation_bound
 from pricelab.optimize.decompose import Responder
-from pricelab.optimize.links import Link, StockPool, UnitsLink
+from pricelab.optimize.links import Link, UnitsLink
 from pricelab.optimize.minor_unit import neighbours, on_units
 from pricelab.optimize.problem import Problem
 
 MAX_COMBOS = 250_000  # per block: enumerated exactly up to this many price combinations
 MAX_TOTAL = 2_000_000  # over all blocks
+MAX_RISK_VALUES = 5_000_000  # with --risk: combinations x draws in the CVaR rows
 
 
 @dataclass
@@ -43,6 +46,7 @@ class CrossSolved:
     labels: list[str]
     blocks: int
     combinations: int
+    risk: dict[str, float] | None = None
 
 
 def solve_cross(
@@ -53,39 +57,53 @@ def solve_cross(
     n_grid: int = 15,
     max_combos: int = MAX_COMBOS,
     time_limit: float = 600.0,
+    alpha: float | None = None,
+    E: np.ndarray | None = None,
 ) -> CrossSolved:
-    """Price every block of substitutes (see the module docstring)."""
+    """Price every block of substitutes (see the module docstring).
+
+    ``alpha`` with own-elasticity draws ``E`` (S, n): maximise the expected objective over
+    the draws subject to CVaR_alpha(objective) >= the current prices' CVaR (``--risk``).
+    """
+    cvar = (
+        None if alpha is None or E is None else (alpha, _cvar(_base_draws(prob, curve, E), alpha))
+    )
     P = on_units(prob, with_ordering_points(prob, candidate_matrix(prob, n_grid)))
     msgs = dg.ladder_conflicts(prob, P)
     if msgs:
         dg.raise_infeasible(msgs)
-    links = _links(prob)
+    links = list(prob.links)  # dedicated stock included (build_problem(stock_floors=False))
 
     def enumerated(P: np.ndarray) -> tuple:
         counts = (~np.isnan(P)).sum(axis=1)
-        blocks, small, sizes = _partition(prob, curve, counts, links, resp.groups, max_combos)
+        blocks, small, sizes = _partition(
+            prob, curve, counts, links, resp.groups, max_combos, cvar is not None
+        )
+        if cvar is not None and E is not None:
+            _check_risk_size(float(sizes.sum()), E.shape[0])
         enum = [
-            enumerate_block(prob, curve, P, counts, b)
+            enumerate_block(prob, curve, P, counts, b, None if cvar is None else E)
             for b, s in zip(blocks, small, strict=True)
             if s
         ]
         return counts, blocks, small, sizes, enum
 
     counts, blocks, small, sizes, enum = enumerated(P)
-    try:
-        res = choose_combinations(prob, enum, links, resp.groups, time_limit)
-    except InfeasibleError:
+    choose = partial(choose_combinations, prob, links=links, groups=resp.groups, cvar=cvar)
+    res = choose(enum, time_limit=time_limit)
+    if res["status"] == "infeasible":
         # a grid can miss a narrow band (a tight parity gap): the relaxation's mixture
         # prices (and the units either side) join the candidates, as on the own-price route
-        mix = choose_combinations(prob, enum, links, resp.groups, time_limit, relax=True)
+        mix = choose(enum, time_limit=time_limit, relax=True)
         free = np.isnan(prob.ladder_spacing) & (prob.lo < prob.hi) & ~prob.frozen
-        if not mix or not (free & ~np.isnan(mix["mixture"])).any():
-            raise
-        add = np.where(free[:, None], neighbours(prob, mix["mixture"]), np.nan)
-        P = on_units(prob, np.sort(np.concatenate([P, add], axis=1), axis=1))
-        P = P[:, ~np.all(np.isnan(P), axis=0)]
-        counts, blocks, small, sizes, enum = enumerated(P)
-        res = choose_combinations(prob, enum, links, resp.groups, time_limit)
+        if mix and (free & ~np.isnan(mix["mixture"])).any():
+            add = np.where(free[:, None], neighbours(prob, mix["mixture"]), np.nan)
+            P = on_units(prob, np.sort(np.concatenate([P, add], axis=1), axis=1))
+            P = P[:, ~np.all(np.isnan(P), axis=0)]
+            counts, blocks, small, sizes, enum = enumerated(P)
+            res = choose(enum, time_limit=time_limit)
+    if res["status"] == "infeasible":
+        dg.raise_infeasible(conflicting_set(prob, enum, links, resp.groups, time_limit, cvar))
     p = prob.p0.copy()
     for e, k in zip(enum, res["choice"], strict=True):
         p[e["rows"]] = e["prices"][k]
@@ -101,15 +119,47 @@ def solve_cross(
     bad = violations(prob, curve, p, resp.groups, links)
     if bad:
         raise SolverError("cross-price plan violates: " + "; ".join(bad[:3]))
+    risk = None
+    if cvar is not None:  # the objective is the expected one over the draws
+        per = sum(e["draws"][:, k] for e, k in zip(enum, res["choice"], strict=True))
+        obj = float(np.mean(per))
+        risk = {"alpha": cvar[0], "draws": float(per.size), "cvar_floor": cvar[1]}
+        risk["plan_cvar"] = _cvar(per, cvar[0])
     bound = obj - obj_big + bound_big + res["bound_excess"]
     gap = max(0.0, (bound - obj) / max(abs(obj), 1e-12))
     n_comb = int(sizes[small].sum())
     form, cert = _describe(
         prob, len(blocks), int(small.sum()), n_comb, len(big), res["milp"], n_grid
     )
+    if risk is not None:
+        form += (
+            f"; expected {prob.objective} over {int(risk['draws'])} own-elasticity draws with "
+            f"CVaR_{risk['alpha']:g} >= the current prices' (Rockafellar-Uryasev)"
+        )
     tight = _tight_links(prob, curve, p, links)
     labels = binding_labels(prob, p, parity_groups=resp.groups, tight_links=tight, milp=True)
-    return CrossSolved(p, obj, gap, res["status"], form, cert, labels, len(blocks), n_comb)
+    return CrossSolved(p, obj, gap, res["status"], form, cert, labels, len(blocks), n_comb, risk)
+
+
+def _base_draws(prob: Problem, curve: CrossElasticity, E: np.ndarray) -> np.ndarray:
+    """The current prices' total objective under each own-elasticity draw (S,)."""
+    q = curve.quantity_draws(prob.p0, E)
+    return (prob.horizon * (prob.p0 - prob.cost) * q / prob.fx).sum(axis=1)
+
+
+def _cvar(values: np.ndarray, alpha: float) -> float:
+    """Mean of the worst ceil(alpha S) of S values (the floor's and the plan's CVaR)."""
+    k = max(1, int(np.ceil(alpha * values.size)))
+    return float(np.sort(values)[:k].mean())
+
+
+def _check_risk_size(combinations: float, draws: int) -> None:
+    if combinations * draws > MAX_RISK_VALUES:
+        raise UsageError(
+            f"--risk: {combinations:.3g} price combinations x {draws} draws = "
+            f"{combinations * draws:.3g} values in the CVaR rows, above {MAX_RISK_VALUES:.0e}; "
+            "use fewer --draws, a coarser ladder or tighter bounds"
+        )
 
 
 def _partition(
@@ -119,17 +169,19 @@ def _partition(
     links: list[Link],
     groups: np.ndarray,
     max_combos: int,
+    risk: bool = False,
 ) -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:
     """Blocks of substitutes, which are small enough to enumerate, and their sizes.
 
-    A block too large to enumerate may not carry a linking constraint (UsageError).
+    A block too large to enumerate may not carry a linking constraint, nor any block a
+    CVaR floor (``risk``), which links them all (UsageError).
     """
     blocks = _blocks(curve)
     sizes = np.array([float(np.prod(counts[b].astype(float))) for b in blocks])
     small = sizes <= max_combos
     if sizes[small].sum() > MAX_TOTAL:
         small &= sizes <= max(1.0, MAX_TOTAL / max(1, small.sum()))
-    linked = groups >= 0
+    linked = (groups >= 0) | risk
     for lk in links:
         linked[lk.rows] = True
     for lower, upper, _f, _name in prob.ordering:
@@ -139,8 +191,8 @@ def _partition(
             raise UsageError(
                 f"{prob.label(int(b[0]))}: its block of {b.size} substitutes has {size:.3g} "
                 "price combinations, beyond the exact joint route; with parity, ordering, "
-                "volume, stock or budget constraints on it use a coarser ladder, tighter bounds "
-                "or a smaller category"
+                "volume, stock or budget constraints on it, or --risk, use a coarser ladder, "
+                "tighter bounds or a smaller category"
             )
     return blocks, small, sizes
 
@@ -176,16 +228,6 @@ def _blocks(curve: CrossElasticity) -> list[np.ndarray]:
     order = np.argsort(lab, kind="stable")
     cuts = np.flatnonzero(np.diff(lab[order])) + 1
     return list(np.split(order, cuts))
-
-
-def _links(prob: Problem) -> list[Link]:
-    """The problem's linking constraints plus each row's dedicated stock as a one-row pool."""
-    out: list[Link] = list(prob.links)
-    stock = prob.sources["inventory"]
-    for i in np.flatnonzero(~np.isnan(stock)):
-        cap = float(prob.frame["stock"][int(i)])
-        out.append(StockPool(f"inventory ({prob.label(int(i))})", np.array([i]), cap))
-    return out
 
 
 def violations(

@@ -136,8 +136,15 @@ def _extrapolation_cap(
     return new_lo, new_hi
 
 
-def build_problem(demand: pl.DataFrame, cons: Constraints, *, strict: bool = False) -> Problem:
-    """Validate the demand table and compute each row's price interval and links."""
+def build_problem(
+    demand: pl.DataFrame, cons: Constraints, *, strict: bool = False, stock_floors: bool = True
+) -> Problem:
+    """Validate the demand table and compute each row's price interval and links.
+
+    ``stock_floors=False`` (cross-price demand, where a row's units depend on its siblings'
+    prices): a row's dedicated stock is a one-row :class:`StockPool` link instead of a
+    price floor from its own demand curve.
+    """
     # revenue needs no cost, unless a margin floor does (a row without one: profit unknown)
     margins = cons.rules.min_margin_pct is not None or any(
         "min_margin_pct" in ov.settings for ov in cons.overrides
@@ -171,10 +178,9 @@ def build_problem(demand: pl.DataFrame, cons: Constraints, *, strict: bool = Fal
     pool = df["stock_pool"].cast(pl.String).to_numpy() if has_pool else np.full(n, None)
     stock = f["stock"]
     dedicated = inv & ~np.isnan(stock) & np.array([x is None for x in pool], dtype=bool)
+    floors = dedicated & stock_floors
     with np.errstate(divide="ignore", invalid="ignore"):
-        lo_s = np.where(
-            dedicated, ConstantElasticity(p0, h * q0, e).price_for_quantity(stock), np.nan
-        )
+        lo_s = np.where(floors, ConstantElasticity(p0, h * q0, e).price_for_quantity(stock), np.nan)
     sources = {
         "max_decrease_pct": np.where(np.isnan(dec), np.nan, p0 * (1 - dec / 100)),
         "min_margin_pct": np.where(np.isnan(marg), np.nan, c / (1 - marg / 100)),
@@ -227,6 +233,9 @@ def build_problem(demand: pl.DataFrame, cons: Constraints, *, strict: bool = Fal
         skipped=skipped,
     )
     prob.links = _links(prob, cons, rules, inv, pool, stock, nan)
+    for i in np.flatnonzero(dedicated & ~floors).tolist():
+        name = f"inventory ({prob.label(i)}, stock {stock[i]:g})"
+        prob.links.append(StockPool(name, np.array([i]), float(stock[i])))
     prob.ordering = _ordering(prob, cons, demand)
     return prob
 

@@ -50,7 +50,8 @@ from pricelab.optimize.routes import (
 )
 
 
-def _parse_risk(risk: str | None) -> float | None:
+def parse_risk(risk: str | None) -> float | None:
+    """``cvar:ALPHA`` -> ALPHA (None without a risk option); UsageError otherwise."""
     if risk is None:
         return None
     kind, _, val = risk.partition(":")
@@ -128,7 +129,7 @@ def optimize_own_price(
 ) -> Plan:
     """:func:`pricelab.optimize.optimize` for own-price demand (same parameters, no cross)."""
     cons = load_constraints(constraints)
-    alpha = _parse_risk(risk)
+    alpha = parse_risk(risk)
     if draws is not None and draws < 2:
         raise UsageError(f"draws must be >= 2, got {draws}")
     prob = build_problem(demand, cons, strict=strict)

@@ -15,15 +15,6 @@ from pricelab.optimize.cross import optimize_cross
 from pricelab.optimize.plan import Plan
 from pricelab.optimize.router import optimize_own_price
 
-#: why ``risk`` is refused with cross-price demand
-RISK_WITH_CROSS = (
-    "--risk is not available with cross-price demand: the CVaR floor is linear in the "
-    "joint route's choice of price combinations, but it needs every combination's profit "
-    "under every draw (combinations x draws values per block) and a large block's "
-    "best-response search has no CVaR form; pricelab does not build that yet. --draws works: "
-    "it gives the joint plan's P5-P95 profit"
-)
-
 
 def optimize(
     demand: pl.DataFrame,
@@ -52,7 +43,7 @@ def optimize(
         Number of elasticity draws for the profit interval (P5-P95) of plan and baseline.
     risk : str, optional
         ``cvar:ALPHA``: maximise expected profit subject to CVaR_ALPHA(profit) >= the
-        baseline's (candidate MILP over draws).
+        baseline's (candidate MILP over draws; with ``cross``, the combination MILP).
     seed : int
         Seed for the draws.
     strict : bool
@@ -89,8 +80,6 @@ def optimize(
     if cross is not None:
         if expected:
             raise UsageError("--expected is not available with cross-price demand")
-        if risk:
-            raise UsageError(RISK_WITH_CROSS)
         return optimize_cross(
             demand,
             cross,
@@ -100,6 +89,7 @@ def optimize(
             conflicts=conflicts,
             draws=draws,
             seed=seed,
+            risk=risk,
         )
     return optimize_own_price(
         demand,
