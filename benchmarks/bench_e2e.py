@@ -2,6 +2,7 @@
 
     python benchmarks/bench_e2e.py --groups 100000 [--scaling 10000,30000] [--repeat 3]
         [--before PATH]   # also time an older source tree in the same run (before/after)
+        [--ols-only]      # goal 1 alone: estimate --model ols vs regr_slope, each size
 
 Builds a database with ``pricelab ingest`` from a synthetic Parquet file (``--groups``
 item-markets × 52 weeks), then times, interleaved round by round so machine drift hits
@@ -36,8 +37,9 @@ REF_SQL = (
 CTAS = "CREATE TABLE sales AS SELECT * FROM read_parquet('{src}')"
 
 
-def run(cmd: list[str], tree: Path, cwd: Path) -> tuple[float, float]:
-    """Wall seconds and peak resident MB of one fresh process running ``cmd``."""
+def run(cmd: list[str], tree: Path, cwd: Path) -> tuple[float, float, float]:
+    """Wall seconds, peak resident MB and CPU seconds (user + system, all threads) of one
+    fresh process running ``cmd``."""
     env = {**os.environ, "PYTHONPATH": str(tree), "PRICELAB_MLFLOW": ""}
     t = time.perf_counter()
     proc = subprocess.Popen(
@@ -49,7 +51,7 @@ def run(cmd: list[str], tree: Path, cwd: Path) -> tuple[float, float]:
     if proc.returncode:
         err = proc.stderr.read().decode() if proc.stderr else ""
         raise RuntimeError(f"{' '.join(cmd)} exited {proc.returncode}: {err[-800:]}")
-    return wall, usage.ru_maxrss / 1024
+    return wall, usage.ru_maxrss / 1024, usage.ru_utime + usage.ru_stime
 
 
 def make_data(groups: int, tmp: Path) -> Path:
@@ -83,9 +85,8 @@ def bench_size(groups: int, args: argparse.Namespace, tmp: Path, trees: dict[str
         "-c",
         f"import duckdb; duckdb.connect('{ref_db}', read_only=True).sql({REF_SQL!r}).fetchall()",
     ]
-    models = (
-        ["ols"] if args.ols_only and groups != args.groups else ["ols", "poisson", "hierarchical"]
-    )
+    scaled = args.scaling_ols_only and groups != args.groups
+    models = ["ols"] if args.ols_only or scaled else ["ols", "poisson", "hierarchical"]
     jobs: dict[str, tuple[list[str], Path]] = {"ref": (cmds["ref"], trees["after"])}
     for label, tree in trees.items():
         for m in models:
@@ -105,15 +106,17 @@ def bench_size(groups: int, args: argparse.Namespace, tmp: Path, trees: dict[str
                 ],
                 tree,
             )
-        if groups == args.groups:
+        if groups == args.groups and not args.ols_only:
             jobs[f"{label}:version"] = ([py, "-m", "pricelab", "--version"], tree)
     times: dict[str, list[float]] = {k: [] for k in jobs}
     peaks: dict[str, list[float]] = {k: [] for k in jobs}
+    cpus: dict[str, list[float]] = {k: [] for k in jobs}
     for r in range(args.repeat):
         for key, (cmd, tree) in jobs.items():  # interleaved: one run of each per round
-            wall, peak = run(cmd, tree, tmp)
+            wall, peak, cpu = run(cmd, tree, tmp)
             times[key].append(wall)
             peaks[key].append(peak)
+            cpus[key].append(cpu)
         log(f"e2e {groups}: round {r + 1}/{args.repeat}")
     ref = statistics.median(times["ref"])
     for key in jobs:
@@ -137,8 +140,12 @@ def bench_size(groups: int, args: argparse.Namespace, tmp: Path, trees: dict[str
             runs=[round(t, 3) for t in times[key]],
             ratios=[round(t / f, 3) for t, f in zip(times[key], times["ref"], strict=True)],
             ref_runs=[round(t, 3) for t in times["ref"]],
+            cpu_runs=[round(t, 3) for t in cpus[key]],
+            cpu_ratios=[round(t / f, 3) for t, f in zip(cpus[key], cpus["ref"], strict=True)],
+            ref_cpu_runs=[round(t, 3) for t in cpus["ref"]],
+            load=round(os.getloadavg()[0], 1),
         )
-    if groups == args.groups:
+    if groups == args.groups and not args.ols_only:
         bench_ingest(src, rows, args, tmp, trees)
 
 
@@ -162,7 +169,7 @@ def bench_ingest(
             else:
                 cmd = [py, "-m", "pricelab", "ingest", "--db", str(db), "--sales", str(src)]
                 tree = trees[key]
-            wall, peak = run(cmd, tree, tmp)
+            wall, peak, _ = run(cmd, tree, tmp)
             times[key].append(wall)
             peaks[key].append(peak)
     ref = statistics.median(times["ref"])
@@ -192,7 +199,12 @@ def main() -> None:
     ap.add_argument("--scaling", default="", help="more group counts (comma-separated)")
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--before", type=Path, help="an older source tree to time beside this one")
-    ap.add_argument("--ols-only", action="store_true", help="the --scaling sizes: ols only")
+    ap.add_argument(
+        "--ols-only",
+        action="store_true",
+        help="issue #20 goal 1 only: estimate --model ols against the reference, every size",
+    )
+    ap.add_argument("--scaling-ols-only", action="store_true", help="the --scaling sizes: ols only")
     args = ap.parse_args()
     trees = {"after": HERE.parent}
     if args.before:

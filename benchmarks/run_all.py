@@ -39,7 +39,14 @@ FULL = {
     "optimize": ["bench_optimize.py", "--rows", "100000", "--ladder-rows", "10000"],
     "simulate": ["bench_simulate.py", "--groups", "100000", "--weeks", "100", "--repeat", "3"],
     "spark": ["bench_spark.py", "--groups", "100000,1000000", "--repeat", "1"],
-    "e2e": ["bench_e2e.py", "--groups", "300000", "--scaling", "10000,100000", "--ols-only"],
+    "e2e": [
+        "bench_e2e.py",
+        "--groups",
+        "300000",
+        "--scaling",
+        "10000,100000",
+        "--scaling-ols-only",
+    ],
     "markdown": ["bench_markdown.py", "--items", "100000", "--milp-items", "8"],
 }
 QUICK = {
@@ -60,7 +67,7 @@ QUICK = {
     "simulate": ["bench_simulate.py", "--groups", "10000", "--weeks", "100", "--repeat", "3"],
     "spark": ["bench_spark.py", "--groups", "10000", "--repeat", "1"],
     "markdown": ["bench_markdown.py", "--items", "10000", "--milp-items", "6"],
-    "e2e": ["bench_e2e.py", "--groups", "20000", "--scaling", "5000", "--ols-only"],
+    "e2e": ["bench_e2e.py", "--groups", "20000", "--scaling", "5000", "--scaling-ols-only"],
 }
 #: wall-clock budget per benchmark (seconds); what was measured before it is kept
 BUDGET = {"spark": 900}
