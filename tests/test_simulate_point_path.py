@@ -289,3 +289,29 @@ def test_a_failure_while_the_fingerprint_runs_is_reported_as_itself(
     assert "unknown market 'ZZ'" in res.stderr
     with Store.open(db, read_only=True) as store:
         assert store.execute("SELECT count(*) FROM runs")[0][0] == before
+
+
+def test_the_recorded_run_holds_the_inputs_fingerprint(store_path: Path, tmp_path: Path) -> None:
+    """``pricelab.api.simulate`` starts the fingerprint when it opens the store (before the
+    scenario is read); the run records the fingerprint of the inputs as they are, and its
+    stored rows are the result's."""
+    import json
+    import shutil
+
+    from pricelab import api
+    from pricelab.store.runs import fingerprint_digest, input_fingerprint
+
+    db = tmp_path / "copy.duckdb"
+    shutil.copy(store_path, db)
+    spec = {"baseline_weeks": WINDOW, "horizon_weeks": HORIZON, "scenarios": SCENARIOS}
+    res = api.simulate(db, spec, draws=0)
+    with Store.open(db, read_only=True) as store:
+        want = input_fingerprint(store)
+        run = store.execute(
+            "SELECT inputs, input_fingerprint FROM runs WHERE run_id = ?", [res.run_id]
+        )
+        stored = store.read_result("scenarios", res.run_id)
+    assert json.loads(run[0][0]) == want
+    assert run[0][1] == fingerprint_digest(want)
+    assert want["sales"]["rows"] == sales().height
+    assert stored.equals(res.table)

@@ -11,7 +11,7 @@ import polars as pl
 from pricelab.demand.from_store import cross_table
 from pricelab.errors import UsageError
 from pricelab.store import Store, record_run
-from pricelab.store.runs import fingerprint_ahead, settled
+from pricelab.store.runs import FingerprintAhead, fingerprint_ahead, settled
 
 from .aggregate import ALL, aggregate, market_category_levels
 from .agree import describe, plan_checks
@@ -171,6 +171,7 @@ def simulate(
     engine: str = "local",
     source: Any = None,
     spark: Any = None,
+    inputs: FingerprintAhead | None = None,
 ) -> SimulationResult:
     """Project every scenario of ``scenario`` from the baseline window with stored elasticities.
 
@@ -199,6 +200,10 @@ def simulate(
         ``delta:PATH`` or a table); the store then only needs the estimates.
     spark : SparkSession, optional
         Session for the ``spark`` engine (default: active, else a new local one).
+    inputs : FingerprintAhead, optional
+        The store's input fingerprint, already being taken
+        (:func:`pricelab.store.runs.fingerprint_ahead`; the caller settles it); by default
+        a recorded run starts taking it here.
 
     Returns
     -------
@@ -232,7 +237,8 @@ def simulate(
     for ref in spec.plan_refs:
         plan_runs[ref], plans[ref] = resolve_plan(store, ref)
     # simulate writes no input table: the run's input fingerprint is taken while it works
-    inputs = fingerprint_ahead(store) if record else None
+    if record and inputs is None:
+        inputs = fingerprint_ahead(store)
     with settled(inputs):  # its cursor must not outlive a failed command
         base, season, window = baseline_window(
             store,
