@@ -58,6 +58,16 @@ def test_shared_covariance_is_the_dense_formula(nw):
             np.testing.assert_allclose(got_j[sel, k], off @ om, rtol=1e-10)
 
 
+def test_t975_table_is_scipys_quantile():
+    from scipy.special import stdtrit
+
+    from pricelab.elasticity.robust import T975, t975
+
+    d = np.arange(1, 80)
+    np.testing.assert_array_equal(t975(d), stdtrit(d, 0.975))
+    assert len(T975) == 51
+
+
 def test_without_calendar_pool_level_is_unchanged():
     rng = np.random.default_rng(2)
     e, v = rng.normal(-2, 0.4, 20), rng.uniform(0.05, 0.3, 20)
@@ -149,3 +159,19 @@ def test_events_that_come_back_every_year_need_the_week_of_year_clusters(seed, m
     # measured: two-way 0.940 / 0.903, blocks only 0.896 / 0.853 (seeds 0 / 1)
     assert cover["two-way"] >= 0.9, cover
     assert cover["two-way"] - cover["blocks"] >= 0.03, cover
+
+
+def test_rows_of_the_calendar_equal_a_copy_of_them():
+    # shrink hands pool_level the whole calendar and the estimates' rows (no copy)
+    rng = np.random.default_rng(8)
+    n, nw = 40, 30
+    a = (rng.standard_normal((n, nw)) + rng.standard_normal(nw)).astype(np.float32)
+    rows = np.flatnonzero(rng.random(n) < 0.7)
+    e, v = rng.normal(-2, 0.4, rows.size), rng.uniform(0.05, 0.3, rows.size)
+    lvl = rng.integers(0, 3, rows.size)
+    copy = pool_level(e, v, lvl, 3, calendar=a[rows])
+    picked = pool_level(e, v, lvl, 3, calendar=a, rows=rows)
+    for name in ("mean", "var", "prior_weight", "mu", "tau2", "new_var"):
+        np.testing.assert_array_equal(getattr(picked, name), getattr(copy, name))
+    plain = pool_level(e, v, lvl, 3)
+    assert np.abs(picked.var - plain.var).max() > 1e-4  # the cross terms matter here

@@ -77,13 +77,13 @@ import numpy as np
 import polars as pl
 
 from .groupfit import FLAG
-from .robust import shared_covariance
+from .robust import Shared
 
 #: key of ``out`` where :func:`shrink` keeps each group's own (unshrunk) estimate
 OWN = "own_elasticity"
 SHRUNK_WEIGHT = 0.25  # flag "shrunk" when the prior gets at least this weight
 GRID = 48  # grid points per level for tau (two passes: locate, then refine)
-SLICE = 16_384  # groups per pass over the (groups x grid) arrays (bounded memory)
+SLICE = 4_096  # groups per pass over the (groups x grid) arrays (bounded memory)
 _SPAN = 25.0  # log-density drop that bounds the refined grid
 
 
@@ -175,6 +175,7 @@ def pool_level(
     grid: int = GRID,
     common_tau: bool = False,
     calendar: np.ndarray | None = None,
+    rows: np.ndarray | None = None,
 ) -> LevelFit:
     """Posterior moments of ``theta_j`` for estimates ``e`` with variances ``v`` in levels ``lvl``.
 
@@ -200,6 +201,8 @@ def pool_level(
         variance and each posterior add the cross-group covariances
         ``c_ij`` (:func:`.robust.shared_covariance`). Without it the errors are
         independent.
+    rows:
+        The estimates' rows of ``calendar`` (default: all, in order): no copy of it.
 
     Returns
     -------
@@ -207,7 +210,7 @@ def pool_level(
         Per-level arrays have length ``L``; levels without estimates hold NaN.
     """
     present, lvl = np.unique(lvl, return_inverse=True)
-    fit = _pool(e, v, lvl, present.size, grid, common_tau, calendar)
+    fit = _pool(e, v, lvl, present.size, grid, common_tau, calendar, rows)
     for name in ("mu", "tau2", "new_mean", "new_var", "count"):
         full = np.full(L, 0.0 if name == "count" else np.nan)
         full[present] = getattr(fit, name)
@@ -223,6 +226,7 @@ def _pool(
     grid: int,
     common_tau: bool,
     calendar: np.ndarray | None = None,
+    rows: np.ndarray | None = None,
 ) -> LevelFit:
     """:func:`pool_level` on compact level codes (every level has members)."""
     cnt = np.bincount(lvl, minlength=L).astype(float)
@@ -248,27 +252,14 @@ def _pool(
     logp = _joint(logp, common_tau)
     p = _weights(logp, tau)  # (L, K)
     t2 = tau**2
-    vmu0 = 1.0 / sw  # variance of the level mean's estimate (L, K)
-    vmu = vmu0
-    cross: tuple[np.ndarray, np.ndarray] | None = None
+    vmu = vmu0 = 1.0 / sw  # variance of the level mean's estimate (L, K)
+    shared: Shared | None = None
     if calendar is not None:
         # never tighter than independent errors: negative cross terms from a few blocks
         # are mostly noise (the floor keeps coverage on panels without shared shocks)
-        cross = shared_covariance(calendar, v, lvl, L, t2)
-        vmu = vmu0 + np.maximum(cross[0], 0.0)
-    n = e.size
-    mean, var, prior = np.empty(n), np.empty(n), np.empty(n)
-    for r in _slices(n):  # (n, K) arrays a slice of groups at a time
-        lv = lvl[r]
-        B = t2[lv] / (t2[lv] + v[r, None])
-        m = mu[lv] + B * (e[r, None] - mu[lv])
-        s = B * v[r, None] + (1 - B) ** 2 * vmu0[lv]
-        if cross is not None:
-            s = s + np.maximum((1 - B) ** 2 * cross[0][lv] + 2 * B * (1 - B) * cross[1][r], 0.0)
-        pj = p[lv]
-        mean[r] = (pj * m).sum(axis=1)
-        var[r] = (pj * (s + m * m)).sum(axis=1) - mean[r] ** 2
-        prior[r] = (pj * (1 - B)).sum(axis=1)
+        shared = Shared(calendar, v, lvl, L, t2, rows)
+        vmu = vmu0 + np.maximum(shared.cross_mu, 0.0)
+    mean, var, prior = _posterior(e, v, lvl, p, mu, t2, vmu0, shared)
     mu_mean = (p * mu).sum(axis=1)
     new_var = (p * (t2 + vmu + mu * mu)).sum(axis=1) - mu_mean**2
     return LevelFit(
@@ -281,6 +272,35 @@ def _pool(
         new_var=np.maximum(new_var, 0.0),
         count=cnt,
     )
+
+
+def _posterior(
+    e: np.ndarray,
+    v: np.ndarray,
+    lvl: np.ndarray,
+    p: np.ndarray,
+    mu: np.ndarray,
+    t2: np.ndarray,
+    vmu0: np.ndarray,
+    shared: Shared | None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Posterior mean, variance and prior weight of each ``theta_j``: the moments given
+    ``tau`` averaged over the grid (weights ``p (L, K)``), one grid point at a time."""
+    mean, second, prior = (np.zeros(e.size) for _ in range(3))
+    for k in range(t2.shape[1]):
+        tk, mk = t2[lvl, k], mu[lvl, k]
+        B = tk / (tk + v)
+        m = mk + B * (e - mk)
+        c = 1.0 - B
+        s = B * v + c * c * vmu0[lvl, k]
+        if shared is not None:
+            y = shared.column(k)
+            s += np.maximum(c * c * shared.cross_mu[lvl, k] + 2 * B * c * y, 0.0)
+        pk = p[lvl, k]
+        mean += pk * m
+        second += pk * (s + m * m)
+        prior += pk * c
+    return mean, second - mean**2, prior
 
 
 def shrink(
@@ -345,7 +365,8 @@ def shrink(
             lvl[fit_rows],
             L,
             common_tau=tau == "common",
-            calendar=None if cal is None else cal[fit_rows],
+            calendar=cal,
+            rows=None if cal is None else np.flatnonzero(fit_rows),
         )
         pos = np.full(G, -1)
         pos[fit_rows] = np.arange(int(fit_rows.sum()))

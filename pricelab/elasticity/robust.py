@@ -22,6 +22,74 @@ YEAR_WEEKS = 52
 Z975 = 1.959963984540054  # the normal 0.975 quantile
 
 
+#: ``t_d(0.975)`` for ``d = 1 .. 51`` degrees of freedom (scipy's ``stdtrit``, to the last
+#: bit: ``tests/test_hierarchical_shared.py`` checks it): every level's few-cluster factor in
+#: :class:`Shared` (at most 52 clusters) without importing ``scipy.special`` (0.2-0.4 s)
+T975 = (
+    12.706204736174694,
+    4.302652729749462,
+    3.1824463052837078,
+    2.7764451051977934,
+    2.5705818356363146,
+    2.4469118511449786,
+    2.364624251592784,
+    2.306004135204166,
+    2.262157162798205,
+    2.228138851986274,
+    2.200985160091639,
+    2.1788128296672284,
+    2.1603686564627913,
+    2.144786687917804,
+    2.131449545559776,
+    2.1199052992212546,
+    2.1098155778333156,
+    2.1009220402410382,
+    2.0930240544083087,
+    2.085963447265864,
+    2.0796138447276795,
+    2.0738730679040254,
+    2.0686576104190486,
+    2.0638985616280245,
+    2.0595385527532972,
+    2.0555294386428735,
+    2.0518305164802846,
+    2.0484071417952454,
+    2.045229642132703,
+    2.0422724563012378,
+    2.039513446396408,
+    2.0369333434601016,
+    2.0345152974493383,
+    2.0322445093177186,
+    2.030107928250343,
+    2.0280940009804502,
+    2.0261924630291093,
+    2.0243941639119694,
+    2.022690920036761,
+    2.021075390306273,
+    2.019540970441376,
+    2.0180817028184443,
+    2.016692199227824,
+    2.0153675744437636,
+    2.014103388880846,
+    2.012895598919429,
+    2.0117405137297655,
+    2.010634757624232,
+    2.0095752371292392,
+    2.008559112100761,
+    2.007583770315836,
+)
+
+
+def t975(dof: np.ndarray) -> np.ndarray:
+    """The t distribution's 0.975 quantile for integer ``dof >= 1`` (:data:`T975`, else scipy)."""
+    dof = np.asarray(dof, dtype=np.int64)
+    if dof.size == 0 or (dof.min() >= 1 and dof.max() <= len(T975)):
+        return np.asarray(T975)[dof - 1]
+    from scipy.special import stdtrit
+
+    return np.asarray(stdtrit(dof, 0.975), dtype=np.float64)
+
+
 def normal_quantile(p: float) -> float:
     """The standard normal ``p`` quantile: :data:`Z975` for 0.975 (scipy's ``ndtri`` to
     the last bit), else :class:`statistics.NormalDist` (within 1e-15 of it); importing
@@ -196,6 +264,12 @@ def _clusters(nw: int) -> tuple[np.ndarray, np.ndarray, int]:
 def shared_covariance(
     a: np.ndarray, v: np.ndarray, lvl: np.ndarray, L: int, t2: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
+    """``(X (L, K), Y (n, K))`` of :class:`Shared` (see there), ``Y`` for every grid point."""
+    sh = Shared(a, v, lvl, L, t2)
+    return sh.cross_mu, np.stack([sh.column(k) for k in range(t2.shape[1])], axis=1)
+
+
+class Shared:
     """Cross-group covariance terms of a pooled level mean, on a ``tau`` grid ``t2 (L, K)``.
 
     ``a (n, nw)`` are the estimates' weekly :func:`calendar_sums`, ``v (n,)`` their
@@ -233,20 +307,62 @@ def shared_covariance(
     series, two years) the 95% intervals cover 0.89-0.90 of the true elasticities,
     0.65-0.67 with independent errors; without the t factor 0.81-0.90 (one to three
     years). One pass per grid point, vectorised over groups and levels; the per-group work
-    is on the weekly sums, the clusters are formed from the level sums.
+    is on the weekly sums, the clusters are formed from the level sums. ``X`` is computed
+    at once (``cross_mu``); ``Y`` one grid point at a time (:meth:`column`, ``n`` values:
+    an ``(n, K)`` array of them was a tenth of ``estimate --model hierarchical``'s peak
+    memory). ``rows`` picks the estimates' rows of ``a`` (no copy of the weekly sums).
     """
-    from scipy.special import stdtrit  # scipy.stats is slow to import
 
+    def __init__(
+        self,
+        a: np.ndarray,
+        v: np.ndarray,
+        lvl: np.ndarray,
+        L: int,
+        t2: np.ndarray,
+        rows: np.ndarray | None = None,
+    ) -> None:
+        self.cross_mu, self.back, self.f, self.a, self.ss, self.sw = _shared(a, v, lvl, L, t2, rows)
+        self.order = np.argsort(lvl, kind="stable")
+        self.lv, self.v, self.t2 = lvl[self.order], v[self.order], t2
+
+    def column(self, k: int) -> np.ndarray:
+        """``Y_j`` at grid point ``k`` for every estimate (in the estimates' order)."""
+        lv = self.lv
+        om = 1.0 / (self.v + self.t2[lv, k]) / self.sw[lv, k]
+        n, nw = self.a.shape
+        aA = np.empty(n)
+        step = max(1, int(2e6 // max(nw, 1)))
+        for i in range(0, n, step):
+            s = slice(i, i + step)
+            aA[s] = np.einsum("nw,nw->n", self.a[s], self.back[lv[s], k])
+        out = np.empty(n)
+        out[self.order] = self.f[lv] * (aA - om * self.ss)
+        return out
+
+
+def _shared(
+    a: np.ndarray,
+    v: np.ndarray,
+    lvl: np.ndarray,
+    L: int,
+    t2: np.ndarray,
+    rows: np.ndarray | None,
+) -> tuple[np.ndarray, ...]:
+    """:class:`Shared`'s level sums: ``cross_mu (L, K)``, ``back (L, K, nw')`` (per week,
+    or per block within a year: ``sum_c s_c A_c M_wc``), ``f (L,)``, the weekly sums in
+    level order ``(n, nw')``, their own squares ``ss`` and ``sum w (L, K)``."""
     n, K = v.size, t2.shape[1]
     nw = a.shape[1]
     M, sign, nb = _clusters(nw)
     order = np.argsort(lvl, kind="stable")  # levels as contiguous segments (all present)
+    at = order if rows is None else rows[order]
     chunk = max(1, int(2e6 // max(nw, 1)))
     if nw <= YEAR_WEEKS:  # within a year only the blocks remain: work on their sums
-        a = np.concatenate([a[order[i : i + chunk]] @ M for i in range(0, n, chunk)] or [a[:, :nb]])
+        a = np.concatenate([a[at[i : i + chunk]] @ M for i in range(0, n, chunk)] or [a[:, :nb]])
         M, sign, nw = np.eye(nb), np.ones(nb), nb
     else:
-        a = a[order].astype(np.float64)
+        a = a[at].astype(np.float64)
     lv, v = lvl[order], v[order]
     starts = np.flatnonzero(np.r_[True, lv[1:] != lv[:-1]])
     ss = np.concatenate(
@@ -258,20 +374,22 @@ def shared_covariance(
         clusters = np.minimum(clusters, used[:, nb : nb + YEAR_WEEKS].sum(axis=1))
     with np.errstate(divide="ignore", invalid="ignore"):
         dof = np.where(clusters > 1, clusters / (clusters - 1.0), 0.0)
-        few = np.where(clusters > 1, (stdtrit(np.maximum(clusters - 1, 1), 0.975) / Z975) ** 2, 0.0)
+        few = np.where(clusters > 1, (t975(np.maximum(clusters - 1, 1)) / Z975) ** 2, 0.0)
     f = np.zeros(L)
     f[lv[starts]] = dof * few
     cross_mu = np.zeros((L, K))
-    cross_j = np.zeros((n, K))
+    sw = np.zeros((L, K))
+    back = np.zeros((L, K, nw))
     step = max(1, int(2e6 // max(n * nw, 1)))  # grid points per pass (bounded memory)
     for k0 in range(0, K, step):
         t = t2[lv, k0 : k0 + step]  # (n, kc)
         w = 1.0 / (v[:, None] + t)
-        om = w / np.add.reduceat(w, starts, axis=0)[lv]
+        sums = np.add.reduceat(w, starts, axis=0)
+        om = w / sums[lv]
         A = np.add.reduceat(om[:, :, None] * a[:, None, :], starts, axis=0) @ M  # (L, kc, m)
         own = np.add.reduceat(om * om * ss[:, None], starts, axis=0)
-        cross_mu[lv[starts], k0 : k0 + step] = f[lv[starts], None] * ((A * A) @ sign - own)
-        back = (A * sign) @ M.T  # (L, kc, nw): sum_c s_c A_c M_wc per week
-        aA = np.einsum("nw,nkw->nk", a, back[lv])
-        cross_j[order, k0 : k0 + step] = f[lv][:, None] * (aA - om * ss[:, None])
-    return cross_mu, cross_j
+        ls = lv[starts]
+        cross_mu[ls, k0 : k0 + step] = f[ls, None] * ((A * A) @ sign - own)
+        back[ls, k0 : k0 + step] = (A * sign) @ M.T  # (L, kc, nw): sum_c s_c A_c M_wc per week
+        sw[ls, k0 : k0 + step] = sums
+    return cross_mu, back, f, a, ss, sw
