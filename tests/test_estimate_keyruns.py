@@ -101,9 +101,10 @@ def test_key_runs_equal_the_aggregate_path(shop, tmp_path, monkeypatch, model, r
     _close(whole, got, rtol=1e-9)
 
 
-def test_ingest_keeps_the_key_index(shop, tmp_path) -> None:
+def test_ingest_keeps_the_key_index(shop, tmp_path, monkeypatch) -> None:
     """Fresh load: every key; later sales of new groups: added; later weeks of stored
-    groups: dropped (the groups' rows are no longer together)."""
+    groups: the table rewritten in key order, the index kept (the key-runs path reads
+    it); a database loaded before the index existed gets it on its next append."""
     db = str(tmp_path / "grow.duckdb")
     with Store.open(shop, read_only=True) as store:
         sales = load_sales(store)
@@ -124,10 +125,21 @@ def test_ingest_keeps_the_key_index(shop, tmp_path) -> None:
     )
     extra.write_parquet(tmp_path / "extra.parquet")
     api.ingest(db, sales=tmp_path / "extra.parquet")
+    spy = _Spy(monkeypatch)
     with Store.open(db, read_only=True) as store:
-        assert not store.has_table(SALES_KEYS)
+        assert store.count(SALES_KEYS) == distinct.height
+        stored = store.query("SELECT item_id, market, date FROM sales ORDER BY rowid")
         whole = estimate(load_sales(store), model="ols")
+    assert stored.equals(stored.sort("item_id", "market", "date"))
     _close(whole, api.estimate(db, model="ols").results, rtol=1e-9)
+    assert spy.runs >= 1 and spy.rowid == 0
+    legacy = _without_index(db, tmp_path)
+    later = extra.tail(1).with_columns(pl.col("date") + pl.duration(weeks=1))
+    later.write_parquet(tmp_path / "later.parquet")
+    api.ingest(legacy, sales=tmp_path / "later.parquet")
+    with Store.open(legacy, read_only=True) as store:
+        keys = store.query(f"SELECT * FROM {SALES_KEYS} ORDER BY ALL")
+    assert keys.equals(distinct.sort(distinct.columns))
 
 
 @pytest.mark.parametrize(
