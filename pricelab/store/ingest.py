@@ -7,6 +7,7 @@ import os
 import re
 import signal
 from collections.abc import Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,7 +19,7 @@ from pricelab.errors import DataError
 from pricelab.filecheck import csv_row_lines, sniff_text_file
 from pricelab.io import delta_copy, drop_blank_rows, is_delta, read_local_table, table_format
 from pricelab.quality.checks import QualityReport
-from pricelab.quality.frames import KEYS, OPTIONAL, REQUIRED, validate_frame
+from pricelab.quality.frames import KEYS, OPTIONAL, REQUIRED, strictly_ordered, validate_frame
 from pricelab.quality.tables import check_loaded
 from pricelab.store.db import _IDENT, Store, _ident
 from pricelab.store.runs import record_run
@@ -125,15 +126,44 @@ def _typed_sales_csv(path: Path) -> pl.DataFrame | None:
     return drop_blank_rows(df.rename({c: c.strip() for c in df.columns}))
 
 
+def _typed_parquet(path: Path) -> pl.DataFrame | None:
+    """Fast path for Parquet: text, date, integer and Float64 columns keep their types
+    (the text path parses their text back to the same values), any other flat column
+    becomes text as on the text path; None when the text path must decide (unreadable,
+    nested or binary columns, colliding names)."""
+    try:
+        df = pl.read_parquet(path)
+    except Exception:  # noqa: BLE001 - the text path names the problem
+        return None
+    if len({c.strip().lower() for c in df.columns}) < df.width:
+        return None
+    text = []
+    for col, dtype in df.schema.items():
+        if dtype.is_nested() or dtype in (pl.Object, pl.Binary):
+            return None
+        if not (dtype in (pl.String, pl.Date, pl.Float64) or dtype.is_integer()):
+            text.append(col)
+    df = df.with_columns(pl.col(text).cast(pl.String)) if text else df
+    return df.rename({c: c.strip() for c in df.columns})
+
+
+def _typed_sales(path: Path, name: str, *, csv: bool) -> pl.DataFrame | None:
+    """The sales file read with typed columns, or None (the text path reads it)."""
+    if not (path.exists() and path.is_file() and path.stat().st_size > 0):
+        return None
+    if not csv:
+        return _typed_parquet(path)
+    sniff_text_file(path, name)  # gzip/UTF-16 refused here too (polars would read gzip)
+    return _typed_sales_csv(path)
+
+
 def _read_validated(kind: str, path: Path, name: str) -> tuple[pl.DataFrame, QualityReport]:
     """Read and validate one local file called ``name`` in messages (its path or its URL);
-    messages always come from the exact text of the cells."""
+    messages always come from the exact text of the cells (a typed read of sales is kept
+    only when it breaks no rule)."""
     offset = 1 if table_format(name) == "csv" else None
-    if kind == "sales" and offset is not None:
-        ok = path.exists() and path.is_file() and path.stat().st_size > 0
-        if ok:
-            sniff_text_file(path, name)  # gzip/UTF-16 refused here too (polars would read gzip)
-        fast = _typed_sales_csv(path) if ok else None
+    if kind == "sales":
+        fast = _typed_sales(path, name, csv=offset is not None)
         if fast is not None and fast.height:
             typed, rep = validate_frame(kind, fast, name, line_offset=offset)
             if rep.ok:
@@ -276,7 +306,24 @@ def _delta_name(path: Any) -> str:
 def _ingest(
     store: Store, given: dict[str, Path], names: dict[str, str], *, replace: bool
 ) -> IngestResult:
-    """:func:`ingest` on local files; ``names`` are the paths or URLs the user gave."""
+    """:func:`ingest` on local files; ``names`` are the paths or URLs the user gave. The
+    files' SHA-256 (lineage) are taken in a thread while they are read and checked."""
+    with ThreadPoolExecutor(1, thread_name_prefix="pricelab-sha256") as pool:
+        digests = {k: pool.submit(_sha256, p) for k, p in given.items()}
+        try:
+            return _load(store, given, names, digests, replace=replace)
+        finally:
+            pool.shutdown(cancel_futures=True)
+
+
+def _load(
+    store: Store,
+    given: dict[str, Path],
+    names: dict[str, str],
+    digests: dict[str, Future[str]],
+    *,
+    replace: bool,
+) -> IngestResult:
     report = QualityReport()
     frames: dict[str, pl.DataFrame] = {}
     for kind in KINDS:
@@ -294,7 +341,7 @@ def _ingest(
         "files": {
             k: {
                 "path": names[k] if is_url(names[k]) or is_delta(names[k]) else str(p.resolve()),
-                "sha256": _sha256(p),
+                "sha256": digests[k].result(),
             }
             for k, p in given.items()
         },
@@ -317,8 +364,11 @@ def _ingest(
                     )
                 result.replaced[kind] = _delete_keys(store, kind, existing)
             # sales in key order: estimate then reads them back with a plain scan, no sort
+            # (none needed when the file is in key order already)
+            ordered = kind == "sales" and strictly_ordered(frame, KEYS[kind])
             stored = store.count(kind) if kind == "sales" else 0
-            store.insert_frame(kind, frame, order_by=KEYS[kind] if kind == "sales" else None)
+            sort = KEYS[kind] if kind == "sales" and not ordered else None
+            store.insert_frame(kind, frame, order_by=sort)
             if kind == "sales":
                 update_sales_keys(store, frame, stored)
             result.loaded[kind] = frame.height

@@ -40,12 +40,14 @@ _CLUSTERED = "sales__clustered"
 def update_sales_keys(store: Store, frame: pl.DataFrame, stored_before: int) -> None:
     """Keep ``sales_keys`` (and the key order of sales) valid after ``frame`` was appended
     to sales, inside ingest's transaction; ``stored_before``: sales rows in the table
-    before the append (after rows replaced by ``--replace`` were deleted)."""
-    keys = frame.select("item_id", "market").unique(maintain_order=True)
+    before the append (after rows replaced by ``--replace`` were deleted). The distinct
+    keys are found by DuckDB (at 15.6M rows: 0.3 CPU s, where polars took 3 s and 1.2 GB)."""
     if stored_before == 0:
         store.execute(f"DROP TABLE IF EXISTS {SALES_KEYS}")
-        store.execute(f"CREATE TABLE {SALES_KEYS} (item_id VARCHAR, market VARCHAR)")
-        store.insert_frame(SALES_KEYS, keys)
+        store.execute(
+            f"CREATE TABLE {SALES_KEYS} AS SELECT DISTINCT item_id, market FROM sales "
+            "ORDER BY item_id, market"
+        )
         return
     if not store.has_table(SALES_KEYS):  # loaded before the index existed: build it
         cluster_sales(store)
@@ -54,30 +56,29 @@ def update_sales_keys(store: Store, frame: pl.DataFrame, stored_before: int) -> 
             "ORDER BY item_id, market"
         )
         return
-    if _after_stored(store, keys):  # e.g. new items with higher ids: still in key order
-        store.insert_frame(SALES_KEYS, keys)
-        return
-    cluster_sales(store)  # rows of stored groups (or new groups between them) came last
-    with store.registered("__pricelab_new_keys", keys) as view:
-        new = store.query(
-            f"SELECT * FROM {view} n ANTI JOIN {SALES_KEYS} k USING (item_id, market)"
+    with store.registered("__pricelab_new_keys", frame.select("item_id", "market")) as view:
+        if not _after_stored(store, view):  # rows of stored groups (or new groups between
+            cluster_sales(store)  # them) came last: put every group back together
+        store.execute(
+            f"INSERT INTO {SALES_KEYS} SELECT DISTINCT item_id, market FROM {view} "
+            f"ANTI JOIN {SALES_KEYS} USING (item_id, market) ORDER BY item_id, market"
         )
-    store.insert_frame(SALES_KEYS, new)
 
 
-def _after_stored(store: Store, keys: pl.DataFrame) -> bool:
-    """True when every key of ``keys`` sorts after every stored key (DuckDB's order)."""
+def _after_stored(store: Store, view: str) -> bool:
+    """True when every key of ``view`` sorts after every stored key (DuckDB's order), as
+    new items with higher ids do: appended after the stored rows, sales stay in key
+    order."""
     last = store.execute(
         f"SELECT item_id, market FROM {SALES_KEYS} ORDER BY item_id DESC, market DESC LIMIT 1"
     )
     if not last:
         return True
     item, market = last[0]
-    with store.registered("__pricelab_new_keys", keys) as view:
-        before = store.execute(
-            f"SELECT count(*) FROM {view} WHERE item_id < ? OR (item_id = ? AND market <= ?)",
-            [item, item, market],
-        )[0][0]
+    before = store.execute(
+        f"SELECT count(*) FROM {view} WHERE item_id < ? OR (item_id = ? AND market <= ?)",
+        [item, item, market],
+    )[0][0]
     return not before
 
 
