@@ -15,7 +15,8 @@ Nothing here loops over groups in Python or knows which engine produced the bloc
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import os
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -201,6 +202,23 @@ def _wgram(X: np.ndarray, W: np.ndarray, z: np.ndarray) -> tuple[np.ndarray, np.
     return np.matmul(XW, X.transpose(0, 2, 1)), np.matmul(XW, z[:, :, None])[:, :, 0]
 
 
+def jit_enabled() -> bool:
+    """False when ``PRICELAB_JIT=0``: the numpy loops (the compiled ones' reference), and
+    numba is not even imported."""
+    return os.environ.get("PRICELAB_JIT", "1") != "0"
+
+
+def _irls_jit() -> Callable[..., None] | None:
+    """The compiled IRLS loop (:mod:`.glm_jit`), or None: ``PRICELAB_JIT=0`` or no numba."""
+    if not jit_enabled():
+        return None
+    try:
+        from .glm_jit import poisson_irls
+    except ImportError:  # pragma: no cover - numba is a dependency
+        return None
+    return poisson_irls
+
+
 def poisson_block(
     X: np.ndarray,
     y: np.ndarray,
@@ -281,6 +299,11 @@ def poisson_block(
     dev = np.full(g, np.inf)
     converged = np.zeros(g, dtype=bool)
     act = np.flatnonzero(fitted)
+    jit = _irls_jit()
+    if jit is not None:  # the same iterations, compiled, one group at a time
+        f64 = [np.ascontiguousarray(a, dtype=np.float64) for a in (y, wf, ylogy)]
+        jit(Xf, *f64, mu, eta, act, np.ascontiguousarray(keep1), maxiter, tol, beta, dev, converged)
+        act = act[:0]
     for _ in range(maxiter):
         if act.size == 0:
             break

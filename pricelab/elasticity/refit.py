@@ -32,11 +32,12 @@ reported.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import polars as pl
 
+from .block_kernels import jit_enabled
 from .design import Design
 from .glm_blocks import Runs, blocks
 from .groupfit import FLAG
@@ -122,6 +123,12 @@ def refit_block(
     act = np.flatnonzero(ok)
     hess = drop.copy()  # last [1 X]' diag(mu) [1 X] per group
     small = np.zeros(g, dtype=bool)  # last Newton step below LOOKAHEAD
+    jit = _refit_jit()
+    if jit is not None:  # the same iterations, compiled, one group at a time
+        Xc, off = np.ascontiguousarray(X), np.ascontiguousarray(offset, dtype=np.float64)
+        args = (Xc, off, Xy, keep1, beta, mu, dev, c, act, maxiter, tol, STEP_TOL, LOOKAHEAD)
+        jit(*args, converged, ok)
+        act = act[:0]
     for _ in range(maxiter):
         if act.size == 0:
             break
@@ -169,6 +176,17 @@ def refit_block(
     ybar = y.mean(axis=1, keepdims=True)  # .sparse.separated on whole blocks
     good &= ~((mu < SEPARATION_MU * ybar) & (y == 0)).any(axis=1)
     return {"params": params, "mu": mu, "deviance": dev, "converged": converged, "ok": good}
+
+
+def _refit_jit() -> Callable[..., None] | None:
+    """The compiled refit loop (:mod:`.glm_jit`), or None: ``PRICELAB_JIT=0`` or no numba."""
+    if not jit_enabled():
+        return None
+    try:
+        from .glm_jit import refit_irls
+    except ImportError:  # pragma: no cover - numba is a dependency
+        return None
+    return refit_irls
 
 
 def _mean(X: np.ndarray, beta: np.ndarray, offset: np.ndarray) -> np.ndarray:

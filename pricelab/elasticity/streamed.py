@@ -19,6 +19,8 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from pricelab._alloc import release
+
 from .design import resolve_controls
 from .model import _checked_options, _wrap
 from .results import ElasticityResults
@@ -154,6 +156,8 @@ class _Job:
             res = fit(frame, [], self.controls, self.first, starts=self._starts(counts), **options)
             parts.append(res[0])
             names = res[2]
+            del res, frame
+            release()  # the chunk's freed temporaries back to the system (peak memory)
         assert parts
         return self._join(parts), names
 
@@ -193,6 +197,7 @@ class _Job:
             )
         shrunk, used = shrink(out, attrs, out["mean_quantity"], None, tau=tau)
         out.update(shrunk)
+        release()
         # sorted position of each group (in the chunks' order)
         pos = np.empty_like(order)
         pos[order] = np.arange(order.size)
@@ -203,6 +208,8 @@ class _Job:
             starts = self._starts(counts)
             refit_runs(frame, [], self.controls, self.first, part, starts=starts)
             out["params"][at] = part["params"]
+            del frame
+            release()
         return used
 
 
