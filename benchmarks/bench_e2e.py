@@ -3,6 +3,7 @@
     python benchmarks/bench_e2e.py --groups 100000 [--scaling 10000,30000] [--repeat 3]
         [--before PATH]   # also time an older source tree in the same run (before/after)
         [--ols-only]      # goal 1 alone: estimate --model ols vs regr_slope, each size
+        [--glm-only]      # goal 2 alone: ols, poisson, hierarchical (ratios to ols by round)
 
 Builds a database with ``pricelab ingest`` from a synthetic Parquet file (``--groups``
 item-markets × 52 weeks), then times, interleaved round by round so machine drift hits
@@ -11,7 +12,10 @@ all alike: ``pricelab --version``, ``pricelab estimate --model ols|poisson|hiera
 market`` on the same table in its own Python process (import duckdb + the query), and
 ingest against DuckDB's own ``CREATE TABLE AS`` from the same file. Each command's peak
 memory is its own process's (``wait4`` rusage). One JSON line per measurement
-(``_bench.py``) with every run's seconds (``runs``) for the run-to-run range.
+(``_bench.py``) with every run's seconds (``runs``) for the run-to-run range; poisson and
+hierarchical also carry their ratios to the ols command of the same round (``ols_ratios``,
+``ols_cpu_ratios``: issue #20's goal 2). The compiled kernels (numba) are compiled and
+cached once before the first round, as an installed package's first run would.
 """
 
 from __future__ import annotations
@@ -79,6 +83,10 @@ def bench_size(groups: int, args: argparse.Namespace, tmp: Path, trees: dict[str
             tree,
             tmp,
         )
+    warm = "import contextlib\nwith contextlib.suppress(ImportError):\n    import {}"
+    for tree in trees.values():  # numba compiles once per machine: not in the rounds
+        for mod in ("pricelab.elasticity.glm_jit", "pricelab.elasticity.ols_jit"):
+            run([py, "-c", warm.format(mod)], tree, tmp)
     ref_db = dbs["after"]
     cmds["ref"] = [
         py,
@@ -106,7 +114,7 @@ def bench_size(groups: int, args: argparse.Namespace, tmp: Path, trees: dict[str
                 ],
                 tree,
             )
-        if groups == args.groups and not args.ols_only:
+        if groups == args.groups and not (args.ols_only or args.glm_only):
             jobs[f"{label}:version"] = ([py, "-m", "pricelab", "--version"], tree)
     times: dict[str, list[float]] = {k: [] for k in jobs}
     peaks: dict[str, list[float]] = {k: [] for k in jobs}
@@ -124,6 +132,17 @@ def bench_size(groups: int, args: argparse.Namespace, tmp: Path, trees: dict[str
             continue
         label, what = key.split(":")
         name = "pricelab --version" if what == "version" else f"estimate --model {what}"
+        vs_ols = {}
+        if what in ("poisson", "hierarchical"):  # goal 2: against the ols command, by round
+            ols = f"{label}:ols"
+            vs_ols = {
+                "ols_ratios": [
+                    round(a / b, 3) for a, b in zip(times[key], times[ols], strict=True)
+                ],
+                "ols_cpu_ratios": [
+                    round(a / b, 3) for a, b in zip(cpus[key], cpus[ols], strict=True)
+                ],
+            }
         emit(
             "e2e",
             f"{name} ({label})",
@@ -144,8 +163,9 @@ def bench_size(groups: int, args: argparse.Namespace, tmp: Path, trees: dict[str
             cpu_ratios=[round(t / f, 3) for t, f in zip(cpus[key], cpus["ref"], strict=True)],
             ref_cpu_runs=[round(t, 3) for t in cpus["ref"]],
             load=round(os.getloadavg()[0], 1),
+            **vs_ols,
         )
-    if groups == args.groups and not args.ols_only:
+    if groups == args.groups and not (args.ols_only or args.glm_only):
         bench_ingest(src, rows, args, tmp, trees)
 
 
@@ -203,6 +223,11 @@ def main() -> None:
         "--ols-only",
         action="store_true",
         help="issue #20 goal 1 only: estimate --model ols against the reference, every size",
+    )
+    ap.add_argument(
+        "--glm-only",
+        action="store_true",
+        help="issue #20 goal 2 only: estimate ols, poisson and hierarchical (no ingest)",
     )
     ap.add_argument("--scaling-ols-only", action="store_true", help="the --scaling sizes: ols only")
     args = ap.parse_args()

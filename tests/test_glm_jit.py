@@ -1,4 +1,5 @@
-"""The compiled Poisson loops (numba) against the numpy loops they replace (``PRICELAB_JIT=0``).
+"""The compiled Poisson loops (numba) against the numpy loops they replace (``PRICELAB_JIT=0``;
+``1`` forces the compiled ones on these small panels).
 
 The numpy kernels are themselves checked against statsmodels (``test_elasticity_sparse``,
 ``test_elasticity_glm_blocks``, ``test_hierarchical_refit``), which now run the compiled
@@ -66,13 +67,20 @@ def test_compiled_irls_equals_numpy_irls(panel, monkeypatch, se):
         np.testing.assert_allclose(b, a, rtol=1e-7, atol=1e-9, err_msg=k)
 
 
-def test_jit_switch(monkeypatch):
+def test_when_the_compiled_loops_run(monkeypatch):
     from pricelab.elasticity.block_kernels import _irls_jit
+    from pricelab.elasticity.compiled import GLM_JIT_ROWS, prepare_compiled, use_compiled
 
+    monkeypatch.delenv("PRICELAB_JIT", raising=False)
+    assert not use_compiled(GLM_JIT_ROWS - 1, GLM_JIT_ROWS)  # numba's load does not pay
+    assert use_compiled(GLM_JIT_ROWS, GLM_JIT_ROWS)
+    assert not prepare_compiled(GLM_JIT_ROWS - 1, "cluster", "hierarchical")
+    assert prepare_compiled(GLM_JIT_ROWS, "HAC", "poisson")  # no HAC rule for Poisson
     monkeypatch.setenv("PRICELAB_JIT", "0")
-    assert _irls_jit() is None
+    assert not use_compiled(10**9, GLM_JIT_ROWS)
     monkeypatch.setenv("PRICELAB_JIT", "1")
-    assert _irls_jit() is not None
+    assert use_compiled(10, GLM_JIT_ROWS)
+    assert _irls_jit(False) is None and _irls_jit(True) is not None
 
 
 def test_compiled_refit_equals_numpy_refit(panel, monkeypatch):

@@ -15,7 +15,6 @@ Nothing here loops over groups in Python or knows which engine produced the bloc
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -202,15 +201,9 @@ def _wgram(X: np.ndarray, W: np.ndarray, z: np.ndarray) -> tuple[np.ndarray, np.
     return np.matmul(XW, X.transpose(0, 2, 1)), np.matmul(XW, z[:, :, None])[:, :, 0]
 
 
-def jit_enabled() -> bool:
-    """False when ``PRICELAB_JIT=0``: the numpy loops (the compiled ones' reference), and
-    numba is not even imported."""
-    return os.environ.get("PRICELAB_JIT", "1") != "0"
-
-
-def _irls_jit() -> Callable[..., None] | None:
-    """The compiled IRLS loop (:mod:`.glm_jit`), or None: ``PRICELAB_JIT=0`` or no numba."""
-    if not jit_enabled():
+def _irls_jit(compiled: bool) -> Callable[..., None] | None:
+    """The compiled IRLS loop (:mod:`.glm_jit`) when asked for, or None (or no numba)."""
+    if not compiled:
         return None
     try:
         from .glm_jit import poisson_irls
@@ -231,6 +224,7 @@ def poisson_block(
     events_per_param: float = EVENTS_PER_PARAM,
     refit: bool = True,
     week: np.ndarray | None = None,
+    compiled: bool = False,
 ) -> dict[str, np.ndarray]:
     """Poisson PML (log link) by IRLS for every group of a block.
 
@@ -253,6 +247,9 @@ def poisson_block(
     refit:
         With ``names``: refit separated groups without their collapsed zero weeks
         (:func:`.sparse.refit_separated`), once.
+    compiled:
+        Run the IRLS iterations compiled (:mod:`.glm_jit`: the same iterations, one
+        group at a time) instead of the numpy loop, their reference.
 
     Returns
     -------
@@ -299,7 +296,7 @@ def poisson_block(
     dev = np.full(g, np.inf)
     converged = np.zeros(g, dtype=bool)
     act = np.flatnonzero(fitted)
-    jit = _irls_jit()
+    jit = _irls_jit(compiled)
     if jit is not None:  # the same iterations, compiled, one group at a time
         f64 = [np.ascontiguousarray(a, dtype=np.float64) for a in (y, wf, ylogy)]
         jit(Xf, *f64, mu, eta, act, np.ascontiguousarray(keep1), maxiter, tol, beta, dev, converged)
@@ -377,6 +374,7 @@ def poisson_block(
             events_per_param=events_per_param,
             refit=False,
             week=None if week is None else week[i],
+            compiled=compiled,
         )
         ok = rescued(
             names,

@@ -1,4 +1,5 @@
-"""When ``ols`` fits take the compiled kernel (:mod:`.ols_jit`, numba), and loading it.
+"""When fits take the compiled kernels (numba: ``ols`` :mod:`.ols_jit`, the Poisson IRLS
+and hierarchical refit loops :mod:`.glm_jit`), and loading them.
 
 Loading numba costs a process ~0.7 CPU s and ~100 MB once (``import numba`` 0.2 s, then
 0.45 s to set up LLVM and load any cached function), and the kernel saves ~75 ns per row
@@ -17,18 +18,25 @@ JIT_SE = ("nonrobust", "HC0", "HC1", "HC3", "cluster")
 #: rows of a fit from which the compiled kernel pays (break-even ~9M rows, measured at
 #: 300k item-markets × 52 weeks)
 JIT_ROWS = 5_000_000
+#: rows of a ``poisson`` / ``hierarchical`` fit from which the compiled IRLS loops pay
+#: (they save ~0.2 CPU us per row of the Poisson pass, more with the refit: break-even
+#: ~3M rows against numba's load)
+GLM_JIT_ROWS = 3_000_000
+#: the compiled module and threshold of each model
+_MODULES = {"ols": ("ols_jit", JIT_ROWS), "poisson": ("glm_jit", GLM_JIT_ROWS)}
 
 
-def use_compiled(rows: int | bool) -> bool:
-    """Whether an ``ols`` fit of ``rows`` rows (or True / False: asked for) takes the
-    compiled kernel; ``$PRICELAB_JIT`` ``0`` / ``1`` overrides (never / always)."""
+def use_compiled(rows: int | bool, threshold: int = JIT_ROWS) -> bool:
+    """Whether a fit of ``rows`` rows (or True / False: asked for) takes the compiled
+    kernel (``ols`` from :data:`JIT_ROWS`, Poisson from :data:`GLM_JIT_ROWS`);
+    ``$PRICELAB_JIT`` ``0`` / ``1`` overrides (never / always)."""
     env = os.environ.get("PRICELAB_JIT", "")
     if env in ("0", "1"):
         return env == "1"
-    return rows if isinstance(rows, bool) else rows >= JIT_ROWS
+    return rows if isinstance(rows, bool) else rows >= threshold
 
 
-def prepare_compiled(rows: int, se: str) -> bool:
+def prepare_compiled(rows: int, se: str, model: str = "ols") -> bool:
     """Whether an ``ols`` fit takes the compiled kernel (:mod:`.ols_jit`); if so, start
     loading it (numba, ~0.7 CPU s) in a background thread now.
 
@@ -37,7 +45,9 @@ def prepare_compiled(rows: int, se: str) -> bool:
     rows:
         Rows of the whole fit (:func:`use_compiled`: from :data:`JIT_ROWS`).
     se:
-        Its variance type (``HAC`` stays on the numpy kernel).
+        Its variance type (``HAC`` stays on the numpy ``ols`` kernel).
+    model:
+        ``ols``, or ``poisson`` / ``hierarchical`` (the compiled IRLS loops).
 
     Returns
     -------
@@ -46,14 +56,16 @@ def prepare_compiled(rows: int, se: str) -> bool:
         chunked engine while DuckDB scans) hides the load; the fit's own import finds
         it loaded (or waits on the import lock, and reports any error).
     """
-    if se not in JIT_SE or not use_compiled(rows):
+    name, threshold = _MODULES["ols" if model == "ols" else "poisson"]
+    if (model == "ols" and se not in JIT_SE) or not use_compiled(rows, threshold):
         return False
     import contextlib
+    import importlib
     import threading
 
     def load() -> None:
         with contextlib.suppress(Exception):
-            from . import ols_jit  # noqa: F401
+            importlib.import_module(f"{__package__}.{name}")
 
     threading.Thread(target=load, name="pricelab-jit", daemon=True).start()
     return True
@@ -71,4 +83,4 @@ def compiled_ols(se: str, rows: int | bool) -> Callable[..., dict[str, np.ndarra
     return fit_runs
 
 
-__all__ = ["JIT_ROWS", "JIT_SE", "compiled_ols", "prepare_compiled", "use_compiled"]
+__all__ = ["GLM_JIT_ROWS", "JIT_ROWS", "JIT_SE", "compiled_ols", "prepare_compiled", "use_compiled"]

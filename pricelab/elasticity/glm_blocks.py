@@ -21,7 +21,7 @@ import polars as pl
 from pricelab.errors import UsageError
 
 from .block_kernels import ols_block, poisson_block
-from .compiled import compiled_ols
+from .compiled import GLM_JIT_ROWS, compiled_ols, use_compiled
 from .design import YEAR_DAYS
 from .groupfit import FLAG, empty_out
 from .robust import calendar_sums
@@ -338,6 +338,7 @@ def fit_poisson_runs(
     events_per_param: float = EVENTS_PER_PARAM,
     calendar: bool = False,
     starts: np.ndarray | None = None,
+    compiled: bool | None = None,
 ) -> tuple[dict[str, np.ndarray], pl.DataFrame, list[str], pl.DataFrame]:
     """Poisson PML per group on all weeks (zeros included), robust or model SEs.
 
@@ -351,12 +352,14 @@ def fit_poisson_runs(
     calendar week counted from ``origin`` (:func:`.robust.calendar_sums`), for the
     level-mean variance of :mod:`.hierarchical` (two-way clusters of those weeks,
     :func:`.robust.shared_covariance`): one float32 per group and week, half a float
-    column of the sales.
+    column of the sales. ``compiled``: the IRLS iterations compiled (:mod:`.glm_jit`, the
+    same iterations); None: from :data:`.compiled.GLM_JIT_ROWS` rows (``$PRICELAB_JIT``).
     """
     runs = Runs(df, by, controls, origin, starts)
     G, counts = runs.n_groups, runs.counts
     out = empty_out(G, len(runs.names))
     out["mean_quantity"] = np.zeros(G)
+    jit = use_compiled(df.height if compiled is None else compiled, GLM_JIT_ROWS)
     week0, nw = _calendar(runs.week, origin) if calendar else (0, 0)
     if nw:
         out["calendar"] = np.zeros((G, nw), dtype=np.float32)  # one column of the sales
@@ -372,6 +375,7 @@ def fit_poisson_runs(
             names=runs.names[1:],
             events_per_param=events_per_param,
             week=None if runs.week is None else runs.week[rows].reshape(q.shape),
+            compiled=jit,
         )
         fitted, keep = r["fitted"], r["keep"]
         price_ok = keep[:, 0]

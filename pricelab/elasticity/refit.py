@@ -37,7 +37,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import polars as pl
 
-from .block_kernels import jit_enabled
+from .compiled import GLM_JIT_ROWS, use_compiled
 from .design import Design
 from .glm_blocks import Runs, blocks
 from .groupfit import FLAG
@@ -63,6 +63,7 @@ def refit_block(
     start: np.ndarray,
     maxiter: int = 50,
     tol: float = 1e-10,
+    compiled: bool = False,
 ) -> dict[str, np.ndarray]:
     """Poisson GLM with an offset, by IRLS, for every group of a block.
 
@@ -84,6 +85,9 @@ def refit_block(
         (statsmodels' GLM rule), when the next step is below :data:`STEP_TOL` (checked
         with the last Hessian, without a new pass over the weeks, once the steps are
         small), or after ``maxiter`` iterations.
+    compiled:
+        Run the Newton iterations compiled (:mod:`.glm_jit`, the same iterations one group
+        at a time) instead of the numpy loop, their reference.
 
     Returns
     -------
@@ -123,7 +127,7 @@ def refit_block(
     act = np.flatnonzero(ok)
     hess = drop.copy()  # last [1 X]' diag(mu) [1 X] per group
     small = np.zeros(g, dtype=bool)  # last Newton step below LOOKAHEAD
-    jit = _refit_jit()
+    jit = _refit_jit(compiled)
     if jit is not None:  # the same iterations, compiled, one group at a time
         Xc, off = np.ascontiguousarray(X), np.ascontiguousarray(offset, dtype=np.float64)
         args = (Xc, off, Xy, keep1, beta, mu, dev, c, act, maxiter, tol, STEP_TOL, LOOKAHEAD)
@@ -178,9 +182,9 @@ def refit_block(
     return {"params": params, "mu": mu, "deviance": dev, "converged": converged, "ok": good}
 
 
-def _refit_jit() -> Callable[..., None] | None:
-    """The compiled refit loop (:mod:`.glm_jit`), or None: ``PRICELAB_JIT=0`` or no numba."""
-    if not jit_enabled():
+def _refit_jit(compiled: bool) -> Callable[..., None] | None:
+    """The compiled refit loop (:mod:`.glm_jit`) when asked for, or None (or no numba)."""
+    if not compiled:
         return None
     try:
         from .glm_jit import refit_irls
@@ -233,6 +237,7 @@ def _apply(
     X: np.ndarray,
     q: np.ndarray,
     maxiter: int,
+    compiled: bool = False,
 ) -> int:
     """Refit the ``todo`` groups among sorted positions ``pos`` (block ``X (g, 1 + p, T)``,
     log price first); write their params in place; return how many kept the fallback."""
@@ -246,9 +251,8 @@ def _apply(
         at, Xc, lp, y = pos[i], X[i, 1:], X[i, 0], q[i]
     start = out["params"][at]
     ctrl = np.delete(start, 1, axis=1)  # intercept, controls
-    r = refit_block(
-        Xc, y, out["elasticity"][at, None] * lp, np.isfinite(ctrl[:, 1:]), ctrl, maxiter=maxiter
-    )
+    offset, keep = out["elasticity"][at, None] * lp, np.isfinite(ctrl[:, 1:])
+    r = refit_block(Xc, y, offset, keep, ctrl, maxiter=maxiter, compiled=compiled)
     new = start.copy()
     new[:, 0] = r["params"][:, 0]
     new[:, 2:] = r["params"][:, 1:]
@@ -265,6 +269,7 @@ def refit_runs(
     max_cells: float = 4e6,
     maxiter: int = 50,
     starts: np.ndarray | None = None,
+    compiled: bool | None = None,
 ) -> int:
     """Refit every moved group of a shrunk fast-path fit (in place).
 
@@ -279,6 +284,9 @@ def refit_runs(
         Block size (at most :data:`BLOCK_CELLS`) and IRLS iteration cap.
     starts:
         Each group's first row when the caller knows the groups are contiguous.
+    compiled:
+        The Newton iterations compiled (:mod:`.glm_jit`); None: from
+        :data:`.compiled.GLM_JIT_ROWS` rows (``$PRICELAB_JIT``).
 
     Returns
     -------
@@ -297,9 +305,10 @@ def refit_runs(
     sorted_pos[order] = np.arange(G)
     failed = [0]
     todo = refit_mask(out)
+    jit = use_compiled(df.height if compiled is None else compiled, GLM_JIT_ROWS)
 
     def fit(gs: np.ndarray, rows: object, X: np.ndarray, q: np.ndarray) -> None:
-        failed.append(_apply(out, todo, sorted_pos[gs], X, q, maxiter))
+        failed.append(_apply(out, todo, sorted_pos[gs], X, q, maxiter, jit))
 
     runs.run(fit, min(max_cells, BLOCK_CELLS))
     return int(sum(failed))
@@ -316,6 +325,7 @@ def refit_design(
     counts = np.bincount(d.codes, minlength=d.n_groups)  # every group has rows
     failed = 0
     todo = refit_mask(out)
+    jit = use_compiled(d.X.shape[0], GLM_JIT_ROWS)
     for gs, rows, width in blocks(counts, d.X.shape[1] + 2, max_cells):
         idx = (
             rows
@@ -323,5 +333,5 @@ def refit_design(
             else np.arange(rows.start, rows.stop).reshape(gs.size, width)
         )
         X = np.ascontiguousarray(d.X[idx, 1:].transpose(0, 2, 1))  # (g, k - 1, width)
-        failed += _apply(out, todo, gs, X, d.q[idx], maxiter)
+        failed += _apply(out, todo, gs, X, d.q[idx], maxiter, jit)
     return failed

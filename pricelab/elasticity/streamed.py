@@ -68,8 +68,9 @@ def fit_streamed(
     items:
         The item attributes (``category``, ``brand``) that ``hierarchical`` pools by.
     compiled:
-        ``ols``: fit with the compiled kernel (:func:`.glm_blocks.use_compiled`); None:
-        decided per chunk by its rows.
+        Fit with the compiled kernels (``ols``: :mod:`.ols_jit`; ``poisson`` and
+        ``hierarchical``: the IRLS loops of :mod:`.glm_jit`, :func:`.compiled.use_compiled`);
+        None: decided per chunk by its rows.
 
     Returns
     -------
@@ -91,7 +92,7 @@ def fit_streamed(
     if model == "ols":
         out, names = job.ols(se, hac_lags, compiled)
     else:
-        out, names = job.poisson(se, calendar=model == "hierarchical")
+        out, names = job.poisson(se, model == "hierarchical", compiled)
     if callable(keys):
         keys = keys()
     order = keys.with_row_index("_i").sort(_KEY)["_i"].to_numpy()
@@ -114,7 +115,7 @@ def fit_streamed(
     else:
         fit["events_per_param"] = EVENTS_PER_PARAM
     if model == "hierarchical":
-        used = job.pool(out, sorted_keys, order, items, tau)
+        used = job.pool(out, sorted_keys, order, items, tau, compiled)
         fit.update(pool_by=used, tau=tau)
     fit["origin"] = str(first) if first else None
     return _wrap(out, sorted_keys, names, model, model, fit, 0.05)
@@ -168,10 +169,12 @@ class _Job:
 
         return self._fit_chunks(fit_ols_runs, se=se, hac_lags=hac_lags, compiled=compiled)
 
-    def poisson(self, se: str, calendar: bool) -> tuple[dict[str, np.ndarray], list[str]]:
+    def poisson(
+        self, se: str, calendar: bool, compiled: bool | None = None
+    ) -> tuple[dict[str, np.ndarray], list[str]]:
         from .glm_blocks import fit_poisson_runs
 
-        return self._fit_chunks(fit_poisson_runs, se=se, calendar=calendar)
+        return self._fit_chunks(fit_poisson_runs, se=se, calendar=calendar, compiled=compiled)
 
     def pool(
         self,
@@ -180,6 +183,7 @@ class _Job:
         order: np.ndarray,
         items: pl.DataFrame | None,
         tau: str,
+        compiled: bool | None = None,
     ) -> list[list[str]]:
         """``hierarchical``: shrink the per-group fits (in key order, in place), then refit
         each moved group's intercept and controls chunk by chunk (a second scan)."""
@@ -206,7 +210,7 @@ class _Job:
             at = pos[g0 : g0 + counts.size]
             part = {k: out[k][at] for k in fields}
             starts = self._starts(counts)
-            refit_runs(frame, [], self.controls, self.first, part, starts=starts)
+            refit_runs(frame, [], self.controls, self.first, part, starts=starts, compiled=compiled)
             out["params"][at] = part["params"]
             del frame
             release()

@@ -230,7 +230,7 @@ def _fit(
     from pricelab.elasticity import fit_streamed, prepare_compiled, resolve_se
 
     model = kwargs["model"]
-    compiled = model == "ols" and prepare_compiled(total, resolve_se(model, kwargs.get("se")))
+    compiled = prepare_compiled(total, resolve_se(model, kwargs.get("se")), model)
 
     def chunks() -> Iterator[tuple[int, np.ndarray, pl.DataFrame]]:
         done = 0
