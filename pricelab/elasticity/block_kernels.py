@@ -201,6 +201,54 @@ def _wgram(X: np.ndarray, W: np.ndarray, z: np.ndarray) -> tuple[np.ndarray, np.
     return np.matmul(XW, X.transpose(0, 2, 1)), np.matmul(XW, z[:, :, None])[:, :, 0]
 
 
+def _influence(
+    Xf: np.ndarray,
+    y: np.ndarray,
+    wf: np.ndarray,
+    mu: np.ndarray,
+    keep1: np.ndarray,
+    robust: bool,
+    lev: bool,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """After IRLS: the inverse Fisher information's slope column ``r (g, 1 + p)``, whether
+    the kept columns are still the fit's, and each row's influence on the slope
+    ``(r'x_t)(y_t - mu_t) w_t`` (over ``1 - h_t`` with ``lev``; zeros unless ``robust``)."""
+    g, m, T = Xf.shape
+    A, _ = _wgram(Xf, mu * wf, y)
+    L, kk = masked_cholesky(A, tol=0.0)
+    e1 = np.zeros((g, m, 1))
+    e1[:, 1] = 1.0
+    r = cholesky_solve(L, kk, e1)[:, :, 0]
+    infl = np.zeros((g, T))
+    if robust:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            score = (y - mu) * wf
+            if lev:
+                score = score / (1.0 - leverage(Xf, mu * wf, _inverse(L, kk)))
+            infl = np.matmul(r[:, None, :], Xf)[:, 0] * score
+    return r, (kk == keep1).all(axis=1), infl
+
+
+def _influence_jit(
+    Xf: np.ndarray,
+    y: np.ndarray,
+    wf: np.ndarray,
+    mu: np.ndarray,
+    keep1: np.ndarray,
+    robust: bool,
+    lev: bool,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`_influence` compiled (:func:`.glm_jit.poisson_influence`)."""
+    from .glm_jit import poisson_influence
+
+    kernel: Callable[..., None] = poisson_influence
+    g, m, T = Xf.shape
+    r, rank_ok, infl = np.empty((g, m)), np.empty(g, dtype=bool), np.zeros((g, T))
+    f64 = [np.ascontiguousarray(a, dtype=np.float64) for a in (y, wf, mu)]
+    kernel(Xf, *f64, np.ascontiguousarray(keep1), robust, lev, r, rank_ok, infl)
+    return r, rank_ok, infl
+
+
 def _irls_jit(compiled: bool) -> Callable[..., None] | None:
     """The compiled IRLS loop (:mod:`.glm_jit`) when asked for, or None (or no numba)."""
     if not compiled:
@@ -319,31 +367,24 @@ def poisson_block(
         dev[act] = d
         converged[act[done]] = True
         act = act[~done & ok & np.isfinite(d)]
-    A, _ = _wgram(Xf, mu * wf, y)
-    L, kk = masked_cholesky(A, tol=0.0)
-    e1 = np.zeros((g, p + 1, 1))
-    e1[:, 1] = 1.0
-    r = cholesky_solve(L, kk, e1)[:, :, 0]
+    lev = se in ("HC3", "cluster")
+    if jit is not None:  # the variance part compiled too (same sums, one group at a time)
+        r, rank_ok, infl = _influence_jit(Xf, y, wf, mu, keep1, se != "nonrobust", lev)
+    else:
+        r, rank_ok, infl = _influence(Xf, y, wf, mu, keep1, se != "nonrobust", lev)
     model_var = r[:, 1]
     p_kept = keep1.sum(axis=1)
-    infl = np.zeros((g, T))
     with np.errstate(divide="ignore", invalid="ignore"):
         if se == "nonrobust":
             var = model_var
         else:
             factor = n / (n - p_kept) if se == "HC1" else np.ones_like(n)
-            u = np.matmul(r[:, None, :], Xf)[:, 0]
-            score = (y - mu) * wf
-            if se in ("HC3", "cluster"):
-                factor = np.ones_like(n)
-                score = score / (1.0 - leverage(Xf, mu * wf, _inverse(L, kk)))
-            infl = u * score
             var = factor * (infl**2).sum(axis=1)
             if se == "cluster" and week is not None:
                 var = np.fmax(var, cluster_ss(infl, week, wf, CLUSTER_WEEKS))
     params = beta.copy()
     params[:, 0] -= (beta[:, 1:] * shift).sum(axis=1)
-    converged &= (kk == keep1).all(axis=1)
+    converged &= rank_ok
     out = {
         "n": n,
         "params": params,

@@ -282,4 +282,71 @@ def refit_irls(
                 break
 
 
-__all__ = ["poisson_irls", "refit_irls"]
+@nb.njit(
+    nb.void(
+        _F3, _R2, _R2, _R2, nb.boolean[:, ::1], nb.boolean, nb.boolean, _F2, nb.boolean[::1], _F2
+    ),
+    cache=True,
+    nogil=True,
+    error_model="numpy",
+)
+def poisson_influence(X, y, w, mu, keep1, robust, lev, r, rank_ok, infl):  # type: ignore[no-untyped-def]  # noqa: E501
+    """The variance part of ``poisson_block`` after IRLS, per group: the Fisher
+    information ``[1 X]' diag(w mu) [1 X]`` by the in-order Cholesky (``rank_ok``: the
+    kept columns are still the fit's), ``r`` = its inverse's slope column and, when
+    ``robust``, each row's influence on the slope ``(r'x_t)(y_t - mu_t) w_t``, divided by
+    ``1 - h_t`` (the row's leverage, clipped below 1) when ``lev``."""
+    g, m, T = X.shape
+    A = np.empty((m, m))
+    L = np.empty((m, m))
+    XW = np.empty((m, T))
+    inv = np.zeros((m, m))
+    e = np.zeros(m)
+    z = np.empty(m)
+    x = np.empty(m)
+    col = np.empty(m)
+    wt = np.empty(T)
+    kk = np.empty(m, dtype=np.bool_)
+    for gi in range(g):
+        Xg = X[gi]
+        for t in range(T):
+            wt[t] = mu[gi, t] * w[gi, t]
+        _gram(Xg, wt, wt, XW, A, col)
+        _cholesky(A, L, kk)
+        ok = True
+        for j in range(m):
+            if kk[j] != keep1[gi, j]:
+                ok = False
+        rank_ok[gi] = ok
+        if lev:
+            for k in range(m):
+                e[:] = 0.0
+                e[k] = 1.0
+                _solve(L, kk, e, z, x)
+                for j in range(m):
+                    inv[j, k] = x[j]
+        e[:] = 0.0
+        e[1] = 1.0
+        _solve(L, kk, e, z, x)
+        for j in range(m):
+            r[gi, j] = x[j]
+        if not robust:
+            continue
+        for t in range(T):
+            u = 0.0
+            for j in range(m):
+                u += x[j] * Xg[j, t]
+            score = (y[gi, t] - mu[gi, t]) * w[gi, t]
+            if lev:
+                h = 0.0
+                for j in range(m):
+                    acc = 0.0
+                    for k in range(m):
+                        acc += inv[j, k] * Xg[k, t]
+                    h += Xg[j, t] * acc
+                h = min(max(h * wt[t], 0.0), 1.0 - 1e-8)
+                score = score / (1.0 - h)
+            infl[gi, t] = u * score
+
+
+__all__ = ["poisson_influence", "poisson_irls", "refit_irls"]
