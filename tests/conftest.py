@@ -1,4 +1,5 @@
-"""Shared fixtures: a CLI runner, small contract files and a database snapshot helper."""
+"""Shared fixtures: a CLI runner, small contract files, the sample ingested (and estimated) once
+per session, and a database snapshot helper."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import os
 # before numpy loads; an explicit setting in the environment wins.
 for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
+import shutil
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -161,3 +163,31 @@ def memfs() -> Iterator[object]:
     yield fs
     if fs.exists("/t"):
         fs.rm("/t", recursive=True)
+
+
+def copy_db(template: Path, dest: Path) -> Path:
+    """Copy a closed database file to ``dest`` (a test's own copy of a session template)."""
+    assert not Path(f"{template}.wal").exists(), f"{template} is still open or not checkpointed"
+    shutil.copyfile(template, dest)
+    return dest
+
+
+@pytest.fixture(scope="session")
+def sample_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The bundled sample ingested once per session (per xdist worker). Read-only by
+    convention: take a copy with ``copy_db`` to write (estimate, optimize, ...)."""
+    from pricelab import api
+
+    db = tmp_path_factory.mktemp("sample-template") / "sample.duckdb"
+    api.ingest(db, **api.sample_files())
+    return db
+
+
+@pytest.fixture(scope="session")
+def estimated_template(tmp_path_factory: pytest.TempPathFactory, sample_template: Path) -> Path:
+    """``sample_template`` plus the default estimate run (hierarchical); copy it to write."""
+    from pricelab import api
+
+    db = copy_db(sample_template, tmp_path_factory.mktemp("estimated-template") / "sample.duckdb")
+    api.estimate(db)
+    return db

@@ -11,12 +11,12 @@ from typer.testing import CliRunner
 from pricelab import api
 from pricelab._resources import sample_dir
 from pricelab.cli.app import app
+from tests.conftest import copy_db
 
 
 @pytest.fixture(scope="module")
-def est_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    db = tmp_path_factory.mktemp("width") / "sample.duckdb"
-    api.ingest(db, **api.sample_files())
+def est_db(tmp_path_factory: pytest.TempPathFactory, sample_template: Path) -> Path:
+    db = copy_db(sample_template, tmp_path_factory.mktemp("width") / "sample.duckdb")
     api.estimate(db, model="poisson")
     return db
 

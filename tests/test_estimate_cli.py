@@ -10,16 +10,14 @@ import pytest
 
 from pricelab import api
 from pricelab.store import Store
+from tests.conftest import copy_db
 
 REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
-def sample_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    db = tmp_path_factory.mktemp("est") / "sample.duckdb"
-    files = api.sample_files()
-    api.ingest(db, **files)
-    return db
+def sample_db(tmp_path_factory: pytest.TempPathFactory, sample_template: Path) -> Path:
+    return copy_db(sample_template, tmp_path_factory.mktemp("est") / "sample.duckdb")
 
 
 def _truth() -> pl.DataFrame:

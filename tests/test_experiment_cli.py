@@ -16,15 +16,14 @@ import pytest
 
 from pricelab import api
 from pricelab.store import Store
+from tests.conftest import copy_db
 
 TRUE_E = -2.0
 
 
 @pytest.fixture
-def sample_db(tmp_path: Path) -> Path:
-    db = tmp_path / "exp.duckdb"
-    api.ingest(db, **api.sample_files())
-    return db
+def sample_db(tmp_path: Path, sample_template: Path) -> Path:
+    return copy_db(sample_template, tmp_path / "exp.duckdb")
 
 
 def _design(cli, db: Path, name: str = "spring", *extra: object):

@@ -16,6 +16,7 @@ from pricelab._resources import sample_dir
 from pricelab.markdown.fluid import fluid
 from pricelab.markdown.plan import simple_rule_path
 from pricelab.store import Store
+from tests.conftest import copy_db
 
 FAST = {
     "season_end": "2026-03-30",
@@ -27,11 +28,8 @@ FAST = {
 
 
 @pytest.fixture(scope="module")
-def est_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    db = tmp_path_factory.mktemp("md") / "sample.duckdb"
-    api.ingest(db, **api.sample_files())
-    api.estimate(db)
-    return db
+def est_db(tmp_path_factory: pytest.TempPathFactory, estimated_template: Path) -> Path:
+    return copy_db(estimated_template, tmp_path_factory.mktemp("md") / "sample.duckdb")
 
 
 def true_demand(prob, first_week: dt.date) -> np.ndarray:

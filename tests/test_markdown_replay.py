@@ -13,18 +13,19 @@ import pytest
 from pricelab import api
 from pricelab.markdown.fluid import fluid
 from pricelab.store import Store
+from tests.conftest import copy_db
 from tests.test_markdown_db import FAST, true_demand
 
 SIX_WEEKS = {k: v for k, v in FAST.items() if k != "season_end"} | {"weeks": 6}
 
 
 @pytest.fixture(scope="module")
-def season(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, object, pl.DataFrame]:
+def season(
+    tmp_path_factory: pytest.TempPathFactory, estimated_template: Path
+) -> tuple[Path, object, pl.DataFrame]:
     """A sample database with a 6-week markdown plan and its first 4 weeks 'happened':
     sales rows at the planned prices with the units the sample's true demand gives."""
-    db = tmp_path_factory.mktemp("replay") / "sample.duckdb"
-    api.ingest(db, **api.sample_files())
-    api.estimate(db)
+    db = copy_db(estimated_template, tmp_path_factory.mktemp("replay") / "sample.duckdb")
     run = api.markdown_plan(db, constraints=SIX_WEEKS)
     prob, sol = run.plan.problem, run.plan.solution
     with Store.open(db) as store:

@@ -8,19 +8,16 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from pricelab import api
 from pricelab._resources import sample_dir
 from pricelab.store import Store
+from tests.conftest import copy_db
 
 TOL = 1e-6
 
 
 @pytest.fixture(scope="module")
-def est_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    db = tmp_path_factory.mktemp("opt") / "sample.duckdb"
-    api.ingest(db, **api.sample_files())
-    api.estimate(db)
-    return db
+def est_db(tmp_path_factory: pytest.TempPathFactory, estimated_template: Path) -> Path:
+    return copy_db(estimated_template, tmp_path_factory.mktemp("opt") / "sample.duckdb")
 
 
 def _write(path: Path, text: str) -> Path:
@@ -120,9 +117,8 @@ def test_bad_constraints_file(cli, tmp_path: Path) -> None:
     assert "broken.yaml" in res.stderr and "Traceback" not in res.stderr
 
 
-def test_optimize_without_estimates(cli, tmp_path: Path) -> None:
-    db = tmp_path / "x.duckdb"
-    api.ingest(db, **api.sample_files())
+def test_optimize_without_estimates(cli, tmp_path: Path, sample_template: Path) -> None:
+    db = copy_db(sample_template, tmp_path / "x.duckdb")
     res = cli("optimize", "--db", db)
     assert res.exit_code == 2
     assert "no estimate run yet" in res.stderr

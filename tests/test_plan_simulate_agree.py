@@ -10,13 +10,14 @@ import pytest
 
 from pricelab import api
 from pricelab._resources import sample_dir
+from tests.conftest import copy_db
 
 
 @pytest.mark.parametrize("seasonality", ["auto", "off"])
-def test_plan_quantities_reproduced_by_simulation(tmp_path: Path, seasonality: str) -> None:
-    db = tmp_path / "s.duckdb"
-    api.ingest(db, **api.sample_files())
-    api.estimate(db)
+def test_plan_quantities_reproduced_by_simulation(
+    tmp_path: Path, seasonality: str, estimated_template: Path
+) -> None:
+    db = copy_db(estimated_template, tmp_path / "s.duckdb")
     run = api.optimize(db, constraints=sample_dir() / "constraints.yaml", seasonality=seasonality)
     plan = run.plan.table
     scenario = {

@@ -11,13 +11,12 @@ import pytest
 
 from pricelab import api
 from pricelab._resources import sample_dir
+from tests.conftest import copy_db
 
 
 @pytest.fixture(scope="module")
-def planned(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Any]:
-    db = tmp_path_factory.mktemp("agree") / "s.duckdb"
-    api.ingest(db, **api.sample_files())
-    api.estimate(db)
+def planned(tmp_path_factory: pytest.TempPathFactory, estimated_template: Path) -> tuple[Path, Any]:
+    db = copy_db(estimated_template, tmp_path_factory.mktemp("agree") / "s.duckdb")
     return db, api.optimize(db, constraints=sample_dir() / "constraints.yaml")
 
 

@@ -14,14 +14,14 @@ import pytest
 from pricelab import api
 from pricelab.report import build_report
 from pricelab.store import Store
+from tests.conftest import copy_db
 from tests.test_experiment_cli import _design, _simulate_window
 
 
 @pytest.fixture(scope="module")
-def evidence_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def evidence_db(tmp_path_factory: pytest.TempPathFactory, sample_template: Path) -> Path:
     tmp = tmp_path_factory.mktemp("evidence")
-    db = tmp / "s.duckdb"
-    api.ingest(db, **api.sample_files())
+    db = copy_db(sample_template, tmp / "s.duckdb")
     api.backtest(db, cutoff="2025-09-01", horizon_weeks=6, models=("poisson", "ols"), cutoffs=2)
     return db
 
