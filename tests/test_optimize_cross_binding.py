@@ -57,4 +57,6 @@ def test_a_slack_budget_is_not_named() -> None:
     free = optimize_cross(demand, cross, {**BASE, "parity": {"max_gap_pct": 5}}, n_grid=7).table[
         "recommended_price"
     ]
-    assert plan.table["recommended_price"].equals(free)
+    # the same plan (the continuous polish runs with the slack budget's row too: its prices
+    # can differ in the last bits)
+    assert plan.table["recommended_price"].to_numpy() == pytest.approx(free.to_numpy(), rel=1e-12)

@@ -164,6 +164,8 @@ def choose_combinations(
                 A_rows.append(sp.csr_matrix(row))
                 lb.append(lo_)
                 ub.append(hi_)
+    if len(enum) == 1 and not (relax or slack or nS):  # one block: every combination checked
+        return _one_block(sp.vstack(A_rows).tocsr()[:, :nx], lb, ub, enum[0], groups, ng, prob)
     if nS and cvar is not None:
         A_rows += _cvar_rows(enum, nvar, off_u, nS, cvar[0], scale)
         lb += [0.0] * nS + [cvar[1] / scale]
@@ -237,3 +239,39 @@ def _cvar_rows(
     last[off_u : off_u + nS] = -1.0 / (alpha * nS)
     last[t] = 1.0
     return [per, sp.csr_matrix(last)]
+
+
+def _one_block(
+    A: sp.csr_matrix,
+    lb: list[float],
+    ub: list[float],
+    e: dict[str, Any],
+    groups: np.ndarray,
+    ng: int,
+    prob: Problem,
+) -> dict[str, Any]:
+    """The best combination of a single block that meets every row (exact: no MILP).
+
+    Each combination is one column of the rows without parity; parity holds when each
+    item's base prices fit one band."""
+    tol = 1e-12
+    V = A.toarray()
+    lo, hi = np.array(lb), np.array(ub)
+    par = np.zeros(len(lb), dtype=bool)
+    par[len(lb) - 2 * int((groups >= 0).sum()) :] = ng > 0
+    rows = ~par  # parity rows need their band variable: checked below
+    ok = np.all(
+        (V[rows] >= lo[rows, None] - tol * np.maximum(1, np.abs(lo[rows, None])))
+        & (V[rows] <= hi[rows, None] + tol * np.maximum(1, np.abs(hi[rows, None]))),
+        axis=0,
+    )
+    slot = {int(r): k for k, r in enumerate(e["rows"])}
+    for g in range(ng):
+        mine = [r for r in np.flatnonzero(groups == g).tolist() if r in slot]
+        b = e["prices"][:, [slot[r] for r in mine]] / prob.fx[mine]
+        gap = float(np.nan_to_num(prob.parity_gap[mine[0]]))
+        ok &= b.max(axis=1) <= (1 + gap) * b.min(axis=1) * (1 + tol)
+    if not ok.any():
+        return {"status": "infeasible"}
+    k = int(np.argmax(np.where(ok, e["value"], -np.inf)))
+    return {"choice": [k], "bound_excess": 0.0, "milp": False, "status": "optimal"}

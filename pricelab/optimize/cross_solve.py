@@ -22,10 +22,11 @@ from pricelab.optimize.binding import binding_labels
 from pricelab.optimize.candidates import candidate_matrix, with_ordering_points
 from pricelab.optimize.cross_diagnose import conflicting_set
 from pricelab.optimize.cross_milp import choose_combinations, enumerate_block
+from pricelab.optimize.cross_refine import OnCandidates, merge, refine
 from pricelab.optimize.cross_search import best_response, block_objective, relaxation_bound
 from pricelab.optimize.decompose import Responder
 from pricelab.optimize.links import Link, UnitsLink
-from pricelab.optimize.minor_unit import neighbours, on_units
+from pricelab.optimize.minor_unit import neighbours
 from pricelab.optimize.problem import Problem
 
 MAX_COMBOS = 250_000  # per block: enumerated exactly up to this many price combinations
@@ -59,22 +60,29 @@ def solve_cross(
     time_limit: float = 600.0,
     alpha: float | None = None,
     E: np.ndarray | None = None,
+    refine_grid: bool = True,
 ) -> CrossSolved:
     """Price every block of substitutes (see the module docstring).
 
     ``alpha`` with own-elasticity draws ``E`` (S, n): maximise the expected objective over
     the draws subject to CVaR_alpha(objective) >= the current prices' CVaR (``--risk``).
+    ``refine_grid``: refine the grids around the plan (:mod:`.cross_refine`); False keeps
+    the first grid's plan (for comparison).
     """
     cvar = (
         None if alpha is None or E is None else (alpha, _cvar(_base_draws(prob, curve, E), alpha))
     )
-    P = on_units(prob, with_ordering_points(prob, candidate_matrix(prob, n_grid)))
+    P = merge(
+        prob, with_ordering_points(prob, candidate_matrix(prob, n_grid)), np.zeros((prob.n, 0))
+    )
     msgs = dg.ladder_conflicts(prob, P)
     if msgs:
         dg.raise_infeasible(msgs)
     links = list(prob.links)  # dedicated stock included (build_problem(stock_floors=False))
 
-    def enumerated(P: np.ndarray) -> tuple:
+    choose = partial(choose_combinations, prob, links=links, groups=resp.groups, cvar=cvar)
+
+    def solve_on(P: np.ndarray) -> OnCandidates:
         counts = (~np.isnan(P)).sum(axis=1)
         blocks, small, sizes = _partition(
             prob, curve, counts, links, resp.groups, max_combos, cvar is not None
@@ -86,31 +94,27 @@ def solve_cross(
             for b, s in zip(blocks, small, strict=True)
             if s
         ]
-        return counts, blocks, small, sizes, enum
+        res = choose(enum, time_limit=time_limit)
+        return OnCandidates(P, counts, blocks, small, sizes, enum, res)
 
-    counts, blocks, small, sizes, enum = enumerated(P)
-    choose = partial(choose_combinations, prob, links=links, groups=resp.groups, cvar=cvar)
-    res = choose(enum, time_limit=time_limit)
-    if res["status"] == "infeasible":
+    on = solve_on(P)
+    if on.res["status"] == "infeasible":
         # a grid can miss a narrow band (a tight parity gap): the relaxation's mixture
         # prices (and the units either side) join the candidates, as on the own-price route
-        mix = choose(enum, time_limit=time_limit, relax=True)
+        mix = choose(on.enum, time_limit=time_limit, relax=True)
         free = np.isnan(prob.ladder_spacing) & (prob.lo < prob.hi) & ~prob.frozen
         if mix and (free & ~np.isnan(mix["mixture"])).any():
             add = np.where(free[:, None], neighbours(prob, mix["mixture"]), np.nan)
-            P = on_units(prob, np.sort(np.concatenate([P, add], axis=1), axis=1))
-            P = P[:, ~np.all(np.isnan(P), axis=0)]
-            counts, blocks, small, sizes, enum = enumerated(P)
-            res = choose(enum, time_limit=time_limit)
-    if res["status"] == "infeasible":
-        dg.raise_infeasible(conflicting_set(prob, enum, links, resp.groups, time_limit, cvar))
-    p = prob.p0.copy()
-    for e, k in zip(enum, res["choice"], strict=True):
-        p[e["rows"]] = e["prices"][k]
+            on = solve_on(merge(prob, P, add))
+    if on.res["status"] == "infeasible":
+        dg.raise_infeasible(conflicting_set(prob, on.enum, links, resp.groups, time_limit, cvar))
+    on, rounds = refine(prob, curve, links, resp.groups, on, solve_on) if refine_grid else (on, 0)
+    blocks, small, sizes, enum, res = on.blocks, on.small, on.sizes, on.enum, on.res
+    p = on.prices(prob.p0)
     big = [b for b, s in zip(blocks, small, strict=True) if not s]
     bound_big = obj_big = 0.0
     for b in big:
-        p[b] = best_response(prob, curve, P, counts, b)
+        p[b] = best_response(prob, curve, on.P, on.counts, b)
         obj_big += float(block_objective(prob, curve, p, b).sum())
         bound_big += relaxation_bound(
             prob, curve, b, incumbent=float(block_objective(prob, curve, p, b).sum())
@@ -128,17 +132,38 @@ def solve_cross(
     bound = obj - obj_big + bound_big + res["bound_excess"]
     gap = max(0.0, (bound - obj) / max(abs(obj), 1e-12))
     n_comb = int(sizes[small].sum())
+    form, cert = _texts(prob, on, len(big), rounds, risk, n_grid)
+    tight = _tight_links(prob, curve, p, links)
+    labels = binding_labels(prob, p, parity_groups=resp.groups, tight_links=tight, milp=True)
+    return CrossSolved(p, obj, gap, res["status"], form, cert, labels, len(blocks), n_comb, risk)
+
+
+def _texts(
+    prob: Problem,
+    on: OnCandidates,
+    n_big: int,
+    rounds: int,
+    risk: dict[str, float] | None,
+    n_grid: int,
+) -> tuple[str, str]:
+    """The plan's formulation and certificate, with the polish rounds and the risk floor."""
+    n_comb = int(on.sizes[on.small].sum())
     form, cert = _describe(
-        prob, len(blocks), int(small.sum()), n_comb, len(big), res["milp"], n_grid
+        prob, len(on.blocks), int(on.small.sum()), n_comb, n_big, on.res["milp"], n_grid
     )
+    if rounds:
+        most = int(on.counts[np.isnan(prob.ladder_spacing)].max())
+        cert = cert.replace(
+            "-point grids)",
+            f"-point grids, plus {rounds} round(s) of continuous-price polish: up to {most} "
+            "prices a row)",
+        )
     if risk is not None:
         form += (
             f"; expected {prob.objective} over {int(risk['draws'])} own-elasticity draws with "
             f"CVaR_{risk['alpha']:g} >= the current prices' (Rockafellar-Uryasev)"
         )
-    tight = _tight_links(prob, curve, p, links)
-    labels = binding_labels(prob, p, parity_groups=resp.groups, tight_links=tight, milp=True)
-    return CrossSolved(p, obj, gap, res["status"], form, cert, labels, len(blocks), n_comb, risk)
+    return form, cert
 
 
 def _base_draws(prob: Problem, curve: CrossElasticity, E: np.ndarray) -> np.ndarray:
