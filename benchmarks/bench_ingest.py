@@ -2,8 +2,9 @@
 
     python benchmarks/bench_ingest.py --rows 1000000 [--repeat 3]
 
-Both run in this process on the same file, interleaved (median of ``--repeat`` runs each;
-per-round ratios give the range); peak memory of
+Both run in this process on the same file, interleaved after one warm-up call of
+pricelab's (median of ``--repeat`` runs each; per-round ratios give the range; CPU
+seconds of the process, every thread, beside wall seconds); peak memory of
 pricelab's ingest is measured in a child process (ru_maxrss). Prints one JSON measurement
 line (see ``_bench.py``): ratio = pricelab / DuckDB, goal <= 2 with peak < 2048 MB.
 """
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import os
 import resource
 import statistics
 import subprocess
@@ -52,25 +54,26 @@ def make_csv(path: Path, rows: int, seed: int = 1) -> None:
     df.write_csv(path)
 
 
-def time_duckdb(csv: Path, work: Path) -> float:
+def time_duckdb(csv: Path, work: Path) -> tuple[float, float]:
+    """Wall and CPU seconds (this process, every thread) of DuckDB's CTAS."""
     db = work / "ref.duckdb"
     db.unlink(missing_ok=True)
+    t, c = time.perf_counter(), time.process_time()
     con = duckdb.connect(str(db))
-    t = time.perf_counter()
     con.execute(f"CREATE TABLE sales AS SELECT * FROM read_csv('{csv}')").fetchall()
-    elapsed = time.perf_counter() - t
     con.close()
-    return elapsed
+    return time.perf_counter() - t, time.process_time() - c
 
 
-def time_pricelab(csv: Path, work: Path) -> float:
+def time_pricelab(csv: Path, work: Path) -> tuple[float, float]:
+    """Wall and CPU seconds of ``api.ingest`` (open, validate, load, commit)."""
     from pricelab import api
 
     db = work / "pl.duckdb"
     db.unlink(missing_ok=True)
-    t = time.perf_counter()
+    t, c = time.perf_counter(), time.process_time()
     api.ingest(db, sales=csv)
-    return time.perf_counter() - t
+    return time.perf_counter() - t, time.process_time() - c
 
 
 def peak_memory_mb(csv: Path, work: Path) -> float:
@@ -95,11 +98,15 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
         csv = work / "sales.csv"
         make_csv(csv, args.rows)
         log(f"[ingest] {args.rows:,}-row CSV written")
-        ref, ours = [], []
+        ref, ours, ref_cpu, cpu = [], [], [], []
+        time_pricelab(csv, work)  # warm-up: imports (pyarrow...) as a second call finds them
         for _ in range(args.repeat):  # interleaved: machine drift hits both alike
-            ref.append(time_duckdb(csv, work))
-            ours.append(time_pricelab(csv, work))
+            for out, out_cpu, fn in ((ref, ref_cpu, time_duckdb), (ours, cpu, time_pricelab)):
+                wall, secs = fn(csv, work)
+                out.append(wall)
+                out_cpu.append(secs)
         ratios = [o / r for o, r in zip(ours, ref, strict=True)]
+        cpu_ratios = [o / r for o, r in zip(cpu, ref_cpu, strict=True)]
         mem = peak_memory_mb(csv, work)
     return emit(
         "ingest",
@@ -115,6 +122,11 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
         runs=ours,
         reference_runs=ref,
         ratio_range=[min(ratios), max(ratios)],
+        cpu_runs=[round(c, 3) for c in cpu],
+        ref_cpu_runs=[round(c, 3) for c in ref_cpu],
+        cpu_ratio=round(statistics.median(cpu_ratios), 3),
+        cpu_ratio_range=[round(min(cpu_ratios), 3), round(max(cpu_ratios), 3)],
+        load=os.getloadavg()[0],
     )
 
 

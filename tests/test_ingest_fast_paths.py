@@ -18,10 +18,10 @@ import pytest
 
 from pricelab import api
 from pricelab.io import read_local_table
-from pricelab.quality.frames import strictly_ordered, validate_frame
+from pricelab.quality.frames import strictly_ordered, unique_in_runs, validate_frame
 from pricelab.store import Store
 from pricelab.store.ingest import _read_validated
-from pricelab.store.sales_keys import SALES_KEYS
+from pricelab.store.sales_keys import SALES_KEYS, runs_in_key_order
 
 
 def _text_path(path: Path) -> tuple[pl.DataFrame, list[str]]:
@@ -141,3 +141,73 @@ def test_a_file_in_key_order_is_stored_as_a_shuffled_one(tmp_path) -> None:
     (a, ka, sa), (b, kb, sb) = stored
     assert a.equals(b) and ka.equals(kb) and a.equals(sa) and b.equals(sb)
     assert ka.height == len(items) * 2
+
+
+def test_runs_of_whole_groups_are_put_in_key_order_as_a_sort_would() -> None:
+    """A file of whole groups in date order, groups in any order: the runs reordered
+    equal the sorted frame; a group in two runs or dates out of order: None (sorted by
+    DuckDB)."""
+    rng = np.random.default_rng(4)
+    words = ["a", "B", "Zürich", "Äpfel", "ab", "I10", "I2"]
+    for trial in range(60):
+        groups = {(str(rng.choice(words)), str(rng.choice(["US", "DE", "GB"]))) for _ in range(6)}
+        parts = []
+        for item, market in groups:
+            n = int(rng.integers(1, 5))
+            days = sorted(rng.choice(40, n, replace=False))
+            parts.append(
+                pl.DataFrame(
+                    {
+                        "item_id": [item] * n,
+                        "market": [market] * n,
+                        "date": [dt.date(2024, 1, 1) + dt.timedelta(weeks=int(d)) for d in days],
+                        "price": rng.uniform(1, 9, n),
+                    }
+                )
+            )
+        order = rng.permutation(len(parts))
+        frame = pl.concat([parts[i] for i in order])
+        want = frame.sort("item_id", "market", "date")
+        got = runs_in_key_order(frame)
+        assert got is not None and got.equals(want)
+        big = [p for p in parts if p.height >= 2]
+        if big and len(parts) > 1:
+            other = next(p for p in parts if p is not big[0])
+            split = pl.concat([big[0].head(1), other, big[0].slice(1)])  # a group twice
+            assert runs_in_key_order(split) is None
+            backwards = pl.concat([big[0].reverse(), other])  # dates out of order
+            assert runs_in_key_order(backwards) is None
+        rows = frame.sample(fraction=1.0, shuffle=True, seed=trial)  # any order at all
+        result = runs_in_key_order(rows)
+        assert result is None or result.equals(want)
+
+
+def test_unique_in_runs_never_hides_a_duplicate() -> None:
+    """Against brute force: True only when no two rows share their keys, and True for
+    any frame of whole groups in date order (the duplicate hash is then skipped)."""
+    rng = np.random.default_rng(6)
+    keys = ["item_id", "market", "date"]
+    for trial in range(300):
+        n = int(rng.integers(0, 9))
+        rows = [
+            (
+                str(rng.choice(["a", "B", "Ä"])),
+                str(rng.choice(["US", "DE"])),
+                int(rng.integers(1, 4)),
+            )
+            for _ in range(n)
+        ]
+        if trial % 3 == 0:  # whole groups in date order, groups in any order
+            rows = sorted(set(rows), key=lambda r: (r[0], r[1], r[2]))
+            groups = sorted({r[:2] for r in rows})
+            rng.shuffle(groups)
+            rows = [r for g in groups for r in rows if r[:2] == tuple(g)]
+        df = pl.DataFrame(rows, schema=keys, orient="row")
+        got = unique_in_runs(df, keys)
+        if got:
+            assert len(set(rows)) == len(rows), rows
+        if trial % 3 == 0:
+            assert got, rows
+    assert not unique_in_runs(
+        pl.DataFrame({"item_id": [None, None], "date": [1, 1]}), ["item_id", "date"]
+    )

@@ -19,11 +19,11 @@ from pricelab.errors import DataError
 from pricelab.filecheck import csv_row_lines, sniff_text_file
 from pricelab.io import delta_copy, drop_blank_rows, is_delta, read_local_table, table_format
 from pricelab.quality.checks import QualityReport
-from pricelab.quality.frames import KEYS, OPTIONAL, REQUIRED, strictly_ordered, validate_frame
+from pricelab.quality.frames import KEYS, OPTIONAL, REQUIRED, validate_frame
 from pricelab.quality.tables import check_loaded
 from pricelab.store.db import _IDENT, Store, _ident
 from pricelab.store.runs import record_run
-from pricelab.store.sales_keys import update_sales_keys
+from pricelab.store.sales_keys import runs_in_key_order, update_sales_keys
 from pricelab.urls import display, is_url, local_copy
 
 _IDENT_FIX = re.compile(r"[^A-Za-z0-9_]+")
@@ -364,10 +364,11 @@ def _load(
                     )
                 result.replaced[kind] = _delete_keys(store, kind, existing)
             # sales in key order: estimate then reads them back with a plain scan, no sort
-            # (none needed when the file is in key order already)
-            ordered = kind == "sales" and strictly_ordered(frame, KEYS[kind])
+            # (DuckDB sorts them unless the file holds whole groups in date order)
+            grouped = runs_in_key_order(frame) if kind == "sales" else None
+            frame = frame if grouped is None else grouped
             stored = store.count(kind) if kind == "sales" else 0
-            sort = KEYS[kind] if kind == "sales" and not ordered else None
+            sort = KEYS[kind] if kind == "sales" and grouped is None else None
             store.insert_frame(kind, frame, order_by=sort)
             if kind == "sales":
                 update_sales_keys(store, frame, stored)

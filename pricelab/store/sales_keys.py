@@ -27,8 +27,10 @@ misread (``estimate`` then reads the groups another way).
 
 from __future__ import annotations
 
+import numpy as np
 import polars as pl
 
+from pricelab.quality.frames import strictly_ordered
 from pricelab.store.db import Store, _ident
 
 SALES_KEYS = "sales_keys"
@@ -82,6 +84,33 @@ def _after_stored(store: Store, view: str) -> bool:
     return not before
 
 
+def runs_in_key_order(frame: pl.DataFrame) -> pl.DataFrame | None:
+    """``frame`` in key order (:data:`SALES_ORDER`) when it is made of runs of whole
+    groups, each in date order (a file written group by group, e.g. by item then market
+    in another order): the runs are put in key order, no row sort needed. None when a
+    group is in two runs or its dates are out of order (DuckDB sorts it then).
+    """
+    if frame.height < 2:
+        return frame
+    item, market, date = (pl.col(c) for c in SALES_ORDER)
+    start = ((item != item.shift(1)) | (market != market.shift(1))).fill_null(True)
+    flags = frame.select(start.alias("start"), ((date > date.shift(1)) | start).all().alias("ok"))
+    if not flags["ok"][0]:
+        return None
+    starts = np.flatnonzero(flags["start"].to_numpy())
+    runs = frame[starts].select("item_id", "market").with_row_index("run")
+    runs = runs.sort("item_id", "market")
+    if not strictly_ordered(runs, ["item_id", "market"]):
+        return None  # a group in two runs
+    order = runs["run"].to_numpy()
+    if (np.diff(order) == 1).all():
+        return frame  # in key order already
+    lengths = np.diff(np.r_[starts, frame.height])[order]
+    first = starts[order]
+    offset = np.repeat(first - np.r_[0, np.cumsum(lengths)[:-1]], lengths)
+    return frame[offset + np.arange(frame.height)]
+
+
 def cluster_sales(store: Store) -> None:
     """Rewrite ``sales`` in key order (:data:`SALES_ORDER`): the same rows, columns, types
     and constraints, in the order a fresh load of them is stored in.
@@ -105,4 +134,10 @@ def cluster_sales(store: Store) -> None:
     store.execute(f"ALTER TABLE {_CLUSTERED} RENAME TO sales")
 
 
-__all__ = ["SALES_KEYS", "SALES_ORDER", "cluster_sales", "update_sales_keys"]
+__all__ = [
+    "SALES_KEYS",
+    "SALES_ORDER",
+    "cluster_sales",
+    "runs_in_key_order",
+    "update_sales_keys",
+]
