@@ -13,8 +13,12 @@ start-up: ``pricelab simulate --db F --scenario S.yaml --draws 0`` (and ``--draw
 the run is recorded and its rows written, as the CLI always does) against the bare query
 in its own process (``import duckdb`` alone, connect, the query to Arrow), interleaved
 round by round, each process's CPU seconds and peak memory from ``wait4``.
+``--store ingest`` loads the same rows with ``pricelab ingest`` (from Parquet and CSV)
+instead: sales stored in item × market × date order, as a user's database holds them, where
+the bare query reads more of the table (the week-by-week store lets DuckDB skip most rows
+outside the window). Issue #20 goal 4: point path <= 2x the bare query, 1,000 draws <= 3x.
 Usage: python benchmarks/bench_simulate.py [--groups 100000] [--weeks 100] [--draws 1000]
-    [--repeat 5] [--cli]
+    [--repeat 5] [--cli] [--store bench|ingest]
 One JSON line per path (medians of ``--repeat`` interleaved runs; see ``_bench.py``).
 """
 
@@ -55,18 +59,41 @@ def build(db: Path, groups: int, weeks: int) -> str:
         store.execute(f"""INSERT INTO items SELECT 'I' || lpad(i::VARCHAR, 7, '0'),
                           'cat' || (i % 4), 'brand' || (i % 9), 'B' || (i % 10)
                           FROM range({n_items}) t(i)""")
-        rng = np.random.default_rng(0)
-        # stored in item × market order, as `pricelab estimate` stores its runs
-        keys = store.query("SELECT DISTINCT item_id, market FROM sales ORDER BY item_id, market")
-        est = keys.with_columns(
-            elasticity=-2.0 + 0.3 * rng.standard_normal(keys.height),
-            std_error=np.full(keys.height, 0.2),
-        )
-        run = record_run(store, "estimate", {"model": "bench"})
-        with store.transaction():
-            store.write_result("elasticities", est, run.run_id)
-            run.finish({})
-        return run.run_id
+        return _estimates(store)
+
+
+def _estimates(store: Store) -> str:
+    """An estimate run over every item × market (stored in item × market order, as
+    ``pricelab estimate`` stores its runs); the same values for the same keys."""
+    rng = np.random.default_rng(0)
+    keys = store.query("SELECT DISTINCT item_id, market FROM sales ORDER BY item_id, market")
+    est = keys.with_columns(
+        elasticity=-2.0 + 0.3 * rng.standard_normal(keys.height),
+        std_error=np.full(keys.height, 0.2),
+    )
+    run = record_run(store, "estimate", {"model": "bench"})
+    with store.transaction():
+        store.write_result("elasticities", est, run.run_id)
+        run.finish({})
+    return run.run_id
+
+
+def build_ingested(db: Path, groups: int, weeks: int) -> str:
+    """The rows of :func:`build`, loaded with ``pricelab ingest`` (key order) from files."""
+    from pricelab.api import ingest
+
+    src = db.with_name("source.duckdb")
+    build(src, groups, weeks)
+    sales, items = db.with_name("sales.parquet"), db.with_name("items.csv")
+    with Store.open(src, read_only=True) as store:
+        store.execute(f"COPY sales TO '{sales}' (FORMAT parquet)")
+        store.execute(f"COPY items TO '{items}' (HEADER)")
+    src.unlink()
+    ingest(db, sales=sales, items=items)
+    sales.unlink()
+    items.unlink()
+    with Store.open(db) as store:
+        return _estimates(store)
 
 
 SPEC = {
@@ -130,14 +157,20 @@ def main() -> None:
     ap.add_argument("--draws", type=int, default=1000)
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--cli", action="store_true", help="also time the CLI end to end")
+    ap.add_argument(
+        "--store",
+        choices=["bench", "ingest"],
+        default="bench",
+        help="sales stored week by week (bench) or by 'pricelab ingest' in key order",
+    )
     a = ap.parse_args()
     with tempfile.TemporaryDirectory() as d:
         db = Path(d) / "bench.duckdb"
         t = time.perf_counter()
-        build(db, a.groups, a.weeks)
+        (build if a.store == "bench" else build_ingested)(db, a.groups, a.weeks)
         log(
             f"built {a.groups:,} item-markets x {a.weeks} weeks "
-            f"({a.groups * a.weeks:,} rows) in {time.perf_counter() - t:.1f}s"
+            f"({a.groups * a.weeks:,} rows, store: {a.store}) in {time.perf_counter() - t:.1f}s"
         )
         # interleaved: the machine is shared, so each path is timed next to the bare query
         # of its own window and the ratio is taken of the medians
@@ -184,6 +217,7 @@ def main() -> None:
                 reference=f"bare DuckDB baseline query, {window}-week window (to Arrow)",
                 reference_seconds=b,
                 weeks=a.weeks,
+                store=a.store,
                 baseline_weeks=window,
                 rows_in_window=a.groups * min(window, a.weeks),
                 rows_projected=res.table.height,
@@ -204,6 +238,7 @@ def main() -> None:
                     reference="bare baseline query in its own process (import duckdb + query)",
                     reference_seconds=statistics.median(ct["bare"]),
                     weeks=a.weeks,
+                    store=a.store,
                     baseline_weeks=8,
                     runs=ct[name],
                     ratio_range=[min(ratios), max(ratios)],
