@@ -13,10 +13,12 @@ from typing import Any
 import pytest
 import typer
 import typer.main
-from typer._coercion import build_runtime_param
 
-from pricelab.cli._params import PlainParam
 from pricelab.cli.app import app
+
+# the step these converters replace exists in typer >= 0.29 (pydantic conversion)
+build_runtime_param = pytest.importorskip("typer._coercion").build_runtime_param
+PlainParam = pytest.importorskip("pricelab.cli._params").PlainParam
 
 ROOT = Path(__file__).resolve().parent.parent
 
