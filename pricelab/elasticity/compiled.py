@@ -1,9 +1,10 @@
 """When fits take the compiled kernels (numba: ``ols`` :mod:`.ols_jit`, the Poisson IRLS
 and hierarchical refit loops :mod:`.glm_jit`), and loading them.
 
-Loading numba costs a process ~0.7 CPU s and ~100 MB once (``import numba`` 0.2 s, then
-0.45 s to set up LLVM and load any cached function), and the kernel saves ~75 ns per row
-against the numpy block kernel, so only big fits take it. This module never imports numba.
+Loading numba costs a process ~0.7 CPU s and 80-140 MB once (``import numba`` 0.2 s with
+scipy.linalg, then 0.45 s to set up LLVM and load any cached function), and the kernel saves
+~75 ns per row against the numpy block kernel, so only big fits take it
+(:data:`JIT_ROWS`). This module never imports numba.
 """
 
 from __future__ import annotations
@@ -15,9 +16,11 @@ import numpy as np
 
 #: variance types of the compiled ``ols`` kernel (``HAC`` stays on the numpy kernel)
 JIT_SE = ("nonrobust", "HC0", "HC1", "HC3", "cluster")
-#: rows of a fit from which the compiled kernel pays (break-even ~9M rows, measured at
-#: 300k item-markets × 52 weeks)
-JIT_ROWS = 5_000_000
+#: rows of a fit from which the compiled kernel is used. In CPU it pays from ~9M rows, but
+#: at 300k item-markets × 52 weeks (15.6M rows) it saved only 8% of the ``estimate``
+#: command's CPU and added 80-140 MB to its ~930 MB peak, past issue #20's 1 GB goal
+#: there; from 20M rows (400k × 52 and up: 1M × 52 saves ~3 CPU s, goal 3 GB) it is used.
+JIT_ROWS = 20_000_000
 #: rows of a ``poisson`` / ``hierarchical`` fit from which the compiled IRLS loops pay
 #: (they save ~0.2 CPU us per row of the Poisson pass, more with the refit: break-even
 #: ~3M rows against numba's load)
