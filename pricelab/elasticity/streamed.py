@@ -139,14 +139,16 @@ class _Job:
 
     @staticmethod
     def _join(parts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
-        """The chunks' per-group arrays end to end (``calendar`` padded to the widest)."""
+        """The chunks' per-group arrays end to end (``calendar`` padded to the widest); each
+        chunk's array is dropped once joined (at most one array held twice)."""
         out: dict[str, np.ndarray] = {}
-        for k in parts[0]:
-            vs = [p[k] for p in parts]
+        for k in list(parts[0]):
+            vs = [p.pop(k) for p in parts]
             if k == "calendar":
                 wide = max(v.shape[1] for v in vs)
                 vs = [np.pad(v, ((0, 0), (0, wide - v.shape[1]))) for v in vs]
             out[k] = np.concatenate(vs) if len(vs) > 1 else vs[0]
+            del vs
         return out
 
     def _fit_chunks(self, fit: Any, **options: Any) -> tuple[dict[str, np.ndarray], list[str]]:
@@ -201,6 +203,7 @@ class _Job:
             )
         shrunk, used = shrink(out, attrs, out["mean_quantity"], None, tau=tau)
         out.update(shrunk)
+        out.pop("calendar", None)  # (groups x weeks) sums: pooling was their only use
         release()
         # sorted position of each group (in the chunks' order)
         pos = np.empty_like(order)
