@@ -86,3 +86,14 @@ def test_help_lists_every_command_with_its_own_help() -> None:
         first = (cmd.help or "").split("\n\n")[0].strip()
         assert line == first, f"update COMMANDS[{name!r}] in pricelab/cli/app.py to {first!r}"
         assert root.get_command(ctx, name) is cmd  # type: ignore[attr-defined]
+
+
+def test_simulate_imports_no_estimator() -> None:
+    """A simulation reads stored estimates: the estimators' package (0.04-0.05 CPU s to
+    import) loads only when a run's seasonal terms are applied."""
+    mods = _modules(
+        "import importlib; import pricelab.cli.simulate; "
+        "importlib.import_module('pricelab.simulate.simulation')"
+    )
+    assert "pricelab.simulate.simulation" in mods
+    assert not any(m.startswith("pricelab.elasticity") for m in mods)
