@@ -211,3 +211,29 @@ def test_unique_in_runs_never_hides_a_duplicate() -> None:
     assert not unique_in_runs(
         pl.DataFrame({"item_id": [None, None], "date": [1, 1]}), ["item_id", "date"]
     )
+
+
+def test_the_one_pass_number_check_agrees_with_every_rule() -> None:
+    """``_all_valid`` is True exactly when the rules of ``number`` (run on the text of the
+    same values) flag nothing, for every rule set and edge values."""
+    from pricelab.quality.frames import _all_valid, _Checker
+
+    edge = [0.0, -0.0, 1.0, 0.5, 2.0, -1.0, 1e-7, 1e-6, 1e12, 1.0000001e12, -1e12, 3.5]
+    edge += [float("nan"), float("inf"), None]
+    rng = np.random.default_rng(8)
+    names = ["required", "positive", "fraction", "nonneg", "integer", "binary"]
+    for _ in range(400):
+        values = [edge[i] for i in rng.integers(0, len(edge), int(rng.integers(1, 4)))]
+        num = pl.Series("v", values, dtype=pl.Float64)
+        rules = dict(zip(names, (bool(b) for b in rng.integers(0, 2, len(names))), strict=True))
+        checker = _Checker("sales", pl.DataFrame({"v": num.cast(pl.String)}), "f", None)
+        checker.number("v", **rules)
+        assert _all_valid(num, *rules.values()) == (not checker.report.issues), (values, rules)
+        typed = _Checker("sales", pl.DataFrame({"v": num}), "f", None)
+        typed.number("v", **rules)
+        # the same rules and counts (values are shown as numbers here, as text there:
+        # ingest reports a file's errors from the text path)
+        assert [(i.rule, i.count) for i in typed.report.issues] == [
+            (i.rule, i.count) for i in checker.report.issues
+        ]
+        assert typed.out["v"].equals(checker.out["v"], null_equal=True)

@@ -45,6 +45,32 @@ MIN_POSITIVE = 1e-6
 MIN_DATE, MAX_DATE = dt.date(1900, 1, 1), dt.date(2200, 12, 31)
 
 
+def _all_valid(
+    num: pl.Series,
+    required: bool,
+    positive: bool,
+    fraction: bool,
+    nonneg: bool,
+    integer: bool,
+    binary: bool,
+) -> bool:
+    """True when no rule of :meth:`_Checker.number` flags a value of ``num``."""
+    x = pl.col(num.name)
+    good = x.is_finite() & (x.abs() <= MAX_VALUE)
+    if positive:
+        good &= x >= MIN_POSITIVE
+    if nonneg:
+        good &= x >= 0
+    if fraction:
+        good &= (x >= 0) & (x < 1)
+    if integer:
+        good &= x == x.round(0)
+    if binary:
+        good &= x.is_in([0.0, 1.0])
+    good = good.fill_null(False) if required else good | x.is_null()
+    return bool(num.to_frame().select(good.all()).item())
+
+
 class _Checker:
     def __init__(
         self, kind: str, df: pl.DataFrame, source: str, line_offset: int | Sequence[int] | None
@@ -79,6 +105,10 @@ class _Checker:
         series = self.df[col]
         if series.dtype.is_numeric():  # typed fast path: the reader already parsed it
             num = series.cast(pl.Float64)
+            rules = (required, positive, fraction, nonneg, integer, binary)
+            if _all_valid(num, *rules):  # one pass; the rules below name what is wrong
+                self.out[col] = num
+                return
             present = num.is_not_null()
         else:
             raw = series.cast(pl.String).str.strip_chars()
