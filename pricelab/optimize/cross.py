@@ -14,7 +14,11 @@ no convex formulation is exact. The route:
    ``scipy.optimize.milp``) under parity, ordering, volume floors, stock (pools and dedicated) and
    average-change budgets, all linear in the choice; without such constraints each block
    takes its best combination. **Exact on the candidate prices** (on the ladder when one is
-   set); the MILP's proven gap is reported.
+   set); the MILP's proven gap is reported. With ``risk`` the MILP maximises the expected
+   objective over own-elasticity draws under a CVaR floor (Rockafellar-Uryasev rows). Rows
+   with grid prices are then polished with continuous prices, which join the candidates
+   (:mod:`~pricelab.optimize.cross_refine`). When nothing meets the constraints, the
+   smallest conflicting set is named (:mod:`~pricelab.optimize.cross_diagnose`).
 4. A larger block (refused when a linking constraint touches it) gets a best-response
    search over the candidates from two starts, and an upper bound from a concave relaxation
    in log-price space (each revenue term ``exp(a'u)`` replaced by its secant over the box,
@@ -98,8 +102,9 @@ def optimize_cross(
         ``keep``: a row whose own limits conflict stays at its current price with ``status``
         ``conflict`` (as on the own-price route), and so do the rows of a parity band, an
         ordering chain or an average-change budget that no prices within the rows' limits can
-        meet; conflicts of volume floors and stock still raise, since units under cross
-        demand depend on the siblings' prices. ``raise``: InfeasibleError.
+        meet; conflicts of volume floors, stock and the CVaR floor raise InfeasibleError
+        naming the smallest set that conflicts, since units under cross demand depend on the
+        siblings' prices. ``raise``: InfeasibleError.
     """
     cons = load_constraints(constraints)
     alpha = parse_risk(risk)
