@@ -292,3 +292,67 @@ def test_constraints_resolve_with_pip(tmp_path: Path) -> None:
         k: pins[k] for k in got if k in pins
     }
     assert set(got) - {"pricelab"} <= set(pins)
+
+
+def _final_env() -> dict[str, str]:
+    env: dict[str, str] = {}
+    for ins in stages()[-1]:
+        if ins["instruction"] == "ENV":
+            for part in shlex.split(ins["value"]):
+                key, _, val = part.partition("=")
+                env[key] = val
+    return env
+
+
+@pytest.mark.slow
+def test_image_ships_the_compiled_kernels_warm(tmp_path: Path) -> None:
+    """The final stage's warm-up, replayed: it fills $NUMBA_CACHE_DIR with every compiled
+    kernel, so the image's estimate commands load them and compile nothing."""
+    env_img = _final_env()
+    cache_dir = env_img["NUMBA_CACHE_DIR"]
+    run = next(
+        i["value"]
+        for i in stages()[-1]
+        if i["instruction"] == "RUN" and "PRICELAB_JIT=1" in i["value"]
+    )
+    steps = [s.strip() for s in re.split(r"\s&&\s", run)]
+    assert steps[-1] == f"chown -R 10001:10001 {cache_dir}"  # the runtime user's cache
+    first = next(k for k, s in enumerate(steps) if s.startswith("pricelab sample"))
+    warm = steps[first : steps.index("rm -rf /tmp/warm") + 1]
+    cli = f"{shlex.quote(sys.executable)} -m pricelab"
+    script = " && ".join(
+        s.replace("/tmp/warm", str(tmp_path / "warm"))
+        .replace("PRICELAB_JIT=1 pricelab ", f"PRICELAB_JIT=1 {cli} ")
+        .replace("pricelab sample", f"{cli} sample")
+        for s in warm
+    )
+    cache = tmp_path / "cache"
+    env = {
+        **{k: v for k, v in __import__("os").environ.items() if k != "PRICELAB_JIT"},
+        "NUMBA_CACHE_DIR": str(cache),
+        "PYTHONPATH": str(REPO),
+        "PRICELAB_MLFLOW": "",
+    }
+    done = subprocess.run(["bash", "-c", script], env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert not (tmp_path / "warm").exists()
+    files = {p: p.stat().st_mtime_ns for p in cache.rglob("*") if p.is_file()}
+    names = " ".join(p.name for p in files)
+    assert "ols_jit" in names and "glm_jit" in names, names
+    # a container's run: a new database, every model on the compiled kernels, nothing compiled
+    db = tmp_path / "night.duckdb"
+    subprocess.run(
+        [sys.executable, "-m", "pricelab", "sample", "--out", str(tmp_path / "s"), "--db", str(db)],
+        env=env,
+        check=True,
+        capture_output=True,
+    )
+    for model in ("ols", "poisson", "hierarchical"):
+        subprocess.run(
+            [sys.executable, "-m", "pricelab", "estimate", "--model", model, "--db", str(db)],
+            env={**env, "PRICELAB_JIT": "1"},
+            check=True,
+            capture_output=True,
+        )
+    after = {p: p.stat().st_mtime_ns for p in cache.rglob("*") if p.is_file()}
+    assert after == files
