@@ -253,11 +253,9 @@ def _irls_jit(compiled: bool) -> Callable[..., None] | None:
     """The compiled IRLS loop (:mod:`.glm_jit`) when asked for, or None (or no numba)."""
     if not compiled:
         return None
-    try:
-        from .glm_jit import poisson_irls
-    except ImportError:  # pragma: no cover - numba is a dependency
-        return None
-    return poisson_irls
+    from .compiled import load_kernel
+
+    return load_kernel("glm_jit", "poisson_irls")
 
 
 def poisson_block(

@@ -9,8 +9,12 @@ scipy.linalg, then 0.45 s to set up LLVM and load any cached function), and the 
 
 from __future__ import annotations
 
+import contextlib
+import importlib
 import os
+import sys
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -62,13 +66,10 @@ def prepare_compiled(rows: int, se: str, model: str = "ols") -> bool:
     name, threshold = _MODULES["ols" if model == "ols" else "poisson"]
     if (model == "ols" and se not in JIT_SE) or not use_compiled(rows, threshold):
         return False
-    import contextlib
-    import importlib
     import threading
 
     def load() -> None:
-        with contextlib.suppress(Exception):
-            importlib.import_module(f"{__package__}.{name}")
+        load_kernel(name, "__name__")
 
     threading.Thread(target=load, name="pricelab-jit", daemon=True).start()
     return True
@@ -79,11 +80,49 @@ def compiled_ols(se: str, rows: int | bool) -> Callable[..., dict[str, np.ndarra
     fit (:func:`use_compiled`) or numba missing (the numpy kernel, its reference)."""
     if se not in JIT_SE or not use_compiled(rows):
         return None
+    return load_kernel("ols_jit", "fit_runs")
+
+
+def _usable_cache() -> None:
+    """numba needs a writable cache folder even to load cached kernels (it checks by writing
+    a temporary file; else ``RuntimeError: cannot cache function``). Under a read-only root
+    file system (the Kubernetes CronJob) the image's warm ``$NUMBA_CACHE_DIR`` is copied to
+    the temporary folder first and numba pointed there, before numba is imported."""
+    path = os.environ.get("NUMBA_CACHE_DIR")
+    if (
+        not path
+        or "numba" in sys.modules
+        or os.access(path if os.path.isdir(path) else os.path.dirname(path) or ".", os.W_OK)
+    ):
+        return
+    import shutil
+    import tempfile
+
+    dest = os.path.join(tempfile.gettempdir(), "pricelab-numba-cache")
+    with contextlib.suppress(OSError):
+        if os.path.isdir(path):
+            shutil.copytree(path, dest, dirs_exist_ok=True)
+        os.environ["NUMBA_CACHE_DIR"] = dest
+
+
+def load_kernel(module: str, name: str) -> Callable[..., Any] | None:
+    """``name`` of the compiled module ``module`` (``ols_jit`` / ``glm_jit``), or None when
+    numba cannot load it (not installed, or no writable cache folder anywhere): the caller
+    then runs the numpy kernel, the compiled one's reference."""
+    _usable_cache()
     try:
-        from .ols_jit import fit_runs
-    except ImportError:  # pragma: no cover - numba is a dependency
+        mod = importlib.import_module(f"{__package__}.{module}")
+    except Exception:  # noqa: BLE001 - ImportError, or numba's "cannot cache function"
         return None
-    return fit_runs
+    return getattr(mod, name)  # type: ignore[no-any-return]
 
 
-__all__ = ["GLM_JIT_ROWS", "JIT_ROWS", "JIT_SE", "compiled_ols", "prepare_compiled", "use_compiled"]
+__all__ = [
+    "GLM_JIT_ROWS",
+    "JIT_ROWS",
+    "JIT_SE",
+    "compiled_ols",
+    "load_kernel",
+    "prepare_compiled",
+    "use_compiled",
+]

@@ -186,11 +186,9 @@ def _refit_jit(compiled: bool) -> Callable[..., None] | None:
     """The compiled refit loop (:mod:`.glm_jit`) when asked for, or None (or no numba)."""
     if not compiled:
         return None
-    try:
-        from .glm_jit import refit_irls
-    except ImportError:  # pragma: no cover - numba is a dependency
-        return None
-    return refit_irls
+    from .compiled import load_kernel
+
+    return load_kernel("glm_jit", "refit_irls")
 
 
 def _mean(X: np.ndarray, beta: np.ndarray, offset: np.ndarray) -> np.ndarray:

@@ -1,0 +1,81 @@
+"""Loading the compiled kernels where numba has no writable cache folder (a read-only root
+file system, as the Kubernetes CronJob runs the image): the warm cache is copied to the
+temporary folder, and a kernel numba cannot load leaves the numpy kernel to run."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_read_only_cache_is_copied_to_the_temporary_folder(tmp_path: Path) -> None:
+    warm = tmp_path / "image-cache"
+    (warm / "sub").mkdir(parents=True)
+    (warm / "sub" / "k.nbi").write_bytes(b"index")
+    script = f"""
+import os, sys
+os.environ["NUMBA_CACHE_DIR"] = {str(warm)!r}
+os.environ["TMPDIR"] = {str(tmp_path / "tmp")!r}
+os.makedirs(os.environ["TMPDIR"])
+real = os.access
+os.access = lambda p, mode: False if str(p).startswith({str(warm)!r}) else real(p, mode)
+from pricelab.elasticity import compiled
+assert "numba" not in sys.modules
+compiled._usable_cache()
+print(os.environ["NUMBA_CACHE_DIR"])
+"""
+    out = subprocess.run(
+        [sys.executable, "-c", script],
+        env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    assert out == str(tmp_path / "tmp" / "pricelab-numba-cache")
+    assert (Path(out) / "sub" / "k.nbi").read_bytes() == b"index"
+
+
+def test_writable_cache_is_left_alone(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from pricelab.elasticity import compiled
+
+    monkeypatch.setenv("NUMBA_CACHE_DIR", str(tmp_path))
+    monkeypatch.delitem(sys.modules, "numba", raising=False)
+    compiled._usable_cache()
+    assert compiled.os.environ["NUMBA_CACHE_DIR"] == str(tmp_path)
+
+
+def test_a_kernel_numba_cannot_cache_falls_back_to_numpy(monkeypatch: pytest.MonkeyPatch) -> None:
+    """numba raises RuntimeError ("cannot cache function ...: no locator available") at
+    import when no folder is writable: the fit runs on the numpy kernel, not a traceback."""
+    import importlib
+
+    import numpy as np
+
+    from pricelab.elasticity import compiled
+    from pricelab.elasticity.block_kernels import poisson_block
+    from pricelab.elasticity.refit import _refit_jit
+
+    real = importlib.import_module
+
+    def no_locator(name: str, *a: object, **k: object) -> object:
+        if name.endswith(("ols_jit", "glm_jit")):
+            raise RuntimeError("cannot cache function 'f': no locator available for file")
+        return real(name, *a, **k)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(compiled.importlib, "import_module", no_locator)
+    assert compiled.load_kernel("ols_jit", "fit_runs") is None
+    assert compiled.compiled_ols("cluster", True) is None
+    assert _refit_jit(True) is None
+    rng = np.random.default_rng(0)
+    X = np.stack([np.ones((3, 40)), np.log(rng.uniform(50, 80, (3, 40)))], axis=1)
+    y = rng.poisson(np.exp(8 - 1.5 * X[:, 1]))
+    w = np.ones((3, 40))
+    a = poisson_block(X.copy(), y.astype(float), w.copy(), se="HC1", compiled=True)
+    b = poisson_block(X.copy(), y.astype(float), w.copy(), se="HC1", compiled=False)
+    for k in b:
+        np.testing.assert_array_equal(np.asarray(a[k]), np.asarray(b[k]))
