@@ -73,6 +73,8 @@ def _row(goal: str, what: str, rec: dict[str, Any] | None, limit: float | None, 
         lo, hi = rec["ratio_range"]
         rng = f"{lo:.2f}–{hi:.2f} (of the medians {rec['ratio']:.2f})"
     cpu = rec.get("cpu_ratio")
+    if cpu is None and rec.get("cpu_ratios"):
+        cpu = statistics.median(rec["cpu_ratios"])
     med = rec.get("ratio")
     met = "—" if limit is None or med is None else ("yes" if med <= limit else "no")
     peak = rec.get("peak_mb")
