@@ -22,28 +22,12 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from _bench import emit, log  # noqa: E402
-from bench_e2e import make_data  # noqa: E402
-
-
-def run(cmd: list[str], tree: Path, cwd: Path) -> tuple[float, float, float]:
-    """Wall seconds, CPU seconds and peak resident MB of one fresh process."""
-    env = {**os.environ, "PYTHONPATH": str(tree), "PRICELAB_MLFLOW": ""}
-    t = time.perf_counter()
-    proc = subprocess.Popen(
-        cmd, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
-    )
-    _, status, usage = os.wait4(proc.pid, 0)
-    wall = time.perf_counter() - t
-    if os.waitstatus_to_exitcode(status):
-        err = proc.stderr.read().decode() if proc.stderr else ""
-        raise RuntimeError(f"{' '.join(cmd)} failed: {err[-800:]}")
-    return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024
+from bench_e2e import make_data, run  # noqa: E402
 
 
 def next_week(src: Path, tmp: Path) -> Path:
@@ -80,7 +64,7 @@ def main() -> None:
                 tmp,
             )
         steps = ("append", "estimate after append", "estimate fresh")
-        figs: dict[tuple[str, str], list[tuple[float, float, float]]] = {
+        figs: dict[tuple[str, str], list[tuple[float, float, float]]] = {  # wall, peak, cpu
             (k, s): [] for k in trees for s in steps
         }
         for r in range(args.repeat):
@@ -114,10 +98,10 @@ def main() -> None:
                 statistics.median(w for w, _, _ in runs),
                 unit="groups",
                 repeat=args.repeat,
-                peak=max(p for _, _, p in runs),
-                cpu_seconds=statistics.median(c for _, c, _ in runs),
+                peak=max(p for _, p, _ in runs),
+                cpu_seconds=statistics.median(c for _, _, c in runs),
                 runs=[round(w, 3) for w, _, _ in runs],
-                cpu_runs=[round(c, 3) for _, c, _ in runs],
+                cpu_runs=[round(c, 3) for _, _, c in runs],
                 version=label,
                 load=os.getloadavg()[0],
             )
