@@ -57,7 +57,7 @@ def test_a_kernel_numba_cannot_cache_falls_back_to_numpy(monkeypatch: pytest.Mon
     import numpy as np
 
     from pricelab.elasticity import compiled
-    from pricelab.elasticity.block_kernels import poisson_block
+    from pricelab.elasticity.poisson_kernel import poisson_block
     from pricelab.elasticity.refit import _refit_jit
 
     real = importlib.import_module

@@ -68,8 +68,8 @@ def test_compiled_irls_equals_numpy_irls(panel, monkeypatch, se):
 
 
 def test_when_the_compiled_loops_run(monkeypatch):
-    from pricelab.elasticity.block_kernels import _irls_jit
     from pricelab.elasticity.compiled import GLM_JIT_ROWS, prepare_compiled, use_compiled
+    from pricelab.elasticity.poisson_kernel import _irls_jit
 
     monkeypatch.delenv("PRICELAB_JIT", raising=False)
     assert not use_compiled(GLM_JIT_ROWS - 1, GLM_JIT_ROWS)  # numba's load does not pay

@@ -20,10 +20,11 @@ import polars as pl
 
 from pricelab.errors import UsageError
 
-from .block_kernels import ols_block, poisson_block
+from .block_kernels import ols_block
 from .compiled import GLM_JIT_ROWS, compiled_ols, use_compiled
 from .design import YEAR_DAYS
 from .groupfit import FLAG, empty_out
+from .poisson_kernel import poisson_block
 from .robust import calendar_sums
 from .sparse import EVENTS_PER_PARAM
 

@@ -1,6 +1,6 @@
 """The Poisson IRLS loops of the block kernels compiled with numba: one group at a time.
 
-:func:`pricelab.elasticity.block_kernels.poisson_block` (each group's own fit) and
+:func:`pricelab.elasticity.poisson_kernel.poisson_block` (each group's own fit) and
 :func:`pricelab.elasticity.refit.refit_block` (the hierarchical refit with the slope held)
 iterate Newton steps on ``(g, m, T)`` blocks: each iteration of the numpy loops makes some
 twenty passes over the block and copies the still-active groups. Here the same iterations

@@ -13,7 +13,7 @@ likelihood estimate given the slope). The columns are the ones the group's own f
 (:mod:`.sparse` rules), so the refit never adds a parameter its data could not support.
 
 The refit runs block by block on the same ``(g, p, T)`` layout as
-:func:`pricelab.elasticity.block_kernels.poisson_block` (:func:`refit_block`: batched IRLS
+:func:`pricelab.elasticity.poisson_kernel.poisson_block` (:func:`refit_block`: batched IRLS
 with an offset, started from the shrunk coefficients, which are already close), through
 the fast path's group runs (:func:`refit_runs`) or a sorted
 :class:`~pricelab.elasticity.design.Design` (:func:`refit_design`, what a partition

@@ -5,7 +5,7 @@ price slope, a promo flag, an annual Fourier pair and a trend has six parameters
 series with seven selling weeks it interpolates noise, and what it learnt about trend and
 season explodes when it is extrapolated. Two rules, applied identically by the padded
 reference path (:func:`pricelab.elasticity.groupfit.fit_poisson`) and the block path
-(:func:`pricelab.elasticity.block_kernels.poisson_block`), decide per group which of the
+(:func:`pricelab.elasticity.poisson_kernel.poisson_block`), decide per group which of the
 *nuisance* controls enter (``promo``, ``sin1/cos1``, ``trend``, ``sin2/cos2``; the
 intercept, log price and user-named numeric controls always enter):
 
