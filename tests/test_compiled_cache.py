@@ -69,6 +69,7 @@ def test_a_kernel_numba_cannot_cache_falls_back_to_numpy(monkeypatch: pytest.Mon
 
     monkeypatch.setattr(compiled.importlib, "import_module", no_locator)
     assert compiled.load_kernel("ols_jit", "fit_runs") is None
+    assert compiled.load_module("glm_jit") is None
     assert compiled.compiled_ols("cluster", True) is None
     assert _refit_jit(True) is None
     rng = np.random.default_rng(0)
@@ -79,3 +80,37 @@ def test_a_kernel_numba_cannot_cache_falls_back_to_numpy(monkeypatch: pytest.Mon
     b = poisson_block(X.copy(), y.astype(float), w.copy(), se="HC1", compiled=False)
     for k in b:
         np.testing.assert_array_equal(np.asarray(a[k]), np.asarray(b[k]))
+
+
+@pytest.mark.parametrize(
+    ("model", "se", "module"), [("ols", "HC1", "ols_jit"), ("poisson", "HAC", "glm_jit")]
+)
+def test_prepare_compiled_loads_the_module_in_a_background_thread(
+    monkeypatch: pytest.MonkeyPatch, model: str, se: str, module: str
+) -> None:
+    import threading
+
+    from pricelab.elasticity import compiled
+
+    loaded: list[tuple[str, str]] = []
+    done = threading.Event()
+
+    def record(name: str) -> None:
+        loaded.append((name, threading.current_thread().name))
+        done.set()
+
+    monkeypatch.setattr(compiled, "load_module", record)
+    monkeypatch.setenv("PRICELAB_JIT", "1")
+    assert compiled.prepare_compiled(10, se, model)
+    assert done.wait(10)
+    assert loaded == [(module, "pricelab-jit")]
+    monkeypatch.setenv("PRICELAB_JIT", "0")
+    assert not compiled.prepare_compiled(10**9, se, model)
+    assert loaded == [(module, "pricelab-jit")]
+
+
+def test_load_module_returns_the_compiled_module() -> None:
+    from pricelab.elasticity import compiled, ols_jit
+
+    assert compiled.load_module("ols_jit") is ols_jit
+    assert compiled.load_kernel("ols_jit", "fit_runs") is ols_jit.fit_runs

@@ -14,6 +14,7 @@ import importlib
 import os
 import sys
 from collections.abc import Callable
+from types import ModuleType
 from typing import Any
 
 import numpy as np
@@ -68,10 +69,7 @@ def prepare_compiled(rows: int, se: str, model: str = "ols") -> bool:
         return False
     import threading
 
-    def load() -> None:
-        load_kernel(name, "__name__")
-
-    threading.Thread(target=load, name="pricelab-jit", daemon=True).start()
+    threading.Thread(target=load_module, args=(name,), name="pricelab-jit", daemon=True).start()
     return True
 
 
@@ -105,16 +103,22 @@ def _usable_cache() -> None:
         os.environ["NUMBA_CACHE_DIR"] = dest
 
 
-def load_kernel(module: str, name: str) -> Callable[..., Any] | None:
-    """``name`` of the compiled module ``module`` (``ols_jit`` / ``glm_jit``), or None when
-    numba cannot load it (not installed, or no writable cache folder anywhere): the caller
-    then runs the numpy kernel, the compiled one's reference."""
+def load_module(module: str) -> ModuleType | None:
+    """The compiled module ``module`` (``ols_jit`` / ``glm_jit``), imported with a usable
+    cache folder (:func:`_usable_cache`), or None when numba cannot load it (not
+    installed, or no writable cache folder anywhere)."""
     _usable_cache()
     try:
-        mod = importlib.import_module(f"{__package__}.{module}")
+        return importlib.import_module(f"{__package__}.{module}")
     except Exception:  # noqa: BLE001 - ImportError, or numba's "cannot cache function"
         return None
-    return getattr(mod, name)  # type: ignore[no-any-return]
+
+
+def load_kernel(module: str, name: str) -> Callable[..., Any] | None:
+    """``name`` of the compiled module ``module`` (:func:`load_module`), or None when numba
+    cannot load it: the caller then runs the numpy kernel, the compiled one's reference."""
+    mod = load_module(module)
+    return None if mod is None else getattr(mod, name)
 
 
 __all__ = [
@@ -123,6 +127,7 @@ __all__ = [
     "JIT_SE",
     "compiled_ols",
     "load_kernel",
+    "load_module",
     "prepare_compiled",
     "use_compiled",
 ]
