@@ -12,7 +12,7 @@ import statsmodels.api as sm
 from pricelab.elasticity import design as D
 from pricelab.elasticity import estimate
 from pricelab.elasticity.block_kernels import cholesky_solve, masked_cholesky
-from pricelab.elasticity.glm_blocks import blocks, group_runs
+from pricelab.elasticity.block_runs import blocks, group_runs
 from pricelab.elasticity.groupfit import fit_ols
 from pricelab.elasticity.synthetic import simulate_panel
 from pricelab.errors import UsageError

@@ -10,7 +10,7 @@ import pytest
 from scipy import stats
 
 from pricelab.elasticity import estimate
-from pricelab.elasticity.hierarchical import pool_level
+from pricelab.elasticity.pooling import pool_level
 from pricelab.elasticity.synthetic import simulate_panel
 from pricelab.errors import UsageError
 from tests._panels import KEYS, score, sparse_categories

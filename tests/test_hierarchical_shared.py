@@ -16,7 +16,8 @@ import pytest
 from scipy import stats
 
 from pricelab.elasticity.glm_blocks import fit_poisson_runs
-from pricelab.elasticity.hierarchical import pool_level, shrink
+from pricelab.elasticity.hierarchical import shrink
+from pricelab.elasticity.pooling import pool_level
 from pricelab.elasticity.robust import shared_covariance
 
 

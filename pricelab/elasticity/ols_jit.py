@@ -362,7 +362,7 @@ def ols_runs(
 
 
 def fit_runs(runs: Any, se: str, min_obs: int) -> dict[str, np.ndarray]:
-    """:func:`ols_runs` on a :class:`~pricelab.elasticity.glm_blocks.Runs` (its controls
+    """:func:`ols_runs` on a :class:`~pricelab.elasticity.block_runs.Runs` (its controls
     computed for every row)."""
     N = runs.price.size
     controls = np.empty((len(runs.srcs), N))

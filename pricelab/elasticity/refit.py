@@ -37,9 +37,9 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import polars as pl
 
+from .block_runs import Runs, blocks
 from .compiled import GLM_JIT_ROWS, use_compiled
 from .design import Design
-from .glm_blocks import Runs, blocks
 from .groupfit import FLAG
 from .hierarchical import OWN
 from .padded_kernels import safe_solve
