@@ -105,7 +105,8 @@ def poisson_block(
     ----------
     X:
         ``(g, p, T)`` slope regressors, column 0 the one whose variance is reported.
-        Overwritten (shifted in place by each group's first row).
+        Not changed: the fit works on a copy shifted by each group's first row, written
+        into the intercept-augmented design it needs anyway (no extra memory).
     y, w:
         ``(g, T)`` counts and row weights in {0, 1}.
     se:
@@ -138,12 +139,15 @@ def poisson_block(
     """
     g, p, T = X.shape
     shift = X[:, :, 0].copy()
-    X -= shift[:, :, None]
+    Xf = np.empty((g, p + 1, T))  # intercept row, then the shifted slopes (dropped: zeroed)
+    Xf[:, 0] = 1.0
+    Xs = Xf[:, 1:]
+    np.subtract(X, shift[:, :, None], out=Xs)
     n = w.sum(axis=1)
     with np.errstate(divide="ignore", invalid="ignore"):
-        mx = (X * w[:, None, :]).sum(axis=2) / n[:, None]
+        mx = (Xs * w[:, None, :]).sum(axis=2) / n[:, None]
         Cxx = (
-            np.matmul(X * w[:, None, :], X.transpose(0, 2, 1))
+            np.matmul(Xs * w[:, None, :], Xs.transpose(0, 2, 1))
             - n[:, None, None] * mx[:, :, None] * mx[:, None, :]
         )
         ybar = (y * w).sum(axis=1) / np.maximum(n, 1)
@@ -158,9 +162,7 @@ def poisson_block(
         C = C * (allow[:, :, None] & allow[:, None, :])
         ctol = column_tol(names)
     _, keep = masked_cholesky(C, tol=ctol)
-    Xf = np.empty((g, p + 1, T))  # intercept row, dropped rows zeroed
-    Xf[:, 0] = 1.0
-    Xf[:, 1:] = X * keep[:, :, None]
+    Xs *= keep[:, :, None]
     keep1 = np.c_[np.ones(g, dtype=bool), keep]
     wf = w * fitted[:, None]
     mu = np.where(wf > 0, (y + ybar[:, None]) / 2.0, 1.0)
@@ -228,7 +230,7 @@ def poisson_block(
     }
     if names is not None and refit and out["separated"].any():
         i = np.flatnonzero(out["separated"])
-        r2 = poisson_block(
+        r2 = poisson_block(  # shifts X[i] by the same first rows: its intercepts are final
             X[i],
             y[i],
             wf[i] * ~collapsed(y[i], mu[i], wf[i]),
@@ -251,6 +253,5 @@ def poisson_block(
         j = i[ok]
         for key in ("params", "keep", "var", "model_var", "deviance", "converged", "influence"):
             out[key][j] = r2[key][ok]
-        out["params"][j, 0] -= (r2["params"][ok, 1:] * shift[j]).sum(axis=1)
         out["rescued"][j] = True
     return out
