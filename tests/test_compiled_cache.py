@@ -4,6 +4,7 @@ temporary folder, and a kernel numba cannot load leaves the numpy kernel to run.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -114,3 +115,43 @@ def test_load_module_returns_the_compiled_module() -> None:
 
     assert compiled.load_module("ols_jit") is ols_jit
     assert compiled.load_kernel("ols_jit", "fit_runs") is ols_jit.fit_runs
+
+
+def test_kernels_load_without_scipy_linalg_and_leave_it_usable() -> None:
+    """numba's BLAS probe (an import of scipy.linalg) is skipped while the kernels load;
+    the probe is put back, the kernels give the numpy kernel's numbers, and scipy.linalg
+    and numba's own BLAS calls still work afterwards."""
+    script = """
+import sys
+import numpy as np
+from pricelab.elasticity.compiled import load_module
+import numba.np.linalg as nl
+probe = nl.ensure_blas
+ols, glm = load_module("ols_jit"), load_module("glm_jit")
+assert ols is not None and glm is not None
+assert "scipy.linalg" not in sys.modules
+assert nl.ensure_blas is probe
+rng = np.random.default_rng(0)
+lp, q = rng.normal(size=40), rng.poisson(5.0, 40).astype(float)
+cols, tab, src = np.zeros((0, 40)), np.zeros((0, 1)), np.zeros(0, np.int64)
+starts, counts = np.array([0, 20]), np.array([20, 20])
+out = ols.ols_runs(np.exp(lp), q, cols, None, tab, 0, src, starts, counts, "HC1", 8, 1)
+from pricelab.elasticity.block_kernels import ols_block
+w = (q > 0).reshape(2, 20).astype(float)
+ref = ols_block(lp.reshape(2, 1, 20).copy(), np.log(np.where(q > 0, q, 1)).reshape(2, 20), w)
+np.testing.assert_allclose(out["params"], ref["params"], rtol=1e-12)
+import numba, scipy.linalg
+assert scipy.linalg.cython_blas is not None
+dot = numba.njit(lambda a, b: np.dot(a, b))
+assert dot(np.ones((2, 2)), np.ones(2)).tolist() == [2.0, 2.0]
+print("ok")
+"""
+    out = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO), "PRICELAB_JIT": ""},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr[-2000:]

@@ -56,7 +56,10 @@ def _same(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> None:
 
 
 @pytest.mark.parametrize("se", JIT_SE)
-@pytest.mark.parametrize("controls", [["promo", "fourier", "trend"], [], ["promo", "unit_cost"]])
+@pytest.mark.parametrize(
+    "controls",
+    [["promo", "fourier", "trend"], [], ["promo", "unit_cost"], ["fourier2", "unit_cost", "trend"]],
+)
 def test_compiled_kernel_equals_numpy_kernel(sales, se, controls) -> None:
     ref, keys, names = fit_ols_runs(sales, KEY, controls, None, se=se, compiled=False)
     out, keys2, names2 = fit_ols_runs(sales, KEY, controls, None, se=se, compiled=True)

@@ -13,6 +13,7 @@ import datetime as dt
 import os
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from functools import cached_property
 
 import numpy as np
 import polars as pl
@@ -51,7 +52,7 @@ def _take(a: np.ndarray, f: Callable[[np.ndarray], np.ndarray] | None = None) ->
     return lambda rows: f(a[rows])
 
 
-class _ByDay:
+class ByDay:
     """A control that is a function of the date alone (trend, Fourier terms): a block
     whose groups all have the same dates computes it once and broadcasts it."""
 
@@ -86,15 +87,15 @@ def control_sources(
             days = df["date"].to_physical().to_numpy()  # days since 1970-01-01
             if name == "trend":
                 o = (origin - dt.date(1970, 1, 1)).days if origin is not None else 0
-                out["_c_trend"] = _ByDay(days, _years_since(o))
+                out["_c_trend"] = ByDay(days, _years_since(o))
             else:  # tables over the date range: no per-row calendar arithmetic
                 d0 = int(days.min())
                 span = pl.Series(np.arange(d0, int(days.max()) + 1, dtype=np.int32))
                 doy = span.cast(pl.Date).dt.ordinal_day().cast(pl.Float64).to_numpy()
                 angle = 2 * np.pi * doy / YEAR_DAYS
                 for h in range(1, 3 if name == "fourier2" else 2):
-                    out[f"_c_sin{h}"] = _ByDay(days, _lookup(np.sin(h * angle), d0))
-                    out[f"_c_cos{h}"] = _ByDay(days, _lookup(np.cos(h * angle), d0))
+                    out[f"_c_sin{h}"] = ByDay(days, _lookup(np.sin(h * angle), d0))
+                    out[f"_c_cos{h}"] = ByDay(days, _lookup(np.cos(h * angle), d0))
         else:
             if name not in df.columns:
                 raise UsageError(f"unknown control column '{name}' (not in sales)")
@@ -148,9 +149,14 @@ class Runs:
         self.names = ["intercept", "log_price", *[s[0] for s in self.srcs]]
         self.price = self.df["price"].cast(pl.Float64).to_numpy()
         self.qty = self.df["quantity"].cast(pl.Float64).to_numpy()
-        self.week: np.ndarray | None = None
+        self.days: np.ndarray | None = None  # days since 1970-01-01
         if "date" in self.df.columns:
-            self.week = self.df["date"].to_physical().to_numpy() // 7
+            self.days = self.df["date"].to_physical().to_numpy()
+
+    @cached_property
+    def week(self) -> np.ndarray | None:
+        """Each row's week (``days // 7``), None without dates."""
+        return None if self.days is None else self.days // 7
 
     @property
     def n_groups(self) -> int:
@@ -163,7 +169,7 @@ class Runs:
         X[:, 0] = np.log(self.price[rows].reshape(g, width))
         shared: np.ndarray | None = None  # the dates of every group, when all the same
         for j, (_, f) in enumerate(self.srcs):
-            if isinstance(f, _ByDay):
+            if isinstance(f, ByDay):
                 if shared is None:
                     days = f.days[rows].reshape(g, width)
                     shared = days[0] if (days == days[0]).all() else np.zeros(0)

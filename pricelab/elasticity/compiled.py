@@ -1,10 +1,11 @@
 """When fits take the compiled kernels (numba: ``ols`` :mod:`.ols_jit`, the Poisson IRLS
 and hierarchical refit loops :mod:`.glm_jit`), and loading them.
 
-Loading numba costs a process ~0.7 CPU s and 80-140 MB once (``import numba`` 0.2 s with
-scipy.linalg, then 0.45 s to set up LLVM and load any cached function), and the kernel saves
-~75 ns per row against the numpy block kernel, so only big fits take it
-(:data:`JIT_ROWS`). This module never imports numba.
+Loading numba costs a process ~0.4 CPU s and 50-100 MB once (``import numba``, setting up
+LLVM and its registries, loading the cached functions; its BLAS probe, an import of
+scipy.linalg, is skipped: :func:`_skip_blas_probe`), and the ``ols`` kernel saves ~75 ns
+per row against the numpy block kernel, so only big fits take it (:data:`JIT_ROWS`). This
+module never imports numba.
 """
 
 from __future__ import annotations
@@ -21,11 +22,11 @@ import numpy as np
 
 #: variance types of the compiled ``ols`` kernel (``HAC`` stays on the numpy kernel)
 JIT_SE = ("nonrobust", "HC0", "HC1", "HC3", "cluster")
-#: rows of a fit from which the compiled kernel is used. In CPU it pays from ~9M rows, but
-#: at 300k item-markets × 52 weeks (15.6M rows) it saved only 8% of the ``estimate``
-#: command's CPU and added 80-140 MB to its ~930 MB peak, past issue #20's 1 GB goal
-#: there; from 20M rows (400k × 52 and up: 1M × 52 saves ~3 CPU s, goal 3 GB) it is used.
-JIT_ROWS = 20_000_000
+#: rows of a fit from which the compiled ``ols`` kernel is used: numba's load (~0.4 CPU s)
+#: against ~75 ns saved per row breaks even near 5M rows. At 300k item-markets × 52 weeks
+#: (15.6M rows) the ``estimate`` command takes ~1.2 CPU s less (4.3 against 5.5, median of
+#: four interleaved runs at load 8) for a peak of 847 MB against 800 (issue #20: 1 GB).
+JIT_ROWS = 5_000_000
 #: rows of a ``poisson`` / ``hierarchical`` fit from which the compiled IRLS loops pay
 #: (they save ~0.2 CPU us per row of the Poisson pass, more with the refit: break-even
 #: ~3M rows against numba's load)
@@ -103,12 +104,45 @@ def _usable_cache() -> None:
         os.environ["NUMBA_CACHE_DIR"] = dest
 
 
+def _skip_blas_probe() -> None:
+    """Load numba's numpy functions without its BLAS probe.
+
+    When numba first loads its numpy implementations (``numba.np.arraymath``, on the first
+    compiled function, cached or not) it checks that a BLAS exists by importing
+    ``scipy.linalg`` whole: ~0.15 CPU s of the ~0.45 numba costs a process, for nothing
+    here (the kernels call no BLAS: ``np.dot`` or ``np.linalg`` are not used in them).
+    The probe is answered "no BLAS" while that module loads; the only effect is numba's
+    ``np.correlate`` / ``np.convolve`` using their plain loop. Any surprise (another numba
+    layout) leaves numba to load as usual."""
+    if "numba.np.arraymath" in sys.modules or "scipy.linalg" in sys.modules:
+        return
+    try:
+        import numba.np.linalg as linalg
+    except Exception:  # noqa: BLE001 - numba missing or broken: load_module reports it
+        return
+    probe = getattr(linalg, "ensure_blas", None)
+    if probe is None:
+        return
+
+    def no_blas() -> None:
+        raise ImportError("BLAS not probed (pricelab's kernels call none)")
+
+    linalg.ensure_blas = no_blas
+    try:
+        importlib.import_module("numba.np.arraymath")
+    except Exception:  # noqa: BLE001 - the usual load reports any real error
+        pass
+    finally:
+        linalg.ensure_blas = probe
+
+
 def load_module(module: str) -> ModuleType | None:
     """The compiled module ``module`` (``ols_jit`` / ``glm_jit``), imported with a usable
     cache folder (:func:`_usable_cache`), or None when numba cannot load it (not
     installed, or no writable cache folder anywhere)."""
     _usable_cache()
     try:
+        _skip_blas_probe()
         return importlib.import_module(f"{__package__}.{module}")
     except Exception:  # noqa: BLE001 - ImportError, or numba's "cannot cache function"
         return None

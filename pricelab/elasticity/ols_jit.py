@@ -11,7 +11,9 @@ with the week of the year when a group spans more than a year,
 
 The numpy kernel makes some forty passes over ``(groups × weeks)`` arrays (~110-130 ns per
 row for the default six coefficients); this makes two over each group's rows, which stay
-in cache (~10-15 ns per row). Compiled once per machine and cached (``cache=True``: next to
+in cache (~35-45 ns per row, logarithms included, at 300k × 52 with the default controls
+and ``cluster``). Controls of the date (trend, Fourier terms) are read from tables by day,
+not as per-row columns. Compiled once per machine and cached (``cache=True``: next to
 this module, or numba's user cache directory when that is read-only); imported only by
 the ``ols`` paths that use it, so other commands never load numba.
 """
@@ -177,12 +179,17 @@ def _cluster_ss(a, week, w, T, bs, bu, ys, yu):  # type: ignore[no-untyped-def]
 _IN1 = nb.types.Array(nb.float64, 1, "C", readonly=True)  # inputs may be read-only views
 _IN2 = nb.types.Array(nb.float64, 2, "C", readonly=True)
 _INT = nb.types.Array(nb.int64, 1, "C", readonly=True)
+_DAYS = nb.types.Array(nb.int32, 1, "C", readonly=True)
 _SIG = nb.void(
-    _IN1,  # price (N,)
-    _IN2,  # controls (k, N)
+    _IN1,  # log price (N,)
     _IN1,  # quantity (N,)
-    _INT,  # week (N,) (unused without dates)
-    nb.boolean,  # has_week
+    _IN1,  # log quantity (N,), 0 where quantity <= 0
+    _IN2,  # cols (kc, N): per-row controls (promo, sales columns)
+    _DAYS,  # days (N,) since 1970-01-01 (unused without dates)
+    _IN2,  # tab (kd, nd): day controls (trend, Fourier terms) by day - d0
+    nb.int64,  # d0
+    _INT,  # src (k,): control j is cols[src[j]] when src[j] >= 0, else tab[-src[j] - 1]
+    nb.boolean,  # has_days
     _INT,  # starts (G,)
     _INT,  # counts (G,)
     nb.int64,  # se code
@@ -196,10 +203,29 @@ _SIG = nb.void(
 
 @nb.njit(_SIG, cache=True, nogil=True, error_model="numpy", fastmath=_FAST)
 def ols_groups(
-    price, controls, qty, week, has_week, starts, counts, se, min_obs, res, params, keep, flags
+    price,
+    qty,
+    logq,
+    cols,
+    days,
+    tab,
+    d0,
+    src,
+    has_days,
+    starts,
+    counts,
+    se,
+    min_obs,
+    res,
+    params,
+    keep,
+    flags,
 ):  # type: ignore[no-untyped-def]  # noqa: E501
-    """Fit every group ``g`` (rows ``starts[g] .. starts[g] + counts[g] - 1``); see module."""
-    k = controls.shape[0]
+    """Fit every group ``g`` (rows ``starts[g] .. starts[g] + counts[g] - 1``); see module.
+
+    Controls that are functions of the date (``tab``) are looked up by each row's day, the
+    same values :func:`~pricelab.elasticity.block_runs.control_sources` gives per row."""
+    k = src.size
     p = k + 1
     tmax = 1
     for g in range(starts.size):
@@ -221,21 +247,32 @@ def ols_groups(
     diag = np.empty(p)
     bs, bu = np.empty(tmax // CLUSTER_WEEKS + 2), np.empty(tmax // CLUSTER_WEEKS + 2, np.bool_)
     ys, yu = np.empty(YEAR_WEEKS), np.empty(YEAR_WEEKS, np.bool_)
+    week = np.empty(tmax, np.int64)
     for g in range(starts.size):
         s0, T = starts[g], counts[g]
         # rows of the group: regressors shifted by its first row; response, weights
-        lp0 = math.log(price[s0])
+        lp0 = price[s0]
         for t in range(T):
-            X[0, t] = math.log(price[s0 + t]) - lp0
+            X[0, t] = price[s0 + t] - lp0
             q = qty[s0 + t]
             w[t] = 1.0 if q > 0 else 0.0
-            y[t] = math.log(q) if q > 0 else 0.0
+            y[t] = logq[s0 + t]
         shift[0] = lp0
-        for j in range(k):
-            c0 = controls[j, s0]
-            shift[j + 1] = c0
+        if has_days:
             for t in range(T):
-                X[j + 1, t] = controls[j, s0 + t] - c0
+                week[t] = np.int64(days[s0 + t]) // 7
+        for j in range(k):
+            if src[j] >= 0:
+                col = cols[src[j]]
+                c0 = col[s0]
+                for t in range(T):
+                    X[j + 1, t] = col[s0 + t] - c0
+            else:
+                row = tab[-src[j] - 1]
+                c0 = row[days[s0] - d0]
+                for t in range(T):
+                    X[j + 1, t] = row[days[s0 + t] - d0] - c0
+            shift[j + 1] = c0
         n = _dot(w, w, T)
         my = _dot(y, w, T) / n if n > 0 else 0.0
         for j in range(p):
@@ -276,8 +313,8 @@ def ols_groups(
             p_kept += 1.0 if kp[j] else 0.0
         dof = n - p_kept
         var = _variance(X, Z, a, h, w, xs, T, n, dof, rss, se)
-        if se == 4 and has_week:
-            cv = _cluster_ss(a, week[s0 : s0 + T], w, T, bs, bu, ys, yu)
+        if se == 4 and has_days:
+            cv = _cluster_ss(a, week, w, T, bs, bu, ys, yu)
             if not math.isnan(cv) and (math.isnan(var) or cv > var):
                 var = cv
         finite = not math.isnan(var) and not math.isinf(var)
@@ -302,9 +339,12 @@ def ols_groups(
 
 def ols_runs(
     price: np.ndarray,
-    controls: np.ndarray,
     qty: np.ndarray,
-    week: np.ndarray | None,
+    cols: np.ndarray,
+    days: np.ndarray | None,
+    tab: np.ndarray,
+    d0: int,
+    src: np.ndarray,
     starts: np.ndarray,
     counts: np.ndarray,
     se: str,
@@ -312,21 +352,28 @@ def ols_runs(
     workers: int = 2,
 ) -> dict[str, np.ndarray]:
     """:func:`~pricelab.elasticity.block_kernels.ols_block`'s results for every group
-    (``starts``, ``counts``: rows of each, contiguous) of the rows ``price, qty`` and
-    ``controls (k, N)``; ``workers`` threads on disjoint groups (the kernel releases the GIL)."""
-    G, p = starts.size, controls.shape[0] + 1
+    (``starts``, ``counts``: rows of each, contiguous) of the rows ``price, qty``; control
+    ``j`` is ``cols[src[j]]`` (a per-row column) when ``src[j] >= 0``, else the table row
+    ``tab[-src[j] - 1]`` at each row's ``days - d0`` (a function of the date); ``days``
+    also gives the cluster weeks (``days // 7``). ``workers`` threads on disjoint groups
+    (the kernel releases the GIL)."""
+    G, p = starts.size, src.size + 1
     res = np.empty((G, 7))
     params = np.empty((G, p + 1))
     keep = np.empty((G, p), dtype=bool)
     flags = np.empty((G, 2), dtype=bool)
-    has_week = week is not None
-    wk = np.ascontiguousarray(week, dtype=np.int64) if week is not None else np.zeros(1, np.int64)
+    has_days = days is not None
+    q = np.ascontiguousarray(qty, dtype=np.float64)
     args = (
-        np.ascontiguousarray(price, dtype=np.float64),
-        np.ascontiguousarray(controls, dtype=np.float64),
-        np.ascontiguousarray(qty, dtype=np.float64),
-        wk,
-        has_week,
+        np.log(price),
+        q,
+        np.log(np.where(q > 0, q, 1.0)),
+        np.ascontiguousarray(cols, dtype=np.float64).reshape(-1, price.size),
+        np.ascontiguousarray(days, dtype=np.int32) if has_days else np.zeros(1, np.int32),
+        np.ascontiguousarray(tab, dtype=np.float64).reshape(-1, max(tab.shape[-1], 1)),
+        int(d0),
+        np.ascontiguousarray(src, dtype=np.int64),
+        has_days,
     )
     st, ct = starts.astype(np.int64), counts.astype(np.int64)
     code = SE_CODES[se]
@@ -362,14 +409,34 @@ def ols_runs(
 
 
 def fit_runs(runs: Any, se: str, min_obs: int) -> dict[str, np.ndarray]:
-    """:func:`ols_runs` on a :class:`~pricelab.elasticity.block_runs.Runs` (its controls
-    computed for every row)."""
+    """:func:`ols_runs` on a :class:`~pricelab.elasticity.block_runs.Runs`: its per-row
+    controls as columns, its controls of the date as tables over the date range (each
+    value computed as the row's own would be)."""
+    from .block_runs import ByDay
+
     N = runs.price.size
-    controls = np.empty((len(runs.srcs), N))
+    days = runs.days
+    per_row = [f for _, f in runs.srcs if not isinstance(f, ByDay)]
+    by_day = [f for _, f in runs.srcs if isinstance(f, ByDay)]
+    d0 = 0
+    tab = np.zeros((len(by_day), 1))
+    if by_day and days is not None and N:
+        d0 = int(days.min())
+        span = np.arange(d0, int(days.max()) + 1, dtype=days.dtype)
+        tab = np.stack([f.f(span) for f in by_day]) if by_day else tab
+    cols = np.empty((len(per_row), N))
+    for j, f in enumerate(per_row):
+        cols[j] = f(slice(None))
+    src = np.empty(len(runs.srcs), dtype=np.int64)
+    a = b = 0
     for j, (_, f) in enumerate(runs.srcs):
-        controls[j] = f(slice(None))
-    week = None if runs.week is None else runs.week
-    return ols_runs(runs.price, controls, runs.qty, week, runs.starts, runs.counts, se, min_obs)
+        if isinstance(f, ByDay):
+            src[j], b = -b - 1, b + 1
+        else:
+            src[j], a = a, a + 1
+    return ols_runs(
+        runs.price, runs.qty, cols, days, tab, d0, src, runs.starts, runs.counts, se, min_obs
+    )
 
 
 __all__ = ["SE_CODES", "fit_runs", "ols_groups", "ols_runs"]
