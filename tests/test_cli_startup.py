@@ -97,3 +97,70 @@ def test_simulate_imports_no_estimator() -> None:
     )
     assert "pricelab.simulate.simulation" in mods
     assert not any(m.startswith("pricelab.elasticity") for m in mods)
+
+
+#: modules no hot command needs: other commands' API and packages, ingest, the sample
+NOT_FOR_HOT_COMMANDS = {
+    "pricelab.api.data",
+    "pricelab.api.demo",
+    "pricelab.api.experiments",
+    "pricelab.api.ops",
+    "pricelab.api.production",
+    "pricelab.store.ingest",
+    "pricelab.sample",
+    "pricelab.report",
+    "pricelab.monitor",
+    "pricelab.pipeline",
+    "pricelab.experiment",
+    "pricelab.markdown",
+    "rich.progress",  # the estimate's bar is imported only when drawn (a terminal)
+}
+_ROOTS = ("pricelab", "rich", "statsmodels", "cvxpy", "scipy", "matplotlib")
+
+
+def _command_modules(*args: str) -> set[str]:
+    """The modules a finished ``pricelab ARGS`` process holds (stdout not a terminal)."""
+    code = f"""
+import contextlib, io, json, sys
+from pricelab.cli.app import main
+sys.argv = ["pricelab", *{list(args)!r}]
+with contextlib.redirect_stdout(io.StringIO()):
+    try:
+        main()
+    except SystemExit as exc:
+        assert not exc.code, exc.code
+print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in {_ROOTS!r})))
+"""
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "PRICELAB_MLFLOW": ""}
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=ROOT
+    )
+    assert out.returncode == 0, out.stderr
+    return set(json.loads(out.stdout.strip().splitlines()[-1]))
+
+
+def test_hot_commands_import_only_what_they_run(tmp_path: Path, estimated_template: Path) -> None:
+    """estimate, simulate and optimize, run to the end, import neither the other commands'
+    API modules nor ingest, the sample, reports or the progress bar (issue #20: start-up)."""
+    from tests.conftest import copy_db
+
+    db = str(copy_db(estimated_template, tmp_path / "s.duckdb"))
+    scenario = tmp_path / "s.yaml"
+    scenario.write_text(
+        "baseline_weeks: 8\nhorizon_weeks: 4\nscenarios:\n  - name: up\n    changes:\n"
+        "      - where: {market: US}\n        price_change_pct: 5\n"
+    )
+    sample = ROOT / "data" / "sample" / "constraints.yaml"
+    runs = {
+        "estimate": ("estimate", "--model", "ols", "--db", db),
+        "simulate": ("simulate", "--db", db, "--scenario", str(scenario), "--draws", "0"),
+        "optimize": ("optimize", "--db", db, "--constraints", str(sample)),
+    }
+    others = {"estimate": "pricelab.simulate", "simulate": "pricelab.optimize"}
+    for name, args in runs.items():
+        mods = _command_modules(*args)
+        assert f"pricelab.cli.{name}" in mods  # the probe saw the command run
+        assert not mods & NOT_FOR_HOT_COMMANDS, (name, sorted(mods & NOT_FOR_HOT_COMMANDS))
+        assert not {"statsmodels", "cvxpy", "matplotlib"} & {m.split(".")[0] for m in mods}
+        if name in others:
+            assert not any(m.startswith(others[name]) for m in mods), name

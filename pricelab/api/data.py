@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
-from pricelab.quality import QualityReport, check_loaded
-from pricelab.store import IngestResult, Store
+from pricelab.store import Store
 from pricelab.store import get_run as _get_run
-from pricelab.store import ingest as _ingest
 from pricelab.store import list_runs as _list_runs
 from pricelab.store.db import resolve_db_path
 from pricelab.store.runs import record_run
+
+if TYPE_CHECKING:  # imported when used: most commands neither ingest nor validate
+    from pricelab.quality import QualityReport
+    from pricelab.store.ingest import IngestResult
 
 PathLike = str | os.PathLike[str]
 
@@ -39,6 +41,8 @@ def ingest(
     StoreError
         The database cannot be opened (missing folder, not DuckDB, locked).
     """
+    from pricelab.store.ingest import ingest as _ingest
+
     files = {
         "sales": sales,
         "items": items,
@@ -67,6 +71,8 @@ def validate(db: PathLike | None = None, *, record: bool = True) -> QualityRepor
     run the pipeline records; when the file cannot be written now (read-only, or another
     process holds it) the report is returned unrecorded (``run_id`` None).
     """
+    from pricelab.quality import check_loaded
+
     with Store.open(db, must_exist=True, read_only=True) as store:
         store.require_sales()
         report = check_loaded(store)

@@ -6,14 +6,6 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
 
 
 @contextmanager
@@ -43,6 +35,19 @@ def rich_progress(
         Pass it as ``estimate(..., progress=...)``; groups done out of total.
     """
     console = console or Console(stderr=True)
+    if (not console.is_terminal) if disable is None else disable:
+        # nothing is drawn (CI logs, pipes, cron): rich.progress is not even imported
+        yield _ignore
+        return
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
     bar = Progress(
         TextColumn("{task.description}"),
         BarColumn(),
@@ -52,7 +57,6 @@ def rich_progress(
         TimeRemainingColumn(),
         console=console,
         transient=transient,
-        disable=not console.is_terminal if disable is None else disable,
     )
     with bar:
         task = bar.add_task(description, total=None)
@@ -61,3 +65,7 @@ def rich_progress(
             bar.update(task, completed=done, total=total)
 
         yield update
+
+
+def _ignore(done: int, total: int) -> None:
+    """The callback when no bar is drawn."""
