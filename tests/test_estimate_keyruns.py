@@ -168,20 +168,33 @@ def test_a_table_edited_behind_ingest_is_never_misread(shop, tmp_path, edit):
             pass
 
 
-def test_the_fingerprint_taken_ahead_is_the_inputs_at_the_end(shop, tmp_path) -> None:
-    """``ols`` takes its input fingerprint in a background thread while it fits: the run
-    records the same fingerprint as one taken when the run is written, and a change to
-    the sales between two runs changes it (lineage)."""
+@pytest.mark.parametrize("model", ["ols", "hierarchical"])
+def test_the_fingerprint_taken_ahead_is_the_inputs_at_the_end(shop, tmp_path, model) -> None:
+    """``ols``, ``poisson`` and ``hierarchical`` take their input fingerprint in a
+    background thread while they fit: the run records the same fingerprint as one taken
+    when the run is written, and a change to the sales between two runs changes it
+    (lineage)."""
+    from pricelab.store import runs as store_runs
     from pricelab.store.runs import get_run, input_fingerprint
 
     db = str(tmp_path / "fp.duckdb")
     shutil.copyfile(shop, db)
-    first = api.estimate(db, model="ols").run_id
+    ahead = store_runs.fingerprint_ahead
+    started: list[str] = []
+
+    def spy(store):
+        started.append(model)
+        return ahead(store)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(store_runs, "fingerprint_ahead", spy)
+        first = api.estimate(db, model=model).run_id
+    assert started == [model]
     with Store.open(db) as store:
         assert get_run(store, first)["inputs"] == input_fingerprint(store)
         store.execute("UPDATE sales SET price = price * 1.01 WHERE item_id = 'I000001'")
         changed = input_fingerprint(store)
-    second = api.estimate(db, model="ols").run_id
+    second = api.estimate(db, model=model).run_id
     with Store.open(db, read_only=True) as store:
         a, b = get_run(store, first)["inputs"], get_run(store, second)["inputs"]
     assert b == changed and a["sales"]["hash"] != b["sales"]["hash"]

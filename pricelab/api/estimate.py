@@ -127,9 +127,9 @@ def estimate(
     with Store.open(db, must_exist=True) as store:
         from pricelab.store.runs import fingerprint_ahead, settled
 
-        # taken while the fit runs (estimate writes no input); not beside hierarchical's
-        # fits, whose peak memory is near its 1 GB goal (the fingerprint's scan adds 60-90 MB)
-        inputs = fingerprint_ahead(store) if model in ("ols", "poisson") else None
+        # taken while the fit runs (estimate writes no input); the blocks its scan reads
+        # leave DuckDB's buffer pool as the streamed fits go (pricelab.store.buffers)
+        inputs = fingerprint_ahead(store) if model in ("ols", "poisson", "hierarchical") else None
         with settled(inputs):  # its cursor closed before the store (also on errors)
             items = load_items(store)
             results = _fit_stored(store, kwargs, items, before, progress)

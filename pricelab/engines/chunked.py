@@ -15,6 +15,9 @@ result, the polars frame, the kernels' arrays). For ``ols``, ``poisson`` and
 3. puts the per-group arrays back in key order and wraps them as
    :func:`pricelab.elasticity.estimate` does.
 
+The scans run with DuckDB's buffer pool bounded (:mod:`pricelab.store.buffers`): the
+table's blocks leave it once read instead of staying until the command ends.
+
 ``hierarchical`` streams twice: the per-group Poisson fits, the pooling over all groups
 (one row each), then the refit of each group's intercept and controls. Memory follows the
 chunk and the per-group arrays, not the table. When a group's rows are not one ``rowid``
@@ -36,6 +39,7 @@ from pricelab.engines.keyruns import HASH as _HASH
 from pricelab.engines.keyruns import KeyRuns, prefetched
 from pricelab.engines.keyruns import Misordered as _Misordered
 from pricelab.store import Store
+from pricelab.store.buffers import unbounded_on_oom
 from pricelab.store.loaders import SALES_KEY
 from pricelab.store.sales_keys import SALES_KEYS
 
@@ -178,7 +182,7 @@ def estimate_chunked(
         sql = f"SELECT hash(item_id, market) AS {_HASH}, {cols} FROM sales{where}"
         runs = KeyRuns(store, sql, params, rows)
         try:
-            return fit(runs, runs.keys, int(n), first, last)
+            return unbounded_on_oom(store.con, lambda: fit(runs, runs.keys, int(n), first, last))
         except _Misordered:
             pass  # some group's rows are not contiguous: the rowid ranges decide
     groups = _groups(store, where, params)
@@ -192,7 +196,9 @@ def estimate_chunked(
         return _chunks(store, sql, params, groups, rows)
 
     try:
-        return fit(chunks, groups.keys, groups.total, groups.first, groups.last)
+        return unbounded_on_oom(
+            store.con, lambda: fit(chunks, groups.keys, groups.total, groups.first, groups.last)
+        )
     except _Misordered:
         return None
 
