@@ -142,3 +142,40 @@ def test_sample_parity_volume_and_budget_plan_is_on_units(tmp_path, cli) -> None
     dec = np.array([decimals(c) for c in moved["currency"].to_list()])
     assert moved.height > 500
     assert _on_unit(moved["recommended_price"].to_numpy(), dec).all()
+
+
+def test_the_rounding_search_stops_on_work_not_on_the_clock(monkeypatch) -> None:
+    """Regression: the rounding MILP stopped on HiGHS' wall clock (60 s for the first window,
+    10 s for wider ones), so a loaded machine returned another plan, or failed
+    (``test_sample_parity_volume_and_budget_plan_is_on_units`` at load 19). Every solve now
+    stops on a node limit; the clock is a guard far above any solve."""
+    from pricelab.optimize import minor_unit
+
+    calls: list[dict] = []
+    real = minor_unit.solve_milp
+
+    def spy(*a, **k):
+        calls.append(k)
+        return real(*a, **k)
+
+    monkeypatch.setattr(minor_unit, "solve_milp", spy)
+    df = _with_currency(demand(3, seed=5, spread=0.1), CUR)
+    cons = {
+        "bounds": {"max_increase_pct": 7.3, "max_decrease_pct": 11.1},
+        "min_margin_pct": 20,
+        "parity": {"max_gap_pct": 2},
+        "min_volume_pct": 99,
+    }
+    first = optimize(df, cons)
+    assert len(calls) == 3  # the three windows of the rounding search
+    assert all(k["node_limit"] == minor_unit.NODE_LIMIT for k in calls)
+    assert all(k["time_limit"] >= 900 for k in calls)
+    monkeypatch.setattr(minor_unit, "NODE_LIMIT", 1)  # the root node only: same plan, twice
+    for plan in (optimize(df, cons), optimize(df, cons)):
+        assert plan.table.equals(first.table)
+        assert plan.gap == first.gap and "unrounded_rows" not in plan.extra
+    t = first.table.join(df.select("item_id", "market", "currency"), on=["item_id", "market"])
+    dec = np.array([decimals(c) for c in t["currency"].to_list()])
+    assert _on_unit(t["recommended_price"].to_numpy(), dec).all()
+    order = df.join(t.select("item_id", "market", "recommended_price"), on=["item_id", "market"])
+    assert _violations(df, order["recommended_price"].to_numpy(), cons) == []

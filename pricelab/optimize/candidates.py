@@ -283,6 +283,7 @@ def solve_milp(
     slack: bool = False,
     relax: bool = False,
     margin: float = 0.0,
+    node_limit: int | None = None,
 ) -> MilpResult:
     """Build and solve the MILP.
 
@@ -296,6 +297,9 @@ def solve_milp(
     and every stock pool (demand is convex in price, so the mixture sells no more).
     ``margin`` (e.g. :data:`STRICT_MARGIN`) narrows every linking and parity row so that a
     solution HiGHS calls feasible meets it exactly, not only to its feasibility tolerance.
+    ``node_limit`` stops the branch and bound after that many nodes: a limit on work done,
+    which (unlike ``time_limit``, wall-clock seconds) gives the same plan on a loaded
+    machine as on a quiet one.
     """
     n, K = P.shape
     valid = ~np.isnan(P)
@@ -318,11 +322,14 @@ def solve_milp(
         _parity_rows(rows, prob, parity_groups, parity_gap, Pv, ri, margin)
     if use_cvar and cvar is not None and draws_profit is not None:
         _cvar_rows(rows, draws_profit[:, ri, ki] / scale, cvar[0], cvar[1] / scale)
-    return _solve(rows, lay, P, value, ri, ki, scale, time_limit, relax)
+    opts: dict = {"time_limit": time_limit, "mip_rel_gap": MIP_REL_GAP, "presolve": True}
+    if node_limit is not None:
+        opts["node_limit"] = node_limit
+    return _solve(rows, lay, P, value, ri, ki, scale, opts, relax)
 
 
 def _solve(
-    rows: _Rows, lay: _Layout, P, value, ri, ki, scale, time_limit, relax=False
+    rows: _Rows, lay: _Layout, P, value, ri, ki, scale, opts: dict, relax=False
 ) -> MilpResult:
     n, K = P.shape
     nx, nvar = lay.nx, lay.nvar
@@ -339,7 +346,6 @@ def _solve(
         vlb[lay.off_t] = -np.inf
     vlb[lay.off_s :] = 0.0
     cons = rows.constraint()
-    opts = {"time_limit": time_limit, "mip_rel_gap": MIP_REL_GAP, "presolve": True}
     res = milp(c, constraints=cons, integrality=integ, bounds=Bounds(vlb, vub), options=opts)
     if res.status == 2:
         return MilpResult(np.full(n, np.nan), np.nan, np.nan, np.nan, "infeasible")
@@ -358,7 +364,7 @@ def _solve(
         constraints=cons,
         integrality=np.zeros(nvar),
         bounds=Bounds(vlb, vub),
-        options={"time_limit": time_limit},
+        options={"time_limit": opts["time_limit"]},
     )
     lp_bound = -lp.fun * scale if lp.status == 0 else np.nan
     choose = np.zeros((n, K))
