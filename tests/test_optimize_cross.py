@@ -14,74 +14,14 @@ from pricelab.demand.curves import CrossElasticity
 from pricelab.errors import InfeasibleError, UsageError
 from pricelab.optimize import optimize
 from pricelab.optimize.cross import optimize_cross
-
-
-def category(own=(-3.0, -2.5, -3.5), cross=0.8, markets=("US",), cost=55.0, seed=None):
-    """Substitutes A, B, C in each market: every pair's cross elasticity ``cross``."""
-    items = ["A", "B", "C"]
-    rng = np.random.default_rng(seed)
-    rows, pairs = [], []
-    for m in markets:
-        for k, i in enumerate(items):
-            p0 = 100.0 if seed is None else float(rng.uniform(80, 120))
-            rows.append(
-                {
-                    "item_id": i,
-                    "market": m,
-                    "elasticity": own[k],
-                    "base_price": p0,
-                    "base_quantity": 100.0 if seed is None else float(rng.uniform(50, 150)),
-                    "unit_cost": cost if seed is None else float(rng.uniform(30, 60)),
-                    "category": "bags",
-                    "fx_rate": 1.0 if m == "US" else 1.2,
-                }
-            )
-            for j in items:
-                if i != j:
-                    e = cross if seed is None else float(rng.uniform(0.1, 1.0))
-                    pairs.append({"item_id": i, "market": m, "other_item_id": j, "elasticity": e})
-    return pl.DataFrame(rows), pl.DataFrame(pairs)
-
-
-def ladder(lo: float, hi: float, step: float) -> np.ndarray:
-    return np.arange(np.ceil(lo / step - 1e-9), np.floor(hi / step + 1e-9) + 1) * step
-
-
-def brute(demand, cross, cons, feasible):
-    """Best profit over every combination of ladder prices that ``feasible`` accepts."""
-    curve = CrossElasticity.from_tables(demand, cross)
-    p0 = demand["base_price"].to_numpy()
-    c = demand["unit_cost"].to_numpy()
-    fx = demand["fx_rate"].to_numpy()
-    b = cons["bounds"]
-    step = cons["ladder"]["step"]
-    floor = c / (1 - cons.get("min_margin_pct", 0) / 100)
-    grids = [
-        ladder(
-            max(p * (1 - b["max_decrease_pct"] / 100), f),
-            p * (1 + b["max_increase_pct"] / 100),
-            step,
-        )
-        for p, f in zip(p0, floor, strict=True)
-    ]
-    best, arg = -np.inf, None
-    P = np.array(list(itertools.product(*grids)))
-    Q = curve.quantity(P)
-    V = (cons["horizon_weeks"] * (P - c) * Q / fx).sum(axis=1)
-    for k in np.argsort(-V):
-        if feasible(P[k], Q[k]):
-            best, arg = V[k], P[k]
-            break
-    return best, arg
-
-
-#: bounds, a margin floor and a ladder of 5s: small enough to brute-force
-LADDER = {
-    "horizon_weeks": 4,
-    "bounds": {"max_increase_pct": 30, "max_decrease_pct": 30},
-    "min_margin_pct": 40,
-    "ladder": {"step": 5},
-}
+from tests._cross_cases import (
+    LADDER,
+    TWO_MARKETS,
+    brute,
+    category,
+    meets_two_markets,
+    two_markets,
+)
 
 
 def test_joint_plan_matches_brute_force_on_a_ladder():
@@ -95,37 +35,13 @@ def test_joint_plan_matches_brute_force_on_a_ladder():
 
 
 def test_parity_volume_and_budget_match_brute_force():
-    demand, cross = category(markets=("US", "GB"), seed=3)
-    demand = demand.filter(pl.col("item_id") != "C")
-    cross = cross.filter((pl.col("item_id") != "C") & (pl.col("other_item_id") != "C"))
-    cons = {
-        "horizon_weeks": 4,
-        "bounds": {"max_increase_pct": 25, "max_decrease_pct": 25},
-        "ladder": {"step": 5},
-        "parity": {"max_gap_pct": 8},
-        "min_volume_pct": 90,
-        "max_avg_change_pct": 6,
-    }
-    plan = optimize_cross(demand, cross, cons)
-    fx = demand["fx_rate"].to_numpy()
-    p0 = demand["base_price"].to_numpy()
-    q0 = demand["base_quantity"].to_numpy()
-    items = demand["item_id"].to_numpy()
-    w = p0 * q0 / fx
-    w = w / w.sum()
-
-    def feasible(p, q):
-        for it in ("A", "B"):
-            b = p[items == it] / fx[items == it]
-            if b.max() > 1.08 * b.min() * (1 + 1e-12):
-                return False
-        return q.sum() >= 0.9 * q0.sum() and abs(w @ (p / p0) - 1) <= 0.06 + 1e-12
-
-    best, arg = brute(demand, cross, cons, feasible)
+    demand, cross = two_markets()
+    plan = optimize_cross(demand, cross, TWO_MARKETS)
+    feasible = meets_two_markets(demand, cross)
+    best, arg = brute(demand, cross, TWO_MARKETS, feasible)
     assert plan.objective == pytest.approx(best, rel=1e-6)
     p = plan.table["recommended_price"].to_numpy()
-    q = CrossElasticity.from_tables(demand, cross).quantity(p)
-    assert feasible(p, q)
+    assert feasible(p)
     assert "MILP" in plan.formulation
 
 

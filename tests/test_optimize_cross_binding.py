@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from pricelab.optimize.cross import optimize_cross
-from tests.test_optimize_cross import category
+from tests._cross_cases import category
 
 BASE = {
     "horizon_weeks": 4,

@@ -10,7 +10,7 @@ import pytest
 
 from pricelab.errors import InfeasibleError
 from pricelab.optimize.cross import optimize_cross
-from tests.test_optimize_cross import category
+from tests._cross_cases import category
 
 CONS = {
     "horizon_weeks": 4,

@@ -14,7 +14,7 @@ import pytest
 
 from pricelab.demand.curves import CrossElasticity
 from pricelab.optimize.cross import optimize_cross
-from tests.test_optimize_cross import brute, category, ladder
+from tests._cross_cases import brute, category, ladder
 
 CONS = {
     "horizon_weeks": 4,

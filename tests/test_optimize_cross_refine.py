@@ -16,7 +16,7 @@ from pricelab.optimize.cross import optimize_cross
 from pricelab.optimize.cross_solve import solve_cross
 from pricelab.optimize.decompose import Responder
 from pricelab.optimize.problem import build_problem
-from tests.test_optimize_cross import category
+from tests._cross_cases import category
 
 BOUNDS = {"max_increase_pct": 30, "max_decrease_pct": 30}
 

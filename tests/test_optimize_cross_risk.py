@@ -16,7 +16,14 @@ from pricelab.demand.draws import elasticity_draws
 from pricelab.errors import InfeasibleError, UsageError
 from pricelab.optimize import optimize
 from pricelab.optimize.cross import optimize_cross
-from tests.test_optimize_cross import LADDER, category, ladder
+from tests._cross_cases import (
+    LADDER,
+    TWO_MARKETS,
+    category,
+    ladder,
+    meets_two_markets,
+    two_markets,
+)
 
 DRAWS, SEED = 40, 1
 
@@ -92,35 +99,12 @@ def test_risk_plan_matches_brute_force_over_every_ladder_plan(alpha: float) -> N
 
 
 def test_risk_with_parity_volume_and_budget_matches_brute_force() -> None:
-    demand, cross = category(markets=("US", "GB"), seed=3)
-    demand = demand.filter(pl.col("item_id") != "C").with_columns(
-        std_error=pl.Series([0.9, 0.5, 0.9, 0.5])
-    )
-    cross = cross.filter((pl.col("item_id") != "C") & (pl.col("other_item_id") != "C"))
-    cons = {
-        "horizon_weeks": 4,
-        "bounds": {"max_increase_pct": 25, "max_decrease_pct": 25},
-        "ladder": {"step": 5},
-        "parity": {"max_gap_pct": 8},
-        "min_volume_pct": 90,
-        "max_avg_change_pct": 6,
-    }
-    fx, p0 = demand["fx_rate"].to_numpy(), demand["base_price"].to_numpy()
-    q0, items = demand["base_quantity"].to_numpy(), demand["item_id"].to_numpy()
-    curve = CrossElasticity.from_tables(demand, cross)
-    w = p0 * q0 / fx
-    w = w / w.sum()
-
-    def feasible(p: np.ndarray) -> bool:
-        for it in ("A", "B"):
-            b = p[items == it] / fx[items == it]
-            if b.max() > 1.08 * b.min() * (1 + 1e-12):
-                return False
-        return curve.quantity(p).sum() >= 0.9 * q0.sum() and abs(w @ (p / p0) - 1) <= 0.06
-
+    demand, cross = two_markets(std_error=[0.9, 0.5, 0.9, 0.5])
+    feasible = meets_two_markets(demand, cross)
+    cons = TWO_MARKETS
     plan = optimize(demand, cons, cross=cross, draws=DRAWS, seed=SEED, risk="cvar:0.05")
     best, arg, _, floor, _ = brute_risk(demand, cross, ladder_grids(demand, cons), 0.05, feasible)
-    p = plan.table["recommended_price"].to_numpy()
+    p, p0 = plan.table["recommended_price"].to_numpy(), demand["base_price"].to_numpy()
     assert plan.objective == pytest.approx(best, rel=1e-6)
     assert feasible(p) and np.allclose(p / 5, np.round(p / 5))
     assert (p <= 1.25 * p0 + 1e-9).all() and (p >= 0.75 * p0 - 1e-9).all()

@@ -13,8 +13,8 @@ from pricelab.demand.draws import elasticity_draws
 from pricelab.optimize import optimize
 from pricelab.optimize.cross import optimize_cross
 from pricelab.optimize.minor_unit import decimals
+from tests._cross_cases import category
 from tests._optimize_data import demand
-from tests.test_optimize_cross import category
 from tests.test_optimize_properties import _violations
 
 CUR = {"US": "JPY", "GB": "GBP", "DE": "KWD", "CH": "CHF"}
