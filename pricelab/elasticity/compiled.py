@@ -24,8 +24,8 @@ import numpy as np
 JIT_SE = ("nonrobust", "HC0", "HC1", "HC3", "cluster")
 #: rows of a fit from which the compiled ``ols`` kernel is used: numba's load (~0.4 CPU s)
 #: against ~75 ns saved per row breaks even near 5M rows. At 300k item-markets × 52 weeks
-#: (15.6M rows) the ``estimate`` command takes ~1.2 CPU s less (4.3 against 5.5, median of
-#: four interleaved runs at load 8) for a peak of 847 MB against 800 (issue #20: 1 GB).
+#: (15.6M rows) the ``estimate`` command takes 1.1-1.2 CPU s less (5.84 against 6.90, medians
+#: of six interleaved runs at load 19) for a peak of 864 MB against 785 (issue #20: 1 GB).
 JIT_ROWS = 5_000_000
 #: rows of a ``poisson`` / ``hierarchical`` fit from which the compiled IRLS loops pay
 #: (they save ~0.2 CPU us per row of the Poisson pass, more with the refit: break-even
