@@ -111,6 +111,46 @@ def test_risk_with_parity_volume_and_budget_matches_brute_force() -> None:
     assert plan.extra["risk"]["plan_cvar"] >= floor * (1 - 1e-9)
 
 
+def test_expected_plan_matches_brute_force_over_every_ladder_plan() -> None:
+    """``--expected`` on the cross route: the best mean profit over the draws of every plan on
+    the ladder (no floor), computed here from the draws; here it prices C at 85, the point
+    estimates at 90."""
+    demand, cross = category()
+    demand = demand.with_columns(std_error=pl.Series([0.8, 1.0, 0.6]))
+    cons = {k: v for k, v in LADDER.items() if k != "min_margin_pct"}  # an inner optimum
+    plan = optimize_cross(demand, cross, cons, draws=DRAWS, seed=SEED, expected=True)
+    P = np.array(list(itertools.product(*ladder_grids(demand, cons))))
+    mean = per_draw_profit(demand, cross, P).mean(axis=0)
+    k = int(np.argmax(mean))
+    p = plan.table["recommended_price"].to_numpy()
+    assert plan.objective == pytest.approx(mean[k], rel=1e-9)
+    assert p == pytest.approx(P[k])
+    assert plan.gap <= 1e-5 and "risk" not in plan.extra
+    assert f"expected profit over {DRAWS} own-elasticity draws" in plan.formulation
+    point = optimize_cross(demand, cross, cons).table["recommended_price"].to_numpy()
+    assert not np.allclose(point, p)  # the draws move the plan
+    D = per_draw_profit(demand, cross, p[None])[:, 0]
+    assert plan.intervals["plan_p5"] == pytest.approx(np.percentile(D, 5), rel=1e-9)
+    # with a CVaR floor as well, the floor applies: the --risk plan
+    both = optimize_cross(
+        demand, cross, cons, draws=DRAWS, seed=SEED, expected=True, risk="cvar:0.05"
+    )
+    risk = optimize_cross(demand, cross, cons, draws=DRAWS, seed=SEED, risk="cvar:0.05")
+    assert both.objective == risk.objective and both.extra["risk"] == risk.extra["risk"]
+
+
+def test_expected_with_parity_volume_and_budget_matches_brute_force() -> None:
+    demand, cross = two_markets(std_error=[0.9, 0.5, 0.9, 0.5])
+    feasible = meets_two_markets(demand, cross)
+    plan = optimize(demand, TWO_MARKETS, cross=cross, draws=DRAWS, seed=SEED, expected=True)
+    P = np.array(list(itertools.product(*ladder_grids(demand, TWO_MARKETS))))
+    P = P[[feasible(p) for p in P]]
+    mean = per_draw_profit(demand, cross, P).mean(axis=0)
+    p = plan.table["recommended_price"].to_numpy()
+    assert plan.objective == pytest.approx(mean.max(), rel=1e-6)
+    assert feasible(p) and np.allclose(p / 5, np.round(p / 5))
+
+
 def test_risk_refusals_name_the_limit() -> None:
     demand, cross = category(seed=5)
     demand = demand.with_columns(std_error=pl.lit(0.5))
@@ -119,8 +159,13 @@ def test_risk_refusals_name_the_limit() -> None:
         optimize_cross(
             demand, cross, {**cons, "ladder": {"step": 5}}, max_combos=10, risk="cvar:0.1"
         )
-    with pytest.raises(UsageError, match="draws = .* values in the CVaR rows"):
+    with pytest.raises(UsageError, match="its block of 3 substitutes .* --expected"):
+        # the search for blocks too large to enumerate knows point estimates only
+        optimize_cross(demand, cross, {**cons, "ladder": {"step": 5}}, max_combos=10, expected=True)
+    with pytest.raises(UsageError, match="draws = .* values to enumerate"):
         optimize_cross(demand, cross, cons, n_grid=40, draws=2000, risk="cvar:0.1")
+    with pytest.raises(UsageError, match="draws = .* values to enumerate"):
+        optimize_cross(demand, cross, cons, n_grid=40, draws=2000, expected=True)
     with pytest.raises(UsageError, match="expected cvar:ALPHA"):
         optimize_cross(demand, cross, cons, risk="var:0.1")
 
@@ -161,3 +206,26 @@ def test_cli_risk_on_the_cross_route(tmp_path, cli) -> None:
     )
     assert d["objective"] == pytest.approx(plan.objective, rel=1e-12)
     assert "CVaR_0.05" in d["formulation"]
+
+
+def test_cli_expected_on_the_cross_route(tmp_path, cli) -> None:
+    demand, cross = category()
+    demand = demand.with_columns(std_error=pl.Series([0.8, 1.0, 0.6]))
+    demand.write_csv(tmp_path / "d.csv")
+    cross.write_csv(tmp_path / "x.csv")
+    (tmp_path / "c.yaml").write_text(
+        "horizon_weeks: 4\nbounds: {max_increase_pct: 30, max_decrease_pct: 30}\n"
+        "ladder: {step: 5}\n"
+    )
+    r = cli(
+        "optimize", "--demand", tmp_path / "d.csv", "--cross", tmp_path / "x.csv",
+        "--constraints", tmp_path / "c.yaml", "--expected", "--draws", DRAWS,
+        "--seed", SEED, "--json",
+    )  # fmt: skip
+    assert r.exit_code == 0, r.stdout + r.stderr
+    d = json.loads(r.stdout)
+    cons = {k: v for k, v in LADDER.items() if k != "min_margin_pct"}
+    plan = optimize_cross(demand, cross, cons, draws=DRAWS, seed=SEED, expected=True)
+    assert d["path"] == "cross" and "risk" not in d
+    assert d["objective"] == pytest.approx(plan.objective, rel=1e-12)
+    assert f"expected profit over {DRAWS}" in d["formulation"]

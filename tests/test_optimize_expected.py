@@ -66,8 +66,6 @@ def test_without_uncertainty_the_expected_plan_is_the_point_plan():
     step = 0.4 * d["base_price"].to_numpy() / 24
     diff = np.abs(plan.table["recommended_price"].to_numpy() - point.table["recommended_price"])
     assert (diff <= step).all()
-    with pytest.raises(Exception, match="--expected"):
-        optimize(d, CONS, expected=True, cross=d.select("item_id", "market", "elasticity"))
 
 
 def test_draws_with_skipped_rows_keep_every_row():

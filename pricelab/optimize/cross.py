@@ -15,7 +15,8 @@ no convex formulation is exact. The route:
    average-change budgets, all linear in the choice; without such constraints each block
    takes its best combination. **Exact on the candidate prices** (on the ladder when one is
    set); the MILP's proven gap is reported. With ``risk`` the MILP maximises the expected
-   objective over own-elasticity draws under a CVaR floor (Rockafellar-Uryasev rows). Rows
+   objective over own-elasticity draws under a CVaR floor (Rockafellar-Uryasev rows), with
+   ``expected`` the same objective without the floor. Rows
    with grid prices are then polished with continuous prices, which join the candidates
    (:mod:`~pricelab.optimize.cross_refine`). When nothing meets the constraints, the
    smallest conflicting set is named (:mod:`~pricelab.optimize.cross_diagnose`).
@@ -74,6 +75,7 @@ def optimize_cross(
     draws: int | None = None,
     seed: int = 0,
     risk: str | None = None,
+    expected: bool = False,
 ) -> Plan:
     """Joint price plan for substitutes (see the module docstring).
 
@@ -98,6 +100,10 @@ def optimize_cross(
         200) subject to CVaR_ALPHA(objective) >= the current prices' CVaR, in the
         combination MILP (exact on the candidate prices); the plan's P5-P95 profit is
         reported, and ``extra["risk"]`` has the floor and the plan's CVaR.
+    expected:
+        Maximise the expected objective over the draws (``draws``, default 200) without a
+        floor, in the same MILP (exact on the candidate prices); the plan's P5-P95 profit is
+        reported. With ``risk`` as well, the CVaR floor applies.
     conflicts:
         ``keep``: a row whose own limits conflict stays at its current price with ``status``
         ``conflict`` (as on the own-price route), and so do the rows of a parity band, an
@@ -111,7 +117,7 @@ def optimize_cross(
     prob, resp, reasons = _checked_problem(demand, cross, cons, strict, conflicts, draws)
     curve = CrossElasticity.from_tables(prob.frame, cross)
     opts: dict[str, Any] = {"n_grid": n_grid, "max_combos": max_combos, "time_limit": time_limit}
-    if alpha is not None:
+    if alpha is not None or expected:
         draws = draws or DEFAULT_RISK_DRAWS
         opts |= {"alpha": alpha, "E": elasticity_draws_of(prob, draws, seed)}
     sol = solve_cross(prob, resp, curve, **opts)

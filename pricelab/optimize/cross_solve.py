@@ -31,7 +31,7 @@ from pricelab.optimize.problem import Problem
 
 MAX_COMBOS = 250_000  # per block: enumerated exactly up to this many price combinations
 MAX_TOTAL = 2_000_000  # over all blocks
-MAX_RISK_VALUES = 5_000_000  # with --risk: combinations x draws in the CVaR rows
+MAX_RISK_VALUES = 5_000_000  # with --risk / --expected: combinations x draws enumerated
 
 
 @dataclass
@@ -64,8 +64,9 @@ def solve_cross(
 ) -> CrossSolved:
     """Price every block of substitutes (see the module docstring).
 
-    ``alpha`` with own-elasticity draws ``E`` (S, n): maximise the expected objective over
-    the draws subject to CVaR_alpha(objective) >= the current prices' CVaR (``--risk``).
+    Own-elasticity draws ``E`` (S, n): maximise the expected objective over the draws
+    (``--expected``); with ``alpha`` subject to CVaR_alpha(objective) >= the current prices'
+    CVaR (``--risk``).
     ``refine_grid``: refine the grids around the plan (:mod:`.cross_refine`); False keeps
     the first grid's plan (for comparison).
     """
@@ -85,12 +86,12 @@ def solve_cross(
     def solve_on(P: np.ndarray) -> OnCandidates:
         counts = (~np.isnan(P)).sum(axis=1)
         blocks, small, sizes = _partition(
-            prob, curve, counts, links, resp.groups, max_combos, cvar is not None
+            prob, curve, counts, links, resp.groups, max_combos, E is not None
         )
-        if cvar is not None and E is not None:
+        if E is not None:
             _check_risk_size(float(sizes.sum()), E.shape[0])
         enum = [
-            enumerate_block(prob, curve, P, counts, b, None if cvar is None else E)
+            enumerate_block(prob, curve, P, counts, b, E)
             for b, s in zip(blocks, small, strict=True)
             if s
         ]
@@ -124,15 +125,18 @@ def solve_cross(
     if bad:
         raise SolverError("cross-price plan violates: " + "; ".join(bad[:3]))
     risk = None
-    if cvar is not None:  # the objective is the expected one over the draws
+    if E is not None:  # the objective is the expected one over the draws
         per = sum(e["draws"][:, k] for e, k in zip(enum, res["choice"], strict=True))
         obj = float(np.mean(per))
+    if cvar is not None:
         risk = {"alpha": cvar[0], "draws": float(per.size), "cvar_floor": cvar[1]}
         risk["plan_cvar"] = _cvar(per, cvar[0])
     bound = obj - obj_big + bound_big + res["bound_excess"]
     gap = max(0.0, (bound - obj) / max(abs(obj), 1e-12))
     n_comb = int(sizes[small].sum())
     form, cert = _texts(prob, on, len(big), rounds, risk, n_grid)
+    if E is not None and risk is None:
+        form += f"; expected {prob.objective} over {E.shape[0]} own-elasticity draws"
     tight = _tight_links(prob, curve, p, links)
     labels = binding_labels(prob, p, parity_groups=resp.groups, tight_links=tight, milp=True)
     return CrossSolved(p, obj, gap, res["status"], form, cert, labels, len(blocks), n_comb, risk)
@@ -181,8 +185,8 @@ def _cvar(values: np.ndarray, alpha: float) -> float:
 def _check_risk_size(combinations: float, draws: int) -> None:
     if combinations * draws > MAX_RISK_VALUES:
         raise UsageError(
-            f"--risk: {combinations:.3g} price combinations x {draws} draws = "
-            f"{combinations * draws:.3g} values in the CVaR rows, above {MAX_RISK_VALUES:.0e}; "
+            f"--risk/--expected: {combinations:.3g} price combinations x {draws} draws = "
+            f"{combinations * draws:.3g} values to enumerate, above {MAX_RISK_VALUES:.0e}; "
             "use fewer --draws, a coarser ladder or tighter bounds"
         )
 
@@ -198,8 +202,9 @@ def _partition(
 ) -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:
     """Blocks of substitutes, which are small enough to enumerate, and their sizes.
 
-    A block too large to enumerate may not carry a linking constraint, nor any block a
-    CVaR floor (``risk``), which links them all (UsageError).
+    A block too large to enumerate may not carry a linking constraint, nor any block an
+    objective over draws (``risk``: ``--risk``'s CVaR floor links them all, and the search
+    for large blocks knows point estimates only) (UsageError).
     """
     blocks = _blocks(curve)
     sizes = np.array([float(np.prod(counts[b].astype(float))) for b in blocks])
@@ -216,7 +221,8 @@ def _partition(
             raise UsageError(
                 f"{prob.label(int(b[0]))}: its block of {b.size} substitutes has {size:.3g} "
                 "price combinations, beyond the exact joint route; with parity, ordering, "
-                "volume, stock or budget constraints on it, or --risk, use a coarser ladder, "
+                "volume, stock or budget constraints on it, or --risk / --expected, use a coarser "
+                "ladder, "
                 "tighter bounds or a smaller category"
             )
     return blocks, small, sizes

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import polars as pl
 
-from pricelab.errors import UsageError
 from pricelab.optimize.constraints import Constraints
 from pricelab.optimize.cross import optimize_cross
 from pricelab.optimize.plan import Plan
@@ -62,8 +61,8 @@ def optimize(
         cross-price demand only a row's own conflicts are kept (conflicts between rows raise).
     expected : bool
         Plan on the expected profit over ``draws`` elasticity draws (default 200) from each
-        row's ``std_error`` instead of on the point estimates (candidate MILP; own-price
-        demand). Measured on the sample's known elasticities it does not beat the point
+        row's ``std_error`` instead of on the point estimates (the candidate MILP; with
+        ``cross``, the combination MILP, own elasticities drawn). Measured on the sample's known elasticities it does not beat the point
         plan (92.2% vs 92.4% of the oracle's uplift; with wide per-series intervals -16.5%
         vs -5.6%): ``benchmarks/oracle_capture.py`` and the README.
 
@@ -78,8 +77,6 @@ def optimize(
         rows and constraints); SolverError when the problem is unbounded or solvers fail.
     """
     if cross is not None:
-        if expected:
-            raise UsageError("--expected is not available with cross-price demand")
         return optimize_cross(
             demand,
             cross,
@@ -90,6 +87,7 @@ def optimize(
             draws=draws,
             seed=seed,
             risk=risk,
+            expected=expected,
         )
     return optimize_own_price(
         demand,
