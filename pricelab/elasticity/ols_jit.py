@@ -418,12 +418,12 @@ def fit_runs(runs: Any, se: str, min_obs: int) -> dict[str, np.ndarray]:
     days = runs.days
     per_row = [f for _, f in runs.srcs if not isinstance(f, ByDay)]
     by_day = [f for _, f in runs.srcs if isinstance(f, ByDay)]
-    d0 = 0
-    tab = np.zeros((len(by_day), 1))
-    if by_day and days is not None and N:
+    d0, tab = 0, np.zeros((0, 1))
+    if by_day and N:
+        assert days is not None  # controls of the date come with dates (control_sources)
         d0 = int(days.min())
         span = np.arange(d0, int(days.max()) + 1, dtype=days.dtype)
-        tab = np.stack([f.f(span) for f in by_day]) if by_day else tab
+        tab = np.stack([f.f(span) for f in by_day])
     cols = np.empty((len(per_row), N))
     for j, f in enumerate(per_row):
         cols[j] = f(slice(None))
