@@ -18,7 +18,8 @@ on a database (read only; ``--groups`` builds one with ``pricelab ingest`` as
 - ``numba load``: ``import numba`` and the cached ``ols`` kernel, in a fresh process (what
   a process pays once before the compiled kernel runs).
 
-Each figure is the minimum over ``--repeat`` runs (CPU seconds; on a loaded machine the
+The first compiled run also loads numba (in "rest"): ``--repeat`` 2 or more leaves it out of
+the minimum. Each figure is the minimum over ``--repeat`` runs (CPU seconds; on a loaded machine the
 minimum is the least disturbed run), one JSON line each (``_bench.py``), with the load
 average. The steps are sequential here; the command overlaps the scan with the fit.
 """
