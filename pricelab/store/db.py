@@ -317,7 +317,8 @@ class Store:
     @contextmanager
     def registered(self, name: str, df: pl.DataFrame) -> Iterator[str]:
         """Expose ``df`` to SQL as view ``name`` for the duration of the block."""
-        self.con.register(name, df.to_arrow())
+        # Arrow string views: DuckDB reads polars' strings without a conversion
+        self.con.register(name, df.to_arrow(compat_level=pl.CompatLevel.newest()))
         try:
             yield name
         finally:

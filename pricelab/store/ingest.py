@@ -118,7 +118,9 @@ def _typed_sales_csv(path: Path) -> pl.DataFrame | None:
         overrides = {
             c: _SALES_CSV_TYPES[c.strip()] for c in header if c.strip() in _SALES_CSV_TYPES
         }
-        df = pl.read_csv(path, schema_overrides=overrides, null_values=[""])
+        # one chunk per column: polars reads a CSV in ~20 chunks, and every later pass
+        # (validation, the run reordering's gather) costs more on chunked columns
+        df = pl.read_csv(path, schema_overrides=overrides, null_values=[""]).rechunk()
     except Exception:  # noqa: BLE001 - any failure falls back to the text path
         return None
     if len({c.strip().lower() for c in df.columns}) < df.width:
