@@ -56,8 +56,8 @@ def case_hints(store: Store, report: QualityReport) -> None:
                 )
             )
     rows = store.execute(
-        "SELECT lower(market), string_agg(DISTINCT market, ', ' ORDER BY market) FROM sales "
-        "GROUP BY 1 HAVING count(DISTINCT market) > 1 ORDER BY 1 LIMIT 3"
+        "SELECT lower(market), string_agg(market, ', ' ORDER BY market) FROM "
+        "(SELECT DISTINCT market FROM sales) GROUP BY 1 HAVING count(*) > 1 ORDER BY 1 LIMIT 3"
     )
     if rows:
         report.issues.append(

@@ -50,12 +50,61 @@ def _series(report: QualityReport, series: pl.DataFrame, where: pl.Expr, rule: s
         )
 
 
+def _price_jumps(store: Store, report: QualityReport, wide: pl.DataFrame) -> None:
+    """Weeks whose price jumps by more than :data:`JUMP_RATIO` over the week before; only
+    series whose price range exceeds the ratio (``wide``) can, so weeks are ordered within
+    those alone."""
+    if not wide.height:
+        return
+    view = "__pricelab_wide"
+    store.con.register(view, wide.to_arrow())
+    try:
+        _check(
+            store,
+            report,
+            "warning",
+            "sales",
+            "price",
+            f"price jumps more than {JUMP_RATIO:g}x week over week",
+            "SELECT item_id, market, date FROM ("
+            "  SELECT s.item_id, s.market, s.date, s.price / lag(s.price) OVER "
+            "  (PARTITION BY s.item_id, s.market ORDER BY s.date) AS ratio "
+            f"  FROM sales s SEMI JOIN {view} USING (item_id, market)) "
+            f"WHERE ratio > {JUMP_RATIO} OR ratio < {1 / JUMP_RATIO} ORDER BY 1, 2, 3",
+        )
+    finally:
+        store.con.unregister(view)
+
+
+def _uncosted(store: Store, report: QualityReport, series: pl.DataFrame) -> None:
+    """Items with no unit cost in any of their sales rows and no ``costs`` row."""
+    items = series.group_by("item_id").agg(pl.col("costed").sum()).filter(pl.col("costed") == 0)
+    if items.height and store.count("costs"):
+        costed = store.query("SELECT DISTINCT item_id FROM costs")
+        items = items.join(costed, on="item_id", how="anti")
+    if items.height:
+        first = items.sort("item_id").head(3).select("item_id").rows()
+        report.issues.append(
+            Issue(
+                "warning",
+                "sales",
+                "unit_cost",
+                "items without a unit cost (no unit_cost in sales and no costs row)",
+                items.height,
+                _examples(first),
+                "item",
+            )
+        )
+
+
 def check_loaded(store: Store, *, warnings: bool = True) -> QualityReport:
     """Referential rules (errors) and series-health rules (warnings) on the database."""
     r = QualityReport()
     known_items = "(SELECT item_id FROM sales UNION SELECT item_id FROM items)"
     known_markets = "(SELECT market FROM sales UNION SELECT market FROM markets)"
     for table in ("costs", "inventory"):
+        if store.count(table) == 0:  # nothing to check (the subqueries still cost a scan)
+            continue
         _check(
             store,
             r,
@@ -94,43 +143,20 @@ def check_loaded(store: Store, *, warnings: bool = True) -> QualityReport:
     if not warnings or store.count("sales") == 0:
         return r
     fx_sanity(store, r)
-    # series-level rules share one pass over sales: count and date span per series
+    # series-level rules share one pass over sales: count, date span, price range and
+    # unit costs per series
     series = store.query(
         "SELECT item_id, market, count(*) AS n, "
         "date_diff('week', min(date), max(date)) + 1 AS span_weeks, "
-        "date_diff('day', min(date), max(date)) AS span_days FROM sales GROUP BY 1, 2"
+        "date_diff('day', min(date), max(date)) AS span_days, "
+        f"max(price) > {JUMP_RATIO} * min(price) AS wide, count(unit_cost) AS costed "
+        "FROM sales GROUP BY 1, 2"
     )
     _series(
         r, series, pl.col("n") < pl.col("span_weeks"), "weekly series with gaps (missing weeks)"
     )
-    _check(
-        store,
-        r,
-        "warning",
-        "sales",
-        "price",
-        f"price jumps more than {JUMP_RATIO:g}x week over week",
-        # only series whose price range exceeds the ratio can jump by it: screen them
-        # with one GROUP BY, then order weeks within those series alone
-        "WITH wide AS (SELECT item_id, market FROM sales GROUP BY 1, 2 "
-        f"  HAVING max(price) > {JUMP_RATIO} * min(price)) "
-        "SELECT item_id, market, date FROM ("
-        "  SELECT s.item_id, s.market, s.date, s.price / lag(s.price) OVER "
-        "  (PARTITION BY s.item_id, s.market ORDER BY s.date) AS ratio "
-        "  FROM sales s SEMI JOIN wide USING (item_id, market)) "
-        f"WHERE ratio > {JUMP_RATIO} OR ratio < {1 / JUMP_RATIO} ORDER BY 1, 2, 3",
-    )
-    _check(
-        store,
-        r,
-        "warning",
-        "sales",
-        "unit_cost",
-        "items without a unit cost (no unit_cost in sales and no costs row)",
-        "SELECT item_id FROM sales GROUP BY 1 HAVING count(unit_cost) = 0 "
-        "AND item_id NOT IN (SELECT item_id FROM costs) ORDER BY 1",
-        unit="item",
-    )
+    _price_jumps(store, r, series.filter(pl.col("wide")).select("item_id", "market"))
+    _uncosted(store, r, series)
     _series(
         r,
         series,
