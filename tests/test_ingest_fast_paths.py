@@ -20,8 +20,8 @@ from pricelab import api
 from pricelab.io import read_local_table
 from pricelab.quality.frames import strictly_ordered, unique_in_runs, validate_frame
 from pricelab.store import Store
-from pricelab.store.ingest import _read_validated
-from pricelab.store.sales_keys import SALES_KEYS, runs_in_key_order
+from pricelab.store.ingest import _one_chunk, _read_validated
+from pricelab.store.sales_keys import SALES_KEYS, run_order, runs_in_key_order, take_rows
 
 
 def _text_path(path: Path) -> tuple[pl.DataFrame, list[str]]:
@@ -170,6 +170,11 @@ def test_runs_of_whole_groups_are_put_in_key_order_as_a_sort_would() -> None:
         want = frame.sort("item_id", "market", "date")
         got = runs_in_key_order(frame)
         assert got is not None and got.equals(want)
+        rows = run_order(frame)  # ingest's way: the same rows, a column at a time
+        assert rows is not None
+        box = [frame.clone()]
+        taken = take_rows(box, rows) if rows.size else frame
+        assert taken.equals(want) and not box
         big = [p for p in parts if p.height >= 2]
         if big and len(parts) > 1:
             other = next(p for p in parts if p is not big[0])
@@ -237,3 +242,13 @@ def test_the_one_pass_number_check_agrees_with_every_rule() -> None:
             (i.rule, i.count) for i in checker.report.issues
         ]
         assert typed.out["v"].equals(checker.out["v"], null_equal=True)
+
+
+def test_one_chunk_keeps_every_value_and_type() -> None:
+    """The reads are made one chunk per column, a column at a time: same frame."""
+    parts = [_sales(50, seed) for seed in range(4)]
+    chunked = pl.concat(parts, rechunk=False)
+    assert max(chunked.n_chunks("all")) == 4
+    got = _one_chunk(chunked.clone())
+    assert got.n_chunks("all") == [1] * chunked.width
+    assert got.schema == chunked.schema and got.equals(chunked)

@@ -90,8 +90,19 @@ def runs_in_key_order(frame: pl.DataFrame) -> pl.DataFrame | None:
     in another order): the runs are put in key order, no row sort needed. None when a
     group is in two runs or its dates are out of order (DuckDB sorts it then).
     """
+    rows = run_order(frame)
+    if rows is None:
+        return None
+    return frame[rows] if rows.size else frame
+
+
+def run_order(frame: pl.DataFrame) -> np.ndarray | None:
+    """The row indices that put the runs of :func:`runs_in_key_order` in key order; an
+    empty array when ``frame`` is in key order already, None when it is not made of such
+    runs."""
+    none = np.empty(0, dtype=np.int64)
     if frame.height < 2:
-        return frame
+        return none
     item, market, date = (pl.col(c) for c in SALES_ORDER)
     start = ((item != item.shift(1)) | (market != market.shift(1))).fill_null(True)
     flags = frame.select(start.alias("start"), ((date > date.shift(1)) | start).all().alias("ok"))
@@ -104,11 +115,24 @@ def runs_in_key_order(frame: pl.DataFrame) -> pl.DataFrame | None:
         return None  # a group in two runs
     order = runs["run"].to_numpy()
     if (np.diff(order) == 1).all():
-        return frame  # in key order already
+        return none  # in key order already
     lengths = np.diff(np.r_[starts, frame.height])[order]
     first = starts[order]
     offset = np.repeat(first - np.r_[0, np.cumsum(lengths)[:-1]], lengths)
-    return frame[offset + np.arange(frame.height)]
+    return offset + np.arange(frame.height)
+
+
+def take_rows(box: list[pl.DataFrame], rows: np.ndarray) -> pl.DataFrame:
+    """The one frame in ``box``, taken out of it, at ``rows``, a column at a time: each
+    column of the frame is freed once gathered when ``box`` held the only reference (at
+    15.6M rows ``pricelab ingest`` peaked at 2.37 GB with the whole frame gathered at once,
+    1.99 GB so)."""
+    frame = box.pop()
+    columns = []
+    for name in frame.columns:
+        columns.append(frame.get_column(name).gather(rows))
+        frame = frame.drop(name)
+    return pl.DataFrame(columns)
 
 
 def cluster_sales(store: Store) -> None:
@@ -138,6 +162,8 @@ __all__ = [
     "SALES_KEYS",
     "SALES_ORDER",
     "cluster_sales",
+    "run_order",
     "runs_in_key_order",
+    "take_rows",
     "update_sales_keys",
 ]
