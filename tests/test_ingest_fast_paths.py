@@ -20,7 +20,7 @@ from pricelab import api
 from pricelab.io import read_local_table
 from pricelab.quality.frames import strictly_ordered, unique_in_runs, validate_frame
 from pricelab.store import Store
-from pricelab.store.ingest import _one_chunk, _read_validated
+from pricelab.store.ingest_read import _one_chunk, read_validated
 from pricelab.store.sales_keys import SALES_KEYS, run_order, runs_in_key_order, take_rows
 
 
@@ -54,12 +54,12 @@ def test_typed_parquet_equals_the_text_path(tmp_path, monkeypatch) -> None:
     """Every column and every warning as the text path gives them."""
     import sys
 
-    ingest = sys.modules["pricelab.store.ingest"]
+    ingest = sys.modules["pricelab.store.ingest_read"]
     path = tmp_path / "sales.parquet"
     _sales().write_parquet(path)
     want, issues = _text_path(path)
     monkeypatch.setattr(ingest, "read_local_table", None)  # the typed path alone
-    got, rep = _read_validated("sales", path, str(path))
+    got, rep = read_validated("sales", path, str(path))
     assert rep.ok and [str(i.to_dict()) for i in rep.issues] == issues
     assert got.schema == want.schema and got.equals(want)
     assert "deal" not in got.columns and got["visits"].dtype == pl.Float64
@@ -80,7 +80,7 @@ def test_typed_parquet_errors_are_the_text_paths(tmp_path, column, value) -> Non
     )
     path = tmp_path / "bad.parquet"
     df.write_parquet(path)
-    _, rep = _read_validated("sales", path, str(path))
+    _, rep = read_validated("sales", path, str(path))
     assert not rep.ok
     assert [str(i.to_dict()) for i in rep.issues] == _text_path(path)[1]
 
