@@ -1,5 +1,6 @@
 """When fits take the compiled kernels (numba: ``ols`` :mod:`.ols_jit`, the Poisson IRLS
-and hierarchical refit loops :mod:`.glm_jit`), and loading them.
+and hierarchical refit loops :mod:`.glm_jit`, the hierarchical posterior :mod:`.pool_jit`),
+and loading them.
 
 Loading numba costs a process ~0.4 CPU s and 50-100 MB once (``import numba``, setting up
 LLVM and its registries, loading the cached functions; its BLAS probe, an import of
@@ -137,9 +138,9 @@ def _skip_blas_probe() -> None:
 
 
 def load_module(module: str) -> ModuleType | None:
-    """The compiled module ``module`` (``ols_jit`` / ``glm_jit``), imported with a usable
-    cache folder (:func:`_usable_cache`), or None when numba cannot load it (not
-    installed, or no writable cache folder anywhere)."""
+    """The compiled module ``module`` (``ols_jit`` / ``glm_jit`` / ``pool_jit``), imported
+    with a usable cache folder (:func:`_usable_cache`), or None when numba cannot load it
+    (not installed, or no writable cache folder anywhere)."""
     _usable_cache()
     try:
         _skip_blas_probe()

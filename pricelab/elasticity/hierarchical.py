@@ -78,6 +78,7 @@ def shrink(
     pool: list[str] | None,
     min_members: int = 3,
     tau: str = "level",
+    compiled: bool = False,
 ) -> tuple[dict[str, np.ndarray], list[list[str]]]:
     """Replace per-group estimates by their hierarchical posteriors (in place).
 
@@ -89,6 +90,7 @@ def shrink(
     market), ``"common"`` shares it by all levels of one pooling layer. Returns the
     updated ``out`` (``out["own_elasticity"]`` holds the estimates before pooling, what
     :func:`pricelab.elasticity.refit.refit_runs` needs) and the pooling levels used.
+    ``compiled``: the posterior moments compiled (:func:`.pooling.pool_level`).
     """
     if isinstance(groups, pl.DataFrame):
         attrs, q = groups, np.asarray(mean_q, dtype=np.float64)
@@ -135,6 +137,7 @@ def shrink(
             common_tau=tau == "common",
             calendar=cal,
             rows=None if cal is None else np.flatnonzero(fit_rows),
+            compiled=compiled,
         )
         pos = np.full(G, -1)
         pos[fit_rows] = np.arange(int(fit_rows.sum()))

@@ -37,6 +37,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .compiled import use_compiled
 from .robust import Shared
 
 GRID = 48  # grid points per level for tau (two passes: locate, then refine)
@@ -120,6 +121,7 @@ def pool_level(
     common_tau: bool = False,
     calendar: np.ndarray | None = None,
     rows: np.ndarray | None = None,
+    compiled: bool = False,
 ) -> LevelFit:
     """Posterior moments of ``theta_j`` for estimates ``e`` with variances ``v`` in levels ``lvl``.
 
@@ -147,6 +149,10 @@ def pool_level(
         independent.
     rows:
         The estimates' rows of ``calendar`` (default: all, in order): no copy of it.
+    compiled:
+        Average the moments over the grid compiled (:mod:`.pool_jit`, the same formulas
+        one group at a time) instead of the numpy loop, their reference
+        (``$PRICELAB_JIT`` ``0`` / ``1``: never / always).
 
     Returns
     -------
@@ -154,7 +160,7 @@ def pool_level(
         Per-level arrays have length ``L``; levels without estimates hold NaN.
     """
     present, lvl = np.unique(lvl, return_inverse=True)
-    fit = _pool(e, v, lvl, present.size, grid, common_tau, calendar, rows)
+    fit = _pool(e, v, lvl, present.size, grid, common_tau, calendar, rows, compiled)
     for name in ("mu", "tau2", "new_mean", "new_var", "count"):
         full = np.full(L, 0.0 if name == "count" else np.nan)
         full[present] = getattr(fit, name)
@@ -171,6 +177,7 @@ def _pool(
     common_tau: bool,
     calendar: np.ndarray | None = None,
     rows: np.ndarray | None = None,
+    compiled: bool = False,
 ) -> LevelFit:
     """:func:`pool_level` on compact level codes (every level has members)."""
     cnt = np.bincount(lvl, minlength=L).astype(float)
@@ -203,7 +210,7 @@ def _pool(
         # are mostly noise (the floor keeps coverage on panels without shared shocks)
         shared = Shared(calendar, v, lvl, L, t2, rows)
         vmu = vmu0 + np.maximum(shared.cross_mu, 0.0)
-    mean, var, prior = _posterior(e, v, lvl, p, mu, t2, vmu0, shared)
+    mean, var, prior = _posterior(e, v, lvl, p, mu, t2, vmu0, shared, compiled)
     mu_mean = (p * mu).sum(axis=1)
     new_var = (p * (t2 + vmu + mu * mu)).sum(axis=1) - mu_mean**2
     return LevelFit(
@@ -227,9 +234,18 @@ def _posterior(
     t2: np.ndarray,
     vmu0: np.ndarray,
     shared: Shared | None,
+    compiled: bool = False,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Posterior mean, variance and prior weight of each ``theta_j``: the moments given
-    ``tau`` averaged over the grid (weights ``p (L, K)``), one grid point at a time."""
+    ``tau`` averaged over the grid (weights ``p (L, K)``), one grid point at a time (with
+    ``compiled``: :mod:`.pool_jit`, one group at a time)."""
+    if use_compiled(compiled):
+        from .compiled import load_module
+
+        kernel = load_module("pool_jit")
+        if kernel is not None:
+            mean, second, prior = kernel.run(e, v, lvl, p, mu, t2, vmu0, shared)
+            return mean, second - mean**2, prior
     mean, second, prior = (np.zeros(e.size) for _ in range(3))
     for k in range(t2.shape[1]):
         tk, mk = t2[lvl, k], mu[lvl, k]

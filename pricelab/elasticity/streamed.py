@@ -201,7 +201,9 @@ class _Job:
                 how="left",
                 maintain_order="left",
             )
-        shrunk, used = shrink(out, attrs, out["mean_quantity"], None, tau=tau)
+        shrunk, used = shrink(
+            out, attrs, out["mean_quantity"], None, tau=tau, compiled=bool(compiled)
+        )
         out.update(shrunk)
         out.pop("calendar", None)  # (groups x weeks) sums: pooling was their only use
         release()
