@@ -60,7 +60,7 @@ def test_without_the_vacuum_every_command_leaves_a_row_group(tmp_path: Path) -> 
     appends becomes worth measuring again)."""
     plain = _commands(tmp_path / "plain.duckdb")
     skipped = _commands(tmp_path / "skip.duckdb", "SET max_vacuum_tasks = 0")
-    assert skipped == {"runs": _COMMANDS, "plans": _COMMANDS}, skipped
+    assert skipped["runs"] > plain["runs"] and skipped["plans"] > plain["plans"], skipped
     assert (tmp_path / "skip.duckdb").stat().st_size > 2 * (
         tmp_path / "plain.duckdb"
     ).stat().st_size
