@@ -118,16 +118,20 @@ def test_load_module_returns_the_compiled_module() -> None:
 
 
 def test_kernels_load_without_scipy_linalg_and_leave_it_usable() -> None:
-    """numba's BLAS probe (an import of scipy.linalg) is skipped while the kernels load;
-    the probe is put back, the kernels give the numpy kernel's numbers, and scipy.linalg
+    """numba's BLAS probe (an import of scipy.linalg) is skipped while the kernels load (two
+    threads loading at once, as prepare_compiled's and the fit's); the probe is put back, the kernels give the numpy kernel's numbers, and scipy.linalg
     and numba's own BLAS calls still work afterwards."""
     script = """
 import sys
 import numpy as np
 from pricelab.elasticity.compiled import load_module
 import numba.np.linalg as nl
+import threading
 probe = nl.ensure_blas
+side = threading.Thread(target=load_module, args=("glm_jit",))  # as prepare_compiled
+side.start()
 ols, glm = load_module("ols_jit"), load_module("glm_jit")
+side.join()
 assert ols is not None and glm is not None
 assert "scipy.linalg" not in sys.modules
 assert nl.ensure_blas is probe

@@ -15,6 +15,7 @@ import contextlib
 import importlib
 import os
 import sys
+import threading
 from collections.abc import Callable
 from types import ModuleType
 from typing import Any
@@ -32,6 +33,8 @@ JIT_ROWS = 5_000_000
 #: (they save ~0.2 CPU us per row of the Poisson pass, more with the refit: break-even
 #: ~3M rows against numba's load)
 GLM_JIT_ROWS = 3_000_000
+#: one BLAS-probe skip at a time (:func:`_skip_blas_probe`)
+_PROBE_LOCK = threading.Lock()
 #: the compiled module and threshold of each model
 _MODULES = {"ols": ("ols_jit", JIT_ROWS), "poisson": ("glm_jit", GLM_JIT_ROWS)}
 
@@ -115,26 +118,27 @@ def _skip_blas_probe() -> None:
     The probe is answered "no BLAS" while that module loads; the only effect is numba's
     ``np.correlate`` / ``np.convolve`` using their plain loop. Any surprise (another numba
     layout) leaves numba to load as usual."""
-    if "numba.np.arraymath" in sys.modules or "scipy.linalg" in sys.modules:
-        return
-    try:
-        import numba.np.linalg as linalg
-    except Exception:  # noqa: BLE001 - numba missing or broken: load_module reports it
-        return
-    probe = getattr(linalg, "ensure_blas", None)
-    if probe is None:
-        return
+    with _PROBE_LOCK:  # the fit's own load may race prepare_compiled's thread
+        if "numba.np.arraymath" in sys.modules or "scipy.linalg" in sys.modules:
+            return
+        try:
+            import numba.np.linalg as linalg
+        except Exception:  # noqa: BLE001 - numba missing or broken: load_module reports it
+            return
+        probe = getattr(linalg, "ensure_blas", None)
+        if probe is None:
+            return
 
-    def no_blas() -> None:
-        raise ImportError("BLAS not probed (pricelab's kernels call none)")
+        def no_blas() -> None:
+            raise ImportError("BLAS not probed (pricelab's kernels call none)")
 
-    linalg.ensure_blas = no_blas
-    try:
-        importlib.import_module("numba.np.arraymath")
-    except Exception:  # noqa: BLE001 - the usual load reports any real error
-        pass
-    finally:
-        linalg.ensure_blas = probe
+        linalg.ensure_blas = no_blas
+        try:
+            importlib.import_module("numba.np.arraymath")
+        except Exception:  # noqa: BLE001 - the usual load reports any real error
+            pass
+        finally:
+            linalg.ensure_blas = probe
 
 
 def load_module(module: str) -> ModuleType | None:
