@@ -152,7 +152,7 @@ def test_runs_of_whole_groups_are_put_in_key_order_as_a_sort_would() -> None:
     for trial in range(60):
         groups = {(str(rng.choice(words)), str(rng.choice(["US", "DE", "GB"]))) for _ in range(6)}
         parts = []
-        for item, market in groups:
+        for item, market in sorted(groups):  # a set's order changes with the hash seed
             n = int(rng.integers(1, 5))
             days = sorted(rng.choice(40, n, replace=False))
             parts.append(
@@ -172,9 +172,11 @@ def test_runs_of_whole_groups_are_put_in_key_order_as_a_sort_would() -> None:
         assert got is not None and got.equals(want)
         rows = run_order(frame)  # ingest's way: the same rows, a column at a time
         assert rows is not None
-        box = [frame.clone()]
-        taken = take_rows(box, rows) if rows.size else frame
-        assert taken.equals(want) and not box
+        if rows.size:
+            box = [frame.clone()]
+            assert take_rows(box, rows).equals(want) and not box
+        else:  # the groups came in key order already
+            assert frame.equals(want)
         big = [p for p in parts if p.height >= 2]
         if big and len(parts) > 1:
             other = next(p for p in parts if p is not big[0])
