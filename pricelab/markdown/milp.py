@@ -6,6 +6,24 @@ Variables per row r, week t, level k: ``z`` (binary: the row is at level k in we
 are at most its stock. This is the same model as the Lagrangian's (units allocated where
 worth most), so HiGHS's bound is a bound on the plan. Pools are batched into one
 block-diagonal MILP per batch.
+
+Two repairs use this model; both are needed. :func:`improve_with_milp` runs inside the core
+solve on the pools whose own Lagrangian gap is open: batches of 16 pools (a category
+target's whole group at once up to ``JOINT_ROWS`` rows, with the target as a floor; else
+each pool keeps its units sold), and each batch's dual bound replaces those pools' bounds,
+so it tightens the proven bound as well as the plan, over every open pool of a problem of
+any size. It sees stock pools and category targets only.
+:func:`pricelab.markdown.targets.repair_swing` runs after a search on the targets'
+multipliers: one MILP over the pools whose plan flips between nearby multipliers, with
+every target (market targets cover pools of every category, which no batch here sees)
+and the other pools' sales held; it improves the plan, not the bound (the rest is held),
+and is capped at ``REPAIR_CELLS``. Neither does the other's job: with the pools' MILP off,
+a plan without targets keeps its Lagrangian gap (``tests/test_markdown_milp_budget.py``'s
+seed 7: the same plan, but a proven gap of 4.3e-4 instead of 5e-11);
+with the swing repair off, market targets rest on the whole-problem MILP, which only
+problems up to ``EXACT_CELLS`` get (the s12 case of
+``test_market_met_alone_is_priced_when_another_pushes_it_out``: 1.2e-2 left for it
+instead of 1.1e-3).
 """
 
 from __future__ import annotations

@@ -13,6 +13,12 @@ their plan when a multiplier moves. This module
   other pools' sales are counted (the knapsack-like step of a Lagrangian heuristic);
 - solves the whole problem as one MILP when the proven gap is still above the tolerance and
   the problem is small enough; its dual bound is then a valid bound as well.
+
+The swing repair is not the pools' MILP (:func:`pricelab.markdown.milp.improve_with_milp`)
+again: that one closes each open pool's own gap, batch by batch, and tightens the bound,
+but holds every pool's (or category group's) units sold and never sees a market target;
+this one trades units between the pools that a target couples, with every target as a row
+of one MILP, and proves nothing about the rest. See :mod:`pricelab.markdown.milp`.
 """
 
 from __future__ import annotations
