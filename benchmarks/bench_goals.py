@@ -14,7 +14,10 @@ another's timing):
    ``pricelab ingest`` (key order, as a user's store holds them: the goal's rows); then the
    same on the benchmark's week-by-week store (``--store bench``, where DuckDB's zone maps
    skip most rows outside the window), printed beside them (``--no-bench-store`` skips it);
-4. ``bench_ingest.py --rows 1000000``: ingest of a CSV against DuckDB's ``read_csv`` CTAS.
+4. ``bench_ingest.py --rows 1000000``: ingest of a CSV against DuckDB's ``read_csv`` CTAS;
+5. ``bench_sql_floor.py --groups 300000``: goal 1 like for like: the ols command against DuckDB
+   computing the same model's sufficient statistics (28 sums per group, point estimates only)
+   and against ``regr_slope``, interleaved round by round (``--no-floor`` skips it).
 
 Prints a Markdown table (goal, measurement, min-median-max of the per-round ratios, peak MB,
 goal, met) with the machine's load average before and after each part; ``--jsonl`` keeps
@@ -107,6 +110,24 @@ def _simulate_rows(recs: list[dict[str, Any]], load: str, store: str) -> None:
         print(_row(f"{goal} (≤ {limit}×)", f"{what}, {store}", rec, limit, load))
 
 
+def _floor_rows(recs: list[dict[str, Any]], load: str) -> None:
+    """Goal 1 like for like: the ols command against DuckDB's sums for the same model."""
+    ols, sums = _find(recs, "ols"), _find(recs, "sums")
+    if ols is None or sums is None:
+        return
+    ratios = [o / s for o, s in zip(ols["runs"], sums["runs"], strict=True)]
+    cpu = [o / s for o, s in zip(ols["cpu_runs"], sums["cpu_runs"], strict=True)]
+    like = {
+        **ols,
+        "ratios": ratios,
+        "ratio": statistics.median(ratios),
+        "cpu_ratio": statistics.median(cpu),
+    }
+    what = "`estimate --model ols` vs DuckDB's sufficient statistics of the same model"
+    print(_row("1, like for like (≤ 2×)", what, like, 2, load))
+    print(_row("1, floor", "DuckDB's sufficient statistics vs `regr_slope`", sums, None, load))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="small sizes: a smoke run")
@@ -117,6 +138,12 @@ def main() -> None:
         dest="bench_store",
         action="store_false",
         help="goal 4 on the ingested store only (not also on the week-by-week one)",
+    )
+    ap.add_argument(
+        "--no-floor",
+        dest="floor",
+        action="store_false",
+        help="skip goal 1's like-for-like reference (bench_sql_floor.py)",
     )
     a = ap.parse_args()
     groups, sim_groups, ingest_rows, opt_rows = (
@@ -140,6 +167,10 @@ def main() -> None:
             ["benchmarks/bench_ingest.py", "--rows", str(ingest_rows), "--repeat", "5"], "ingest"
         ),
     }
+    if a.floor:
+        parts["floor"] = _run(
+            ["benchmarks/bench_sql_floor.py", "--groups", str(groups), "--repeat", rep], "floor"
+        )
     if a.bench_store:
         parts["simulate-bench"] = _simulate(sim_groups, max(5, a.repeat), "bench")
     if a.jsonl:
@@ -154,6 +185,8 @@ def main() -> None:
     )
     print("|---|---|---:|---|---:|---:|---|---|")
     print(_row("1 (≤ 2×, ≤ 1 GB)", "`estimate --model ols` vs DuckDB `regr_slope`", ols, 2, le))
+    if "floor" in parts:
+        _floor_rows(*parts["floor"])
     for model in ("poisson", "hierarchical"):
         rec = _find(e2e, model)
         if rec is not None and ols is not None:  # goal 2 is against the ols command
