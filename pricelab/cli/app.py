@@ -8,6 +8,7 @@ lines against the commands themselves.
 
 from __future__ import annotations
 
+import gc
 import importlib
 from typing import Annotated, Any
 
@@ -115,6 +116,7 @@ class LazyGroup(TyperGroup):
             if self._listing:
                 return TyperCommand(cmd_name, help=help_line)
             self.load(module)
+            _collect_from_here()
         cmd = self._loaded.get(cmd_name)
         if cmd is not None and ctx is not None:
             plain_params(cmd, ctx)
@@ -177,6 +179,32 @@ def _root(
     """Price experimentation and optimization toolkit (see README for a tour)."""
 
 
+#: set by :func:`main` while the collector is off for start-up
+_STARTING: list[bool] = []
+
+
+def _collect_from_here() -> None:
+    """The command's modules are loaded: freeze what start-up made and collect from now on."""
+    if _STARTING:
+        _STARTING.clear()
+        gc.freeze()
+        gc.enable()
+
+
 def main() -> None:
-    """Console-script entry point."""
-    app()
+    """Console-script entry point.
+
+    Python's cyclic garbage collector is off while the interpreter loads the command's
+    modules (typer, polars, DuckDB, rich...: hundreds of thousands of objects, almost none
+    garbage, each full collection walking all of them), and what they made is then frozen
+    (:func:`gc.freeze`): later collections, and the one at exit, skip it. The command
+    itself runs with the collector on. ~0.1 CPU s of a hot command's start-up and exit.
+    """
+    gc.disable()
+    _STARTING[:] = [True]
+    try:
+        app()
+    finally:
+        _STARTING.clear()
+        gc.freeze()  # the collection at exit then walks only what the command left
+        gc.enable()
