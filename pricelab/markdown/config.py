@@ -61,7 +61,7 @@ class MarkdownConfig:
     gap_tolerance: float = 1e-4
     milp_max_pools: int = 50
     milp_nodes: int = 100
-    milp_seconds: float | None = 60.0
+    milp_seconds: float | None = None  # None: node limits (and a 900 s guard) only
 
     def max_discount_for(self, category: str | None) -> float:
         """The deepest discount allowed for ``category`` (the ladder's last step if none)."""
@@ -177,7 +177,7 @@ def parse_markdown_config(data: Any, ctx: ConfigContext) -> MarkdownConfig:
         out["milp_max_pools"] = _int(ctx, ("milp_max_pools",), d["milp_max_pools"], 0)
     if "milp_nodes" in d:
         out["milp_nodes"] = _int(ctx, ("milp_nodes",), d["milp_nodes"], 1)
-    if "milp_seconds" in d:  # null: node limits only (the same plan on any machine)
+    if "milp_seconds" in d:  # null (default): node limits only, the same plan on any machine
         v = d["milp_seconds"]
         out["milp_seconds"] = None if v is None else _number(ctx, ("milp_seconds",), v, 0.0, 1e6)
     return MarkdownConfig(**out)

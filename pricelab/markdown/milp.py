@@ -43,20 +43,29 @@ from pricelab.markdown.problem import MarkdownProblem
 BATCH_POOLS = 16
 JOINT_ROWS = 240  # a target group this small is solved as one MILP with its target
 
-# The wall-clock deadline shared by every MILP of one markdown run (None: node limits only)
-# and whether a MILP stopped at it.
+#: wall-clock guard shared by every MILP of one run when the constraints file sets no
+#: ``milp_seconds``: far above any solve seen (the slowest markdown test's MILPs, 9 CPU s
+#: quiet, stopped at the old 60 s default under load 20+). The node limits (``milp_nodes``,
+#: ``targets.REPAIR_NODES`` / ``EXACT_NODES``) are what bound a search, so a loaded machine
+#: returns the plan a quiet one does.
+GUARD_SECONDS = 900.0
+
+# The wall-clock deadline shared by every MILP of one markdown run and whether a MILP
+# stopped at it.
 _DEADLINE: ContextVar[float | None] = ContextVar("markdown_milp_deadline", default=None)
 _STOPPED: ContextVar[list[bool] | None] = ContextVar("markdown_milp_stopped", default=None)
 
 
 @contextmanager
 def milp_budget(seconds: float | None) -> Iterator[list[bool]]:
-    """Every MILP inside shares ``seconds`` of wall clock (an enclosing budget's deadline
-    is kept when it is earlier). Yields a one-item list that turns True when a MILP stopped
-    at the deadline (the plan is then the best found and its gap what was proven)."""
+    """Every MILP inside shares ``seconds`` of wall clock (None: the ``GUARD_SECONDS``
+    guard; an enclosing budget's deadline is kept when it is earlier). Yields a one-item
+    list that turns True when a MILP stopped at the deadline (the plan is then the best
+    found and its gap what was proven)."""
+    seconds = GUARD_SECONDS if seconds is None else seconds
     outer = _DEADLINE.get()
-    mine = None if seconds is None else time.monotonic() + seconds
-    deadline = mine if outer is None else (outer if mine is None else min(outer, mine))
+    mine = time.monotonic() + seconds
+    deadline = mine if outer is None else min(outer, mine)
     stopped = _STOPPED.get()
     flag = stopped if stopped is not None else [False]
     tokens = (_DEADLINE.set(deadline), _STOPPED.set(flag))

@@ -152,6 +152,13 @@ class MarkdownPlan:
             ],
         }
 
+    def _milp_seconds(self) -> float:
+        """The clock the exact MILP steps had: ``milp_seconds``, else the guard."""
+        from pricelab.markdown.milp import GUARD_SECONDS
+
+        sec = self.problem.config.milp_seconds
+        return GUARD_SECONDS if sec is None else sec
+
     @property
     def summary(self) -> str:
         """One paragraph for people."""
@@ -164,8 +171,8 @@ class MarkdownPlan:
             f"{100 * d['gap']:.4f}%; vs keep full price {d['value'] - d['value_keep_full_price']:+,.0f}, "
             f"vs {RULE_NAME} {d['value'] - d['value_simple_rule']:+,.0f}"
             + (
-                f" (the exact MILP steps stopped at milp_seconds "
-                f"{self.problem.config.milp_seconds:g}: the gap is what was proven by then)"
+                f" (the exact MILP steps stopped on the clock after "
+                f"{self._milp_seconds():g} s: the gap is what was proven by then)"
                 if d["milp_time_limit"]
                 else ""
             )

@@ -48,7 +48,7 @@ class MarkdownSolution:
     target_sold: np.ndarray
     pool_gap: np.ndarray  # (P,) pool's own gap (its Lagrangian share minus its value)
     milp_pools: int = 0
-    milp_time_limit: bool = False  # an exact MILP step stopped at ``milp_seconds``
+    milp_time_limit: bool = False  # an exact MILP step stopped on the clock (milp_seconds)
     stats: dict[str, Any] = field(default_factory=dict)
 
     @property
