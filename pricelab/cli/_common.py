@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
 
@@ -58,6 +60,8 @@ err_console = Console(stderr=True, soft_wrap=True)
 EXIT_INTERNAL = 3
 #: set when a command printed its JSON document (a check that fails after it adds none)
 _JSON_PRINTED: list[bool] = []
+#: where a ``--json`` command's document goes while file descriptor 1 points at stderr
+_JSON_OUT: list[Any] = []
 
 
 def guarded(
@@ -79,36 +83,47 @@ def guarded(
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         debug = bool(kwargs.get("debug", False))
         _JSON_PRINTED.clear()
-        try:
-            return _run_holding_output(fn, output_formats, hold, *args, **kwargs)
-        except typer.Exit:
-            raise
-        except PricelabError as exc:
-            if debug:
-                raise
-            _fail(exc, bool(kwargs.get("json")))
-        except KeyboardInterrupt:
-            err_console.print("interrupted")
-            raise typer.Exit(130) from None
-        except Exception as exc:  # noqa: BLE001 - last line of defence, no traceback for users
-            if debug:
-                raise
-            damaged = _damaged_database(exc, kwargs.get("db"))
-            if damaged is not None:
-                _fail(damaged, bool(kwargs.get("json")))
-            first = (str(exc).splitlines() or [""])[0]
-            if kwargs.get("json") and not _JSON_PRINTED:
-                print_json(
-                    {"error": f"internal error: {type(exc).__name__}: {first}", "exit_code": 3}
-                )
-            err_console.print(
-                f"[bold red]internal error:[/] {type(exc).__name__}: {escape(first)} "
-                "(rerun with --debug for the traceback and report it)",
-                highlight=False,
-            )
-            raise typer.Exit(EXIT_INTERNAL) from None
+        with json_stdout(bool(kwargs.get("json"))):
+            return _guarded_body(fn, output_formats, hold, debug, args, kwargs)
 
     return wrapper  # type: ignore[return-value]
+
+
+def _guarded_body(
+    fn: Callable[..., Any],
+    output_formats: OutputFormats | None,
+    hold: bool,
+    debug: bool,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+) -> Any:
+    """:func:`guarded`'s body: the command, its errors as one line and an exit code."""
+    try:
+        return _run_holding_output(fn, output_formats, hold, *args, **kwargs)
+    except typer.Exit:
+        raise
+    except PricelabError as exc:
+        if debug:
+            raise
+        _fail(exc, bool(kwargs.get("json")))
+    except KeyboardInterrupt:
+        err_console.print("interrupted")
+        raise typer.Exit(130) from None
+    except Exception as exc:  # noqa: BLE001 - last line of defence, no traceback for users
+        if debug:
+            raise
+        damaged = _damaged_database(exc, kwargs.get("db"))
+        if damaged is not None:
+            _fail(damaged, bool(kwargs.get("json")))
+        first = (str(exc).splitlines() or [""])[0]
+        if kwargs.get("json") and not _JSON_PRINTED:
+            print_json({"error": f"internal error: {type(exc).__name__}: {first}", "exit_code": 3})
+        err_console.print(
+            f"[bold red]internal error:[/] {type(exc).__name__}: {escape(first)} "
+            "(rerun with --debug for the traceback and report it)",
+            highlight=False,
+        )
+        raise typer.Exit(EXIT_INTERNAL) from None
 
 
 def _fail(exc: PricelabError, json: bool) -> NoReturn:
@@ -164,10 +179,59 @@ def _run_holding_output(
 
 
 def print_json(doc: Any) -> None:
-    """Print one JSON document on stdout."""
+    """Print one JSON document on stdout (the real one while :func:`json_stdout` holds it)."""
     _JSON_PRINTED.append(True)
-    sys.stdout.write(json.dumps(doc, indent=2, default=str, sort_keys=False) + "\n")
-    sys.stdout.flush()
+    out = _JSON_OUT[-1] if _JSON_OUT else sys.stdout
+    out.write(json.dumps(doc, indent=2, default=str, sort_keys=False) + "\n")
+    out.flush()
+
+
+@contextmanager
+def json_stdout(active: bool) -> Iterator[None]:
+    """While a ``--json`` command runs, file descriptor 1 points at stderr and
+    :func:`print_json` writes to the real stdout, saved here: stdout carries the one JSON
+    document whatever a native library prints there (HiGHS 1.16 in scipy can print
+    ``HighsMipSolverData::transformNewIntegerFeasibleSolution tmpSolver.run();``,
+    ERGO-Code/HiGHS#2783). C's buffered stdout is flushed before file descriptor 1 is
+    given back, so what a library printed goes to stderr. Where ``sys.stdout`` is not file
+    descriptor 1 (a test runner capturing it) the document still goes to ``sys.stdout``.
+    """
+    if not active:
+        yield
+        return
+    _flush_stdout()
+    try:
+        saved = os.dup(1)
+        os.dup2(2, 1)
+    except OSError:  # no file descriptor 1 or 2 to move: nothing can leak into it either
+        yield
+        return
+    try:
+        own = sys.stdout.fileno() == 1
+    except (AttributeError, OSError, ValueError):  # io.UnsupportedOperation is an OSError
+        own = False
+    if own:
+        enc, errors = sys.stdout.encoding, sys.stdout.errors
+        _JSON_OUT.append(open(saved, "w", encoding=enc, errors=errors, closefd=False))  # noqa: SIM115
+    try:
+        yield
+    finally:
+        _flush_stdout()
+        if own:
+            _JSON_OUT.pop().close()
+        os.dup2(saved, 1)
+        os.close(saved)
+
+
+def _flush_stdout() -> None:
+    """Flush Python's and C's stdout buffers into file descriptor 1 as it is now."""
+    with suppress(AttributeError, OSError, ValueError):
+        sys.stdout.flush()
+    if os.name == "posix":
+        import ctypes
+
+        with suppress(OSError, AttributeError):
+            ctypes.CDLL(None).fflush(None)
 
 
 def is_count(column: str) -> bool:
