@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import replace
+from typing import Any
 
 import numpy as np
 
 from pricelab.errors import PricelabError
 from pricelab.optimize.closed_form import argmax_interval, unconstrained_price
+from pricelab.optimize.links import Link, UnitsLink
 from pricelab.optimize.problem import Problem
 
 REL = 1e-7
@@ -104,6 +106,7 @@ def binding_labels(
 COUPLED = ("parity", "ordering", "min_volume_pct", "inventory", "max_avg_change_pct", "ladder")
 CHANGE_REL = 1e-6  # a re-solved price this far from the plan's has moved
 ROW_CHECKS = 8  # laddered rows one step inside a limit re-solved one by one up to this many
+LINK_CHECKS = 8  # stock limits re-solved one by one (to tell a row's own from a sibling's)
 
 
 def _without(prob: Problem, key: str) -> Problem | None:
@@ -123,8 +126,11 @@ def _without(prob: Problem, key: str) -> Problem | None:
     return q if len(q.links) < len(prob.links) else None
 
 
-def _subject(prob: Problem, key: str, groups: np.ndarray, p_free: np.ndarray) -> np.ndarray:
-    """Rows the constraint ``key`` applies to (parity: items whose band it has to close)."""
+def _subject(
+    prob: Problem, key: str, groups: np.ndarray, p_free: np.ndarray, reach: Any = None
+) -> np.ndarray:
+    """Rows the constraint ``key`` applies to (parity: items whose band it has to close;
+    a units link: the rows whose prices enter it, see :func:`_reach`)."""
     n = prob.n
     if key == "ladder":
         return ~np.isnan(prob.ladder_spacing)
@@ -150,8 +156,16 @@ def _subject(prob: Problem, key: str, groups: np.ndarray, p_free: np.ndarray) ->
     m = np.zeros(n, dtype=bool)
     for lk in prob.links:
         if lk.key == key:
-            m[lk.rows] = True
+            m[_reach(lk, reach)] = True
     return m
+
+
+def _reach(lk: Link, reach: Any) -> np.ndarray:
+    """Rows whose prices enter the constraint ``lk``: its rows, and under cross-price demand
+    (``reach``: the elasticity matrix) a units link's rows' siblings as well."""
+    if reach is None or not isinstance(lk, UnitsLink):
+        return lk.rows
+    return np.union1d(lk.rows, reach[lk.rows].nonzero()[1])
 
 
 def explain(
@@ -161,11 +175,15 @@ def explain(
     groups: np.ndarray,
     resolve: Callable[[Problem], np.ndarray],
     keys: tuple[str, ...] = COUPLED,
+    reach: Any = None,
 ) -> list[str]:
     """``binding`` by counterfactual: a coupling constraint (parity, ordering, a linking
     constraint, a ladder) holds a row when re-solving without it moves the row's price.
 
     ``keys``: the constraints tested by re-solves (others keep the route's own label).
+    ``reach``: the cross-price elasticity matrix, when a row's units depend on its siblings'
+    prices: a volume floor or stock then also holds the siblings of its rows, and a row held
+    by another row's stock is labelled ``inventory of ITEM/MARKET`` (see :func:`_labelled`).
 
     Row limits (bounds, margin floor, dedicated stock, extrapolation cap, frozen) keep the
     analytic test (the price sits on the limit). ``resolve`` solves a problem the same way
@@ -188,11 +206,52 @@ def explain(
                     rows[i].append(key)
             continue
         moved = ~_close(p_free, p, CHANGE_REL)
-        held = moved & _subject(prob, key, groups, p_free) & ~prob.frozen
-        for i in np.flatnonzero(held).tolist():
-            if key not in rows[i]:
-                rows[i].append(key)
+        held = moved & _subject(prob, key, groups, p_free, reach) & ~prob.frozen
+        for i, names in _labelled(prob, p, key, held, resolve, reach).items():
+            rows[i] += [x for x in names if x not in rows[i]]
     return [",".join(dict.fromkeys(r)) for r in rows]
+
+
+def _labelled(
+    prob: Problem,
+    p: np.ndarray,
+    key: str,
+    held: np.ndarray,
+    resolve: Callable[[Problem], np.ndarray],
+    reach: Any,
+) -> dict[int, list[str]]:
+    """Labels of the rows that the constraints named ``key`` hold together (``held``).
+
+    Where each of those constraints would give a held row the same label (the key: parity,
+    budgets, volume floors, stock on its own rows), that is the label. Where they differ (a
+    row's own stock or a sibling's, under cross-price demand), each constraint that reaches a
+    held row is re-solved without it alone (up to :data:`LINK_CHECKS` of them) and labels the
+    rows it moves; a held row that no single one moves (held by two together), and every
+    held row when more constraints reach them, keeps the key.
+    """
+    idx = np.flatnonzero(held).tolist()
+    if reach is None or not idx:  # each constraint reaches its own rows only: the key
+        return {i: [key] for i in idx}
+    near = [(lk, _reach(lk, reach)) for lk in prob.links if lk.key == key]
+    touching = [(lk, r) for lk, r in near if np.isin(r, idx).any()]
+    if len(near) == 1:  # the re-solve was without this one
+        return {i: [near[0][0].label_for(i)] for i in idx}
+    if all(lk.label_for(i) == key for lk, r in touching for i in r.tolist()) or (
+        len(touching) > LINK_CHECKS
+    ):
+        return {i: [key] for i in idx}
+    out: dict[int, list[str]] = {}
+    for lk, r in touching:
+        try:
+            p_one = resolve(replace(prob, links=[x for x in prob.links if x is not lk]))
+        except PricelabError:
+            continue
+        moved = ~_close(p_one, p, CHANGE_REL) & ~prob.frozen
+        for i in r[moved[r]].tolist():
+            out.setdefault(i, []).append(lk.label_for(i))
+    for i in idx:
+        out.setdefault(i, [key])
+    return out
 
 
 def _row_limit(prob: Problem, i: int, name: str) -> bool:

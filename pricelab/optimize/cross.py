@@ -129,7 +129,7 @@ def optimize_cross(
     # the ladder keeps its label (on a ladder, not on a bound): without it the re-solve
     # enumerates grids of n_grid prices, 50x the ladder's combinations (84 s vs 1.6 s)
     keys = tuple(k for k in COUPLED if k != "ladder")
-    labels = explain(prob, p, sol.labels, resp.groups, resolve, keys)
+    labels = explain(prob, p, sol.labels, resp.groups, resolve, keys, reach=curve.matrix)
     base = float(block_objective(prob, curve, prob.p0).sum())
     extra: dict[str, Any] = {
         "path": "cross",

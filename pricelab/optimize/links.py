@@ -41,6 +41,10 @@ class Link:
         """What the constraint measures at prices ``p`` (all rows)."""
         raise NotImplementedError
 
+    def label_for(self, i: int) -> str:
+        """Row ``i``'s ``binding`` label when this constraint holds its price: the key."""
+        return self.key
+
     def holds(self, prob: Problem, p: np.ndarray, tol: float = 1e-9) -> bool:
         """The constraint is met at ``p`` (relative tolerance ``tol``)."""
         raise NotImplementedError
@@ -158,6 +162,15 @@ class StockPool(UnitsLink):
 
     key: ClassVar[str] = "inventory"
     sense: ClassVar[float] = -1.0
+
+    owner: str = ""  # whose stock: ``ITEM/MARKET`` (dedicated) or ``pool ID``
+
+    def label_for(self, i: int) -> str:
+        """``inventory`` on the rows that draw on the stock; ``inventory of OWNER`` on another
+        row whose price protects it (a sibling under cross-price demand)."""
+        if not self.owner or i in self.rows.tolist():
+            return self.key
+        return f"{self.key} of {self.owner.replace(',', ';')}"
 
     def rhs(self, prob: Problem) -> float:
         return self.value

@@ -235,7 +235,7 @@ def build_problem(
     prob.links = _links(prob, cons, rules, inv, pool, stock, nan)
     for i in np.flatnonzero(dedicated & ~floors).tolist():
         name = f"inventory ({prob.label(i)}, stock {stock[i]:g})"
-        prob.links.append(StockPool(name, np.array([i]), float(stock[i])))
+        prob.links.append(StockPool(name, np.array([i]), float(stock[i]), prob.label(i)))
     prob.ordering = _ordering(prob, cons, demand)
     return prob
 
@@ -314,6 +314,7 @@ def _links(
                 f"inventory pool {pid} (stock {vals[0]:g})",
                 np.array(members),
                 float(vals[0]),
+                f"pool {pid}",
             )
         )
     return links

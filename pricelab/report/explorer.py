@@ -37,6 +37,14 @@ _PLAIN = {
 }
 
 
+def _plain(name: str) -> str:
+    """Plain words for one ``binding`` label (``inventory of ITEM/MARKET``: a sibling's stock
+    under cross-price demand)."""
+    if name.startswith("inventory of "):
+        return f"the stock of {name[len('inventory of ') :]}, which this price protects (inventory)"
+    return _PLAIN.get(name, name)
+
+
 def _num(value: Any) -> float | None:
     if value is None:
         return None
@@ -85,7 +93,7 @@ def _why(r: dict[str, Any]) -> str:
     if not names:
         why = "No constraint holds it: this is the unconstrained best price for the objective."
     else:
-        why = "Held by " + "; ".join(_PLAIN.get(n, n) for n in names) + "."
+        why = "Held by " + "; ".join(_plain(n) for n in names) + "."
     if r.get("too_wide"):
         why += (
             f" Interval too wide to act on: within the elasticity's 90% interval this price "

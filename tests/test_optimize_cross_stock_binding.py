@@ -1,0 +1,143 @@
+"""``binding`` on cross-route plans with stock: a row's units depend on its siblings' prices, so
+a stock limit holds the siblings whose prices protect it as well as its own rows. Each label
+is checked against brute force over every ladder plan: the rows that name a stock limit are
+exactly the rows whose best ladder price changes when that limit alone is lifted (``inventory``
+on the rows that draw on the stock, ``inventory of ITEM/MARKET`` or ``inventory of pool ID`` on
+a sibling), and ``inventory`` alone on a row that only lifting several limits together moves."""
+
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+import pytest
+
+from pricelab.demand.curves import CrossElasticity
+from pricelab.optimize.cross import optimize_cross
+from pricelab.report.explorer import _why
+from tests._cross_cases import brute, category, two_markets
+
+CONS = {
+    "horizon_weeks": 4,
+    "bounds": {"max_increase_pct": 30, "max_decrease_pct": 30},
+    "min_margin_pct": 20,
+    "ladder": {"step": 5},
+    "inventory": True,
+}
+
+
+def _case(name: str) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Demand (with ``stock`` and ``stock_pool``) and cross tables of each case."""
+    pool: list[str | None] = [None, None, None]
+    if name == "sibling":  # A's stock holds B and C (A stays on its cap)
+        (demand, cross), stock = category(), [160.0, None, None]
+    elif name == "own and sibling":  # A's and C's stock each hold their own row and the other
+        (demand, cross), stock = category(seed=1), [1102.0, None, 772.0]
+    elif name == "together":  # A's stock or C's holds B: lifting one leaves the other
+        (demand, cross), stock = category(seed=3), [147.0, None, 1527.0]
+    else:  # A's pool over US and GB holds A/GB and its sibling B/GB
+        (demand, cross), stock = two_markets(), [946.0, None, 946.0, None]
+        pool = ["P", None, "P", None]
+    return demand.with_columns(
+        stock=pl.Series(stock, dtype=pl.Float64), stock_pool=pl.Series(pool, dtype=pl.String)
+    ), cross
+
+
+def _limits(demand: pl.DataFrame) -> list[tuple[np.ndarray, float, str]]:
+    """Each stock limit from the table: (rows, stock, whose), recomputed from the raw columns."""
+    stock, pool = demand["stock"].to_numpy(), demand["stock_pool"].to_list()
+    out = []
+    for pid in sorted({x for x in pool if x is not None}):
+        rows = np.array([i for i, x in enumerate(pool) if x == pid])
+        out.append((rows, float(stock[rows[0]]), f"pool {pid}"))
+    for i in np.flatnonzero(~np.isnan(stock)).tolist():
+        if pool[i] is None:
+            out.append(
+                (np.array([i]), float(stock[i]), f"{demand['item_id'][i]}/{demand['market'][i]}")
+            )
+    return out
+
+
+@pytest.mark.parametrize("name", ["sibling", "own and sibling", "together", "pool"])
+def test_stock_labels_match_brute_force_without_each_limit(name: str) -> None:
+    demand, cross = _case(name)
+    plan = optimize_cross(demand, cross, CONS)
+    p = plan.table["recommended_price"].to_numpy()
+    limits = _limits(demand)
+    sibling = CrossElasticity.from_tables(demand, cross).matrix.toarray() != 0
+
+    def best_without(skip: set[int]) -> np.ndarray:
+        def feasible(_p: np.ndarray, q: np.ndarray) -> bool:
+            return all(
+                4 * q[rows].sum() <= s * (1 + 1e-12)
+                for k, (rows, s, _) in enumerate(limits)
+                if k not in skip
+            )
+
+        return brute(demand, cross, CONS, feasible)[1]
+
+    assert p == pytest.approx(best_without(set()), rel=1e-12)  # the plan is the brute optimum
+    want: list[set[str]] = [set() for _ in p]
+    for k, (rows, _, whose) in enumerate(limits):
+        moved = ~np.isclose(best_without({k}), p, rtol=1e-9, atol=0.0)
+        reach = sibling[rows].any(axis=0)  # the rows whose prices enter its units
+        for i in np.flatnonzero(moved & reach).tolist():
+            want[i].add("inventory" if i in rows else f"inventory of {whose}")
+    moved_all = ~np.isclose(best_without(set(range(len(limits)))), p, rtol=1e-9, atol=0.0)
+    for i in np.flatnonzero(moved_all).tolist():
+        if not want[i]:
+            want[i].add("inventory")
+    got = [
+        {x for x in b.split(",") if x.startswith("inventory")}
+        for b in plan.table["binding"].to_list()
+    ]
+    assert got == want, plan.table.select("item_id", "market", "recommended_price", "binding")
+    # each case holds what its name says
+    flat = [x for w in want for x in w]
+    assert any(x.startswith("inventory of") for x in flat) or name == "together"
+    if name in ("own and sibling", "pool"):
+        assert "inventory" in flat
+    if name == "together":
+        assert want[1] == {"inventory"}
+
+
+def test_a_volume_floor_on_one_category_holds_the_siblings_outside_it() -> None:
+    """A floor on A's units (an override on its category) is met through B's and C's prices
+    as well: ``min_volume_pct`` is named on exactly the rows that lifting it moves."""
+    demand, cross = category()
+    demand = demand.with_columns(category=pl.Series(["totes", "bags", "bags"]))
+    cons = {
+        **{k: v for k, v in CONS.items() if k != "inventory"},
+        "overrides": [{"where": {"category": "totes"}, "min_volume_pct": 110}],
+    }
+    plan = optimize_cross(demand, cross, cons)
+    p = plan.table["recommended_price"].to_numpy()
+    floor = brute(demand, cross, cons, lambda _p, q: q[0] >= 110.0 * (1 - 1e-12))[1]
+    free = brute(demand, cross, cons, lambda _p, q: True)[1]
+    assert p == pytest.approx(floor, rel=1e-12)
+    moved = ~np.isclose(free, p, rtol=1e-9, atol=0.0)
+    named = np.array(["min_volume_pct" in b.split(",") for b in plan.table["binding"]])
+    assert (named == moved).all(), plan.table.select("item_id", "recommended_price", "binding")
+    assert named[1:].any()  # a sibling outside the floor's category is held by it
+
+
+def test_the_sibling_label_reaches_the_csv_and_the_report(tmp_path, cli) -> None:
+    demand, cross = _case("sibling")
+    demand.drop("stock_pool").write_csv(tmp_path / "demand.csv")
+    cross.write_csv(tmp_path / "cross.csv")
+    (tmp_path / "c.yaml").write_text(
+        "horizon_weeks: 4\nbounds: {max_increase_pct: 30, max_decrease_pct: 30}\n"
+        "min_margin_pct: 20\nladder: {step: 5}\ninventory: true\n"
+    )
+    r = cli(
+        "optimize", "--demand", tmp_path / "demand.csv", "--cross", tmp_path / "cross.csv",
+        "--constraints", tmp_path / "c.yaml", "--db", tmp_path / "x.duckdb",
+        "--output", tmp_path / "plan.csv",
+    )  # fmt: skip
+    assert r.exit_code == 0, r.stdout + r.stderr
+    t = pl.read_csv(tmp_path / "plan.csv")
+    assert [("inventory of A/US" in b.split(",")) for b in t["binding"].fill_null("")] == [
+        False,
+        True,
+        True,
+    ]
+    assert "the stock of A/US, which this price protects (inventory)" in _why(t.row(1, named=True))
