@@ -11,7 +11,7 @@ import pytest
 
 from pricelab.optimize import optimize
 from pricelab.optimize.minor_unit import decimals
-from tests._optimize_data import demand
+from tests._optimize_data import demand, profit
 from tests.test_optimize_properties import _violations
 
 
@@ -179,3 +179,73 @@ def test_the_rounding_search_stops_on_work_not_on_the_clock(monkeypatch) -> None
     assert _on_unit(t["recommended_price"].to_numpy(), dec).all()
     order = df.join(t.select("item_id", "market", "recommended_price"), on=["item_id", "market"])
     assert _violations(df, order["recommended_price"].to_numpy(), cons) == []
+
+
+def test_a_dinar_row_follows_a_yen_row_off_its_floor_as_brute_force() -> None:
+    """Regression: one item in JPY and KWD, parity 3%. The yen row sits at its floor
+    (134.04) and must round up to 135 yen (+0.7%), so the dinar row, at the band's edge,
+    must follow by ~850 units of 0.001: beyond the rounding window (32 units either side at
+    reach 1, 512 at reach 16). The only plan in it kept the dinar row at its current price,
+    2.8% below the best rounded plan (and where the current price is outside the band, as
+    in ``test_ten_items_in_four_currencies_are_all_rounded``, none: every row unrounded).
+    Wide windows are now strided, then refined unit by unit: the plan is on units, meets
+    parity and is within 1e-5 of the best of every rounded plan (brute force over 26 x
+    22,426 price pairs)."""
+    df = pl.DataFrame(
+        {
+            "item_id": ["A", "A"],
+            "market": ["US", "DE"],
+            "elasticity": [-3.0, -3.0],
+            "base_price": [150.0, 125.0],
+            "base_quantity": [10.0, 10.0],
+            "unit_cost": [60.0, 50.0],
+            "fx_rate": [1.1, 1.0],
+            "currency": ["JPY", "KWD"],
+        }
+    )
+    cons = {
+        "bounds": {"max_decrease_pct": 10.64, "max_increase_pct": 7.3},
+        "parity": {"max_gap_pct": 3},
+    }
+    plan = optimize(df, cons)
+    assert "unrounded_rows" not in plan.extra
+    t = plan.table.join(df.select("item_id", "market"), on=["item_id", "market"], how="right")
+    p = t["recommended_price"].to_numpy()
+    assert _on_unit(p, np.array([0, 3])).all()
+    b = p / np.array([1.1, 1.0])
+    assert b.max() <= 1.03 * b.min() * (1 + 1e-12)  # parity, in base currency
+    assert (p >= np.array([150.0, 125.0]) * (1 - 0.1064)).all()
+    assert (p <= np.array([150.0, 125.0]) * 1.073).all()
+    yen = np.arange(np.ceil(150 * (1 - 0.1064)), np.floor(150 * 1.073) + 1)
+    dinar = np.arange(np.ceil(125 * (1 - 0.1064) * 1000), np.floor(125 * 1.073 * 1000) + 1)
+    y, d = np.meshgrid(yen, dinar / 1000, indexing="ij")
+    ok = np.maximum(y / 1.1, d) <= 1.03 * np.minimum(y / 1.1, d) * (1 + 1e-12)
+    e, p0, q0, c, fx = (
+        df[k].to_numpy()
+        for k in ("elasticity", "base_price", "base_quantity", "unit_cost", "fx_rate")
+    )
+    both = sum((x - c[i]) * q0[i] * (x / p0[i]) ** e[i] / fx[i] for i, x in enumerate((y, d)))
+    best = float(both[ok].max())  # the profit of every rounded plan in the band: the best
+    assert profit(df, p) >= best * (1 - 1e-5)
+    assert profit(df, p) <= best * (1 + 1e-12)  # nothing off the grid or outside the band
+
+
+def test_ten_items_in_four_currencies_are_all_rounded() -> None:
+    """Regression: 10 items in JPY/GBP/KWD/CHF with parity 3%: one item (a yen row at its
+    floor, a dinar row that had to follow by ~850 units) made the one rounding MILP
+    infeasible at every window, so all 40 rows kept unrounded prices (50 s). Now every
+    price is on its unit, every constraint holds and rounding costs little."""
+    df = _with_currency(demand(10, seed=5, spread=0.1), CUR)
+    cons = {
+        "bounds": {"max_increase_pct": 7.3, "max_decrease_pct": 11.1},
+        "min_margin_pct": 20,
+        "parity": {"max_gap_pct": 3},
+    }
+    plan = optimize(df, cons)
+    assert "unrounded_rows" not in plan.extra
+    t = plan.table.join(df.select("item_id", "market", "currency"), on=["item_id", "market"])
+    dec = np.array([decimals(c) for c in t["currency"].to_list()])
+    assert _on_unit(t["recommended_price"].to_numpy(), dec).all()
+    order = df.join(t.select("item_id", "market", "recommended_price"), on=["item_id", "market"])
+    assert _violations(df, order["recommended_price"].to_numpy(), cons) == []
+    assert plan.gap <= 2e-3  # the unrounded plan's proven bound, rounding included

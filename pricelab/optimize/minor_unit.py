@@ -32,7 +32,7 @@ DEFAULT_DECIMALS = 2
 LOSS_TOL = 1e-5  # a rounded plan this close to the unrounded one ends the search
 GAP_SHARE = 0.1  # ... or this share of the plan's proven gap
 MAX_REACH_CELLS = 200_000  # candidates of all rows searched by a wider rounding MILP
-MAX_ROW_STEPS = 32  # units either side of a row at reach 1 (parity items, see _item_steps)
+MAX_ROW_STEPS = 32  # candidates either side of a row at reach 1 (parity items, _item_steps)
 #: branch-and-bound nodes of one rounding MILP: the search stops on work done, not on the
 #: clock (it stopped on 60 s, then 10 s, of wall time), so a loaded machine returns the
 #: plan a quiet one does. Every rounding MILP of the test suite ends at its root node.
@@ -111,51 +111,67 @@ def _search(
     """The rounding MILP on widening windows of units around ``p`` (None: no rounded plan
     meets every constraint). A window is widened only while the best plan so far loses more
     than the tolerance and some row's choice sits on the window's edge (inside its limits):
-    when none does, the window did not hold the plan where it is."""
+    when none does, the window did not hold the plan where it is. Rows whose window is
+    strided (:func:`_spacing`) then choose among the units between their strides around
+    the plan found."""
     u, lo, hi, room, steps = grid
     target = float(prob.objective_value(p).sum())
     tol = max(LOSS_TOL, GAP_SHARE * gap) * abs(target)
     found, found_v = None, -np.inf
     down, up = _grid(p, u, up=False), _grid(p, u, up=True)
+    count, stride = _spacing(steps)
     for reach in (1, 4, 16):  # the candidate MILP on the units around each price
-        span = reach * steps
+        span = reach * count
         if found is not None and 2 * float(span.sum()) > MAX_REACH_CELLS:
             break  # a wider search is too large
-        P = _candidates(prob, p, u, lo, hi, room, reach, steps)
-        valid = ~np.isnan(P)
-        value = np.where(valid, prob.objective_value(np.where(valid, P, 1.0)), 0.0)
-        for margin in (STRICT_MARGIN, 0.0):  # narrowed first: HiGHS meets rows to ~1e-6
-            try:
-                res = solve_milp(
-                    prob,
-                    P,
-                    value,
-                    parity_groups=groups,
-                    parity_gap=np.nan_to_num(prob.parity_gap),
-                    time_limit=GUARD_SECONDS,
-                    margin=margin,
-                    node_limit=NODE_LIMIT,
-                )
-            except SolverError:  # no plan within the node limit
-                if found is None:
-                    raise
-                break
-            ok = res.status != "infeasible" and not np.isnan(res.prices).any()
-            if ok and _holds(prob, res.prices, groups):
-                v = float(prob.objective_value(res.prices).sum())
-                if v > found_v:
-                    found, found_v = res.prices, v
-                break
+        try:
+            got = _choose(prob, _candidates(prob, p, u, lo, hi, room, reach, steps), groups)
+        except SolverError:  # no plan within the node limit
+            if found is None:
+                raise
+            got = None
+        if got is not None and float(prob.objective_value(got).sum()) > found_v:
+            found, found_v = got, float(prob.objective_value(got).sum())
         if found is not None:
             if target - found_v <= tol:
                 break  # close enough to the unrounded plan
-            low_edge, high_edge = down - (span - 1) * u, up + (span - 1) * u
+            low_edge, high_edge = down - (span - 1) * stride * u, up + (span - 1) * stride * u
             eps = 1e-9 * np.maximum(1.0, np.abs(p))
             edge = (found <= low_edge + eps) & (low_edge - u >= lo - eps)
             edge |= (found >= high_edge - eps) & (high_edge + u <= hi + eps)
             if not (room & edge).any():
                 break  # no row pressed against the window: a wider one is not needed
+    if found is not None and (stride > 1).any() and target - found_v > tol:
+        fine = _candidates(prob, found, u, lo, hi, room, 1, np.maximum(stride, 2))
+        try:
+            got = _choose(prob, fine, groups)
+        except SolverError:
+            got = None
+        if got is not None and float(prob.objective_value(got).sum()) > found_v:
+            found = got
     return found
+
+
+def _choose(prob: Problem, P: np.ndarray, groups: np.ndarray) -> np.ndarray | None:
+    """The candidate MILP's best plan among ``P`` that meets every constraint (None: it
+    found none; :class:`SolverError` when it stopped without a plan)."""
+    valid = ~np.isnan(P)
+    value = np.where(valid, prob.objective_value(np.where(valid, P, 1.0)), 0.0)
+    for margin in (STRICT_MARGIN, 0.0):  # narrowed first: HiGHS meets rows to ~1e-6
+        res = solve_milp(
+            prob,
+            P,
+            value,
+            parity_groups=groups,
+            parity_gap=np.nan_to_num(prob.parity_gap),
+            time_limit=GUARD_SECONDS,
+            margin=margin,
+            node_limit=NODE_LIMIT,
+        )
+        ok = res.status != "infeasible" and not np.isnan(res.prices).any()
+        if ok and _holds(prob, res.prices, groups):
+            return res.prices
+    return None
 
 
 def on_units(prob: Problem, P: np.ndarray) -> np.ndarray:
@@ -262,12 +278,16 @@ def _item_steps(
     prob: Problem, p: np.ndarray, u: np.ndarray, room: np.ndarray, groups: np.ndarray
 ) -> np.ndarray:
     """Units either side of a row's price at reach 1: one, or on a parity item as many as
-    move the row by the item's largest relative unit (capped at ``MAX_ROW_STEPS``).
+    move the row by the item's largest relative unit (:func:`_spacing` turns more than
+    ``MAX_ROW_STEPS`` into a stride).
 
     A parity row pinned at a limit rounds one way by up to its unit (1 yen on 20,000 is
     5e-5); the item's other markets must be able to follow by as much, and a 0.001 dinar
     on 50 is 2e-5: one unit either side leaves the band unmeetable (the 40-item case: 7
-    items; 150 items: infeasible at 4 units).
+    items; 150 items: infeasible at 4 units). Capped at 32 units, a dinar row next to a
+    yen row at its floor (1 yen on 134 is 7.5e-3, 0.001 dinar on 118 is 8.5e-6: 880
+    units) could not follow even at reach 16, and that one item left every row of the
+    plan unrounded (10 items in JPY/GBP/KWD/CHF, parity 3%).
     """
     k = np.ones(prob.n)
     m = (groups >= 0) & room
@@ -277,7 +297,15 @@ def _item_steps(
     big = np.zeros(int(groups.max()) + 1)
     np.maximum.at(big, groups[m], rel[m])
     k[m] = np.ceil(big[groups[m]] / rel[m] * (1 - 1e-9))
-    return np.clip(k, 1, MAX_ROW_STEPS)
+    return np.maximum(k, 1)
+
+
+def _spacing(steps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(candidates, stride) per side and reach: a row that must reach ``steps`` units takes
+    at most ``MAX_ROW_STEPS`` candidates, ``stride`` units apart, beyond its two
+    neighbouring units (``count * stride >= steps``)."""
+    stride = np.ceil(steps / MAX_ROW_STEPS)
+    return np.ceil(steps / stride), stride
 
 
 def _candidates(
@@ -291,13 +319,15 @@ def _candidates(
     steps: np.ndarray | None = None,
 ) -> np.ndarray:
     """Per row: the units from ``reach * steps`` below to as many above ``p`` within
-    [lo, hi] (``steps`` per row, default 1), and the current price when it lies within the
-    row's limits (NaN pads; unrounded rows: p)."""
+    [lo, hi] (``steps`` per row, default 1; past ``MAX_ROW_STEPS`` every ``stride``-th unit
+    beyond the two around ``p``, :func:`_spacing`), and the current price when it lies
+    within the row's limits (NaN pads; unrounded rows: p)."""
     down, up = _grid(p, u, up=False), _grid(p, u, up=True)
-    span = reach * (np.ones(prob.n) if steps is None else steps)
+    count, stride = _spacing(np.ones(prob.n) if steps is None else steps)
+    span = reach * count
     ks = range(int(span.max()))
-    cand = [np.where(k < span, down - k * u, np.nan) for k in ks]
-    cand += [np.where(k < span, up + k * u, np.nan) for k in ks]
+    cand = [np.where(k < span, np.round(down - k * stride * u, 9), np.nan) for k in ks]
+    cand += [np.where(k < span, np.round(up + k * stride * u, 9), np.nan) for k in ks]
     cols = [np.where(room & (c >= lo - 1e-9) & (c <= hi + 1e-9), c, np.nan) for c in cand]
     cols.append(np.where(room & (prob.p0 >= prob.lo) & (prob.p0 <= prob.hi), prob.p0, np.nan))
     P = np.column_stack(cols)
