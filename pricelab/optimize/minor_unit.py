@@ -69,12 +69,19 @@ def _grid(x: np.ndarray, u: np.ndarray, up: bool) -> np.ndarray:
         return np.where(np.isfinite(x), np.round(k * u, 6), x)
 
 
+#: why rows coupled by parity, ordering or a link keep the solver's price
+NO_COMBINATION = (
+    "no prices on the minor units near the plan meet parity, ordering and the linked "
+    "constraints together: the solver's price is kept"
+)
+
+
 def round_prices(
     prob: Problem, p: np.ndarray, groups: np.ndarray, gap: float = 0.0
-) -> tuple[np.ndarray, int]:
-    """Prices on their minor unit meeting every constraint; and how many rows could not be
-    rounded (no multiple of the unit inside the row's limits, or no rounded combination
-    meets the coupling constraints: those keep the solver's price).
+) -> tuple[np.ndarray, dict[int, str]]:
+    """Prices on their minor unit meeting every constraint; and why each row that could
+    not be rounded keeps the solver's price (no multiple of the unit inside the row's
+    limits, or no rounded combination meets the coupling constraints).
 
     The rounding MILP widens its window around ``p`` until the rounded plan is within
     ``LOSS_TOL``, or within ``GAP_SHARE`` of ``gap`` (the plan's proven gap), of ``p``'s
@@ -82,12 +89,12 @@ def round_prices(
     u = units(prob)
     todo = ~np.isnan(u)
     if not todo.any():
-        return p, 0
+        return p, {}
     uu = np.where(todo, u, 1.0)
     lo = np.where(todo, _grid(np.maximum(prob.lo, 0.0), uu, up=True), p)
     hi = np.where(todo, _grid(np.where(np.isfinite(prob.hi), prob.hi, np.inf), uu, up=False), p)
     room = todo & (lo <= hi)
-    unrounded = int((todo & ~room).sum())
+    unrounded = no_unit_inside(prob, todo & ~room)
     coupled = bool(prob.links) or bool(prob.ordering) or bool((groups >= 0).any())
     P = _candidates(prob, p, uu, lo, hi, room, 1)
     valid = ~np.isnan(P)
@@ -102,7 +109,19 @@ def round_prices(
     found = _search(prob, p, groups, gap, (uu, lo, hi, room, steps))
     if found is not None:
         return found, unrounded
-    return p, int(todo.sum())
+    return p, {int(i): NO_COMBINATION for i in np.nonzero(todo)[0]} | unrounded
+
+
+def no_unit_inside(prob: Problem, rows: np.ndarray) -> dict[int, str]:
+    """Why each of ``rows`` (mask) keeps a price off its minor unit: none lies inside its
+    limits (e.g. floor 10.004 and cap 10.006 in a 2-decimal currency)."""
+    u = units(prob)
+    cur = prob.frame["currency"].to_list() if "currency" in prob.frame.columns else []
+    return {
+        int(i): f"no multiple of its minor unit ({u[i]:g} {cur[i]}) between its limits "
+        f"{prob.lo[i]:.6g} and {prob.hi[i]:.6g}: the solver's price is kept"
+        for i in np.nonzero(rows)[0]
+    }
 
 
 def _search(

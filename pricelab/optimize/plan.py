@@ -184,6 +184,13 @@ class Plan:
                 + "; ".join(f"{c['item_id']}/{c['market']}: {c['reason']}" for c in conflicts[:3])
                 + ("; ..." if len(conflicts) > 3 else "")
             )
+        unrounded = self.extra.get("unrounded") or []
+        if unrounded:
+            lines.append(
+                f"{len(unrounded)} row(s) not on their currency's minor unit: "
+                + "; ".join(f"{c['item_id']}/{c['market']}: {c['reason']}" for c in unrounded[:3])
+                + ("; ..." if len(unrounded) > 3 else "")
+            )
         if self.skipped.height:
             reasons = self.skipped.group_by("reason").len().sort("len", descending=True)
             lines.append(

@@ -34,7 +34,7 @@ from pricelab.optimize.constraints import Constraints, load_constraints
 from pricelab.optimize.decompose import Responder
 from pricelab.optimize.ladder import mixed_blocks
 from pricelab.optimize.links import AverageChangeBudget, VolumeFloor
-from pricelab.optimize.minor_unit import off_grid, round_prices
+from pricelab.optimize.minor_unit import no_unit_inside, off_grid, round_prices
 from pricelab.optimize.plan import Plan, nothing_to_optimise, with_skipped_rows
 from pricelab.optimize.plan_table import plan_table, with_intervals
 from pricelab.optimize.problem import Problem, build_problem
@@ -161,8 +161,8 @@ def optimize_own_price(
     labels = _explained(prob, resp, solved, extra, alpha, draws, seed, n_grid, time_limit, expected)
     if alpha is None and not expected:  # point-profit plans: rounding keeps their objective
         solved = _on_minor_units(prob, resp, solved, extra)
-    elif off_grid(prob, solved.prices).any():  # chosen among prices on the minor unit
-        extra["unrounded_rows"] = int(off_grid(prob, solved.prices).sum())
+    else:  # chosen among prices on the minor unit: rows off it had none inside their limits
+        _unrounded(prob, no_unit_inside(prob, off_grid(prob, solved.prices)), extra)
     table = with_status(plan_table(prob, solved.prices, labels), reasons)
     if reasons:
         extra["conflicts"] = [
@@ -224,12 +224,21 @@ def _solve(
 def _on_minor_units(prob: Problem, resp: Responder, solved: Solved, extra: dict) -> Solved:
     """The plan on each currency's minor unit (:mod:`pricelab.optimize.minor_unit`); the
     objective is re-evaluated and the gap measured against the route's proven bound."""
-    p, unrounded = round_prices(prob, solved.prices, resp.groups, solved.gap)
-    if unrounded:
-        extra["unrounded_rows"] = unrounded
+    p, why = round_prices(prob, solved.prices, resp.groups, solved.gap)
+    _unrounded(prob, why, extra)
     obj = float(prob.objective_value(p).sum())
     bound = solved.objective + solved.gap * abs(solved.objective)
     return replace(solved, prices=p, objective=obj, gap=rel_gap(bound, obj))
+
+
+def _unrounded(prob: Problem, why: dict[int, str], extra: dict) -> None:
+    """Rows left off their currency's minor unit: how many, and which and why."""
+    if why:
+        extra["unrounded_rows"] = len(why)
+        extra["unrounded"] = [
+            {"item_id": str(prob.item[i]), "market": str(prob.market[i]), "reason": r}
+            for i, r in sorted(why.items())
+        ]
 
 
 def _explained(
