@@ -261,8 +261,8 @@ def test_a_failure_while_the_fingerprint_runs_is_reported_as_itself(
     store_path: Path, tmp_path: Path, cli, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The run's fingerprint is taken in a background thread on its own cursor; an error
-    raised meanwhile (here an unknown market in a filter) must reach the CLI as a usage
-    error (exit 2, database unchanged), not as a busy connection at close (exit 3)."""
+    raised before or meanwhile (here an unknown market in a filter) must reach the CLI as a
+    usage error (exit 2, database unchanged), not as a busy connection at close (exit 3)."""
     import shutil
 
     from pricelab.store import runs
@@ -291,10 +291,56 @@ def test_a_failure_while_the_fingerprint_runs_is_reported_as_itself(
         assert store.execute("SELECT count(*) FROM runs")[0][0] == before
 
 
+def test_a_write_failure_while_the_fingerprint_runs_is_reported_as_itself(
+    store_path: Path, tmp_path: Path, cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The fingerprint's thread runs while the scenario rows are inserted; a failure of that
+    write (here a StoreError from the totals' insert) rolls back the run and its rows and
+    reaches the CLI as itself (exit 2), with the fingerprint's cursor settled first."""
+    import shutil
+    import threading
+
+    from pricelab.errors import StoreError
+    from pricelab.store import runs
+
+    real, started = runs.input_fingerprint, threading.Event()
+
+    def slow(store: Store) -> dict:
+        started.set()
+        store.execute("SELECT sum(i) FROM range(400000000) t(i)")  # still running at the failure
+        return real(store)
+
+    real_write = Store.write_result
+
+    def failing(self: Store, name: str, df: pl.DataFrame, run_id: str) -> None:
+        real_write(self, name, df, run_id)
+        if name == "scenario_totals":
+            assert started.wait(10)  # the fingerprint runs during the write
+            raise StoreError("simulated write failure")
+
+    monkeypatch.setattr(runs, "input_fingerprint", slow)
+    monkeypatch.setattr(Store, "write_result", failing)
+    db = tmp_path / "copy.duckdb"
+    shutil.copy(store_path, db)
+    scen = tmp_path / "s.yaml"
+    scen.write_text(
+        "baseline_weeks: 5\nhorizon_weeks: 3\nscenarios:\n  - name: x\n    changes:\n"
+        "      - where: {market: US}\n        price_change_pct: 5\n"
+    )
+    with Store.open(db, read_only=True) as store:
+        before = store.snapshot()
+    res = cli("simulate", "--db", db, "--scenario", scen, "--draws", "0")
+    assert res.exit_code == 2, res.stderr
+    assert "simulated write failure" in res.stderr
+    with Store.open(db, read_only=True) as store:
+        after = store.snapshot()
+    assert after.keys() == before.keys()
+    assert all(after[k].equals(before[k]) for k in before)
+
+
 def test_the_recorded_run_holds_the_inputs_fingerprint(store_path: Path, tmp_path: Path) -> None:
-    """``pricelab.api.simulate`` starts the fingerprint when it opens the store (before the
-    scenario is read); the run records the fingerprint of the inputs as they are, and its
-    stored rows are the result's."""
+    """``pricelab.api.simulate`` takes the fingerprint while the rows are inserted; the run
+    records the fingerprint of the inputs as they are, and its stored rows are the result's."""
     import json
     import shutil
 

@@ -58,28 +58,22 @@ def simulate(
     ------
     ConfigError, UsageError, NotFoundError, EmptyStoreError, StoreError
     """
-    from pricelab.store.runs import fingerprint_ahead, settled
     from pricelab.tracking import log_run, resolve_mlflow
 
     track = resolve_mlflow(mlflow)
     with Store.open(db, must_exist=True) as store:
-        # simulate writes no input table: the run's input fingerprint (a scan of every
-        # sales row) is taken in the background from here, while the simulation's modules
-        # are imported and the scenario file is read
-        inputs = fingerprint_ahead(store)
-        with settled(inputs):
-            from pricelab.simulate import simulate as _simulate
+        from pricelab.simulate import simulate as _simulate
 
-            result = _simulate(
-                store,
-                scenario,
-                estimates=estimates,
-                draws=draws,
-                seed=seed,
-                engine=engine,
-                source=source,
-                inputs=inputs,
-            )
+        # the run's input fingerprint is taken while its rows are inserted (see there)
+        result = _simulate(
+            store,
+            scenario,
+            estimates=estimates,
+            draws=draws,
+            seed=seed,
+            engine=engine,
+            source=source,
+        )
         result.mlflow = log_run(  # type: ignore[attr-defined]
             store,
             result.run_id,

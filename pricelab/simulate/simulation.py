@@ -203,7 +203,7 @@ def simulate(
     inputs : FingerprintAhead, optional
         The store's input fingerprint, already being taken
         (:func:`pricelab.store.runs.fingerprint_ahead`; the caller settles it); by default
-        a recorded run starts taking it here.
+        a recorded run starts taking it as it inserts its rows.
 
     Returns
     -------
@@ -236,10 +236,7 @@ def simulate(
     plans: dict[str, pl.DataFrame] = {}
     for ref in spec.plan_refs:
         plan_runs[ref], plans[ref] = resolve_plan(store, ref)
-    # simulate writes no input table: the run's input fingerprint is taken while it works
-    if record and inputs is None:
-        inputs = fingerprint_ahead(store)
-    with settled(inputs):  # its cursor must not outlive a failed command
+    with settled(inputs):  # a caller's fingerprint cursor must not outlive a failed command
         base, season, window = baseline_window(
             store,
             spec,
@@ -331,8 +328,12 @@ def simulate(
             run = record_run(
                 store, "simulate", params, parents=[est_run, *dict.fromkeys(plan_runs.values())]
             )
-            run.inputs = inputs
-            with store.transaction():
+            # simulate writes no input table: the run's input fingerprint (a scan of every
+            # sales row on its own cursor, both cores) is taken while the rows are inserted,
+            # which DuckDB does on one core; settled before the store closes
+            ahead = fingerprint_ahead(store) if inputs is None else inputs
+            run.inputs = ahead
+            with settled(ahead), store.transaction():
                 store.write_result("scenarios", table, run.run_id)
                 store.write_result("scenario_totals", agg, run.run_id)
                 run.finish(
