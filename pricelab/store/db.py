@@ -341,7 +341,9 @@ class Store:
     def write_result(self, name: str, df: pl.DataFrame, run_id: str) -> None:
         """Store a result frame under ``run_id`` in table ``name`` (created on first use).
 
-        New columns in later runs are added to the table; missing ones are NULL.
+        New columns in later runs are added to the table; missing ones are NULL. A run of
+        a DuckDB row group or more is stored in a table of its own behind the view ``name``
+        (:mod:`pricelab.store.results`: no later run's checkpoint rewrites its rows).
         """
         frame = df.with_columns(pl.lit(run_id).alias("run_id")).select(
             ["run_id", *[c for c in df.columns if c != "run_id"]]
@@ -350,23 +352,9 @@ class Store:
             self._write_result(name, frame)
 
     def _write_result(self, name: str, frame: pl.DataFrame) -> None:
-        arrow = "__pricelab_result"
-        if not self.has_table(name):
-            self.con.execute(
-                f"CREATE TABLE {_ident(name)} AS SELECT * FROM {arrow} LIMIT 0"
-            ).fetchall()
-        existing = set(self.query(f"SELECT * FROM {_ident(name)} LIMIT 0").columns)
-        for col in frame.columns:
-            if col not in existing:
-                rel = self.con.sql(f"SELECT {_ident(col)} FROM {arrow} LIMIT 0")
-                dtype = rel.types[0]
-                self.con.execute(
-                    f"ALTER TABLE {_ident(name)} ADD COLUMN {_ident(col)} {dtype}"
-                ).fetchall()
-        cols = ", ".join(_ident(c) for c in frame.columns)
-        self.con.execute(
-            f"INSERT INTO {_ident(name)} ({cols}) SELECT {cols} FROM {arrow}"
-        ).fetchall()
+        from pricelab.store import results
+
+        results.write(self, name, "__pricelab_result", frame.columns, frame.height)
 
     def read_result(self, name: str, run_id: str) -> pl.DataFrame:
         """The rows of result table ``name`` stored under ``run_id`` (without the run_id column)."""

@@ -1,0 +1,107 @@
+"""Result tables: where a command's result rows are stored, and how they stay cheap to append.
+
+A result kind (``elasticities``, ``plans``...) is read as one relation of that name, keyed by
+``run_id``. Small runs are appended to one table. A run of at least one DuckDB row group
+(:data:`PART_ROWS` rows) is stored in a table of its own, ``<name>__part<k>``, and ``<name>``
+becomes a view over the rows of small runs (``<name>__base``) and every part, by column name.
+
+Why: DuckDB's checkpoint merges adjacent row groups that fit in fewer (its vacuum). With
+every run appended to one table, a run of 300,000 rows (122,880 + 122,880 + 54,240) left a
+last row group that the next run's groups merged with, so every other 300k-row ``estimate``
+rewrote ~354k rows of two tables at its close (0.5-0.9 CPU s, ``benchmarks/bench_writes.py``).
+A part is written once and never appended to, so no later checkpoint can merge its row
+groups with another run's; small runs still share a table whose vacuum keeps it compact
+(``tests/test_store_compaction.py``). Readers see the same rows, columns and types either way.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pricelab.store.db import Store
+
+#: DuckDB's row group size: runs with at least this many rows get a table of their own
+PART_ROWS = 122_880
+_BASE = "__base"
+_PART = re.compile(r"^(?P<name>.+)__part(?P<k>[0-9]+)$")
+
+
+def _q(name: str) -> str:
+    from pricelab.store.db import _ident
+
+    return _ident(name)
+
+
+def _catalog(store: Store) -> dict[str, str]:
+    """Every table and view of the main schema and its type (``BASE TABLE`` or ``VIEW``)."""
+    rows = store.con.execute(
+        "SELECT table_name, table_type FROM information_schema.tables WHERE table_schema = 'main'"
+    ).fetchall()
+    return {str(r[0]): str(r[1]) for r in rows}
+
+
+def parts(store: Store, name: str, catalog: dict[str, str] | None = None) -> list[str]:
+    """The part tables of result ``name`` in the order they were written."""
+    found = []
+    for table in catalog if catalog is not None else _catalog(store):
+        m = _PART.match(table)
+        if m and m["name"] == name:
+            found.append((int(m["k"]), table))
+    return [t for _, t in sorted(found)]
+
+
+def base_table(store: Store, name: str, catalog: dict[str, str] | None = None) -> str | None:
+    """The table that holds the small runs of result ``name`` (None: no result stored yet)."""
+    catalog = _catalog(store) if catalog is None else catalog
+    kind = catalog.get(name)
+    if kind is None:
+        return None
+    return name + _BASE if kind == "VIEW" else name
+
+
+def write(store: Store, name: str, arrow: str, columns: list[str], rows: int) -> None:
+    """Append the registered frame ``arrow`` (``columns``, ``rows`` rows) to result ``name``."""
+    catalog = _catalog(store)
+    base = base_table(store, name, catalog)
+    large = rows >= PART_ROWS
+    if base is None:
+        base = name + _BASE if large else name
+        store.con.execute(f"CREATE TABLE {_q(base)} AS SELECT * FROM {arrow} LIMIT 0").fetchall()
+    elif large and base == name:  # first large run: the small runs' table moves behind a view
+        base = name + _BASE
+        store.con.execute(f"ALTER TABLE {_q(name)} RENAME TO {_q(base)}").fetchall()
+    added = _add_columns(store, base, arrow, columns)
+    cols = ", ".join(_q(c) for c in columns)
+    if not large:
+        store.con.execute(f"INSERT INTO {_q(base)} ({cols}) SELECT {cols} FROM {arrow}").fetchall()
+        if added and base != name:
+            _replace_view(store, name, base, parts(store, name, catalog))
+        return
+    have = parts(store, name, catalog)
+    last = _PART.match(have[-1]) if have else None
+    part = f"{name}__part{int(last['k']) + 1 if last else 1}"
+    # the base's column types: rows read back as if appended to one table
+    store.con.execute(f"CREATE TABLE {_q(part)} AS SELECT * FROM {_q(base)} LIMIT 0").fetchall()
+    store.con.execute(f"INSERT INTO {_q(part)} ({cols}) SELECT {cols} FROM {arrow}").fetchall()
+    _replace_view(store, name, base, [*have, part])
+
+
+def _add_columns(store: Store, table: str, arrow: str, columns: list[str]) -> bool:
+    """Add the columns of ``arrow`` that ``table`` lacks (their type as in the frame)."""
+    existing = {r[0] for r in store.con.execute(f"DESCRIBE SELECT * FROM {_q(table)}").fetchall()}
+    missing = [c for c in columns if c not in existing]
+    for col in missing:
+        dtype = store.con.sql(f"SELECT {_q(col)} FROM {arrow} LIMIT 0").types[0]
+        store.con.execute(f"ALTER TABLE {_q(table)} ADD COLUMN {_q(col)} {dtype}").fetchall()
+    return bool(missing)
+
+
+def _replace_view(store: Store, name: str, base: str, part_tables: list[str]) -> None:
+    """``name`` as the base table's rows then every part's, matched by column name (a part
+    written before a column was added reads NULL there, as an appended row would)."""
+    selects = [f"SELECT * FROM {_q(t)}" for t in (base, *part_tables)]
+    store.con.execute(
+        f"CREATE OR REPLACE VIEW {_q(name)} AS " + " UNION ALL BY NAME ".join(selects)
+    ).fetchall()
