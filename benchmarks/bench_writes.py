@@ -10,11 +10,11 @@ DuckDB's included), so a loaded machine changes them less than wall seconds:
 
 - ``vacuum``: ``--runs`` rounds, alternating two copies of DB, of the estimate's write
   path (one transaction: the stored run's elasticities and coefficients under a new id, then
-  the close): DuckDB as it is against ``SET max_vacuum_tasks = 0`` on the connection. Then
-  the skipped copy is checkpointed once with the vacuum back on: the deferred merges. (Since
-  session 9 a run of 122,880 rows or more is stored in a table of its own,
-  ``pricelab/store/results.py``: the default's closes merge nothing either;
-  ``bench_estimate_runs.py --before REV`` compares whole commands with an earlier revision.)
+  the close), three copies: ``parts`` (pricelab as it is: a run of 122,880 rows or more in a
+  table of its own, ``pricelab/store/results.py``), ``one table`` (every run appended to one
+  table, as before session 9) and ``skip`` (one table with ``SET max_vacuum_tasks = 0`` on
+  the connection). Then the skipped copy is checkpointed once with the vacuum back on: the
+  deferred merges. (``bench_estimate_runs.py --before REV`` compares whole commands.)
 - ``small``: ``--small`` commands that each record a run and 50 result rows, into a fresh
   database, with and without the vacuum: row groups and file size (the small tables).
 - ``columns``: one run of ``elasticities`` inserted into a fresh table, then a second one
@@ -65,20 +65,29 @@ def _stored_run(db: Path) -> tuple[object, object]:
         return s.read_result("elasticities", rid), s.read_result("elasticity_params", rid)
 
 
-def _write(db: Path, frames: tuple[object, object], run_id: str, skip: bool) -> tuple[float, float]:
-    """The estimate's write path on ``db``: (insert CPU s, commit + close CPU s)."""
+def _write(db: Path, frames: tuple[object, object], run_id: str, mode: str) -> tuple[float, float]:
+    """The estimate's write path on ``db``: (insert CPU s, commit + close CPU s). ``mode``:
+    ``parts`` (pricelab as it is), ``one table`` (every run appended to one table, as before
+    session 9), ``skip`` (one table, ``max_vacuum_tasks = 0``)."""
+    from pricelab.store import results
     from pricelab.store.db import Store
 
-    s = Store.open(db)
-    if skip:
-        s.con.execute("SET max_vacuum_tasks = 0")
-    c0 = time.process_time()
-    with s.transaction():
-        s.write_result("elasticities", frames[0], run_id)  # type: ignore[arg-type]
-        s.write_result("elasticity_params", frames[1], run_id)  # type: ignore[arg-type]
-    c1 = time.process_time()
-    s.close()
-    return c1 - c0, time.process_time() - c1
+    part_rows = results.PART_ROWS
+    if mode != "parts":
+        results.PART_ROWS = 10**12
+    try:
+        s = Store.open(db)
+        if mode == "skip":
+            s.con.execute("SET max_vacuum_tasks = 0")
+        c0 = time.process_time()
+        with s.transaction():
+            s.write_result("elasticities", frames[0], run_id)  # type: ignore[arg-type]
+            s.write_result("elasticity_params", frames[1], run_id)  # type: ignore[arg-type]
+        c1 = time.process_time()
+        s.close()
+        return c1 - c0, time.process_time() - c1
+    finally:
+        results.PART_ROWS = part_rows
 
 
 def bench_vacuum(db: Path, tmp: Path, runs: int) -> None:
@@ -86,13 +95,14 @@ def bench_vacuum(db: Path, tmp: Path, runs: int) -> None:
 
     frames = _stored_run(db)
     n = frames[0].height  # type: ignore[attr-defined]
-    copies = {mode: tmp / f"vacuum_{mode}.duckdb" for mode in ("default", "skip")}
+    modes = ("parts", "one table", "skip")
+    copies = {mode: tmp / f"vacuum_{mode.replace(' ', '_')}.duckdb" for mode in modes}
     for path in copies.values():
         shutil.copyfile(db, path)
     cost: dict[str, list[tuple[float, float]]] = {m: [] for m in copies}
     for r in range(runs):
         for mode, path in copies.items():
-            cost[mode].append(_write(path, frames, f"bench{r:06d}", mode == "skip"))
+            cost[mode].append(_write(path, frames, f"bench{r:06d}", mode))
         log(f"vacuum: round {r + 1}/{runs}")
     for mode, path in copies.items():
         con = duckdb.connect(str(path), read_only=True)
@@ -106,7 +116,7 @@ def bench_vacuum(db: Path, tmp: Path, runs: int) -> None:
         inserts, closes = zip(*cost[mode], strict=True)
         emit(
             "writes",
-            f"estimate write path, {runs} runs, vacuum {mode}",
+            f"estimate write path, {runs} runs, {mode}",
             n,
             statistics.median(c + i for i, c in cost[mode]),
             unit="result rows",
