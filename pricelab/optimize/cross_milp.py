@@ -9,6 +9,7 @@ ordering, volume floors, stock and average-change budgets are linear rows.
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -16,10 +17,13 @@ import scipy.sparse as sp
 from scipy.optimize import Bounds, LinearConstraint, milp
 
 from pricelab.demand.curves import CrossElasticity
-from pricelab.errors import SolverError, UsageError
+from pricelab.errors import SolverError
 from pricelab.optimize.candidates import MIP_REL_GAP
-from pricelab.optimize.links import AverageChangeBudget, Link, UnitsLink
+from pricelab.optimize.links import Link
 from pricelab.optimize.problem import Problem
+
+#: no candidate cells (units, prices, rows, mask): a link's MILP row then says only its bounds
+_NO_CELLS = (np.empty(0), np.empty(0), np.empty(0, dtype=int), np.empty(0, dtype=bool))
 
 
 def enumerate_block(
@@ -111,6 +115,14 @@ def choose_combinations(
             v[off[b] : off[b + 1]] += per(enum[b], slot[mine], mine)
         return sp.csr_matrix(v)
 
+    def link_cells(e: dict[str, Any], s: np.ndarray, m: np.ndarray, lk: Link) -> np.ndarray:
+        """The link's own MILP row (as in the own-price candidate MILP) on each cell
+        (combination x row) of a block, summed per combination."""
+        k = e["value"].size
+        Q, Pv = e["q"][:, s].ravel(), e["prices"][:, s].ravel()
+        c, _, _ = lk.milp_row(prob, Q, Pv, np.tile(m, k), np.ones(Q.size, dtype=bool))
+        return np.asarray(c).reshape(k, s.size).sum(axis=1)
+
     one = sp.csr_matrix(
         (np.ones(nx), (np.repeat(np.arange(len(enum)), sizes), np.arange(nx))),
         shape=(len(enum), nvar),
@@ -121,27 +133,10 @@ def choose_combinations(
     soft: list[tuple[int, str, float]] = []  # (row, name, unit of its slack)
     for lk in links:
         soft.append((len(lb), lk.name, 1.0))
-        rows = lk.rows
-        if isinstance(lk, UnitsLink):
-            # weekly units over the limit's weekly units: >= 1 for a floor, <= 1 for a cap
-            lim = lk.weekly_limit(prob)
-            A_rows.append(coef(rows, lambda e, s, m, t=lim: e["q"][:, s].sum(axis=1) / t))
-            lb.append(1.0 if lk.sense > 0 else -np.inf)
-            ub.append(np.inf if lk.sense > 0 else 1.0)
-        elif isinstance(lk, AverageChangeBudget):
-            w = lk.weights(prob) * prob.p0[rows]
-            wr = np.zeros(prob.n)
-            wr[rows] = w / w.sum()
-            A_rows.append(
-                coef(
-                    rows,
-                    lambda e, s, m, w=wr: (e["prices"][:, s] * (w[m] / prob.p0[m])).sum(axis=1),
-                )
-            )
-            lb.append(1 - lk.value / 100)
-            ub.append(1 + lk.value / 100)
-        else:
-            raise UsageError(f"{lk.name}: not supported under cross-price demand")
+        A_rows.append(coef(lk.rows, partial(link_cells, lk=lk)))
+        _, lo_b, hi_b = lk.milp_row(prob, *_NO_CELLS)  # the row's bounds
+        lb.append(lo_b)
+        ub.append(hi_b)
     for lower, upper, f, _name in prob.ordering:
         # p[upper] - f p[lower] >= 0, scaled by the lower row's current price
         for lo_row, up_row in zip(lower.tolist(), upper.tolist(), strict=True):
