@@ -9,6 +9,7 @@ ordering, volume floors, stock and average-change budgets are linear rows.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
@@ -89,80 +90,17 @@ def choose_combinations(
             "milp": False,
             "status": "optimal",
         }
-    sizes = [e["value"].size for e in enum]
-    off = np.cumsum([0, *sizes])
-    nx = int(off[-1])
-    where = np.full(prob.n, -1)
-    slot = np.full(prob.n, -1)
-    for b, e in enumerate(enum):
-        where[e["rows"]] = b
-        slot[e["rows"]] = np.arange(e["rows"].size)
+    nS = enum[0]["draws"].shape[0] if cvar is not None and enum else 0
+    col = _Columns.of(prob, enum, groups, nS)
+    nx, nvar, off = col.nx, col.nvar, col.off
     V = np.concatenate([e["value"] for e in enum])
     scale = max(float(np.median(np.abs(V))), 1e-12)
-    ng = int(groups.max()) + 1 if (groups >= 0).any() else 0
-    nS = enum[0]["draws"].shape[0] if cvar is not None and enum else 0
-    off_u = nx + ng  # then u_1..u_S, then t
-    nvar = nx + ng + (nS + 1 if nS else 0)
-    A_rows: list[sp.csr_matrix] = []
-    lb: list[float] = []
-    ub: list[float] = []
-
-    def coef(rows: np.ndarray, per: Any) -> sp.csr_matrix:
-        """A constraint row summing ``per(block, local rows)`` over the combinations."""
-        v = np.zeros(nvar)
-        for b in np.unique(where[rows]):
-            mine = rows[where[rows] == b]
-            v[off[b] : off[b + 1]] += per(enum[b], slot[mine], mine)
-        return sp.csr_matrix(v)
-
-    def link_cells(e: dict[str, Any], s: np.ndarray, m: np.ndarray, lk: Link) -> np.ndarray:
-        """The link's own MILP row (as in the own-price candidate MILP) on each cell
-        (combination x row) of a block, summed per combination."""
-        k = e["value"].size
-        Q, Pv = e["q"][:, s].ravel(), e["prices"][:, s].ravel()
-        c, _, _ = lk.milp_row(prob, Q, Pv, np.tile(m, k), np.ones(Q.size, dtype=bool))
-        return np.asarray(c).reshape(k, s.size).sum(axis=1)
-
-    one = sp.csr_matrix(
-        (np.ones(nx), (np.repeat(np.arange(len(enum)), sizes), np.arange(nx))),
-        shape=(len(enum), nvar),
-    )
-    A_rows.append(one)
-    lb += [1.0] * len(enum)
-    ub += [1.0] * len(enum)
-    soft: list[tuple[int, str, float]] = []  # (row, name, unit of its slack)
-    for lk in links:
-        soft.append((len(lb), lk.name, 1.0))
-        A_rows.append(coef(lk.rows, partial(link_cells, lk=lk)))
-        _, lo_b, hi_b = lk.milp_row(prob, *_NO_CELLS)  # the row's bounds
-        lb.append(lo_b)
-        ub.append(hi_b)
-    for lower, upper, f, _name in prob.ordering:
-        # p[upper] - f p[lower] >= 0, scaled by the lower row's current price
-        for lo_row, up_row in zip(lower.tolist(), upper.tolist(), strict=True):
-            up = coef(np.array([up_row]), lambda e, s, m: e["prices"][:, s[0]])
-            down = coef(np.array([lo_row]), lambda e, s, m: e["prices"][:, s[0]])
-            A_rows.append((up - f * down) / prob.p0[lo_row])
-            lb.append(0.0)
-            ub.append(np.inf)
-    for g in range(ng):
-        rows = np.flatnonzero(groups == g)
-        ref = float(np.mean(prob.p0[rows] / prob.fx[rows]))
-        gap = float(np.nan_to_num(prob.parity_gap[rows[0]]))
-        for r in rows:
-            base = coef(
-                np.array([r]), lambda e, s, m, f=ref: e["prices"][:, s[0]] / prob.fx[m[0]] / f
-            )
-            for mult, lo_, hi_ in ((-1.0, 0.0, np.inf), (-(1 + gap), -np.inf, 0.0)):
-                row = base.toarray().ravel()
-                row[nx + g] = mult
-                A_rows.append(sp.csr_matrix(row))
-                lb.append(lo_)
-                ub.append(hi_)
+    A_rows, lb, ub, soft, parity_from = _rows(prob, col, links, groups)
     if len(enum) == 1 and not (relax or slack or nS):  # one block: every combination checked
-        return _one_block(sp.vstack(A_rows).tocsr()[:, :nx], lb, ub, enum[0], groups, ng, prob)
+        A1 = sp.vstack(A_rows).tocsr()[:, :nx]
+        return _one_block(A1, lb, ub, parity_from, enum[0], groups, col.ng, prob)
     if nS and cvar is not None:
-        A_rows += _cvar_rows(enum, nvar, off_u, nS, cvar[0], scale)
+        A_rows += _cvar_rows(enum, nvar, nx + col.ng, nS, cvar[0], scale)
         lb += [0.0] * nS + [cvar[1] / scale]
         ub += [np.inf] * (nS + 1)
         name = f"risk cvar:{cvar[0]:g} floor {cvar[1]:,.2f} (the current prices' CVaR)"
@@ -214,6 +152,104 @@ def choose_combinations(
     }
 
 
+@dataclass
+class _Columns:
+    """The MILP's columns: one per combination of each block (block ``b`` at
+    ``off[b]:off[b + 1]``), one band variable per parity group, then with ``nS`` draws
+    ``u_1..u_S`` and ``t`` (the CVaR rows). ``where`` / ``slot``: each row's block and its
+    place in the block (-1 outside the enumerated blocks)."""
+
+    enum: list[dict[str, Any]]
+    off: np.ndarray
+    where: np.ndarray
+    slot: np.ndarray
+    ng: int
+    nvar: int
+
+    @classmethod
+    def of(cls, prob: Problem, enum: list[dict[str, Any]], groups: np.ndarray, nS: int) -> _Columns:
+        off = np.cumsum([0, *(e["value"].size for e in enum)])
+        where = np.full(prob.n, -1)
+        slot = np.full(prob.n, -1)
+        for b, e in enumerate(enum):
+            where[e["rows"]] = b
+            slot[e["rows"]] = np.arange(e["rows"].size)
+        ng = int(groups.max()) + 1 if (groups >= 0).any() else 0
+        return cls(enum, off, where, slot, ng, int(off[-1]) + ng + (nS + 1 if nS else 0))
+
+    @property
+    def nx(self) -> int:
+        """Number of combination columns."""
+        return int(self.off[-1])
+
+    def coef(self, rows: np.ndarray, per: Any) -> sp.csr_matrix:
+        """A constraint row summing ``per(block, local rows, rows)`` over the combinations."""
+        v = np.zeros(self.nvar)
+        for b in np.unique(self.where[rows]):
+            mine = rows[self.where[rows] == b]
+            v[self.off[b] : self.off[b + 1]] += per(self.enum[b], self.slot[mine], mine)
+        return sp.csr_matrix(v)
+
+
+def _link_cells(
+    prob: Problem, lk: Link, e: dict[str, Any], s: np.ndarray, m: np.ndarray
+) -> np.ndarray:
+    """The link's own MILP row (as in the own-price candidate MILP) on each cell
+    (combination x row) of a block, summed per combination."""
+    k = e["value"].size
+    Q, Pv = e["q"][:, s].ravel(), e["prices"][:, s].ravel()
+    c, _, _ = lk.milp_row(prob, Q, Pv, np.tile(m, k), np.ones(Q.size, dtype=bool))
+    return np.asarray(c).reshape(k, s.size).sum(axis=1)
+
+
+def _rows(
+    prob: Problem, col: _Columns, links: list[Link], groups: np.ndarray
+) -> tuple[list[sp.csr_matrix], list[float], list[float], list[tuple[int, str, float]], int]:
+    """The MILP's rows: one combination per block, the links, ordering, then parity (two
+    rows per parity row, from the returned index on): ``(rows, lower, upper, soft,
+    parity_from)``, ``soft`` the links' (row, name, unit of its slack)."""
+    nx, enum = col.nx, col.enum
+    sizes = [e["value"].size for e in enum]
+    one = sp.csr_matrix(
+        (np.ones(nx), (np.repeat(np.arange(len(enum)), sizes), np.arange(nx))),
+        shape=(len(enum), col.nvar),
+    )
+    A_rows: list[sp.csr_matrix] = [one]
+    lb: list[float] = [1.0] * len(enum)
+    ub: list[float] = [1.0] * len(enum)
+    soft: list[tuple[int, str, float]] = []
+    for lk in links:
+        soft.append((len(lb), lk.name, 1.0))
+        A_rows.append(col.coef(lk.rows, partial(_link_cells, prob, lk)))
+        _, lo_b, hi_b = lk.milp_row(prob, *_NO_CELLS)  # the row's bounds
+        lb.append(lo_b)
+        ub.append(hi_b)
+    for lower, upper, f, _name in prob.ordering:
+        # p[upper] - f p[lower] >= 0, scaled by the lower row's current price
+        for lo_row, up_row in zip(lower.tolist(), upper.tolist(), strict=True):
+            up = col.coef(np.array([up_row]), lambda e, s, m: e["prices"][:, s[0]])
+            down = col.coef(np.array([lo_row]), lambda e, s, m: e["prices"][:, s[0]])
+            A_rows.append((up - f * down) / prob.p0[lo_row])
+            lb.append(0.0)
+            ub.append(np.inf)
+    parity_from = len(lb)
+    for g in range(col.ng):
+        rows = np.flatnonzero(groups == g)
+        ref = float(np.mean(prob.p0[rows] / prob.fx[rows]))
+        gap = float(np.nan_to_num(prob.parity_gap[rows[0]]))
+        for r in rows:
+            base = col.coef(
+                np.array([r]), lambda e, s, m, f=ref: e["prices"][:, s[0]] / prob.fx[m[0]] / f
+            )
+            for mult, lo_, hi_ in ((-1.0, 0.0, np.inf), (-(1 + gap), -np.inf, 0.0)):
+                row = base.toarray().ravel()
+                row[nx + g] = mult
+                A_rows.append(sp.csr_matrix(row))
+                lb.append(lo_)
+                ub.append(hi_)
+    return A_rows, lb, ub, soft, parity_from
+
+
 def _cvar_rows(
     enum: list[dict[str, Any]], nvar: int, off_u: int, nS: int, alpha: float, scale: float
 ) -> list[sp.csr_matrix]:
@@ -240,6 +276,7 @@ def _one_block(
     A: sp.csr_matrix,
     lb: list[float],
     ub: list[float],
+    parity_from: int,
     e: dict[str, Any],
     groups: np.ndarray,
     ng: int,
@@ -247,14 +284,12 @@ def _one_block(
 ) -> dict[str, Any]:
     """The best combination of a single block that meets every row (exact: no MILP).
 
-    Each combination is one column of the rows without parity; parity holds when each
-    item's base prices fit one band."""
+    Each combination is one column of the rows before ``parity_from``; parity holds when
+    each item's base prices fit one band."""
     tol = 1e-12
     V = A.toarray()
     lo, hi = np.array(lb), np.array(ub)
-    par = np.zeros(len(lb), dtype=bool)
-    par[len(lb) - 2 * int((groups >= 0).sum()) :] = ng > 0
-    rows = ~par  # parity rows need their band variable: checked below
+    rows = np.arange(len(lb)) < parity_from  # parity rows need their band variable: below
     ok = np.all(
         (V[rows] >= lo[rows, None] - tol * np.maximum(1, np.abs(lo[rows, None])))
         & (V[rows] <= hi[rows, None] + tol * np.maximum(1, np.abs(hi[rows, None]))),
