@@ -116,10 +116,9 @@ def solve_cross(
     bound_big = obj_big = 0.0
     for b in big:
         p[b] = best_response(prob, curve, on.P, on.counts, b)
-        obj_big += float(block_objective(prob, curve, p, b).sum())
-        bound_big += relaxation_bound(
-            prob, curve, b, incumbent=float(block_objective(prob, curve, p, b).sum())
-        )
+        got = float(block_objective(prob, curve, p, b).sum())
+        obj_big += got
+        bound_big += relaxation_bound(prob, curve, b, incumbent=got)
     obj = float(block_objective(prob, curve, p).sum())
     bad = violations(prob, curve, p, resp.groups, links)
     if bad:
@@ -134,9 +133,7 @@ def solve_cross(
     bound = obj - obj_big + bound_big + res["bound_excess"]
     gap = max(0.0, (bound - obj) / max(abs(obj), 1e-12))
     n_comb = int(sizes[small].sum())
-    form, cert = _texts(prob, on, len(big), rounds, risk, n_grid)
-    if E is not None and risk is None:
-        form += f"; expected {prob.objective} over {E.shape[0]} own-elasticity draws"
+    form, cert = _texts(prob, on, len(big), rounds, risk, n_grid, None if E is None else len(E))
     tight = _tight_links(prob, curve, p, links)
     labels = binding_labels(prob, p, parity_groups=resp.groups, tight_links=tight, milp=True)
     return CrossSolved(p, obj, gap, res["status"], form, cert, labels, len(blocks), n_comb, risk)
@@ -149,24 +146,36 @@ def _texts(
     rounds: int,
     risk: dict[str, float] | None,
     n_grid: int,
+    draws: int | None,
 ) -> tuple[str, str]:
-    """The plan's formulation and certificate, with the polish rounds and the risk floor."""
-    n_comb = int(on.sizes[on.small].sum())
-    form, cert = _describe(
-        prob, len(on.blocks), int(on.small.sum()), n_comb, n_big, on.res["milp"], n_grid
+    """The plan's formulation and certificate: blocks, the MILP, the polish rounds, the
+    objective over ``draws`` own-elasticity draws and the risk floor."""
+    used_milp = on.res["milp"]
+    form = (
+        f"cross-price demand: {len(on.blocks)} block(s), {int(on.small.sum())} enumerated "
+        f"({int(on.sizes[on.small].sum())} price combinations)"
+        + (f", {n_big} by best-response search" if n_big else "")
+        + ("; MILP over combinations (HiGHS)" if used_milp else "")
     )
-    if rounds:
-        most = int(on.counts[np.isnan(prob.ladder_spacing)].max())
-        cert = cert.replace(
-            "-point grids)",
-            f"-point grids, plus {rounds} round(s) of continuous-price polish: up to {most} "
-            "prices a row)",
-        )
     if risk is not None:
         form += (
             f"; expected {prob.objective} over {int(risk['draws'])} own-elasticity draws with "
             f"CVaR_{risk['alpha']:g} >= the current prices' (Rockafellar-Uryasev)"
         )
+    elif draws is not None:
+        form += f"; expected {prob.objective} over {draws} own-elasticity draws"
+    if (~np.isnan(prob.ladder_spacing)).all():
+        candidates = "ladder points"
+    else:
+        candidates = f"{n_grid}-point grids"
+        if rounds:
+            most = int(on.counts[np.isnan(prob.ladder_spacing)].max())
+            candidates += (
+                f", plus {rounds} round(s) of continuous-price polish: up to {most} prices a row"
+            )
+    cert = f"exact on the candidate prices ({candidates})" + ("; HiGHS gap" if used_milp else "")
+    if n_big:
+        cert += "; large blocks: concave relaxation bound in log-price space (secant of exp)"
     return form, cert
 
 
@@ -226,31 +235,6 @@ def _partition(
                 "tighter bounds or a smaller category"
             )
     return blocks, small, sizes
-
-
-def _describe(
-    prob: Problem,
-    n_blocks: int,
-    n_small: int,
-    n_comb: int,
-    n_big: int,
-    used_milp: bool,
-    n_grid: int,
-) -> tuple[str, str]:
-    """The plan's formulation and certificate texts."""
-    form = (
-        f"cross-price demand: {n_blocks} block(s), {n_small} enumerated "
-        f"({n_comb} price combinations)"
-        + (f", {n_big} by best-response search" if n_big else "")
-        + ("; MILP over combinations (HiGHS)" if used_milp else "")
-    )
-    cert = "exact on the candidate prices (" + (
-        "ladder points" if (~np.isnan(prob.ladder_spacing)).all() else f"{n_grid}-point grids"
-    )
-    cert += ")" + ("; HiGHS gap" if used_milp else "")
-    if n_big:
-        cert += "; large blocks: concave relaxation bound in log-price space (secant of exp)"
-    return form, cert
 
 
 def _blocks(curve: CrossElasticity) -> list[np.ndarray]:
