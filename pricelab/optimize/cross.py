@@ -38,7 +38,7 @@ import numpy as np
 import polars as pl
 
 from pricelab.demand.curves import CrossElasticity
-from pricelab.errors import DataError, UsageError
+from pricelab.errors import DataError, PricelabError, UsageError
 from pricelab.optimize import diagnose as dg
 from pricelab.optimize.avg_change import implied_caps
 from pricelab.optimize.binding import COUPLED, explain
@@ -50,7 +50,7 @@ from pricelab.optimize.conflicts import (
 )
 from pricelab.optimize.constraints import load_constraints
 from pricelab.optimize.cross_search import block_objective
-from pricelab.optimize.cross_solve import MAX_COMBOS, solve_cross, violations
+from pricelab.optimize.cross_solve import MAX_COMBOS, CrossSolved, solve_cross, violations
 from pricelab.optimize.decompose import Responder
 from pricelab.optimize.links import UnitsLink
 from pricelab.optimize.plan import Plan, with_skipped_rows
@@ -131,22 +131,6 @@ def optimize_cross(
     keys = tuple(k for k in COUPLED if k != "ladder")
     labels = explain(prob, p, sol.labels, resp.groups, resolve, keys, reach=curve.matrix)
     base = float(block_objective(prob, curve, prob.p0).sum())
-    extra: dict[str, Any] = {
-        "path": "cross",
-        "blocks": sol.blocks,
-        "combinations": sol.combinations,
-    }
-    single = _single_itemblock_objective(demand, cons, prob, curve)
-    if reasons:
-        extra["conflicts"] = [
-            {"item_id": str(prob.item[i]), "market": str(prob.market[i]), "reason": why}
-            for i, why in reasons.items()
-        ]
-    if sol.risk is not None:
-        extra["risk"] = sol.risk
-    if single is not None:
-        extra["single_item_objective"] = single
-        extra["single_item_share_of_joint"] = single / sol.objective if sol.objective else None
     table = with_status(_plan_table(prob, curve, p, labels), reasons)
     intervals: dict[str, float] = {}
     if draws:
@@ -162,8 +146,37 @@ def optimize_cross(
         gap=sol.gap,
         certificate=sol.certificate,
         skipped=prob.skipped,
-        extra=extra,
+        extra=_extra(demand, cons, prob, curve, sol, reasons),
     )
+
+
+def _extra(
+    demand: pl.DataFrame,
+    cons: Any,
+    prob: Problem,
+    curve: CrossElasticity,
+    sol: CrossSolved,
+    reasons: dict[int, str],
+) -> dict[str, Any]:
+    """The plan's ``extra``: blocks, combinations, rows kept for conflicts, the risk floor,
+    and the objective of pricing each item alone (under the cross demand) beside the joint."""
+    extra: dict[str, Any] = {
+        "path": "cross",
+        "blocks": sol.blocks,
+        "combinations": sol.combinations,
+    }
+    if reasons:
+        extra["conflicts"] = [
+            {"item_id": str(prob.item[i]), "market": str(prob.market[i]), "reason": why}
+            for i, why in reasons.items()
+        ]
+    if sol.risk is not None:
+        extra["risk"] = sol.risk
+    single = _single_item_objective(demand, cons, prob, curve)
+    if single is not None:
+        extra["single_item_objective"] = single
+        extra["single_item_share_of_joint"] = single / sol.objective if sol.objective else None
+    return extra
 
 
 def _checked_problem(
@@ -227,12 +240,10 @@ def _plan_table(
     )
 
 
-def _single_itemblock_objective(
+def _single_item_objective(
     demand: pl.DataFrame, cons: Any, prob: Problem, curve: CrossElasticity
 ) -> float | None:
     """The objective, under the cross demand, of the plan that prices each item alone."""
-    from pricelab.errors import PricelabError
-
     try:
         plan = optimize_own_price(demand, cons, conflicts="keep")
     except PricelabError:
