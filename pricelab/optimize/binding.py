@@ -32,6 +32,21 @@ def _on_limit(
     return on | near
 
 
+def _bands(
+    prob: Problem, groups: np.ndarray, p: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Parity bands at prices ``p``: the rows in a parity group (mask), then per such row its
+    base price, its group's lowest and highest base price, and its gap."""
+    m = groups >= 0
+    g = groups[m]
+    b = p[m] / prob.fx[m]
+    ng = int(g.max()) + 1
+    bmin, bmax = np.full(ng, np.inf), np.zeros(ng)
+    np.minimum.at(bmin, g, b)
+    np.maximum.at(bmax, g, b)
+    return m, b, bmin[g], bmax[g], np.nan_to_num(prob.parity_gap[m])
+
+
 def binding_labels(
     prob: Problem,
     p: np.ndarray,
@@ -67,17 +82,9 @@ def binding_labels(
         for i in np.flatnonzero(on):
             labels[i].append(name)
     if (parity_groups >= 0).any():
-        m = parity_groups >= 0
-        g = parity_groups[m]
-        b = p[m] / prob.fx[m]
-        ng = int(g.max()) + 1
-        bmin = np.full(ng, np.inf)
-        bmax = np.zeros(ng)
-        np.minimum.at(bmin, g, b)
-        np.maximum.at(bmax, g, b)
-        gap = np.nan_to_num(prob.parity_gap[m])
-        tight = bmax[g] >= bmin[g] * (1 + gap) * (1 - 1e-6)
-        edge = _close(b, bmin[g]) | _close(b, bmax[g])
+        m, b, bmin, bmax, gap = _bands(prob, parity_groups, p)
+        tight = bmax >= bmin * (1 + gap) * (1 - 1e-6)
+        edge = _close(b, bmin) | _close(b, bmax)
         rows = np.flatnonzero(m)[tight & edge]
         for i in rows:
             if moved[i] and not (at_lo[i] or at_hi[i]):
@@ -140,18 +147,11 @@ def _subject(
             m[lower] = m[upper] = True
         return m
     if key == "parity":
-        m = groups >= 0
-        if not m.any():
-            return m
-        g = groups[m]
-        b = p_free[m] / prob.fx[m]
-        ng = int(g.max()) + 1
-        bmin, bmax = np.full(ng, np.inf), np.zeros(ng)
-        np.minimum.at(bmin, g, b)
-        np.maximum.at(bmax, g, b)
-        gap = np.nan_to_num(prob.parity_gap[m])
+        if not (groups >= 0).any():
+            return groups >= 0
+        m, _b, bmin, bmax, gap = _bands(prob, groups, p_free)
         out = np.zeros(n, dtype=bool)
-        out[np.flatnonzero(m)] = bmax[g] > bmin[g] * (1 + gap) * (1 + CHANGE_REL)
+        out[np.flatnonzero(m)] = bmax > bmin * (1 + gap) * (1 + CHANGE_REL)
         return out
     m = np.zeros(n, dtype=bool)
     for lk in prob.links:
