@@ -244,8 +244,6 @@ class CrossElasticity:
         ``other_item_id == item_id`` are ignored); pairs whose items are not both rows of
         ``demand`` in that market are left out.
         """
-        import polars as pl
-
         keys = demand.select(
             pl.col("item_id").cast(pl.String), pl.col("market").cast(pl.String)
         ).with_row_index("_r")

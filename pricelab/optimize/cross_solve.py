@@ -231,15 +231,14 @@ def _partition(
                 f"{prob.label(int(b[0]))}: its block of {b.size} substitutes has {size:.3g} "
                 "price combinations, beyond the exact joint route; with parity, ordering, "
                 "volume, stock or budget constraints on it, or --risk / --expected, use a coarser "
-                "ladder, "
-                "tighter bounds or a smaller category"
+                "ladder, tighter bounds or a smaller category"
             )
     return blocks, small, sizes
 
 
 def _blocks(curve: CrossElasticity) -> list[np.ndarray]:
     M = curve.matrix
-    n_comp, lab = connected_components(M + M.T, directed=False)
+    _, lab = connected_components(M + M.T, directed=False)
     order = np.argsort(lab, kind="stable")
     cuts = np.flatnonzero(np.diff(lab[order])) + 1
     return list(np.split(order, cuts))
