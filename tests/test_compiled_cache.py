@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -101,9 +102,14 @@ def test_prepare_compiled_loads_the_module_in_a_background_thread(
         done.set()
 
     monkeypatch.setattr(compiled, "load_module", record)
+    monkeypatch.setattr(compiled, "_LOADED", {})  # as in a fresh process
+    monkeypatch.delitem(sys.modules, f"pricelab.elasticity.{module}", raising=False)
     monkeypatch.setenv("PRICELAB_JIT", "1")
     assert compiled.prepare_compiled(10, se, model)
     assert done.wait(10)
+    assert loaded == [(module, "pricelab-jit")]
+    assert compiled.prepare_compiled(10, se, model)  # asked again: no second thread
+    time.sleep(0.05)
     assert loaded == [(module, "pricelab-jit")]
     monkeypatch.setenv("PRICELAB_JIT", "0")
     assert not compiled.prepare_compiled(10**9, se, model)

@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
 from pricelab.api.results import EstimateRun
 from pricelab.store import Store
+
+if TYPE_CHECKING:
+    from pricelab.api.cross import CrossEstimateRun
 
 PathLike = str | os.PathLike[str]
 
@@ -35,6 +40,7 @@ def estimate(
     cross: str | None = None,
     controls: str | None = None,
     fixed_effects: str | None = None,
+    output: PathLike | None = None,
 ) -> EstimateRun:
     """Estimate elasticities from the loaded sales and store them as an ``estimate`` run.
 
@@ -85,6 +91,10 @@ def estimate(
         ``{tracking_uri, experiment, strict}`` mapping or
         :class:`pricelab.tracking.MlflowSettings`; None follows ``$PRICELAB_MLFLOW``.
         The outcome is ``.mlflow`` and ``summary.mlflow`` of the run.
+    output:
+        Also write the elasticities table (``cross``: the matrix in long form) to this
+        CSV, Parquet or JSON file (:func:`pricelab.io.write_table`) before the run is
+        recorded; a stored run's file is written while DuckDB stores its results.
     """
     import json
 
@@ -95,10 +105,16 @@ def estimate(
 
     if before is not None:  # every engine and route gets an ISO date, or exit 2 here
         before = iso_date(before, "--before").isoformat()
+    if output is not None:  # refused before any work (extension, folder)
+        from pricelab.filecheck import check_output
+
+        check_output(output)
     if cross is not None and model != "cross":
         raise UsageError("--cross is an option of --model cross")
     if model == "cross":
-        return _estimate_cross(db, cross=cross, by=by, before=before, engine=engine, source=source)
+        run = _estimate_cross(db, cross=cross, by=by, before=before, engine=engine, source=source)
+        _write(run.cross, output)
+        return run
     if model not in MODELS:
         raise UsageError(f"unknown model '{model}'; choose one of {', '.join(MODELS)} or cross")
     track = resolve_mlflow(mlflow)
@@ -123,13 +139,17 @@ def estimate(
     if fixed_effects is not None:
         kwargs["fixed_effects"] = [c.strip() for c in fixed_effects.split(",") if c.strip()]
     if source is not None or engine != "local":
-        return _estimate_source(db, source, engine, kwargs, by=by, before=before, track=track)
+        return _estimate_source(
+            db, source, engine, kwargs, by=by, before=before, track=track, output=output
+        )
     with Store.open(db, must_exist=True) as store:
+        from pricelab.engines.chunked import warm
         from pricelab.store.runs import fingerprint_ahead, settled
 
         # taken while the fit runs (estimate writes no input); the blocks its scan reads
         # leave DuckDB's buffer pool as the streamed fits go (pricelab.store.buffers)
         inputs = fingerprint_ahead(store) if model in ("ols", "poisson", "hierarchical") else None
+        warm(store, kwargs)  # numba loads while DuckDB fingerprints and scans
         with settled(inputs):  # its cursor closed before the store (also on errors)
             items = load_items(store)
             results = _fit_stored(store, kwargs, items, before, progress)
@@ -146,7 +166,7 @@ def estimate(
                 "fixed_effects": fixed_effects,
                 "fit": json.loads(json.dumps(results.parameters, default=str)),
             }
-            return _store_estimate(store, results, items, params, track, inputs)
+            return _store_estimate(store, results, items, params, track, inputs, output)
 
 
 def _estimate_cross(
@@ -157,7 +177,7 @@ def _estimate_cross(
     before: str | None,
     engine: str,
     source: PathLike | str | None,
-) -> EstimateRun:
+) -> CrossEstimateRun:
     """``--model cross``: the local engine on the database's sales (see api/cross.py)."""
     from pricelab.api.cross import estimate_cross_run
     from pricelab.errors import UsageError
@@ -193,6 +213,7 @@ def _estimate_source(
     by: str | None,
     before: str | None,
     track: Any = None,
+    output: PathLike | None = None,
 ) -> EstimateRun:
     """``estimate`` on sales read from ``source`` by ``engine``; stored when ``db`` is given."""
     import json
@@ -203,7 +224,9 @@ def _estimate_source(
 
     eng = get_engine(engine)
     if source is None and db is not None and Path(db).exists():
-        return _estimate_db_on_engine(db, eng, engine, kwargs, by=by, before=before, track=track)
+        return _estimate_db_on_engine(
+            db, eng, engine, kwargs, by=by, before=before, track=track, output=output
+        )
     if source is None:
         raise UsageError(
             f"--engine {engine} reads sales from --source (a Parquet file or "
@@ -215,7 +238,9 @@ def _estimate_source(
             items = load_items(store)
     results = eng.estimate(str(source), items=items, before=before, **kwargs)
     if db is None:
-        return EstimateRun(None, results)
+        run = EstimateRun(None, results)
+        _write(run.elasticities, output)
+        return run
     params = {
         "model": kwargs["model"],
         "by": by,
@@ -227,7 +252,7 @@ def _estimate_source(
         "fit": json.loads(json.dumps(results.parameters, default=str)),
     }
     with Store.open(db) as store:
-        return _store_estimate(store, results, items, params, track)
+        return _store_estimate(store, results, items, params, track, output=output)
 
 
 def _estimate_db_on_engine(
@@ -239,6 +264,7 @@ def _estimate_db_on_engine(
     by: str | None,
     before: str | None,
     track: Any,
+    output: PathLike | None = None,
 ) -> EstimateRun:
     """Run ``engine`` on the database's own sales (exported once to Parquet), store the run."""
     import json
@@ -266,7 +292,7 @@ def _estimate_db_on_engine(
         "fit": json.loads(json.dumps(results.parameters, default=str)),
     }
     with Store.open(db) as store:
-        return _store_estimate(store, results, items, params, track)
+        return _store_estimate(store, results, items, params, track, output=output)
 
 
 def _store_estimate(
@@ -276,9 +302,15 @@ def _store_estimate(
     params: dict[str, Any],
     track: Any = None,
     inputs: Any = None,
+    output: PathLike | None = None,
 ) -> EstimateRun:
     """Write elasticities and coefficients as an ``estimate`` run (``inputs``: its input
-    fingerprint taken ahead, :func:`~pricelab.store.runs.fingerprint_ahead`)."""
+    fingerprint taken ahead, :func:`~pricelab.store.runs.fingerprint_ahead`).
+
+    While DuckDB stores the two result tables (one core, compressing; it releases the
+    GIL), a helper thread writes ``output`` and computes the run's summaries (its
+    ``to_dict``, :meth:`~EstimateRun.distribution`, :meth:`~EstimateRun.flagged`) on the
+    other; the run row is written once both are done."""
     from pricelab.store.runs import record_run
     from pricelab.tracking import log_run
 
@@ -292,10 +324,44 @@ def _store_estimate(
         and "item_id" in table.columns
     ):
         table = table.join(items.select("item_id", "category"), on="item_id", how="left")
+    out = EstimateRun(run.run_id, results, table)
     with store.transaction():
-        store.write_result("elasticities", table, run.run_id)
-        store.write_result("elasticity_params", results.params, run.run_id)
-        out = EstimateRun(run.run_id, results, table)
+        with alongside(lambda: _write(table, output), out.summarize):
+            store.write_result("elasticities", table, run.run_id)
+            store.write_result("elasticity_params", results.params, run.run_id)
         run.finish(out.to_dict())
     out.mlflow = log_run(store, run.run_id, table, track, table_name="elasticities")
     return out
+
+
+def _write(table: pl.DataFrame, output: PathLike | None) -> None:
+    if output is not None:
+        from pricelab.io import write_table
+
+        write_table(table, output)
+
+
+@contextmanager
+def alongside(*jobs: Callable[[], object]) -> Iterator[None]:
+    """Run ``jobs`` one after another in a helper thread while the block runs; wait for
+    them when it leaves (also when it raises: nothing is left running), then raise the
+    block's error, else the first job's error."""
+    import threading
+
+    errors: list[BaseException] = []
+
+    def work() -> None:
+        try:
+            for job in jobs:
+                job()
+        except BaseException as exc:  # noqa: BLE001 - raised in the caller's thread
+            errors.append(exc)
+
+    thread = threading.Thread(target=work, name="pricelab-alongside", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        thread.join()
+    if errors:
+        raise errors[0]

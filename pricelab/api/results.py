@@ -15,6 +15,14 @@ class EstimateRun:
         self.results = results
         self._table = table if table is not None else results.elasticities
         self.mlflow: Any = None  # TrackingOutcome when logged to MLflow
+        self._made: dict[str, Any] = {}  # summaries computed once (:meth:`summarize`)
+
+    def summarize(self) -> None:
+        """Compute :meth:`to_dict`, :meth:`distribution` and :meth:`flagged` now (each is
+        computed once and kept: the run's tables do not change)."""
+        self.to_dict()
+        self.distribution()
+        self.flagged()
 
     @property
     def elasticities(self) -> pl.DataFrame:
@@ -26,18 +34,25 @@ class EstimateRun:
 
         Those ask for an analyst's attention; ``shrunk`` and ``separated`` are informational.
         """
-        from pricelab.elasticity.results import DISPLAY_FLAGS, has_any_flag
+        if "flagged" not in self._made:
+            from pricelab.elasticity.results import DISPLAY_FLAGS, has_any_flag
 
-        t = self._table
-        return t.filter(has_any_flag(DISPLAY_FLAGS)).sort(
-            [c for c in ("item_id", "market") if c in t.columns]
-        )
+            t = self._table
+            self._made["flagged"] = t.filter(has_any_flag(DISPLAY_FLAGS)).sort(
+                [c for c in ("item_id", "market") if c in t.columns]
+            )
+        return self._made["flagged"]
 
     def distribution(self) -> pl.DataFrame:
         """Elasticity quantiles and share flagged by category and market (when present).
 
         ``share_flagged`` counts :data:`~pricelab.elasticity.results.DISPLAY_FLAGS`.
         """
+        if "distribution" not in self._made:
+            self._made["distribution"] = self._distribution()
+        return self._made["distribution"]
+
+    def _distribution(self) -> pl.DataFrame:
         from pricelab.elasticity.results import DISPLAY_FLAGS, has_any_flag
 
         t = self._table
@@ -60,7 +75,12 @@ class EstimateRun:
         )
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-able summary for schedulers."""
+        """JSON-able summary for schedulers (a new dict at each call)."""
+        if "doc" not in self._made:
+            self._made["doc"] = self._doc()
+        return dict(self._made["doc"])
+
+    def _doc(self) -> dict[str, Any]:
         t = self.results.elasticities
         flags = (
             t.select(pl.col("flags").str.split(","))

@@ -271,9 +271,17 @@ def write_output(df: pl.DataFrame, output: Path | None) -> None:
     if output is None:
         return
     from pricelab.io import write_table
-    from pricelab.urls import display
 
     write_table(df, output)
+    said_written(df, output)
+
+
+def said_written(df: pl.DataFrame, output: Path | None) -> None:
+    """Say on stderr that ``df`` was written to ``--output`` (when given)."""
+    if output is None:
+        return
+    from pricelab.urls import display
+
     err_console.print(f"wrote {df.height} rows to {display(output)}", highlight=False, markup=False)
 
 

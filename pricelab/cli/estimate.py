@@ -17,7 +17,7 @@ from pricelab.cli._common import (
     frame_table,
     guarded,
     print_json,
-    write_output,
+    said_written,
 )
 from pricelab.cli._tracking import (
     MlflowExperimentOpt,
@@ -145,12 +145,13 @@ def estimate(
             fixed_effects=fixed_effects,
             progress=progress if engine == "local" and source is None else None,
             mlflow=tracking_arg(mlflow, mlflow_uri, mlflow_experiment, strict_tracking),
+            output=output,  # written by the library while it stores the results
         )
     t = run.elasticities
     if model == "cross":
         _print_cross(run, output, json)
         return
-    write_output(t, output)
+    said_written(t, output)
     print_tracking(run)
     if json:
         print_json(with_tracking(run.to_dict(), run))
@@ -189,7 +190,7 @@ def _print_cross(run: object, output: Path | None, json: bool) -> None:
     import polars as pl
 
     c = run.cross  # type: ignore[attr-defined]
-    write_output(c, output)
+    said_written(c, output)
     d = run.to_dict()  # type: ignore[attr-defined]
     if json:
         print_json(d)

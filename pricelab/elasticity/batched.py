@@ -31,7 +31,7 @@ import numpy as np
 import polars as pl
 
 from . import design as D
-from .compiled import prepare_compiled
+from .compiled import compiled_loading, prepare_compiled
 from .design import normalize_by, resolve_controls, resolve_se
 from .fitters import first_date
 from .glm_blocks import fit_poisson_runs
@@ -337,6 +337,7 @@ __all__ = [
     "STAT_COLUMNS",
     "STREAMED_MODELS",
     "GroupFits",
+    "compiled_loading",
     "fit_groups",
     "fit_streamed",
     "fits_table",

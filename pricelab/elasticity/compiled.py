@@ -37,6 +37,9 @@ GLM_JIT_ROWS = 3_000_000
 _PROBE_LOCK = threading.Lock()
 #: the compiled module and threshold of each model
 _MODULES = {"ols": ("ols_jit", JIT_ROWS), "poisson": ("glm_jit", GLM_JIT_ROWS)}
+#: compiled modules whose loading thread :func:`prepare_compiled` started (set when done)
+_LOADED: dict[str, threading.Event] = {}
+_START_LOCK = threading.Lock()
 
 
 def use_compiled(rows: int | bool, threshold: int = JIT_ROWS) -> bool:
@@ -67,15 +70,32 @@ def prepare_compiled(rows: int, se: str, model: str = "ols") -> bool:
     bool
         What to pass as ``compiled`` to the fit. A caller that reads the rows first (the
         chunked engine while DuckDB scans) hides the load; the fit's own import finds
-        it loaded (or waits on the import lock, and reports any error).
+        it loaded (or waits on the import lock, and reports any error). A second call
+        starts no second thread.
     """
     name, threshold = _MODULES["ols" if model == "ols" else "poisson"]
     if (model == "ols" and se not in JIT_SE) or not use_compiled(rows, threshold):
         return False
-    import threading
-
-    threading.Thread(target=load_module, args=(name,), name="pricelab-jit", daemon=True).start()
+    with _START_LOCK:  # one loading thread per module and process
+        if name in _LOADED or f"{__package__}.{name}" in sys.modules:
+            return True
+        done = _LOADED[name] = threading.Event()
+    threading.Thread(target=_load, args=(name, done), name="pricelab-jit", daemon=True).start()
     return True
+
+
+def _load(module: str, done: threading.Event) -> None:
+    try:
+        load_module(module)
+    finally:
+        done.set()
+
+
+def compiled_loading(model: str = "ols") -> bool:
+    """Whether :func:`prepare_compiled`'s thread is still loading ``model``'s compiled
+    module (a consumer of the fit's input may read further ahead meanwhile)."""
+    done = _LOADED.get(_MODULES["ols" if model == "ols" else "poisson"][0])
+    return done is not None and not done.is_set()
 
 
 def compiled_ols(se: str, rows: int | bool) -> Callable[..., dict[str, np.ndarray]] | None:
@@ -167,6 +187,7 @@ __all__ = [
     "compiled_ols",
     "load_kernel",
     "load_module",
+    "compiled_loading",
     "prepare_compiled",
     "use_compiled",
 ]

@@ -45,6 +45,10 @@ from pricelab.store.sales_keys import SALES_KEYS
 
 #: rows per chunk handed to the kernels (whole groups: a chunk ends at a group boundary)
 CHUNK_ROWS = 1_000_000
+#: chunks the scan may read ahead of the fit while the compiled kernel is still loading,
+#: beyond the one it always reads ahead (numba's ~0.4 CPU s holds the GIL: DuckDB's scan
+#: runs on the other core meanwhile)
+LOADING_AHEAD = 4
 #: models and groupings fitted here (per group; ``hierarchical`` pools one row per group)
 CHUNKED_MODELS = ("ols", "poisson", "hierarchical")
 _KEY = ["item_id", "market"]
@@ -72,6 +76,24 @@ def chunkable(kwargs: dict[str, Any]) -> bool:
         and not kwargs.get("pool_by")
         and kwargs.get("instrument") is None
     )
+
+
+def warm(store: Store, kwargs: dict[str, Any]) -> None:
+    """Start loading the compiled kernels now (numba, ~0.4 CPU s in a background thread)
+    when the stored sales are big enough for :func:`estimate_chunked` to take them.
+
+    Called as soon as the store is open, the load overlaps DuckDB's work (the input
+    fingerprint, the groups' keys, the first chunks of the scan) instead of holding up
+    the first chunk's fit. Which kernel fits is still decided on the rows the fit reads
+    (the same threshold, :func:`pricelab.elasticity.prepare_compiled`): a ``before``
+    that leaves fewer rows only loaded numba for nothing.
+    """
+    if not chunkable(kwargs):
+        return
+    from pricelab.elasticity import prepare_compiled, resolve_se
+
+    model = kwargs["model"]
+    prepare_compiled(store.count("sales"), resolve_se(model, kwargs.get("se")), model)
 
 
 def _groups(store: Store, where: str, params: list[object]) -> _Groups | None:
@@ -233,14 +255,18 @@ def _fit(
     """:func:`~pricelab.elasticity.fit_streamed` on ``source``'s chunks, each checked for
     invalid prices and quantities (the whole-frame path's error) and counted for
     ``progress``."""
-    from pricelab.elasticity import fit_streamed, prepare_compiled, resolve_se
+    from pricelab.elasticity import compiled_loading, fit_streamed, prepare_compiled, resolve_se
 
     model = kwargs["model"]
     compiled = prepare_compiled(total, resolve_se(model, kwargs.get("se")), model)
 
+    def ahead() -> int:  # chunks read ahead while numba loads (~30 MB each)
+        return LOADING_AHEAD if compiled and compiled_loading(model) else 0
+
     def chunks() -> Iterator[tuple[int, np.ndarray, pl.DataFrame]]:
         done = 0
-        scan = prefetched(source())  # the next chunk is read while this one is fitted
+        # the next chunk is read while this one is fitted (more while numba loads)
+        scan = prefetched(source(), more=ahead)
         try:
             for g0, counts, frame in scan:
                 ok = (pl.col("price") > 0).all() & (pl.col("quantity") >= 0).all()
@@ -284,4 +310,4 @@ def _bad(store: Store, where: str, params: list[object]) -> None:
     raise DataError(f"sales: column 'quantity' must be >= 0 ({badq} rows are not)")
 
 
-__all__ = ["CHUNKED_MODELS", "CHUNK_ROWS", "SALES_KEY", "chunkable", "estimate_chunked"]
+__all__ = ["CHUNKED_MODELS", "CHUNK_ROWS", "SALES_KEY", "chunkable", "estimate_chunked", "warm"]

@@ -12,9 +12,9 @@ edited ``sales_keys`` can slow ``estimate`` down but never give a group wrong ro
 
 from __future__ import annotations
 
-import queue
 import threading
-from collections.abc import Generator, Iterator
+from collections import deque
+from collections.abc import Callable, Generator, Iterator
 from itertools import chain
 from typing import Any, TypeVar
 
@@ -120,8 +120,11 @@ class _Failed:
         self.exc = exc
 
 
-def prefetched(items: Iterator[T], depth: int = 1) -> Generator[T, None, None]:
-    """``items``, produced by a background thread up to ``depth`` ahead of the consumer.
+def prefetched(
+    items: Iterator[T], depth: int = 1, more: Callable[[], int] | None = None
+) -> Generator[T, None, None]:
+    """``items``, produced by a background thread up to ``depth`` ahead of the consumer
+    (``more()`` more at the moment, e.g. while the kernel that consumes them loads).
 
     The scan of chunk N + 1 (DuckDB, Arrow to polars, the cut: all release the GIL)
     then runs while the kernels fit chunk N: the reference query uses every core, and
@@ -129,18 +132,20 @@ def prefetched(items: Iterator[T], depth: int = 1) -> Generator[T, None, None]:
     the consumer; closing this iterator stops the thread (after the batch it is reading)
     and closes ``items`` (its DuckDB result), so the connection is free again.
     """
-    box: queue.Queue[Any] = queue.Queue(maxsize=depth)
+    box: deque[Any] = deque()
+    ready = threading.Condition()
     stop = threading.Event()
     done = object()
 
     def put(x: Any) -> bool:
-        while not stop.is_set():
-            try:
-                box.put(x, timeout=0.05)
-                return True
-            except queue.Full:
-                continue
-        return False
+        with ready:
+            while not stop.is_set() and len(box) >= depth + (more() if more else 0):
+                ready.wait(0.05)  # woken when the consumer takes one (or stops)
+            if stop.is_set():
+                return False
+            box.append(x)
+            ready.notify_all()
+            return True
 
     def work() -> None:
         try:
@@ -155,7 +160,11 @@ def prefetched(items: Iterator[T], depth: int = 1) -> Generator[T, None, None]:
     thread.start()
     try:
         while True:
-            x = box.get()
+            with ready:
+                while not box:
+                    ready.wait()
+                x = box.popleft()
+                ready.notify_all()
             if x is done:
                 return
             if isinstance(x, _Failed):
@@ -163,6 +172,8 @@ def prefetched(items: Iterator[T], depth: int = 1) -> Generator[T, None, None]:
             yield x
     finally:
         stop.set()
+        with ready:
+            ready.notify_all()
         thread.join()
         close = getattr(items, "close", None)
         if close is not None:
