@@ -10,7 +10,7 @@ DuckDB's included), so a loaded machine changes them less than wall seconds:
 
 - ``vacuum``: ``--runs`` rounds, alternating two copies of DB, of the estimate's write
   path (one transaction: the stored run's elasticities and coefficients under a new id, then
-  the close), three copies: ``parts`` (pricelab as it is: a run of 122,880 rows or more in a
+  the close), three copies: ``parts`` (pricelab as it is: a run of 61,440 rows or more in a
   table of its own, ``pricelab/store/results.py``), ``one table`` (every run appended to one
   table, as before session 9) and ``skip`` (one table with ``SET max_vacuum_tasks = 0`` on
   the connection). Then the skipped copy is checkpointed once with the vacuum back on: the

@@ -103,13 +103,16 @@ def _blocks(con: duckdb.DuckDBPyConnection, table: str, groups: list[int]) -> se
     return {tuple(r) for r in rows if r[0] in groups}
 
 
-_N = 300_000  # 122,880 + 122,880 + 54,240: the next run's checkpoint merges the last group
+# rows per run, and the run whose close merges the first run's rows when every run is
+# appended to one table: 300,000 = 122,880 + 122,880 + 54,240 (the next run merges the last
+# group); 80,000 (the fourth run: three runs fit in two groups)
+_SIZES = [(300_000, 2), (80_000, 4)]
 
 
-def _large_runs(db: Path, plain: bool, runs: int = 3) -> list[set[tuple[int, ...]]]:
-    """``runs`` commands that each store 300,000 rows; after each, where the first run's
-    rows are stored (``plain``: appended to one table, as before)."""
-    frame = pl.DataFrame({"x": pl.int_range(_N, eager=True)})
+def _large_runs(db: Path, n: int, runs: int, plain: bool) -> list[set[tuple[int, ...]]]:
+    """``runs`` commands that each store ``n`` rows; after each, where the first run's rows
+    are stored (``plain``: appended to one table, as before)."""
+    frame = pl.DataFrame({"x": pl.int_range(n, eager=True)})
     seen = []
     for r in range(runs):
         with Store.open(db) as store, store.transaction():
@@ -122,23 +125,30 @@ def _large_runs(db: Path, plain: bool, runs: int = 3) -> list[set[tuple[int, ...
                 store.write_result("el", frame, f"r{r}")
         con = duckdb.connect(str(db), read_only=True)
         try:
-            seen.append(_blocks(con, "el" if plain else "el__part1", [0, 1, 2]))
+            first = [0, 1, 2] if n > 122_880 else [0]
+            seen.append(_blocks(con, "el" if plain else "el__part1", first))
         finally:
             con.close()
     with Store.open(db, read_only=True) as store:
-        first = store.read_result("el", "r0")
-        assert first.height == _N and first["x"].equals(frame["x"])
+        back = store.read_result("el", "r0")
+        assert back.height == n and back["x"].equals(frame["x"])
     return seen
 
 
-def test_a_later_run_never_rewrites_an_earlier_runs_row_groups(tmp_path: Path) -> None:
-    seen = _large_runs(tmp_path / "parts.duckdb", plain=False)
+@pytest.mark.parametrize(("n", "merged_at"), _SIZES)
+def test_a_later_run_never_rewrites_an_earlier_runs_row_groups(
+    tmp_path: Path, n: int, merged_at: int
+) -> None:
+    seen = _large_runs(tmp_path / "parts.duckdb", n, merged_at + 1, plain=False)
     assert seen[0] and all(s == seen[0] for s in seen), "a later run moved run 1's segments"
 
 
-def test_appending_every_run_to_one_table_rewrites_them(tmp_path: Path) -> None:
-    """Why large runs get tables of their own: appended to one table, the second run's
-    checkpoint merges the first run's last row group with its own (if DuckDB stops doing
-    that, the parts are no longer needed)."""
-    seen = _large_runs(tmp_path / "plain.duckdb", plain=True, runs=2)
-    assert seen[0] != seen[1]
+@pytest.mark.parametrize(("n", "merged_at"), _SIZES)
+def test_appending_every_run_to_one_table_rewrites_them(
+    tmp_path: Path, n: int, merged_at: int
+) -> None:
+    """Why these runs get tables of their own: appended to one table, a later run's
+    checkpoint merges the first run's row groups with others (if DuckDB stops doing that,
+    the parts are no longer needed)."""
+    seen = _large_runs(tmp_path / "plain.duckdb", n, merged_at, plain=True)
+    assert all(s == seen[0] for s in seen[:-1]) and seen[-1] != seen[0]

@@ -342,7 +342,7 @@ class Store:
         """Store a result frame under ``run_id`` in table ``name`` (created on first use).
 
         New columns in later runs are added to the table; missing ones are NULL. A run of
-        a DuckDB row group or more is stored in a table of its own behind the view ``name``
+        61,440 rows or more is stored in a table of its own behind the view ``name``
         (:mod:`pricelab.store.results`: no later run's checkpoint rewrites its rows).
         """
         frame = df.with_columns(pl.lit(run_id).alias("run_id")).select(

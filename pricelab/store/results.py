@@ -1,7 +1,7 @@
 """Result tables: where a command's result rows are stored, and how they stay cheap to append.
 
 A result kind (``elasticities``, ``plans``...) is read as one relation of that name, keyed by
-``run_id``. Small runs are appended to one table. A run of at least one DuckDB row group
+``run_id``. Small runs are appended to one table. A run of at least half a DuckDB row group
 (:data:`PART_ROWS` rows) is stored in a table of its own, ``<name>__part<k>``, and ``<name>``
 becomes a view over the rows of small runs (``<name>__base``) and every part, by column name.
 
@@ -9,9 +9,12 @@ Why: DuckDB's checkpoint merges adjacent row groups that fit in fewer (its vacuu
 every run appended to one table, a run of 300,000 rows (122,880 + 122,880 + 54,240) left a
 last row group that the next run's groups merged with, so every other 300k-row ``estimate``
 rewrote ~354k rows of two tables at its close (0.5-0.9 CPU s, ``benchmarks/bench_writes.py``).
-A part is written once and never appended to, so no later checkpoint can merge its row
-groups with another run's; small runs still share a table whose vacuum keeps it compact
-(``tests/test_store_compaction.py``). Readers see the same rows, columns and types either way.
+Runs of 61,441-92,160 rows were worse: three or four of them fit in one group fewer, so a
+later run's close rewrote up to three earlier runs (270k rows). A part is written once and
+never appended to, so no later checkpoint can merge its row groups with another run's; small
+runs still share a table whose vacuum keeps it compact (``tests/test_store_compaction.py``),
+and a merge there rewrites at most about one row group of earlier rows. Readers see the same
+rows, columns and types either way.
 """
 
 from __future__ import annotations
@@ -22,8 +25,9 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from pricelab.store.db import Store
 
-#: DuckDB's row group size: runs with at least this many rows get a table of their own
-PART_ROWS = 122_880
+#: half of DuckDB's row group (122,880 rows): runs with at least this many rows get a table
+#: of their own (smaller runs: two fit in one row group, the vacuum merges them cheaply)
+PART_ROWS = 61_440
 _BASE = "__base"
 _PART = re.compile(r"^(?P<name>.+)__part(?P<k>[0-9]+)$")
 
