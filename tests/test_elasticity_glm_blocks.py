@@ -224,3 +224,28 @@ def test_rich_progress_bar_shows_groups_done():
     with rich_progress(console=Console(file=quiet, force_terminal=False)) as cb:
         estimate(sales, model="ols", progress=cb)
     assert quiet.getvalue() == ""
+
+
+@pytest.mark.parametrize(
+    "bits",
+    [
+        np.zeros(0, np.int64),
+        np.zeros(5, np.int64),
+        np.array([3, 1, 3, 0, 2047, 1], np.int64),
+        np.random.default_rng(7).integers(0, 2048, 50_000),
+        np.random.default_rng(8).choice([0, 2, 6, 64, 1024], 10_000).astype(np.uint16),
+        np.array([5, 4096, 5], np.int64),  # not flag sets: the general way
+        np.array([-1, 2, 2], np.int64),
+    ],
+)
+def test_flag_series_counts_the_distinct_sets_as_np_unique_would(bits) -> None:
+    from pricelab.elasticity.groupfit import FLAG_NAMES, _distinct, flag_series
+
+    values, inverse = _distinct(bits)
+    ref_values, ref_inverse = np.unique(bits, return_inverse=True)
+    np.testing.assert_array_equal(values, ref_values)
+    np.testing.assert_array_equal(inverse, ref_inverse.ravel())
+    assert values.dtype == ref_values.dtype
+    if bits.size and bits.min() >= 0 and bits.max() < 1 << len(FLAG_NAMES):
+        expect = [",".join(n for i, n in enumerate(FLAG_NAMES) if int(b) >> i & 1) for b in bits]
+        assert flag_series(bits).to_list() == expect

@@ -266,6 +266,19 @@ def flag_strings(bits: np.ndarray) -> list[str]:
 def flag_series(bits: np.ndarray) -> pl.Series:
     """:func:`flag_strings` as a String series ``flags``: one text per distinct set of
     flags, gathered (no Python string per group)."""
-    values, inverse = np.unique(bits, return_inverse=True)
+    values, inverse = _distinct(np.asarray(bits).ravel())
     text = [",".join(n for n in FLAG_NAMES if v & FLAG[n]) for v in values]
-    return pl.Series("flags", text, dtype=pl.String).gather(inverse.ravel())
+    return pl.Series("flags", text, dtype=pl.String).gather(inverse)
+
+
+def _distinct(bits: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``np.unique(bits, return_inverse=True)``: counted over the ``2 ** len(FLAG_NAMES)``
+    possible sets instead of sorted (np.unique's argsort took 40 ms of the ``estimate``
+    command's serial end at 300k groups)."""
+    if bits.dtype.kind not in "iu" or not bits.size or bits.min() < 0 or bits.max() >> len(FLAG):
+        return np.unique(bits, return_inverse=True)  # not flag sets: the general way
+    b = bits.astype(np.intp, copy=False)
+    values = np.flatnonzero(np.bincount(b))
+    code = np.zeros(int(values[-1]) + 1, dtype=np.intp)
+    code[values] = np.arange(values.size)
+    return values.astype(bits.dtype), code[b]
