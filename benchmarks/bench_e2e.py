@@ -4,6 +4,7 @@
         [--before PATH]   # also time an older source tree in the same run (before/after)
         [--ols-only]      # goal 1 alone: estimate --model ols vs regr_slope, each size
         [--glm-only]      # goal 2 alone: ols, poisson, hierarchical (ratios to ols by round)
+        [--fifo]          # every command under SCHED_FIFO (root): near-quiet wall times
 
 Builds a database with ``pricelab ingest`` from a synthetic Parquet file (``--groups``
 item-markets × 52 weeks), then times, interleaved round by round so machine drift hits
@@ -41,13 +42,17 @@ REF_SQL = (
 CTAS = "CREATE TABLE sales AS SELECT * FROM read_parquet('{src}')"
 
 
+#: put before every timed command (``--fifo``: ``chrt -f 20``)
+PREFIX: list[str] = []
+
+
 def run(cmd: list[str], tree: Path, cwd: Path) -> tuple[float, float, float]:
     """Wall seconds, peak resident MB and CPU seconds (user + system, all threads) of one
     fresh process running ``cmd``."""
     env = {**os.environ, "PYTHONPATH": str(tree), "PRICELAB_MLFLOW": ""}
     t = time.perf_counter()
     proc = subprocess.Popen(
-        cmd, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        [*PREFIX, *cmd], cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
     )
     _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - t
@@ -230,7 +235,18 @@ def main() -> None:
         help="issue #20 goal 2 only: estimate ols, poisson and hierarchical (no ingest)",
     )
     ap.add_argument("--scaling-ols-only", action="store_true", help="the --scaling sizes: ols only")
+    ap.add_argument(
+        "--fifo",
+        action="store_true",
+        help="run every command under SCHED_FIFO (chrt -f 20; root on Linux): on a machine "
+        "others load, wall times close to a quiet machine's (each command still uses at "
+        "most the cores it would)",
+    )
     args = ap.parse_args()
+    if args.fifo:
+        if shutil.which("chrt") is None:
+            raise SystemExit("--fifo needs chrt (util-linux)")
+        PREFIX[:] = ["chrt", "-f", "20"]
     trees = {"after": HERE.parent}
     if args.before:
         trees = {"before": args.before.resolve(), **trees}
