@@ -141,3 +141,23 @@ def test_the_sibling_label_reaches_the_csv_and_the_report(tmp_path, cli) -> None
         True,
     ]
     assert "the stock of A/US, which this price protects (inventory)" in _why(t.row(1, named=True))
+
+
+def test_beyond_the_single_limit_checks_every_held_row_says_inventory(monkeypatch) -> None:
+    """With more stock limits reaching the held rows than are re-solved one by one, each row
+    that lifting every stock limit together moves says ``inventory`` (the key's own
+    counterfactual), checked against brute force."""
+    from pricelab.optimize import binding
+
+    demand, cross = _case("own and sibling")
+    monkeypatch.setattr(binding, "LINK_CHECKS", 1)
+    plan = optimize_cross(demand, cross, CONS)
+    p = plan.table["recommended_price"].to_numpy()
+    free = brute(demand, cross, CONS, lambda _p, _q: True)[1]
+    moved = ~np.isclose(free, p, rtol=1e-9, atol=0.0)
+    got = [
+        {x for x in b.split(",") if x.startswith("inventory")}
+        for b in plan.table["binding"].to_list()
+    ]
+    assert got == [{"inventory"} if m else set() for m in moved]
+    assert moved.sum() >= 2
