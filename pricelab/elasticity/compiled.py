@@ -92,8 +92,19 @@ def _load(module: str, done: threading.Event) -> None:
 
 
 def compiled_loading(model: str = "ols") -> bool:
-    """Whether :func:`prepare_compiled`'s thread is still loading ``model``'s compiled
-    module (a consumer of the fit's input may read further ahead meanwhile)."""
+    """Whether :func:`prepare_compiled`'s thread is still loading a compiled module.
+
+    Parameters
+    ----------
+    model:
+        ``ols`` (:mod:`.ols_jit`), or ``poisson`` / ``hierarchical`` (:mod:`.glm_jit`).
+
+    Returns
+    -------
+    bool
+        True from :func:`prepare_compiled` until its thread has loaded the module (or
+        failed to): a reader of the fit's input may read further ahead meanwhile.
+    """
     done = _LOADED.get(_MODULES["ols" if model == "ols" else "poisson"][0])
     return done is not None and not done.is_set()
 
