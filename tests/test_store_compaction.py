@@ -2,10 +2,12 @@
 
 Every command appends a row to ``runs`` (and most a few result rows) and closes the database;
 DuckDB's checkpoint at the close writes those rows as a new row group and its vacuum merges
-it with the previous one. Skipping the vacuum (``max_vacuum_tasks = 0``) would save the
-merge of the large result tables (0.5-0.7 CPU s every other estimate at 300k groups,
-``benchmarks/bench_writes.py``) but leaves one row group (and about a block) per command in
-every small table: the file would grow without bound relative to its content.
+it with the previous one. Skipping the vacuum (``max_vacuum_tasks = 0``) was measured as a way
+to save the merge of the large result tables (0.5-0.7 CPU s every other estimate at 300k
+groups, ``benchmarks/bench_writes.py``) but leaves one row group (and about a block) per
+command in every small table: the file would grow without bound relative to its content.
+Large runs are stored in tables of their own instead (``pricelab/store/results.py``,
+``tests/test_store_results.py``); small runs still rely on the vacuum, as tested here.
 """
 
 from __future__ import annotations
