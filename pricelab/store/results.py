@@ -22,6 +22,8 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING
 
+from pricelab.errors import StoreError
+
 if TYPE_CHECKING:
     from pricelab.store.db import Store
 
@@ -32,10 +34,13 @@ _BASE = "__base"
 _PART = re.compile(r"^(?P<name>.+)__part(?P<k>[0-9]+)$")
 
 
-def _q(name: str) -> str:
-    from pricelab.store.db import _ident
+_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")  # as pricelab.store.db's identifiers
 
-    return _ident(name)
+
+def _q(name: str) -> str:
+    if not _IDENT.match(name):
+        raise StoreError(f"invalid table or column name {name!r}")
+    return f'"{name}"'
 
 
 def _catalog(store: Store) -> dict[str, str]:
