@@ -55,15 +55,9 @@ def markdown_case() -> tuple[str, str]:
 
 def rounding_case() -> tuple[str, str]:
     from pricelab.optimize import optimize
-    from tests._optimize_data import demand
-    from tests.test_optimize_minor_unit import CUR, _with_currency
+    from tests.test_optimize_minor_unit import ten_item_parity_case
 
-    df = _with_currency(demand(10, seed=5, spread=0.1), CUR)
-    cons = {
-        "bounds": {"max_increase_pct": 7.3, "max_decrease_pct": 11.1},
-        "min_margin_pct": 20,
-        "parity": {"max_gap_pct": 3},
-    }
+    df, cons = ten_item_parity_case()
     plan = optimize(df, cons)
     p = plan.table["recommended_price"].to_numpy()
     h = hashlib.sha256(p.tobytes()).hexdigest()[:12]

@@ -4,6 +4,7 @@ KWD three decimals, most two), ladders keep their points, and every constraint s
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import numpy as np
 import polars as pl
@@ -230,17 +231,22 @@ def test_a_dinar_row_follows_a_yen_row_off_its_floor_as_brute_force() -> None:
     assert profit(df, p) <= best * (1 + 1e-12)  # nothing off the grid or outside the band
 
 
-def test_ten_items_in_four_currencies_are_all_rounded() -> None:
-    """Regression: 10 items in JPY/GBP/KWD/CHF with parity 3%: one item (a yen row at its
-    floor, a dinar row that had to follow by ~850 units) made the one rounding MILP
-    infeasible at every window, so all 40 rows kept unrounded prices (50 s). Now every
-    price is on its unit, every constraint holds and rounding costs little."""
-    df = _with_currency(demand(10, seed=5, spread=0.1), CUR)
+def ten_item_parity_case() -> tuple[pl.DataFrame, dict[str, Any]]:
+    """10 items in JPY/GBP/KWD/CHF with parity 3% (also ``benchmarks/bench_determinism.py``)."""
     cons = {
         "bounds": {"max_increase_pct": 7.3, "max_decrease_pct": 11.1},
         "min_margin_pct": 20,
         "parity": {"max_gap_pct": 3},
     }
+    return _with_currency(demand(10, seed=5, spread=0.1), CUR), cons
+
+
+def test_ten_items_in_four_currencies_are_all_rounded() -> None:
+    """Regression: 10 items in JPY/GBP/KWD/CHF with parity 3%: one item (a yen row at its
+    floor, a dinar row that had to follow by ~850 units) made the one rounding MILP
+    infeasible at every window, so all 40 rows kept unrounded prices (50 s). Now every
+    price is on its unit, every constraint holds and rounding costs little."""
+    df, cons = ten_item_parity_case()
     plan = optimize(df, cons)
     assert "unrounded_rows" not in plan.extra
     t = plan.table.join(df.select("item_id", "market", "currency"), on=["item_id", "market"])

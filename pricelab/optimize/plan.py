@@ -177,20 +177,13 @@ class Plan:
             )
         if "too_wide" in t.columns and t["too_wide"].any():
             lines.append(describe_too_wide(t.filter(pl.col("too_wide")).to_dicts()))
-        conflicts = self.extra.get("conflicts") or []
-        if conflicts:
-            lines.append(
-                f"{len(conflicts)} row(s) in conflict kept at current price: "
-                + "; ".join(f"{c['item_id']}/{c['market']}: {c['reason']}" for c in conflicts[:3])
-                + ("; ..." if len(conflicts) > 3 else "")
-            )
-        unrounded = self.extra.get("unrounded") or []
-        if unrounded:
-            lines.append(
-                f"{len(unrounded)} row(s) not on their currency's minor unit: "
-                + "; ".join(f"{c['item_id']}/{c['market']}: {c['reason']}" for c in unrounded[:3])
-                + ("; ..." if len(unrounded) > 3 else "")
-            )
+        for key, what in (
+            ("conflicts", "in conflict kept at current price"),
+            ("unrounded", "not on their currency's minor unit"),
+        ):
+            rows = self.extra.get(key) or []
+            if rows:
+                lines.append(_named_rows(rows, what))
         if self.skipped.height:
             reasons = self.skipped.group_by("reason").len().sort("len", descending=True)
             lines.append(
@@ -230,6 +223,12 @@ class Plan:
 
 #: ``status`` of a row the optimizer could not price (``optimized`` / ``conflict``: conflicts.py)
 SKIPPED = "skipped"
+
+
+def _named_rows(rows: list[dict[str, Any]], what: str) -> str:
+    """A summary line naming up to three rows (``item_id/market: reason``) of ``rows``."""
+    named = "; ".join(f"{c['item_id']}/{c['market']}: {c['reason']}" for c in rows[:3])
+    return f"{len(rows)} row(s) {what}: " + named + ("; ..." if len(rows) > 3 else "")
 
 
 def with_skipped_rows(
