@@ -11,7 +11,8 @@ item-markets × 52 weeks), then times, interleaved round by round so machine dri
 all alike: ``pricelab --version``, ``pricelab estimate --model ols|poisson|hierarchical
 --output el.parquet`` and the reference, DuckDB ``regr_slope(ln q, ln p) GROUP BY item,
 market`` on the same table in its own Python process (import duckdb + the query), and
-ingest against DuckDB's own ``CREATE TABLE AS`` from the same file. Each command's peak
+ingest against DuckDB's own ``CREATE TABLE AS`` from the same file, after one uncounted
+warm-up round (every process reads compiled bytecode, :func:`use_bytecode`). Each command's peak
 memory is its own process's (``wait4`` rusage). One JSON line per measurement
 (``_bench.py``) with every run's seconds (``runs``) for the run-to-run range; poisson and
 hierarchical also carry their ratios to the ols command of the same round (``ols_ratios``,
@@ -44,12 +45,35 @@ CTAS = "CREATE TABLE sales AS SELECT * FROM read_parquet('{src}')"
 
 #: put before every timed command (``--fifo``: ``chrt -f 20``)
 PREFIX: list[str] = []
+#: where the timed processes keep compiled bytecode (:func:`use_bytecode`); empty: their own
+#: ``__pycache__`` folders, as Python does by default
+PYCACHE: list[str] = []
+
+
+def use_bytecode(tmp: Path) -> bool:
+    """Let the timed processes read compiled bytecode, as an installed package does.
+
+    ``pip install`` compiles every module's bytecode; uv does not (without
+    ``--compile-bytecode``), and where the environment also sets ``PYTHONDONTWRITEBYTECODE``
+    (containers, CI, this team's shared venv) every fresh process compiles each module it
+    imports from source: ~0.6 CPU s of the ols command's start-up and ~1 s of numba's load
+    at 300k × 52 on a 2-core Xeon (4 Dec), charged to the command alone (its reference
+    imports duckdb only). Then the processes write their bytecode under ``tmp`` instead
+    (``PYTHONPYCACHEPREFIX``), and an uncounted warm-up round writes it before the timed
+    ones. True when that is so."""
+    PYCACHE.clear()
+    if os.environ.get("PYTHONDONTWRITEBYTECODE") or sys.flags.dont_write_bytecode:
+        PYCACHE.append(str(tmp / "pycache"))
+    return bool(PYCACHE)
 
 
 def run(cmd: list[str], tree: Path, cwd: Path) -> tuple[float, float, float]:
     """Wall seconds, peak resident MB and CPU seconds (user + system, all threads) of one
     fresh process running ``cmd``."""
     env = {**os.environ, "PYTHONPATH": str(tree), "PRICELAB_MLFLOW": ""}
+    if PYCACHE:
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
+        env["PYTHONPYCACHEPREFIX"] = PYCACHE[0]
     t = time.perf_counter()
     proc = subprocess.Popen(
         [*PREFIX, *cmd], cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
@@ -124,6 +148,8 @@ def bench_size(groups: int, args: argparse.Namespace, tmp: Path, trees: dict[str
     times: dict[str, list[float]] = {k: [] for k in jobs}
     peaks: dict[str, list[float]] = {k: [] for k in jobs}
     cpus: dict[str, list[float]] = {k: [] for k in jobs}
+    for cmd, tree in jobs.values():  # warm-up, not counted: bytecode, page cache
+        run(cmd, tree, tmp)
     for r in range(args.repeat):
         for key, (cmd, tree) in jobs.items():  # interleaved: one run of each per round
             wall, peak, cpu = run(cmd, tree, tmp)
@@ -252,6 +278,8 @@ def main() -> None:
         trees = {"before": args.before.resolve(), **trees}
     sizes = sorted({args.groups, *(int(g) for g in args.scaling.split(",") if g)})
     tmp = Path(tempfile.mkdtemp(prefix="pricelab-e2e-"))
+    if use_bytecode(tmp):
+        log(f"bytecode: the environment writes none; the timed processes keep it in {PYCACHE[0]}")
     try:
         for groups in sizes:
             bench_size(groups, args, tmp, trees)
