@@ -92,7 +92,7 @@ def _instrumented(spent: Spent) -> Iterator[None]:
         fn = load(module, name)
         return None if fn is None else _timed(spent, "kernel (compiled)", fn)
 
-    chunked.prefetched = lambda items, depth=1: (x for x in items)  # type: ignore[assignment]
+    chunked.prefetched = lambda items, depth=1, more=None: (x for x in items)  # type: ignore[assignment]
     keyruns.KeyRuns._cut = lambda self: _timed_iter(spent, "scan + cut", cut(self))  # type: ignore[method-assign]
     block_runs.Runs.run = _timed(spent, "kernel (numpy)", block_runs.Runs.run)  # type: ignore[method-assign]
     compiled.load_kernel = kernel  # type: ignore[assignment]
