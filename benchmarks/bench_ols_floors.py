@@ -16,6 +16,9 @@ interpreter's start and the imports a step needs are not counted twice:
   the keys of ``sales_keys`` with their hashes), after ``import duckdb`` and the connection;
 - ``scan``: a bare Arrow scan of what the fit reads (the key hash, date, price, quantity as
   double, promo), record batches of 128k rows, nothing else done with them;
+- ``fingerprint``: the input fingerprint's scan of the sales (count, ``bit_xor`` of each
+  row's hash, date range; the command takes it beside the fit, on DuckDB's threads);
+- ``output``: the elasticities written to Parquet by polars (``--output``);
 - ``inserts``: the run's two result tables (300k rows each at 300k groups: the stored rows
   of a finished run, read from Parquet before the clock starts) created from Arrow in one
   transaction and committed, then ``close`` (DuckDB's checkpoint);
@@ -85,6 +88,21 @@ _SCAN = (
     "n = sum(b.num_rows for b in r)\n"
     "_done(a)\n"
 )
+_FINGERPRINT = (
+    "import sys, duckdb\n"
+    "con = duckdb.connect(sys.argv[1], read_only=True)\n"
+    "a = _now()\n"
+    "con.sql('SELECT count(*), bit_xor(hash(item_id, market, date, price, quantity, promo, "
+    "unit_cost)), min(date), max(date) FROM sales').fetchall()\n"
+    "_done(a)\n"
+)
+_OUTPUT = (
+    "import sys, polars as pl\n"
+    "df = pl.read_parquet(sys.argv[2])\n"
+    "a = _now()\n"
+    "df.write_parquet(sys.argv[3])\n"
+    "_done(a)\n"
+)
 _INSERTS = (
     "import sys, duckdb, pyarrow.parquet as pq\n"
     "e, p = pq.read_table(sys.argv[2]), pq.read_table(sys.argv[3])\n"
@@ -142,7 +160,9 @@ def main() -> None:
             "numba": _NUMBA,
             "setup": _SETUP,
             "scan": _SCAN,
+            "fingerprint": _FINGERPRINT,
             "inserts": _INSERTS,
+            "output": _OUTPUT,
         }
         jobs = {
             "python": [py, "-c", "pass"],
@@ -155,6 +175,7 @@ def main() -> None:
             "ols": [*ols, "--output", str(tmp / "out.parquet")],
         }
         jobs["inserts"] = [*jobs["inserts"][:-1], str(scratch), str(el), str(params)]
+        jobs["output"] = [*jobs["output"][:-1], str(db), str(el), str(tmp / "floor.parquet")]
         got: dict[str, list[tuple[float, float, list[dict[str, float]]]]] = {k: [] for k in jobs}
         loads = []
         for r in range(args.repeat + 1):  # round 0: warm-up (bytecode, page cache)

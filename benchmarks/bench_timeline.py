@@ -31,7 +31,7 @@ import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 TICK = os.sysconf("SC_CLK_TCK")
-MARKS: list[tuple[float, str]] = []
+MARKS: list[tuple[float, str, float]] = []  # (perf_counter, label, process CPU)
 # module -> [(owner attribute path, label)]: marks on entry ("label>") and exit ("label<")
 WATCH = {
     "pricelab.store.db": [("Store.open", "store.open"), ("Store.write_result", "insert")],
@@ -46,7 +46,7 @@ WATCH = {
 
 
 def _mark(label: str) -> None:
-    MARKS.append((time.perf_counter(), label))
+    MARKS.append((time.perf_counter(), label, time.process_time()))
 
 
 def _wrapped(fn, label):  # type: ignore[no-untyped-def]
@@ -166,7 +166,7 @@ def main() -> None:
             json.dumps(
                 {
                     "t0": t0,
-                    "marks": [(t - t0, m) for t, m in MARKS],
+                    "marks": [(t - t0, m, c) for t, m, c in MARKS],
                     "names": names,
                     "samples": [(t - t0, c) for t, c in samples],
                 }
@@ -204,7 +204,7 @@ def phases() -> list[tuple[str, float, float]]:
     """Named phases of the main thread from the marks (start, end on perf_counter)."""
     first: dict[str, float] = {}
     last: dict[str, float] = {}
-    for t, m in MARKS:
+    for t, m, _ in MARKS:
         first.setdefault(m, t)
         last[m] = t
     order = [
@@ -222,11 +222,17 @@ def phases() -> list[tuple[str, float, float]]:
     return out
 
 
+def _process_cpu(t: float) -> float:
+    """The process's CPU (every thread's) at the mark taken at ``t`` (exact, unlike the
+    samples: the sampler thread needs the GIL, which imports hold for long stretches)."""
+    return next(c for tm, _, c in MARKS if tm == t)
+
+
 def report(t0, samples, names, main_tid, out) -> None:  # type: ignore[no-untyped-def]
     kinds = sorted({_kind(t, names, main_tid) for _, c in samples for t in c})
     rows = [("interpreter start, to this script", t0, MARKS[0][0]), *phases()]
     print(
-        "| phase | from s | wall s | CPU s | " + " | ".join(kinds) + " |",
+        "| phase | from s | wall s | CPU s (marks) | " + " | ".join(kinds) + " (sampled) |",
         file=out,
     )
     print("|---|---:|---:|---:|" + "---:|" * len(kinds), file=out)
@@ -238,15 +244,14 @@ def report(t0, samples, names, main_tid, out) -> None:  # type: ignore[no-untype
         if name.startswith("interpreter"):  # before the first sample: the main thread's
             per = dict.fromkeys(kinds, 0.0)
             per["main"] = samples[0][1].get(main_tid, 0.0)
-        total = sum(per.values())
+        total = _process_cpu(b) - _process_cpu(a) if a >= MARKS[0][0] else sum(per.values())
         cells = " | ".join(f"{per[k]:.2f}" for k in kinds)
         print(f"| {name} | {a - t0:.2f} | {b - a:.2f} | {total:.2f} | {cells} |", file=out)
-    end = samples[-1]
-    total = sum(end[1].values())
-    print(f"| in process | | {end[0] - t0:.2f} | {total:.2f} | |", file=out)
+    end = MARKS[-1]
+    print(f"| in process | | {end[0] - t0:.2f} | {end[2]:.2f} | |", file=out)
     spans: dict[str, list[float]] = {}
     opened: dict[str, float] = {}
-    for t, m in MARKS:
+    for t, m, _ in MARKS:
         if m.endswith(">"):
             opened[m[:-1]] = t
         elif m.endswith("<") and m[:-1] in opened:
