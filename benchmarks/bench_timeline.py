@@ -34,14 +34,21 @@ TICK = os.sysconf("SC_CLK_TCK")
 MARKS: list[tuple[float, str, float]] = []  # (perf_counter, label, process CPU)
 # module -> [(owner attribute path, label)]: marks on entry ("label>") and exit ("label<")
 WATCH = {
-    "pricelab.store.db": [("Store.open", "store.open"), ("Store.write_result", "insert")],
+    "pricelab.store.db": [
+        ("Store.open", "store.open"),
+        ("Store.write_result", "insert"),
+        ("Store.query", "query"),
+        ("Store.execute", "execute"),
+        ("Store.count", "count"),
+    ],
+    "pricelab.store.loaders": [("load_items", "items")],
     "pricelab.engines.chunked": [("warm", "warm"), ("estimate_chunked", "fit")],
     "pricelab.engines.keyruns": [("KeyRuns.__init__", "keys")],
     "pricelab.elasticity.streamed": [("_Job._fit_chunks", "chunks"), ("_wrap", "wrap")],
     "pricelab.elasticity.glm_blocks": [("fit_ols_runs", "kernel")],
     "pricelab.elasticity.compiled": [("_load", "numba")],
     "pricelab.api.estimate": [("_store_estimate", "store"), ("_write", "output")],
-    "pricelab.store.runs": [("Run.finish", "finish")],
+    "pricelab.store.runs": [("Run.finish", "finish"), ("fingerprint_ahead", "fingerprint")],
 }
 
 
@@ -123,6 +130,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--every", type=float, default=0.01)
     ap.add_argument("--json", type=Path, help="write marks and samples here")
+    ap.add_argument("--marks", action="store_true", help="also print every mark (s, CPU s)")
     ap.add_argument("command", nargs=argparse.REMAINDER)
     args = ap.parse_args()
     cmd = [c for c in args.command if c != "--"]
@@ -161,6 +169,9 @@ def main() -> None:
         seen.update(cpu)
         cpu.update({tid: v for tid, v in seen.items() if tid not in cpu})
     report(t0, samples, names, main_tid, sys.stderr)
+    if args.marks:
+        for t, m, c in MARKS:
+            print(f"{t - t0:8.3f} {c:7.3f}  {m}", file=sys.stderr)
     if args.json:
         args.json.write_text(
             json.dumps(
