@@ -6,7 +6,9 @@
 For each size, synthetic item × market sales (``simulate_panel``: 2 markets, known
 elasticities) are written to Parquet once; each model then runs in a fresh subprocess
 that reads the file and calls :func:`pricelab.elasticity.estimate` ``--repeat`` times, so
-the reported peak memory (``ru_maxrss``) is that model's alone (data included). One JSON
+the reported peak memory (the child's own high-water mark, ``_bench.peak_mb``; not
+``ru_maxrss``, which carries this parent's data-building peak into the child) is that
+model's alone (data included). One JSON
 line per model × size (see ``_bench.py``); the check field ``close_to_truth`` is the share
 of groups whose estimate lies within 3 standard errors of the true elasticity.
 """
