@@ -5,6 +5,9 @@
         [--ols-only]      # goal 1 alone: estimate --model ols vs regr_slope, each size
         [--glm-only]      # goal 2 alone: ols, poisson, hierarchical (ratios to ols by round)
         [--fifo]          # every command under SCHED_FIFO (root): near-quiet wall times
+        [--rr]            # the same under SCHED_RR (safe beside other real-time processes)
+        [--models ols,poisson,hierarchical]   # the estimate commands to time
+        [--work DIR]      # keep the data and databases in DIR (reused by a later run)
 
 Builds a database with ``pricelab ingest`` from a synthetic Parquet file (``--groups``
 item-markets × 52 weeks), then times, interleaved round by round so machine drift hits
@@ -16,13 +19,18 @@ warm-up round (every process reads compiled bytecode, :func:`use_bytecode`). Eac
 memory is its own process's (``wait4`` rusage). One JSON line per measurement
 (``_bench.py``) with every run's seconds (``runs``) for the run-to-run range; poisson and
 hierarchical also carry their ratios to the ols command of the same round (``ols_ratios``,
-``ols_cpu_ratios``: issue #20's goal 2). The compiled kernels (numba) are compiled and
-cached once before the first round, as an installed package's first run would.
+``ols_cpu_ratios``: issue #20's goal 2), the load average before each run (``load_runs``),
+the commit and the time. The compiled kernels (numba) are compiled and cached once before
+the first round, as an installed package's first run would. With ``--work`` the Parquet
+file and the ingested database of each size stay in DIR and a later run reuses them: every
+``estimate`` appends its run to that database (``db_mb`` is its size before the rounds).
+``e2e_report.py`` turns the JSON lines into the results.md table and the scaling plot.
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import os
 import shutil
 import statistics
@@ -43,7 +51,7 @@ REF_SQL = (
 CTAS = "CREATE TABLE sales AS SELECT * FROM read_parquet('{src}')"
 
 
-#: put before every timed command (``--fifo``: ``chrt -f 20``)
+#: put before every timed command (``--fifo``: ``chrt -f 20``, ``--rr``: ``chrt -r 20``)
 PREFIX: list[str] = []
 #: where the timed processes keep compiled bytecode (:func:`use_bytecode`); empty: their own
 #: ``__pycache__`` folders, as Python does by default
@@ -89,8 +97,11 @@ def run(cmd: list[str], tree: Path, cwd: Path) -> tuple[float, float, float]:
 
 def make_data(groups: int, tmp: Path) -> Path:
     """Synthetic sales (``groups`` item-markets × 52 weeks) as Parquet, written by a child
-    process: Linux carries a parent's peak RSS into its children, so this one stays small."""
+    process: Linux carries a parent's peak RSS into its children, so this one stays small.
+    A file already there (``--work``) is reused."""
     path = tmp / f"sales_{groups}.parquet"
+    if path.exists():
+        return path
     code = (
         "import sys; from pricelab.elasticity.synthetic import simulate_panel; "
         f"s = simulate_panel(n_items={max(groups // 2, 1)}, markets=('US', 'GB'), weeks=52, "
@@ -107,15 +118,23 @@ def bench_size(groups: int, args: argparse.Namespace, tmp: Path, trees: dict[str
     dbs = {label: tmp / f"{label}_{groups}.duckdb" for label in trees}
     cmds: dict[str, list[str]] = {}
     for label, tree in trees.items():
-        run(
-            [py, "-m", "pricelab", "ingest", "--db", str(dbs[label]), "--sales", str(src)],
-            tree,
-            tmp,
+        if dbs[label].exists():  # --work: built by an earlier run
+            continue
+        part = dbs[label].with_suffix(".building.duckdb")  # renamed once ingest has finished
+        for stale in (part, part.with_suffix(".duckdb.wal")):
+            stale.unlink(missing_ok=True)
+        wall, peak, cpu = run(
+            [py, "-m", "pricelab", "ingest", "--db", str(part), "--sales", str(src)], tree, tmp
         )
+        part.rename(dbs[label])
+        log(f"e2e {groups}: ingest ({label}) {wall:.1f} s, {cpu:.1f} CPU s, peak {peak:,.0f} MB")
+    db_mb = {k: round(v.stat().st_size / 2**20) for k, v in dbs.items()}
     warm = "import contextlib\nwith contextlib.suppress(ImportError):\n    import {}"
     for tree in trees.values():  # numba compiles once per machine: not in the rounds
         for mod in ("pricelab.elasticity.glm_jit", "pricelab.elasticity.ols_jit"):
             run([py, "-c", warm.format(mod)], tree, tmp)
+    if args.repeat == 0:  # --work --repeat 0: build the data and databases only
+        return
     ref_db = dbs["after"]
     cmds["ref"] = [
         py,
@@ -123,7 +142,7 @@ def bench_size(groups: int, args: argparse.Namespace, tmp: Path, trees: dict[str
         f"import duckdb; duckdb.connect('{ref_db}', read_only=True).sql({REF_SQL!r}).fetchall()",
     ]
     scaled = args.scaling_ols_only and groups != args.groups
-    models = ["ols"] if args.ols_only or scaled else ["ols", "poisson", "hierarchical"]
+    models = ["ols"] if args.ols_only or scaled else args.models.split(",")
     jobs: dict[str, tuple[list[str], Path]] = {"ref": (cmds["ref"], trees["after"])}
     for label, tree in trees.items():
         for m in models:
@@ -150,13 +169,21 @@ def bench_size(groups: int, args: argparse.Namespace, tmp: Path, trees: dict[str
     cpus: dict[str, list[float]] = {k: [] for k in jobs}
     for cmd, tree in jobs.values():  # warm-up, not counted: bytecode, page cache
         run(cmd, tree, tmp)
+    loads: dict[str, list[float]] = {k: [] for k in jobs}
+    start = dt.datetime.now(dt.UTC)
     for r in range(args.repeat):
         for key, (cmd, tree) in jobs.items():  # interleaved: one run of each per round
+            loads[key].append(round(os.getloadavg()[0], 2))
             wall, peak, cpu = run(cmd, tree, tmp)
             times[key].append(wall)
             peaks[key].append(peak)
             cpus[key].append(cpu)
-        log(f"e2e {groups}: round {r + 1}/{args.repeat}")
+            log(
+                f"e2e {groups}: {key} {wall:.2f} s, {cpu:.2f} CPU s, {peak:,.0f} MB "
+                f"(round {r + 1}, load {loads[key][-1]:.1f})"
+            )
+        log(f"e2e {groups}: round {r + 1}/{args.repeat}, load {os.getloadavg()[0]:.1f}")
+    span = f"{start:%Y-%m-%dT%H:%M}-{dt.datetime.now(dt.UTC):%H:%M} UTC"
     ref = statistics.median(times["ref"])
     for key in jobs:
         if key == "ref":
@@ -164,7 +191,7 @@ def bench_size(groups: int, args: argparse.Namespace, tmp: Path, trees: dict[str
         label, what = key.split(":")
         name = "pricelab --version" if what == "version" else f"estimate --model {what}"
         vs_ols = {}
-        if what in ("poisson", "hierarchical"):  # goal 2: against the ols command, by round
+        if what in ("poisson", "hierarchical") and f"{label}:ols" in times:  # goal 2, by round
             ols = f"{label}:ols"
             vs_ols = {
                 "ols_ratios": [
@@ -193,7 +220,16 @@ def bench_size(groups: int, args: argparse.Namespace, tmp: Path, trees: dict[str
             cpu_runs=[round(t, 3) for t in cpus[key]],
             cpu_ratios=[round(t / f, 3) for t, f in zip(cpus[key], cpus["ref"], strict=True)],
             ref_cpu_runs=[round(t, 3) for t in cpus["ref"]],
+            peaks=[round(p) for p in peaks[key]],
+            ref_peaks=[round(p) for p in peaks["ref"]],
             load=round(os.getloadavg()[0], 1),
+            sched=" ".join(PREFIX) or "normal",
+            bytecode="PYTHONPYCACHEPREFIX, warmed" if PYCACHE else "Python's default",
+            load_runs=loads[key],
+            ref_load_runs=loads["ref"],
+            commit=commit(trees[label]),
+            when=span,
+            db_mb=db_mb[label],
             **vs_ols,
         )
     if groups == args.groups and not (args.ols_only or args.glm_only):
@@ -244,6 +280,16 @@ def bench_ingest(
         )
 
 
+def commit(tree: Path) -> str:
+    """The tree's HEAD commit (short), with ``+`` when it has uncommitted changes."""
+    git = ["git", "-C", str(tree)]
+    head = subprocess.run([*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
+    dirty = subprocess.run(
+        [*git, "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True
+    )
+    return head.stdout.strip() + ("+" if dirty.stdout.strip() else "") or "?"
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--groups", type=int, default=100_000)
@@ -262,29 +308,51 @@ def main() -> None:
     )
     ap.add_argument("--scaling-ols-only", action="store_true", help="the --scaling sizes: ols only")
     ap.add_argument(
+        "--models",
+        default="ols,poisson,hierarchical",
+        help="the estimate commands to time (comma-separated; poisson and hierarchical carry "
+        "their ratios to the ols command of the same round when ols is among them)",
+    )
+    ap.add_argument(
+        "--work",
+        type=Path,
+        help="keep the Parquet files and databases here (reused if there; not deleted)",
+    )
+    ap.add_argument(
         "--fifo",
         action="store_true",
         help="run every command under SCHED_FIFO (chrt -f 20; root on Linux): on a machine "
         "others load, wall times close to a quiet machine's (each command still uses at "
         "most the cores it would)",
     )
+    ap.add_argument(
+        "--rr",
+        action="store_true",
+        help="as --fifo, under SCHED_RR (chrt -r 20): threads of equal priority take turns "
+        "every 100 ms, so a thread spinning while another of its process waits cannot keep "
+        "the core (under --fifo beside another SCHED_FIFO process, hierarchical on 1M x 52 "
+        "spun for 286 CPU s instead of 36-39)",
+    )
     args = ap.parse_args()
-    if args.fifo:
+    if args.fifo or args.rr:
         if shutil.which("chrt") is None:
-            raise SystemExit("--fifo needs chrt (util-linux)")
-        PREFIX[:] = ["chrt", "-f", "20"]
+            raise SystemExit("--fifo and --rr need chrt (util-linux)")
+        PREFIX[:] = ["chrt", "-r" if args.rr else "-f", "20"]
     trees = {"after": HERE.parent}
     if args.before:
         trees = {"before": args.before.resolve(), **trees}
     sizes = sorted({args.groups, *(int(g) for g in args.scaling.split(",") if g)})
-    tmp = Path(tempfile.mkdtemp(prefix="pricelab-e2e-"))
+    if args.work:
+        args.work.mkdir(parents=True, exist_ok=True)
+    tmp = args.work.resolve() if args.work else Path(tempfile.mkdtemp(prefix="pricelab-e2e-"))
     if use_bytecode(tmp):
         log(f"bytecode: the environment writes none; the timed processes keep it in {PYCACHE[0]}")
     try:
         for groups in sizes:
             bench_size(groups, args, tmp, trees)
     finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        if not args.work:
+            shutil.rmtree(tmp, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -31,6 +31,8 @@ from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+import e2e_report  # noqa: E402
 
 FULL = {
     "ingest": ["bench_ingest.py", "--rows", "1000000", "--repeat", "3"],
@@ -200,65 +202,25 @@ PLOT = "e2e_scaling.png"
 
 def e2e_table(recs: list[dict[str, Any]]) -> list[str]:
     """Whole commands in fresh processes against DuckDB in its own process, same run."""
-    rows = [r for r in recs if r["bench"] == "e2e"]
-    if not rows:
+    if not any(r["bench"] == "e2e" for r in recs):
         return ["(not measured)"]
-    out = [
+    return [
         "Each command is a fresh process (`python -m pricelab ...`, start-up included) on a "
         "database built by `pricelab ingest`; the reference is DuckDB in its own process "
         "(`import duckdb` + `regr_slope(ln q, ln p) GROUP BY item_id, market`; for ingest "
         "`CREATE TABLE AS read_parquet`). Commands and reference run interleaved, one of "
-        "each per round; ratio = median seconds / DuckDB's median seconds; range = "
-        "min–max of the per-round ratios. Peak MB: the command's own process (`wait4`). "
-        "`before` is the code before issue #20 (commit a69b758), timed in the same run.",
+        "each per round; ratios are per round; peak: the command's own process (`wait4`); "
+        f"the load average before each run ({e2e_report.title(recs)}).",
         "",
-        "| command | code | size | rows | seconds (median) | runs | ratio to DuckDB | "
-        "ratio range | peak MB |",
-        "|---|---|---:|---:|---:|---:|---:|---|---:|",
+        *e2e_report.table(recs),
+        "",
+        f"![end-to-end scaling]({PLOT})",
     ]
-    for r in sorted(rows, key=lambda r: (r["size"], r["command"], r["version"])):
-        lo, hi = min(r["ratios"]), max(r["ratios"])
-        out.append(
-            f"| {r['name'].rsplit(' (', 1)[0]} | {r['version']} | {_fmt(r['size'])} "
-            f"{r['unit']} | {_fmt(r['rows'])} | {_fmt(r['seconds'])} | {r['repeat']} | "
-            f"{_fmt(r['ratio'])} | {lo:.2g}–{hi:.2g} | {_fmt(r['peak_mb'])} |"
-        )
-    out += ["", f"![end-to-end scaling]({PLOT})"]
-    return out
 
 
 def e2e_plot(recs: list[dict[str, Any]], path: Path) -> bool:
-    """Time and peak memory of ``estimate --model ols`` against the number of groups."""
-    rows = [r for r in recs if r["bench"] == "e2e" and r["command"] == "ols"]
-    if not rows:
-        return False
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, (ax_t, ax_m) = plt.subplots(1, 2, figsize=(10, 4))
-    for version in sorted({r["version"] for r in rows}):
-        pts = sorted(
-            (r["size"], r["seconds"], r["peak_mb"]) for r in rows if r["version"] == version
-        )
-        g = [p[0] for p in pts]
-        ax_t.plot(g, [p[1] for p in pts], "o-", label=f"pricelab estimate --model ols ({version})")
-        ax_m.plot(g, [p[2] for p in pts], "o-", label=version)
-    refs = sorted({(r["size"], r["reference_seconds"]) for r in rows})
-    ax_t.plot([p[0] for p in refs], [p[1] for p in refs], "k--", label="DuckDB regr_slope")
-    for ax, label in ((ax_t, "seconds (median, whole process)"), (ax_m, "peak resident MB")):
-        ax.set_xscale("log")
-        ax.set_xlabel("item × market groups (52 weeks each)")
-        ax.set_ylabel(label)
-        ax.grid(True, alpha=0.3)
-    ax_t.legend(fontsize=7)
-    ax_m.legend(fontsize=7)
-    fig.suptitle("pricelab estimate --model ols, end to end")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return True
+    """Time and peak memory of the estimate commands against the number of groups."""
+    return e2e_report.plot(recs, path)
 
 
 def merge_section(text: str, heading: str, body: list[str], before: str) -> str:
