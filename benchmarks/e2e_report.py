@@ -93,10 +93,10 @@ def table(recs: list[dict[str, Any]]) -> list[str]:
     return out
 
 
-def title(recs: list[dict[str, Any]]) -> str:
-    """Date, commit(s) and load range of the measurements."""
+def title(recs: list[dict[str, Any]], commit: str = "") -> str:
+    """Date, commit(s) (``commit`` instead, when given) and load range of the measurements."""
     days = sorted({r["when"][:10] for r in recs if r.get("when")})
-    commits = sorted({r["commit"] for r in recs if r.get("commit")})
+    commits = [commit] if commit else sorted({r["commit"] for r in recs if r.get("commit")})
     loads = [x for r in recs for x in (r.get("load_runs") or []) + (r.get("ref_load_runs") or [])]
     parts = [", ".join(days) or "undated", "commit " + ", ".join(commits) if commits else ""]
     if loads:
@@ -104,7 +104,7 @@ def title(recs: list[dict[str, Any]]) -> str:
     return "; ".join(p for p in parts if p)
 
 
-def plot(recs: list[dict[str, Any]], path: Path, note: str = "") -> bool:
+def plot(recs: list[dict[str, Any]], path: Path, note: str = "", commit: str = "") -> bool:
     """Wall seconds (median, min–max bars) and peak memory against groups, log axes;
     ``note`` is added to the title (how the runs were scheduled, say)."""
     rows = [r for r in recs if r["bench"] == "e2e" and r.get("command") in ORDER[:3]]
@@ -166,9 +166,9 @@ def plot(recs: list[dict[str, Any]], path: Path, note: str = "") -> bool:
         ax.set_xlabel("item × market groups (52 weeks each)")
         ax.set_ylabel(label)
         ax.grid(True, which="both", alpha=0.3)
-        ax.legend(fontsize=7)
+        ax.legend(fontsize=7, loc="upper left" if ax is ax_t else "lower right")
     head = "pricelab estimate --output, end to end, fresh processes"
-    fig.suptitle(f"{head} ({title(rows)})" + (f"\n{note}" if note else ""), fontsize=9)
+    fig.suptitle(f"{head} ({title(rows, commit)})" + (f"\n{note}" if note else ""), fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -180,11 +180,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("jsonl", nargs="+", type=Path, help="bench_e2e.py output(s)")
     ap.add_argument("--plot", type=Path, help="write the scaling plot here (PNG)")
     ap.add_argument("--note", default="", help="a second title line for the plot")
+    ap.add_argument("--commit", default="", help="the commit to name (default: the lines')")
     a = ap.parse_args(argv)
     recs = load(a.jsonl)
     print("\n".join(table(recs)))
-    if a.plot and plot(recs, a.plot, a.note):
-        print(f"\n![end-to-end scaling]({a.plot.name}) ({title(recs)})")
+    if a.plot and plot(recs, a.plot, a.note, a.commit):
+        print(f"\n![end-to-end scaling]({a.plot.name}) ({title(recs, a.commit)})")
     return 0
 
 
