@@ -64,7 +64,7 @@ def use_bytecode(tmp: Path) -> bool:
     ``pip install`` compiles every module's bytecode; uv does not (without
     ``--compile-bytecode``), and where the environment also sets ``PYTHONDONTWRITEBYTECODE``
     (containers, CI, this team's shared venv) every fresh process compiles each module it
-    imports from source: ~0.6 CPU s of the ols command's start-up and ~1 s of numba's load
+    imports from source: ~0.5 CPU s of the ols command's start-up and ~1 s of numba's load
     at 300k × 52 on a 2-core Xeon (4 Dec), charged to the command alone (its reference
     imports duckdb only). Then the processes write their bytecode under ``tmp`` instead
     (``PYTHONPYCACHEPREFIX``), and an uncounted warm-up round writes it before the timed
