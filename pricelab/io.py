@@ -19,7 +19,7 @@ from typing import Any
 
 import polars as pl
 
-from pricelab import transient
+from pricelab import staged, transient
 from pricelab.errors import InputFileError, PricelabError, UsageError
 from pricelab.filecheck import (
     WRITE_FORMATS,
@@ -259,27 +259,45 @@ def write_table(df: pl.DataFrame, path: str | os.PathLike[str]) -> Path | str:
     except InputFileError as exc:
         raise UsageError(str(exc)) from exc
     with local_target(norm) as p:
-        _atomic(p, lambda tmp: _write_local(df, tmp, fmt))
+        _atomic(p, lambda tmp: _write_local(df, tmp, fmt), final=isinstance(norm, Path))
     return norm
 
 
-def _atomic(p: Path, write: Any) -> None:
+def _atomic(p: Path, write: Any, *, final: bool = True) -> None:
     """Call ``write(tmp)`` on a temporary file next to ``p``, then rename it to ``p``.
 
-    A failed write (full disk, permission) leaves no partial file and is a UsageError.
+    A failed write (full disk, permission) leaves no partial file and is a UsageError. When
+    ``p`` is the ``final`` target and a :func:`pricelab.staged.deferred` block is open (a
+    command's ``--output``), the rename waits until the block ends: after the run's commit.
     """
     if p.is_dir():
         raise UsageError(f"{p}: is a directory; give a file name")
-    tmp = p.with_name(f".{p.name}.pricelab-tmp")
+    tmp = p.with_name(staged.temp_name(p.name))
+    waiting = False
     try:
         write(tmp)
-        os.replace(tmp, p)
+        waiting = final and staged.later(
+            str(p), lambda: _replace(tmp, p), lambda: tmp.unlink(missing_ok=True)
+        )
+        if not waiting:
+            os.replace(tmp, p)
     except (OSError, pl.exceptions.PolarsError) as exc:
-        why = getattr(exc, "strerror", None) or str(exc).splitlines()[0]
-        raise UsageError(f"{p}: cannot write the file: {why}") from exc
+        raise UsageError(f"{p}: cannot write the file: {_why(exc)}") from exc
     finally:
-        if tmp.exists():
-            tmp.unlink()
+        if not waiting:
+            tmp.unlink(missing_ok=True)
+
+
+def _why(exc: BaseException) -> str:
+    return getattr(exc, "strerror", None) or str(exc).splitlines()[0]
+
+
+def _replace(tmp: Path, p: Path) -> None:
+    """Rename the staged ``tmp`` to ``p`` (after the commit)."""
+    try:
+        os.replace(tmp, p)
+    except OSError as exc:
+        raise UsageError(f"{p}: cannot put the file in place: {_why(exc)}") from exc
 
 
 def _write_local(df: pl.DataFrame, p: Path, fmt: str) -> None:
@@ -349,7 +367,7 @@ def write_text(path: str | os.PathLike[str], text: str) -> Path | str:
     """Write UTF-8 ``text`` (an HTML report, a JSON summary) to a local file or URL."""
     norm = normalize(path)
     with local_target(norm) as p:
-        _atomic(p, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+        _atomic(p, lambda tmp: tmp.write_text(text, encoding="utf-8"), final=isinstance(norm, Path))
     return norm
 
 

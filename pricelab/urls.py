@@ -22,7 +22,7 @@ from contextlib import contextmanager
 from pathlib import Path, PurePath
 from typing import Any
 
-from pricelab import transient
+from pricelab import staged, transient
 from pricelab.errors import InputFileError, PricelabError, UnavailableError, UsageError
 
 #: protocol -> (pip extra, import name of the fsspec implementation)
@@ -278,6 +278,11 @@ def local_copy(path: str | os.PathLike[str], *, what: str = "file") -> Iterator[
 def local_target(path: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a local path to write; for a URL it is uploaded when the block ends without error.
 
+    Inside a :func:`pricelab.staged.deferred` block (a command's ``--output``) a URL's file
+    is uploaded beside its target as ``.NAME.pricelab-tmp`` and copied to NAME when that
+    block ends without error (after the run's commit); the temporary object is deleted
+    either way.
+
     Raises
     ------
     UsageError
@@ -292,15 +297,44 @@ def local_target(path: str | os.PathLike[str]) -> Iterator[Path]:
         return
     fs, inner = filesystem(norm)
     tmpdir = tempfile.mkdtemp(prefix="pricelab-")
+    waiting = False
     try:
         target = Path(tmpdir) / (PurePath(inner).name or "upload")
         yield target
-        try:
-            transient.call(lambda: transient.bounded(fs, "put_file", str(target), inner))
-        except Exception as exc:  # noqa: BLE001 - every backend has its own errors
-            raise _failure(norm, exc, writing=True) from None
+        if not staged.active():
+            _put(fs, target, inner, norm)
+            return
+        head, _, name = inner.rpartition("/")
+        key = f"{head}/{staged.temp_name(name)}" if head else staged.temp_name(name)
+        _put(fs, target, key, norm)
+
+        def drop() -> None:
+            shutil.rmtree(tmpdir, ignore_errors=True)
+            transient.call(lambda: transient.bounded(fs, "rm_file", key))
+
+        waiting = staged.later(norm, lambda: _copy_into_place(fs, target, key, inner, norm), drop)
     finally:
-        shutil.rmtree(tmpdir, ignore_errors=True)
+        if not waiting:
+            shutil.rmtree(tmpdir, ignore_errors=True)
+
+
+def _put(fs: Any, local: Path, inner: str, url: str) -> None:
+    try:
+        transient.call(lambda: transient.bounded(fs, "put_file", str(local), inner))
+    except Exception as exc:  # noqa: BLE001 - every backend has its own errors
+        raise _failure(url, exc, writing=True) from None
+
+
+def _copy_into_place(fs: Any, local: Path, key: str, inner: str, url: str) -> None:
+    """The staged object ``key`` copied to ``inner`` on the server (an Azure copy still
+    pending, seen as a size that differs, is replaced by an upload of the local file)."""
+    try:
+        transient.call(lambda: transient.bounded(fs, "cp_file", key, inner))
+        info = transient.call(lambda: transient.bounded(fs, "info", inner))
+    except Exception as exc:  # noqa: BLE001 - every backend has its own errors
+        raise _failure(url, exc, writing=True) from None
+    if info.get("size") != local.stat().st_size:
+        _put(fs, local, inner, url)
 
 
 def join(folder: str | os.PathLike[str], name: str) -> str | Path:

@@ -343,12 +343,15 @@ def _write(table: pl.DataFrame, output: PathLike | None) -> None:
 
 @contextmanager
 def alongside(*jobs: Callable[[], object]) -> Iterator[None]:
-    """Run ``jobs`` one after another in a helper thread while the block runs; wait for
-    them when it leaves (also when it raises: nothing is left running), then raise the
-    block's error, else the first job's error."""
+    """Run ``jobs`` one after another in a helper thread (in a copy of the caller's context)
+    while the block runs; wait for them when it leaves (also when it raises: nothing is
+    left running), then raise the block's error, else the first job's error."""
+    import contextvars
     import threading
 
     errors: list[BaseException] = []
+    # the caller's context: a file written by a job waits for the caller's commit too
+    context = contextvars.copy_context()
 
     def work() -> None:
         try:
@@ -357,7 +360,9 @@ def alongside(*jobs: Callable[[], object]) -> Iterator[None]:
         except BaseException as exc:  # noqa: BLE001 - raised in the caller's thread
             errors.append(exc)
 
-    thread = threading.Thread(target=work, name="pricelab-alongside", daemon=True)
+    thread = threading.Thread(
+        target=context.run, args=(work,), name="pricelab-alongside", daemon=True
+    )
     thread.start()
     try:
         yield

@@ -280,9 +280,12 @@ def said_written(df: pl.DataFrame, output: Path | None) -> None:
     """Say on stderr that ``df`` was written to ``--output`` (when given)."""
     if output is None:
         return
+    from pricelab import staged
     from pricelab.urls import display
 
-    err_console.print(f"wrote {df.height} rows to {display(output)}", highlight=False, markup=False)
+    line = f"wrote {df.height} rows to {display(output)}"
+    # once the file is in place (after the run's commit)
+    staged.then(lambda: err_console.print(line, highlight=False, markup=False))
 
 
 def print_plan_run(

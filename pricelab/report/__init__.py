@@ -97,8 +97,9 @@ def build_report(store: Store, *, run_id: str | None = None, top: int = 6) -> Re
 def write_report(report: Report, path: str | os.PathLike[str]) -> Path | str:
     """Write the HTML to ``path`` and return where it went (a local path or a URL).
 
-    A local file is written atomically (a temporary file renamed into place); an fsspec URL
-    (``az://``, ``s3://``, ``memory://``...) is written locally and then uploaded.
+    Written as every output file is (:func:`pricelab.io.write_text`): a local file atomically
+    (a temporary file renamed into place, after the commit when a command holds one); an
+    fsspec URL (``az://``, ``s3://``, ``memory://``...) is written locally and then uploaded.
 
     Raises
     ------
@@ -107,11 +108,6 @@ def write_report(report: Report, path: str | os.PathLike[str]) -> Path | str:
         storage extra is not installed.
     """
     out = normalize(path)
-    if isinstance(out, Path):
-        tmp = out.with_name(out.name + ".tmp")
-        tmp.write_text(report.html, encoding="utf-8")
-        os.replace(tmp, out)
-    else:
-        write_text(out, report.html)
+    write_text(out, report.html)
     report.path = out
     return out

@@ -13,6 +13,7 @@ from typing import Any
 import duckdb
 import polars as pl
 
+from pricelab import staged
 from pricelab.errors import EmptyStoreError, StoreError, StoreLockedError, UsageError
 from pricelab.store.schema import MIGRATIONS, SCHEMA_VERSION
 
@@ -28,21 +29,29 @@ _HELD: ContextVar[list[Store] | None] = ContextVar("pricelab_held_commits", defa
 def held_commits() -> Iterator[list[Store]]:
     """Hold every write transaction opened inside until the block ends, then commit them.
 
-    A command that writes ``--output`` runs inside this block: its runs and results are
-    committed only after the file is written, and rolled back when the block raises (the
-    file could not be written, the input was bad). Stores whose transactions are held stay
-    open until the block ends.
+    A command that writes ``--output`` runs inside this block: its file is staged beside
+    its target (:mod:`pricelab.staged`), its runs and results are committed when the block
+    ends, and the file is put in place only after that commit. When the block raises (the
+    file could not be written, the input was bad) or a COMMIT fails (full disk), the runs
+    are rolled back and the staged file removed: an earlier file at the target stays as it
+    was. Stores whose transactions are held stay open until the block ends.
+
+    Raises
+    ------
+    StoreError
+        A COMMIT failed (nothing of the block was recorded, no file was put in place).
     """
     held: list[Store] = []
-    token = _HELD.set(held)
-    try:
-        yield held
-    except BaseException:
+    with staged.deferred():
+        token = _HELD.set(held)
+        try:
+            yield held
+        except BaseException:
+            _HELD.reset(token)
+            _finish_held(held, commit=False)
+            raise
         _HELD.reset(token)
-        _finish_held(held, commit=False)
-        raise
-    _HELD.reset(token)
-    _finish_held(held, commit=True)
+        _finish_held(held, commit=True)
 
 
 def _held_store(path: Path) -> Store | None:
@@ -55,12 +64,35 @@ def _held_store(path: Path) -> Store | None:
 
 
 def _finish_held(held: list[Store], *, commit: bool) -> None:
+    """Commit (or roll back) and close every held store; after a failed COMMIT the stores
+    not yet committed are rolled back."""
+    failed: StoreError | None = None
     for store in held:
         try:
-            store.con.execute("COMMIT" if commit else "ROLLBACK").fetchall()
+            if commit and failed is None:
+                _commit(store, "; no --output file was put in place")
+            else:
+                store.con.execute("ROLLBACK").fetchall()
+        except StoreError as exc:
+            failed = exc
         finally:
             store._held = False
             store.con.close()
+    if failed is not None:
+        raise failed
+
+
+def _commit(store: Store, note: str = "") -> None:
+    """COMMIT the store's transaction; a failure (full disk, file too large) is a
+    StoreError (``note`` added to its message), and DuckDB has rolled the transaction back."""
+    try:
+        store.con.execute("COMMIT").fetchall()
+    except duckdb.Error as exc:
+        first = (str(exc).splitlines() or [type(exc).__name__])[0]
+        first = first.removeprefix("TransactionContext Error: ")
+        raise StoreError(
+            f"{store.path}: cannot commit, nothing was recorded{note}: {first}"
+        ) from exc
 
 
 #: every connection: never install or load an extension on its own (a SQLite file given as
@@ -244,7 +276,8 @@ class Store:
     # -- transactions --------------------------------------------------------------------
     @contextmanager
     def transaction(self) -> Iterator[Store]:
-        """All writes inside happen together or not at all.
+        """All writes inside happen together or not at all; a file written inside through
+        :mod:`pricelab.io` is put in place after the COMMIT (:mod:`pricelab.staged`).
 
         Inside :func:`held_commits` the commit waits for that block (nested blocks join
         the held transaction; a failure in one rolls all of it back).
@@ -253,14 +286,14 @@ class Store:
         if held is not None and not self.read_only:
             yield from self._held_transaction(held)
             return
-        self.con.execute("BEGIN TRANSACTION").fetchall()
-        try:
-            yield self
-        except BaseException:
-            self.con.execute("ROLLBACK").fetchall()
-            raise
-        else:
-            self.con.execute("COMMIT").fetchall()
+        with staged.deferred():  # a file written inside is put in place after the COMMIT
+            self.con.execute("BEGIN TRANSACTION").fetchall()
+            try:
+                yield self
+            except BaseException:
+                self.con.execute("ROLLBACK").fetchall()
+                raise
+            _commit(self)
 
     def _held_transaction(self, held: list[Store]) -> Iterator[Store]:
         owner = next((h for h in held if h.con is self.con), None)
