@@ -64,3 +64,25 @@ def test_when_the_compiled_moments_run(monkeypatch, env, asked, runs) -> None:
     e, v, lvl, _, _ = _case(1, 1)
     pool_level(e, v, lvl, 9, compiled=asked)
     assert len(calls) == runs
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_compiled_log_posterior_sums_equal_the_numpy_loop(seed, monkeypatch) -> None:
+    """:func:`pooling._log_post` with :mod:`.pool_jit`'s sums: the same numbers as its numpy
+    loop, bit for bit (the same additions in the same order, numpy's logarithms), over
+    several slices of groups and levels of very different sizes."""
+    from pricelab.elasticity.pooling import SLICE, _log_post
+
+    monkeypatch.delenv("PRICELAB_JIT", raising=False)
+    rng = np.random.default_rng(seed)
+    n, L = 2 * SLICE + 137 * (seed + 1), 3 + 5 * seed
+    lvl = np.minimum(rng.geometric(0.3, n) - 1, L - 1)
+    lvl[:L] = np.arange(L)  # every level has a member
+    e = -2.0 + 0.5 * rng.standard_normal(L)[lvl] + 0.3 * rng.standard_normal(n)
+    v = rng.uniform(1e-3, 0.5, n)
+    tau = rng.uniform(0.0, 2.0, L)[:, None] * np.linspace(0.0, 1.0, 48)[None, :]
+    ref = _log_post(e, v, lvl, L, tau)
+    got = _log_post(e, v, lvl, L, tau, compiled=True)
+    assert np.isfinite(ref[0]).all()
+    for a, b in zip(ref, got, strict=True):
+        np.testing.assert_array_equal(b, a)

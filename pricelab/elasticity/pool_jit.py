@@ -69,6 +69,59 @@ def posterior_moments(  # type: ignore[no-untyped-def]
         prior[j] = pr
 
 
+@nb.njit(cache=True, nogil=True, error_model="numpy")
+def level_sums(e, v, lvl, tau, size, sw, swe):  # type: ignore[no-untyped-def]
+    """:func:`~pricelab.elasticity.pooling._log_post`'s first sums, added into ``sw, swe``.
+
+    The same terms as the numpy loop, ``w = 1 / (v + tau²)`` and ``w e``, summed per level
+    and grid point in the groups' order within each slice of ``size`` groups (what
+    ``np.bincount`` does), each slice's sums then added to the totals (what ``+=`` does):
+    the same operations in the same order, the same numbers.
+    """
+    n = e.size
+    L, K = tau.shape
+    part = np.zeros((L, K))
+    part2 = np.zeros((L, K))
+    for s0 in range(0, max(n, 1), size):
+        part[:] = 0.0
+        part2[:] = 0.0
+        for i in range(s0, min(s0 + size, n)):
+            lv = lvl[i]
+            vi, ei = v[i], e[i]
+            for k in range(K):
+                t = tau[lv, k]
+                w = 1.0 / (vi + t * t)
+                part[lv, k] += w
+                part2[lv, k] += w * ei
+        sw += part
+        swe += part2
+
+
+@nb.njit(cache=True, nogil=True, error_model="numpy")
+def slice_weights(v, lvl, tau, s0, w):  # type: ignore[no-untyped-def]
+    """``w (size, K)``: ``1 / (v + tau²)`` of the groups ``s0 ..`` (as the numpy loop)."""
+    K = tau.shape[1]
+    for r in range(w.shape[0]):
+        vi, lv = v[s0 + r], lvl[s0 + r]
+        for k in range(K):
+            t = tau[lv, k]
+            w[r, k] = 1.0 / (vi + t * t)
+
+
+@nb.njit(cache=True, nogil=True, error_model="numpy")
+def slice_q(e, lvl, mu, w, logw, s0, q):  # type: ignore[no-untyped-def]
+    """Add the slice's ``w (e - mu)² - log w`` per level and grid point into ``q``: summed
+    in the groups' order, then added (``logw`` from numpy: its ``log`` is the loop's)."""
+    L, K = mu.shape
+    part = np.zeros((L, K))
+    for r in range(w.shape[0]):
+        lv, ei = lvl[s0 + r], e[s0 + r]
+        for k in range(K):
+            d = ei - mu[lv, k]
+            part[lv, k] += w[r, k] * (d * d) - logw[r, k]
+    q += part
+
+
 def run(
     e: np.ndarray,
     v: np.ndarray,

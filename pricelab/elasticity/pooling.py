@@ -34,6 +34,7 @@ are odd weeks), 1.08 with each group's own variance two-way as well
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -67,13 +68,32 @@ def _sum(lvl: np.ndarray, vals: np.ndarray, L: int) -> np.ndarray:
 
 
 def _log_post(
-    e: np.ndarray, v: np.ndarray, lvl: np.ndarray, L: int, tau: np.ndarray
+    e: np.ndarray,
+    v: np.ndarray,
+    lvl: np.ndarray,
+    L: int,
+    tau: np.ndarray,
+    compiled: bool = False,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Log restricted likelihood on the grid ``tau (L, K)``; also ``mu_hat`` and ``sum w``.
 
     Groups are taken :data:`SLICE` at a time (``(n, K)`` arrays of 300k groups were the
-    peak memory of ``estimate --model hierarchical``)."""
+    peak memory of ``estimate --model hierarchical``); ``compiled``: the same sums by
+    :mod:`.pool_jit` one group at a time (the logarithms still numpy's)."""
     sw, swe, q = (np.zeros(tau.shape) for _ in range(3))
+    jit = _sums_kernels(compiled)
+    if jit is not None:  # the same sums in the same order, one group at a time
+        f64 = [np.ascontiguousarray(x, dtype=np.float64) for x in (e, v, tau)]
+        lv = np.ascontiguousarray(lvl, dtype=np.int64)
+        jit.level_sums(f64[0], f64[1], lv, f64[2], SLICE, sw, swe)
+        mu = swe / sw
+        buf, logw = np.empty((min(SLICE, e.size), tau.shape[1])), None
+        for s in _slices(e.size):
+            w = buf[: s.stop - s.start]
+            jit.slice_weights(f64[1], lv, f64[2], s.start, w)
+            logw = np.log(w, out=logw if logw is not None and logw.shape == w.shape else None)
+            jit.slice_q(f64[0], lv, mu, w, logw, s.start, q)
+        return -0.5 * (np.log(sw) + q), mu, sw
     for s in _slices(e.size):
         w = 1.0 / (v[s, None] + tau[lvl[s]] ** 2)
         sw += _sum(lvl[s], w, L)
@@ -83,6 +103,16 @@ def _log_post(
         w = 1.0 / (v[s, None] + tau[lvl[s]] ** 2)
         q += _sum(lvl[s], w * (e[s, None] - mu[lvl[s]]) ** 2 - np.log(w), L)
     return -0.5 * (np.log(sw) + q), mu, sw
+
+
+def _sums_kernels(compiled: bool) -> Any:
+    """:mod:`.pool_jit` (its ``level_sums``, ``slice_weights``, ``slice_q``) when asked for
+    (:func:`.compiled.use_compiled`), or None (numba missing)."""
+    if not use_compiled(compiled):
+        return None
+    from .compiled import load_module
+
+    return load_module("pool_jit")
 
 
 def _slices(n: int) -> list[slice]:
@@ -191,7 +221,7 @@ def _pool(
         top = np.full(L, float(np.median(top)))
     steps = np.linspace(0.0, 1.0, grid)[None, :]
     tau = top[:, None] * steps
-    logp = _joint(_log_post(e, v, lvl, L, tau)[0], common_tau)
+    logp = _joint(_log_post(e, v, lvl, L, tau, compiled)[0], common_tau)
     # refine: the part of [0, top] where the log density is within _SPAN of its maximum
     inside = logp >= logp.max(axis=1, keepdims=True) - _SPAN
     first = np.argmax(inside, axis=1)
@@ -199,7 +229,7 @@ def _pool(
     lo = tau[np.arange(L), np.maximum(first - 1, 0)]
     hi = tau[np.arange(L), np.minimum(last + 1, grid - 1)]
     tau = lo[:, None] + (hi - lo)[:, None] * steps
-    logp, mu, sw = _log_post(e, v, lvl, L, tau)
+    logp, mu, sw = _log_post(e, v, lvl, L, tau, compiled)
     logp = _joint(logp, common_tau)
     p = _weights(logp, tau)  # (L, K)
     t2 = tau**2
