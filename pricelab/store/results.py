@@ -15,6 +15,12 @@ never appended to, so no later checkpoint can merge its row groups with another 
 runs still share a table whose vacuum keeps it compact (``tests/test_store_compaction.py``),
 and a merge there rewrites at most about one row group of earlier rows. Readers see the same
 rows, columns and types either way.
+
+A view over ~1,000 parts (three years of nightly runs) is slow to read: DuckDB binds and
+plans every branch, so ``WHERE run_id = ?`` on it took seconds. Each part is therefore
+indexed in the ``meta`` table (``result_part:<name>:<run_id>`` -> its part), and
+:func:`read` takes one run from its own part, or from ``<name>__base``, without the view
+(``benchmarks/bench_result_parts.py``).
 """
 
 from __future__ import annotations
@@ -25,12 +31,18 @@ from typing import TYPE_CHECKING
 from pricelab.errors import StoreError
 
 if TYPE_CHECKING:
+    import polars as pl
+
     from pricelab.store.db import Store
 
 #: half of DuckDB's row group (122,880 rows): runs with at least this many rows get a table
 #: of their own (smaller runs: two fit in one row group, the vacuum merges them cheaply)
 PART_ROWS = 61_440
 _BASE = "__base"
+#: meta keys: ``result_part:<name>:<run_id>`` -> the part holding that run ("" when more
+#: than one does); ``result_parts:<name>`` -> the base table, once every part is indexed
+_RUN_KEY = "result_part:"
+_INDEXED = "result_parts:"
 _PART = re.compile(r"^(?P<name>.+)__part(?P<k>[0-9]+)$")
 
 
@@ -70,8 +82,9 @@ def base_table(store: Store, name: str, catalog: dict[str, str] | None = None) -
     return name + _BASE if kind == "VIEW" else name
 
 
-def write(store: Store, name: str, arrow: str, columns: list[str], rows: int) -> None:
-    """Append the registered frame ``arrow`` (``columns``, ``rows`` rows) to result ``name``."""
+def write(store: Store, name: str, arrow: str, columns: list[str], rows: int, run_id: str) -> None:
+    """Append the registered frame ``arrow`` (``columns``, ``rows`` rows of run ``run_id``)
+    to result ``name``."""
     catalog = _catalog(store)
     base = base_table(store, name, catalog)
     large = rows >= PART_ROWS
@@ -95,6 +108,50 @@ def write(store: Store, name: str, arrow: str, columns: list[str], rows: int) ->
     store.con.execute(f"CREATE TABLE {_q(part)} AS SELECT * FROM {_q(base)} LIMIT 0").fetchall()
     store.con.execute(f"INSERT INTO {_q(part)} ({cols}) SELECT {cols} FROM {arrow}").fetchall()
     _replace_view(store, name, base, [*have, part])
+    _index(store, name, base, have, part, run_id)
+
+
+def _index(store: Store, name: str, base: str, have: list[str], part: str, run_id: str) -> None:
+    """Record in ``meta`` that ``part`` holds ``run_id`` (parts written before the index
+    existed are indexed first, by their run ids)."""
+    if not store.con.execute("SELECT 1 FROM meta WHERE key = ?", [_INDEXED + name]).fetchall():
+        for old in have:
+            for (rid,) in store.con.execute(f"SELECT DISTINCT run_id FROM {_q(old)}").fetchall():
+                _point(store, name, str(rid), old)
+        store.con.execute("INSERT INTO meta VALUES (?, ?)", [_INDEXED + name, base]).fetchall()
+    _point(store, name, run_id, part)
+
+
+def _point(store: Store, name: str, run_id: str, part: str) -> None:
+    key = f"{_RUN_KEY}{name}:{run_id}"
+    seen = store.con.execute("SELECT value FROM meta WHERE key = ?", [key]).fetchall()
+    value = part if not seen or seen[0][0] == part else ""  # a run in two parts: the view
+    store.con.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", [key, value]).fetchall()
+
+
+def read(store: Store, name: str, run_id: str) -> pl.DataFrame | None:
+    """The rows of run ``run_id`` in result ``name`` (with ``run_id``) read from its own
+    part or from the base table, as the view gives them (same columns, order and types);
+    None when the parts of ``name`` are not indexed (no parts: read the table as it is) or
+    the run is in neither (read the view: a part written by an older pricelab)."""
+    key = f"{_RUN_KEY}{name}:{run_id}"
+    found = dict(
+        store.con.execute(
+            "SELECT key, value FROM meta WHERE key IN (?, ?)", [_INDEXED + name, key]
+        ).fetchall()
+    )
+    base, part = found.get(_INDEXED + name), found.get(key)
+    if base is None or part == "":
+        return None
+    if part is None:  # a small run: the base table has every column the view has
+        rows = store.query(f"SELECT * FROM {_q(base)} WHERE run_id = ?", [run_id])
+        # none: no such run, or a part an older pricelab wrote without indexing it
+        return rows if rows.height else None
+    return store.query(
+        f"SELECT * FROM {_q(base)} WHERE false UNION ALL BY NAME "
+        f"SELECT * FROM {_q(part)} WHERE run_id = ?",
+        [run_id],
+    )
 
 
 def _add_columns(store: Store, table: str, arrow: str, columns: list[str]) -> bool:
