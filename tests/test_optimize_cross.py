@@ -257,3 +257,24 @@ def test_cli_file_mode_and_cross_estimate_run(tmp_path, cli):
         got = plan.pl().join(own.pl(), on="item_id", suffix="_pooled")
     assert got.height == 6 and got["market"].n_unique() == 2
     assert (got["elasticity"] == got["elasticity_pooled"]).all()
+
+
+def test_cannibalised_units_have_one_definition_in_optimize_and_simulate():
+    """The plan's ``cannibalised_quantity`` and simulate's (``with_cross``) are the cross
+    demand's units minus the units at the own price alone (closed form), for the same prices."""
+    from pricelab.simulate.cross import SCALED, with_cross
+
+    demand, cross = category(seed=1)
+    plan = optimize_cross(demand, cross, LADDER)
+    p = plan.table["recommended_price"].to_numpy()
+    p0, q0 = demand["base_price"].to_numpy(), demand["base_quantity"].to_numpy()
+    own = q0 * (p / p0) ** demand["elasticity"].to_numpy()
+    total = CrossElasticity.from_tables(demand, cross).quantity(p)
+    assert not np.allclose(total, own)  # siblings' prices moved these units
+    got = plan.table["cannibalised_quantity"].to_numpy()
+    assert got == pytest.approx(4 * (total - own), rel=1e-12)
+    proj = demand.select("item_id", "market", pl.col("base_price").alias("baseline_price"))
+    proj = proj.with_columns(scenario_price=pl.Series(p), **{c: pl.Series(own) for c in SCALED})
+    sim = with_cross(proj, cross)
+    assert sim["cannibalised_quantity"].to_numpy() == pytest.approx(total - own, rel=1e-12)
+    assert sim["scenario_quantity"].to_numpy() == pytest.approx(total, rel=1e-12)

@@ -219,16 +219,23 @@ class CrossElasticity:
         """The same items with the cross terms ignored (what single-item pricing assumes)."""
         return ConstantElasticity(self.base_price, self.base_quantity, self.own.copy())
 
-    def cannibalised(self, price: np.ndarray) -> np.ndarray:
+    def siblings_factor(self, price: np.ndarray) -> np.ndarray:
+        """``exp(sum_{j != i} e_ij log(p_j / p0_j))``: the factor the other items' prices
+        put on each item's units (1 when they are at their base prices)."""
+        x = np.log(np.asarray(price, dtype=float) / self.base_price)
+        return np.exp(self._log_q(x) - self.own * x)
+
+    def cannibalised(self, price: np.ndarray, own_units: Any = None) -> np.ndarray:
         """Units each item gains (+) or loses (-) from its siblings' price changes alone.
 
-        ``quantity(price) - quantity(price with the item's own price changed only)``: the
+        ``own_units * (siblings_factor(price) - 1)``, ``own_units`` the item's units at its
+        own price with its siblings at theirs (default: the curve's own-price units): the
         part of the change that comes from substitution between items.
         """
-        p = np.asarray(price, dtype=float)
-        x = np.log(p / self.base_price)
-        own = self.base_quantity * np.exp(x * self.own)
-        return self.quantity(p) - own
+        if own_units is None:
+            x = np.log(np.asarray(price, dtype=float) / self.base_price)
+            own_units = self.base_quantity * np.exp(x * self.own)
+        return own_units * (self.siblings_factor(price) - 1.0)
 
     def profit(self, price: np.ndarray, unit_cost: np.ndarray) -> np.ndarray:
         """Weekly profit per item at ``price``."""

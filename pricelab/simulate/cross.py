@@ -42,15 +42,13 @@ def with_cross(proj: pl.DataFrame, cross: pl.DataFrame | None) -> pl.DataFrame:
         pl.lit(1.0).alias("base_quantity"),
     )
     curve = CrossElasticity.from_tables(keys, cross)
-    factor = curve.quantity(proj["scenario_price"].to_numpy().astype(float))
-    factor = np.where(np.isfinite(factor), factor, 1.0)
-    f = pl.Series("_f", factor)
-    own = pl.col("scenario_quantity")
-    return (
-        proj.with_columns(f)
-        .with_columns(
-            (own * (pl.col("_f") - 1.0)).alias("cannibalised_quantity"),
-            *[(pl.col(c) * pl.col("_f")).alias(c) for c in SCALED],
-        )
-        .drop("_f")
+    price = proj["scenario_price"].to_numpy().astype(float)
+    factor = curve.siblings_factor(price)
+    ok = np.isfinite(factor)  # a row whose factor cannot be formed keeps its units
+    own = proj["scenario_quantity"].to_numpy().astype(float)  # null: NaN, back to null below
+    moved = np.where(ok, curve.cannibalised(price, own), own * 0.0)
+    f = pl.Series("_f", np.where(ok, factor, 1.0))
+    return proj.with_columns(
+        pl.Series("cannibalised_quantity", moved).fill_nan(None),
+        *[(pl.col(c) * f).alias(c) for c in SCALED],
     )
