@@ -85,14 +85,69 @@ def round_prices(
 
     The rounding MILP widens its window around ``p`` until the rounded plan is within
     ``LOSS_TOL``, or within ``GAP_SHARE`` of ``gap`` (the plan's proven gap), of ``p``'s
-    objective: a wider search cannot change the reported gap by more than that."""
+    objective: a wider search cannot change the reported gap by more than that. When the
+    one MILP over every coupled row finds no plan (infeasible after rounding, or stopped
+    by its node limit), each independent block (:meth:`Problem.coupled_blocks`: an item's
+    markets under parity, a linked group) is rounded on its own, so that only the blocks
+    that cannot be rounded keep the solver's prices."""
+    found, unrounded = _round(prob, p, groups, gap)
+    if found is not None:
+        return found, unrounded
+    blocks = prob.coupled_blocks(groups)
+    free = np.ones(prob.n, dtype=bool)
+    for r in blocks:
+        free[r] = False
+    out, why = p.copy(), {}
+    for k, r in enumerate([*blocks, np.flatnonzero(free)]):
+        if r.size == 0:
+            continue
+        sub = prob.take(r)
+        failed = len(blocks) == 1 and k == 0  # the joint search just failed on this block
+        got, sub_why = (None, {}) if failed else _round(sub, p[r], _renumbered(groups[r]), gap)
+        if got is None:
+            got, sub_why = p[r], _kept(sub)
+        out[r] = got
+        why |= {int(r[i]): m for i, m in sub_why.items()}
+    return out, why
+
+
+def _kept(prob: Problem) -> dict[int, str]:
+    """Why each row that takes a unit keeps the solver's price when no rounded plan was
+    found: no unit inside its limits, else no rounded combination meets the constraints."""
+    _, lo, hi, todo = _limits_on_units(prob)
+    return {int(i): NO_COMBINATION for i in np.flatnonzero(todo)} | no_unit_inside(
+        prob, todo & (lo > hi)
+    )
+
+
+def _renumbered(groups: np.ndarray) -> np.ndarray:
+    """Parity group codes 0..k-1 (-1 kept) for a sub-problem's rows."""
+    out = np.full(groups.size, -1, dtype=groups.dtype)
+    m = groups >= 0
+    out[m] = np.unique(groups[m], return_inverse=True)[1]
+    return out
+
+
+def _limits_on_units(prob: Problem) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Each row's unit (1 where none), and its limits on the unit: ``(u, lo, hi, todo)``,
+    ``todo`` the rows that take a unit."""
     u = units(prob)
     todo = ~np.isnan(u)
+    uu = np.where(todo, u, 1.0)
+    lo = _grid(np.maximum(prob.lo, 0.0), uu, up=True)
+    hi = _grid(np.where(np.isfinite(prob.hi), prob.hi, np.inf), uu, up=False)
+    return uu, lo, hi, todo
+
+
+def _round(
+    prob: Problem, p: np.ndarray, groups: np.ndarray, gap: float
+) -> tuple[np.ndarray | None, dict[int, str]]:
+    """Rounded prices of every row at once (None: no rounded plan of the coupled rows was
+    found), and the rows with no unit inside their limits."""
+    uu, lo_u, hi_u, todo = _limits_on_units(prob)
     if not todo.any():
         return p, {}
-    uu = np.where(todo, u, 1.0)
-    lo = np.where(todo, _grid(np.maximum(prob.lo, 0.0), uu, up=True), p)
-    hi = np.where(todo, _grid(np.where(np.isfinite(prob.hi), prob.hi, np.inf), uu, up=False), p)
+    lo, hi = np.where(todo, lo_u, p), np.where(todo, hi_u, p)
     room = todo & (lo <= hi)
     unrounded = no_unit_inside(prob, todo & ~room)
     coupled = bool(prob.links) or bool(prob.ordering) or bool((groups >= 0).any())
@@ -106,10 +161,11 @@ def round_prices(
         if _holds(prob, r, groups):
             return r, unrounded
     steps = _item_steps(prob, p, uu, room, groups)
-    found = _search(prob, p, groups, gap, (uu, lo, hi, room, steps))
-    if found is not None:
-        return found, unrounded
-    return p, {int(i): NO_COMBINATION for i in np.nonzero(todo)[0]} | unrounded
+    try:
+        found = _search(prob, p, groups, gap, (uu, lo, hi, room, steps))
+    except SolverError:  # no plan within the node limit
+        found = None
+    return found, unrounded
 
 
 def no_unit_inside(prob: Problem, rows: np.ndarray) -> dict[int, str]:
@@ -203,13 +259,9 @@ def on_units(prob: Problem, P: np.ndarray) -> np.ndarray:
     a unit (ladder, frozen, no currency) and rows with no unit inside their limits keep
     their candidates (:func:`off_grid` counts them).
     """
-    u = units(prob)
-    todo = ~np.isnan(u)
+    uu, lo, hi, todo = _limits_on_units(prob)
     if not todo.any():
         return P
-    uu = np.where(todo, u, 1.0)
-    lo = _grid(np.maximum(prob.lo, 0.0), uu, up=True)
-    hi = _grid(np.where(np.isfinite(prob.hi), prob.hi, np.inf), uu, up=False)
     room = todo & (lo <= hi)
     with np.errstate(invalid="ignore"):
         near = np.round(np.round(P / uu[:, None]) * uu[:, None], 6)

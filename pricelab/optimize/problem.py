@@ -9,7 +9,7 @@ name of the constraint that sets each end (for ``binding`` and for diagnosis).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, replace
 from typing import TypeVar
 
 import numpy as np
@@ -102,6 +102,68 @@ class Problem:
         """Per-row objective over the horizon at prices ``p`` ((n,) or (n, K)), base currency."""
         r = self._rows
         return self.horizon * (p - r(self.cost, p)) * self.quantity(p) / r(self.fx, p)
+
+    def take(self, rows: np.ndarray) -> Problem:
+        """The sub-problem of ``rows`` (sorted row indices): their row arrays, and the links
+        and ordering pairs among them (a link must lie wholly inside ``rows`` or outside)."""
+        pos = np.full(self.n, -1)
+        pos[rows] = np.arange(rows.size)
+        cut = {
+            f.name: getattr(self, f.name)[rows]
+            for f in fields(self)
+            if isinstance(getattr(self, f.name), np.ndarray)
+        }
+        links = []
+        for lk in self.links:
+            inside = pos[lk.rows] >= 0
+            if inside.any() and not inside.all():
+                raise ValueError(f"take: {lk.name} reaches rows outside the sub-problem")
+            if inside.all():
+                links.append(replace(lk, rows=pos[lk.rows]))
+        ordering = []
+        for lower, upper, f, name in self.ordering:
+            both = (pos[lower] >= 0) & (pos[upper] >= 0)
+            if both.any():
+                ordering.append((pos[lower[both]], pos[upper[both]], f, name))
+        return replace(
+            self,
+            frame=self.frame[rows],
+            sources={k: v[rows] for k, v in self.sources.items()},
+            settings={k: v[rows] for k, v in self.settings.items()},
+            links=links,
+            ordering=ordering,
+            **cut,
+        )
+
+    def coupled_blocks(self, groups: np.ndarray) -> list[np.ndarray]:
+        """Rows that parity (``groups``: each item's parity group, -1 outside), ordering or a
+        link couples, split into independent blocks (connected components): each block's
+        constraints involve its rows only. Rows that nothing couples are in no block."""
+        from scipy.sparse import coo_matrix
+        from scipy.sparse.csgraph import connected_components
+
+        a: list[np.ndarray] = []
+        b: list[np.ndarray] = []
+        touched = groups >= 0
+        for g in np.unique(groups[groups >= 0]):
+            r = np.flatnonzero(groups == g)
+            a.append(r[:-1])
+            b.append(r[1:])
+        for lower, upper, _f, _name in self.ordering:
+            a.append(lower)
+            b.append(upper)
+            touched[lower] = touched[upper] = True
+        for lk in self.links:
+            a.append(lk.rows[:-1])
+            b.append(lk.rows[1:])
+            touched[lk.rows] = True
+        i = np.concatenate(a) if a else np.zeros(0, dtype=int)
+        j = np.concatenate(b) if b else np.zeros(0, dtype=int)
+        graph = coo_matrix((np.ones(i.size), (i, j)), shape=(self.n, self.n))
+        _, label = connected_components(graph, directed=False)
+        order = np.argsort(label, kind="stable")
+        parts = np.split(order, np.flatnonzero(np.diff(label[order])) + 1)
+        return [r for r in parts if touched[r[0]]]
 
 
 def _extrapolation_cap(
