@@ -25,7 +25,7 @@ from scipy.optimize import minimize
 from pricelab.demand.curves import CrossElasticity
 from pricelab.errors import UsageError
 from pricelab.optimize.candidates import search_window
-from pricelab.optimize.links import AverageChangeBudget, Link, UnitsLink
+from pricelab.optimize.links import Link
 from pricelab.optimize.minor_unit import neighbours, on_units
 from pricelab.optimize.problem import Problem
 
@@ -166,36 +166,21 @@ def _constraints(
     out: list[dict[str, Any]] = []
     pos = np.full(prob.n, -1)
     pos[free] = np.arange(free.size)
-    for lk in links:
-        rows = lk.rows
-        if isinstance(lk, UnitsLink):
-            lim, s = lk.weekly_limit(prob), lk.sense
+    for lk in links:  # lower <= a @ q + b @ p <= upper, from the link's own MILP row
+        wq, wp, lower, upper = lk.linear_terms(prob)
+        sides = np.array([s for s, x in ((1.0, lower), (-1.0, upper)) if np.isfinite(x)])
+        limits = np.array([x for x in (lower, upper) if np.isfinite(x)])
 
-            def fun(u: np.ndarray, rows: np.ndarray = rows, lim: float = lim, s: float = s) -> Any:
-                return np.array([s * (q_of(prices(u))[rows].sum() / lim - 1)])
+        def fun(u: np.ndarray, wq=wq, wp=wp, sides=sides, limits=limits) -> Any:
+            p = prices(u)
+            return sides * (wq @ q_of(p) + wp @ p - limits)
 
-            def jac(u: np.ndarray, rows: np.ndarray = rows, lim: float = lim, s: float = s) -> Any:
-                q = q_of(prices(u))
-                v = np.zeros(prob.n)
-                v[rows] = q[rows]
-                return (s * (MT @ v) / lim)[free][None, :]
+        def jac(u: np.ndarray, wq=wq, wp=wp, sides=sides) -> Any:
+            p = prices(u)  # d/d log p_j of sum_i wq_i q_i + wp_i p_i
+            g = (MT @ (wq * q_of(p)) + wp * p)[free]
+            return sides[:, None] * g[None, :]
 
-            out.append({"type": "ineq", "fun": fun, "jac": jac})
-        elif isinstance(lk, AverageChangeBudget):
-            wr = np.zeros(prob.n)
-            wt = lk.weights(prob) * prob.p0[rows]
-            wr[rows] = wt / wt.sum() / prob.p0[rows]
-            v = lk.value / 100
-
-            def bfun(u: np.ndarray, wr: np.ndarray = wr, v: float = v) -> Any:
-                a = float(wr @ prices(u))
-                return np.array([a - (1 - v), (1 + v) - a])
-
-            def bjac(u: np.ndarray, wr: np.ndarray = wr) -> Any:
-                g = (wr * prices(u))[free]
-                return np.vstack([g, -g])
-
-            out.append({"type": "ineq", "fun": bfun, "jac": bjac})
+        out.append({"type": "ineq", "fun": fun, "jac": jac})
     pairs = _linear_pairs(prob, groups)
     if pairs:
         # u_a - u_b + c >= 0 for each pair: parity bands and ordering steps, in log-prices

@@ -57,8 +57,22 @@ class Link:
         self, prob: Problem, Q: np.ndarray, Pv: np.ndarray, ri: np.ndarray, m: np.ndarray
     ) -> tuple[np.ndarray, float, float]:
         """Coefficients on the candidates ``m`` (units ``Q``, prices ``Pv``, rows ``ri``)
-        and the row's (lower, upper) bounds in the candidate MILP."""
+        and the row's (lower, upper) bounds in the candidate MILP.
+
+        The one definition of the constraint's row: linear in each cell's weekly units and
+        price, so that :meth:`linear_terms` reads every other form off it."""
         raise NotImplementedError
+
+    def linear_terms(self, prob: Problem) -> tuple[np.ndarray, np.ndarray, float, float]:
+        """``(a, b, lower, upper)``: the constraint as ``lower <= a @ q + b @ p <= upper`` at
+        weekly units ``q`` and prices ``p`` of all rows (``a``, ``b`` zero off its rows),
+        read off :meth:`milp_row` at unit cells (the cross route's continuous polish)."""
+        r = self.rows
+        one, zero, every = np.ones(r.size), np.zeros(r.size), np.ones(r.size, dtype=bool)
+        a, b = np.zeros(prob.n), np.zeros(prob.n)
+        a[r], lower, upper = self.milp_row(prob, one, zero, r, every)
+        b[r], _, _ = self.milp_row(prob, zero, one, r, every)
+        return a, b, lower, upper
 
     def cone(self, prob: Problem, z: Any) -> Any:
         """The constraint on relative demand ``z = q / q0`` (power-cone program)."""
@@ -101,10 +115,6 @@ class UnitsLink(Link):
         """Weekly ``units`` are at (or past) the limit: the link binds there."""
         raise NotImplementedError
 
-    def weekly_limit(self, prob: Problem) -> float:
-        """The limit in weekly units (a floor when ``sense`` is +1, a cap when -1)."""
-        raise NotImplementedError
-
     def binds(self, prob: Problem, p: np.ndarray) -> bool:
         return self.at_limit(prob, self.usage(prob, p))
 
@@ -131,9 +141,6 @@ class VolumeFloor(UnitsLink):
 
     def at_limit(self, prob: Problem, units: float) -> bool:
         return units <= self.target(prob) * (1 + BIND_TOL)
-
-    def weekly_limit(self, prob: Problem) -> float:
-        return self.target(prob)
 
     def milp_row(self, prob, Q, Pv, ri, m):
         return Q[m] / self.target(prob), 1.0, np.inf
@@ -183,9 +190,6 @@ class StockPool(UnitsLink):
 
     def at_limit(self, prob: Problem, units: float) -> bool:
         return prob.horizon * units >= self.value * (1 - BIND_TOL)
-
-    def weekly_limit(self, prob: Problem) -> float:
-        return self.value / prob.horizon
 
     def milp_row(self, prob, Q, Pv, ri, m):
         return prob.horizon * Q[m] / self.value, -np.inf, 1.0
