@@ -44,23 +44,27 @@ def ladder(lo: float, hi: float, step: float) -> np.ndarray:
     return np.arange(np.ceil(lo / step - 1e-9), np.floor(hi / step + 1e-9) + 1) * step
 
 
-def brute(demand, cross, cons, feasible):
-    """Best profit over every combination of ladder prices that ``feasible`` accepts."""
-    curve = CrossElasticity.from_tables(demand, cross)
+def limits(demand, cons):
+    """Each row's price floor (bounds, margin floor) and cap, from the raw table."""
     p0 = demand["base_price"].to_numpy()
     c = demand["unit_cost"].to_numpy()
-    fx = demand["fx_rate"].to_numpy()
     b = cons["bounds"]
-    step = cons["ladder"]["step"]
     floor = c / (1 - cons.get("min_margin_pct", 0) / 100)
-    grids = [
-        ladder(
-            max(p * (1 - b["max_decrease_pct"] / 100), f),
-            p * (1 + b["max_increase_pct"] / 100),
-            step,
-        )
-        for p, f in zip(p0, floor, strict=True)
-    ]
+    return np.maximum(p0 * (1 - b["max_decrease_pct"] / 100), floor), p0 * (
+        1 + b["max_increase_pct"] / 100
+    )
+
+
+def brute(demand, cross, cons, feasible, lo=None, hi=None):
+    """Best profit over every combination of ladder prices that ``feasible`` accepts
+    (within ``lo``/``hi`` per row when given, else the constraints' limits)."""
+    curve = CrossElasticity.from_tables(demand, cross)
+    c = demand["unit_cost"].to_numpy()
+    fx = demand["fx_rate"].to_numpy()
+    step = cons["ladder"]["step"]
+    lo0, hi0 = limits(demand, cons)
+    lo, hi = (lo0 if lo is None else lo), (hi0 if hi is None else hi)
+    grids = [ladder(a, z, step) for a, z in zip(lo, hi, strict=True)]
     best, arg = -np.inf, None
     P = np.array(list(itertools.product(*grids)))
     Q = curve.quantity(P)
@@ -70,6 +74,64 @@ def brute(demand, cross, cons, feasible):
             best, arg = V[k], P[k]
             break
     return best, arg
+
+
+def brute_holds(demand, cross, cons, stocks):
+    """Brute force over every ladder plan: the plan under ``stocks`` (``(rows, stock,
+    whose)``: the rows' units over the horizon <= stock) and, per row, what holds its price.
+
+    ``lo`` / ``hi``: the row sits on its floor / cap, or is one ladder step inside it and
+    takes another point with that limit one step wider. A stock holds a row its units reach
+    (its own rows: ``inventory``, a sibling: ``inventory of WHOSE``) when lifting it alone
+    moves the row; ``inventory`` when only lifting every stock does. A limit and the stock
+    hold a row together when lifting either alone leaves the price, lifting both moves it:
+    both are named (the stock as above, on the limit's wider problem)."""
+    step = cons["ladder"]["step"]
+    lo, hi = limits(demand, cons)
+    sibling = CrossElasticity.from_tables(demand, cross).matrix.toarray() != 0
+    H = cons["horizon_weeks"]
+
+    def best(skip=(), widen=None):
+        l2, h2 = lo.copy(), hi.copy()
+        if widen is not None:
+            i, side = widen
+            (h2 if side > 0 else l2)[i] += side * step
+        kept = [(r, s) for k, (r, s, _) in enumerate(stocks) if k not in skip]
+        ok = lambda _p, q: all(H * q[r].sum() <= s * (1 + 1e-12) for r, s in kept)  # noqa: E731
+        return brute(demand, cross, cons, ok, l2, h2)[1]
+
+    p = best()
+    everything = tuple(range(len(stocks)))
+
+    def stock_labels(i, widen=None):
+        """Stocks that hold row ``i`` (with the limit ``widen`` one step wider)."""
+        if np.isclose(best(everything, widen)[i], p[i], rtol=1e-9, atol=0.0):
+            return set()
+        out = set()
+        for k, (rows, _, whose) in enumerate(stocks):
+            reach = i in rows or sibling[rows, i].any()
+            if reach and not np.isclose(best((k,), widen)[i], p[i], rtol=1e-9, atol=0.0):
+                out.add("inventory" if i in rows else f"inventory of {whose}")
+        return out or {"inventory"}
+
+    want = []
+    for i in range(p.size):
+        held = stock_labels(i)
+        reached = any(i in r or sibling[r, i].any() for r, _, _ in stocks)
+        for side, limit in ((-1, lo[i]), (1, hi[i])):
+            if abs(p[i] - limit) >= step * (1 - 1e-9):
+                continue
+            name = "lo" if side < 0 else "hi"
+            alone = np.isclose(p[i], limit, rtol=1e-7) or not np.isclose(
+                best(widen=(i, side))[i], p[i], rtol=1e-9, atol=0.0
+            )
+            if alone:
+                held.add(name)
+            elif reached and not any(x.startswith("inventory") for x in held):
+                together = stock_labels(i, (i, side))
+                held |= together | ({name} if together else set())
+        want.append(held)
+    return p, want
 
 
 #: bounds, a margin floor and a ladder of 5s: small enough to brute-force

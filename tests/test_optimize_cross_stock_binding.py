@@ -11,10 +11,9 @@ import numpy as np
 import polars as pl
 import pytest
 
-from pricelab.demand.curves import CrossElasticity
 from pricelab.optimize.cross import optimize_cross
 from pricelab.report.explorer import _why
-from tests._cross_cases import brute, category, two_markets
+from tests._cross_cases import brute, brute_holds, category, two_markets
 
 CONS = {
     "horizon_weeks": 4,
@@ -61,43 +60,74 @@ def _limits(demand: pl.DataFrame) -> list[tuple[np.ndarray, float, str]]:
 def test_stock_labels_match_brute_force_without_each_limit(name: str) -> None:
     demand, cross = _case(name)
     plan = optimize_cross(demand, cross, CONS)
-    p = plan.table["recommended_price"].to_numpy()
-    limits = _limits(demand)
-    sibling = CrossElasticity.from_tables(demand, cross).matrix.toarray() != 0
-
-    def best_without(skip: set[int]) -> np.ndarray:
-        def feasible(_p: np.ndarray, q: np.ndarray) -> bool:
-            return all(
-                4 * q[rows].sum() <= s * (1 + 1e-12)
-                for k, (rows, s, _) in enumerate(limits)
-                if k not in skip
-            )
-
-        return brute(demand, cross, CONS, feasible)[1]
-
-    assert p == pytest.approx(best_without(set()), rel=1e-12)  # the plan is the brute optimum
-    want: list[set[str]] = [set() for _ in p]
-    for k, (rows, _, whose) in enumerate(limits):
-        moved = ~np.isclose(best_without({k}), p, rtol=1e-9, atol=0.0)
-        reach = sibling[rows].any(axis=0)  # the rows whose prices enter its units
-        for i in np.flatnonzero(moved & reach).tolist():
-            want[i].add("inventory" if i in rows else f"inventory of {whose}")
-    moved_all = ~np.isclose(best_without(set(range(len(limits)))), p, rtol=1e-9, atol=0.0)
-    for i in np.flatnonzero(moved_all).tolist():
-        if not want[i]:
-            want[i].add("inventory")
+    p, want = brute_holds(demand, cross, CONS, _limits(demand))
+    assert plan.table["recommended_price"].to_numpy() == pytest.approx(p, rel=1e-12)
+    stock = [{x for x in w if x.startswith("inventory")} for w in want]
     got = [
         {x for x in b.split(",") if x.startswith("inventory")}
         for b in plan.table["binding"].to_list()
     ]
-    assert got == want, plan.table.select("item_id", "market", "recommended_price", "binding")
+    assert got == stock, plan.table.select("item_id", "market", "recommended_price", "binding")
     # each case holds what its name says
-    flat = [x for w in want for x in w]
+    flat = [x for w in stock for x in w]
     assert any(x.startswith("inventory of") for x in flat) or name == "together"
     if name in ("own and sibling", "pool"):
         assert "inventory" in flat
     if name == "together":
-        assert want[1] == {"inventory"}
+        assert stock[1] == {"inventory"}
+
+
+def _kinds(binding: str) -> set[str]:
+    """A row's labels as ``brute_holds`` names them: ``lo`` (a floor), ``hi`` (the cap) and
+    the stock labels."""
+    out = set()
+    for x in filter(None, binding.split(",")):
+        if x in ("max_decrease_pct", "min_margin_pct"):
+            out.add("lo")
+        elif x == "max_increase_pct":
+            out.add("hi")
+        elif x.startswith("inventory"):
+            out.add(x)
+    return out
+
+
+#: (seed, margin floor %, max increase %, stock per row of A, B, C in the US)
+HELD = {
+    # C one ladder step above its floor, its own stock binding: lifting either alone leaves
+    # C at 70, lifting both takes it to 65 (was: an empty label)
+    "floor and own stock": (3, 20, 10, [None, None, 1213.0]),
+    # C at 135 on its stock and one step below its cap, which holds it as well (was: the cap
+    # missing), B on its floor and C's stock ("inventory of C/US")
+    "cap and own stock, sibling stock": (5, 20, 30, [None, None, 526.0]),
+    # A one step below its cap: its own optimum is lower, the joint one higher (was: empty)
+    "cap under cross demand": (2, 40, 10, [None, None, None]),
+}
+
+
+@pytest.mark.parametrize("name", list(HELD))
+def test_row_limits_and_stock_that_hold_a_row_are_all_named(name: str) -> None:
+    """Every held row names everything that holds it, against brute force over every ladder
+    plan: a limit that holds alone, a stock that holds alone, and a limit and a stock that
+    hold a row together (neither lifted alone moves it, both lifted do)."""
+    seed, margin, inc, stock = HELD[name]
+    demand, cross = category(seed=seed)
+    demand = demand.with_columns(stock=pl.Series(stock, dtype=pl.Float64))
+    cons = {
+        **CONS,
+        "bounds": {"max_increase_pct": inc, "max_decrease_pct": 30},
+        "min_margin_pct": margin,
+    }
+    plan = optimize_cross(demand, cross, cons)
+    limits = [
+        (np.array([i]), s, f"{x}/US")
+        for i, (x, s) in enumerate(zip("ABC", stock, strict=True))
+        if s
+    ]
+    p, want = brute_holds(demand, cross, cons, limits)
+    assert plan.table["recommended_price"].to_numpy() == pytest.approx(p, rel=1e-12)
+    got = [_kinds(b) for b in plan.table["binding"].to_list()]
+    assert got == want, plan.table.select("item_id", "recommended_price", "binding")
+    assert all(got)  # every row here is held by something
 
 
 def test_a_volume_floor_on_one_category_holds_the_siblings_outside_it() -> None:

@@ -186,14 +186,22 @@ def explain(
     by another row's stock is labelled ``inventory of ITEM/MARKET`` (see :func:`_labelled`).
 
     Row limits (bounds, margin floor, dedicated stock, extrapolation cap, frozen) keep the
-    analytic test (the price sits on the limit). ``resolve`` solves a problem the same way
-    the plan was solved; a re-solve that fails leaves the route's own label for that key.
+    analytic test (the price sits on the limit); a laddered row one step inside a limit is
+    held by it when the limit one step wider moves it (:func:`_check_ladder_neighbours`).
+    Under cross-price demand (``reach``) the row's own optimum does not say which of its
+    limits it presses against, so every limit within one ladder step is tested; a limit and
+    a coupling constraint that hold a row together (neither alone moves it, both lifted
+    together do) are both named (:func:`_held_together`); and a laddered row that no limit
+    holds says ``ladder``. ``resolve`` solves a problem the same way the plan was solved; a
+    re-solve that fails leaves the route's own label for that key.
     """
     rows: list[list[str]] = [
         [x for x in s.split(",") if x and (x not in keys or _row_limit(prob, i, x))]
         for i, s in enumerate(labels)
     ]
-    _check_ladder_neighbours(prob, p, rows, resolve)
+    if reach is not None:
+        _add_near_limits(prob, p, rows)
+    dropped = _check_ladder_neighbours(prob, p, rows, resolve)
     for key in keys:
         q = _without(prob, key)
         if q is None:
@@ -209,6 +217,9 @@ def explain(
         held = moved & _subject(prob, key, groups, p_free, reach) & ~prob.frozen
         for i, names in _labelled(prob, p, key, held, resolve, reach).items():
             rows[i] += [x for x in names if x not in rows[i]]
+    if reach is not None:
+        _held_together(prob, p, rows, dropped, keys, groups, resolve, reach)
+        _ladder_unless_limited(prob, rows)
     return [",".join(dict.fromkeys(r)) for r in rows]
 
 
@@ -259,36 +270,139 @@ def _row_limit(prob: Problem, i: int, name: str) -> bool:
     return name in (prob.hi_src[i], prob.lo_src[i])
 
 
+LO_NAMES = ("max_decrease_pct", "min_margin_pct", "inventory", "max_extrapolation_pct")
+
+
+def _limit_names(prob: Problem, i: int) -> set[str]:
+    """Names of row ``i``'s own price limits (the names its ``binding`` can show for them)."""
+    lows = {x for x in LO_NAMES if not np.isnan(prob.sources.get(x, np.full(prob.n, np.nan))[i])}
+    return ({"frozen", str(prob.hi_src[i]), str(prob.lo_src[i])} | lows) - {""}
+
+
+def _add_near_limits(prob: Problem, p: np.ndarray, rows: list[list[str]]) -> None:
+    """Under cross-price demand: every limit within one ladder step of a laddered row's
+    price becomes a candidate label, on either side (the own optimum, which
+    :func:`binding_labels` uses to pick the side, is not the joint one); the neighbour check
+    keeps those that hold."""
+    step = np.nan_to_num(prob.ladder_spacing)
+    near = (step > 0) & ~prob.frozen
+    with np.errstate(invalid="ignore"):
+        up = near & np.isfinite(prob.hi) & (prob.hi - p >= 0) & (prob.hi - p < step * (1 - 1e-9))
+        low = near & (prob.lo > 0) & (p - prob.lo >= 0) & (p - prob.lo < step * (1 - 1e-9))
+    for i in np.flatnonzero(up).tolist():
+        if prob.hi_src[i] not in rows[i]:
+            rows[i].append(str(prob.hi_src[i]))
+    for name in LO_NAMES:
+        v = prob.sources.get(name, np.full(prob.n, np.nan))
+        with np.errstate(invalid="ignore"):
+            on = low & ~np.isnan(v) & (p - v >= 0) & (p - v < step * (1 - 1e-9))
+        for i in np.flatnonzero(on).tolist():
+            if name not in rows[i]:
+                rows[i].append(name)
+
+
+def _widened(prob: Problem, batch: list[int], side: int) -> Problem:
+    """``prob`` with the rows' upper (``side`` +1) or lower (-1) limit one ladder step wider
+    (the floors' sources too: the cross route checks its plan against the margin floor's)."""
+    step = np.nan_to_num(prob.ladder_spacing)
+    src = {k: v.copy() for k, v in prob.sources.items()}
+    q = replace(prob, lo=prob.lo.copy(), hi=prob.hi.copy(), sources=src)
+    if side > 0:
+        q.hi[batch] += step[batch]
+    else:
+        q.lo[batch] = np.maximum(q.lo[batch] - step[batch], 0.0)
+        for name in LO_NAMES:
+            if name in src:
+                src[name][batch] = np.minimum(src[name][batch], q.lo[batch])
+    return q
+
+
 def _check_ladder_neighbours(
     prob: Problem, p: np.ndarray, rows: list[list[str]], resolve: Callable[[Problem], np.ndarray]
-) -> None:
+) -> list[tuple[int, int, list[str]]]:
     """A laddered row one step inside a row limit is held by it only if, with the limit one
-    ladder step wider, the row takes the next point: re-solve and drop the label otherwise."""
+    ladder step wider, the row takes the next point: re-solve and drop the label otherwise.
+
+    Returns the dropped labels as ``(row, side, names)`` (side +1 upper, -1 lower), for
+    :func:`_held_together`."""
     step = np.nan_to_num(prob.ladder_spacing)
-    lo_names = ("max_decrease_pct", "min_margin_pct", "inventory", "max_extrapolation_pct")
+    dropped: list[tuple[int, int, list[str]]] = []
     for side in (+1, -1):
         near: dict[str, list[int]] = {}
         for i in np.flatnonzero(step > 0).tolist():
             for name in rows[i]:
                 if side > 0 and name == prob.hi_src[i] and not _close(p[i], prob.hi[i]):
                     near.setdefault(name, []).append(i)
-                if side < 0 and name in lo_names:
+                if side < 0 and name in LO_NAMES:
                     v = prob.sources.get(name, np.full(prob.n, np.nan))[i]
                     if not _close(p[i], v):
                         near.setdefault(name, []).append(i)
+        gone: dict[int, list[str]] = {}
         for name, idx in near.items():
             # one row at a time (a budget couples them); many rows: all at once
             batches = [[i] for i in idx] if len(idx) <= ROW_CHECKS else [idx]
             for batch in batches:
-                q = replace(prob, lo=prob.lo.copy(), hi=prob.hi.copy())
-                if side > 0:
-                    q.hi[batch] += step[batch]
-                else:
-                    q.lo[batch] = np.maximum(q.lo[batch] - step[batch], 0.0)
                 try:
-                    p_wide = resolve(q)
+                    p_wide = resolve(_widened(prob, batch, side))
                 except PricelabError:
                     continue
                 for i in batch:
                     if _close(p_wide[i], p[i], CHANGE_REL):
                         rows[i].remove(name)
+                        gone.setdefault(i, []).append(name)
+        dropped += [(i, side, names) for i, names in gone.items()]
+    return dropped
+
+
+def _touches(prob: Problem, key: str, i: int, groups: np.ndarray, reach: Any) -> bool:
+    """Some constraint named ``key`` involves row ``i``'s price."""
+    if key == "parity":
+        return bool(groups[i] >= 0)
+    if key == "ordering":
+        return any(i in lower or i in upper for lower, upper, _f, _n in prob.ordering)
+    return any(i in _reach(lk, reach) for lk in prob.links if lk.key == key)
+
+
+def _held_together(
+    prob: Problem,
+    p: np.ndarray,
+    rows: list[list[str]],
+    dropped: list[tuple[int, int, list[str]]],
+    keys: tuple[str, ...],
+    groups: np.ndarray,
+    resolve: Callable[[Problem], np.ndarray],
+    reach: Any,
+) -> None:
+    """A row limit and a coupling constraint that hold a row together: lifting either alone
+    leaves the price where it is (each holds it without the other), lifting both moves it.
+    For each label the neighbour check dropped (up to :data:`ROW_CHECKS` rows), re-solve with
+    the limit one step wider and each coupling constraint that reaches the row lifted; where
+    the row moves, both are named (the coupling constraint as :func:`_labelled` names it)."""
+    for i, side, names in dropped[:ROW_CHECKS]:
+        wide = _widened(prob, [i], side)
+        for key in keys:
+            q = _without(wide, key)
+            if q is None or any(x.split(" of ")[0] == key for x in rows[i]):
+                continue
+            if not _touches(prob, key, i, groups, reach):
+                continue
+            try:
+                p_both = resolve(q)
+            except PricelabError:
+                continue
+            if _close(p_both[i], p[i], CHANGE_REL):
+                continue
+            mask = np.zeros(prob.n, dtype=bool)
+            mask[i] = True
+            got = _labelled(wide, p, key, mask, resolve, reach).get(i, [key])
+            rows[i] += [x for x in names + got if x not in rows[i]]
+
+
+def _ladder_unless_limited(prob: Problem, rows: list[list[str]]) -> None:
+    """A laddered row says ``ladder`` exactly when none of its own limits holds it."""
+    for i in np.flatnonzero(~np.isnan(prob.ladder_spacing) & ~prob.frozen).tolist():
+        limited = any(x in _limit_names(prob, i) for x in rows[i])
+        if limited and "ladder" in rows[i]:
+            rows[i].remove("ladder")
+        elif not limited and "ladder" not in rows[i]:
+            rows[i].insert(0, "ladder")
