@@ -97,13 +97,15 @@ def round_prices(
     free = np.ones(prob.n, dtype=bool)
     for r in blocks:
         free[r] = False
-    out, why = p.copy(), {}
+    out, why = p.copy(), dict[int, str]()
     for k, r in enumerate([*blocks, np.flatnonzero(free)]):
         if r.size == 0:
             continue
         sub = prob.take(r)
-        failed = len(blocks) == 1 and k == 0  # the joint search just failed on this block
-        got, sub_why = (None, {}) if failed else _round(sub, p[r], _renumbered(groups[r]), gap)
+        got: np.ndarray | None = None
+        sub_why: dict[int, str] = {}
+        if not (len(blocks) == 1 and k == 0):  # else the joint search just failed on it
+            got, sub_why = _round(sub, p[r], _renumbered(groups[r]), gap)
         if got is None:
             got, sub_why = p[r], _kept(sub)
         out[r] = got
