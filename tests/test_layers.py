@@ -23,6 +23,7 @@ LAYERS: list[tuple[str, set[str]]] = [
             "_resources",
             "_alloc",
             "transient",
+            "staged",
             "urls",
             "io",
             "filecheck",
