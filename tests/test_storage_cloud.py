@@ -9,6 +9,7 @@ it only through the libraries' usual environment variables.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
@@ -34,35 +35,55 @@ DEV_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFP
 
 
 def azurite_binary() -> Path | None:
-    """``azurite-blob`` from $PRICELAB_AZURITE, PATH or the cache (npm-installed there once)."""
+    """``azurite-blob`` from $PRICELAB_AZURITE, PATH or the cache (npm-installed there once).
+
+    npm installs into a staging folder beside the cache's ``azurite`` folder, which is moved
+    into place (and marked complete) only after npm succeeded: an install that was killed,
+    or two test processes installing at once, never leave a half-installed package that
+    every later run would take for the real one (seen: ``Cannot find module
+    '../generated/Context'``). A cache without the mark is installed again.
+    """
     if os.environ.get("PRICELAB_AZURITE"):
         return Path(os.environ["PRICELAB_AZURITE"])
     on_path = shutil.which("azurite-blob")
     if on_path:
         return Path(on_path)
     cache = Path(os.environ.get("PRICELAB_TEST_CACHE", Path.home() / ".cache" / "pricelab"))
-    binary = cache / "azurite" / "node_modules" / ".bin" / "azurite-blob"
-    if binary.exists():
+    home = cache / "azurite"
+    binary = home / "node_modules" / ".bin" / "azurite-blob"
+    mark = home / f".complete-{AZURITE_VERSION}"
+    if binary.exists() and mark.exists():
         return binary
     if shutil.which("npm") is None or shutil.which("node") is None:
         return None
-    (cache / "azurite").mkdir(parents=True, exist_ok=True)
-    done = subprocess.run(
-        [
-            "npm",
-            "install",
-            "--no-audit",
-            "--no-fund",
-            "--loglevel=error",
-            "--prefix",
-            str(cache / "azurite"),
-            f"azurite@{AZURITE_VERSION}",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    return binary if done.returncode == 0 and binary.exists() else None
+    cache.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".azurite-", dir=cache))
+    try:
+        done = subprocess.run(
+            [
+                "npm",
+                "install",
+                "--no-audit",
+                "--no-fund",
+                "--loglevel=error",
+                "--prefix",
+                str(staging),
+                f"azurite@{AZURITE_VERSION}",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        if done.returncode != 0:
+            return None
+        (staging / mark.name).touch()
+        if not mark.exists():  # another process may have finished first: keep its install
+            shutil.rmtree(home, ignore_errors=True)
+            with contextlib.suppress(OSError):  # it did, between the check and the move
+                staging.rename(home)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return binary if binary.exists() and mark.exists() else None
 
 
 def _conn(port: int, key: str = DEV_KEY) -> str:
