@@ -56,9 +56,14 @@ def cli() -> Callable[..., CliResult]:
 
 
 def run_subprocess(
-    *args: object, env: dict[str, str] | None = None, cwd: Path | None = None, timeout: float = 300
+    *args: object,
+    env: dict[str, str] | None = None,
+    cwd: Path | None = None,
+    timeout: float = 300,
+    preexec_fn: Callable[[], None] | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    """Run ``python -m pricelab ARGS`` as a real process."""
+    """Run ``python -m pricelab ARGS`` as a real process (``preexec_fn``: run in the child
+    before exec, e.g. a resource limit)."""
     full_env = {**os.environ, **(env or {})}
     full_env["PYTHONPATH"] = str(REPO) + os.pathsep + full_env.get("PYTHONPATH", "")
     return subprocess.run(
@@ -68,6 +73,7 @@ def run_subprocess(
         env=full_env,
         cwd=cwd,
         timeout=timeout,
+        preexec_fn=preexec_fn,  # noqa: PLW1509 - callers pass only setrlimit, before exec
     )
 
 

@@ -10,16 +10,14 @@ command writes without a limit (the test first checks that this run succeeded).
 
 from __future__ import annotations
 
-import os
 import resource
 import subprocess
-import sys
 from pathlib import Path
 
 import polars as pl
 import pytest
 
-from tests.conftest import REPO, assert_same, copy_db, snapshot
+from tests.conftest import REPO, assert_same, copy_db, run_subprocess, snapshot
 
 SAMPLE = REPO / "data" / "sample"
 COMMANDS = {
@@ -41,17 +39,7 @@ def run_limited(
         if limit is not None:
             resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
 
-    full_env = {**os.environ, **(env or {}), "NO_COLOR": "1"}
-    full_env["PYTHONPATH"] = str(REPO) + os.pathsep + full_env.get("PYTHONPATH", "")
-    return subprocess.run(
-        [sys.executable, "-m", "pricelab", *[str(a) for a in args]],
-        capture_output=True,
-        text=True,
-        env=full_env,
-        preexec_fn=cap,  # noqa: PLW1509 - only setrlimit, before exec
-        timeout=300,
-        check=False,
-    )
+    return run_subprocess(*args, env={**(env or {}), "NO_COLOR": "1"}, preexec_fn=cap)
 
 
 def _limit_for(template: Path, tmp: Path, command: str) -> int:
